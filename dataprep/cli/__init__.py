@@ -1,0 +1,35 @@
+"""The `dataprep` command: thin Typer commands that build a config and call the library.
+
+Each stage's command lives in its own module here and registers itself on `app`; this file
+holds the shared options and the one place where user errors become exit codes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dataprep.errors import DataprepError, VerifyError
+
+app = typer.Typer(
+    name="dataprep",
+    help="Prepare training data as Parquet shards and stream it into distributed training.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# Importing a command module registers its commands on `app`.
+from dataprep.cli import core, shard  # noqa: E402,F401
+
+
+def main() -> None:
+    try:
+        app()
+    except DataprepError as exc:
+        from dataprep.cli.output import err_console
+
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1 if isinstance(exc, VerifyError) else 2)

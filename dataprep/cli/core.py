@@ -1,0 +1,139 @@
+"""Commands that are not stages: run, validate, inspect, verify, sample."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dataprep import dataset, recipe
+from dataprep.cli import app, output
+from dataprep.cli.output import console
+from dataprep.runner import StageRun
+
+
+@app.command(rich_help_panel="Pipelines")
+def run(
+    recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="Pipeline YAML.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a parameter: STAGE.PARAM=VALUE (repeatable)."),
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Rerun this stage and all after it.")
+    ] = None,
+    workers: output.Workers = None,
+    quiet: output.Quiet = False,
+    json: output.Json = False,
+) -> None:
+    """Run a recipe: stages in order, each reading the previous one's output.
+
+    Finished stages whose input and config are unchanged are skipped.
+    """
+    plan = recipe.load(recipe_path, set_ or [])
+    reporter = output.reporter(quiet, json)
+
+    def announce(r: StageRun) -> None:
+        if not (quiet or json):
+            note = "done" if r.status == "ran" else "up to date, skipped"
+            console.print(f"[bold]{r.stage_id}[/] ({r.op}): {note} -> {r.out}")
+
+    runs = recipe.run(plan, reporter=reporter, workers=workers, force_from=from_, on_stage=announce)
+    output.print_runs(runs, quiet, json)
+
+
+@app.command(rich_help_panel="Pipelines")
+def validate(
+    recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="Pipeline YAML.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="STAGE.PARAM=VALUE")] = None,
+) -> None:
+    """Check a recipe (stages, parameters, inputs) without reading any data."""
+    plan = recipe.load(recipe_path, set_ or [])
+    recipe.check_inputs(plan)
+    stages = ", ".join(f"{p.spec.id} ({p.spec.op})" for p in plan.stages)
+    console.print(f"[green]ok[/]: {plan.model.name}: {len(plan.stages)} stages: {stages}")
+
+
+@app.command(rich_help_panel="Datasets")
+def inspect(
+    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    json: output.Json = False,
+    shards: Annotated[int, typer.Option(help="Shard rows to show (0 = all).")] = 20,
+) -> None:
+    """Show a dataset's schema, shards, totals and lineage."""
+    manifest = dataset.read_manifest(path)
+    if json:
+        output.print_json(manifest.to_json())
+        return
+    schema = Table(title="schema", title_justify="left")
+    schema.add_column("column")
+    schema.add_column("type")
+    for field in manifest.schema:
+        schema.add_row(field.name, str(field.type))
+    console.print(schema)
+    table = Table(title="shards", title_justify="left")
+    for column in ("path", "rows", "bytes", "row groups", "xxh3-128"):
+        table.add_column(column, justify="right" if column in ("rows", "bytes") else None)
+    shown = manifest.shards if shards == 0 else manifest.shards[:shards]
+    for s in shown:
+        table.add_row(s.path, f"{s.rows:,}", f"{s.bytes:,}", str(len(s.row_groups)), s.xxh3_128)
+    if len(shown) < len(manifest.shards):
+        table.add_row(f"… {len(manifest.shards) - len(shown)} more", "", "", "", "")
+    console.print(table)
+    console.print(
+        f"[bold]totals[/]: {len(manifest.shards):,} shards, {manifest.rows:,} rows, "
+        f"{manifest.bytes:,} bytes"
+    )
+    if manifest.encryption:
+        console.print(f"[bold]encryption[/]: {jsonlib.dumps(manifest.encryption)}")
+    lineage = Table(title="lineage", title_justify="left")
+    for column in ("#", "stage", "id", "finished", "version", "config"):
+        lineage.add_column(column)
+    for n, entry in enumerate(manifest.lineage):
+        config = jsonlib.dumps({k: v for k, v in entry["config"].items() if v is not None})
+        lineage.add_row(
+            str(n),
+            entry["stage"],
+            entry.get("id", ""),
+            entry["finished"],
+            entry["version"],
+            config,
+        )
+    console.print(lineage)
+
+
+@app.command(rich_help_panel="Datasets")
+def verify(
+    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    json: output.Json = False,
+) -> None:
+    """Recompute every shard's checksum and row count; exit 1 at the first bad shard."""
+    result = dataset.verify_dataset(path)
+    if json:
+        output.print_json({"ok": True, "shards": result.shards, "rows": result.rows})
+    else:
+        console.print(f"[green]ok[/]: {result.shards} shards, {result.rows:,} rows verified")
+
+
+@app.command(rich_help_panel="Datasets")
+def sample(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the corpus.")],
+    docs: Annotated[int, typer.Option(help="Good documents to generate.")] = 6000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    malformed: Annotated[int, typer.Option(help="Malformed lines to mix in.")] = 12,
+    json: output.Json = False,
+) -> None:
+    """Generate a deterministic synthetic corpus that exercises every stage."""
+    from dataprep.sample import generate_corpus
+
+    summary = generate_corpus(out, docs=docs, seed=seed, malformed=malformed)
+    if json:
+        output.print_json(summary)
+    else:
+        console.print(
+            f"[green]wrote[/] {summary['docs']:,} docs ({summary['malformed']} malformed lines) "
+            f"in {len(summary['files'])} files to {out}"
+        )

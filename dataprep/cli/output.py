@@ -1,0 +1,75 @@
+"""How results reach a person (rich tables) or a script (`--json` on stdout)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dataprep.executors import make_executor
+from dataprep.progress import Reporter
+from dataprep.runner import StageRun
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Options every stage command shares.
+Workers = Annotated[int | None, typer.Option("--workers", "-w", help="Processes (default: cores).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (batch jobs).")]
+Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+Force = Annotated[bool, typer.Option("--force", help="Rerun even if the output is up to date.")]
+
+
+def reporter(quiet: bool, as_json: bool) -> Reporter:
+    return Reporter(quiet=quiet or as_json)
+
+
+def executor(workers: int | None) -> Any:
+    return make_executor("local", workers=workers)
+
+
+def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
+    """One summary for one stage or a whole recipe."""
+    if as_json:
+        payload = [
+            {
+                "id": r.stage_id,
+                "op": r.op,
+                "out": str(r.out),
+                "status": r.status,
+                "report": r.report,
+            }
+            for r in runs
+        ]
+        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str))
+        return
+    if quiet:
+        return
+    table = Table(title="dataprep", title_justify="left")
+    for column in ("stage", "status", "rows in", "rows out", "quarantined", "seconds", "output"):
+        table.add_column(column, justify="right" if column.startswith(("rows", "q", "s")) else None)
+    for r in runs:
+        rep = r.report
+        status = "[green]ran[/]" if r.status == "ran" else "[dim]up to date, skipped[/]"
+        table.add_row(
+            r.stage_id,
+            status,
+            f"{rep.get('rows_in', 0):,}",
+            f"{rep.get('rows_out', 0):,}",
+            f"{rep.get('quarantined', 0):,}",
+            f"{rep.get('seconds', 0):.2f}",
+            str(r.out),
+        )
+    console.print(table)
+    if any(r.report.get("quarantined") for r in runs):
+        console.print(
+            "[yellow]Rows that could not be read are in each output's quarantine.jsonl.[/]"
+        )
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,61 @@
+"""`dataprep shard`: raw files to Parquet shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli import app, output
+from dataprep.runner import run_stage
+from dataprep.stages.shard import ShardConfig
+
+
+@app.command(rich_help_panel="Stages")
+def shard(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories or globs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    shard_rows: Annotated[int | None, typer.Option(help="Rows per shard.")] = None,
+    shard_bytes: Annotated[
+        str | None, typer.Option(help="Bytes per shard, e.g. 128MB (default if no --shard-rows).")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    id_column: Annotated[
+        str, typer.Option(help="Id column; generated as SOURCE:LINE when absent.")
+    ] = "id",
+    keep: Annotated[
+        str | None, typer.Option(help="Comma-separated fields to keep (default: all).")
+    ] = None,
+    format: Annotated[str, typer.Option(help="auto, jsonl, csv, parquet or text.")] = "auto",
+    lines: Annotated[bool, typer.Option(help="Plain text: one document per line.")] = False,
+    workers: output.Workers = None,
+    quiet: output.Quiet = False,
+    json: output.Json = False,
+    force: output.Force = False,
+) -> None:
+    """Read JSONL / CSV / Parquet / text (plain, .zst, .gz) into Parquet shards.
+
+    Malformed rows go to OUT/quarantine.jsonl with their source and line; the run goes on.
+    """
+    config = ShardConfig.parse(
+        {
+            "shard_rows": shard_rows,
+            "shard_bytes": shard_bytes,
+            "text_column": text_column,
+            "id_column": id_column,
+            "keep": keep.split(",") if keep else None,
+            "format": format,
+            "lines": lines,
+        }
+    )
+    result = run_stage(
+        "shard",
+        config,
+        out,
+        inputs=inputs,
+        executor=output.executor(workers),
+        reporter=output.reporter(quiet, json),
+        force=force,
+    )
+    output.print_runs([result], quiet, json)

@@ -1,0 +1,356 @@
+"""The dataset directory contract: Parquet shards plus a manifest written last.
+
+A directory is a dataset only once `manifest.json` exists; every writer here goes through a
+temporary name and a rename, so a killed process never leaves something that looks finished.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+
+from dataprep import __version__
+from dataprep.errors import DataprepError, VerifyError
+
+FORMAT = "dataprep.dataset"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+REPORT = "report.json"
+QUARANTINE = "quarantine.jsonl"
+WORK_DIR = ".dataprep"  # resume state and scratch; removed once the manifest is written
+
+DEFAULT_COMPRESSION = "zstd"
+DEFAULT_COMPRESSION_LEVEL = 3
+
+
+@dataclass
+class ShardEntry:
+    """One Parquet file of a dataset, as the manifest records it."""
+
+    path: str
+    rows: int
+    bytes: int
+    xxh3_128: str
+    row_groups: list[int] = field(default_factory=list)
+    partition: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.partition is None:
+            del data["partition"]
+        return data
+
+
+@dataclass
+class Manifest:
+    """What a finished stage promises about its output directory."""
+
+    schema: pa.Schema
+    shards: list[ShardEntry]
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    encryption: dict[str, Any] | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    def digest(self) -> str:
+        """Content digest: changes exactly when the shards' bytes or the schema change."""
+        h = xxhash.xxh3_128()
+        h.update(self.schema.serialize().to_pybytes())
+        for shard in self.shards:
+            h.update(f"{shard.path}\0{shard.xxh3_128}\0".encode())
+        return h.hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "schema": {
+                "fields": [{"name": f.name, "type": str(f.type)} for f in self.schema],
+                "arrow": base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
+            },
+            "shards": [s.to_json() for s in self.shards],
+            "totals": {"shards": len(self.shards), "rows": self.rows, "bytes": self.bytes},
+            "lineage": self.lineage,
+            "encryption": self.encryption,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        if data.get("format") != FORMAT:
+            raise DataprepError("manifest.json is not a dataprep manifest (wrong format tag)")
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise DataprepError(
+                f"manifest format {data['format_version']} is newer than this dataprep "
+                f"understands ({FORMAT_VERSION}); upgrade dataprep"
+            )
+        raw = base64.b64decode(data["schema"]["arrow"])
+        schema = pa.ipc.read_schema(pa.py_buffer(raw))
+        shards = [ShardEntry(**s) for s in data["shards"]]
+        return cls(schema, shards, data.get("lineage", []), data.get("encryption"))
+
+
+def is_dataset(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Load a dataset's manifest, or stop with a message that says what is wrong."""
+    root = Path(path)
+    target = root / MANIFEST
+    if not root.exists():
+        raise DataprepError(f"dataset directory {root} does not exist")
+    if not target.is_file():
+        raise DataprepError(
+            f"{root} has no manifest.json: it is not a finished dataprep dataset "
+            "(the stage that writes it did not complete)"
+        )
+    try:
+        return Manifest.from_json(json.loads(target.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataprepError(
+            f"{target} is unreadable ({exc}); rerun the stage that made it"
+        ) from exc
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temp file + rename so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_manifest(root: Path, manifest: Manifest) -> None:
+    write_json_atomic(root / MANIFEST, manifest.to_json())
+
+
+def file_checksum(path: str | Path) -> str:
+    """xxh3-128 of a file's bytes, streamed in 8 MiB blocks."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How shards are encoded; a property of the output, shared by every stage's writer."""
+
+    compression: str = DEFAULT_COMPRESSION
+    compression_level: int | None = DEFAULT_COMPRESSION_LEVEL
+    row_group_rows: int = 65536
+    use_dictionary: bool = True
+
+    def writer_kwargs(self) -> dict[str, Any]:
+        level = self.compression_level if self.compression not in ("snappy", "none") else None
+        return {
+            "compression": self.compression,
+            "compression_level": level,
+            "use_dictionary": self.use_dictionary,
+        }
+
+
+class ShardWriter:
+    """Write one Parquet shard under a temporary name; `close()` renames it into place.
+
+    Row groups are written as tables arrive (capped at `row_group_rows`), so memory stays at
+    one batch, and `bytes_written` lets callers roll over to a new shard by size.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        options: WriteOptions = WriteOptions(),
+        partition: int | None = None,
+    ):
+        self.path = path
+        self.partition = partition
+        self.options = options
+        self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self._sink = pa.OSFile(str(self._tmp), "wb")
+        self._writer = pq.ParquetWriter(self._sink, schema, **options.writer_kwargs())
+        self.rows = 0
+        self.row_groups: list[int] = []
+
+    @property
+    def bytes_written(self) -> int:
+        return self._sink.tell()
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        step = self.options.row_group_rows
+        for start in range(0, table.num_rows, step):
+            part = table.slice(start, step)
+            self._writer.write_table(part, row_group_size=step)
+            self.row_groups.append(part.num_rows)
+            self.rows += part.num_rows
+
+    def close(self) -> ShardEntry:
+        self._writer.close()
+        self._sink.close()
+        checksum = file_checksum(self._tmp)
+        size = self._tmp.stat().st_size
+        os.replace(self._tmp, self.path)
+        return ShardEntry(
+            path=self.path.name,
+            rows=self.rows,
+            bytes=size,
+            xxh3_128=checksum,
+            row_groups=self.row_groups,
+            partition=self.partition,
+        )
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+            self._sink.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
+class RollingShardWriter:
+    """Split a stream of tables into shards of at most `shard_rows` rows or ~`shard_bytes`."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        name_prefix: str,
+        schema: pa.Schema,
+        shard_rows: int | None = None,
+        shard_bytes: int | None = None,
+        options: WriteOptions = WriteOptions(),
+    ):
+        self.out_dir = out_dir
+        self.name_prefix = name_prefix
+        self.schema = schema
+        self.shard_rows = shard_rows
+        self.shard_bytes = shard_bytes
+        self.options = options
+        self.entries: list[ShardEntry] = []
+        self._current: ShardWriter | None = None
+
+    def _open(self) -> ShardWriter:
+        name = f"{self.name_prefix}-{len(self.entries):05d}.parquet"
+        return ShardWriter(self.out_dir / name, self.schema, self.options)
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self._current is None:
+                self._current = self._open()
+            room = table.num_rows
+            if self.shard_rows:
+                room = min(room, self.shard_rows - self._current.rows)
+            self._current.write(table.slice(0, room))
+            table = table.slice(room)
+            full_rows = self.shard_rows and self._current.rows >= self.shard_rows
+            full_bytes = self.shard_bytes and self._current.bytes_written >= self.shard_bytes
+            if full_rows or full_bytes:
+                self.entries.append(self._current.close())
+                self._current = None
+
+    def close(self) -> list[ShardEntry]:
+        if self._current is not None and self._current.rows:
+            self.entries.append(self._current.close())
+        elif self._current is not None:
+            self._current.abort()
+        self._current = None
+        return self.entries
+
+    def abort(self) -> None:
+        if self._current is not None:
+            self._current.abort()
+
+
+def iter_shard_paths(root: str | Path, manifest: Manifest) -> Iterator[tuple[ShardEntry, Path]]:
+    for shard in manifest.shards:
+        yield shard, Path(root) / shard.path
+
+
+@dataclass
+class VerifyResult:
+    shards: int
+    rows: int
+
+
+def verify_dataset(root: str | Path) -> VerifyResult:
+    """Recompute every shard's checksum and row count; raise `VerifyError` at the first bad one.
+
+    Row counts come from the Parquet footer, which needs no decryption key, so encrypted
+    datasets verify without one.
+    """
+    manifest = read_manifest(root)
+    rows = 0
+    for shard, path in iter_shard_paths(root, manifest):
+        if not path.is_file():
+            raise VerifyError(f"shard {shard.path} is missing")
+        size = path.stat().st_size
+        if size != shard.bytes:
+            raise VerifyError(f"shard {shard.path}: size {size} != manifest {shard.bytes}")
+        checksum = file_checksum(path)
+        if checksum != shard.xxh3_128:
+            raise VerifyError(f"shard {shard.path}: checksum mismatch (file changed or corrupt)")
+        if manifest.encryption is None:
+            try:
+                counted = pq.ParquetFile(path).metadata.num_rows
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise VerifyError(f"shard {shard.path}: unreadable Parquet ({exc})") from exc
+            if counted != shard.rows:
+                raise VerifyError(f"shard {shard.path}: {counted} rows != manifest {shard.rows}")
+        rows += shard.rows
+    return VerifyResult(shards=len(manifest.shards), rows=rows)
+
+
+def lineage_entry(
+    op: str,
+    stage_id: str,
+    config: dict[str, Any],
+    input_digest: str,
+    config_digest: str,
+    started: float,
+) -> dict[str, Any]:
+    return {
+        "stage": op,
+        "id": stage_id,
+        "config": config,
+        "input_digest": input_digest,
+        "config_digest": config_digest,
+        "version": __version__,
+        "started": _iso(started),
+        "finished": _iso(time.time()),
+    }
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def read_rows(root: str | Path, columns: Iterable[str] | None = None) -> pa.Table:
+    """Whole dataset as one table: for tests and small data, never for stage code."""
+    manifest = read_manifest(root)
+    cols = list(columns) if columns is not None else None
+    tables = [pq.read_table(p, columns=cols) for _, p in iter_shard_paths(root, manifest)]
+    if not tables:
+        return manifest.schema.empty_table() if cols is None else pa.table({c: [] for c in cols})
+    return pa.concat_tables(tables)

@@ -1,0 +1,243 @@
+"""YAML recipes: a whole pipeline validated before any data is read, then run stage by stage.
+
+Every error names the stage and the key to fix. Stages are looked up in the registry, so a
+plugin stage works in a recipe exactly like a built-in one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dataprep.dataset import WriteOptions, read_manifest
+from dataprep.errors import DataprepError
+from dataprep.executors import make_executor
+from dataprep.progress import Reporter
+from dataprep.runner import StageRun, run_stage
+from dataprep.sources import resolve
+from dataprep.stage import StageConfig, describe_validation
+from dataprep.stages import get_stage
+
+_VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(BaseModel):
+    """Where the pipeline starts; other keys are defaults for a first `shard` stage."""
+
+    model_config = ConfigDict(extra="allow")
+    path: str | list[str]
+
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class ExecutorSpec(_Strict):
+    kind: Literal["local", "ray"] = "local"
+    workers: int | None = Field(None, gt=0)
+    address: str | None = None
+
+
+class OutputSpec(_Strict):
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "brotli", "none"] = "zstd"
+    compression_level: int | None = 3
+    row_group_rows: int = Field(65536, gt=0)
+
+    def write_options(self) -> WriteOptions:
+        return WriteOptions(self.compression, self.compression_level, self.row_group_rows)
+
+
+class StageSpec(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    input: str | None = None
+
+
+class RecipeModel(_Strict):
+    version: Literal[1] = 1
+    name: str = "recipe"
+    vars: dict[str, str] = Field(default_factory=dict)
+    input: InputSpec | None = None
+    executor: ExecutorSpec = ExecutorSpec()
+    output: OutputSpec = OutputSpec()
+    stages: list[StageSpec] = Field(min_length=1)
+
+
+@dataclass
+class PlannedStage:
+    spec: StageSpec
+    config: StageConfig
+    out: Path
+    input_path: Path | None  # a dataset directory, or None for a raw-input stage
+    inputs: list[str]  # raw inputs for a stage such as shard
+
+
+@dataclass
+class Recipe:
+    model: RecipeModel
+    stages: list[PlannedStage]
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, interpolate, override and validate a recipe as a whole."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataprepError(f"recipe {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataprepError(f"recipe {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DataprepError(f"recipe {path} must be a mapping with 'stages:'")
+    return build(raw, overrides)
+
+
+def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
+    variables = {"root": "work", **{str(k): str(v) for k, v in (raw.get("vars") or {}).items()}}
+    raw = _interpolate(raw, variables)
+    _apply_overrides(raw, overrides)
+    try:
+        model = RecipeModel.model_validate(raw)
+    except ValidationError as exc:
+        raise DataprepError(describe_validation(exc, "recipe")) from None
+    root = Path(variables["root"])
+    planned: list[PlannedStage] = []
+    outputs: dict[str, Path] = {}
+    for n, spec in enumerate(model.stages):
+        if spec.id in outputs:
+            raise DataprepError(f"stage id {spec.id!r} is used twice; ids must be unique")
+        where = f"stage {spec.id!r}"
+        try:
+            stage = get_stage(spec.op)
+        except DataprepError as exc:
+            raise DataprepError(f"{where}: {exc}") from None
+        params = dict(spec.params)
+        inputs: list[str] = []
+        input_path: Path | None = None
+        if not stage.reads_dataset:
+            if n != 0 or spec.input is not None or model.input is None:
+                raise DataprepError(
+                    f"{where}: op {spec.op!r} reads raw files, so it must be the first stage "
+                    "and the recipe needs 'input: {path: ...}'"
+                )
+            inputs = model.input.paths()
+            params = {**(model.input.model_extra or {}), **params}
+        elif spec.input is not None:
+            if spec.input not in outputs:
+                raise DataprepError(f"{where}: input {spec.input!r} is not an earlier stage id")
+            input_path = outputs[spec.input]
+        elif n > 0:
+            input_path = planned[-1].out
+        elif model.input is None:
+            raise DataprepError(f"{where}: the first stage needs 'input: {{path: DATASET_DIR}}'")
+        else:
+            if model.input.model_extra:
+                extra = ", ".join(model.input.model_extra)
+                raise DataprepError(
+                    f"input: {extra} only apply when the first stage is 'shard'; "
+                    f"move them into {where}'s params"
+                )
+            input_path = Path(model.input.paths()[0])
+        try:
+            config = stage.Config.model_validate(params)
+        except ValidationError as exc:
+            raise DataprepError(describe_validation(exc, f"{where} ({spec.op}) params")) from None
+        outputs[spec.id] = root / spec.id
+        planned.append(PlannedStage(spec, config, root / spec.id, input_path, inputs))
+    return Recipe(model, planned)
+
+
+def check_inputs(recipe: Recipe) -> None:
+    """Fail fast on a missing input, before the first stage starts."""
+    first = recipe.stages[0]
+    where = f"stage {first.spec.id!r}"
+    try:
+        if first.inputs:
+            resolve(first.inputs, getattr(first.config, "format", "auto"))
+        elif first.input_path is not None:
+            read_manifest(first.input_path)
+    except DataprepError as exc:
+        raise DataprepError(f"{where}: input: {exc}") from None
+
+
+def run(
+    recipe: Recipe,
+    *,
+    reporter: Reporter | None = None,
+    workers: int | None = None,
+    force_from: str | None = None,
+    on_stage: Any = None,
+) -> list[StageRun]:
+    """Run every stage in order; finished stages with unchanged input+config are skipped."""
+    ids = [p.spec.id for p in recipe.stages]
+    if force_from is not None and force_from not in ids:
+        raise DataprepError(f"--from {force_from!r} is not a stage id (ids: {', '.join(ids)})")
+    check_inputs(recipe)
+    spec = recipe.model.executor
+    executor = make_executor(spec.kind, workers=workers or spec.workers, address=spec.address)
+    write_options = recipe.model.output.write_options()
+    force = False
+    runs = []
+    for planned in recipe.stages:
+        force = force or planned.spec.id == force_from
+        result = run_stage(
+            planned.spec.op,
+            planned.config,
+            planned.out,
+            input_path=planned.input_path,
+            inputs=planned.inputs,
+            executor=executor,
+            reporter=reporter,
+            write_options=write_options,
+            force=force,
+            stage_id=planned.spec.id,
+        )
+        runs.append(result)
+        if on_stage is not None:
+            on_stage(result)
+    return runs
+
+
+def _interpolate(value: Any, variables: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, variables) for v in value]
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: _lookup(m.group(1), variables), value)
+    return value
+
+
+def _lookup(name: str, variables: dict[str, str]) -> str:
+    if name.startswith("env:"):
+        env = name[4:]
+        if env not in os.environ:
+            raise DataprepError(f"recipe uses ${{env:{env}}} but {env} is not set")
+        return os.environ[env]
+    if name not in variables:
+        raise DataprepError(f"recipe uses ${{{name}}} but vars: has no {name!r}")
+    return variables[name]
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
+    """`--set stage.param=value`: the value is parsed as YAML (numbers, bools, lists)."""
+    stages = {s.get("id"): s for s in raw.get("stages") or [] if isinstance(s, dict)}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        stage_id, dot, param = key.rpartition(".")
+        if not sep or not dot:
+            raise DataprepError(f"--set {item!r}: write it as STAGE.PARAM=VALUE")
+        if stage_id not in stages:
+            raise DataprepError(f"--set {item!r}: no stage with id {stage_id!r}")
+        stages[stage_id].setdefault("params", {})[param] = yaml.safe_load(value)

@@ -1,0 +1,194 @@
+"""Run one stage with the dataset contract around it: cache, resume, report, manifest last.
+
+Both the CLI and the recipe runner call `run_stage`, so a stage behaves the same from a shell,
+a recipe, or Python.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from dataprep import dataset
+from dataprep.dataset import Manifest, WriteOptions
+from dataprep.errors import DataprepError
+from dataprep.executors import Executor, make_executor
+from dataprep.progress import Reporter, install
+from dataprep.stage import StageConfig, StageContext
+from dataprep.stages import get_stage
+
+
+@dataclass
+class StageRun:
+    """The outcome of `run_stage`: whether it ran or was already up to date, and its report."""
+
+    stage_id: str
+    op: str
+    out: Path
+    status: str  # "ran" | "cached"
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def config_digest(config: StageConfig, write_options: WriteOptions) -> str:
+    payload = {"config": config.model_dump(mode="json"), "write": write_options.__dict__}
+    return xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def validate_config(op: str, params: dict[str, Any] | StageConfig) -> StageConfig:
+    stage = get_stage(op)
+    if isinstance(params, StageConfig):
+        return params
+    return stage.Config.model_validate(params)
+
+
+def run_stage(
+    op: str,
+    config: StageConfig | dict[str, Any],
+    out: str | Path,
+    *,
+    input_path: str | Path | None = None,
+    inputs: Sequence[str] = (),
+    executor: Executor | None = None,
+    reporter: Reporter | None = None,
+    write_options: WriteOptions = WriteOptions(),
+    force: bool = False,
+    stage_id: str | None = None,
+) -> StageRun:
+    started = time.time()
+    t0 = time.perf_counter()
+    stage = get_stage(op)
+    config = validate_config(op, config)
+    out = Path(out)
+    stage_id = stage_id or op
+    reporter = reporter or Reporter(quiet=True)
+    executor = executor or make_executor("local")
+
+    input_manifest: Manifest | None = None
+    input_root: Path | None = None
+    if stage.reads_dataset:
+        if input_path is None:
+            raise DataprepError(f"stage {stage_id!r} needs an input dataset directory")
+        input_root = Path(input_path)
+        input_manifest = dataset.read_manifest(input_root)
+        input_digest = input_manifest.digest()
+    else:
+        input_digest = stage.input_digest(config, inputs)
+    cfg_digest = config_digest(config, write_options)
+
+    if not force and _is_up_to_date(out, input_digest, cfg_digest):
+        report = _read_report(out)
+        return StageRun(stage_id, op, out, "cached", report)
+
+    _prepare_output(out, input_digest, cfg_digest)
+    ctx = StageContext(
+        config,
+        out,
+        executor,
+        reporter,
+        input_root=input_root,
+        input_manifest=input_manifest,
+        inputs=inputs,
+        write_options=write_options,
+        description=stage_id,
+    )
+    previous_sink = install(reporter.on_tick)
+    try:
+        result = stage.run(ctx)
+    finally:
+        install(previous_sink)
+
+    quarantined = _collect_quarantine(out)
+    report = {
+        "stage": op,
+        "id": stage_id,
+        "rows_in": result.report.get("rows_in", 0),
+        "rows_out": sum(s.rows for s in result.shards),
+        "quarantined": quarantined,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "shards": len(result.shards),
+        "bytes_out": sum(s.bytes for s in result.shards),
+    }
+    for key, value in result.report.items():
+        report.setdefault(key, value)
+    dataset.write_json_atomic(out / dataset.REPORT, report)
+    lineage = list(input_manifest.lineage) if input_manifest else []
+    lineage.append(
+        dataset.lineage_entry(
+            op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
+        )
+    )
+    manifest = Manifest(result.schema, result.shards, lineage, result.encryption)
+    dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
+    shutil.rmtree(out / dataset.WORK_DIR, ignore_errors=True)
+    return StageRun(stage_id, op, out, "ran", report)
+
+
+def _is_up_to_date(out: Path, input_digest: str, cfg_digest: str) -> bool:
+    if not dataset.is_dataset(out):
+        return False
+    try:
+        lineage = json.loads((out / dataset.MANIFEST).read_text()).get("lineage") or []
+    except (OSError, json.JSONDecodeError):
+        return False
+    last = lineage[-1] if lineage else {}
+    return last.get("input_digest") == input_digest and last.get("config_digest") == cfg_digest
+
+
+def _read_report(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / dataset.REPORT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _prepare_output(out: Path, input_digest: str, cfg_digest: str) -> None:
+    """Resume a killed run with the same input+config; otherwise start from an empty dir."""
+    state_path = out / dataset.WORK_DIR / "state.json"
+    state = {"input_digest": input_digest, "config_digest": cfg_digest}
+    if state_path.is_file():
+        try:
+            if json.loads(state_path.read_text()) == state:
+                _remove_temp_files(out)
+                return
+        except json.JSONDecodeError:
+            pass
+    if out.exists() and any(out.iterdir()):
+        owned = (out / dataset.MANIFEST).exists() or (out / dataset.WORK_DIR).exists()
+        if not owned:
+            raise DataprepError(
+                f"output directory {out} is not empty and is not a dataprep dataset; "
+                "choose a new output path"
+            )
+        (out / dataset.MANIFEST).unlink(missing_ok=True)  # first: never trust what follows
+        shutil.rmtree(out)
+    (out / dataset.WORK_DIR).mkdir(parents=True, exist_ok=True)
+    dataset.write_json_atomic(state_path, state)
+
+
+def _remove_temp_files(out: Path) -> None:
+    for tmp in out.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _collect_quarantine(out: Path) -> int:
+    """Concatenate per-task quarantine files into OUT/quarantine.jsonl in task order."""
+    parts = sorted((out / dataset.WORK_DIR / "quarantine").glob("*.jsonl"))
+    target = out / dataset.QUARANTINE
+    count = 0
+    if not parts:
+        target.unlink(missing_ok=True)
+        return 0
+    with open(target, "w") as dst:
+        for part in parts:
+            with open(part) as src:
+                for line in src:
+                    dst.write(line)
+                    count += 1
+    return count

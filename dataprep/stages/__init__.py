@@ -1,0 +1,34 @@
+"""The stage registry: built-in stages by name, plus plugins from the `dataprep.stages`
+entry-point group (each entry point names a `Stage` subclass)."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from dataprep.errors import DataprepError
+from dataprep.stage import Stage
+
+BUILTIN: dict[str, str] = {
+    "shard": "dataprep.stages.shard:ShardStage",
+}
+
+
+def _load(target: str) -> type[Stage]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def available() -> dict[str, str]:
+    names = dict(BUILTIN)
+    for ep in entry_points(group="dataprep.stages"):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def get_stage(name: str) -> Stage:
+    names = available()
+    if name not in names:
+        known = ", ".join(sorted(names))
+        raise DataprepError(f"unknown stage {name!r}; known stages: {known}")
+    return _load(names[name])()

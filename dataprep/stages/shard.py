@@ -1,0 +1,214 @@
+"""shard: raw files (JSONL, CSV, Parquet, text; plain, .zst or .gz) to Parquet shards.
+
+One task per input file, or per newline-aligned byte range of a large uncompressed JSONL/text
+file, so one big file still uses every worker. Each task streams blocks, so memory stays at
+a block or two whatever the input size. The schema is fixed once, from a sample of the first
+input, so every shard of the output has the same one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+from pydantic import ByteSize, Field, model_validator
+
+from dataprep.dataset import RollingShardWriter
+from dataprep.errors import DataprepError
+from dataprep.progress import tick
+from dataprep.sources import SourceFile, line_ranges, open_source, resolve
+from dataprep.stage import (
+    Quarantine,
+    Stage,
+    StageConfig,
+    StageContext,
+    StageResult,
+    Task,
+    TaskResult,
+    sum_counts,
+)
+from dataprep.stages import readers
+
+SAMPLE_BYTES = 1 << 20
+
+
+class ShardConfig(StageConfig):
+    shard_rows: int | None = Field(None, gt=0, description="rows per shard")
+    shard_bytes: ByteSize | None = Field(None, description="bytes per shard, e.g. 128MB")
+    text_column: str = Field("text", description="column holding the document text")
+    id_column: str = Field("id", description="id column; generated as SOURCE:LINE if absent")
+    keep: list[str] | None = Field(None, description="fields to keep besides text and id")
+    format: Literal["auto", "jsonl", "csv", "parquet", "text"] = "auto"
+    lines: bool = Field(False, description="plain text: one document per line, not per file")
+    chunk_bytes: ByteSize = Field(ByteSize(64 << 20), description="split big files into tasks")
+    block_bytes: ByteSize = Field(ByteSize(8 << 20), description="read block size")
+
+    @model_validator(mode="after")
+    def _default_size(self) -> ShardConfig:
+        if self.shard_rows is None and self.shard_bytes is None:
+            object.__setattr__(self, "shard_bytes", ByteSize(128 * 10**6))
+        return self
+
+
+class ShardStage(Stage):
+    name = "shard"
+    Config = ShardConfig
+    help = "Read raw files into Parquet shards of N rows or bytes."
+    reads_dataset = False
+
+    def input_digest(self, config: StageConfig, inputs: Sequence[str]) -> str:
+        assert isinstance(config, ShardConfig)
+        h = xxhash.xxh3_128()
+        for src in resolve(list(inputs), config.format):
+            h.update(f"{src.path}\0{src.size}\0{src.mtime_ns}\0".encode())
+        return h.hexdigest()
+
+    def run(self, ctx: StageContext) -> StageResult:
+        config = ctx.config
+        assert isinstance(config, ShardConfig)
+        sources = resolve(ctx.inputs, config.format)
+        schema = infer_schema(sources[0], config)
+        tasks = []
+        for src in sources:
+            for start, end, first_line in _ranges(src, config):
+                plan = (src, start, end, first_line, schema)
+                tasks.append(ctx.task("read", len(tasks), [src.path], extra=plan))
+        results = ctx.map(shard_task, tasks)
+        counts = sum_counts(results)
+        shards = [s for r in results for s in r.shards]
+        report = {
+            "rows_in": counts.get("rows", 0) + counts.get("quarantined", 0),
+            "inputs": len(sources),
+            "input_bytes": sum(s.size for s in sources),
+            "tasks": len(tasks),
+        }
+        return StageResult(shards, schema, report)
+
+
+def _ranges(src: SourceFile, config: ShardConfig) -> list[tuple[int, int, int]]:
+    line_based = src.format == "jsonl" or (src.format == "text" and config.lines)
+    if src.compression is None and line_based and src.size > config.chunk_bytes:
+        return line_ranges(src.path, int(config.chunk_bytes))
+    return [(0, src.size, 1)]
+
+
+def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
+    """The output schema, from the first input: id, text, then the kept fields."""
+    if src.format == "text":
+        sample = pa.schema([])
+    elif src.format == "parquet":
+        sample = pq.read_schema(src.path)
+    elif src.format == "csv":
+        sample = readers.csv_schema(src)
+    else:
+        sample = readers.jsonl_schema(src, SAMPLE_BYTES)
+    if src.format != "text" and config.text_column not in sample.names:
+        raise DataprepError(
+            f"input {src.name} has no column {config.text_column!r} (columns: "
+            f"{', '.join(sample.names) or 'none'}); pass --text-column"
+        )
+    fields = [f for f in sample if f.name not in (config.text_column, config.id_column)]
+    if config.keep is not None:
+        missing = [k for k in config.keep if k not in sample.names]
+        if missing:
+            raise DataprepError(
+                f"--keep names {', '.join(missing)}, which {src.name} does not have "
+                f"(columns: {', '.join(sample.names)})"
+            )
+        fields = [f for f in fields if f.name in config.keep]
+    id_type = sample.field(config.id_column).type if config.id_column in sample.names else None
+    id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
+    fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in fields]
+    return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
+
+
+def shard_task(task: Task) -> TaskResult:
+    """Stream one source range into rolling shards named after the task index."""
+    config = task.config
+    src, start, end, first_line, schema = task.extra
+    quarantine = task.quarantine()
+    writer = RollingShardWriter(
+        task.out,
+        f"part-{task.index:05d}",
+        schema,
+        shard_rows=config.shard_rows,
+        shard_bytes=int(config.shard_bytes) if config.shard_bytes else None,
+        options=task.write_options,
+    )
+    rows = 0
+    try:
+        for table in _read(src, start, end, first_line, schema, config, quarantine):
+            table = _finish(table, src, schema, config, quarantine)
+            if table.num_rows:
+                writer.write(table)
+                rows += table.num_rows
+            tick(rows=table.num_rows)
+        shards = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        quarantine.close()
+    return TaskResult(shards, {"rows": rows, "quarantined": quarantine.count}, schema)
+
+
+def _read(
+    src: SourceFile,
+    start: int,
+    end: int,
+    first_line: int,
+    schema: pa.Schema,
+    config: ShardConfig,
+    quarantine: Quarantine,
+) -> Iterator[pa.Table]:
+    """Tables with a `__line` column (source line or row number) for ids and quarantine."""
+    block = int(config.block_bytes)
+    if src.format == "parquet":
+        yield from readers.read_parquet(src, schema, block)
+    elif src.format == "csv":
+        with open_source(src) as stream:
+            yield from readers.read_csv(stream, src, schema, config, quarantine, block)
+    elif src.format == "text" and not config.lines:
+        with open_source(src) as stream:
+            yield from readers.read_text_document(stream, src, config, quarantine)
+    else:
+        with open_source(src) as stream:
+            if start:
+                stream.seek(start)
+            limit = end - start if src.compression is None else None  # sizes are compressed
+            blocks = readers.line_blocks(stream, limit, first_line, block)
+            if src.format == "text":
+                yield from readers.read_text_lines(blocks, src, config, quarantine)
+            else:
+                for data, line in blocks:  # a missing id parses as null and is generated
+                    yield readers.parse_jsonl_block(data, line, src, schema, quarantine)
+
+
+def _finish(
+    table: pa.Table, src: SourceFile, schema: pa.Schema, config: ShardConfig, q: Quarantine
+) -> pa.Table:
+    """Drop rows without text (to quarantine), fill ids, and order columns as the schema."""
+    lines = table.column("__line")
+    text = table.column(config.text_column)
+    missing = pc.is_null(text)
+    if pc.any(missing).as_py():
+        for line in pc.filter(lines, missing).to_pylist():
+            q.add(src.name, line, f"missing {config.text_column!r} field")
+        table = table.filter(pc.invert(missing))
+        lines = table.column("__line")
+    generated = pc.binary_join_element_wise(
+        pa.scalar(src.name + ":"), pc.cast(lines, pa.string()), ""
+    )
+    if config.id_column in table.column_names:
+        ids = pc.coalesce(table.column(config.id_column), pc.cast(generated, schema[0].type))
+    else:
+        ids = generated
+    columns = {config.id_column: ids}
+    for field in schema:
+        if field.name != config.id_column:
+            columns[field.name] = table.column(field.name)
+    return pa.table(columns, schema=schema)
