@@ -262,6 +262,8 @@ class RollingShardWriter:
             room = table.num_rows
             if self.shard_rows:
                 room = min(room, self.shard_rows - self._current.rows)
+            if self.shard_bytes:
+                room = min(room, self._rows_that_fit(table))
             self._current.write(table.slice(0, room))
             table = table.slice(room)
             full_rows = self.shard_rows and self._current.rows >= self.shard_rows
@@ -269,6 +271,18 @@ class RollingShardWriter:
             if full_rows or full_bytes:
                 self.entries.append(self._current.close())
                 self._current = None
+
+    def _rows_that_fit(self, table: pa.Table) -> int:
+        """Rows that fill the current shard to ~shard_bytes, judged by the compressed bytes per
+        row seen so far (before the first write: the uncompressed size, an overestimate)."""
+        assert self._current is not None and self.shard_bytes
+        current = self._current
+        if current.rows:
+            per_row = current.bytes_written / current.rows
+        else:
+            per_row = table.nbytes / max(table.num_rows, 1)
+        left = self.shard_bytes - current.bytes_written
+        return max(1, int(left / max(per_row, 1e-9)) + 1)
 
     def close(self) -> list[ShardEntry]:
         if self._current is not None and self._current.rows:

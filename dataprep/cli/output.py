@@ -15,7 +15,7 @@ from dataprep.progress import Reporter
 from dataprep.runner import StageRun
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # Options every stage command shares.
 Workers = Annotated[int | None, typer.Option("--workers", "-w", help="Processes (default: cores).")]
@@ -54,7 +54,7 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
         table.add_column(column, justify="right" if column.startswith(("rows", "q", "s")) else None)
     for r in runs:
         rep = r.report
-        status = "[green]ran[/]" if r.status == "ran" else "[dim]up to date, skipped[/]"
+        status = "[green]ran[/]" if r.status == "ran" else "[dim]skipped[/]"
         table.add_row(
             r.stage_id,
             status,
@@ -65,6 +65,8 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
             str(r.out),
         )
     console.print(table)
+    if len(runs) == 1 and runs[0].status == "cached":
+        console.print(f"{runs[0].out} is up to date (same input and config): nothing to do.")
     if any(r.report.get("quarantined") for r in runs):
         console.print(
             "[yellow]Rows that could not be read are in each output's quarantine.jsonl.[/]"

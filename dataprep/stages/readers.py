@@ -134,7 +134,13 @@ def _first_line(text: str) -> str:
 
 def csv_schema(src: SourceFile) -> pa.Schema:
     with open_source(src) as stream:
-        reader = pcsv.open_csv(stream, read_options=pcsv.ReadOptions(block_size=1 << 20))
+        reader = pcsv.open_csv(
+            stream,
+            read_options=pcsv.ReadOptions(block_size=1 << 20),
+            parse_options=pcsv.ParseOptions(
+                invalid_row_handler=lambda row: "skip", newlines_in_values=True
+            ),
+        )
         return reader.schema
 
 
@@ -235,14 +241,16 @@ def read_parquet(src: SourceFile, schema: pa.Schema, block: int) -> Iterator[pa.
 def read_text_document(
     stream: BinaryIO, src: SourceFile, config: Any, q: Quarantine
 ) -> Iterator[pa.Table]:
-    """A whole file is one document; its id is the file name (line number 0 is dropped)."""
+    """A whole file is one document, and its id is the file name."""
     data = stream.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         q.add(src.name, None, "invalid UTF-8", data[:2000].decode("utf-8", errors="replace"))
         return
-    yield pa.table({config.text_column: [text], LINE: pa.array([0], pa.int64())})
+    yield pa.table(
+        {config.id_column: [src.name], config.text_column: [text], LINE: pa.array([0], pa.int64())}
+    )
 
 
 def read_text_lines(

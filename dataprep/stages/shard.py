@@ -200,13 +200,21 @@ def _finish(
             q.add(src.name, line, f"missing {config.text_column!r} field")
         table = table.filter(pc.invert(missing))
         lines = table.column("__line")
-    generated = pc.binary_join_element_wise(
-        pa.scalar(src.name + ":"), pc.cast(lines, pa.string()), ""
-    )
-    if config.id_column in table.column_names:
-        ids = pc.coalesce(table.column(config.id_column), pc.cast(generated, schema[0].type))
-    else:
-        ids = generated
+    ids = table.column(config.id_column) if config.id_column in table.column_names else None
+    if ids is None or ids.null_count:
+        generated = pc.binary_join_element_wise(
+            pa.scalar(src.name + ":"), pc.cast(lines, pa.string()), ""
+        )
+        if ids is None:
+            ids = generated
+        elif pa.types.is_string(ids.type):
+            ids = pc.coalesce(ids, generated)  # rows without an id get SOURCE:LINE
+        else:
+            absent = pc.is_null(ids)
+            for line in pc.filter(lines, absent).to_pylist():
+                q.add(src.name, line, f"missing {config.id_column!r} value")
+            table = table.filter(pc.invert(absent))
+            ids = table.column(config.id_column)
     columns = {config.id_column: ids}
     for field in schema:
         if field.name != config.id_column:

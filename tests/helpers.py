@@ -1,0 +1,36 @@
+"""Small helpers shared by tests: run the real CLI in a subprocess, read datasets back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+def cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python -m dataprep ARGS` as a user would; returns the finished process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dataprep", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dataprep {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc
+
+
+def manifest(path: Path) -> dict:
+    return json.loads((Path(path) / "manifest.json").read_text())
+
+
+def column(path: Path, name: str) -> list:
+    """One column of a dataset in manifest order, read with plain pyarrow."""
+    values: list = []
+    for shard in manifest(path)["shards"]:
+        values += pq.read_table(Path(path) / shard["path"], columns=[name]).column(name).to_pylist()
+    return values

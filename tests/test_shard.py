@@ -1,0 +1,183 @@
+"""The shard stage: every input format, sizing, ids, quarantine and clear errors.
+
+The oracle is a plain-Python read of the same input files (json.loads per line).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from helpers import cli, column, manifest
+
+from dataprep.executors.local import LocalExecutor
+from dataprep.runner import run_stage
+
+
+def _words(i: int) -> str:
+    """Poorly compressible text, so byte-sized shards really fill up."""
+    return " ".join(f"{(i * 7919 + k * 104729) % 99991:x}" for k in range(i % 23))
+
+
+def _docs(n: int, start: int = 0) -> list[dict]:
+    return [
+        {"text": f"document number {i} " + _words(i), "score": i % 5}
+        for i in range(start, start + n)
+    ]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    if path.suffix == ".zst":
+        data = zstandard.ZstdCompressor().compress(data)
+    elif path.suffix == ".gz":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def _shard(inputs: list, out: Path, workers: int = 1, **config) -> dict:
+    run = run_stage(
+        "shard", config, out, inputs=[str(p) for p in inputs], executor=LocalExecutor(workers)
+    )
+    return run.report
+
+
+def _good_lines(path: Path, text: str = "text") -> dict[str, str]:
+    """Oracle: id -> text for every line json.loads accepts and that has a string text."""
+    raw = path.read_bytes()
+    if path.suffix == ".zst":
+        raw = zstandard.ZstdDecompressor().stream_reader(raw).read()
+    expected = {}
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(row, dict) and isinstance(row.get(text), str):
+            expected[f"{path.name}:{number}"] = row[text]
+    return expected
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.zst", ".jsonl.gz"])
+def test_jsonl_variants_keep_every_row_with_stable_ids(tmp_path: Path, suffix: str) -> None:
+    src = _write_jsonl(tmp_path / f"in{suffix}", _docs(2500))
+    report = _shard([src], tmp_path / "out", shard_rows=1000)
+    texts = column(tmp_path / "out", "text")
+    ids = column(tmp_path / "out", "id")
+    assert report["rows_out"] == 2500 and report["quarantined"] == 0
+    assert texts == [d["text"] for d in _docs(2500)]
+    assert ids == [f"in{suffix}:{n}" for n in range(1, 2501)]
+    assert [s["rows"] for s in manifest(tmp_path / "out")["shards"]] == [1000, 1000, 500]
+    assert column(tmp_path / "out", "score") == [d["score"] for d in _docs(2500)]
+
+
+def test_sample_corpus_quarantine_matches_oracle(corpus_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = _shard([corpus_dir], out, workers=2, shard_rows=400)
+    truth = json.loads((corpus_dir / "corpus.json").read_text())
+    expected: dict[str, str] = {}
+    for name in truth["files"]:
+        expected.update(_good_lines(corpus_dir / name))
+    got = dict(zip(column(out, "id"), column(out, "text"), strict=True))
+    assert got == expected
+    assert report["rows_out"] == truth["docs"]
+    assert report["quarantined"] == truth["malformed"]
+    assert report["rows_in"] == truth["docs"] + truth["malformed"]
+    quarantined = [json.loads(x) for x in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert len(quarantined) == truth["malformed"]
+    reasons = {q["reason"].split(":")[0] for q in quarantined}
+    assert {"invalid JSON", "invalid UTF-8", "missing 'text' field"} <= reasons
+    for q in quarantined:  # each points at a real line that the oracle rejects
+        assert q["source"] in truth["files"] and f"{q['source']}:{q['line']}" not in expected
+
+
+def test_big_file_split_into_ranges_matches_unsplit(tmp_path: Path) -> None:
+    rows = _docs(6000)
+    rows[1234] = {"score": 1}  # missing text, in the middle of some range
+    src = _write_jsonl(tmp_path / "big.jsonl", rows)
+    with open(src, "ab") as f:
+        f.write(b'{"text": "broken\n{"text": "last one"}\n')
+    split = _shard([src], tmp_path / "split", workers=2, shard_rows=700, chunk_bytes=40_000)
+    whole = _shard([src], tmp_path / "whole", shard_rows=700)
+    assert split["tasks"] > 5 and whole["tasks"] == 1
+    assert column(tmp_path / "split", "id") == column(tmp_path / "whole", "id")
+    assert dict(
+        zip(column(tmp_path / "split", "id"), column(tmp_path / "split", "text"), strict=True)
+    ) == _good_lines(src)
+    lines = [json.loads(x)["line"] for x in (tmp_path / "split/quarantine.jsonl").open()]
+    assert sorted(lines) == [1235, 6001]
+
+
+def test_csv_parquet_and_text_inputs(tmp_path: Path) -> None:
+    rows = {  # the first file fixes the schema (score: int64); the second breaks it
+        "a.csv": [["text", "score"], ["hello, world", "1"], ["multi\nline", "2"]],
+        "b.csv": [
+            ["text", "score"],
+            ["bad score", "notanumber"],
+            ["too", "many", "x"],
+            ["ok", "3"],
+        ],
+    }
+    for name, lines in rows.items():
+        with open(tmp_path / name, "w", newline="") as f:
+            csv.writer(f).writerows(lines)
+    _shard([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "csv")
+    assert column(tmp_path / "csv", "text") == ["hello, world", "multi\nline", "ok"]
+    assert column(tmp_path / "csv", "score") == [1, 2, 3]
+    bad = [json.loads(x) for x in (tmp_path / "csv/quarantine.jsonl").open()]
+    assert sorted(q["source"] for q in bad) == ["b.csv", "b.csv"]
+
+    table = pa.table({"text": ["x", None, "z"], "lang": ["en", "de", "fr"], "id": [7, 8, 9]})
+    pq.write_table(table, tmp_path / "p.parquet")
+    _shard([tmp_path / "p.parquet"], tmp_path / "pq")
+    assert column(tmp_path / "pq", "id") == [7, 9]
+    assert column(tmp_path / "pq", "lang") == ["en", "fr"]
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.txt").write_text("first document\nspans lines")
+    (docs / "two.txt").write_bytes(b"bad \xff utf8")
+    (docs / "lines.txt").write_text("a\n\nb\n")
+    _shard([docs], tmp_path / "txt")
+    assert dict(
+        zip(column(tmp_path / "txt", "id"), column(tmp_path / "txt", "text"), strict=True)
+    ) == {"lines.txt": "a\n\nb\n", "one.txt": "first document\nspans lines"}
+    _shard([docs / "lines.txt"], tmp_path / "lines", lines=True)
+    assert column(tmp_path / "lines", "id") == ["lines.txt:1", "lines.txt:3"]
+
+
+def test_globs_keep_and_shard_bytes(tmp_path: Path) -> None:
+    for i in range(3):
+        _write_jsonl(tmp_path / f"part{i}.jsonl", _docs(800, start=i * 800))
+    out = tmp_path / "out"
+    _shard([str(tmp_path / "part*.jsonl")], out, shard_bytes="20KB", keep=[])
+    shards = manifest(out)["shards"]
+    assert len(shards) >= 6  # each ~31 KB file makes a full shard and a tail
+    assert all(s["bytes"] < 20_000 * 1.5 for s in shards)
+    assert sum(s["bytes"] > 20_000 * 0.5 for s in shards) >= len(shards) - 3  # tails per file
+    assert manifest(out)["schema"]["fields"] == [
+        {"name": "id", "type": "string"},
+        {"name": "text", "type": "string"},
+    ]
+    assert sorted(column(out, "text")) == sorted(d["text"] for d in _docs(2400))
+
+
+def test_bad_paths_and_columns_stop_with_exit_2(tmp_path: Path) -> None:
+    missing = cli("shard", tmp_path / "nope.jsonl", "-o", tmp_path / "o", check=False)
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    src = _write_jsonl(tmp_path / "in.jsonl", _docs(10))
+    wrong = cli("shard", src, "-o", tmp_path / "o", "--text-column", "body", check=False)
+    assert wrong.returncode == 2 and "--text-column" in wrong.stderr
+    assert not (tmp_path / "o" / "manifest.json").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = cli("shard", empty, "-o", tmp_path / "o3", check=False)
+    assert nothing.returncode == 2 and "no readable input files" in nothing.stderr
