@@ -6,7 +6,7 @@ import multiprocessing as mp
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
 from dataprep import progress
@@ -68,7 +68,7 @@ class LocalExecutor:
         try:
             pending = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
             while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     index = pending.pop(future)
                     results[index] = future.result()  # re-raises the task's exception
