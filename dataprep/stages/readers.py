@@ -22,6 +22,7 @@ from dataprep.sources import SourceFile, open_source
 from dataprep.stage import Quarantine
 
 LINE = "__line"
+PARSE_CHUNK = 2 << 20
 
 
 def line_blocks(
@@ -85,7 +86,7 @@ def parse_jsonl_block(
     try:
         table = pjson.read_json(
             io.BytesIO(data),
-            read_options=pjson.ReadOptions(block_size=len(data) + 1),
+            read_options=pjson.ReadOptions(block_size=PARSE_CHUNK),  # chunks parse in parallel
             parse_options=options,
         )
         if table.num_rows == lines:  # no blank lines: row i is line first_line + i

@@ -20,6 +20,7 @@ from pydantic import ByteSize, Field, model_validator
 from dataprep.dataset import RollingShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
+from dataprep.readahead import readahead
 from dataprep.sources import SourceFile, line_ranges, open_source, resolve
 from dataprep.stage import (
     Quarantine,
@@ -141,8 +142,11 @@ def shard_task(task: Task) -> TaskResult:
     )
     rows = 0
     try:
-        for table in _read(src, start, end, first_line, schema, config, quarantine):
-            table = _finish(table, src, schema, config, quarantine)
+        tables = (
+            _finish(table, src, schema, config, quarantine)
+            for table in _read(src, start, end, first_line, schema, config, quarantine)
+        )
+        for table in readahead(tables):  # parse the next block while this one is written
             if table.num_rows:
                 writer.write(table)
                 rows += table.num_rows
