@@ -59,6 +59,7 @@ class Manifest:
     shards: list[ShardEntry]
     lineage: list[dict[str, Any]] = field(default_factory=list)
     encryption: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -88,6 +89,7 @@ class Manifest:
             "totals": {"shards": len(self.shards), "rows": self.rows, "bytes": self.bytes},
             "lineage": self.lineage,
             "encryption": self.encryption,
+            "metadata": self.metadata,
         }
 
     @classmethod
@@ -102,7 +104,13 @@ class Manifest:
         raw = base64.b64decode(data["schema"]["arrow"])
         schema = pa.ipc.read_schema(pa.py_buffer(raw))
         shards = [ShardEntry(**s) for s in data["shards"]]
-        return cls(schema, shards, data.get("lineage", []), data.get("encryption"))
+        return cls(
+            schema,
+            shards,
+            data.get("lineage", []),
+            data.get("encryption"),
+            data.get("metadata", {}),
+        )
 
 
 def is_dataset(path: str | Path) -> bool:

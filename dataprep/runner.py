@@ -124,7 +124,8 @@ def run_stage(
             op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
         )
     )
-    manifest = Manifest(result.schema, result.shards, lineage, result.encryption)
+    metadata = {**(input_manifest.metadata if input_manifest else {}), **(result.metadata or {})}
+    manifest = Manifest(result.schema, result.shards, lineage, result.encryption, metadata)
     dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
     shutil.rmtree(out / dataset.WORK_DIR, ignore_errors=True)
     return StageRun(stage_id, op, out, "ran", report)

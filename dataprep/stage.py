@@ -86,6 +86,7 @@ class StageResult:
     schema: pa.Schema
     report: dict[str, Any]
     encryption: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None  # facts later stages inherit (e.g. the tokenizer)
 
 
 class Quarantine:

@@ -1,0 +1,56 @@
+"""`dataprep tokenize`: text to packed blocks of token ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli import app, output
+from dataprep.runner import run_stage
+from dataprep.stages.tokenize import TokenizeConfig
+
+
+@app.command(rich_help_panel="Stages")
+def tokenize(
+    input: Annotated[Path, typer.Argument(help="Input dataset directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    seq_len: Annotated[int, typer.Option(help="Tokens of context per block.")] = 1024,
+    tokenizer: Annotated[
+        str, typer.Option(help="byte (no download) or bpe (trained here).")
+    ] = "byte",
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 8192,
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    mode: Annotated[
+        str, typer.Option(help="pack (LM blocks) or truncate (one row per document).")
+    ] = "pack",
+    workers: output.Workers = None,
+    quiet: output.Quiet = False,
+    json: output.Json = False,
+    force: output.Force = False,
+) -> None:
+    """Turn text into fixed-length blocks of token ids (a `tokens` column) for `dataprep train`.
+
+    Documents are joined with an end-of-text id and cut into blocks of seq_len + 1 ids, so no
+    padding is wasted.
+    """
+    config = TokenizeConfig.parse(
+        {
+            "seq_len": seq_len,
+            "tokenizer": tokenizer,
+            "vocab_size": vocab_size,
+            "text_column": text_column,
+            "mode": mode,
+        }
+    )
+    result = run_stage(
+        "tokenize",
+        config,
+        out,
+        input_path=input,
+        executor=output.executor(workers),
+        reporter=output.reporter(quiet, json),
+        force=force,
+    )
+    output.print_runs([result], quiet, json)

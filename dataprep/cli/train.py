@@ -1,0 +1,77 @@
+"""`dataprep train`: DDP training on token blocks, launched through torch's elastic launcher."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli import app
+from dataprep.cli.output import console
+from dataprep.errors import DataprepError
+
+Opt = typer.Option
+
+
+@app.command(rich_help_panel="Training")
+def train(
+    data: Annotated[Path, typer.Argument(help="Dataset of token blocks (from `tokenize`).")],
+    out: Annotated[Path, Opt("--out", help="Run directory: checkpoints, metrics.jsonl.")],
+    model: Annotated[str, Opt(help="tiny, small or gpt2-124m.")] = "tiny",
+    n_layer: Annotated[int | None, Opt(help="Override the size's layers.")] = None,
+    n_head: Annotated[int | None, Opt(help="Override the size's heads.")] = None,
+    d_model: Annotated[int | None, Opt(help="Override the size's width.")] = None,
+    task: Annotated[str, Opt(help="lm, or classify (with --label-col).")] = "lm",
+    label_col: Annotated[str, Opt(help="Label column for --task classify.")] = "label",
+    steps: Annotated[int, Opt(help="Step to reach; a larger N continues a finished run.")] = 1000,
+    batch_size: Annotated[int, Opt(help="Blocks per process per micro-step.")] = 8,
+    grad_accum: Annotated[int, Opt(help="Micro-steps per optimizer step.")] = 1,
+    seq_len: Annotated[int | None, Opt(help="Must match the dataset (checked).")] = None,
+    lr: Annotated[float, Opt(help="Peak learning rate.")] = 3e-4,
+    warmup_steps: Annotated[int | None, Opt(help="Default: 5% of the LR horizon.")] = None,
+    lr_decay_steps: Annotated[int | None, Opt(help="Cosine horizon (default --steps).")] = None,
+    grad_clip: Annotated[float, Opt(help="Max grad norm (0 = off).")] = 1.0,
+    checkpoint_every: Annotated[int, Opt(help="Steps between checkpoints.")] = 100,
+    keep: Annotated[int, Opt(help="Checkpoints to keep.")] = 3,
+    eval_every: Annotated[int, Opt(help="Steps between evaluations (0 = off).")] = 0,
+    eval_dir: Annotated[Path | None, Opt(help="Held-out token blocks for evaluation.")] = None,
+    seed: Annotated[int, Opt(help="Seed for weights and data order.")] = 0,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    compile: Annotated[bool, Opt("--compile", help="torch.compile the model.")] = False,
+    grad_compression: Annotated[str, Opt(help="none or bf16 (DDP comm hook).")] = "none",
+    num_workers: Annotated[int, Opt(help="DataLoader workers per process.")] = 1,
+    resume: Annotated[bool, Opt(help="Continue from the latest checkpoint in --out.")] = True,
+    nproc_per_node: Annotated[str, Opt(help="Processes: a number, or auto.")] = "auto",
+    nnodes: Annotated[str, Opt(help="Nodes: N or MIN:MAX.")] = "1",
+    rdzv_endpoint: Annotated[str | None, Opt(help="HOST:PORT for multi-node.")] = None,
+    rdzv_id: Annotated[str | None, Opt(help="Job id shared by all nodes.")] = None,
+    max_restarts: Annotated[int, Opt(help="Restart all ranks this often on a failure.")] = 0,
+    json: Annotated[bool, Opt("--json", help="Print the final summary as JSON.")] = False,
+) -> None:
+    """Train a GPT-style decoder with DDP (NCCL on GPUs, gloo on CPU) on token blocks.
+
+    Checkpoints (model, optimizer, schedule, RNG and reader position) are atomic; rerunning
+    resumes exactly, also with another number of processes.
+    """
+    from pydantic import ValidationError
+
+    from dataprep.stage import describe_validation
+    from dataprep.train.config import TrainConfig
+    from dataprep.train.launch import launch
+
+    values = {k: v for k, v in locals().items() if k in TrainConfig.model_fields}
+    values.update(data=str(data), out=str(out), eval_dir=str(eval_dir) if eval_dir else None)
+    try:
+        cfg = TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        raise DataprepError(describe_validation(exc, "train")) from None
+    summary = launch(cfg, nproc_per_node, nnodes, rdzv_endpoint, rdzv_id, max_restarts)
+    if json:
+        print(jsonlib.dumps(summary, indent=2))
+    else:
+        console.print(
+            f"[green]done[/]: step {summary['step']}, loss {summary['loss']:.4f}, "
+            f"{summary['tokens_per_s']:,.0f} tokens/s, checkpoint {summary['checkpoint']}"
+        )

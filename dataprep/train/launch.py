@@ -1,0 +1,103 @@
+"""Start training: through torch's elastic launcher (what `torchrun` runs), or in place when
+`torchrun` already started this process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any
+
+from dataprep.errors import DataprepError
+from dataprep.train.config import TrainConfig
+from dataprep.train.data import inspect_data
+
+
+def under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ
+
+
+def processes(nproc_per_node: str, device: str) -> int:
+    """`auto`: one per GPU, or 2 processes on CPU."""
+    if nproc_per_node != "auto":
+        try:
+            count = int(nproc_per_node)
+        except ValueError:
+            raise DataprepError(
+                f"--nproc-per-node must be a number or 'auto', not {nproc_per_node!r}"
+            ) from None
+        if count < 1:
+            raise DataprepError("--nproc-per-node must be at least 1")
+        return count
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _nodes(nnodes: str) -> tuple[int, int]:
+    low, _, high = nnodes.partition(":")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise DataprepError(f"--nnodes must be N or MIN:MAX, not {nnodes!r}") from None
+
+
+def launch(
+    cfg: TrainConfig,
+    nproc_per_node: str = "auto",
+    nnodes: str = "1",
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str | None = None,
+    max_restarts: int = 0,
+) -> dict[str, Any]:
+    """Check the data first (one clear error, not N tracebacks), then start the ranks."""
+    inspect_data(cfg)
+    import torch
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise DataprepError("--device cuda was asked for, but no CUDA GPU is visible")
+    from dataprep.train.loop import train_worker
+
+    if under_torchrun():
+        return train_worker(cfg.model_dump_json())
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    min_nodes, max_nodes = _nodes(nnodes)
+    if max_nodes > 1 and not rdzv_endpoint:
+        raise DataprepError("multi-node training needs --rdzv-endpoint HOST:PORT")
+    config = LaunchConfig(
+        min_nodes=min_nodes,
+        max_nodes=max_nodes,
+        nproc_per_node=processes(nproc_per_node, cfg.device),
+        run_id=rdzv_id or f"dataprep-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint=rdzv_endpoint or f"127.0.0.1:{_free_port()}",
+        max_restarts=max_restarts,
+        monitor_interval=0.5,
+        start_method="spawn",
+    )
+    try:
+        results = elastic_launch(config, train_worker)(cfg.model_dump_json())
+    except ChildFailedError as exc:
+        first = next(iter(exc.failures.values()))
+        raise DataprepError(
+            f"training failed on rank {first.global_rank} (exit code {first.exitcode}) after "
+            f"{max_restarts} restart(s); see the log above, and rerun to resume from the "
+            "latest checkpoint"
+        ) from None
+    except (RuntimeError, TimeoutError) as exc:
+        if "rendezvous" in str(exc).lower() or isinstance(exc, TimeoutError):
+            raise DataprepError(
+                f"cannot reach the rendezvous at {config.rdzv_endpoint}: {exc}"
+            ) from None
+        raise
+    return results.get(0) or next(iter(results.values()))

@@ -1,0 +1,319 @@
+"""One training process (one rank): DDP over the reader's batches, with exact resume.
+
+Everything a resumed run needs is in the checkpoint (model, optimizer, scheduler, step, RNG,
+and the reader's few-integer state), so stopping at step N and resuming gives the same
+parameters as never stopping (bit for bit on CPU), and a different process count continues
+the same epoch with no sample repeated or lost.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from dataprep.errors import DataprepError
+from dataprep.loader import ShardDataset, make_dataloader
+from dataprep.train import checkpoint
+from dataprep.train.config import TrainConfig
+from dataprep.train.data import DataFacts, inspect_data
+from dataprep.train.metrics import MetricsLog, peak_flops
+from dataprep.train.model import GPT, shape_for
+
+
+def pick_device(requested: str, local_rank: int) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise DataprepError("--device cuda was asked for, but no CUDA GPU is visible")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+        self.out = Path(cfg.out)
+        self.facts: DataFacts = inspect_data(cfg)
+        self.stop_requested = False
+        self.is_cuda = self.device.type == "cuda"
+
+    # --- setup -------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        cfg = self.cfg
+        shape = shape_for(
+            cfg.model,
+            self.facts.vocab_size,
+            self.facts.seq_len,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            d_model=cfg.d_model,
+            n_classes=len(self.facts.labels),
+        )
+        self.shape = shape
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.model = GPT(shape).to(self.device)
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=self.is_cuda)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.dataset = ShardDataset(
+            cfg.data,
+            columns=list(self.facts.columns),
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            rank=self.rank,
+            world_size=self.world,
+            equal_batches=True,
+            drop_last=True,
+        )
+        self.loader = make_dataloader(
+            self.dataset, num_workers=cfg.num_workers, pin_memory=self.is_cuda
+        )
+        self.step, self.epoch = 0, 0
+        found = checkpoint.latest(self.out) if cfg.resume else None
+        rng = None
+        if found is not None:
+            states, train_state, rng = checkpoint.load(found, self.rank)
+            self.model.load_state_dict(states["model"])
+            self.optimizer.load_state_dict(states["optimizer"])
+            self.scheduler.load_state_dict(states["scheduler"])
+            self.step = int(train_state["step"])
+            self.loader.load_state_dict(train_state["reader"])
+            self.epoch = int(train_state["reader"]["epoch"])
+            self.resumed_from = str(found)
+        else:
+            self.resumed_from = None
+        if rng is not None:
+            checkpoint.set_rng_state(rng)
+        else:
+            torch.manual_seed(cfg.seed * 1000 + self.rank + self.step)
+        self.ddp: Any = self.model
+        if self.world > 1:
+            self.ddp = DDP(self.model, device_ids=[self.device.index] if self.is_cuda else None)
+            if cfg.grad_compression == "bf16":
+                from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+                self.ddp.register_comm_hook(None, default_hooks.bf16_compress_hook)
+        if cfg.compile:
+            self.ddp = torch.compile(self.ddp)
+
+    def _lr_factor(self, index: int) -> float:
+        """Linear warmup then cosine to min_lr_ratio; `index` is the number of steps done."""
+        step = index + 1
+        warmup, horizon = self.cfg.warmup(), self.cfg.horizon()
+        if warmup and step <= warmup:
+            return step / warmup
+        progress = min(1.0, (step - warmup) / max(1, horizon - warmup))
+        floor = self.cfg.min_lr_ratio
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    # --- data --------------------------------------------------------------------------------
+
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """Batches forever, epoch after epoch, starting at the resumed position."""
+        while True:
+            self.dataset.set_epoch(self.epoch)
+            fresh = self.dataset._start(self.epoch) == 0
+            yielded = 0
+            for batch in self.loader:
+                yielded += 1
+                yield batch
+            if fresh and yielded == 0:
+                raise DataprepError(
+                    f"{self.cfg.data} has too few blocks for batch size {self.cfg.batch_size} "
+                    f"on {self.world} processes; lower --batch-size"
+                )
+            self.epoch += 1
+
+    # --- the step ----------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        tokens = batch["tokens"].to(self.device, non_blocking=True).long()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.is_cuda else nullcontext()
+        with autocast:
+            if not self.facts.labels:
+                logits = self.ddp(tokens[:, :-1])
+                return F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
+            lengths = batch.get("length")
+            lengths = lengths.to(self.device).long() if lengths is not None else None
+            logits = self.ddp(tokens, lengths).float()
+        index = {name: i for i, name in enumerate(self.facts.labels)}
+        labels = torch.tensor(
+            [index[str(v)] for v in batch[self.cfg.label_col]], device=self.device
+        )
+        per_sample = F.cross_entropy(logits, labels, reduction="none")
+        weight = batch.get("sample_weight")
+        if weight is not None:
+            per_sample = per_sample * weight.to(self.device).float()
+        return per_sample.mean()
+
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.build()
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        metrics = MetricsLog(self.out, self.rank == 0)
+        stream = self.batches()
+        tokens_per_step = cfg.batch_size * self.facts.seq_len * cfg.grad_accum * self.world
+        peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.is_cuda else None
+        started, first_step, last_loss = time.perf_counter(), self.step, float("nan")
+        self._say(
+            f"training {self.shape.n_layer}x{self.shape.d_model} on {self.world} "
+            f"process(es), {self.device.type}, from step {self.step}"
+            + (f" (resumed from {self.resumed_from})" if self.resumed_from else "")
+        )
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            wait, total = 0.0, torch.zeros(2, device=self.device)
+            self.ddp.train()
+            for micro in range(cfg.grad_accum):
+                w0 = time.perf_counter()
+                batch = next(stream)
+                wait += time.perf_counter() - w0
+                sync = micro == cfg.grad_accum - 1 or self.world == 1
+                with nullcontext() if sync else self.ddp.no_sync():
+                    loss = self.loss(batch)
+                    (loss / cfg.grad_accum).backward()
+                total[0] += loss.detach().float() / cfg.grad_accum
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            total[1] = float(self.stop_requested)
+            if self.world > 1:
+                dist.all_reduce(total)
+            last_loss = total[0].item() / self.world
+            if self.is_cuda:
+                torch.cuda.synchronize()
+            step_time = time.perf_counter() - t0
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                record = {
+                    "step": self.step,
+                    "loss": last_loss,
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "epoch": self.epoch,
+                    "tokens_per_s": tokens_per_step / step_time,
+                    "step_time_s": step_time,
+                    "data_wait_s": wait,
+                    "data_wait_frac": wait / step_time,
+                }
+                if self.is_cuda:
+                    record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+                    if peak:
+                        flops = self.shape.flops_per_token() * tokens_per_step
+                        record["mfu"] = flops / step_time / (peak * self.world)
+                metrics.log(record)
+                self._progress(record)
+            if cfg.eval_every and self.step % cfg.eval_every == 0:
+                metrics.log({"step": self.step, "eval_loss": self.evaluate()})
+            stopping = total[1].item() > 0
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping:
+                self.save()
+            if stopping:
+                self._say(f"stopped by SIGTERM at step {self.step}; checkpoint saved")
+                break
+        metrics.close()
+        seconds = time.perf_counter() - started
+        done = self.step - first_step
+        summary = {
+            "step": self.step,
+            "loss": last_loss,
+            "seconds": round(seconds, 2),
+            "tokens_per_s": done * tokens_per_step / seconds if seconds and done else 0.0,
+            "world_size": self.world,
+            "checkpoint": str(checkpoint.latest(self.out)),
+        }
+        return summary
+
+    def evaluate(self) -> float:
+        cfg = self.cfg
+        assert cfg.eval_dir is not None
+        data = ShardDataset(
+            cfg.eval_dir,
+            columns=list(self.facts.columns),
+            batch_size=cfg.batch_size,
+            rank=self.rank,
+            world_size=self.world,
+            equal_batches=True,
+            drop_last=True,
+        )
+        sums = torch.zeros(2, device=self.device)
+        self.ddp.eval()
+        with torch.no_grad():
+            for n, batch in enumerate(data):
+                if n >= cfg.eval_batches:
+                    break
+                sums[0] += self.loss(batch).float()
+                sums[1] += 1
+        if self.world > 1:
+            dist.all_reduce(sums)  # every rank evaluated its share; reduce, not rank 0 alone
+        return (sums[0] / sums[1].clamp(min=1)).item()
+
+    def save(self) -> None:
+        state = {
+            "step": self.step,
+            "reader": self.loader.state_dict(),
+            "world_size": self.world,
+            "config": self.cfg.model_dump(mode="json"),
+        }
+        checkpoint.save(
+            self.out,
+            self.step,
+            self.rank,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            state,
+            self.cfg.keep,
+        )
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True  # checked after the current step, on every rank at once
+
+    def _say(self, text: str) -> None:
+        if self.rank == 0:
+            print(f"[dataprep train] {text}", flush=True)
+
+    def _progress(self, record: dict[str, Any]) -> None:
+        if self.rank == 0 and not os.environ.get("DATAPREP_QUIET"):
+            print(
+                f"step {record['step']:>6}/{self.cfg.steps}  loss {record['loss']:.4f}  "
+                f"lr {record['lr']:.2e}  {record['tokens_per_s']:,.0f} tok/s  "
+                f"data wait {100 * record['data_wait_frac']:.1f}%",
+                flush=True,
+            )
+
+
+def train_worker(config_json: str) -> dict[str, Any]:
+    """The entry point each process runs (module-level, so the elastic launcher can spawn it)."""
+    cfg = TrainConfig.model_validate_json(config_json)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if cfg.device != "cpu" and torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    try:
+        return Trainer(cfg).train()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
