@@ -102,7 +102,7 @@ def tokenize_task(task: Task) -> TaskResult:
     writer = ShardWriter(out, result.schema, task.write_options)
     writer.write(result)
     tick(rows=table.num_rows)
-    counts.update(rows_in=table.num_rows, docs=int(texts.length() - texts.null_count))
+    counts.update(rows_in=table.num_rows, docs=len(texts) - texts.null_count)
     return TaskResult([writer.close()], counts, result.schema)
 
 
