@@ -44,6 +44,9 @@ def train(
     grad_compression: Annotated[str, Opt(help="none or bf16 (DDP comm hook).")] = "none",
     num_workers: Annotated[int, Opt(help="DataLoader workers per process.")] = 1,
     resume: Annotated[bool, Opt(help="Continue from the latest checkpoint in --out.")] = True,
+    trace_samples: Annotated[
+        bool, Opt(help="Write each rank's sample fingerprints to --out (audit).")
+    ] = False,
     nproc_per_node: Annotated[str, Opt(help="Processes: a number, or auto.")] = "auto",
     nnodes: Annotated[str, Opt(help="Nodes: N or MIN:MAX.")] = "1",
     rdzv_endpoint: Annotated[str | None, Opt(help="HOST:PORT for multi-node.")] = None,

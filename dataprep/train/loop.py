@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import xxhash
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataprep.errors import DataprepError
@@ -173,6 +174,7 @@ class Trainer:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         metrics = MetricsLog(self.out, self.rank == 0)
         stream = self.batches()
+        trace = open(self.out / f"samples-rank{self.rank}.txt", "a") if cfg.trace_samples else None
         tokens_per_step = cfg.batch_size * self.facts.seq_len * cfg.grad_accum * self.world
         peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.is_cuda else None
         started, first_step, last_loss = time.perf_counter(), self.step, float("nan")
@@ -189,6 +191,8 @@ class Trainer:
                 w0 = time.perf_counter()
                 batch = next(stream)
                 wait += time.perf_counter() - w0
+                if trace is not None:
+                    trace.write(f"{self.step + 1} {' '.join(_fingerprints(batch))}\n")
                 sync = micro == cfg.grad_accum - 1 or self.world == 1
                 with nullcontext() if sync else self.ddp.no_sync():
                     loss = self.loss(batch)
@@ -234,6 +238,8 @@ class Trainer:
                 self._say(f"stopped by SIGTERM at step {self.step}; checkpoint saved")
                 break
         metrics.close()
+        if trace is not None:
+            trace.close()
         seconds = time.perf_counter() - started
         done = self.step - first_step
         summary = {
@@ -305,9 +311,17 @@ class Trainer:
             )
 
 
+def _fingerprints(batch: dict[str, Any]) -> list[str]:
+    """xxh64 of each sample's token ids: lets an audit check what each rank trained on."""
+    rows = batch["tokens"].numpy()
+    return [xxhash.xxh64(row.tobytes()).hexdigest() for row in rows]
+
+
 def train_worker(config_json: str) -> dict[str, Any]:
     """The entry point each process runs (module-level, so the elastic launcher can spawn it)."""
     cfg = TrainConfig.model_validate_json(config_json)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))  # no oversubscription
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if cfg.device != "cpu" and torch.cuda.is_available() else "gloo"
