@@ -52,6 +52,7 @@ def train(
     rdzv_endpoint: Annotated[str | None, Opt(help="HOST:PORT for multi-node.")] = None,
     rdzv_id: Annotated[str | None, Opt(help="Job id shared by all nodes.")] = None,
     max_restarts: Annotated[int, Opt(help="Restart all ranks this often on a failure.")] = 0,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No per-step lines.")] = False,
     json: Annotated[bool, Opt("--json", help="Print the final summary as JSON.")] = False,
 ) -> None:
     """Train a GPT-style decoder with DDP (NCCL on GPUs, gloo on CPU) on token blocks.
@@ -66,7 +67,12 @@ def train(
     from dataprep.train.launch import launch
 
     values = {k: v for k, v in locals().items() if k in TrainConfig.model_fields}
-    values.update(data=str(data), out=str(out), eval_dir=str(eval_dir) if eval_dir else None)
+    values.update(
+        data=str(data),
+        out=str(out),
+        eval_dir=str(eval_dir) if eval_dir else None,
+        quiet=quiet or json,
+    )
     try:
         cfg = TrainConfig.model_validate(values)
     except ValidationError as exc:

@@ -298,11 +298,11 @@ class Trainer:
         self.stop_requested = True  # checked after the current step, on every rank at once
 
     def _say(self, text: str) -> None:
-        if self.rank == 0:
+        if self.rank == 0 and not self.cfg.quiet:
             print(f"[dataprep train] {text}", flush=True)
 
     def _progress(self, record: dict[str, Any]) -> None:
-        if self.rank == 0 and not os.environ.get("DATAPREP_QUIET"):
+        if self.rank == 0 and not self.cfg.quiet:
             print(
                 f"step {record['step']:>6}/{self.cfg.steps}  loss {record['loss']:.4f}  "
                 f"lr {record['lr']:.2e}  {record['tokens_per_s']:,.0f} tok/s  "
