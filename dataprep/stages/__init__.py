@@ -11,6 +11,9 @@ from dataprep.stage import Stage
 
 BUILTIN: dict[str, str] = {
     "shard": "dataprep.stages.shard:ShardStage",
+    "partition": "dataprep.stages.partition:PartitionStage",
+    "rebalance": "dataprep.stages.rebalance:RebalanceStage",
+    "resample": "dataprep.stages.resample:ResampleStage",
 }
 
 
