@@ -155,20 +155,21 @@ def jump(hashes: np.ndarray, buckets: int) -> np.ndarray:
     Each pass advances every key that is still jumping; keys drop out as they pass `buckets`,
     so the loop runs ~ln(buckets) times, not once per key.
     """
+    out = np.empty(len(hashes), dtype=np.int32)
+    idx = np.arange(len(hashes))
     key = hashes.astype(np.uint64, copy=True)
-    b = np.full(len(key), -1, dtype=np.int64)
-    j = np.zeros(len(key), dtype=np.int64)
-    active = np.arange(len(key))
+    j = np.zeros(len(hashes), dtype=np.int64)
     scale = float(1 << 31)
-    while len(active):
-        b[active] = j[active]
-        k = key[active] * JUMP_MUL + U64(1)
-        key[active] = k
-        step = scale / ((k >> U64(33)) + U64(1)).astype(np.float64)
-        nxt = ((b[active] + 1).astype(np.float64) * step).astype(np.int64)
-        j[active] = nxt
-        active = active[nxt < buckets]
-    return b.astype(np.int32)
+    while len(idx):  # arrays shrink to the keys still jumping
+        b = j
+        key = key * JUMP_MUL + U64(1)
+        step = scale / ((key >> U64(33)) + U64(1)).astype(np.float64)
+        j = ((b + 1).astype(np.float64) * step).astype(np.int64)
+        done = j >= buckets
+        out[idx[done]] = b[done]
+        going = ~done
+        idx, key, j = idx[going], key[going], j[going]
+    return out
 
 
 def node_seeds(nodes: int) -> np.ndarray:
