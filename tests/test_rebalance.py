@@ -109,15 +109,20 @@ def test_target_bytes_within_5_percent_in_order(sharded: Path, tmp_path: Path) -
 
 
 def _lpt(sizes: dict[str, int], bins: int) -> list[int]:
-    """Independent greedy largest-first packing, splitting groups above the fair share."""
+    """Independent greedy largest-first packing: groups above the fair share are cut into
+    near-equal pieces, each piece goes to the least-loaded bin not yet holding its group."""
     cap = -(-sum(sizes.values()) // bins)
     items = []
-    for size in sizes.values():
+    for name, size in sizes.items():
         parts = -(-size // cap)
-        items += [size // parts + (1 if j < size % parts else 0) for j in range(parts)]
+        items += [(size // parts + (1 if j < size % parts else 0), name) for j in range(parts)]
     loads = [0] * bins
-    for item in sorted(items, reverse=True):
-        loads[loads.index(min(loads))] += item
+    holders: dict[str, set[int]] = {name: set() for name in sizes}
+    for size, name in sorted(items, key=lambda it: -it[0]):
+        free = [k for k in range(bins) if k not in holders[name]] or list(range(bins))
+        k = min(free, key=lambda b: (loads[b], b))
+        loads[k] += size
+        holders[name].add(k)
     return sorted(loads)
 
 

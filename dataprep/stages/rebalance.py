@@ -408,10 +408,15 @@ def pack_groups(sizes: np.ndarray, n: int) -> tuple[list[list[tuple[int, int]]],
     loads = [0] * n
     pieces: list[list[tuple[int, int]]] = [[] for _ in sizes]
     for size, g, _, start in items:
+        holding = {k for _, k in pieces[g]}
+        skipped = []  # bins that already hold a piece of this group: spread the hot key
+        while len(heap) > 1 and heap[0][1] in holding:
+            skipped.append(heapq.heappop(heap))
         load, k = heapq.heappop(heap)
         loads[k] = load + size
         pieces[g].append((start, k))
-        heapq.heappush(heap, (loads[k], k))
+        for item in [*skipped, (loads[k], k)]:
+            heapq.heappush(heap, item)
     for p in pieces:
         p.sort()
     return pieces, loads
