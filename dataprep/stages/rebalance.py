@@ -83,7 +83,12 @@ class RebalanceStage(Stage):
         else:
             n = math.ceil(ctx.input.bytes / int(config.target_bytes or 1))
         n = max(1, min(n, total))
-        report: dict[str, Any] = {"rows_in": total, "input_shards": len(paths), "mode": "rows"}
+        report: dict[str, Any] = {
+            "rows_in": total,
+            "input_shards": len(paths),
+            "input_rows": {"min": min(rows, default=0), "max": max(rows, default=0)},
+            "mode": "rows",
+        }
         if total == 0:
             return StageResult([], ctx.input.schema, report)
         if config.by is not None:

@@ -207,6 +207,10 @@ def sample_task(task: Task) -> TaskResult:
     if config.strategy == "weights":
         weights = np.asarray(plan, dtype=np.float64)[gid]
         table = table.append_column(config.weight_column, pa.array(weights, pa.float64()))
+    elif config.strategy == "undersample":  # a mask filters chunk by chunk; take would copy
+        mask = np.zeros(table.num_rows, dtype=bool)
+        mask[_selection(gid, plan, config, task.index)] = True
+        table = table.filter(pa.array(mask))
     else:
         table = table.take(pa.array(_selection(gid, plan, config, task.index)))
     entry = _write(task, table.cast(out_schema))
