@@ -85,7 +85,8 @@ def test_previous_reports_the_fraction_that_moved(sharded: Path, tmp_path: Path)
     moved = [k for k in before if before[k] != after[k]]
     assert all(after[k] == 4 for k in moved)  # only into the new partition
     rep = report(tmp_path / "p5")["previous"]
-    assert rep["rows_moved"] == len(moved)
+    assert rep["rows_moved"] == len(moved) and rep["rows"] == len(before)
+    assert rep["moved_between_old_partitions"] == 0
     assert rep["moved_fraction"] == pytest.approx(len(moved) / len(before), abs=1e-6)
     assert rep["ideal_fraction"] == pytest.approx(0.2)
 

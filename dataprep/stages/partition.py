@@ -5,7 +5,8 @@ default; rendezvous or a ring for weighted partitions), stable-sort the shard by
 write one file per (partition, input shard) that received rows, tagged with its partition in
 the manifest. Rows keep their input order within a partition. Consistent hashing means going
 from N to N+1 partitions moves only ~1/(N+1) of the keys, all of them into the new partition;
-`previous` measures that against an earlier partition run.
+`previous` measures that on real data: one more map over an earlier partition output re-routes
+its key column and counts the rows whose partition tag would change.
 """
 
 from __future__ import annotations
@@ -80,11 +81,8 @@ class PartitionStage(Stage):
                 f"{', '.join(ctx.input.schema.names)})"
             )
         previous = _previous_config(config) if config.previous else None
-        tasks = [
-            ctx.task("route", i, [p], extra=previous) for i, p in enumerate(ctx.input_shard_paths())
-        ]
+        tasks = [ctx.task("route", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
         results = ctx.map(partition_task, tasks)
-        counts = sum_counts(results)
         shards = sorted(
             (s for r in results for s in r.shards), key=lambda s: (s.partition or 0, s.path)
         )
@@ -105,14 +103,7 @@ class PartitionStage(Stage):
             },
         }
         if previous is not None:
-            report["previous"] = {
-                "path": config.previous,
-                "partitions": previous.partitions,
-                "scheme": previous.scheme,
-                "rows_moved": counts.get("moved", 0),
-                "moved_fraction": round(counts.get("moved", 0) / routed, 6) if routed else 0.0,
-                "ideal_fraction": _ideal_moved(previous, config),
-            }
+            report["previous"] = _moved(ctx, config, previous)
         return StageResult(shards, ctx.input.schema, report)
 
 
@@ -129,7 +120,7 @@ def _previous_config(config: PartitionConfig) -> PartitionConfig:
     assert config.previous is not None
     manifest = dataset.read_manifest(config.previous)
     last = manifest.lineage[-1] if manifest.lineage else {}
-    if last.get("stage") != "partition":
+    if last.get("stage") != "partition" or any(s.partition is None for s in manifest.shards):
         raise DataprepError(
             f"--previous {config.previous} was not written by 'dataprep partition'; "
             "point it at an earlier partition output"
@@ -143,10 +134,49 @@ def _previous_config(config: PartitionConfig) -> PartitionConfig:
     return old
 
 
+def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig) -> dict[str, Any]:
+    """Rows of the previous output whose partition differs under this config (a map over its
+    shards reading only the key column), and where they go."""
+    assert config.previous is not None
+    root = Path(config.previous)
+    old = dataset.read_manifest(root)
+    tasks = [
+        ctx.task("moved", i, [str(root / s.path)], extra=(s.partition, previous.partitions))
+        for i, s in enumerate(old.shards)
+    ]
+    counts = sum_counts(ctx.map(moved_task, tasks))
+    rows, moved = counts.get("rows", 0), counts.get("moved", 0)
+    return {
+        "path": config.previous,
+        "partitions": previous.partitions,
+        "scheme": previous.scheme,
+        "rows": rows,
+        "rows_moved": moved,
+        "moved_fraction": round(moved / rows, 6) if rows else 0.0,
+        "moved_between_old_partitions": counts.get("between_old", 0),
+        "ideal_fraction": _ideal_moved(previous, config),
+    }
+
+
+def moved_task(task: Task) -> TaskResult:
+    """Re-route one previous shard's keys; count rows whose partition tag would change."""
+    config: PartitionConfig = task.config
+    old_partition, old_count = task.extra
+    keys = pq.read_table(task.inputs[0], columns=[config.key]).column(0).drop_null()
+    parts = route_table(pa.table({config.key: keys}), config)
+    changed = parts != old_partition
+    tick(rows=len(keys))
+    counts = {
+        "rows": len(keys),
+        "moved": int(changed.sum()),
+        "between_old": int((changed & (parts < old_count)).sum()),
+    }
+    return TaskResult(counts=counts)
+
+
 def partition_task(task: Task) -> TaskResult:
     """Route one input shard and write one file per partition it feeds."""
     config: PartitionConfig = task.config
-    previous: PartitionConfig | None = task.extra
     source = Path(task.inputs[0])
     table = pq.read_table(source)
     keys = table.column(config.key)
@@ -158,7 +188,6 @@ def partition_task(task: Task) -> TaskResult:
         table = table.filter(pc.invert(nulls))
     quarantine.close()
     parts = route_table(table, config)
-    moved = int((route_table(table, previous) != parts).sum()) if previous else 0
     order = np.argsort(parts, kind="stable")
     table = table.take(pa.array(order))
     parts = parts[order]
@@ -175,5 +204,5 @@ def partition_task(task: Task) -> TaskResult:
             writer.abort()
             raise
     tick(rows=table.num_rows)
-    counts = {"rows": table.num_rows, "moved": moved, "quarantined": quarantine.count}
+    counts = {"rows": table.num_rows, "quarantined": quarantine.count}
     return TaskResult(shards, counts, table.schema)
