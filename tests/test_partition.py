@@ -110,6 +110,9 @@ def test_bad_options_stop_with_one_clear_sentence(sharded: Path, tmp_path: Path)
         PartitionConfig.parse({"key": "id", "partitions": 2, "weights": [1, 2]})
     with pytest.raises(DataprepError, match="weights has 2 values but partitions is 3"):
         PartitionConfig.parse({"key": "id", "partitions": 3, "scheme": "ring", "weights": [1, 2]})
+    with pytest.raises(DataprepError, match="was not written by 'dataprep partition'"):
+        params = {"key": "id", "partitions": 3, "previous": str(sharded)}
+        run("partition", params, sharded, tmp_path / "w")
     cmd = [sys.executable, "-c", "from dataprep.cli import main; main()", "partition"]
     args = [str(sharded), "-o", str(tmp_path / "cli"), "--key", "nope", "--partitions", "3"]
     proc = subprocess.run(cmd + args, capture_output=True, text=True)
