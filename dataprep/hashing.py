@@ -172,10 +172,17 @@ def jump(hashes: np.ndarray, buckets: int) -> np.ndarray:
     return out
 
 
-def node_seeds(nodes: int) -> np.ndarray:
-    """A fixed 64-bit identity per partition number, so partition i hashes the same in any N."""
-    seeds = [xxhash.xxh64_intdigest(f"partition-{i}".encode()) for i in range(nodes)]
-    return np.array(seeds, dtype=np.uint64)
+def node_names(count: int, names: Sequence[str] | None = None) -> list[str]:
+    """Each partition's identity in the hash: its given name, else "partition-<i>".
+
+    Identities never depend on how many partitions exist, so adding one (or, with names,
+    removing one anywhere in the list) only moves keys to (or from) that partition.
+    """
+    return list(names) if names else [f"partition-{i}" for i in range(count)]
+
+
+def node_seeds(names: Sequence[str]) -> np.ndarray:
+    return np.array([xxhash.xxh64_intdigest(n.encode()) for n in names], dtype=np.uint64)
 
 
 def unit_interval(h: np.ndarray) -> np.ndarray:
@@ -183,13 +190,15 @@ def unit_interval(h: np.ndarray) -> np.ndarray:
     return ((h >> U64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
 
 
-def rendezvous(hashes: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+def rendezvous(
+    hashes: np.ndarray, weights: Sequence[float], names: Sequence[str] | None = None
+) -> np.ndarray:
     """Weighted rendezvous (highest random weight): score = w / -ln(u(key, node)); argmax.
 
     Adding a node only takes keys for itself (other nodes' scores do not change), and each
     node's expected share is proportional to its weight.
     """
-    seeds = node_seeds(len(weights))
+    seeds = node_seeds(node_names(len(weights), names))
     best = np.full(len(hashes), -np.inf)
     out = np.zeros(len(hashes), dtype=np.int32)
     for i, w in enumerate(weights):
@@ -200,26 +209,29 @@ def rendezvous(hashes: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     return out
 
 
-def ring_points(weights: Sequence[float], vnodes: int) -> tuple[np.ndarray, np.ndarray]:
+def ring_points(
+    weights: Sequence[float], vnodes: int, names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The ring: sorted point hashes and the partition that owns each point.
 
-    Partition i places round(vnodes * w_i / mean(w)) points at xxh64("partition-i#v"), so its
-    points never depend on how many other partitions exist.
+    Partition i places max(1, round(vnodes * w_i)) points at xxh64("<name>#<v>"), so its
+    points never depend on the other partitions.
     """
-    mean = sum(weights) / len(weights)
     points: list[int] = []
     owners: list[int] = []
-    for i, w in enumerate(weights):
-        count = max(1, round(vnodes * w / mean))
-        points.extend(xxhash.xxh64_intdigest(f"partition-{i}#{v}".encode()) for v in range(count))
+    for i, (name, w) in enumerate(zip(node_names(len(weights), names), weights, strict=True)):
+        count = max(1, round(vnodes * w))
+        points.extend(xxhash.xxh64_intdigest(f"{name}#{v}".encode()) for v in range(count))
         owners.extend([i] * count)
     order = np.argsort(np.array(points, dtype=np.uint64), kind="stable")
     return np.array(points, dtype=np.uint64)[order], np.array(owners, dtype=np.int32)[order]
 
 
-def ring(hashes: np.ndarray, weights: Sequence[float], vnodes: int) -> np.ndarray:
+def ring(
+    hashes: np.ndarray, weights: Sequence[float], vnodes: int, names: Sequence[str] | None = None
+) -> np.ndarray:
     """Consistent-hash ring: each key goes to the first point clockwise at or after its hash."""
-    points, owners = ring_points(weights, vnodes)
+    points, owners = ring_points(weights, vnodes, names)
     idx = np.searchsorted(points, hashes, side="left")
     idx[idx == len(points)] = 0
     return owners[idx]
@@ -231,13 +243,14 @@ def route(
     scheme: str,
     weights: Sequence[float] | None = None,
     vnodes: int = 256,
+    names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Partition number of each key hash under one scheme."""
     if scheme == "jump":
         return jump(hashes, partitions)
     w = list(weights) if weights else [1.0] * partitions
     if scheme == "rendezvous":
-        return rendezvous(hashes, w)
+        return rendezvous(hashes, w, names)
     if scheme == "ring":
-        return ring(hashes, w, vnodes)
+        return ring(hashes, w, vnodes, names)
     raise ValueError(f"unknown scheme {scheme!r}")

@@ -38,11 +38,15 @@ def _fmix(h: int) -> int:
     return h ^ (h >> 32)
 
 
-def rendezvous(key: int, weights: list[float]) -> int:
+def _names(count: int, names: list[str] | None) -> list[str]:
+    return names or [f"partition-{i}" for i in range(count)]
+
+
+def rendezvous(key: int, weights: list[float], names: list[str] | None = None) -> int:
     """Weighted highest-random-weight: argmax_i w_i / -ln(u_i(key))."""
     best, winner = -math.inf, 0
-    for i, w in enumerate(weights):
-        node = xxhash.xxh64_intdigest(f"partition-{i}".encode())
+    for i, (name, w) in enumerate(zip(_names(len(weights), names), weights, strict=True)):
+        node = xxhash.xxh64_intdigest(name.encode())
         u = ((_fmix(key ^ node) >> 11) + 0.5) / float(1 << 53)
         score = w / -math.log(u)
         if score > best:
@@ -53,12 +57,11 @@ def rendezvous(key: int, weights: list[float]) -> int:
 class Ring:
     """Classic consistent-hash ring (Karger et al.) with weighted virtual nodes, via bisect."""
 
-    def __init__(self, weights: list[float], vnodes: int):
-        mean = sum(weights) / len(weights)
+    def __init__(self, weights: list[float], vnodes: int, names: list[str] | None = None):
         points = []
-        for i, w in enumerate(weights):
-            for v in range(max(1, round(vnodes * w / mean))):
-                points.append((xxhash.xxh64_intdigest(f"partition-{i}#{v}".encode()), i))
+        for i, (name, w) in enumerate(zip(_names(len(weights), names), weights, strict=True)):
+            for v in range(max(1, round(vnodes * w))):
+                points.append((xxhash.xxh64_intdigest(f"{name}#{v}".encode()), i))
         points.sort(key=lambda p: p[0])
         self.hashes = [p[0] for p in points]
         self.owners = [p[1] for p in points]

@@ -103,3 +103,21 @@ def test_rendezvous_weights_set_shares(million: np.ndarray) -> None:
     ring_parts = hashing.ring(million[:400_000], weights, 4096)
     ring_shares = np.bincount(ring_parts, minlength=4) / 400_000
     assert np.allclose(ring_shares, expected, rtol=0.05)
+
+
+@pytest.mark.parametrize("scheme", ["rendezvous", "ring"])
+def test_removing_a_named_partition_moves_only_its_keys(million: np.ndarray, scheme: str) -> None:
+    keys = million[:200_000]
+    names = ["alpha", "beta", "gamma", "delta", "epsilon"]
+    fewer = [n for n in names if n != "gamma"]
+    before = np.array(names)[hashing.route(keys, 5, scheme, vnodes=1024, names=names)]
+    after = np.array(fewer)[hashing.route(keys, 4, scheme, vnodes=1024, names=fewer)]
+    moved = before != after
+    assert (before[moved] == "gamma").all() and (before == "gamma").sum() == moved.sum()
+    sample = keys[:2000]
+    ring = ref.Ring([1.0] * 5, 64, names)
+    want = [
+        ref.rendezvous(int(h), [1.0] * 5, names) if scheme == "rendezvous" else ring.lookup(int(h))
+        for h in sample
+    ]
+    assert hashing.route(sample, 5, scheme, vnodes=64, names=names).tolist() == want

@@ -25,6 +25,13 @@ def partition(
         str | None,
         typer.Option(help="Comma-separated relative weights, one per partition (rendezvous/ring)."),
     ] = None,
+    names: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated partition names (rendezvous/ring): a partition's keys depend "
+            "on its name, so removing one name moves only that partition's keys."
+        ),
+    ] = None,
     vnodes: Annotated[int, typer.Option(help="Ring: virtual nodes per unit of weight.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the xxh64 key hash.")] = 0,
     previous: Annotated[
@@ -47,6 +54,7 @@ def partition(
             "partitions": partitions,
             "scheme": scheme,
             "weights": weights.split(",") if weights else None,  # pydantic checks the numbers
+            "names": names.split(",") if names else None,
             "vnodes": vnodes,
             "seed": seed,
             "previous": str(previous) if previous else None,

@@ -42,29 +42,35 @@ class PartitionConfig(StageConfig):
     partitions: int = Field(gt=0, le=1 << 20, description="number of partitions")
     scheme: Scheme = Field("jump", description="jump (default), rendezvous or ring")
     weights: list[float] | None = Field(None, description="relative partition weights")
+    names: list[str] | None = Field(None, description="rendezvous/ring: partition names")
     vnodes: int = Field(256, gt=0, description="ring: virtual nodes per unit of weight")
     seed: int = Field(0, ge=0, description="xxh64 seed of the key hash")
     previous: str | None = Field(None, description="an earlier partition output to compare")
 
     @model_validator(mode="after")
     def _check_weights(self) -> PartitionConfig:
-        if self.weights is None:
-            return self
-        if self.scheme == "jump":
-            raise ValueError("weights need scheme rendezvous or ring (jump is unweighted)")
-        if len(self.weights) != self.partitions:
-            raise ValueError(
-                f"weights has {len(self.weights)} values but partitions is {self.partitions}"
-            )
-        if any(w <= 0 for w in self.weights):
+        for option, values in (("weights", self.weights), ("names", self.names)):
+            if values is None:
+                continue
+            if self.scheme == "jump":
+                raise ValueError(f"{option} need scheme rendezvous or ring (jump has neither)")
+            if len(values) != self.partitions:
+                raise ValueError(
+                    f"{option} has {len(values)} values but partitions is {self.partitions}"
+                )
+        if self.weights is not None and any(w <= 0 for w in self.weights):
             raise ValueError("weights must all be > 0")
+        if self.names is not None and len(set(self.names)) != len(self.names):
+            raise ValueError("names must be distinct")
         return self
 
 
 def route_table(table: pa.Table, config: PartitionConfig) -> np.ndarray:
     """Partition number of every row (rows with a null key are the caller's business)."""
     hashes = hashing.xxh64_array(table.column(config.key), seed=config.seed)
-    return hashing.route(hashes, config.partitions, config.scheme, config.weights, config.vnodes)
+    return hashing.route(
+        hashes, config.partitions, config.scheme, config.weights, config.vnodes, config.names
+    )
 
 
 class PartitionStage(Stage):
@@ -97,6 +103,7 @@ class PartitionStage(Stage):
             "scheme": config.scheme,
             "partitions": config.partitions,
             "partition_rows": sizes,
+            "names": config.names,
             "balance": {
                 "max_over_mean": round(max(sizes) / mean, 6) if mean else None,
                 "min_over_mean": round(min(sizes) / mean, 6) if mean else None,
@@ -140,8 +147,9 @@ def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig
     assert config.previous is not None
     root = Path(config.previous)
     old = dataset.read_manifest(root)
+    names = hashing.node_names(previous.partitions, previous.names)
     tasks = [
-        ctx.task("moved", i, [str(root / s.path)], extra=(s.partition, previous.partitions))
+        ctx.task("moved", i, [str(root / s.path)], extra=(names[s.partition or 0], names))
         for i, s in enumerate(old.shards)
     ]
     counts = sum_counts(ctx.map(moved_task, tasks))
@@ -159,18 +167,22 @@ def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig
 
 
 def moved_task(task: Task) -> TaskResult:
-    """Re-route one previous shard's keys; count rows whose partition tag would change."""
+    """Re-route one previous shard's keys; count rows whose partition would change.
+
+    Partitions are compared by identity (name, or number when unnamed), so removing a named
+    partition from the middle of the list is not counted as renumbering the others.
+    """
     config: PartitionConfig = task.config
-    old_partition, old_count = task.extra
+    old_name, old_names = task.extra
     keys = pq.read_table(task.inputs[0], columns=[config.key]).column(0).drop_null()
     parts = route_table(pa.table({config.key: keys}), config)
-    changed = parts != old_partition
+    current = hashing.node_names(config.partitions, config.names)
+    new_names = np.array(current)[parts]
+    changed = new_names != old_name
+    # a move between two partitions that exist before and after: consistent hashing has none
+    between = changed & np.isin(new_names, old_names) if old_name in current else changed & False
     tick(rows=len(keys))
-    counts = {
-        "rows": len(keys),
-        "moved": int(changed.sum()),
-        "between_old": int((changed & (parts < old_count)).sum()),
-    }
+    counts = {"rows": len(keys), "moved": int(changed.sum()), "between_old": int(between.sum())}
     return TaskResult(counts=counts)
 
 
