@@ -14,7 +14,8 @@ from parts_data import column, make_sharded, report, run, shard_tables
 
 from dataprep import dataset
 from dataprep.errors import DataprepError
-from dataprep.stages.rebalance import RebalanceConfig, _contingency, read_range
+from dataprep.stages.rebalance import RebalanceConfig, read_range
+from dataprep.stages.rebalance_scatter import contingency
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def _per_shard(root: Path) -> list[list[str]]:
 def test_contingency_table_has_exact_margins() -> None:
     rows = [170, 170, 35, 170, 12, 90]
     sizes = [216, 216, 215]
-    table = _contingency(rows, sizes, seed=3)
+    table = contingency(rows, sizes, seed=3)
     assert table.sum(axis=1).tolist() == rows
     assert table.sum(axis=0).tolist() == sizes
     assert (table >= 0).all()
