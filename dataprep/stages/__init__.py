@@ -12,6 +12,9 @@ from dataprep.stage import Stage
 BUILTIN: dict[str, str] = {
     "shard": "dataprep.stages.shard:ShardStage",
     "tokenize": "dataprep.stages.tokenize:TokenizeStage",
+    "partition": "dataprep.stages.partition:PartitionStage",
+    "rebalance": "dataprep.stages.rebalance:RebalanceStage",
+    "resample": "dataprep.stages.resample:ResampleStage",
 }
 
 

@@ -1,0 +1,64 @@
+"""`dataprep resample`: balance classes by under/oversampling or a weight column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli import app, output
+from dataprep.runner import run_stage
+from dataprep.stages.resample import ResampleConfig
+
+
+@app.command(rich_help_panel="Stages")
+def resample(
+    input_path: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    label: Annotated[str, typer.Option(help="Column holding the class label.")],
+    strategy: Annotated[str, typer.Option(help="undersample, oversample or weights.")],
+    target: Annotated[
+        str | None, typer.Option(help="'uniform': equal classes (the default target).")
+    ] = None,
+    ratios: Annotated[
+        str | None, typer.Option(help="Explicit class ratios, e.g. pos=1,neg=3.")
+    ] = None,
+    max_ratio: Annotated[
+        float | None, typer.Option(help="Cap the largest/smallest class ratio, e.g. 10.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed keeps the same rows.")] = 0,
+    weight_column: Annotated[
+        str, typer.Option(help="weights: name of the added column.")
+    ] = "sample_weight",
+    workers: output.Workers = None,
+    quiet: output.Quiet = False,
+    json: output.Json = False,
+    force: output.Force = False,
+) -> None:
+    """Undersample / oversample to exact planned class counts, or add inverse-frequency weights.
+
+    Class counts after the run equal the plan in report.json exactly. Rows with a null label
+    go to OUT/quarantine.jsonl.
+    """
+    config = ResampleConfig.parse(
+        {
+            "label": label,
+            "strategy": strategy,
+            "target": target,
+            "ratios": ratios,
+            "max_ratio": max_ratio,
+            "seed": seed,
+            "weight_column": weight_column,
+        }
+    )
+    result = run_stage(
+        "resample",
+        config,
+        out,
+        input_path=input_path,
+        executor=output.executor(workers),
+        reporter=output.reporter(quiet, json),
+        force=force,
+    )
+    output.print_runs([result], quiet, json)

@@ -1,0 +1,245 @@
+"""rebalance: rewrite uneven shards into N equal ones (by rows or bytes), or balance groups.
+
+Four plans, all decided in the driver from small per-shard summaries:
+- rows (default): cut the global row order into N runs whose sizes differ by at most one,
+  straight from the manifest's row counts; each output task reads only the Parquet row groups
+  its run overlaps, one row group at a time, so order is preserved and memory stays small.
+- bytes: a map pass writes each shard's per-row, per-column logical sizes to scratch; a row's
+  estimated cost weights them by each column's compression ratio over the whole input, and
+  the cuts go where the running cost crosses k/N of the total; then as for rows.
+- shuffle and by COL: scatter to scratch, gather per output shard (rebalance_scatter.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import ByteSize, Field, model_validator
+
+from dataprep.errors import DataprepError
+from dataprep.progress import tick
+from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
+from dataprep.stages.rebalance_scatter import contingency, run_by, scatter_gather, write_pieces
+
+
+class RebalanceConfig(StageConfig):
+    shards: int | None = Field(None, gt=0, description="number of output shards")
+    target_rows: int | None = Field(None, gt=0, description="rows per output shard")
+    target_bytes: ByteSize | None = Field(None, description="bytes per output shard, e.g. 64MB")
+    shuffle: bool = Field(False, description="seeded global shuffle instead of keeping order")
+    seed: int = Field(0, ge=0, description="shuffle seed")
+    by: str | None = Field(None, description="balance whole groups of this column across shards")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> RebalanceConfig:
+        given = [
+            n for n in ("shards", "target_rows", "target_bytes") if getattr(self, n) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError("give exactly one of shards, target_rows or target_bytes")
+        if self.target_bytes is not None and (self.shuffle or self.by):
+            raise ValueError("target_bytes works only in order (no shuffle, no by)")
+        if self.shuffle and self.by:
+            raise ValueError("choose shuffle or by, not both")
+        return self
+
+
+class RebalanceStage(Stage):
+    name = "rebalance"
+    Config = RebalanceConfig
+    help = "Rewrite uneven shards into N equal ones (rows or bytes), or balance groups."
+
+    def run(self, ctx: StageContext) -> StageResult:
+        config = ctx.config
+        assert isinstance(config, RebalanceConfig) and ctx.input is not None
+        if config.by is not None and config.by not in ctx.input.schema.names:
+            raise DataprepError(
+                f"--by {config.by!r} is not a column of the input (columns: "
+                f"{', '.join(ctx.input.schema.names)})"
+            )
+        total = ctx.input.rows
+        paths = ctx.input_shard_paths()
+        rows = [s.rows for s in ctx.input.shards]
+        groups = [s.row_groups for s in ctx.input.shards]
+        if config.shards is not None:
+            n = config.shards
+        elif config.target_rows is not None:
+            n = math.ceil(total / config.target_rows)
+        else:
+            n = math.ceil(ctx.input.bytes / int(config.target_bytes or 1))
+        n = max(1, min(n, total))
+        report: dict[str, Any] = {
+            "rows_in": total,
+            "input_shards": len(paths),
+            "input_rows": {"min": min(rows, default=0), "max": max(rows, default=0)},
+            "mode": "rows",
+        }
+        if total == 0:
+            return StageResult([], ctx.input.schema, report)
+        if config.by is not None:
+            report["mode"] = "by"
+            shards = run_by(ctx, config.by, paths, n, report)
+        elif config.shuffle:
+            report["mode"] = "shuffle"
+            sizes = _equal_sizes(total, n)
+            table = contingency(rows, sizes, config.seed)
+            shards = scatter_gather(ctx, paths, [table[i] for i in range(len(paths))], n)
+        else:
+            if config.target_bytes is not None:
+                report["mode"] = "bytes"
+                cuts = _byte_cuts(ctx, paths, n)
+            else:
+                cuts = np.concatenate([[0], np.cumsum(_equal_sizes(total, n))])
+            plans = [_ranges(paths, rows, groups, int(a), int(b)) for a, b in pairwise(cuts)]
+            tasks = [
+                ctx.task("write", k, [p[0] for p in plan], plan) for k, plan in enumerate(plans)
+            ]
+            shards = [s for r in ctx.map(ordered_task, tasks) for s in r.shards]
+        out_rows = [s.rows for s in shards]
+        out_bytes = [s.bytes for s in shards]
+        report["output_rows"] = {"min": min(out_rows), "max": max(out_rows)}
+        mean = sum(out_bytes) / len(out_bytes)
+        report["output_bytes"] = {
+            "min": min(out_bytes),
+            "max": max(out_bytes),
+            "max_over_mean": round(max(out_bytes) / mean, 4),
+        }
+        return StageResult(shards, ctx.input.schema, report)
+
+
+def pairwise(cuts: Any) -> Iterator[tuple[int, int]]:
+    for k in range(len(cuts) - 1):
+        yield int(cuts[k]), int(cuts[k + 1])
+
+
+def _equal_sizes(total: int, n: int) -> list[int]:
+    base, extra = divmod(total, n)
+    return [base + 1] * extra + [base] * (n - extra)
+
+
+def _ranges(
+    paths: list[str], rows: list[int], groups: list[list[int]], start: int, end: int
+) -> list[tuple[str, list[int], int, int]]:
+    """Which (shard, row groups, local start, local end) pieces make global rows [start, end)."""
+    pieces = []
+    offset = 0
+    for path, count, row_groups in zip(paths, rows, groups, strict=True):
+        lo, hi = max(start, offset), min(end, offset + count)
+        if lo < hi:
+            pieces.append((path, row_groups, lo - offset, hi - offset))
+        offset += count
+    return pieces
+
+
+def read_range(path: str, row_groups: list[int], start: int, end: int) -> Iterator[pa.Table]:
+    """Rows [start, end) of one shard, reading only the row groups that overlap them."""
+    pf = pq.ParquetFile(path)
+    if sum(row_groups) != pf.metadata.num_rows:  # manifest without row groups: use the footer
+        row_groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+    first = 0
+    for g, count in enumerate(row_groups):
+        lo, hi = max(start, first), min(end, first + count)
+        if lo < hi:
+            yield pf.read_row_group(g).slice(lo - first, hi - lo)
+        first += count
+        if first >= end:
+            break
+
+
+def ordered_task(task: Task) -> TaskResult:
+    """Write one output shard from the row ranges the plan gave it, in input order."""
+    plan: list[tuple[str, list[int], int, int]] = task.extra
+    schema = pq.read_schema(plan[0][0])
+
+    def pieces() -> Iterator[pa.Table]:
+        for path, row_groups, start, end in plan:
+            yield from read_range(path, row_groups, start, end)
+
+    return write_pieces(task, pieces(), schema)
+
+
+# -- bytes -----------------------------------------------------------------------------------
+
+
+def _byte_cuts(ctx: StageContext, paths: list[str], n: int) -> np.ndarray:
+    """Global row indices where the estimated output bytes cross k/N of the total.
+
+    A row's estimated cost is sum over columns of its logical size times that column's
+    compressed/logical ratio over the whole input. Per-shard ratios would overcharge rows of
+    small shards, which compress worse alone than they will inside a bigger output shard.
+    """
+    assert ctx.input is not None
+    sizes_dir = ctx.work / "scratch" / "sizes"
+    sizes_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [ctx.task("size", i, [p], extra=str(sizes_dir)) for i, p in enumerate(paths)]
+    stats = [r.extra for r in ctx.map(size_task, tasks)]
+    compressed = np.sum([c for c, _ in stats], axis=0)
+    logical = np.sum([lg for _, lg in stats], axis=0)
+    ratio = np.divide(compressed, logical, out=np.zeros_like(compressed), where=logical > 0)
+    shard_end = np.cumsum([np.dot(lg, ratio) for _, lg in stats])
+    row_start = np.concatenate([[0], np.cumsum([s.rows for s in ctx.input.shards])])
+    cuts = [0]
+    loaded: tuple[int, np.ndarray] | None = None
+    for k in range(1, n):
+        target = shard_end[-1] * k / n
+        i = min(int(np.searchsorted(shard_end, target, side="left")), len(paths) - 1)
+        if loaded is None or loaded[0] != i:  # one shard's sizes in memory at a time
+            per_column = np.load(sizes_dir / f"{i:05d}.npy").astype(np.float64)
+            loaded = (i, np.cumsum(per_column @ ratio))
+        cum = loaded[1]
+        before = shard_end[i - 1] if i else 0.0
+        local = int(np.searchsorted(cum, target - before, side="left"))
+        if local < len(cum) and (
+            local == 0 or cum[local] - (target - before) < (target - before) - cum[local - 1]
+        ):
+            local += 1  # the crossing row goes left when that lands closer to the target
+        cuts.append(max(cuts[-1], int(row_start[i]) + min(local, len(cum))))
+    cuts.append(int(row_start[-1]))
+    return np.array(cuts)
+
+
+def column_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Logical bytes of every value of one column: string/binary lengths or fixed widths."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
+        lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
+        return np.nan_to_num(lengths.astype(np.float64)) + 4
+    try:
+        width = float(max(kind.bit_width // 8, 1))
+    except ValueError:  # nested or other variable-width type: its average
+        width = column.nbytes / max(len(column), 1)
+    return np.full(len(column), width)
+
+
+def size_task(task: Task) -> TaskResult:
+    """Per-row, per-column logical sizes of one shard (to scratch), and per-column totals of
+    logical and compressed bytes (from the Parquet footer) for the global ratios."""
+    sizes_dir = task.extra
+    pf = pq.ParquetFile(task.inputs[0])
+    meta = pf.metadata
+    table = pf.read()
+    sizes = np.stack([column_sizes(c) for c in table.columns], axis=1).astype(np.float32)
+    compressed = np.array(
+        [
+            sum(
+                meta.row_group(g).column(c).total_compressed_size
+                for g in range(meta.num_row_groups)
+            )
+            for c in range(meta.num_columns)
+        ],
+        dtype=np.float64,
+    )
+    target = Path(sizes_dir) / f"{task.index:05d}.npy"
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npy")
+    np.save(tmp, sizes)
+    os.replace(tmp, target)
+    tick(rows=table.num_rows)
+    return TaskResult(extra=(compressed, sizes.astype(np.float64).sum(axis=0)))

@@ -1,0 +1,232 @@
+"""rebalance's scatter/gather plans: a seeded global shuffle, and groups packed onto shards.
+
+Both send every row of an input shard to its output shard's scratch file (one map), then build
+each output shard from its scratch pieces (a second map), so memory stays at about one shard.
+- shuffle: a multivariate hypergeometric draw says how many rows input shard i sends to output
+  shard k, exactly the margins of a uniform global permutation; input shards scatter a seeded
+  permutation, output shards shuffle what they gather.
+- by COL: count groups per shard, cut groups bigger than a fair share into fair-share pieces,
+  pack pieces largest-first onto the least-loaded shard (LPT), then scatter and gather in order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataprep.dataset import ShardEntry, ShardWriter, WriteOptions
+from dataprep.progress import tick
+from dataprep.stage import StageContext, Task, TaskResult
+
+SCRATCH = "scratch/rebalance"
+
+
+class BufferedShard:
+    """A ShardWriter fed small pieces: buffers them into full row groups before writing."""
+
+    def __init__(self, path: Path, schema: pa.Schema, options: WriteOptions):
+        self.writer = ShardWriter(path, schema, options)
+        self.schema = schema
+        self.limit = options.row_group_rows
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.rows += table.num_rows
+        if self.rows >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write(pa.concat_tables(self.pending).cast(self.schema))
+        self.pending, self.rows = [], 0
+
+    def close(self) -> ShardEntry:
+        self.flush()
+        return self.writer.close()
+
+
+def write_pieces(task: Task, pieces: Iterator[pa.Table], schema: pa.Schema) -> TaskResult:
+    out = BufferedShard(task.out / f"part-{task.index:05d}.parquet", schema, task.write_options)
+    rows = 0
+    try:
+        for table in pieces:
+            out.write(table)
+            rows += table.num_rows
+            tick(rows=table.num_rows)
+        entry = out.close()
+    except BaseException:
+        out.writer.abort()
+        raise
+    return TaskResult([entry], {"rows": rows})
+
+
+def contingency(rows: list[int], sizes: list[int], seed: int) -> np.ndarray:
+    """How many rows input shard i sends to output shard k under a uniform permutation."""
+    rng = np.random.default_rng([seed, 0x5EBA1])
+    remaining = np.array(sizes, dtype=np.int64)
+    table = np.zeros((len(rows), len(sizes)), dtype=np.int64)
+    for i, count in enumerate(rows):
+        table[i] = rng.multivariate_hypergeometric(remaining, count, method="marginals")
+        remaining -= table[i]
+    return table
+
+
+def scatter_gather(
+    ctx: StageContext, paths: list[str], plans: list[Any], n: int, by: str | None = None
+) -> list[ShardEntry]:
+    scratch = ctx.work / SCRATCH
+    scratch.mkdir(parents=True, exist_ok=True)
+    tasks = [
+        ctx.task("scatter", i, [p], extra=(str(scratch), plans[i], by)) for i, p in enumerate(paths)
+    ]
+    sent = np.array([r.extra for r in ctx.map(scatter_task, tasks)], dtype=np.int64).reshape(
+        len(paths), n
+    )
+    gathers = []
+    for k in range(n):
+        files = [str(scratch / f"{k:05d}-{i:05d}.parquet") for i in range(len(paths)) if sent[i, k]]
+        if files:
+            gathers.append(ctx.task("gather", k, files, extra=(paths[0], by is None)))
+    return [s for r in ctx.map(gather_task, gathers) for s in r.shards]
+
+
+def scatter_task(task: Task) -> TaskResult:
+    """Send each row of one input shard to its output shard's scratch file."""
+    scratch, plan, by = task.extra
+    config = task.config
+    table = pq.read_table(task.inputs[0])
+    if by is None:  # shuffle: plan = rows per output shard
+        counts = np.asarray(plan, dtype=np.int64)
+        rng = np.random.default_rng([config.seed, 1, task.index])
+        order = rng.permutation(table.num_rows)
+    else:  # by: plan = (groups, bin per group, split pieces, rank offsets in this shard)
+        bins = _group_bins(table.column(by), *plan)
+        order = np.argsort(bins, kind="stable")
+        counts = np.bincount(bins, minlength=len(plan[-1]))
+    ends = np.cumsum(counts)
+    for k in np.nonzero(counts)[0]:
+        rows = order[ends[k] - counts[k] : ends[k]]
+        target = Path(scratch) / f"{int(k):05d}-{task.index:05d}.parquet"
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        pq.write_table(table.take(pa.array(rows)), tmp, compression="lz4")
+        os.replace(tmp, target)
+    tick(rows=table.num_rows)
+    return TaskResult(extra=counts.tolist())
+
+
+def gather_task(task: Task) -> TaskResult:
+    """One output shard from its scratch pieces: shuffled (shuffle) or streamed (by)."""
+    first_input, shuffle = task.extra
+    schema = pq.read_schema(first_input)
+    if shuffle:
+        table = pa.concat_tables(pq.read_table(p) for p in task.inputs)
+        rng = np.random.default_rng([task.config.seed, 2, task.index])
+        pieces: Iterator[pa.Table] = iter([table.take(pa.array(rng.permutation(table.num_rows)))])
+    else:
+        pieces = (pq.read_table(p) for p in task.inputs)
+    return write_pieces(task, pieces, schema)
+
+
+def run_by(
+    ctx: StageContext, by: str, paths: list[str], n: int, report: dict[str, Any]
+) -> list[ShardEntry]:
+    tasks = [ctx.task("count", i, [p], extra=by) for i, p in enumerate(paths)]
+    per_shard: list[dict[Any, int]] = [r.extra for r in ctx.map(count_task, tasks)]
+    totals: dict[Any, int] = {}
+    for counts in per_shard:
+        for value, count in counts.items():
+            totals[value] = totals.get(value, 0) + count
+    groups = sorted(totals, key=lambda v: (v is None, str(v)))
+    sizes = np.array([totals[g] for g in groups], dtype=np.int64)
+    pieces, loads = pack_groups(sizes, n)
+    report.update(
+        groups=len(groups),
+        split_groups=sum(1 for p in pieces if len(p) > 1),
+        load_max_over_mean=round(max(loads) / (sum(loads) / n), 4),
+    )
+    plans = []
+    seen = dict.fromkeys(range(len(groups)), 0)
+    for counts in per_shard:
+        offsets = np.array([seen[g] for g in range(len(groups))], dtype=np.int64)
+        for g, value in enumerate(groups):
+            seen[g] += counts.get(value, 0)
+        plans.append((groups, pieces, offsets, loads))
+    return scatter_gather(ctx, paths, plans, n, by=by)
+
+
+def pack_groups(sizes: np.ndarray, n: int) -> tuple[list[list[tuple[int, int]]], list[int]]:
+    """Greedy largest-first (LPT) packing of groups onto n bins.
+
+    A group larger than the fair share ceil(total/n) is first cut into near-equal pieces no
+    larger than it, so a hot key is spread over several shards instead of swamping one.
+    Returns, per group, its pieces as (first rank, bin), and the rows per bin.
+    """
+    cap = math.ceil(int(sizes.sum()) / n)
+    items = []  # (size, group, piece index, first rank)
+    for g, size in enumerate(sizes.tolist()):
+        parts = max(1, math.ceil(size / cap))
+        base, extra = divmod(size, parts)
+        start = 0
+        for j in range(parts):
+            piece = base + (1 if j < extra else 0)
+            items.append((piece, g, j, start))
+            start += piece
+    items.sort(key=lambda it: (-it[0], it[1], it[2]))
+    heap = [(0, k) for k in range(n)]
+    loads = [0] * n
+    pieces: list[list[tuple[int, int]]] = [[] for _ in sizes]
+    for size, g, _, start in items:
+        holding = {k for _, k in pieces[g]}
+        skipped = []  # bins that already hold a piece of this group: spread the hot key
+        while len(heap) > 1 and heap[0][1] in holding:
+            skipped.append(heapq.heappop(heap))
+        load, k = heapq.heappop(heap)
+        loads[k] = load + size
+        pieces[g].append((start, k))
+        for item in [*skipped, (loads[k], k)]:
+            heapq.heappush(heap, item)
+    for p in pieces:
+        p.sort()
+    return pieces, loads
+
+
+def count_task(task: Task) -> TaskResult:
+    """Rows per group value in one shard (nulls as None)."""
+    column = pq.read_table(task.inputs[0], columns=[task.extra]).column(0)
+    counts = pc.value_counts(column).to_pylist() if len(column) else []
+    tick(rows=len(column))
+    return TaskResult(extra={c["values"]: c["counts"] for c in counts})
+
+
+def _group_bins(
+    column: pa.ChunkedArray,
+    groups: list[Any],
+    pieces: list[list[tuple[int, int]]],
+    offsets: np.ndarray,
+    loads: list[int],
+) -> np.ndarray:
+    """Output shard of every row: its group's bin, or for split groups the piece its rank is in."""
+    value_set = pa.array(groups, type=column.type)
+    gid = pc.index_in(column, value_set=value_set, skip_nulls=False)
+    gid = gid.to_numpy(zero_copy_only=False).astype(np.int64)
+    bins = np.array([p[0][1] for p in pieces], dtype=np.int64)[gid]
+    for g, group_pieces in enumerate(pieces):
+        if len(group_pieces) == 1:
+            continue
+        rows = np.nonzero(gid == g)[0]
+        ranks = offsets[g] + np.arange(len(rows))
+        starts = np.array([s for s, _ in group_pieces])
+        owners = np.array([k for _, k in group_pieces])
+        bins[rows] = owners[np.searchsorted(starts, ranks, side="right") - 1]
+    return bins

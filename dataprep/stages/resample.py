@@ -1,0 +1,256 @@
+"""resample: fix class imbalance by undersampling, oversampling or a per-row weight column.
+
+Plan: one task per shard counts the label values. The driver turns the global counts into an
+exact target per class (uniform, explicit ratios, or a cap on the largest/smallest ratio) and
+splits every class's target into per-shard quotas with a seeded multivariate hypergeometric
+draw, so the quotas add up exactly and the chosen rows are a uniform random subset of the
+class wherever its rows live. Map: each shard keeps (undersample) or repeats (oversample) the
+rows its quotas say, chosen by a generator seeded from (seed, shard, class): the same seed
+always gives the same rows, on any executor. Rows with a null label go to quarantine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator, model_validator
+
+from dataprep.dataset import ShardWriter
+from dataprep.errors import DataprepError
+from dataprep.progress import tick
+from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
+
+Strategy = Literal["undersample", "oversample", "weights"]
+
+
+class ResampleConfig(StageConfig):
+    label: str = Field(description="column holding the class label")
+    strategy: Strategy = Field(description="undersample, oversample or weights")
+    target: Literal["uniform"] | None = Field(None, description="equal classes (the default)")
+    ratios: dict[str, float] | None = Field(None, description="class=ratio, e.g. pos=1,neg=3")
+    max_ratio: float | None = Field(None, ge=1, description="cap largest/smallest class ratio")
+    seed: int = Field(0, ge=0, description="seed for which rows are kept or repeated")
+    weight_column: str = Field("sample_weight", description="weights: name of the new column")
+
+    @field_validator("ratios", mode="before")
+    @classmethod
+    def _parse_ratios(cls, value: Any) -> Any:
+        """Accept 'pos=1,neg=3' (CLI, --set) as well as a mapping (YAML)."""
+        if not isinstance(value, str):
+            return value
+        ratios = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, ratio = item.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"write ratios as CLASS=NUMBER,...; got {item!r}")
+            ratios[name.strip()] = ratio.strip()
+        return ratios
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ResampleConfig:
+        given = [n for n in ("target", "ratios", "max_ratio") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of target, ratios or max_ratio, not {' and '.join(given)}")
+        if self.ratios is not None and (
+            not self.ratios or any(r <= 0 or not math.isfinite(r) for r in self.ratios.values())
+        ):
+            raise ValueError("ratios must name classes with ratios > 0")
+        return self
+
+
+def plan_targets(counts: dict[str, int], config: ResampleConfig) -> dict[str, int]:
+    """Rows per class after resampling (for weights: the class mass the weights aim at)."""
+    shrink = config.strategy == "undersample"
+    if config.ratios is not None:
+        scale = (min if shrink else max)(counts[c] / config.ratios[c] for c in counts)
+        raw = {c: scale * config.ratios[c] for c in counts}
+        if shrink:
+            return {c: min(counts[c], math.floor(raw[c] + 1e-9)) for c in counts}
+        return {c: max(counts[c], math.ceil(raw[c] - 1e-9)) for c in counts}
+    if config.max_ratio is not None:
+        if shrink:
+            cap = math.floor(config.max_ratio * min(counts.values()) + 1e-9)
+            return {c: min(n, cap) for c, n in counts.items()}
+        floor = math.ceil(max(counts.values()) / config.max_ratio - 1e-9)
+        return {c: max(n, floor) for c, n in counts.items()}
+    level = (min if shrink else max)(counts.values())
+    return dict.fromkeys(counts, level)
+
+
+class ResampleStage(Stage):
+    name = "resample"
+    Config = ResampleConfig
+    help = "Balance classes: undersample, oversample, or add a sample_weight column."
+
+    def run(self, ctx: StageContext) -> StageResult:
+        config = ctx.config
+        assert isinstance(config, ResampleConfig) and ctx.input is not None
+        schema = ctx.input.schema
+        if config.label not in schema.names:
+            raise DataprepError(
+                f"--label {config.label!r} is not a column of the input (columns: "
+                f"{', '.join(schema.names)})"
+            )
+        if config.strategy == "weights" and config.weight_column in schema.names:
+            raise DataprepError(
+                f"the input already has a {config.weight_column!r} column; "
+                "pass --weight-column with another name"
+            )
+        paths = ctx.input_shard_paths()
+        tasks = [ctx.task("count", i, [p]) for i, p in enumerate(paths)]
+        per_shard: list[dict[Any, int]] = [r.extra for r in ctx.map(count_task, tasks)]
+        values = sorted({v for c in per_shard for v in c if v is not None}, key=str)
+        names = [str(v) for v in values]
+        if len(set(names)) != len(names):
+            raise DataprepError(f"labels in {config.label!r} are not distinct as text: {names}")
+        _check_ratios(config, names)
+        matrix = np.array([[c.get(v, 0) for v in values] for c in per_shard], dtype=np.int64)
+        totals = dict(zip(names, matrix.sum(axis=0).tolist(), strict=True))
+        report: dict[str, Any] = {
+            "rows_in": ctx.input.rows,
+            "label": config.label,
+            "strategy": config.strategy,
+            "classes_in": totals,
+        }
+        if not values:
+            raise DataprepError(f"column {config.label!r} has no non-null labels to balance")
+        targets = plan_targets(totals, config)
+        if config.strategy == "weights":
+            mass = sum(targets.values())
+            rows = sum(totals.values())
+            weights = [targets[c] / totals[c] * rows / mass for c in names]
+            report["weights"] = dict(zip(names, weights, strict=True))
+            plan: list[Any] = [weights] * len(paths)
+            out_schema = schema.append(pa.field(config.weight_column, pa.float64()))
+            report["classes_out"] = totals
+        else:
+            plan = _quotas(matrix, [targets[c] for c in names], config)
+            out_schema = schema
+            report["classes_out"] = targets
+        tasks = [
+            ctx.task("sample", i, [p], extra=(values, plan[i], out_schema))
+            for i, p in enumerate(paths)
+        ]
+        results = ctx.map(sample_task, tasks)
+        shards = [s for r in results for s in r.shards]
+        return StageResult(shards, out_schema, report)
+
+
+def _check_ratios(config: ResampleConfig, names: list[str]) -> None:
+    if config.ratios is None:
+        return
+    unknown = sorted(set(config.ratios) - set(names))
+    if unknown:
+        raise DataprepError(
+            f"--ratios names {', '.join(map(repr, unknown))}, which column {config.label!r} "
+            f"does not have (classes: {', '.join(names)})"
+        )
+    missing = sorted(set(names) - set(config.ratios))
+    if missing:
+        raise DataprepError(
+            f"--ratios must give every class a ratio; missing {', '.join(map(repr, missing))}"
+        )
+
+
+def _quotas(matrix: np.ndarray, targets: list[int], config: ResampleConfig) -> list[Any]:
+    """Per shard and class: rows to keep (undersample) or (repeats, extra copies) (oversample).
+
+    A multivariate hypergeometric draw over the shards' class counts gives per-shard quotas
+    that sum exactly to the target and match a uniform choice over the whole class.
+    """
+    shards, classes = matrix.shape
+    plan = np.zeros((shards, classes), dtype=np.int64)
+    repeats = np.ones(classes, dtype=np.int64)
+    for c in range(classes):
+        rng = np.random.default_rng([config.seed, 0xC1A55, c])
+        total = int(matrix[:, c].sum())
+        want = targets[c]
+        if config.strategy == "oversample":
+            repeats[c], want = divmod(want, total)
+        plan[:, c] = rng.multivariate_hypergeometric(matrix[:, c], want, method="marginals")
+    if config.strategy == "undersample":
+        return [row.tolist() for row in plan]
+    return [(repeats.tolist(), row.tolist()) for row in plan]
+
+
+def count_task(task: Task) -> TaskResult:
+    """Rows per label value in one shard (None for nulls)."""
+    column = pq.read_table(task.inputs[0], columns=[task.config.label]).column(0)
+    counts = pc.value_counts(column).to_pylist() if len(column) else []
+    tick(rows=len(column))
+    return TaskResult(extra={c["values"]: c["counts"] for c in counts})
+
+
+def sample_task(task: Task) -> TaskResult:
+    """Keep, repeat or weight one shard's rows as its quotas say."""
+    config: ResampleConfig = task.config
+    values, plan, out_schema = task.extra
+    source = task.inputs[0]
+    table = pq.read_table(source)
+    labels = table.column(config.label)
+    quarantine = task.quarantine()
+    if labels.null_count:
+        nulls = pc.is_null(labels).to_numpy(zero_copy_only=False)
+        for line in np.nonzero(nulls)[0]:
+            name = source.rsplit("/", 1)[-1]
+            quarantine.add(name, int(line), f"null label in column {config.label!r}")
+        table = table.filter(pa.array(~nulls))
+        labels = table.column(config.label)
+    quarantine.close()
+    value_set = pa.array(values, type=labels.type)
+    gid = pc.index_in(labels, value_set=value_set).to_numpy(zero_copy_only=False).astype(np.int64)
+    if config.strategy == "weights":
+        weights = np.asarray(plan, dtype=np.float64)[gid]
+        table = table.append_column(config.weight_column, pa.array(weights, pa.float64()))
+    elif config.strategy == "undersample":  # a mask filters chunk by chunk; take would copy
+        mask = np.zeros(table.num_rows, dtype=bool)
+        mask[_selection(gid, plan, config, task.index)] = True
+        table = table.filter(pa.array(mask))
+    else:
+        table = table.take(pa.array(_selection(gid, plan, config, task.index)))
+    entry = _write(task, table.cast(out_schema))
+    tick(rows=table.num_rows)
+    counts = {"rows": table.num_rows, "quarantined": quarantine.count}
+    return TaskResult([entry] if entry else [], counts, out_schema)
+
+
+def _selection(gid: np.ndarray, plan: Any, config: ResampleConfig, shard: int) -> np.ndarray:
+    """Row indices to output, in input order; oversample copies go in at random places."""
+    classes = int(gid.max()) + 1 if len(gid) else 0
+    rows_of = [np.nonzero(gid == c)[0] for c in range(classes)]
+    if config.strategy == "undersample":
+        kept = []
+        for c, rows in enumerate(rows_of):
+            rng = np.random.default_rng([config.seed, shard, c])
+            kept.append(rows[rng.choice(len(rows), plan[c], replace=False)])
+        return np.sort(np.concatenate(kept)) if kept else np.empty(0, np.int64)
+    repeats, extra = plan
+    copies = []
+    for c, rows in enumerate(rows_of):
+        rng = np.random.default_rng([config.seed, shard, c])
+        copies.append(np.repeat(rows, repeats[c] - 1))
+        copies.append(rows[np.sort(rng.choice(len(rows), extra[c], replace=False))])
+    copy_rows = np.concatenate(copies) if copies else np.empty(0, np.int64)
+    rng = np.random.default_rng([config.seed, shard, 0x1A5E27])
+    slots = rng.integers(0, len(gid) + 1, size=len(copy_rows))
+    keys = np.concatenate([2 * np.arange(len(gid)) + 1, 2 * slots])
+    order = np.argsort(keys, kind="stable")
+    return np.concatenate([np.arange(len(gid)), copy_rows])[order]
+
+
+def _write(task: Task, table: pa.Table) -> Any:
+    if table.num_rows == 0:
+        return None
+    path = task.out / f"part-{task.index:05d}.parquet"
+    writer = ShardWriter(path, table.schema, task.write_options)
+    try:
+        writer.write(table)
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
