@@ -45,7 +45,7 @@ def validate_config(op: str, params: dict[str, Any] | StageConfig) -> StageConfi
     stage = get_stage(op)
     if isinstance(params, StageConfig):
         return params
-    return stage.Config.model_validate(params)
+    return stage.Config.parse(params, where=f"{op} options")
 
 
 def run_stage(
