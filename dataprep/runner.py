@@ -17,7 +17,7 @@ from typing import Any
 import xxhash
 
 from dataprep import dataset
-from dataprep.dataset import Manifest, WriteOptions
+from dataprep.dataset import Manifest, ReadOptions, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor, make_executor
 from dataprep.progress import Reporter, install
@@ -60,6 +60,7 @@ def run_stage(
     write_options: WriteOptions = WriteOptions(),
     force: bool = False,
     stage_id: str | None = None,
+    key_file: str | None = None,
 ) -> StageRun:
     started = time.time()
     t0 = time.perf_counter()
@@ -97,6 +98,7 @@ def run_stage(
         inputs=inputs,
         write_options=write_options,
         description=stage_id,
+        read_options=_read_options(input_manifest, key_file, write_options),
     )
     previous_sink = install(reporter.on_tick)
     try:
@@ -124,10 +126,24 @@ def run_stage(
             op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
         )
     )
-    manifest = Manifest(result.schema, result.shards, lineage, result.encryption)
+    encryption = result.encryption
+    if encryption is None and write_options.encryption is not None:
+        encryption = write_options.encryption.manifest(result.schema)
+    manifest = Manifest(result.schema, result.shards, lineage, encryption)
     dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
     shutil.rmtree(out / dataset.WORK_DIR, ignore_errors=True)
     return StageRun(stage_id, op, out, "ran", report)
+
+
+def _read_options(
+    manifest: Manifest | None, key_file: str | None, write_options: WriteOptions
+) -> ReadOptions:
+    """An encrypted input is read with the given key file, else the output's key file."""
+    if manifest is None or manifest.encryption is None:
+        return ReadOptions()
+    if key_file is None and write_options.encryption is not None:
+        key_file = write_options.encryption.key_file
+    return ReadOptions(str(key_file) if key_file else None, manifest.encryption)
 
 
 def _is_up_to_date(out: Path, input_digest: str, cfg_digest: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dataprep.dataset import Manifest, ShardEntry, WriteOptions
+from dataprep.dataset import Manifest, ReadOptions, ShardEntry, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor
 from dataprep.progress import Reporter
@@ -59,6 +59,7 @@ class Task:
     config: Any
     write_options: WriteOptions = WriteOptions()
     extra: Any = None
+    read_options: ReadOptions = ReadOptions()
 
     @property
     def out(self) -> Path:
@@ -126,6 +127,7 @@ class StageContext:
         inputs: Sequence[str] = (),
         write_options: WriteOptions = WriteOptions(),
         description: str = "",
+        read_options: ReadOptions = ReadOptions(),
     ):
         self.config = config
         self.out = out
@@ -137,6 +139,7 @@ class StageContext:
         self.inputs = list(inputs)
         self.write_options = write_options
         self.description = description
+        self.read_options = read_options
 
     def task(self, phase: str, index: int, inputs: Sequence[str], extra: Any = None) -> Task:
         return Task(
@@ -148,6 +151,7 @@ class StageContext:
             config=self.config,
             write_options=self.write_options,
             extra=extra,
+            read_options=self.read_options,
         )
 
     def input_shard_paths(self) -> list[str]:

@@ -11,6 +11,9 @@ from dataprep.stage import Stage
 
 BUILTIN: dict[str, str] = {
     "shard": "dataprep.stages.shard:ShardStage",
+    "compress": "dataprep.stages.compress:CompressStage",
+    "encrypt": "dataprep.stages.encrypt:EncryptStage",
+    "decrypt": "dataprep.stages.encrypt:DecryptStage",
 }
 
 
