@@ -164,14 +164,18 @@ class WriteOptions:
     row_group_rows: int = 65536
     use_dictionary: bool = True
     encryption: EncryptionSpec | None = None  # picklable; pyarrow's object is built per shard
+    page_bytes: int | None = None  # Parquet data page size; None = pyarrow's 1 MiB
 
     def writer_kwargs(self) -> dict[str, Any]:
         level = self.compression_level if self.compression not in ("snappy", "none") else None
-        return {
+        kwargs = {
             "compression": self.compression,
             "compression_level": level,
             "use_dictionary": self.use_dictionary,
         }
+        if self.page_bytes is not None:
+            kwargs["data_page_size"] = self.page_bytes
+        return kwargs
 
 
 @dataclass(frozen=True)

@@ -76,12 +76,19 @@ def test_codecs_keep_rows_and_report_adds_up(shards: Path, codec: str, level) ->
 
 def test_none_codec_is_uncompressed_and_higher_levels_are_not_bigger(shards: Path) -> None:
     sizes = {}
-    for codec, level in [("none", None), ("zstd", 1), ("zstd", 19)]:
-        out = shards.parent / f"lvl-{codec}-{level}"
-        config = {"codec": codec, "level": level}
+    for codec, level, page in [
+        ("none", None, None),
+        ("zstd", 1, None),
+        ("zstd", 19, None),
+        ("zstd", 19, "16MB"),
+    ]:
+        out = shards.parent / f"lvl-{codec}-{level}-{page}"
+        config = {"codec": codec, "level": level, "page_bytes": page}
         run = run_stage("compress", config, out, input_path=shards, executor=INLINE)
-        sizes[(codec, level)] = run.report["columns"]["text"]["after"]
-    assert sizes[("zstd", 19)] <= sizes[("zstd", 1)] < sizes[("none", None)]
+        sizes[(codec, level, page)] = run.report["columns"]["text"]["after"]
+        assert dataset.read_rows(out).equals(dataset.read_rows(shards))
+    assert sizes[("zstd", 19, None)] <= sizes[("zstd", 1, None)] < sizes[("none", None, None)]
+    assert sizes[("zstd", 19, "16MB")] <= sizes[("zstd", 19, None)]  # longer matches
 
 
 def test_row_groups_dictionary_and_sort(shards: Path) -> None:

@@ -26,6 +26,10 @@ def compress(
         str | None,
         typer.Option(help="Comma-separated columns to sort rows by within each shard."),
     ] = None,
+    page_bytes: Annotated[
+        str | None,
+        typer.Option(help="Data page size, e.g. 8MB (default 1 MiB): bigger, smaller files."),
+    ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(help="Key file, if the input is encrypted (output stays encrypted)."),
@@ -43,6 +47,7 @@ def compress(
             "dictionary": dictionary,
             "row_group_rows": row_group_rows,
             "sort_by": sort_by.split(",") if sort_by else None,
+            "page_bytes": page_bytes,
         }
     )
     result = run_stage(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field, model_validator
+from pydantic import ByteSize, Field, model_validator
 
 from dataprep.crypto import EncryptionSpec
 from dataprep.dataset import ReadOptions, ShardWriter, WriteOptions
@@ -41,6 +41,9 @@ class CompressConfig(StageConfig):
     dictionary: bool = Field(True, description="dictionary-encode columns")
     row_group_rows: int | None = Field(None, gt=0, description="rows per row group")
     sort_by: list[str] | None = Field(None, description="sort rows within each shard first")
+    page_bytes: ByteSize | None = Field(
+        None, description="data page size, e.g. 8MB: bigger pages give zstd longer matches"
+    )
 
     @model_validator(mode="after")
     def _check_level(self) -> CompressConfig:
@@ -101,6 +104,7 @@ def output_options(ctx: StageContext, config: CompressConfig) -> WriteOptions:
         row_group_rows=config.row_group_rows or ctx.write_options.row_group_rows,
         use_dictionary=config.dictionary,
         encryption=encryption,
+        page_bytes=int(config.page_bytes) if config.page_bytes else None,
     )
 
 
