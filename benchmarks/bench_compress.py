@@ -89,9 +89,10 @@ def bench_levels(
     raw_path.write_bytes(raw)
     page_bytes = uncompressed_size(raw)
     cli = shutil.which("zstd")
+    print(f"zstd CLI: {_cli_version(cli)}; python zstandard {zstandard.__version__}")
     print(
         f"\nraw column bytes: {len(raw) / MB:.1f} MB uncompressed Parquet ({table.num_rows:,} rows)"
-        f"; 'big pages' = {page / MB:.0f} MB data pages (compress --page-bytes)"
+        f"; 'big pages' = {page / MB:.0f} MB data pages (compress --page-bytes; its default)"
     )
     head = (
         f"{'level':>5} | {'ours MB/s':>9} {'ratio':>5} | {'big pages':>9} {'ratio':>5} | "
@@ -148,6 +149,12 @@ def bench_levels(
         )
     if not cli:
         print("zstd CLI not found: apt-get install -y zstd")
+
+
+def _cli_version(cli: str | None) -> str:
+    if not cli:
+        return "not installed"
+    return subprocess.run([cli, "--version"], capture_output=True, text=True).stdout.strip()
 
 
 def bench_encryption(table: pa.Table, shards: Path, work: Path, repeat: int) -> None:
@@ -224,7 +231,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,3,9,19", help="zstd levels to sweep")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--shard-rows", type=int, default=5000)
-    parser.add_argument("--page-mb", type=float, default=8, help="'big pages' page size")
+    parser.add_argument("--page-mb", type=float, default=8.388608, help="'big pages' size")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-compress-") as tmp:

@@ -77,9 +77,9 @@ def test_codecs_keep_rows_and_report_adds_up(shards: Path, codec: str, level) ->
 def test_none_codec_is_uncompressed_and_higher_levels_are_not_bigger(shards: Path) -> None:
     sizes = {}
     for codec, level, page in [
-        ("none", None, None),
-        ("zstd", 1, None),
-        ("zstd", 19, None),
+        ("none", None, "1MiB"),
+        ("zstd", 1, "1MiB"),
+        ("zstd", 19, "1MiB"),
         ("zstd", 19, "16MB"),
     ]:
         out = shards.parent / f"lvl-{codec}-{level}-{page}"
@@ -87,8 +87,8 @@ def test_none_codec_is_uncompressed_and_higher_levels_are_not_bigger(shards: Pat
         run = run_stage("compress", config, out, input_path=shards, executor=INLINE)
         sizes[(codec, level, page)] = run.report["columns"]["text"]["after"]
         assert dataset.read_rows(out).equals(dataset.read_rows(shards))
-    assert sizes[("zstd", 19, None)] <= sizes[("zstd", 1, None)] < sizes[("none", None, None)]
-    assert sizes[("zstd", 19, "16MB")] <= sizes[("zstd", 19, None)]  # longer matches
+    assert sizes[("zstd", 19, "1MiB")] <= sizes[("zstd", 1, "1MiB")] < sizes[("none", None, "1MiB")]
+    assert sizes[("zstd", 19, "16MB")] <= sizes[("zstd", 19, "1MiB")]  # longer matches
 
 
 def test_row_groups_dictionary_and_sort(shards: Path) -> None:

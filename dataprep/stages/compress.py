@@ -41,8 +41,10 @@ class CompressConfig(StageConfig):
     dictionary: bool = Field(True, description="dictionary-encode columns")
     row_group_rows: int | None = Field(None, gt=0, description="rows per row group")
     sort_by: list[str] | None = Field(None, description="sort rows within each shard first")
-    page_bytes: ByteSize | None = Field(
-        None, description="data page size, e.g. 8MB: bigger pages give zstd longer matches"
+    page_bytes: ByteSize = Field(
+        ByteSize(8 << 20),
+        description="data page size: pages are compressed one by one, so bigger pages give "
+        "zstd longer matches (1 MiB pages cost ~10% of ratio at level 9)",
     )
 
     @model_validator(mode="after")
@@ -104,7 +106,7 @@ def output_options(ctx: StageContext, config: CompressConfig) -> WriteOptions:
         row_group_rows=config.row_group_rows or ctx.write_options.row_group_rows,
         use_dictionary=config.dictionary,
         encryption=encryption,
-        page_bytes=int(config.page_bytes) if config.page_bytes else None,
+        page_bytes=int(config.page_bytes),
     )
 
 
