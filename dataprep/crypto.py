@@ -307,6 +307,31 @@ def decryption_properties(
     )
 
 
+_CACHE: dict[tuple[Any, ...], pe.FileDecryptionProperties] = {}
+
+
+def _cached_properties(
+    key_file: str | os.PathLike[str], encryption: dict[str, Any]
+) -> pe.FileDecryptionProperties:
+    """One properties object per key file (and version of it) per process, reused across
+    shards: its key caches then unwrap each master-key-wrapped key once, not once per file."""
+    try:
+        info = os.stat(key_file)
+    except OSError:
+        return decryption_properties(key_file, encryption)  # raises the clear error
+    key = (
+        os.path.abspath(key_file),
+        info.st_mtime_ns,
+        info.st_size,
+        json.dumps(encryption, sort_keys=True),
+    )
+    if key not in _CACHE:
+        if len(_CACHE) >= 8:
+            _CACHE.clear()
+        _CACHE[key] = decryption_properties(key_file, encryption)
+    return _CACHE[key]
+
+
 def open_parquet(
     path: str | os.PathLike[str],
     key_file: str | os.PathLike[str] | None = None,
@@ -321,7 +346,7 @@ def open_parquet(
                 f"shard {name} is encrypted (key set {encryption.get('key_set')}); "
                 "pass --key-file with the key file it was encrypted with"
             )
-        properties = decryption_properties(key_file, encryption)
+        properties = _cached_properties(key_file, encryption)
     with shard_errors(name, encrypted=properties is not None):
         return pq.ParquetFile(path, decryption_properties=properties)
 

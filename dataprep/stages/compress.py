@@ -128,6 +128,7 @@ def compress_task(task: Task) -> TaskResult:
             table = table.sort_by([(c, "ascending") for c in config.sort_by])
             writer.write(table)
             rows = table.num_rows
+            tick(rows=rows)
         else:
             for table in task.read_options.row_groups(path):
                 writer.write(table)
