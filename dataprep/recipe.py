@@ -182,6 +182,7 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
 
 def check_inputs(recipe: Recipe) -> None:
     """Fail fast on a missing input, before the first stage starts."""
+    recipe.model.output.write_options()  # a missing key file fails now, not mid-pipeline
     first = recipe.stages[0]
     where = f"stage {first.spec.id!r}"
     try:

@@ -303,3 +303,20 @@ def test_recipe_output_encryption_applies_to_every_stage(
         assert got.equals(expected)
         with pytest.raises(OSError):
             pq.read_table(run.out / manifest.shards[0].path)
+
+
+def test_recipe_with_missing_key_file_fails_before_any_stage(corpus_dir: Path, tmp_path) -> None:
+    from dataprep import recipe
+
+    raw = {
+        "vars": {"root": str(tmp_path / "work")},
+        "input": {"path": str(corpus_dir)},
+        "output": {"encryption": {"key_file": str(tmp_path / "nope.json")}},
+        "stages": [{"id": "shards", "op": "shard", "params": {"shard_rows": 500}}],
+    }
+    plan = recipe.build(raw)
+    with pytest.raises(DataprepError, match="nope.json does not exist"):
+        recipe.check_inputs(plan)
+    with pytest.raises(DataprepError, match="nope.json does not exist"):
+        recipe.run(plan)
+    assert not (tmp_path / "work").exists()
