@@ -10,7 +10,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,8 @@ def run_stage(
         input_root = Path(input_path)
         input_manifest = dataset.read_manifest(input_root)
         input_digest = input_manifest.digest()
+        if not stage.writes_plaintext:
+            write_options = _keep_encryption(input_manifest, key_file, write_options)
     else:
         input_digest = stage.input_digest(config, inputs)
     cfg_digest = config_digest(config, write_options)
@@ -133,6 +135,18 @@ def run_stage(
     dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
     shutil.rmtree(out / dataset.WORK_DIR, ignore_errors=True)
     return StageRun(stage_id, op, out, "ran", report)
+
+
+def _keep_encryption(
+    manifest: Manifest, key_file: str | None, write_options: WriteOptions
+) -> WriteOptions:
+    """Encrypted in, encrypted out: no stage but decrypt silently writes plaintext."""
+    if manifest.encryption is None or write_options.encryption is not None or key_file is None:
+        return write_options  # without a key the stage fails when it opens a shard
+    from dataprep.crypto import EncryptionSpec
+
+    spec = EncryptionSpec.from_manifest(str(key_file), manifest.encryption)
+    return replace(write_options, encryption=spec)
 
 
 def _read_options(

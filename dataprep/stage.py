@@ -207,6 +207,8 @@ class Stage:
     Config: ClassVar[type[StageConfig]]
     help: ClassVar[str] = ""
     reads_dataset: ClassVar[bool] = True  # False for stages that read raw files (shard)
+    # An encrypted input's output is encrypted the same way unless the stage sets this (decrypt).
+    writes_plaintext: ClassVar[bool] = False
 
     def input_digest(self, config: StageConfig, inputs: Sequence[str]) -> str:
         """Only for stages with `reads_dataset = False`: a digest of their raw inputs."""

@@ -320,3 +320,51 @@ def test_recipe_with_missing_key_file_fails_before_any_stage(corpus_dir: Path, t
     with pytest.raises(DataprepError, match="nope.json does not exist"):
         recipe.run(plan)
     assert not (tmp_path / "work").exists()
+
+
+def _copy_task(task):
+    from dataprep.dataset import ShardWriter
+    from dataprep.stage import TaskResult
+
+    path = Path(task.inputs[0])
+    file = task.read_options.open(path)
+    writer = ShardWriter(task.out / path.name, file.schema_arrow, task.write_options)
+    for table in task.read_options.row_groups(path):
+        writer.write(table)
+    return TaskResult([writer.close()], {}, file.schema_arrow)
+
+
+class CopyStage:
+    """A stage that knows nothing about encryption, like dedup or partition."""
+
+    name = "copy"
+    reads_dataset = True
+    writes_plaintext = False
+
+    from dataprep.stage import StageConfig as Config
+
+    def run(self, ctx):
+        from dataprep.stage import map_shards
+
+        return map_shards(ctx, _copy_task)
+
+
+def test_encrypted_input_gives_encrypted_output_in_any_stage(
+    encrypted: Path, keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataprep import stages
+
+    monkeypatch.setitem(stages.BUILTIN, "copy", f"{__name__}:CopyStage")
+    out = tmp_path / "copy"
+    run_stage("copy", {}, out, input_path=encrypted, executor=INLINE, key_file=str(keys))
+    manifest = dataset.read_manifest(out)
+    assert manifest.encryption == dataset.read_manifest(encrypted).encryption
+    with pytest.raises(OSError):
+        pq.ParquetFile(out / manifest.shards[0].path)
+    reader = ReadOptions(str(keys), manifest.encryption)
+    got = pa.concat_tables(reader.open(out / s.path).read() for s in manifest.shards)
+    expected = pa.concat_tables(
+        ReadOptions(str(keys), manifest.encryption).open(encrypted / s.path).read()
+        for s in dataset.read_manifest(encrypted).shards
+    )
+    assert got.equals(expected)

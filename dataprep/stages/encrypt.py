@@ -60,6 +60,7 @@ class DecryptStage(Stage):
     name = "decrypt"
     Config = DecryptConfig
     help = "Decrypt shards encrypted by `dataprep encrypt`, given the key file."
+    writes_plaintext = True
 
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
