@@ -160,6 +160,9 @@ def test_decrypt_stage_roundtrip_keeps_codec(shards: Path, keys: Path) -> None:
     assert dataset.read_rows(dec).equals(dataset.read_rows(shards))
     meta = pq.ParquetFile(dec / "part-00000.parquet").metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
+    bad = {"key_file": str(keys), "level": 99}
+    with pytest.raises(DataprepError, match="levels run from"):
+        run_stage("encrypt", bad, shards.parent / "bad", input_path=shards, executor=INLINE)
 
 
 def test_verify_without_key_and_detects_tamper(encrypted: Path, tmp_path: Path) -> None:

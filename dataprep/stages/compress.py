@@ -49,14 +49,23 @@ class CompressConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check_level(self) -> CompressConfig:
-        if self.level is not None:
-            if self.codec not in _LEVELLED:
-                raise ValueError(f"codec {self.codec} takes no level; drop --level")
-            low = pa.Codec.minimum_compression_level(self.codec)
-            high = pa.Codec.maximum_compression_level(self.codec)
-            if not low <= self.level <= high:
-                raise ValueError(f"{self.codec} levels run from {low} to {high}")
+        problem = level_problem(self.codec, self.level)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def level_problem(codec: str, level: int | None) -> str | None:
+    """Why `level` does not suit `codec`, or None when it does (or is unset)."""
+    if level is None:
+        return None
+    if codec not in _LEVELLED:
+        return f"codec {codec} takes no level; drop --level"
+    low = pa.Codec.minimum_compression_level(codec)
+    high = pa.Codec.maximum_compression_level(codec)
+    if not low <= level <= high:
+        return f"{codec} levels run from {low} to {high}"
+    return None
 
 
 class CompressStage(Stage):

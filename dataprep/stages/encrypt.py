@@ -18,7 +18,7 @@ from dataprep.dataset import ReadOptions, ShardWriter, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
-from dataprep.stages.compress import Codec
+from dataprep.stages.compress import Codec, level_problem
 
 _PARQUET_CODECS = {"UNCOMPRESSED": "none", "LZ4_RAW": "lz4", "LZ4": "lz4"}
 
@@ -147,6 +147,9 @@ def _options(
             )
     biggest = max((n for s in ctx.input.shards for n in s.row_groups), default=1)
     chosen = codec or in_codec
+    problem = level_problem(chosen, level)
+    if problem:
+        raise DataprepError(f"--level {level}: {problem}")
     if codec is not None and level is None:
         in_level = None
     return WriteOptions(
