@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +21,9 @@ import xxhash
 
 from dataprep import __version__
 from dataprep.errors import DataprepError, VerifyError
+
+if TYPE_CHECKING:
+    from dataprep.crypto import EncryptionSpec
 
 FORMAT = "dataprep.dataset"
 FORMAT_VERSION = 1
@@ -168,14 +171,39 @@ class WriteOptions:
     compression_level: int | None = DEFAULT_COMPRESSION_LEVEL
     row_group_rows: int = 65536
     use_dictionary: bool = True
+    encryption: EncryptionSpec | None = None  # picklable; pyarrow's object is built per shard
+    page_bytes: int | None = None  # Parquet data page size; None = pyarrow's 1 MiB
 
     def writer_kwargs(self) -> dict[str, Any]:
         level = self.compression_level if self.compression not in ("snappy", "none") else None
-        return {
+        kwargs = {
             "compression": self.compression,
             "compression_level": level,
             "use_dictionary": self.use_dictionary,
         }
+        if self.page_bytes is not None:
+            kwargs["data_page_size"] = self.page_bytes
+        return kwargs
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How tasks open input shards: for an encrypted input, the key file (picklable)."""
+
+    key_file: str | None = None
+    encryption: dict[str, Any] | None = None  # the input manifest's `encryption`
+
+    def open(self, path: str | Path) -> pq.ParquetFile:
+        """Open a shard, decrypting if needed; a bad key or tampered file names the shard."""
+        from dataprep.crypto import open_parquet
+
+        return open_parquet(path, self.key_file, self.encryption)
+
+    def row_groups(self, path: str | Path, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        from dataprep.crypto import iter_row_groups
+
+        file = self.open(path)
+        return iter_row_groups(file, Path(path).name, columns, self.encryption is not None)
 
 
 class ShardWriter:
@@ -196,8 +224,11 @@ class ShardWriter:
         self.partition = partition
         self.options = options
         self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        kwargs = options.writer_kwargs()
+        if options.encryption is not None:
+            kwargs["encryption_properties"] = options.encryption.properties(schema)
         self._sink = pa.OSFile(str(self._tmp), "wb")
-        self._writer = pq.ParquetWriter(self._sink, schema, **options.writer_kwargs())
+        self._writer = pq.ParquetWriter(self._sink, schema, **kwargs)
         self.rows = 0
         self.row_groups: list[int] = []
 

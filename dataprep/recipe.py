@@ -48,13 +48,35 @@ class ExecutorSpec(_Strict):
     address: str | None = None
 
 
+class EncryptionOutputSpec(_Strict):
+    """`output: {encryption: {key_file: ..., columns: [...]}}`; columns default to all."""
+
+    key_file: str
+    columns: list[str] | None = None
+
+
 class OutputSpec(_Strict):
     compression: Literal["zstd", "lz4", "snappy", "gzip", "brotli", "none"] = "zstd"
     compression_level: int | None = 3
     row_group_rows: int = Field(65536, gt=0)
+    use_dictionary: bool = True
+    encryption: EncryptionOutputSpec | None = None
 
     def write_options(self) -> WriteOptions:
-        return WriteOptions(self.compression, self.compression_level, self.row_group_rows)
+        encryption = None
+        if self.encryption is not None:
+            from dataprep.crypto import EncryptionSpec, load_key_file
+
+            load_key_file(self.encryption.key_file)  # fail before any stage runs
+            columns = tuple(self.encryption.columns) if self.encryption.columns else None
+            encryption = EncryptionSpec(self.encryption.key_file, columns)
+        return WriteOptions(
+            self.compression,
+            self.compression_level,
+            self.row_group_rows,
+            self.use_dictionary,
+            encryption,
+        )
 
 
 class StageSpec(_Strict):
@@ -160,6 +182,7 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
 
 def check_inputs(recipe: Recipe) -> None:
     """Fail fast on a missing input, before the first stage starts."""
+    recipe.model.output.write_options()  # a missing key file fails now, not mid-pipeline
     first = recipe.stages[0]
     where = f"stage {first.spec.id!r}"
     try:

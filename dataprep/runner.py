@@ -10,14 +10,14 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import xxhash
 
 from dataprep import dataset
-from dataprep.dataset import Manifest, WriteOptions
+from dataprep.dataset import Manifest, ReadOptions, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor, make_executor
 from dataprep.progress import Reporter, install
@@ -60,6 +60,7 @@ def run_stage(
     write_options: WriteOptions = WriteOptions(),
     force: bool = False,
     stage_id: str | None = None,
+    key_file: str | None = None,
 ) -> StageRun:
     started = time.time()
     t0 = time.perf_counter()
@@ -78,6 +79,8 @@ def run_stage(
         input_root = Path(input_path)
         input_manifest = dataset.read_manifest(input_root)
         input_digest = input_manifest.digest()
+        if not stage.writes_plaintext:
+            write_options = _keep_encryption(input_manifest, key_file, write_options)
     else:
         input_digest = stage.input_digest(config, inputs)
     cfg_digest = config_digest(config, write_options)
@@ -97,6 +100,7 @@ def run_stage(
         inputs=inputs,
         write_options=write_options,
         description=stage_id,
+        read_options=_read_options(input_manifest, key_file, write_options),
     )
     previous_sink = install(reporter.on_tick)
     try:
@@ -124,11 +128,37 @@ def run_stage(
             op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
         )
     )
+    encryption = result.encryption
+    if encryption is None and write_options.encryption is not None:
+        encryption = write_options.encryption.manifest(result.schema)
     metadata = {**(input_manifest.metadata if input_manifest else {}), **(result.metadata or {})}
-    manifest = Manifest(result.schema, result.shards, lineage, result.encryption, metadata)
+    manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
     dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
     shutil.rmtree(out / dataset.WORK_DIR, ignore_errors=True)
     return StageRun(stage_id, op, out, "ran", report)
+
+
+def _keep_encryption(
+    manifest: Manifest, key_file: str | None, write_options: WriteOptions
+) -> WriteOptions:
+    """Encrypted in, encrypted out: no stage but decrypt silently writes plaintext."""
+    if manifest.encryption is None or write_options.encryption is not None or key_file is None:
+        return write_options  # without a key the stage fails when it opens a shard
+    from dataprep.crypto import EncryptionSpec
+
+    spec = EncryptionSpec.from_manifest(str(key_file), manifest.encryption)
+    return replace(write_options, encryption=spec)
+
+
+def _read_options(
+    manifest: Manifest | None, key_file: str | None, write_options: WriteOptions
+) -> ReadOptions:
+    """An encrypted input is read with the given key file, else the output's key file."""
+    if manifest is None or manifest.encryption is None:
+        return ReadOptions()
+    if key_file is None and write_options.encryption is not None:
+        key_file = write_options.encryption.key_file
+    return ReadOptions(str(key_file) if key_file else None, manifest.encryption)
 
 
 def _is_up_to_date(out: Path, input_digest: str, cfg_digest: str) -> bool:

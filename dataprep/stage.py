@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dataprep.dataset import Manifest, ShardEntry, WriteOptions
+from dataprep.dataset import Manifest, ReadOptions, ShardEntry, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor
 from dataprep.progress import Reporter
@@ -59,6 +59,7 @@ class Task:
     config: Any
     write_options: WriteOptions = WriteOptions()
     extra: Any = None
+    read_options: ReadOptions = ReadOptions()
 
     @property
     def out(self) -> Path:
@@ -127,6 +128,7 @@ class StageContext:
         inputs: Sequence[str] = (),
         write_options: WriteOptions = WriteOptions(),
         description: str = "",
+        read_options: ReadOptions = ReadOptions(),
     ):
         self.config = config
         self.out = out
@@ -138,6 +140,7 @@ class StageContext:
         self.inputs = list(inputs)
         self.write_options = write_options
         self.description = description
+        self.read_options = read_options
 
     def task(self, phase: str, index: int, inputs: Sequence[str], extra: Any = None) -> Task:
         return Task(
@@ -149,6 +152,7 @@ class StageContext:
             config=self.config,
             write_options=self.write_options,
             extra=extra,
+            read_options=self.read_options,
         )
 
     def input_shard_paths(self) -> list[str]:
@@ -204,6 +208,8 @@ class Stage:
     Config: ClassVar[type[StageConfig]]
     help: ClassVar[str] = ""
     reads_dataset: ClassVar[bool] = True  # False for stages that read raw files (shard)
+    # An encrypted input's output is encrypted the same way unless the stage sets this (decrypt).
+    writes_plaintext: ClassVar[bool] = False
 
     def input_digest(self, config: StageConfig, inputs: Sequence[str]) -> str:
         """Only for stages with `reads_dataset = False`: a digest of their raw inputs."""

@@ -6,6 +6,7 @@ holds the shared options and the one place where user errors become exit codes.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -21,8 +22,21 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-# Importing a command module registers its commands on `app`.
-from dataprep.cli import core, partition, rebalance, resample, shard, tokenize, train  # noqa: E402,F401
+# Importing a command module registers its commands on `app` (one module per line).
+COMMAND_MODULES = (
+    "core",
+    "shard",
+    "tokenize",
+    "train",
+    "partition",
+    "rebalance",
+    "resample",
+    "compress",
+    "crypto",
+    "export",
+)
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"dataprep.cli.{_module}")
 
 
 def main() -> None:

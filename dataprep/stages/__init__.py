@@ -15,6 +15,9 @@ BUILTIN: dict[str, str] = {
     "partition": "dataprep.stages.partition:PartitionStage",
     "rebalance": "dataprep.stages.rebalance:RebalanceStage",
     "resample": "dataprep.stages.resample:ResampleStage",
+    "compress": "dataprep.stages.compress:CompressStage",
+    "encrypt": "dataprep.stages.encrypt:EncryptStage",
+    "decrypt": "dataprep.stages.encrypt:DecryptStage",
 }
 
 

@@ -1,0 +1,70 @@
+"""`dataprep compress`: re-encode shards with another codec, level or layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dataprep.cli import app, output
+from dataprep.runner import run_stage
+from dataprep.stages.compress import CompressConfig
+
+
+@app.command(rich_help_panel="Stages")
+def compress(
+    input: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    codec: Annotated[str, typer.Option(help="zstd, lz4, snappy, gzip, brotli or none.")] = "zstd",
+    level: Annotated[
+        int | None, typer.Option(help="Codec level (zstd 1-22; default: the codec's).")
+    ] = None,
+    dictionary: Annotated[bool, typer.Option(help="Dictionary-encode columns.")] = True,
+    row_group_rows: Annotated[int | None, typer.Option(help="Rows per row group.")] = None,
+    sort_by: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns to sort rows by within each shard."),
+    ] = None,
+    page_bytes: Annotated[
+        str | None,
+        typer.Option(help="Data page size, e.g. 8MB (default 1 MiB): bigger, smaller files."),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="Key file, if the input is encrypted (output stays encrypted)."),
+    ] = None,
+    workers: output.Workers = None,
+    quiet: output.Quiet = False,
+    json: output.Json = False,
+    force: output.Force = False,
+) -> None:
+    """Re-encode shards; report.json has bytes before/after, ratio per column and MB/s."""
+    config = CompressConfig.parse(
+        {
+            "codec": codec,
+            "level": level,
+            "dictionary": dictionary,
+            "row_group_rows": row_group_rows,
+            "sort_by": sort_by.split(",") if sort_by else None,
+            "page_bytes": page_bytes,
+        }
+    )
+    result = run_stage(
+        "compress",
+        config,
+        out,
+        input_path=input,
+        executor=output.executor(workers),
+        reporter=output.reporter(quiet, json),
+        force=force,
+        key_file=str(key_file) if key_file else None,
+    )
+    output.print_runs([result], quiet, json)
+    if not (quiet or json) and result.report:
+        r = result.report
+        output.console.print(
+            f"{r.get('bytes_before', 0):,} -> {r.get('bytes_after', 0):,} bytes "
+            f"(x{r.get('ratio_vs_input', 0)} vs input, x{r.get('ratio', 0)} vs uncompressed), "
+            f"{r.get('mb_per_s', 0)} MB/s"
+        )

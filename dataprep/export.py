@@ -1,0 +1,122 @@
+"""Export a dataset as JSONL (optionally zstd-compressed, streamed) for tools that want it.
+
+Row groups are read one at a time and compressed as a stream, so memory stays at one row
+group whatever the dataset size. The file is written under a temporary name and renamed,
+so a killed export never leaves a truncated file that looks complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from dataprep.dataset import ReadOptions, iter_shard_paths, read_manifest
+from dataprep.errors import DataprepError
+from dataprep.progress import tick
+
+
+def export_jsonl(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    level: int = 3,
+    threads: int = 0,
+    key_file: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write every row of dataset `src` to `out` (.jsonl, or .jsonl.zst / .zst for zstd)."""
+    target = Path(out)
+    name = target.name
+    if not name.endswith((".jsonl", ".jsonl.zst", ".zst")):
+        raise DataprepError(f"export writes .jsonl or .jsonl.zst; {name} is neither")
+    if target.exists() and not overwrite:
+        raise DataprepError(f"{target} already exists; pass --force to overwrite it")
+    manifest = read_manifest(src)
+    cols = list(columns) if columns else None
+    missing = [c for c in cols or [] if c not in manifest.schema.names]
+    if missing:
+        raise DataprepError(
+            f"--columns names {', '.join(missing)}, which {src} does not have "
+            f"(columns: {', '.join(manifest.schema.names)})"
+        )
+    reader = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
+    rows = 0
+    try:
+        with open(tmp, "wb") as raw:
+            sink: Any = raw
+            if name.endswith(".zst"):
+                import zstandard
+
+                compressor = zstandard.ZstdCompressor(level=level, threads=threads)
+                sink = compressor.stream_writer(raw, closefd=False)
+            for _, path in iter_shard_paths(src, manifest):
+                for table in reader.row_groups(path, cols):
+                    for batch in table.to_batches(max_chunksize=8192):
+                        sink.write(json_lines(batch))
+                        rows += batch.num_rows
+                        tick(rows=batch.num_rows)
+            if sink is not raw:
+                sink.close()
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {
+        "rows": rows,
+        "bytes": target.stat().st_size,
+        "path": str(target),
+        "was_encrypted": manifest.encryption is not None,
+    }
+
+
+def json_lines(batch: pa.RecordBatch) -> bytes:
+    """One JSON object per row; non-JSON types (bytes, dates, NaN) become strings or null."""
+    names = batch.schema.names
+    dumps = json.JSONEncoder(ensure_ascii=False, default=_default, allow_nan=False).encode
+    columns = [
+        _clean(col.to_pylist()) if _needs_clean(col.type) else col.to_pylist()
+        for col in batch.columns
+    ]
+    out = [dumps(dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]
+    return ("\n".join(out) + "\n").encode() if out else b""
+
+
+def _needs_clean(kind: pa.DataType) -> bool:
+    return pa.types.is_floating(kind) or pa.types.is_nested(kind)
+
+
+def _clean(values: list[Any]) -> list[Any]:
+    """NaN/inf are not JSON: write them as null, as pandas' to_json does."""
+    return [_clean_value(v) for v in values]
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_clean_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean_value(v) for k, v in value.items()}
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, dt.timedelta)):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
