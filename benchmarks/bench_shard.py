@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=300, help="input size in MB")
     parser.add_argument("--zst", action="store_true", help="compress the input with zstd")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--input", type=Path, help="reuse this JSONL file instead of generating")
     parser.add_argument("--tools", default="dataprep,duckdb,pyarrow")
     parser.add_argument("--child", nargs=3, metavar=("TOOL", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,7 +127,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-shard-") as tmp:
         work = Path(tmp)
         src = work / "input.jsonl"
-        docs = generate(src, args.mb)
+        if args.input:
+            os.symlink(args.input.resolve(), src)
+            docs = sum(1 for _ in open(src, "rb"))
+            args.mb = src.stat().st_size // 1_000_000
+        else:
+            docs = generate(src, args.mb)
         if args.zst:
             plain, src = src, compress(src)
             plain.unlink()
