@@ -13,7 +13,19 @@ Modules: `index` (units and row counts), `order` (the epoch's global order), `sp
 share), `reader` (shard I/O and prefetch), `batch` (Arrow -> tensors), `dataset`, `dataloader`.
 """
 
-from dataprep.loader.dataloader import ShardDataLoader, make_dataloader
+from typing import Any
+
 from dataprep.loader.dataset import ShardDataset
+
+try:
+    from dataprep.loader.dataloader import ShardDataLoader, make_dataloader
+except ImportError:  # no torch: ShardDataset is still a plain iterable of numpy batches
+    ShardDataLoader = None  # type: ignore[assignment,misc]
+
+    def make_dataloader(ds: Any, num_workers: int = 0, **dataloader_kwargs: Any) -> Any:  # type: ignore[misc]
+        from dataprep.errors import DataprepError
+
+        raise DataprepError("make_dataloader needs torch; install dataprep[torch]")
+
 
 __all__ = ["ShardDataLoader", "ShardDataset", "make_dataloader"]
