@@ -346,3 +346,74 @@ def test_encrypted_dataset(tmp_path: Path) -> None:
     crypto.generate_key_file(other)
     with pytest.raises(DataprepError):
         list(make(out, key_file=str(other)))
+
+
+def _gloo_rank(rank: int, world: int, port: int, path: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    ds = make(Path(path), equal_batches=True, shuffle=True, seed=3)  # rank/world from dist
+    got = ids_of(make_dataloader(ds, num_workers=2))
+    steps = torch.tensor([len(got)])
+    dist.all_reduce(steps, op=dist.ReduceOp.MAX)  # would hang if counts differed at a barrier
+    np.save(f"{out}/rank{ds.rank}.npy", np.concatenate(got))
+    with open(f"{out}/meta{ds.rank}.txt", "w") as f:
+        f.write(f"{ds.world_size} {len(got)} {int(steps)} {ds.trimmed}")
+    dist.destroy_process_group()
+
+
+def test_real_gloo_ranks(plain_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    world = 2
+    mp.start_processes(
+        _gloo_rank,
+        args=(world, port, str(plain_dir), str(tmp_path)),
+        nprocs=world,
+        start_method="fork",
+    )
+    metas = [(tmp_path / f"meta{r}.txt").read_text().split() for r in range(world)]
+    assert all(m[0] == str(world) for m in metas)  # world size came from torch.distributed
+    assert len({m[1] for m in metas}) == 1 and metas[0][1] == metas[0][2]
+    ids = np.concatenate([np.load(tmp_path / f"rank{r}.npy") for r in range(world)])
+    assert len(set(ids.tolist())) == len(ids) == TOTAL - int(metas[0][3])
+
+
+@pytest.fixture()
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
+    server_mod = pytest.importorskip("moto.server")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"{host}:{port}"
+    server.stop()
+
+
+def test_s3_plain_files_and_manifest(
+    s3_endpoint: str, plain_dir: Path, manifest_dir: Path, reference: list[np.ndarray]
+) -> None:
+    boto3 = pytest.importorskip("boto3")
+
+    s3 = boto3.client("s3", endpoint_url=f"http://{s3_endpoint}", region_name="us-east-1")
+    s3.create_bucket(Bucket="bucket")
+    for local, prefix in [(plain_dir, "plain"), (manifest_dir, "ds")]:
+        for f in local.iterdir():
+            s3.put_object(Bucket="bucket", Key=f"{prefix}/{f.name}", Body=f.read_bytes())
+    query = f"?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
+    for prefix in ["plain", "ds"]:
+        ds = ShardDataset(f"s3://bucket/{prefix}{query}", batch_size=BS, shuffle=True, seed=5)
+        ds.shuffle_window_rows = 64
+        got = ids_of(make_dataloader(ds, num_workers=2 if prefix == "ds" else 0))
+        assert all(np.array_equal(a, b) for a, b in zip(got, reference, strict=True))
+    with pytest.raises(DataprepError, match="does not exist"):
+        ShardDataset(f"s3://bucket/missing{query}")

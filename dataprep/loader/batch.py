@@ -2,8 +2,9 @@
 
 Numeric and fixed-size-list columns (token blocks) become numpy arrays when a window is loaded
 (on the prefetch thread) and each batch is a single fancy-index copy, handed to torch without a
-per-row Python step. Strings and other nested values stay Python objects (a list per batch);
-a DataLoader `collate_fn` is the hook to tokenize or pad them.
+per-row Python step. Strings and other nested values stay Arrow until their batch is cut, then
+become a Python list: building Python objects needs the GIL, so doing it on the prefetch thread
+would only contend with training. A DataLoader `collate_fn` is the hook to tokenize or pad them.
 """
 
 from __future__ import annotations
@@ -19,49 +20,70 @@ except ImportError:  # pragma: no cover - exercised only where torch is absent
     torch = None  # type: ignore[assignment]
 
 
-def column_array(column: pa.ChunkedArray) -> np.ndarray:
-    """A window column as numpy: numeric 1-D, fixed-size lists 2-D, anything else objects."""
+Rows = slice | np.ndarray  # a contiguous run (no shuffle) or window offsets
+Column = np.ndarray | pa.Array
+
+
+def column_array(column: pa.ChunkedArray) -> Column:
+    """A window column: numeric 1-D numpy, fixed-size numeric lists 2-D numpy, else Arrow."""
     kind = column.type
     if column.null_count == 0 and (
         pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
     ):
         return column.to_numpy()
+    combined = column.combine_chunks()
     if pa.types.is_fixed_size_list(kind) and column.null_count == 0:
         value = kind.value_type
         if pa.types.is_integer(value) or pa.types.is_floating(value):
-            flat = column.combine_chunks().flatten()
+            flat = combined.flatten()
             if flat.null_count == 0:
                 return flat.to_numpy().reshape(-1, kind.list_size)
-    return column.to_numpy(zero_copy_only=False)
+    return combined
 
 
 class Window:
-    """The rows of one lane window, as numpy columns ready for per-batch takes."""
+    """The rows of one lane window, as columns ready for per-batch takes."""
 
     def __init__(self, table: pa.Table):
         self.num_rows = table.num_rows
         self.nbytes = table.nbytes
         self.columns = {name: column_array(table.column(name)) for name in table.column_names}
 
-    def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: col[rows] for name, col in self.columns.items()}
+    def take(self, rows: Rows) -> dict[str, Column]:
+        out: dict[str, Column] = {}
+        for name, col in self.columns.items():
+            if isinstance(col, np.ndarray):
+                out[name] = col[rows].copy() if isinstance(rows, slice) else col[rows]
+            elif isinstance(rows, slice):
+                out[name] = col.slice(rows.start, rows.stop - rows.start)
+            else:
+                out[name] = col.take(pa.array(rows))
+        return out
 
 
-def join_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def join_parts(parts: list[dict[str, Column]]) -> dict[str, Column]:
     """Concatenate the pieces of a batch that spans several windows (re-split last round)."""
     if len(parts) == 1:
         return parts[0]
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    out: dict[str, Column] = {}
+    for name, first in parts[0].items():
+        if isinstance(first, np.ndarray):
+            out[name] = np.concatenate([p[name] for p in parts])
+        else:
+            out[name] = pa.concat_arrays([p[name] for p in parts])
+    return out
 
 
-def to_batch(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """column -> torch tensor for numeric data, list for strings and other objects."""
+def to_batch(arrays: dict[str, Column]) -> dict[str, Any]:
+    """column -> torch tensor for numeric data, list for strings and other values."""
     out: dict[str, Any] = {}
     for name, arr in arrays.items():
-        if arr.dtype == object:
+        if not isinstance(arr, np.ndarray):
+            out[name] = arr.to_pylist()
+        elif arr.dtype == object:
             out[name] = arr.tolist()
         elif torch is not None and arr.dtype.kind in "biuf":
-            out[name] = torch.from_numpy(np.ascontiguousarray(arr))
+            out[name] = torch.from_numpy(arr)
         else:
             out[name] = arr
     return out

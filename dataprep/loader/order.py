@@ -90,7 +90,7 @@ class EpochPlan:
 
     def batch_rows(
         self, b: int, start: int = 0, stop: int | None = None
-    ) -> tuple[int, int, np.ndarray]:
+    ) -> tuple[int, int, slice | np.ndarray]:
         """(lane, window, row offsets inside that window) of samples [start, stop) of batch b."""
         lane, idx = self.locate(b)
         stop = self.batch_len(b) if stop is None else stop
@@ -98,7 +98,7 @@ class EpochPlan:
         first = idx * self.batch_size - window * self.window
         perm = self.window_perm(lane, window)
         if perm is None:
-            return lane, window, np.arange(first + start, first + stop)
+            return lane, window, slice(first + start, first + stop)
         return lane, window, perm[first + start : first + stop]
 
     # --- windows -----------------------------------------------------------------------------
