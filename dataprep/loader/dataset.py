@@ -55,11 +55,14 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
 
     `lanes` and `shuffle_window_rows` shape the epoch order (see `order`); they are fixed per
     dataset, not per topology. Set them on the instance before iterating if needed; a resume
-    state made with other values is refused.
+    state made with other values is refused. The default window is ~`shuffle_window_bytes` of
+    stored data (at most 8192 rows), so wide rows such as token blocks keep memory bounded:
+    a process holds one window per lane it reads.
     """
 
     lanes: int = 8
-    shuffle_window_rows: int = 8192
+    shuffle_window_rows: int | None = None
+    shuffle_window_bytes: int = 16 << 20
 
     def __init__(
         self,
@@ -113,8 +116,15 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             self.epoch if epoch is None else epoch,
             self.shuffle,
             self.lanes,
-            self.shuffle_window_rows,
+            self.window_rows,
         )
+
+    @property
+    def window_rows(self) -> int:
+        """Rows per shuffle window (before rounding to whole batches)."""
+        if self.shuffle_window_rows is not None:
+            return int(self.shuffle_window_rows)
+        return int(min(8192, max(1, self.shuffle_window_bytes // max(1.0, self.index.row_bytes))))
 
     def schedule(self, start: int | None = None, epoch: int | None = None) -> Schedule:
         """This rank's items for a pass over `epoch` beginning at global batch `start`."""
@@ -215,7 +225,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             "seed": self.seed,
             "shuffle": self.shuffle,
             "lanes": self.lanes,
-            "window_rows": self.shuffle_window_rows,
+            "window_rows": self.window_rows,
             "rows": self.index.num_rows,
             "world_size": self.world_size,
         }
@@ -236,7 +246,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             "seed": self.seed,
             "shuffle": self.shuffle,
             "lanes": self.lanes,
-            "window_rows": self.shuffle_window_rows,
+            "window_rows": self.window_rows,
             "rows": self.index.num_rows,
         }
         changed = [f"{k} {state.get(k)} -> {v}" for k, v in mine.items() if state.get(k) != v]

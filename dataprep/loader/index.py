@@ -35,7 +35,7 @@ class ShardFile:
     name: str  # what errors call it
     row_groups: tuple[int, ...]
     checksum: str | None = None
-    size: int | None = None
+    size: int | None = None  # manifest: file bytes; footer: uncompressed row-group bytes
 
 
 @dataclass
@@ -55,6 +55,12 @@ class DatasetIndex:
     @property
     def num_rows(self) -> int:
         return int(self.unit_start[-1])
+
+    @property
+    def row_bytes(self) -> float:
+        """Average bytes per row (file bytes from a manifest, else footer sizes)."""
+        total = sum(f.size or 0 for f in self.files)
+        return total / max(1, self.num_rows)
 
     def check_columns(self, columns: list[str] | None) -> list[str]:
         """The columns to read, or a DataprepError naming the missing ones."""
@@ -142,7 +148,8 @@ def _footers(filesystem: pafs.FileSystem, paths: list[str]) -> list[tuple[ShardF
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise DataprepError(f"{path} is not a readable Parquet file ({_short(exc)})") from None
         groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-        return ShardFile(path, name, groups), meta.schema.to_arrow_schema()
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        return ShardFile(path, name, groups, size=size), meta.schema.to_arrow_schema()
 
     if len(paths) == 1:
         return [read(paths[0])]
