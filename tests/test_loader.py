@@ -417,3 +417,44 @@ def test_s3_plain_files_and_manifest(
         assert all(np.array_equal(a, b) for a, b in zip(got, reference, strict=True))
     with pytest.raises(DataprepError, match="does not exist"):
         ShardDataset(f"s3://bucket/missing{query}")
+
+
+@pytest.fixture(scope="module")
+def second_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("second")
+    pq.write_table(_table(100_000, 700), out / "a.parquet", row_group_size=90)
+    return out
+
+
+def test_mix_proportions_order_and_resume(plain_dir: Path, second_dir: Path) -> None:
+    def mixed(rank: int = 0, world: int = 1):
+        web = make(plain_dir, shuffle=True, seed=2, rank=rank, world_size=world)
+        code = make(second_dir, shuffle=True, seed=2, rank=rank, world_size=world)
+        return ShardDataset.mix({"web": web, "code": code}, weights=[0.7, 0.3])
+
+    full = ids_of(make_dataloader(mixed()))
+    sources = np.array([b[0] >= 100_000 for b in full])
+    # `code` (43 full batches) runs out first: 43 / 0.3 = 143 mixed batches, 100 of web
+    assert sources.sum() == 43 and len(full) == 143
+    everything = np.concatenate(full)
+    assert len(set(everything.tolist())) == len(everything)
+    assert all(len(b) == BS for b in full)
+    assert all(np.array_equal(a, b) for a, b in zip(ids_of(mixed()), full, strict=True))
+    two = interleave([ids_of(make_dataloader(mixed(r, 2), num_workers=2)) for r in range(2)])
+    assert all(np.array_equal(a, b) for a, b in zip(two, full, strict=True))
+    # resume after 20 lockstep steps on 2 ranks, continue on 3 ranks
+    head, states = [], []
+    for r in range(2):
+        dl = make_dataloader(mixed(r, 2))
+        it = iter(dl)
+        head.append([next(it)["id"].numpy().copy() for _ in range(20)])
+        states.append(dl.state_dict())
+    assert states[0] == states[1] and states[0]["next_batch"] == 40
+    rest = []
+    for r in range(3):
+        dl = make_dataloader(mixed(r, 3), num_workers=1)
+        dl.load_state_dict(states[0])
+        rest.append(ids_of(dl))
+    seq = interleave(head) + interleave(rest)
+    assert all(np.array_equal(a, b) for a, b in zip(seq, full, strict=True))
+    assert len(seq) == len(full)

@@ -70,8 +70,8 @@ def make_dataloader(
     ds: ShardDataset, num_workers: int = 0, **dataloader_kwargs: Any
 ) -> ShardDataLoader:
     """A torch DataLoader over `ds`; `ds` builds the batches (`collate_fn` post-processes)."""
-    if not isinstance(ds, ShardDataset):
-        raise DataprepError("make_dataloader needs a dataprep.loader.ShardDataset")
+    if not isinstance(ds, ShardDataset) and not hasattr(ds, "state_for"):
+        raise DataprepError("make_dataloader needs a dataprep.loader.ShardDataset (or a mix)")
     bad = [k for k in _FIXED if k in dataloader_kwargs]
     if bad:
         raise DataprepError(

@@ -9,7 +9,7 @@ this module wires them to the reader in the current process and keeps the resume
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dataprep.errors import DataprepError
@@ -17,7 +17,7 @@ from dataprep.loader.batch import Window, join_parts, to_batch
 from dataprep.loader.index import DatasetIndex, open_index
 from dataprep.loader.order import EpochPlan
 from dataprep.loader.reader import LaneReader, Prefetcher, ShardReader
-from dataprep.loader.split import Schedule
+from dataprep.loader.split import Item, Schedule, Strided
 
 try:
     import torch
@@ -102,6 +102,17 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         self._resume: tuple[int, int] | None = None  # (epoch, first global batch) to start at
         self._local: list[int] = [0, 0, 0]  # in-process pass: epoch, start, items yielded
 
+    @staticmethod
+    def mix(
+        datasets: dict[str, ShardDataset],
+        weights: list[float] | None = None,
+        seed: int | None = None,
+    ) -> Any:
+        """Draw whole batches from several datasets in fixed proportions (see `loader.mix`)."""
+        from dataprep.loader.mix import MixedDataset
+
+        return MixedDataset(datasets, weights, seed)
+
     # --- the epoch ---------------------------------------------------------------------------
 
     def set_epoch(self, epoch: int) -> None:
@@ -169,17 +180,23 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
     def _generate(
         self, schedule: Schedule, worker: int, workers: int, track: bool
     ) -> Iterator[dict[str, Any]]:
-        mine = range(worker, len(schedule), workers)
-        if not mine:
+        mine = Strided(schedule, worker, workers)
+        for batch in self.read_items(schedule.plan, mine):
+            if track:
+                self._local[2] += 1
+            yield batch
+
+    def read_items(self, plan: EpochPlan, items: Sequence[Item]) -> Iterator[dict[str, Any]]:
+        """Yield the batches `items` name, in order, prefetching their windows on a thread."""
+        if not items:
             return
-        plan = schedule.plan
         shards = ShardReader(self.index, self.columns, self.key_file, self.verify)
         lanes: dict[int, LaneReader] = {}
 
         def needs() -> Iterator[tuple[int, int]]:
             last: dict[int, int] = {}
-            for i in mine:
-                for b, _, _ in schedule[i]:
+            for item in items:
+                for b, _, _ in item:
                     lane, idx = plan.locate(b)
                     window = idx // plan.window_batches
                     if last.get(lane) != window:
@@ -195,9 +212,9 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         prefetch = Prefetcher(needs(), load, self.prefetch_bytes)
         held: dict[int, tuple[int, Window]] = {}
         try:
-            for i in mine:
+            for item in items:
                 parts = []
-                for b, s0, s1 in schedule[i]:
+                for b, s0, s1 in item:
                     lane, window, rows = plan.batch_rows(b, s0, s1)
                     current = held.get(lane)
                     if current is None or current[0] != window:
@@ -205,10 +222,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
                         assert key == (lane, window), (key, lane, window)
                         held[lane] = current = (window, loaded)
                     parts.append(current[1].take(rows))
-                batch = to_batch(join_parts(parts))
-                if track:
-                    self._local[2] += 1
-                yield batch
+                yield to_batch(join_parts(parts))
         finally:
             prefetch.close()
 

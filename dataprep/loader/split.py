@@ -14,6 +14,7 @@ and the count is reported.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dataprep.loader.order import EpochPlan
@@ -76,3 +77,17 @@ class Schedule:
         if items_done >= len(self):
             return self.plan.num_batches
         return min(self.plan.num_batches, self.start + items_done * self.world)
+
+
+class Strided(Sequence[Item]):
+    """Items worker, worker + n, ... of a rank's schedule, without materialising them."""
+
+    def __init__(self, items: Sequence[Item], worker: int, workers: int):
+        self._items = items
+        self._index = range(worker, len(items), workers)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> Item:  # type: ignore[override]
+        return self._items[self._index[i]]
