@@ -274,6 +274,8 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path, plain_dir: Path, manifest_d
     (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DataprepError, match="junk.parquet is not a readable Parquet"):
         ShardDataset(str(tmp_path / "junk.parquet"))
+    with pytest.raises(DataprepError, match="verify=True needs"):
+        ShardDataset(str(plain_dir), verify=True)
     with pytest.raises(DataprepError, match="rank 2"):
         ShardDataset(str(plain_dir), rank=2, world_size=2)
     with pytest.raises(DataprepError, match="batch_size"):

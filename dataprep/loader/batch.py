@@ -21,33 +21,36 @@ except ImportError:  # pragma: no cover - exercised only where torch is absent
 
 
 Rows = slice | np.ndarray  # a contiguous run (no shuffle) or window offsets
-Column = np.ndarray | pa.Array
+Column = np.ndarray | pa.Array | pa.ChunkedArray
 
 
-def column_array(column: pa.ChunkedArray) -> Column:
+def column_array(column: pa.ChunkedArray, combine: bool) -> Column:
     """A window column: numeric 1-D numpy, fixed-size numeric lists 2-D numpy, else Arrow."""
     kind = column.type
     if column.null_count == 0 and (
         pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
     ):
         return column.to_numpy()
-    combined = column.combine_chunks()
     if pa.types.is_fixed_size_list(kind) and column.null_count == 0:
         value = kind.value_type
         if pa.types.is_integer(value) or pa.types.is_floating(value):
-            flat = combined.flatten()
+            flat = column.combine_chunks().flatten()
             if flat.null_count == 0:
                 return flat.to_numpy().reshape(-1, kind.list_size)
-    return combined
+    # strings etc.: contiguous batches slice the chunks as read; shuffled batches `take`, which
+    # wants one chunk (a take over many chunks would re-concatenate them for every batch)
+    return column.combine_chunks() if combine and column.num_chunks > 1 else column
 
 
 class Window:
     """The rows of one lane window, as columns ready for per-batch takes."""
 
-    def __init__(self, table: pa.Table):
+    def __init__(self, table: pa.Table, shuffled: bool):
         self.num_rows = table.num_rows
         self.nbytes = table.nbytes
-        self.columns = {name: column_array(table.column(name)) for name in table.column_names}
+        self.columns = {
+            name: column_array(table.column(name), shuffled) for name in table.column_names
+        }
 
     def take(self, rows: Rows) -> dict[str, Column]:
         out: dict[str, Column] = {}
@@ -70,7 +73,7 @@ def join_parts(parts: list[dict[str, Column]]) -> dict[str, Column]:
         if isinstance(first, np.ndarray):
             out[name] = np.concatenate([p[name] for p in parts])
         else:
-            out[name] = pa.concat_arrays([p[name] for p in parts])
+            out[name] = pa.chunked_array([p[name] for p in parts])
     return out
 
 

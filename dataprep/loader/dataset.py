@@ -8,6 +8,7 @@ this module wires them to the reader in the current process and keeps the resume
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -30,8 +31,10 @@ except ImportError:  # pragma: no cover - without torch the dataset is a plain i
         return None
 
 
+log = logging.getLogger("dataprep.loader")
+
 DEFAULT_BATCH_SIZE = 64
-DEFAULT_PREFETCH_BYTES = 256 << 20
+DEFAULT_PREFETCH_BYTES = 64 << 20
 STATE_VERSION = 1
 
 
@@ -88,6 +91,11 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             raise DataprepError(
                 f"{self.path} is encrypted (key set {self.index.encryption.get('key_set')}); "
                 "pass key_file= with the key file it was encrypted with"
+            )
+        if verify and any(f.checksum is None for f in self.index.files):
+            raise DataprepError(
+                f"verify=True needs a dataset directory with a manifest; {self.path} is plain "
+                "Parquet without checksums"
             )
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -175,7 +183,12 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         else:  # a worker's copy of the dataset: the main process tracks progress
             epoch, start = self.epoch, self._start(self.epoch)
             worker, workers = info.id, info.num_workers
-        return self._generate(self.schedule(start, epoch), worker, workers, info is None)
+        schedule = self.schedule(start, epoch)
+        if schedule.trimmed and worker == 0:
+            log.info(
+                "epoch %d: %d samples trimmed (equal_batches / drop_last)", epoch, schedule.trimmed
+            )
+        return self._generate(schedule, worker, workers, info is None)
 
     def _generate(
         self, schedule: Schedule, worker: int, workers: int, track: bool
@@ -207,7 +220,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             reader = lanes.get(lane)
             if reader is None:
                 reader = lanes[lane] = LaneReader(plan, lane, shards)
-            return Window(reader.read(*plan.window_span(lane, window)))
+            return Window(reader.read(*plan.window_span(lane, window)), plan.shuffle)
 
         prefetch = Prefetcher(needs(), load, self.prefetch_bytes)
         held: dict[int, tuple[int, Window]] = {}
