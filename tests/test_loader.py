@@ -224,6 +224,12 @@ def test_resume_across_epochs_and_state_of_plain_iteration(plain_dir: Path) -> N
     assert sum(len(b) for b in ids_of(fresh)) == TOTAL
     with pytest.raises(DataprepError, match="batch_size"):
         make(plain_dir, shuffle=True, seed=9, batch_size=BS + 1).load_state_dict(state)
+    # lanes / window shape the order: a loader set up differently adopts the saved ones
+    other = make(plain_dir, shuffle=True, seed=9, window=512)
+    other.lanes = 3
+    other.load_state_dict(state)
+    other.set_epoch(2)
+    assert all(np.array_equal(a, b) for a, b in zip(head + ids_of(other), full, strict=True))
 
 
 @pytest.mark.parametrize("drop_last", [False, True])

@@ -265,15 +265,18 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         return self.state_for(epoch, start, done)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly where `state` stopped: the next pass yields the remaining batches."""
+        """Continue exactly where `state` stopped: the next pass yields the remaining batches.
+
+        The order's shape (`lanes`, window rows) is taken from the state, so a job restarted
+        with other settings for them still continues the saved order; what would change the
+        order itself (batch size, seed, shuffle, the data) is refused.
+        """
         if state.get("version") != STATE_VERSION:
             raise DataprepError(f"loader state version {state.get('version')} is not supported")
         mine = {
             "batch_size": self.batch_size,
             "seed": self.seed,
             "shuffle": self.shuffle,
-            "lanes": self.lanes,
-            "window_rows": self.window_rows,
             "rows": self.index.num_rows,
         }
         changed = [f"{k} {state.get(k)} -> {v}" for k, v in mine.items() if state.get(k) != v]
@@ -282,6 +285,8 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
                 "the loader state was saved with a different order "
                 f"({', '.join(changed)}); resume with the same dataset and settings"
             )
+        self.lanes = int(state["lanes"])
+        self.shuffle_window_rows = int(state["window_rows"])
         self.epoch = int(state["epoch"])
         self._resume = (self.epoch, int(state["next_batch"]))
         self._local = [0, 0, 0]
