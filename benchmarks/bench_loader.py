@@ -297,9 +297,11 @@ def _quality(ids: list[np.ndarray], root: str) -> dict:
     ranks = np.empty(len(order))
     ranks[np.argsort(order)] = np.arange(len(order))
     spearman = float(np.corrcoef(np.arange(len(order)), ranks)[0, 1])
+    # mean |new position - old position| / N: a uniform random permutation gives 1/3
+    displacement = float(np.mean(np.abs(np.arange(len(order)) - ranks)) / len(order))
     # source row groups per batch (ours: 8192-row groups in dataset order)
     distinct = float(np.mean([len(np.unique(np.asarray(b) // 8192)) for b in ids]))
-    return {"spearman": spearman, "groups_per_batch": distinct}
+    return {"spearman": spearman, "displacement": displacement, "groups_per_batch": distinct}
 
 
 def _peak_rss_mb() -> float:
@@ -344,6 +346,7 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rows", type=int, default=200_000, help="text rows (~1 KiB each)")
     p.add_argument("--text-bytes", type=int, default=1024)
@@ -441,8 +444,8 @@ def _shuffle_report(data: dict, args: argparse.Namespace, peers: list[str], py: 
         "0 = well mixed, 1 = unshuffled)"
     )
     print(
-        f"{'loader':<10} {'spearman':>9} {'row groups/batch':>17} {'samples/s':>11} "
-        f"{'vs unshuffled':>14}"
+        f"{'loader':<10} {'spearman':>9} {'displacement':>13} {'row groups/batch':>17} "
+        f"{'samples/s':>11} {'vs unshuffled':>14}"
     )
     for name in ["dataprep", *[x for x in peers if x != "streaming"]]:
         pyx = sys.executable if name == "dataprep" else py
@@ -453,7 +456,8 @@ def _shuffle_report(data: dict, args: argparse.Namespace, peers: list[str], py: 
             continue
         s, f = median_of(shuf), median_of(flat)
         print(
-            f"{name:<10} {s['spearman']:>9.4f} {s['groups_per_batch']:>17.1f} "
+            f"{name:<10} {s['spearman']:>9.4f} {s['displacement']:>13.3f} "
+            f"{s['groups_per_batch']:>17.1f} "
             f"{s['samples_per_s']:>11,.0f} {s['samples_per_s'] / f['samples_per_s']:>13.2f}x"
         )
 

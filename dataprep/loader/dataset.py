@@ -203,7 +203,8 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         """Yield the batches `items` name, in order, prefetching their windows on a thread."""
         if not items:
             return
-        shards = ShardReader(self.index, self.columns, self.key_file, self.verify)
+        in_worker = get_worker_info() is not None
+        shards = ShardReader(self.index, self.columns, self.key_file, self.verify, not in_worker)
         lanes: dict[int, LaneReader] = {}
 
         def needs() -> Iterator[tuple[int, int]]:

@@ -31,10 +31,18 @@ _READ_ROWS = 8192  # rows decoded per iter_batches step
 class ShardReader:
     """Opens a dataset's shards for one process and reads row ranges of its units."""
 
-    def __init__(self, index: DatasetIndex, columns: list[str], key_file: str | None, verify: bool):
+    def __init__(
+        self,
+        index: DatasetIndex,
+        columns: list[str],
+        key_file: str | None,
+        verify: bool,
+        use_threads: bool = True,
+    ):
         self.index = index
         self.columns = columns
         self.verify = verify
+        self.use_threads = use_threads  # off in DataLoader workers: they already run in parallel
         self._files: collections.OrderedDict[int, pq.ParquetFile] = collections.OrderedDict()
         self._verified: set[int] = set()
         self._decryption: Any = None
@@ -98,6 +106,7 @@ class ShardReader:
                 batch_size=_READ_ROWS,
                 row_groups=[int(self.index.unit_rg[unit])],
                 columns=self.columns,
+                use_threads=self.use_threads,
             ):
                 end = pos + batch.num_rows
                 if end > start:
