@@ -24,19 +24,54 @@ Rows = slice | np.ndarray  # a contiguous run (no shuffle) or window offsets
 Column = np.ndarray | pa.Array | pa.ChunkedArray
 
 
-def column_array(column: pa.ChunkedArray, combine: bool) -> Column:
-    """A window column: numeric 1-D numpy, fixed-size numeric lists 2-D numpy, else Arrow."""
-    kind = column.type
-    if column.null_count == 0 and (
-        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-    ):
-        return column.to_numpy()
-    if pa.types.is_fixed_size_list(kind) and column.null_count == 0:
+class Chunks:
+    """A numeric window column kept as the numpy views of the chunks it was decoded in.
+
+    Joining the chunks first would copy the whole window once more, through main memory for
+    wide rows; a batch instead copies just its own rows out of the chunks that hold them.
+    """
+
+    def __init__(self, arrays: list[np.ndarray]):
+        self.arrays = arrays
+        self.starts = np.cumsum([0] + [len(a) for a in arrays])
+
+    def take(self, rows: Rows) -> np.ndarray:
+        if isinstance(rows, slice):
+            first = int(np.searchsorted(self.starts, rows.start, side="right")) - 1
+            start = rows.start - int(self.starts[first])
+            if rows.stop <= self.starts[first + 1]:
+                return self.arrays[first][start : start + rows.stop - rows.start].copy()
+            rows = np.arange(rows.start, rows.stop)
+        if len(self.arrays) == 1:
+            return self.arrays[0][rows]
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
+        for c in np.unique(which):
+            mask = which == c
+            out[mask] = self.arrays[c][rows[mask] - self.starts[c]]
+        return out
+
+
+def _numeric_chunk(chunk: pa.Array) -> np.ndarray | None:
+    kind = chunk.type
+    if chunk.null_count:
+        return None
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return chunk.to_numpy(zero_copy_only=False)
+    if pa.types.is_fixed_size_list(kind):
         value = kind.value_type
         if pa.types.is_integer(value) or pa.types.is_floating(value):
-            flat = column.combine_chunks().flatten()
+            flat = chunk.flatten()
             if flat.null_count == 0:
                 return flat.to_numpy().reshape(-1, kind.list_size)
+    return None
+
+
+def column_array(column: pa.ChunkedArray, combine: bool) -> Chunks | Column:
+    """A window column: numeric / fixed-size numeric lists as numpy chunks, else Arrow."""
+    arrays = [_numeric_chunk(chunk) for chunk in column.chunks]
+    if arrays and all(a is not None for a in arrays):
+        return Chunks(arrays)  # type: ignore[arg-type]
     # strings etc.: contiguous batches slice the chunks as read; shuffled batches `take`, which
     # wants one chunk (a take over many chunks would re-concatenate them for every batch)
     return column.combine_chunks() if combine and column.num_chunks > 1 else column
@@ -55,8 +90,8 @@ class Window:
     def take(self, rows: Rows) -> dict[str, Column]:
         out: dict[str, Column] = {}
         for name, col in self.columns.items():
-            if isinstance(col, np.ndarray):
-                out[name] = col[rows].copy() if isinstance(rows, slice) else col[rows]
+            if isinstance(col, Chunks):
+                out[name] = col.take(rows)
             elif isinstance(rows, slice):
                 out[name] = col.slice(rows.start, rows.stop - rows.start)
             else:

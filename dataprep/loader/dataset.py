@@ -63,7 +63,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
     a process holds one window per lane it reads.
     """
 
-    lanes: int = 8
+    lanes: int = 4
     shuffle_window_rows: int | None = None
     shuffle_window_bytes: int = 16 << 20
 

@@ -25,7 +25,7 @@ from dataprep.loader.index import DatasetIndex
 from dataprep.loader.order import EpochPlan
 
 _OPEN_FILES = 64  # ParquetFile handles kept per process
-_READ_ROWS = 8192  # rows decoded per iter_batches step
+_READ_BYTES = 4 << 20  # ~stored bytes decoded per iter_batches step (wide rows: fewer rows)
 
 
 class ShardReader:
@@ -43,6 +43,7 @@ class ShardReader:
         self.columns = columns
         self.verify = verify
         self.use_threads = use_threads  # off in DataLoader workers: they already run in parallel
+        self.read_rows = int(min(8192, max(256, _READ_BYTES // max(1.0, index.row_bytes))))
         self._files: collections.OrderedDict[int, pq.ParquetFile] = collections.OrderedDict()
         self._verified: set[int] = set()
         self._decryption: Any = None
@@ -97,13 +98,13 @@ class ShardReader:
         self._verified.add(file)
 
     def iter_unit(self, unit: int, start: int, stop: int) -> Iterator[pa.RecordBatch]:
-        """Rows [start, stop) of one unit, streamed in `_READ_ROWS` pieces."""
+        """Rows [start, stop) of one unit, streamed in pieces of ~`_READ_BYTES`."""
         file = int(self.index.unit_file[unit])
         handle = self.open(file)
         pos = 0
         try:
             for batch in handle.iter_batches(
-                batch_size=_READ_ROWS,
+                batch_size=self.read_rows,
                 row_groups=[int(self.index.unit_rg[unit])],
                 columns=self.columns,
                 use_threads=self.use_threads,
