@@ -8,8 +8,9 @@ with another topology continues the very same sequence. It is built in three ste
 2. *Lanes*: the stream is cut into `K` contiguous lanes of whole batches (the last lane also
    holds the final partial batch). Global batches take lanes round-robin, so batch b comes from
    lane b mod K. A reader that owns batches b = rho (mod R) with K divisible by R therefore
-   reads only its own lanes: no row group is decoded by two readers. K is chosen from the
-   dataset size and the `lanes` setting, never from the topology.
+   reads only its own lanes: no row group is decoded by two readers (except the one a lane
+   starts in). K is chosen from the dataset size and the `lanes` setting (at most one lane per
+   window of batches and per 4 row groups), never from the topology.
 3. *Windows*: each lane is split into windows of `window` rows (a multiple of the batch size);
    rows inside a window are permuted by (seed, epoch, lane, window). A batch lies inside one
    window, so a reader holds one window per lane it owns.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _SALT = 0x5EED_DA7A
+_UNITS_PER_LANE = 4
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class EpochPlan:
         self.num_batches = nb + (1 if self.tail else 0)
         self.window_batches = max(1, window_rows // bs)
         self.window = self.window_batches * bs
-        self.lanes = k = max(1, min(lanes, nb // self.window_batches))
+        # a lane shorter than a window gains nothing, and one shorter than a few row groups
+        # re-decodes the row group it starts in (its head is the previous lane's tail)
+        self.lanes = k = max(1, min(lanes, nb // self.window_batches, units // _UNITS_PER_LANE))
         self.q, self.m = divmod(nb, k)
         lane_batches = np.full(k, self.q, dtype=np.int64)
         lane_batches[: self.m] += 1

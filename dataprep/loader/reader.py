@@ -11,8 +11,10 @@ shared outlives a run.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -172,6 +174,7 @@ class Prefetcher:
             target=self._run, args=(needs, load), name="dataprep-prefetch", daemon=True
         )
         self._thread.start()
+        _LIVE.add(self)
 
     def _run(self, needs: Iterator[tuple[int, int]], load: Callable[[int, int], Window]) -> None:
         try:
@@ -202,10 +205,26 @@ class Prefetcher:
             return key, item
 
     def close(self) -> None:
+        """Stop the thread and wait for its current read: no pyarrow call may outlive us."""
         with self._cond:
             self._stop = True
             self._queue.clear()
             self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=_JOIN_SECONDS)
+        _LIVE.discard(self)
+
+
+def _close_all() -> None:
+    """At exit, stop threads of iterators never finished: a thread still inside pyarrow's C++
+    while the process exits aborts it ("terminate called without an active exception")."""
+    for prefetcher in list(_LIVE):
+        prefetcher.close()
+
+
+_JOIN_SECONDS = 30.0
+_LIVE: weakref.WeakSet[Prefetcher] = weakref.WeakSet()
+atexit.register(_close_all)
 
 
 def _unreadable(name: str, exc: BaseException, encrypted: bool) -> DataprepError:
