@@ -348,7 +348,7 @@ def median_of(runs: list[dict]) -> dict:
 def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--rows", type=int, default=200_000, help="text rows (~1 KiB each)")
+    p.add_argument("--rows", type=int, default=200_000, help="text rows (~1 KiB each); 0: none")
     p.add_argument("--text-bytes", type=int, default=1024)
     p.add_argument("--token-rows", type=int, default=0, help="also run 2048-token int32 blocks")
     p.add_argument("--block", type=int, default=2048)
@@ -393,7 +393,7 @@ def main() -> None:
 
     py_peer = args.peer_python if Path(args.peer_python).exists() else sys.executable
     peers = [x for x in args.peers.split(",") if x and _peer_ok(py_peer, x)]
-    sets = [("text", args.rows, args.text_bytes)]
+    sets = [("text", args.rows, args.text_bytes)] if args.rows else []
     if args.token_rows:
         sets.append(("tokens", args.token_rows, args.block))
     for kind, rows, size in sets:

@@ -466,3 +466,27 @@ def test_mix_proportions_order_and_resume(plain_dir: Path, second_dir: Path) -> 
     seq = interleave(head) + interleave(rest)
     assert all(np.array_equal(a, b) for a, b in zip(seq, full, strict=True))
     assert len(seq) == len(full)
+
+
+def test_epoch_plan_places_every_row_once() -> None:
+    """Random layouts: the lanes/rounds arithmetic maps batches onto every stream row once."""
+    from dataprep.loader.order import EpochPlan
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        units = rng.integers(1, 300, size=int(rng.integers(1, 40)))
+        bs = int(rng.integers(1, 40))
+        lanes, window = int(rng.integers(1, 9)), int(rng.integers(1, 200))
+        plan = EpochPlan(units, bs, 1, trial, bool(trial % 2), lanes, window)
+        rows, taken = [], []
+        for b in range(plan.num_batches):
+            lane, idx = plan.locate(b)
+            first = int(plan.lane_start[lane]) + idx * bs
+            rows.extend(range(first, first + plan.batch_len(b)))
+            lane_w, window_i, offsets = plan.batch_rows(b)
+            a, z = plan.window_span(lane_w, window_i)
+            assert lane_w == lane and a <= first < z
+            taken.extend(np.arange(a, z)[offsets].tolist())  # the stream rows actually read
+        assert sorted(rows) == list(range(int(units.sum())))
+        assert sorted(taken) == list(range(int(units.sum())))
+        assert plan.lanes <= lanes

@@ -6,11 +6,13 @@ with another topology continues the very same sequence. It is built in three ste
 1. *Stream*: the (shard, row group) units, permuted by (seed, epoch) when shuffling, laid end
    to end.
 2. *Lanes*: the stream is cut into `K` contiguous lanes of whole batches (the last lane also
-   holds the final partial batch). Global batches take lanes round-robin, so batch b comes from
-   lane b mod K. A reader that owns batches b = rho (mod R) with K divisible by R therefore
-   reads only its own lanes: no row group is decoded by two readers (except the one a lane
-   starts in). K is chosen from the dataset size and the `lanes` setting (at most one lane per
-   window of batches and per 4 row groups), never from the topology.
+   holds the final partial batch), near-equal, each cut moved to the batch boundary nearest a
+   row-group boundary. Global batches take the lanes that still have batches round-robin, so
+   batch b comes from lane b mod K until the shortest lane runs out. A reader that owns
+   batches b = rho (mod R) with K divisible by R therefore reads only its own lanes (but for
+   the last few rounds): a row group is decoded by one reader. K is chosen from the dataset
+   size and the `lanes` setting (at most one lane per window of batches and per 2 row groups),
+   never from the topology.
 3. *Windows*: each lane is split into windows of `window` rows (a multiple of the batch size);
    rows inside a window are permuted by (seed, epoch, lane, window). A batch lies inside one
    window, so a reader holds one window per lane it owns.
@@ -21,12 +23,13 @@ re-read.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
 
 _SALT = 0x5EED_DA7A
-_UNITS_PER_LANE = 4
+_UNITS_PER_LANE = 2
 
 
 @dataclass(frozen=True)
@@ -66,27 +69,60 @@ class EpochPlan:
         self.window_batches = max(1, window_rows // bs)
         self.window = self.window_batches * bs
         # a lane shorter than a window gains nothing, and one shorter than a few row groups
-        # re-decodes the row group it starts in (its head is the previous lane's tail)
-        self.lanes = k = max(1, min(lanes, nb // self.window_batches, units // _UNITS_PER_LANE))
-        self.q, self.m = divmod(nb, k)
-        lane_batches = np.full(k, self.q, dtype=np.int64)
-        lane_batches[: self.m] += 1
-        self.lane_start = np.concatenate([[0], np.cumsum(lane_batches) * bs]).astype(np.int64)
-        self.lane_len = lane_batches * bs
+        # would mostly be row groups shared with its neighbours
+        k = max(1, min(lanes, nb // self.window_batches, units // _UNITS_PER_LANE))
+        counts = self._lane_batches(k)
+        self.lanes = k = len(counts)
+        self.lane_batches = counts
+        self.lane_start = np.concatenate([[0], np.cumsum(counts) * bs]).astype(np.int64)
+        self.lane_len = counts * bs
         self.lane_len[-1] += self.tail
+        self._rounds(counts)
         self._perms: dict[int, tuple[int, np.ndarray]] = {}  # lane -> its current window's perm
+
+    def _lane_batches(self, k: int) -> np.ndarray:
+        """Batches per lane: near-equal lanes whose cuts sit on the batch boundary nearest a
+        row-group boundary, so a lane rarely starts inside a row group its neighbour reads
+        (starting there means decoding and dropping the rows before the cut)."""
+        bs, nb = self.batch_size, self.full_batches
+        bounds = self.stream_start
+        cuts = [0]
+        for i in range(1, k):
+            target = i * nb * bs / k
+            j = int(np.searchsorted(bounds, target))
+            near = [int(bounds[x]) for x in (j - 1, j) if 0 <= x < len(bounds)]
+            best = min(near, key=lambda v: abs(v - target)) if near else target
+            cut = min(nb, max(cuts[-1], int(round(best / bs))))
+            if cut > cuts[-1]:
+                cuts.append(cut)
+        if nb > cuts[-1] or len(cuts) == 1:
+            cuts.append(nb)
+        return np.diff(np.asarray(cuts, dtype=np.int64))
+
+    def _rounds(self, counts: np.ndarray) -> None:
+        """Round-robin over lanes that still have batches: segments of rounds with the same
+        active lanes, so `locate` is a search over at most `lanes` segments."""
+        self._seg_base, self._seg_round, self._seg_lanes = [], [], []
+        base, prev = 0, 0
+        for t in np.unique(counts[counts > 0]):
+            active = np.flatnonzero(counts >= t)
+            self._seg_base.append(base)
+            self._seg_round.append(prev)
+            self._seg_lanes.append(active)
+            base += int(t - prev) * len(active)
+            prev = int(t)
 
     # --- batches -----------------------------------------------------------------------------
 
     def locate(self, b: int) -> tuple[int, int]:
         """Global batch b -> (lane, batch index within the lane)."""
-        k, q = self.lanes, self.q
-        if b < q * k:
-            return b % k, b // k
-        if b < self.full_batches:
-            return b - q * k, q
+        if 0 <= b < self.full_batches:
+            i = bisect.bisect_right(self._seg_base, b) - 1
+            lanes = self._seg_lanes[i]
+            offset = b - self._seg_base[i]
+            return int(lanes[offset % len(lanes)]), self._seg_round[i] + offset // len(lanes)
         if b == self.full_batches and self.tail:
-            return k - 1, q
+            return self.lanes - 1, int(self.lane_batches[-1])
         raise IndexError(f"batch {b} outside epoch of {self.num_batches} batches")
 
     def batch_len(self, b: int) -> int:
