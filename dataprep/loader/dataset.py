@@ -1,0 +1,293 @@
+"""`ShardDataset`: an iterable of ready batches over a dataset directory or plain Parquet.
+
+It yields whole batches (dict column -> tensor, or list for strings), so a DataLoader over it
+runs with `batch_size=None` and never collates per sample. What a pass yields is decided by
+`order.EpochPlan` (the topology-free global order) and `split.Schedule` (this rank's share);
+this module wires them to the reader in the current process and keeps the resume point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dataprep.errors import DataprepError
+from dataprep.loader.batch import Window, join_parts, to_batch
+from dataprep.loader.index import DatasetIndex, open_index
+from dataprep.loader.order import EpochPlan
+from dataprep.loader.reader import LaneReader, Prefetcher, ShardReader
+from dataprep.loader.split import Item, Schedule, Strided
+
+try:
+    import torch
+    from torch.utils.data import IterableDataset, get_worker_info
+except ImportError:  # pragma: no cover - without torch the dataset is a plain iterable
+    torch = None  # type: ignore[assignment]
+    IterableDataset = object  # type: ignore[assignment,misc]
+
+    def get_worker_info() -> Any:  # type: ignore[misc]
+        return None
+
+
+log = logging.getLogger("dataprep.loader")
+
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_PREFETCH_BYTES = 64 << 20
+STATE_VERSION = 1
+
+
+def _topology(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """Explicit values first, then torch.distributed, then RANK / WORLD_SIZE, else (0, 1)."""
+    if rank is None or world_size is None:
+        dist = getattr(torch, "distributed", None) if torch is not None else None
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            rank = dist.get_rank() if rank is None else rank
+            world_size = dist.get_world_size() if world_size is None else world_size
+        else:
+            rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+            world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise DataprepError(f"rank {rank} is not in 0..world_size-1 (world_size {world_size})")
+    return rank, world_size
+
+
+class ShardDataset(IterableDataset):  # type: ignore[misc]
+    """Batches of a dataset for this rank, deterministic in (seed, epoch), exactly resumable.
+
+    `lanes` and `shuffle_window_rows` shape the epoch order (see `order`); they are fixed per
+    dataset, not per topology. Set them on the instance before iterating if needed; a resume
+    state made with other values is refused. The default window is ~`shuffle_window_bytes` of
+    stored data (at most 8192 rows), so wide rows such as token blocks keep memory bounded:
+    a process holds one window per lane it reads.
+    """
+
+    lanes: int = 4
+    shuffle_window_rows: int | None = None
+    shuffle_window_bytes: int = 16 << 20
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        columns: list[str] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        equal_batches: bool = False,
+        drop_last: bool = False,
+        prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
+        key_file: str | os.PathLike[str] | None = None,
+        verify: bool = False,
+    ):
+        if int(batch_size) < 1:
+            raise DataprepError(f"batch_size must be at least 1 (got {batch_size})")
+        self.path = os.fspath(path)
+        self.index: DatasetIndex = open_index(self.path)
+        self.columns = self.index.check_columns(list(columns) if columns is not None else None)
+        if self.index.encryption is not None and key_file is None:
+            raise DataprepError(
+                f"{self.path} is encrypted (key set {self.index.encryption.get('key_set')}); "
+                "pass key_file= with the key file it was encrypted with"
+            )
+        if verify and any(f.checksum is None for f in self.index.files):
+            raise DataprepError(
+                f"verify=True needs a dataset directory with a manifest; {self.path} is plain "
+                "Parquet without checksums"
+            )
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.rank, self.world_size = _topology(rank, world_size)
+        self.equal_batches = bool(equal_batches)
+        self.drop_last = bool(drop_last)
+        self.prefetch_bytes = int(prefetch_bytes)
+        self.key_file = os.fspath(key_file) if key_file is not None else None
+        self.verify = bool(verify)
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, first global batch) to start at
+        self._local: list[int] = [0, 0, 0]  # in-process pass: epoch, start, items yielded
+
+    @staticmethod
+    def mix(
+        datasets: dict[str, ShardDataset],
+        weights: list[float] | None = None,
+        seed: int | None = None,
+    ) -> Any:
+        """Draw whole batches from several datasets in fixed proportions (see `loader.mix`)."""
+        from dataprep.loader.mix import MixedDataset
+
+        return MixedDataset(datasets, weights, seed)
+
+    # --- the epoch ---------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch the next pass yields; a pending resume point for it is kept."""
+        self.epoch = int(epoch)
+
+    def plan(self, epoch: int | None = None) -> EpochPlan:
+        return EpochPlan(
+            self.index.unit_rows,
+            self.batch_size,
+            self.seed,
+            self.epoch if epoch is None else epoch,
+            self.shuffle,
+            self.lanes,
+            self.window_rows,
+        )
+
+    @property
+    def window_rows(self) -> int:
+        """Rows per shuffle window (before rounding to whole batches)."""
+        if self.shuffle_window_rows is not None:
+            return int(self.shuffle_window_rows)
+        return int(min(8192, max(1, self.shuffle_window_bytes // max(1.0, self.index.row_bytes))))
+
+    def schedule(self, start: int | None = None, epoch: int | None = None) -> Schedule:
+        """This rank's items for a pass over `epoch` beginning at global batch `start`."""
+        epoch = self.epoch if epoch is None else epoch
+        start = self._start(epoch) if start is None else start
+        return Schedule(
+            self.plan(epoch), start, self.rank, self.world_size, self.equal_batches, self.drop_last
+        )
+
+    def _start(self, epoch: int) -> int:
+        return self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
+
+    @property
+    def trimmed(self) -> int:
+        """Samples of the current epoch that no rank yields (equal_batches / drop_last)."""
+        return self.schedule(start=0).trimmed
+
+    def __len__(self) -> int:
+        """Batches this rank yields in the next pass."""
+        return len(self.schedule())
+
+    # --- iteration ---------------------------------------------------------------------------
+
+    def begin_pass(self) -> tuple[int, int]:
+        """(epoch, start batch) of the pass about to run; consumes the pending resume point."""
+        epoch = self.epoch
+        start = self._start(epoch)
+        self._resume = None
+        return epoch, start
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        if info is None:
+            epoch, start = self.begin_pass()
+            self._local = [epoch, start, 0]
+            worker, workers = 0, 1
+        else:  # a worker's copy of the dataset: the main process tracks progress
+            epoch, start = self.epoch, self._start(self.epoch)
+            worker, workers = info.id, info.num_workers
+        schedule = self.schedule(start, epoch)
+        if schedule.trimmed and worker == 0:
+            log.info(
+                "epoch %d: %d samples trimmed (equal_batches / drop_last)", epoch, schedule.trimmed
+            )
+        return self._generate(schedule, worker, workers, info is None)
+
+    def _generate(
+        self, schedule: Schedule, worker: int, workers: int, track: bool
+    ) -> Iterator[dict[str, Any]]:
+        mine = Strided(schedule, worker, workers)
+        for batch in self.read_items(schedule.plan, mine):
+            if track:
+                self._local[2] += 1
+            yield batch
+
+    def read_items(self, plan: EpochPlan, items: Sequence[Item]) -> Iterator[dict[str, Any]]:
+        """Yield the batches `items` name, in order, prefetching their windows on a thread."""
+        if not items:
+            return
+        in_worker = get_worker_info() is not None
+        shards = ShardReader(self.index, self.columns, self.key_file, self.verify, not in_worker)
+        lanes: dict[int, LaneReader] = {}
+
+        def needs() -> Iterator[tuple[int, int]]:
+            last: dict[int, int] = {}
+            for item in items:
+                for b, _, _ in item:
+                    lane, idx = plan.locate(b)
+                    window = idx // plan.window_batches
+                    if last.get(lane) != window:
+                        last[lane] = window
+                        yield lane, window
+
+        def load(lane: int, window: int) -> Window:
+            reader = lanes.get(lane)
+            if reader is None:
+                reader = lanes[lane] = LaneReader(plan, lane, shards)
+            return Window(reader.read(*plan.window_span(lane, window)), plan.shuffle)
+
+        prefetch = Prefetcher(needs(), load, self.prefetch_bytes)
+        held: dict[int, tuple[int, Window]] = {}
+        try:
+            for item in items:
+                parts = []
+                for b, s0, s1 in item:
+                    lane, window, rows = plan.batch_rows(b, s0, s1)
+                    current = held.get(lane)
+                    if current is None or current[0] != window:
+                        key, loaded = prefetch.get()
+                        assert key == (lane, window), (key, lane, window)
+                        held[lane] = current = (window, loaded)
+                    parts.append(current[1].take(rows))
+                yield to_batch(join_parts(parts))
+        finally:
+            prefetch.close()
+
+    # --- resume ------------------------------------------------------------------------------
+
+    def state_for(self, epoch: int, start: int, items_done: int) -> dict[str, Any]:
+        """The resume state after this rank yielded `items_done` batches of a pass."""
+        schedule = self.schedule(start, epoch)
+        return {
+            "version": STATE_VERSION,
+            "epoch": epoch,
+            "next_batch": schedule.consumed(items_done),
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "lanes": self.lanes,
+            "window_rows": self.window_rows,
+            "rows": self.index.num_rows,
+            "world_size": self.world_size,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resume state of in-process iteration (num_workers=0 or no DataLoader)."""
+        epoch, start, done = self._local
+        if self._resume is not None or (epoch, start, done) == (0, 0, 0):
+            return self.state_for(self.epoch, self._start(self.epoch), 0)
+        return self.state_for(epoch, start, done)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where `state` stopped: the next pass yields the remaining batches.
+
+        The order's shape (`lanes`, window rows) is taken from the state, so a job restarted
+        with other settings for them still continues the saved order; what would change the
+        order itself (batch size, seed, shuffle, the data) is refused.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise DataprepError(f"loader state version {state.get('version')} is not supported")
+        mine = {
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "rows": self.index.num_rows,
+        }
+        changed = [f"{k} {state.get(k)} -> {v}" for k, v in mine.items() if state.get(k) != v]
+        if changed:
+            raise DataprepError(
+                "the loader state was saved with a different order "
+                f"({', '.join(changed)}); resume with the same dataset and settings"
+            )
+        self.lanes = int(state["lanes"])
+        self.shuffle_window_rows = int(state["window_rows"])
+        self.epoch = int(state["epoch"])
+        self._resume = (self.epoch, int(state["next_batch"]))
+        self._local = [0, 0, 0]

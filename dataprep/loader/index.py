@@ -1,0 +1,224 @@
+"""Where the rows are: the (shard, row group) units of a dataset, with prefix-summed row counts.
+
+A dataset directory's manifest already lists every shard's row groups, so opening one costs a
+single small read. Plain Parquet (a file, a directory, a glob; local or any `pyarrow.fs` URI
+such as `s3://`) is indexed from the footers, read in parallel because remote footers are
+latency-bound. Row groups are never assumed to be equal: every unit carries its own count.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from dataprep.dataset import MANIFEST, Manifest
+from dataprep.errors import DataprepError
+
+_GLOB_CHARS = "*?["
+_FOOTER_THREADS = 16
+
+
+@dataclass(frozen=True)
+class ShardFile:
+    """One Parquet file: where it is, its row groups, and (from a manifest) its checksum."""
+
+    path: str  # path inside `filesystem`
+    name: str  # what errors call it
+    row_groups: tuple[int, ...]
+    checksum: str | None = None
+    size: int | None = None  # manifest: file bytes; footer: uncompressed row-group bytes
+
+
+@dataclass
+class DatasetIndex:
+    """Units in dataset order: unit i is row group `unit_rg[i]` of file `unit_file[i]`."""
+
+    uri: str
+    filesystem: pafs.FileSystem
+    files: list[ShardFile]
+    schema: pa.Schema
+    encryption: dict[str, Any] | None
+    unit_file: np.ndarray
+    unit_rg: np.ndarray
+    unit_rows: np.ndarray
+    unit_start: np.ndarray  # prefix sums: global row id of each unit's first row (+ total)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.unit_start[-1])
+
+    @property
+    def row_bytes(self) -> float:
+        """Average bytes per row (file bytes from a manifest, else footer sizes)."""
+        total = sum(f.size or 0 for f in self.files)
+        return total / max(1, self.num_rows)
+
+    def check_columns(self, columns: list[str] | None) -> list[str]:
+        """The columns to read, or a DataprepError naming the missing ones."""
+        names = list(self.schema.names)
+        if columns is None:
+            return names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise DataprepError(
+                f"column(s) {', '.join(missing)} not in {self.uri} (columns: {', '.join(names)})"
+            )
+        return list(columns)
+
+
+def open_index(uri: str) -> DatasetIndex:
+    """Index a dataset directory (manifest) or plain Parquet file(s) at a local path or URI."""
+    filesystem, path = resolve(uri)
+    if any(c in path for c in _GLOB_CHARS):
+        files = _footers(filesystem, _glob(filesystem, path, uri))
+        return _build(uri, filesystem, files, None, None)
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise DataprepError(f"{uri} does not exist: give a dataset directory or Parquet file(s)")
+    if info.type == pafs.FileType.File:
+        return _build(uri, filesystem, _footers(filesystem, [path]), None, None)
+    manifest_path = posixpath.join(path, MANIFEST)
+    if filesystem.get_file_info(manifest_path).type == pafs.FileType.File:
+        return _from_manifest(uri, filesystem, path, manifest_path)
+    selector = pafs.FileSelector(path, recursive=True)
+    paths = sorted(
+        f.path
+        for f in filesystem.get_file_info(selector)
+        if f.type == pafs.FileType.File and _is_parquet(f.path)
+    )
+    if not paths:
+        raise DataprepError(f"{uri} has no manifest.json and no .parquet files")
+    return _build(uri, filesystem, _footers(filesystem, paths), None, None)
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A `pyarrow.fs` filesystem and the path inside it; local paths become absolute."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), posixpath.normpath(_abspath(uri))
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, OSError, ValueError) as exc:
+        raise DataprepError(f"cannot open {uri}: {_short(exc)}") from None
+
+
+def _abspath(path: str) -> str:
+    import os
+
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _is_parquet(path: str) -> bool:
+    base = posixpath.basename(path)
+    return base.endswith((".parquet", ".parq", ".pq")) and not base.startswith((".", "_"))
+
+
+def _glob(filesystem: pafs.FileSystem, pattern: str, uri: str) -> list[str]:
+    parts = pattern.split("/")
+    fixed = next(i for i, p in enumerate(parts) if any(c in p for c in _GLOB_CHARS))
+    base = "/".join(parts[:fixed]) or "/"
+    recursive = "**" in pattern or len(parts) - fixed > 1
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
+    except (FileNotFoundError, OSError) as exc:
+        raise DataprepError(f"cannot list {uri}: {_short(exc)}") from None
+    paths = sorted(
+        f.path
+        for f in infos
+        if f.type == pafs.FileType.File and fnmatch.fnmatch(f.path, pattern.replace("**/", "*"))
+    )
+    if not paths:
+        raise DataprepError(f"no files match {uri}")
+    return paths
+
+
+def _footers(filesystem: pafs.FileSystem, paths: list[str]) -> list[tuple[ShardFile, pa.Schema]]:
+    def read(path: str) -> tuple[ShardFile, pa.Schema]:
+        name = posixpath.basename(path)
+        try:
+            meta = pq.read_metadata(path, filesystem=filesystem)
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise DataprepError(f"{path} is not a readable Parquet file ({_short(exc)})") from None
+        groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        return ShardFile(path, name, groups, size=size), meta.schema.to_arrow_schema()
+
+    if len(paths) == 1:
+        return [read(paths[0])]
+    with ThreadPoolExecutor(min(_FOOTER_THREADS, len(paths))) as pool:
+        return list(pool.map(read, paths))
+
+
+def _from_manifest(
+    uri: str, filesystem: pafs.FileSystem, root: str, manifest_path: str
+) -> DatasetIndex:
+    try:
+        with filesystem.open_input_stream(manifest_path) as f:
+            manifest = Manifest.from_json(json.loads(f.read()))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as exc:
+        raise DataprepError(f"{manifest_path} is unreadable ({_short(exc)})") from None
+    files: list[ShardFile] = []
+    for shard in manifest.shards:
+        path = posixpath.join(root, shard.path)
+        groups = tuple(shard.row_groups)
+        if sum(groups) != shard.rows:  # an old manifest without row groups: ask the footer
+            if manifest.encryption is not None:
+                raise DataprepError(f"manifest lists no row groups for encrypted {shard.path}")
+            groups = _footers(filesystem, [path])[0][0].row_groups
+        files.append(ShardFile(path, shard.path, groups, shard.xxh3_128, shard.bytes))
+    return _build(uri, filesystem, files, manifest.schema, manifest.encryption)
+
+
+def _build(
+    uri: str,
+    filesystem: pafs.FileSystem,
+    files: list[ShardFile] | list[tuple[ShardFile, pa.Schema]],
+    schema: pa.Schema | None,
+    encryption: dict[str, Any] | None,
+) -> DatasetIndex:
+    shards: list[ShardFile] = []
+    for item in files:
+        if isinstance(item, tuple):
+            shard, file_schema = item
+            if schema is None:
+                schema = file_schema
+            elif file_schema.names != schema.names:
+                raise DataprepError(
+                    f"{shard.path} has columns {file_schema.names}, unlike the first file "
+                    f"({schema.names}); point the loader at files with one schema"
+                )
+            shards.append(shard)
+        else:
+            shards.append(item)
+    assert schema is not None
+    unit_file, unit_rg, unit_rows = [], [], []
+    for i, shard in enumerate(shards):
+        for g, rows in enumerate(shard.row_groups):
+            if rows:  # empty row groups / shards hold nothing to schedule
+                unit_file.append(i)
+                unit_rg.append(g)
+                unit_rows.append(rows)
+    rows_arr = np.asarray(unit_rows, dtype=np.int64)
+    return DatasetIndex(
+        uri=uri,
+        filesystem=filesystem,
+        files=shards,
+        schema=schema,
+        encryption=encryption,
+        unit_file=np.asarray(unit_file, dtype=np.int64),
+        unit_rg=np.asarray(unit_rg, dtype=np.int64),
+        unit_rows=rows_arr,
+        unit_start=np.concatenate([[0], np.cumsum(rows_arr)]).astype(np.int64),
+    )
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

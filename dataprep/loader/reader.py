@@ -1,0 +1,238 @@
+"""Reading inside one process: open shards (decrypt, verify), stream lane windows, prefetch.
+
+Each process (the trainer, or one DataLoader worker) builds its own `ShardReader`: pyarrow's
+decryption objects cannot be pickled, so they are made here from the key-file path. A lane is
+read sequentially through `iter_batches`, so a row group larger than a window is decoded once,
+piece by piece, and never held whole. The `Prefetcher` thread loads the windows this process
+will need, in the order it will need them, while the trainer computes; it stops when the bytes
+queued reach `prefetch_bytes`. It is private to the iterator that made it: nothing named or
+shared outlives a run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataprep.errors import DataprepError
+from dataprep.loader.batch import Window
+from dataprep.loader.index import DatasetIndex
+from dataprep.loader.order import EpochPlan
+
+_OPEN_FILES = 64  # ParquetFile handles kept per process
+_READ_BYTES = 4 << 20  # ~stored bytes decoded per iter_batches step (wide rows: fewer rows)
+
+
+class ShardReader:
+    """Opens a dataset's shards for one process and reads row ranges of its units."""
+
+    def __init__(
+        self,
+        index: DatasetIndex,
+        columns: list[str],
+        key_file: str | None,
+        verify: bool,
+        use_threads: bool = True,
+    ):
+        self.index = index
+        self.columns = columns
+        self.verify = verify
+        self.use_threads = use_threads  # off in DataLoader workers: they already run in parallel
+        self.read_rows = int(min(8192, max(256, _READ_BYTES // max(1.0, index.row_bytes))))
+        self._files: collections.OrderedDict[int, pq.ParquetFile] = collections.OrderedDict()
+        self._verified: set[int] = set()
+        self._decryption: Any = None
+        if index.encryption is not None:
+            try:
+                from dataprep.crypto import decryption_properties
+            except ImportError:
+                raise DataprepError(
+                    f"{index.uri} is encrypted but this dataprep has no dataprep.crypto module"
+                ) from None
+            self._decryption = decryption_properties(key_file, index.encryption)
+
+    def open(self, file: int) -> pq.ParquetFile:
+        handle = self._files.get(file)
+        if handle is not None:
+            self._files.move_to_end(file)
+            return handle
+        shard = self.index.files[file]
+        if self.verify and file not in self._verified:
+            self._check(file)
+        try:
+            handle = pq.ParquetFile(
+                self.index.filesystem.open_input_file(shard.path),
+                decryption_properties=self._decryption,
+            )
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise _unreadable(shard.name, exc, self._decryption is not None) from None
+        self._files[file] = handle
+        if len(self._files) > _OPEN_FILES:
+            self._files.popitem(last=False)
+        return handle
+
+    def _check(self, file: int) -> None:
+        """verify=True: the shard's bytes must match the manifest's xxh3-128 checksum."""
+        import xxhash
+
+        shard = self.index.files[file]
+        if shard.checksum is None:
+            raise DataprepError(f"verify=True needs a manifest with checksums ({self.index.uri})")
+        h = xxhash.xxh3_128()
+        try:
+            with self.index.filesystem.open_input_stream(shard.path) as f:
+                while block := f.read(8 << 20):
+                    h.update(block)
+        except OSError as exc:
+            raise _unreadable(shard.name, exc, False) from None
+        if h.hexdigest() != shard.checksum:
+            raise DataprepError(
+                f"shard {shard.name} does not match its manifest checksum (changed or corrupt); "
+                "rerun the stage that wrote it"
+            )
+        self._verified.add(file)
+
+    def iter_unit(self, unit: int, start: int, stop: int) -> Iterator[pa.RecordBatch]:
+        """Rows [start, stop) of one unit, streamed in pieces of ~`_READ_BYTES`."""
+        file = int(self.index.unit_file[unit])
+        handle = self.open(file)
+        pos = 0
+        try:
+            for batch in handle.iter_batches(
+                batch_size=self.read_rows,
+                row_groups=[int(self.index.unit_rg[unit])],
+                columns=self.columns,
+                use_threads=self.use_threads,
+            ):
+                end = pos + batch.num_rows
+                if end > start:
+                    yield batch.slice(max(0, start - pos), min(stop, end) - max(start, pos))
+                pos = end
+                if pos >= stop:
+                    return
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            name = self.index.files[file].name
+            raise _unreadable(name, exc, self._decryption is not None) from None
+        if pos < stop:
+            name = self.index.files[file].name
+            raise DataprepError(f"shard {name} has fewer rows than its index says; re-index it")
+
+
+class LaneReader:
+    """Sequential reader of one lane's stream rows; a jump forward re-opens at the target."""
+
+    def __init__(self, plan: EpochPlan, lane: int, shards: ShardReader):
+        self.plan, self.shards = plan, shards
+        self.end = int(plan.lane_start[lane] + plan.lane_len[lane])
+        self.pos = -1
+        self._batches: Iterator[pa.RecordBatch] = iter(())
+        self._pending: pa.RecordBatch | None = None
+
+    def _stream(self, a: int) -> Iterator[pa.RecordBatch]:
+        for piece in self.plan.pieces(a, self.end):
+            yield from self.shards.iter_unit(piece.unit, piece.start, piece.stop)
+
+    def read(self, a: int, b: int) -> pa.Table:
+        if a != self.pos:
+            self._batches, self._pending, self.pos = self._stream(a), None, a
+        parts: list[pa.RecordBatch] = []
+        need = b - a
+        while need:
+            batch = self._pending if self._pending is not None else next(self._batches)
+            self._pending = None
+            if batch.num_rows > need:
+                self._pending = batch.slice(need)
+                batch = batch.slice(0, need)
+            parts.append(batch)
+            need -= batch.num_rows
+        self.pos = b
+        return pa.Table.from_batches(parts, schema=parts[0].schema if parts else None)
+
+
+class Prefetcher:
+    """Loads windows on a daemon thread, in need order, until `budget` bytes are queued."""
+
+    def __init__(
+        self,
+        needs: Iterator[tuple[int, int]],
+        load: Callable[[int, int], Window],
+        budget: int,
+    ):
+        self._queue: collections.deque[Any] = collections.deque()
+        self._queued = 0
+        self._budget = max(1, budget)
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(
+            target=self._run, args=(needs, load), name="dataprep-prefetch", daemon=True
+        )
+        self._thread.start()
+        _LIVE.add(self)
+
+    def _run(self, needs: Iterator[tuple[int, int]], load: Callable[[int, int], Window]) -> None:
+        try:
+            for key in needs:
+                if self._stop:
+                    return
+                window = load(*key)
+                with self._cond:
+                    while self._queue and self._queued >= self._budget and not self._stop:
+                        self._cond.wait()
+                    self._queue.append((key, window))
+                    self._queued += window.nbytes
+                    self._cond.notify_all()
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            with self._cond:
+                self._queue.append((None, exc))
+                self._cond.notify_all()
+
+    def get(self) -> tuple[tuple[int, int], Window]:
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            key, item = self._queue.popleft()
+            if key is None:
+                raise item
+            self._queued -= item.nbytes
+            self._cond.notify_all()
+            return key, item
+
+    def close(self) -> None:
+        """Stop the thread and wait for its current read: no pyarrow call may outlive us."""
+        with self._cond:
+            self._stop = True
+            self._queue.clear()
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=_JOIN_SECONDS)
+        _LIVE.discard(self)
+
+
+def _close_all() -> None:
+    """At exit, stop threads of iterators never finished: a thread still inside pyarrow's C++
+    while the process exits aborts it ("terminate called without an active exception")."""
+    for prefetcher in list(_LIVE):
+        prefetcher.close()
+
+
+_JOIN_SECONDS = 30.0
+_LIVE: weakref.WeakSet[Prefetcher] = weakref.WeakSet()
+atexit.register(_close_all)
+
+
+def _unreadable(name: str, exc: BaseException, encrypted: bool) -> DataprepError:
+    if isinstance(exc, DataprepError):
+        return DataprepError(f"shard {name}: {exc}")
+    first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    if encrypted:
+        return DataprepError(
+            f"shard {name} cannot be decrypted or read ({first}): wrong key file or changed data"
+        )
+    return DataprepError(f"shard {name} is not readable Parquet ({first}); it may be corrupt")
