@@ -37,6 +37,7 @@ def train(
     keep: Annotated[int, Opt(help="Checkpoints to keep.")] = 3,
     eval_every: Annotated[int, Opt(help="Steps between evaluations (0 = off).")] = 0,
     eval_dir: Annotated[Path | None, Opt(help="Held-out token blocks for evaluation.")] = None,
+    eval_batches: Annotated[int, Opt(help="Batches per process per evaluation.")] = 20,
     log_every: Annotated[int, Opt(help="Steps between metrics lines.")] = 1,
     seed: Annotated[int, Opt(help="Seed for weights and data order.")] = 0,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",

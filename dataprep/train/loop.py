@@ -48,6 +48,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
         self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.facts: DataFacts = inspect_data(cfg)
         self.stop_requested = False
         self.is_cuda = self.device.type == "cuda"

@@ -1,0 +1,354 @@
+"""`dataprep train` on CPU with gloo and 2 real processes: learning, exact resume, faults,
+and elastic resume with another process count (no sample repeated or lost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import xxhash
+from helpers import cli, column
+
+from dataprep.executors.local import LocalExecutor
+from dataprep.runner import run_stage
+
+SEQ = 32
+
+
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """160 distinct blocks: each 32-byte document plus its end-of-text id is one block."""
+    root = tmp_path_factory.mktemp("blocks")
+    docs = [
+        json.dumps({"text": f"doc {i:05d} " + "abcdefghijklmnopqrstuvwxyz"[: SEQ - 10]})
+        for i in range(160)
+    ]
+    assert all(len(json.loads(d)["text"]) == SEQ for d in docs)
+    (root / "in.jsonl").write_text("\n".join(docs) + "\n")
+    run_stage(
+        "shard",
+        {"shard_rows": 50},
+        root / "shards",
+        inputs=[str(root / "in.jsonl")],
+        executor=LocalExecutor(1),
+    )
+    run_stage(
+        "tokenize",
+        {"seq_len": SEQ},
+        root / "tok",
+        input_path=root / "shards",
+        executor=LocalExecutor(1),
+    )
+    return root / "tok"
+
+
+def _train(data: Path, out: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return cli(
+        "train",
+        data,
+        "--out",
+        out,
+        "--model",
+        "tiny",
+        "--seq-len",
+        str(SEQ),
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--json",
+        *args,
+        check=check,
+    )
+
+
+def _final_params(out: Path) -> dict[str, torch.Tensor]:
+    latest = sorted((out / "checkpoints").glob("step-*"))[-1]
+    return torch.load(latest / "state.pt", weights_only=False)["model"]
+
+
+def _traced(out: Path) -> list[str]:
+    rows = []
+    for trace in sorted(out.glob("samples-rank*.txt")):
+        for line in trace.read_text().splitlines():
+            rows += line.split()[1:]
+    return rows
+
+
+def _all_blocks(data: Path) -> list[str]:
+    import numpy as np
+
+    return [
+        xxhash.xxh64(np.asarray(b, np.int32).tobytes()).hexdigest() for b in column(data, "tokens")
+    ]
+
+
+@pytest.fixture(scope="module")
+def straight(blocks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("straight") / "run"
+    _train(
+        blocks,
+        out,
+        "--steps",
+        "16",
+        "--checkpoint-every",
+        "8",
+        "--nproc-per-node",
+        "2",
+        "--trace-samples",
+    )
+    return out
+
+
+@pytest.mark.slow
+def test_resume_gives_identical_parameters_and_data(
+    blocks: Path, straight: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    common = (
+        "--checkpoint-every",
+        "8",
+        "--nproc-per-node",
+        "2",
+        "--lr-decay-steps",
+        "16",
+        "--trace-samples",
+    )
+    first = json.loads(_train(blocks, out, "--steps", "8", *common).stdout)
+    assert first["step"] == 8
+    second = json.loads(_train(blocks, out, "--steps", "16", *common).stdout)
+    assert second["step"] == 16
+    ours, theirs = _final_params(out), _final_params(straight)
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    for rank in (0, 1):  # the same samples in the same order on each rank
+        name = f"samples-rank{rank}.txt"
+        assert (out / name).read_text() == (straight / name).read_text()
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 17))  # appended on resume, numbered from 1
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+def test_killed_worker_restarts_from_checkpoint_and_matches(
+    blocks: Path, straight: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "dataprep",
+        "train",
+        str(blocks),
+        "--out",
+        str(out),
+        "--model",
+        "tiny",
+        "--seq-len",
+        str(SEQ),
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--steps",
+        "16",
+        "--checkpoint-every",
+        "4",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "1",
+        "--json",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "checkpoints" / "step-00000004").exists():
+        time.sleep(0.005)
+    workers = [
+        p
+        for p in _descendants(proc.pid)
+        if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+    assert workers, "no worker process found"
+    os.kill(workers[-1], signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert json.loads(stdout)["step"] == 16
+    ours, theirs = _final_params(out), _final_params(straight)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])
+def test_elastic_resume_sees_every_sample_once(
+    blocks: Path, tmp_path: Path, before: int, after: int
+) -> None:
+    """160 blocks, 4 per process per step: stop mid-epoch, resume with another world size and
+    finish the epoch exactly; together the runs saw every block once."""
+    out = tmp_path / "run"
+    first_steps = 5 if before == 2 else 10  # 40 samples either way
+    remaining = (160 - 40) // (4 * after)
+    common = ("--lr-decay-steps", "100", "--checkpoint-every", "100", "--trace-samples")
+    _train(blocks, out, "--steps", str(first_steps), "--nproc-per-node", str(before), *common)
+    _train(
+        blocks,
+        out,
+        "--steps",
+        str(first_steps + remaining),
+        "--nproc-per-node",
+        str(after),
+        *common,
+    )
+    seen = _traced(out)
+    assert len(seen) == len(set(seen)) == 160
+    assert sorted(seen) == sorted(_all_blocks(blocks))
+
+
+@pytest.mark.slow
+def test_loss_falls_on_the_sample_corpus(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    run_stage("shard", {}, tmp_path / "shards", inputs=[str(root / "sample_data")])
+    run_stage("tokenize", {"seq_len": 64}, tmp_path / "tok", input_path=tmp_path / "shards")
+    out = tmp_path / "run"
+    flags = "--model tiny --steps 150 --batch-size 8 --lr 3e-3 --device cpu --nproc-per-node 2"
+    more = "--checkpoint-every 150 --num-workers 1 --eval-every 75 --eval-batches 5"
+    cli(
+        "train",
+        tmp_path / "tok",
+        "--out",
+        out,
+        "--eval-dir",
+        tmp_path / "tok",
+        *flags.split(),
+        *more.split(),
+    )
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    start, end = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
+    assert start > 5.0 and end < start - 1.5, (start, end)
+    evals = [r["eval_loss"] for r in records if "eval_loss" in r]
+    assert len(evals) == 2 and evals[1] < evals[0] and abs(evals[1] - end) < 0.5
+
+
+@pytest.mark.slow
+def test_classifier_with_sample_weights(tmp_path: Path) -> None:
+    """Truncate-mode blocks with a label and a `sample_weight` column (what resample adds)."""
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"text": ("good " if i % 3 else "bad ") * (3 + i % 5), "label": "pos" if i % 3 else "neg"}
+        for i in range(400)
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run_stage(
+        "shard", {"shard_rows": 100}, tmp_path / "shards", inputs=[str(tmp_path / "in.jsonl")]
+    )
+    run_stage(
+        "tokenize",
+        {"seq_len": 48, "mode": "truncate"},
+        tmp_path / "tok",
+        input_path=tmp_path / "shards",
+    )
+    run_stage(
+        "resample",
+        {"label": "label", "strategy": "weights"},
+        tmp_path / "weighted",
+        input_path=tmp_path / "tok",
+    )
+    assert "sample_weight" in pq.read_schema(next((tmp_path / "weighted").glob("*.parquet"))).names
+    out = tmp_path / "run"
+    flags = "--task classify --steps 40 --batch-size 8 --lr 3e-3 --device cpu --nproc-per-node 2"
+    proc = cli(
+        "train",
+        tmp_path / "weighted",
+        "--out",
+        out,
+        *flags.split(),
+        "--num-workers",
+        "0",
+        "--checkpoint-every",
+        "40",
+        "--json",
+    )
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert json.loads(proc.stdout)["step"] == 40
+    assert sum(r["loss"] for r in records[-5:]) / 5 < 0.2  # the two classes are trivially apart
+
+
+@pytest.mark.slow
+def test_started_by_torchrun_directly(blocks: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "dataprep",
+            "train",
+            str(blocks),
+            "--out",
+            str(out),
+            "--model",
+            "tiny",
+            "--steps",
+            "4",
+            "--batch-size",
+            "4",
+            "--num-workers",
+            "0",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]  # rank 0 logs, once per step
+
+
+def test_bad_input_stops_with_one_sentence(blocks: Path, tmp_path: Path) -> None:
+    shards = blocks.parent / "shards"
+    cases = [
+        ((shards,), "has no token blocks"),
+        ((blocks, "--seq-len", "64"), "--seq-len 64 does not match"),
+        ((blocks, "--device", "cuda"), "no CUDA GPU"),
+        ((blocks, "--task", "classify"), "needs a label column"),
+        ((tmp_path / "missing",), "does not exist"),
+    ]
+    for args, message in cases:
+        proc = cli("train", *args, "--out", tmp_path / "o", check=False)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
