@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Importing a command module registers its commands on `app`.
-from dataprep.cli import core, shard  # noqa: E402,F401
+from dataprep.cli import core, dedup, shard  # noqa: E402,F401
 
 
 def main() -> None:
