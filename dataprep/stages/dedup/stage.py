@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataprep.errors import DataprepError
-from dataprep.stage import Stage, StageContext, StageResult, Task, TaskResult, sum_counts
+from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
 
 from . import index as saved_index
 from . import lsh, report, tasks
