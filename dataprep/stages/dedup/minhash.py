@@ -85,10 +85,15 @@ def hash_strings(arr: pa.Array) -> np.ndarray:
 def word_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets[n+1], token hashes) with each distinct word hashed once."""
     lists = pc.utf8_split_whitespace(text)
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    nonempty = pc.greater(pc.binary_length(flat), 0)  # Arrow yields "" at leading/trailing space
+    if not pc.all(nonempty).as_py():
+        flat = pc.filter(flat, nonempty)
+        parents = parents[nonempty.to_numpy(zero_copy_only=False)]
+    lengths = np.bincount(parents, minlength=len(text))
     offsets = np.zeros(len(text) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = pc.list_flatten(lists)
     if len(flat) == 0:
         return offsets, np.zeros(0, dtype=np.uint64)
     encoded = pc.dictionary_encode(flat)
