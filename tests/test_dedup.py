@@ -24,8 +24,13 @@ from dataprep.stages.dedup import DedupConfig
 @pytest.fixture(scope="module")
 def shards(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dedup") / "shards"
-    run_stage("shard", {"shard_rows": 250}, out, inputs=[str(corpus_dir)],
-              executor=make_executor("local", workers=1))
+    run_stage(
+        "shard",
+        {"shard_rows": 250},
+        out,
+        inputs=[str(corpus_dir)],
+        executor=make_executor("local", workers=1),
+    )
     return out
 
 
@@ -42,8 +47,13 @@ def make_dataset(root: Path, tables: list[pa.Table]) -> Path:
 
 
 def dedup(src: Path, out: Path, workers: int = 1, **params: object):
-    return run_stage("dedup", DedupConfig.parse(dict(params)), out, input_path=src,
-                     executor=make_executor("local", workers=workers))
+    return run_stage(
+        "dedup",
+        DedupConfig.parse(dict(params)),
+        out,
+        input_path=src,
+        executor=make_executor("local", workers=workers),
+    )
 
 
 def norm(text: str) -> str:
@@ -96,8 +106,9 @@ def test_minhash_against_known_clusters(shards: Path, tmp_path: Path) -> None:
 
 def test_same_rows_whatever_the_workers(shards: Path, tmp_path: Path) -> None:
     a = dedup(shards, tmp_path / "one", workers=1, method="both", keep="max:quality")
-    b = dedup(shards, tmp_path / "two", workers=2, method="both", keep="max:quality",
-              merge_rows=1000)
+    b = dedup(
+        shards, tmp_path / "two", workers=2, method="both", keep="max:quality", merge_rows=1000
+    )
     ids_a = dataset.read_rows(tmp_path / "one", ["id"]).column("id").to_pylist()
     ids_b = dataset.read_rows(tmp_path / "two", ["id"]).column("id").to_pylist()
     assert ids_a == ids_b
@@ -140,11 +151,13 @@ def test_signature_datasketch_mode_runs_the_stage(shards: Path, tmp_path: Path) 
 
 
 def test_bad_rows_quarantined_and_no_duplicates(tmp_path: Path) -> None:
-    table = pa.table({
-        "id": ["a", "b", "c", "d"],
-        "text": ["the first unique document here", None, "another different text", None],
-        "source": ["x", "x", "y", "y"],
-    })
+    table = pa.table(
+        {
+            "id": ["a", "b", "c", "d"],
+            "text": ["the first unique document here", None, "another different text", None],
+            "source": ["x", "x", "y", "y"],
+        }
+    )
     src = make_dataset(tmp_path / "in", [table])
     run = dedup(src, tmp_path / "out", method="both")
     assert run.report["quarantined"] == 2
@@ -179,8 +192,10 @@ def test_incremental_index(shards: Path, tmp_path: Path) -> None:
     assert run.report["against"]["rows_matching_index"] > 0
     assert run.report["rows_out"] < both_alone.report["rows_out"]
     # exact oracle: no kept new row repeats an old kept row's normalised text
-    old_kept = {norm(t) for t in dataset.read_rows(tmp_path / "old-out", ["text"])
-                .column("text").to_pylist()}
+    old_kept = {
+        norm(t)
+        for t in dataset.read_rows(tmp_path / "old-out", ["text"]).column("text").to_pylist()
+    }
     new_kept = dataset.read_rows(tmp_path / "new-out", ["text"]).column("text").to_pylist()
     assert not old_kept & {norm(t) for t in new_kept}
     # a whole-corpus run keeps the same clusters: old+new index == dedup of everything
@@ -223,9 +238,20 @@ def test_char_ngrams_and_cached_rerun(shards: Path, tmp_path: Path) -> None:
 )
 def test_cli_errors_are_one_line(shards: Path, tmp_path: Path, args: list[str], message: str):
     proc = subprocess.run(
-        [sys.executable, "-c", "from dataprep.cli import main; main()", "dedup", str(shards),
-         "-o", str(tmp_path / "o"), "-q", *args],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from dataprep.cli import main; main()",
+            "dedup",
+            str(shards),
+            "-o",
+            str(tmp_path / "o"),
+            "-q",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, (proc.args, proc.stdout, proc.stderr)
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -233,9 +259,22 @@ def test_cli_errors_are_one_line(shards: Path, tmp_path: Path, args: list[str], 
 
 def test_cli_prints_summary(shards: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "from dataprep.cli import main; main()", "dedup", str(shards),
-         "-o", str(tmp_path / "o"), "--method", "both", "-w", "1"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from dataprep.cli import main; main()",
+            "dedup",
+            str(shards),
+            "-o",
+            str(tmp_path / "o"),
+            "--method",
+            "both",
+            "-w",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "catch probability" in proc.stdout and "J=0.80" in proc.stdout

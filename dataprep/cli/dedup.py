@@ -36,8 +36,13 @@ def dedup(
     bands: Annotated[int | None, typer.Option(help="LSH bands (overrides --recall).")] = None,
     rows: Annotated[int | None, typer.Option(help="Rows per LSH band (with --bands).")] = None,
     verify: Annotated[
-        bool, typer.Option(help="Check each candidate pair's estimated Jaccard before union.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Check each candidate pair's estimated Jaccard before union (drops LSH "
+            "false positives).",
+        ),
+    ] = True,
     signature: Annotated[
         str, typer.Option(help="fast, or datasketch (signatures equal to datasketch.MinHash).")
     ] = "fast",

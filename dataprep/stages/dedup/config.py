@@ -33,7 +33,10 @@ class DedupConfig(StageConfig):
     recall: float = Field(0.95, gt=0.0, lt=1.0, description="catch probability at threshold")
     bands: int | None = Field(None, ge=1, description="LSH bands (with rows)")
     rows: int | None = Field(None, ge=1, description="rows per band (with bands)")
-    verify: bool = Field(False, description="check candidates' estimated Jaccard before union")
+    verify: bool = Field(
+        True,
+        description="check candidates' estimated Jaccard before union (drops LSH false positives)",
+    )
     signature: Literal["fast", "datasketch"] = Field(
         "fast", description="fast vectorised hashing, or signatures equal to datasketch.MinHash"
     )
