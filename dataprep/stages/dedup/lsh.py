@@ -9,6 +9,8 @@ take the one with the least false-candidate area (integral of P over [0, thresho
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 CURVE_POINTS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
@@ -49,3 +51,15 @@ def choose_bands(num_perm: int, threshold: float, recall: float) -> tuple[int, i
 
 def s_curve(bands: int, rows: int) -> dict[str, float]:
     return {f"{j:.2f}": round(float(catch_probability(j, bands, rows)), 4) for j in CURVE_POINTS}
+
+
+def verify_floor(threshold: float, recall: float, num_perm: int) -> float:
+    """The estimated Jaccard a candidate needs to pass --verify.
+
+    An estimate from num_perm slots has standard error sqrt(J(1-J)/num_perm), so demanding
+    estimate >= threshold would drop half the pairs sitting at the threshold. Lowering the bar
+    by z(recall) standard errors lets a pair at the threshold pass with probability `recall`
+    (the same promise the band choice makes) while still rejecting LSH's far-off candidates.
+    """
+    z = NormalDist().inv_cdf(recall)
+    return threshold - z * float(np.sqrt(threshold * (1.0 - threshold) / num_perm))

@@ -84,7 +84,8 @@ def hash_strings(arr: pa.Array) -> np.ndarray:
 
 def word_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets[n+1], token hashes) with each distinct word hashed once."""
-    lists = pc.utf8_split_whitespace(text)
+    ascii_only = pc.all(pc.string_is_ascii(text)).as_py() is not False
+    lists = pc.ascii_split_whitespace(text) if ascii_only else pc.utf8_split_whitespace(text)
     flat = pc.list_flatten(lists)
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     nonempty = pc.greater(pc.binary_length(flat), 0)  # Arrow yields "" at leading/trailing space
@@ -115,34 +116,54 @@ def char_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def shingle_hashes(
     offsets: np.ndarray, tokens: np.ndarray, n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(shingle counts per doc, shingle hashes) from token hashes, by shifted-array sums."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(owner doc per shingle, shingle hashes, shingle count per doc) from token hashes.
+
+    A shingle at token i is sum_k tokens[i+k] * M_k over shifted whole arrays; starts too close
+    to a document's end are masked out afterwards, and documents shorter than n tokens get
+    their one all-token shingle from a small separate pass.
+    """
     lengths = np.diff(offsets)
     total = len(tokens)
+    docs = len(lengths)
     counts = np.where(lengths >= n, lengths - n + 1, (lengths > 0).astype(np.int64))
-    if total == 0:
-        return counts, np.zeros(0, dtype=np.uint64)
-    doc = np.repeat(np.arange(len(lengths)), lengths)
-    remaining = offsets[1:][doc] - np.arange(total)  # tokens from here to the doc's end
+    mix = seed_mix(seed)
+    long_docs = np.flatnonzero(lengths >= n)
     acc = tokens * _POSITION[0]
-    for k in range(1, n):
-        part = tokens[k:] * _POSITION[k]
-        part[remaining[: total - k] <= k] = 0
-        acc[: total - k] += part
-    at_start = np.zeros(total, dtype=bool)
-    at_start[offsets[:-1][lengths > 0]] = True
-    valid = (remaining >= n) | (at_start & (remaining < n))
-    return counts, fmix64(acc[valid] ^ seed_mix(seed))
+    scratch = np.empty_like(acc)
+    for k in range(1, min(n, total)):
+        part = scratch[: total - k]
+        np.multiply(tokens[k:], _POSITION[k], out=part)
+        np.add(acc[: total - k], part, out=acc[: total - k])
+    # Valid starts: all tokens but each long doc's last n-1 and every short doc's tokens.
+    valid = np.ones(total, dtype=bool)
+    tails = offsets[1:][long_docs][:, None] - np.arange(1, n)[None, :]
+    valid[tails.ravel()] = False
+    short_tokens = lengths < n
+    if short_tokens.any():
+        valid[np.repeat(short_tokens, lengths)] = False
+    owner_long = np.repeat(np.arange(docs, dtype=np.int64)[long_docs], counts[long_docs])
+    hashes = acc[valid]
+    short = np.flatnonzero((lengths > 0) & (lengths < n))
+    if len(short) == 0:
+        return owner_long, fmix64(hashes ^ mix), counts
+    short_acc = np.zeros(len(short), dtype=np.uint64)
+    starts, short_len = offsets[short], lengths[short]
+    for k in range(n - 1):
+        inside = short_len > k
+        short_acc[inside] += tokens[starts[inside] + k] * _POSITION[k]
+    owner = np.concatenate([owner_long, short])
+    return owner, fmix64(np.concatenate([hashes, short_acc]) ^ mix), counts
 
 
-def oph_signatures(counts: np.ndarray, hashes: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+def oph_signatures(
+    owner: np.ndarray, hashes: np.ndarray, docs: int, num_perm: int, seed: int
+) -> np.ndarray:
     """One-permutation MinHash with optimal densification: (docs, num_perm) uint32."""
-    docs = len(counts)
     k = U64(num_perm)
     bins = (((hashes >> U64(32)) * k) >> U64(32)).astype(np.int64)
     values = hashes & U64(0xFFFFFFFF)
     flat = np.full(docs * num_perm, 1 << 32, dtype=np.uint64)
-    owner = np.repeat(np.arange(docs, dtype=np.int64), counts)
     np.minimum.at(flat, owner * num_perm + bins, values)
     sig = flat.reshape(docs, num_perm)
     empty = sig == U64(1 << 32)
@@ -187,8 +208,8 @@ def fast_signatures(
     else:
         offsets, tokens = word_tokens(text)
         n = ngram
-    counts, hashes = shingle_hashes(offsets, tokens, n, seed)
-    return oph_signatures(counts, hashes, num_perm, seed), counts
+    owner, hashes, counts = shingle_hashes(offsets, tokens, n, seed)
+    return oph_signatures(owner, hashes, len(counts), num_perm, seed), counts
 
 
 # ---------------------------------------------------------------- datasketch-equal mode

@@ -30,9 +30,14 @@ def normalise(text: pa.Array | pa.ChunkedArray, steps: Sequence[str]) -> pa.Arra
         text = pc.utf8_lower(text)
     if "punctuation" in steps:
         text = pc.replace_substring_regex(text, PUNCTUATION, " ")
-    if "whitespace" in steps:
-        text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, r"\s+", " "))
+    if "whitespace" in steps:  # split + join: several times faster than a regex replace
+        text = pc.utf8_trim_whitespace(pc.binary_join(pc.utf8_split_whitespace(text), " "))
     return text
+
+
+def token_steps(steps: Sequence[str]) -> list[str]:
+    """Steps that change MinHash tokens: whitespace is moot once text is split on it."""
+    return [s for s in steps if s != "whitespace"]
 
 
 def fingerprints(columns: Sequence[pa.Array], steps: Sequence[str]) -> np.ndarray:

@@ -162,6 +162,11 @@ class DedupStage(Stage):
                 "signature": config.signature,
                 "s_curve": lsh.s_curve(bands, rows),
                 "candidate_pairs": minhash_counts.get("candidate_pairs", 0),
+                "verify_floor": round(
+                    lsh.verify_floor(config.threshold, config.recall, config.num_perm), 4
+                )
+                if config.verify
+                else None,
                 "rejected_by_verify": minhash_counts.get("rejected_pairs", 0),
             }
         if against is not None:

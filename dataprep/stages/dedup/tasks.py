@@ -22,16 +22,24 @@ from dataprep.dataset import ShardWriter
 from dataprep.progress import tick
 from dataprep.stage import Task, TaskResult
 
-from . import buckets, minhash
+from . import buckets, lsh, minhash
 from .buckets import EXACT, Run, SignatureStore, shard_dir
 from .config import DedupConfig
 from .index import band_name, open_index
-from .normalise import fingerprints, normalise
+from .normalise import fingerprints, normalise, token_steps
 
-BATCH_ROWS = 8192
+BATCH_ROWS = 2048  # keeps numpy temporaries under glibc's mmap threshold
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, unlike ru_maxrss, is not inherited through fork."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -89,7 +97,7 @@ def sign_task(task: Task) -> TaskResult:
                 )
             local = np.arange(seen, seen + n, dtype=np.int64)
             if config.uses_minhash:
-                norm = pc.fill_null(normalise(text, config.normalize), "")
+                norm = pc.fill_null(normalise(text, token_steps(config.normalize)), "")
                 sig, counts = signer(
                     norm, config.num_perm, config.seed, config.ngram, config.char_ngram
                 )
@@ -168,7 +176,8 @@ def bucket_task(task: Task) -> TaskResult:
             counts["index_hits"] += len(hit)
         counts["candidate_pairs"] += len(a)
         if verify and store is not None and len(a):
-            good = minhash.estimate(store.get(a), store.get(b)) >= config.threshold
+            floor = lsh.verify_floor(config.threshold, config.recall, config.num_perm)
+            good = minhash.estimate(store.get(a), store.get(b)) >= floor
             counts["rejected_pairs"] += int((~good).sum())
             a, b = a[good], b[good]
         edges_a.append(a)
