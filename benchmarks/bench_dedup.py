@@ -13,6 +13,9 @@ known clusters: a cluster of k rows should lose k-1.
 * datasketch: MinHash.update_batch over lowercased 5-word shingles + MinHashLSH(0.8, 128),
   query-then-insert: the ordinary way.
 * rensa: RMinHash + RMinHashLSH(0.8, 128, 16 bands, hand-set as rensa requires), same loop.
+* datatrove (if its venv exists): its four MinHash stages (signatures, buckets, cluster,
+  filter) with LocalPipelineExecutor, 16 buckets x 8 hashes, whitespace words; one worker.
+  See benchmarks/datatrove_minhash.py for the venv it needs.
 * ours: `dataprep dedup --method minhash --threshold 0.8` through run_stage, from Parquet
   shards to Parquet shards (read, hash, bucket, cluster, write: all timed), 1 and 2 workers.
 
@@ -223,13 +226,46 @@ def score(removed: list[int], clusters: list[int]) -> tuple[float, float]:
     return precision, recall
 
 
+def peak(info: dict) -> float:
+    """The largest process of a run: the driver, or one pool worker."""
+    return max(info["rss_mb"], info["rss_children_mb"])
+
+
+def run_tool(tool: str, root: Path, datatrove_python: str) -> dict | None:
+    if tool == "datatrove":
+        if not Path(datatrove_python).exists():
+            print(f"datatrove: skipped ({datatrove_python} not found)")
+            return None
+        script = Path(__file__).with_name("datatrove_minhash.py")
+        command = [datatrove_python, str(script), str(root), "1"]
+    else:
+        command = [sys.executable, __file__, "--child", tool, "--work", str(root)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        print(f"{tool}: failed\n{proc.stderr[-2000:]}")
+        return None
+    return json.loads(line[7:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard-rows", type=int, default=10000)
-    parser.add_argument("--tools", default="datasketch,rensa,ours1,ours2,ours1-noverify")
+    parser.add_argument("--tools", default="datasketch,rensa,datatrove,ours1,ours2,ours1-noverify")
+    parser.add_argument(
+        "--datatrove-python",
+        default="/work/venvs/datatrove/bin/python",
+        help="interpreter of a venv with datatrove (skipped if missing)",
+    )
     parser.add_argument("--work", default="/tmp/bench_dedup")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per tool, interleaved; the median time is reported",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = Path(args.work)
@@ -247,24 +283,23 @@ def main() -> None:
         f"(generated in {time.perf_counter() - t0:.1f}s); num_perm 128, threshold 0.8; "
         f"{os.cpu_count()} cores"
     )
+    runs: dict[str, list[dict]] = {}
+    for _ in range(args.repeat):  # interleaved, so load from elsewhere hits every tool alike
+        for tool in args.tools.split(","):
+            info = run_tool(tool, root, args.datatrove_python)
+            if info is not None:
+                runs.setdefault(tool, []).append(info)
     rows = {}
-    for tool in args.tools.split(","):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", tool, "--work", str(root)],
-            capture_output=True,
-            text=True,
-        )
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if proc.returncode != 0 or line is None:
-            print(f"{tool}: failed\n{proc.stderr[-2000:]}")
-            continue
-        info = json.loads(line[7:])
+    for tool, infos in runs.items():
+        infos.sort(key=lambda i: i["seconds"])
+        info = infos[len(infos) // 2]  # the median run
         precision, recall = score(info["removed"], clusters)
         info.update(
             precision=precision,
             recall=recall,
             docs_s=len(texts) / info["seconds"],
             mb_s=megabytes / info["seconds"],
+            runs=[round(i["seconds"], 2) for i in infos],
         )
         rows[tool] = info
     header = (
@@ -279,13 +314,15 @@ def main() -> None:
             f"{i['precision']:>10.4f}{i['recall']:>8.4f}"
         )
     for tool, i in rows.items():
+        print(f"{tool} run times (s): {i['runs']}")
+    for tool, i in rows.items():
         if "phases" in i:
             print(f"{tool} phases (s): {i['phases']}")
     for ours in [t for t in rows if t.startswith("ours")]:
         for peer in [t for t in rows if not t.startswith("ours")]:
             print(
                 f"ratio {ours}/{peer}: docs/s x{rows[ours]['docs_s'] / rows[peer]['docs_s']:.1f}, "
-                f"peak RSS x{rows[ours]['rss_mb'] / rows[peer]['rss_mb']:.2f}"
+                f"peak RSS x{peak(rows[ours]) / peak(rows[peer]):.2f}"
             )
 
 

@@ -47,24 +47,17 @@ class Run:
 def shard_runs(
     work: str | Path, shards: Sequence[int], offsets: Sequence[int], band: int
 ) -> list[Run]:
-    """Memory-mapped sorted runs of one band (or EXACT) for the given shards."""
+    """Memory-mapped sorted runs of one band (or EXACT), one per shard, in shard order."""
     runs = []
     for index in shards:
         folder = shard_dir(work, index)
         if band == EXACT:
-            path = folder / "exact.npy"
-            if not path.exists():
-                continue
-            keys = np.load(path, mmap_mode="r")
+            keys = np.load(folder / "exact.npy", mmap_mode="r")
             rows = np.load(folder / "exactrows.npy", mmap_mode="r")
-            runs.append(Run(keys, rows, offsets[index]))
         else:
-            path = folder / "bands.npy"
-            if not path.exists():
-                continue
-            keys = np.load(path, mmap_mode="r")[band]
+            keys = np.load(folder / "bands.npy", mmap_mode="r")[band]
             rows = np.load(folder / "bandrows.npy", mmap_mode="r")[band]
-            runs.append(Run(keys, rows, offsets[index]))
+        runs.append(Run(keys, rows, offsets[index]))
     return runs
 
 

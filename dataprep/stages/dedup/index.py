@@ -143,17 +143,20 @@ def check_compatible(index: SavedIndex, params: dict[str, Any]) -> None:
                 )
 
 
-def staging_dir(target: str | Path) -> Path:
-    target = Path(target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
+def staging_dir(work: Path) -> Path:
+    """Where index tasks write: inside the stage's work dir, so a resumed run finds the
+    files of the index tasks it skips."""
+    staging = work / "index"
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
 
 
 def finish(staging: Path, target: str | Path, params: dict[str, Any], rows: int) -> None:
     """Checksum every file, write index.json, and move the index into place."""
     target = Path(target)
+    for leftover in staging.iterdir():  # a killed task's temporary folder
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
     files = {
         p.name: {"bytes": p.stat().st_size, "xxh3_128": file_checksum(p)}
         for p in sorted(staging.iterdir())
@@ -161,8 +164,22 @@ def finish(staging: Path, target: str | Path, params: dict[str, Any], rows: int)
     }
     meta = {"format": FORMAT, "version": VERSION, "params": params, "rows": rows, "files": files}
     (staging / INDEX_FILE).write_text(json.dumps(meta, indent=2))
+    check_target(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.move(str(staging), str(tmp))  # a copy across filesystems, a rename within one
     if target.exists():
-        if not (target / INDEX_FILE).exists():
-            raise DataprepError(f"--index-out {target} exists and is not a dedup index")
         shutil.rmtree(target)
-    os.replace(staging, target)
+    os.replace(tmp, target)
+
+
+def check_target(target: str | Path) -> None:
+    """Refuse to replace a directory that is not a dedup index (checked before any work)."""
+    target = Path(target)
+    if target.exists() and not (target / INDEX_FILE).is_file():
+        if target.is_dir() and not any(target.iterdir()):
+            return
+        raise DataprepError(
+            f"--index-out {target} exists and is not a dedup index; choose a new path"
+        )

@@ -43,6 +43,8 @@ class DedupStage(Stage):
         schema = ctx.input.schema
         _check_columns(config, schema)
         bands, rows = _resolve_bands(config)
+        if config.index_out:
+            saved_index.check_target(config.index_out)
         against = None
         if config.against:
             against = saved_index.open_index(config.against)
@@ -197,7 +199,7 @@ class DedupStage(Stage):
         old_rows: int,
     ) -> list[TaskResult]:
         target = Path(config.index_out or "")
-        staging = saved_index.staging_dir(target)
+        staging = saved_index.staging_dir(ctx.work)
         kept_per_shard = [
             int(keep[offsets[i] : offsets[i + 1]].sum()) for i in range(len(offsets) - 1)
         ]
