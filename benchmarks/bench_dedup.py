@@ -42,7 +42,9 @@ sys.path.insert(0, str(ROOT))
 # ---------------------------------------------------------------- corpus
 
 
-def generate(n_docs: int, seed: int) -> tuple[list[str], list[int]]:
+def generate(
+    n_docs: int, seed: int, words: tuple[int, int] = (170, 680)
+) -> tuple[list[str], list[int]]:
     """(texts, cluster id per text); a cluster id is the index of its original."""
     rng = np.random.default_rng(seed)
     vocab_size = 50000
@@ -79,7 +81,7 @@ def generate(n_docs: int, seed: int) -> tuple[list[str], list[int]]:
             clusters.append(clusters[j])
             token_lists.append(toks)
             continue
-        length = int(rng.integers(170, 680))  # ~1-4 KB
+        length = int(rng.integers(*words))  # 170-680 words: ~1-4 KB
         toks = np.minimum(np.searchsorted(cdf, rng.random(length)), vocab_size - 1)
         texts.append(_text(vocab, toks))
         clusters.append(i)
@@ -252,6 +254,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--words", default="170,680", help="words per document: LO,HI")
     parser.add_argument("--shard-rows", type=int, default=10000)
     parser.add_argument("--tools", default="datasketch,rensa,datatrove,ours1,ours2,ours1-noverify")
     parser.add_argument(
@@ -274,7 +277,8 @@ def main() -> None:
         return
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
-    texts, clusters = generate(args.docs, args.seed)
+    low, high = (int(x) for x in args.words.split(","))
+    texts, clusters = generate(args.docs, args.seed, (low, high))
     write_corpus(root, texts, clusters, args.shard_rows)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     print(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
+from dataprep.errors import DataprepError
 from dataprep.stage import StageConfig
 
 NORMALISE_STEPS = ("nfkc", "lowercase", "whitespace", "punctuation")
@@ -105,3 +107,42 @@ class DedupConfig(StageConfig):
     @property
     def uses_exact(self) -> bool:
         return self.method in ("exact", "both")
+
+
+def check_schema(config: DedupConfig, schema: pa.Schema) -> None:
+    """Stop before any task runs if a named column is missing or of the wrong kind."""
+    needed = {config.text_column}
+    if config.uses_exact:
+        needed.update(config.fingerprint_columns)
+    if config.keep_column:
+        needed.add(config.keep_column)
+    missing = sorted(n for n in needed if n not in schema.names)
+    if missing:
+        raise DataprepError(
+            f"input has no column {', '.join(map(repr, missing))} (columns: "
+            f"{', '.join(schema.names)}); check --text-column / --columns / --keep"
+        )
+    text_type = schema.field(config.text_column).type
+    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
+        raise DataprepError(
+            f"column {config.text_column!r} holds {text_type}, not text; "
+            "pick a string column with --text-column"
+        )
+    if config.keep_column:
+        kind = schema.field(config.keep_column).type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if not (numeric or pa.types.is_temporal(kind) or pa.types.is_boolean(kind)):
+            raise DataprepError(
+                f"--keep {config.keep} needs a numeric or date column; "
+                f"{config.keep_column!r} holds {kind}"
+            )
+    if config.mark_only and {"dup_cluster", "dup_keep"} & set(schema.names):
+        raise DataprepError("input already has dup_cluster/dup_keep columns; drop them first")
+
+
+def output_schema(schema: pa.Schema, mark_only: bool) -> pa.Schema:
+    if not mark_only:
+        return schema
+    return schema.append(pa.field("dup_cluster", pa.int64())).append(
+        pa.field("dup_keep", pa.bool_())
+    )

@@ -2,34 +2,49 @@
 
 1. sign (map)    per shard: fingerprints, signatures, sorted band runs under OUT/.dataprep
 2. bucket (map)  per band: merge the shards' runs by key range -> candidate edges
-3. plan          union-find over the edges, keep policy -> a keep/cluster file per shard
+3. cluster       (plan) union-find over the edges, keep policy -> keep/cluster file per shard
 4. index (map)   optional: a saved band index of kept rows (--index-out)
 5. write (map)   per shard: drop duplicates, or mark them (--mark-only)
 
-Only the union-find arrays (one int64 per row) grow with the corpus; everything else is
+Only the union-find arrays (a few int64 per row) grow with the corpus; everything else is
 bounded by a shard or a merge range.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from dataprep.errors import DataprepError
 from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
 
 from . import index as saved_index
 from . import lsh, report, tasks
-from .buckets import EXACT, SignatureStore, shard_dir
+from .buckets import EXACT, shard_dir
 from .clusters import UnionFind, keepers
-from .config import DedupConfig
-from .minhash import estimate
+from .config import DedupConfig, check_schema, output_schema
+
+
+@dataclass
+class Plan:
+    """What the driver knows between phases: small per-shard facts, never rows."""
+
+    config: DedupConfig
+    paths: list[str]
+    bands: int
+    rows: int
+    band_ids: list[int]
+    offsets: list[int]
+    old_rows: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.offsets[-1]
 
 
 class DedupStage(Stage):
@@ -40,8 +55,7 @@ class DedupStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, DedupConfig) and ctx.input is not None
-        schema = ctx.input.schema
-        _check_columns(config, schema)
+        check_schema(config, ctx.input.schema)
         bands, rows = _resolve_bands(config)
         if config.index_out:
             saved_index.check_target(config.index_out)
@@ -50,160 +64,102 @@ class DedupStage(Stage):
             against = saved_index.open_index(config.against)
             if config.uses_minhash and config.bands is None:
                 bands, rows = against.params["bands"], against.params["rows"]
-            params = saved_index.index_params(config, bands, rows)
-            saved_index.check_compatible(against, params)
-        phases: dict[str, dict[str, float]] = {}
-        out_schema = _output_schema(schema, config.mark_only)
-        paths = ctx.input_shard_paths()
-
-        # 1. sign
-        with _phase(phases, "sign") as record:
-            extra = {"bands": bands, "rows": rows}
-            results = ctx.map(
-                tasks.sign_task, [ctx.task("sign", i, [p], extra) for i, p in enumerate(paths)]
-            )
-            record(results)
-        counts = sum_counts(results)
-        offsets = [0, *np.cumsum([r.counts["rows"] for r in results]).tolist()]
-        total = offsets[-1]
-
-        # 2. bucket, parallel by band
+            saved_index.check_compatible(against, saved_index.index_params(config, bands, rows))
         band_ids = ([EXACT] if config.uses_exact else []) + (
             list(range(bands)) if config.uses_minhash else []
         )
+        plan = Plan(config, ctx.input_shard_paths(), bands, rows, band_ids, [0])
+        plan.old_rows = against.rows if against is not None else 0
+        phases: dict[str, dict[str, float]] = {}
+        out_schema = output_schema(ctx.input.schema, config.mark_only)
+
+        with _phase(phases, "sign") as record:
+            signed = record(self._sign(ctx, plan))
+        plan.offsets = [0, *np.cumsum([r.counts["rows"] for r in signed]).tolist()]
         with _phase(phases, "bucket") as record:
-            extra_for = lambda b: {"band": b, "offsets": offsets, "against": config.against}  # noqa: E731
-            bucket_results = ctx.map(
-                tasks.bucket_task,
-                [ctx.task("bucket", i, [], extra_for(b)) for i, b in enumerate(band_ids)],
-            )
-            record(bucket_results)
-        exact_result = bucket_results[0].counts if config.uses_exact and bucket_results else {}
-
-        # 3. plan: union-find and keep policy
-        with _phase(phases, "cluster") as record:
-            old_rows = against.rows if against is not None else 0
-            uf = UnionFind(total + old_rows)
-            edges_dir = ctx.work / "scratch" / "edges"
-            for band in band_ids:
-                edges = np.load(edges_dir / f"{saved_index.band_name(band)}.npy")
-                uf.union(edges[0], edges[1])
-            roots = uf.roots()
-            score = _load_scores(ctx.work, len(paths)) if config.keep != "first" else None
-            keep = keepers(roots, total, score)
-            sizes = np.bincount(roots[:total], minlength=total + old_rows)
-            clustered = sizes[roots[:total]] > 1
-            if old_rows:
-                touched = np.zeros(total + old_rows, dtype=bool)
-                touched[roots[total:]] = True
-                clustered |= touched[roots[:total]]
-            cluster = np.where(clustered, roots[:total], -1)
-            for i in range(len(paths)):
-                folder = shard_dir(ctx.work, i)
-                np.save(folder / "keep.npy", keep[offsets[i] : offsets[i + 1]])
-                np.save(folder / "cluster.npy", cluster[offsets[i] : offsets[i + 1]])
-            record([])
-
-        # 4. optional saved index of what was kept
+            bucketed = record(self._bucket(ctx, plan))
+        with _phase(phases, "cluster"):
+            roots, keep, cluster = self._cluster(ctx, plan)
         if config.index_out:
             with _phase(phases, "index") as record:
-                record(
-                    self._write_index(ctx, config, band_ids, offsets, keep, bands, rows, old_rows)
-                )
-
-        # 5. write
-        pairs = report.example_pairs(roots, keep, config.examples) if total else []
+                record(self._write_index(ctx, plan, keep))
+        pairs = report.example_pairs(roots, keep, config.examples) if plan.total else []
         with _phase(phases, "write") as record:
-            input_columns = [n for n in out_schema.names if n not in ("dup_cluster", "dup_keep")]
-            write_tasks = []
-            for i, p in enumerate(paths):
-                wanted = {
-                    g - offsets[i]: g
-                    for pair in pairs
-                    for g in pair
-                    if offsets[i] <= g < offsets[i + 1]
-                }
-                extra = {"schema": out_schema, "examples": wanted, "input_columns": input_columns}
-                write_tasks.append(ctx.task("write", i, [p], extra))
-            write_results = ctx.map(tasks.write_task, write_tasks)
-            record(write_results)
+            written = record(self._write(ctx, plan, out_schema, pairs))
 
-        shards = [s for r in write_results for s in r.shards]
-        texts: dict[int, str] = {}
-        per_source: dict[str, list[int]] = {}
-        for r in write_results:
-            texts.update(r.extra["examples"])
-            for name, (n, gone) in r.extra["per_source"].items():
-                entry = per_source.setdefault(name, [0, 0])
-                entry[0] += n
-                entry[1] += gone
-        valid = total - counts.get("quarantined", 0)
-        removed = int(np.count_nonzero(~keep)) if not config.mark_only else 0
-        rep: dict[str, Any] = {
-            "rows_in": total,
-            "method": config.method,
-            "duplicates_removed": removed,
-            "duplicates_marked": int(np.count_nonzero(~keep)) if config.mark_only else 0,
-            "dup_rate": round(int(np.count_nonzero(~keep)) / valid, 4) if valid else 0.0,
-            "exact_duplicates": int(
-                exact_result.get("grouped_rows", 0) - exact_result.get("groups", 0)
-            ),
-            "clusters": int(np.count_nonzero(np.bincount(cluster[cluster >= 0]) > 0))
-            if total
-            else 0,
-            "cluster_sizes": report.size_histogram(roots, total) if total else {},
-            "keep": config.keep,
-        }
+        rep = report.build(
+            config, plan.total, sum_counts(signed).get("quarantined", 0), roots, keep, cluster
+        )
+        exact = bucketed[0].counts if config.uses_exact and bucketed else {}
+        rep["exact_duplicates"] = exact.get("grouped_rows", 0) - exact.get("groups", 0)
         if config.uses_minhash:
-            minhash_counts = sum_counts(bucket_results[1:] if config.uses_exact else bucket_results)
-            rep["lsh"] = {
-                "num_perm": config.num_perm,
-                "bands": bands,
-                "rows": rows,
-                "threshold": config.threshold,
-                "signature": config.signature,
-                "s_curve": lsh.s_curve(bands, rows),
-                "candidate_pairs": minhash_counts.get("candidate_pairs", 0),
-                "verify_floor": round(
-                    lsh.verify_floor(config.threshold, config.recall, config.num_perm), 4
-                )
-                if config.verify
-                else None,
-                "rejected_by_verify": minhash_counts.get("rejected_pairs", 0),
-            }
+            rep["lsh"] = report.lsh_section(
+                config, bands, rows, sum_counts(bucketed[1:] if config.uses_exact else bucketed)
+            )
         if against is not None:
             rep["against"] = {
                 "index": str(config.against),
                 "index_rows": against.rows,
-                "rows_matching_index": _count_touching(roots, total),
+                "rows_matching_index": report.count_touching(roots, plan.total),
             }
-        if per_source:
-            rep["by_source"] = report.source_rates(per_source)
-        rep["examples"] = _examples(ctx, config, pairs, texts, offsets)
+        rep.update(report.from_written(config, ctx.work, written, pairs, plan.offsets))
         rep["phases"] = phases
-        if rep["duplicates_removed"] == 0 and rep["duplicates_marked"] == 0:
-            rep["message"] = "no rows to dedup" if total == 0 else "no duplicates found"
         if config.index_out:
             rep["index_out"] = str(config.index_out)
+        shards = [s for r in written for s in r.shards]
         return StageResult(shards, out_schema, rep)
 
-    def _write_index(
-        self,
-        ctx: StageContext,
-        config: DedupConfig,
-        band_ids: Sequence[int],
-        offsets: list[int],
-        keep: np.ndarray,
-        bands: int,
-        rows: int,
-        old_rows: int,
-    ) -> list[TaskResult]:
-        target = Path(config.index_out or "")
+    def _sign(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
+        extra = {"bands": plan.bands, "rows": plan.rows}
+        jobs = [ctx.task("sign", i, [p], extra) for i, p in enumerate(plan.paths)]
+        return ctx.map(tasks.sign_task, jobs)
+
+    def _bucket(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
+        """One task per band (and one for exact fingerprints): parallel by band."""
+        jobs = [
+            ctx.task(
+                "bucket",
+                i,
+                [],
+                {"band": b, "offsets": plan.offsets, "against": plan.config.against},
+            )
+            for i, b in enumerate(plan.band_ids)
+        ]
+        return ctx.map(tasks.bucket_task, jobs)
+
+    def _cluster(self, ctx: StageContext, plan: Plan) -> tuple[np.ndarray, ...]:
+        """Union all edge files, apply the keep policy, and leave a keep/cluster file per shard."""
+        total = plan.total
+        uf = UnionFind(total + plan.old_rows)
+        edges_dir = ctx.work / "scratch" / "edges"
+        for band in plan.band_ids:
+            edges = np.load(edges_dir / f"{saved_index.band_name(band)}.npy")
+            uf.union(edges[0], edges[1])
+        roots = uf.roots()
+        score = _load_scores(ctx.work, len(plan.paths)) if plan.config.keep != "first" else None
+        keep = keepers(roots, total, score)
+        sizes = np.bincount(roots[:total], minlength=len(roots))
+        clustered = sizes[roots[:total]] > 1
+        if plan.old_rows:  # a lone new row that matches the old index is in a cluster too
+            touched = np.zeros(len(roots), dtype=bool)
+            touched[roots[total:]] = True
+            clustered |= touched[roots[:total]]
+        cluster = np.where(clustered, roots[:total], -1)
+        for i in range(len(plan.paths)):
+            folder = shard_dir(ctx.work, i)
+            part = slice(plan.offsets[i], plan.offsets[i + 1])
+            np.save(folder / "keep.npy", keep[part])
+            np.save(folder / "cluster.npy", cluster[part])
+        return roots, keep, cluster
+
+    def _write_index(self, ctx: StageContext, plan: Plan, keep: np.ndarray) -> list[TaskResult]:
+        config = plan.config
         staging = saved_index.staging_dir(ctx.work)
+        offsets = plan.offsets
         kept_per_shard = [
             int(keep[offsets[i] : offsets[i + 1]].sum()) for i in range(len(offsets) - 1)
         ]
-        kept_before = (old_rows + np.concatenate([[0], np.cumsum(kept_per_shard)])).tolist()
+        kept_before = (plan.old_rows + np.concatenate([[0], np.cumsum(kept_per_shard)])).tolist()
         common = {
             "offsets": offsets,
             "kept_before": kept_before,
@@ -211,68 +167,43 @@ class DedupStage(Stage):
             "against": config.against,
             "shards": len(offsets) - 1,
         }
-        jobs = [ctx.task("index", i, [], {**common, "band": b}) for i, b in enumerate(band_ids)]
+        jobs = [
+            ctx.task("index", i, [], {**common, "band": b}) for i, b in enumerate(plan.band_ids)
+        ]
         results = ctx.map(tasks.index_task, jobs)
         if config.uses_minhash:
             results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], common)])
+        params = saved_index.index_params(config, plan.bands, plan.rows)
         saved_index.finish(
-            staging,
-            target,
-            saved_index.index_params(config, bands, rows),
-            old_rows + int(keep.sum()),
+            staging, Path(config.index_out or ""), params, plan.old_rows + int(keep.sum())
         )
         return results
 
-
-def _count_touching(roots: np.ndarray, total: int) -> int:
-    touched = np.zeros(len(roots), dtype=bool)
-    touched[roots[total:]] = True
-    return int(np.count_nonzero(touched[roots[:total]]))
-
-
-def _examples(
-    ctx: StageContext,
-    config: DedupConfig,
-    pairs: list[tuple[int, int]],
-    texts: dict[int, str],
-    offsets: list[int],
-) -> list[dict[str, Any]]:
-    out = []
-    store = SignatureStore(ctx.work, offsets) if config.uses_minhash else None
-    for kept, removed in pairs:
-        if kept not in texts or removed not in texts:
-            continue
-        a, b = texts[kept], texts[removed]
-        entry: dict[str, Any] = {
-            "kept_row": kept,
-            "removed_row": removed,
-            "true_jaccard": round(
-                report.true_jaccard(a, b, config.normalize, config.ngram, config.char_ngram), 4
-            ),
-        }
-        if store is not None:
-            sig = store.get(np.array([kept, removed]))
-            entry["estimated_jaccard"] = round(float(estimate(sig[0], sig[1])), 4)
-        entry["kept_text"] = a[:160]
-        entry["removed_text"] = b[:160]
-        out.append(entry)
-    return out
+    def _write(
+        self, ctx: StageContext, plan: Plan, schema: Any, pairs: list[tuple[int, int]]
+    ) -> list[TaskResult]:
+        input_columns = [n for n in schema.names if n not in ("dup_cluster", "dup_keep")]
+        jobs = []
+        for i, path in enumerate(plan.paths):
+            lo, hi = plan.offsets[i], plan.offsets[i + 1]
+            wanted = {g - lo: g for pair in pairs for g in pair if lo <= g < hi}
+            extra = {"schema": schema, "examples": wanted, "input_columns": input_columns}
+            jobs.append(ctx.task("write", i, [path], extra))
+        return ctx.map(tasks.write_task, jobs)
 
 
 @contextmanager
-def _phase(phases: dict[str, dict[str, float]], name: str) -> Any:
+def _phase(phases: dict[str, dict[str, float]], name: str) -> Iterator[Any]:
+    """Time a phase and record the peak RSS of the driver and of every task in it."""
     started = time.perf_counter()
     results: list[TaskResult] = []
 
-    def record(rs: Sequence[TaskResult]) -> None:
+    def record(rs: Sequence[TaskResult]) -> list[TaskResult]:
         results.extend(rs)
+        return list(rs)
 
     yield record
-    peaks = [
-        r.extra["peak_rss_mb"]
-        for r in results
-        if isinstance(r.extra, dict) and "peak_rss_mb" in r.extra
-    ]
+    peaks = [r.extra["peak_rss_mb"] for r in results if isinstance(r.extra, dict)]
     phases[name] = {
         "seconds": round(time.perf_counter() - started, 3),
         "peak_rss_mb": round(max([tasks.peak_rss_mb(), *peaks]), 1),
@@ -283,48 +214,6 @@ def _resolve_bands(config: DedupConfig) -> tuple[int, int]:
     if config.bands is not None and config.rows is not None:
         return config.bands, config.rows
     return lsh.choose_bands(config.num_perm, config.threshold, config.recall)
-
-
-def _check_columns(config: DedupConfig, schema: pa.Schema) -> None:
-    needed = {config.text_column}
-    if config.uses_exact:
-        needed.update(config.fingerprint_columns)
-    if config.keep_column:
-        needed.add(config.keep_column)
-    missing = sorted(n for n in needed if n not in schema.names)
-    if missing:
-        raise DataprepError(
-            f"input has no column {', '.join(map(repr, missing))} (columns: "
-            f"{', '.join(schema.names)}); check --text-column / --columns / --keep"
-        )
-    text_type = schema.field(config.text_column).type
-    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)):
-        raise DataprepError(
-            f"column {config.text_column!r} holds {text_type}, not text; "
-            "pick a string column with --text-column"
-        )
-    if config.keep_column:
-        kind = schema.field(config.keep_column).type
-        if not (
-            pa.types.is_integer(kind)
-            or pa.types.is_floating(kind)
-            or pa.types.is_temporal(kind)
-            or pa.types.is_boolean(kind)
-        ):
-            raise DataprepError(
-                f"--keep {config.keep} needs a numeric or date column; "
-                f"{config.keep_column!r} holds {kind}"
-            )
-    if config.mark_only and {"dup_cluster", "dup_keep"} & set(schema.names):
-        raise DataprepError("input already has dup_cluster/dup_keep columns; drop them first")
-
-
-def _output_schema(schema: pa.Schema, mark_only: bool) -> pa.Schema:
-    if not mark_only:
-        return schema
-    return schema.append(pa.field("dup_cluster", pa.int64())).append(
-        pa.field("dup_keep", pa.bool_())
-    )
 
 
 def _load_scores(work: Path, shards: int) -> np.ndarray:
