@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def generate(
-    n_docs: int, seed: int, words: tuple[int, int] = (170, 680)
+    n_docs: int, seed: int, doc_words: tuple[int, int] = (170, 680)
 ) -> tuple[list[str], list[int]]:
     """(texts, cluster id per text); a cluster id is the index of its original."""
     rng = np.random.default_rng(seed)
@@ -81,7 +81,7 @@ def generate(
             clusters.append(clusters[j])
             token_lists.append(toks)
             continue
-        length = int(rng.integers(*words))  # 170-680 words: ~1-4 KB
+        length = int(rng.integers(*doc_words))  # 170-680 words: ~1-4 KB
         toks = np.minimum(np.searchsorted(cdf, rng.random(length)), vocab_size - 1)
         texts.append(_text(vocab, toks))
         clusters.append(i)

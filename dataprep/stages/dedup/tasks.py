@@ -68,8 +68,7 @@ def sign_task(task: Task) -> TaskResult:
     started = time.perf_counter()
     config: DedupConfig = task.config
     bands, rows = task.extra["bands"], task.extra["rows"]
-    shard = task.index
-    folder = shard_dir(task.work_dir, shard)
+    folder = shard_dir(task.work_dir, task.index)
     folder.mkdir(parents=True, exist_ok=True)
     columns = {config.text_column}
     if config.uses_exact:
@@ -79,11 +78,8 @@ def sign_task(task: Task) -> TaskResult:
     quarantine = task.quarantine()
     keys_parts, rows_parts, sig_parts, fp_parts, fp_rows, score_parts = [], [], [], [], [], []
     seen = 0
-    signer = (
-        minhash.datasketch_signatures
-        if config.signature == "datasketch"
-        else (minhash.fast_signatures)
-    )
+    fast = config.signature == "fast"
+    signer = minhash.fast_signatures if fast else minhash.datasketch_signatures
     try:
         for batch in _batches(task.inputs[0], sorted(columns)):
             n = batch.num_rows
