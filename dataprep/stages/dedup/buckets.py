@@ -129,18 +129,16 @@ def lookup(index_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 class SignatureStore:
-    """Random access to signatures by global id, from per-shard memory-mapped files."""
+    """Random access to signatures by global id, from per-shard files.
+
+    Each call maps a shard's file, copies the rows it needs and unmaps it again, so resident
+    memory stays at one shard's file plus the rows asked for, however large the corpus.
+    """
 
     def __init__(self, work: str | Path, offsets: Sequence[int], extra: np.ndarray | None = None):
         self.work = work
         self.offsets = np.asarray(offsets, dtype=np.int64)  # len = shards + 1
         self.extra = extra  # signatures of ids >= offsets[-1] (a saved index), memmap
-        self._open: dict[int, np.ndarray] = {}
-
-    def _shard(self, index: int) -> np.ndarray:
-        if index not in self._open:
-            self._open[index] = np.load(shard_dir(self.work, index) / "sig.npy", mmap_mode="r")
-        return self._open[index]
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -153,10 +151,21 @@ class SignatureStore:
                 assert self.extra is not None
                 values = np.asarray(self.extra[ids[mask] - base])
             else:
-                values = np.asarray(self._shard(int(index))[ids[mask] - self.offsets[index]])
+                mapped = np.load(shard_dir(self.work, int(index)) / "sig.npy", mmap_mode="r")
+                values = np.array(mapped[ids[mask] - self.offsets[index]])
+                del mapped
             if out is None:
                 out = np.empty((len(ids), values.shape[1]), dtype=np.uint32)
             out[mask] = values
         if out is None:
             return np.zeros((0, 0), dtype=np.uint32)
         return out
+
+    def similar(self, a: np.ndarray, b: np.ndarray, floor: float, chunk: int = 32768) -> np.ndarray:
+        """Bool per pair: estimated Jaccard >= floor, in chunks to bound memory."""
+        good = np.zeros(len(a), dtype=bool)
+        for start in range(0, len(a), chunk):
+            part = slice(start, start + chunk)
+            matches = self.get(a[part]) == self.get(b[part])
+            good[part] = matches.mean(axis=1) >= floor
+        return good

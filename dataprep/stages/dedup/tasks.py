@@ -173,7 +173,7 @@ def bucket_task(task: Task) -> TaskResult:
         counts["candidate_pairs"] += len(a)
         if verify and store is not None and len(a):
             floor = lsh.verify_floor(config.threshold, config.recall, config.num_perm)
-            good = minhash.estimate(store.get(a), store.get(b)) >= floor
+            good = store.similar(a, b, floor)
             counts["rejected_pairs"] += int((~good).sum())
             a, b = a[good], b[good]
         edges_a.append(a)
