@@ -53,39 +53,100 @@ def seed_mix(seed: int) -> np.uint64:
 # ---------------------------------------------------------------- tokens (fast mode)
 
 
-def hash_strings(arr: pa.Array) -> np.ndarray:
-    """One uint64 per string of a (non-null) StringArray, from its raw buffers, no Python loop."""
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint64)
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets[n+1], uint8 data) of a StringArray, zero-copy where possible."""
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
+    n = len(arr)
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
     data = arr.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets.astype(np.int64), raw
+
+
+def _is_ascii_space(raw: np.ndarray) -> np.ndarray:
+    """Space, \t \n \v \f \r: what Arrow's ascii_split_whitespace splits on."""
+    return (raw == 32) | ((raw - np.uint8(9)) <= 4)
+
+
+def hash_strings(arr: pa.Array, trim_space: bool = False) -> np.ndarray:
+    """One uint64 per string of a (non-null) StringArray, from its raw buffers, no Python loop.
+
+    With `trim_space`, ASCII whitespace bytes are skipped, so "word", "word " and "word\n"
+    hash alike (used for tokens cut with their trailing whitespace).
+    """
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    offsets, raw = _string_buffers(arr)
     first, last = int(offsets[0]), int(offsets[-1])
-    lengths = np.diff(offsets).astype(np.int64)
+    lengths = np.diff(offsets)
     nbytes = last - first
+    data = raw[first:last]
     # Polynomial hash sum(byte_i * P^i) mod 2^64, one reduceat over all bytes.
-    starts = (offsets[:-1] - first).astype(np.int64)
+    starts = offsets[:-1] - first
     pos = np.arange(nbytes, dtype=np.int64) - np.repeat(starts, lengths)
     maxlen = int(lengths.max()) if n else 0
     powers = np.empty(max(maxlen, 1), dtype=np.uint64)
     powers[0] = 1
     if maxlen > 1:
         powers[1:] = np.cumprod(np.full(maxlen - 1, _POLY, dtype=np.uint64))
-    terms = np.empty(nbytes + 1, dtype=np.uint64)
-    terms[:nbytes] = raw[first:last].astype(np.uint64) * powers[pos]
-    terms[nbytes] = 0
+    terms = np.zeros(nbytes + 1, dtype=np.uint64)
+    terms[:nbytes] = data.astype(np.uint64) * powers[pos]
+    if trim_space:
+        space = _is_ascii_space(data)
+        terms[:nbytes][space] = 0
+        kept = np.zeros(nbytes + 1, dtype=np.int64)
+        kept[:nbytes] = ~space
+        lengths = np.add.reduceat(kept, np.minimum(starts, nbytes))
+        lengths[np.diff(offsets) == 0] = 0
     sums = np.add.reduceat(terms, np.minimum(starts, nbytes))
-    sums[lengths == 0] = 0
+    sums[np.diff(offsets) == 0] = 0
     return fmix64(sums ^ (lengths.astype(np.uint64) * _GOLDEN))
+
+
+def _encode_tokens(tokens: pa.Array, trim_space: bool) -> np.ndarray:
+    """Token hashes, hashing each distinct token once (Arrow's dictionary encoding)."""
+    encoded = pc.dictionary_encode(tokens)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    distinct = hash_strings(encoded.dictionary, trim_space)
+    return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _ascii_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """ASCII fast path: token boundaries from one byte mask, no list array.
+
+    Each token is cut from its first byte to the next token's first byte (so it carries its
+    trailing whitespace, which hashing skips); the cuts are offsets into the text's own data
+    buffer, so the token array costs no copy.
+    """
+    offsets, raw = _string_buffers(text)
+    first, last = int(offsets[0]), int(offsets[-1])
+    space = _is_ascii_space(raw[first:last])
+    rel = offsets - first
+    before = np.empty_like(space)  # is the previous byte a space (or a document start)?
+    if len(space):
+        before[0] = True
+        before[1:] = space[:-1]
+        before[rel[:-1][rel[:-1] < len(space)]] = True
+    np.greater(before, space, out=before)  # token start: not a space, after a space
+    starts = np.flatnonzero(before)
+    doc_offsets = np.searchsorted(starts, rel).astype(np.int64)
+    if len(starts) == 0:
+        return doc_offsets, np.zeros(0, dtype=np.uint64)
+    cuts = np.append(starts + first, last).astype(np.int32)
+    tokens = pa.StringArray.from_buffers(len(starts), pa.py_buffer(cuts), text.buffers()[2])
+    return doc_offsets, _encode_tokens(tokens, trim_space=True)
 
 
 def word_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets[n+1], token hashes) with each distinct word hashed once."""
-    ascii_only = pc.all(pc.string_is_ascii(text)).as_py() is not False
-    lists = pc.ascii_split_whitespace(text) if ascii_only else pc.utf8_split_whitespace(text)
+    if pa.types.is_large_string(text.type):
+        text = text.cast(pa.string())
+    if text.null_count == 0 and pc.all(pc.string_is_ascii(text)).as_py() is not False:
+        return _ascii_tokens(text)
+    lists = pc.utf8_split_whitespace(text)
     flat = pc.list_flatten(lists)
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     nonempty = pc.greater(pc.binary_length(flat), 0)  # Arrow yields "" at leading/trailing space
@@ -97,11 +158,7 @@ def word_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(lengths, out=offsets[1:])
     if len(flat) == 0:
         return offsets, np.zeros(0, dtype=np.uint64)
-    encoded = pc.dictionary_encode(flat)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    distinct = hash_strings(encoded.dictionary)
-    return offsets, distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+    return offsets, _encode_tokens(flat, trim_space=False)
 
 
 def char_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
