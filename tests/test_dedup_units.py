@@ -214,3 +214,27 @@ def test_exact_fingerprints_follow_normalisation() -> None:
     # columns are separated: ("a", "b c") != ("a b", "c")
     two = fingerprints([pa.array(["a", "a b"]), pa.array(["b c", "c"])], ["whitespace"])
     assert not (two[0] == two[1]).all()
+
+
+def test_ascii_fast_path_matches_split_and_unicode_path() -> None:
+    """Token hashes must not depend on which path a batch takes (ASCII-only or not)."""
+    rng = np.random.default_rng(1)
+    spaces = [" ", "  ", "\t", "\n", " \r\n", "\x0b", "\x0c"]
+    docs = []
+    for _ in range(800):
+        parts = [str(rng.choice(spaces))] if rng.random() < 0.3 else []
+        for _ in range(int(rng.integers(0, 30))):
+            parts += [str(rng.choice(WORDS[:50] + ["hello,", "end."])), str(rng.choice(spaces))]
+        if parts and rng.random() < 0.5:
+            parts.pop()
+        docs.append("".join(parts))
+    docs += ["", " ", "a", " a", "a ", "  \n "]
+    for arr in (pa.array(docs), pa.array(docs).slice(7, 500)):
+        offsets, hashes = minhash.word_tokens(arr)
+        words = [d.split() for d in arr.to_pylist()]
+        assert offsets.tolist() == np.cumsum([0] + [len(w) for w in words]).tolist()
+        flat = pa.array([w for ws in words for w in ws], pa.string())
+        assert np.array_equal(hashes, minhash.hash_strings(flat))
+        # the same documents in a batch with one non-ASCII document take the Unicode path
+        _, mixed = minhash.word_tokens(pa.concat_arrays([arr, pa.array(["naïve café"])]))
+        assert np.array_equal(mixed[: len(hashes)], hashes)
