@@ -47,8 +47,8 @@ def _stats(started: float) -> dict[str, float]:
     return {"peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - started}
 
 
-def _batches(path: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+def _batches(path: str, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
 
 
 def _scores(batch: pa.RecordBatch, config: DedupConfig) -> np.ndarray:
@@ -282,7 +282,9 @@ def write_task(task: Task) -> TaskResult:
     writer = ShardWriter(task.out / f"part-{task.index:05d}.parquet", schema, task.write_options)
     seen = kept_rows = 0
     try:
-        for batch in _batches(task.inputs[0], task.extra["input_columns"]):
+        # whole row groups in, so each output row group is full-sized (not one per batch)
+        row_group = task.write_options.row_group_rows
+        for batch in _batches(task.inputs[0], task.extra["input_columns"], row_group):
             n = batch.num_rows
             valid = pc.is_valid(batch.column(config.text_column)).to_numpy(zero_copy_only=False)
             k = keep[seen : seen + n]
