@@ -26,6 +26,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "core",
     "shard",
+    "dedup",
     "tokenize",
     "train",
     "partition",

@@ -11,6 +11,7 @@ from dataprep.stage import Stage
 
 BUILTIN: dict[str, str] = {
     "shard": "dataprep.stages.shard:ShardStage",
+    "dedup": "dataprep.stages.dedup:DedupStage",
     "tokenize": "dataprep.stages.tokenize:TokenizeStage",
     "partition": "dataprep.stages.partition:PartitionStage",
     "rebalance": "dataprep.stages.rebalance:RebalanceStage",

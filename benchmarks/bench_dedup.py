@@ -1,0 +1,344 @@
+"""Near-duplicate removal, side by side: datasketch, rensa, (datatrove), and dataprep dedup.
+
+    python benchmarks/bench_dedup.py                      # 20k docs, a few minutes here
+    python benchmarks/bench_dedup.py --docs 200000        # the issue's size
+    python benchmarks/bench_dedup.py --tools ours1,ours2  # a subset
+
+One generated corpus (documents of 1-4 KB drawn from a Zipf vocabulary, ~10% exact and ~15%
+near duplicates whose 5-shingle Jaccard with their original is 0.82-0.98, each tagged with
+its cluster), num_perm 128, threshold 0.8. Every tool runs in its own process (clean peak
+RSS) and reports the rows it would remove; precision and recall are scored here against the
+known clusters: a cluster of k rows should lose k-1.
+
+* datasketch: MinHash.update_batch over lowercased 5-word shingles + MinHashLSH(0.8, 128),
+  query-then-insert: the ordinary way.
+* rensa: RMinHash + RMinHashLSH(0.8, 128, 16 bands, hand-set as rensa requires), same loop.
+* datatrove (if its venv exists): its four MinHash stages (signatures, buckets, cluster,
+  filter) with LocalPipelineExecutor, 16 buckets x 8 hashes, whitespace words; one worker.
+  See benchmarks/datatrove_minhash.py for the venv it needs.
+* ours: `dataprep dedup --method minhash --threshold 0.8` through run_stage, from Parquet
+  shards to Parquet shards (read, hash, bucket, cluster, write: all timed), 1 and 2 workers.
+
+Peers get their texts as a Python list (reading not timed); ours reads and writes Parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def generate(
+    n_docs: int, seed: int, doc_words: tuple[int, int] = (170, 680)
+) -> tuple[list[str], list[int]]:
+    """(texts, cluster id per text); a cluster id is the index of its original."""
+    rng = np.random.default_rng(seed)
+    vocab_size = 50000
+    syll = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"]
+    words = []
+    seen = set()
+    while len(words) < vocab_size:
+        w = "".join(rng.choice(syll, int(rng.integers(1, 4))))
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    vocab = np.array(words)
+    cdf = np.cumsum(1.0 / np.arange(1, vocab_size + 1) ** 1.05)
+    cdf /= cdf[-1]
+    texts: list[str] = []
+    clusters: list[int] = []
+    token_lists: list[np.ndarray] = []
+    for i in range(n_docs):
+        kind = rng.random()
+        if i > 10 and kind < 0.10:  # exact copy
+            j = int(rng.integers(len(texts)))
+            texts.append(texts[j])
+            clusters.append(clusters[j])
+            token_lists.append(token_lists[j])
+            continue
+        if i > 10 and kind < 0.25:  # near copy at J in [0.82, 0.98]
+            j = int(rng.integers(len(texts)))
+            toks = token_lists[j].copy()
+            target = rng.uniform(0.82, 0.98)
+            edits = max(1, int(round((1 - target) / (1 + target) * (len(toks) - 4) / 5)))
+            pos = rng.choice(len(toks), edits, replace=False)
+            toks[pos] = np.searchsorted(cdf, rng.random(edits))
+            texts.append(_text(vocab, toks))
+            clusters.append(clusters[j])
+            token_lists.append(toks)
+            continue
+        length = int(rng.integers(*doc_words))  # 170-680 words: ~1-4 KB
+        toks = np.minimum(np.searchsorted(cdf, rng.random(length)), vocab_size - 1)
+        texts.append(_text(vocab, toks))
+        clusters.append(i)
+        token_lists.append(toks)
+    return texts, clusters
+
+
+def _text(vocab: np.ndarray, toks: np.ndarray) -> str:
+    return " ".join(vocab[np.minimum(toks, len(vocab) - 1)].tolist())
+
+
+def write_corpus(root: Path, texts: list[str], clusters: list[int], shard_rows: int) -> None:
+    import pyarrow as pa
+
+    from dataprep import dataset
+    from dataprep.dataset import Manifest, ShardWriter
+
+    shards = root / "shards"
+    shards.mkdir(parents=True)
+    table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
+    entries = []
+    for k, start in enumerate(range(0, len(texts), shard_rows)):
+        writer = ShardWriter(shards / f"part-{k:05d}.parquet", table.schema)
+        writer.write(table.slice(start, shard_rows))
+        entries.append(writer.close())
+    dataset.write_manifest(shards, Manifest(table.schema, entries))
+    (root / "clusters.json").write_text(json.dumps(clusters))
+
+
+def load_texts(root: Path) -> list[str]:
+    from dataprep import dataset
+
+    return dataset.read_rows(root / "shards", ["text"]).column("text").to_pylist()
+
+
+# ---------------------------------------------------------------- tools (run in a child)
+
+
+def shingles(text: str) -> list[str]:
+    words = text.lower().split()
+    return [" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))]
+
+
+def run_datasketch(root: Path) -> tuple[list[int], dict]:
+    from datasketch import MinHash, MinHashLSH
+
+    texts = load_texts(root)
+    t0 = time.perf_counter()
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    removed = []
+    for i, text in enumerate(texts):
+        m = MinHash(num_perm=128)
+        m.update_batch([s.encode("utf-8") for s in shingles(text)])
+        if lsh.query(m):
+            removed.append(i)
+        else:
+            lsh.insert(i, m)
+    b, r = lsh.b, lsh.r
+    return removed, {"seconds": time.perf_counter() - t0, "bands": f"{b}x{r}"}
+
+
+def run_rensa(root: Path) -> tuple[list[int], dict]:
+    from rensa import RMinHash, RMinHashLSH
+
+    texts = load_texts(root)
+    t0 = time.perf_counter()
+    lsh = RMinHashLSH(threshold=0.8, num_perm=128, num_bands=16)
+    removed = []
+    for i, text in enumerate(texts):
+        m = RMinHash(num_perm=128, seed=42)
+        m.update(shingles(text))
+        if lsh.query(m):
+            removed.append(i)
+        else:
+            lsh.insert(i, m)
+    return removed, {"seconds": time.perf_counter() - t0, "bands": "16x8"}
+
+
+def run_ours(root: Path, workers: int, verify: bool = True) -> tuple[list[int], dict]:
+    from dataprep import dataset
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+    from dataprep.stages.dedup import DedupConfig
+
+    out = root / f"ours-{workers}-{int(verify)}"
+    shutil.rmtree(out, ignore_errors=True)
+    config = DedupConfig.parse(
+        {"method": "minhash", "threshold": 0.8, "num_perm": 128, "verify": verify}
+    )
+    t0 = time.perf_counter()
+    run = run_stage(
+        "dedup",
+        config,
+        out,
+        input_path=root / "shards",
+        executor=make_executor("local", workers=workers),
+    )
+    seconds = time.perf_counter() - t0
+    kept = set(dataset.read_rows(out, ["id"]).column("id").to_pylist())
+    total = dataset.read_manifest(root / "shards").rows
+    removed = [i for i in range(total) if str(i) not in kept]
+    lsh = run.report["lsh"]
+    phases = {k: v["seconds"] for k, v in run.report["phases"].items()}
+    workers_mb = max(v["peak_rss_mb"] for v in run.report["phases"].values()) if workers > 1 else 0
+    return removed, {
+        "seconds": seconds,
+        "bands": f"{lsh['bands']}x{lsh['rows']}",
+        "phases": phases,
+        "workers_mb": workers_mb,
+    }
+
+
+TOOLS = {
+    "datasketch": lambda root: run_datasketch(root),
+    "rensa": lambda root: run_rensa(root),
+    "ours1": lambda root: run_ours(root, 1),
+    "ours2": lambda root: run_ours(root, 2),
+    "ours1-noverify": lambda root: run_ours(root, 1, verify=False),
+}
+
+
+def child(tool: str, root: Path) -> None:
+    removed, info = TOOLS[tool](root)
+    from dataprep.stages.dedup.tasks import peak_rss_mb  # VmHWM: not inherited via fork
+
+    info.update(removed=removed, rss_mb=peak_rss_mb(), rss_children_mb=info.pop("workers_mb", 0))
+    print("RESULT " + json.dumps(info))
+
+
+# ---------------------------------------------------------------- scoring and driver
+
+
+def score(removed: list[int], clusters: list[int]) -> tuple[float, float]:
+    size: dict[int, int] = {}
+    for c in clusters:
+        size[c] = size.get(c, 0) + 1
+    lost: dict[int, int] = {}
+    for i in removed:
+        lost[clusters[i]] = lost.get(clusters[i], 0) + 1
+    should = sum(k - 1 for k in size.values())
+    correct = sum(min(n, size[c] - 1) for c, n in lost.items())
+    precision = correct / len(removed) if removed else 1.0
+    recall = correct / should if should else 1.0
+    return precision, recall
+
+
+def peak(info: dict) -> float:
+    """The largest process of a run: the driver, or one pool worker."""
+    return max(info["rss_mb"], info["rss_children_mb"])
+
+
+def run_tool(tool: str, root: Path, datatrove_python: str) -> dict | None:
+    if tool == "datatrove":
+        if not Path(datatrove_python).exists():
+            print(f"datatrove: skipped ({datatrove_python} not found)")
+            return None
+        script = Path(__file__).with_name("datatrove_minhash.py")
+        command = [datatrove_python, str(script), str(root), "1"]
+    else:
+        command = [sys.executable, __file__, "--child", tool, "--work", str(root)]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        print(f"{tool}: failed\n{proc.stderr[-2000:]}")
+        return None
+    return json.loads(line[7:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--words", default="170,680", help="words per document: LO,HI")
+    parser.add_argument("--shard-rows", type=int, default=10000)
+    parser.add_argument("--tools", default="datasketch,rensa,datatrove,ours1,ours2,ours1-noverify")
+    parser.add_argument(
+        "--datatrove-python",
+        default="/work/venvs/datatrove/bin/python",
+        help="interpreter of a venv with datatrove (skipped if missing)",
+    )
+    parser.add_argument("--work", default="/tmp/bench_dedup")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per tool, interleaved; the median time is reported",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    root = Path(args.work)
+    if args.child:
+        child(args.child, root)
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    t0 = time.perf_counter()
+    low, high = (int(x) for x in args.words.split(","))
+    texts, clusters = generate(args.docs, args.seed, (low, high))
+    write_corpus(root, texts, clusters, args.shard_rows)
+    megabytes = sum(len(t.encode()) for t in texts) / 1e6
+    print(
+        f"corpus: {len(texts):,} docs, {megabytes:.1f} MB text, "
+        f"{sum(1 for i, c in enumerate(clusters) if c != i):,} duplicates "
+        f"(generated in {time.perf_counter() - t0:.1f}s); num_perm 128, threshold 0.8; "
+        f"{os.cpu_count()} cores"
+    )
+    runs: dict[str, list[dict]] = {}
+    for _ in range(args.repeat):  # interleaved, so load from elsewhere hits every tool alike
+        for tool in args.tools.split(","):
+            info = run_tool(tool, root, args.datatrove_python)
+            if info is not None:
+                runs.setdefault(tool, []).append(info)
+    rows = {}
+    for tool, infos in runs.items():
+        infos.sort(key=lambda i: i["seconds"])
+        info = infos[len(infos) // 2]  # the median run
+        precision, recall = score(info["removed"], clusters)
+        info.update(
+            precision=precision,
+            recall=recall,
+            docs_s=len(texts) / info["seconds"],
+            mb_s=megabytes / info["seconds"],
+            runs=[round(i["seconds"], 2) for i in infos],
+        )
+        rows[tool] = info
+    header = (
+        f"{'tool':<16}{'bands':>7}{'seconds':>9}{'docs/s':>10}{'MB/s':>8}"
+        f"{'RSS MB':>8}{'child RSS':>10}{'precision':>10}{'recall':>8}"
+    )
+    print(header)
+    for tool, i in rows.items():
+        print(
+            f"{tool:<16}{i['bands']:>7}{i['seconds']:>9.2f}{i['docs_s']:>10,.0f}"
+            f"{i['mb_s']:>8.2f}{i['rss_mb']:>8.0f}{i['rss_children_mb']:>10.0f}"
+            f"{i['precision']:>10.4f}{i['recall']:>8.4f}"
+        )
+    for tool, i in rows.items():
+        print(f"{tool} run times (s): {i['runs']}")
+    for tool, i in rows.items():
+        if "phases" in i:
+            decide = sum(v for k, v in i["phases"].items() if k != "write")
+            i["decide_docs_s"] = len(texts) / decide
+            print(
+                f"{tool} phases (s): {i['phases']}; without writing the output Parquet "
+                f"(what the peers without a writer do): {i['decide_docs_s']:,.0f} docs/s"
+            )
+    for ours in [t for t in rows if t.startswith("ours")]:
+        for peer in [t for t in rows if not t.startswith("ours")]:
+            print(
+                f"ratio {ours}/{peer}: docs/s x{rows[ours]['docs_s'] / rows[peer]['docs_s']:.1f}, "
+                f"peak RSS x{peak(rows[ours]) / peak(rows[peer]):.2f}"
+                + (
+                    f"; decisions only x{rows[ours]['decide_docs_s'] / rows[peer]['docs_s']:.1f}"
+                    if peer != "datatrove"
+                    else ""
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Per-shard bucket files and the per-band merge that turns them into candidate edges.
+
+The map phase writes, for every input shard, each band's (key, row) pairs sorted by key
+(`bands.npy`, `bandrows.npy`) and the exact fingerprints sorted (`exact.npy`). A band task
+then walks the key space in ranges: for each range it binary-searches every shard's sorted
+run, concatenates the slices and sorts them, so equal keys meet while memory stays at one
+range (`merge_rows` pairs), however large the corpus. Equal keys become edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+EXACT = -1  # the "band" number of the exact-fingerprint pass
+EXACT_DTYPE = np.dtype("S16")  # big-endian (high, low): byte order == numeric order
+
+
+def shard_dir(work: str | Path, index: int) -> Path:
+    return Path(work) / "scratch" / f"s{index:05d}"
+
+
+def exact_keys(fp: np.ndarray) -> np.ndarray:
+    """(n, 2) uint64 fingerprints as sortable 16-byte strings."""
+    return np.ascontiguousarray(fp.astype(">u8")).view(EXACT_DTYPE).reshape(-1)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One sorted (key, global id) run: a shard's band, or a saved index's band."""
+
+    keys: np.ndarray
+    ids: np.ndarray  # global ids, same length as keys (may be a memmap + offset)
+    offset: int = 0
+
+    def slice(self, lo: object, hi: object) -> tuple[np.ndarray, np.ndarray]:
+        i0 = 0 if lo is None else int(np.searchsorted(self.keys, lo, side="left"))
+        i1 = len(self.keys) if hi is None else int(np.searchsorted(self.keys, hi, side="left"))
+        return np.asarray(self.keys[i0:i1]), np.asarray(self.ids[i0:i1]).astype(np.int64) + (
+            self.offset
+        )
+
+
+def shard_runs(
+    work: str | Path, shards: Sequence[int], offsets: Sequence[int], band: int
+) -> list[Run]:
+    """Memory-mapped sorted runs of one band (or EXACT), one per shard, in shard order."""
+    runs = []
+    for index in shards:
+        folder = shard_dir(work, index)
+        if band == EXACT:
+            keys = np.load(folder / "exact.npy", mmap_mode="r")
+            rows = np.load(folder / "exactrows.npy", mmap_mode="r")
+        else:
+            keys = np.load(folder / "bands.npy", mmap_mode="r")[band]
+            rows = np.load(folder / "bandrows.npy", mmap_mode="r")[band]
+        runs.append(Run(keys, rows, offsets[index]))
+    return runs
+
+
+def _bounds(total: int, merge_rows: int, dtype: np.dtype) -> list[tuple[object, object]]:
+    """Key ranges of about `merge_rows` pairs each (keys are uniform hashes)."""
+    parts = max(1, -(-total // merge_rows))
+    if parts == 1:
+        return [(None, None)]
+    cuts = [(i << 64) // parts for i in range(1, parts)]
+    if dtype == EXACT_DTYPE:
+        values: list[object] = [
+            np.array(c.to_bytes(8, "big") + bytes(8), EXACT_DTYPE)[()] for c in cuts
+        ]
+    else:
+        values = [np.uint64(c) for c in cuts]
+    edges: list[object] = [None, *values, None]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def merged_ranges(runs: Sequence[Run], merge_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Sorted (keys, ids) per key range across all runs, ids ascending within equal keys."""
+    if not runs:
+        return
+    total = sum(len(r.keys) for r in runs)
+    for lo, hi in _bounds(total, merge_rows, runs[0].keys.dtype):
+        parts = [r.slice(lo, hi) for r in runs]
+        keys = np.concatenate([p[0] for p in parts])
+        ids = np.concatenate([p[1] for p in parts])
+        if len(keys) == 0:
+            continue
+        order = np.lexsort((ids, keys))
+        yield keys[order], ids[order]
+
+
+def group_edges(keys: np.ndarray, ids: np.ndarray, chain: bool = False) -> tuple[np.ndarray, ...]:
+    """Edges inside each run of equal keys: (first member, member) for every other member;
+    with `chain` also (previous member, member), so a verified union does not hinge on
+    the first member alone. Returns (a, b, group sizes of groups with >1 member)."""
+    n = len(keys)
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = keys[1:] != keys[:-1]
+    first = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    member = ~new
+    a = ids[first[member]]
+    b = ids[member]
+    if chain:
+        prev = np.flatnonzero(member)
+        not_star = first[prev] != prev - 1
+        a = np.concatenate([a, ids[prev[not_star] - 1]])
+        b = np.concatenate([b, ids[prev[not_star]]])
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, n))
+    return a, b, sizes[sizes > 1]
+
+
+def lookup(index_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of `keys` found in sorted `index_keys`: (which keys hit, index positions)."""
+    if len(index_keys) == 0 or len(keys) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    pos = np.searchsorted(index_keys, keys)
+    pos = np.minimum(pos, len(index_keys) - 1)
+    hit = np.asarray(index_keys[pos]) == keys
+    return np.flatnonzero(hit), pos[hit]
+
+
+class SignatureStore:
+    """Random access to signatures by global id, from per-shard files.
+
+    Each call maps a shard's file, copies the rows it needs and unmaps it again, so resident
+    memory stays at one shard's file plus the rows asked for, however large the corpus.
+    """
+
+    def __init__(self, work: str | Path, offsets: Sequence[int], extra: np.ndarray | None = None):
+        self.work = work
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # len = shards + 1
+        self.extra = extra  # signatures of ids >= offsets[-1] (a saved index), memmap
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        base = int(self.offsets[-1])
+        out: np.ndarray | None = None
+        shard_of = np.searchsorted(self.offsets, ids, side="right") - 1
+        for index in np.unique(shard_of):
+            mask = shard_of == index
+            if index >= len(self.offsets) - 1:
+                assert self.extra is not None
+                values = np.asarray(self.extra[ids[mask] - base])
+            else:
+                mapped = np.load(shard_dir(self.work, int(index)) / "sig.npy", mmap_mode="r")
+                values = np.array(mapped[ids[mask] - self.offsets[index]])
+                del mapped
+            if out is None:
+                out = np.empty((len(ids), values.shape[1]), dtype=np.uint32)
+            out[mask] = values
+        if out is None:
+            return np.zeros((0, 0), dtype=np.uint32)
+        return out
+
+    def similar(self, a: np.ndarray, b: np.ndarray, floor: float, chunk: int = 32768) -> np.ndarray:
+        """Bool per pair: estimated Jaccard >= floor, in chunks to bound memory."""
+        good = np.zeros(len(a), dtype=bool)
+        for start in range(0, len(a), chunk):
+            part = slice(start, start + chunk)
+            matches = self.get(a[part]) == self.get(b[part])
+            good[part] = matches.mean(axis=1) >= floor
+        return good

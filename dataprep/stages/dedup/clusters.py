@@ -1,0 +1,70 @@
+"""Union-find over candidate edges, vectorised, and the deterministic keep policy.
+
+The parent array (one int64 per row) is the only structure that grows with the corpus.
+Roots always link to the smaller root, so every cluster's root is its smallest global id
+(first by shard, then row) whatever order the edges arrive in: the result depends only on
+the set of edges, never on worker count or scheduling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class UnionFind:
+    def __init__(self, size: int):
+        self.parent = np.arange(size, dtype=np.int64)
+
+    def find(self, ids: np.ndarray) -> np.ndarray:
+        """Roots of `ids`, compressing the paths it walks."""
+        parent = self.parent
+        roots = parent[ids]
+        while True:
+            up = parent[roots]
+            if np.array_equal(up, roots):
+                break
+            roots = up
+        parent[ids] = roots
+        return roots
+
+    def union(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Join the pairs (a[i], b[i]); conflicting links are retried until all agree."""
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        while len(a):
+            ra, rb = self.find(a), self.find(b)
+            differ = ra != rb
+            if not differ.any():
+                return
+            a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
+            lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+            self.parent[hi] = lo  # duplicates in `hi`: one write wins, the rest loop again
+
+    def roots(self) -> np.ndarray:
+        return self.find(np.arange(len(self.parent), dtype=np.int64))
+
+
+def keepers(roots: np.ndarray, rows: int, score: np.ndarray | None) -> np.ndarray:
+    """Bool per row (first `rows` entries of `roots`): True for the row each cluster keeps.
+
+    `score` ranks rows (smaller is better; NaN last); ties and `score=None` keep the smallest
+    id. A cluster holding any id >= `rows` (a row of a saved index) keeps none of the new rows.
+    """
+    keep = np.ones(rows, dtype=bool)
+    sizes = np.bincount(roots, minlength=len(roots))
+    in_cluster = np.flatnonzero(sizes[roots[:rows]] > 1)
+    if len(in_cluster) == 0:
+        return keep
+    keep[in_cluster] = False
+    old_roots = np.unique(roots[rows:]) if len(roots) > rows else np.zeros(0, np.int64)
+    r = roots[in_cluster]
+    s = np.zeros(len(in_cluster)) if score is None else score[in_cluster].astype(np.float64)
+    s = np.where(np.isnan(s), np.inf, s)
+    order = np.lexsort((in_cluster, s, r))
+    r_sorted = r[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = r_sorted[1:] != r_sorted[:-1]
+    chosen = in_cluster[order[first]]
+    chosen = chosen[~np.isin(roots[chosen], old_roots)]
+    keep[chosen] = True
+    return keep

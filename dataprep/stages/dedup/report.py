@@ -1,0 +1,152 @@
+"""The dedup report: counts, cluster sizes, the LSH S-curve, duplicate rates per source, and
+example pairs with estimated and true Jaccard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .buckets import SignatureStore
+from .lsh import s_curve, verify_floor
+from .minhash import estimate, shingle_strings
+from .normalise import normalise
+
+
+def size_histogram(roots: np.ndarray, rows: int) -> dict[str, int]:
+    """Clusters (of new rows, size > 1) by size; sizes above 10 share one bucket."""
+    sizes = np.bincount(roots[:rows])
+    sizes = sizes[sizes > 1]
+    hist: dict[str, int] = {}
+    for size, count in zip(*np.unique(np.minimum(sizes, 11), return_counts=True), strict=True):
+        hist["11+" if size == 11 else str(int(size))] = int(count)
+    return hist
+
+
+def example_pairs(roots: np.ndarray, keep: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """(kept row, removed row) for the first `limit` clusters, by their smallest id."""
+    rows = len(keep)
+    removed = np.flatnonzero(
+        ~keep[:rows] & (np.bincount(roots[:rows], minlength=rows)[roots[:rows]] > 1)
+    )
+    pairs: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for gid in removed:
+        root = int(roots[gid])
+        if root in seen:
+            continue
+        seen.add(root)
+        members = np.flatnonzero(roots[:rows] == root) if len(pairs) < limit else []
+        kept = [int(m) for m in members if keep[m]]
+        partner = kept[0] if kept else root
+        pairs.append((partner, int(gid)))
+        if len(pairs) >= limit:
+            break
+    return pairs
+
+
+def true_jaccard(a: str, b: str, steps: list[str], ngram: int, char_ngram: int | None) -> float:
+    texts = normalise(pa.array([a, b]), steps).to_pylist()
+    sa = set(shingle_strings(texts[0] or "", ngram, char_ngram))
+    sb = set(shingle_strings(texts[1] or "", ngram, char_ngram))
+    if not sa and not sb:
+        return 1.0
+    return len(sa & sb) / len(sa | sb)
+
+
+def source_rates(per_source: dict[str, list[int]]) -> dict[str, Any]:
+    return {
+        name: {"rows": rows, "removed": gone, "dup_rate": round(gone / rows, 4) if rows else 0.0}
+        for name, (rows, gone) in sorted(per_source.items())
+    }
+
+
+def build(
+    config: Any,
+    total: int,
+    quarantined: int,
+    roots: np.ndarray,
+    keep: np.ndarray,
+    cluster: np.ndarray,
+) -> dict[str, Any]:
+    """The counts every dedup report has: rows in, removed or marked, clusters, sizes."""
+    valid = total - quarantined
+    dups = int(np.count_nonzero(~keep))
+    rep: dict[str, Any] = {
+        "rows_in": total,
+        "method": config.method,
+        "duplicates_removed": 0 if config.mark_only else dups,
+        "duplicates_marked": dups if config.mark_only else 0,
+        "dup_rate": round(dups / valid, 4) if valid else 0.0,
+        "clusters": len(np.unique(cluster[cluster >= 0])),
+        "cluster_sizes": size_histogram(roots, total) if total else {},
+        "keep": config.keep,
+    }
+    if dups == 0:
+        rep["message"] = "no rows to dedup" if valid == 0 else "no duplicates found"
+    return rep
+
+
+def lsh_section(config: Any, bands: int, rows: int, counts: dict[str, int]) -> dict[str, Any]:
+    floor = verify_floor(config.threshold, config.recall, config.num_perm)
+    return {
+        "num_perm": config.num_perm,
+        "bands": bands,
+        "rows": rows,
+        "threshold": config.threshold,
+        "signature": config.signature,
+        "s_curve": s_curve(bands, rows),
+        "candidate_pairs": counts.get("candidate_pairs", 0),
+        "verify_floor": round(floor, 4) if config.verify else None,
+        "rejected_by_verify": counts.get("rejected_pairs", 0),
+    }
+
+
+def count_touching(roots: np.ndarray, total: int) -> int:
+    """New rows whose cluster holds a row of the saved index (ids >= total)."""
+    touched = np.zeros(len(roots), dtype=bool)
+    touched[roots[total:]] = True
+    return int(np.count_nonzero(touched[roots[:total]]))
+
+
+def from_written(
+    config: Any,
+    work: Path,
+    written: list[Any],
+    pairs: list[tuple[int, int]],
+    offsets: list[int],
+) -> dict[str, Any]:
+    """Per-source rates and example pairs, from what the write tasks handed back."""
+    texts: dict[int, str] = {}
+    per_source: dict[str, list[int]] = {}
+    for result in written:
+        texts.update(result.extra["examples"])
+        for name, (n, gone) in result.extra["per_source"].items():
+            entry = per_source.setdefault(name, [0, 0])
+            entry[0] += n
+            entry[1] += gone
+    out: dict[str, Any] = {}
+    if per_source:
+        out["by_source"] = source_rates(per_source)
+    store = SignatureStore(work, offsets) if config.uses_minhash else None
+    examples = []
+    for kept, removed in pairs:
+        if kept not in texts or removed not in texts:
+            continue
+        a, b = texts[kept], texts[removed]
+        truth = true_jaccard(a, b, config.normalize, config.ngram, config.char_ngram)
+        entry: dict[str, Any] = {
+            "kept_row": kept,
+            "removed_row": removed,
+            "true_jaccard": round(truth, 4),
+        }
+        if store is not None:
+            sig = store.get(np.array([kept, removed]))
+            entry["estimated_jaccard"] = round(float(estimate(sig[0], sig[1])), 4)
+        entry["kept_text"] = a[:160]
+        entry["removed_text"] = b[:160]
+        examples.append(entry)
+    out["examples"] = examples
+    return out

@@ -1,0 +1,222 @@
+"""dedup: exact fingerprints and MinHash-LSH near-duplicates, map -> plan -> map.
+
+1. sign (map)    per shard: fingerprints, signatures, sorted band runs under OUT/.dataprep
+2. bucket (map)  per band: merge the shards' runs by key range -> candidate edges
+3. cluster       (plan) union-find over the edges, keep policy -> keep/cluster file per shard
+4. index (map)   optional: a saved band index of kept rows (--index-out)
+5. write (map)   per shard: drop duplicates, or mark them (--mark-only)
+
+Only the union-find arrays (a few int64 per row) grow with the corpus; everything else is
+bounded by a shard or a merge range.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
+
+from . import index as saved_index
+from . import lsh, report, tasks
+from .buckets import EXACT, shard_dir
+from .clusters import UnionFind, keepers
+from .config import DedupConfig, check_schema, output_schema
+
+
+@dataclass
+class Plan:
+    """What the driver knows between phases: small per-shard facts, never rows."""
+
+    config: DedupConfig
+    paths: list[str]
+    bands: int
+    rows: int
+    band_ids: list[int]
+    offsets: list[int]
+    old_rows: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.offsets[-1]
+
+
+class DedupStage(Stage):
+    name = "dedup"
+    Config = DedupConfig
+    help = "Remove exact and near-duplicate rows (xxh3 fingerprints, MinHash-LSH)."
+
+    def run(self, ctx: StageContext) -> StageResult:
+        config = ctx.config
+        assert isinstance(config, DedupConfig) and ctx.input is not None
+        check_schema(config, ctx.input.schema)
+        bands, rows = _resolve_bands(config)
+        if config.index_out:
+            saved_index.check_target(config.index_out)
+        against = None
+        if config.against:
+            against = saved_index.open_index(config.against)
+            if config.uses_minhash and config.bands is None:
+                bands, rows = against.params["bands"], against.params["rows"]
+            saved_index.check_compatible(against, saved_index.index_params(config, bands, rows))
+        band_ids = ([EXACT] if config.uses_exact else []) + (
+            list(range(bands)) if config.uses_minhash else []
+        )
+        plan = Plan(config, ctx.input_shard_paths(), bands, rows, band_ids, [0])
+        plan.old_rows = against.rows if against is not None else 0
+        phases: dict[str, dict[str, float]] = {}
+        out_schema = output_schema(ctx.input.schema, config.mark_only)
+
+        with _phase(phases, "sign") as record:
+            signed = record(self._sign(ctx, plan))
+        plan.offsets = [0, *np.cumsum([r.counts["rows"] for r in signed]).tolist()]
+        with _phase(phases, "bucket") as record:
+            bucketed = record(self._bucket(ctx, plan))
+        with _phase(phases, "cluster"):
+            roots, keep, cluster = self._cluster(ctx, plan)
+        if config.index_out:
+            with _phase(phases, "index") as record:
+                record(self._write_index(ctx, plan, keep))
+        pairs = report.example_pairs(roots, keep, config.examples) if plan.total else []
+        with _phase(phases, "write") as record:
+            written = record(self._write(ctx, plan, out_schema, pairs))
+
+        rep = report.build(
+            config, plan.total, sum_counts(signed).get("quarantined", 0), roots, keep, cluster
+        )
+        exact = bucketed[0].counts if config.uses_exact and bucketed else {}
+        rep["exact_duplicates"] = exact.get("grouped_rows", 0) - exact.get("groups", 0)
+        if config.uses_minhash:
+            rep["lsh"] = report.lsh_section(
+                config, bands, rows, sum_counts(bucketed[1:] if config.uses_exact else bucketed)
+            )
+        if against is not None:
+            rep["against"] = {
+                "index": str(config.against),
+                "index_rows": against.rows,
+                "rows_matching_index": report.count_touching(roots, plan.total),
+            }
+        rep.update(report.from_written(config, ctx.work, written, pairs, plan.offsets))
+        rep["phases"] = phases
+        if config.index_out:
+            rep["index_out"] = str(config.index_out)
+        shards = [s for r in written for s in r.shards]
+        return StageResult(shards, out_schema, rep)
+
+    def _sign(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
+        extra = {"bands": plan.bands, "rows": plan.rows}
+        jobs = [ctx.task("sign", i, [p], extra) for i, p in enumerate(plan.paths)]
+        return ctx.map(tasks.sign_task, jobs)
+
+    def _bucket(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
+        """One task per band (and one for exact fingerprints): parallel by band."""
+        jobs = [
+            ctx.task(
+                "bucket",
+                i,
+                [],
+                {"band": b, "offsets": plan.offsets, "against": plan.config.against},
+            )
+            for i, b in enumerate(plan.band_ids)
+        ]
+        return ctx.map(tasks.bucket_task, jobs)
+
+    def _cluster(self, ctx: StageContext, plan: Plan) -> tuple[np.ndarray, ...]:
+        """Union all edge files, apply the keep policy, and leave a keep/cluster file per shard."""
+        total = plan.total
+        uf = UnionFind(total + plan.old_rows)
+        edges_dir = ctx.work / "scratch" / "edges"
+        for band in plan.band_ids:
+            edges = np.load(edges_dir / f"{saved_index.band_name(band)}.npy")
+            uf.union(edges[0], edges[1])
+        roots = uf.roots()
+        score = _load_scores(ctx.work, len(plan.paths)) if plan.config.keep != "first" else None
+        keep = keepers(roots, total, score)
+        sizes = np.bincount(roots[:total], minlength=len(roots))
+        clustered = sizes[roots[:total]] > 1
+        if plan.old_rows:  # a lone new row that matches the old index is in a cluster too
+            touched = np.zeros(len(roots), dtype=bool)
+            touched[roots[total:]] = True
+            clustered |= touched[roots[:total]]
+        cluster = np.where(clustered, roots[:total], -1)
+        for i in range(len(plan.paths)):
+            folder = shard_dir(ctx.work, i)
+            part = slice(plan.offsets[i], plan.offsets[i + 1])
+            np.save(folder / "keep.npy", keep[part])
+            np.save(folder / "cluster.npy", cluster[part])
+        return roots, keep, cluster
+
+    def _write_index(self, ctx: StageContext, plan: Plan, keep: np.ndarray) -> list[TaskResult]:
+        config = plan.config
+        staging = saved_index.staging_dir(ctx.work)
+        offsets = plan.offsets
+        kept_per_shard = [
+            int(keep[offsets[i] : offsets[i + 1]].sum()) for i in range(len(offsets) - 1)
+        ]
+        kept_before = (plan.old_rows + np.concatenate([[0], np.cumsum(kept_per_shard)])).tolist()
+        common = {
+            "offsets": offsets,
+            "kept_before": kept_before,
+            "staging": str(staging),
+            "against": config.against,
+            "shards": len(offsets) - 1,
+        }
+        jobs = [
+            ctx.task("index", i, [], {**common, "band": b}) for i, b in enumerate(plan.band_ids)
+        ]
+        results = ctx.map(tasks.index_task, jobs)
+        if config.uses_minhash:
+            results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], common)])
+        params = saved_index.index_params(config, plan.bands, plan.rows)
+        saved_index.finish(
+            staging, Path(config.index_out or ""), params, plan.old_rows + int(keep.sum())
+        )
+        return results
+
+    def _write(
+        self, ctx: StageContext, plan: Plan, schema: Any, pairs: list[tuple[int, int]]
+    ) -> list[TaskResult]:
+        input_columns = [n for n in schema.names if n not in ("dup_cluster", "dup_keep")]
+        jobs = []
+        for i, path in enumerate(plan.paths):
+            lo, hi = plan.offsets[i], plan.offsets[i + 1]
+            wanted = {g - lo: g for pair in pairs for g in pair if lo <= g < hi}
+            extra = {"schema": schema, "examples": wanted, "input_columns": input_columns}
+            jobs.append(ctx.task("write", i, [path], extra))
+        return ctx.map(tasks.write_task, jobs)
+
+
+@contextmanager
+def _phase(phases: dict[str, dict[str, float]], name: str) -> Iterator[Any]:
+    """Time a phase and record the peak RSS of the driver and of every task in it."""
+    started = time.perf_counter()
+    results: list[TaskResult] = []
+
+    def record(rs: Sequence[TaskResult]) -> list[TaskResult]:
+        results.extend(rs)
+        return list(rs)
+
+    yield record
+    peaks = [r.extra["peak_rss_mb"] for r in results if isinstance(r.extra, dict)]
+    phases[name] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "peak_rss_mb": round(max([tasks.peak_rss_mb(), *peaks]), 1),
+    }
+
+
+def _resolve_bands(config: DedupConfig) -> tuple[int, int]:
+    if config.bands is not None and config.rows is not None:
+        return config.bands, config.rows
+    return lsh.choose_bands(config.num_perm, config.threshold, config.recall)
+
+
+def _load_scores(work: Path, shards: int) -> np.ndarray:
+    files = [shard_dir(work, i) / "score.npy" for i in range(shards)]
+    parts = [np.load(f) for f in files if f.exists()]
+    return np.concatenate(parts) if parts else np.zeros(0)

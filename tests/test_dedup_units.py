@@ -1,0 +1,240 @@
+"""Dedup building blocks against independent oracles: datasketch, brute force, plain Python."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasketch import MinHash
+
+from dataprep.stages.dedup import buckets, clusters, lsh, minhash
+from dataprep.stages.dedup.normalise import fingerprints, normalise
+
+WORDS = [f"w{i}" for i in range(3000)] + ["naïve", "ﬁne", "日本語", "Straße", "ÉCOLE"]
+
+
+def _docs(rng: np.random.Generator, n: int) -> list[str]:
+    docs = []
+    for _ in range(n):
+        length = int(rng.integers(0, 400))
+        docs.append(" ".join(rng.choice(WORDS, length)))
+    return docs + ["", "one", "two words", "a b c d", "x  y\tz\nq r s", "日本語のテキスト です"]
+
+
+def _oracle_shingles(text: str, n: int) -> list[bytes]:
+    """Independent shingling: whitespace words, n at a time, short docs as one shingle."""
+    words = text.split()
+    if not words:
+        return []
+    grams = [words[i : i + n] for i in range(max(1, len(words) - n + 1))]
+    return [" ".join(g).encode("utf-8") for g in grams]
+
+
+def _jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+@pytest.mark.parametrize(("num_perm", "seed", "n"), [(128, 1, 5), (64, 7, 3)])
+def test_datasketch_mode_equals_datasketch(num_perm: int, seed: int, n: int) -> None:
+    docs = _docs(np.random.default_rng(seed), 300)
+    sig, counts = minhash.datasketch_signatures(pa.array(docs), num_perm, seed, n, None)
+    for i, doc in enumerate(docs):
+        ref = MinHash(num_perm=num_perm, seed=seed)
+        shingles = _oracle_shingles(doc, n)
+        ref.update_batch(shingles)
+        assert counts[i] == len(shingles)
+        assert np.array_equal(ref.hashvalues, sig[i]), f"doc {i} differs"
+
+
+def test_datasketch_mode_char_ngrams_equal() -> None:
+    docs = ["日本語のテキストです", "ab", "", "def f(x): return x + 1"]
+    sig, _ = minhash.datasketch_signatures(pa.array(docs), 32, 3, 5, 3)
+    for i, doc in enumerate(docs):
+        ref = MinHash(num_perm=32, seed=3)
+        grams = [doc[j : j + 3] for j in range(len(doc) - 2)] if len(doc) >= 3 else [doc]
+        ref.update_batch([g.encode() for g in grams if g])
+        assert np.array_equal(ref.hashvalues, sig[i])
+
+
+def _pairs(rng: np.random.Generator, count: int) -> tuple[list[str], list[str]]:
+    left, right = [], []
+    for i in range(count):
+        words = list(rng.choice(WORDS[:3000], int(rng.integers(60, 400))))
+        edited = list(words)
+        share = rng.uniform(0.0, 0.12)
+        for j in rng.choice(len(edited), int(len(edited) * share) + 1, replace=False):
+            edited[j] = f"edit{i}x{j}"
+        left.append(" ".join(words))
+        right.append(" ".join(edited))
+    return left, right
+
+
+def test_fast_mode_estimates_agree_with_datasketch() -> None:
+    """Same accuracy as classic MinHash: both within MinHash error of the true Jaccard."""
+    left, right = _pairs(np.random.default_rng(11), 300)
+    num_perm = 128
+    fa, _ = minhash.fast_signatures(pa.array(left), num_perm, 1, 5, None)
+    fb, _ = minhash.fast_signatures(pa.array(right), num_perm, 1, 5, None)
+    ours = minhash.estimate(fa, fb)
+    theirs = []
+    true = []
+    for a, b in zip(left, right, strict=True):
+        ma, mb = MinHash(num_perm=num_perm), MinHash(num_perm=num_perm)
+        sa, sb = _oracle_shingles(a, 5), _oracle_shingles(b, 5)
+        ma.update_batch(sa)
+        mb.update_batch(sb)
+        theirs.append(ma.jaccard(mb))
+        true.append(_jaccard(set(sa), set(sb)))
+    theirs_a, true_a = np.array(theirs), np.array(true)
+    sigma = np.sqrt(np.maximum(true_a * (1 - true_a), 0.01) / num_perm)
+    # Every estimate within 4 sigma of the truth, and of datasketch's within 2x its spread.
+    assert np.all(np.abs(ours - true_a) <= 4 * sigma + 1e-9)
+    assert np.all(np.abs(ours - theirs_a) <= 5 * sigma * np.sqrt(2))
+    ours_err, theirs_err = np.abs(ours - true_a).mean(), np.abs(theirs_a - true_a).mean()
+    assert abs(ours.mean() - true_a.mean()) < 0.01  # unbiased
+    assert ours_err <= 1.25 * theirs_err
+
+
+def test_fast_mode_handles_short_and_empty_docs() -> None:
+    docs = ["", "one", "one", "two words", "two words here now please ok"]
+    sig, counts = minhash.fast_signatures(pa.array(docs), 64, 1, 5, None)
+    assert counts.tolist() == [0, 1, 1, 1, 2]
+    assert np.all(sig[0] == minhash.SENTINEL)
+    assert np.array_equal(sig[1], sig[2])
+    assert minhash.estimate(sig[1], sig[3]) < 0.2
+
+
+def test_char_tokens_are_code_points() -> None:
+    offsets, tokens = minhash.char_tokens(pa.array(["日本", "abc", ""]))
+    assert offsets.tolist() == [0, 2, 5, 5]
+    assert len(np.unique(tokens)) == 5
+
+
+def test_hash_strings_distinct_and_consistent() -> None:
+    words = pa.array(["a", "b", "ab", "ba", "", "naïve", "a" * 100, "a" * 101])
+    hashes = minhash.hash_strings(words)
+    assert len(set(hashes.tolist())) == len(words)
+    again = minhash.hash_strings(pa.array(["zzz", "ab", "naïve"]).slice(1))
+    assert again.tolist() == [hashes[2], hashes[5]]
+
+
+def test_choose_bands_is_optimal_by_brute_force() -> None:
+    for num_perm, threshold, recall in [(128, 0.8, 0.95), (64, 0.7, 0.9), (256, 0.9, 0.99)]:
+        bands, rows = lsh.choose_bands(num_perm, threshold, recall)
+        assert bands * rows <= num_perm
+        assert lsh.catch_probability(threshold, bands, rows) >= recall
+        best = lsh.false_area(threshold, bands, rows)
+        for b, r in itertools.product(range(1, num_perm + 1), repeat=2):
+            if b * r <= num_perm and lsh.catch_probability(threshold, b, r) >= recall:
+                assert lsh.false_area(threshold, b, r) >= best - 1e-12
+
+
+def test_s_curve_matches_simulation() -> None:
+    """P(candidate) = 1-(1-J^r)^b, checked by simulating independent slot matches."""
+    rng = np.random.default_rng(0)
+    bands, rows = 13, 7
+    for j in (0.6, 0.8, 0.9):
+        match = rng.random((20000, bands * rows)) < j
+        caught = match.reshape(-1, bands, rows).all(axis=2).any(axis=1).mean()
+        assert abs(caught - lsh.catch_probability(j, bands, rows)) < 0.015
+
+
+def test_union_find_matches_python_oracle() -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    a = rng.integers(0, n, 2500)
+    b = rng.integers(0, n, 2500)
+    uf = clusters.UnionFind(n)
+    for chunk in range(0, 2500, 700):
+        uf.union(a[chunk : chunk + 700], b[chunk : chunk + 700])
+    roots = uf.roots()
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    groups: dict[int, list[int]] = {}
+    for x in range(n):
+        groups.setdefault(find(x), []).append(x)
+    for members in groups.values():
+        assert set(roots[members].tolist()) == {min(members)}
+
+
+def test_keepers_policies() -> None:
+    roots = np.array([0, 0, 0, 3, 4, 4, 6])
+    score = np.array([5.0, 1.0, 1.0, 0.0, np.nan, 2.0, 9.0])
+    assert clusters.keepers(roots, 7, None).tolist() == [1, 0, 0, 1, 1, 0, 1]
+    # smaller score wins; ties -> smallest id; NaN ranks last
+    assert clusters.keepers(roots, 7, score).tolist() == [0, 1, 0, 1, 0, 1, 1]
+    # ids >= rows are rows of an old index: their clusters keep no new row
+    with_old = np.array([0, 0, 2, 3, 0])
+    assert clusters.keepers(with_old, 4, None).tolist() == [0, 0, 1, 1]
+
+
+def test_merge_by_ranges_finds_every_equal_key() -> None:
+    rng = np.random.default_rng(9)
+    runs, truth = [], {}
+    offset = 0
+    for _ in range(6):
+        n = int(rng.integers(500, 1500))
+        keys = rng.integers(0, 4000, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        order = np.argsort(keys, kind="stable")
+        runs.append(buckets.Run(keys[order], order.astype(np.uint32), offset))
+        for row, key in enumerate(keys.tolist()):
+            truth.setdefault(key, []).append(offset + row)
+        offset += n
+    pairs = set()
+    chunks = 0
+    for keys, ids in buckets.merged_ranges(runs, 1000):
+        chunks += 1
+        a, b, _ = buckets.group_edges(keys, ids)
+        pairs.update(zip(a.tolist(), b.tolist(), strict=True))
+    assert chunks > 1
+    expected = {(min(m), x) for m in truth.values() for x in m if x != min(m)}
+    assert pairs == expected
+
+
+def test_exact_fingerprints_follow_normalisation() -> None:
+    text = pa.array(["Hello,  World", "hello world", "HELLO, WORLD", None, "ﬁne", "fine"])
+    steps = ["nfkc", "lowercase", "whitespace", "punctuation"]
+    fp = fingerprints([text], steps)
+    assert (fp[0] == fp[1]).all() and (fp[1] == fp[2]).all()
+    assert (fp[4] == fp[5]).all()
+    raw = fingerprints([text], [])
+    assert not (raw[0] == raw[1]).all()
+    assert normalise(pa.array([" a \t b "]), ["whitespace"]).to_pylist() == ["a b"]
+    # columns are separated: ("a", "b c") != ("a b", "c")
+    two = fingerprints([pa.array(["a", "a b"]), pa.array(["b c", "c"])], ["whitespace"])
+    assert not (two[0] == two[1]).all()
+
+
+def test_ascii_fast_path_matches_split_and_unicode_path() -> None:
+    """Token hashes must not depend on which path a batch takes (ASCII-only or not)."""
+    rng = np.random.default_rng(1)
+    spaces = [" ", "  ", "\t", "\n", " \r\n", "\x0b", "\x0c"]
+    docs = []
+    for _ in range(800):
+        parts = [str(rng.choice(spaces))] if rng.random() < 0.3 else []
+        for _ in range(int(rng.integers(0, 30))):
+            parts += [str(rng.choice(WORDS[:50] + ["hello,", "end."])), str(rng.choice(spaces))]
+        if parts and rng.random() < 0.5:
+            parts.pop()
+        docs.append("".join(parts))
+    docs += ["", " ", "a", " a", "a ", "  \n "]
+    for arr in (pa.array(docs), pa.array(docs).slice(7, 500)):
+        offsets, hashes = minhash.word_tokens(arr)
+        words = [d.split() for d in arr.to_pylist()]
+        assert offsets.tolist() == np.cumsum([0] + [len(w) for w in words]).tolist()
+        flat = pa.array([w for ws in words for w in ws], pa.string())
+        assert np.array_equal(hashes, minhash.hash_strings(flat))
+        # the same documents in a batch with one non-ASCII document take the Unicode path
+        _, mixed = minhash.word_tokens(pa.concat_arrays([arr, pa.array(["naïve café"])]))
+        assert np.array_equal(mixed[: len(hashes)], hashes)
