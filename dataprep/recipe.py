@@ -212,23 +212,26 @@ def run(
     write_options = recipe.model.output.write_options()
     force = False
     runs = []
-    for planned in recipe.stages:
-        force = force or planned.spec.id == force_from
-        result = run_stage(
-            planned.spec.op,
-            planned.config,
-            planned.out,
-            input_path=planned.input_path,
-            inputs=planned.inputs,
-            executor=executor,
-            reporter=reporter,
-            write_options=write_options,
-            force=force,
-            stage_id=planned.spec.id,
-        )
-        runs.append(result)
-        if on_stage is not None:
-            on_stage(result)
+    try:
+        for planned in recipe.stages:
+            force = force or planned.spec.id == force_from
+            result = run_stage(
+                planned.spec.op,
+                planned.config,
+                planned.out,
+                input_path=planned.input_path,
+                inputs=planned.inputs,
+                executor=executor,
+                reporter=reporter,
+                write_options=write_options,
+                force=force,
+                stage_id=planned.spec.id,
+            )
+            runs.append(result)
+            if on_stage is not None:
+                on_stage(result)
+    finally:
+        executor.close()  # one warm worker pool served every stage
     return runs
 
 

@@ -69,6 +69,7 @@ def run_stage(
     out = Path(out)
     stage_id = stage_id or op
     reporter = reporter or Reporter(quiet=True)
+    owns_executor = executor is None
     executor = executor or make_executor("local")
 
     input_manifest: Manifest | None = None
@@ -107,6 +108,8 @@ def run_stage(
         result = stage.run(ctx)
     finally:
         install(previous_sink)
+        if owns_executor:
+            executor.close()
 
     quarantined = _collect_quarantine(out)
     report = {

@@ -25,6 +25,10 @@ class Executor(Protocol):
         """Run `fn` on every task; results come back in task order."""
         ...
 
+    def close(self) -> None:
+        """Release workers; the executor may not be used afterwards."""
+        ...
+
 
 def make_executor(kind: str = "local", workers: int | None = None, **options: Any) -> Executor:
     if kind == "local":

@@ -24,14 +24,18 @@ def _install_queue_sink(queue: Any) -> None:
 
 
 class LocalExecutor:
-    """`workers=1` runs tasks inline (easy to debug); more uses fresh spawned processes.
+    """`workers=1` runs tasks inline (easy to debug); more uses spawned worker processes.
 
-    Spawn rather than fork: the driver runs threads (progress, prefetch) that fork would copy
-    mid-lock.
+    The pool lives until `close()`, so a stage's phases and a recipe's stages reuse the same
+    warm workers instead of paying the interpreter + pyarrow start-up per phase. Spawn rather
+    than fork: the driver runs threads (progress, prefetch) that fork would copy mid-lock.
     """
 
     def __init__(self, workers: int | None = None):
         self.workers = max(1, workers or default_workers())
+        self._pool: ProcessPoolExecutor | None = None
+        self._queue: Any = None
+        self._forward: threading.Thread | None = None
 
     def run(
         self,
@@ -48,25 +52,32 @@ class LocalExecutor:
             return results
         return self._run_pool(fn, tasks, on_done)
 
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = mp.get_context("spawn")
+            self._queue = ctx.Queue()
+            self._forward = threading.Thread(
+                target=_forward_ticks, args=(self._queue,), daemon=True
+            )
+            self._forward.start()
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=ctx,
+                initializer=_install_queue_sink,
+                initargs=(self._queue,),
+            )
+        return self._pool
+
     def _run_pool(
         self,
         fn: Callable[[T], R],
         tasks: Sequence[T],
         on_done: Callable[[int, R], None] | None,
     ) -> list[R]:
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        forward = threading.Thread(target=_forward_ticks, args=(queue,), daemon=True)
-        forward.start()
+        pool = self._ensure_pool()
         results: list[Any] = [None] * len(tasks)
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(tasks)),
-            mp_context=ctx,
-            initializer=_install_queue_sink,
-            initargs=(queue,),
-        )
+        pending = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
         try:
-            pending = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -74,11 +85,24 @@ class LocalExecutor:
                     results[index] = future.result()  # re-raises the task's exception
                     if on_done:
                         on_done(index, results[index])
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            queue.put(None)
-            forward.join(timeout=5)
+        except BaseException:
+            self.close()  # a failed or broken pool is not reused
+            raise
         return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._queue.put(None)
+            if self._forward is not None:
+                self._forward.join(timeout=5)
+        self._pool = self._queue = self._forward = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _forward_ticks(queue: Any) -> None:
