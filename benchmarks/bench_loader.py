@@ -5,7 +5,10 @@ torch DataLoader with 0 and 2 workers. Each measurement runs in a fresh process 
 start-up are honest. Prints samples/s (steady state, after the first batch), time to first
 batch, resume latency (ours), peak RSS, the ratios ours/theirs, and a shuffle-quality figure:
 Spearman correlation between a sample's position in the epoch and its original index (0 is
-ideal, 1 is no shuffle) plus the mean number of distinct source row groups per batch.
+ideal, 1 is no shuffle), the mean displacement |new - old position| / N (1/3 for a uniform
+random permutation) and the mean number of distinct source row groups per batch. CPU time
+per sample (process + DataLoader workers) is printed too: on a shared machine it moves less
+than wall-clock throughput.
 
     python benchmarks/bench_loader.py                          # 200k x 1 KiB text
     python benchmarks/bench_loader.py --rows 1000000 --token-rows 200000
@@ -253,6 +256,7 @@ def _preimport(name: str) -> None:
 
 def measure(name: str, root: str, bs: int, workers: int, shuffle: bool, cap: int) -> dict:
     _preimport(name)
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     loader = make_loader(name, root, bs, workers, shuffle)
     ids, n, t1 = [], 0, None
@@ -264,8 +268,10 @@ def measure(name: str, root: str, bs: int, workers: int, shuffle: bool, cap: int
         if n >= cap:
             break
     t2 = time.perf_counter()
+    del loader  # DataLoader workers exit and are reaped: their CPU time counts below
     first = len(ids[0]) if ids else 0
     out = {
+        "cpu_us_per_sample": 1e6 * (_cpu_seconds() - cpu0) / max(n, 1),
         "samples": n,
         "samples_per_s": (n - first) / max(t2 - t1, 1e-9) if t1 else 0.0,
         "first_batch_s": (t1 or t2) - t0,
@@ -302,6 +308,13 @@ def _quality(ids: list[np.ndarray], root: str) -> dict:
     # source row groups per batch (ours: 8192-row groups in dataset order)
     distinct = float(np.mean([len(np.unique(np.asarray(b) // 8192)) for b in ids]))
     return {"spearman": spearman, "displacement": displacement, "groups_per_batch": distinct}
+
+
+def _cpu_seconds() -> float:
+    """user + system CPU of this process and its reaped children (DataLoader workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _peak_rss_mb() -> float:
@@ -426,15 +439,19 @@ def _print_table(kind: str, workers: int, table: dict[str, dict]) -> None:
     print(f"\n-- {kind}, num_workers={workers} (medians)")
     print(
         f"{'loader':<10} {'samples/s':>11} {'first batch s':>14} {'peak RSS MB':>12} "
-        f"{'resume s':>9} {'ours/this':>10}"
+        f"{'resume s':>9} {'CPU us/sample':>14} {'ours/this':>10} {'CPU this/ours':>14}"
     )
-    ours = table.get("dataprep", {}).get("samples_per_s")
+    ours = table.get("dataprep", {})
     for name, r in table.items():
-        ratio = f"{ours / r['samples_per_s']:.2f}x" if ours and r["samples_per_s"] else "-"
+        speed = ours.get("samples_per_s")
+        ratio = f"{speed / r['samples_per_s']:.2f}x" if speed and r["samples_per_s"] else "-"
+        cpu = ours.get("cpu_us_per_sample")
+        cpu_ratio = f"{r['cpu_us_per_sample'] / cpu:.2f}x" if cpu else "-"
         resume = f"{r['resume_s']:.3f}" if "resume_s" in r else "-"
         print(
             f"{name:<10} {r['samples_per_s']:>11,.0f} {r['first_batch_s']:>14.3f} "
-            f"{r['peak_rss_mb']:>12.0f} {resume:>9} {ratio:>10}"
+            f"{r['peak_rss_mb']:>12.0f} {resume:>9} {r['cpu_us_per_sample']:>14.1f} "
+            f"{ratio:>10} {cpu_ratio:>14}"
         )
 
 
