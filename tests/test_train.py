@@ -3,6 +3,7 @@ and elastic resume with another process count (no sample repeated or lost)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -198,7 +199,12 @@ def test_killed_worker_restarts_from_checkpoint_and_matches(
     ]
     assert workers, "no worker process found"
     os.kill(workers[-1], signal.SIGKILL)
-    stdout, stderr = proc.communicate(timeout=300)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        for pid in [proc.pid, *_descendants(proc.pid)]:  # never leave a hung job behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-2000:]
     assert json.loads(stdout)["step"] == 16
     ours, theirs = _final_params(out), _final_params(straight)

@@ -88,9 +88,9 @@ def launch(
     try:
         results = elastic_launch(config, train_worker)(cfg.model_dump_json())
     except ChildFailedError as exc:
-        first = next(iter(exc.failures.values()))
+        rank, first = next(iter(exc.failures.items()))
         raise DataprepError(
-            f"training failed on rank {first.global_rank} (exit code {first.exitcode}) after "
+            f"training failed on rank {rank} (exit code {first.exitcode}) after "
             f"{max_restarts} restart(s); see the log above, and rerun to resume from the "
             "latest checkpoint"
         ) from None
