@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,27 @@ def _fingerprints(batch: dict[str, Any]) -> list[str]:
     return [xxhash.xxh64(row.tobytes()).hexdigest() for row in rows]
 
 
+def _init_process_group(backend: str, world: int) -> None:
+    """Join the group through a store namespaced by restart attempt.
+
+    After an elastic restart the agent's store still holds the dead attempt's peer addresses
+    under the same keys; a rank that reads one before its new peer overwrites it connects to a
+    closed port and the restart fails. A prefix per attempt makes stale keys invisible.
+    """
+    rank = int(os.environ["RANK"])
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world,
+        is_master=not agent_store and rank == 0,
+        timeout=timedelta(minutes=10),
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    prefixed = dist.PrefixStore(f"dataprep/attempt-{attempt}", store)
+    dist.init_process_group(backend, store=prefixed, rank=rank, world_size=world)
+
+
 def train_worker(config_json: str) -> dict[str, Any]:
     """The entry point each process runs (module-level, so the elastic launcher can spawn it)."""
     cfg = TrainConfig.model_validate_json(config_json)
@@ -326,7 +348,7 @@ def train_worker(config_json: str) -> dict[str, Any]:
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if cfg.device != "cpu" and torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
+        _init_process_group(backend, world)
     try:
         return Trainer(cfg).train()
     finally:
