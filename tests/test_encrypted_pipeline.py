@@ -147,6 +147,16 @@ def test_stage_clis_take_key_file_and_partition_previous_reads_encrypted(runs) -
     assert moved == reports["plain"]["previous"]["rows_moved"] > 0
     assert dataset.read_manifest(outputs["encrypted"]).encryption is not None
     assert _decrypted(outputs["encrypted"], keys).equals(_plain(outputs["plain"]))
+    for name, args in (("ordered", ["--shards", "3"]), ("by", ["--shards", "3", "--by", "label"])):
+        got = {}
+        for run in ("encrypted", "plain"):
+            out = tmp / f"rebalance-{name}-{run}"
+            key = ["--key-file", str(keys)] if run == "encrypted" else []
+            source = str(tmp / "work" / run / "balanced")
+            done = _cli("rebalance", source, "-o", str(out), *args, *key, "-w", "1", "-q", cwd=tmp)
+            assert done.returncode == 0, done.stderr
+            got[run] = _decrypted(out, keys) if run == "encrypted" else _plain(out)
+        assert got["encrypted"].equals(got["plain"]), name
     for stage, args in (
         ("dedup", ["--method", "exact"]),
         ("resample", ["--label", "label", "--strategy", "undersample"]),

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ByteSize, Field, model_validator
 
+from dataprep.dataset import ReadOptions
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
@@ -139,10 +140,10 @@ def _ranges(
 
 
 def read_range(
-    task: Task, path: str, row_groups: list[int], start: int, end: int
+    path: str, row_groups: list[int], start: int, end: int, reader: ReadOptions = ReadOptions()
 ) -> Iterator[pa.Table]:
     """Rows [start, end) of one shard, reading only the row groups that overlap them."""
-    pf = task.read_options.open(path)
+    pf = reader.open(path)
     if sum(row_groups) != pf.metadata.num_rows:  # manifest without row groups: use the footer
         row_groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
     first = 0
@@ -162,7 +163,7 @@ def ordered_task(task: Task) -> TaskResult:
 
     def pieces() -> Iterator[pa.Table]:
         for path, row_groups, start, end in plan:
-            yield from read_range(task, path, row_groups, start, end)
+            yield from read_range(path, row_groups, start, end, task.read_options)
 
     return write_pieces(task, pieces(), schema)
 
