@@ -205,6 +205,34 @@ class ReadOptions:
         file = self.open(path)
         return iter_row_groups(file, Path(path).name, columns, self.encryption is not None)
 
+    def read_table(self, path: str | Path, columns: Iterable[str] | None = None) -> pa.Table:
+        """A whole shard (or some of its columns): what stages use instead of `pq.read_table`."""
+        from dataprep.crypto import shard_errors
+
+        file = self.open(path)
+        with shard_errors(Path(path).name, self.encryption is not None):
+            return file.read(columns=list(columns) if columns is not None else None)
+
+    def iter_batches(
+        self, path: str | Path, columns: Iterable[str] | None = None, batch_size: int = 65536
+    ) -> Iterator[pa.RecordBatch]:
+        """A shard's record batches, streamed; decryption failures name the shard."""
+        from dataprep.crypto import shard_errors
+
+        file = self.open(path)
+        cols = list(columns) if columns is not None else None
+        batches = file.iter_batches(batch_size=batch_size, columns=cols)
+        while True:
+            with shard_errors(Path(path).name, self.encryption is not None):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
+
+    def schema(self, path: str | Path) -> pa.Schema:
+        """A shard's Arrow schema (an encrypted footer needs the key)."""
+        return self.open(path).schema_arrow
+
 
 class ShardWriter:
     """Write one Parquet shard under a temporary name; `close()` renames it into place.

@@ -63,6 +63,7 @@ def dedup(
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
+    key_file: output.KeyFile = None,
 ) -> None:
     """Drop exact duplicates (xxh3-128 of normalised content) and near-duplicates
     (MinHash-LSH at a Jaccard threshold), keeping one row per cluster.
@@ -99,6 +100,7 @@ def dedup(
         executor=output.executor(workers),
         reporter=output.reporter(quiet, json),
         force=force,
+        key_file=key_file,
     )
     output.print_runs([result], quiet, json)
     if not (quiet or json):

@@ -22,6 +22,10 @@ Workers = Annotated[int | None, typer.Option("--workers", "-w", help="Processes 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (batch jobs).")]
 Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the output is up to date.")]
+KeyFile = Annotated[
+    str | None,
+    typer.Option("--key-file", "-k", help="Key file, if the input is encrypted (output stays so)."),
+]
 
 
 def reporter(quiet: bool, as_json: bool) -> Reporter:

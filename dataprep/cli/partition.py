@@ -42,6 +42,7 @@ def partition(
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
+    key_file: output.KeyFile = None,
 ) -> None:
     """Write each partition as its own shard set; the manifest tags every shard's partition.
 
@@ -68,5 +69,6 @@ def partition(
         executor=output.executor(workers),
         reporter=output.reporter(quiet, json),
         force=force,
+        key_file=key_file,
     )
     output.print_runs([result], quiet, json)

@@ -31,6 +31,7 @@ def rebalance(
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
+    key_file: output.KeyFile = None,
 ) -> None:
     """Rewrite shards so row counts differ by at most one (or bytes by a few percent).
 
@@ -56,5 +57,6 @@ def rebalance(
         executor=output.executor(workers),
         reporter=output.reporter(quiet, json),
         force=force,
+        key_file=key_file,
     )
     output.print_runs([result], quiet, json)

@@ -35,6 +35,7 @@ def resample(
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
+    key_file: output.KeyFile = None,
 ) -> None:
     """Undersample / oversample to exact planned class counts, or add inverse-frequency weights.
 
@@ -60,5 +61,6 @@ def resample(
         executor=output.executor(workers),
         reporter=output.reporter(quiet, json),
         force=force,
+        key_file=key_file,
     )
     output.print_runs([result], quiet, json)

@@ -29,6 +29,7 @@ def tokenize(
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
+    key_file: output.KeyFile = None,
 ) -> None:
     """Turn text into fixed-length blocks of token ids (a `tokens` column) for `dataprep train`.
 
@@ -52,5 +53,6 @@ def tokenize(
         executor=output.executor(workers),
         reporter=output.reporter(quiet, json),
         force=force,
+        key_file=key_file,
     )
     output.print_runs([result], quiet, json)

@@ -11,17 +11,17 @@ its key column and counts the rows whose partition tag would change.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from dataprep import dataset, hashing
-from dataprep.dataset import ShardWriter
+from dataprep.dataset import ReadOptions, ShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import (
@@ -148,8 +148,12 @@ def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig
     root = Path(config.previous)
     old = dataset.read_manifest(root)
     names = hashing.node_names(previous.partitions, previous.names)
+    reading = _previous_read_options(ctx, old)
     tasks = [
-        ctx.task("moved", i, [str(root / s.path)], extra=(names[s.partition or 0], names))
+        replace(
+            ctx.task("moved", i, [str(root / s.path)], extra=(names[s.partition or 0], names)),
+            read_options=reading,
+        )
         for i, s in enumerate(old.shards)
     ]
     counts = sum_counts(ctx.map(moved_task, tasks))
@@ -166,6 +170,16 @@ def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig
     }
 
 
+def _previous_read_options(ctx: StageContext, old: dataset.Manifest) -> ReadOptions:
+    """The previous output may be encrypted too: same key file as the input, else the output's."""
+    if old.encryption is None:
+        return ReadOptions()
+    key_file = ctx.read_options.key_file
+    if key_file is None and ctx.write_options.encryption is not None:
+        key_file = ctx.write_options.encryption.key_file
+    return ReadOptions(key_file, old.encryption)
+
+
 def moved_task(task: Task) -> TaskResult:
     """Re-route one previous shard's keys; count rows whose partition would change.
 
@@ -174,7 +188,7 @@ def moved_task(task: Task) -> TaskResult:
     """
     config: PartitionConfig = task.config
     old_name, old_names = task.extra
-    keys = pq.read_table(task.inputs[0], columns=[config.key]).column(0).drop_null()
+    keys = task.read_options.read_table(task.inputs[0], [config.key]).column(0).drop_null()
     parts = route_table(pa.table({config.key: keys}), config)
     current = hashing.node_names(config.partitions, config.names)
     new_names = np.array(current)[parts]
@@ -190,7 +204,7 @@ def partition_task(task: Task) -> TaskResult:
     """Route one input shard and write one file per partition it feeds."""
     config: PartitionConfig = task.config
     source = Path(task.inputs[0])
-    table = pq.read_table(source)
+    table = task.read_options.read_table(source)
     keys = table.column(config.key)
     quarantine = task.quarantine()
     if keys.null_count:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import ByteSize, Field, model_validator
 
+from dataprep.dataset import ReadOptions
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
@@ -139,9 +139,11 @@ def _ranges(
     return pieces
 
 
-def read_range(path: str, row_groups: list[int], start: int, end: int) -> Iterator[pa.Table]:
+def read_range(
+    path: str, row_groups: list[int], start: int, end: int, reader: ReadOptions = ReadOptions()
+) -> Iterator[pa.Table]:
     """Rows [start, end) of one shard, reading only the row groups that overlap them."""
-    pf = pq.ParquetFile(path)
+    pf = reader.open(path)
     if sum(row_groups) != pf.metadata.num_rows:  # manifest without row groups: use the footer
         row_groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
     first = 0
@@ -157,11 +159,11 @@ def read_range(path: str, row_groups: list[int], start: int, end: int) -> Iterat
 def ordered_task(task: Task) -> TaskResult:
     """Write one output shard from the row ranges the plan gave it, in input order."""
     plan: list[tuple[str, list[int], int, int]] = task.extra
-    schema = pq.read_schema(plan[0][0])
+    schema = task.read_options.schema(plan[0][0])
 
     def pieces() -> Iterator[pa.Table]:
         for path, row_groups, start, end in plan:
-            yield from read_range(path, row_groups, start, end)
+            yield from read_range(path, row_groups, start, end, task.read_options)
 
     return write_pieces(task, pieces(), schema)
 
@@ -223,9 +225,9 @@ def size_task(task: Task) -> TaskResult:
     """Per-row, per-column logical sizes of one shard (to scratch), and per-column totals of
     logical and compressed bytes (from the Parquet footer) for the global ratios."""
     sizes_dir = task.extra
-    pf = pq.ParquetFile(task.inputs[0])
+    pf = task.read_options.open(task.inputs[0])
     meta = pf.metadata
-    table = pf.read()
+    table = task.read_options.read_table(task.inputs[0])
     sizes = np.stack([column_sizes(c) for c in table.columns], axis=1).astype(np.float32)
     compressed = np.array(
         [

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataprep.dataset import ShardEntry, ShardWriter, WriteOptions
+from dataprep.dataset import ReadOptions, ShardEntry, ShardWriter, WriteOptions
 from dataprep.progress import tick
 from dataprep.stage import StageContext, Task, TaskResult
 
@@ -105,7 +105,7 @@ def scatter_task(task: Task) -> TaskResult:
     """Send each row of one input shard to its output shard's scratch file."""
     scratch, plan, by = task.extra
     config = task.config
-    table = pq.read_table(task.inputs[0])
+    table = task.read_options.read_table(task.inputs[0])
     if by is None:  # shuffle: plan = rows per output shard
         counts = np.asarray(plan, dtype=np.int64)
         rng = np.random.default_rng([config.seed, 1, task.index])
@@ -119,7 +119,8 @@ def scatter_task(task: Task) -> TaskResult:
         rows = order[ends[k] - counts[k] : ends[k]]
         target = Path(scratch) / f"{int(k):05d}-{task.index:05d}.parquet"
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        pq.write_table(table.take(pa.array(rows)), tmp, compression="lz4")
+        piece = table.take(pa.array(rows))
+        pq.write_table(piece, tmp, compression="lz4", **_scratch_kwargs(task, table.schema))
         os.replace(tmp, target)
     tick(rows=table.num_rows)
     return TaskResult(extra=counts.tolist())
@@ -128,14 +129,26 @@ def scatter_task(task: Task) -> TaskResult:
 def gather_task(task: Task) -> TaskResult:
     """One output shard from its scratch pieces: shuffled (shuffle) or streamed (by)."""
     first_input, shuffle = task.extra
-    schema = pq.read_schema(first_input)
+    schema = task.read_options.schema(first_input)
+    scratch = _scratch_reader(task, schema)
     if shuffle:
-        table = pa.concat_tables(pq.read_table(p) for p in task.inputs)
+        table = pa.concat_tables(scratch.read_table(p) for p in task.inputs)
         rng = np.random.default_rng([task.config.seed, 2, task.index])
         pieces: Iterator[pa.Table] = iter([table.take(pa.array(rng.permutation(table.num_rows)))])
     else:
-        pieces = (pq.read_table(p) for p in task.inputs)
+        pieces = (scratch.read_table(p) for p in task.inputs)
     return write_pieces(task, pieces, schema)
+
+
+def _scratch_kwargs(task: Task, schema: pa.Schema) -> dict[str, Any]:
+    """Scratch copies of an encrypted output are encrypted too: no plaintext on disk."""
+    spec = task.write_options.encryption
+    return {} if spec is None else {"encryption_properties": spec.properties(schema)}
+
+
+def _scratch_reader(task: Task, schema: pa.Schema) -> ReadOptions:
+    spec = task.write_options.encryption
+    return ReadOptions() if spec is None else ReadOptions(spec.key_file, spec.manifest(schema))
 
 
 def run_by(
@@ -203,7 +216,7 @@ def pack_groups(sizes: np.ndarray, n: int) -> tuple[list[list[tuple[int, int]]],
 
 def count_task(task: Task) -> TaskResult:
     """Rows per group value in one shard (nulls as None)."""
-    column = pq.read_table(task.inputs[0], columns=[task.extra]).column(0)
+    column = task.read_options.read_table(task.inputs[0], [task.extra]).column(0)
     counts = pc.value_counts(column).to_pylist() if len(column) else []
     tick(rows=len(column))
     return TaskResult(extra={c["values"]: c["counts"] for c in counts})

@@ -17,7 +17,6 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator, model_validator
 
 from dataprep.dataset import ShardWriter
@@ -180,7 +179,7 @@ def _quotas(matrix: np.ndarray, targets: list[int], config: ResampleConfig) -> l
 
 def count_task(task: Task) -> TaskResult:
     """Rows per label value in one shard (None for nulls)."""
-    column = pq.read_table(task.inputs[0], columns=[task.config.label]).column(0)
+    column = task.read_options.read_table(task.inputs[0], [task.config.label]).column(0)
     counts = pc.value_counts(column).to_pylist() if len(column) else []
     tick(rows=len(column))
     return TaskResult(extra={c["values"]: c["counts"] for c in counts})
@@ -191,7 +190,7 @@ def sample_task(task: Task) -> TaskResult:
     config: ResampleConfig = task.config
     values, plan, out_schema = task.extra
     source = task.inputs[0]
-    table = pq.read_table(source)
+    table = task.read_options.read_table(source)
     labels = table.column(config.label)
     quarantine = task.quarantine()
     if labels.null_count:

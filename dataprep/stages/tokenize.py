@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from dataprep.dataset import ShardWriter
@@ -55,7 +54,7 @@ class TokenizeStage(Stage):
                 f"{', '.join(ctx.input.schema.names)}); pass --text-column"
             )
         if config.tokenizer == "bpe":
-            texts = _texts(ctx.input_shard_paths(), config.text_column, config.bpe_train_docs)
+            texts = _texts(ctx, config.text_column, config.bpe_train_docs)
             spec = train_bpe(texts, config.vocab_size, ctx.out / "tokenizer.json")
         else:
             spec = BYTE_SPEC
@@ -71,10 +70,10 @@ class TokenizeStage(Stage):
         return result
 
 
-def _texts(paths: list[str], column: str, limit: int):
+def _texts(ctx: StageContext, column: str, limit: int):
     seen = 0
-    for path in paths:
-        for batch in pq.ParquetFile(path).iter_batches(columns=[column], batch_size=4096):
+    for path in ctx.input_shard_paths():
+        for batch in ctx.read_options.iter_batches(path, [column], batch_size=4096):
             for text in batch.column(0).drop_null().to_pylist():
                 yield text
                 seen += 1
@@ -85,7 +84,7 @@ def _texts(paths: list[str], column: str, limit: int):
 def tokenize_task(task: Task) -> TaskResult:
     config: TokenizeConfig = task.config
     spec: TokenizerSpec = task.extra
-    table = pq.read_table(task.inputs[0])
+    table = task.read_options.read_table(task.inputs[0])
     texts = table.column(config.text_column).combine_chunks()
     out = task.out / f"part-{task.index:05d}.parquet"
     if config.mode == "pack":

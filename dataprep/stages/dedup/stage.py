@@ -103,6 +103,10 @@ class DedupStage(Stage):
                 "rows_matching_index": report.count_touching(roots, plan.total),
             }
         rep.update(report.from_written(config, ctx.work, written, pairs, plan.offsets))
+        if ctx.write_options.encryption is not None:  # report.json is plaintext: no row text
+            for entry in rep.get("examples", []):
+                entry.pop("kept_text", None)
+                entry.pop("removed_text", None)
         rep["phases"] = phases
         if config.index_out:
             rep["index_out"] = str(config.index_out)

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from dataprep.dataset import ShardWriter
 from dataprep.progress import tick
@@ -47,8 +46,8 @@ def _stats(started: float) -> dict[str, float]:
     return {"peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - started}
 
 
-def _batches(path: str, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
+def _batches(task: Task, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    yield from task.read_options.iter_batches(task.inputs[0], columns, rows)
 
 
 def _scores(batch: pa.RecordBatch, config: DedupConfig) -> np.ndarray:
@@ -81,7 +80,7 @@ def sign_task(task: Task) -> TaskResult:
     fast = config.signature == "fast"
     signer = minhash.fast_signatures if fast else minhash.datasketch_signatures
     try:
-        for batch in _batches(task.inputs[0], sorted(columns)):
+        for batch in _batches(task, sorted(columns)):
             n = batch.num_rows
             text = batch.column(config.text_column)
             valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
@@ -284,7 +283,7 @@ def write_task(task: Task) -> TaskResult:
     try:
         # whole row groups in, so each output row group is full-sized (not one per batch)
         row_group = task.write_options.row_group_rows
-        for batch in _batches(task.inputs[0], task.extra["input_columns"], row_group):
+        for batch in _batches(task, task.extra["input_columns"], row_group):
             n = batch.num_rows
             valid = pc.is_valid(batch.column(config.text_column)).to_numpy(zero_copy_only=False)
             k = keep[seen : seen + n]
