@@ -40,16 +40,41 @@ class Chunks:
             first = int(np.searchsorted(self.starts, rows.start, side="right")) - 1
             start = rows.start - int(self.starts[first])
             if rows.stop <= self.starts[first + 1]:
-                return self.arrays[first][start : start + rows.stop - rows.start].copy()
+                src = self.arrays[first][start : start + rows.stop - rows.start]
+                out = _empty(src.shape, src.dtype)
+                np.copyto(out, src)
+                return out
             rows = np.arange(rows.start, rows.stop)
+        out = _empty((len(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
         if len(self.arrays) == 1:
-            return self.arrays[0][rows]
+            return np.take(self.arrays[0], rows, axis=0, out=out)
         which = np.searchsorted(self.starts, rows, side="right") - 1
-        out = np.empty((len(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
         for c in np.unique(which):
             mask = which == c
             out[mask] = self.arrays[c][rows[mask] - self.starts[c]]
         return out
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A batch's output array; inside a DataLoader worker it lives in shared memory.
+
+    A worker's batch crosses to the main process through shared memory: a tensor made in
+    ordinary memory is copied there once more when pickled (torch's `share_memory_`), so the
+    batch is written straight into a shared segment instead, as torch's default_collate does.
+    """
+    if torch is None or dtype.kind not in "biuf" or _worker_info() is None:
+        return np.empty(shape, dtype)
+    count = int(np.prod(shape))
+    kind = torch.from_numpy(np.empty(0, dtype)).dtype
+    storage = torch.UntypedStorage._new_shared(count * dtype.itemsize)
+    tensor = torch.empty(0, dtype=kind).set_(storage, 0, shape)
+    return tensor.numpy()
+
+
+def _worker_info() -> Any:
+    from torch.utils.data import get_worker_info
+
+    return get_worker_info()
 
 
 def _numeric_chunk(chunk: pa.Array) -> np.ndarray | None:
@@ -61,9 +86,12 @@ def _numeric_chunk(chunk: pa.Array) -> np.ndarray | None:
     if pa.types.is_fixed_size_list(kind):
         value = kind.value_type
         if pa.types.is_integer(value) or pa.types.is_floating(value):
-            flat = chunk.flatten()
+            # `values` sliced by hand: `flatten()` would first import pyarrow.compute, ~0.3 s
+            # of CPU in every DataLoader worker, and the child values are already contiguous
+            size = kind.list_size
+            flat = chunk.values.slice(chunk.offset * size, len(chunk) * size)
             if flat.null_count == 0:
-                return flat.to_numpy().reshape(-1, kind.list_size)
+                return flat.to_numpy().reshape(-1, size)
     return None
 
 
@@ -80,7 +108,8 @@ def column_array(column: pa.ChunkedArray, combine: bool) -> Chunks | Column:
 class Window:
     """The rows of one lane window, as columns ready for per-batch takes."""
 
-    def __init__(self, table: pa.Table, shuffled: bool):
+    def __init__(self, table: pa.Table, shuffled: bool, offset: int = 0):
+        self.offset = offset  # window row of the table's first row (a partly read window)
         self.num_rows = table.num_rows
         self.nbytes = table.nbytes
         self.columns = {
@@ -88,6 +117,9 @@ class Window:
         }
 
     def take(self, rows: Rows) -> dict[str, Column]:
+        if self.offset:
+            assert isinstance(rows, slice)
+            rows = slice(rows.start - self.offset, rows.stop - self.offset)
         out: dict[str, Column] = {}
         for name, col in self.columns.items():
             if isinstance(col, Chunks):
@@ -121,7 +153,17 @@ def to_batch(arrays: dict[str, Column]) -> dict[str, Any]:
         elif arr.dtype == object:
             out[name] = arr.tolist()
         elif torch is not None and arr.dtype.kind in "biuf":
-            out[name] = torch.from_numpy(arr)
+            shared = _shared_base(arr)
+            out[name] = shared if shared is not None else torch.from_numpy(arr)
         else:
             out[name] = arr
     return out
+
+
+def _shared_base(arr: np.ndarray) -> Any:
+    """The shared-memory tensor `arr` views (see `_empty`), so it is pickled without a copy."""
+    base = arr.base
+    if isinstance(base, torch.Tensor) and base.is_shared() and base.shape == arr.shape:
+        if base.data_ptr() == arr.ctypes.data:
+            return base
+    return None

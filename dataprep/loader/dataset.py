@@ -207,21 +207,41 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         shards = ShardReader(self.index, self.columns, self.key_file, self.verify, not in_worker)
         lanes: dict[int, LaneReader] = {}
 
-        def needs() -> Iterator[tuple[int, int]]:
-            last: dict[int, int] = {}
+        def needs() -> Iterator[tuple[int, int, int, int]]:
+            """(lane, window, lo, hi) in first-need order: rows [lo, hi) of the window that
+            this process's items touch. Unshuffled, only those rows are decoded: a reader that
+            takes a window's last batch (the epoch tail, a lane shared at the end of an epoch,
+            a resume point) no longer decodes the whole window for it."""
+            pending: dict[tuple[int, int], list[int]] = {}  # insertion order = need order
+            current: dict[int, tuple[int, int]] = {}  # lane -> its window being extended
             for item in items:
-                for b, _, _ in item:
+                for b, s0, s1 in item:
                     lane, idx = plan.locate(b)
                     window = idx // plan.window_batches
-                    if last.get(lane) != window:
-                        last[lane] = window
-                        yield lane, window
+                    first = idx * plan.batch_size - window * plan.window
+                    key = (lane, window)
+                    if current.get(lane) != key:
+                        current[lane] = key
+                        pending[key] = [first + s0, first + s1]
+                    else:
+                        span = pending[key]
+                        span[0], span[1] = min(span[0], first + s0), max(span[1], first + s1)
+                while pending:  # windows whose lane moved on are final
+                    head = next(iter(pending))
+                    if current[head[0]] == head:
+                        break
+                    yield (*head, *pending.pop(head))
+            for key, span in pending.items():
+                yield (*key, *span)
 
-        def load(lane: int, window: int) -> Window:
+        def load(lane: int, window: int, lo: int, hi: int) -> Window:
             reader = lanes.get(lane)
             if reader is None:
                 reader = lanes[lane] = LaneReader(plan, lane, shards)
-            return Window(reader.read(*plan.window_span(lane, window)), plan.shuffle)
+            a, b = plan.window_span(lane, window)
+            if plan.shuffle:  # a batch's rows are spread over the whole window
+                return Window(reader.read(a, b), True)
+            return Window(reader.read(a + lo, a + hi), False, offset=lo)
 
         prefetch = Prefetcher(needs(), load, self.prefetch_bytes)
         held: dict[int, tuple[int, Window]] = {}
@@ -233,7 +253,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
                     current = held.get(lane)
                     if current is None or current[0] != window:
                         key, loaded = prefetch.get()
-                        assert key == (lane, window), (key, lane, window)
+                        assert key[:2] == (lane, window), (key, lane, window)
                         held[lane] = current = (window, loaded)
                     parts.append(current[1].take(rows))
                 yield to_batch(join_parts(parts))

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -141,9 +142,23 @@ class LaneReader:
 
     def read(self, a: int, b: int) -> pa.Table:
         if a != self.pos:
-            self._batches, self._pending, self.pos = self._stream(a), None, a
+            if self._same_unit(self.pos, a):
+                self._take(a - self.pos)  # drop the gap: cheaper than re-decoding the unit head
+            else:
+                self._batches, self._pending = self._stream(a), None
+        parts = self._take(b - a)
+        self.pos = b
+        return pa.Table.from_batches(parts, schema=parts[0].schema if parts else None)
+
+    def _same_unit(self, pos: int, a: int) -> bool:
+        """A forward jump that stays inside the unit being streamed."""
+        if pos < 0 or a < pos:
+            return False
+        starts = self.plan.stream_start
+        return bool(np.searchsorted(starts, pos, "right") == np.searchsorted(starts, a, "right"))
+
+    def _take(self, need: int) -> list[pa.RecordBatch]:
         parts: list[pa.RecordBatch] = []
-        need = b - a
         while need:
             batch = self._pending if self._pending is not None else next(self._batches)
             self._pending = None
@@ -152,8 +167,7 @@ class LaneReader:
                 batch = batch.slice(0, need)
             parts.append(batch)
             need -= batch.num_rows
-        self.pos = b
-        return pa.Table.from_batches(parts, schema=parts[0].schema if parts else None)
+        return parts
 
 
 class Prefetcher:
@@ -161,8 +175,8 @@ class Prefetcher:
 
     def __init__(
         self,
-        needs: Iterator[tuple[int, int]],
-        load: Callable[[int, int], Window],
+        needs: Iterator[tuple[int, ...]],
+        load: Callable[..., Window],
         budget: int,
     ):
         self._queue: collections.deque[Any] = collections.deque()
@@ -176,7 +190,7 @@ class Prefetcher:
         self._thread.start()
         _LIVE.add(self)
 
-    def _run(self, needs: Iterator[tuple[int, int]], load: Callable[[int, int], Window]) -> None:
+    def _run(self, needs: Iterator[tuple[int, ...]], load: Callable[..., Window]) -> None:
         try:
             for key in needs:
                 if self._stop:
@@ -193,7 +207,7 @@ class Prefetcher:
                 self._queue.append((None, exc))
                 self._cond.notify_all()
 
-    def get(self) -> tuple[tuple[int, int], Window]:
+    def get(self) -> tuple[tuple[int, ...], Window]:
         with self._cond:
             while not self._queue:
                 self._cond.wait()

@@ -1,0 +1,98 @@
+"""What the reader decodes and how its batches leave a DataLoader worker (issue 6 speed fixes).
+
+Oracles: `pq.read_table` for values; the rows a reader may decode are bounded by the rows its
+batches need plus the heads of the row groups they start in, computed from the file layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dataprep.loader import ShardDataset, make_dataloader  # noqa: E402
+from dataprep.loader.batch import _numeric_chunk  # noqa: E402
+from dataprep.loader.split import Strided  # noqa: E402
+
+BS, WIDTH, GROUP = 8, 16, 40
+
+
+@pytest.fixture(scope="module")
+def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file of token blocks, 403 rows in row groups of 40 (the tail batch has 3 rows)."""
+    out = tmp_path_factory.mktemp("blocks")
+    ids = np.arange(403, dtype=np.int64)
+    flat = (np.repeat(ids, WIDTH) * 7 + np.tile(np.arange(WIDTH), len(ids))).astype(np.int32)
+    tokens = pa.FixedSizeListArray.from_arrays(pa.array(flat), WIDTH)
+    pq.write_table(pa.table({"id": ids, "tokens": tokens}), out / "b.parquet", row_group_size=GROUP)
+    return out
+
+
+def test_fixed_size_list_chunk_is_a_zero_copy_view_with_offset() -> None:
+    arr = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(60, dtype=np.int32)), 6)
+    for piece in (arr, arr.slice(3), arr.slice(2, 5)):
+        got = _numeric_chunk(piece)
+        assert got is not None and got.shape == (len(piece), 6)
+        assert np.array_equal(got, piece.flatten().to_numpy().reshape(-1, 6))
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_a_reader_decodes_only_what_its_batches_need(
+    blocks: Path, monkeypatch: pytest.MonkeyPatch, lanes: int
+) -> None:
+    """Worker w of n (after a resume at global batch `start`) decodes only from the row group of
+    the first row it yields to that of its last, not whole windows around them."""
+    decoded = [0]
+    real = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for batch in real(self, *args, **kwargs):
+            decoded[0] += batch.num_rows
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    table = pq.read_table(blocks / "b.parquet")
+    expect = table.column("tokens").combine_chunks().flatten().to_numpy().reshape(-1, WIDTH)
+    ds = ShardDataset(blocks, batch_size=BS)
+    ds.lanes, ds.shuffle_window_rows = lanes, 10 * BS
+    for start in (0, 7, 27):
+        schedule = ds.schedule(start, 0)
+        plan = schedule.plan
+        for workers in (1, 2, 3):
+            for worker in range(workers):
+                decoded[0] = 0
+                got = list(ds.read_items(plan, Strided(schedule, worker, workers)))
+                ids = np.concatenate([b["id"].numpy() for b in got])
+                mine = range(start + worker, plan.num_batches, workers)
+                rows = []
+                for b in mine:  # unshuffled, one file: stream row = file row
+                    lane, idx = plan.locate(b)
+                    first = int(plan.lane_start[lane]) + idx * BS
+                    rows.append(np.arange(first, first + plan.batch_len(b)))
+                want = np.concatenate(rows)
+                assert np.array_equal(ids, want)
+                tokens = np.concatenate([b["tokens"].numpy() for b in got])
+                assert np.array_equal(tokens, expect[want])
+                groups = np.unique(want // GROUP)
+                allowed = sum(min(403, (g + 1) * GROUP) - g * GROUP for g in groups)
+                assert decoded[0] <= allowed, (start, workers, worker, decoded[0], allowed)
+
+
+def test_worker_batches_arrive_intact(blocks: Path) -> None:
+    """Batches built in workers' shared memory reach the main process whole and in order."""
+    table = pq.read_table(blocks / "b.parquet")
+    want = table.column("tokens").combine_chunks().flatten().to_numpy().reshape(-1, WIDTH)
+    ds = ShardDataset(blocks, batch_size=BS, shuffle=True, seed=3)
+    inline = [(b["id"].clone(), b["tokens"].clone()) for b in ds]
+    ds.set_epoch(0)
+    got = list(make_dataloader(ds, num_workers=2))
+    assert len(got) == len(inline)
+    for (ids, tokens), batch in zip(inline, got, strict=True):
+        assert torch.equal(batch["id"], ids) and torch.equal(batch["tokens"], tokens)
+        assert batch["tokens"].is_contiguous() and batch["tokens"].dtype == torch.int32
+        assert np.array_equal(batch["tokens"].numpy(), want[batch["id"].numpy()])
