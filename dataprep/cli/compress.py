@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.compress import CompressConfig
 
 
@@ -50,17 +49,17 @@ def compress(
             "page_bytes": page_bytes,
         }
     )
-    result = run_stage(
+    result = output.run_and_print(
         "compress",
         config,
         out,
         input_path=input,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
         key_file=str(key_file) if key_file else None,
     )
-    output.print_runs([result], quiet, json)
     if not (quiet or json) and result.report:
         r = result.report
         output.console.print(

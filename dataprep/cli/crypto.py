@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.encrypt import DecryptConfig, EncryptConfig
 
 KeyFile = Annotated[Path, typer.Option("--key-file", "-k", help="Key file (dataprep keygen).")]
@@ -55,16 +54,16 @@ def encrypt(
             "level": level,
         }
     )
-    result = run_stage(
+    result = output.run_and_print(
         "encrypt",
         config,
         out,
         input_path=input,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
     )
-    output.print_runs([result], quiet, json)
     clear = result.report.get("plaintext_columns")
     if clear and not (quiet or json):
         output.console.print(f"[yellow]left in the clear[/]: {', '.join(clear)}")
@@ -84,13 +83,13 @@ def decrypt(
 ) -> None:
     """Decrypt a dataset written by `dataprep encrypt` (or a recipe with output encryption)."""
     config = DecryptConfig.parse({"key_file": str(key_file), "codec": codec, "level": level})
-    result = run_stage(
+    output.run_and_print(
         "decrypt",
         config,
         out,
         input_path=input,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
     )
-    output.print_runs([result], quiet, json)

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.dedup import DedupConfig
 
 
@@ -92,17 +91,17 @@ def dedup(
         "against": against,
     }
     config = DedupConfig.parse(params)
-    result = run_stage(
+    result = output.run_and_print(
         "dedup",
         config,
         out,
         input_path=input,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
         key_file=key_file,
     )
-    output.print_runs([result], quiet, json)
     if not (quiet or json):
         print_summary(result.report)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from dataprep.executors import make_executor
 from dataprep.progress import Reporter
-from dataprep.runner import StageRun
+from dataprep.runner import StageRun, run_stage
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -32,8 +33,34 @@ def reporter(quiet: bool, as_json: bool) -> Reporter:
     return Reporter(quiet=quiet or as_json)
 
 
-def executor(workers: int | None) -> Any:
-    return make_executor("local", workers=workers)
+def run_and_print(
+    op: str,
+    config: Any,
+    out: Path,
+    *,
+    workers: int | None,
+    quiet: bool,
+    as_json: bool,
+    force: bool,
+    input_path: Path | None = None,
+    inputs: Sequence[str] = (),
+    key_file: str | Path | None = None,
+) -> StageRun:
+    """The body of every stage command: run it with the shared options, print the summary."""
+    with make_executor("local", workers=workers) as pool:
+        result = run_stage(
+            op,
+            config,
+            out,
+            input_path=input_path,
+            inputs=inputs,
+            executor=pool,
+            reporter=reporter(quiet, as_json),
+            force=force,
+            key_file=str(key_file) if key_file else None,
+        )
+    print_runs([result], quiet, as_json)
+    return result
 
 
 def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.partition import PartitionConfig
 
 
@@ -61,14 +60,14 @@ def partition(
             "previous": str(previous) if previous else None,
         }
     )
-    result = run_stage(
+    output.run_and_print(
         "partition",
         config,
         out,
         input_path=input_path,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
         key_file=key_file,
     )
-    output.print_runs([result], quiet, json)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.resample import ResampleConfig
 
 
@@ -53,14 +52,14 @@ def resample(
             "weight_column": weight_column,
         }
     )
-    result = run_stage(
+    output.run_and_print(
         "resample",
         config,
         out,
         input_path=input_path,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
         key_file=key_file,
     )
-    output.print_runs([result], quiet, json)

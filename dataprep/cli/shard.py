@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.shard import ShardConfig
 
 
@@ -49,13 +48,6 @@ def shard(
             "lines": lines,
         }
     )
-    result = run_stage(
-        "shard",
-        config,
-        out,
-        inputs=inputs,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
-        force=force,
+    output.run_and_print(
+        "shard", config, out, inputs=inputs, workers=workers, quiet=quiet, as_json=json, force=force
     )
-    output.print_runs([result], quiet, json)

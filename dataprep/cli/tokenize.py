@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
-from dataprep.runner import run_stage
 from dataprep.stages.tokenize import TokenizeConfig
 
 
@@ -45,14 +44,14 @@ def tokenize(
             "mode": mode,
         }
     )
-    result = run_stage(
+    output.run_and_print(
         "tokenize",
         config,
         out,
         input_path=input,
-        executor=output.executor(workers),
-        reporter=output.reporter(quiet, json),
+        workers=workers,
+        quiet=quiet,
+        as_json=json,
         force=force,
         key_file=key_file,
     )
-    output.print_runs([result], quiet, json)
