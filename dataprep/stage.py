@@ -38,6 +38,14 @@ class StageConfig(BaseModel):
             raise DataprepError(describe_validation(exc, where)) from None
 
 
+def require_column(schema: pa.Schema, name: str, option: str) -> None:
+    """Stop before any task runs when an option names a column the input does not have."""
+    if name not in schema.names:
+        raise DataprepError(
+            f"{option} {name!r} is not a column of the input (columns: {', '.join(schema.names)})"
+        )
+
+
 def describe_validation(exc: ValidationError, where: str) -> str:
     lines = []
     for error in exc.errors():

@@ -123,7 +123,7 @@ def test_bad_options_are_clear(shards: Path) -> None:
         CompressConfig.parse({"codec": "snappy", "level": 3})
     with pytest.raises(DataprepError, match="unknown"):
         CompressConfig.parse({"codec": "zstd", "colour": 3})
-    with pytest.raises(DataprepError, match="--sort-by names nope"):
+    with pytest.raises(DataprepError, match="--sort-by 'nope' is not a column"):
         run_stage("compress", {"sort_by": ["nope"]}, shards.parent / "x", input_path=shards)
 
 

@@ -28,6 +28,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    require_column,
     sum_counts,
 )
 
@@ -76,12 +77,8 @@ class CompressStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, CompressConfig) and ctx.input is not None
-        missing = [c for c in config.sort_by or [] if c not in ctx.input.schema.names]
-        if missing:
-            raise DataprepError(
-                f"--sort-by names {', '.join(missing)}, which the input does not have "
-                f"(columns: {', '.join(ctx.input.schema.names)})"
-            )
+        for column in config.sort_by or []:
+            require_column(ctx.input.schema, column, "--sort-by")
         options = output_options(ctx, config)
         paths = ctx.input_shard_paths()
         tasks = [ctx.task("compress", i, [p], extra=options) for i, p in enumerate(paths)]

@@ -31,6 +31,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    require_column,
     sum_counts,
 )
 
@@ -81,11 +82,7 @@ class PartitionStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, PartitionConfig) and ctx.input is not None
-        if config.key not in ctx.input.schema.names:
-            raise DataprepError(
-                f"--key {config.key!r} is not a column of the input (columns: "
-                f"{', '.join(ctx.input.schema.names)})"
-            )
+        require_column(ctx.input.schema, config.key, "--key")
         previous = _previous_config(config) if config.previous else None
         tasks = [ctx.task("route", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
         results = ctx.map(partition_task, tasks)

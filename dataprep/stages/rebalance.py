@@ -24,9 +24,16 @@ import pyarrow.compute as pc
 from pydantic import ByteSize, Field, model_validator
 
 from dataprep.dataset import ReadOptions
-from dataprep.errors import DataprepError
 from dataprep.progress import tick
-from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
+from dataprep.stage import (
+    Stage,
+    StageConfig,
+    StageContext,
+    StageResult,
+    Task,
+    TaskResult,
+    require_column,
+)
 from dataprep.stages.rebalance_scatter import contingency, run_by, scatter_gather, write_pieces
 
 
@@ -60,11 +67,8 @@ class RebalanceStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, RebalanceConfig) and ctx.input is not None
-        if config.by is not None and config.by not in ctx.input.schema.names:
-            raise DataprepError(
-                f"--by {config.by!r} is not a column of the input (columns: "
-                f"{', '.join(ctx.input.schema.names)})"
-            )
+        if config.by is not None:
+            require_column(ctx.input.schema, config.by, "--by")
         total = ctx.input.rows
         paths = ctx.input_shard_paths()
         rows = [s.rows for s in ctx.input.shards]

@@ -22,7 +22,15 @@ from pydantic import Field, field_validator, model_validator
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
-from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
+from dataprep.stage import (
+    Stage,
+    StageConfig,
+    StageContext,
+    StageResult,
+    Task,
+    TaskResult,
+    require_column,
+)
 
 Strategy = Literal["undersample", "oversample", "weights"]
 
@@ -90,11 +98,7 @@ class ResampleStage(Stage):
         config = ctx.config
         assert isinstance(config, ResampleConfig) and ctx.input is not None
         schema = ctx.input.schema
-        if config.label not in schema.names:
-            raise DataprepError(
-                f"--label {config.label!r} is not a column of the input (columns: "
-                f"{', '.join(schema.names)})"
-            )
+        require_column(schema, config.label, "--label")
         if config.strategy == "weights" and config.weight_column in schema.names:
             raise DataprepError(
                 f"the input already has a {config.weight_column!r} column; "

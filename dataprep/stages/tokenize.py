@@ -15,7 +15,6 @@ import pyarrow as pa
 from pydantic import Field
 
 from dataprep.dataset import ShardWriter
-from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -25,6 +24,7 @@ from dataprep.stage import (
     Task,
     TaskResult,
     map_shards,
+    require_column,
 )
 from dataprep.tokenizer import BYTE_SPEC, TokenizerSpec, encode_documents, encode_stream, train_bpe
 
@@ -48,11 +48,7 @@ class TokenizeStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, TokenizeConfig) and ctx.input is not None
-        if config.text_column not in ctx.input.schema.names:
-            raise DataprepError(
-                f"input has no column {config.text_column!r} (columns: "
-                f"{', '.join(ctx.input.schema.names)}); pass --text-column"
-            )
+        require_column(ctx.input.schema, config.text_column, "--text-column")
         if config.tokenizer == "bpe":
             texts = _texts(ctx, config.text_column, config.bpe_train_docs)
             spec = train_bpe(texts, config.vocab_size, ctx.out / "tokenizer.json")
