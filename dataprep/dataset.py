@@ -427,11 +427,15 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def read_rows(root: str | Path, columns: Iterable[str] | None = None) -> pa.Table:
-    """Whole dataset as one table: for tests and small data, never for stage code."""
+def read_rows(
+    root: str | Path, columns: Iterable[str] | None = None, key_file: str | None = None
+) -> pa.Table:
+    """Whole dataset as one table (decrypted with `key_file` if encrypted): for tests and small
+    data, never for stage code."""
     manifest = read_manifest(root)
     cols = list(columns) if columns is not None else None
-    tables = [pq.read_table(p, columns=cols) for _, p in iter_shard_paths(root, manifest)]
+    reader = ReadOptions(key_file, manifest.encryption)
+    tables = [reader.read_table(p, cols) for _, p in iter_shard_paths(root, manifest)]
     if not tables:
         return manifest.schema.empty_table() if cols is None else pa.table({c: [] for c in cols})
     return pa.concat_tables(tables)

@@ -358,3 +358,27 @@ def test_bad_input_stops_with_one_sentence(blocks: Path, tmp_path: Path) -> None
         proc = cli("train", *args, "--out", tmp_path / "o", check=False)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_trains_on_encrypted_blocks(blocks: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    cli("keygen", "-o", keys)
+    cli("encrypt", blocks, "-o", tmp_path / "enc", "--key-file", keys, "-q")
+    refused = _train(tmp_path / "enc", tmp_path / "run", "--steps", "2", check=False)
+    assert refused.returncode == 2 and "pass --key-file" in refused.stderr
+    out = tmp_path / "run"
+    done = _train(
+        tmp_path / "enc",
+        out,
+        "--steps",
+        "4",
+        "--nproc-per-node",
+        "1",
+        "--key-file",
+        keys,
+        "--trace-samples",
+    )
+    assert json.loads(done.stdout)["step"] == 4
+    assert set(_traced(out)) <= set(_all_blocks(blocks))  # decrypted blocks, not ciphertext
+    assert len(_traced(out)) == 16

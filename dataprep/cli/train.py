@@ -53,6 +53,9 @@ def train(
     rdzv_endpoint: Annotated[str | None, Opt(help="HOST:PORT for multi-node.")] = None,
     rdzv_id: Annotated[str | None, Opt(help="Job id shared by all nodes.")] = None,
     max_restarts: Annotated[int, Opt(help="Restart all ranks this often on a failure.")] = 0,
+    key_file: Annotated[
+        Path | None, Opt("--key-file", "-k", help="Keys of encrypted data.")
+    ] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No per-step lines.")] = False,
     json: Annotated[bool, Opt("--json", help="Print the final summary as JSON.")] = False,
 ) -> None:
@@ -73,6 +76,7 @@ def train(
         out=str(out),
         eval_dir=str(eval_dir) if eval_dir else None,
         quiet=quiet or json,
+        key_file=str(key_file) if key_file else None,
     )
     try:
         cfg = TrainConfig.model_validate(values)

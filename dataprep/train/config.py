@@ -42,6 +42,7 @@ class TrainConfig(BaseModel):
     grad_compression: Literal["none", "bf16"] = "none"
     num_workers: int = Field(1, ge=0, description="DataLoader workers per process")
     resume: bool = True
+    key_file: str | None = Field(None, description="key file for encrypted datasets")
     quiet: bool = Field(False, description="no per-step lines on stdout")
     trace_samples: bool = Field(False, description="log a fingerprint of every trained sample")
 

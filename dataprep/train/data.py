@@ -23,6 +23,8 @@ def inspect_data(cfg: TrainConfig) -> DataFacts:
     """Validate the dataset against the config; one clear sentence when it does not fit."""
     manifest = dataset.read_manifest(cfg.data)
     schema = manifest.schema
+    if manifest.encryption and not cfg.key_file:
+        raise DataprepError(f"{cfg.data} is encrypted; pass --key-file with its key file")
     if "tokens" not in schema.names or not pa.types.is_fixed_size_list(schema.field("tokens").type):
         raise DataprepError(
             f"{cfg.data} has no token blocks (a fixed-size 'tokens' column); "
@@ -55,7 +57,8 @@ def inspect_data(cfg: TrainConfig) -> DataFacts:
         columns.append("length")
     if "sample_weight" in schema.names:
         columns.append("sample_weight")
-    values = dataset.read_rows(cfg.data, [cfg.label_col]).column(0).drop_null().unique()
+    labels_table = dataset.read_rows(cfg.data, [cfg.label_col], key_file=cfg.key_file)
+    values = labels_table.column(0).drop_null().unique()
     labels = tuple(sorted(str(v) for v in values.to_pylist()))
     if len(labels) < 2:
         raise DataprepError(f"--task classify needs at least 2 classes in {cfg.label_col!r}")

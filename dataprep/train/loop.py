@@ -88,6 +88,7 @@ class Trainer:
             world_size=self.world,
             equal_batches=True,
             drop_last=True,
+            key_file=cfg.key_file,
         )
         self.loader = make_dataloader(
             self.dataset, num_workers=cfg.num_workers, pin_memory=self.is_cuda
@@ -265,6 +266,7 @@ class Trainer:
             world_size=self.world,
             equal_batches=True,
             drop_last=True,
+            key_file=cfg.key_file,
         )
         sums = torch.zeros(2, device=self.device)
         self.ddp.eval()
