@@ -50,26 +50,15 @@ def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "tok"
 
 
+TRAIN_FLAGS = f"--model tiny --seq-len {SEQ} --batch-size 4 --num-workers 0 --device cpu --json"
+
+
+def _train_args(data: Path, out: Path, *args: str) -> list[str]:
+    return ["train", str(data), "--out", str(out), *TRAIN_FLAGS.split(), *args]
+
+
 def _train(data: Path, out: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return cli(
-        "train",
-        data,
-        "--out",
-        out,
-        "--model",
-        "tiny",
-        "--seq-len",
-        str(SEQ),
-        "--batch-size",
-        "4",
-        "--num-workers",
-        "0",
-        "--device",
-        "cpu",
-        "--json",
-        *args,
-        check=check,
-    )
+    return cli(*_train_args(data, out, *args), check=check)
 
 
 def _final_params(out: Path) -> dict[str, torch.Tensor]:
@@ -160,34 +149,8 @@ def test_killed_worker_restarts_from_checkpoint_and_matches(
     blocks: Path, straight: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    args = [
-        sys.executable,
-        "-m",
-        "dataprep",
-        "train",
-        str(blocks),
-        "--out",
-        str(out),
-        "--model",
-        "tiny",
-        "--seq-len",
-        str(SEQ),
-        "--batch-size",
-        "4",
-        "--num-workers",
-        "0",
-        "--device",
-        "cpu",
-        "--steps",
-        "16",
-        "--checkpoint-every",
-        "4",
-        "--nproc-per-node",
-        "2",
-        "--max-restarts",
-        "1",
-        "--json",
-    ]
+    more = "--steps 16 --checkpoint-every 4 --nproc-per-node 2 --max-restarts 1"
+    args = [sys.executable, "-m", "dataprep", *_train_args(blocks, out, *more.split())]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (out / "checkpoints" / "step-00000004").exists():
