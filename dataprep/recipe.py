@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dataprep.dataset import WriteOptions, read_manifest
 from dataprep.errors import DataprepError
-from dataprep.executors import make_executor
+from dataprep.executors import DEFAULT_MAX_RETRIES, make_executor
 from dataprep.progress import Reporter
 from dataprep.runner import StageRun, run_stage
 from dataprep.sources import resolve
@@ -43,9 +43,23 @@ class InputSpec(BaseModel):
 
 
 class ExecutorSpec(_Strict):
+    """`executor: {kind: ray, address: auto, cpus_per_task: 2, max_retries: 3}`."""
+
     kind: Literal["local", "ray"] = "local"
     workers: int | None = Field(None, gt=0)
-    address: str | None = None
+    address: str | None = None  # Ray only; none starts a local Ray
+    cpus_per_task: float = Field(1.0, gt=0)  # Ray only
+    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0)
+
+    def overridden(self, **options: Any) -> ExecutorSpec:
+        """The CLI's --executor/--address/... win over the recipe's; None means not given."""
+        given = {k: v for k, v in options.items() if v is not None}
+        if given.get("kind") == "local":
+            given.setdefault("address", None)  # a recipe's Ray address means nothing locally
+        try:
+            return ExecutorSpec.model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            raise DataprepError(describe_validation(exc, "executor")) from None
 
 
 class EncryptionOutputSpec(_Strict):
@@ -201,14 +215,24 @@ def run(
     workers: int | None = None,
     force_from: str | None = None,
     on_stage: Any = None,
+    executor_options: dict[str, Any] | None = None,
 ) -> list[StageRun]:
-    """Run every stage in order; finished stages with unchanged input+config are skipped."""
+    """Run every stage in order; finished stages with unchanged input+config are skipped.
+
+    `executor_options` (kind, address, cpus_per_task, max_retries) override the recipe's.
+    """
     ids = [p.spec.id for p in recipe.stages]
     if force_from is not None and force_from not in ids:
         raise DataprepError(f"--from {force_from!r} is not a stage id (ids: {', '.join(ids)})")
     check_inputs(recipe)
-    spec = recipe.model.executor
-    executor = make_executor(spec.kind, workers=workers or spec.workers, address=spec.address)
+    spec = recipe.model.executor.overridden(workers=workers, **(executor_options or {}))
+    executor = make_executor(
+        spec.kind,
+        workers=spec.workers,
+        address=spec.address,
+        cpus_per_task=spec.cpus_per_task,
+        max_retries=spec.max_retries,
+    )
     write_options = recipe.model.output.write_options()
     force = False
     runs = []

@@ -13,8 +13,8 @@ from dataprep.stages.compress import CompressConfig
 
 @app.command(rich_help_panel="Stages")
 def compress(
-    input: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     codec: Annotated[str, typer.Option(help="zstd, lz4, snappy, gzip, brotli or none.")] = "zstd",
     level: Annotated[
         int | None, typer.Option(help="Codec level (zstd 1-22; default: the codec's).")
@@ -34,6 +34,10 @@ def compress(
         typer.Option(help="Key file, if the input is encrypted (output stays encrypted)."),
     ] = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -55,6 +59,10 @@ def compress(
         out,
         input_path=input,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

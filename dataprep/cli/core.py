@@ -26,12 +26,17 @@ def run(
         str | None, typer.Option("--from", help="Rerun this stage and all after it.")
     ] = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
 ) -> None:
     """Run a recipe: stages in order, each reading the previous one's output.
 
-    Finished stages whose input and config are unchanged are skipped.
+    Finished stages whose input and config are unchanged are skipped. --executor, --address,
+    --cpus-per-task and --max-retries override the recipe's `executor:`.
     """
     plan = recipe.load(recipe_path, set_ or [])
     reporter = output.reporter(quiet, json)
@@ -41,7 +46,20 @@ def run(
             note = "done" if r.status == "ran" else "up to date, skipped"
             console.print(f"[bold]{r.stage_id}[/] ({r.op}): {note} -> {r.out}")
 
-    runs = recipe.run(plan, reporter=reporter, workers=workers, force_from=from_, on_stage=announce)
+    options = {
+        "kind": executor,
+        "address": address,
+        "cpus_per_task": cpus_per_task,
+        "max_retries": max_retries,
+    }
+    runs = recipe.run(
+        plan,
+        reporter=reporter,
+        workers=workers,
+        force_from=from_,
+        on_stage=announce,
+        executor_options=options,
+    )
     output.print_runs(runs, quiet, json)
 
 

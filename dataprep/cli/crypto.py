@@ -31,8 +31,8 @@ def keygen(
 
 @app.command(rich_help_panel="Stages")
 def encrypt(
-    input: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     key_file: KeyFile,
     columns: Annotated[
         str | None,
@@ -41,6 +41,10 @@ def encrypt(
     codec: CodecOpt = None,
     level: LevelOpt = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -60,6 +64,10 @@ def encrypt(
         out,
         input_path=input,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,
@@ -71,12 +79,16 @@ def encrypt(
 
 @app.command(rich_help_panel="Stages")
 def decrypt(
-    input: Annotated[Path, typer.Argument(metavar="IN", help="Encrypted dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input: Annotated[str, typer.Argument(metavar="IN", help="Encrypted dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     key_file: KeyFile,
     codec: CodecOpt = None,
     level: LevelOpt = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -89,6 +101,10 @@ def decrypt(
         out,
         input_path=input,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,8 +12,8 @@ from dataprep.stages.dedup import DedupConfig
 
 @app.command(rich_help_panel="Stages")
 def dedup(
-    input: Annotated[Path, typer.Argument(help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input: Annotated[str, typer.Argument(help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     method: Annotated[str, typer.Option(help="exact, minhash or both.")] = "minhash",
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     columns: Annotated[
@@ -59,6 +58,10 @@ def dedup(
         str | None, typer.Option(help="Also drop rows that duplicate this saved index.")
     ] = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -97,6 +100,10 @@ def dedup(
         out,
         input_path=input,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataprep.executors import make_executor
+from dataprep.executors import DEFAULT_MAX_RETRIES, make_executor
 from dataprep.progress import Reporter
 from dataprep.runner import StageRun, run_stage
 
@@ -19,7 +19,42 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 # Options every stage command shares.
-Workers = Annotated[int | None, typer.Option("--workers", "-w", help="Processes (default: cores).")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        help="Tasks at once (default: cores; with Ray: the cluster's CPUs / --cpus-per-task).",
+    ),
+]
+ExecutorKind = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="local (processes on this machine; default) or ray (a Ray cluster; "
+        "pip install 'dataprep[ray]'). Overrides a recipe's executor.kind.",
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster: auto, HOST:6379 or ray://HOST:10001 (default: start a local Ray).",
+    ),
+]
+CpusPerTask = Annotated[
+    float | None,
+    typer.Option("--cpus-per-task", min=0.01, help="Ray: CPUs reserved per task (default 1)."),
+]
+MaxRetries = Annotated[
+    int | None,
+    typer.Option(
+        "--max-retries",
+        min=0,
+        help=f"Reruns of a task that raised or whose worker died (default {DEFAULT_MAX_RETRIES}; "
+        "user errors are not retried).",
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (batch jobs).")]
 Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 Force = Annotated[bool, typer.Option("--force", help="Rerun even if the output is up to date.")]
@@ -36,18 +71,28 @@ def reporter(quiet: bool, as_json: bool) -> Reporter:
 def run_and_print(
     op: str,
     config: Any,
-    out: Path,
+    out: str,
     *,
     workers: int | None,
     quiet: bool,
     as_json: bool,
     force: bool,
-    input_path: Path | None = None,
+    input_path: str | None = None,
     inputs: Sequence[str] = (),
     key_file: str | Path | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    cpus_per_task: float | None = None,
+    max_retries: int | None = None,
 ) -> StageRun:
     """The body of every stage command: run it with the shared options, print the summary."""
-    with make_executor("local", workers=workers) as pool:
+    with make_executor(
+        executor or "local",
+        workers=workers,
+        address=address,
+        cpus_per_task=cpus_per_task or 1.0,
+        max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+    ) as pool:
         result = run_stage(
             op,
             config,

@@ -13,8 +13,8 @@ from dataprep.stages.partition import PartitionConfig
 
 @app.command(rich_help_panel="Stages")
 def partition(
-    input_path: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input_path: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     key: Annotated[str, typer.Option(help="Column whose value picks the partition.")],
     partitions: Annotated[int, typer.Option(help="Number of partitions.")],
     scheme: Annotated[
@@ -38,6 +38,10 @@ def partition(
         typer.Option(help="An earlier partition output: report the fraction of rows that moved."),
     ] = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -66,6 +70,10 @@ def partition(
         out,
         input_path=input_path,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

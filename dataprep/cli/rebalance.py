@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,8 +12,8 @@ from dataprep.stages.rebalance import RebalanceConfig
 
 @app.command(rich_help_panel="Stages")
 def rebalance(
-    input_path: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input_path: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     shards: Annotated[int | None, typer.Option(help="Number of output shards.")] = None,
     target_rows: Annotated[int | None, typer.Option(help="Rows per output shard.")] = None,
     target_bytes: Annotated[
@@ -27,6 +26,10 @@ def rebalance(
         typer.Option(help="Keep groups of this column together, packed evenly (LPT)."),
     ] = None,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -54,6 +57,10 @@ def rebalance(
         out,
         input_path=input_path,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,8 +12,8 @@ from dataprep.stages.resample import ResampleConfig
 
 @app.command(rich_help_panel="Stages")
 def resample(
-    input_path: Annotated[Path, typer.Argument(metavar="IN", help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input_path: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     label: Annotated[str, typer.Option(help="Column holding the class label.")],
     strategy: Annotated[str, typer.Option(help="undersample, oversample or weights.")],
     target: Annotated[
@@ -31,6 +30,10 @@ def resample(
         str, typer.Option(help="weights: name of the added column.")
     ] = "sample_weight",
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -58,6 +61,10 @@ def resample(
         out,
         input_path=input_path,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

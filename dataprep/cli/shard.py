@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ from dataprep.stages.shard import ShardConfig
 @app.command(rich_help_panel="Stages")
 def shard(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories or globs.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     shard_rows: Annotated[int | None, typer.Option(help="Rows per shard.")] = None,
     shard_bytes: Annotated[
         str | None, typer.Option(help="Bytes per shard, e.g. 128MB (default if no --shard-rows).")
@@ -29,6 +28,10 @@ def shard(
     format: Annotated[str, typer.Option(help="auto, jsonl, csv, parquet or text.")] = "auto",
     lines: Annotated[bool, typer.Option(help="Plain text: one document per line.")] = False,
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -49,5 +52,16 @@ def shard(
         }
     )
     output.run_and_print(
-        "shard", config, out, inputs=inputs, workers=workers, quiet=quiet, as_json=json, force=force
+        "shard",
+        config,
+        out,
+        inputs=inputs,
+        workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
+        quiet=quiet,
+        as_json=json,
+        force=force,
     )

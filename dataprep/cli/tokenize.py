@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,8 +12,8 @@ from dataprep.stages.tokenize import TokenizeConfig
 
 @app.command(rich_help_panel="Stages")
 def tokenize(
-    input: Annotated[Path, typer.Argument(help="Input dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    input: Annotated[str, typer.Argument(help="Input dataset directory.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     seq_len: Annotated[int, typer.Option(help="Tokens of context per block.")] = 1024,
     tokenizer: Annotated[
         str, typer.Option(help="byte (no download) or bpe (trained here).")
@@ -25,6 +24,10 @@ def tokenize(
         str, typer.Option(help="pack (LM blocks) or truncate (one row per document).")
     ] = "pack",
     workers: output.Workers = None,
+    executor: output.ExecutorKind = None,
+    address: output.Address = None,
+    cpus_per_task: output.CpusPerTask = None,
+    max_retries: output.MaxRetries = None,
     quiet: output.Quiet = False,
     json: output.Json = False,
     force: output.Force = False,
@@ -50,6 +53,10 @@ def tokenize(
         out,
         input_path=input,
         workers=workers,
+        executor=executor,
+        address=address,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
         quiet=quiet,
         as_json=json,
         force=force,

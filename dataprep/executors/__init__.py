@@ -1,13 +1,13 @@
 """Executors run a list of picklable tasks through a module-level function.
 
 `Executor.run(fn, tasks)` is the whole interface, so stage code never needs to know whether it
-runs in-process, in a process pool, or (issue 8) on Ray.
+runs in-process, in a process pool, or on Ray.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,12 +29,41 @@ class Executor(Protocol):
         """Release workers; the executor may not be used afterwards."""
         ...
 
+    def __enter__(self) -> Executor: ...
 
-def make_executor(kind: str = "local", workers: int | None = None, **options: Any) -> Executor:
-    if kind == "local":
-        from dataprep.executors.local import LocalExecutor
+    def __exit__(self, *exc: object) -> None: ...
 
-        return LocalExecutor(workers=workers)
+
+DEFAULT_MAX_RETRIES = 2  # a raised exception or a dead worker; user errors are never retried
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(
+    kind: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    cpus_per_task: float = 1.0,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+) -> Executor:
+    """`local`: this machine's cores; `ray`: a Ray cluster at `address`, or a local Ray.
+
+    `address` and `cpus_per_task` only mean something to Ray; the local executor runs one task
+    per worker process.
+    """
     from dataprep.errors import DataprepError
 
-    raise DataprepError(f"unknown executor {kind!r}; use 'local'")
+    if max_retries < 0:
+        raise DataprepError("--max-retries must be 0 or more")
+    if kind == "local":
+        if address:
+            raise DataprepError("--address needs --executor ray")
+        from dataprep.executors.local import LocalExecutor
+
+        return LocalExecutor(workers=workers, max_retries=max_retries)
+    if kind == "ray":
+        from dataprep.executors.ray import RayExecutor
+
+        return RayExecutor(
+            workers=workers, address=address, cpus_per_task=cpus_per_task, max_retries=max_retries
+        )
+    raise DataprepError(f"unknown executor {kind!r}; use 'local' or 'ray'")

@@ -6,10 +6,12 @@ import multiprocessing as mp
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from dataprep import progress
+from dataprep.errors import DataprepError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,10 +31,16 @@ class LocalExecutor:
     The pool lives until `close()`, so a stage's phases and a recipe's stages reuse the same
     warm workers instead of paying the interpreter + pyarrow start-up per phase. Spawn rather
     than fork: the driver runs threads (progress, prefetch) that fork would copy mid-lock.
+
+    A task that raises is resubmitted up to `max_retries` times (a `DataprepError` is the
+    user's to fix and is raised at once). A worker killed mid-task breaks the whole pool; the
+    pool is rebuilt and the unfinished tasks resubmitted. The pool cannot say which task died,
+    so the crash counts as an attempt of every task that was in flight (at most 2 x workers).
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, max_retries: int = 2):
         self.workers = max(1, workers or default_workers())
+        self.max_retries = max(0, max_retries)
         self._pool: ProcessPoolExecutor | None = None
         self._queue: Any = None
         self._forward: threading.Thread | None = None
@@ -46,11 +54,22 @@ class LocalExecutor:
         if self.workers == 1 or len(tasks) <= 1:
             results = []
             for i, task in enumerate(tasks):
-                results.append(fn(task))
+                results.append(self._run_inline(fn, task))
                 if on_done:
                     on_done(i, results[-1])
             return results
         return self._run_pool(fn, tasks, on_done)
+
+    def _run_inline(self, fn: Callable[[T], R], task: T) -> R:
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn(task)
+            except DataprepError:
+                raise
+            except Exception:
+                if attempt == self.max_retries:
+                    raise
+        raise AssertionError("unreachable")
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -74,21 +93,60 @@ class LocalExecutor:
         tasks: Sequence[T],
         on_done: Callable[[int, R], None] | None,
     ) -> list[R]:
-        pool = self._ensure_pool()
         results: list[Any] = [None] * len(tasks)
-        pending = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
+        attempts = [0] * len(tasks)
+        queue = list(range(len(tasks) - 1, -1, -1))  # popped from the end: task order
+        pending: dict[Future[Any], int] = {}
+        limit = 2 * self.workers  # bounded, so a crash is charged to few tasks
         try:
-            while pending:
+            while queue or pending:
+                pool = self._ensure_pool()
+                while queue and len(pending) < limit:
+                    index = queue.pop()
+                    pending[pool.submit(fn, tasks[index])] = index
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                broken = False
                 for future in done:
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        broken = True  # stays in `pending`: resubmitted by _rebuild
+                        continue
                     index = pending.pop(future)
-                    results[index] = future.result()  # re-raises the task's exception
-                    if on_done:
-                        on_done(index, results[index])
+                    if error is None:
+                        results[index] = future.result()
+                        if on_done:
+                            on_done(index, results[index])
+                        continue
+                    attempts[index] += 1
+                    if isinstance(error, DataprepError) or attempts[index] > self.max_retries:
+                        raise error
+                    queue.append(index)
+                if broken:
+                    self._rebuild(tasks, pending, attempts, queue)
         except BaseException:
             self.close()  # a failed or broken pool is not reused
             raise
         return results
+
+    def _rebuild(
+        self,
+        tasks: Sequence[Any],
+        pending: dict[Future[Any], int],
+        attempts: list[int],
+        queue: list[int],
+    ) -> None:
+        """A worker died: every in-flight task used an attempt; start a fresh pool."""
+        lost = sorted(pending.values(), reverse=True)
+        pending.clear()
+        self.close()
+        for index in lost:
+            attempts[index] += 1
+            if attempts[index] > self.max_retries:
+                raise BrokenProcessPool(
+                    f"a worker process died {attempts[index]} times while task {index} "
+                    f"({tasks[index]!r:.120}) was running"
+                )
+        queue.extend(lost)
 
     def close(self) -> None:
         if self._pool is not None:
