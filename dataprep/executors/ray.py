@@ -135,6 +135,14 @@ class RayExecutor:
         )
         self._ticks = ray.remote(num_cpus=0)(_Ticks).remote()
         self._drained = time.monotonic()
+        try:  # the actor lives in a Ray worker: fail now, in one line, if it cannot import us
+            ray.get(self._ticks.drain.remote())
+        except ray.exceptions.RayError as exc:
+            self.close()
+            raise DataprepError(
+                "Ray workers cannot import dataprep; install it on every node "
+                f"(pip install 'dataprep[ray]'): {str(exc).strip().splitlines()[-1]}"
+            ) from None
 
     def run(
         self,
