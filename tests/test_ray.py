@@ -64,7 +64,7 @@ def _kill_session(sid: int) -> None:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + (1 if sig == signal.SIGTERM else 5)
         while _session_pids(sid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if not _session_pids(sid):

@@ -44,7 +44,9 @@ def main() -> None:
     try:
         app()
     except DataprepError as exc:
+        from rich.markup import escape
+
         from dataprep.cli.output import err_console
 
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1 if isinstance(exc, VerifyError) else 2)

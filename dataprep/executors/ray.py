@@ -124,7 +124,7 @@ class RayExecutor:
                 from dataprep.executors.local import default_workers
 
                 num_cpus = workers or default_workers()
-                ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
                 self._owns_ray = True
         cpus = ray.cluster_resources().get("CPU", 1.0)
         self.workers = max(1, workers or int(cpus // cpus_per_task))
