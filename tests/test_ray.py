@@ -52,7 +52,9 @@ def _session_pids(sid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == sid:  # after "pid (comm)": state ppid pgrp session
+        if (
+            int(fields[3]) == sid and fields[0] != "Z"
+        ):  # after "pid (comm)": state ppid pgrp session
             pids.append(int(entry.name))
     return pids
 

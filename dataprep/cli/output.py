@@ -32,7 +32,7 @@ ExecutorKind = Annotated[
     typer.Option(
         "--executor",
         help="local (processes on this machine; default) or ray (a Ray cluster; "
-        "pip install 'dataprep[ray]'). Overrides a recipe's executor.kind.",
+        "pip install 'dataprep\\[ray]'). Overrides a recipe's executor.kind.",
     ),
 ]
 Address = Annotated[
