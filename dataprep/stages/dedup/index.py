@@ -146,7 +146,7 @@ def check_compatible(index: SavedIndex, params: dict[str, Any]) -> None:
 def staging_dir(work: Path) -> Path:
     """Where index tasks write: inside the stage's work dir, so a resumed run finds the
     files of the index tasks it skips."""
-    staging = work / "index"
+    staging = Path(work) / "index"  # local only: the stage refuses remote index options
     staging.mkdir(parents=True, exist_ok=True)
     return staging
 

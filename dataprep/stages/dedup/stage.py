@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from dataprep.errors import DataprepError
 from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
+from dataprep.storage import StoragePath, load_array, save_array
 
 from . import index as saved_index
 from . import lsh, report, tasks
@@ -57,6 +59,11 @@ class DedupStage(Stage):
         assert isinstance(config, DedupConfig) and ctx.input is not None
         check_schema(config, ctx.input.schema)
         bands, rows = _resolve_bands(config)
+        if (config.index_out or config.against) and ctx.out.remote:
+            raise DataprepError(
+                "--index-out/--against work with a local output directory only (for now); "
+                "write this stage's output locally or drop the index options"
+            )
         if config.index_out:
             saved_index.check_target(config.index_out)
         against = None
@@ -137,7 +144,7 @@ class DedupStage(Stage):
         uf = UnionFind(total + plan.old_rows)
         edges_dir = ctx.work / "scratch" / "edges"
         for band in plan.band_ids:
-            edges = np.load(edges_dir / f"{saved_index.band_name(band)}.npy")
+            edges = load_array(edges_dir / f"{saved_index.band_name(band)}.npy", mmap=False)
             uf.union(edges[0], edges[1])
         roots = uf.roots()
         score = _load_scores(ctx.work, len(plan.paths)) if plan.config.keep != "first" else None
@@ -152,8 +159,8 @@ class DedupStage(Stage):
         for i in range(len(plan.paths)):
             folder = shard_dir(ctx.work, i)
             part = slice(plan.offsets[i], plan.offsets[i + 1])
-            np.save(folder / "keep.npy", keep[part])
-            np.save(folder / "cluster.npy", cluster[part])
+            save_array(folder / "keep.npy", keep[part])
+            save_array(folder / "cluster.npy", cluster[part])
         return roots, keep, cluster
 
     def _write_index(self, ctx: StageContext, plan: Plan, keep: np.ndarray) -> list[TaskResult]:
@@ -220,7 +227,7 @@ def _resolve_bands(config: DedupConfig) -> tuple[int, int]:
     return lsh.choose_bands(config.num_perm, config.threshold, config.recall)
 
 
-def _load_scores(work: Path, shards: int) -> np.ndarray:
+def _load_scores(work: StoragePath, shards: int) -> np.ndarray:
     files = [shard_dir(work, i) / "score.npy" for i in range(shards)]
-    parts = [np.load(f) for f in files if f.exists()]
+    parts = [load_array(f, mmap=False) for f in files if f.exists()]
     return np.concatenate(parts) if parts else np.zeros(0)
