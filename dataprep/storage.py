@@ -259,6 +259,7 @@ class StoragePath:
                 stream.write(payload)
             return
         target = Path(self._text)
+        target.parent.mkdir(parents=True, exist_ok=True)  # as on an object store: no mkdir first
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         with open(tmp, "wb") as f:
             f.write(payload)
@@ -283,6 +284,7 @@ class StoragePath:
     def open_output(self) -> IO[bytes]:
         """A binary writer; on an object store the object appears when it is closed."""
         if not self.remote:
+            Path(self._text).parent.mkdir(parents=True, exist_ok=True)
             return open(self._text, "wb")
         filesystem, path = self._fs
         return filesystem.open_output_stream(path)

@@ -1,0 +1,63 @@
+"""`dataprep.storage`: the same answers for a local directory and an s3:// prefix."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataprep.sources import resolve
+from dataprep.storage import StoragePath, load_array, save_array
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> StoragePath:
+    if request.param == "local":
+        return StoragePath(tmp_path / "root")
+    return StoragePath(request.getfixturevalue("s3_bucket")) / "root"
+
+
+def test_files_listing_and_atomic_writes(root: StoragePath) -> None:
+    (root / "sub").mkdir()
+    assert not (root / "a.txt").exists()
+    (root / "a.txt").write_atomic("one")
+    (root / "sub" / "b.bin").write_atomic(b"\x00two")
+    (root / "sub" / ".hidden").write_atomic(b"x")
+    assert (root / "a.txt").read_text() == "one" and (root / "a.txt").is_file()
+    assert (root / "sub").is_dir() and not (root / "sub").is_file()
+    assert [p.name for p in root.iterdir()] == ["a.txt", "sub"]
+    assert [p.name for p in (root / "sub").glob("*.bin")] == ["b.bin"]
+    assert [str(p) for p in root.walk_files()] == [
+        str(root / "a.txt"),
+        str(root / "sub" / ".hidden"),
+        str(root / "sub" / "b.bin"),
+    ]
+    assert (root / "sub" / "b.bin").stat()[0] == 4
+    assert pickle.loads(pickle.dumps(root / "a.txt")) == root / "a.txt"
+    (root / "a.txt").unlink()
+    (root / "a.txt").unlink()  # absent: no error
+    root.rmtree()
+    assert not root.exists() and root.iterdir() == []
+
+
+def test_arrays_whole_and_by_row(root: StoragePath) -> None:
+    array = np.arange(5 * 7, dtype=np.uint64).reshape(5, 7)
+    save_array(root / "a.npy", array)
+    assert np.array_equal(load_array(root / "a.npy"), array)
+    assert np.array_equal(load_array(root / "a.npy", mmap=False), array)
+    for row in range(5):  # remotely a ranged read of just that row
+        assert np.array_equal(load_array(root / "a.npy", row=row), array[row])
+
+
+def test_raw_inputs_from_directory_and_glob(root: StoragePath) -> None:
+    for name in ["x/1.jsonl", "x/2.jsonl", "x/notes.json", "y/3.csv"]:
+        (root / name).write_atomic(b'{"text": "a"}\n')
+    by_dir = resolve([str(root / "x")])
+    assert [(s.name, s.format, s.size) for s in by_dir] == [
+        ("1.jsonl", "jsonl", 14),
+        ("2.jsonl", "jsonl", 14),
+    ]
+    by_glob = resolve([f"{root}/*/*.jsonl"])
+    assert [s.path for s in by_glob] == [str(root / "x" / "1.jsonl"), str(root / "x" / "2.jsonl")]
