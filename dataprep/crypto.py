@@ -349,7 +349,9 @@ def open_parquet(
             )
         properties = _cached_properties(key_file, encryption)
     with shard_errors(name, encrypted=properties is not None):
-        return pq.ParquetFile(parquet_source(path), decryption_properties=properties)
+        source = parquet_source(path)
+        remote = not isinstance(source, str)  # coalesce ranged reads on object stores
+        return pq.ParquetFile(source, decryption_properties=properties, pre_buffer=remote)
 
 
 def iter_row_groups(
