@@ -61,3 +61,31 @@ def test_raw_inputs_from_directory_and_glob(root: StoragePath) -> None:
     ]
     by_glob = resolve([f"{root}/*/*.jsonl"])
     assert [s.path for s in by_glob] == [str(root / "x" / "1.jsonl"), str(root / "x" / "2.jsonl")]
+
+
+def test_fsspec_protocol_runs_stages(corpus_dir: Path) -> None:
+    """A scheme pyarrow does not know (here fsspec's in-memory one) goes through fsspec."""
+    from dataprep.dataset import read_manifest, read_rows, verify_dataset
+    from dataprep.executors.local import LocalExecutor
+    from dataprep.runner import run_stage
+
+    with LocalExecutor(workers=1) as inline:  # in-process: the memory filesystem is per process
+        run_stage(
+            "shard",
+            {"shard_rows": 500},
+            "memory://bkt/shards",
+            inputs=[str(corpus_dir)],
+            executor=inline,
+        )
+        run_stage(
+            "dedup",
+            {"method": "exact"},
+            "memory://bkt/exact",
+            input_path="memory://bkt/shards",
+            executor=inline,
+        )
+    shards, exact = read_manifest("memory://bkt/shards"), read_manifest("memory://bkt/exact")
+    assert 0 < exact.rows < shards.rows
+    assert verify_dataset("memory://bkt/exact").rows == exact.rows
+    ids = read_rows("memory://bkt/exact", ["id"]).column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == exact.rows
