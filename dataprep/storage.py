@@ -365,6 +365,31 @@ def load_array(location: StoragePath, mmap: bool = True, row: int | None = None)
         Path(f"{spool}.npy").unlink(missing_ok=True)
 
 
+def map_file(location: StoragePath, dtype: Any) -> np.ndarray:
+    """A flat binary file as a read-only memory-mapped array; a remote one is first streamed
+    to an (unlinked) local spool file, so it is never held in memory whole."""
+    if location.size() == 0:
+        return np.zeros(0, dtype=dtype)
+    local = location.local()
+    if local is not None:
+        return np.memmap(local, dtype=dtype, mode="r")
+    spool = spool_file(location.name)
+    try:
+        with location.open_stream() as src, open(spool, "wb") as dst:
+            while block := src.read(8 << 20):
+                dst.write(block)
+        return np.memmap(spool, dtype=dtype, mode="r")
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def copy_file(source: StoragePath, target: StoragePath) -> None:
+    """Stream one file to another place, local or remote (no whole-file buffer)."""
+    with source.open_stream() as src, target.open_output() as dst:
+        while block := src.read(8 << 20):
+            dst.write(block)
+
+
 def iter_lines(location: StoragePath) -> Iterator[str]:
     with location.open_stream() as raw, io.TextIOWrapper(raw, encoding="utf-8") as text:  # type: ignore[arg-type]
         yield from text

@@ -20,7 +20,7 @@ from dataprep import dataset
 from dataprep.errors import DataprepError
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
-from dataprep.storage import StoragePath
+from dataprep.storage import StoragePath, copy_file
 
 STAGES = [
     {"id": "shards", "op": "shard", "params": {"shard_rows": 400}},
@@ -56,6 +56,18 @@ def recipe_file(tmp: Path, name: str, root: str, source: str) -> Path:
     }
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
+
+
+def halves(source: str, root: str) -> tuple[str, str]:
+    """Two datasets holding the first and the second half of `source`'s shards."""
+    manifest = dataset.read_manifest(source)
+    half = len(manifest.shards) // 2
+    parts = {f"{root}/first": manifest.shards[:half], f"{root}/second": manifest.shards[half:]}
+    for out, shards in parts.items():
+        for shard in shards:
+            copy_file(StoragePath(source) / shard.path, StoragePath(out) / shard.path)
+        dataset.write_manifest(out, dataset.Manifest(manifest.schema, shards))
+    return f"{root}/first", f"{root}/second"
 
 
 def checksums(root: str) -> list[str]:
@@ -139,3 +151,27 @@ def test_failed_stage_leaves_no_manifest_on_s3_and_resumes(
     filesystem, path = pafs.FileSystem.from_uri(out)
     names = {i.base_name for i in filesystem.get_file_info(pafs.FileSelector(path))}
     assert names == {dataset.MANIFEST, dataset.REPORT, *(s.path for s in manifest.shards)}
+
+
+def test_incremental_dedup_index_on_s3_matches_local(
+    both_runs: tuple[Path, str], tmp_path: Path
+) -> None:
+    """--index-out / --against with the index, the outputs and the scratch all on s3."""
+    local_root, remote_root = both_runs
+    roots = {"local": str(tmp_path), "s3": f"{remote_root}/incremental"}
+    kept: dict[str, list[str]] = {}
+    for where, root in roots.items():
+        base = str(local_root) if where == "local" else remote_root
+        first, second = halves(f"{base}/shards", root)
+        params = {"method": "both", "index_out": f"{root}/index"}
+        run_stage("dedup", params, f"{root}/old", input_path=first)
+        params = {"method": "both", "against": f"{root}/index"}
+        run = run_stage("dedup", params, f"{root}/new", input_path=second)
+        alone = run_stage("dedup", {"method": "both"}, f"{root}/alone", input_path=second)
+        assert run.report["against"]["rows_matching_index"] > 0
+        assert 0 < run.report["rows_out"] < alone.report["rows_out"]
+        kept[where] = sorted(dataset.read_rows(f"{root}/new", ["id"]).column("id").to_pylist())
+    assert kept["s3"] == kept["local"]
+    index = StoragePath(roots["s3"]) / "index"
+    assert sorted(p.name for p in index.iterdir())[:2] == ["band-000.ids", "band-000.keys"]
+    assert json.loads((index / "index.json").read_text())["rows"] > 0

@@ -16,12 +16,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dataprep.errors import DataprepError
 from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
 from dataprep.storage import StoragePath, load_array, save_array
 
@@ -59,11 +57,6 @@ class DedupStage(Stage):
         assert isinstance(config, DedupConfig) and ctx.input is not None
         check_schema(config, ctx.input.schema)
         bands, rows = _resolve_bands(config)
-        if (config.index_out or config.against) and ctx.out.remote:
-            raise DataprepError(
-                "--index-out/--against work with a local output directory only (for now); "
-                "write this stage's output locally or drop the index options"
-            )
         if config.index_out:
             saved_index.check_target(config.index_out)
         against = None
@@ -186,7 +179,7 @@ class DedupStage(Stage):
             results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], common)])
         params = saved_index.index_params(config, plan.bands, plan.rows)
         saved_index.finish(
-            staging, Path(config.index_out or ""), params, plan.old_rows + int(keep.sum())
+            staging, str(config.index_out or ""), params, plan.old_rows + int(keep.sum())
         )
         return results
 

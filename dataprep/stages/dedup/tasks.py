@@ -9,6 +9,7 @@ write  (map, per shard)  drop duplicates, or mark them with dup_cluster / dup_ke
 from __future__ import annotations
 
 import resource
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,45 +199,43 @@ def index_task(task: Task) -> TaskResult:
     band: int = task.extra["band"]
     offsets: list[int] = task.extra["offsets"]
     kept_before: list[int] = task.extra["kept_before"]  # index ids of each shard's first kept
-    staging = Path(task.extra["staging"])
-    tmp = staging / f".tmp-{band_name(band)}"
-    tmp.mkdir(exist_ok=True)
-    runs = []
-    for index, run in enumerate(
-        buckets.shard_runs(task.work_dir, range(len(offsets) - 1), [0] * len(offsets), band)
-    ):
-        keep = load_array(shard_dir(task.work_dir, index) / "keep.npy", mmap=False)
-        new_id = np.where(keep, kept_before[index] + np.cumsum(keep) - 1, -1)
-        ids = new_id[np.asarray(run.ids, dtype=np.int64)]
-        mask = ids >= 0
-        np.save(tmp / f"k{index}.npy", np.asarray(run.keys)[mask])
-        np.save(tmp / f"i{index}.npy", ids[mask])
-        runs.append(
-            Run(
-                np.load(tmp / f"k{index}.npy", mmap_mode="r"),
-                np.load(tmp / f"i{index}.npy", mmap_mode="r"),
-            )
-        )
-    if task.extra["against"]:
-        saved = open_index(task.extra["against"], check=False)
-        runs.append(Run(saved.keys(band), saved.ids(band)))
+    staging = StoragePath(task.extra["staging"])
     name = band_name(band)
-    with open(staging / f"{name}.keys", "wb") as fk, open(staging / f"{name}.ids", "wb") as fi:
-        for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
-            fk.write(keys.tobytes())
-            fi.write(ids.astype(np.int64).tobytes())
-    for file in tmp.iterdir():
-        file.unlink()
-    tmp.rmdir()
+    with tempfile.TemporaryDirectory(prefix=f"dataprep-{name}-") as scratch:
+        tmp = Path(scratch)  # task-private: renumbered runs, memory-mapped for the merge
+        runs = []
+        for index, run in enumerate(
+            buckets.shard_runs(task.work_dir, range(len(offsets) - 1), [0] * len(offsets), band)
+        ):
+            keep = load_array(shard_dir(task.work_dir, index) / "keep.npy", mmap=False)
+            new_id = np.where(keep, kept_before[index] + np.cumsum(keep) - 1, -1)
+            ids = new_id[np.asarray(run.ids, dtype=np.int64)]
+            mask = ids >= 0
+            np.save(tmp / f"k{index}.npy", np.asarray(run.keys)[mask])
+            np.save(tmp / f"i{index}.npy", ids[mask])
+            runs.append(
+                Run(
+                    np.load(tmp / f"k{index}.npy", mmap_mode="r"),
+                    np.load(tmp / f"i{index}.npy", mmap_mode="r"),
+                )
+            )
+        if task.extra["against"]:
+            saved = open_index(task.extra["against"], check=False)
+            runs.append(Run(saved.keys(band), saved.ids(band)))
+        with (staging / f"{name}.keys").open_output() as fk:
+            with (staging / f"{name}.ids").open_output() as fi:
+                for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
+                    fk.write(keys.tobytes())
+                    fi.write(ids.astype(np.int64).tobytes())
     return TaskResult(extra=_stats(started))
 
 
 def index_signature_task(task: Task) -> TaskResult:
     """The saved index's signatures: the old index's rows, then this run's kept rows."""
     started = time.perf_counter()
-    staging = Path(task.extra["staging"])
+    staging = StoragePath(task.extra["staging"])
     shards = task.extra["shards"]
-    with open(staging / "sig.u32", "wb") as out:
+    with (staging / "sig.u32").open_output() as out:
         if task.extra["against"]:
             old = open_index(task.extra["against"], check=False).signatures()
             if old is not None:
