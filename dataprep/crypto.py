@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 
 from dataprep.errors import DataprepError
+from dataprep.storage import StoragePath, as_path, parquet_source
 
 SCHEME = "parquet-modular-encryption"
 ALGORITHM = "AES_GCM_V1"
@@ -333,13 +334,13 @@ def _cached_properties(
 
 
 def open_parquet(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | StoragePath,
     key_file: str | os.PathLike[str] | None = None,
     encryption: dict[str, Any] | None = None,
     properties: pe.FileDecryptionProperties | None = None,
 ) -> pq.ParquetFile:
     """Open a shard, decrypting when `encryption` is set; failures name the shard."""
-    name = Path(path).name
+    name = as_path(path).name
     if encryption is not None and properties is None:
         if key_file is None:
             raise DataprepError(
@@ -348,7 +349,9 @@ def open_parquet(
             )
         properties = _cached_properties(key_file, encryption)
     with shard_errors(name, encrypted=properties is not None):
-        return pq.ParquetFile(path, decryption_properties=properties)
+        source = parquet_source(path)
+        remote = not isinstance(source, str)  # coalesce ranged reads on object stores
+        return pq.ParquetFile(source, decryption_properties=properties, pre_buffer=remote)
 
 
 def iter_row_groups(

@@ -21,6 +21,7 @@ import xxhash
 
 from dataprep import __version__
 from dataprep.errors import DataprepError, VerifyError
+from dataprep.storage import StoragePath, as_path, parquet_source, spool_file
 
 if TYPE_CHECKING:
     from dataprep.crypto import EncryptionSpec
@@ -116,17 +117,17 @@ class Manifest:
         )
 
 
-def is_dataset(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
+def is_dataset(path: str | Path | StoragePath) -> bool:
+    return (as_path(path) / MANIFEST).is_file()
 
 
-def read_manifest(path: str | Path) -> Manifest:
+def read_manifest(path: str | Path | StoragePath) -> Manifest:
     """Load a dataset's manifest, or stop with a message that says what is wrong."""
-    root = Path(path)
+    root = as_path(path)
     target = root / MANIFEST
-    if not root.exists():
-        raise DataprepError(f"dataset directory {root} does not exist")
     if not target.is_file():
+        if not root.exists():
+            raise DataprepError(f"dataset directory {root} does not exist")
         raise DataprepError(
             f"{root} has no manifest.json: it is not a finished dataprep dataset "
             "(the stage that writes it did not complete)"
@@ -139,25 +140,20 @@ def read_manifest(path: str | Path) -> Manifest:
         ) from exc
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file + rename so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_json_atomic(path: str | Path | StoragePath, data: Any) -> None:
+    """Write JSON so readers never see half a file (temp + rename; one upload remotely)."""
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    as_path(path).write_atomic(text)
 
 
-def write_manifest(root: Path, manifest: Manifest) -> None:
-    write_json_atomic(root / MANIFEST, manifest.to_json())
+def write_manifest(root: str | Path | StoragePath, manifest: Manifest) -> None:
+    write_json_atomic(as_path(root) / MANIFEST, manifest.to_json())
 
 
-def file_checksum(path: str | Path) -> str:
+def file_checksum(path: str | Path | StoragePath) -> str:
     """xxh3-128 of a file's bytes, streamed in 8 MiB blocks."""
     h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
+    with as_path(path).open_stream() as f:
         while block := f.read(8 << 20):
             h.update(block)
     return h.hexdigest()
@@ -193,28 +189,35 @@ class ReadOptions:
     key_file: str | None = None
     encryption: dict[str, Any] | None = None  # the input manifest's `encryption`
 
-    def open(self, path: str | Path) -> pq.ParquetFile:
+    def open(self, path: str | Path | StoragePath) -> pq.ParquetFile:
         """Open a shard, decrypting if needed; a bad key or tampered file names the shard."""
         from dataprep.crypto import open_parquet
 
         return open_parquet(path, self.key_file, self.encryption)
 
-    def row_groups(self, path: str | Path, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    def row_groups(
+        self, path: str | Path | StoragePath, columns: list[str] | None = None
+    ) -> Iterator[pa.Table]:
         from dataprep.crypto import iter_row_groups
 
         file = self.open(path)
-        return iter_row_groups(file, Path(path).name, columns, self.encryption is not None)
+        return iter_row_groups(file, as_path(path).name, columns, self.encryption is not None)
 
-    def read_table(self, path: str | Path, columns: Iterable[str] | None = None) -> pa.Table:
+    def read_table(
+        self, path: str | Path | StoragePath, columns: Iterable[str] | None = None
+    ) -> pa.Table:
         """A whole shard (or some of its columns): what stages use instead of `pq.read_table`."""
         from dataprep.crypto import shard_errors
 
         file = self.open(path)
-        with shard_errors(Path(path).name, self.encryption is not None):
+        with shard_errors(as_path(path).name, self.encryption is not None):
             return file.read(columns=list(columns) if columns is not None else None)
 
     def iter_batches(
-        self, path: str | Path, columns: Iterable[str] | None = None, batch_size: int = 65536
+        self,
+        path: str | Path | StoragePath,
+        columns: Iterable[str] | None = None,
+        batch_size: int = 65536,
     ) -> Iterator[pa.RecordBatch]:
         """A shard's record batches, streamed; decryption failures name the shard."""
         from dataprep.crypto import shard_errors
@@ -223,13 +226,13 @@ class ReadOptions:
         cols = list(columns) if columns is not None else None
         batches = file.iter_batches(batch_size=batch_size, columns=cols)
         while True:
-            with shard_errors(Path(path).name, self.encryption is not None):
+            with shard_errors(as_path(path).name, self.encryption is not None):
                 batch = next(batches, None)
             if batch is None:
                 return
             yield batch
 
-    def schema(self, path: str | Path) -> pa.Schema:
+    def schema(self, path: str | Path | StoragePath) -> pa.Schema:
         """A shard's Arrow schema (an encrypted footer needs the key)."""
         return self.open(path).schema_arrow
 
@@ -238,20 +241,25 @@ class ShardWriter:
     """Write one Parquet shard under a temporary name; `close()` renames it into place.
 
     Row groups are written as tables arrive (capped at `row_group_rows`), so memory stays at
-    one batch, and `bytes_written` lets callers roll over to a new shard by size.
+    one batch, and `bytes_written` lets callers roll over to a new shard by size. A remote shard
+    is built in a local spool file and uploaded whole on `close()`.
     """
 
     def __init__(
         self,
-        path: Path,
+        path: str | Path | StoragePath,
         schema: pa.Schema,
         options: WriteOptions = WriteOptions(),
         partition: int | None = None,
     ):
-        self.path = path
+        self.path = as_path(path)
         self.partition = partition
         self.options = options
-        self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        local = self.path.local()
+        if local is not None:
+            self._tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}")
+        else:
+            self._tmp = spool_file(self.path.name)
         kwargs = options.writer_kwargs()
         if options.encryption is not None:
             kwargs["encryption_properties"] = options.encryption.properties(schema)
@@ -279,7 +287,7 @@ class ShardWriter:
         self._sink.close()
         checksum = file_checksum(self._tmp)
         size = self._tmp.stat().st_size
-        os.replace(self._tmp, self.path)
+        self.path.upload_from(self._tmp)
         return ShardEntry(
             path=self.path.name,
             rows=self.rows,
@@ -302,14 +310,14 @@ class RollingShardWriter:
 
     def __init__(
         self,
-        out_dir: Path,
+        out_dir: str | Path | StoragePath,
         name_prefix: str,
         schema: pa.Schema,
         shard_rows: int | None = None,
         shard_bytes: int | None = None,
         options: WriteOptions = WriteOptions(),
     ):
-        self.out_dir = out_dir
+        self.out_dir = as_path(out_dir)
         self.name_prefix = name_prefix
         self.schema = schema
         self.shard_rows = shard_rows
@@ -364,9 +372,11 @@ class RollingShardWriter:
             self._current.abort()
 
 
-def iter_shard_paths(root: str | Path, manifest: Manifest) -> Iterator[tuple[ShardEntry, Path]]:
+def iter_shard_paths(
+    root: str | Path | StoragePath, manifest: Manifest
+) -> Iterator[tuple[ShardEntry, StoragePath]]:
     for shard in manifest.shards:
-        yield shard, Path(root) / shard.path
+        yield shard, as_path(root) / shard.path
 
 
 @dataclass
@@ -375,7 +385,7 @@ class VerifyResult:
     rows: int
 
 
-def verify_dataset(root: str | Path) -> VerifyResult:
+def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
     """Recompute every shard's checksum and row count; raise `VerifyError` at the first bad one.
 
     Row counts come from the Parquet footer, which needs no decryption key, so encrypted
@@ -386,7 +396,7 @@ def verify_dataset(root: str | Path) -> VerifyResult:
     for shard, path in iter_shard_paths(root, manifest):
         if not path.is_file():
             raise VerifyError(f"shard {shard.path} is missing")
-        size = path.stat().st_size
+        size = path.size()
         if size != shard.bytes:
             raise VerifyError(f"shard {shard.path}: size {size} != manifest {shard.bytes}")
         checksum = file_checksum(path)
@@ -394,7 +404,7 @@ def verify_dataset(root: str | Path) -> VerifyResult:
             raise VerifyError(f"shard {shard.path}: checksum mismatch (file changed or corrupt)")
         if manifest.encryption is None:
             try:
-                counted = pq.ParquetFile(path).metadata.num_rows
+                counted = pq.ParquetFile(parquet_source(path)).metadata.num_rows
             except (OSError, pa.ArrowInvalid) as exc:
                 raise VerifyError(f"shard {shard.path}: unreadable Parquet ({exc})") from exc
             if counted != shard.rows:
@@ -428,7 +438,9 @@ def _iso(ts: float) -> str:
 
 
 def read_rows(
-    root: str | Path, columns: Iterable[str] | None = None, key_file: str | None = None
+    root: str | Path | StoragePath,
+    columns: Iterable[str] | None = None,
+    key_file: str | None = None,
 ) -> pa.Table:
     """Whole dataset as one table (decrypted with `key_file` if encrypted): for tests and small
     data, never for stage code."""

@@ -24,6 +24,7 @@ from dataprep.runner import StageRun, run_stage
 from dataprep.sources import resolve
 from dataprep.stage import StageConfig, describe_validation
 from dataprep.stages import get_stage
+from dataprep.storage import StoragePath
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
 
@@ -114,8 +115,8 @@ class RecipeModel(_Strict):
 class PlannedStage:
     spec: StageSpec
     config: StageConfig
-    out: Path
-    input_path: Path | None  # a dataset directory, or None for a raw-input stage
+    out: StoragePath
+    input_path: StoragePath | None  # a dataset directory, or None for a raw-input stage
     inputs: list[str]  # raw inputs for a stage such as shard
 
 
@@ -147,9 +148,9 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
         model = RecipeModel.model_validate(raw)
     except ValidationError as exc:
         raise DataprepError(describe_validation(exc, "recipe")) from None
-    root = Path(variables["root"])
+    root = StoragePath(variables["root"])  # a local directory or a URI such as s3://b/run
     planned: list[PlannedStage] = []
-    outputs: dict[str, Path] = {}
+    outputs: dict[str, StoragePath] = {}
     for n, spec in enumerate(model.stages):
         if spec.id in outputs:
             raise DataprepError(f"stage id {spec.id!r} is used twice; ids must be unique")
@@ -160,7 +161,7 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
             raise DataprepError(f"{where}: {exc}") from None
         params = dict(spec.params)
         inputs: list[str] = []
-        input_path: Path | None = None
+        input_path: StoragePath | None = None
         if not stage.reads_dataset:
             if n != 0 or spec.input is not None or model.input is None:
                 raise DataprepError(
@@ -184,7 +185,7 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
                     f"input: {extra} only apply when the first stage is 'shard'; "
                     f"move them into {where}'s params"
                 )
-            input_path = Path(model.input.paths()[0])
+            input_path = StoragePath(model.input.paths()[0])
         try:
             config = stage.Config.model_validate(params)
         except ValidationError as exc:

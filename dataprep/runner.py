@@ -7,7 +7,6 @@ a recipe, or Python.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from dataprep.executors import Executor, make_executor
 from dataprep.progress import Reporter, install
 from dataprep.stage import StageConfig, StageContext
 from dataprep.stages import get_stage
+from dataprep.storage import StoragePath, as_path
 
 
 @dataclass
@@ -31,7 +31,7 @@ class StageRun:
 
     stage_id: str
     op: str
-    out: Path
+    out: StoragePath
     status: str  # "ran" | "cached"
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -51,9 +51,9 @@ def validate_config(op: str, params: dict[str, Any] | StageConfig) -> StageConfi
 def run_stage(
     op: str,
     config: StageConfig | dict[str, Any],
-    out: str | Path,
+    out: str | Path | StoragePath,
     *,
-    input_path: str | Path | None = None,
+    input_path: str | Path | StoragePath | None = None,
     inputs: Sequence[str] = (),
     executor: Executor | None = None,
     reporter: Reporter | None = None,
@@ -66,18 +66,18 @@ def run_stage(
     t0 = time.perf_counter()
     stage = get_stage(op)
     config = validate_config(op, config)
-    out = Path(out)
+    out = as_path(out)
     stage_id = stage_id or op
     reporter = reporter or Reporter(quiet=True)
     owns_executor = executor is None
     executor = executor or make_executor("local")
 
     input_manifest: Manifest | None = None
-    input_root: Path | None = None
+    input_root: StoragePath | None = None
     if stage.reads_dataset:
         if input_path is None:
             raise DataprepError(f"stage {stage_id!r} needs an input dataset directory")
-        input_root = Path(input_path)
+        input_root = as_path(input_path)
         input_manifest = dataset.read_manifest(input_root)
         input_digest = input_manifest.digest()
         if not stage.writes_plaintext:
@@ -137,7 +137,7 @@ def run_stage(
     metadata = {**(input_manifest.metadata if input_manifest else {}), **(result.metadata or {})}
     manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
     dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
-    shutil.rmtree(out / dataset.WORK_DIR, ignore_errors=True)
+    (out / dataset.WORK_DIR).rmtree()
     return StageRun(stage_id, op, out, "ran", report)
 
 
@@ -164,9 +164,7 @@ def _read_options(
     return ReadOptions(str(key_file) if key_file else None, manifest.encryption)
 
 
-def _is_up_to_date(out: Path, input_digest: str, cfg_digest: str) -> bool:
-    if not dataset.is_dataset(out):
-        return False
+def _is_up_to_date(out: StoragePath, input_digest: str, cfg_digest: str) -> bool:
     try:
         lineage = json.loads((out / dataset.MANIFEST).read_text()).get("lineage") or []
     except (OSError, json.JSONDecodeError):
@@ -175,54 +173,52 @@ def _is_up_to_date(out: Path, input_digest: str, cfg_digest: str) -> bool:
     return last.get("input_digest") == input_digest and last.get("config_digest") == cfg_digest
 
 
-def _read_report(out: Path) -> dict[str, Any]:
+def _read_report(out: StoragePath) -> dict[str, Any]:
     try:
         return json.loads((out / dataset.REPORT).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
 
 
-def _prepare_output(out: Path, input_digest: str, cfg_digest: str) -> None:
+def _prepare_output(out: StoragePath, input_digest: str, cfg_digest: str) -> None:
     """Resume a killed run with the same input+config; otherwise start from an empty dir."""
     state_path = out / dataset.WORK_DIR / "state.json"
     state = {"input_digest": input_digest, "config_digest": cfg_digest}
-    if state_path.is_file():
-        try:
-            if json.loads(state_path.read_text()) == state:
-                _remove_temp_files(out)
-                return
-        except json.JSONDecodeError:
-            pass
-    if out.exists() and any(out.iterdir()):
-        owned = (out / dataset.MANIFEST).exists() or (out / dataset.WORK_DIR).exists()
-        if not owned:
+    try:
+        if json.loads(state_path.read_text()) == state:
+            _remove_temp_files(out)
+            return
+    except (OSError, json.JSONDecodeError):
+        pass
+    names = {child.name for child in out.iterdir()}
+    if names:
+        if not names & {dataset.MANIFEST, dataset.WORK_DIR}:
             raise DataprepError(
                 f"output directory {out} is not empty and is not a dataprep dataset; "
                 "choose a new output path"
             )
-        (out / dataset.MANIFEST).unlink(missing_ok=True)  # first: never trust what follows
-        shutil.rmtree(out)
-    (out / dataset.WORK_DIR).mkdir(parents=True, exist_ok=True)
+        (out / dataset.MANIFEST).unlink()  # first: never trust what follows
+        out.rmtree()
+    (out / dataset.WORK_DIR).mkdir()
     dataset.write_json_atomic(state_path, state)
 
 
-def _remove_temp_files(out: Path) -> None:
+def _remove_temp_files(out: StoragePath) -> None:
     for tmp in out.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
+        tmp.unlink()
 
 
-def _collect_quarantine(out: Path) -> int:
+def _collect_quarantine(out: StoragePath) -> int:
     """Concatenate per-task quarantine files into OUT/quarantine.jsonl in task order."""
-    parts = sorted((out / dataset.WORK_DIR / "quarantine").glob("*.jsonl"))
+    parts = (out / dataset.WORK_DIR / "quarantine").glob("*.jsonl")
     target = out / dataset.QUARANTINE
-    count = 0
     if not parts:
-        target.unlink(missing_ok=True)
+        target.unlink()
         return 0
-    with open(target, "w") as dst:
+    count = 0
+    with target.open_output() as dst:
         for part in parts:
-            with open(part) as src:
-                for line in src:
-                    dst.write(line)
-                    count += 1
+            data = part.read_bytes()
+            dst.write(data)
+            count += data.count(b"\n")
     return count

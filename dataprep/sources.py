@@ -5,6 +5,7 @@ Missing or unreadable paths stop here, before any work starts, with one sentence
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import gzip
 import os
@@ -15,6 +16,7 @@ from typing import BinaryIO
 import zstandard
 
 from dataprep.errors import DataprepError
+from dataprep.storage import StoragePath, is_remote
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -57,25 +59,25 @@ def resolve(patterns: list[str], fmt: str = "auto") -> list[SourceFile]:
     found: list[SourceFile] = []
     seen: set[str] = set()
     for pattern in patterns:
-        for path, base in _expand(pattern):
-            real = os.path.realpath(path)
+        for path, base in _expand_remote(pattern) if is_remote(pattern) else _expand(pattern):
+            real = path if is_remote(path) else os.path.realpath(path)
             if real in seen:
                 continue
             detected, compression = detect(path)
             kind = detected if fmt == "auto" else fmt
             if kind is None:
-                if os.path.isdir(pattern) or glob.has_magic(pattern):
+                if path != pattern:
                     continue  # directories and globs pick out the files we can read
                 raise DataprepError(
                     f"cannot tell the format of {path}; name it .jsonl/.csv/.parquet/.txt "
                     "(optionally .zst/.gz) or pass --format"
                 )
-            if not os.access(path, os.R_OK):
+            if not is_remote(path) and not os.access(path, os.R_OK):
                 raise DataprepError(f"input {path} is not readable (check its permissions)")
             seen.add(real)
-            stat = os.stat(path)
-            name = os.path.relpath(path, base)
-            found.append(SourceFile(path, name, kind, compression, stat.st_size, stat.st_mtime_ns))
+            size, mtime_ns = StoragePath(path).stat()
+            name = os.path.relpath(path, base) if base != path else os.path.basename(path)
+            found.append(SourceFile(path, name, kind, compression, size, mtime_ns))
     if not found:
         raise DataprepError(f"no readable input files found in {' '.join(patterns)}")
     return found
@@ -99,6 +101,25 @@ def _expand(pattern: str) -> list[tuple[str, str]]:
     raise DataprepError(f"input {pattern} does not exist")
 
 
+def _expand_remote(pattern: str) -> list[tuple[str, str]]:
+    """The same rules for a URI: a glob, a directory (every file below it), or one object."""
+    location = StoragePath(pattern)
+    if glob.has_magic(pattern):
+        base = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)].rsplit("/", 1)[0]
+        files = [str(p) for p in StoragePath(base).walk_files()]
+        matches = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
+        if not matches:
+            raise DataprepError(f"input pattern {pattern!r} matches no files")
+        return [(m, base) for m in matches]
+    if location.is_file():
+        return [(str(location), str(location))]
+    files = [str(p) for p in location.walk_files()]
+    files = [f for f in files if not any(part.startswith(".") for part in f.split("/"))]
+    if not files:
+        raise DataprepError(f"input {pattern} does not exist")
+    return [(f, str(location)) for f in files]
+
+
 def _static_prefix(pattern: str) -> str:
     parts = []
     for part in Path(pattern).parts:
@@ -110,7 +131,9 @@ def _static_prefix(pattern: str) -> str:
 
 def open_source(source: SourceFile) -> BinaryIO:
     """A binary stream of the decompressed bytes, read incrementally."""
-    raw = open(source.path, "rb")
+    location = StoragePath(source.path)
+    # uncompressed: seekable, so byte ranges of one file can be read by parallel tasks
+    raw = location.open_stream() if source.compression else location.open_input()
     if source.compression == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
     if source.compression == "gzip":
@@ -129,12 +152,13 @@ def line_ranges(path: str, chunk_bytes: int, block: int = 16 << 20) -> list[tupl
     Returns (start, end, first_line) per range, so each range knows its absolute line numbers
     without rereading the file before it.
     """
-    size = os.path.getsize(path)
+    location = StoragePath(path)
+    size = location.stat()[0]
     cuts = [(0, 1)]
     line = 1
     offset = 0
     target = chunk_bytes
-    with open(path, "rb") as f:
+    with location.open_stream() as f:
         while data := f.read(block):
             pos = 0
             while target < offset + len(data) and target < size:

@@ -8,11 +8,9 @@ progress. Stage modules import this file and `dataset`, never an executor.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -22,6 +20,7 @@ from dataprep.dataset import Manifest, ReadOptions, ShardEntry, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor
 from dataprep.progress import Reporter
+from dataprep.storage import StoragePath
 
 
 class StageConfig(BaseModel):
@@ -70,13 +69,15 @@ class Task:
     read_options: ReadOptions = ReadOptions()
 
     @property
-    def out(self) -> Path:
-        return Path(self.out_dir)
+    def out(self) -> StoragePath:
+        return StoragePath(self.out_dir)
+
+    @property
+    def work(self) -> StoragePath:
+        return StoragePath(self.work_dir)
 
     def quarantine(self) -> Quarantine:
-        return Quarantine(
-            Path(self.work_dir) / "quarantine" / f"{self.phase}-{self.index:05d}.jsonl"
-        )
+        return Quarantine(self.work / "quarantine" / f"{self.phase}-{self.index:05d}.jsonl")
 
 
 @dataclass
@@ -101,19 +102,19 @@ class StageResult:
 class Quarantine:
     """Append-only JSONL of rows a task could not use, with where they came from and why."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: StoragePath):
         self.path = path
         self.count = 0
         self._file: Any = None
 
     def add(self, source: str, line: int | None, reason: str, raw: str | None = None) -> None:
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w")
+            self.path.parent.mkdir()
+            self._file = self.path.open_output()
         record = {"source": source, "line": line, "reason": reason}
         if raw is not None:
             record["raw"] = raw[:2000]
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
         self.count += 1
 
     def close(self) -> None:
@@ -128,10 +129,10 @@ class StageContext:
     def __init__(
         self,
         config: StageConfig,
-        out: Path,
+        out: StoragePath,
         executor: Executor,
         reporter: Reporter,
-        input_root: Path | None = None,
+        input_root: StoragePath | None = None,
         input_manifest: Manifest | None = None,
         inputs: Sequence[str] = (),
         write_options: WriteOptions = WriteOptions(),
@@ -170,7 +171,7 @@ class StageContext:
     def map(self, fn: Callable[[Task], TaskResult], tasks: Sequence[Task]) -> list[TaskResult]:
         """Run tasks, skipping those a previous (killed) run already committed."""
         done_dir = self.work / "tasks"
-        done_dir.mkdir(parents=True, exist_ok=True)
+        done_dir.mkdir()
         results: list[TaskResult | None] = [None] * len(tasks)
         todo: list[int] = []
         for i, task in enumerate(tasks):
@@ -188,9 +189,7 @@ class StageContext:
         def commit(j: int, result: TaskResult) -> None:
             task = tasks[todo[j]]
             record = done_dir / f"{task.phase}-{task.index:05d}.pkl"
-            tmp = record.with_suffix(f".tmp-{os.getpid()}")
-            tmp.write_bytes(pickle.dumps(result))
-            os.replace(tmp, record)
+            record.write_atomic(pickle.dumps(result))
             results[todo[j]] = result
             self.reporter.task_done()
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from dataprep.storage import StoragePath
 
 BYTE_VOCAB = 256
 
@@ -59,7 +60,7 @@ def byte_documents(texts: pa.Array) -> list[np.ndarray]:
     return [part[:-1] for part in np.split(stream, cuts + 1)[:-1]]
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, path: Path) -> TokenizerSpec:
+def train_bpe(texts: Iterable[str], vocab_size: int, path: StoragePath) -> TokenizerSpec:
     """Train a byte-level BPE on the data itself and save it as tokenizer.json."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -73,9 +74,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: Path) -> TokenizerSpe
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tokenizer.save(str(tmp))
-    tmp.replace(path)
+    path.write_atomic(tokenizer.to_str())
     return TokenizerSpec(
         "bpe",
         tokenizer.get_vocab_size(),
@@ -88,23 +87,23 @@ def train_bpe(texts: Iterable[str], vocab_size: int, path: Path) -> TokenizerSpe
 class BpeEncoder:
     """Loads tokenizer.json once per task; `encode_batch` runs in Rust threads."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: StoragePath):
         from tokenizers import Tokenizer
 
-        self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer = Tokenizer.from_str(path.read_text())
 
     def documents(self, texts: pa.Array) -> list[np.ndarray]:
         encodings = self._tokenizer.encode_batch(texts.drop_null().to_pylist())
         return [np.asarray(e.ids, np.int32) for e in encodings]
 
 
-def encode_documents(spec: TokenizerSpec, texts: pa.Array, root: Path) -> list[np.ndarray]:
+def encode_documents(spec: TokenizerSpec, texts: pa.Array, root: StoragePath) -> list[np.ndarray]:
     if spec.kind == "byte":
         return byte_documents(texts)
     return BpeEncoder(root / str(spec.file)).documents(texts)
 
 
-def encode_stream(spec: TokenizerSpec, texts: pa.Array, root: Path) -> np.ndarray:
+def encode_stream(spec: TokenizerSpec, texts: pa.Array, root: StoragePath) -> np.ndarray:
     """One flat id stream with an end-of-text id after every document."""
     if spec.kind == "byte":
         return byte_stream(texts, spec.eot_id)

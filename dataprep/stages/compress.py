@@ -10,7 +10,6 @@ silently writes plaintext.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -31,6 +30,7 @@ from dataprep.stage import (
     require_column,
     sum_counts,
 )
+from dataprep.storage import StoragePath
 
 Codec = Literal["zstd", "lz4", "snappy", "gzip", "brotli", "none"]
 _LEVELLED = ("zstd", "gzip", "brotli")
@@ -120,7 +120,7 @@ def compress_task(task: Task) -> TaskResult:
     """Re-encode one shard; hand back per-column sizes before and after."""
     config: CompressConfig = task.config
     options: WriteOptions = task.extra
-    path = Path(task.inputs[0])
+    path = task.inputs[0]
     t0 = time.perf_counter()
     source = task.read_options.open(path)
     before = column_sizes(source.metadata)
@@ -154,10 +154,12 @@ def compress_task(task: Task) -> TaskResult:
     return TaskResult([entry], {"rows": rows}, schema, extra)
 
 
-def written_metadata(path: Path, options: WriteOptions, schema: pa.Schema) -> pq.FileMetaData:
+def written_metadata(
+    path: StoragePath, options: WriteOptions, schema: pa.Schema
+) -> pq.FileMetaData:
     """The footer of a shard this task just wrote (decrypting it with the same keys)."""
     if options.encryption is None:
-        return pq.ParquetFile(path).metadata
+        return ReadOptions().open(path).metadata
     spec = options.encryption
     return ReadOptions(spec.key_file, spec.manifest(schema)).open(path).metadata
 

@@ -8,7 +8,6 @@ and key ids; each worker rebuilds pyarrow's (unpicklable) encryption objects its
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -108,7 +107,7 @@ def _map(
 def recode_task(task: Task) -> TaskResult:
     """Copy one shard row group by row group, decrypting and/or encrypting on the way."""
     reader, options = task.extra
-    path = Path(task.inputs[0])
+    path = task.inputs[0]
     source = reader.open(path)
     writer = ShardWriter(task.out / f"part-{task.index:05d}.parquet", source.schema_arrow, options)
     rows = 0

@@ -12,7 +12,6 @@ its key column and counts the rows whose partition tag would change.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +33,7 @@ from dataprep.stage import (
     require_column,
     sum_counts,
 )
+from dataprep.storage import StoragePath
 
 Scheme = Literal["jump", "rendezvous", "ring"]
 
@@ -142,7 +142,7 @@ def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig
     """Rows of the previous output whose partition differs under this config (a map over its
     shards reading only the key column), and where they go."""
     assert config.previous is not None
-    root = Path(config.previous)
+    root = StoragePath(config.previous)
     old = dataset.read_manifest(root)
     names = hashing.node_names(previous.partitions, previous.names)
     reading = _previous_read_options(ctx, old)
@@ -200,7 +200,7 @@ def moved_task(task: Task) -> TaskResult:
 def partition_task(task: Task) -> TaskResult:
     """Route one input shard and write one file per partition it feeds."""
     config: PartitionConfig = task.config
-    source = Path(task.inputs[0])
+    source = StoragePath(task.inputs[0])
     table = task.read_options.read_table(source)
     keys = table.column(config.key)
     quarantine = task.quarantine()

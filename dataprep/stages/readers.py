@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from dataprep.sources import SourceFile, open_source
 from dataprep.stage import Quarantine
+from dataprep.storage import parquet_source
 
 LINE = "__line"
 PARSE_CHUNK = 2 << 20
@@ -221,7 +222,7 @@ def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quaran
 
 
 def read_parquet(src: SourceFile, schema: pa.Schema, block: int) -> Iterator[pa.Table]:
-    parquet = pq.ParquetFile(src.path)
+    parquet = pq.ParquetFile(parquet_source(src.path))
     names = [f.name for f in schema if f.name in parquet.schema_arrow.names]
     batch_rows = max(1024, min(65536, block // 1024))
     row = 0

@@ -13,9 +13,7 @@ Four plans, all decided in the driver from small per-shard summaries:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +33,7 @@ from dataprep.stage import (
     require_column,
 )
 from dataprep.stages.rebalance_scatter import contingency, run_by, scatter_gather, write_pieces
+from dataprep.storage import StoragePath, load_array, save_array
 
 
 class RebalanceConfig(StageConfig):
@@ -184,7 +183,7 @@ def _byte_cuts(ctx: StageContext, paths: list[str], n: int) -> np.ndarray:
     """
     assert ctx.input is not None
     sizes_dir = ctx.work / "scratch" / "sizes"
-    sizes_dir.mkdir(parents=True, exist_ok=True)
+    sizes_dir.mkdir()
     tasks = [ctx.task("size", i, [p], extra=str(sizes_dir)) for i, p in enumerate(paths)]
     stats = [r.extra for r in ctx.map(size_task, tasks)]
     compressed = np.sum([c for c, _ in stats], axis=0)
@@ -198,7 +197,7 @@ def _byte_cuts(ctx: StageContext, paths: list[str], n: int) -> np.ndarray:
         target = shard_end[-1] * k / n
         i = min(int(np.searchsorted(shard_end, target, side="left")), len(paths) - 1)
         if loaded is None or loaded[0] != i:  # one shard's sizes in memory at a time
-            per_column = np.load(sizes_dir / f"{i:05d}.npy").astype(np.float64)
+            per_column = load_array(sizes_dir / f"{i:05d}.npy", mmap=False).astype(np.float64)
             loaded = (i, np.cumsum(per_column @ ratio))
         cum = loaded[1]
         before = shard_end[i - 1] if i else 0.0
@@ -243,9 +242,6 @@ def size_task(task: Task) -> TaskResult:
         ],
         dtype=np.float64,
     )
-    target = Path(sizes_dir) / f"{task.index:05d}.npy"
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npy")
-    np.save(tmp, sizes)
-    os.replace(tmp, target)
+    save_array(StoragePath(sizes_dir) / f"{task.index:05d}.npy", sizes)
     tick(rows=table.num_rows)
     return TaskResult(extra=(compressed, sizes.astype(np.float64).sum(axis=0)))

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +24,7 @@ import pyarrow.parquet as pq
 from dataprep.dataset import ReadOptions, ShardEntry, ShardWriter, WriteOptions
 from dataprep.progress import tick
 from dataprep.stage import StageContext, Task, TaskResult
+from dataprep.storage import StoragePath
 
 SCRATCH = "scratch/rebalance"
 
@@ -33,7 +32,7 @@ SCRATCH = "scratch/rebalance"
 class BufferedShard:
     """A ShardWriter fed small pieces: buffers them into full row groups before writing."""
 
-    def __init__(self, path: Path, schema: pa.Schema, options: WriteOptions):
+    def __init__(self, path: StoragePath, schema: pa.Schema, options: WriteOptions):
         self.writer = ShardWriter(path, schema, options)
         self.schema = schema
         self.limit = options.row_group_rows
@@ -86,7 +85,7 @@ def scatter_gather(
     ctx: StageContext, paths: list[str], plans: list[Any], n: int, by: str | None = None
 ) -> list[ShardEntry]:
     scratch = ctx.work / SCRATCH
-    scratch.mkdir(parents=True, exist_ok=True)
+    scratch.mkdir()
     tasks = [
         ctx.task("scatter", i, [p], extra=(str(scratch), plans[i], by)) for i, p in enumerate(paths)
     ]
@@ -117,11 +116,11 @@ def scatter_task(task: Task) -> TaskResult:
     ends = np.cumsum(counts)
     for k in np.nonzero(counts)[0]:
         rows = order[ends[k] - counts[k] : ends[k]]
-        target = Path(scratch) / f"{int(k):05d}-{task.index:05d}.parquet"
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        target = StoragePath(scratch) / f"{int(k):05d}-{task.index:05d}.parquet"
         piece = table.take(pa.array(rows))
-        pq.write_table(piece, tmp, compression="lz4", **_scratch_kwargs(task, table.schema))
-        os.replace(tmp, target)
+        sink = pa.BufferOutputStream()
+        pq.write_table(piece, sink, compression="lz4", **_scratch_kwargs(task, table.schema))
+        target.write_atomic(sink.getvalue().to_pybytes())
     tick(rows=table.num_rows)
     return TaskResult(extra=counts.tolist())
 

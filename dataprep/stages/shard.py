@@ -33,6 +33,7 @@ from dataprep.stage import (
     sum_counts,
 )
 from dataprep.stages import readers
+from dataprep.storage import parquet_source
 
 SAMPLE_BYTES = 1 << 20
 
@@ -102,7 +103,7 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
     if src.format == "text":
         sample = pa.schema([])
     elif src.format == "parquet":
-        sample = pq.read_schema(src.path)
+        sample = pq.read_schema(parquet_source(src.path))
     elif src.format == "csv":
         sample = readers.csv_schema(src)
     else:

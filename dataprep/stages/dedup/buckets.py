@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dataprep.storage import StoragePath, load_array
+
 EXACT = -1  # the "band" number of the exact-fingerprint pass
 EXACT_DTYPE = np.dtype("S16")  # big-endian (high, low): byte order == numeric order
 
 
-def shard_dir(work: str | Path, index: int) -> Path:
-    return Path(work) / "scratch" / f"s{index:05d}"
+def shard_dir(work: str | Path | StoragePath, index: int) -> StoragePath:
+    return StoragePath(work) / "scratch" / f"s{index:05d}"
 
 
 def exact_keys(fp: np.ndarray) -> np.ndarray:
@@ -52,11 +54,11 @@ def shard_runs(
     for index in shards:
         folder = shard_dir(work, index)
         if band == EXACT:
-            keys = np.load(folder / "exact.npy", mmap_mode="r")
-            rows = np.load(folder / "exactrows.npy", mmap_mode="r")
+            keys = load_array(folder / "exact.npy")
+            rows = load_array(folder / "exactrows.npy")
         else:
-            keys = np.load(folder / "bands.npy", mmap_mode="r")[band]
-            rows = np.load(folder / "bandrows.npy", mmap_mode="r")[band]
+            keys = load_array(folder / "bands.npy", row=band)
+            rows = load_array(folder / "bandrows.npy", row=band)
         runs.append(Run(keys, rows, offsets[index]))
     return runs
 
@@ -133,12 +135,27 @@ class SignatureStore:
 
     Each call maps a shard's file, copies the rows it needs and unmaps it again, so resident
     memory stays at one shard's file plus the rows asked for, however large the corpus.
+    Remote files are fetched once per store into (unlinked) local spool files and mapped.
     """
 
-    def __init__(self, work: str | Path, offsets: Sequence[int], extra: np.ndarray | None = None):
-        self.work = work
+    def __init__(
+        self,
+        work: str | Path | StoragePath,
+        offsets: Sequence[int],
+        extra: np.ndarray | None = None,
+    ):
+        self.work = StoragePath(work)
         self.offsets = np.asarray(offsets, dtype=np.int64)  # len = shards + 1
         self.extra = extra  # signatures of ids >= offsets[-1] (a saved index), memmap
+        self._fetched: dict[int, np.ndarray] = {}
+
+    def _signatures(self, index: int) -> np.ndarray:
+        if index in self._fetched:
+            return self._fetched[index]
+        mapped = load_array(shard_dir(self.work, index) / "sig.npy")
+        if self.work.remote:
+            self._fetched[index] = mapped
+        return mapped
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -151,7 +168,7 @@ class SignatureStore:
                 assert self.extra is not None
                 values = np.asarray(self.extra[ids[mask] - base])
             else:
-                mapped = np.load(shard_dir(self.work, int(index)) / "sig.npy", mmap_mode="r")
+                mapped = self._signatures(int(index))
                 values = np.array(mapped[ids[mask] - self.offsets[index]])
                 del mapped
             if out is None:

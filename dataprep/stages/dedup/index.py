@@ -22,6 +22,7 @@ import numpy as np
 
 from dataprep.dataset import file_checksum
 from dataprep.errors import DataprepError
+from dataprep.storage import StoragePath, copy_file, map_file
 
 from .buckets import EXACT_DTYPE
 
@@ -52,7 +53,7 @@ def band_name(band: int) -> str:
 
 @dataclass
 class SavedIndex:
-    path: Path
+    path: StoragePath
     meta: dict[str, Any]
 
     @property
@@ -68,27 +69,21 @@ class SavedIndex:
 
     def keys(self, band: int) -> np.ndarray:
         dtype = EXACT_DTYPE if band < 0 else np.uint64
-        return _memmap(self.path / f"{band_name(band)}.keys", dtype)
+        return map_file(self.path / f"{band_name(band)}.keys", dtype)
 
     def ids(self, band: int) -> np.ndarray:
-        return _memmap(self.path / f"{band_name(band)}.ids", np.int64)
+        return map_file(self.path / f"{band_name(band)}.ids", np.int64)
 
     def signatures(self) -> np.ndarray | None:
         if "sig.u32" not in self.meta["files"]:
             return None
-        flat = _memmap(self.path / "sig.u32", np.uint32)
+        flat = map_file(self.path / "sig.u32", np.uint32)
         return flat.reshape(-1, int(self.params["num_perm"]))
 
 
-def _memmap(path: Path, dtype: Any) -> np.ndarray:
-    if path.stat().st_size == 0:
-        return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r")
-
-
-def open_index(path: str | Path, check: bool = True) -> SavedIndex:
+def open_index(path: str | Path | StoragePath, check: bool = True) -> SavedIndex:
     """Read and (by default) checksum an index; one clear error if it is not usable."""
-    root = Path(path)
+    root = StoragePath(path)
     try:
         meta = json.loads((root / INDEX_FILE).read_text())
     except FileNotFoundError:
@@ -102,7 +97,7 @@ def open_index(path: str | Path, check: bool = True) -> SavedIndex:
     if check:
         for name, info in meta["files"].items():
             file = root / name
-            if not file.is_file() or file.stat().st_size != info["bytes"]:
+            if not file.is_file() or file.size() != info["bytes"]:
                 raise DataprepError(f"dedup index {root}: {name} is missing or truncated")
             if file_checksum(file) != info["xxh3_128"]:
                 raise DataprepError(f"dedup index {root}: {name} fails its checksum")
@@ -143,42 +138,52 @@ def check_compatible(index: SavedIndex, params: dict[str, Any]) -> None:
                 )
 
 
-def staging_dir(work: Path) -> Path:
+def staging_dir(work: StoragePath) -> StoragePath:
     """Where index tasks write: inside the stage's work dir, so a resumed run finds the
     files of the index tasks it skips."""
     staging = work / "index"
-    staging.mkdir(parents=True, exist_ok=True)
+    staging.mkdir()
     return staging
 
 
-def finish(staging: Path, target: str | Path, params: dict[str, Any], rows: int) -> None:
-    """Checksum every file, write index.json, and move the index into place."""
-    target = Path(target)
-    for leftover in staging.iterdir():  # a killed task's temporary folder
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
-    files = {
-        p.name: {"bytes": p.stat().st_size, "xxh3_128": file_checksum(p)}
-        for p in sorted(staging.iterdir())
-        if p.is_file()
-    }
+def finish(
+    staging: StoragePath, target: str | StoragePath, params: dict[str, Any], rows: int
+) -> None:
+    """Checksum every file, write index.json, and move the index into place.
+
+    Locally the staged directory is renamed over the target. On an object store, where
+    directories cannot be renamed, index.json is the commit marker: the old one is deleted
+    first, the files are copied, and the new index.json is written last.
+    """
+    target = StoragePath(target)
+    staged = [p for p in staging.iterdir() if p.is_file() and p.name != INDEX_FILE]
+    files = {p.name: {"bytes": p.size(), "xxh3_128": file_checksum(p)} for p in staged}
     meta = {"format": FORMAT, "version": VERSION, "params": params, "rows": rows, "files": files}
-    (staging / INDEX_FILE).write_text(json.dumps(meta, indent=2))
     check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    local, staged_local = target.local(), staging.local()
+    if local is None or staged_local is None:
+        (target / INDEX_FILE).unlink()
+        for old in target.iterdir():
+            old.unlink()
+        for file in staged:
+            copy_file(file, target / file.name)
+        (target / INDEX_FILE).write_atomic(json.dumps(meta, indent=2))
+        return
+    (staging / INDEX_FILE).write_atomic(json.dumps(meta, indent=2))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.move(str(staging), str(tmp))  # a copy across filesystems, a rename within one
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    shutil.move(str(staged_local), str(tmp))  # a copy across filesystems, a rename within one
+    if local.exists():
+        shutil.rmtree(local)
+    os.replace(tmp, local)
 
 
-def check_target(target: str | Path) -> None:
+def check_target(target: str | Path | StoragePath) -> None:
     """Refuse to replace a directory that is not a dedup index (checked before any work)."""
-    target = Path(target)
+    target = StoragePath(target)
     if target.exists() and not (target / INDEX_FILE).is_file():
-        if target.is_dir() and not any(target.iterdir()):
+        if target.is_dir() and not target.iterdir():
             return
         raise DataprepError(
             f"--index-out {target} exists and is not a dedup index; choose a new path"

@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
+from dataprep.storage import StoragePath, load_array, save_array
 
 from . import index as saved_index
 from . import lsh, report, tasks
@@ -137,7 +137,7 @@ class DedupStage(Stage):
         uf = UnionFind(total + plan.old_rows)
         edges_dir = ctx.work / "scratch" / "edges"
         for band in plan.band_ids:
-            edges = np.load(edges_dir / f"{saved_index.band_name(band)}.npy")
+            edges = load_array(edges_dir / f"{saved_index.band_name(band)}.npy", mmap=False)
             uf.union(edges[0], edges[1])
         roots = uf.roots()
         score = _load_scores(ctx.work, len(plan.paths)) if plan.config.keep != "first" else None
@@ -152,8 +152,8 @@ class DedupStage(Stage):
         for i in range(len(plan.paths)):
             folder = shard_dir(ctx.work, i)
             part = slice(plan.offsets[i], plan.offsets[i + 1])
-            np.save(folder / "keep.npy", keep[part])
-            np.save(folder / "cluster.npy", cluster[part])
+            save_array(folder / "keep.npy", keep[part])
+            save_array(folder / "cluster.npy", cluster[part])
         return roots, keep, cluster
 
     def _write_index(self, ctx: StageContext, plan: Plan, keep: np.ndarray) -> list[TaskResult]:
@@ -179,7 +179,7 @@ class DedupStage(Stage):
             results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], common)])
         params = saved_index.index_params(config, plan.bands, plan.rows)
         saved_index.finish(
-            staging, Path(config.index_out or ""), params, plan.old_rows + int(keep.sum())
+            staging, str(config.index_out or ""), params, plan.old_rows + int(keep.sum())
         )
         return results
 
@@ -220,7 +220,7 @@ def _resolve_bands(config: DedupConfig) -> tuple[int, int]:
     return lsh.choose_bands(config.num_perm, config.threshold, config.recall)
 
 
-def _load_scores(work: Path, shards: int) -> np.ndarray:
+def _load_scores(work: StoragePath, shards: int) -> np.ndarray:
     files = [shard_dir(work, i) / "score.npy" for i in range(shards)]
-    parts = [np.load(f) for f in files if f.exists()]
+    parts = [load_array(f, mmap=False) for f in files if f.exists()]
     return np.concatenate(parts) if parts else np.zeros(0)

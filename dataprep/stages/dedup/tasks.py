@@ -9,6 +9,7 @@ write  (map, per shard)  drop duplicates, or mark them with dup_cluster / dup_ke
 from __future__ import annotations
 
 import resource
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from dataprep.dataset import ShardWriter
 from dataprep.progress import tick
 from dataprep.stage import Task, TaskResult
+from dataprep.storage import StoragePath, load_array, save_array
 
 from . import buckets, lsh, minhash
 from .buckets import EXACT, Run, SignatureStore, shard_dir
@@ -68,7 +70,7 @@ def sign_task(task: Task) -> TaskResult:
     config: DedupConfig = task.config
     bands, rows = task.extra["bands"], task.extra["rows"]
     folder = shard_dir(task.work_dir, task.index)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir()
     columns = {config.text_column}
     if config.uses_exact:
         columns.update(config.fingerprint_columns)
@@ -86,7 +88,7 @@ def sign_task(task: Task) -> TaskResult:
             valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
             for row in np.flatnonzero(~valid):
                 quarantine.add(
-                    Path(task.inputs[0]).name,
+                    StoragePath(task.inputs[0]).name,
                     seen + int(row),
                     f"missing or null {config.text_column!r}",
                 )
@@ -117,21 +119,21 @@ def sign_task(task: Task) -> TaskResult:
         sig_all = (
             np.concatenate(sig_parts) if sig_parts else np.zeros((0, config.num_perm), np.uint32)
         )
-        np.save(folder / "sig.npy", sig_all)
+        save_array(folder / "sig.npy", sig_all)
         keys = np.concatenate(keys_parts, axis=1) if keys_parts else np.zeros((bands, 0), np.uint64)
         local_rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int64)
         order = np.argsort(keys, axis=1, kind="stable")
-        np.save(folder / "bands.npy", np.take_along_axis(keys, order, axis=1))
-        np.save(folder / "bandrows.npy", local_rows[order].astype(np.uint32))
+        save_array(folder / "bands.npy", np.take_along_axis(keys, order, axis=1))
+        save_array(folder / "bandrows.npy", local_rows[order].astype(np.uint32))
     if config.uses_exact:
         fp = np.concatenate(fp_parts) if fp_parts else np.zeros((0, 2), np.uint64)
         fp_keys = buckets.exact_keys(fp)
         fp_local = np.concatenate(fp_rows) if fp_rows else np.zeros(0, np.int64)
         order = np.argsort(fp_keys, kind="stable")
-        np.save(folder / "exact.npy", fp_keys[order])
-        np.save(folder / "exactrows.npy", fp_local[order].astype(np.uint32))
+        save_array(folder / "exact.npy", fp_keys[order])
+        save_array(folder / "exactrows.npy", fp_local[order].astype(np.uint32))
     if score_parts:
-        np.save(folder / "score.npy", np.concatenate(score_parts))
+        save_array(folder / "score.npy", np.concatenate(score_parts))
     counts_out = {"rows": seen, "quarantined": quarantine.count}
     return TaskResult(counts=counts_out, extra=_stats(started))
 
@@ -184,9 +186,9 @@ def bucket_task(task: Task) -> TaskResult:
             np.concatenate(edges_b) if edges_b else np.zeros(0, np.int64),
         ]
     )
-    out = Path(task.work_dir) / "scratch" / "edges"
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / f"{band_name(band)}.npy", edges)
+    out = task.work / "scratch" / "edges"
+    out.mkdir()
+    save_array(out / f"{band_name(band)}.npy", edges)
     return TaskResult(counts=counts, extra=_stats(started))
 
 
@@ -197,45 +199,43 @@ def index_task(task: Task) -> TaskResult:
     band: int = task.extra["band"]
     offsets: list[int] = task.extra["offsets"]
     kept_before: list[int] = task.extra["kept_before"]  # index ids of each shard's first kept
-    staging = Path(task.extra["staging"])
-    tmp = staging / f".tmp-{band_name(band)}"
-    tmp.mkdir(exist_ok=True)
-    runs = []
-    for index, run in enumerate(
-        buckets.shard_runs(task.work_dir, range(len(offsets) - 1), [0] * len(offsets), band)
-    ):
-        keep = np.load(shard_dir(task.work_dir, index) / "keep.npy")
-        new_id = np.where(keep, kept_before[index] + np.cumsum(keep) - 1, -1)
-        ids = new_id[np.asarray(run.ids, dtype=np.int64)]
-        mask = ids >= 0
-        np.save(tmp / f"k{index}.npy", np.asarray(run.keys)[mask])
-        np.save(tmp / f"i{index}.npy", ids[mask])
-        runs.append(
-            Run(
-                np.load(tmp / f"k{index}.npy", mmap_mode="r"),
-                np.load(tmp / f"i{index}.npy", mmap_mode="r"),
-            )
-        )
-    if task.extra["against"]:
-        saved = open_index(task.extra["against"], check=False)
-        runs.append(Run(saved.keys(band), saved.ids(band)))
+    staging = StoragePath(task.extra["staging"])
     name = band_name(band)
-    with open(staging / f"{name}.keys", "wb") as fk, open(staging / f"{name}.ids", "wb") as fi:
-        for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
-            fk.write(keys.tobytes())
-            fi.write(ids.astype(np.int64).tobytes())
-    for file in tmp.iterdir():
-        file.unlink()
-    tmp.rmdir()
+    with tempfile.TemporaryDirectory(prefix=f"dataprep-{name}-") as scratch:
+        tmp = Path(scratch)  # task-private: renumbered runs, memory-mapped for the merge
+        runs = []
+        for index, run in enumerate(
+            buckets.shard_runs(task.work_dir, range(len(offsets) - 1), [0] * len(offsets), band)
+        ):
+            keep = load_array(shard_dir(task.work_dir, index) / "keep.npy", mmap=False)
+            new_id = np.where(keep, kept_before[index] + np.cumsum(keep) - 1, -1)
+            ids = new_id[np.asarray(run.ids, dtype=np.int64)]
+            mask = ids >= 0
+            np.save(tmp / f"k{index}.npy", np.asarray(run.keys)[mask])
+            np.save(tmp / f"i{index}.npy", ids[mask])
+            runs.append(
+                Run(
+                    np.load(tmp / f"k{index}.npy", mmap_mode="r"),
+                    np.load(tmp / f"i{index}.npy", mmap_mode="r"),
+                )
+            )
+        if task.extra["against"]:
+            saved = open_index(task.extra["against"], check=False)
+            runs.append(Run(saved.keys(band), saved.ids(band)))
+        with (staging / f"{name}.keys").open_output() as fk:
+            with (staging / f"{name}.ids").open_output() as fi:
+                for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
+                    fk.write(keys.tobytes())
+                    fi.write(ids.astype(np.int64).tobytes())
     return TaskResult(extra=_stats(started))
 
 
 def index_signature_task(task: Task) -> TaskResult:
     """The saved index's signatures: the old index's rows, then this run's kept rows."""
     started = time.perf_counter()
-    staging = Path(task.extra["staging"])
+    staging = StoragePath(task.extra["staging"])
     shards = task.extra["shards"]
-    with open(staging / "sig.u32", "wb") as out:
+    with (staging / "sig.u32").open_output() as out:
         if task.extra["against"]:
             old = open_index(task.extra["against"], check=False).signatures()
             if old is not None:
@@ -243,8 +243,8 @@ def index_signature_task(task: Task) -> TaskResult:
                     out.write(np.asarray(old[start : start + 65536]).tobytes())
         for index in range(shards):
             folder = shard_dir(task.work_dir, index)
-            keep = np.load(folder / "keep.npy")
-            sig = np.load(folder / "sig.npy", mmap_mode="r")
+            keep = load_array(folder / "keep.npy", mmap=False)
+            sig = load_array(folder / "sig.npy")
             out.write(np.asarray(sig[keep]).tobytes())
     return TaskResult(extra=_stats(started))
 
@@ -271,8 +271,8 @@ def write_task(task: Task) -> TaskResult:
     started = time.perf_counter()
     config: DedupConfig = task.config
     folder = shard_dir(task.work_dir, task.index)
-    keep = np.load(folder / "keep.npy")
-    cluster = np.load(folder / "cluster.npy")
+    keep = load_array(folder / "keep.npy", mmap=False)
+    cluster = load_array(folder / "cluster.npy", mmap=False)
     wanted: dict[int, int] = task.extra["examples"]  # local row -> global id
     schema: pa.Schema = task.extra["schema"]
     has_source = "source" in schema.names
