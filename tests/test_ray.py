@@ -21,7 +21,7 @@ import pytest
 from flaky_stage import FlakyStage, attempts
 from helpers import cli, column, manifest
 
-from dataprep import stages
+from dataprep import dataset, stages
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
 from dataprep.runner import run_stage
@@ -74,7 +74,8 @@ def _kill_session(sid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ray_address(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[str]:
+    """The cluster starts after the S3 server, so its workers inherit the endpoint and keys."""
     saved = {k: os.environ.get(k) for k in [*RAY_ENV, "PYTHONPATH"]}
     os.environ.update(RAY_ENV)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ["PYTHONPATH"]])
@@ -154,6 +155,25 @@ def test_recipe_on_ray_matches_local_pool(ray_address: str, corpus_dir: Path, tm
     # the run's lineage is the same too, so `dataprep run` on the other executor is a no-op
     again = cli("run", tmp_path / "ray.yaml", "--executor", "local", "--json")
     assert '"status": "cached"' in again.stdout and '"status": "ran"' not in again.stdout
+
+
+def test_recipe_on_ray_with_s3_storage(
+    ray_address: str, s3_bucket: str, corpus_dir: Path, tmp_path: Path
+):
+    """Ray tasks read and write every shard and scratch file (dedup bands, edges) on s3."""
+    for name, root in (("s3", f"{s3_bucket}/work"), ("local", str(tmp_path / "local"))):
+        head, body = RECIPE.format(root=root, corpus=corpus_dir, address=ray_address).split(
+            "stages:\n"
+        )
+        stages = body.splitlines()[:5]  # shards, exact, near, balanced (two lines)
+        (tmp_path / f"{name}.yaml").write_text(head + "stages:\n" + "\n".join(stages) + "\n")
+    cli("run", tmp_path / "s3.yaml", "-q")
+    cli("run", tmp_path / "local.yaml", "--executor", "local", "-w", "2", "-q")
+    for stage_id in ("shards", "exact", "near", "balanced"):
+        remote = dataset.read_manifest(f"{s3_bucket}/work/{stage_id}")
+        local = dataset.read_manifest(str(tmp_path / "local" / stage_id))
+        assert [s.xxh3_128 for s in remote.shards] == [s.xxh3_128 for s in local.shards]
+        assert remote.shards, stage_id
 
 
 def test_stage_command_on_ray(ray_address: str, corpus_dir: Path, tmp_path: Path):
