@@ -24,6 +24,7 @@ from helpers import cli, column, manifest
 from dataprep import dataset, stages
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
+from dataprep.progress import Reporter
 from dataprep.runner import run_stage
 
 pytest.importorskip("ray")
@@ -157,6 +158,7 @@ def test_recipe_on_ray_matches_local_pool(ray_address: str, corpus_dir: Path, tm
     assert '"status": "cached"' in again.stdout and '"status": "ran"' not in again.stdout
 
 
+@pytest.mark.slow
 def test_recipe_on_ray_with_s3_storage(
     ray_address: str, s3_bucket: str, corpus_dir: Path, tmp_path: Path
 ):
@@ -182,6 +184,24 @@ def test_stage_command_on_ray(ray_address: str, corpus_dir: Path, tmp_path: Path
     cli(*common, "--out", tmp_path / "local", "-w", "2")
     cli(*common, "--out", tmp_path / "ray", "--executor", "ray", "--address", ray_address)
     assert _shards(tmp_path / "ray") == _shards(tmp_path / "local")
+
+
+def test_progress_ticks_reach_the_driver(ray_address: str, corpus_dir: Path, tmp_path: Path):
+    """Rows ticked inside Ray tasks add up in the driver's reporter as they do locally."""
+    seen = {}
+    for kind in ("local", "ray"):
+        reporter = Reporter(quiet=True)  # quiet still counts rows
+        with _executor(kind, ray_address) as executor:
+            run_stage(
+                "shard",
+                {"shard_rows": 300},
+                tmp_path / kind,
+                inputs=[str(corpus_dir)],
+                executor=executor,
+                reporter=reporter,
+            )
+        seen[kind] = reporter.rows
+    assert seen["ray"] == seen["local"] > 0
 
 
 def test_address_without_ray_executor_is_a_user_error(tmp_path: Path, corpus_dir: Path):
