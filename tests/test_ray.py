@@ -204,6 +204,11 @@ def test_progress_ticks_reach_the_driver(ray_address: str, corpus_dir: Path, tmp
     assert seen["ray"] == seen["local"] > 0
 
 
+def test_more_cpus_per_task_than_the_cluster_has(ray_address: str):
+    with pytest.raises(DataprepError, match="more than the Ray cluster's 2 CPUs"):
+        make_executor("ray", address=ray_address, cpus_per_task=3)
+
+
 def test_address_without_ray_executor_is_a_user_error(tmp_path: Path, corpus_dir: Path):
     proc = cli("shard", corpus_dir, "--out", tmp_path / "o", "--address", "auto", check=False)
     assert proc.returncode == 2

@@ -94,8 +94,9 @@ class RayExecutor:
 
     `workers` is how many tasks may run at once (the cluster's CPUs / `cpus_per_task` when
     connecting); at most twice that many are submitted at a time, so a stage with 100k tasks
-    does not put all their arguments in the object store up front. Progress arrives as row ticks
-    every TICK_INTERVAL_S through a small actor, plus one tick per finished task.
+    does not put all their arguments in the object store up front. Row ticks from the tasks
+    reach the driver's progress bar every TICK_INTERVAL_S through a small actor (the bar's task
+    count advances as each task finishes).
     """
 
     def __init__(
@@ -126,7 +127,13 @@ class RayExecutor:
                 num_cpus = workers or default_workers()
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
                 self._owns_ray = True
-        cpus = ray.cluster_resources().get("CPU", 1.0)
+        cpus = ray.cluster_resources().get("CPU", 0.0)
+        if cpus < cpus_per_task:
+            self.close()
+            raise DataprepError(
+                f"--cpus-per-task {cpus_per_task:g} is more than the Ray cluster's {cpus:g} CPUs; "
+                "no task could ever be scheduled"
+            )
         self.workers = max(1, workers or int(cpus // cpus_per_task))
         self.cpus_per_task = cpus_per_task
         self.max_retries = max_retries
@@ -140,8 +147,8 @@ class RayExecutor:
         except ray.exceptions.RayError as exc:
             self.close()
             raise DataprepError(
-                "Ray workers cannot import dataprep; install it on every node "
-                f"(pip install 'dataprep[ray]'): {str(exc).strip().splitlines()[-1]}"
+                "a Ray worker could not start dataprep's progress actor (is dataprep installed "
+                f"on every node? pip install 'dataprep[ray]'): {str(exc).strip().splitlines()[-1]}"
             ) from None
 
     def run(
@@ -189,7 +196,7 @@ class RayExecutor:
             return
         if self._owns_ray:
             self._ray.shutdown()
-        else:
+        elif getattr(self, "_ticks", None) is not None:
             self._ray.kill(self._ticks)
         self._ray = None
 
