@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,7 +33,7 @@ def partition(
     vnodes: Annotated[int, typer.Option(help="Ring: virtual nodes per unit of weight.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the xxh64 key hash.")] = 0,
     previous: Annotated[
-        Path | None,
+        str | None,
         typer.Option(help="An earlier partition output: report the fraction of rows that moved."),
     ] = None,
     workers: output.Workers = None,
@@ -61,7 +60,7 @@ def partition(
             "names": names.split(",") if names else None,
             "vnodes": vnodes,
             "seed": seed,
-            "previous": str(previous) if previous else None,
+            "previous": previous or None,
         }
     )
     output.run_and_print(
