@@ -111,6 +111,7 @@ def run_stage(
         if owns_executor:
             executor.close()
 
+    _remove_temp_files(out)  # a task that failed and was retried may have left its temp shard
     quarantined = _collect_quarantine(out)
     report = {
         "stage": op,

@@ -77,7 +77,7 @@ def validate(
 
 @app.command(rich_help_panel="Datasets")
 def inspect(
-    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    path: Annotated[str, typer.Argument(help="Dataset directory or URI (s3://...).")],
     json: output.Json = False,
     shards: Annotated[int, typer.Option(help="Shard rows to show (0 = all).")] = 20,
 ) -> None:
@@ -125,7 +125,7 @@ def inspect(
 
 @app.command(rich_help_panel="Datasets")
 def verify(
-    path: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    path: Annotated[str, typer.Argument(help="Dataset directory or URI (s3://...).")],
     json: output.Json = False,
 ) -> None:
     """Recompute every shard's checksum and row count; exit 1 at the first bad shard."""

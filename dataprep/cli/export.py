@@ -12,7 +12,7 @@ from dataprep.cli import app, output
 
 @app.command(rich_help_panel="Datasets")
 def export(
-    input: Annotated[Path, typer.Argument(metavar="IN", help="Dataset directory.")],
+    input: Annotated[str, typer.Argument(metavar="IN", help="Dataset directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="out.jsonl or out.jsonl.zst")],
     columns: Annotated[
         str | None, typer.Option(help="Comma-separated columns (default: all).")

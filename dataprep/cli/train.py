@@ -17,7 +17,7 @@ Opt = typer.Option
 
 @app.command(rich_help_panel="Training")
 def train(
-    data: Annotated[Path, typer.Argument(help="Dataset of token blocks (from `tokenize`).")],
+    data: Annotated[str, typer.Argument(help="Dataset of token blocks (from `tokenize`).")],
     out: Annotated[Path, Opt("--out", help="Run directory: checkpoints, metrics.jsonl.")],
     model: Annotated[str, Opt(help="tiny, small or gpt2-124m.")] = "tiny",
     n_layer: Annotated[int | None, Opt(help="Override the size's layers.")] = None,
@@ -36,7 +36,7 @@ def train(
     checkpoint_every: Annotated[int, Opt(help="Steps between checkpoints.")] = 100,
     keep: Annotated[int, Opt(help="Checkpoints to keep.")] = 3,
     eval_every: Annotated[int, Opt(help="Steps between evaluations (0 = off).")] = 0,
-    eval_dir: Annotated[Path | None, Opt(help="Held-out token blocks for evaluation.")] = None,
+    eval_dir: Annotated[str | None, Opt(help="Held-out token blocks for evaluation.")] = None,
     eval_batches: Annotated[int, Opt(help="Batches per process per evaluation.")] = 20,
     log_every: Annotated[int, Opt(help="Steps between metrics lines.")] = 1,
     seed: Annotated[int, Opt(help="Seed for weights and data order.")] = 0,

@@ -54,10 +54,16 @@ class _TickForwarder:
         if time.monotonic() - self.last >= TICK_INTERVAL_S:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
+        """Send what is pending; `wait` (at task end) makes sure the actor has it before the
+        task's result reaches the driver, whose last drain would otherwise race it."""
         if self.pending:
-            self.actor.add.remote(self.pending)
+            sent = self.actor.add.remote(self.pending)
             self.pending = {}
+            if wait:
+                import ray
+
+                ray.get(sent)
         self.last = time.monotonic()
 
 
@@ -72,7 +78,7 @@ def _call(fn: Callable[[Any], Any], task: Any, ticks: Any) -> Any:
     finally:
         progress.install(previous)
         if forwarder is not None:
-            forwarder.flush()
+            forwarder.flush(wait=True)
 
 
 class _Ticks:
