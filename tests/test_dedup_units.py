@@ -179,6 +179,38 @@ def test_keepers_policies() -> None:
     assert clusters.keepers(with_old, 4, None).tolist() == [0, 0, 1, 1]
 
 
+def test_members_only_clustering_equals_the_whole_corpus_one() -> None:
+    """Union-find over just the edges' endpoints gives every row the keep flag and cluster
+    root that union-find over all rows (the oracle: one parent entry per row) gives."""
+    rng = np.random.default_rng(11)
+    total, old = 5000, 300  # rows of this run, then rows of a saved index
+    batches = [
+        np.stack([rng.integers(0, total + old, 400), rng.integers(0, total, 400)]) for _ in range(4)
+    ]
+    score = rng.random(total)
+    score[rng.integers(0, total, 50)] = np.nan
+    for by_score in (False, True):
+        uf = clusters.UnionFind(total + old)
+        for edges in batches:
+            uf.union(edges[0], edges[1])
+        roots = uf.roots()
+        keep = clusters.keepers(roots, total, score if by_score else None)
+        sizes = np.bincount(roots, minlength=len(roots))
+        expected_cluster = np.where(sizes[roots[:total]] > 1, roots[:total], -1)
+
+        members = clusters.cluster_members(
+            lambda: iter(batches), total, (lambda ids: score[ids]) if by_score else None
+        )
+        got_keep = np.ones(total, dtype=bool)
+        got_cluster = np.full(total, -1)
+        new = members.ids[: members.new]
+        got_keep[new] = members.keep
+        got_cluster[new] = members.ids[members.roots[: members.new]]
+        assert np.array_equal(got_keep, keep)
+        assert np.array_equal(got_cluster, expected_cluster)
+        assert len(members.ids) < total  # the point: far fewer entries than rows
+
+
 def test_merge_by_ranges_finds_every_equal_key() -> None:
     rng = np.random.default_rng(9)
     runs, truth = [], {}

@@ -1,6 +1,7 @@
 """Union-find over candidate edges, vectorised, and the deterministic keep policy.
 
-The parent array (one int64 per row) is the only structure that grows with the corpus.
+Only rows that are an endpoint of some edge take part (`Members`): a row without an edge is
+kept and in no cluster, so the driver's memory grows with the duplicates, not the corpus.
 Roots always link to the smaller root, so every cluster's root is its smallest global id
 (first by shard, then row) whatever order the edges arrive in: the result depends only on
 the set of edges, never on worker count or scheduling.
@@ -8,7 +9,51 @@ the set of edges, never on worker count or scheduling.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass
+class Members:
+    """The rows that share an edge with another row, in a compact index space.
+
+    `ids` are sorted global ids; the first `new` are rows of this run, the rest rows of a saved
+    index (ids >= the run's total). `roots[i]` is the compact index of member i's cluster root
+    (its smallest member), `keep[i]` (i < new) whether the keep policy keeps that row.
+    """
+
+    ids: np.ndarray
+    roots: np.ndarray
+    keep: np.ndarray
+    new: int
+
+    def in_range(self, lo: int, hi: int) -> slice:
+        """The members (all new rows) with global ids in [lo, hi), e.g. one shard."""
+        return slice(*np.searchsorted(self.ids[: self.new], [lo, hi]).tolist())
+
+
+def cluster_members(
+    edge_batches: Callable[[], Iterable[np.ndarray]],
+    total: int,
+    scores: Callable[[np.ndarray], np.ndarray] | None,
+) -> Members:
+    """Union every (2, k) edge batch over the rows they touch, then apply the keep policy.
+
+    `edge_batches` is called twice (endpoints first, then the unions), so batches can be
+    streamed from files instead of held together. `scores(ids)` ranks the new members.
+    """
+    ids = np.zeros(0, dtype=np.int64)
+    for edges in edge_batches():
+        ids = np.union1d(ids, np.asarray(edges, dtype=np.int64).ravel())
+    uf = UnionFind(len(ids))
+    for edges in edge_batches():
+        uf.union(np.searchsorted(ids, edges[0]), np.searchsorted(ids, edges[1]))
+    roots = uf.roots()
+    new = int(np.searchsorted(ids, total))
+    score = scores(ids[:new]) if scores is not None and new else None
+    return Members(ids, roots, keepers(roots, new, score), new)
 
 
 class UnionFind:

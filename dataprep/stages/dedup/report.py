@@ -64,15 +64,14 @@ def source_rates(per_source: dict[str, list[int]]) -> dict[str, Any]:
 
 
 def build(
-    config: Any,
-    total: int,
-    quarantined: int,
-    roots: np.ndarray,
-    keep: np.ndarray,
-    cluster: np.ndarray,
+    config: Any, total: int, quarantined: int, roots: np.ndarray, keep: np.ndarray
 ) -> dict[str, Any]:
-    """The counts every dedup report has: rows in, removed or marked, clusters, sizes."""
+    """The counts every dedup report has: rows in, removed or marked, clusters, sizes.
+
+    `roots` / `keep` are the clustered rows' (`clusters.Members`): every other row is kept.
+    """
     valid = total - quarantined
+    new = len(keep)
     dups = int(np.count_nonzero(~keep))
     rep: dict[str, Any] = {
         "rows_in": total,
@@ -80,8 +79,8 @@ def build(
         "duplicates_removed": 0 if config.mark_only else dups,
         "duplicates_marked": dups if config.mark_only else 0,
         "dup_rate": round(dups / valid, 4) if valid else 0.0,
-        "clusters": len(np.unique(cluster[cluster >= 0])),
-        "cluster_sizes": size_histogram(roots, total) if total else {},
+        "clusters": len(np.unique(roots[:new])),
+        "cluster_sizes": size_histogram(roots, new) if new else {},
         "keep": config.keep,
     }
     if dups == 0:

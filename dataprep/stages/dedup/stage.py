@@ -2,12 +2,12 @@
 
 1. sign (map)    per shard: fingerprints, signatures, sorted band runs under OUT/.dataprep
 2. bucket (map)  per band: merge the shards' runs by key range -> candidate edges
-3. cluster       (plan) union-find over the edges, keep policy -> keep/cluster file per shard
+3. cluster       (plan) union-find over the edges' endpoints, keep policy -> per-shard files
 4. index (map)   optional: a saved band index of kept rows (--index-out)
 5. write (map)   per shard: drop duplicates, or mark them (--mark-only)
 
-Only the union-find arrays (a few int64 per row) grow with the corpus; everything else is
-bounded by a shard or a merge range.
+Only the union-find arrays grow with the data: a few int64 per row that has a candidate
+partner (not per row of the corpus); everything else is bounded by a shard or a merge range.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataprep.storage import StoragePath, load_array, save_array
 from . import index as saved_index
 from . import lsh, report, tasks
 from .buckets import EXACT, shard_dir
-from .clusters import UnionFind, keepers
+from .clusters import Members, cluster_members
 from .config import DedupConfig, check_schema, output_schema
 
 
@@ -79,17 +79,17 @@ class DedupStage(Stage):
         with _phase(phases, "bucket") as record:
             bucketed = record(self._bucket(ctx, plan))
         with _phase(phases, "cluster"):
-            roots, keep, cluster = self._cluster(ctx, plan)
+            members = self._cluster(ctx, plan)
         if config.index_out:
             with _phase(phases, "index") as record:
-                record(self._write_index(ctx, plan, keep))
-        pairs = report.example_pairs(roots, keep, config.examples) if plan.total else []
+                record(self._write_index(ctx, plan, members))
+        pairs = report.example_pairs(members.roots, members.keep, config.examples)
+        pairs = [(int(members.ids[a]), int(members.ids[b])) for a, b in pairs]
         with _phase(phases, "write") as record:
             written = record(self._write(ctx, plan, out_schema, pairs))
 
-        rep = report.build(
-            config, plan.total, sum_counts(signed).get("quarantined", 0), roots, keep, cluster
-        )
+        quarantined = sum_counts(signed).get("quarantined", 0)
+        rep = report.build(config, plan.total, quarantined, members.roots, members.keep)
         exact = bucketed[0].counts if config.uses_exact and bucketed else {}
         rep["exact_duplicates"] = exact.get("grouped_rows", 0) - exact.get("groups", 0)
         if config.uses_minhash:
@@ -100,7 +100,7 @@ class DedupStage(Stage):
             rep["against"] = {
                 "index": str(config.against),
                 "index_rows": against.rows,
-                "rows_matching_index": report.count_touching(roots, plan.total),
+                "rows_matching_index": report.count_touching(members.roots, members.new),
             }
         rep.update(report.from_written(config, ctx.work, written, pairs, plan.offsets))
         if ctx.write_options.encryption is not None:  # report.json is plaintext: no row text
@@ -131,37 +131,43 @@ class DedupStage(Stage):
         ]
         return ctx.map(tasks.bucket_task, jobs)
 
-    def _cluster(self, ctx: StageContext, plan: Plan) -> tuple[np.ndarray, ...]:
-        """Union all edge files, apply the keep policy, and leave a keep/cluster file per shard."""
-        total = plan.total
-        uf = UnionFind(total + plan.old_rows)
+    def _cluster(self, ctx: StageContext, plan: Plan) -> Members:
+        """Union the edge files, apply the keep policy, and leave keep/cluster files per shard
+        (a row in no cluster is kept, with cluster -1)."""
         edges_dir = ctx.work / "scratch" / "edges"
-        for band in plan.band_ids:
-            edges = load_array(edges_dir / f"{saved_index.band_name(band)}.npy", mmap=False)
-            uf.union(edges[0], edges[1])
-        roots = uf.roots()
-        score = _load_scores(ctx.work, len(plan.paths)) if plan.config.keep != "first" else None
-        keep = keepers(roots, total, score)
-        sizes = np.bincount(roots[:total], minlength=len(roots))
-        clustered = sizes[roots[:total]] > 1
-        if plan.old_rows:  # a lone new row that matches the old index is in a cluster too
-            touched = np.zeros(len(roots), dtype=bool)
-            touched[roots[total:]] = True
-            clustered |= touched[roots[:total]]
-        cluster = np.where(clustered, roots[:total], -1)
-        for i in range(len(plan.paths)):
-            folder = shard_dir(ctx.work, i)
-            part = slice(plan.offsets[i], plan.offsets[i + 1])
-            save_array(folder / "keep.npy", keep[part])
-            save_array(folder / "cluster.npy", cluster[part])
-        return roots, keep, cluster
+        files = [edges_dir / f"{saved_index.band_name(band)}.npy" for band in plan.band_ids]
 
-    def _write_index(self, ctx: StageContext, plan: Plan, keep: np.ndarray) -> list[TaskResult]:
+        def edge_batches() -> Iterator[np.ndarray]:
+            return (load_array(f, mmap=False) for f in files)
+
+        def scores(ids: np.ndarray) -> np.ndarray:
+            return _member_scores(ctx.work, plan.offsets, ids)
+
+        by_score = plan.config.keep != "first"
+        members = cluster_members(edge_batches, plan.total, scores if by_score else None)
+        offsets = plan.offsets
+        for i in range(len(plan.paths)):
+            lo, hi = offsets[i], offsets[i + 1]
+            part = members.in_range(lo, hi)
+            keep = np.ones(hi - lo, dtype=bool)
+            cluster = np.full(hi - lo, -1, dtype=np.int64)
+            local = members.ids[part] - lo
+            keep[local] = members.keep[part]
+            cluster[local] = members.ids[members.roots[part]]
+            folder = shard_dir(ctx.work, i)
+            save_array(folder / "keep.npy", keep)
+            save_array(folder / "cluster.npy", cluster)
+        return members
+
+    def _write_index(self, ctx: StageContext, plan: Plan, members: Members) -> list[TaskResult]:
         config = plan.config
         staging = saved_index.staging_dir(ctx.work)
         offsets = plan.offsets
         kept_per_shard = [
-            int(keep[offsets[i] : offsets[i + 1]].sum()) for i in range(len(offsets) - 1)
+            offsets[i + 1]
+            - offsets[i]
+            - int((~members.keep[members.in_range(*offsets[i : i + 2])]).sum())
+            for i in range(len(offsets) - 1)
         ]
         kept_before = (plan.old_rows + np.concatenate([[0], np.cumsum(kept_per_shard)])).tolist()
         common = {
@@ -179,7 +185,7 @@ class DedupStage(Stage):
             results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], common)])
         params = saved_index.index_params(config, plan.bands, plan.rows)
         saved_index.finish(
-            staging, str(config.index_out or ""), params, plan.old_rows + int(keep.sum())
+            staging, str(config.index_out or ""), params, plan.old_rows + sum(kept_per_shard)
         )
         return results
 
@@ -220,7 +226,13 @@ def _resolve_bands(config: DedupConfig) -> tuple[int, int]:
     return lsh.choose_bands(config.num_perm, config.threshold, config.recall)
 
 
-def _load_scores(work: StoragePath, shards: int) -> np.ndarray:
-    files = [shard_dir(work, i) / "score.npy" for i in range(shards)]
-    parts = [load_array(f, mmap=False) for f in files if f.exists()]
-    return np.concatenate(parts) if parts else np.zeros(0)
+def _member_scores(work: StoragePath, offsets: list[int], ids: np.ndarray) -> np.ndarray:
+    """Keep-policy scores of the given (sorted, new) rows, one shard's score file at a time."""
+    out = np.zeros(len(ids))
+    bounds = np.searchsorted(ids, offsets)
+    for i in range(len(offsets) - 1):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        if hi > lo:
+            score = load_array(shard_dir(work, i) / "score.npy")
+            out[lo:hi] = score[ids[lo:hi] - offsets[i]]
+    return out
