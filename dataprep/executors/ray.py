@@ -81,6 +81,11 @@ def _call(fn: Callable[[Any], Any], task: Any, ticks: Any) -> Any:
             forwarder.flush(wait=True)
 
 
+def _warm_up() -> None:
+    """A no-op task: makes Ray start a worker process (and import dataprep there) early."""
+    import dataprep.stage  # noqa: F401  (the module every task function needs)
+
+
 class _Ticks:
     """A tiny actor that collects progress ticks until the driver drains them."""
 
@@ -147,6 +152,10 @@ class RayExecutor:
             num_cpus=cpus_per_task, max_retries=max_retries, retry_exceptions=True
         )
         self._ticks = ray.remote(num_cpus=0)(_Ticks).remote()
+        # Ray starts a new job's worker processes lazily (~1 s); start them now, while the
+        # actor starts and the stage plans, instead of when its first tasks arrive.
+        warm = ray.remote(_warm_up).options(num_cpus=cpus_per_task)
+        self._warming = [warm.remote() for _ in range(min(self.workers, 256))]
         self._drained = time.monotonic()
         try:  # the actor lives in a Ray worker: fail now, in one line, if it cannot import us
             ray.get(self._ticks.drain.remote())
