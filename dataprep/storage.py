@@ -365,6 +365,30 @@ def load_array(location: StoragePath, mmap: bool = True, row: int | None = None)
         Path(f"{spool}.npy").unlink(missing_ok=True)
 
 
+def load_array_slice(location: StoragePath, row: int | None, start: int, end: int) -> np.ndarray:
+    """Elements [start, end) of a 1-d .npy (`row=None`) or of one row of a C-ordered 2-d one,
+    clipped to its length, reading only those bytes: a memory-map locally, one ranged read
+    remotely."""
+    local = location.local()
+    if local is not None:
+        array = np.load(local, mmap_mode="r")
+        return np.array((array if row is None else array[row])[start:end])
+    with location.open_input() as f:
+        version = np.lib.format.read_magic(f)
+        header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }[version]
+        shape, fortran, dtype = header(f)
+        if fortran or len(shape) != (1 if row is None else 2):
+            raise DataprepError(f"{location}: expected a C-ordered array")
+        length = shape[-1]
+        start, end = max(0, min(start, length)), max(0, min(end, length))
+        f.seek(f.tell() + ((row or 0) * length + start) * dtype.itemsize)
+        data = f.read((end - start) * dtype.itemsize)
+    return np.frombuffer(data, dtype=dtype).copy()
+
+
 def map_file(location: StoragePath, dtype: Any) -> np.ndarray:
     """A flat binary file as a read-only memory-mapped array; a remote one is first streamed
     to an (unlinked) local spool file, so it is never held in memory whole."""

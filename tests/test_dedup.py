@@ -113,6 +113,22 @@ def test_same_rows_whatever_the_workers(shards: Path, tmp_path: Path) -> None:
     ids_b = dataset.read_rows(tmp_path / "two", ["id"]).column("id").to_pylist()
     assert ids_a == ids_b
     assert a.report["clusters"] == b.report["clusters"]
+    # bands cut into key-range tasks (read through the fences) find the very same clusters
+    c = dedup(
+        shards,
+        tmp_path / "parts",
+        workers=2,
+        method="both",
+        keep="max:quality",
+        band_part_rows=300,
+        merge_rows=1000,
+    )
+    assert c.report["bucket_tasks"] > 4 * a.report["bucket_tasks"]
+    assert dataset.read_rows(tmp_path / "parts", ["id"]).column("id").to_pylist() == ids_a
+    for key in ("clusters", "cluster_sizes", "exact_duplicates", "duplicates_removed"):
+        assert c.report[key] == a.report[key], key
+    for key in ("candidate_pairs", "rejected_by_verify"):
+        assert c.report["lsh"][key] == a.report["lsh"][key], key
 
 
 def test_mark_only_and_keep_policies(shards: Path, tmp_path: Path) -> None:

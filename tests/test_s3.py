@@ -25,7 +25,8 @@ from dataprep.storage import StoragePath, copy_file
 STAGES = [
     {"id": "shards", "op": "shard", "params": {"shard_rows": 400}},
     {"id": "exact", "op": "dedup", "params": {"method": "exact"}},
-    {"id": "near", "op": "dedup", "params": {"method": "minhash", "threshold": 0.8}},
+    # key-range bucket tasks: on s3 each reads its part of every band file by ranged reads
+    {"id": "near", "op": "dedup", "params": {"method": "minhash", "band_part_rows": 300}},
     {
         "id": "balanced",
         "op": "resample",

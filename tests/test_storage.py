@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dataprep.sources import resolve
-from dataprep.storage import StoragePath, load_array, save_array
+from dataprep.storage import StoragePath, load_array, load_array_slice, save_array
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -49,6 +49,12 @@ def test_arrays_whole_and_by_row(root: StoragePath) -> None:
     assert np.array_equal(load_array(root / "a.npy", mmap=False), array)
     for row in range(5):  # remotely a ranged read of just that row
         assert np.array_equal(load_array(root / "a.npy", row=row), array[row])
+        for start, end in [(0, 7), (2, 5), (5, 99), (9, 12)]:
+            got = load_array_slice(root / "a.npy", row, start, end)
+            assert np.array_equal(got, array[row, start:end])
+    flat = np.array([b"x" * 16, b"y" * 16, b"z" * 16], dtype="S16")
+    save_array(root / "b.npy", flat)
+    assert np.array_equal(load_array_slice(root / "b.npy", None, 1, 3), flat[1:3])
 
 
 def test_raw_inputs_from_directory_and_glob(root: StoragePath) -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dataprep.storage import StoragePath, load_array
+from dataprep.storage import StoragePath, load_array, load_array_slice
 
 EXACT = -1  # the "band" number of the exact-fingerprint pass
 EXACT_DTYPE = np.dtype("S16")  # big-endian (high, low): byte order == numeric order
+FENCE = 4096  # every FENCE-th sorted key is kept in fences.npy, to find a key range's bytes
 
 
 def shard_dir(work: str | Path | StoragePath, index: int) -> StoragePath:
@@ -47,44 +48,81 @@ class Run:
 
 
 def shard_runs(
-    work: str | Path, shards: Sequence[int], offsets: Sequence[int], band: int
+    work: str | Path | StoragePath,
+    shards: Sequence[int],
+    offsets: Sequence[int],
+    band: int,
+    key_range: tuple[object, object] | None = None,
 ) -> list[Run]:
-    """Memory-mapped sorted runs of one band (or EXACT), one per shard, in shard order."""
+    """Sorted runs of one band (or EXACT), one per shard, in shard order: memory-mapped whole,
+    or (with `key_range`) just the keys in [lo, hi), found through the shard's fences so only
+    about that part of each file is read."""
     runs = []
     for index in shards:
         folder = shard_dir(work, index)
-        if band == EXACT:
-            keys = load_array(folder / "exact.npy")
-            rows = load_array(folder / "exactrows.npy")
-        else:
-            keys = load_array(folder / "bands.npy", row=band)
-            rows = load_array(folder / "bandrows.npy", row=band)
-        runs.append(Run(keys, rows, offsets[index]))
+        keys_file, rows_file, fences_file = (
+            ("exact.npy", "exactrows.npy", "exactfences.npy")
+            if band == EXACT
+            else ("bands.npy", "bandrows.npy", "fences.npy")
+        )
+        row = None if band == EXACT else band
+        if key_range is None:
+            if band == EXACT:
+                keys, rows = load_array(folder / keys_file), load_array(folder / rows_file)
+            else:
+                keys = load_array(folder / keys_file, row=band)
+                rows = load_array(folder / rows_file, row=band)
+            runs.append(Run(keys, rows, offsets[index]))
+            continue
+        lo, hi = key_range
+        fences = load_array(folder / fences_file, mmap=False)
+        fences = fences if band == EXACT else fences[band]
+        first = 0 if lo is None else max(int(np.searchsorted(fences, lo, side="left")) - 1, 0)
+        last = len(fences) if hi is None else int(np.searchsorted(fences, hi, side="left"))
+        start, end = first * FENCE, last * FENCE
+        keys = load_array_slice(folder / keys_file, row, start, end).reshape(-1)
+        rows = load_array_slice(folder / rows_file, row, start, end).reshape(-1)
+        keys, ids = Run(keys, rows).slice(lo, hi)
+        runs.append(Run(keys, ids, offsets[index]))
     return runs
 
 
-def _bounds(total: int, merge_rows: int, dtype: np.dtype) -> list[tuple[object, object]]:
-    """Key ranges of about `merge_rows` pairs each (keys are uniform hashes)."""
-    parts = max(1, -(-total // merge_rows))
-    if parts == 1:
-        return [(None, None)]
-    cuts = [(i << 64) // parts for i in range(1, parts)]
+KeyRange = tuple[object, object]  # [lo, hi); None = the end of the key space
+
+
+def key_ranges(parts: int, dtype: np.dtype, within: KeyRange = (None, None)) -> list[KeyRange]:
+    """`parts` contiguous ranges covering `within` (keys are uniform hashes, so even widths
+    hold about even counts). Exact keys are cut on their high 8 bytes."""
+    if parts <= 1:
+        return [within]
+    lo, hi = within
+    start = 0 if lo is None else _high_bits(lo)
+    stop = 1 << 64 if hi is None else _high_bits(hi)
+    cuts = [start + (stop - start) * i // parts for i in range(1, parts)]
     if dtype == EXACT_DTYPE:
         values: list[object] = [
             np.array(c.to_bytes(8, "big") + bytes(8), EXACT_DTYPE)[()] for c in cuts
         ]
     else:
         values = [np.uint64(c) for c in cuts]
-    edges: list[object] = [None, *values, None]
+    edges: list[object] = [lo, *values, hi]
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def merged_ranges(runs: Sequence[Run], merge_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Sorted (keys, ids) per key range across all runs, ids ascending within equal keys."""
+def _high_bits(key: object) -> int:
+    return int.from_bytes(bytes(key)[:8], "big") if isinstance(key, bytes) else int(key)
+
+
+def merged_ranges(
+    runs: Sequence[Run], merge_rows: int, within: KeyRange = (None, None)
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Sorted (keys, ids) per key range across all runs (whose keys lie `within`), ids
+    ascending within equal keys; each range holds about `merge_rows` pairs."""
     if not runs:
         return
     total = sum(len(r.keys) for r in runs)
-    for lo, hi in _bounds(total, merge_rows, runs[0].keys.dtype):
+    parts = max(1, -(-total // merge_rows))
+    for lo, hi in key_ranges(parts, runs[0].keys.dtype, within):
         parts = [r.slice(lo, hi) for r in runs]
         keys = np.concatenate([p[0] for p in parts])
         ids = np.concatenate([p[1] for p in parts])

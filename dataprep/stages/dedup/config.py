@@ -49,6 +49,9 @@ class DedupConfig(StageConfig):
     against: str | None = Field(None, description="also drop rows duplicating this index")
     examples: int = Field(5, ge=0, le=100, description="example pairs in the report")
     merge_rows: int = Field(2_000_000, ge=1000, description="rows per merge chunk (memory cap)")
+    band_part_rows: int = Field(
+        50_000_000, ge=100, description="keys per bucket task: bigger bands split by key range"
+    )
 
     @field_validator("normalize", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ class Plan:
     band_ids: list[int]
     offsets: list[int]
     old_rows: int = 0
+    bucket_jobs: list[tuple[int, int, int]] = field(default_factory=list)  # (band, part, parts)
 
     @property
     def total(self) -> int:
@@ -90,12 +91,13 @@ class DedupStage(Stage):
 
         quarantined = sum_counts(signed).get("quarantined", 0)
         rep = report.build(config, plan.total, quarantined, members.roots, members.keep)
-        exact = bucketed[0].counts if config.uses_exact and bucketed else {}
+        is_exact = [b == EXACT for b, _, _ in plan.bucket_jobs]
+        exact = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if e])
         rep["exact_duplicates"] = exact.get("grouped_rows", 0) - exact.get("groups", 0)
         if config.uses_minhash:
-            rep["lsh"] = report.lsh_section(
-                config, bands, rows, sum_counts(bucketed[1:] if config.uses_exact else bucketed)
-            )
+            lsh_counts = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if not e])
+            rep["lsh"] = report.lsh_section(config, bands, rows, lsh_counts)
+        rep["bucket_tasks"] = len(plan.bucket_jobs)
         if against is not None:
             rep["against"] = {
                 "index": str(config.against),
@@ -119,23 +121,31 @@ class DedupStage(Stage):
         return ctx.map(tasks.sign_task, jobs)
 
     def _bucket(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
-        """One task per band (and one for exact fingerprints): parallel by band."""
+        """Tasks per band (and for exact fingerprints), each band cut into key ranges of about
+        `band_part_rows` keys: parallel by band and by range, so a big corpus fills a cluster.
+        The cut depends only on the data and config, so a resumed run finds the same tasks."""
+        parts = max(1, -(-plan.total // plan.config.band_part_rows))
+        plan.bucket_jobs = [(b, p, parts) for b in plan.band_ids for p in range(parts)]
         jobs = [
             ctx.task(
                 "bucket",
                 i,
                 [],
-                {"band": b, "offsets": plan.offsets, "against": plan.config.against},
+                {
+                    "band": b,
+                    "part": (p, n),
+                    "offsets": plan.offsets,
+                    "against": plan.config.against,
+                },
             )
-            for i, b in enumerate(plan.band_ids)
+            for i, (b, p, n) in enumerate(plan.bucket_jobs)
         ]
         return ctx.map(tasks.bucket_task, jobs)
 
     def _cluster(self, ctx: StageContext, plan: Plan) -> Members:
         """Union the edge files, apply the keep policy, and leave keep/cluster files per shard
         (a row in no cluster is kept, with cluster -1)."""
-        edges_dir = ctx.work / "scratch" / "edges"
-        files = [edges_dir / f"{saved_index.band_name(band)}.npy" for band in plan.band_ids]
+        files = [tasks.edges_file(ctx.work, b, p) for b, p, _ in plan.bucket_jobs]
 
         def edge_batches() -> Iterator[np.ndarray]:
             return (load_array(f, mmap=False) for f in files)

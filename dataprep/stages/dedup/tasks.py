@@ -123,8 +123,10 @@ def sign_task(task: Task) -> TaskResult:
         keys = np.concatenate(keys_parts, axis=1) if keys_parts else np.zeros((bands, 0), np.uint64)
         local_rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int64)
         order = np.argsort(keys, axis=1, kind="stable")
-        save_array(folder / "bands.npy", np.take_along_axis(keys, order, axis=1))
+        sorted_keys = np.take_along_axis(keys, order, axis=1)
+        save_array(folder / "bands.npy", sorted_keys)
         save_array(folder / "bandrows.npy", local_rows[order].astype(np.uint32))
+        save_array(folder / "fences.npy", np.ascontiguousarray(sorted_keys[:, :: buckets.FENCE]))
     if config.uses_exact:
         fp = np.concatenate(fp_parts) if fp_parts else np.zeros((0, 2), np.uint64)
         fp_keys = buckets.exact_keys(fp)
@@ -132,6 +134,7 @@ def sign_task(task: Task) -> TaskResult:
         order = np.argsort(fp_keys, kind="stable")
         save_array(folder / "exact.npy", fp_keys[order])
         save_array(folder / "exactrows.npy", fp_local[order].astype(np.uint32))
+        save_array(folder / "exactfences.npy", fp_keys[order][:: buckets.FENCE])
     if score_parts:
         save_array(folder / "score.npy", np.concatenate(score_parts))
     counts_out = {"rows": seen, "quarantined": quarantine.count}
@@ -139,14 +142,18 @@ def sign_task(task: Task) -> TaskResult:
 
 
 def bucket_task(task: Task) -> TaskResult:
-    """One band (or the exact pass): equal keys across shards -> edges; hits in an old index."""
+    """One key range of one band (or of the exact pass): equal keys across shards -> edges;
+    hits in an old index. A band too big for one task is split into key ranges."""
     started = time.perf_counter()
     config: DedupConfig = task.config
     band: int = task.extra["band"]
+    part, parts = task.extra["part"]
     offsets: list[int] = task.extra["offsets"]
     total: int = offsets[-1]
     shards = list(range(len(offsets) - 1))
-    runs = buckets.shard_runs(task.work_dir, shards, offsets, band)
+    dtype = buckets.EXACT_DTYPE if band == EXACT else np.dtype(np.uint64)
+    within = buckets.key_ranges(parts, dtype)[part]
+    runs = buckets.shard_runs(task.work_dir, shards, offsets, band, within if parts > 1 else None)
     verify = config.verify and band != EXACT
     store = SignatureStore(task.work_dir, offsets) if verify else None
     saved = open_index(task.extra["against"], check=False) if task.extra["against"] else None
@@ -162,7 +169,7 @@ def bucket_task(task: Task) -> TaskResult:
         "grouped_rows": 0,
         "index_hits": 0,
     }
-    for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
+    for keys, ids in buckets.merged_ranges(runs, config.merge_rows, within):
         a, b, sizes = buckets.group_edges(keys, ids, chain=verify)
         counts["groups"] += len(sizes)
         counts["grouped_rows"] += int(sizes.sum())
@@ -186,10 +193,12 @@ def bucket_task(task: Task) -> TaskResult:
             np.concatenate(edges_b) if edges_b else np.zeros(0, np.int64),
         ]
     )
-    out = task.work / "scratch" / "edges"
-    out.mkdir()
-    save_array(out / f"{band_name(band)}.npy", edges)
+    save_array(edges_file(task.work, band, part), edges)
     return TaskResult(counts=counts, extra=_stats(started))
+
+
+def edges_file(work: StoragePath, band: int, part: int) -> StoragePath:
+    return work / "scratch" / "edges" / f"{band_name(band)}-{part:05d}.npy"
 
 
 def index_task(task: Task) -> TaskResult:
