@@ -35,6 +35,7 @@ log = logging.getLogger("dataprep.loader")
 
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PREFETCH_BYTES = 64 << 20
+DECODE_THREADS = 2  # per process without DataLoader workers (workers decode on one thread)
 PIECE_BYTES = 8 << 20  # in memory per unshuffled read: small buffers are reused, not faulted in
 STATE_VERSION = 1
 
@@ -205,8 +206,8 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         if not items:
             return
         info = get_worker_info()
-        shards = ShardReader(self.index, self.columns, self.key_file, self.verify, info is None)
         lanes: dict[int, LaneReader] = {}
+        verified: set[int] = set()
         piece = plan.window if plan.shuffle else self._piece_rows(plan)
 
         def needs() -> Iterator[tuple[int, int, int, int, int]]:
@@ -239,7 +240,10 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
 
         def load(lane: int, window: int, _piece: int, lo: int, hi: int) -> Window:
             reader = lanes.get(lane)
-            if reader is None:
+            if reader is None:  # its own file handles: lanes may be read on two threads at once
+                shards = ShardReader(
+                    self.index, self.columns, self.key_file, self.verify, info is None, verified
+                )
                 reader = lanes[lane] = LaneReader(plan, lane, shards)
             a, b = plan.window_span(lane, window)
             if plan.shuffle:  # a batch's rows are spread over the whole window
@@ -248,7 +252,9 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
 
         # prefetch_bytes is the rank's budget: its DataLoader workers share it
         budget = self.prefetch_bytes // (info.num_workers if info is not None else 1)
-        prefetch = Prefetcher(needs(), load, budget)
+        # in the training process (no DataLoader workers) two threads decode different lanes
+        threads = 1 if info is not None else min(DECODE_THREADS, os.cpu_count() or 1)
+        prefetch = Prefetcher(needs(), load, budget, threads)
         held: dict[int, tuple[tuple[int, int], Window]] = {}
         try:
             for item in items:
