@@ -169,3 +169,25 @@ def test_prefetcher_raises_a_failed_load_in_its_place(threads: int) -> None:
     finally:
         prefetch.close()
     assert before == needs[: needs.index((1, 3))]
+
+
+def test_shuffled_windows_from_many_pieces(blocks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shuffled windows decoded in 16-row pieces: over two epochs every batch holds exactly
+    its rows' tokens (gathered across pieces), each row once per epoch."""
+    from dataprep.loader import reader as loader_reader
+
+    monkeypatch.setattr(loader_reader, "_READ_BYTES", 16 * 72)
+    want = pq.read_table(blocks / "b.parquet").column("tokens").combine_chunks()
+    want = want.flatten().to_numpy().reshape(-1, WIDTH)
+    ds = ShardDataset(blocks, batch_size=BS, shuffle=True, seed=11)
+    ds.lanes, ds.shuffle_window_rows = 2, 6 * BS
+    orders = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        got = list(ds)
+        ids = np.concatenate([b["id"].numpy() for b in got])
+        assert sorted(ids.tolist()) == list(range(403))
+        for b in got:
+            assert np.array_equal(b["tokens"].numpy(), want[b["id"].numpy()])
+        orders.append(ids)
+    assert not np.array_equal(orders[0], orders[1])

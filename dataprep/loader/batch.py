@@ -47,7 +47,9 @@ class Chunks:
                 done, pos, first = done + len(part), pos + len(part), first + 1
             return out
         if len(self.arrays) == 1:
-            return np.take(self.arrays[0], rows, axis=0, out=out)
+            return np.take(
+                self.arrays[0], rows, axis=0, out=out, mode="clip"
+            )  # "raise" buffers out
         which = np.searchsorted(self.starts, rows, side="right") - 1
         for c in np.unique(which):
             mask = which == c
