@@ -46,10 +46,8 @@ class Chunks:
                 np.copyto(out[done : done + len(part)], part)
                 done, pos, first = done + len(part), pos + len(part), first + 1
             return out
-        if len(self.arrays) == 1:
-            return np.take(
-                self.arrays[0], rows, axis=0, out=out, mode="clip"
-            )  # "raise" buffers out
+        if len(self.arrays) == 1:  # mode "raise" would gather into a buffer, then copy it to out
+            return np.take(self.arrays[0], rows, axis=0, out=out, mode="clip")
         which = np.searchsorted(self.starts, rows, side="right") - 1
         for c in np.unique(which):
             mask = which == c
