@@ -1,9 +1,13 @@
 """Reader benchmark: dataprep.loader vs a plain pyarrow loop, LitData and MosaicML Streaming.
 
 Same data for everyone (N rows of ~1 KiB text, optionally token blocks), batch 256, through a
-torch DataLoader with 0 and 2 workers. Each measurement runs in a fresh process so peak RSS and
-start-up are honest. Prints samples/s (steady state, after the first batch), time to first
-batch, resume latency (ours), peak RSS, the ratios ours/theirs, and a shuffle-quality figure:
+torch DataLoader with 0 and 2 workers. Token blocks hold BPE-like ids (Zipf-distributed, see
+`_token_ids`); ours are written exactly as `dataprep tokenize` writes them (its column type and
+write options: zstd + dictionary, non-nullable), the peers store the same ids in their own
+formats; the bytes each format takes on disk are printed next to the speed. Each measurement
+runs in a fresh process so peak RSS and start-up are honest. Prints samples/s (steady state,
+after the first batch), time to first batch, resume latency (ours), peak RSS, the ratios
+ours/theirs, and a shuffle-quality figure:
 Spearman correlation between a sample's position in the epoch and its original index (0 is
 ideal, 1 is no shuffle), the mean displacement |new - old position| / N (1/3 for a uniform
 random permutation) and the mean number of distinct source row groups per batch. CPU time
