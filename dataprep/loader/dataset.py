@@ -62,7 +62,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
     dataset, not per topology. Set them on the instance before iterating if needed; a resume
     state made with other values is refused. The default window is ~`shuffle_window_bytes` of
     stored data (at most 8192 rows), so wide rows such as token blocks keep memory bounded:
-    a process holds one window per lane it reads.
+    a process holds one window per lane it reads (unshuffled: one ~PIECE_BYTES piece of it).
     """
 
     lanes: int = 4

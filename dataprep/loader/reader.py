@@ -1,12 +1,14 @@
 """Reading inside one process: open shards (decrypt, verify), stream lane windows, prefetch.
 
-Each process (the trainer, or one DataLoader worker) builds its own `ShardReader`: pyarrow's
-decryption objects cannot be pickled, so they are made here from the key-file path. A lane is
-read sequentially through `iter_batches`, so a row group larger than a window is decoded once,
-piece by piece, and never held whole. The `Prefetcher` thread loads the windows this process
-will need, in the order it will need them, while the trainer computes; it stops when the bytes
-queued reach `prefetch_bytes`. It is private to the iterator that made it: nothing named or
-shared outlives a run.
+Each process (the trainer, or one DataLoader worker) builds its own `ShardReader`s, one per
+lane: pyarrow's decryption objects cannot be pickled, so they are made here from the key-file
+path, and a lane's handles are never used by two threads at once. A lane is read sequentially
+through `iter_batches`, so a row group larger than a window is decoded once, piece by piece,
+and never held whole. The `Prefetcher` threads (two in a process without DataLoader workers,
+on different lanes; one in each worker) load the windows this process will need, in the order
+it will need them, while the trainer computes; they stop when the bytes queued reach the
+budget (`prefetch_bytes`, shared by a rank's workers). A prefetcher is private to the iterator
+that made it: nothing named or shared outlives a run.
 """
 
 from __future__ import annotations
