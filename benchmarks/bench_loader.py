@@ -1,9 +1,13 @@
 """Reader benchmark: dataprep.loader vs a plain pyarrow loop, LitData and MosaicML Streaming.
 
 Same data for everyone (N rows of ~1 KiB text, optionally token blocks), batch 256, through a
-torch DataLoader with 0 and 2 workers. Each measurement runs in a fresh process so peak RSS and
-start-up are honest. Prints samples/s (steady state, after the first batch), time to first
-batch, resume latency (ours), peak RSS, the ratios ours/theirs, and a shuffle-quality figure:
+torch DataLoader with 0 and 2 workers. Token blocks hold BPE-like ids (Zipf-distributed, see
+`_token_ids`); ours are written exactly as `dataprep tokenize` writes them (its column type and
+write options: zstd + dictionary, non-nullable), the peers store the same ids in their own
+formats; the bytes each format takes on disk are printed next to the speed. Each measurement
+runs in a fresh process so peak RSS and start-up are honest. Prints samples/s (steady state,
+after the first batch), time to first batch, resume latency (ours), peak RSS, the ratios
+ours/theirs, and a shuffle-quality figure:
 Spearman correlation between a sample's position in the epoch and its original index (0 is
 ideal, 1 is no shuffle), the mean displacement |new - old position| / N (1/3 for a uniform
 random permutation) and the mean number of distinct source row groups per batch. CPU time
@@ -57,30 +61,47 @@ def _text_rows(first: int, n: int, size: int, rng: np.random.Generator) -> list[
     return out
 
 
+def _token_ids(n: int, rng: np.random.Generator, vocab: int = 50_257) -> np.ndarray:
+    """BPE-like ids: Zipf-Mandelbrot frequencies (p ~ 1/(rank+2.7)^1.07) over a GPT-2-sized
+    vocabulary, ranks mapped to ids by a fixed permutation. Uniform ids would be an unfair
+    case for dictionary encoding and compression; real text also repeats phrases, which this
+    i.i.d. draw does not, so its files are somewhat larger than real ones."""
+    weights = (np.arange(vocab) + 2.7) ** -1.07
+    cdf = np.cumsum(weights / weights.sum())
+    ids = np.random.default_rng(12345).permutation(vocab).astype(np.int32)
+    return ids[np.minimum(np.searchsorted(cdf, rng.random(n)), vocab - 1)]
+
+
 def prepare(data: Path, kind: str, rows: int, size: int, peers: list[str], py: str) -> dict:
-    """Write the dataset once per (kind, rows): ours (manifest dir), LitData, MDS."""
+    """Write the dataset once per (kind, rows): ours (manifest dir), LitData, MDS.
+
+    Token blocks are written as `dataprep tokenize` writes them (its column type and write
+    options); the peers get the same ids in their own formats."""
     import pyarrow as pa
 
     sys.path.insert(0, str(ROOT))
     from dataprep.dataset import Manifest, RollingShardWriter, WriteOptions, write_manifest
+    from dataprep.stages.tokenize import block_array, block_write_options
 
-    root = data / f"{kind}-{rows}"
+    root = data / (f"text-{rows}" if kind == "text" else f"tokens-v2-{size}-{rows}")
     ours = root / "ours"
     if not (ours / "manifest.json").exists():
         ours.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(0)
         schema = _schema(kind, size)
-        writer = RollingShardWriter(
-            ours, "part", schema, shard_rows=SHARD_ROWS, options=WriteOptions(row_group_rows=8192)
+        options = (
+            WriteOptions(row_group_rows=8192)
+            if kind == "text"
+            else block_write_options(WriteOptions(), size)
         )
+        writer = RollingShardWriter(ours, "part", schema, shard_rows=SHARD_ROWS, options=options)
         for first in range(0, rows, 10_000):
             n = min(10_000, rows - first)
             ids = np.arange(first, first + n, dtype=np.int64)
             if kind == "text":
                 col = pa.array(_text_rows(first, n, size, rng), pa.string())
             else:
-                flat = rng.integers(0, 50_000, size=n * size, dtype=np.int32)
-                col = pa.FixedSizeListArray.from_arrays(pa.array(flat), size)
+                col = block_array(_token_ids(n * size, rng), size)
             writer.write(pa.Table.from_arrays([pa.array(ids), col], schema=schema))
         write_manifest(ours, Manifest(schema, writer.close()))
     for peer in peers:
@@ -98,8 +119,11 @@ def prepare(data: Path, kind: str, rows: int, size: int, peers: list[str], py: s
 def _schema(kind: str, size: int):
     import pyarrow as pa
 
-    value = pa.string() if kind == "text" else pa.list_(pa.int32(), size)
-    return pa.schema([("id", pa.int64()), ("value", value)])
+    from dataprep.stages.tokenize import block_field
+
+    if kind == "text":
+        return pa.schema([("id", pa.int64()), ("value", pa.string())])
+    return pa.schema([("id", pa.int64()), block_field(size).with_name("value")])
 
 
 def _rows_of(ours: str):
@@ -416,6 +440,10 @@ def main() -> None:
             f"\n== {kind}: {rows} rows, batch {args.batch_size} "
             f"(data ready in {time.perf_counter() - t:.0f}s; peers: {peers or 'none'})"
         )
+        print(
+            "   on disk: "
+            + _sizes(Path(data["root"]), rows * (size if kind == "text" else 4 * size))
+        )
         for workers in [int(w) for w in args.workers.split(",")]:
             table: dict[str, dict] = {}
             for name in ["dataprep", "pyarrow", *peers]:
@@ -477,6 +505,19 @@ def _shuffle_report(data: dict, args: argparse.Namespace, peers: list[str], py: 
             f"{s['groups_per_batch']:>17.1f} "
             f"{s['samples_per_s']:>11,.0f} {s['samples_per_s'] / f['samples_per_s']:>13.2f}x"
         )
+
+
+def _sizes(root: Path, raw: int) -> str:
+    """Bytes each format stores, and their ratio to the raw values (text bytes / 4 per id)."""
+    out = []
+    for name in ["ours", "litdata", "streaming"]:
+        files = (
+            [f for f in (root / name).rglob("*") if f.is_file()] if (root / name).exists() else []
+        )
+        if files:
+            total = sum(f.stat().st_size for f in files)
+            out.append(f"{name} {total / 1e6:,.0f} MB ({total / raw:.2f}x raw)")
+    return ", ".join(out)
 
 
 def _peer_ok(py: str, name: str) -> bool:

@@ -16,7 +16,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dataprep.loader import ShardDataset, make_dataloader  # noqa: E402
-from dataprep.loader.batch import _numeric_chunk  # noqa: E402
+from dataprep.loader import dataset as loader_dataset  # noqa: E402
+from dataprep.loader.batch import Chunks, _numeric_chunk  # noqa: E402
+from dataprep.loader.reader import Prefetcher  # noqa: E402
 from dataprep.loader.split import Strided  # noqa: E402
 
 BS, WIDTH, GROUP = 8, 16, 40
@@ -41,12 +43,15 @@ def test_fixed_size_list_chunk_is_a_zero_copy_view_with_offset() -> None:
         assert np.array_equal(got, piece.flatten().to_numpy().reshape(-1, 6))
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
+@pytest.mark.parametrize("lanes,piece_bytes", [(1, None), (2, None), (2, 1), (1, 3 * BS * 72)])
 def test_a_reader_decodes_only_what_its_batches_need(
-    blocks: Path, monkeypatch: pytest.MonkeyPatch, lanes: int
+    blocks: Path, monkeypatch: pytest.MonkeyPatch, lanes: int, piece_bytes: int | None
 ) -> None:
     """Worker w of n (after a resume at global batch `start`) decodes only from the row group of
-    the first row it yields to that of its last, not whole windows around them."""
+    the first row it yields to that of its last, not whole windows around them; also when
+    windows are read in pieces of one or three batches (72 bytes a row: id + 16 ids)."""
+    if piece_bytes is not None:
+        monkeypatch.setattr(loader_dataset, "PIECE_BYTES", piece_bytes)
     decoded = [0]
     real = pq.ParquetFile.iter_batches
 
@@ -96,3 +101,93 @@ def test_worker_batches_arrive_intact(blocks: Path) -> None:
         assert torch.equal(batch["id"], ids) and torch.equal(batch["tokens"], tokens)
         assert batch["tokens"].is_contiguous() and batch["tokens"].dtype == torch.int32
         assert np.array_equal(batch["tokens"].numpy(), want[batch["id"].numpy()])
+
+
+def test_chunks_take_across_chunk_boundaries() -> None:
+    """A batch's rows may span the pieces a window was decoded in (one copy per piece)."""
+    whole = np.arange(40 * 3, dtype=np.int32).reshape(40, 3)
+    chunks = Chunks([whole[:7], whole[7:7], whole[7:20], whole[20:21], whole[21:]])
+    for a, b in [(0, 7), (5, 9), (6, 21), (0, 40), (19, 22), (20, 21), (39, 40)]:
+        assert np.array_equal(chunks.take(slice(a, b)), whole[a:b])
+    rows = np.random.default_rng(0).permutation(40)[:17]
+    assert np.array_equal(chunks.take(rows), whole[rows])
+
+
+class _Loads:
+    """A load function that records, per lane, that its loads never overlap and keep order."""
+
+    def __init__(self, fail_at: tuple[int, int] | None = None):
+        import threading
+
+        self.lock = threading.Lock()
+        self.active: set[int] = set()
+        self.order: dict[int, list[int]] = {}
+        self.overlap = 0
+        self.fail_at = fail_at
+
+    def __call__(self, lane: int, i: int) -> object:
+        import time
+
+        with self.lock:
+            if lane in self.active:
+                self.overlap += 1
+            self.active.add(lane)
+            self.order.setdefault(lane, []).append(i)
+        time.sleep(0.001 * ((lane * 7 + i * 3) % 4))
+        with self.lock:
+            self.active.discard(lane)
+        if (lane, i) == self.fail_at:
+            raise ValueError(f"cannot read {lane}/{i}")
+        return type("W", (), {"nbytes": 10, "key": (lane, i)})()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_prefetcher_keeps_need_order_and_lane_order(threads: int) -> None:
+    needs = [(lane, i) for i in range(12) for lane in (0, 1, 2) if not (lane == 2 and i > 4)]
+    needs += [(1, 12), (1, 13), (0, 12)]
+    loads = _Loads()
+    prefetch = Prefetcher(iter(needs), loads, budget=25, threads=threads)
+    try:
+        got = [prefetch.get() for _ in needs]
+    finally:
+        prefetch.close()
+    assert [key for key, _ in got] == needs
+    assert all(window.key == key for key, window in got)  # type: ignore[attr-defined]
+    assert loads.overlap == 0
+    for lane, seen in loads.order.items():
+        assert seen == [i for ln, i in needs if ln == lane]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_prefetcher_raises_a_failed_load_in_its_place(threads: int) -> None:
+    needs = [(lane, i) for i in range(6) for lane in (0, 1)]
+    prefetch = Prefetcher(iter(needs), _Loads(fail_at=(1, 3)), budget=1 << 20, threads=threads)
+    try:
+        before = [prefetch.get()[0] for _ in range(needs.index((1, 3)))]
+        with pytest.raises(ValueError, match="cannot read 1/3"):
+            prefetch.get()
+    finally:
+        prefetch.close()
+    assert before == needs[: needs.index((1, 3))]
+
+
+def test_shuffled_windows_from_many_pieces(blocks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shuffled windows decoded in 16-row pieces: over two epochs every batch holds exactly
+    its rows' tokens (gathered across pieces), each row once per epoch."""
+    from dataprep.loader import reader as loader_reader
+
+    monkeypatch.setattr(loader_reader, "_READ_BYTES", 16 * 72)
+    want = pq.read_table(blocks / "b.parquet").column("tokens").combine_chunks()
+    want = want.flatten().to_numpy().reshape(-1, WIDTH)
+    ds = ShardDataset(blocks, batch_size=BS, shuffle=True, seed=11)
+    ds.lanes, ds.shuffle_window_rows = 2, 6 * BS
+    orders = []
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        got = list(ds)
+        ids = np.concatenate([b["id"].numpy() for b in got])
+        assert sorted(ids.tolist()) == list(range(403))
+        for b in got:
+            assert np.array_equal(b["tokens"].numpy(), want[b["id"].numpy()])
+        orders.append(ids)
+    assert not np.array_equal(orders[0], orders[1])

@@ -36,23 +36,27 @@ class Chunks:
         self.starts = np.cumsum([0] + [len(a) for a in arrays])
 
     def take(self, rows: Rows) -> np.ndarray:
-        if isinstance(rows, slice):
+        out = _empty((_count(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
+        if isinstance(rows, slice):  # one contiguous copy per chunk the run crosses
             first = int(np.searchsorted(self.starts, rows.start, side="right")) - 1
-            start = rows.start - int(self.starts[first])
-            if rows.stop <= self.starts[first + 1]:
-                src = self.arrays[first][start : start + rows.stop - rows.start]
-                out = _empty(src.shape, src.dtype)
-                np.copyto(out, src)
-                return out
-            rows = np.arange(rows.start, rows.stop)
-        out = _empty((len(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
-        if len(self.arrays) == 1:
-            return np.take(self.arrays[0], rows, axis=0, out=out)
+            done, pos = 0, rows.start
+            while pos < rows.stop:
+                begin = pos - int(self.starts[first])
+                part = self.arrays[first][begin : begin + rows.stop - pos]
+                np.copyto(out[done : done + len(part)], part)
+                done, pos, first = done + len(part), pos + len(part), first + 1
+            return out
+        if len(self.arrays) == 1:  # mode "raise" would gather into a buffer, then copy it to out
+            return np.take(self.arrays[0], rows, axis=0, out=out, mode="clip")
         which = np.searchsorted(self.starts, rows, side="right") - 1
         for c in np.unique(which):
             mask = which == c
             out[mask] = self.arrays[c][rows[mask] - self.starts[c]]
         return out
+
+
+def _count(rows: Rows) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
 
 
 def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

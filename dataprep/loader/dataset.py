@@ -35,6 +35,8 @@ log = logging.getLogger("dataprep.loader")
 
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_PREFETCH_BYTES = 64 << 20
+DECODE_THREADS = 2  # per process without DataLoader workers (workers decode on one thread)
+PIECE_BYTES = 8 << 20  # in memory per unshuffled read: small buffers are reused, not faulted in
 STATE_VERSION = 1
 
 
@@ -60,7 +62,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
     dataset, not per topology. Set them on the instance before iterating if needed; a resume
     state made with other values is refused. The default window is ~`shuffle_window_bytes` of
     stored data (at most 8192 rows), so wide rows such as token blocks keep memory bounded:
-    a process holds one window per lane it reads.
+    a process holds one window per lane it reads (unshuffled: one ~PIECE_BYTES piece of it).
     """
 
     lanes: int = 4
@@ -203,23 +205,25 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         """Yield the batches `items` name, in order, prefetching their windows on a thread."""
         if not items:
             return
-        in_worker = get_worker_info() is not None
-        shards = ShardReader(self.index, self.columns, self.key_file, self.verify, not in_worker)
+        info = get_worker_info()
         lanes: dict[int, LaneReader] = {}
+        verified: set[int] = set()
+        piece = plan.window if plan.shuffle else self._piece_rows(plan)
 
-        def needs() -> Iterator[tuple[int, int, int, int]]:
-            """(lane, window, lo, hi) in first-need order: rows [lo, hi) of the window that
-            this process's items touch. Unshuffled, only those rows are decoded: a reader that
-            takes a window's last batch (the epoch tail, a lane shared at the end of an epoch,
-            a resume point) no longer decodes the whole window for it."""
-            pending: dict[tuple[int, int], list[int]] = {}  # insertion order = need order
-            current: dict[int, tuple[int, int]] = {}  # lane -> its window being extended
+        def needs() -> Iterator[tuple[int, int, int, int, int]]:
+            """(lane, window, piece, lo, hi) in first-need order: rows [lo, hi) of the window
+            that this process's items touch. Unshuffled, only those rows are decoded, in
+            batch-aligned pieces: a reader that takes a window's last batch (the epoch tail, a
+            lane shared at the end of an epoch, a resume point) does not decode the whole
+            window for it, and memory in use stays small. Shuffled, a piece is the window."""
+            pending: dict[tuple[int, int, int], list[int]] = {}  # insertion order = need order
+            current: dict[int, tuple[int, int, int]] = {}  # lane -> its piece being extended
             for item in items:
                 for b, s0, s1 in item:
                     lane, idx = plan.locate(b)
                     window = idx // plan.window_batches
                     first = idx * plan.batch_size - window * plan.window
-                    key = (lane, window)
+                    key = (lane, window, first // piece)
                     if current.get(lane) != key:
                         current[lane] = key
                         pending[key] = [first + s0, first + s1]
@@ -234,31 +238,44 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             for key, span in pending.items():
                 yield (*key, *span)
 
-        def load(lane: int, window: int, lo: int, hi: int) -> Window:
+        def load(lane: int, window: int, _piece: int, lo: int, hi: int) -> Window:
             reader = lanes.get(lane)
-            if reader is None:
+            if reader is None:  # its own file handles: lanes may be read on two threads at once
+                shards = ShardReader(
+                    self.index, self.columns, self.key_file, self.verify, info is None, verified
+                )
                 reader = lanes[lane] = LaneReader(plan, lane, shards)
             a, b = plan.window_span(lane, window)
             if plan.shuffle:  # a batch's rows are spread over the whole window
                 return Window(reader.read(a, b), True)
             return Window(reader.read(a + lo, a + hi), False, offset=lo)
 
-        prefetch = Prefetcher(needs(), load, self.prefetch_bytes)
-        held: dict[int, tuple[int, Window]] = {}
+        # prefetch_bytes is the rank's budget: its DataLoader workers share it
+        budget = self.prefetch_bytes // (info.num_workers if info is not None else 1)
+        # in the training process (no DataLoader workers) two threads decode different lanes
+        threads = 1 if info is not None else min(DECODE_THREADS, os.cpu_count() or 1)
+        prefetch = Prefetcher(needs(), load, budget, threads)
+        held: dict[int, tuple[tuple[int, int], Window]] = {}
         try:
             for item in items:
                 parts = []
                 for b, s0, s1 in item:
                     lane, window, rows = plan.batch_rows(b, s0, s1)
+                    at = (window, rows.start // piece if isinstance(rows, slice) else 0)
                     current = held.get(lane)
-                    if current is None or current[0] != window:
+                    if current is None or current[0] != at:
                         key, loaded = prefetch.get()
-                        assert key[:2] == (lane, window), (key, lane, window)
-                        held[lane] = current = (window, loaded)
+                        assert key[:3] == (lane, *at), (key, lane, at)
+                        held[lane] = current = (at, loaded)
                     parts.append(current[1].take(rows))
                 yield to_batch(join_parts(parts))
         finally:
             prefetch.close()
+
+    def _piece_rows(self, plan: EpochPlan) -> int:
+        """Rows per unshuffled read: whole batches, ~PIECE_BYTES in memory, at most a window."""
+        batch_bytes = plan.batch_size * self.index.read_row_bytes(self.columns)
+        return min(plan.window, max(1, int(PIECE_BYTES // batch_bytes)) * plan.batch_size)
 
     # --- resume ------------------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """Reading inside one process: open shards (decrypt, verify), stream lane windows, prefetch.
 
-Each process (the trainer, or one DataLoader worker) builds its own `ShardReader`: pyarrow's
-decryption objects cannot be pickled, so they are made here from the key-file path. A lane is
-read sequentially through `iter_batches`, so a row group larger than a window is decoded once,
-piece by piece, and never held whole. The `Prefetcher` thread loads the windows this process
-will need, in the order it will need them, while the trainer computes; it stops when the bytes
-queued reach `prefetch_bytes`. It is private to the iterator that made it: nothing named or
-shared outlives a run.
+Each process (the trainer, or one DataLoader worker) builds its own `ShardReader`s, one per
+lane: pyarrow's decryption objects cannot be pickled, so they are made here from the key-file
+path, and a lane's handles are never used by two threads at once. A lane is read sequentially
+through `iter_batches`, so a row group larger than a window is decoded once, piece by piece,
+and never held whole. The `Prefetcher` threads (two in a process without DataLoader workers,
+on different lanes; one in each worker) load the windows this process will need, in the order
+it will need them, while the trainer computes; they stop when the bytes queued reach the
+budget (`prefetch_bytes`, shared by a rank's workers). A prefetcher is private to the iterator
+that made it: nothing named or shared outlives a run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataprep.loader.index import DatasetIndex
 from dataprep.loader.order import EpochPlan
 
 _OPEN_FILES = 64  # ParquetFile handles kept per process
-_READ_BYTES = 4 << 20  # ~stored bytes decoded per iter_batches step (wide rows: fewer rows)
+_READ_BYTES = 4 << 20  # ~bytes in memory per iter_batches step (wide rows: fewer rows)
 
 
 class ShardReader:
@@ -41,14 +43,17 @@ class ShardReader:
         key_file: str | None,
         verify: bool,
         use_threads: bool = True,
+        verified: set[int] | None = None,
     ):
         self.index = index
         self.columns = columns
         self.verify = verify
         self.use_threads = use_threads  # off in DataLoader workers: they already run in parallel
-        self.read_rows = int(min(8192, max(256, _READ_BYTES // max(1.0, index.row_bytes))))
+        # sized by decoded bytes: pieces of 2048-id blocks sized by their zstd bytes were 10 MB
+        # allocations, fresh pages each time (page zeroing was ~20% of a profile)
+        self.read_rows = int(min(8192, max(16, _READ_BYTES // index.read_row_bytes(columns))))
         self._files: collections.OrderedDict[int, pq.ParquetFile] = collections.OrderedDict()
-        self._verified: set[int] = set()
+        self._verified = verified if verified is not None else set()  # shared across readers
         self._decryption: Any = None
         if index.encryption is not None:
             try:
@@ -171,47 +176,81 @@ class LaneReader:
 
 
 class Prefetcher:
-    """Loads windows on a daemon thread, in need order, until `budget` bytes are queued."""
+    """Loads windows on daemon threads, in need order, until `budget` bytes are queued.
+
+    Key `(lane, ...)`: with several threads, loads of different lanes run at once (decoding
+    releases the GIL) while each lane's loads still run one after another, in need order, as
+    its sequential stream wants; `get` hands windows out in need order.
+    """
 
     def __init__(
         self,
         needs: Iterator[tuple[int, ...]],
         load: Callable[..., Window],
         budget: int,
+        threads: int = 1,
     ):
-        self._queue: collections.deque[Any] = collections.deque()
+        self._needs = needs
+        self._load = load
+        self._done: dict[int, tuple[Any, Any]] = {}  # need number -> (key, window or error)
+        self._lanes: dict[int, collections.deque[int]] = {}  # lane -> its needs in flight
+        self._pulled = 0  # needs taken from the iterator
+        self._next = 0  # need number `get` hands out next
         self._queued = 0
         self._budget = max(1, budget)
         self._cond = threading.Condition()
         self._stop = False
-        self._thread = threading.Thread(
-            target=self._run, args=(needs, load), name="dataprep-prefetch", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name="dataprep-prefetch", daemon=True)
+            for _ in range(max(1, threads))
+        ]
+        for thread in self._threads:
+            thread.start()
         _LIVE.add(self)
 
-    def _run(self, needs: Iterator[tuple[int, ...]], load: Callable[..., Window]) -> None:
-        try:
-            for key in needs:
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._done and self._queued >= self._budget and not self._stop:
+                    self._cond.wait()
                 if self._stop:
                     return
-                window = load(*key)
-                with self._cond:
-                    while self._queue and self._queued >= self._budget and not self._stop:
-                        self._cond.wait()
-                    self._queue.append((key, window))
-                    self._queued += window.nbytes
+                seq = self._pulled
+                try:
+                    key = next(self._needs, None)
+                except BaseException as exc:  # handed to the consumer, which re-raises it
+                    key = None
+                    self._done[seq] = (None, exc)
+                if key is None:  # exhausted, or failed (the error takes number `seq`)
+                    self._pulled = seq + 1 if seq in self._done else seq
                     self._cond.notify_all()
-        except BaseException as exc:  # handed to the consumer, which re-raises it
+                    return
+                self._pulled = seq + 1
+                order = self._lanes.setdefault(key[0], collections.deque())
+                order.append(seq)
+                while order[0] != seq and not self._stop:  # this lane's earlier loads first
+                    self._cond.wait()
+                if self._stop:
+                    return
+            try:
+                result: tuple[Any, Any] = (key, self._load(*key))
+            except BaseException as exc:
+                result = (None, exc)
             with self._cond:
-                self._queue.append((None, exc))
+                order.popleft()
+                self._done[seq] = result
+                if result[0] is not None:
+                    self._queued += result[1].nbytes
                 self._cond.notify_all()
+                if result[0] is None:
+                    return
 
     def get(self) -> tuple[tuple[int, ...], Window]:
         with self._cond:
-            while not self._queue:
+            while self._next not in self._done:
                 self._cond.wait()
-            key, item = self._queue.popleft()
+            key, item = self._done.pop(self._next)
+            self._next += 1
             if key is None:
                 raise item
             self._queued -= item.nbytes
@@ -219,13 +258,14 @@ class Prefetcher:
             return key, item
 
     def close(self) -> None:
-        """Stop the thread and wait for its current read: no pyarrow call may outlive us."""
+        """Stop the threads and wait for their current reads: no pyarrow call may outlive us."""
         with self._cond:
             self._stop = True
-            self._queue.clear()
+            self._done.clear()
             self._cond.notify_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=_JOIN_SECONDS)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=_JOIN_SECONDS)
         _LIVE.discard(self)
 
 
