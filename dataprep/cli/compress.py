@@ -43,16 +43,16 @@ def compress(
     force: output.Force = False,
 ) -> None:
     """Re-encode shards; report.json has bytes before/after, ratio per column and MB/s."""
-    config = CompressConfig.parse(
-        {
-            "codec": codec,
-            "level": level,
-            "dictionary": dictionary,
-            "row_group_rows": row_group_rows,
-            "sort_by": sort_by.split(",") if sort_by else None,
-            "page_bytes": page_bytes,
-        }
-    )
+    options = {
+        "codec": codec,
+        "level": level,
+        "dictionary": dictionary,
+        "row_group_rows": row_group_rows,
+        "sort_by": sort_by.split(",") if sort_by else None,
+    }
+    if page_bytes is not None:  # else the stage's default (8 MiB), not "no value"
+        options["page_bytes"] = page_bytes
+    config = CompressConfig.parse(options)
     result = output.run_and_print(
         "compress",
         config,
