@@ -176,3 +176,11 @@ def test_incremental_dedup_index_on_s3_matches_local(
     index = StoragePath(roots["s3"]) / "index"
     assert sorted(p.name for p in index.iterdir())[:2] == ["band-000.ids", "band-000.keys"]
     assert json.loads((index / "index.json").read_text())["rows"] > 0
+
+
+def test_unreachable_storage_is_one_line(both_runs: tuple[Path, str]) -> None:
+    local_root, _ = both_runs
+    proc = cli("compress", local_root / "shards", "-o", "s3://no-such-bucket/out", check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "bucket does not exist" in proc.stderr and proc.stderr.startswith("error:")

@@ -44,9 +44,15 @@ def main() -> None:
     try:
         app()
     except DataprepError as exc:
-        from rich.markup import escape
+        _fail(str(exc), 1 if isinstance(exc, VerifyError) else 2)
+    except OSError as exc:  # storage the run could not reach or write (after any retries)
+        _fail(f"storage: {exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc), 1)
 
-        from dataprep.cli.output import err_console
 
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(1 if isinstance(exc, VerifyError) else 2)
+def _fail(message: str, code: int) -> None:
+    from rich.markup import escape
+
+    from dataprep.cli.output import err_console
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(code)
