@@ -37,6 +37,9 @@ RAY_ENV = {
 }
 
 
+CLIENT_ADDRESS: list[str] = []  # the test cluster's Ray Client endpoint, once it runs
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,12 +83,12 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Ite
     saved = {k: os.environ.get(k) for k in [*RAY_ENV, "PYTHONPATH"]}
     os.environ.update(RAY_ENV)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ["PYTHONPATH"]])
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     log = tmp_path_factory.mktemp("ray") / "head.log"
     head = subprocess.Popen(
         [shutil.which("ray") or "ray", "start", "--head", "--block"]
         + ["--num-cpus", "2", "--port", str(port), "--include-dashboard=false"]
-        + ["--disable-usage-stats"],
+        + ["--ray-client-server-port", str(client_port), "--disable-usage-stats"],
         stdout=open(log, "w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -97,6 +100,7 @@ def ray_address(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Ite
             if head.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"ray start failed:\n{log.read_text()[-2000:]}")
             time.sleep(0.2)
+        CLIENT_ADDRESS.append(f"ray://127.0.0.1:{client_port}")
         yield f"127.0.0.1:{port}"
     finally:
         import ray
@@ -184,6 +188,26 @@ def test_stage_command_on_ray(ray_address: str, corpus_dir: Path, tmp_path: Path
     cli(*common, "--out", tmp_path / "local", "-w", "2")
     cli(*common, "--out", tmp_path / "ray", "--executor", "ray", "--address", ray_address)
     assert _shards(tmp_path / "ray") == _shards(tmp_path / "local")
+
+
+def test_stage_command_through_ray_client(ray_address: str, corpus_dir: Path, tmp_path: Path):
+    """`--address ray://HOST:PORT` (Ray Client) runs the same tasks remotely: same shards."""
+    client = CLIENT_ADDRESS[-1]
+    cli(
+        "shard",
+        corpus_dir,
+        "-o",
+        tmp_path / "client",
+        "--shard-rows",
+        "300",
+        "--executor",
+        "ray",
+        "--address",
+        client,
+        "-q",
+    )
+    cli("shard", corpus_dir, "-o", tmp_path / "local", "--shard-rows", "300", "-w", "2", "-q")
+    assert _shards(tmp_path / "client") == _shards(tmp_path / "local")
 
 
 def test_progress_ticks_reach_the_driver(ray_address: str, corpus_dir: Path, tmp_path: Path):

@@ -132,6 +132,8 @@ class RayExecutor:
                         f"cannot reach the Ray cluster at {address!r} ({exc}); start it with "
                         "`ray start --head` or pass the right --address"
                     ) from None
+                except ValueError as exc:  # e.g. ray:// without the client extra installed
+                    raise DataprepError(f"cannot use Ray at {address!r}: {exc}") from None
             else:
                 from dataprep.executors.local import default_workers
 
