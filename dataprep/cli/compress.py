@@ -58,14 +58,9 @@ def compress(
         config,
         out,
         input_path=input,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
         key_file=str(key_file) if key_file else None,
     )
     if not (quiet or json) and result.report:

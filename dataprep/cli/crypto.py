@@ -63,14 +63,9 @@ def encrypt(
         config,
         out,
         input_path=input,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
     )
     clear = result.report.get("plaintext_columns")
     if clear and not (quiet or json):
@@ -100,12 +95,7 @@ def decrypt(
         config,
         out,
         input_path=input,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
     )

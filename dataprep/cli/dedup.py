@@ -99,14 +99,9 @@ def dedup(
         config,
         out,
         input_path=input,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
         key_file=key_file,
     )
     if not (quiet or json):

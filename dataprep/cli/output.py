@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,30 +69,37 @@ def reporter(quiet: bool, as_json: bool) -> Reporter:
     return Reporter(quiet=quiet or as_json)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The options every stage command shares (Workers ... Force above), as one value."""
+
+    workers: int | None = None
+    executor: str | None = None
+    address: str | None = None
+    cpus_per_task: float | None = None
+    max_retries: int | None = None
+    quiet: bool = False
+    as_json: bool = False
+    force: bool = False
+
+
 def run_and_print(
     op: str,
     config: Any,
     out: str,
     *,
-    workers: int | None,
-    quiet: bool,
-    as_json: bool,
-    force: bool,
+    options: RunOptions,
     input_path: str | None = None,
     inputs: Sequence[str] = (),
     key_file: str | Path | None = None,
-    executor: str | None = None,
-    address: str | None = None,
-    cpus_per_task: float | None = None,
-    max_retries: int | None = None,
 ) -> StageRun:
     """The body of every stage command: run it with the shared options, print the summary."""
     with make_executor(
-        executor or "local",
-        workers=workers,
-        address=address,
-        cpus_per_task=cpus_per_task or 1.0,
-        max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+        options.executor or "local",
+        workers=options.workers,
+        address=options.address,
+        cpus_per_task=options.cpus_per_task or 1.0,
+        max_retries=DEFAULT_MAX_RETRIES if options.max_retries is None else options.max_retries,
     ) as pool:
         result = run_stage(
             op,
@@ -100,11 +108,11 @@ def run_and_print(
             input_path=input_path,
             inputs=inputs,
             executor=pool,
-            reporter=reporter(quiet, as_json),
-            force=force,
+            reporter=reporter(options.quiet, options.as_json),
+            force=options.force,
             key_file=str(key_file) if key_file else None,
         )
-    print_runs([result], quiet, as_json)
+    print_runs([result], options.quiet, options.as_json)
     return result
 
 

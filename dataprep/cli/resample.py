@@ -60,13 +60,8 @@ def resample(
         config,
         out,
         input_path=input_path,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
         key_file=key_file,
     )

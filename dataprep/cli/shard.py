@@ -56,12 +56,7 @@ def shard(
         config,
         out,
         inputs=inputs,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
     )

@@ -52,13 +52,8 @@ def tokenize(
         config,
         out,
         input_path=input,
-        workers=workers,
-        executor=executor,
-        address=address,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        quiet=quiet,
-        as_json=json,
-        force=force,
+        options=output.RunOptions(
+            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
+        ),
         key_file=key_file,
     )
