@@ -15,7 +15,6 @@ import os
 import posixpath
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,6 +80,8 @@ class StoragePath:
 
     def __init__(self, location: str | os.PathLike[str] | StoragePath):
         text = location._text if isinstance(location, StoragePath) else str(location)
+        if text.startswith("file://"):
+            text = text[len("file://") :]
         if is_remote(text):
             base, query = _split_query(text)
             text = base.rstrip("/") + query
@@ -109,9 +110,6 @@ class StoragePath:
             base, query = _split_query(self._text)
             return StoragePath(f"{base}/{name}{query}")
         return StoragePath(Path(self._text) / name)
-
-    def with_name(self, name: str) -> StoragePath:
-        return self.parent / name
 
     def local(self) -> Path | None:
         """The local `Path`, or None for a remote location."""
@@ -412,8 +410,3 @@ def copy_file(source: StoragePath, target: StoragePath) -> None:
     with source.open_stream() as src, target.open_output() as dst:
         while block := src.read(8 << 20):
             dst.write(block)
-
-
-def iter_lines(location: StoragePath) -> Iterator[str]:
-    with location.open_stream() as raw, io.TextIOWrapper(raw, encoding="utf-8") as text:  # type: ignore[arg-type]
-        yield from text
