@@ -12,6 +12,7 @@ from dataprep.stages.compress import CompressConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def compress(
     input: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -27,23 +28,17 @@ def compress(
     ] = None,
     page_bytes: Annotated[
         str | None,
-        typer.Option(help="Data page size, e.g. 8MB (default 1 MiB): bigger, smaller files."),
+        typer.Option(help="Page size, e.g. 16MB (default 8 MiB): bigger pages, smaller files."),
     ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(help="Key file, if the input is encrypted (output stays encrypted)."),
     ] = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Re-encode shards; report.json has bytes before/after, ratio per column and MB/s."""
-    options = {
+    params = {
         "codec": codec,
         "level": level,
         "dictionary": dictionary,
@@ -51,19 +46,17 @@ def compress(
         "sort_by": sort_by.split(",") if sort_by else None,
     }
     if page_bytes is not None:  # else the stage's default (8 MiB), not "no value"
-        options["page_bytes"] = page_bytes
-    config = CompressConfig.parse(options)
+        params["page_bytes"] = page_bytes
+    config = CompressConfig.parse(params)
     result = output.run_and_print(
         "compress",
         config,
         out,
         input_path=input,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
         key_file=str(key_file) if key_file else None,
     )
-    if not (quiet or json) and result.report:
+    if options.chatty and result.report:
         r = result.report
         output.console.print(
             f"{r.get('bytes_before', 0):,} -> {r.get('bytes_after', 0):,} bytes "

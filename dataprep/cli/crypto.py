@@ -30,6 +30,7 @@ def keygen(
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def encrypt(
     input: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -40,14 +41,8 @@ def encrypt(
     ] = None,
     codec: CodecOpt = None,
     level: LevelOpt = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Encrypt every column (AES-GCM, encrypted footer); the manifest records key ids only."""
     config = EncryptConfig.parse(
@@ -63,30 +58,23 @@ def encrypt(
         config,
         out,
         input_path=input,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
     )
     clear = result.report.get("plaintext_columns")
-    if clear and not (quiet or json):
+    if clear and options.chatty:
         output.console.print(f"[yellow]left in the clear[/]: {', '.join(clear)}")
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def decrypt(
     input: Annotated[str, typer.Argument(metavar="IN", help="Encrypted dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     key_file: KeyFile,
     codec: CodecOpt = None,
     level: LevelOpt = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Decrypt a dataset written by `dataprep encrypt` (or a recipe with output encryption)."""
     config = DecryptConfig.parse({"key_file": str(key_file), "codec": codec, "level": level})
@@ -95,7 +83,5 @@ def decrypt(
         config,
         out,
         input_path=input,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
     )

@@ -11,6 +11,7 @@ from dataprep.stages.dedup import DedupConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def dedup(
     input: Annotated[str, typer.Argument(help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -57,15 +58,9 @@ def dedup(
     against: Annotated[
         str | None, typer.Option(help="Also drop rows that duplicate this saved index.")
     ] = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
     key_file: output.KeyFile = None,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Drop exact duplicates (xxh3-128 of normalised content) and near-duplicates
     (MinHash-LSH at a Jaccard threshold), keeping one row per cluster.
@@ -99,12 +94,10 @@ def dedup(
         config,
         out,
         input_path=input,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
         key_file=key_file,
     )
-    if not (quiet or json):
+    if options.chatty:
         print_summary(result.report)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -81,6 +84,51 @@ class RunOptions:
     quiet: bool = False
     as_json: bool = False
     force: bool = False
+
+    @property
+    def chatty(self) -> bool:
+        """Whether a command may print more than the summary table."""
+        return not (self.quiet or self.as_json)
+
+
+# (parameter, type, default) of the shared options, in --help order
+_SHARED = (
+    ("workers", Workers, None),
+    ("executor", ExecutorKind, None),
+    ("address", Address, None),
+    ("cpus_per_task", CpusPerTask, None),
+    ("max_retries", MaxRetries, None),
+    ("quiet", Quiet, False),
+    ("json", Json, False),
+    ("force", Force, False),
+)
+
+
+def stage_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a stage command the shared options: its `options: RunOptions` parameter becomes
+    --workers ... --force on the command line, declared once here instead of in every command.
+    """
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [
+        p.replace(annotation=hints[p.name])
+        for p in inspect.signature(command).parameters.values()
+        if p.name != "options"
+    ]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, kind, default in _SHARED
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name, _, _ in _SHARED}
+        values["as_json"] = values.pop("json")
+        return command(**kwargs, options=RunOptions(**values))
+
+    del wrapper.__wrapped__  # Typer must read the signature below, not the command's
+    wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return wrapper
 
 
 def run_and_print(

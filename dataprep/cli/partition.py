@@ -11,6 +11,7 @@ from dataprep.stages.partition import PartitionConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def partition(
     input_path: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -36,15 +37,9 @@ def partition(
         str | None,
         typer.Option(help="An earlier partition output: report the fraction of rows that moved."),
     ] = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
     key_file: output.KeyFile = None,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Write each partition as its own shard set; the manifest tags every shard's partition.
 
@@ -68,8 +63,6 @@ def partition(
         config,
         out,
         input_path=input_path,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
         key_file=key_file,
     )

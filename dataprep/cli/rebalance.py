@@ -11,6 +11,7 @@ from dataprep.stages.rebalance import RebalanceConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def rebalance(
     input_path: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -25,15 +26,9 @@ def rebalance(
         str | None,
         typer.Option(help="Keep groups of this column together, packed evenly (LPT)."),
     ] = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
     key_file: output.KeyFile = None,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Rewrite shards so row counts differ by at most one (or bytes by a few percent).
 
@@ -56,8 +51,6 @@ def rebalance(
         config,
         out,
         input_path=input_path,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
         key_file=key_file,
     )

@@ -11,6 +11,7 @@ from dataprep.stages.resample import ResampleConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def resample(
     input_path: Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -29,15 +30,9 @@ def resample(
     weight_column: Annotated[
         str, typer.Option(help="weights: name of the added column.")
     ] = "sample_weight",
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
     key_file: output.KeyFile = None,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Undersample / oversample to exact planned class counts, or add inverse-frequency weights.
 
@@ -60,8 +55,6 @@ def resample(
         config,
         out,
         input_path=input_path,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
         key_file=key_file,
     )

@@ -11,6 +11,7 @@ from dataprep.stages.shard import ShardConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def shard(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories or globs.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -27,14 +28,8 @@ def shard(
     ] = None,
     format: Annotated[str, typer.Option(help="auto, jsonl, csv, parquet or text.")] = "auto",
     lines: Annotated[bool, typer.Option(help="Plain text: one document per line.")] = False,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Read JSONL / CSV / Parquet / text (plain, .zst, .gz) into Parquet shards.
 
@@ -56,7 +51,5 @@ def shard(
         config,
         out,
         inputs=inputs,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
     )

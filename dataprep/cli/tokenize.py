@@ -11,6 +11,7 @@ from dataprep.stages.tokenize import TokenizeConfig
 
 
 @app.command(rich_help_panel="Stages")
+@output.stage_options
 def tokenize(
     input: Annotated[str, typer.Argument(help="Input dataset directory.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -23,15 +24,9 @@ def tokenize(
     mode: Annotated[
         str, typer.Option(help="pack (LM blocks) or truncate (one row per document).")
     ] = "pack",
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
-    force: output.Force = False,
     key_file: output.KeyFile = None,
+    *,
+    options: output.RunOptions,
 ) -> None:
     """Turn text into fixed-length blocks of token ids (a `tokens` column) for `dataprep train`.
 
@@ -52,8 +47,6 @@ def tokenize(
         config,
         out,
         input_path=input,
-        options=output.RunOptions(
-            workers, executor, address, cpus_per_task, max_retries, quiet, json, force
-        ),
+        options=options,
         key_file=key_file,
     )
