@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import io
 import os
 import posixpath
 import shutil
@@ -18,12 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from dataprep.errors import DataprepError
 
+BLOCK = 8 << 20  # bytes per read when streaming a file
 _OBJECT_STORES = ("s3", "gcs")  # no directories: nothing to create, and listing is by prefix
 
 
@@ -148,7 +147,8 @@ class StoragePath:
     def exists(self) -> bool:
         if not self.remote:
             return Path(self._text).exists()
-        return self._info().type != pafs.FileType.NotFound or self.is_dir()
+        # an object store has no directory entries: a prefix exists if something is below it
+        return self._info().type != pafs.FileType.NotFound or bool(self._children())
 
     def is_file(self) -> bool:
         if not self.remote:
@@ -294,8 +294,7 @@ class StoragePath:
             return
         filesystem, path = self._fs
         with open(local, "rb") as src, filesystem.open_output_stream(path) as dst:
-            while block := src.read(8 << 20):
-                dst.write(block)
+            shutil.copyfileobj(src, dst, BLOCK)
         local.unlink()
 
 
@@ -316,97 +315,7 @@ def spool_file(name: str) -> Path:
     return Path(path)
 
 
-# -- numpy arrays in scratch space ----------------------------------------------------------
-def save_array(location: StoragePath, array: np.ndarray) -> None:
-    """`np.save`, atomically, to a local or remote path."""
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    location.write_atomic(buffer.getvalue())
-
-
-def load_array(location: StoragePath, mmap: bool = True, row: int | None = None) -> np.ndarray:
-    """`np.load(path, mmap_mode="r")[row]` for local and remote files alike.
-
-    A remote file (or just the row asked for, by a ranged read) is staged in a local spool
-    file and mapped from there, so memory stays what it is locally: mapped pages, not a copy.
-    """
-    local = location.local()
-    if local is not None:
-        array = np.load(local, mmap_mode="r" if mmap or row is not None else None)
-        return array if row is None else array[row]
-    with location.open_input() as f:
-        version = np.lib.format.read_magic(f)
-        header = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }[version]
-        shape, fortran, dtype = header(f)
-        if row is not None:
-            if fortran:
-                raise DataprepError(f"{location}: expected a C-ordered array")
-            row_items = int(np.prod(shape[1:], dtype=np.int64))
-            f.seek(f.tell() + row * row_items * dtype.itemsize)
-            shape = tuple(shape[1:])
-            data = f.read(row_items * dtype.itemsize)
-        else:
-            data = f.read()
-    array = np.frombuffer(data, dtype=dtype)
-    order = "F" if fortran else "C"
-    if not mmap:
-        return array.reshape(shape, order=order)
-    spool = spool_file(location.name)
-    try:
-        np.save(spool, array.reshape(shape, order=order))
-        return np.load(f"{spool}.npy", mmap_mode="r")
-    finally:  # the mapping keeps the data; the name is gone, so nothing is left behind
-        spool.unlink(missing_ok=True)
-        Path(f"{spool}.npy").unlink(missing_ok=True)
-
-
-def load_array_slice(location: StoragePath, row: int | None, start: int, end: int) -> np.ndarray:
-    """Elements [start, end) of a 1-d .npy (`row=None`) or of one row of a C-ordered 2-d one,
-    clipped to its length, reading only those bytes: a memory-map locally, one ranged read
-    remotely."""
-    local = location.local()
-    if local is not None:
-        array = np.load(local, mmap_mode="r")
-        return np.array((array if row is None else array[row])[start:end])
-    with location.open_input() as f:
-        version = np.lib.format.read_magic(f)
-        header = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }[version]
-        shape, fortran, dtype = header(f)
-        if fortran or len(shape) != (1 if row is None else 2):
-            raise DataprepError(f"{location}: expected a C-ordered array")
-        length = shape[-1]
-        start, end = max(0, min(start, length)), max(0, min(end, length))
-        f.seek(f.tell() + ((row or 0) * length + start) * dtype.itemsize)
-        data = f.read((end - start) * dtype.itemsize)
-    return np.frombuffer(data, dtype=dtype).copy()
-
-
-def map_file(location: StoragePath, dtype: Any) -> np.ndarray:
-    """A flat binary file as a read-only memory-mapped array; a remote one is first streamed
-    to an (unlinked) local spool file, so it is never held in memory whole."""
-    if location.size() == 0:
-        return np.zeros(0, dtype=dtype)
-    local = location.local()
-    if local is not None:
-        return np.memmap(local, dtype=dtype, mode="r")
-    spool = spool_file(location.name)
-    try:
-        with location.open_stream() as src, open(spool, "wb") as dst:
-            while block := src.read(8 << 20):
-                dst.write(block)
-        return np.memmap(spool, dtype=dtype, mode="r")
-    finally:
-        spool.unlink(missing_ok=True)
-
-
 def copy_file(source: StoragePath, target: StoragePath) -> None:
     """Stream one file to another place, local or remote (no whole-file buffer)."""
     with source.open_stream() as src, target.open_output() as dst:
-        while block := src.read(8 << 20):
-            dst.write(block)
+        shutil.copyfileobj(src, dst, BLOCK)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataprep.arrays import load_array, load_array_slice, save_array
 from dataprep.sources import resolve
-from dataprep.storage import StoragePath, load_array, load_array_slice, save_array
+from dataprep.storage import StoragePath
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -30,10 +29,7 @@ def compress(
         str | None,
         typer.Option(help="Page size, e.g. 16MB (default 8 MiB): bigger pages, smaller files."),
     ] = None,
-    key_file: Annotated[
-        Path | None,
-        typer.Option(help="Key file, if the input is encrypted (output stays encrypted)."),
-    ] = None,
+    key_file: output.KeyFile = None,
     *,
     options: output.RunOptions,
 ) -> None:
@@ -54,7 +50,7 @@ def compress(
         out,
         input_path=input,
         options=options,
-        key_file=str(key_file) if key_file else None,
+        key_file=key_file,
     )
     if options.chatty and result.report:
         r = result.report

@@ -61,15 +61,14 @@ class LocalExecutor:
         return self._run_pool(fn, tasks, on_done)
 
     def _run_inline(self, fn: Callable[[T], R], task: T) -> R:
-        for attempt in range(self.max_retries + 1):
+        for _ in range(self.max_retries):
             try:
                 return fn(task)
             except DataprepError:
                 raise
             except Exception:
-                if attempt == self.max_retries:
-                    raise
-        raise AssertionError("unreachable")
+                continue  # retried; the last attempt below raises whatever it raises
+        return fn(task)
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ByteSize, Field, model_validator
 
+from dataprep.arrays import load_array, save_array
 from dataprep.dataset import ReadOptions
 from dataprep.progress import tick
 from dataprep.stage import (
@@ -33,7 +34,7 @@ from dataprep.stage import (
     require_column,
 )
 from dataprep.stages.rebalance_scatter import contingency, run_by, scatter_gather, write_pieces
-from dataprep.storage import StoragePath, load_array, save_array
+from dataprep.storage import StoragePath
 
 
 class RebalanceConfig(StageConfig):

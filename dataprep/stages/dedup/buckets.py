@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dataprep.storage import StoragePath, load_array, load_array_slice
+from dataprep.arrays import load_array, load_array_slice
+from dataprep.storage import StoragePath
 
 EXACT = -1  # the "band" number of the exact-fingerprint pass
 EXACT_DTYPE = np.dtype("S16")  # big-endian (high, low): byte order == numeric order
@@ -75,8 +76,7 @@ def shard_runs(
             runs.append(Run(keys, rows, offsets[index]))
             continue
         lo, hi = key_range
-        fences = load_array(folder / fences_file, mmap=False)
-        fences = fences if band == EXACT else fences[band]
+        fences = load_array(folder / fences_file, mmap=False, row=row)
         first = 0 if lo is None else max(int(np.searchsorted(fences, lo, side="left")) - 1, 0)
         last = len(fences) if hi is None else int(np.searchsorted(fences, hi, side="left"))
         start, end = first * FENCE, last * FENCE

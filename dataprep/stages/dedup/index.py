@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from dataprep.arrays import map_file
 from dataprep.dataset import file_checksum
 from dataprep.errors import DataprepError
-from dataprep.storage import StoragePath, copy_file, map_file
+from dataprep.storage import StoragePath, copy_file
 
 from .buckets import EXACT_DTYPE
 

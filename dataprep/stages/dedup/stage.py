@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from dataprep.arrays import load_array, save_array
 from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
-from dataprep.storage import StoragePath, load_array, save_array
+from dataprep.storage import StoragePath
 
 from . import index as saved_index
 from . import lsh, report, tasks

@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataprep.arrays import load_array, save_array
 from dataprep.dataset import ShardWriter
 from dataprep.progress import tick
 from dataprep.stage import Task, TaskResult
-from dataprep.storage import StoragePath, load_array, save_array
+from dataprep.storage import StoragePath
 
 from . import buckets, lsh, minhash
 from .buckets import EXACT, Run, SignatureStore, shard_dir
