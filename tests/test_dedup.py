@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import cli
 
 from dataprep import dataset
 from dataprep.dataset import Manifest, ShardWriter
@@ -253,45 +252,13 @@ def test_char_ngrams_and_cached_rerun(shards: Path, tmp_path: Path) -> None:
     ],
 )
 def test_cli_errors_are_one_line(shards: Path, tmp_path: Path, args: list[str], message: str):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from dataprep.cli import main; main()",
-            "dedup",
-            str(shards),
-            "-o",
-            str(tmp_path / "o"),
-            "-q",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli("dedup", shards, "-o", tmp_path / "o", "-q", *args, check=False)
     assert proc.returncode == 2, (proc.args, proc.stdout, proc.stderr)
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_prints_summary(shards: Path, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from dataprep.cli import main; main()",
-            "dedup",
-            str(shards),
-            "-o",
-            str(tmp_path / "o"),
-            "--method",
-            "both",
-            "-w",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli("dedup", shards, "-o", tmp_path / "o", "--method", "both", "-w", "1")
     assert proc.returncode == 0, proc.stderr
     assert "catch probability" in proc.stdout and "J=0.80" in proc.stdout
     report = json.loads((tmp_path / "o" / "report.json").read_text())
