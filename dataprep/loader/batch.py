@@ -36,7 +36,7 @@ class Chunks:
         self.starts = np.cumsum([0] + [len(a) for a in arrays])
 
     def take(self, rows: Rows) -> np.ndarray:
-        out = _empty((_count(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
+        out = np.empty((_count(rows), *self.arrays[0].shape[1:]), self.arrays[0].dtype)
         if isinstance(rows, slice):  # one contiguous copy per chunk the run crosses
             first = int(np.searchsorted(self.starts, rows.start, side="right")) - 1
             done, pos = 0, rows.start
@@ -57,28 +57,6 @@ class Chunks:
 
 def _count(rows: Rows) -> int:
     return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
-
-
-def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A batch's output array; inside a DataLoader worker it lives in shared memory.
-
-    A worker's batch crosses to the main process through shared memory: a tensor made in
-    ordinary memory is copied there once more when pickled (torch's `share_memory_`), so the
-    batch is written straight into a shared segment instead, as torch's default_collate does.
-    """
-    if torch is None or dtype.kind not in "biuf" or _worker_info() is None:
-        return np.empty(shape, dtype)
-    count = int(np.prod(shape))
-    kind = torch.from_numpy(np.empty(0, dtype)).dtype
-    storage = torch.UntypedStorage._new_shared(count * dtype.itemsize)
-    tensor = torch.empty(0, dtype=kind).set_(storage, 0, shape)
-    return tensor.numpy()
-
-
-def _worker_info() -> Any:
-    from torch.utils.data import get_worker_info
-
-    return get_worker_info()
 
 
 def _numeric_chunk(chunk: pa.Array) -> np.ndarray | None:
@@ -157,17 +135,7 @@ def to_batch(arrays: dict[str, Column]) -> dict[str, Any]:
         elif arr.dtype == object:
             out[name] = arr.tolist()
         elif torch is not None and arr.dtype.kind in "biuf":
-            shared = _shared_base(arr)
-            out[name] = shared if shared is not None else torch.from_numpy(arr)
+            out[name] = torch.from_numpy(arr)
         else:
             out[name] = arr
     return out
-
-
-def _shared_base(arr: np.ndarray) -> Any:
-    """The shared-memory tensor `arr` views (see `_empty`), so it is pickled without a copy."""
-    base = arr.base
-    if isinstance(base, torch.Tensor) and base.is_shared() and base.shape == arr.shape:
-        if base.data_ptr() == arr.ctypes.data:
-            return base
-    return None

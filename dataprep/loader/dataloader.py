@@ -3,6 +3,7 @@
 Workers run in other processes, so only the main process can know how many batches training
 has taken; this DataLoader counts them and turns the count into the dataset's global resume
 state (epoch, next global batch), which any world size or worker count can continue from.
+Workers hand their batches over through a reused shared-memory ring (`handoff`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
+from torch.utils.data._utils.collate import default_convert
 
 from dataprep.errors import DataprepError
 from dataprep.loader.dataset import ShardDataset
+from dataprep.loader.handoff import BatchRing, RingCollate
 
 _FIXED = ("batch_size", "shuffle", "sampler", "batch_sampler", "drop_last")
 
@@ -22,17 +26,27 @@ class ShardDataLoader(DataLoader):
     """A DataLoader over a `ShardDataset` that can save and restore its position."""
 
     def __init__(self, dataset: ShardDataset, num_workers: int = 0, **kwargs: Any):
+        if num_workers > 0:
+            kwargs["collate_fn"] = RingCollate(kwargs.get("collate_fn") or default_convert)
         super().__init__(dataset, batch_size=None, num_workers=num_workers, **kwargs)
         self._pass: list[int] | None = None  # epoch, start batch, batches yielded
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         ds: ShardDataset = self.dataset  # type: ignore[assignment]
         epoch, start = ds.epoch, ds._start(ds.epoch)
-        inner = super().__iter__()  # workers start here, with the pending resume point
+        ring = None
+        if isinstance(self.collate_fn, RingCollate):  # a fresh ring per pass: no stale slots
+            context = self.multiprocessing_context or torch.multiprocessing
+            ring = BatchRing.for_loader(
+                self.num_workers, self.prefetch_factor or 2, getattr(ds, "batch_bytes", 0), context
+            )
+            self.collate_fn.ring = ring
+        inner = super().__iter__()  # workers start here, with the pending resume point and ring
         ds._resume = None
         progress = [epoch, start, 0]
         self._pass = progress
-        return _Counting(inner, progress)
+        pin = bool(self.pin_memory) and torch.cuda.is_available()
+        return _Counting(inner, progress, ring, pin)
 
     def state_dict(self) -> dict[str, Any]:
         """A few integers: where the next batch comes from. Same on every rank in lockstep."""
@@ -48,11 +62,16 @@ class ShardDataLoader(DataLoader):
 
 
 class _Counting:
-    """Iterator wrapper that counts batches handed to training (the main-process truth)."""
+    """Iterator wrapper that counts batches handed to training (the main-process truth)
+    and takes them out of the hand-over ring."""
 
-    def __init__(self, inner: Iterator[Any], progress: list[int]):
+    def __init__(
+        self, inner: Iterator[Any], progress: list[int], ring: BatchRing | None, pin: bool
+    ):
         self._inner = inner
         self._progress = progress
+        self._ring = ring
+        self._pin = pin
 
     def __iter__(self) -> _Counting:
         return self
@@ -60,7 +79,7 @@ class _Counting:
     def __next__(self) -> Any:
         batch = next(self._inner)
         self._progress[2] += 1
-        return batch
+        return self._ring.unpack(batch, self._pin) if self._ring is not None else batch
 
     def __len__(self) -> int:
         return len(self._inner)  # type: ignore[arg-type]

@@ -163,6 +163,11 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         """Samples of the current epoch that no rank yields (equal_batches / drop_last)."""
         return self.schedule(start=0).trimmed
 
+    @property
+    def batch_bytes(self) -> int:
+        """Bytes of one batch's fixed-width columns (what the DataLoader's hand-over carries)."""
+        return self.batch_size * self.index.fixed_row_bytes(self.columns) + 64 * len(self.columns)
+
     def __len__(self) -> int:
         """Batches this rank yields in the next pass."""
         return len(self.schedule())

@@ -65,8 +65,11 @@ class DatasetIndex:
     def read_row_bytes(self, columns: list[str]) -> float:
         """Bytes per row in memory once read: the stored size, or the decoded width of the
         fixed-width columns when larger (zstd token blocks decode to ~2.5x what they store)."""
-        fixed = sum(_fixed_width(self.schema.field(c).type) for c in columns)
-        return max(1.0, self.row_bytes, float(fixed))
+        return max(1.0, self.row_bytes, float(self.fixed_row_bytes(columns)))
+
+    def fixed_row_bytes(self, columns: list[str]) -> int:
+        """Bytes per row of the fixed-width columns among `columns` (numbers, token blocks)."""
+        return sum(_fixed_width(self.schema.field(c).type) for c in columns)
 
     def check_columns(self, columns: list[str] | None) -> list[str]:
         """The columns to read, or a DataprepError naming the missing ones."""

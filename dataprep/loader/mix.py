@@ -75,6 +75,10 @@ class MixedDataset(IterableDataset):  # type: ignore[misc]
             source, number = source[:keep], number[:keep]
         return source, number
 
+    @property
+    def batch_bytes(self) -> int:
+        return max(d.batch_bytes for d in self.sources)
+
     def _start(self, epoch: int) -> int:
         return self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
 
