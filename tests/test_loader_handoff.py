@@ -63,6 +63,8 @@ def test_pack_unpack_round_trip_frees_the_slot(monkeypatch: pytest.MonkeyPatch) 
         "id": torch.arange(10, dtype=torch.int64),
         "tokens": torch.arange(40, dtype=torch.int32).reshape(10, 4),
         "text": [f"t{i}" for i in range(10)],
+        "weight": torch.linspace(0, 1, 10, dtype=torch.bfloat16),  # no numpy dtype
+        "label": torch.tensor(3),
     }
     packed = ring.pack(batch)
     assert isinstance(packed["id"], Ticket) and isinstance(packed["tokens"], Ticket)
@@ -71,7 +73,8 @@ def test_pack_unpack_round_trip_frees_the_slot(monkeypatch: pytest.MonkeyPatch) 
     assert ring.busy[1].tolist() == [1, 0]
     out = ring.unpack(packed)
     assert ring.busy[1].tolist() == [0, 0]
-    for name in ("id", "tokens"):
+    for name in ("id", "tokens", "weight", "label"):
+        assert isinstance(packed[name], Ticket)
         assert out[name].dtype == batch[name].dtype and torch.equal(out[name], batch[name])
     # the caller owns its tensors: the slot's next batch does not show through them
     ring.pack({"id": torch.full((10,), -1), "tokens": torch.zeros(10, 4, dtype=torch.int32)})

@@ -41,8 +41,8 @@ class BatchRing:
     def __init__(self, workers: int, slots: int, slot_bytes: int, lock: Any):
         self.slots = slots
         self.slot_bytes = slot_bytes
-        self.buffer = torch.empty((workers, slots, slot_bytes), dtype=torch.uint8).share_memory_()
-        self.busy = torch.zeros((workers, slots), dtype=torch.uint8).share_memory_()
+        self.buffer = _shared((workers, slots, slot_bytes))
+        self.busy = _shared((workers, slots))  # 1: the slot holds a batch not yet taken out
         self.lock = lock
         self._next = 0  # a worker's next slot to try (each worker process has its own copy)
 
@@ -73,11 +73,11 @@ class BatchRing:
         if slot is None:
             return batch
         out = dict(batch)
+        slots = self.buffer[info.id, slot].numpy()
         for name, offset in places.items():
-            tensor = batch[name]
-            view = self.buffer[info.id, slot, offset : offset + tensor.nbytes]
-            view.view(tensor.dtype).view(tensor.shape).copy_(tensor)
-            out[name] = Ticket(info.id, slot, offset, tensor.dtype, tuple(tensor.shape))
+            raw = _bytes(batch[name])
+            slots[offset : offset + len(raw)] = raw
+            out[name] = Ticket(info.id, slot, offset, batch[name].dtype, tuple(batch[name].shape))
         return out
 
     def _claim(self, worker: int) -> int | None:
@@ -103,21 +103,32 @@ class BatchRing:
         out = dict(batch)
         for name, t in tickets:
             size = int(np.prod(t.shape)) * t.dtype.itemsize
-            src = self.buffer[t.worker, t.slot, t.offset : t.offset + size].view(t.dtype)
-            src = src.view(t.shape).numpy()
-            # numpy copies on this thread (torch's copy_ would wake its intra-op pool, whose
-            # spinning threads take CPU from the workers) into memory from plain malloc: the
-            # 64-byte-aligned blocks torch allocates do not fit the holes freed batches leave
-            # between small arrays a caller keeps (ids), so the heap would grow every batch
+            src = self.buffer[t.worker, t.slot].numpy()[t.offset : t.offset + size]
+            # numpy copies on this thread: torch's copy_ would wake its intra-op pool, whose
+            # spinning threads take CPU from the workers. Unpinned, the copy lives in plain
+            # malloc memory: torch's 64-byte-aligned blocks do not fit the holes that freed
+            # batches leave between small arrays a caller keeps (ids), so the heap would grow
             if pin:
                 out[name] = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-                np.copyto(out[name].numpy(), src)
+                _bytes(out[name])[:] = src
             else:
-                out[name] = torch.from_numpy(src.copy())
+                out[name] = torch.from_numpy(src.copy()).view(t.dtype).view(t.shape)
         worker, slot = tickets[0][1].worker, tickets[0][1].slot
         with self.lock:
             self.busy[worker].numpy()[slot] = 0
         return out
+
+
+def _shared(shape: tuple[int, ...]) -> torch.Tensor:
+    """A zeroed uint8 tensor in new shared memory. Not `share_memory_()`: that copies, and a
+    parallel torch copy hangs in a process forked after its parent used the OpenMP pool."""
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+
+
+def _bytes(tensor: torch.Tensor) -> np.ndarray:
+    """A contiguous CPU tensor's memory as a flat uint8 numpy view (any dtype, bf16 too)."""
+    return tensor.detach().reshape(-1).view(torch.uint8).numpy()
 
 
 def _packable(value: Any) -> bool:
