@@ -19,7 +19,8 @@ than wall-clock throughput.
 
 Peers are optional: they load from --peer-python (a venv made as /work/shared/PEERS.md says;
 `import streaming` needs a stand-in torchvision module, provided here). Missing peers are
-skipped. Figures are medians over --repeats runs.
+skipped. Loaders take turns in each of --repeats rounds; figures are medians over the rounds,
+and ours/this is the median of the per-round ratios (paired, so machine drift cancels).
 """
 
 from __future__ import annotations
@@ -445,42 +446,48 @@ def main() -> None:
             + _sizes(Path(data["root"]), rows * (size if kind == "text" else 4 * size))
         )
         for workers in [int(w) for w in args.workers.split(",")]:
-            table: dict[str, dict] = {}
-            for name in ["dataprep", "pyarrow", *peers]:
-                if (
-                    name not in ("dataprep", "pyarrow")
-                    and not (Path(data["root"]) / name / ".done").exists()
-                ):
-                    continue
-                py = sys.executable if name in ("dataprep", "pyarrow") else py_peer
-                runs = [
-                    run_child(py, name, data, args, workers, False) for _ in range(args.repeats)
-                ]
-                runs = [r for r in runs if r]
-                if runs:
-                    table[name] = median_of(runs)
-            _print_table(kind, workers, table)
+            names = [
+                n
+                for n in ["dataprep", "pyarrow", *peers]
+                if n in ("dataprep", "pyarrow") or (Path(data["root"]) / n / ".done").exists()
+            ]
+            rounds: list[dict[str, dict]] = []
+            for _ in range(args.repeats):  # loaders take turns, so drift hits all of them alike
+                done = {}
+                for name in names:
+                    py = sys.executable if name in ("dataprep", "pyarrow") else py_peer
+                    result = run_child(py, name, data, args, workers, False)
+                    if result:
+                        done[name] = result
+                rounds.append(done)
+            _print_table(kind, workers, rounds)
         _shuffle_report(data, args, peers, py_peer)
 
 
-def _print_table(kind: str, workers: int, table: dict[str, dict]) -> None:
-    print(f"\n-- {kind}, num_workers={workers} (medians)")
+def _print_table(kind: str, workers: int, rounds: list[dict[str, dict]]) -> None:
+    """Medians over rounds; ours/this is the median of each round's own ratio (paired)."""
+    print(f"\n-- {kind}, num_workers={workers} (medians of {len(rounds)} rounds)")
     print(
         f"{'loader':<10} {'samples/s':>11} {'first batch s':>14} {'peak RSS MB':>12} "
         f"{'resume s':>9} {'CPU us/sample':>14} {'ours/this':>10} {'CPU this/ours':>14}"
     )
-    ours = table.get("dataprep", {})
-    for name, r in table.items():
-        speed = ours.get("samples_per_s")
-        ratio = f"{speed / r['samples_per_s']:.2f}x" if speed and r["samples_per_s"] else "-"
-        cpu = ours.get("cpu_us_per_sample")
-        cpu_ratio = f"{r['cpu_us_per_sample'] / cpu:.2f}x" if cpu else "-"
-        resume = f"{r['resume_s']:.3f}" if "resume_s" in r else "-"
+    names = list(dict.fromkeys(n for r in rounds for n in r))
+    for name in names:
+        runs = [r[name] for r in rounds if name in r]
+        m = median_of(runs)
+        pairs = [r for r in rounds if name in r and "dataprep" in r]
+        speed = [r["dataprep"]["samples_per_s"] / r[name]["samples_per_s"] for r in pairs]
+        cpu = [r[name]["cpu_us_per_sample"] / r["dataprep"]["cpu_us_per_sample"] for r in pairs]
+        ratio = f"{statistics.median(speed):.2f}x" if speed else "-"
+        cpu_ratio = f"{statistics.median(cpu):.2f}x" if cpu else "-"
+        resume = f"{m['resume_s']:.3f}" if "resume_s" in m else "-"
         print(
-            f"{name:<10} {r['samples_per_s']:>11,.0f} {r['first_batch_s']:>14.3f} "
-            f"{r['peak_rss_mb']:>12.0f} {resume:>9} {r['cpu_us_per_sample']:>14.1f} "
+            f"{name:<10} {m['samples_per_s']:>11,.0f} {m['first_batch_s']:>14.3f} "
+            f"{m['peak_rss_mb']:>12.0f} {resume:>9} {m['cpu_us_per_sample']:>14.1f} "
             f"{ratio:>10} {cpu_ratio:>14}"
         )
+        if name != "dataprep" and speed:
+            print(f"{'':<10} per-round ours/this: {', '.join(f'{x:.2f}' for x in speed)}")
 
 
 def _shuffle_report(data: dict, args: argparse.Namespace, peers: list[str], py: str) -> None:
