@@ -167,3 +167,28 @@ def test_spawned_workers(blocks: Path) -> None:
     expected, _ = _loader_batches(blocks, 0)
     got, _ = _loader_batches(blocks, 2, multiprocessing_context="spawn")
     _same(got, expected, ("id", "tokens"))
+
+
+def test_pinned_copy_out_fills_the_new_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pin_memory branch (GPU training) writes through a byte view of the new tensor; CPU
+    torch cannot pin, so the allocation is made unpinned here and only the copy is checked."""
+    _in_worker(monkeypatch)
+    ring = _ring()
+    batch = {
+        "tokens": torch.arange(40, dtype=torch.int32).reshape(10, 4),
+        "weight": torch.linspace(0, 1, 10, dtype=torch.bfloat16),
+    }
+    packed = ring.pack(batch)
+    empty = torch.empty
+    asked: list[bool] = []
+
+    def unpinned(*args, pin_memory=False, **kw):  # type: ignore[no-untyped-def]
+        asked.append(pin_memory)
+        return empty(*args, **kw)
+
+    monkeypatch.setattr(torch, "empty", unpinned)
+    out = ring.unpack(packed, pin=True)
+    assert asked == [True, True]
+    for name, tensor in batch.items():
+        assert out[name].dtype == tensor.dtype and torch.equal(out[name], tensor)
+    assert ring.busy[1].tolist() == [0, 0]
