@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import restored_env
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,24 +57,19 @@ def s3_server() -> str:
                 server.kill()
                 raise RuntimeError("moto server did not start") from None
             time.sleep(0.2)
-    saved = {k: os.environ.get(k) for k in _S3_ENV}
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-    )
-    try:
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with restored_env(_S3_ENV):
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_REGION="us-east-1",
+        )
+        try:
+            yield endpoint
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 _S3_ENV = (

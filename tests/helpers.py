@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+
+@contextlib.contextmanager
+def restored_env(keys: Iterable[str]) -> Iterator[None]:
+    """Environment variables `keys` are put back as they were (or removed) on exit."""
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from flaky_stage import FlakyStage, attempts
-from helpers import cli, column, manifest
+from helpers import cli, column, manifest, restored_env
 
 from dataprep import dataset, stages
 from dataprep.errors import DataprepError
@@ -80,40 +80,35 @@ def _kill_session(sid: int) -> None:
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[str]:
     """The cluster starts after the S3 server, so its workers inherit the endpoint and keys."""
-    saved = {k: os.environ.get(k) for k in [*RAY_ENV, "PYTHONPATH"]}
-    os.environ.update(RAY_ENV)
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ["PYTHONPATH"]])
-    port, client_port = _free_port(), _free_port()
-    log = tmp_path_factory.mktemp("ray") / "head.log"
-    head = subprocess.Popen(
-        [shutil.which("ray") or "ray", "start", "--head", "--block"]
-        + ["--num-cpus", "2", "--port", str(port), "--include-dashboard=false"]
-        + ["--ray-client-server-port", str(client_port), "--disable-usage-stats"],
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while "Ray runtime started" not in log.read_text():
-            if head.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"ray start failed:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        CLIENT_ADDRESS.append(f"ray://127.0.0.1:{client_port}")
-        yield f"127.0.0.1:{port}"
-    finally:
-        import ray
+    with restored_env([*RAY_ENV, "PYTHONPATH"]):
+        os.environ.update(RAY_ENV)
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ["PYTHONPATH"]])
+        port, client_port = _free_port(), _free_port()
+        log = tmp_path_factory.mktemp("ray") / "head.log"
+        head = subprocess.Popen(
+            [shutil.which("ray") or "ray", "start", "--head", "--block"]
+            + ["--num-cpus", "2", "--port", str(port), "--include-dashboard=false"]
+            + ["--ray-client-server-port", str(client_port), "--disable-usage-stats"],
+            stdout=open(log, "w"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "Ray runtime started" not in log.read_text():
+                if head.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"ray start failed:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            CLIENT_ADDRESS.append(f"ray://127.0.0.1:{client_port}")
+            yield f"127.0.0.1:{port}"
+        finally:
+            import ray
 
-        if ray.is_initialized():
-            ray.shutdown()
-        _kill_session(head.pid)
-        head.wait(timeout=10)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+            if ray.is_initialized():
+                ray.shutdown()
+            _kill_session(head.pid)
+            head.wait(timeout=10)
 
 
 def _shards(path: Path) -> list[tuple[str, int, str]]:

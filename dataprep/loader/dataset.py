@@ -166,7 +166,7 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
     @property
     def batch_bytes(self) -> int:
         """Bytes of one batch's fixed-width columns (what the DataLoader's hand-over carries)."""
-        return self.batch_size * self.index.fixed_row_bytes(self.columns) + 64 * len(self.columns)
+        return self.batch_size * self.index.fixed_row_bytes(self.columns)
 
     def __len__(self) -> int:
         """Batches this rank yields in the next pass."""

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 ALIGN = 64  # each array starts on a cache line
-HEADROOM = 1 << 20  # slot bytes beyond the dataset's columns, for what a collate_fn adds
+HEADROOM = 1 << 20  # slot bytes beyond the dataset's columns: alignment, what a collate_fn adds
 MAX_RING_BYTES = 512 << 20  # above this (huge batches) the ordinary path is used
 
 
