@@ -18,22 +18,27 @@ def under_torchrun() -> bool:
 
 
 def processes(nproc_per_node: str, device: str) -> int:
-    """`auto`: one per GPU, or 2 processes on CPU."""
-    if nproc_per_node != "auto":
-        try:
-            count = int(nproc_per_node)
-        except ValueError:
-            raise DataprepError(
-                f"--nproc-per-node must be a number or 'auto', not {nproc_per_node!r}"
-            ) from None
-        if count < 1:
-            raise DataprepError("--nproc-per-node must be at least 1")
-        return count
+    """`auto`: one per GPU, or 2 processes on CPU. On GPUs each process needs its own GPU
+    (NCCL refuses two ranks on one device), so asking for more stops here."""
     import torch
 
-    if device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.device_count()
-    return 2
+    gpus = torch.cuda.device_count() if device != "cpu" and torch.cuda.is_available() else 0
+    if nproc_per_node == "auto":
+        return gpus or 2
+    try:
+        count = int(nproc_per_node)
+    except ValueError:
+        raise DataprepError(
+            f"--nproc-per-node must be a number or 'auto', not {nproc_per_node!r}"
+        ) from None
+    if count < 1:
+        raise DataprepError("--nproc-per-node must be at least 1")
+    if gpus and count > gpus:
+        raise DataprepError(
+            f"--nproc-per-node {count} needs {count} GPUs on this node, but {gpus} "
+            f"{'is' if gpus == 1 else 'are'} visible; pass --nproc-per-node {gpus} or --device cpu"
+        )
+    return count
 
 
 def _free_port() -> int:
