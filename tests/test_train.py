@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,26 @@ def test_resume_gives_identical_parameters_and_data(
         assert (out / name).read_text() == (straight / name).read_text()
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 17))  # appended on resume, numbered from 1
+
+
+@pytest.mark.slow
+def test_resume_from_a_mid_run_checkpoint_with_gradient_accumulation(
+    blocks: Path, tmp_path: Path
+) -> None:
+    """The trainer fetches each step's first batch while the last step still runs, so a
+    mid-run checkpoint must record the reader's position before that batch."""
+    common = ("--grad-accum", "2", "--nproc-per-node", "1", "--lr-decay-steps", "10")
+    common += ("--num-workers", "1", "--checkpoint-every", "5", "--trace-samples")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    _train(blocks, straight, "--steps", "10", *common)
+    mid = straight / "checkpoints" / "step-00000005"  # written with a batch fetched ahead
+    shutil.copytree(mid, resumed / "checkpoints" / mid.name)
+    _train(blocks, resumed, "--steps", "10", *common)
+    ours, theirs = _final_params(resumed), _final_params(straight)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    straight_trace = (straight / "samples-rank0.txt").read_text().splitlines()
+    assert len(straight_trace) == 20  # 10 steps x 2 micro-batches
+    assert (resumed / "samples-rank0.txt").read_text().splitlines() == straight_trace[10:]
 
 
 def _descendants(pid: int) -> list[int]:

@@ -48,12 +48,20 @@ class ShardDataLoader(DataLoader):
         pin = bool(self.pin_memory) and torch.cuda.is_available()
         return _Counting(inner, progress, ring, pin)
 
-    def state_dict(self) -> dict[str, Any]:
-        """A few integers: where the next batch comes from. Same on every rank in lockstep."""
+    def position(self) -> tuple[int, int, int]:
+        """Where the reader stands (epoch, pass start, batches yielded), for almost no cost: a
+        trainer that fetches a batch ahead keeps this to checkpoint the state before it."""
         ds: ShardDataset = self.dataset  # type: ignore[assignment]
         if self._pass is None:
-            return ds.state_for(ds.epoch, ds._start(ds.epoch), 0)
-        return ds.state_for(*self._pass)
+            return ds.epoch, ds._start(ds.epoch), 0
+        epoch, start, done = self._pass
+        return epoch, start, done
+
+    def state_dict(self, position: tuple[int, int, int] | None = None) -> dict[str, Any]:
+        """A few integers: where the next batch comes from (now, or at an earlier `position`).
+        Same on every rank in lockstep."""
+        ds: ShardDataset = self.dataset  # type: ignore[assignment]
+        return ds.state_for(*(position or self.position()))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next pass yields exactly the batches an uninterrupted run would have yielded."""

@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,19 @@ class Trainer:
                 )
             self.epoch += 1
 
+    def _fetch(self, stream: Iterator[dict[str, Any]]) -> _Fetched:
+        """The next batch, timed on the host and, bracketed by two events, on the GPU."""
+        marks = None
+        if self.is_cuda:
+            marks = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            marks[0].record()
+        t0 = time.perf_counter()
+        batch = next(stream)
+        wait = time.perf_counter() - t0
+        if marks is not None:
+            marks[1].record()
+        return _Fetched(batch, wait, marks)
+
     # --- the step ----------------------------------------------------------------------------
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -186,14 +200,16 @@ class Trainer:
             f"process(es), {self.device.type}, from step {self.step}"
             + (f" (resumed from {self.resumed_from})" if self.resumed_from else "")
         )
-        while self.step < cfg.steps:
-            t0 = time.perf_counter()
-            wait, total = 0.0, torch.zeros(2, device=self.device)
+        t0 = time.perf_counter()
+        ahead = self._fetch(stream) if self.step < cfg.steps else None
+        during = [ahead] if ahead else []  # the fetches made inside this step's wall time
+        while ahead is not None:
+            total = torch.zeros(2, device=self.device)
             self.ddp.train()
             for micro in range(cfg.grad_accum):
-                w0 = time.perf_counter()
-                batch = next(stream)
-                wait += time.perf_counter() - w0
+                if micro:
+                    during.append(self._fetch(stream))
+                batch = during[-1].batch if micro else ahead.batch
                 if trace is not None:
                     trace.write(f"{self.step + 1} {' '.join(_fingerprints(batch))}\n")
                 sync = micro == cfg.grad_accum - 1 or self.world == 1
@@ -207,6 +223,10 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
+            position = self.loader.position()  # what a checkpoint after this step records
+            # the next step's first batch, fetched while the GPU still works on this one
+            ahead = self._fetch(stream) if self.step < cfg.steps else None
+            during += [ahead] if ahead else []
             total[1] = float(self.stop_requested)
             if self.world > 1:
                 dist.all_reduce(total)
@@ -215,6 +235,8 @@ class Trainer:
                 torch.cuda.synchronize()
             step_time = time.perf_counter() - t0
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                wait = sum(f.wait_s for f in during)
+                stall = sum(f.stall_s() for f in during)
                 record = {
                     "step": self.step,
                     "loss": last_loss,
@@ -224,6 +246,8 @@ class Trainer:
                     "step_time_s": step_time,
                     "data_wait_s": wait,
                     "data_wait_frac": wait / step_time,
+                    "data_stall_s": stall,
+                    "data_stall_frac": stall / step_time,
                 }
                 if self.is_cuda:
                     record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
@@ -236,10 +260,11 @@ class Trainer:
                 metrics.log({"step": self.step, "eval_loss": self.evaluate()})
             stopping = total[1].item() > 0
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping:
-                self.save()
+                self.save(position)
             if stopping:
                 self._say(f"stopped by SIGTERM at step {self.step}; checkpoint saved")
                 break
+            t0, during = time.perf_counter(), []
         metrics.close()
         if trace is not None:
             trace.close()
@@ -280,10 +305,10 @@ class Trainer:
             dist.all_reduce(sums)  # every rank evaluated its share; reduce, not rank 0 alone
         return (sums[0] / sums[1].clamp(min=1)).item()
 
-    def save(self) -> None:
+    def save(self, position: tuple[int, int, int]) -> None:
         state = {
             "step": self.step,
-            "reader": self.loader.state_dict(),
+            "reader": self.loader.state_dict(position),
             "world_size": self.world,
             "config": self.cfg.model_dump(mode="json"),
         }
@@ -313,6 +338,20 @@ class Trainer:
                 f"data wait {100 * record['data_wait_frac']:.1f}%",
                 flush=True,
             )
+
+
+@dataclass
+class _Fetched:
+    batch: dict[str, Any]
+    wait_s: float  # host time blocked in the loader
+    marks: tuple[torch.cuda.Event, torch.cuda.Event] | None  # around the fetch, on the stream
+
+    def stall_s(self) -> float:
+        """How long the GPU sat idle for want of this batch (after a sync): the gap between
+        the marks, about 0 when queued work covered the fetch. On CPU nothing overlaps it."""
+        if self.marks is None:
+            return self.wait_s
+        return self.marks[0].elapsed_time(self.marks[1]) / 1000
 
 
 def _fingerprints(batch: dict[str, Any]) -> list[str]:
