@@ -170,8 +170,7 @@ class Trainer:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.is_cuda else nullcontext()
         with autocast:
             if not self.facts.labels:
-                logits = self.ddp(tokens[:, :-1])
-                return F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
+                return self.ddp(tokens[:, :-1], targets=tokens[:, 1:])
             lengths = batch.get("length")
             lengths = lengths.to(self.device).long() if lengths is not None else None
             logits = self.ddp(tokens, lengths).float()

@@ -103,7 +103,14 @@ class GPT(nn.Module):
             x = block(x)
         return self.ln_f(x)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits; or, given next-token `targets`, the mean loss, computed here so that
+        torch.compile fuses it with the head (no float32 copy of the whole logits tensor)."""
         h = self.hidden(ids)
         if self.shape.n_classes:
             last = (
@@ -112,4 +119,7 @@ class GPT(nn.Module):
                 else ids.new_full((ids.shape[0],), ids.shape[1] - 1)
             )
             return self.head(h[torch.arange(ids.shape[0], device=ids.device), last])
-        return self.head(h)
+        logits = self.head(h)
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
