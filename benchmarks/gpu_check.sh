@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of `dataprep train`, in one run on one NVIDIA GPU (about 5 minutes on an H200):
+# The GPU checks of `dataprep train`, in one run on one NVIDIA GPU (about 4 minutes on an H200):
 #   1. the tiny model learns on the bundled sample corpus through the reader's pinned copy-out,
 #      and a rerun with a larger --steps continues from the checkpoint;
 #   2. asking for more processes than GPUs stops with one sentence;

@@ -42,7 +42,9 @@ def train(
     seed: Annotated[int, Opt(help="Seed for weights and data order.")] = 0,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     compile: Annotated[bool, Opt("--compile", help="torch.compile the model.")] = False,
-    grad_compression: Annotated[str, Opt(help="none or bf16 (DDP comm hook).")] = "none",
+    grad_compression: Annotated[
+        str, Opt(help="none, bf16 (NCCL) or fp16: all-reduce gradients in 16 bits.")
+    ] = "none",
     num_workers: Annotated[int, Opt(help="DataLoader workers per process.")] = 1,
     resume: Annotated[bool, Opt(help="Continue from the latest checkpoint in --out.")] = True,
     trace_samples: Annotated[

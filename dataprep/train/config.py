@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
-    grad_compression: Literal["none", "bf16"] = "none"
+    grad_compression: Literal["none", "bf16", "fp16"] = "none"
     num_workers: int = Field(1, ge=0, description="DataLoader workers per process")
     resume: bool = True
     key_file: str | None = Field(None, description="key file for encrypted datasets")

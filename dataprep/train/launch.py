@@ -69,6 +69,10 @@ def launch(
 
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise DataprepError("--device cuda was asked for, but no CUDA GPU is visible")
+    if cfg.grad_compression == "bf16" and (cfg.device == "cpu" or not torch.cuda.is_available()):
+        raise DataprepError(
+            "--grad-compression bf16 needs GPUs (NCCL); on CPU pass --grad-compression fp16"
+        )
     from dataprep.train.loop import train_worker
 
     if under_torchrun():

@@ -115,10 +115,11 @@ class Trainer:
         self.ddp: Any = self.model
         if self.world > 1:
             self.ddp = DDP(self.model, device_ids=[self.device.index] if self.is_cuda else None)
-            if cfg.grad_compression == "bf16":
+            if cfg.grad_compression != "none":
                 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-                self.ddp.register_comm_hook(None, default_hooks.bf16_compress_hook)
+                hook = getattr(default_hooks, f"{cfg.grad_compression}_compress_hook")
+                self.ddp.register_comm_hook(None, hook)
         if cfg.compile:
             self.ddp = torch.compile(self.ddp)
 
