@@ -28,22 +28,23 @@ import pyarrow as pa
 
 
 def make_blocks(root: Path, rows: int, seq_len: int, vocab: int) -> Path:
-    """Token blocks written as a dataset (via the real tokenize stage's schema and metadata)."""
+    """Token blocks written as a dataset with the tokenize stage's schema and metadata."""
     from dataprep.dataset import Manifest, ShardWriter, write_manifest
+    from dataprep.stages.tokenize import block_array, block_field
     from dataprep.tokenizer import TokenizerSpec
 
     out = root / "blocks"
     out.mkdir(parents=True)
     rng = np.random.default_rng(0)
     width = seq_len + 1
-    schema = pa.schema([pa.field("tokens", pa.list_(pa.int32(), width))])
+    schema = pa.schema([block_field(width)])
     shards = []
     per_shard = 4096
     for i in range(0, rows, per_shard):
         n = min(per_shard, rows - i)
         ids = rng.integers(0, vocab, size=n * width, dtype=np.int32)
         writer = ShardWriter(out / f"part-{i // per_shard:05d}.parquet", schema)
-        writer.write(pa.table({"tokens": pa.FixedSizeListArray.from_arrays(pa.array(ids), width)}))
+        writer.write(pa.Table.from_arrays([block_array(ids, width)], schema=schema))
         shards.append(writer.close())
     spec = TokenizerSpec("bpe", vocab, eot_id=vocab - 2, pad_id=vocab - 1)
     metadata = {"tokenizer": spec.to_json(), "seq_len": seq_len, "mode": "pack"}

@@ -77,6 +77,7 @@ class MixedDataset(IterableDataset):  # type: ignore[misc]
 
     @property
     def batch_bytes(self) -> int:
+        """The largest source's: the hand-over ring's slots must hold any of their batches."""
         return max(d.batch_bytes for d in self.sources)
 
     def _start(self, epoch: int) -> int:
