@@ -15,6 +15,8 @@ and register in `KMS_CLIENTS`.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -231,6 +233,7 @@ class EncryptionSpec:
             "footer_key_id": footer,
             "column_keys": {column: encrypted},
             "plaintext_columns": [c for c in schema.names if c not in encrypted],
+            "key_checks": {k: key_check(ring.get(k), k) for k in dict.fromkeys([footer, column])},
         }
 
     def properties(self, schema: pa.Schema) -> pe.FileEncryptionProperties:
@@ -277,6 +280,55 @@ def leaf_paths(schema: pa.Schema) -> dict[str, list[str]]:
     return paths
 
 
+# --- key checks ----------------------------------------------------------------------------
+
+_CHECK_LABEL = b"dataprep key check v1\0"
+
+
+def key_check(key: bytes, key_id: str) -> str:
+    """A key check value: HMAC-SHA256 of a constant under the master key, first 128 bits.
+
+    Recorded in the manifest at encrypt time, it tells a wrong key from the right one before
+    pyarrow unwraps anything (a wrong column key found inside pyarrow's metadata code aborts
+    the process). A MAC output reveals nothing usable about the key."""
+    return hmac.new(key, _CHECK_LABEL + key_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def check_keys(ring: KeyRing, encryption: dict[str, Any]) -> None:
+    """Compare each key the manifest names with its recorded check value (when it has one)."""
+    checks = encryption.get("key_checks") or {}
+    roles = {encryption["footer_key_id"]: "the footer and schema"}
+    for key_id, columns in encryption.get("column_keys", {}).items():
+        roles[key_id] = f"columns {', '.join(columns)}" if columns else "no column"
+    for key_id, role in roles.items():
+        expected = checks.get(key_id)
+        if expected is not None and key_id in ring.keys:
+            if not hmac.compare_digest(key_check(ring.keys[key_id], key_id), str(expected)):
+                raise DataprepError(
+                    f"key {key_id!r} ({role}) in {ring.path} does not unwrap this data's keys: "
+                    "it is not the key the data was encrypted with (its check value differs); "
+                    "use the key file the data was encrypted with"
+                )
+
+
+def probe_column_keys(file: pq.ParquetFile, name: str, encryption: dict[str, Any]) -> None:
+    """For manifests without key checks (older dataprep): read one value of one column per
+    column key, where a wrong key is an ordinary error, before anyone reads column metadata
+    (pyarrow aborts the process when a column key fails to unwrap there)."""
+    if encryption.get("key_checks"):
+        return
+    for key_id, columns in encryption.get("column_keys", {}).items():
+        if not columns or file.metadata.num_rows == 0:
+            continue
+        try:
+            next(file.iter_batches(batch_size=1, columns=[columns[0]], use_threads=False), None)
+        except (DataprepError, OSError, pa.ArrowException, ValueError):
+            raise DataprepError(
+                f"shard {name}: column {columns[0]} does not decrypt with key {key_id!r}: "
+                "wrong key file, or the file was changed"
+            ) from None
+
+
 # --- reading -------------------------------------------------------------------------------
 
 
@@ -302,6 +354,7 @@ def decryption_properties(
                 f"key file {key_file} (key set {ring.key_set}) has no key {key_id!r}; this data "
                 f"was encrypted with key set {encryption.get('key_set')}"
             )
+    check_keys(ring, encryption)
     client = kms_client(encryption.get("kms", "local"), str(key_file))
     return _factory(client).file_decryption_properties(
         pe.KmsConnectionConfig(), pe.DecryptionConfiguration()
@@ -338,20 +391,32 @@ def open_parquet(
     key_file: str | os.PathLike[str] | None = None,
     encryption: dict[str, Any] | None = None,
     properties: pe.FileDecryptionProperties | None = None,
+    verify_pages: bool = True,
 ) -> pq.ParquetFile:
-    """Open a shard, decrypting when `encryption` is set; failures name the shard."""
+    """Open a shard, decrypting when `encryption` is set; failures name the shard.
+
+    `verify_pages` checks each page's CRC as it is read (pages written without one pass)."""
     name = as_path(path).name
-    if encryption is not None and properties is None:
-        if key_file is None:
-            raise DataprepError(
-                f"shard {name} is encrypted (key set {encryption.get('key_set')}); "
-                "pass --key-file with the key file it was encrypted with"
-            )
-        properties = _cached_properties(key_file, encryption)
-    with shard_errors(name, encrypted=properties is not None):
+    if encryption is not None and properties is None and key_file is None:
+        raise DataprepError(
+            f"shard {name} is encrypted (key set {encryption.get('key_set')}); "
+            "pass --key-file with the key file it was encrypted with"
+        )
+    encrypted = encryption is not None or properties is not None
+    with shard_errors(name, encrypted=encrypted):
+        if encryption is not None and properties is None:
+            properties = _cached_properties(key_file, encryption)
         source = parquet_source(path)
         remote = not isinstance(source, str)  # coalesce ranged reads on object stores
-        return pq.ParquetFile(source, decryption_properties=properties, pre_buffer=remote)
+        file = pq.ParquetFile(
+            source,
+            decryption_properties=properties,
+            pre_buffer=remote,
+            page_checksum_verification=verify_pages,
+        )
+    if encryption is not None:
+        probe_column_keys(file, name, encryption)
+    return file
 
 
 def iter_row_groups(
@@ -380,13 +445,23 @@ class shard_errors:  # noqa: N801 - a context manager that reads like `with open
         if isinstance(exc, DataprepError):
             raise DataprepError(f"shard {self.name}: {exc}") from None
         if isinstance(exc, (OSError, pa.ArrowException, ValueError)) or _is_invalid_tag(exc):
-            if self.encrypted:
-                raise DataprepError(
-                    f"shard {self.name} failed decryption: it was changed since it was written "
-                    "or the key is wrong"
-                ) from None
-            raise DataprepError(f"shard {self.name} cannot be read ({_short(exc)})") from None
+            raise corrupt_shard(self.name, exc, self.encrypted) from None
         return False
+
+
+_RESTORE = "rerun the stage that wrote it or restore it"
+
+
+def corrupt_shard(name: str, exc: BaseException, encrypted: bool = False) -> DataprepError:
+    """The one sentence for a shard that failed to read: corrupt, tampered, or a wrong key."""
+    if "CRC checksum verification failed" in str(exc):
+        return DataprepError(f"shard {name} is corrupt (page checksum mismatch); {_RESTORE}")
+    if encrypted:
+        return DataprepError(
+            f"shard {name} failed decryption: it was changed since it was written "
+            "or the key is wrong"
+        )
+    return DataprepError(f"shard {name} is corrupt or not Parquet ({_short(exc)}); {_RESTORE}")
 
 
 def _is_invalid_tag(exc: BaseException) -> bool:

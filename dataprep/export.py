@@ -61,8 +61,11 @@ def export_jsonl(
 
                 compressor = zstandard.ZstdCompressor(level=level, threads=threads)
                 sink = compressor.stream_writer(raw, closefd=False)
-            for _, path in iter_shard_paths(src, manifest):
-                for table in reader.row_groups(path, cols):
+            for shard, path in iter_shard_paths(src, manifest):
+                # all of a shard is read: check its manifest checksum too (covers shards without
+                # page checksums, page headers and the footer; export is JSON-bound anyway)
+                checksum = shard.xxh3_128 if cols is None else None
+                for table in reader.row_groups(path, cols, checksum=checksum):
                     for batch in table.to_batches(max_chunksize=8192):
                         sink.write(json_lines(batch))
                         rows += batch.num_rows

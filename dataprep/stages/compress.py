@@ -81,7 +81,12 @@ class CompressStage(Stage):
             require_column(ctx.input.schema, column, "--sort-by")
         options = output_options(ctx, config)
         paths = ctx.input_shard_paths()
-        tasks = [ctx.task("compress", i, [p], extra=options) for i, p in enumerate(paths)]
+        if paths and ctx.input.encryption is not None:
+            ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
+        sums = [s.xxh3_128 for s in ctx.input.shards]
+        tasks = [
+            ctx.task("compress", i, [p], extra=(options, sums[i])) for i, p in enumerate(paths)
+        ]
         t0 = time.perf_counter()
         results = ctx.map(compress_task, tasks)
         wall = time.perf_counter() - t0
@@ -117,12 +122,16 @@ def output_options(ctx: StageContext, config: CompressConfig) -> WriteOptions:
 
 
 def compress_task(task: Task) -> TaskResult:
-    """Re-encode one shard; hand back per-column sizes before and after."""
+    """Re-encode one shard; hand back per-column sizes before and after.
+
+    The whole shard is read, so its manifest checksum is checked first (a cheap pass over
+    bytes the read brings into the page cache anyway): corruption stops here, with the
+    shard's name, instead of flowing into an output that would pass `verify`."""
     config: CompressConfig = task.config
-    options: WriteOptions = task.extra
+    options, checksum = task.extra
     path = task.inputs[0]
     t0 = time.perf_counter()
-    source = task.read_options.open(path)
+    source = task.read_options.open(path, checksum)
     before = column_sizes(source.metadata)
     schema = source.schema_arrow
     target = task.out / f"part-{task.index:05d}.parquet"

@@ -73,8 +73,13 @@ class DecryptStage(Stage):
             )
         from dataprep.crypto import decryption_properties
 
-        decryption_properties(config.key_file, ctx.input.encryption)  # fail fast on a bad key
         reader = ReadOptions(config.key_file, ctx.input.encryption)
+        # fail fast on a bad key, before any task: one sentence naming a shard and the columns
+        paths = ctx.input_shard_paths()
+        if paths:
+            reader.open(paths[0])
+        else:
+            decryption_properties(config.key_file, ctx.input.encryption)
         options = _options(ctx, config.codec, config.level, None, reader)
         return _map(ctx, "decrypt", reader, options, None)
 
@@ -88,7 +93,8 @@ def _map(
 ) -> StageResult:
     assert ctx.input is not None
     paths = ctx.input_shard_paths()
-    tasks = [ctx.task(phase, i, [p], (reader, options)) for i, p in enumerate(paths)]
+    sums = [s.xxh3_128 for s in ctx.input.shards]
+    tasks = [ctx.task(phase, i, [p], (reader, options, sums[i])) for i, p in enumerate(paths)]
     results = ctx.map(recode_task, tasks)
     shards = [s for r in results for s in r.shards]
     report = {
@@ -105,10 +111,11 @@ def _map(
 
 
 def recode_task(task: Task) -> TaskResult:
-    """Copy one shard row group by row group, decrypting and/or encrypting on the way."""
-    reader, options = task.extra
+    """Copy one shard row group by row group, decrypting and/or encrypting on the way; the
+    whole shard is read, so its manifest checksum is checked first (see `compress_task`)."""
+    reader, options, checksum = task.extra
     path = task.inputs[0]
-    source = reader.open(path)
+    source = reader.open(path, checksum)
     writer = ShardWriter(task.out / f"part-{task.index:05d}.parquet", source.schema_arrow, options)
     rows = 0
     try:
