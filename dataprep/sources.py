@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import gzip
+import io
 import os
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -129,16 +131,111 @@ def _static_prefix(pattern: str) -> str:
     return str(Path(*parts)) if parts else "."
 
 
+class TruncatedInput(DataprepError):
+    """A compressed input ends inside its last zstd frame or gzip member: the file was cut."""
+
+
 def open_source(source: SourceFile) -> BinaryIO:
-    """A binary stream of the decompressed bytes, read incrementally."""
+    """A binary stream of the decompressed bytes, read incrementally.
+
+    A compressed stream that is cut raises `TruncatedInput` (after every byte decoded before
+    the cut has been read), and one that is not valid zstd/gzip raises `DataprepError`: a
+    decoder that just stops would make a cut file look like a shorter, complete one.
+    """
     location = StoragePath(source.path)
     # uncompressed: seekable, so byte ranges of one file can be read by parallel tasks
     raw = location.open_stream() if source.compression else location.open_input()
     if source.compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+        return _Decompressed(raw, source, lambda: zstandard.ZstdDecompressor().decompressobj())
     if source.compression == "gzip":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return _Decompressed(raw, source, lambda: zlib.decompressobj(31))
     return raw
+
+
+class _Decompressed(io.RawIOBase):
+    """Frames (zstd) or members (gzip) one after another, as `cat a.gz b.gz` and pzstd write
+    them; the stream is complete only where the last one ends."""
+
+    CHUNK = 1 << 16  # compressed bytes per decoder call: bounds the output held at once
+
+    def __init__(self, raw: Any, source: SourceFile, decoder: Callable[[], Any]):
+        super().__init__()
+        self._raw = raw
+        self._source = source
+        self._new_decoder = decoder
+        self._decoder = decoder()
+        self._started = False  # bytes went into the current frame or member
+        self._pending = b""  # compressed bytes after the frame that just ended
+        self._rest = b""  # decoded bytes not yet handed out
+        self._done = False
+        self._cut = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """`size` bytes (fewer only at the end); at a cut, what came before it, then raise."""
+        size = -1 if size is None else size
+        parts, have = [self._rest], len(self._rest)
+        while (size < 0 or have < size) and not self._done:
+            data = self._decode_next()
+            parts.append(data)
+            have += len(data)
+        if size >= 0 and have > size:
+            last = parts[-1]
+            keep = len(last) - (have - size)
+            parts[-1], self._rest = last[:keep], last[keep:]
+        else:
+            self._rest = b""
+        data = b"".join(parts)
+        if self._cut and (size < 0 or not data):
+            raise self._truncated()
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _decode_next(self) -> bytes:
+        chunk, self._pending = self._pending or self._raw.read(self.CHUNK), b""
+        if not chunk:
+            self._done = True
+            self._cut = self._started
+            return b""
+        if not self._started and chunk[0] == 0 and chunk.count(0) == len(chunk):
+            return b""  # zero padding after the last gzip member, as gzip(1) allows
+        try:
+            data = self._decoder.decompress(chunk)
+        except (zstandard.ZstdError, zlib.error) as exc:
+            suffix = Path(self._source.path).suffix
+            raise DataprepError(
+                f"input {self._source.path} is not a valid {suffix} file ({exc}); check that "
+                f"it was compressed as its name says and is not damaged"
+            ) from None
+        self._started = True
+        if self._decoder.eof:  # a frame or member ended: the next one may follow
+            self._pending = self._decoder.unused_data
+            self._decoder = self._new_decoder()
+            self._started = False
+        return data
+
+    def _truncated(self) -> TruncatedInput:
+        unit = "frame" if self._source.compression == "zstd" else "member"
+        return TruncatedInput(
+            f"input {self._source.path} is truncated or corrupt (the "
+            f"{self._source.compression} stream ends before its last {unit} is complete); "
+            "restore the file, or pass --on-truncated quarantine (on_truncated: quarantine in "
+            "a recipe) to keep the rows before the cut"
+        )
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
 def splittable(source: SourceFile) -> bool:

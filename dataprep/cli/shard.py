@@ -28,6 +28,13 @@ def shard(
     ] = None,
     format: Annotated[str, typer.Option(help="auto, jsonl, csv, parquet or text.")] = "auto",
     lines: Annotated[bool, typer.Option(help="Plain text: one document per line.")] = False,
+    on_truncated: Annotated[
+        str,
+        typer.Option(
+            help="A cut .zst/.gz input: error (stop), or quarantine (keep the rows before the "
+            "cut; the cut goes to quarantine)."
+        ),
+    ] = "error",
     *,
     options: output.RunOptions,
 ) -> None:
@@ -44,6 +51,7 @@ def shard(
             "keep": keep.split(",") if keep else None,
             "format": format,
             "lines": lines,
+            "on_truncated": on_truncated,
         }
     )
     output.run_and_print(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -18,7 +18,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
-from dataprep.sources import SourceFile, open_source
+from dataprep.sources import SourceFile, TruncatedInput, open_source
 from dataprep.stage import Quarantine
 from dataprep.storage import parquet_source
 
@@ -27,15 +27,29 @@ PARSE_CHUNK = 2 << 20
 
 
 def line_blocks(
-    stream: BinaryIO, limit: int | None, first_line: int, block: int
+    stream: BinaryIO,
+    limit: int | None,
+    first_line: int,
+    block: int,
+    on_cut: Callable[[int, bytes], None] | None = None,
 ) -> Iterator[tuple[bytes, int]]:
     """Yield (bytes of whole lines, number of the first line), reading at most `limit` bytes
-    (None: to the end of the stream)."""
+    (None: to the end of the stream).
+
+    A cut compressed stream raises `TruncatedInput`, or, given `on_cut`, ends after the last
+    whole line and hands the cut line (its number and bytes, maybe none) to `on_cut`.
+    """
     carry = b""
     line = first_line
     remaining = limit if limit is not None else float("inf")
     while remaining > 0:
-        data = stream.read(int(min(block, remaining)))
+        try:
+            data = stream.read(int(min(block, remaining)))
+        except TruncatedInput:
+            if on_cut is None:
+                raise
+            on_cut(line, carry)
+            return
         if not data:
             break
         remaining -= len(data)
@@ -49,6 +63,11 @@ def line_blocks(
         line += whole.count(b"\n")
     if carry:
         yield carry, line
+
+
+def quarantine_cut(q: Quarantine, src: SourceFile, line: int | None, tail: bytes) -> None:
+    """The record a cut input leaves with `on_truncated: quarantine`: where the cut is."""
+    q.add(src.name, line, "truncated", tail.decode("utf-8", errors="replace"))
 
 
 def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
@@ -92,7 +111,7 @@ def parse_jsonl_block(
         )
         if table.num_rows == lines:  # no blank lines: row i is line first_line + i
             numbers = pa.array(np.arange(first_line, first_line + lines, dtype=np.int64))
-            return table.append_column(LINE, numbers)
+            return drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
     return _parse_lines_slowly(data, first_line, src, schema, q)
@@ -134,16 +153,77 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-def csv_schema(src: SourceFile) -> pa.Schema:
-    with open_source(src) as stream:
+def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
+    with open_source(src) as raw:
+        stream = WholeRecords(raw) if tolerate_cut else raw
         reader = pcsv.open_csv(
             stream,
             read_options=pcsv.ReadOptions(block_size=1 << 20),
             parse_options=pcsv.ParseOptions(
                 invalid_row_handler=lambda row: "skip", newlines_in_values=True
             ),
+            convert_options=pcsv.ConvertOptions(check_utf8=False),  # bad rows: drop_invalid_utf8
         )
         return reader.schema
+
+
+class WholeRecords(io.RawIOBase):
+    """Hands a CSV parser whole records only, so a cut stream ends after its last whole row
+    instead of with half a row that parses (Arrow takes an unclosed quote at the end as a
+    value). A newline ends a record only outside quotes: after an even number of `"`.
+
+    At a cut, `tail` holds the bytes of the cut record; elsewhere it is None.
+    """
+
+    LIMIT = 64 << 20  # a record this long means the quote count misleads: trust newlines
+
+    def __init__(self, stream: BinaryIO):
+        super().__init__()
+        self._stream = stream
+        self._carry = b""
+        self._odd = 0  # quotes handed out so far, modulo 2
+        self.tail: bytes | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while self.tail is None:
+            try:
+                data = self._stream.read(-1 if size is None else size)
+            except TruncatedInput:
+                self.tail, self._carry = self._carry, b""
+                return b""
+            if not data:
+                data, self._carry = self._carry, b""
+                return data
+            data = self._carry + data
+            end = self._record_end(data)
+            if end < 0 and len(data) > self.LIMIT:
+                end, self._odd = data.rfind(b"\n") + 1, 0
+            if end <= 0:
+                self._carry = data
+                continue
+            data, self._carry = data[:end], data[end:]
+            self._odd ^= data.count(b'"') & 1
+            return data
+        return b""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _record_end(self, data: bytes) -> int:
+        """Offset after the last newline outside quotes, or -1."""
+        odd = (self._odd + data.count(b'"')) & 1
+        end = len(data)
+        while (newline := data.rfind(b"\n", 0, end)) >= 0:
+            odd ^= data.count(b'"', newline, end) & 1  # quotes before this newline
+            if not odd:
+                return newline + 1
+            end = newline
+        return -1
 
 
 def read_csv(
@@ -156,18 +236,21 @@ def read_csv(
 ) -> Iterator[pa.Table]:
     """Columns are read as text, then cast: a value that does not cast quarantines its row."""
     bad_rows: list[Any] = []
+    tolerate_cut = config.on_truncated == "quarantine"
+    records = WholeRecords(stream) if tolerate_cut else stream
 
     def on_invalid(row: Any) -> str:
         bad_rows.append(row)
         return "skip"
 
     reader = pcsv.open_csv(
-        stream,
+        records,
         read_options=pcsv.ReadOptions(block_size=block),
         parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in reader_names(src)},
+            column_types={name: pa.string() for name in reader_names(src, tolerate_cut)},
             strings_can_be_null=True,
+            check_utf8=False,  # a bad value quarantines its row, not the run
         ),
     )
     row = 1  # data rows, 1-based, after the header
@@ -184,12 +267,51 @@ def read_csv(
         table = pa.Table.from_batches([batch])
         numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
         row += table.num_rows
-        table = table.append_column(LINE, numbers)
+        table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
         yield _cast_columns(table, schema, src, q)
+    if isinstance(records, WholeRecords) and records.tail is not None:
+        quarantine_cut(q, src, row, records.tail)
 
 
-def reader_names(src: SourceFile) -> list[str]:
-    return csv_schema(src).names
+def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
+    return csv_schema(src, tolerate_cut).names
+
+
+def drop_invalid_utf8(table: pa.Table, src: SourceFile, q: Quarantine) -> pa.Table:
+    """Rows with a string that is not UTF-8 go to quarantine, the field named; the rest stay.
+
+    Arrow's JSON and CSV parsers (with check_utf8 off) and Parquet files can hand over such
+    strings, and every later stage assumes UTF-8. One full validation per table is the cheap
+    check; only a table that fails it is searched for its bad rows.
+    """
+    try:
+        table.validate(full=True)
+        return table
+    except pa.ArrowInvalid:
+        pass
+    bad: dict[int, str] = {}
+    for name in table.column_names:
+        values = table.column(name)
+        try:
+            values.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for i in range(len(values)):
+            try:
+                values.slice(i, 1).validate(full=True)
+            except pa.ArrowInvalid:
+                bad.setdefault(i, name)
+    lines = table.column(LINE)
+    for i in sorted(bad):
+        value = table.column(bad[i])[i]
+        raw = None
+        if pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
+            raw = value.cast(pa.binary()).as_py().decode("utf-8", errors="replace")
+        q.add(src.name, lines[i].as_py(), f"invalid UTF-8 in field {bad[i]!r}", raw)
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(bad)] = False
+    return table.filter(pa.array(keep))
 
 
 def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
@@ -221,7 +343,9 @@ def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quaran
     return result if keep.all() else result.filter(pa.array(keep))
 
 
-def read_parquet(src: SourceFile, schema: pa.Schema, block: int) -> Iterator[pa.Table]:
+def read_parquet(
+    src: SourceFile, schema: pa.Schema, block: int, q: Quarantine
+) -> Iterator[pa.Table]:
     parquet = pq.ParquetFile(parquet_source(src.path))
     names = [f.name for f in schema if f.name in parquet.schema_arrow.names]
     batch_rows = max(1024, min(65536, block // 1024))
@@ -230,21 +354,28 @@ def read_parquet(src: SourceFile, schema: pa.Schema, block: int) -> Iterator[pa.
         table = pa.Table.from_batches([batch])
         numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
         row += table.num_rows
+        table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
         columns = {
             f.name: table.column(f.name).cast(f.type)
             if f.name in table.column_names
             else pa.nulls(table.num_rows, f.type)
             for f in schema
         }
-        columns[LINE] = numbers
+        columns[LINE] = table.column(LINE)
         yield pa.table(columns)
 
 
 def read_text_document(
     stream: BinaryIO, src: SourceFile, config: Any, q: Quarantine
 ) -> Iterator[pa.Table]:
-    """A whole file is one document, and its id is the file name."""
-    data = stream.read()
+    """A whole file is one document, and its id is the file name; a cut one is not kept."""
+    try:
+        data = stream.read()
+    except TruncatedInput:
+        if config.on_truncated != "quarantine":
+            raise
+        quarantine_cut(q, src, None, b"")
+        return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -9,6 +9,7 @@ input, so every shard of the output has the same one.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Literal
 
 import pyarrow as pa
@@ -48,6 +49,11 @@ class ShardConfig(StageConfig):
     lines: bool = Field(False, description="plain text: one document per line, not per file")
     chunk_bytes: ByteSize = Field(ByteSize(64 << 20), description="split big files into tasks")
     block_bytes: ByteSize = Field(ByteSize(8 << 20), description="read block size")
+    on_truncated: Literal["error", "quarantine"] = Field(
+        "error",
+        description="a cut .zst/.gz input: stop (error), or keep the rows before the cut and "
+        "quarantine the cut (quarantine)",
+    )
 
     @model_validator(mode="after")
     def _default_size(self) -> ShardConfig:
@@ -105,7 +111,7 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
     elif src.format == "parquet":
         sample = pq.read_schema(parquet_source(src.path))
     elif src.format == "csv":
-        sample = readers.csv_schema(src)
+        sample = readers.csv_schema(src, config.on_truncated == "quarantine")
     else:
         sample = readers.jsonl_schema(src, SAMPLE_BYTES)
     if src.format != "text" and config.text_column not in sample.names:
@@ -173,7 +179,7 @@ def _read(
     """Tables with a `__line` column (source line or row number) for ids and quarantine."""
     block = int(config.block_bytes)
     if src.format == "parquet":
-        yield from readers.read_parquet(src, schema, block)
+        yield from readers.read_parquet(src, schema, block, quarantine)
     elif src.format == "csv":
         with open_source(src) as stream:
             yield from readers.read_csv(stream, src, schema, config, quarantine, block)
@@ -185,7 +191,9 @@ def _read(
             if start:
                 stream.seek(start)
             limit = end - start if src.compression is None else None  # sizes are compressed
-            blocks = readers.line_blocks(stream, limit, first_line, block)
+            tolerate = config.on_truncated == "quarantine"
+            on_cut = partial(readers.quarantine_cut, quarantine, src) if tolerate else None
+            blocks = readers.line_blocks(stream, limit, first_line, block, on_cut)
             if src.format == "text":
                 yield from readers.read_text_lines(blocks, src, config, quarantine)
             else:

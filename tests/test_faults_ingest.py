@@ -1,0 +1,273 @@
+"""Ingestion under damaged input: cut or corrupt .zst/.gz files, invalid UTF-8 in strings.
+
+A cut compressed file must never pass for a shorter complete one, whatever reader reads it
+(JSONL, CSV, text per line, text per file); with `on_truncated: quarantine` the rows before
+the cut are kept and the cut is one quarantine record. Invalid UTF-8 in a string value goes
+to quarantine with its field named, whichever parser (Arrow's fast path or not) read it.
+
+Files are compressed with explicit flushes at known line boundaries, so a cut there leaves a
+decodable prefix that ends exactly on a newline: the case a line-based check cannot see.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+import zstandard
+from helpers import cli, column
+
+from dataprep.errors import DataprepError
+from dataprep.executors.local import LocalExecutor
+from dataprep.runner import run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = 3000
+
+
+def _payload(kind: str) -> tuple[bytes, list[int]]:
+    """Input bytes of one reader path, and the offsets just after each row (flush points)."""
+    rows = []
+    for i in range(1, ROWS + 1):
+        text = f"row {i} " + " ".join(f"{(i * 7919 + k * 104729) % 99991:x}" for k in range(i % 17))
+        if kind == "jsonl":
+            rows.append(json.dumps({"id": f"r{i}", "text": text}).encode() + b"\n")
+        elif kind == "csv":
+            rows.append(f"r{i},{text}\n".encode())
+        else:
+            rows.append(text.encode() + b"\n")
+    head = b"id,text\n" if kind == "csv" else b""
+    ends, offset = [], len(head)
+    for row in rows:
+        offset += len(row)
+        ends.append(offset)
+    return head + b"".join(rows), ends
+
+
+def _compress(codec: str, payload: bytes, flush_at: list[int]) -> tuple[bytes, dict[int, int]]:
+    """One zstd frame / gzip member, flushed at `flush_at`: {payload offset: compressed size}."""
+    if codec == "zst":
+        obj = zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
+        flush, end = (lambda: obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)), obj.flush
+    else:
+        obj = zlib.compressobj(6, zlib.DEFLATED, 31)
+        flush, end = (lambda: obj.flush(zlib.Z_SYNC_FLUSH)), obj.flush
+    out, sizes, start = b"", {}, 0
+    for offset in flush_at:
+        out += obj.compress(payload[start:offset]) + flush()
+        sizes[offset] = len(out)
+        start = offset
+    return out + obj.compress(payload[start:]) + end(), sizes
+
+
+def _decodable(codec: str, cut: bytes) -> bytes:
+    """What an independent decoder gets out of a cut file (zlib's own for gzip)."""
+    if codec == "zst":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(cut)
+    return zlib.decompressobj(31).decompress(cut)
+
+
+PATHS = {  # reader path -> (payload kind, file suffix, shard config)
+    "jsonl": ("jsonl", ".jsonl", {}),
+    "csv": ("csv", ".csv", {}),
+    "text-lines": ("text", ".txt", {"lines": True}),
+    "text-file": ("text", ".txt", {}),
+}
+
+
+def _cut_file(tmp_path: Path, path_kind: str, codec: str, cut: str) -> tuple[Path, bytes]:
+    """A cut input file, and the bytes a decoder can still recover from it."""
+    kind, suffix, _ = PATHS[path_kind]
+    payload, ends = _payload(kind)
+    boundary = ends[len(ends) // 2]  # the prefix decodes to exactly this many bytes
+    data, sizes = _compress(codec, payload, [boundary])
+    keep = {"mid": int(len(data) * 0.7), "line": sizes[boundary], "trailer": len(data) - 1}[cut]
+    path = tmp_path / f"in{suffix}.{codec}"
+    path.write_bytes(data[:keep])
+    prefix = _decodable(codec, data[:keep])
+    if cut == "line":
+        assert prefix == payload[:boundary]  # the hard case: the prefix ends on a newline
+    return path, prefix
+
+
+def _shard(inputs: list[Path], out: Path, **config) -> dict:
+    run = run_stage(
+        "shard", config, out, inputs=[str(p) for p in inputs], executor=LocalExecutor(1)
+    )
+    return run.report
+
+
+def _quarantine(out: Path) -> list[dict]:
+    path = out / "quarantine.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("cut", ["mid", "line", "trailer"])
+@pytest.mark.parametrize("codec", ["zst", "gz"])
+@pytest.mark.parametrize("path_kind", list(PATHS))
+def test_cut_compressed_input_stops_with_a_sentence_naming_the_file(
+    tmp_path: Path, path_kind: str, codec: str, cut: str
+) -> None:
+    src, _ = _cut_file(tmp_path, path_kind, codec, cut)
+    with pytest.raises(DataprepError) as caught:
+        _shard([src], tmp_path / "out", shard_rows=1000, **PATHS[path_kind][2])
+    message = str(caught.value)
+    assert f"input {src} is truncated or corrupt" in message
+    assert "--on-truncated quarantine" in message and "\n" not in message
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("cut", ["mid", "line", "trailer"])
+@pytest.mark.parametrize("codec", ["zst", "gz"])
+@pytest.mark.parametrize("path_kind", list(PATHS))
+def test_on_truncated_quarantine_keeps_rows_before_the_cut(
+    tmp_path: Path, path_kind: str, codec: str, cut: str
+) -> None:
+    src, prefix = _cut_file(tmp_path, path_kind, codec, cut)
+    extra = PATHS[path_kind][2]
+    out = tmp_path / "out"
+    report = _shard([src], out, shard_rows=1000, on_truncated="quarantine", **extra)
+    complete = prefix[: prefix.rfind(b"\n") + 1].decode()
+    if path_kind == "text-file":  # one document per file: a cut document is not kept
+        expected_texts: list[str] = []
+        line = None
+    elif path_kind == "csv":
+        rows = complete.splitlines()[1:]
+        expected_texts = [r.split(",", 1)[1] for r in rows]
+        line = len(rows) + 1  # CSV rows are numbered after the header
+    else:
+        rows = complete.splitlines()
+        expected_texts = [json.loads(r)["text"] for r in rows] if path_kind == "jsonl" else rows
+        line = len(rows) + 1
+    texts = column(out, "text") if expected_texts else []
+    assert texts == expected_texts
+    assert report["rows_out"] == len(expected_texts) and report["quarantined"] == 1
+    [record] = _quarantine(out)
+    assert record["reason"] == "truncated" and record["source"] == src.name
+    assert record["line"] == line
+
+
+def test_cut_inside_a_quoted_csv_value_is_not_kept_as_a_row(tmp_path: Path) -> None:
+    """A newline inside quotes is not a row end: the half value goes to quarantine."""
+    head = b'id,text\nr1,"first\nsecond"\nr2,"third\n'
+    data, sizes = _compress("zst", head + b'fourth"\nr3,fifth\n', [len(head)])
+    src = tmp_path / "q.csv.zst"
+    src.write_bytes(data[: sizes[len(head)]])
+    report = _shard([src], tmp_path / "out", on_truncated="quarantine")
+    assert column(tmp_path / "out", "text") == ["first\nsecond"]
+    assert report["quarantined"] == 1
+    assert _quarantine(tmp_path / "out")[0]["reason"] == "truncated"
+
+
+def test_cli_cut_files_exit_2_with_one_line(tmp_path: Path) -> None:
+    """The shipped symptoms: a cut .zst ran to exit 0, a cut .gz printed only 'Aborted.'."""
+    for codec in ("zst", "gz"):
+        src, _ = _cut_file(tmp_path, "jsonl", codec, "mid")
+        proc = cli("shard", src, "-o", tmp_path / f"out-{codec}", "-q", "-w", "1", check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and "Aborted" not in proc.stderr
+        lines = [x for x in proc.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and f"{src}" in lines[0] and "truncated or corrupt" in lines[0]
+    ok = cli("shard", src, "-o", tmp_path / "kept", "--on-truncated", "quarantine", "--json", "-q")
+    report = json.loads(ok.stdout)["report"]
+    assert report["quarantined"] == 1 and report["rows_out"] > 0
+
+
+@pytest.mark.parametrize("codec", ["zst", "gz"])
+def test_garbage_compressed_file_is_one_sentence(tmp_path: Path, codec: str) -> None:
+    src = tmp_path / f"plain.jsonl.{codec}"
+    src.write_bytes(b'{"id": "a", "text": "not compressed at all"}\n' * 50)
+    with pytest.raises(DataprepError, match=rf"input {src} is not a valid \.{codec} file"):
+        _shard([src], tmp_path / "out", on_truncated="quarantine")
+
+
+def test_concatenated_zstd_frames_are_all_read(tmp_path: Path) -> None:
+    """`cat a.zst b.zst` and pzstd write several frames; every frame's rows are data."""
+    payload, _ = _payload("jsonl")
+    half = payload.index(b"\n", len(payload) // 2) + 1
+    c = zstandard.ZstdCompressor(level=1)
+    src = tmp_path / "two.jsonl.zst"
+    src.write_bytes(c.compress(payload[:half]) + c.compress(payload[half:]))
+    report = _shard([src], tmp_path / "out")
+    assert report["rows_out"] == ROWS and report["quarantined"] == 0
+
+
+# --- invalid UTF-8 inside strings -------------------------------------------------------
+
+
+def _assert_valid_utf8(out: Path) -> None:
+    for shard in sorted(out.glob("*.parquet")):
+        pq.read_table(shard).validate(full=True)
+
+
+def test_invalid_utf8_in_json_strings_goes_to_quarantine_with_the_field(tmp_path: Path) -> None:
+    """Arrow's JSON parser accepts these blocks whole; the bad rows must not reach shards."""
+    lines = [
+        json.dumps({"id": f"g{i}", "text": f"good {i}", "source": "web"}).encode()
+        for i in range(1, 201)
+    ]
+    lines[2] = b'{"id": "a", "text": "ok \xff bad", "source": "web"}'
+    lines[149] = b'{"id": "b", "text": "fine", "source": "w\xfe\xffb"}'
+    src = tmp_path / "mixed.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out"
+    report = _shard([src], out)
+    expected = [f"g{i}" for i in range(1, 201) if i not in (3, 150)]
+    assert column(out, "id") == expected and report["rows_out"] == 198
+    records = _quarantine(out)
+    assert [(r["source"], r["line"], r["reason"]) for r in records] == [
+        ("mixed.jsonl", 3, "invalid UTF-8 in field 'text'"),
+        ("mixed.jsonl", 150, "invalid UTF-8 in field 'source'"),
+    ]
+    _assert_valid_utf8(out)
+    cli("export", out, "-o", tmp_path / "back.jsonl")  # died with a traceback before
+    assert len((tmp_path / "back.jsonl").read_text().splitlines()) == 198
+
+
+def test_invalid_utf8_in_csv_and_parquet_goes_to_quarantine(tmp_path: Path) -> None:
+    csv = tmp_path / "in.csv"
+    csv.write_bytes(b"id,text,n\nc1,good,1\nc2,bad \xff here,2\nc3,fine,3\n")
+    report = _shard([csv], tmp_path / "csv-out")
+    assert column(tmp_path / "csv-out", "id") == ["c1", "c3"] and report["quarantined"] == 1
+    [record] = _quarantine(tmp_path / "csv-out")
+    assert (record["line"], record["reason"]) == (2, "invalid UTF-8 in field 'text'")
+
+    text = pa.array([b"good", b"bad \xff", b"fine", b"ok"], pa.binary()).view(pa.string())
+    blob = pa.array([b"\xff\x00", b"x", b"\xfe", b"y"])  # binary columns may hold any bytes
+    table = pa.table({"id": ["p0", "p1", "p2", "p3"], "text": text, "blob": blob})
+    pq.write_table(table, tmp_path / "in.parquet")
+    report = _shard([tmp_path / "in.parquet"], tmp_path / "pq-out")
+    assert column(tmp_path / "pq-out", "id") == ["p0", "p2", "p3"]
+    assert column(tmp_path / "pq-out", "blob") == [b"\xff\x00", b"\xfe", b"y"]
+    [record] = _quarantine(tmp_path / "pq-out")
+    assert (record["line"], record["reason"]) == (1, "invalid UTF-8 in field 'text'")
+    _assert_valid_utf8(tmp_path / "pq-out")
+
+
+def test_quickstart_on_sampled_data_with_planted_bad_utf8(tmp_path: Path) -> None:
+    """The quickstart died at `exact` on `dataprep sample --docs 200000` (8 MB blocks).
+
+    64 KB read blocks put the planted invalid-UTF-8 rows into blocks Arrow accepts whole at
+    1,500 documents, so the same failure reproduces in seconds.
+    """
+    data = tmp_path / "sample"
+    cli("sample", "-o", data, "--docs", "1500")
+    raw = yaml.safe_load((ROOT / "pipelines/quickstart.yaml").read_text())
+    raw["vars"]["root"] = str(tmp_path / "work")
+    raw["input"]["path"] = str(data)
+    recipe = tmp_path / "quickstart.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    proc = cli("run", recipe, "--json", "-q", "--set", "shards.block_bytes=64KB", check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert all(s["status"] == "ran" for s in summary)
+    truth = json.loads((data / "corpus.json").read_text())
+    shards = summary[0]["report"]
+    assert shards["rows_out"] == truth["docs"] and shards["quarantined"] == truth["malformed"]
+    reasons = [r["reason"] for r in _quarantine(tmp_path / "work" / "shards")]
+    assert sum(r.startswith("invalid UTF-8") for r in reasons) == 3
