@@ -1,14 +1,15 @@
 """The shape every stage has: a typed config plus a function of (context) -> result.
 
 A stage splits its work into picklable tasks and hands them to `ctx.map`, which runs them on
-whatever executor the context holds, skips tasks a killed run already committed, and reports
-progress. Stage modules import this file and `dataset`, never an executor.
+whatever executor the context holds, skips tasks a killed run already committed (their results
+kept as JSON task records, see `records`), and reports progress. Stage modules import this
+file and `dataset`, never an executor.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dataprep import records
 from dataprep.dataset import Manifest, ReadOptions, ShardEntry, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor
@@ -77,7 +79,8 @@ class Task:
         return StoragePath(self.work_dir)
 
     def quarantine(self) -> Quarantine:
-        return Quarantine(self.work / "quarantine" / f"{self.phase}-{self.index:05d}.jsonl")
+        path = self.work / "quarantine" / f"{self.phase}-{self.index:05d}.jsonl"
+        return Quarantine(path, keep_rows=self.write_options.encryption is None)
 
 
 @dataclass
@@ -100,10 +103,16 @@ class StageResult:
 
 
 class Quarantine:
-    """Append-only JSONL of rows a task could not use, with where they came from and why."""
+    """Append-only JSONL of rows a task could not use, with where they came from and why.
 
-    def __init__(self, path: StoragePath):
+    With `keep_rows=False` (an encrypted run) no row content is written next to the
+    ciphertext: no raw row, and a reason is cut before its first ": ", where reasons quote
+    the offending value (`column 'n': 'abc' is not int64` -> `column 'n'`).
+    """
+
+    def __init__(self, path: StoragePath, keep_rows: bool = True):
         self.path = path
+        self.keep_rows = keep_rows
         self.count = 0
         self._file: Any = None
 
@@ -111,6 +120,8 @@ class Quarantine:
         if self._file is None:
             self.path.parent.mkdir()
             self._file = self.path.open_output()
+        if not self.keep_rows:
+            reason, raw = reason.split(": ", 1)[0], None
         record = {"source": source, "line": line, "reason": reason}
         if raw is not None:
             record["raw"] = raw[:2000]
@@ -169,17 +180,33 @@ class StageContext:
         return [str(self.input_root / s.path) for s in self.input.shards]
 
     def map(self, fn: Callable[[Task], TaskResult], tasks: Sequence[Task]) -> list[TaskResult]:
-        """Run tasks, skipping those a previous (killed) run already committed."""
-        done_dir = self.work / "tasks"
-        done_dir.mkdir()
+        """Run tasks, skipping those a previous (killed) run already committed.
+
+        A record that does not decode (truncated, edited, another task's) or whose shards are
+        gone is reported in one line and its task reruns; `.pkl` records of older versions are
+        never read.
+        """
+        (self.work / "tasks").mkdir()
         results: list[TaskResult | None] = [None] * len(tasks)
         todo: list[int] = []
         for i, task in enumerate(tasks):
-            record = done_dir / f"{task.phase}-{task.index:05d}.pkl"
+            record = record_path(self.work, task)
             if record.exists():
-                results[i] = pickle.loads(record.read_bytes())
-            else:
-                todo.append(i)
+                try:
+                    results[i] = load_record(record, task)
+                    missing = [
+                        s.path for s in results[i].shards if not (self.out / s.path).exists()
+                    ]
+                    if not missing:
+                        continue
+                    results[i] = None
+                    raise records.RecordError(f"its shard {missing[0]} is gone")
+                except records.RecordError as exc:
+                    print(
+                        f"warning: task record {record} is unreadable ({exc}); the task reruns",
+                        file=sys.stderr,
+                    )
+            todo.append(i)
         phase = tasks[0].phase if tasks else ""
         label = f"{self.description} {phase}".strip()
         self.reporter.start(label, len(tasks))
@@ -188,8 +215,7 @@ class StageContext:
 
         def commit(j: int, result: TaskResult) -> None:
             task = tasks[todo[j]]
-            record = done_dir / f"{task.phase}-{task.index:05d}.pkl"
-            record.write_atomic(pickle.dumps(result))
+            save_record(record_path(self.work, task), task, result)
             results[todo[j]] = result
             self.reporter.task_done()
 
@@ -198,6 +224,49 @@ class StageContext:
         finally:
             self.reporter.stop()
         return [r for r in results if r is not None]
+
+
+RECORD_FORMAT = "dataprep-task-record"
+RECORD_VERSION = 1
+
+
+def record_path(work: StoragePath, task: Task) -> StoragePath:
+    """Where a finished task's result is kept until the stage commits its manifest."""
+    return work / "tasks" / f"{task.phase}-{task.index:05d}.json"
+
+
+def save_record(path: StoragePath, task: Task, result: TaskResult) -> None:
+    """JSON via `records` (never pickle: a work folder must not be able to run code)."""
+    record = {
+        "format": RECORD_FORMAT,
+        "format_version": RECORD_VERSION,
+        "phase": task.phase,
+        "index": task.index,
+        "shards": result.shards,
+        "counts": result.counts,
+        "schema": result.schema,
+        "extra": result.extra,
+    }
+    path.write_atomic(records.dumps(record))
+
+
+def load_record(path: StoragePath, task: Task) -> TaskResult:
+    """The result `save_record` kept for this very task; RecordError for anything else."""
+    data = records.loads(path.read_bytes())
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        raise records.RecordError("not a dataprep task record")
+    if data.get("format_version") != RECORD_VERSION:
+        raise records.RecordError(f"record format {data.get('format_version')!r} is not mine")
+    if (data.get("phase"), data.get("index")) != (task.phase, task.index):
+        raise records.RecordError(f"it records task {data.get('phase')}-{data.get('index')}")
+    shards, counts, schema = data.get("shards"), data.get("counts"), data.get("schema")
+    if not isinstance(shards, list) or not all(isinstance(s, ShardEntry) for s in shards):
+        raise records.RecordError("its shards are not shard entries")
+    if not isinstance(counts, dict) or not all(isinstance(k, str) for k in counts):
+        raise records.RecordError("its counts are not a dict of names")
+    if schema is not None and not isinstance(schema, pa.Schema):
+        raise records.RecordError("its schema is not an Arrow schema")
+    return TaskResult(shards, counts, schema, data.get("extra"))
 
 
 def sum_counts(results: Sequence[TaskResult]) -> dict[str, int]:

@@ -102,11 +102,11 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path) -> No
     proc = subprocess.Popen(args, start_new_session=True)
     done_dir = out / ".dataprep" / "tasks"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(done_dir.glob("*.pkl"))) < 8:
+    while time.time() < deadline and len(list(done_dir.glob("*.json"))) < 8:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its pool workers
     proc.wait()
-    finished = len(list(done_dir.glob("*.pkl")))
+    finished = len(list(done_dir.glob("*.json")))
     assert 8 <= finished < 40, "the kill should land mid-run"
     assert not (out / "manifest.json").exists()
 

@@ -302,7 +302,7 @@ def test_failed_stage_leaves_no_manifest_and_resumes(
             run_stage("flaky", config, out, executor=executor)
     assert attempts(flaky, 2) == 2  # the first try and one retry
     assert not (out / "manifest.json").exists()
-    finished = {int(p.stem.split("-")[1]) for p in (out / ".dataprep" / "tasks").glob("*.pkl")}
+    finished = {int(p.stem.split("-")[1]) for p in (out / ".dataprep" / "tasks").glob("*.json")}
     assert 2 not in finished
     before = {i: attempts(flaky, i) for i in range(6)}
 

@@ -141,8 +141,8 @@ def test_failed_stage_leaves_no_manifest_on_s3_and_resumes(
     with pytest.raises(DataprepError, match=shards[1].path):
         run_stage("compress", {"codec": "gzip"}, out, input_path=source, executor=inline)
     assert not (StoragePath(out) / dataset.MANIFEST).exists()
-    done = (StoragePath(out) / dataset.WORK_DIR / "tasks").glob("*.pkl")
-    assert [p.name for p in done] == ["compress-00000.pkl"]  # the shard before the missing one
+    done = (StoragePath(out) / dataset.WORK_DIR / "tasks").glob("*.json")
+    assert [p.name for p in done] == ["compress-00000.json"]  # the shard before the missing one
     missing.write_atomic(saved)
     run = run_stage("compress", {"codec": "gzip"}, out, input_path=source, executor=inline)
     assert run.status == "ran"

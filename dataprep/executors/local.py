@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
+import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -21,8 +25,40 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _install_queue_sink(queue: Any) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_SECONDS = 0.25
+
+
+def _init_worker(queue: Any, driver: int, pdeathsig: bool) -> None:
+    """Each pool worker: forward progress ticks, and die with the driver that spawned it."""
     progress.install(queue.put)
+    die_with_parent(driver, pdeathsig)
+
+
+def die_with_parent(parent: int, pdeathsig: bool = False) -> None:
+    """End this process (os._exit) as soon as `parent` is gone, so a SIGKILLed driver leaves
+    no orphaned workers holding memory.
+
+    A daemon thread polls getppid(): it changes (to 1 or a subreaper) when the parent dies,
+    whatever thread of the parent started us. On Linux, with `pdeathsig`, the kernel also
+    sends SIGKILL at once (even while this process holds the GIL in C code); that is only safe
+    when the parent's main thread spawned us, since the signal fires when that *thread* exits.
+    """
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the watchdog below still ends us
+    if os.getppid() != parent:  # the parent died before we could watch it
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 class LocalExecutor:
@@ -36,6 +72,10 @@ class LocalExecutor:
     user's to fix and is raised at once). A worker killed mid-task breaks the whole pool; the
     pool is rebuilt and the unfinished tasks resubmitted. The pool cannot say which task died,
     so the crash counts as an attempt of every task that was in flight (at most 2 x workers).
+
+    Workers die with the driver (see `die_with_parent`): a killed `dataprep` leaves no
+    orphans. A pool belongs to the thread that made it, since workers are spawned lazily by
+    the submitting thread and a parent-death signal is tied to that thread.
     """
 
     def __init__(self, workers: int | None = None, max_retries: int = 2):
@@ -44,6 +84,7 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._queue: Any = None
         self._forward: threading.Thread | None = None
+        self._owner: int | None = None  # thread that made (and spawns workers for) the pool
 
     def run(
         self,
@@ -71,7 +112,11 @@ class LocalExecutor:
         return fn(task)
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is not None and self._owner != threading.get_ident():
+            self.close()
         if self._pool is None:
+            self._owner = threading.get_ident()
+            main = threading.current_thread() is threading.main_thread()
             ctx = mp.get_context("spawn")
             self._queue = ctx.Queue()
             self._forward = threading.Thread(
@@ -81,8 +126,8 @@ class LocalExecutor:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=ctx,
-                initializer=_install_queue_sink,
-                initargs=(self._queue,),
+                initializer=_init_worker,
+                initargs=(self._queue, os.getpid(), main),
             )
         return self._pool
 
@@ -154,6 +199,7 @@ class LocalExecutor:
             if self._forward is not None:
                 self._forward.join(timeout=5)
         self._pool = self._queue = self._forward = None
+        self._owner = None
 
     def __enter__(self) -> LocalExecutor:
         return self
