@@ -6,12 +6,11 @@ temporary name and a rename, so a killed process never leaves something that loo
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +20,17 @@ import xxhash
 
 from dataprep import __version__
 from dataprep.errors import DataprepError, VerifyError
+from dataprep.manifest import FORMAT as FORMAT
+from dataprep.manifest import FORMAT_VERSION as FORMAT_VERSION
+from dataprep.manifest import Manifest as Manifest
+from dataprep.manifest import ManifestError as ManifestError
+from dataprep.manifest import ShardEntry as ShardEntry
+from dataprep.manifest import footer_problem, is_plain_name
 from dataprep.storage import StoragePath, as_path, parquet_source, spool_file
 
 if TYPE_CHECKING:
     from dataprep.crypto import EncryptionSpec
 
-FORMAT = "dataprep.dataset"
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REPORT = "report.json"
 QUARANTINE = "quarantine.jsonl"
@@ -37,92 +40,12 @@ DEFAULT_COMPRESSION = "zstd"
 DEFAULT_COMPRESSION_LEVEL = 3
 
 
-@dataclass
-class ShardEntry:
-    """One Parquet file of a dataset, as the manifest records it."""
-
-    path: str
-    rows: int
-    bytes: int
-    xxh3_128: str
-    row_groups: list[int] = field(default_factory=list)
-    partition: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.partition is None:
-            del data["partition"]
-        return data
-
-
-@dataclass
-class Manifest:
-    """What a finished stage promises about its output directory."""
-
-    schema: pa.Schema
-    shards: list[ShardEntry]
-    lineage: list[dict[str, Any]] = field(default_factory=list)
-    encryption: dict[str, Any] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> int:
-        return sum(s.rows for s in self.shards)
-
-    @property
-    def bytes(self) -> int:
-        return sum(s.bytes for s in self.shards)
-
-    def digest(self) -> str:
-        """Content digest: changes exactly when the shards' bytes or the schema change."""
-        h = xxhash.xxh3_128()
-        h.update(self.schema.serialize().to_pybytes())
-        for shard in self.shards:
-            h.update(f"{shard.path}\0{shard.xxh3_128}\0".encode())
-        return h.hexdigest()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "schema": {
-                "fields": [{"name": f.name, "type": str(f.type)} for f in self.schema],
-                "arrow": base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
-            },
-            "shards": [s.to_json() for s in self.shards],
-            "totals": {"shards": len(self.shards), "rows": self.rows, "bytes": self.bytes},
-            "lineage": self.lineage,
-            "encryption": self.encryption,
-            "metadata": self.metadata,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        if data.get("format") != FORMAT:
-            raise DataprepError("manifest.json is not a dataprep manifest (wrong format tag)")
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise DataprepError(
-                f"manifest format {data['format_version']} is newer than this dataprep "
-                f"understands ({FORMAT_VERSION}); upgrade dataprep"
-            )
-        raw = base64.b64decode(data["schema"]["arrow"])
-        schema = pa.ipc.read_schema(pa.py_buffer(raw))
-        shards = [ShardEntry(**s) for s in data["shards"]]
-        return cls(
-            schema,
-            shards,
-            data.get("lineage", []),
-            data.get("encryption"),
-            data.get("metadata", {}),
-        )
-
-
 def is_dataset(path: str | Path | StoragePath) -> bool:
     return (as_path(path) / MANIFEST).is_file()
 
 
 def read_manifest(path: str | Path | StoragePath) -> Manifest:
-    """Load a dataset's manifest, or stop with a message that says what is wrong."""
+    """Load and check a dataset's manifest, or stop with a message that says what is wrong."""
     root = as_path(path)
     target = root / MANIFEST
     if not target.is_file():
@@ -133,11 +56,12 @@ def read_manifest(path: str | Path | StoragePath) -> Manifest:
             "(the stage that writes it did not complete)"
         )
     try:
-        return Manifest.from_json(json.loads(target.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataprepError(
-            f"{target} is unreadable ({exc}); rerun the stage that made it"
-        ) from exc
+        data = json.loads(target.read_text())
+    except ValueError as exc:  # bad JSON or bad UTF-8
+        raise ManifestError(
+            f"{target} is not valid JSON ({exc}); rerun the stage that made it"
+        ) from None
+    return Manifest.from_json(data, str(target))
 
 
 def write_json_atomic(path: str | Path | StoragePath, data: Any) -> None:
@@ -410,6 +334,8 @@ def iter_shard_paths(
     root: str | Path | StoragePath, manifest: Manifest
 ) -> Iterator[tuple[ShardEntry, StoragePath]]:
     for shard in manifest.shards:
+        if not is_plain_name(shard.path):  # a loaded manifest never has one; a built one might
+            raise ManifestError(f"shard path {shard.path!r} is not a plain file name")
         yield shard, as_path(root) / shard.path
 
 
@@ -417,15 +343,20 @@ def iter_shard_paths(
 class VerifyResult:
     shards: int
     rows: int
+    skipped: str | None = None  # what could not be checked, and why
 
 
 def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
-    """Recompute every shard's checksum and row count; raise `VerifyError` at the first bad one.
+    """Check the manifest, then every shard: size, xxh3-128, and its footer (rows, row groups,
+    schema) against the manifest; raise `VerifyError` at the first bad one.
 
-    Row counts come from the Parquet footer, which needs no decryption key, so encrypted
-    datasets verify without one.
+    Encrypted footers need the key, so an encrypted dataset's shards are checked by size and
+    checksum only (which still catches any changed byte), and the result says what was skipped.
     """
-    manifest = read_manifest(root)
+    try:
+        manifest = read_manifest(root)
+    except ManifestError as exc:
+        raise VerifyError(str(exc)) from None
     rows = 0
     for shard, path in iter_shard_paths(root, manifest):
         if not path.is_file():
@@ -438,13 +369,21 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
             raise VerifyError(f"shard {shard.path}: checksum mismatch (file changed or corrupt)")
         if manifest.encryption is None:
             try:
-                counted = pq.ParquetFile(parquet_source(path)).metadata.num_rows
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise VerifyError(f"shard {shard.path}: unreadable Parquet ({exc})") from exc
-            if counted != shard.rows:
-                raise VerifyError(f"shard {shard.path}: {counted} rows != manifest {shard.rows}")
+                with pq.ParquetFile(parquet_source(path)) as file:
+                    problem = footer_problem(file, shard, manifest.schema)
+            except (OSError, pa.ArrowException) as exc:
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise VerifyError(f"shard {shard.path}: unreadable Parquet ({first})") from None
+            if problem:
+                raise VerifyError(f"shard {shard.path}: {problem}")
         rows += shard.rows
-    return VerifyResult(shards=len(manifest.shards), rows=rows)
+    skipped = None
+    if manifest.encryption is not None and manifest.shards:
+        skipped = (
+            f"rows, row groups and schema of {len(manifest.shards)} encrypted shards not "
+            "checked (their footers need the key); sizes and checksums were"
+        )
+    return VerifyResult(shards=len(manifest.shards), rows=rows, skipped=skipped)
 
 
 def lineage_entry(

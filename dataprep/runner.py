@@ -7,12 +7,14 @@ a recipe, or Python.
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import xxhash
 
 from dataprep import dataset
@@ -166,12 +168,28 @@ def _read_options(
 
 
 def _is_up_to_date(out: StoragePath, input_digest: str, cfg_digest: str) -> bool:
+    """The output's manifest (checked as every reader checks it) records this input and config,
+    and every shard it lists is there with its recorded size: a deleted or truncated shard, or
+    an edited manifest, reruns the stage instead of counting as cached."""
     try:
-        lineage = json.loads((out / dataset.MANIFEST).read_text()).get("lineage") or []
-    except (OSError, json.JSONDecodeError):
+        manifest = dataset.read_manifest(out)
+    except (DataprepError, OSError):
         return False
-    last = lineage[-1] if lineage else {}
-    return last.get("input_digest") == input_digest and last.get("config_digest") == cfg_digest
+    last = manifest.lineage[-1] if manifest.lineage else {}
+    if last.get("input_digest") != input_digest or last.get("config_digest") != cfg_digest:
+        return False
+    sizes = _file_sizes(out)
+    return all(sizes.get(s.path) == s.bytes for s in manifest.shards)
+
+
+def _file_sizes(folder: StoragePath) -> dict[str, int]:
+    """Name -> size of the files directly in `folder`: one listing, also on object stores."""
+    from dataprep.storage import resolve
+
+    filesystem, path = resolve(str(folder))
+    selector = pafs.FileSelector(path, allow_not_found=True)
+    infos = filesystem.get_file_info(selector)
+    return {posixpath.basename(i.path): i.size for i in infos if i.type == pafs.FileType.File}
 
 
 def _read_report(out: StoragePath) -> dict[str, Any]:

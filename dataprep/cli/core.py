@@ -128,12 +128,16 @@ def verify(
     path: Annotated[str, typer.Argument(help="Dataset directory or URI (s3://...).")],
     json: output.Json = False,
 ) -> None:
-    """Recompute every shard's checksum and row count; exit 1 at the first bad shard."""
+    """Check the manifest and every shard (checksum, rows, row groups, schema); exit 1 if bad."""
     result = dataset.verify_dataset(path)
     if json:
-        output.print_json({"ok": True, "shards": result.shards, "rows": result.rows})
+        output.print_json(
+            {"ok": True, "shards": result.shards, "rows": result.rows, "skipped": result.skipped}
+        )
     else:
         console.print(f"[green]ok[/]: {result.shards} shards, {result.rows:,} rows verified")
+        if result.skipped:
+            console.print(f"[yellow]note[/]: {result.skipped}")
 
 
 @app.command(rich_help_panel="Datasets")

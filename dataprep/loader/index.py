@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from dataprep.dataset import MANIFEST, Manifest
+from dataprep.dataset import MANIFEST, WORK_DIR, Manifest
 from dataprep.errors import DataprepError
 
 _GLOB_CHARS = "*?["
@@ -109,11 +109,16 @@ def open_index(uri: str) -> DatasetIndex:
     manifest_path = posixpath.join(path, MANIFEST)
     if filesystem.get_file_info(manifest_path).type == pafs.FileType.File:
         return _from_manifest(uri, filesystem, path, manifest_path)
+    if filesystem.get_file_info(posixpath.join(path, WORK_DIR)).type != pafs.FileType.NotFound:
+        raise DataprepError(
+            f"{uri} is a stage's unfinished output (a {WORK_DIR} work folder and no "
+            f"{MANIFEST}): rerun the stage that writes it"
+        )
     selector = pafs.FileSelector(path, recursive=True)
     paths = sorted(
         f.path
         for f in filesystem.get_file_info(selector)
-        if f.type == pafs.FileType.File and _is_parquet(f.path)
+        if f.type == pafs.FileType.File and _is_data(posixpath.relpath(f.path, path))
     )
     if not paths:
         raise DataprepError(f"{uri} has no manifest.json and no .parquet files")
@@ -139,6 +144,12 @@ def _abspath(path: str) -> str:
 def _is_parquet(path: str) -> bool:
     base = posixpath.basename(path)
     return base.endswith((".parquet", ".parq", ".pq")) and not base.startswith((".", "_"))
+
+
+def _is_data(relative: str) -> bool:
+    """A Parquet file not inside a hidden (`.x`, `_x`) folder, as `pyarrow.dataset` sees it."""
+    *folders, _ = relative.split("/")
+    return _is_parquet(relative) and not any(f.startswith((".", "_")) for f in folders)
 
 
 def _glob(filesystem: pafs.FileSystem, pattern: str, uri: str) -> list[str]:
@@ -182,14 +193,15 @@ def _from_manifest(
 ) -> DatasetIndex:
     try:
         with filesystem.open_input_stream(manifest_path) as f:
-            manifest = Manifest.from_json(json.loads(f.read()))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, OSError) as exc:
+            data = json.loads(f.read())
+    except (ValueError, OSError) as exc:  # bad JSON, bad UTF-8, unreadable
         raise DataprepError(f"{manifest_path} is unreadable ({_short(exc)})") from None
+    manifest = Manifest.from_json(data, manifest_path)  # checks types, totals, paths
     files: list[ShardFile] = []
     for shard in manifest.shards:
         path = posixpath.join(root, shard.path)
         groups = tuple(shard.row_groups)
-        if sum(groups) != shard.rows:  # an old manifest without row groups: ask the footer
+        if not groups and shard.rows:  # an old manifest without row groups: ask the footer
             if manifest.encryption is not None:
                 raise DataprepError(f"manifest lists no row groups for encrypted {shard.path}")
             groups = _footers(filesystem, [path])[0][0].row_groups

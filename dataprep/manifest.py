@@ -1,0 +1,338 @@
+"""The manifest document: what a finished stage promises, and every check that needs no shard.
+
+Loading refuses what no stage could have written: wrong types, a shard listed twice, a shard
+path that leaves the directory, totals or row groups that disagree with the shard list, two
+spellings of the schema that disagree. Every consumer (stages, verify, export, the reader)
+parses through `Manifest.from_json`, so one check covers them all. Comparing the manifest with
+the shard files themselves is `verify`'s job (`footer_problem` here, called per shard).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, NotRequired
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xxhash
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
+
+from dataprep.errors import DataprepError
+
+FORMAT = "dataprep.dataset"
+FORMAT_VERSION = 1
+
+
+class ManifestError(DataprepError):
+    """A manifest that no stage could have written (edited, damaged or forged)."""
+
+
+@dataclass
+class ShardEntry:
+    """One Parquet file of a dataset, as the manifest records it."""
+
+    path: str
+    rows: int
+    bytes: int
+    xxh3_128: str
+    row_groups: list[int] = field(default_factory=list)
+    partition: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.partition is None:
+            del data["partition"]
+        return data
+
+
+@dataclass
+class Manifest:
+    """What a finished stage promises about its output directory."""
+
+    schema: pa.Schema
+    shards: list[ShardEntry]
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    encryption: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    def digest(self) -> str:
+        """Content digest: changes exactly when the shards' bytes or the schema change."""
+        h = xxhash.xxh3_128()
+        h.update(self.schema.serialize().to_pybytes())
+        for shard in self.shards:
+            h.update(f"{shard.path}\0{shard.xxh3_128}\0".encode())
+        return h.hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "schema": {
+                "fields": _fields(self.schema),
+                "arrow": base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
+            },
+            "shards": [s.to_json() for s in self.shards],
+            "totals": {"shards": len(self.shards), "rows": self.rows, "bytes": self.bytes},
+            "lineage": self.lineage,
+            "encryption": self.encryption,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "manifest.json") -> Manifest:
+        """Parse and check a manifest; `ManifestError` names `where` and the bad entry."""
+        try:
+            return _parse(data)
+        except _Problem as exc:
+            raise ManifestError(f"{where}: {exc}; rerun the stage that wrote it") from None
+
+
+# -- the document's shape (strict: "rows": "5" or true is not a row count) -------------------
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+Count = Annotated[int, Field(ge=0)]
+
+
+class _ShardDoc(TypedDict):  # a TypedDict validates twice as fast as a model: shards are many
+    __pydantic_config__ = _STRICT
+    path: str
+    rows: Count
+    bytes: Count
+    xxh3_128: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    row_groups: NotRequired[list[Count]]  # absent or empty in manifests older than them
+    partition: NotRequired[Count | None]
+
+
+class _FieldDoc(BaseModel):
+    model_config = _STRICT
+    name: str
+    type: str
+
+
+class _SchemaDoc(BaseModel):
+    model_config = _STRICT
+    fields: list[_FieldDoc]
+    arrow: str
+
+
+class _TotalsDoc(BaseModel):
+    model_config = _STRICT
+    shards: Count
+    rows: Count
+    bytes: Count
+
+
+class _LineageDoc(BaseModel):
+    """What readers of a lineage entry index by name (inspect, partition --previous)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    stage: str
+    config: dict[str, Any]
+    version: str
+    finished: str
+
+
+class _ManifestDoc(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")  # newer keys: format_version says
+    format_version: int
+    schema_: _SchemaDoc = Field(alias="schema")
+    shards: list[_ShardDoc]
+    totals: _TotalsDoc | None = None
+    lineage: list[_LineageDoc] = []
+    encryption: dict[str, Any] | None = None
+    metadata: dict[str, Any] = {}
+
+
+class _Problem(Exception):
+    """One sentence about what is wrong, without the file name."""
+
+
+def _parse(data: Any) -> Manifest:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _Problem("not a dataprep manifest (wrong format tag)")
+    version = data.get("format_version", 0)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ManifestError(
+            f"manifest format {version} is newer than this dataprep understands "
+            f"({FORMAT_VERSION}); upgrade dataprep"
+        )
+    try:
+        doc = _ManifestDoc.model_validate(data)
+    except ValidationError as exc:
+        raise _Problem(_describe(exc, data)) from None
+    schema = _schema(doc.schema_)
+    shards = [ShardEntry(**s) for s in doc.shards]
+    _check_shards(shards)
+    _check_totals(doc.totals, shards)
+    return Manifest(schema, shards, data.get("lineage", []), doc.encryption, doc.metadata)
+
+
+def _schema(doc: _SchemaDoc) -> pa.Schema:
+    try:
+        raw = base64.b64decode(doc.arrow, validate=True)
+        schema = pa.ipc.read_schema(pa.py_buffer(raw))
+    except (binascii.Error, ValueError, pa.ArrowException) as exc:
+        raise _Problem(f"schema.arrow is not a base64 Arrow schema ({_short(exc)})") from None
+    listed = [(f.name, f.type) for f in doc.fields]
+    actual = [(f["name"], f["type"]) for f in _fields(schema)]
+    if listed != actual:
+        diff = next(((a, b) for a, b in zip(listed, actual, strict=False) if a != b), None)
+        detail = (
+            f"{_spell(*diff[0])} where the Arrow schema has {_spell(*diff[1])}"
+            if diff
+            else f"{len(listed)} columns where the Arrow schema has {len(actual)}"
+        )
+        raise _Problem(f"schema.fields disagree with schema.arrow: {detail}")
+    return schema
+
+
+def _check_shards(shards: list[ShardEntry]) -> None:
+    seen: dict[str, int] = {}
+    for i, shard in enumerate(shards):
+        if not is_plain_name(shard.path):
+            raise _Problem(
+                f"shards[{i}] path {shard.path!r} is not a plain file name inside the dataset "
+                "directory"
+            )
+        if shard.path in seen:
+            raise _Problem(
+                f"shard {shard.path} is listed twice (shards[{seen[shard.path]}] and shards[{i}])"
+            )
+        seen[shard.path] = i
+        if shard.row_groups and sum(shard.row_groups) != shard.rows:
+            raise _Problem(
+                f"shards[{i}] ({shard.path}) row_groups add up to {sum(shard.row_groups)} rows, "
+                f"not its {shard.rows}"
+            )
+
+
+def _check_totals(totals: _TotalsDoc | None, shards: list[ShardEntry]) -> None:
+    if totals is None:
+        return
+    actual = {
+        "shards": len(shards),
+        "rows": sum(s.rows for s in shards),
+        "bytes": sum(s.bytes for s in shards),
+    }
+    for key, value in actual.items():
+        recorded = getattr(totals, key)
+        if recorded != value:
+            raise _Problem(f"totals say {recorded} {key} but the shard list holds {value}")
+
+
+def is_plain_name(path: str) -> bool:
+    """A file name with no directory part: it cannot point outside the dataset or at a URI.
+
+    Every writer records `ShardWriter.path.name`, so no stage writes shards in subfolders.
+    """
+    return (
+        bool(path)
+        and path not in (".", "..")
+        and not any(c in path for c in "/\\\0")
+        and "://" not in path
+    )
+
+
+# -- verify: a shard's own footer against its entry -------------------------------------------
+
+
+def footer_problem(file: pq.ParquetFile, shard: ShardEntry, schema: pa.Schema) -> str | None:
+    """How a shard's footer (rows, row groups, schema) disagrees with the manifest, if it does."""
+    meta = file.metadata
+    if meta.num_rows != shard.rows:
+        return f"{meta.num_rows} rows != manifest {shard.rows}"
+    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    if shard.row_groups and groups != shard.row_groups:
+        return f"row groups {_clip(groups)} != manifest {_clip(shard.row_groups)}"
+    actual = file.schema_arrow
+    if not actual.equals(schema, check_metadata=False):
+        return f"schema differs from the manifest's: {_schema_diff(actual, schema)}"
+    return None
+
+
+def _schema_diff(file: pa.Schema, manifest: pa.Schema) -> str:
+    ours = [_spell(f.name, str(f.type), f.nullable) for f in file]
+    theirs = [_spell(f.name, str(f.type), f.nullable) for f in manifest]
+    pairs = [(a, b) for a, b in zip(ours, theirs, strict=False) if a != b]
+    if pairs:
+        a, b = pairs[0]
+        return f"the file has {a} where the manifest has {b}"
+    if len(ours) != len(theirs):
+        return f"the file has {len(ours)} columns, the manifest {len(theirs)}"
+    return "nested fields differ"
+
+
+def _fields(schema: pa.Schema) -> list[dict[str, str]]:
+    return [{"name": f.name, "type": str(f.type)} for f in schema]
+
+
+def _spell(name: str, kind: str, nullable: bool = True) -> str:
+    return f"{name}: {kind}" + ("" if nullable else " not null")
+
+
+def _clip(values: list[int], most: int = 8) -> str:
+    return str(values) if len(values) <= most else f"[{', '.join(map(str, values[:most]))}, …]"
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+_WORDS = {
+    "missing": "is missing",
+    "extra_forbidden": "is not a manifest field",
+    "model_type": "should be a JSON object",
+    "model_attributes_type": "should be a JSON object",
+    "dict_type": "should be a JSON object",
+    "list_type": "should be a list",
+    "int_type": "should be an integer",
+    "string_type": "should be a string",
+    "string_pattern_mismatch": "should be 32 lowercase hex digits",
+    "greater_than_equal": "should be 0 or more",
+}
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """The first error as `shards[2] (part-….parquet): rows should be an integer, not 'lots'`."""
+    err = exc.errors(include_url=False)[0]
+    loc = ["schema" if p == "schema_" else p for p in err["loc"]]
+    label = _dotted(loc)
+    if len(loc) > 2 and loc[0] == "shards" and isinstance(loc[1], int):
+        label = f"shards[{loc[1]}]{_shard_name(data, loc[1])}: {_dotted(loc[2:])}"
+    words = _WORDS.get(err["type"]) or err["msg"].removeprefix("Input ")
+    if err["type"] not in ("missing", "extra_forbidden"):
+        words += f", not {_clip_value(err.get('input'))}"
+    return f"{label} {words}"
+
+
+def _dotted(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + str(part)
+    return text
+
+
+def _shard_name(data: dict[str, Any], index: int) -> str:
+    try:
+        path = data["shards"][index]["path"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    return f" ({path})" if isinstance(path, str) and is_plain_name(path) else ""
+
+
+def _clip_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
