@@ -256,7 +256,9 @@ def load_record(path: StoragePath, task: Task) -> TaskResult:
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
         raise records.RecordError("not a dataprep task record")
     if data.get("format_version") != RECORD_VERSION:
-        raise records.RecordError(f"record format {data.get('format_version')!r} is not mine")
+        raise records.RecordError(
+            f"record format {data.get('format_version')!r} is not one this dataprep reads"
+        )
     if (data.get("phase"), data.get("index")) != (task.phase, task.index):
         raise records.RecordError(f"it records task {data.get('phase')}-{data.get('index')}")
     shards, counts, schema = data.get("shards"), data.get("counts"), data.get("schema")
