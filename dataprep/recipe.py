@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from dataprep.dataset import WriteOptions, read_manifest
 from dataprep.errors import DataprepError
 from dataprep.executors import DEFAULT_MAX_RETRIES, make_executor
+from dataprep.overlap import check_output
 from dataprep.progress import Reporter
 from dataprep.runner import StageRun, run_stage
 from dataprep.sources import resolve
@@ -27,6 +29,9 @@ from dataprep.stages import get_stage
 from dataprep.storage import StoragePath
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
+_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; anything near this is a mistake
+MAX_YAML_NODES = 100_000  # nodes after alias expansion (a "billion laughs" has 10**9)
 
 
 class _Strict(BaseModel):
@@ -95,10 +100,23 @@ class OutputSpec(_Strict):
 
 
 class StageSpec(_Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str
     op: str
     params: dict[str, Any] = Field(default_factory=dict)
     input: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        """An id names the stage's directory under root, so it must not be a path."""
+        if not _ID.fullmatch(value):
+            raise PydanticCustomError(
+                "stage_id",
+                "{id} is not a plain name (use letters, digits, '_', '.', '-', not starting "
+                "with '.'): each id names the stage's directory under root",
+                {"id": repr(value)},
+            )
+        return value
 
 
 class RecipeModel(_Strict):
@@ -131,10 +149,12 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise DataprepError(f"recipe {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DataprepError(f"recipe {path} is not valid YAML: {exc}") from exc
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise DataprepError(
+            f"recipe {path} is larger than {MAX_RECIPE_BYTES >> 20} MiB; a recipe is a short "
+            "YAML file"
+        )
+    raw = safe_yaml(path.read_text(), f"recipe {path}")
     if not isinstance(raw, dict):
         raise DataprepError(f"recipe {path} must be a mapping with 'stages:'")
     return build(raw, overrides)
@@ -192,7 +212,22 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
             raise DataprepError(describe_validation(exc, f"{where} ({spec.op}) params")) from None
         outputs[spec.id] = root / spec.id
         planned.append(PlannedStage(spec, config, root / spec.id, input_path, inputs))
+    _check_outputs_apart(model, planned)
     return Recipe(model, planned)
+
+
+def _check_outputs_apart(model: RecipeModel, planned: list[PlannedStage]) -> None:
+    """No stage may write into the recipe's input or into the dataset it reads."""
+    sources = model.input.paths() if model.input is not None else []
+    raw = bool(planned[0].inputs)
+    for stage in planned:
+        where = f"stage {stage.spec.id!r}"
+        if raw:
+            check_output(stage.out, raw=sources, where=where)
+        for source in [] if raw else sources:
+            check_output(stage.out, dataset=source, where=where)
+        if stage.input_path is not None:
+            check_output(stage.out, dataset=stage.input_path, where=where)
 
 
 def check_inputs(recipe: Recipe) -> None:
@@ -291,4 +326,47 @@ def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
             raise DataprepError(f"--set {item!r}: write it as STAGE.PARAM=VALUE")
         if stage_id not in stages:
             raise DataprepError(f"--set {item!r}: no stage with id {stage_id!r}")
-        stages[stage_id].setdefault("params", {})[param] = yaml.safe_load(value)
+        stages[stage_id].setdefault("params", {})[param] = safe_yaml(value, f"--set {key}")
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """`yaml.safe_load` with bounds: the document's size and its size once aliases expand.
+
+    Aliases are shared when parsed, but everything after (interpolation, validation) walks the
+    expanded tree, so a few hundred bytes of nested aliases could take minutes and gigabytes.
+    """
+    if len(text) > MAX_RECIPE_BYTES:
+        raise DataprepError(f"{where} is larger than {MAX_RECIPE_BYTES >> 20} MiB")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise DataprepError(
+                f"{where} expands to more than {MAX_YAML_NODES:,} values through YAML aliases "
+                "(&anchor / *alias); write the values out or use fewer nested aliases"
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise DataprepError(f"{where} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise DataprepError(f"{where} is nested too deeply to be a recipe") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """Nodes in the tree once every alias is replaced by a copy (memoised: linear time)."""
+    key = id(node)
+    if key in seen:
+        return seen[key]
+    seen[key] = MAX_YAML_NODES + 1  # a cycle (a recursive alias) expands without end
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, seen) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            total += _expanded_size(k, seen) + _expanded_size(v, seen)
+    seen[key] = total
+    return total

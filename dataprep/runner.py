@@ -17,10 +17,12 @@ from typing import Any
 import pyarrow.fs as pafs
 import xxhash
 
-from dataprep import dataset
+from dataprep import commit, dataset
 from dataprep.dataset import Manifest, ReadOptions, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor, make_executor
+from dataprep.lock import OutputLock
+from dataprep.overlap import check_output
 from dataprep.progress import Reporter, install
 from dataprep.stage import StageConfig, StageContext
 from dataprep.stages import get_stage
@@ -71,8 +73,6 @@ def run_stage(
     out = as_path(out)
     stage_id = stage_id or op
     reporter = reporter or Reporter(quiet=True)
-    owns_executor = executor is None
-    executor = executor or make_executor("local")
 
     input_manifest: Manifest | None = None
     input_root: StoragePath | None = None
@@ -80,67 +80,75 @@ def run_stage(
         if input_path is None:
             raise DataprepError(f"stage {stage_id!r} needs an input dataset directory")
         input_root = as_path(input_path)
+        check_output(out, dataset=input_root)  # before anything reads or touches either
         input_manifest = dataset.read_manifest(input_root)
         input_digest = input_manifest.digest()
         if not stage.writes_plaintext:
             write_options = _keep_encryption(input_manifest, key_file, write_options)
     else:
+        check_output(out, raw=inputs)
         input_digest = stage.input_digest(config, inputs)
     cfg_digest = config_digest(config, write_options)
 
-    if not force and _is_up_to_date(out, input_digest, cfg_digest):
-        report = _read_report(out)
-        return StageRun(stage_id, op, out, "cached", report)
-
-    _prepare_output(out, input_digest, cfg_digest)
-    ctx = StageContext(
-        config,
-        out,
-        executor,
-        reporter,
-        input_root=input_root,
-        input_manifest=input_manifest,
-        inputs=inputs,
-        write_options=write_options,
-        description=stage_id,
-        read_options=_read_options(input_manifest, key_file, write_options),
-    )
-    previous_sink = install(reporter.on_tick)
-    try:
-        result = stage.run(ctx)
-    finally:
-        install(previous_sink)
-        if owns_executor:
-            executor.close()
-
-    _remove_temp_files(out)  # a task that failed and was retried may have left its temp shard
-    quarantined = _collect_quarantine(out)
-    report = {
-        "stage": op,
-        "id": stage_id,
-        "rows_in": result.report.get("rows_in", 0),
-        "rows_out": sum(s.rows for s in result.shards),
-        "quarantined": quarantined,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "shards": len(result.shards),
-        "bytes_out": sum(s.bytes for s in result.shards),
-    }
-    for key, value in result.report.items():
-        report.setdefault(key, value)
-    dataset.write_json_atomic(out / dataset.REPORT, report)
-    lineage = list(input_manifest.lineage) if input_manifest else []
-    lineage.append(
-        dataset.lineage_entry(
-            op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
+    with OutputLock(out):  # one writer per output, from lock to manifest
+        commit.roll_forward(out)  # a swap a kill cut short is finished before anything else
+        if not force and _is_up_to_date(out, input_digest, cfg_digest):
+            report = _read_report(out)
+            return StageRun(stage_id, op, out, "cached", report)
+        # a finished OUT stays readable: the new run is staged and swapped in once committed
+        target = commit.prepare(out, {"input_digest": input_digest, "config_digest": cfg_digest})
+        owns_executor = executor is None
+        executor = executor or make_executor("local")
+        ctx = StageContext(
+            config,
+            target,
+            executor,
+            reporter,
+            input_root=input_root,
+            input_manifest=input_manifest,
+            inputs=inputs,
+            write_options=write_options,
+            description=stage_id,
+            read_options=_read_options(input_manifest, key_file, write_options),
         )
-    )
-    encryption = result.encryption
-    if encryption is None and write_options.encryption is not None:
-        encryption = write_options.encryption.manifest(result.schema)
-    metadata = {**(input_manifest.metadata if input_manifest else {}), **(result.metadata or {})}
-    manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
-    dataset.write_manifest(out, manifest)  # last: its presence means the stage finished
-    (out / dataset.WORK_DIR).rmtree()
+        previous_sink = install(reporter.on_tick)
+        try:
+            result = stage.run(ctx)
+        finally:
+            install(previous_sink)
+            if owns_executor:
+                executor.close()
+
+        commit.remove_temp_files(target)  # a failed, retried task may have left its temp shard
+        quarantined = _collect_quarantine(target)
+        report = {
+            "stage": op,
+            "id": stage_id,
+            "rows_in": result.report.get("rows_in", 0),
+            "rows_out": sum(s.rows for s in result.shards),
+            "quarantined": quarantined,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "shards": len(result.shards),
+            "bytes_out": sum(s.bytes for s in result.shards),
+        }
+        for key, value in result.report.items():
+            report.setdefault(key, value)
+        dataset.write_json_atomic(target / dataset.REPORT, report)
+        lineage = list(input_manifest.lineage) if input_manifest else []
+        lineage.append(
+            dataset.lineage_entry(
+                op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
+            )
+        )
+        encryption = result.encryption
+        if encryption is None and write_options.encryption is not None:
+            encryption = write_options.encryption.manifest(result.schema)
+        metadata = {
+            **(input_manifest.metadata if input_manifest else {}),
+            **(result.metadata or {}),
+        }
+        manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
+        commit.publish(out, target, manifest)  # manifest last; a staged run is swapped in
     return StageRun(stage_id, op, out, "ran", report)
 
 
@@ -197,34 +205,6 @@ def _read_report(out: StoragePath) -> dict[str, Any]:
         return json.loads((out / dataset.REPORT).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-
-
-def _prepare_output(out: StoragePath, input_digest: str, cfg_digest: str) -> None:
-    """Resume a killed run with the same input+config; otherwise start from an empty dir."""
-    state_path = out / dataset.WORK_DIR / "state.json"
-    state = {"input_digest": input_digest, "config_digest": cfg_digest}
-    try:
-        if json.loads(state_path.read_text()) == state:
-            _remove_temp_files(out)
-            return
-    except (OSError, json.JSONDecodeError):
-        pass
-    names = {child.name for child in out.iterdir()}
-    if names:
-        if not names & {dataset.MANIFEST, dataset.WORK_DIR}:
-            raise DataprepError(
-                f"output directory {out} is not empty and is not a dataprep dataset; "
-                "choose a new output path"
-            )
-        (out / dataset.MANIFEST).unlink()  # first: never trust what follows
-        out.rmtree()
-    (out / dataset.WORK_DIR).mkdir()
-    dataset.write_json_atomic(state_path, state)
-
-
-def _remove_temp_files(out: StoragePath) -> None:
-    for tmp in out.glob(".*.tmp-*"):
-        tmp.unlink()
 
 
 def _collect_quarantine(out: StoragePath) -> int:

@@ -319,3 +319,69 @@ def copy_file(source: StoragePath, target: StoragePath) -> None:
     """Stream one file to another place, local or remote (no whole-file buffer)."""
     with source.open_stream() as src, target.open_output() as dst:
         shutil.copyfileobj(src, dst, BLOCK)
+
+
+_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gs": "gcs"}
+
+
+def canonical(location: str | os.PathLike[str] | StoragePath) -> str:
+    """One spelling per place, to tell whether two locations are the same or nested.
+
+    Local: `~`, `file://`, relative parts and symlinks resolved. Remote: scheme aliases
+    (s3a -> s3), repeated or trailing slashes, `.`/`..` and the `?query` dropped.
+    """
+    text = str(location)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    if not is_remote(text):
+        return os.path.realpath(os.path.expanduser(text))
+    scheme, rest = _split_query(text)[0].split("://", 1)
+    scheme = _SCHEME_ALIASES.get(scheme.lower(), scheme.lower())
+    bucket, _, key = rest.partition("/")
+    key = posixpath.normpath("/" + key).lstrip("/")
+    return f"{scheme}://{bucket}/{key}".rstrip("/")
+
+
+def within(inner: str, outer: str) -> bool:
+    """Whether canonical location `inner` is `outer` or lies below it."""
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
+def remove(path: StoragePath) -> None:
+    """Delete a file or a whole directory (an object or every object below a prefix)."""
+    if path.is_file():
+        path.unlink()
+    else:
+        path.rmtree()
+
+
+def move(source: StoragePath, target: StoragePath) -> None:
+    """Move a file or directory into place, replacing what is there.
+
+    Locally one rename; on a store, object by object (a server-side copy, then a delete).
+    """
+    local = source.local()
+    if local is not None and target.local() is not None:
+        if target.is_dir() and not local.is_dir():
+            target.rmtree()
+        elif local.is_dir():
+            remove(target)
+        os.replace(local, str(target))
+        return
+    if source.is_file():
+        _move_file(source, target)
+        return
+    base = str(source)
+    for file in source.walk_files():
+        _move_file(file, target / str(file)[len(base) + 1 :])
+
+
+def _move_file(source: StoragePath, target: StoragePath) -> None:
+    if source.remote and target.remote:
+        filesystem, path = source._fs
+        target_fs, target_path = target._fs
+        if filesystem is target_fs:
+            filesystem.move(path, target_path)
+            return
+    copy_file(source, target)
+    source.unlink()
