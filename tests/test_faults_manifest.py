@@ -22,6 +22,7 @@ from helpers import cli
 from dataprep import crypto, dataset
 from dataprep.errors import DataprepError, VerifyError
 from dataprep.executors import make_executor
+from dataprep.export import export_jsonl
 from dataprep.loader import ShardDataset
 from dataprep.runner import run_stage
 from dataprep.stages.shard import ShardConfig
@@ -206,8 +207,7 @@ def test_verify_of_encrypted_footers_says_what_it_skipped(base: Path, tmp_path: 
     assert report["ok"] and report["rows"] == ROWS
     assert "schema" in report["skipped"] and "encrypted" in report["skipped"]
     assert "not checked" in cli("verify", enc).stdout
-    plain = json.loads(cli("verify", base, "--json").stdout)
-    assert plain["skipped"] is None
+    assert dataset.verify_dataset(base).skipped is None
 
 
 # -- item 6: the stage cache checks that its shards are still there --------------------------
@@ -218,19 +218,22 @@ def test_cache_reruns_when_a_shard_is_missing_or_resized(tmp_path: Path) -> None
     src.mkdir()
     (src / "a.jsonl").write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(50)))
     out = tmp_path / "out"
-    args = ("shard", src, "-o", out, "--shard-rows", "10", "--json")
-    assert json.loads(cli(*args).stdout)["status"] == "ran"
-    assert json.loads(cli(*args).stdout)["status"] == "cached"
+    config = ShardConfig(shard_rows=10)
+
+    def run() -> str:
+        return run_stage("shard", config, out, inputs=[str(src)], executor=INLINE).status
+
+    assert (run(), run()) == ("ran", "cached")
     victim = out / "part-00000-00002.parquet"
     victim.unlink()
-    rerun = json.loads(cli(*args).stdout)
+    rerun = json.loads(cli("shard", src, "-o", out, "--shard-rows", "10", "--json").stdout)
     assert rerun["status"] == "ran" and victim.is_file()
     with victim.open("ab") as f:
         f.write(b"\0")
-    assert json.loads(cli(*args).stdout)["status"] == "ran"
-    assert "ok" in cli("verify", out).stdout
+    assert run() == "ran"
+    assert dataset.verify_dataset(out).rows == 50
     (out / dataset.MANIFEST).write_text('{"format": "dataprep.dataset", "shards": "x"}')
-    assert json.loads(cli(*args).stdout)["status"] == "ran"
+    assert run() == "ran"
 
 
 # -- item 9: shard paths stay inside the dataset ---------------------------------------------
@@ -265,23 +268,25 @@ def test_escaping_shard_is_read_by_no_consumer(base: Path, tmp_path: Path) -> No
     outside.mkdir()
     secret = outside / "x.parquet"
     shutil.copy(base / NAMES[1], secret)
-
-    def escape(data: dict[str, Any]) -> None:
-        data["shards"][1]["path"] = "../outside/x.parquet"
-
-    copy = _copy(base, tmp_path / "ds", escape)
-    for absolute in (False, True):
-        if absolute:
-            _copy(base, tmp_path / "abs", _set("path", str(secret), 1))
-            copy = tmp_path / "abs"
-        verify = cli("verify", copy, check=False)
-        assert verify.returncode == 1 and "plain file name" in verify.stderr
-        stage = cli("compress", copy, "-o", tmp_path / f"c{absolute}", "-q", check=False)
-        assert stage.returncode == 2 and "plain file name" in stage.stderr
-        export = cli("export", copy, "-o", tmp_path / f"e{absolute}.jsonl", check=False)
-        assert export.returncode == 2 and "plain file name" in export.stderr
+    relative = _copy(base, tmp_path / "rel", _set("path", "../outside/x.parquet", 1))
+    verify = cli("verify", relative, check=False)
+    assert verify.returncode == 1 and "plain file name" in verify.stderr
+    stage = cli("compress", relative, "-o", tmp_path / "c", "-q", check=False)
+    assert stage.returncode == 2 and "plain file name" in stage.stderr
+    export = cli("export", relative, "-o", tmp_path / "e.jsonl", check=False)
+    assert export.returncode == 2 and "plain file name" in export.stderr
+    absolute = _copy(base, tmp_path / "abs", _set("path", str(secret), 1))
+    for copy in (relative, absolute):
         with pytest.raises(DataprepError, match="plain file name"):
             ShardDataset(str(copy))
+    with pytest.raises(VerifyError, match="plain file name"):
+        dataset.verify_dataset(absolute)
+    with pytest.raises(DataprepError, match="plain file name"):
+        run_stage("compress", {}, tmp_path / "c2", input_path=absolute, executor=INLINE)
+    with pytest.raises(DataprepError, match="plain file name"):
+        export_jsonl(absolute, tmp_path / "e2.jsonl")
+    assert not (tmp_path / "c2" / dataset.MANIFEST).exists()
+    assert not (tmp_path / "e2.jsonl").exists()
 
 
 # -- item 5: a killed stage's output is not a dataset -----------------------------------------
