@@ -183,6 +183,35 @@ def test_failed_force_rerun_keeps_the_old_dataset_then_resumes(flaky: Path, tmp_
     ]
 
 
+KILLED_RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from dataprep import stages
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
+stages.BUILTIN["flaky"] = "flaky_stage:FlakyStage"
+config = {"mode": "kill_once", "marker_dir": sys.argv[2], "tasks": 4, "fail_index": 3}
+run_stage("flaky", config, sys.argv[3], executor=make_executor("local", workers=1))
+"""
+
+
+def test_killed_replacement_run_keeps_the_old_dataset_and_resumes(flaky: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    run_stage("flaky", {"marker_dir": str(flaky), "tasks": 3}, out, executor=INLINE)
+    before = _snapshot(out)
+    tests = str(Path(__file__).parent)
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, tests, str(flaky), str(out)])
+    assert proc.returncode == -signal.SIGKILL  # its task killed the whole run (inline)
+    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".")} == before
+    assert dataset.verify_dataset(out).rows == 30
+
+    config = {"mode": "kill_once", "marker_dir": str(flaky), "tasks": 4, "fail_index": 3}
+    assert run_stage("flaky", config, out, executor=INLINE).status == "ran"  # lock was freed
+    assert [attempts(flaky, i) for i in range(4)] == [2, 2, 2, 2]  # only task 3 ran again
+    assert sorted(column(out, "value")) == list(range(40))
+    assert dataset.verify_dataset(out).rows == 40
+
+
 def test_killed_swap_is_rolled_forward_by_the_next_run(
     flaky: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
