@@ -55,7 +55,7 @@ def loads(data: bytes) -> Any:
         raise
     except RecursionError:
         raise RecordError("nested too deeply") from None
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, pa.ArrowException) as exc:
+    except Exception as exc:  # noqa: BLE001 - pure decoding: any failure means "not ours"
         raise RecordError(_one_line(exc)) from None
 
 
@@ -199,6 +199,7 @@ def _decode_arrow(encoded: str) -> Any:
     table = pa.ipc.open_stream(pa.py_buffer(base64.b64decode(encoded, validate=True))).read_all()
     if table.shape != (1, 1):
         raise RecordError("an $arrow value is not one value")
+    table.validate(full=True)  # offsets and lengths in range before any value is read
     return table.column(0)[0].as_py()
 
 

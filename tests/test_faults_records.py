@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import decimal
 import json
@@ -179,6 +180,29 @@ def test_codec_rejects_garbled_records_without_running_anything(text: str) -> No
         records.loads(text.encode())
 
 
+@pytest.mark.parametrize(
+    "patch",
+    [
+        (b"\x08\x00\x00\x00abcdefgh", b"\x00\x00\x00\x40abcdefgh"),  # offset past the data
+        (b"\x08\x00\x00\x00\x00\x00\x00\x00\x00", b"\x00\x00\x00\x40\x00\x00\x00\x00\x00"),
+    ],
+    ids=["offsets", "lengths"],
+)
+def test_codec_rejects_arrow_values_pointing_outside_their_buffers(
+    patch: tuple[bytes, bytes],
+) -> None:
+    """Read unchecked, a tampered offset would make Arrow read far past the buffer."""
+    batch = pa.record_batch([pa.array(["abcdefgh"])], names=["v"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    stream = sink.getvalue().to_pybytes()
+    assert stream.count(patch[0]) >= 1
+    tampered = base64.b64encode(stream.replace(patch[0], patch[1], 1)).decode()
+    with pytest.raises(records.RecordError):
+        records.loads(json.dumps({"$arrow": tampered}).encode())
+
+
 # ---------------------------------------------------------------------------------------------
 # Records written by real stages
 
@@ -244,18 +268,19 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-STAGE_RUNS: list[tuple[str, str, dict[str, Any]]] = [
-    ("shard", "shard", {"shard_rows": 70, "chunk_bytes": 20_000}),
-    ("dedup-exact", "dedup", {"method": "exact"}),
-    ("dedup-minhash", "dedup", {"method": "minhash", "threshold": 0.7}),
-    ("rebalance-bytes", "rebalance", {"target_bytes": 20_000}),
-    ("rebalance-shuffle", "rebalance", {"shards": 3, "shuffle": True, "seed": 1}),
-    ("rebalance-by-int", "rebalance", {"shards": 3, "by": "cluster"}),
-    ("rebalance-by-float", "rebalance", {"shards": 3, "by": "quality"}),
-    ("resample", "resample", {"label": "label", "strategy": "undersample", "seed": 0}),
-    ("partition", "partition", {"key": "id", "partitions": 3}),
-    ("compress", "compress", {"codec": "zstd", "level": 5}),
-    ("tokenize", "tokenize", {"seq_len": 64}),
+# (test id, op, config, kinds of `extra` its tasks return: every kind the stages produce)
+STAGE_RUNS: list[tuple[str, str, dict[str, Any], set[str]]] = [
+    ("shard", "shard", {"shard_rows": 70, "chunk_bytes": 20_000}, {"NoneType"}),
+    ("dedup-exact", "dedup", {"method": "exact"}, {"dict(str)"}),
+    ("dedup-minhash", "dedup", {"method": "minhash", "threshold": 0.7}, {"dict(str)"}),
+    ("rebalance-bytes", "rebalance", {"target_bytes": 20_000}, {"tuple(ndarray)"}),
+    ("rebalance-shuffle", "rebalance", {"shards": 3, "shuffle": True, "seed": 1}, {"list(int)"}),
+    ("rebalance-by-int", "rebalance", {"shards": 3, "by": "cluster"}, {"dict(int)", "list(int)"}),
+    ("rebalance-by-float", "rebalance", {"shards": 3, "by": "quality"}, {"dict(float)"}),
+    ("resample", "resample", {"label": "label", "strategy": "undersample"}, {"dict(str)"}),
+    ("partition", "partition", {"key": "id", "partitions": 3}, {"NoneType"}),
+    ("compress", "compress", {"codec": "zstd", "level": 5}, {"dict(str)"}),
+    ("tokenize", "tokenize", {"seq_len": 64}, {"NoneType"}),
 ]
 
 
@@ -267,14 +292,15 @@ def _run(base: Path, op: str, config: dict[str, Any], out: Path, executor: Any) 
         run_stage(op, config, out, input_path=base, executor=executor)
 
 
-@pytest.mark.parametrize("name, op, config", STAGE_RUNS, ids=[s[0] for s in STAGE_RUNS])
+@pytest.mark.parametrize("name, op, config, kinds", STAGE_RUNS, ids=[s[0] for s in STAGE_RUNS])
 def test_every_stage_record_decodes_exactly_and_resumes(
-    name: str, op: str, config: dict[str, Any], base: Path, tmp_path: Path
+    name: str, op: str, config: dict[str, Any], kinds: set[str], base: Path, tmp_path: Path
 ) -> None:
     clean = tmp_path / "clean"
     with CheckingExecutor() as ex:
         _run(base, op, config, clean, ex)
     total = ex.committed
+    assert kinds <= ex.extras
     assert total >= 2, "the stage should have more than one task"
 
     out = tmp_path / "out"
