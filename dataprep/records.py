@@ -216,6 +216,9 @@ def _shard(payload: Any, depth: int) -> ShardEntry:
     for name, kind in expected.items():
         if type(fields.get(name)) is not kind:
             raise RecordError(f"a shard entry's {name} is not {kind.__name__}")
+    name = fields["path"]
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise RecordError(f"a shard entry's path {name!r} is not a plain file name")
     groups = fields.get("row_groups", [])
     if type(groups) is not list or not all(type(n) is int for n in groups):
         raise RecordError("a shard entry's row_groups is not a list of ints")

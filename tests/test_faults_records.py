@@ -171,6 +171,8 @@ def test_codec_refuses_other_types_when_writing(value: Any, where: str) -> None:
         '{"$schema": "bm90IGFycm93"}',
         '{"$shard": {"path": 1}}',
         '{"$shard": {"path": "p", "rows": 1, "bytes": 1, "xxh3_128": "x", "evil": 1}}',
+        '{"$shard": {"path": "../outside.parquet", "rows": 1, "bytes": 1, "xxh3_128": "x"}}',
+        '{"$shard": {"path": "/etc/passwd", "rows": 1, "bytes": 1, "xxh3_128": "x"}}',
         "NaN",
         "[" * 100_000 + "]" * 100_000,
     ],
