@@ -5,6 +5,14 @@ workers need dataprep importable (installed on every node) and the dataset paths
 same on every node (shared storage such as s3://). Ray retries a task that raised or whose
 worker died (`max_retries`); a `DataprepError` is a user error and is returned instead of
 raised inside the task, so Ray never retries it and the driver re-raises it unchanged.
+
+Losing a node is a fault of the cluster, not of the data: Ray reruns the tasks that were on it
+(they count against `max_retries`); once those are spent, the stage stops with one sentence
+and a rerun resumes, since every result is fetched and committed as soon as its task finishes
+(a result kept only in the lost node's object store is never needed again). Progress ticks
+are best-effort: their actor lives on the driver's node, and if it is gone anyway the stage
+goes on without row counts. A cluster left with no node that can run a task is reported
+after `node_wait_s` instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -20,6 +28,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 TICK_INTERVAL_S = 0.5  # a worker forwards progress at most this often (one actor call)
+
+
+NODE_WAIT_S = 300.0  # how long a cluster may have no CPUs for a task (an autoscaler adds nodes)
+
+# Why a task that Ray could not finish was lost, by error type (the rest say their type name).
+_LOST_BECAUSE = {
+    "NodeDiedError": "its Ray node died",
+    "LocalRayletDiedError": "its Ray node died",
+    "WorkerCrashedError": "its Ray worker process died",
+    "OutOfMemoryError": "Ray killed its worker for lack of memory",
+    "ObjectLostError": "its result was lost with the node that held it",
+    "OwnerDiedError": "its result was lost with the node that held it",
+    "ObjectReconstructionFailedError": "its result was lost with the node that held it",
+}
 
 
 def import_ray() -> Any:
@@ -56,14 +78,18 @@ class _TickForwarder:
 
     def flush(self, wait: bool = False) -> None:
         """Send what is pending; `wait` (at task end) makes sure the actor has it before the
-        task's result reaches the driver, whose last drain would otherwise race it."""
-        if self.pending:
-            sent = self.actor.add.remote(self.pending)
-            self.pending = {}
-            if wait:
-                import ray
+        task's result reaches the driver, whose last drain would otherwise race it. A lost
+        actor loses only progress, never the task."""
+        if self.pending and self.actor is not None:
+            import ray
 
-                ray.get(sent)
+            try:
+                sent = self.actor.add.remote(self.pending)
+                if wait:
+                    ray.get(sent)
+            except ray.exceptions.RayError:
+                self.actor = None
+        self.pending = {}
         self.last = time.monotonic()
 
 
@@ -116,6 +142,7 @@ class RayExecutor:
         address: str | None = None,
         cpus_per_task: float = 1.0,
         max_retries: int = 2,
+        node_wait_s: float = NODE_WAIT_S,
     ):
         ray = import_ray()
         if cpus_per_task <= 0:
@@ -150,10 +177,11 @@ class RayExecutor:
         self.workers = max(1, workers or int(cpus // cpus_per_task))
         self.cpus_per_task = cpus_per_task
         self.max_retries = max_retries
+        self.node_wait_s = node_wait_s
         self._remote = ray.remote(_call).options(
             num_cpus=cpus_per_task, max_retries=max_retries, retry_exceptions=True
         )
-        self._ticks = ray.remote(num_cpus=0)(_Ticks).remote()
+        self._ticks: Any = ray.remote(num_cpus=0)(_Ticks).options(**_on_this_node(ray)).remote()
         # Ray starts a new job's worker processes lazily (~1 s); start them now, while the
         # actor starts and the stage plans, instead of when its first tasks arrive.
         warm = ray.remote(_warm_up).options(num_cpus=cpus_per_task)
@@ -179,6 +207,7 @@ class RayExecutor:
         in_flight: dict[Any, int] = {}
         next_task = 0
         limit = 2 * self.workers
+        starved = _Starved(ray, self.cpus_per_task, self.node_wait_s)
         try:
             while next_task < len(tasks) or in_flight:
                 while next_task < len(tasks) and len(in_flight) < limit:
@@ -188,9 +217,11 @@ class RayExecutor:
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=TICK_INTERVAL_S)
                 if time.monotonic() - self._drained >= TICK_INTERVAL_S:
                     self._forward_ticks()
-                for ref in done:
+                if not done:
+                    starved.check()
+                for ref in done:  # fetched now: a result must not outlive its node's store
                     index = in_flight.pop(ref)
-                    result = ray.get(ref)  # raises the task's error once retries are spent
+                    result = self._fetch(ref, tasks[index], index)
                     if isinstance(result, _UserError):
                         raise result.kind(result.message)
                     results[index] = result
@@ -203,9 +234,36 @@ class RayExecutor:
         self._forward_ticks()
         return results
 
+    def _fetch(self, ref: Any, task: Any, index: int) -> Any:
+        """The task's result; raises its own error once Ray's retries are spent, or one
+        sentence when the cluster lost it (a node, a worker process or a result object)."""
+        ray = self._ray
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError:
+            raise  # the stage's own exception (as its own type): a bug, with its traceback
+        except ray.exceptions.TaskCancelledError:
+            raise
+        except ray.exceptions.RayError as exc:
+            names = [cls.__name__ for cls in type(exc).__mro__]
+            reason = next((_LOST_BECAUSE[n] for n in names if n in _LOST_BECAUSE), names[0])
+            tries = self.max_retries + 1
+            raise DataprepError(
+                f"{_describe(task, index)} did not finish in {tries} attempt"
+                f"{'s' * (tries > 1)}: {reason} (--max-retries {self.max_retries}); finished "
+                "tasks are kept, so rerunning the same command resumes"
+            ) from None
+
     def _forward_ticks(self) -> None:
         self._drained = time.monotonic()
-        for counts in self._ray.get(self._ticks.drain.remote()):
+        if self._ticks is None:
+            return
+        try:
+            batches = self._ray.get(self._ticks.drain.remote())
+        except self._ray.exceptions.RayError:  # the actor is gone: go on without row counts
+            self._ticks = None
+            return
+        for counts in batches:
             progress.tick(**counts)
 
     def close(self) -> None:
@@ -222,3 +280,50 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _on_this_node(ray: Any) -> dict[str, Any]:
+    """Scheduling options that keep an actor on the driver's node, whose loss ends the run
+    anyway (where Ray cannot say which node that is, Ray chooses)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 (any failure just means: no preference)
+        return {}
+    if not node:
+        return {}
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+
+
+def _describe(task: Any, index: int) -> str:
+    phase, number = getattr(task, "phase", None), getattr(task, "index", None)
+    return f"task {phase}-{number}" if phase is not None and number is not None else f"task {index}"
+
+
+class _Starved:
+    """Notices a cluster with fewer CPUs than one task needs (its nodes lost) for too long."""
+
+    def __init__(self, ray: Any, cpus_per_task: float, wait_s: float):
+        self.ray = ray
+        self.cpus_per_task = cpus_per_task
+        self.wait_s = wait_s
+        self.since: float | None = None
+        self.checked = 0.0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.checked < 1.0:
+            return
+        self.checked = now
+        cpus = self.ray.cluster_resources().get("CPU", 0.0)
+        if cpus >= self.cpus_per_task:
+            self.since = None
+            return
+        self.since = self.since or now
+        if now - self.since >= self.wait_s:
+            raise DataprepError(
+                f"the Ray cluster has had only {cpus:g} CPUs for {self.wait_s:g} s, fewer than "
+                f"a task needs ({self.cpus_per_task:g}), so its nodes are gone; finished tasks "
+                "are kept, and rerunning the same command once nodes are back resumes"
+            )
