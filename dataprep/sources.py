@@ -74,6 +74,11 @@ def resolve(patterns: list[str], fmt: str = "auto") -> list[SourceFile]:
                     f"cannot tell the format of {path}; name it .jsonl/.csv/.parquet/.txt "
                     "(optionally .zst/.gz) or pass --format"
                 )
+            if kind == "parquet" and compression:
+                raise DataprepError(
+                    f"input {path} is a compressed Parquet file; Parquet compresses its own "
+                    "pages, so decompress the file first"
+                )
             if not is_remote(path) and not os.access(path, os.R_OK):
                 raise DataprepError(f"input {path} is not readable (check its permissions)")
             seen.add(real)

@@ -166,9 +166,9 @@ def test_cut_inside_a_quoted_csv_value_is_not_kept_as_a_row(tmp_path: Path) -> N
 
 def test_cli_cut_files_exit_2_with_one_line(tmp_path: Path) -> None:
     """The shipped symptoms: a cut .zst ran to exit 0, a cut .gz printed only 'Aborted.'."""
-    for codec in ("zst", "gz"):
+    for codec, workers in (("zst", "1"), ("gz", "2")):  # 2: the error crosses processes
         src, _ = _cut_file(tmp_path, "jsonl", codec, "mid")
-        proc = cli("shard", src, "-o", tmp_path / f"out-{codec}", "-q", "-w", "1", check=False)
+        proc = cli("shard", src, "-o", tmp_path / f"out-{codec}", "-q", "-w", workers, check=False)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and "Aborted" not in proc.stderr
         lines = [x for x in proc.stderr.splitlines() if x.strip()]
@@ -178,12 +178,24 @@ def test_cli_cut_files_exit_2_with_one_line(tmp_path: Path) -> None:
     assert report["quarantined"] == 1 and report["rows_out"] > 0
 
 
+@pytest.mark.parametrize("mode", ["error", "quarantine"])
 @pytest.mark.parametrize("codec", ["zst", "gz"])
-def test_garbage_compressed_file_is_one_sentence(tmp_path: Path, codec: str) -> None:
+def test_garbage_compressed_file_is_one_sentence(tmp_path: Path, codec: str, mode: str) -> None:
     src = tmp_path / f"plain.jsonl.{codec}"
     src.write_bytes(b'{"id": "a", "text": "not compressed at all"}\n' * 50)
     with pytest.raises(DataprepError, match=rf"input {src} is not a valid \.{codec} file"):
-        _shard([src], tmp_path / "out", on_truncated="quarantine")
+        _shard([src], tmp_path / "out", on_truncated=mode)
+
+
+def test_cut_or_compressed_parquet_is_one_sentence(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"id": ["a"] * 100, "text": ["x"] * 100}), tmp_path / "p.parquet")
+    data = (tmp_path / "p.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataprepError, match=r"input \S+cut.parquet is not a valid Parquet file"):
+        _shard([tmp_path / "cut.parquet"], tmp_path / "out")
+    (tmp_path / "p.parquet.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    with pytest.raises(DataprepError, match=r"p.parquet.zst is a compressed Parquet file"):
+        _shard([tmp_path / "p.parquet.zst"], tmp_path / "out")
 
 
 def test_concatenated_zstd_frames_are_all_read(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
+from dataprep.errors import DataprepError
 from dataprep.sources import SourceFile, TruncatedInput, open_source
 from dataprep.stage import Quarantine
 from dataprep.storage import parquet_source
@@ -343,10 +344,21 @@ def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quaran
     return result if keep.all() else result.filter(pa.array(keep))
 
 
+def open_parquet(src: SourceFile) -> pq.ParquetFile:
+    """The Parquet file of an input, or one sentence if it is not one (cut, damaged, other)."""
+    try:
+        return pq.ParquetFile(parquet_source(src.path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataprepError(
+            f"input {src.path} is not a valid Parquet file ({_first_line(str(exc))}); "
+            "restore it or leave it out"
+        ) from None
+
+
 def read_parquet(
     src: SourceFile, schema: pa.Schema, block: int, q: Quarantine
 ) -> Iterator[pa.Table]:
-    parquet = pq.ParquetFile(parquet_source(src.path))
+    parquet = open_parquet(src)
     names = [f.name for f in schema if f.name in parquet.schema_arrow.names]
     batch_rows = max(1024, min(65536, block // 1024))
     row = 0

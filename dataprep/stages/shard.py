@@ -14,7 +14,6 @@ from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import xxhash
 from pydantic import ByteSize, Field, model_validator
 
@@ -34,7 +33,6 @@ from dataprep.stage import (
     sum_counts,
 )
 from dataprep.stages import readers
-from dataprep.storage import parquet_source
 
 SAMPLE_BYTES = 1 << 20
 
@@ -109,7 +107,7 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
     if src.format == "text":
         sample = pa.schema([])
     elif src.format == "parquet":
-        sample = pq.read_schema(parquet_source(src.path))
+        sample = readers.open_parquet(src).schema_arrow
     elif src.format == "csv":
         sample = readers.csv_schema(src, config.on_truncated == "quarantine")
     else:
