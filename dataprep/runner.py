@@ -90,7 +90,14 @@ def run_stage(
         input_digest = stage.input_digest(config, inputs)
     cfg_digest = config_digest(config, write_options)
 
-    with OutputLock(out):  # one writer per output, from lock to manifest
+    lock = OutputLock(out)  # one writer per output, from here to its manifest
+    try:
+        lock.acquire()
+    except OSError:  # storage this run may not write to: fine while there is nothing to write
+        if not force and _is_up_to_date(out, input_digest, cfg_digest):
+            return StageRun(stage_id, op, out, "cached", _read_report(out))
+        raise
+    try:
         commit.roll_forward(out)  # a swap a kill cut short is finished before anything else
         if not force and _is_up_to_date(out, input_digest, cfg_digest):
             report = _read_report(out)
@@ -149,6 +156,8 @@ def run_stage(
         }
         manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
         commit.publish(out, target, manifest)  # manifest last; a staged run is swapped in
+    finally:
+        lock.release()
     return StageRun(stage_id, op, out, "ran", report)
 
 

@@ -424,3 +424,21 @@ def test_set_value_bomb_and_huge_recipe_are_refused(tmp_path: Path, ds: Path) ->
     big.write_text("stages: []\n" + "# padding\n" * 200_000)
     with pytest.raises(DataprepError, match="larger than"):
         recipe.load(big)
+
+
+def test_unwritable_output_that_is_up_to_date_still_counts_as_cached(
+    flaky: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataprep.lock import OutputLock
+
+    out = tmp_path / "out"
+    config = {"marker_dir": str(flaky), "tasks": 2}
+    run_stage("flaky", config, out, executor=INLINE)
+
+    def read_only(self: OutputLock) -> None:  # as on a read-only mount or bucket (we are root)
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(OutputLock, "acquire", read_only)
+    assert run_stage("flaky", config, out, executor=INLINE).status == "cached"
+    with pytest.raises(PermissionError):
+        run_stage("flaky", config, out, executor=INLINE, force=True)
