@@ -27,9 +27,10 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     labels: list[str | None] = [k for k, n in SIZES.items() for _ in range(n)] + [None] * NULLS
     random.Random(4).shuffle(labels)
     rows = [{"id": f"r{i}", "text": f"row {i}", "label": lab} for i, lab in enumerate(labels)]
-    write_jsonl(root / "a.jsonl", rows[:500])
-    write_jsonl(root / "b.jsonl", rows[500:])
-    run_stage("shard", {"shard_rows": 90}, root / "shards", inputs=[str(root)])
+    (root / "raw").mkdir()
+    write_jsonl(root / "raw" / "a.jsonl", rows[:500])
+    write_jsonl(root / "raw" / "b.jsonl", rows[500:])
+    run_stage("shard", {"shard_rows": 90}, root / "shards", inputs=[str(root / "raw")])
     return root / "shards"
 
 
