@@ -164,6 +164,23 @@ def test_cut_inside_a_quoted_csv_value_is_not_kept_as_a_row(tmp_path: Path) -> N
     assert _quarantine(tmp_path / "out")[0]["reason"] == "truncated"
 
 
+@pytest.mark.parametrize("codec", ["zst", "gz"])
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_cut_before_the_first_whole_row_is_one_sentence(
+    tmp_path: Path, kind: str, codec: str
+) -> None:
+    """The first input fixes the schema; cut inside its first row, there is none to read."""
+    head = b"id,text\n" if kind == "csv" else b""
+    row = b"r1," + b"w" * 5000 if kind == "csv" else json.dumps({"text": "w" * 5000}).encode()
+    data, _ = _compress(codec, head + row + b"\n", [])
+    src = tmp_path / f"one.{kind}.{codec}"
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataprepError, match=f"input {src} is truncated"):
+        _shard([src], tmp_path / "out")
+    with pytest.raises(DataprepError, match="truncated before its first whole row"):
+        _shard([src], tmp_path / "out", on_truncated="quarantine")
+
+
 def test_cli_cut_files_exit_2_with_one_line(tmp_path: Path) -> None:
     """The shipped symptoms: a cut .zst ran to exit 0, a cut .gz printed only 'Aborted.'."""
     for codec, workers in (("zst", "1"), ("gz", "2")):  # 2: the error crosses processes

@@ -74,7 +74,12 @@ def quarantine_cut(q: Quarantine, src: SourceFile, line: int | None, tail: bytes
 def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
     """Infer field types from the good rows in the first `sample_bytes` of a JSONL source."""
     with open_source(src) as stream:
-        data = stream.read(sample_bytes)
+        try:
+            data = stream.read(sample_bytes)
+            if len(data) < sample_bytes and b"\n" not in data:
+                stream.read(1)  # a cut stream raises here: say that, not "no column 'text'"
+        except TruncatedInput:
+            raise _cut_before_first_row(src) from None
     if len(data) == sample_bytes:
         data = data[: data.rfind(b"\n") + 1] or data
     rows = []
@@ -157,15 +162,30 @@ def _first_line(text: str) -> str:
 def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
     with open_source(src) as raw:
         stream = WholeRecords(raw) if tolerate_cut else raw
-        reader = pcsv.open_csv(
-            stream,
-            read_options=pcsv.ReadOptions(block_size=1 << 20),
-            parse_options=pcsv.ParseOptions(
-                invalid_row_handler=lambda row: "skip", newlines_in_values=True
-            ),
-            convert_options=pcsv.ConvertOptions(check_utf8=False),  # bad rows: drop_invalid_utf8
-        )
+        try:
+            reader = pcsv.open_csv(
+                stream,
+                read_options=pcsv.ReadOptions(block_size=1 << 20),
+                parse_options=pcsv.ParseOptions(
+                    invalid_row_handler=lambda row: "skip", newlines_in_values=True
+                ),
+                convert_options=pcsv.ConvertOptions(check_utf8=False),  # see drop_invalid_utf8
+            )
+        except pa.ArrowInvalid as exc:
+            if isinstance(stream, WholeRecords) and stream.tail is not None:
+                raise _cut_before_first_row(src) from None
+            raise DataprepError(
+                f"input {src.path} has no CSV header ({_first_line(str(exc))}); "
+                "restore it or leave it out"
+            ) from None
         return reader.schema
+
+
+def _cut_before_first_row(src: SourceFile) -> DataprepError:
+    return TruncatedInput(
+        f"input {src.path} is truncated before its first whole row, so its columns cannot "
+        "be read; restore the file"
+    )
 
 
 class WholeRecords(io.RawIOBase):
@@ -200,13 +220,14 @@ class WholeRecords(io.RawIOBase):
                 return data
             data = self._carry + data
             end = self._record_end(data)
-            if end < 0 and len(data) > self.LIMIT:
-                end, self._odd = data.rfind(b"\n") + 1, 0
+            trust_newlines = end < 0 and len(data) > self.LIMIT
+            if trust_newlines:
+                end = data.rfind(b"\n") + 1
             if end <= 0:
                 self._carry = data
                 continue
             data, self._carry = data[:end], data[end:]
-            self._odd ^= data.count(b'"') & 1
+            self._odd = 0 if trust_newlines else self._odd ^ (data.count(b'"') & 1)
             return data
         return b""
 
