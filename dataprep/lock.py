@@ -98,6 +98,8 @@ class OutputLock:
         import fcntl
 
         path = Path(str(self.path))
+        if path.parent.is_file():
+            raise DataprepError(f"output {self.out} is a file; give a directory for the dataset")
         path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

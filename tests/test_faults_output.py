@@ -113,6 +113,14 @@ def test_shard_output_overlapping_raw_inputs_is_refused(tmp_path: Path, where: s
     assert sorted(p.name for p in raw.iterdir()) == ["a.jsonl"]
 
 
+def test_output_that_is_a_file_is_refused(ds: Path, tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    with pytest.raises(DataprepError, match="is a file"):
+        run_stage("compress", {}, target, input_path=ds, executor=INLINE)
+    assert target.read_text() == "mine"
+
+
 def test_shard_output_next_to_a_flat_glob_is_allowed(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
