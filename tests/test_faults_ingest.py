@@ -195,6 +195,30 @@ def test_cli_cut_files_exit_2_with_one_line(tmp_path: Path) -> None:
     assert report["quarantined"] == 1 and report["rows_out"] > 0
 
 
+def test_recipe_says_on_truncated_too(tmp_path: Path) -> None:
+    from dataprep import recipe
+
+    src, _ = _cut_file(tmp_path, "jsonl", "gz", "line")
+    data = {
+        "version": 1,
+        "name": "cut",
+        "vars": {"root": str(tmp_path / "work")},
+        "input": {"path": str(src), "text_column": "text"},
+        "executor": {"kind": "local", "workers": 1},
+        "stages": [{"id": "shards", "op": "shard", "params": {"on_truncated": "quarantine"}}],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    [run] = recipe.run(recipe.load(path))
+    assert run.report["rows_out"] == ROWS // 2 + 1 and run.report["quarantined"] == 1
+    data["stages"][0]["params"]["on_truncated"] = "ignore"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        DataprepError, match="on_truncated: Input should be 'error' or 'quarantine'"
+    ):
+        recipe.load(path)
+
+
 @pytest.mark.parametrize("mode", ["error", "quarantine"])
 @pytest.mark.parametrize("codec", ["zst", "gz"])
 def test_garbage_compressed_file_is_one_sentence(tmp_path: Path, codec: str, mode: str) -> None:
@@ -281,8 +305,9 @@ def test_invalid_utf8_in_csv_and_parquet_goes_to_quarantine(tmp_path: Path) -> N
 def test_quickstart_on_sampled_data_with_planted_bad_utf8(tmp_path: Path) -> None:
     """The quickstart died at `exact` on `dataprep sample --docs 200000` (8 MB blocks).
 
-    64 KB read blocks put the planted invalid-UTF-8 rows into blocks Arrow accepts whole at
-    1,500 documents, so the same failure reproduces in seconds.
+    With the default 8 MB read blocks the smallest corpus tried that hits it is --docs 120000
+    (115000 does not); 64 KB blocks put the planted invalid-UTF-8 rows into blocks Arrow
+    accepts whole at 1,500 documents, so the same failure reproduces in seconds.
     """
     data = tmp_path / "sample"
     cli("sample", "-o", data, "--docs", "1500")
