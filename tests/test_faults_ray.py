@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import zstandard
-from helpers import restored_env
+from helpers import cli, restored_env
 
 from dataprep import dataset, stages
 from dataprep.dataset import ShardWriter
@@ -50,6 +52,8 @@ FAST_DEATH = {
     "health_check_period_ms": 500,
     "health_check_failure_threshold": 3,
 }
+# A task lost with no retries: its node's death, or its worker's if Ray heard of that first.
+LOST_IN_ONE_TRY = r"did not finish in 1 attempt .*: its Ray (node|worker process) died"
 
 
 @pytest.fixture(scope="module")
@@ -280,8 +284,9 @@ def test_node_lost_without_retries_fails_in_one_sentence_and_resumes(
         _kill(cluster, victim)
         with pytest.raises(DataprepError) as failure:
             driver.outcome()
-    message = str(failure.value)  # the node's death, or its worker's if Ray saw that first
-    assert re.search(r"did not finish .*: its Ray (node|worker process) died.*rerun", message)
+    message = str(failure.value)
+    assert re.search(LOST_IN_ONE_TRY, message)
+    assert "rerunning the same command resumes" in message
     assert "\n" not in message
     assert not dataset.is_dataset(out)
     committed = _committed(out)
@@ -355,14 +360,13 @@ def _sized_result(args: tuple[str, int]) -> tuple[int, str]:
     return index, "x" * 300_000
 
 
-@pytest.mark.parametrize("max_retries", [1, 0])
-def test_result_held_only_by_a_lost_node(
-    max_retries: int, cluster: Cluster, workers: list[Any], tmp_path: Path
+def test_result_held_only_by_a_lost_node_is_recomputed(
+    cluster: Cluster, workers: list[Any], tmp_path: Path
 ):
     """While the driver commits one result (slow on_done), another task finishes on the victim
     node, whose object store then holds the only copy of its result; the victim dies before the
-    driver fetches it. Ray recomputes it from lineage while retries are left; without, the
-    run stops with one sentence instead of an ObjectLostError traceback."""
+    driver fetches it. Ray recomputes just that result from lineage (a retry) and the run ends
+    with every result, once each; results already fetched are not recomputed."""
     victim, marks = workers[0], tmp_path
     fetched: list[int] = []
     lost: set[int] = set()
@@ -376,16 +380,49 @@ def test_result_held_only_by_a_lost_node(
         fetched.append(j)
 
     tasks = [(str(marks), i) for i in range(6)]
-    with make_executor("ray", address=cluster.address, max_retries=max_retries) as executor:
-        if max_retries == 0:
-            with pytest.raises(DataprepError) as failure:
-                executor.run(_sized_result, tasks, on_done)
-            message = str(failure.value)
-            assert re.search(r"its (result was lost with the node|Ray node died)", message)
-            assert "\n" not in message
-            return
+    with make_executor("ray", address=cluster.address, max_retries=1) as executor:
         results = executor.run(_sized_result, tasks, on_done)
-    assert [index for index, _ in results] == list(range(6))
+    assert [index for index, _ in results] == list(range(6)) and sorted(fetched) == list(range(6))
     assert all(len(payload) == 300_000 for _, payload in results)
     runs = {i: len(_markers(marks, "done", i)) for i in range(6)}
     assert runs == {i: 2 if i in lost else 1 for i in range(6)}  # only lost results, again
+
+
+RECIPE = """
+version: 1
+name: node-loss
+vars: {{root: {root}}}
+input: {{path: {source}}}
+executor: {{kind: ray, address: "{address}", max_retries: 0}}
+stages:
+  - {{id: shards, op: shard, params: {{shard_rows: 200, chunk_bytes: 65536}}}}
+"""
+
+
+def test_cli_run_on_a_cluster_losing_a_node(
+    cluster: Cluster, workers: list[Any], jsonl_dir: Path, s3_bucket: str, tmp_path: Path
+):
+    """`dataprep run` as its own driver process, no retries, a node killed mid-stage: it either
+    finishes (the node was idle) or exits 2 with one line; then the same command resumes, and
+    the shards on S3 are those of a local run."""
+    root = f"{s3_bucket}/cli"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.format(root=root, source=jsonl_dir, address=cluster.address))
+    command = [sys.executable, "-m", "dataprep", "run", str(recipe), "-q"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_until(lambda: _records(f"{root}/shards") >= 1 or proc.poll() is not None, "a task")
+        assert proc.poll() is None, proc.communicate()
+        _kill(cluster, workers[0])
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    if proc.returncode != 0:
+        assert proc.returncode == 2, stderr
+        assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+        assert re.search(LOST_IN_ONE_TRY, stderr)
+        assert not dataset.is_dataset(f"{root}/shards")
+        cli("run", recipe, "-q")  # the same command resumes
+    with make_executor("local", workers=1) as local:
+        run_stage("shard", SHARD, tmp_path / "local", inputs=[str(jsonl_dir)], executor=local)
+    _assert_same_dataset(f"{root}/shards", tmp_path / "local")

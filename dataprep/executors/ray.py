@@ -250,7 +250,7 @@ class RayExecutor:
             tries = self.max_retries + 1
             raise DataprepError(
                 f"{_describe(task, index)} did not finish in {tries} attempt"
-                f"{'s' * (tries > 1)}: {reason} (--max-retries {self.max_retries}); finished "
+                f"{'s' * (tries > 1)} (max retries: {self.max_retries}): {reason}; finished "
                 "tasks are kept, so rerunning the same command resumes"
             ) from None
 
