@@ -67,6 +67,7 @@ class OutputLock:
         self._claim: StoragePath | None = None
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._lost = False
 
     def __enter__(self) -> OutputLock:
         self.acquire()
@@ -80,6 +81,14 @@ class OutputLock:
             self._acquire_claim()
         else:
             self._acquire_flock()
+
+    def check(self) -> None:
+        """Before committing: stop if a long stall let another run take this output over."""
+        if self._claim is not None and (self._lost or not self._claim.is_file()):
+            raise DataprepError(
+                f"output {self.out} was taken over by another run after this run's lock "
+                f"heartbeat stalled for over {lock_timeout():.0f} s; nothing was committed, rerun"
+            )
 
     def release(self) -> None:
         if self._fd is not None:
@@ -162,7 +171,8 @@ class OutputLock:
             holder = _read_claim(claim)
             if holder is None:
                 continue  # deleted since the listing
-            age = (now - mtime).total_seconds() if mtime else time.time() - holder["heartbeat"]
+            beat = holder.get("heartbeat", 0)
+            age = (now - mtime).total_seconds() if mtime else time.time() - beat
             if age > timeout:
                 claim.unlink()  # its run stopped heart-beating: dead
                 continue
@@ -176,6 +186,9 @@ class OutputLock:
         def beat() -> None:
             while not self._stop.wait(every):
                 try:
+                    if not claim.is_file():  # judged stale by another run: never recreate it
+                        self._lost = True
+                        return
                     claim.write_atomic(
                         json.dumps({**info, "state": "held", "heartbeat": time.time()})
                     )

@@ -155,6 +155,7 @@ def run_stage(
             **(result.metadata or {}),
         }
         manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
+        lock.check()
         commit.publish(out, target, manifest)  # manifest last; a staged run is swapped in
     finally:
         lock.release()

@@ -8,7 +8,6 @@ process that really holds an output, started here as a separate process.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -307,12 +306,15 @@ def _holder(out: str, seconds: float = 120) -> subprocess.Popen:
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_second_writer_is_refused_naming_the_holder_and_recovers_after_kill(
-    ds: Path, tmp_path: Path, where: str, request: pytest.FixtureRequest
+    ds: Path,
+    tmp_path: Path,
+    where: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if where == "s3":
         out = f"{request.getfixturevalue('s3_bucket')}/packed"
-        os.environ["DATAPREP_LOCK_TIMEOUT"] = "3"
-        request.addfinalizer(lambda: os.environ.pop("DATAPREP_LOCK_TIMEOUT", None))
+        monkeypatch.setenv("DATAPREP_LOCK_TIMEOUT", "3")  # the CLI inherits it
     else:
         out = str(tmp_path / "packed")
     holder = _holder(out)
@@ -331,6 +333,25 @@ def test_second_writer_is_refused_naming_the_holder_and_recovers_after_kill(
     assert dataset.verify_dataset(out).rows == dataset.read_manifest(ds).rows
     names = [p.name for p in StoragePath(out).iterdir()]
     assert not [n for n in names if n.startswith(".dataprep.lock")]  # released: nothing left
+
+
+def test_stalled_owner_taken_over_on_s3_does_not_commit(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataprep.lock import OutputLock
+
+    monkeypatch.setenv("DATAPREP_LOCK_TIMEOUT", "2")
+    first = OutputLock(f"{s3_bucket}/x")
+    first.acquire()
+    first._stop.set()  # a stall: its heartbeat stops (a long pause, a network outage)
+    time.sleep(3)
+    second = OutputLock(f"{s3_bucket}/x")
+    second.acquire()  # the stale claim is removed
+    with pytest.raises(DataprepError, match="taken over by another run"):
+        first.check()
+    second.check()
+    second.release()
+    first.release()
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
