@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app
-from dataprep.cli.output import console
+from dataprep.cli.output import console, err_console
 from dataprep.errors import DataprepError
 
 Opt = typer.Option
@@ -63,14 +63,15 @@ def train(
 ) -> None:
     """Train a GPT-style decoder with DDP (NCCL on GPUs, gloo on CPU) on token blocks.
 
-    Checkpoints (model, optimizer, schedule, RNG and reader position) are atomic; rerunning
-    resumes exactly, also with another number of processes.
+    Checkpoints (model, optimizer, schedule, RNG and reader position) are atomic and
+    checksummed; rerunning resumes exactly, also with another number of processes, from the
+    newest checkpoint that verifies. SIGTERM saves a checkpoint and exits with code 143.
     """
     from pydantic import ValidationError
 
     from dataprep.stage import describe_validation
     from dataprep.train.config import TrainConfig
-    from dataprep.train.launch import launch
+    from dataprep.train.launch import STOPPED_EXIT, launch
 
     values = {k: v for k, v in locals().items() if k in TrainConfig.model_fields}
     values.update(
@@ -87,7 +88,15 @@ def train(
     summary = launch(cfg, nproc_per_node, nnodes, rdzv_endpoint, rdzv_id, max_restarts)
     if json:
         print(jsonlib.dumps(summary, indent=2))
-    else:
+    stopped = summary.get("stopped_by")
+    if stopped:  # one line and the exit code schedulers expect; the checkpoint resumes it
+        where = "before the first checkpoint"
+        if summary["checkpoint"]:
+            where = f"at step {summary['step']}; checkpoint saved"
+        line = f"stopped by {stopped} {where}; rerun the same command to resume"
+        err_console.print(line, markup=False, highlight=False)
+        raise typer.Exit(STOPPED_EXIT)
+    if not json:
         console.print(
             f"[green]done[/]: step {summary['step']}, loss {summary['loss']:.4f}, "
             f"{summary['tokens_per_s']:,.0f} tokens/s, checkpoint {summary['checkpoint']}"

@@ -1,16 +1,28 @@
 """Start training: through torch's elastic launcher (what `torchrun` runs), or in place when
-`torchrun` already started this process."""
+`torchrun` already started this process.
+
+SIGTERM (a scheduler's "stop now") is passed to the ranks, which finish the step, save a
+checkpoint and return; the command then exits with `STOPPED_EXIT`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from dataprep.errors import DataprepError
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import inspect_data
+
+STOPPED_EXIT = 128 + signal.SIGTERM  # 143, what shells and schedulers report after SIGTERM
 
 
 def under_torchrun() -> bool:
@@ -76,7 +88,7 @@ def launch(
     from dataprep.train.loop import train_worker
 
     if under_torchrun():
-        return train_worker(cfg.model_dump_json())
+        return _result({0: train_worker(cfg.model_dump_json())})
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -93,20 +105,71 @@ def launch(
         max_restarts=max_restarts,
         monitor_interval=0.5,
         start_method="spawn",
+        signals_to_handle="SIGINT,SIGHUP,SIGQUIT",  # SIGTERM: `_sigterm_to_ranks`
     )
-    try:
-        results = elastic_launch(config, train_worker)(cfg.model_dump_json())
-    except ChildFailedError as exc:
-        rank, first = next(iter(exc.failures.items()))
-        raise DataprepError(
-            f"training failed on rank {rank} (exit code {first.exitcode}) after "
-            f"{max_restarts} restart(s); see the log above, and rerun to resume from the "
-            "latest checkpoint"
-        ) from None
-    except (RuntimeError, TimeoutError) as exc:
-        if "rendezvous" in str(exc).lower() or isinstance(exc, TimeoutError):
+    with _sigterm_to_ranks() as stopped:
+        try:
+            results = elastic_launch(config, train_worker)(cfg.model_dump_json())
+        except (ChildFailedError, _StoppedEarly) as exc:
+            if stopped:  # SIGTERM killed a rank before it could save
+                return _stopped_summary(Path(cfg.out))
+            assert isinstance(exc, ChildFailedError)
+            rank, first = next(iter(exc.failures.items()))
             raise DataprepError(
-                f"cannot reach the rendezvous at {config.rdzv_endpoint}: {exc}"
+                f"training failed on rank {rank} (exit code {first.exitcode}) after "
+                f"{max_restarts} restart(s); see the log above, and rerun to resume from the "
+                "latest checkpoint"
             ) from None
-        raise
-    return results.get(0) or next(iter(results.values()))
+        except (RuntimeError, TimeoutError) as exc:
+            if "rendezvous" in str(exc).lower() or isinstance(exc, TimeoutError):
+                raise DataprepError(
+                    f"cannot reach the rendezvous at {config.rdzv_endpoint}: {exc}"
+                ) from None
+            raise
+    return _result(results)
+
+
+def _result(results: dict[int, Any]) -> dict[str, Any]:
+    """Rank 0's summary, or the sentence every rank returned instead of one."""
+    first = results.get(0) or next(iter(results.values()))
+    if "error" in first:
+        raise DataprepError(first["error"])
+    return first
+
+
+class _StoppedEarly(Exception):
+    """SIGTERM arrived before any rank was running."""
+
+
+@contextlib.contextmanager
+def _sigterm_to_ranks() -> Iterator[list[int]]:
+    """While the ranks run, this process forwards SIGTERM to them instead of letting torch's
+    agent raise `SignalException` (a traceback, exit 1, and ranks that finished saving but
+    wait for the agent killed 30 s later). Yields the signals received."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers belong to the main thread: torch's behaviour
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        ranks = multiprocessing.active_children()
+        if not ranks:
+            raise _StoppedEarly
+        for rank in ranks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rank.pid, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped_summary(out: Path) -> dict[str, Any]:
+    from dataprep.train import checkpoint
+
+    latest = checkpoint.latest(out)
+    step = int(latest.name.removeprefix(checkpoint.PREFIX)) if latest else 0
+    return {"step": step, "checkpoint": str(latest) if latest else None, "stopped_by": "SIGTERM"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -30,8 +31,13 @@ from dataprep.loader import ShardDataset, make_dataloader
 from dataprep.train import checkpoint
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
-from dataprep.train.metrics import MetricsLog, peak_flops
+from dataprep.train.metrics import MetricsLog, drop_after, peak_flops
 from dataprep.train.model import GPT, shape_for
+
+
+class RunRefused(DataprepError):
+    """Raised on every rank at once, after a collective decision: the worker returns the
+    message instead of crashing, and the launcher stops with it as one sentence."""
 
 
 def pick_device(requested: str, local_rank: int) -> torch.device:
@@ -95,17 +101,17 @@ class Trainer:
             self.dataset, num_workers=cfg.num_workers, pin_memory=self.is_cuda
         )
         self.step, self.epoch = 0, 0
-        found = checkpoint.latest(self.out) if cfg.resume else None
+        found = self._resume_point() if cfg.resume else None
         rng = None
         if found is not None:
-            states, train_state, rng = checkpoint.load(found, self.rank)
-            self.model.load_state_dict(states["model"])
-            self.optimizer.load_state_dict(states["optimizer"])
-            self.scheduler.load_state_dict(states["scheduler"])
-            self.step = int(train_state["step"])
-            self.loader.load_state_dict(train_state["reader"])
-            self.epoch = int(train_state["reader"]["epoch"])
-            self.resumed_from = str(found)
+            self.model.load_state_dict(found.states["model"])
+            self.optimizer.load_state_dict(found.states["optimizer"])
+            self.scheduler.load_state_dict(found.states["scheduler"])
+            self.step = int(found.train_state["step"])
+            self.loader.load_state_dict(found.train_state["reader"])
+            self.epoch = int(found.train_state["reader"]["epoch"])
+            self.resumed_from = str(found.path)
+            rng = found.rng
         else:
             self.resumed_from = None
         if rng is not None:
@@ -122,6 +128,40 @@ class Trainer:
                 self.ddp.register_comm_hook(None, hook)
         if cfg.compile:
             self.ddp = torch.compile(self.ddp)
+
+    def _resume_point(self) -> checkpoint.Loaded | None:
+        """Rank 0 picks the newest checkpoint that verifies and loads, says why it skipped
+        newer ones, and broadcasts its step: every rank resumes from the same checkpoint."""
+        choice = checkpoint.choose(self.out) if self.rank == 0 else None
+        decided = torch.zeros(1, dtype=torch.long, device=self.device)  # 0: start fresh
+        if choice is not None:
+            for line in choice.report():
+                self._warn(line)
+            if choice.loaded is not None:
+                decided[0] = int(choice.loaded.train_state["step"])
+            elif choice.damaged:
+                decided[0] = -1  # all damaged: a user decision, not a silent fresh start
+        if self.world > 1:
+            dist.broadcast(decided, 0)
+        step = int(decided.item())
+        if step < 0:
+            folder = self.out / "checkpoints"
+            detail = ""
+            if choice is not None:
+                name, why = choice.damaged[0]
+                detail = f" (newest, {name}: {why})"
+            raise RunRefused(
+                f"no checkpoint in {folder} can be resumed, all are damaged{detail}; start "
+                "fresh with a new --out, or remove the damaged checkpoints to start over"
+            )
+        if step == 0:
+            return None
+        if choice is not None:
+            return choice.loaded
+        try:
+            return checkpoint.read(self.out / "checkpoints" / f"step-{step:08d}", self.rank)
+        except checkpoint.Damaged as exc:  # verified by rank 0 a moment ago: changed since
+            raise DataprepError(f"checkpoint step-{step:08d} changed as it loaded: {exc}") from None
 
     def _lr_factor(self, index: int) -> float:
         """Linear warmup then cosine to min_lr_ratio; `index` is the number of steps done."""
@@ -144,8 +184,8 @@ class Trainer:
             for batch in self.loader:
                 yielded += 1
                 yield batch
-            if fresh and yielded == 0:
-                raise DataprepError(
+            if fresh and yielded == 0:  # equal batches: every rank finds none at once
+                raise RunRefused(
                     f"{self.cfg.data} has too few blocks for batch size {self.cfg.batch_size} "
                     f"on {self.world} processes; lower --batch-size"
                 )
@@ -187,14 +227,21 @@ class Trainer:
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
-        self.build()
         signal.signal(signal.SIGTERM, self._on_sigterm)
-        metrics = MetricsLog(self.out, self.rank == 0)
+        self.build()
+        resumed = self.step if cfg.resume else None  # --no-resume: keep any earlier log
+        metrics = MetricsLog(self.out, self.rank == 0, resumed_step=resumed)
         stream = self.batches()
-        trace = open(self.out / f"samples-rank{self.rank}.txt", "a") if cfg.trace_samples else None
+        trace = None
+        if cfg.trace_samples:  # like metrics: steps after the checkpoint are trained again
+            trace_path = self.out / f"samples-rank{self.rank}.txt"
+            if resumed is not None:
+                drop_after(trace_path, resumed, lambda line: int(line.split(maxsplit=1)[0]))
+            trace = open(trace_path, "a")
         tokens_per_step = cfg.batch_size * self.facts.seq_len * cfg.grad_accum * self.world
         peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.is_cuda else None
         started, first_step, last_loss = time.perf_counter(), self.step, float("nan")
+        stopping = False
         self._say(
             f"training {self.shape.n_layer}x{self.shape.d_model} on {self.world} "
             f"process(es), {self.device.type}, from step {self.step}"
@@ -261,8 +308,7 @@ class Trainer:
             stopping = total[1].item() > 0
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stopping:
                 self.save(position)
-            if stopping:
-                self._say(f"stopped by SIGTERM at step {self.step}; checkpoint saved")
+            if stopping:  # the launcher says so, once, and exits with its own code
                 break
             t0, during = time.perf_counter(), []
         metrics.close()
@@ -277,6 +323,7 @@ class Trainer:
             "tokens_per_s": done * tokens_per_step / seconds if seconds and done else 0.0,
             "world_size": self.world,
             "checkpoint": str(checkpoint.latest(self.out)),
+            "stopped_by": "SIGTERM" if stopping and self.step < cfg.steps else None,
         }
         return summary
 
@@ -329,6 +376,11 @@ class Trainer:
     def _say(self, text: str) -> None:
         if self.rank == 0 and not self.cfg.quiet:
             print(f"[dataprep train] {text}", flush=True)
+
+    def _warn(self, text: str) -> None:
+        """On stderr, also with --quiet/--json: what the run chose to do about a fault."""
+        if self.rank == 0:
+            print(f"[dataprep train] {text}", file=sys.stderr, flush=True)
 
     def _progress(self, record: dict[str, Any]) -> None:
         if self.rank == 0 and not self.cfg.quiet:
@@ -392,6 +444,8 @@ def train_worker(config_json: str) -> dict[str, Any]:
         _init_process_group(backend, world)
     try:
         return Trainer(cfg).train()
+    except RunRefused as exc:
+        return {"error": str(exc)}
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

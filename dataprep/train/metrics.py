@@ -1,8 +1,14 @@
-"""Per-step metrics: appended to metrics.jsonl (and TensorBoard when installed), rank 0 only."""
+"""Per-step metrics: appended to metrics.jsonl (and TensorBoard when installed), rank 0 only.
+
+A resumed run first drops the records of steps after its checkpoint (a killed run logged
+them, and they are about to be trained again), so every step appears once.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +24,18 @@ def peak_flops(device_name: str) -> float | None:
 
 
 class MetricsLog:
-    def __init__(self, out: Path, enabled: bool):
+    def __init__(self, out: Path, enabled: bool, resumed_step: int | None = None):
+        """`resumed_step`: the step training starts from; later records are dropped."""
         self.enabled = enabled
         self._file: Any = None
         self._tb: Any = None
         if not enabled:
             return
         out.mkdir(parents=True, exist_ok=True)
-        self._file = open(out / "metrics.jsonl", "a")  # appended across resumes
+        path = out / "metrics.jsonl"
+        if resumed_step is not None:
+            drop_after(path, resumed_step, lambda line: int(json.loads(line)["step"]))
+        self._file = open(path, "a")  # appended across resumes
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -48,3 +58,29 @@ class MetricsLog:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def drop_after(path: Path, step: int, step_of: Callable[[str], int]) -> None:
+    """Rewrite `path` (atomically) without the lines of steps after `step`, and without a
+    final line torn by a kill; lines `step_of` cannot read are kept. Untouched if all stay."""
+    if not path.exists():
+        return
+    text = path.read_text()
+    lines = text.splitlines()
+    torn = bool(lines) and not text.endswith("\n")
+    kept = []
+    for n, line in enumerate(lines):
+        try:
+            if step_of(line) <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError, IndexError):
+            if not (torn and n == len(lines) - 1):
+                kept.append(line)
+    if len(kept) == len(lines):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write("".join(f"{line}\n" for line in kept))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
