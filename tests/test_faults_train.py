@@ -377,3 +377,17 @@ def test_sigkill_then_resume_logs_every_step_once(blocks: Path, tmp_path: Path) 
     proc = cli(*args, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _logged_steps(out) == list(range(1, 61))
+
+
+@pytest.mark.slow
+def test_sigterm_while_ranks_start_exits_143_with_one_line(blocks: Path, tmp_path: Path) -> None:
+    """Ranks still importing torch die of the forwarded signal: still one line, no traceback."""
+    out = tmp_path / "run"
+    args = _args(blocks, out, "--steps", "100000", "--checkpoint-every", "100000")
+    with _running([*args, "--nproc-per-node", "2"]) as proc:
+        _wait_for(lambda: len(_descendants(proc.pid)) >= 2, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM ")
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr[-3000:]

@@ -8,6 +8,7 @@ checkpoint and return; the command then exits with `STOPPED_EXIT`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -151,8 +152,16 @@ def _sigterm_to_ranks() -> Iterator[list[int]]:
         yield received  # signal handlers belong to the main thread: torch's behaviour
         return
 
+    silenced: list[logging.Logger] = []
+
     def forward(signum: int, frame: Any) -> None:
         received.append(signum)
+        # a rank still starting dies of it, and the agent would log that with a traceback:
+        # the stop is reported once, by the command
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("torch.distributed.elastic"):
+                silenced.append(logging.getLogger(name))
+                silenced[-1].disabled = True
         ranks = multiprocessing.active_children()
         if not ranks:
             raise _StoppedEarly
@@ -165,6 +174,8 @@ def _sigterm_to_ranks() -> Iterator[list[int]]:
         yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for logger in silenced:
+            logger.disabled = False
 
 
 def _stopped_summary(out: Path) -> dict[str, Any]:
