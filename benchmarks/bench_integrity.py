@@ -141,12 +141,15 @@ def paired(
     result = {
         "without_s": statistics.median(t for t, _ in times["without"]),
         "with_s": statistics.median(t for t, _ in times["with"]),
+        "without_cpu_s": statistics.median(c for _, c in times["without"]),
+        "with_cpu_s": statistics.median(c for _, c in times["with"]),
         "wall_ratio": statistics.median(wall),
         "cpu_ratio": statistics.median(cpu),
     }
     print(
-        f"{label:<22} without {result['without_s']:7.3f} s   with {result['with_s']:7.3f} s   "
-        f"with/without wall {result['wall_ratio']:.3f}  cpu {result['cpu_ratio']:.3f}"
+        f"{label:<22} wall {result['without_s']:7.3f} -> {result['with_s']:7.3f} s, "
+        f"cpu {result['without_cpu_s']:7.3f} -> {result['with_cpu_s']:7.3f} s;  "
+        f"with/without: wall {result['wall_ratio']:.3f}, cpu {result['cpu_ratio']:.3f}"
     )
     return result
 

@@ -87,7 +87,8 @@ class ShardReader:
                 self.index.filesystem.open_input_file(shard.path),
                 decryption_properties=self._decryption,
                 buffer_size=self.buffer_size,
-                page_checksum_verification=VERIFY_PAGES,
+                # verify=True checked the whole file against the manifest: the CRCs are spare
+                page_checksum_verification=VERIFY_PAGES and not self.verify,
             )
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise _unreadable(shard.name, exc, self._decryption is not None) from None
