@@ -3,9 +3,10 @@
 Each task writes one small shard. Whether an attempt fails is decided by files in
 `marker_dir`, so the same config (same digest, so a rerun resumes) can fail first and succeed
 later: `raise_once` / `kill_once` fail the first attempt of task `fail_index` only; `always`
-fails it while `marker_dir/broken` exists; `user_error` raises a DataprepError. Every attempt
-leaves `attempt-<index>-<pid>-<n>` so tests can count what ran. Module-level so the process
-pool and Ray workers import it by name (tests/ is on their PYTHONPATH).
+fails it while `marker_dir/broken` exists (`kill_always` kills its worker then);
+`user_error` raises a DataprepError. Every attempt leaves `attempt-<index>-<pid>-<n>` so tests
+can count what ran. Module-level so the process pool and Ray workers import it by name (tests/
+is on their PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SCHEMA = pa.schema([("task", pa.int64()), ("value", pa.int64())])
 
 
 class FlakyConfig(StageConfig):
-    mode: Literal["raise_once", "kill_once", "always", "user_error", "none"] = "none"
+    mode: Literal["raise_once", "kill_once", "kill_always", "always", "user_error", "none"] = "none"
     marker_dir: str
     tasks: int = 4
     fail_index: int = 1
@@ -46,6 +47,8 @@ def _task(task: Task) -> TaskResult:
         if config.mode == "raise_once" and first:
             raise RuntimeError("flaky task: first attempt fails")
         if config.mode == "kill_once" and first:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if config.mode == "kill_always" and (marker / "broken").exists():
             os.kill(os.getpid(), signal.SIGKILL)
         if config.mode == "always" and (marker / "broken").exists():
             raise RuntimeError("flaky task: broken until the marker file is removed")

@@ -185,11 +185,14 @@ class LocalExecutor:
         self.close()
         for index in lost:
             attempts[index] += 1
-            if attempts[index] > self.max_retries:
-                raise BrokenProcessPool(
-                    f"a worker process died {attempts[index]} times while task {index} "
-                    f"({tasks[index]!r:.120}) was running"
-                )
+        spent = [i for i in sorted(lost) if attempts[i] > self.max_retries]
+        if spent:
+            names = ", ".join(_describe(tasks[i], i) for i in spent[:4])
+            raise DataprepError(
+                f"a worker process died {attempts[spent[0]]} times while task(s) {names} "
+                "ran (out of memory, or a crash in native code); finished tasks are kept, "
+                "so rerunning the same command resumes"
+            )
         queue.extend(lost)
 
     def close(self) -> None:
@@ -206,6 +209,15 @@ class LocalExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _describe(task: Any, index: int) -> str:
+    """A stage task by its record name and inputs; any other task by its position."""
+    phase, number = getattr(task, "phase", None), getattr(task, "index", None)
+    if phase is None or number is None:
+        return f"#{index}"
+    inputs = [os.path.basename(str(p)) for p in getattr(task, "inputs", ())][:3]
+    return f"{phase}-{number:05d}" + (f" (input {', '.join(inputs)})" if inputs else "")
 
 
 def _forward_ticks(queue: Any) -> None:

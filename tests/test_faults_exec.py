@@ -1,0 +1,35 @@
+"""A task that keeps killing its worker ends in one sentence, and the same command resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flaky_stage import FlakyStage, attempts
+from helpers import column
+
+from dataprep import stages
+from dataprep.errors import DataprepError
+from dataprep.executors.local import LocalExecutor
+from dataprep.runner import run_stage
+
+
+def test_task_that_kills_every_worker_is_one_sentence_then_resumes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(stages.BUILTIN, "flaky", f"flaky_stage:{FlakyStage.__name__}")
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    (marker / "broken").touch()
+    config = {"mode": "kill_always", "marker_dir": str(marker), "tasks": 4, "fail_index": 2}
+    with LocalExecutor(workers=2, max_retries=1) as executor, pytest.raises(DataprepError) as err:
+        run_stage("flaky", config, tmp_path / "out", executor=executor)
+    message = str(err.value)
+    assert "map-00002" in message and "died 2 times" in message
+    assert "\n" not in message and "rerun" in message
+    assert attempts(marker, 2) == 2
+    (marker / "broken").unlink()
+    with LocalExecutor(workers=2) as executor:
+        run = run_stage("flaky", config, tmp_path / "out", executor=executor)
+    assert run.status == "ran" and attempts(marker, 2) == 3  # only the lost task ran again
+    assert sorted(column(tmp_path / "out", "value")) == list(range(40))
