@@ -11,6 +11,9 @@ is finished by the next run (`roll_forward`): the staged manifest is the proof.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from dataprep import dataset
@@ -101,3 +104,45 @@ def _prepare_dir(target: StoragePath, state: dict[str, Any], fresh_check: bool) 
 def remove_temp_files(folder: StoragePath) -> None:
     for tmp in folder.glob(".*.tmp-*"):
         tmp.unlink()
+
+
+def missing_folders(out: StoragePath) -> list[Path]:
+    """The local folders a run on `out` will create, deepest first, from its work folder up
+    (none on object stores, which have no folders to leave behind)."""
+    if out.remote:
+        return []
+    missing = []
+    path = Path(os.path.abspath(str(out))) / dataset.WORK_DIR
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def discard_unfinished(out: StoragePath, created: list[Path]) -> bool:
+    """After a failed run: when this run created OUT's work folder and no task committed
+    anything (only the run's state and scratch are there), remove the work folder and say so.
+    A task record or shard a resume could use is kept; what existed before is never touched.
+    """
+    root = Path(os.path.abspath(str(out)))
+    if not created or created[0] != root / dataset.WORK_DIR:
+        return False
+    for path in root.rglob("*"):
+        if path.is_dir() or is_lock_file(path.name):
+            continue
+        inside = path.relative_to(root).parts
+        if inside[0] != dataset.WORK_DIR or inside[1:2] == ("tasks",):
+            return False
+    shutil.rmtree(created[0], ignore_errors=True)
+    return True
+
+
+def remove_folders(folders: list[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, each only while empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return

@@ -205,10 +205,13 @@ class EncryptionSpec:
     footer_key: str | None = None
     column_key: str | None = None
     kms: str = "local"
+    # with columns=None: columns left in the clear (an encrypted input's plaintext columns,
+    # so a stage that adds columns, such as tokenize's `tokens`, encrypts the new ones)
+    plaintext: tuple[str, ...] = ()
 
     def encrypted_columns(self, schema: pa.Schema) -> list[str]:
         if self.columns is None:
-            return list(schema.names)
+            return [c for c in schema.names if c not in self.plaintext]
         missing = [c for c in self.columns if c not in schema.names]
         if missing:
             raise DataprepError(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -24,7 +25,13 @@ from dataprep.overlap import check_output
 from dataprep.progress import Reporter
 from dataprep.runner import StageRun, run_stage
 from dataprep.sources import resolve
-from dataprep.stage import StageConfig, describe_validation
+from dataprep.stage import (
+    StageConfig,
+    check_columns,
+    describe_validation,
+    output_schema,
+    recipe_wording,
+)
 from dataprep.stages import get_stage
 from dataprep.storage import StoragePath
 
@@ -51,11 +58,13 @@ class InputSpec(BaseModel):
 class ExecutorSpec(_Strict):
     """`executor: {kind: ray, address: auto, cpus_per_task: 2, max_retries: 3}`."""
 
-    kind: Literal["local", "ray"] = "local"
-    workers: int | None = Field(None, gt=0)
-    address: str | None = None  # Ray only; none starts a local Ray
-    cpus_per_task: float = Field(1.0, gt=0)  # Ray only
-    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0)
+    kind: Literal["local", "ray"] = Field("local", description="local processes or a Ray cluster")
+    workers: int | None = Field(None, gt=0, description="tasks at once (default: cores)")
+    address: str | None = Field(None, description="Ray: auto, HOST:6379 (default: a local Ray)")
+    cpus_per_task: float = Field(1.0, gt=0, description="Ray: CPUs reserved per task")
+    max_retries: int = Field(
+        DEFAULT_MAX_RETRIES, ge=0, description="reruns of a task that raised or whose worker died"
+    )
 
     def overridden(self, **options: Any) -> ExecutorSpec:
         """The CLI's --executor/--address/... win over the recipe's; None means not given."""
@@ -69,24 +78,34 @@ class ExecutorSpec(_Strict):
 
 
 class EncryptionOutputSpec(_Strict):
-    """`output: {encryption: {key_file: ..., columns: [...]}}`; columns default to all."""
+    """`output: {encryption: {key_file: ..., columns: [...]}}`; columns default to all, the key
+    file to the recipe's `key_file:`."""
 
-    key_file: str
-    columns: list[str] | None = None
+    key_file: str | None = Field(None, description="default: the recipe's key_file")
+    columns: list[str] | None = Field(None, description="columns to encrypt (default: all)")
 
 
 class OutputSpec(_Strict):
-    compression: Literal["zstd", "lz4", "snappy", "gzip", "brotli", "none"] = "zstd"
-    compression_level: int | None = 3
-    row_group_rows: int = Field(65536, gt=0)
-    use_dictionary: bool = True
-    encryption: EncryptionOutputSpec | None = None
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "brotli", "none"] = Field(
+        "zstd", description="Parquet codec of every stage's shards"
+    )
+    compression_level: int | None = Field(3, description="codec level (None: the codec's own)")
+    row_group_rows: int = Field(65536, gt=0, description="rows per Parquet row group")
+    use_dictionary: bool = Field(True, description="dictionary-encode columns")
+    encryption: EncryptionOutputSpec | None = Field(
+        None, description="encrypt every stage's output (see output.encryption)"
+    )
 
     def write_options(self) -> WriteOptions:
         encryption = None
         if self.encryption is not None:
             from dataprep.crypto import EncryptionSpec, load_key_file
 
+            if self.encryption.key_file is None:
+                raise DataprepError(
+                    "output.encryption needs a key file: set output.encryption.key_file or "
+                    "key_file: at the top of the recipe, or pass --key-file"
+                )
             load_key_file(self.encryption.key_file)  # fail before any stage runs
             columns = tuple(self.encryption.columns) if self.encryption.columns else None
             encryption = EncryptionSpec(self.encryption.key_file, columns)
@@ -100,10 +119,13 @@ class OutputSpec(_Strict):
 
 
 class StageSpec(_Strict):
-    id: str
-    op: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    input: str | None = None
+    id: str = Field(description="plain name; the stage writes ${root}/ID")
+    op: str = Field(description="the stage: one of the sections below, or a plugin's")
+    params: dict[str, Any] = Field(default_factory=dict, description="the op's params, below")
+    input: str | None = Field(None, description="an earlier stage id (default: the one before)")
+    key_file: str | None = Field(
+        None, description="key file for encrypted data (default: the recipe's key_file)"
+    )
 
     @field_validator("id")
     @classmethod
@@ -123,6 +145,7 @@ class RecipeModel(_Strict):
     version: Literal[1] = 1
     name: str = "recipe"
     vars: dict[str, str] = Field(default_factory=dict)
+    key_file: str | None = None  # for every stage that needs one and names none itself
     input: InputSpec | None = None
     executor: ExecutorSpec = ExecutorSpec()
     output: OutputSpec = OutputSpec()
@@ -136,6 +159,15 @@ class PlannedStage:
     out: StoragePath
     input_path: StoragePath | None  # a dataset directory, or None for a raw-input stage
     inputs: list[str]  # raw inputs for a stage such as shard
+    index: int = 0  # its place in `stages:`, for errors that name `stages[N].params.KEY`
+    key_file: str | None = None  # the key file it reads encrypted data with
+
+    @property
+    def where(self) -> str:
+        return f"stage {self.spec.id!r}"
+
+    def param(self, name: str) -> str:
+        return f"stages[{self.index}].params.{name}"
 
 
 @dataclass
@@ -144,7 +176,7 @@ class Recipe:
     stages: list[PlannedStage]
 
 
-def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+def load(path: str | Path, overrides: Sequence[str] = (), key_file: str | None = None) -> Recipe:
     """Read, interpolate, override and validate a recipe as a whole."""
     path = Path(path)
     if not path.is_file():
@@ -157,18 +189,31 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     raw = safe_yaml(path.read_text(), f"recipe {path}")
     if not isinstance(raw, dict):
         raise DataprepError(f"recipe {path} must be a mapping with 'stages:'")
-    return build(raw, overrides)
+    return build(raw, overrides, key_file)
 
 
-def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
-    variables = {"root": "work", **{str(k): str(v) for k, v in (raw.get("vars") or {}).items()}}
-    raw = _interpolate(raw, variables)
-    _apply_overrides(raw, overrides)
+def build(
+    raw: dict[str, Any], overrides: Sequence[str] = (), key_file: str | None = None
+) -> Recipe:
+    """Vars first (with `--set vars.NAME=...`), expanded; then `${...}` everywhere else; then
+    the other overrides; then one validation of the whole recipe. `key_file` (`run
+    --key-file`) replaces every key file the recipe names."""
+    var_sets = [o for o in overrides if o.startswith("vars.")]
+    variables = expand_vars(raw.get("vars"), var_sets)
+    raw = {k: v if k == "vars" else _interpolate(v, variables) for k, v in raw.items()}
+    raw["vars"] = variables
+    _apply_overrides(raw, [o for o in overrides if not o.startswith("vars.")])
     try:
         model = RecipeModel.model_validate(raw)
     except ValidationError as exc:
         raise DataprepError(describe_validation(exc, "recipe")) from None
     root = StoragePath(variables["root"])  # a local directory or a URI such as s3://b/run
+    if key_file is not None and model.output.encryption is not None:
+        model.output.encryption.key_file = key_file
+    elif model.output.encryption is not None and model.output.encryption.key_file is None:
+        model.output.encryption.key_file = model.key_file
+    encrypt_out = model.output.encryption
+    default_key = model.key_file or (encrypt_out.key_file if encrypt_out is not None else None)
     planned: list[PlannedStage] = []
     outputs: dict[str, StoragePath] = {}
     for n, spec in enumerate(model.stages):
@@ -180,6 +225,17 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
         except DataprepError as exc:
             raise DataprepError(f"{where}: {exc}") from None
         params = dict(spec.params)
+        key = key_file or spec.key_file or default_key
+        needs_key = "key_file" in stage.Config.model_fields
+        if needs_key and (key_file is not None or "key_file" not in params):
+            if key is None:
+                raise DataprepError(
+                    f"{where} ({spec.op}) needs a key file: set key_file: at the top of the "
+                    "recipe or on this stage, or pass --key-file"
+                )
+            params["key_file"] = key
+        if needs_key and key is None:
+            key = str(params["key_file"])
         inputs: list[str] = []
         input_path: StoragePath | None = None
         if not stage.reads_dataset:
@@ -211,7 +267,7 @@ def build(raw: dict[str, Any], overrides: Sequence[str] = ()) -> Recipe:
         except ValidationError as exc:
             raise DataprepError(describe_validation(exc, f"{where} ({spec.op}) params")) from None
         outputs[spec.id] = root / spec.id
-        planned.append(PlannedStage(spec, config, root / spec.id, input_path, inputs))
+        planned.append(PlannedStage(spec, config, root / spec.id, input_path, inputs, n, key))
     _check_outputs_apart(model, planned)
     return Recipe(model, planned)
 
@@ -230,18 +286,80 @@ def _check_outputs_apart(model: RecipeModel, planned: list[PlannedStage]) -> Non
             check_output(stage.out, dataset=stage.input_path, where=where)
 
 
-def check_inputs(recipe: Recipe) -> None:
-    """Fail fast on a missing input, before the first stage starts."""
+def check_inputs(recipe: Recipe) -> list[str]:
+    """Everything that can be known before any data is read: the input exists, every key file
+    a stage needs is given and loads, and every column a stage names is in the schema it will
+    see (the input's, carried through each stage's `output_schema`). Returns notes on what
+    could not be checked."""
     recipe.model.output.write_options()  # a missing key file fails now, not mid-pipeline
     first = recipe.stages[0]
-    where = f"stage {first.spec.id!r}"
+    schema: pa.Schema | None = None
+    encrypted = False
     try:
         if first.inputs:
             resolve(first.inputs, getattr(first.config, "format", "auto"))
         elif first.input_path is not None:
-            read_manifest(first.input_path)
+            manifest = read_manifest(first.input_path)
+            schema, encrypted = manifest.schema, manifest.encryption is not None
     except DataprepError as exc:
-        raise DataprepError(f"{where}: input: {exc}") from None
+        raise DataprepError(f"{first.where}: input: {exc}") from None
+    out_encrypted = recipe.model.output.encryption is not None
+    seen: dict[str, tuple[pa.Schema | None, bool]] = {}
+    notes: list[str] = []
+    for n, planned in enumerate(recipe.stages):
+        if planned.spec.input is not None:
+            schema, encrypted = seen[planned.spec.input]
+        elif n > 0:
+            schema, encrypted = seen[recipe.stages[n - 1].spec.id]
+        _check_key_file(planned, encrypted)
+        stage = get_stage(planned.spec.op)
+        try:
+            if schema is not None:
+                check_columns(stage, planned.config, schema, planned.param)
+            if schema is not None or not getattr(stage, "reads_dataset", True):
+                schema = output_schema(stage, planned.config, schema, planned.inputs)
+        except DataprepError as exc:
+            raise _in_stage(exc, planned) from None
+        if schema is None and (n + 1 < len(recipe.stages)) and not notes:
+            notes.append(
+                f"columns named after {planned.where} are not checked: its output schema is "
+                "known only once it runs"
+            )
+        if planned.spec.op == "encrypt":
+            encrypted = True
+        elif planned.spec.op == "decrypt":
+            encrypted = False
+        else:
+            encrypted = encrypted or out_encrypted
+        seen[planned.spec.id] = (schema, encrypted)
+    return notes
+
+
+def _check_key_file(planned: PlannedStage, encrypted_input: bool) -> None:
+    """A stage that reads encrypted data needs a key file, and a named key file must load."""
+    if planned.key_file is None:
+        if encrypted_input:
+            raise DataprepError(
+                f"{planned.where} reads encrypted data but has no key file: set key_file: at "
+                "the top of the recipe or on this stage, or pass --key-file"
+            )
+        return
+    from dataprep.crypto import load_key_file
+
+    try:
+        load_key_file(planned.key_file)
+    except DataprepError as exc:
+        raise DataprepError(f"{planned.where}: {exc}") from None
+
+
+def _in_stage(exc: DataprepError, planned: PlannedStage) -> DataprepError:
+    """A stage's error, worded for the recipe: it names the stage and the recipe key
+    (`stages[3].params.key`) where stage code named the CLI flag (`--key`)."""
+    stage = get_stage(planned.spec.op)
+    message = recipe_wording(str(exc), stage.Config, f"stages[{planned.index}]")
+    if not message.startswith(f"{planned.where}"):
+        message = f"{planned.where}: {message}"
+    return type(exc)(message)
 
 
 def run(
@@ -260,7 +378,7 @@ def run(
     ids = [p.spec.id for p in recipe.stages]
     if force_from is not None and force_from not in ids:
         raise DataprepError(f"--from {force_from!r} is not a stage id (ids: {', '.join(ids)})")
-    check_inputs(recipe)
+    check_inputs(recipe)  # bad columns or key files stop here, before any output exists
     spec = recipe.model.executor.overridden(workers=workers, **(executor_options or {}))
     executor = make_executor(
         spec.kind,
@@ -275,18 +393,22 @@ def run(
     try:
         for planned in recipe.stages:
             force = force or planned.spec.id == force_from
-            result = run_stage(
-                planned.spec.op,
-                planned.config,
-                planned.out,
-                input_path=planned.input_path,
-                inputs=planned.inputs,
-                executor=executor,
-                reporter=reporter,
-                write_options=write_options,
-                force=force,
-                stage_id=planned.spec.id,
-            )
+            try:
+                result = run_stage(
+                    planned.spec.op,
+                    planned.config,
+                    planned.out,
+                    input_path=planned.input_path,
+                    inputs=planned.inputs,
+                    executor=executor,
+                    reporter=reporter,
+                    write_options=write_options,
+                    force=force,
+                    stage_id=planned.spec.id,
+                    key_file=planned.key_file,
+                )
+            except DataprepError as exc:
+                raise _in_stage(exc, planned) from None
             runs.append(result)
             if on_stage is not None:
                 on_stage(result)
@@ -307,13 +429,58 @@ def _interpolate(value: Any, variables: dict[str, str]) -> Any:
 
 def _lookup(name: str, variables: dict[str, str]) -> str:
     if name.startswith("env:"):
-        env = name[4:]
-        if env not in os.environ:
-            raise DataprepError(f"recipe uses ${{env:{env}}} but {env} is not set")
-        return os.environ[env]
+        return _env(name[4:])
     if name not in variables:
         raise DataprepError(f"recipe uses ${{{name}}} but vars: has no {name!r}")
     return variables[name]
+
+
+def _env(name: str, where: str = "recipe") -> str:
+    if name not in os.environ:
+        raise DataprepError(f"{where} uses ${{env:{name}}} but {name} is not set")
+    return os.environ[name]
+
+
+def expand_vars(raw: Any, overrides: Sequence[str] = ()) -> dict[str, str]:
+    """`vars:` with `--set vars.NAME=VALUE` applied, each `${...}` in them expanded (vars may
+    use env vars and each other; a cycle is an error naming it), before anything else."""
+    if raw is not None and not isinstance(raw, dict):
+        raise DataprepError("recipe vars: must be a mapping of names to values")
+    values = {"root": "work", **{str(k): _scalar(v, f"vars.{k}") for k, v in (raw or {}).items()}}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key == "vars.":
+            raise DataprepError(f"--set {item!r}: write it as vars.NAME=VALUE")
+        values[key[len("vars.") :]] = _scalar(safe_yaml(value, f"--set {key}"), key)
+    done: dict[str, str] = {}
+
+    def expand(name: str, chain: list[str]) -> str:
+        if name in done:
+            return done[name]
+        if name in chain:
+            cycle = " -> ".join([*chain[chain.index(name) :], name])
+            raise DataprepError(f"recipe vars: {cycle} is a cycle; a variable cannot use itself")
+
+        def ref(match: re.Match[str]) -> str:
+            inner = match.group(1)
+            if inner.startswith("env:"):
+                return _env(inner[4:], f"recipe vars.{name}")
+            if inner not in values:
+                raise DataprepError(
+                    f"recipe vars.{name} uses ${{{inner}}} but vars: has no {inner!r}"
+                )
+            return expand(inner, [*chain, name])
+
+        done[name] = _VAR.sub(ref, values[name])
+        return done[name]
+
+    return {name: expand(name, []) for name in values}
+
+
+def _scalar(value: Any, where: str) -> str:
+    if isinstance(value, (dict, list)):
+        raise DataprepError(f"recipe {where} must be a single value, not a {type(value).__name__}")
+    return "" if value is None else str(value)
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
@@ -323,7 +490,7 @@ def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
         key, sep, value = item.partition("=")
         stage_id, dot, param = key.rpartition(".")
         if not sep or not dot:
-            raise DataprepError(f"--set {item!r}: write it as STAGE.PARAM=VALUE")
+            raise DataprepError(f"--set {item!r}: write it as STAGE.PARAM=VALUE or vars.NAME=VALUE")
         if stage_id not in stages:
             raise DataprepError(f"--set {item!r}: no stage with id {stage_id!r}")
         stages[stage_id].setdefault("params", {})[param] = safe_yaml(value, f"--set {key}")

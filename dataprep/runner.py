@@ -24,7 +24,7 @@ from dataprep.executors import Executor, make_executor
 from dataprep.lock import OutputLock
 from dataprep.overlap import check_output
 from dataprep.progress import Reporter, install
-from dataprep.stage import StageConfig, StageContext
+from dataprep.stage import StageConfig, StageContext, check_columns, cli_flag
 from dataprep.stages import get_stage
 from dataprep.storage import StoragePath, as_path
 
@@ -82,6 +82,7 @@ def run_stage(
         input_root = as_path(input_path)
         check_output(out, dataset=input_root)  # before anything reads or touches either
         input_manifest = dataset.read_manifest(input_root)
+        check_columns(stage, config, input_manifest.schema, cli_flag)  # before OUT exists
         input_digest = input_manifest.digest()
         if not stage.writes_plaintext:
             write_options = _keep_encryption(input_manifest, key_file, write_options)
@@ -90,6 +91,7 @@ def run_stage(
         input_digest = stage.input_digest(config, inputs)
     cfg_digest = config_digest(config, write_options)
 
+    created = commit.missing_folders(out)  # removed again if this run fails having written nothing
     lock = OutputLock(out)  # one writer per output, from here to its manifest
     try:
         lock.acquire()
@@ -140,7 +142,6 @@ def run_stage(
         }
         for key, value in result.report.items():
             report.setdefault(key, value)
-        dataset.write_json_atomic(target / dataset.REPORT, report)
         lineage = list(input_manifest.lineage) if input_manifest else []
         lineage.append(
             dataset.lineage_entry(
@@ -154,24 +155,58 @@ def run_stage(
             **(input_manifest.metadata if input_manifest else {}),
             **(result.metadata or {}),
         }
+        if encryption is not None:
+            report["encryption"] = _encryption_summary(input_manifest, encryption)
+        dataset.write_json_atomic(target / dataset.REPORT, report)
         manifest = Manifest(result.schema, result.shards, lineage, encryption, metadata)
         lock.check()
         commit.publish(out, target, manifest)  # manifest last; a staged run is swapped in
+    except BaseException:
+        if commit.discard_unfinished(out, created):  # it failed before committing any task
+            lock.release()
+            commit.remove_folders(created)
+        raise
     finally:
         lock.release()
     return StageRun(stage_id, op, out, "ran", report)
 
 
+def _encryption_summary(
+    input_manifest: Manifest | None, encryption: dict[str, Any]
+) -> dict[str, list[str]]:
+    """Which columns the output encrypts, and which encrypted columns the stage dropped or
+    added (tokenize: `text` dropped, `tokens` added and encrypted)."""
+    columns = [c for cols in encryption.get("column_keys", {}).values() for c in cols]
+    summary: dict[str, list[str]] = {"columns": columns}
+    before = input_manifest.encryption if input_manifest is not None else None
+    if before is not None:
+        old = [c for cols in before.get("column_keys", {}).values() for c in cols]
+        summary["dropped"] = [c for c in old if c not in columns]
+        summary["added"] = [c for c in columns if c not in old]
+    return summary
+
+
 def _keep_encryption(
     manifest: Manifest, key_file: str | None, write_options: WriteOptions
 ) -> WriteOptions:
-    """Encrypted in, encrypted out: no stage but decrypt silently writes plaintext."""
-    if manifest.encryption is None or write_options.encryption is not None or key_file is None:
-        return write_options  # without a key the stage fails when it opens a shard
-    from dataprep.crypto import EncryptionSpec
+    """Encrypted in, encrypted out: no stage but decrypt silently writes plaintext.
 
-    spec = EncryptionSpec.from_manifest(str(key_file), manifest.encryption)
-    return replace(write_options, encryption=spec)
+    The output's schema may differ from the input's (tokenize writes `tokens` from `text`), so
+    the rule is by exclusion: every output column is encrypted unless the input kept it in the
+    clear; a column derived from encrypted ones is then encrypted too."""
+    if manifest.encryption is None:
+        return write_options
+    clear = tuple(manifest.encryption.get("plaintext_columns") or ())
+    spec = write_options.encryption
+    if spec is None:
+        if key_file is None:
+            return write_options  # without a key the stage fails when it opens a shard
+        from dataprep.crypto import EncryptionSpec
+
+        spec = EncryptionSpec.from_manifest(str(key_file), manifest.encryption)
+    elif spec.columns is not None:  # a recipe's output.encryption.columns: those, and the new
+        clear = tuple(c for c in clear if c not in spec.columns)
+    return replace(write_options, encryption=replace(spec, columns=None, plaintext=clear))
 
 
 def _read_options(

@@ -9,6 +9,7 @@ file and `dataset`, never an executor.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,49 @@ def require_column(schema: pa.Schema, name: str, option: str) -> None:
         raise DataprepError(
             f"{option} {name!r} is not a column of the input (columns: {', '.join(schema.names)})"
         )
+
+
+def check_columns(
+    stage: Stage, config: StageConfig, schema: pa.Schema, label: Callable[[str], str]
+) -> None:
+    """Every column a stage's config names must be in the schema it reads. `label` turns a
+    param into what the user wrote: `--key` on the command line, `stages[2].params.key` in a
+    recipe, so the check runs before any output exists or any task starts."""
+    named = getattr(stage, "column_params", None)  # a duck-typed plugin may not have it
+    for param, names in (named(config) if named else {}).items():
+        for name in names:
+            if name not in schema.names:
+                raise DataprepError(
+                    f"{label(param)} {name!r} is not a column of the input "
+                    f"(columns: {', '.join(schema.names) or 'none'})"
+                )
+
+
+def output_schema(
+    stage: Stage, config: StageConfig, schema: pa.Schema | None, inputs: Sequence[str] = ()
+) -> pa.Schema | None:
+    """`stage.output_schema`, or None (unknown) for a plugin without the hook."""
+    hook = getattr(stage, "output_schema", None)
+    return hook(config, schema, inputs) if hook else None
+
+
+def cli_flag(param: str) -> str:
+    """`text_column` -> `--text-column`, as Typer spells a stage option."""
+    return "--" + param.replace("_", "-")
+
+
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+def recipe_wording(message: str, config: type[StageConfig], location: str) -> str:
+    """Stage code words its errors for the command line (`--keep max:text ...`); inside a recipe
+    the same error names the recipe key (`stages[1].params.keep max:text ...`)."""
+
+    def key(match: re.Match[str]) -> str:
+        name = match.group(1).replace("-", "_")
+        return f"{location}.params.{name}" if name in config.model_fields else match.group(0)
+
+    return _FLAG.sub(key, message)
 
 
 def describe_validation(exc: ValidationError, where: str) -> str:
@@ -295,6 +339,18 @@ class Stage:
 
     def run(self, ctx: StageContext) -> StageResult:
         raise NotImplementedError
+
+    def column_params(self, config: Any) -> dict[str, list[str]]:
+        """Param -> the input columns it names; checked against the input's schema before the
+        stage runs, and by recipe validation against the schema each stage will see."""
+        return {}
+
+    def output_schema(
+        self, config: Any, schema: pa.Schema | None, inputs: Sequence[str] = ()
+    ) -> pa.Schema | None:
+        """The schema this stage writes, given its input's (raw `inputs` for a first stage);
+        None when only a run can tell. Recipe validation follows it from stage to stage."""
+        return schema if self.reads_dataset else None
 
 
 def map_shards(

@@ -14,14 +14,17 @@ from dataprep.cli import app, output
 from dataprep.cli.output import console
 from dataprep.runner import StageRun
 
+_SET_HELP = (
+    "Override a stage parameter, STAGE.PARAM=VALUE, or a variable, vars.NAME=VALUE (repeatable)."
+)
+_KEY_HELP = "Key file for every stage that needs one (replaces the recipe's key_file settings)."
+
 
 @app.command(rich_help_panel="Pipelines")
 def run(
     recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="Pipeline YAML.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a parameter: STAGE.PARAM=VALUE (repeatable)."),
-    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    key_file: Annotated[str | None, typer.Option("--key-file", "-k", help=_KEY_HELP)] = None,
     from_: Annotated[
         str | None, typer.Option("--from", help="Rerun this stage and all after it.")
     ] = None,
@@ -38,7 +41,7 @@ def run(
     Finished stages whose input and config are unchanged are skipped. --executor, --address,
     --cpus-per-task and --max-retries override the recipe's `executor:`.
     """
-    plan = recipe.load(recipe_path, set_ or [])
+    plan = recipe.load(recipe_path, set_ or [], key_file)
     reporter = output.reporter(quiet, json)
 
     def announce(r: StageRun) -> None:
@@ -66,13 +69,26 @@ def run(
 @app.command(rich_help_panel="Pipelines")
 def validate(
     recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="Pipeline YAML.")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="STAGE.PARAM=VALUE")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    key_file: Annotated[str | None, typer.Option("--key-file", "-k", help=_KEY_HELP)] = None,
 ) -> None:
-    """Check a recipe (stages, parameters, inputs) without reading any data."""
-    plan = recipe.load(recipe_path, set_ or [])
-    recipe.check_inputs(plan)
+    """Check a recipe without running it: stages, parameters, key files, inputs, and every
+    column a stage names against the schema it will see (read from the input's first file
+    or manifest, not its data)."""
+    plan = recipe.load(recipe_path, set_ or [], key_file)
+    notes = recipe.check_inputs(plan)
     stages = ", ".join(f"{p.spec.id} ({p.spec.op})" for p in plan.stages)
     console.print(f"[green]ok[/]: {plan.model.name}: {len(plan.stages)} stages: {stages}")
+    for note in notes:
+        console.print(f"[yellow]note[/]: {note}")
+
+
+@app.command(rich_help_panel="Pipelines")
+def params() -> None:
+    """Print the reference of every stage's recipe params (docs/recipe-reference.md)."""
+    from dataprep.reference import render
+
+    print(render(), end="")
 
 
 @app.command(rich_help_panel="Datasets")

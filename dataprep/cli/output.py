@@ -199,6 +199,14 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
     console.print(table)
     if len(runs) == 1 and runs[0].status == "cached":
         console.print(f"{runs[0].out} is up to date (same input and config): nothing to do.")
+    for r in runs:  # a stage that changed the columns says what its encryption now covers
+        enc = r.report.get("encryption") or {}
+        if enc.get("added") or enc.get("dropped"):
+            changes = [f"{k}: {', '.join(enc[k])}" for k in ("added", "dropped") if enc.get(k)]
+            console.print(
+                f"{r.stage_id}: encrypted columns {', '.join(enc['columns']) or 'none'} "
+                f"({'; '.join(changes)})"
+            )
     if any(r.report.get("quarantined") for r in runs):
         console.print(
             "[yellow]Rows that could not be read are in each output's quarantine.jsonl.[/]"

@@ -74,6 +74,9 @@ class CompressStage(Stage):
     Config = CompressConfig
     help = "Re-encode shards: codec, level, dictionary, row-group size, optional sorting."
 
+    def column_params(self, config: Any) -> dict[str, list[str]]:
+        return {"sort_by": list(config.sort_by or [])}
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, CompressConfig) and ctx.input is not None

@@ -79,6 +79,9 @@ class PartitionStage(Stage):
     Config = PartitionConfig
     help = "Route rows to N partitions by a consistent hash of a key column."
 
+    def column_params(self, config: Any) -> dict[str, list[str]]:
+        return {"key": [config.key]}
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, PartitionConfig) and ctx.input is not None

@@ -64,6 +64,9 @@ class RebalanceStage(Stage):
     Config = RebalanceConfig
     help = "Rewrite uneven shards into N equal ones (rows or bytes), or balance groups."
 
+    def column_params(self, config: Any) -> dict[str, list[str]]:
+        return {"by": [config.by]} if config.by else {}
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, RebalanceConfig) and ctx.input is not None

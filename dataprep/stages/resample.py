@@ -94,6 +94,14 @@ class ResampleStage(Stage):
     Config = ResampleConfig
     help = "Balance classes: undersample, oversample, or add a sample_weight column."
 
+    def column_params(self, config: Any) -> dict[str, list[str]]:
+        return {"label": [config.label]}
+
+    def output_schema(self, config: Any, schema: Any, inputs: Any = ()) -> pa.Schema | None:
+        if schema is None or config.strategy != "weights":
+            return schema
+        return schema.append(pa.field(config.weight_column, pa.float64()))
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, ResampleConfig) and ctx.input is not None

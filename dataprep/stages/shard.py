@@ -73,6 +73,11 @@ class ShardStage(Stage):
             h.update(f"{src.path}\0{src.size}\0{src.mtime_ns}\0".encode())
         return h.hexdigest()
 
+    def output_schema(self, config, schema, inputs=()) -> pa.Schema | None:
+        """What `run` will write: inferred from a sample of the first input."""
+        assert isinstance(config, ShardConfig)
+        return infer_schema(resolve(list(inputs), config.format)[0], config)
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, ShardConfig)

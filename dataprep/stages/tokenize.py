@@ -73,6 +73,17 @@ class TokenizeStage(Stage):
     Config = TokenizeConfig
     help = "Turn text into packed fixed-length blocks of token ids."
 
+    def column_params(self, config: TokenizeConfig) -> dict[str, list[str]]:
+        return {"text_column": [config.text_column]}
+
+    def output_schema(self, config: TokenizeConfig, schema, inputs=()) -> pa.Schema | None:
+        """pack: blocks only; truncate: the input's columns plus tokens and length."""
+        if config.mode == "pack":
+            return pa.schema([block_field(config.seq_len + 1)])
+        if schema is None:
+            return None
+        return schema.append(block_field(config.seq_len)).append(pa.field("length", pa.int32()))
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, TokenizeConfig) and ctx.input is not None

@@ -54,6 +54,17 @@ class DedupStage(Stage):
     Config = DedupConfig
     help = "Remove exact and near-duplicate rows (xxh3 fingerprints, MinHash-LSH)."
 
+    def column_params(self, config: Any) -> dict[str, list[str]]:
+        named = {"text_column": [config.text_column]}
+        if config.uses_exact and config.columns:
+            named["columns"] = list(config.columns)
+        if config.keep_column:
+            named["keep"] = [config.keep_column]
+        return named
+
+    def output_schema(self, config: Any, schema: Any, inputs: Any = ()) -> Any:
+        return None if schema is None else output_schema(schema, config.mark_only)
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, DedupConfig) and ctx.input is not None

@@ -1,0 +1,78 @@
+"""The recipe reference (docs/recipe-reference.md), generated from the config models.
+
+The models are the only truth about a param's type, default and bounds, so the document is
+rendered from them (`dataprep params > docs/recipe-reference.md`) and a test fails when the
+committed file falls behind.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Any
+
+import annotated_types as at
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+_BOUNDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))
+
+_INTRO = """\
+# Recipe reference
+
+Generated from the config models by `dataprep params > docs/recipe-reference.md`; do not edit.
+
+A recipe is YAML: `vars:` (expanded first: `${NAME}` and `${env:NAME}` may be used in them and
+everywhere below; `--set vars.NAME=VALUE` overrides one), an optional `key_file:` (for every
+stage that reads or writes encrypted data; a stage may set its own `key_file:` next to
+`params:`, and `dataprep run --key-file` replaces them all), `input:`, `executor:`, `output:`
+and `stages:`, each `{id, op, params, input, key_file}`. `--set STAGE.PARAM=VALUE` overrides
+a param. Errors name the recipe key, e.g. `stages[2].params.key`.
+"""
+
+
+def render() -> str:
+    """The whole reference as Markdown."""
+    from dataprep.recipe import EncryptionOutputSpec, ExecutorSpec, OutputSpec, StageSpec
+    from dataprep.stages import BUILTIN, get_stage
+
+    parts = [_INTRO]
+    for title, model in (
+        ("executor", ExecutorSpec),
+        ("output", OutputSpec),
+        ("output.encryption", EncryptionOutputSpec),
+        ("stages[N]", StageSpec),
+    ):
+        parts.append(f"## `{title}`\n\n{_table(model)}")
+    for name in BUILTIN:
+        stage = get_stage(name)
+        about = stage.help or (stage.__doc__ or "").strip().splitlines()[0]
+        parts.append(f"## stage `{name}`\n\n{about}\n\n{_table(stage.Config)}")
+    return "\n".join(parts)
+
+
+def _table(model: type[BaseModel]) -> str:
+    rows = ["| param | type | default | bounds | description |", "|---|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            default = "required"
+        elif field.default is PydanticUndefined and field.default_factory is not None:
+            default = f"`{field.default_factory()!r}`"  # type: ignore[call-arg]
+        else:
+            default = f"`{field.default!r}`"
+        bounds = ", ".join(
+            f"{sign} {getattr(meta, attr)}"
+            for meta in field.metadata
+            for kind, attr, sign in _BOUNDS
+            if isinstance(meta, kind)
+        )
+        cells = [f"`{name}`", _type(field.annotation), default, bounds, field.description or ""]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _type(annotation: Any) -> str:
+    if typing.get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        return annotation.__name__
+    text = str(annotation)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)  # no module paths
