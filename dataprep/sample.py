@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from dataprep.errors import DataprepError
+
 # Alphabetical, because the row index convention follows file-name order.
 SOURCE_SHARES: tuple[tuple[str, float], ...] = (
     ("books", 0.25),
@@ -315,8 +317,10 @@ def generate_corpus(
     The summary (also written to ``out_dir/corpus.json``) is the ground truth that tests
     score later stages against. See the module docstring for the ``cluster`` convention.
     """
-    if docs < 1 or malformed < 0:
-        raise ValueError("docs must be >= 1 and malformed >= 0")
+    if docs < 1:
+        raise DataprepError(f"--docs must be 1 or more (got {docs})")
+    if malformed < 0:
+        raise DataprepError(f"--malformed must be 0 or more (got {malformed})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

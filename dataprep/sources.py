@@ -11,7 +11,7 @@ import io
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,7 +46,8 @@ class SourceFile:
 
 
 def detect(path: str) -> tuple[str | None, str | None]:
-    suffixes = [s.lower() for s in Path(path).suffixes]
+    name = path.rstrip("/").rsplit("/", 1)[-1].lstrip(".").lower()
+    suffixes = ["." + s for s in name.split(".")[1:]]  # as Path.suffixes, without its cost
     compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
     if compression:
         suffixes = suffixes[:-1]
@@ -54,17 +55,24 @@ def detect(path: str) -> tuple[str | None, str | None]:
     return fmt, compression
 
 
-def resolve(patterns: list[str], fmt: str = "auto") -> list[SourceFile]:
-    """Expand each argument (file, directory — recursively — or glob) in a stable order."""
+def resolve(
+    patterns: list[str], fmt: str = "auto", links: dict[str, str] | None = None
+) -> list[SourceFile]:
+    """Expand each argument (file, directory — recursively — or glob) in a stable order.
+
+    A file reached by several paths (a symlink beside its target, a file given twice) is read
+    once, under the path that is not a link when there is one: the same bytes twice would be
+    duplicate documents. Each path left out is put in `links` as {its name: the name kept}.
+    """
     if not patterns:
         raise DataprepError("no input given; pass one or more files, directories or globs")
     found: list[SourceFile] = []
-    seen: set[str] = set()
+    by_file: dict[object, int] = {}  # the file (device and inode; a URI) -> index in `found`
+    direct: set[object] = set()  # files whose kept path is not a symlink
     for pattern in patterns:
-        for path, base in _expand_remote(pattern) if is_remote(pattern) else _expand(pattern):
-            real = path if is_remote(path) else os.path.realpath(path)
-            if real in seen:
-                continue
+        remote = is_remote(pattern)
+        for path, base in _expand_remote(pattern) if remote else _expand(pattern):
+            name = _name(path, base)
             detected, compression = detect(path)
             kind = detected if fmt == "auto" else fmt
             if kind is None:
@@ -79,15 +87,45 @@ def resolve(patterns: list[str], fmt: str = "auto") -> list[SourceFile]:
                     f"input {path} is a compressed Parquet file; Parquet compresses its own "
                     "pages, so decompress the file first"
                 )
+            stat = None if remote else _stat(path)
+            real: object = path if stat is None else (stat.st_dev, stat.st_ino)
+            linked = not remote and os.path.islink(path)
+            if real in by_file:
+                kept = found[by_file[real]]
+                same_kind = (kept.format, kept.compression) == (kind, compression)
+                if real not in direct and not linked and same_kind:  # the file replaces its link
+                    direct.add(real)
+                    found[by_file[real]] = replace(kept, path=path, name=name)
+                    name, kept = kept.name, found[by_file[real]]
+                if links is not None and name != kept.name:
+                    links[name] = kept.name
+                continue
             if not is_remote(path) and not os.access(path, os.R_OK):
                 raise DataprepError(f"input {path} is not readable (check its permissions)")
-            seen.add(real)
-            size, mtime_ns = StoragePath(path).stat()
-            name = os.path.relpath(path, base) if base != path else os.path.basename(path)
+            if not linked:
+                direct.add(real)
+            by_file[real] = len(found)
+            size, mtime_ns = (stat.st_size, stat.st_mtime_ns) if stat else StoragePath(path).stat()
             found.append(SourceFile(path, name, kind, compression, size, mtime_ns))
     if not found:
         raise DataprepError(f"no readable input files found in {' '.join(patterns)}")
     return found
+
+
+def _stat(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except OSError as exc:
+        what = "is a broken link" if os.path.islink(path) else f"cannot be read ({exc.strerror})"
+        raise DataprepError(f"input {path} {what}") from None
+
+
+def _name(path: str, base: str) -> str:
+    """The short name used in ids: the path below the directory or glob prefix given."""
+    if base == path:
+        return os.path.basename(path)
+    prefix = base.rstrip(os.sep) + os.sep
+    return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, base)
 
 
 def _expand(pattern: str) -> list[tuple[str, str]]:

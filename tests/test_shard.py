@@ -93,7 +93,7 @@ def test_sample_corpus_quarantine_matches_oracle(corpus_dir: Path, tmp_path: Pat
     quarantined = [json.loads(x) for x in (out / "quarantine.jsonl").read_text().splitlines()]
     assert len(quarantined) == truth["malformed"]
     reasons = {q["reason"].split(":")[0] for q in quarantined}
-    assert {"invalid JSON", "invalid UTF-8", "missing 'text' field"} <= reasons
+    assert {"invalid JSON", "invalid UTF-8", "missing field 'text'"} <= reasons
     for q in quarantined:  # each points at a real line that the oracle rejects
         assert q["source"] in truth["files"] and f"{q['source']}:{q['line']}" not in expected
 
@@ -159,9 +159,9 @@ def test_globs_keep_and_shard_bytes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     _shard([str(tmp_path / "part*.jsonl")], out, shard_bytes="20KB", keep=[])
     shards = manifest(out)["shards"]
-    assert len(shards) >= 6  # each ~31 KB file makes a full shard and a tail
+    assert len(shards) >= 4  # the ~31 KB files share one task: full shards, then one tail
     assert all(s["bytes"] < 20_000 * 1.5 for s in shards)
-    assert sum(s["bytes"] > 20_000 * 0.5 for s in shards) >= len(shards) - 3  # tails per file
+    assert all(s["bytes"] > 20_000 * 0.5 for s in shards[:-1])
     assert manifest(out)["schema"]["fields"] == [
         {"name": "id", "type": "string"},
         {"name": "text", "type": "string"},

@@ -17,7 +17,11 @@ def shard(
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     shard_rows: Annotated[int | None, typer.Option(help="Rows per shard.")] = None,
     shard_bytes: Annotated[
-        str | None, typer.Option(help="Bytes per shard, e.g. 128MB (default if no --shard-rows).")
+        str | None,
+        typer.Option(
+            help="Compressed (on-disk Parquet) bytes per shard, e.g. 128MB; the default, "
+            "128MB, applies when --shard-rows is not given."
+        ),
     ] = None,
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     id_column: Annotated[

@@ -54,6 +54,8 @@ def make_executor(
 
     if max_retries < 0:
         raise DataprepError("--max-retries must be 0 or more")
+    if workers is not None and workers < 1:
+        raise DataprepError(f"--workers must be 1 or more (got {workers})")
     if kind == "local":
         if address:
             raise DataprepError("--address needs --executor ray")

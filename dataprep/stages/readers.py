@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -72,24 +72,30 @@ def quarantine_cut(q: Quarantine, src: SourceFile, line: int | None, tail: bytes
 
 
 def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
-    """Infer field types from the good rows in the first `sample_bytes` of a JSONL source."""
+    """Infer field types from the good rows in the first `sample_bytes` of a JSONL source
+    (more when the first line is longer: it is read whole)."""
     with open_source(src) as stream:
         try:
-            data = stream.read(sample_bytes)
+            chunks = [stream.read(sample_bytes)]
+            while b"\n" not in chunks[-1] and (more := stream.read(sample_bytes)):
+                chunks.append(more)  # a first line longer than the sample is read whole
+            data = b"".join(chunks)
             if len(data) < sample_bytes and b"\n" not in data:
                 stream.read(1)  # a cut stream raises here: say that, not "no column 'text'"
         except TruncatedInput:
             raise _cut_before_first_row(src) from None
-    if len(data) == sample_bytes:
+    if len(data) >= sample_bytes:
         data = data[: data.rfind(b"\n") + 1] or data
     rows = []
     for raw in data.splitlines():
         try:
             row = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             continue
         if isinstance(row, dict):
             rows.append(row)
+    if not rows and data.strip():
+        raise _not_jsonl(src, data)
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
@@ -98,15 +104,39 @@ def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
         values = [row.get(name) for row in rows]
         try:
             fields.append(pa.field(name, pa.array(values).type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
             fields.append(pa.field(name, pa.string()))  # mixed types: odd rows go to quarantine
     return pa.schema(fields)
 
 
+MAGIC = {b"\x1f\x8b": ("gzip", ".gz"), b"\x28\xb5\x2f\xfd": ("zstd", ".zst")}
+
+
+def _not_jsonl(src: SourceFile, data: bytes) -> DataprepError:
+    """Why a JSONL sample holds no row: compressed under a plain name, or not JSON at all."""
+    for magic, (codec, suffix) in MAGIC.items():
+        if data.startswith(magic):
+            return DataprepError(
+                f"input {src.path} is {codec}-compressed but its name does not end in "
+                f"{suffix}; rename it to {src.path}{suffix}"
+            )
+    first = data.split(b"\n", 1)[0][:80].decode("utf-8", errors="replace")
+    return DataprepError(
+        f"input {src.path} has no JSON object in its first lines (first line: {first!r}); "
+        "JSONL needs one JSON object per line, or pass --format"
+    )
+
+
 def parse_jsonl_block(
-    data: bytes, first_line: int, src: SourceFile, schema: pa.Schema, q: Quarantine
+    data: bytes,
+    first_line: int,
+    src: SourceFile,
+    schema: pa.Schema,
+    q: Quarantine,
+    id_column: str | None = None,
 ) -> pa.Table:
-    """Arrow's parser on the whole block; Python per line only if Arrow rejects it."""
+    """Arrow's parser on the whole block; Python per line only if Arrow rejects it (there a
+    numeric `id_column` value is taken as its text when the schema's ids are strings)."""
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
@@ -120,12 +150,18 @@ def parse_jsonl_block(
             return drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
-    return _parse_lines_slowly(data, first_line, src, schema, q)
+    return _parse_lines_slowly(data, first_line, src, schema, q, id_column)
 
 
 def _parse_lines_slowly(
-    data: bytes, first_line: int, src: SourceFile, schema: pa.Schema, q: Quarantine
+    data: bytes,
+    first_line: int,
+    src: SourceFile,
+    schema: pa.Schema,
+    q: Quarantine,
+    id_column: str | None = None,
 ) -> pa.Table:
+    text_ids = id_column in schema.names and pa.types.is_string(schema.field(id_column).type)
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
     for offset, raw in enumerate(data.split(b"\n")):
@@ -139,13 +175,15 @@ def _parse_lines_slowly(
                 reason = "line is not a JSON object"
             else:
                 row = {f.name: row.get(f.name) for f in schema}
-                pa.Table.from_pylist([row], schema=schema)  # does every field fit its type?
+                if text_ids and _is_number(row[id_column]):
+                    row[id_column] = json.dumps(row[id_column])  # 7 -> "7", as written
+                reason = _misfit(row, schema)
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
         except json.JSONDecodeError as exc:
             reason = f"invalid JSON: {exc.msg}"
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            reason = f"field type mismatch: {_first_line(str(exc))}"
+        except RecursionError:
+            reason = "invalid JSON: nested too deeply to read"
         if reason:
             q.add(src.name, line, reason, raw.decode("utf-8", errors="replace"))
             continue
@@ -153,6 +191,31 @@ def _parse_lines_slowly(
         numbers.append(line)
     table = pa.Table.from_pylist(rows, schema=schema)
     return table.append_column(LINE, pa.array(numbers, pa.int64()))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
+    """The first field whose value does not fit its column, said as `field 'n': 'abc' is not
+    int64` (an encrypted run's quarantine keeps only what comes before ': ')."""
+    for field in schema:
+        value = row[field.name]
+        if value is None:
+            continue
+        try:
+            pa.array([value], field.type)
+        except UnicodeEncodeError:
+            return f"field {field.name!r}: has a lone surrogate, which is not valid Unicode"
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            return f"field {field.name!r}: {_short(value)} is not {field.type}"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _first_line(text: str) -> str:
@@ -358,7 +421,9 @@ def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quaran
                 if keep[i]:
                     keep[i] = False
                     line = table.column(LINE)[i].as_py()
-                    q.add(src.name, line, f"column {field.name!r}: {value!r} is not {field.type}")
+                    q.add(
+                        src.name, line, f"field {field.name!r}: {_short(value)} is not {field.type}"
+                    )
         columns[field.name] = pa.array(values, field.type)
     columns[LINE] = table.column(LINE)
     result = pa.table(columns)
@@ -376,46 +441,108 @@ def open_parquet(src: SourceFile) -> pq.ParquetFile:
         ) from None
 
 
+def check_text_type(src: SourceFile, field: pa.Field) -> None:
+    """A Parquet text column must hold strings (or bytes, checked as UTF-8 row by row)."""
+    t = field.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or _is_binary(t)):
+        raise DataprepError(
+            f"input {src.path} column {field.name!r} is {t}, not text; pass --text-column "
+            "naming a string column"
+        )
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
 def read_parquet(
     src: SourceFile, schema: pa.Schema, block: int, q: Quarantine
 ) -> Iterator[pa.Table]:
+    """Columns cast to the schema: bytes to strings checked as UTF-8, and a value that does not
+    cast quarantines its row; a file damaged past its footer is one sentence."""
     parquet = open_parquet(src)
     names = [f.name for f in schema if f.name in parquet.schema_arrow.names]
     batch_rows = max(1024, min(65536, block // 1024))
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=names)
     row = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataprepError(
+                f"input {src.path} is damaged after row {row:,} ({_first_line(str(exc))}); "
+                "restore it or leave it out"
+            ) from None
+        if batch is None:
+            return
         table = pa.Table.from_batches([batch])
         numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
         row += table.num_rows
+        for i, name in enumerate(table.column_names):
+            target = schema.field(name).type
+            if _is_binary(table.schema.field(name).type) and pa.types.is_string(target):
+                text = pa.chunked_array([c.view(pa.string()) for c in table.column(i).chunks])
+                table = table.set_column(i, name, text)  # the UTF-8 check is next
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
-        columns = {
-            f.name: table.column(f.name).cast(f.type)
-            if f.name in table.column_names
-            else pa.nulls(table.num_rows, f.type)
-            for f in schema
-        }
-        columns[LINE] = table.column(LINE)
-        yield pa.table(columns)
+        yield _cast_columns(table, schema, src, q)
 
 
-def read_text_document(
-    stream: BinaryIO, src: SourceFile, config: Any, q: Quarantine
+def read_text_documents(
+    sources: Iterable[SourceFile], schema: pa.Schema, config: Any, q: Quarantine, block: int
 ) -> Iterator[pa.Table]:
-    """A whole file is one document, and its id is the file name; a cut one is not kept."""
+    """Whole files as documents, their ids the file names, many files to a table of about
+    `block` bytes, in `schema`'s columns (others null); a cut or non-UTF-8 file is not kept.
+
+    One table per file would cost more than reading a small file does."""
+    id_type = schema.field(config.id_column).type
+    names: list[str] = []
+    texts: list[str] = []
+    size = 0
+    for src in sources:
+        if not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type)):
+            raise DataprepError(
+                f"input {src.path} is a text file, whose id is its name, but the ids of the "
+                f"first input are {id_type}; shard text files on their own"
+            )
+        with open_source(src) as stream:
+            text = _document(stream, src, config, q)
+        if text is None:
+            continue
+        names.append(src.name)
+        texts.append(text)
+        size += len(text)
+        if size >= block or len(texts) >= 65536:
+            yield _documents_table(names, texts, schema, config)
+            names, texts, size = [], [], 0
+    if texts:
+        yield _documents_table(names, texts, schema, config)
+
+
+def _document(stream: BinaryIO, src: SourceFile, config: Any, q: Quarantine) -> str | None:
     try:
         data = stream.read()
     except TruncatedInput:
         if config.on_truncated != "quarantine":
             raise
         quarantine_cut(q, src, None, b"")
-        return
+        return None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         q.add(src.name, None, "invalid UTF-8", data[:2000].decode("utf-8", errors="replace"))
-        return
-    yield pa.table(
-        {config.id_column: [src.name], config.text_column: [text], LINE: pa.array([0], pa.int64())}
+        return None
+
+
+def _documents_table(
+    names: list[str], texts: list[str], schema: pa.Schema, config: Any
+) -> pa.Table:
+    given = {config.id_column: names, config.text_column: texts}
+    return pa.table(
+        [
+            pa.array(given[f.name], f.type) if f.name in given else pa.nulls(len(texts), f.type)
+            for f in schema
+        ],
+        schema=schema,
     )
 
 

@@ -1,14 +1,18 @@
 """shard: raw files (JSONL, CSV, Parquet, text; plain, .zst or .gz) to Parquet shards.
 
-One task per input file, or per newline-aligned byte range of a large uncompressed JSONL/text
-file, so one big file still uses every worker. Each task streams blocks, so memory stays at
-a block or two whatever the input size. The schema is fixed once, from a sample of the first
-input, so every shard of the output has the same one.
+One task per newline-aligned byte range of a large uncompressed JSONL/text file, so one big
+file still uses every worker, and one task per run of small files up to `chunk_bytes` in all,
+so thousands of small files fill shards of the requested size instead of one shard each. Each
+task streams blocks, so memory stays at a block or two whatever the input size. The schema is
+fixed once, from a sample of the first input, so every shard of the output has the same one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from typing import Literal
 
@@ -35,18 +39,26 @@ from dataprep.stage import (
 from dataprep.stages import readers
 
 SAMPLE_BYTES = 1 << 20
+LINKS_LISTED = 100  # links named in the report; the rest are counted
+ROWS_PER_WRITE = 65536  # small tables (a document per file) are joined up to this many rows
 
 
 class ShardConfig(StageConfig):
     shard_rows: int | None = Field(None, gt=0, description="rows per shard")
-    shard_bytes: ByteSize | None = Field(None, description="bytes per shard, e.g. 128MB")
+    shard_bytes: ByteSize | None = Field(
+        None, gt=0, description="compressed Parquet bytes per shard, e.g. 128MB"
+    )
     text_column: str = Field("text", description="column holding the document text")
     id_column: str = Field("id", description="id column; generated as SOURCE:LINE if absent")
     keep: list[str] | None = Field(None, description="fields to keep besides text and id")
     format: Literal["auto", "jsonl", "csv", "parquet", "text"] = "auto"
     lines: bool = Field(False, description="plain text: one document per line, not per file")
-    chunk_bytes: ByteSize = Field(ByteSize(64 << 20), description="split big files into tasks")
-    block_bytes: ByteSize = Field(ByteSize(8 << 20), description="read block size")
+    chunk_bytes: ByteSize = Field(
+        ByteSize(64 << 20),
+        gt=0,
+        description="input bytes per task: big files split, small ones joined",
+    )
+    block_bytes: ByteSize = Field(ByteSize(8 << 20), gt=0, description="read block size")
     on_truncated: Literal["error", "quarantine"] = Field(
         "error",
         description="a cut .zst/.gz input: stop (error), or keep the rows before the cut and "
@@ -81,13 +93,13 @@ class ShardStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, ShardConfig)
-        sources = resolve(ctx.inputs, config.format)
+        links: dict[str, str] = {}
+        sources = resolve(ctx.inputs, config.format, links)
         schema = infer_schema(sources[0], config)
         tasks = []
-        for src in sources:
-            for start, end, first_line in _ranges(src, config):
-                plan = (src, start, end, first_line, schema)
-                tasks.append(ctx.task("read", len(tasks), [src.path], extra=plan))
+        for parts in plan_tasks(sources, config):
+            paths = list(dict.fromkeys(part[0].path for part in parts))
+            tasks.append(ctx.task("read", len(tasks), paths, extra=(parts, schema)))
         results = ctx.map(shard_task, tasks)
         counts = sum_counts(results)
         shards = [s for r in results for s in r.shards]
@@ -97,7 +109,52 @@ class ShardStage(Stage):
             "input_bytes": sum(s.size for s in sources),
             "tasks": len(tasks),
         }
+        if links:
+            report.update(_links_report(links))
+            print(f"note: {_links_note(links)}", file=sys.stderr)
         return StageResult(shards, schema, report)
+
+
+Part = tuple[SourceFile, int, int, int]  # source, byte range [start, end), first line number
+
+
+def plan_tasks(sources: Sequence[SourceFile], config: ShardConfig) -> list[list[Part]]:
+    """Tasks as lists of parts: each range of a big splittable file alone, and runs of whole
+    files packed while their bytes add up to at most `chunk_bytes`, in input order."""
+    tasks: list[list[Part]] = []
+    pack: list[Part] = []
+    pack_bytes = 0
+    for src in sources:
+        ranges = _ranges(src, config)
+        if len(ranges) > 1:
+            tasks += [[(src, *r)] for r in ranges]
+            continue
+        if pack and pack_bytes + src.size > config.chunk_bytes:
+            tasks.append(pack)
+            pack, pack_bytes = [], 0
+        pack.append((src, *ranges[0]))
+        pack_bytes += src.size
+    if pack:
+        tasks.append(pack)
+    return tasks
+
+
+def _links_report(links: dict[str, str]) -> dict[str, object]:
+    """`links_skipped`: {path left out: path read}, the first LINKS_LISTED, then a count."""
+    listed = dict(list(links.items())[:LINKS_LISTED])
+    report: dict[str, object] = {"links_skipped": listed}
+    if len(links) > len(listed):
+        report["links_skipped_not_listed"] = len(links) - len(listed)
+    return report
+
+
+def _links_note(links: dict[str, str]) -> str:
+    examples = ", ".join(f"{a} -> {b}" for a, b in list(links.items())[:3])
+    more = f" and {len(links) - 3} more" if len(links) > 3 else ""
+    return (
+        f"{len(links)} input path(s) lead to a file already read and were skipped "
+        f"({examples}{more}); the report's links_skipped lists them"
+    )
 
 
 def _ranges(src: SourceFile, config: ShardConfig) -> list[tuple[int, int, int]]:
@@ -122,6 +179,8 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
             f"input {src.name} has no column {config.text_column!r} (columns: "
             f"{', '.join(sample.names) or 'none'}); pass --text-column"
         )
+    if src.format == "parquet":
+        readers.check_text_type(src, sample.field(config.text_column))
     fields = [f for f in sample if f.name not in (config.text_column, config.id_column)]
     if config.keep is not None:
         missing = [k for k in config.keep if k not in sample.names]
@@ -138,9 +197,10 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
 
 
 def shard_task(task: Task) -> TaskResult:
-    """Stream one source range into rolling shards named after the task index."""
+    """Stream the task's source ranges, one after another, into rolling shards named after
+    the task index."""
     config = task.config
-    src, start, end, first_line, schema = task.extra
+    parts, schema = task.extra
     quarantine = task.quarantine()
     writer = RollingShardWriter(
         task.out,
@@ -152,22 +212,61 @@ def shard_task(task: Task) -> TaskResult:
     )
     rows = 0
     try:
-        tables = (
-            _finish(table, src, schema, config, quarantine)
-            for table in _read(src, start, end, first_line, schema, config, quarantine)
-        )
-        for table in readahead(tables):  # parse the next block while this one is written
+        batched = _joined(_tables(parts, schema, config, quarantine), int(config.block_bytes))
+        for table in readahead(batched):  # parse the next block while this one is written
             if table.num_rows:
                 writer.write(table)
                 rows += table.num_rows
             tick(rows=table.num_rows)
         shards = writer.close()
+    except OSError as exc:
+        writer.abort()
+        if exc.filename is None and exc.errno:  # Arrow's write errors name no file: say where
+            raise OSError(exc.errno, os.strerror(exc.errno), str(task.out)) from None
+        raise
     except BaseException:
         writer.abort()
         raise
     finally:
         quarantine.close()
     return TaskResult(shards, {"rows": rows, "quarantined": quarantine.count}, schema)
+
+
+def _tables(
+    parts: Sequence[Part], schema: pa.Schema, config: ShardConfig, q: Quarantine
+) -> Iterator[pa.Table]:
+    """The task's rows in schema order: runs of whole-file text documents many files to a
+    table, every other part read block by block."""
+
+    def document(part: Part) -> bool:
+        return part[0].format == "text" and not config.lines
+
+    for is_document, run in itertools.groupby(parts, key=document):
+        if is_document:
+            sources = (src for src, *_ in run)
+            yield from readers.read_text_documents(
+                sources, schema, config, q, int(config.block_bytes)
+            )
+            continue
+        for src, start, end, first_line in run:
+            for table in _read(src, start, end, first_line, schema, config, q):
+                yield _finish(table, src, schema, config, q)
+
+
+def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
+    """Tables of about a block each: a row group per small file would make shards slow to
+    write and to read."""
+    held: list[pa.Table] = []
+    rows = size = 0
+    for table in tables:
+        held.append(table)
+        rows += table.num_rows
+        size += table.nbytes
+        if rows >= ROWS_PER_WRITE or size >= block:
+            yield held[0] if len(held) == 1 else pa.concat_tables(held)
+            held, rows, size = [], 0, 0
+    if held:
+        yield held[0] if len(held) == 1 else pa.concat_tables(held)
 
 
 def _read(
@@ -186,9 +285,6 @@ def _read(
     elif src.format == "csv":
         with open_source(src) as stream:
             yield from readers.read_csv(stream, src, schema, config, quarantine, block)
-    elif src.format == "text" and not config.lines:
-        with open_source(src) as stream:
-            yield from readers.read_text_document(stream, src, config, quarantine)
     else:
         with open_source(src) as stream:
             if start:
@@ -201,7 +297,9 @@ def _read(
                 yield from readers.read_text_lines(blocks, src, config, quarantine)
             else:
                 for data, line in blocks:  # a missing id parses as null and is generated
-                    yield readers.parse_jsonl_block(data, line, src, schema, quarantine)
+                    yield readers.parse_jsonl_block(
+                        data, line, src, schema, quarantine, config.id_column
+                    )
 
 
 def _finish(
@@ -213,7 +311,7 @@ def _finish(
     missing = pc.is_null(text)
     if pc.any(missing).as_py():
         for line in pc.filter(lines, missing).to_pylist():
-            q.add(src.name, line, f"missing {config.text_column!r} field")
+            q.add(src.name, line, f"missing field {config.text_column!r}")
         table = table.filter(pc.invert(missing))
         lines = table.column("__line")
     ids = table.column(config.id_column) if config.id_column in table.column_names else None
@@ -228,7 +326,7 @@ def _finish(
         else:
             absent = pc.is_null(ids)
             for line in pc.filter(lines, absent).to_pylist():
-                q.add(src.name, line, f"missing {config.id_column!r} value")
+                q.add(src.name, line, f"missing field {config.id_column!r}")
             table = table.filter(pc.invert(absent))
             ids = table.column(config.id_column)
     columns = {config.id_column: ids}

@@ -56,10 +56,20 @@ def true_jaccard(a: str, b: str, steps: list[str], ngram: int, char_ngram: int |
     return len(sa & sb) / len(sa | sb)
 
 
+SOURCES_LISTED = 100
+
+
 def source_rates(per_source: dict[str, list[int]]) -> dict[str, Any]:
+    """Rates of the SOURCES_LISTED largest sources, then one "(other N sources)" entry: a
+    corpus of one source per document must not make the report as long as the corpus."""
+    ranked = sorted(per_source.items(), key=lambda item: (-item[1][0], item[0]))
+    listed, rest = ranked[:SOURCES_LISTED], ranked[SOURCES_LISTED:]
+    if rest:
+        rows, gone = (sum(counts[k] for _, counts in rest) for k in (0, 1))
+        listed.append((f"(other {len(rest)} sources)", [rows, gone]))
     return {
         name: {"rows": rows, "removed": gone, "dup_rate": round(gone / rows, 4) if rows else 0.0}
-        for name, (rows, gone) in sorted(per_source.items())
+        for name, (rows, gone) in listed
     }
 
 
