@@ -244,7 +244,7 @@ def test_char_ngrams_and_cached_rerun(shards: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--text-column", "nosuch"], "no column 'nosuch'"),
+        (["--text-column", "nosuch"], "--text-column 'nosuch' is not a column"),
         (["--keep", "max:text"], "numeric or date"),
         (["--keep", "biggest"], "first, longest"),
         (["--bands", "40", "--rows", "4"], "bands x rows"),
