@@ -265,7 +265,10 @@ def build(
         try:
             config = stage.Config.model_validate(params)
         except ValidationError as exc:
-            raise DataprepError(describe_validation(exc, f"{where} ({spec.op}) params")) from None
+            location = f"stages[{n}].params."
+            raise DataprepError(
+                describe_validation(exc, f"{where} ({spec.op})", location)
+            ) from None
         outputs[spec.id] = root / spec.id
         planned.append(PlannedStage(spec, config, root / spec.id, input_path, inputs, n, key))
     _check_outputs_apart(model, planned)

@@ -91,10 +91,12 @@ def recipe_wording(message: str, config: type[StageConfig], location: str) -> st
     return _FLAG.sub(key, message)
 
 
-def describe_validation(exc: ValidationError, where: str) -> str:
+def describe_validation(exc: ValidationError, where: str, prefix: str = "") -> str:
+    """One line per bad key: `WHERE: PREFIX.KEY: problem` (a recipe passes `stages[2].params.`
+    as prefix, so the line names the key as written in the recipe)."""
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(value)"
+        key = prefix + (".".join(str(part) for part in error["loc"]) or "(value)")
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         lines.append(f"{where}: {key}: {message}")
     return "\n".join(lines)

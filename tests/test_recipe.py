@@ -103,7 +103,7 @@ def test_chained_stages_cache_and_from(tmp_path: Path, corpus_dir: Path, plugin:
         (
             [{"id": "a", "op": "shard", "params": {"shard_rowz": 5}}],
             [],
-            "params: shard_rowz: unknown key",
+            "params.shard_rowz: unknown key",
         ),
         (
             [{"id": "a", "op": "shard", "params": {"shard_rows": "many"}}],
