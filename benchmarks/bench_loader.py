@@ -81,12 +81,18 @@ def prepare(data: Path, kind: str, rows: int, size: int, peers: list[str], py: s
     import pyarrow as pa
 
     sys.path.insert(0, str(ROOT))
-    from dataprep.dataset import Manifest, RollingShardWriter, WriteOptions, write_manifest
+    from dataprep.dataset import (
+        Manifest,
+        RollingShardWriter,
+        WriteOptions,
+        is_dataset,
+        write_manifest,
+    )
     from dataprep.stages.tokenize import block_array, block_write_options
 
     root = data / (f"text-{rows}" if kind == "text" else f"tokens-v2-{size}-{rows}")
     ours = root / "ours"
-    if not (ours / "manifest.json").exists():
+    if not is_dataset(ours):
         ours.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(0)
         schema = _schema(kind, size)

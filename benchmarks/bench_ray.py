@@ -2,7 +2,7 @@
 
 Every run is the real CLI in its own session (`dataprep shard|dedup ... [--executor ray
 --address ...]`) on the same generated corpus (dataprep.sample.generate_corpus), `--repeat`
-times in turn; the table prints medians of the stage's own seconds (report.json: excludes
+times in turn; the table prints medians of the stage's own seconds (.report.json: excludes
 interpreter start and the Ray connect), of the wall time of the whole command, docs/s, and the
 peak total RSS sampled over every process involved (the CLI and its pool workers; for Ray also
 the cluster's GCS, raylet and workers, which a cluster pays whether we use it or not).
@@ -120,7 +120,7 @@ def start_ray(tmp: Path) -> tuple[subprocess.Popen, str]:
 
 
 def run_cli(args: list[str], sessions: list[int]) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS MB, report.json) of one CLI run."""
+    """(wall seconds, peak RSS MB, .report.json) of one CLI run."""
     cmd = [sys.executable, "-c", "from dataprep.cli import main; main()", *args]
     sampler_sessions = list(sessions)
     started = time.perf_counter()
@@ -192,7 +192,7 @@ def main() -> None:
     finally:
         kill_session(head.pid)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"medians of {args.repeat} runs; stage s = report.json seconds, wall = whole command")
+    print(f"medians of {args.repeat} runs; stage s = .report.json seconds, wall = whole command")
     header = f"{'stage':6} {'docs':>7} {'config':8} {'stage s':>8} {'wall s':>7} {'docs/s':>9}"
     print(header + f" {'peak RSS MB':>11} {'ray/local (stage s)':>20} {'(wall)':>7}")
     by_key = {(r["stage"], r["docs"], r["config"]): r for r in rows}

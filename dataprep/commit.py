@@ -50,7 +50,7 @@ def publish(out: StoragePath, target: StoragePath, manifest: dataset.Manifest) -
 
 def roll_forward(out: StoragePath) -> None:
     """Finish a swap that a kill interrupted (a no-op when there is none)."""
-    if (out / dataset.WORK_DIR / STAGING / dataset.MANIFEST).is_file():
+    if dataset.is_dataset(out / dataset.WORK_DIR / STAGING):
         swap(out)
 
 
@@ -61,10 +61,10 @@ def swap(out: StoragePath) -> None:
     try:
         names = json.loads(record.read_text())["names"]
     except (OSError, ValueError, KeyError, TypeError):
-        skip = {dataset.MANIFEST, dataset.WORK_DIR}
+        skip = {*dataset.MANIFEST_NAMES, dataset.WORK_DIR}
         names = [c.name for c in staged.iterdir() if c.name not in skip]
         dataset.write_json_atomic(record, {"names": names})
-    (out / dataset.MANIFEST).unlink()  # first: from here on nobody trusts OUT until the end
+    dataset.remove_manifest(out)  # first: from here on nobody trusts OUT until the end
     for name in names:
         source = staged / name
         if source.exists():
@@ -73,7 +73,7 @@ def swap(out: StoragePath) -> None:
     for child in out.iterdir():
         if child.name not in keep and not is_lock_file(child.name):
             remove(child)
-    (out / dataset.MANIFEST).write_atomic((staged / dataset.MANIFEST).read_bytes())
+    (out / dataset.MANIFEST).write_atomic(dataset.manifest_file(staged).read_bytes())
     work.rmtree()
 
 
@@ -89,12 +89,12 @@ def _prepare_dir(target: StoragePath, state: dict[str, Any], fresh_check: bool) 
     children = [c for c in target.iterdir() if not is_lock_file(c.name)]
     if children:
         names = {c.name for c in children}
-        if fresh_check and not names & {dataset.MANIFEST, dataset.WORK_DIR}:
+        if fresh_check and not names & {*dataset.MANIFEST_NAMES, dataset.WORK_DIR}:
             raise DataprepError(
                 f"output directory {target} is not empty and is not a dataprep dataset; "
                 "choose a new output path"
             )
-        (target / dataset.MANIFEST).unlink()  # first: never trust what follows
+        dataset.remove_manifest(target)  # first: never trust what follows
         for child in children:
             remove(child)
     (target / dataset.WORK_DIR).mkdir()

@@ -1,7 +1,11 @@
 """The dataset directory contract: Parquet shards plus a manifest written last.
 
-A directory is a dataset only once `manifest.json` exists; every writer here goes through a
+A directory is a dataset only once `.manifest.json` exists; every writer here goes through a
 temporary name and a rename, so a killed process never leaves something that looks finished.
+Everything beside the shards is named `.x`: pyarrow.dataset skips `_x` and `.x`, but Hugging Face
+`datasets` (`load_dataset("parquet", data_dir=DIR)`) skips only `.x`, so a dataset directory
+opens as-is in both, and in duckdb and polars through `DIR/*.parquet`. Directories written before
+this naming (`manifest.json`, `report.json`) still read; the new name wins when both exist.
 """
 
 from __future__ import annotations
@@ -31,28 +35,52 @@ from dataprep.storage import StoragePath, as_path, parquet_source, spool_file
 if TYPE_CHECKING:
     from dataprep.crypto import EncryptionSpec
 
-MANIFEST = "manifest.json"
-REPORT = "report.json"
-QUARANTINE = "quarantine.jsonl"
+MANIFEST = ".manifest.json"
+REPORT = ".report.json"
+QUARANTINE = ".quarantine.jsonl"
+# what older versions wrote; read (and replaced) but never written
+OLD_NAMES = {MANIFEST: "manifest.json", REPORT: "report.json", QUARANTINE: "quarantine.jsonl"}
+MANIFEST_NAMES = (MANIFEST, OLD_NAMES[MANIFEST])
 WORK_DIR = ".dataprep"  # resume state and scratch; removed once the manifest is written
 
 DEFAULT_COMPRESSION = "zstd"
 DEFAULT_COMPRESSION_LEVEL = 3
 
 
+def existing_file(root: str | Path | StoragePath, name: str) -> StoragePath:
+    """`root/name`, or the same file under its old name when only that exists (`name` itself
+    when neither does): how every reader finds a manifest, report or quarantine file."""
+    target = as_path(root) / name
+    old = OLD_NAMES.get(name)
+    if old is None or target.is_file():
+        return target
+    legacy = as_path(root) / old
+    return legacy if legacy.is_file() else target
+
+
+def manifest_file(root: str | Path | StoragePath) -> StoragePath:
+    return existing_file(root, MANIFEST)
+
+
+def remove_manifest(root: str | Path | StoragePath) -> None:
+    """Unmark a dataset (under either name) before its files change: nothing trusts it after."""
+    for name in MANIFEST_NAMES:
+        (as_path(root) / name).unlink()
+
+
 def is_dataset(path: str | Path | StoragePath) -> bool:
-    return (as_path(path) / MANIFEST).is_file()
+    return manifest_file(path).is_file()
 
 
 def read_manifest(path: str | Path | StoragePath) -> Manifest:
     """Load and check a dataset's manifest, or stop with a message that says what is wrong."""
     root = as_path(path)
-    target = root / MANIFEST
+    target = manifest_file(root)
     if not target.is_file():
         if not root.exists():
             raise DataprepError(f"dataset directory {root} does not exist")
         raise DataprepError(
-            f"{root} has no manifest.json: it is not a finished dataprep dataset "
+            f"{root} has no {MANIFEST}: it is not a finished dataprep dataset "
             "(the stage that writes it did not complete)"
         )
     try:

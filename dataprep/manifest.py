@@ -90,7 +90,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "manifest.json") -> Manifest:
+    def from_json(cls, data: Any, where: str = ".manifest.json") -> Manifest:
         """Parse and check a manifest; `ManifestError` names `where` and the bad entry."""
         try:
             return _parse(data)

@@ -15,7 +15,7 @@ from dataprep.errors import DataprepError
 from dataprep.storage import StoragePath, canonical, is_remote, within
 
 # files a stage writes at the top of its output: would a raw-input glob pick them up?
-_PROBES = ("part-00000.parquet", "manifest.json", "report.json", "quarantine.jsonl")
+_PROBES = ("part-00000.parquet", ".manifest.json", ".report.json", ".quarantine.jsonl")
 
 
 def relation(out: str, other: str) -> str | None:

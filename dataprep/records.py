@@ -104,7 +104,7 @@ def _encode(value: Any, where: str) -> Any:
 def _arrow_scalar(value: Any, where: str) -> str:
     """A date/time/decimal as a one-value Arrow IPC stream; refused unless it comes back equal."""
     try:
-        batch = pa.record_batch([pa.array([value])], names=["v"])
+        batch = pa.record_batch([pa.array([value], _exact_type(value))], names=["v"])
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise TypeError(f"cannot store {value!r} at {where} in a task record: {exc}") from None
     sink = pa.BufferOutputStream()
@@ -115,6 +115,17 @@ def _arrow_scalar(value: Any, where: str) -> str:
     if type(back) is not type(value) or back != value or str(back) != str(value):
         raise TypeError(f"cannot store {value!r} at {where} in a task record: not exact in Arrow")
     return encoded
+
+
+def _exact_type(value: Any) -> pa.DataType | None:
+    """pandas' Timestamp / Timedelta (what Arrow hands back for nanosecond values when pandas
+    is installed) would be inferred as microseconds, dropping the nanoseconds: keep ns."""
+    module, name = type(value).__module__.split(".")[0], type(value).__name__
+    if module == "pandas" and name == "Timestamp":
+        return pa.timestamp("ns", tz=None if value.tz is None else str(value.tz))
+    if module == "pandas" and name == "Timedelta":
+        return pa.duration("ns")
+    return None  # inferred
 
 
 def _b64(data: bytes) -> str:

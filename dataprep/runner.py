@@ -247,13 +247,13 @@ def _file_sizes(folder: StoragePath) -> dict[str, int]:
 
 def _read_report(out: StoragePath) -> dict[str, Any]:
     try:
-        return json.loads((out / dataset.REPORT).read_text())
+        return json.loads(dataset.existing_file(out, dataset.REPORT).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
 
 
 def _collect_quarantine(out: StoragePath) -> int:
-    """Concatenate per-task quarantine files into OUT/quarantine.jsonl in task order."""
+    """Concatenate per-task quarantine files into OUT/.quarantine.jsonl in task order."""
     parts = (out / dataset.WORK_DIR / "quarantine").glob("*.jsonl")
     target = out / dataset.QUARANTINE
     if not parts:

@@ -42,7 +42,7 @@ def cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.C
 
 
 def manifest(path: Path) -> dict:
-    return json.loads((Path(path) / "manifest.json").read_text())
+    return json.loads((Path(path) / ".manifest.json").read_text())
 
 
 def column(path: Path, name: str) -> list:
@@ -51,3 +51,12 @@ def column(path: Path, name: str) -> list:
     for shard in manifest(path)["shards"]:
         values += pq.read_table(Path(path) / shard["path"], columns=[name]).column(name).to_pylist()
     return values
+
+
+def leftovers(out: Path) -> list[str]:
+    """Hidden names in a dataset directory other than its side files (manifest, report,
+    quarantine): temp files and resume state a finished stage must not leave behind."""
+    from dataprep import dataset
+
+    side = {dataset.MANIFEST, dataset.REPORT, dataset.QUARANTINE}
+    return sorted(p.name for p in Path(out).glob(".*") if p.name not in side)

@@ -203,7 +203,7 @@ def test_tampered_shard_is_one_clear_error(encrypted: Path, keys: Path, tmp_path
     with pytest.raises(DataprepError, match=r"part-00002\.parquet") as info:
         run_stage("decrypt", {"key_file": str(keys)}, out, input_path=copy, executor=INLINE)
     assert "\n" not in str(info.value)
-    assert not (out / "manifest.json").exists()
+    assert not (out / ".manifest.json").exists()
     assert not (out / "part-00002.parquet").exists()
     assert not list(out.glob(".*.tmp-*"))
 
@@ -227,7 +227,7 @@ def test_no_key_and_wrong_keys(encrypted: Path, keys: Path, tmp_path: Path) -> N
     out = tmp_path / "dec"
     with pytest.raises(DataprepError, match="part-0000"):
         run_stage("decrypt", {"key_file": str(forged)}, out, input_path=encrypted, executor=INLINE)
-    assert not (out / "manifest.json").exists()
+    assert not (out / ".manifest.json").exists()
 
 
 def test_cli_errors_and_outputs_never_show_keys(shards: Path, keys: Path, tmp_path) -> None:

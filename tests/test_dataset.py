@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import xxhash
-from helpers import cli, column, manifest
+from helpers import cli, column, leftovers, manifest
 
 
 def _corpus(root: Path, files: int, rows: int) -> Path:
@@ -40,9 +40,9 @@ def test_manifest_matches_files_and_verify_catches_a_flipped_byte(
     lineage = data["lineage"][-1]
     assert lineage["stage"] == "shard" and lineage["config"]["shard_rows"] == 300
     assert {"input_digest", "config_digest", "version", "started", "finished"} <= set(lineage)
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / ".report.json").read_text())
     assert {"rows_in", "rows_out", "quarantined", "seconds"} <= set(report)
-    assert not list(out.glob(".*"))  # no temp files or resume state left behind
+    assert not leftovers(out)  # no temp files or resume state left behind
 
     ok = cli("verify", out)
     assert "ok" in ok.stdout
@@ -70,10 +70,10 @@ def test_rerun_is_a_noop_and_says_so(tmp_path: Path) -> None:
     src = _corpus(tmp_path / "in", files=2, rows=100)
     out = tmp_path / "out"
     first = json.loads(cli("shard", src, "-o", out, "--json").stdout)
-    before = (out / "manifest.json").read_text()
+    before = (out / ".manifest.json").read_text()
     again = json.loads(cli("shard", src, "-o", out, "--json").stdout)
     assert first["status"] == "ran" and again["status"] == "cached"
-    assert (out / "manifest.json").read_text() == before
+    assert (out / ".manifest.json").read_text() == before
     assert "up to date" in cli("shard", src, "-o", out).stdout
     changed = json.loads(cli("shard", src, "-o", out, "--shard-rows", "7", "--json").stdout)
     assert changed["status"] == "ran" and len(manifest(out)["shards"]) == 30
@@ -108,7 +108,7 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path) -> No
     proc.wait()
     finished = len(list(done_dir.glob("*.json")))
     assert 8 <= finished < 40, "the kill should land mid-run"
-    assert not (out / "manifest.json").exists()
+    assert not (out / ".manifest.json").exists()
 
     cli("shard", src, "-o", out, "--shard-rows", "1500", "--workers", "2", "-q")
     ours, theirs = manifest(out), manifest(clean)
@@ -116,4 +116,4 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path) -> No
     ids = column(out, "id")
     expected = [f"f{f:03d}.jsonl:{r}" for f in range(40) for r in range(1, 4001)]
     assert len(ids) == len(set(ids)) and sorted(ids) == sorted(expected)
-    assert not list(out.glob(".*"))
+    assert not leftovers(out)

@@ -178,7 +178,7 @@ def test_bad_rows_quarantined_and_no_duplicates(tmp_path: Path) -> None:
     assert run.report["quarantined"] == 2
     assert run.report["rows_out"] == 2
     assert run.report["message"] == "no duplicates found"
-    lines = (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()
+    lines = (tmp_path / "out" / ".quarantine.jsonl").read_text().splitlines()
     assert [json.loads(x)["line"] for x in lines] == [1, 3]
 
 
@@ -261,6 +261,6 @@ def test_cli_prints_summary(shards: Path, tmp_path: Path) -> None:
     proc = cli("dedup", shards, "-o", tmp_path / "o", "--method", "both", "-w", "1")
     assert proc.returncode == 0, proc.stderr
     assert "catch probability" in proc.stdout and "J=0.80" in proc.stdout
-    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    report = json.loads((tmp_path / "o" / ".report.json").read_text())
     assert report["rows_out"] < report["rows_in"]
     assert np.isclose(sum(report["lsh"]["s_curve"].values()) > 0, True)

@@ -118,10 +118,10 @@ def test_no_plaintext_anywhere_in_the_encrypted_run(runs) -> None:
         kept = held & set(sample)
         blob = b"".join(p.read_bytes() for p in _files(plain) if p.suffix == ".parquet")
         assert kept and all(value in blob for value in kept), stage
-    report = (tmp / "work/plain/near/report.json").read_bytes()  # control: examples quote rows
+    report = (tmp / "work/plain/near/.report.json").read_bytes()  # control: examples quote rows
     assert any(value in report for value in needles)
     files = _files(tmp / "work/encrypted")
-    assert any(p.name == "report.json" for p in files)
+    assert any(p.name == ".report.json" for p in files)
     for path in files:  # shards, manifests, reports (dedup examples), tokenizer
         if path.name.startswith("quarantine"):
             continue  # malformed source lines, never parsed into rows
@@ -141,7 +141,7 @@ def test_stage_clis_take_key_file_and_partition_previous_reads_encrypted(runs) -
         done = _cli(*args, cwd=tmp)
         assert done.returncode == 0, done.stderr
         outputs[name] = tmp / f"p9-{name}"
-    reports = {k: json.loads((v / "report.json").read_text()) for k, v in outputs.items()}
+    reports = {k: json.loads((v / ".report.json").read_text()) for k, v in outputs.items()}
     assert reports["encrypted"]["previous"]["rows"] == reports["plain"]["previous"]["rows"] > 0
     moved = reports["encrypted"]["previous"]["rows_moved"]
     assert moved == reports["plain"]["previous"]["rows_moved"] > 0
@@ -169,4 +169,4 @@ def test_stage_clis_take_key_file_and_partition_previous_reads_encrypted(runs) -
         failed = _cli(stage, source, "-o", str(out), *args, "-w", "1", "-q", cwd=tmp)
         assert failed.returncode == 2, (stage, failed.stderr)
         assert "--key-file" in failed.stderr and "Traceback" not in failed.stderr, stage
-        assert not (out / "manifest.json").exists()
+        assert not (out / ".manifest.json").exists()

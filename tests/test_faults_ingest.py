@@ -103,7 +103,7 @@ def _shard(inputs: list[Path], out: Path, **config) -> dict:
 
 
 def _quarantine(out: Path) -> list[dict]:
-    path = out / "quarantine.jsonl"
+    path = out / ".quarantine.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -119,7 +119,7 @@ def test_cut_compressed_input_stops_with_a_sentence_naming_the_file(
     message = str(caught.value)
     assert f"input {src} is truncated or corrupt" in message
     assert "--on-truncated quarantine" in message and "\n" not in message
-    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not (tmp_path / "out" / ".manifest.json").exists()
 
 
 @pytest.mark.parametrize("cut", ["mid", "line", "trailer"])

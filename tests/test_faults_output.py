@@ -172,7 +172,7 @@ def test_failed_force_rerun_keeps_the_old_dataset_then_resumes(flaky: Path, tmp_
     with pytest.raises(RuntimeError, match="broken until"):
         run_stage("flaky", broken, out, executor=INLINE, force=True)
     # the old dataset is untouched and readable; the new run's work sits in the work folder
-    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".")} == before
+    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".dataprep")} == before
     assert dataset.verify_dataset(out).rows == 40
     assert sorted(column(out, "value")) == list(range(40))
     done_before = {i: attempts(flaky, i) for i in range(5)}
@@ -184,9 +184,9 @@ def test_failed_force_rerun_keeps_the_old_dataset_then_resumes(flaky: Path, tmp_
     assert dataset.verify_dataset(out).rows == 50
     assert sorted(column(out, "value")) == list(range(50))
     assert sorted(p.name for p in out.iterdir()) == [
-        "manifest.json",
+        ".manifest.json",
+        ".report.json",
         *(f"part-{i:05d}.parquet" for i in range(5)),
-        "report.json",
     ]
 
 
@@ -209,7 +209,7 @@ def test_killed_replacement_run_keeps_the_old_dataset_and_resumes(flaky: Path, t
     tests = str(Path(__file__).parent)
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, tests, str(flaky), str(out)])
     assert proc.returncode == -signal.SIGKILL  # its task killed the whole run (inline)
-    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".")} == before
+    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".dataprep")} == before
     assert dataset.verify_dataset(out).rows == 30
 
     config = {"mode": "kill_once", "marker_dir": str(flaky), "tasks": 4, "fail_index": 3}
@@ -239,7 +239,7 @@ def test_killed_swap_is_rolled_forward_by_the_next_run(
     monkeypatch.setattr(commit, "move", dies_after_one_move)
     with pytest.raises(KeyboardInterrupt):
         run_stage("flaky", new, out, executor=INLINE)
-    assert not (out / "manifest.json").exists()  # mid-swap: no manifest, so nothing trusts it
+    assert not (out / ".manifest.json").exists()  # mid-swap: no manifest, so nothing trusts it
     monkeypatch.setattr(commit, "move", real_move)
 
     run = run_stage("flaky", new, out, executor=INLINE)
@@ -264,7 +264,7 @@ def test_failed_rerun_on_s3_keeps_the_old_dataset(base_ds: Path, s3_bucket: str)
     assert dataset.read_manifest(out).lineage[-1]["config"]["level"] == 9
     shards = [s.path for s in dataset.read_manifest(out).shards]
     names = sorted(p.name for p in StoragePath(out).iterdir())
-    assert names == sorted(["manifest.json", "report.json", *shards])  # no claim left behind
+    assert names == sorted([".manifest.json", ".report.json", *shards])  # no claim left behind
 
 
 # -- item 3: one writer per output --------------------------------------------------------------

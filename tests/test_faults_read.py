@@ -128,7 +128,7 @@ def test_flipped_page_stops_compress_export_and_reader(plain: Path, tmp_path: Pa
     out = tmp_path / "compressed"
     proc = _cli("compress", bad, "-o", out, "-w", "2", "--level", "5")
     _one_sentence(proc, f"shard {target.name} is corrupt", "rerun the stage that wrote it")
-    assert not (out / "_manifest.json").exists()
+    assert not (out / ".manifest.json").exists()
 
     proc = _cli("export", bad, "-o", tmp_path / "x.jsonl")
     _one_sentence(proc, f"shard {target.name} is corrupt")
@@ -165,7 +165,7 @@ def test_random_flips_never_change_rows_silently(plain: Path, tmp_path: Path) ->
         out = tmp_path / f"out-{n}"
         with pytest.raises(DataprepError, match=rf"shard {target.name} is corrupt"):
             run_stage("compress", {"level": 5}, out, input_path=bad, executor=INLINE)
-        assert not (out / "_manifest.json").exists()
+        assert not (out / ".manifest.json").exists()
         try:
             got = _read_all(bad, ["id", "text"])
         except DataprepError as exc:
@@ -178,13 +178,13 @@ def test_old_dataset_without_page_checksums(plain: Path, tmp_path: Path) -> None
     """Shards written without page checksums (older dataprep, other tools): compress and
     export still stop, by the manifest's file checksum."""
     old = _copy(plain, tmp_path / "old")
-    doc = json.loads((old / "_manifest.json").read_text())
+    doc = json.loads((old / ".manifest.json").read_text())
     for entry in doc["shards"]:
         path = old / entry["path"]
         pq.write_table(pq.read_table(path), path, row_group_size=10_000, compression="zstd")
         entry["bytes"], entry["xxh3_128"] = path.stat().st_size, dataset.file_checksum(path)
     doc["totals"]["bytes"] = sum(e["bytes"] for e in doc["shards"])
-    (old / "_manifest.json").write_text(json.dumps(doc))
+    (old / ".manifest.json").write_text(json.dumps(doc))
     target = _shard(old)
     _flip_page(target, column=0)
     out = tmp_path / "out"
@@ -235,8 +235,8 @@ def test_wrong_column_key_is_one_sentence(encrypted, tmp_path: Path) -> None:
     _one_sentence(proc, "part-00000.parquet", "columns id, text", repr(column_key))
     proc = _cli("compress", enc, "-o", tmp_path / "cmp", "-k", bad, "-w", "2")
     _one_sentence(proc, "part-00000.parquet", "columns id, text", repr(column_key))
-    assert not (tmp_path / "dec" / "_manifest.json").exists()
-    assert not (tmp_path / "cmp" / "_manifest.json").exists()
+    assert not (tmp_path / "dec" / ".manifest.json").exists()
+    assert not (tmp_path / "cmp" / ".manifest.json").exists()
     with pytest.raises(DataprepError, match=rf"{column_key}.*columns id, text.*check value"):
         _read_all(enc, ["id"], key_file=bad)  # the reader: the same sentence, before any read
 
@@ -257,9 +257,9 @@ def test_wrong_column_key_with_an_old_manifest(plain: Path, encrypted, tmp_path:
     """A manifest written before key checks existed: the stages still end in one sentence."""
     enc, k1, bad = encrypted
     old = _copy(enc, tmp_path / "old")
-    doc = json.loads((old / "_manifest.json").read_text())
+    doc = json.loads((old / ".manifest.json").read_text())
     del doc["encryption"]["key_checks"]
-    (old / "_manifest.json").write_text(json.dumps(doc))
+    (old / ".manifest.json").write_text(json.dumps(doc))
     proc = _cli("decrypt", old, "-o", tmp_path / "dec", "-k", bad)
     _one_sentence(proc, "part-00000.parquet", "column id")
     proc = _cli("compress", old, "-o", tmp_path / "cmp", "-k", bad, "-w", "2")

@@ -442,7 +442,7 @@ def test_encrypted_run_quarantine_keeps_no_row_text(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "work" / "shards"
-    quarantine = (out / "quarantine.jsonl").read_text()
+    quarantine = (out / ".quarantine.jsonl").read_text()
     assert "SECRET" not in quarantine
     for leftover in out.rglob("*"):
         if leftover.is_file():
@@ -466,7 +466,7 @@ def test_plain_run_quarantine_still_keeps_the_raw_row(tmp_path: Path) -> None:
         inputs=[str(src)],
         executor=LocalExecutor(workers=1),
     )
-    (entry,) = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").open()]
+    (entry,) = [json.loads(line) for line in (tmp_path / "out" / ".quarantine.jsonl").open()]
     assert "KEEP-ME" in entry["raw"] and entry["line"] == 2
 
 

@@ -271,7 +271,7 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path, plain_dir: Path, manifest_d
     with pytest.raises(DataprepError, match="does not exist"):
         ShardDataset(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataprepError, match="no manifest.json and no .parquet"):
+    with pytest.raises(DataprepError, match="no .manifest.json and no .parquet"):
         ShardDataset(str(tmp_path / "empty"))
     with pytest.raises(DataprepError, match="no files match"):
         ShardDataset(str(tmp_path / "*.parquet"))

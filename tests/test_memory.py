@@ -53,7 +53,7 @@ def test_peak_rss_of_sharding_400mb_stays_under_500mb(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True)
     status, peak_kb = map(int, proc.stdout.split())
     assert status == 0, proc.stderr
-    out = json.loads((tmp_path / "out" / "report.json").read_text())
+    out = json.loads((tmp_path / "out" / ".report.json").read_text())
     assert out["rows_out"] == rows
     peak_mb = peak_kb / 1024  # the largest single process: driver or a worker
     assert peak_mb < 500, f"peak RSS {peak_mb:.0f} MB"

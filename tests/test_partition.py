@@ -98,7 +98,7 @@ def test_null_keys_go_to_quarantine(tmp_path: Path) -> None:
     run("partition", {"key": "user", "partitions": 3}, tmp_path / "s", tmp_path / "p")
     nulls = sum(1 for r in rows if r["user"] is None)
     assert report(tmp_path / "p")["quarantined"] == nulls
-    assert len((tmp_path / "p" / "quarantine.jsonl").read_text().splitlines()) == nulls
+    assert len((tmp_path / "p" / ".quarantine.jsonl").read_text().splitlines()) == nulls
     users = column(tmp_path / "p", "user")
     assert sorted(users) == sorted(r["user"] for r in rows if r["user"] is not None)
 

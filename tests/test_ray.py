@@ -287,7 +287,7 @@ def test_user_error_is_not_retried(kind: str, flaky: Path, ray_address: str, tmp
         with pytest.raises(DataprepError, match="a user error"):
             run_stage("flaky", config, tmp_path / "out", executor=executor)
     assert attempts(flaky, 0) == 1
-    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not (tmp_path / "out" / ".manifest.json").exists()
 
 
 @pytest.mark.parametrize("kind", ["local", "ray"])
@@ -301,7 +301,7 @@ def test_failed_stage_leaves_no_manifest_and_resumes(
         with pytest.raises(RuntimeError, match="broken until"):
             run_stage("flaky", config, out, executor=executor)
     assert attempts(flaky, 2) == 2  # the first try and one retry
-    assert not (out / "manifest.json").exists()
+    assert not (out / ".manifest.json").exists()
     finished = {int(p.stem.split("-")[1]) for p in (out / ".dataprep" / "tasks").glob("*.json")}
     assert 2 not in finished
     before = {i: attempts(flaky, i) for i in range(6)}
@@ -313,7 +313,7 @@ def test_failed_stage_leaves_no_manifest_and_resumes(
     rerun = {i for i in range(6) if attempts(flaky, i) > before[i]}
     assert rerun == set(range(6)) - finished  # only the unfinished tasks ran again
     assert _values(out) == list(range(60))
-    assert (out / "manifest.json").exists()
+    assert (out / ".manifest.json").exists()
 
 
 @pytest.mark.slow

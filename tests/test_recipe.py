@@ -86,14 +86,14 @@ def test_chained_stages_cache_and_from(tmp_path: Path, corpus_dir: Path, plugin:
     assert [r.status for r in runs] == ["ran", "ran"]
     work = tmp_path / "work"
     assert column(work / "loud", "text") == [t.upper() for t in column(work / "shards", "text")]
-    lineage = json.loads((work / "loud/manifest.json").read_text())["lineage"]
+    lineage = json.loads((work / "loud/.manifest.json").read_text())["lineage"]
     assert [e["id"] for e in lineage] == ["shards", "loud"]
 
     assert [r.status for r in recipe.run(recipe.load(path))] == ["cached", "cached"]
     assert [r.status for r in recipe.run(recipe.load(path), force_from="loud")] == ["cached", "ran"]
     changed = recipe.run(recipe.load(path, ["shards.shard_rows=200"]))
     assert [r.status for r in changed] == ["ran", "ran"]
-    assert len(json.loads((work / "shards/manifest.json").read_text())["shards"]) >= 8
+    assert len(json.loads((work / "shards/.manifest.json").read_text())["shards"]) >= 8
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def test_undersample_uniform_is_exact_seeded_and_ordered(labelled: Path, tmp_pat
     rep = report(tmp_path / "a")
     assert rep["classes_in"] == SIZES and rep["classes_out"] == dict.fromkeys(SIZES, 40)
     assert rep["quarantined"] == NULLS
-    quarantine = (tmp_path / "a" / "quarantine.jsonl").read_text().splitlines()
+    quarantine = (tmp_path / "a" / ".quarantine.jsonl").read_text().splitlines()
     assert len(quarantine) == NULLS and all("null label" in line for line in quarantine)
 
 

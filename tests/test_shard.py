@@ -90,7 +90,7 @@ def test_sample_corpus_quarantine_matches_oracle(corpus_dir: Path, tmp_path: Pat
     assert report["rows_out"] == truth["docs"]
     assert report["quarantined"] == truth["malformed"]
     assert report["rows_in"] == truth["docs"] + truth["malformed"]
-    quarantined = [json.loads(x) for x in (out / "quarantine.jsonl").read_text().splitlines()]
+    quarantined = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
     assert len(quarantined) == truth["malformed"]
     reasons = {q["reason"].split(":")[0] for q in quarantined}
     assert {"invalid JSON", "invalid UTF-8", "missing field 'text'"} <= reasons
@@ -111,7 +111,7 @@ def test_big_file_split_into_ranges_matches_unsplit(tmp_path: Path) -> None:
     assert dict(
         zip(column(tmp_path / "split", "id"), column(tmp_path / "split", "text"), strict=True)
     ) == _good_lines(src)
-    lines = [json.loads(x)["line"] for x in (tmp_path / "split/quarantine.jsonl").open()]
+    lines = [json.loads(x)["line"] for x in (tmp_path / "split/.quarantine.jsonl").open()]
     assert sorted(lines) == [1235, 6001]
 
 
@@ -131,7 +131,7 @@ def test_csv_parquet_and_text_inputs(tmp_path: Path) -> None:
     _shard([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "csv")
     assert column(tmp_path / "csv", "text") == ["hello, world", "multi\nline", "ok"]
     assert column(tmp_path / "csv", "score") == [1, 2, 3]
-    bad = [json.loads(x) for x in (tmp_path / "csv/quarantine.jsonl").open()]
+    bad = [json.loads(x) for x in (tmp_path / "csv/.quarantine.jsonl").open()]
     assert sorted(q["source"] for q in bad) == ["b.csv", "b.csv"]
 
     table = pa.table({"text": ["x", None, "z"], "lang": ["en", "de", "fr"], "id": [7, 8, 9]})
@@ -176,7 +176,7 @@ def test_bad_paths_and_columns_stop_with_exit_2(tmp_path: Path) -> None:
     src = _write_jsonl(tmp_path / "in.jsonl", _docs(10))
     wrong = cli("shard", src, "-o", tmp_path / "o", "--text-column", "body", check=False)
     assert wrong.returncode == 2 and "--text-column" in wrong.stderr
-    assert not (tmp_path / "o" / "manifest.json").exists()
+    assert not (tmp_path / "o" / ".manifest.json").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     nothing = cli("shard", empty, "-o", tmp_path / "o3", check=False)

@@ -33,7 +33,7 @@ def compress(
     *,
     options: output.RunOptions,
 ) -> None:
-    """Re-encode shards; report.json has bytes before/after, ratio per column and MB/s."""
+    """Re-encode shards; .report.json has bytes before/after, ratio per column and MB/s."""
     params = {
         "codec": codec,
         "level": level,

@@ -65,7 +65,7 @@ def dedup(
     """Drop exact duplicates (xxh3-128 of normalised content) and near-duplicates
     (MinHash-LSH at a Jaccard threshold), keeping one row per cluster.
 
-    The report (OUT/report.json) lists rows in/out, clusters, the LSH S-curve, example pairs
+    The report (OUT/.report.json) lists rows in/out, clusters, the LSH S-curve, example pairs
     with estimated and true Jaccard, and time and memory per phase.
     """
     params: dict[str, Any] = {

@@ -209,7 +209,7 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
             )
     if any(r.report.get("quarantined") for r in runs):
         console.print(
-            "[yellow]Rows that could not be read are in each output's quarantine.jsonl.[/]"
+            "[yellow]Rows that could not be read are in each output's .quarantine.jsonl.[/]"
         )
 
 

@@ -43,7 +43,7 @@ def partition(
 ) -> None:
     """Write each partition as its own shard set; the manifest tags every shard's partition.
 
-    Rows with a null key go to OUT/quarantine.jsonl. report.json records partition sizes and
+    Rows with a null key go to OUT/.quarantine.jsonl. .report.json records partition sizes and
     balance (max/mean), and with --previous the fraction of rows that changed partition.
     """
     config = PartitionConfig.parse(

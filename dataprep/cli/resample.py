@@ -36,8 +36,8 @@ def resample(
 ) -> None:
     """Undersample / oversample to exact planned class counts, or add inverse-frequency weights.
 
-    Class counts after the run equal the plan in report.json exactly. Rows with a null label
-    go to OUT/quarantine.jsonl.
+    Class counts after the run equal the plan in .report.json exactly. Rows with a null label
+    go to OUT/.quarantine.jsonl.
     """
     config = ResampleConfig.parse(
         {

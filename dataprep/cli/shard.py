@@ -44,7 +44,7 @@ def shard(
 ) -> None:
     """Read JSONL / CSV / Parquet / text (plain, .zst, .gz) into Parquet shards.
 
-    Malformed rows go to OUT/quarantine.jsonl with their source and line; the run goes on.
+    Malformed rows go to OUT/.quarantine.jsonl with their source and line; the run goes on.
     """
     config = ShardConfig.parse(
         {

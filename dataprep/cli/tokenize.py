@@ -17,7 +17,12 @@ def tokenize(
     out: Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")],
     seq_len: Annotated[int, typer.Option(help="Tokens of context per block.")] = 1024,
     tokenizer: Annotated[
-        str, typer.Option(help="byte (no download) or bpe (trained here).")
+        str,
+        typer.Option(
+            help="byte (no download), bpe (trained here), or PATH/tokenizer.json: an existing "
+            "Hugging Face tokenizer (copied into OUT; its digest, vocab size and EOS/BOS are "
+            "recorded in the manifest)."
+        ),
     ] = "byte",
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 8192,
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from dataprep.dataset import MANIFEST, WORK_DIR, Manifest
+from dataprep.dataset import MANIFEST, MANIFEST_NAMES, WORK_DIR, Manifest
 from dataprep.errors import DataprepError
 
 _GLOB_CHARS = "*?["
@@ -106,9 +106,10 @@ def open_index(uri: str) -> DatasetIndex:
         raise DataprepError(f"{uri} does not exist: give a dataset directory or Parquet file(s)")
     if info.type == pafs.FileType.File:
         return _build(uri, filesystem, _footers(filesystem, [path]), None, None)
-    manifest_path = posixpath.join(path, MANIFEST)
-    if filesystem.get_file_info(manifest_path).type == pafs.FileType.File:
-        return _from_manifest(uri, filesystem, path, manifest_path)
+    for name in MANIFEST_NAMES:  # the new name first: it wins over an old leftover
+        manifest_path = posixpath.join(path, name)
+        if filesystem.get_file_info(manifest_path).type == pafs.FileType.File:
+            return _from_manifest(uri, filesystem, path, manifest_path)
     if filesystem.get_file_info(posixpath.join(path, WORK_DIR)).type != pafs.FileType.NotFound:
         raise DataprepError(
             f"{uri} is a stage's unfinished output (a {WORK_DIR} work folder and no "
@@ -121,7 +122,7 @@ def open_index(uri: str) -> DatasetIndex:
         if f.type == pafs.FileType.File and _is_data(posixpath.relpath(f.path, path))
     )
     if not paths:
-        raise DataprepError(f"{uri} has no manifest.json and no .parquet files")
+        raise DataprepError(f"{uri} has no {MANIFEST} and no .parquet files")
     return _build(uri, filesystem, _footers(filesystem, paths), None, None)
 
 

@@ -15,13 +15,14 @@ groups of blocks are capped at ~`BLOCK_GROUP_BYTES` so the loader can shuffle an
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, PrivateAttr, model_serializer, model_validator
 
 from dataprep.dataset import ShardWriter, WriteOptions
+from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -33,7 +34,16 @@ from dataprep.stage import (
     map_shards,
     require_column,
 )
-from dataprep.tokenizer import BYTE_SPEC, TokenizerSpec, encode_documents, encode_stream, train_bpe
+from dataprep.tokenizer import (
+    BUILTIN,
+    BYTE_SPEC,
+    FILE_NAME,
+    TokenizerSpec,
+    encode_documents,
+    encode_stream,
+    load_tokenizer_file,
+    train_bpe,
+)
 
 TOKENS = "tokens"
 BLOCK_GROUP_BYTES = 64 << 20  # raw bytes of blocks per row group (8192 rows of 2048 ids)
@@ -61,11 +71,32 @@ def block_write_options(options: WriteOptions, width: int) -> WriteOptions:
 
 class TokenizeConfig(StageConfig):
     seq_len: int = Field(1024, gt=1, description="tokens of context per training block")
-    tokenizer: Literal["byte", "bpe"] = "byte"
+    tokenizer: str = Field(
+        "byte",
+        description="byte (no download), bpe (trained on the data) or the path of a Hugging "
+        "Face tokenizer.json",
+    )
     vocab_size: int = Field(8192, ge=300, description="BPE vocabulary size")
     text_column: str = "text"
     mode: Literal["pack", "truncate"] = "pack"
     bpe_train_docs: int = Field(200_000, gt=0, description="documents the BPE is trained on")
+    _file: TokenizerSpec | None = PrivateAttr(None)  # a tokenizer file's facts, read once
+
+    @model_validator(mode="after")
+    def _read_tokenizer_file(self) -> TokenizeConfig:
+        """A tokenizer path is checked when the config is, before any data is read."""
+        if self.tokenizer not in BUILTIN:
+            self._file = load_tokenizer_file(self.tokenizer)[1]
+        return self
+
+    @model_serializer(mode="wrap")
+    def _with_file_digest(self, handler: Any) -> dict[str, Any]:
+        """The file's content digest is part of the config (and so of the cache key): the same
+        path with other content reruns the stage."""
+        data = handler(self)
+        if self._file is not None:
+            data["tokenizer_digest"] = self._file.digest
+        return data
 
 
 class TokenizeStage(Stage):
@@ -87,12 +118,14 @@ class TokenizeStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         assert isinstance(config, TokenizeConfig) and ctx.input is not None
-        require_column(ctx.input.schema, config.text_column, "--text-column")
+        require_text_column(ctx.input.schema, config.text_column)
         if config.tokenizer == "bpe":
             texts = _texts(ctx, config.text_column, config.bpe_train_docs)
-            spec = train_bpe(texts, config.vocab_size, ctx.out / "tokenizer.json")
-        else:
+            spec = train_bpe(texts, config.vocab_size, ctx.out / FILE_NAME)
+        elif config.tokenizer == "byte":
             spec = BYTE_SPEC
+        else:
+            spec = _copy_tokenizer_file(config, ctx)
         result = map_shards(ctx, tokenize_task, extra=spec)
         if config.mode == "pack":
             width = config.seq_len + 1
@@ -103,6 +136,34 @@ class TokenizeStage(Stage):
             "mode": config.mode,
         }
         return result
+
+
+def require_text_column(schema: pa.Schema, name: str) -> None:
+    """The text column exists and holds strings (a number column would fail deep in a task)."""
+    require_column(schema, name, "--text-column")
+    kind = schema.field(name).type
+    if not _is_text(kind):
+        texts = [f.name for f in schema if _is_text(f.type)]
+        raise DataprepError(
+            f"--text-column {name!r} holds {kind}, not text; name a string column "
+            f"(string columns: {', '.join(texts) or 'none'})"
+        )
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _copy_tokenizer_file(config: TokenizeConfig, ctx: StageContext) -> TokenizerSpec:
+    """Keep the tokenizer beside the shards, so the output says (and holds) what its ids mean;
+    the bytes copied must be the ones the config's digest (the cache key) was taken from."""
+    data, spec = load_tokenizer_file(config.tokenizer)
+    if config._file is None or spec.digest != config._file.digest:
+        raise DataprepError(
+            f"tokenizer file {config.tokenizer} changed while the stage started; rerun it"
+        )
+    (ctx.out / FILE_NAME).write_atomic(data)
+    return spec
 
 
 def _texts(ctx: StageContext, column: str, limit: int):
