@@ -111,10 +111,9 @@ def launch(
     with _sigterm_to_ranks() as stopped:
         try:
             results = elastic_launch(config, train_worker)(cfg.model_dump_json())
-        except (ChildFailedError, _StoppedEarly) as exc:
+        except ChildFailedError as exc:
             if stopped:  # SIGTERM killed a rank before it could save
                 return _stopped_summary(Path(cfg.out))
-            assert isinstance(exc, ChildFailedError)
             rank, first = next(iter(exc.failures.items()))
             raise DataprepError(
                 f"training failed on rank {rank} (exit code {first.exitcode}) after "
@@ -138,23 +137,22 @@ def _result(results: dict[int, Any]) -> dict[str, Any]:
     return first
 
 
-class _StoppedEarly(Exception):
-    """SIGTERM arrived before any rank was running."""
-
-
 @contextlib.contextmanager
 def _sigterm_to_ranks() -> Iterator[list[int]]:
-    """While the ranks run, this process forwards SIGTERM to them instead of letting torch's
+    """While the ranks run, this process passes SIGTERM on to them instead of letting torch's
     agent raise `SignalException` (a traceback, exit 1, and ranks that finished saving but
-    wait for the agent killed 30 s later). Yields the signals received."""
+    wait for the agent killed 30 s later). Yields the signals received.
+
+    A thread passes it to each child of this process once, also to a rank spawned after it
+    came (the handler itself only takes note, so no spawn is ever interrupted halfway)."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received  # signal handlers belong to the main thread: torch's behaviour
         return
-
+    asked, finished = threading.Event(), threading.Event()
     silenced: list[logging.Logger] = []
 
-    def forward(signum: int, frame: Any) -> None:
+    def note(signum: int, frame: Any) -> None:
         received.append(signum)
         # a rank still starting dies of it, and the agent would log that with a traceback:
         # the stop is reported once, by the command
@@ -162,18 +160,29 @@ def _sigterm_to_ranks() -> Iterator[list[int]]:
             if name.startswith("torch.distributed.elastic"):
                 silenced.append(logging.getLogger(name))
                 silenced[-1].disabled = True
-        ranks = multiprocessing.active_children()
-        if not ranks:
-            raise _StoppedEarly
-        for rank in ranks:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(rank.pid, signal.SIGTERM)
+        asked.set()
 
-    previous = signal.signal(signal.SIGTERM, forward)
+    def forward() -> None:
+        asked.wait()
+        told: set[int] = set()  # once each: a rank that is exiting must not die of a second
+        while not finished.is_set():
+            for rank in multiprocessing.active_children():
+                if rank.pid is not None and rank.pid not in told:
+                    told.add(rank.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(rank.pid, signal.SIGTERM)
+            finished.wait(0.25)
+
+    forwarder = threading.Thread(target=forward, name="dataprep-sigterm", daemon=True)
+    forwarder.start()
+    previous = signal.signal(signal.SIGTERM, note)
     try:
         yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
+        finished.set()
+        asked.set()
+        forwarder.join()
         for logger in silenced:
             logger.disabled = False
 
