@@ -29,7 +29,7 @@ from dataprep.stages.shard import ShardConfig
 
 INLINE = make_executor("local", workers=1)
 ROWS, SHARD_ROWS = 6000, 1000
-NAMES = [f"part-{f:05d}-{i:05d}.parquet" for f in range(2) for i in range(3)]  # shard order
+NAMES = [f"part-00000-{i:05d}.parquet" for i in range(6)]  # shard order: both files, one task
 Edit = Callable[[dict[str, Any]], None]
 
 

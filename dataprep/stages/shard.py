@@ -1,10 +1,11 @@
 """shard: raw files (JSONL, CSV, Parquet, text; plain, .zst or .gz) to Parquet shards.
 
 One task per newline-aligned byte range of a large uncompressed JSONL/text file, so one big
-file still uses every worker, and one task per run of small files up to `chunk_bytes` in all,
-so thousands of small files fill shards of the requested size instead of one shard each. Each
-task streams blocks, so memory stays at a block or two whatever the input size. The schema is
-fixed once, from a sample of the first input, so every shard of the output has the same one.
+file still uses every worker; one per other file of 1 MiB or more; and one per run of smaller
+files up to `chunk_bytes` in all, so thousands of small files fill shards of the requested size
+instead of one shard each. Each task streams blocks, so memory stays at a block or two whatever
+the input size. The schema is fixed once, from a sample of the first input, so every shard of
+the output has the same one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dataprep.stages import readers
 
 SAMPLE_BYTES = 1 << 20
 LINKS_LISTED = 100  # links named in the report; the rest are counted
+SMALL_FILE_SHARE = 64  # files under chunk_bytes / this are joined with others into one task
 ROWS_PER_WRITE = 65536  # small tables (a document per file) are joined up to this many rows
 
 
@@ -119,19 +121,22 @@ Part = tuple[SourceFile, int, int, int]  # source, byte range [start, end), firs
 
 
 def plan_tasks(sources: Sequence[SourceFile], config: ShardConfig) -> list[list[Part]]:
-    """Tasks as lists of parts: each range of a big splittable file alone, and runs of whole
-    files packed while their bytes add up to at most `chunk_bytes`, in input order."""
+    """Tasks as lists of parts, in input order: a file of 1/64 of `chunk_bytes` (1 MiB) or more
+    is a task of its own (a range of it, when big and splittable), so a few such files still
+    use every worker; runs of smaller files are joined while their bytes add up to at most
+    `chunk_bytes`, since each costs more as a task and a shard than it takes to read."""
     tasks: list[list[Part]] = []
     pack: list[Part] = []
     pack_bytes = 0
     for src in sources:
         ranges = _ranges(src, config)
-        if len(ranges) > 1:
-            tasks += [[(src, *r)] for r in ranges]
-            continue
-        if pack and pack_bytes + src.size > config.chunk_bytes:
+        alone = len(ranges) > 1 or src.size * SMALL_FILE_SHARE >= config.chunk_bytes
+        if pack and (alone or pack_bytes + src.size > config.chunk_bytes):
             tasks.append(pack)
             pack, pack_bytes = [], 0
+        if alone:
+            tasks += [[(src, *r)] for r in ranges]
+            continue
         pack.append((src, *ranges[0]))
         pack_bytes += src.size
     if pack:
