@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dataprep.executors import DEFAULT_MAX_RETRIES, make_executor
@@ -166,6 +167,9 @@ def run_and_print(
 
 def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
     """One summary for one stage or a whole recipe."""
+    for r in runs:  # on stderr, so --json output stays clean
+        for warning in r.report.get("warnings", []):
+            err_console.print(f"[yellow]warning[/]: {r.stage_id}: {escape(warning)}")
     if as_json:
         payload = [
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
@@ -9,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -30,9 +31,29 @@ WATCH_SECONDS = 0.25
 
 
 def _init_worker(queue: Any, driver: int, pdeathsig: bool) -> None:
-    """Each pool worker: forward progress ticks, and die with the driver that spawned it."""
+    """Each pool worker: forward progress ticks, and die with the driver that spawned it.
+
+    Ctrl-C reaches the whole process group; the driver handles it (and ends the workers), so a
+    worker ignores it rather than print its own KeyboardInterrupt traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     progress.install(queue.put)
     die_with_parent(driver, pdeathsig)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold off SIGINT in this thread while it spawns workers: a child inherits the blocked
+    signal, so a Ctrl-C during its start-up (before `_init_worker`) cannot interrupt it. A
+    Ctrl-C meanwhile reaches the driver as soon as the block is lifted."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def die_with_parent(parent: int, pdeathsig: bool = False) -> None:
@@ -105,7 +126,7 @@ class LocalExecutor:
         for _ in range(self.max_retries):
             try:
                 return fn(task)
-            except DataprepError:
+            except (DataprepError, ModuleNotFoundError):  # the same on every attempt
                 raise
             except Exception:
                 continue  # retried; the last attempt below raises whatever it raises
@@ -144,10 +165,11 @@ class LocalExecutor:
         limit = 2 * self.workers  # bounded, so a crash is charged to few tasks
         try:
             while queue or pending:
-                pool = self._ensure_pool()
-                while queue and len(pending) < limit:
-                    index = queue.pop()
-                    pending[pool.submit(fn, tasks[index])] = index
+                with _ctrl_c_held():  # submit spawns the workers
+                    pool = self._ensure_pool()
+                    while queue and len(pending) < limit:
+                        index = queue.pop()
+                        pending[pool.submit(fn, tasks[index])] = index
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
@@ -162,15 +184,28 @@ class LocalExecutor:
                             on_done(index, results[index])
                         continue
                     attempts[index] += 1
-                    if isinstance(error, DataprepError) or attempts[index] > self.max_retries:
+                    if isinstance(error, DataprepError | ModuleNotFoundError):
+                        raise error  # the user's to fix: retrying cannot help
+                    if attempts[index] > self.max_retries:
                         raise error
                     queue.append(index)
                 if broken:
                     self._rebuild(tasks, pending, attempts, queue)
+        except KeyboardInterrupt:
+            self._end_workers()  # Ctrl-C: stop now, not after the running tasks
+            self.close()
+            raise
         except BaseException:
             self.close()  # a failed or broken pool is not reused
             raise
         return results
+
+    def _end_workers(self) -> None:
+        """Terminate the pool's workers; their unfinished tasks rerun when the run resumes."""
+        processes = getattr(self._pool, "_processes", None) or {}  # pid -> Process
+        for process in list(processes.values()):
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
 
     def _rebuild(
         self,

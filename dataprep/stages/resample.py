@@ -143,6 +143,9 @@ class ResampleStage(Stage):
             plan = _quotas(matrix, [targets[c] for c in names], config)
             out_schema = schema
             report["classes_out"] = targets
+            warning = _tiny_output(totals, targets, config)
+            if warning:
+                report["warnings"] = [warning]
         tasks = [
             ctx.task("sample", i, [p], extra=(values, plan[i], out_schema))
             for i, p in enumerate(paths)
@@ -150,6 +153,31 @@ class ResampleStage(Stage):
         results = ctx.map(sample_task, tasks)
         shards = [s for r in results for s in r.shards]
         return StageResult(shards, out_schema, report)
+
+
+TINY_SHARE = 0.10  # undersampling that keeps less than this share of the rows is warned about
+RARE_SHARE = 0.01  # ... as is one that equals every class to one holding less than this share
+
+
+def _tiny_output(
+    totals: dict[str, int], targets: dict[str, int], config: ResampleConfig
+) -> str | None:
+    """A warning when undersampling throws away nearly everything because one class is tiny
+    (30 of 10,382 rows kept is rarely what the user meant); None otherwise."""
+    if config.strategy != "undersample":
+        return None
+    rows_in, rows_out = sum(totals.values()), sum(targets.values())
+    smallest = min(totals, key=lambda name: (totals[name], name))
+    uniform = config.ratios is None and config.max_ratio is None
+    if rows_out >= TINY_SHARE * rows_in and not (
+        uniform and totals[smallest] < RARE_SHARE * rows_in
+    ):
+        return None
+    return (
+        f"undersampling keeps {rows_out:,} of {rows_in:,} rows ({rows_out / rows_in:.1%}) "
+        f"because the smallest class {smallest!r} has {totals[smallest]:,} rows; --max-ratio "
+        "N keeps up to N times as many of every other class, --strategy weights keeps all rows"
+    )
 
 
 def _check_ratios(config: ResampleConfig, names: list[str]) -> None:
