@@ -126,8 +126,10 @@ def print_summary(rep: dict[str, Any]) -> None:
         )
     for ex in rep.get("examples", [])[:3]:
         est = ex.get("estimated_jaccard")
+        kind = "id" if "kept_id" in ex else "row"
+        removed, kept = (repr(ex[f"{k}_{kind}"]) for k in ("removed", "kept"))
         console.print(
-            f"  e.g. row {ex['removed_row']} ~ row {ex['kept_row']}: true J "
+            f"  e.g. {kind} {removed} ~ {kind} {kept}: true J "
             f"{ex['true_jaccard']:.2f}" + (f", estimated {est:.2f}" if est is not None else ""),
             highlight=False,
         )

@@ -120,6 +120,17 @@ def count_touching(roots: np.ndarray, total: int) -> int:
     return int(np.count_nonzero(touched[roots[:total]]))
 
 
+def id_column(schema: pa.Schema, lineage: list[dict[str, Any]]) -> str | None:
+    """The column that names rows, so examples cite ids a person can look up: the id column
+    the dataset was sharded with (its lineage says), else `id`; None when there is none."""
+    for entry in reversed(lineage):
+        if entry.get("stage") == "shard" and isinstance(entry.get("config"), dict):
+            name = entry["config"].get("id_column")
+            if isinstance(name, str) and name in schema.names:
+                return name
+    return "id" if "id" in schema.names else None
+
+
 def from_written(
     config: Any,
     work: Path,
@@ -127,11 +138,14 @@ def from_written(
     pairs: list[tuple[int, int]],
     offsets: list[int],
 ) -> dict[str, Any]:
-    """Per-source rates and example pairs, from what the write tasks handed back."""
+    """Per-source rates and example pairs, from what the write tasks handed back: each pair
+    by its rows' ids when the write tasks fetched them, else by global row number."""
     texts: dict[int, str] = {}
+    ids: dict[int, str] = {}
     per_source: dict[str, list[int]] = {}
     for result in written:
         texts.update(result.extra["examples"])
+        ids.update(result.extra.get("example_ids", {}))
         for name, (n, gone) in result.extra["per_source"].items():
             entry = per_source.setdefault(name, [0, 0])
             entry[0] += n
@@ -146,11 +160,12 @@ def from_written(
             continue
         a, b = texts[kept], texts[removed]
         truth = true_jaccard(a, b, config.normalize, config.ngram, config.char_ngram)
-        entry: dict[str, Any] = {
-            "kept_row": kept,
-            "removed_row": removed,
-            "true_jaccard": round(truth, 4),
-        }
+        entry: dict[str, Any] = (
+            {"kept_id": ids[kept], "removed_id": ids[removed]}
+            if kept in ids and removed in ids
+            else {"kept_row": kept, "removed_row": removed}
+        )
+        entry["true_jaccard"] = round(truth, 4)
         if store is not None:
             sig = store.get(np.array([kept, removed]))
             entry["estimated_jaccard"] = round(float(estimate(sig[0], sig[1])), 4)

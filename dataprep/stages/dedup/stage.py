@@ -215,11 +215,14 @@ class DedupStage(Stage):
         self, ctx: StageContext, plan: Plan, schema: Any, pairs: list[tuple[int, int]]
     ) -> list[TaskResult]:
         input_columns = [n for n in schema.names if n not in ("dup_cluster", "dup_keep")]
+        plain = ctx.write_options.encryption is None  # report.json is plaintext: no ids
+        ids = report.id_column(ctx.input.schema, ctx.input.lineage) if plain else None
         jobs = []
         for i, path in enumerate(plan.paths):
             lo, hi = plan.offsets[i], plan.offsets[i + 1]
             wanted = {g - lo: g for pair in pairs for g in pair if lo <= g < hi}
             extra = {"schema": schema, "examples": wanted, "input_columns": input_columns}
+            extra["id_column"] = ids
             jobs.append(ctx.task("write", i, [path], extra))
         return ctx.map(tasks.write_task, jobs)
 

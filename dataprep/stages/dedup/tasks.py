@@ -288,6 +288,8 @@ def write_task(task: Task) -> TaskResult:
     has_source = "source" in schema.names
     per_source: dict[str, list[int]] = {}
     examples: dict[int, str] = {}
+    id_name = task.extra.get("id_column")  # examples are cited by this column's values
+    example_ids: dict[int, str] = {}
     writer = ShardWriter(task.out / f"part-{task.index:05d}.parquet", schema, task.write_options)
     seen = kept_rows = 0
     try:
@@ -300,6 +302,8 @@ def write_task(task: Task) -> TaskResult:
             c = cluster[seen : seen + n]
             for row in [r for r in wanted if seen <= r < seen + n]:
                 examples[wanted[row]] = batch.column(config.text_column)[row - seen].as_py()
+                if id_name:
+                    example_ids[wanted[row]] = str(batch.column(id_name)[row - seen].as_py())
             if has_source:
                 _count_sources(per_source, batch.column("source"), valid, valid & ~k)
             if config.mark_only:
@@ -322,4 +326,5 @@ def write_task(task: Task) -> TaskResult:
         writer.abort()
         raise
     extra = {**_stats(started), "per_source": per_source, "examples": examples}
+    extra["example_ids"] = example_ids
     return TaskResult(shards=shards, counts={"rows_written": kept_rows}, schema=schema, extra=extra)
