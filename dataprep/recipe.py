@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from dataprep.dataset import WriteOptions, read_manifest
@@ -90,6 +90,20 @@ class OutputSpec(_Strict):
         "zstd", description="Parquet codec of every stage's shards"
     )
     compression_level: int | None = Field(3, description="codec level (None: the codec's own)")
+
+    @field_validator("compression_level")
+    @classmethod
+    def _level_suits_codec(cls, level: int | None, info: ValidationInfo) -> int | None:
+        """The CLI checks `--level` against the codec; a recipe's level gets the same check
+        (codecs without levels ignore it, so the default 3 suits every codec)."""
+        from dataprep.stages.compress import LEVELLED_CODECS, level_problem
+
+        codec = info.data.get("compression", "zstd")
+        problem = level_problem(codec, level) if codec in LEVELLED_CODECS else None
+        if problem:
+            raise ValueError(problem)
+        return level
+
     row_group_rows: int = Field(65536, gt=0, description="rows per Parquet row group")
     use_dictionary: bool = Field(True, description="dictionary-encode columns")
     encryption: EncryptionOutputSpec | None = Field(

@@ -161,3 +161,24 @@ def test_quickstart_recipe_runs_from_the_repo(tmp_path: Path) -> None:
     again = json.loads(cli("run", path, "--json", "-q").stdout)
     again = again if isinstance(again, list) else [again]
     assert all(s["status"] == "cached" for s in again)
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ({"compression": "zstd", "compression_level": 99}, "zstd levels run from"),
+        ({"compression": "gzip", "compression_level": 0}, "gzip levels run from"),
+    ],
+)
+def test_output_compression_level_is_checked(tmp_path, corpus_dir, output, message) -> None:
+    path = _recipe(tmp_path, corpus_dir, [{"id": "a", "op": "shard"}], output=output)
+    with pytest.raises(DataprepError, match=f"output.compression_level: .*{message}"):
+        recipe.load(path, [])
+
+
+def test_output_level_default_suits_every_codec(tmp_path, corpus_dir) -> None:
+    for codec in ("zstd", "lz4", "snappy", "gzip", "brotli", "none"):
+        path = _recipe(
+            tmp_path, corpus_dir, [{"id": "a", "op": "shard"}], output={"compression": codec}
+        )
+        recipe.load(path, [])  # the default level 3 is ignored by codecs without levels

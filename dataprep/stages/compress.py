@@ -33,7 +33,7 @@ from dataprep.stage import (
 from dataprep.storage import StoragePath
 
 Codec = Literal["zstd", "lz4", "snappy", "gzip", "brotli", "none"]
-_LEVELLED = ("zstd", "gzip", "brotli")
+LEVELLED_CODECS = ("zstd", "gzip", "brotli")
 
 
 class CompressConfig(StageConfig):
@@ -60,7 +60,7 @@ def level_problem(codec: str, level: int | None) -> str | None:
     """Why `level` does not suit `codec`, or None when it does (or is unset)."""
     if level is None:
         return None
-    if codec not in _LEVELLED:
+    if codec not in LEVELLED_CODECS:
         return f"codec {codec} takes no level; drop --level"
     low = pa.Codec.minimum_compression_level(codec)
     high = pa.Codec.maximum_compression_level(codec)
