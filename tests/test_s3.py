@@ -100,8 +100,8 @@ def test_recipe_on_s3_matches_local_byte_for_byte(both_runs: tuple[Path, str]) -
     near = dataset.read_manifest(f"{remote_root}/near")
     assert near.rows < dataset.read_manifest(f"{remote_root}/exact").rows  # dedup removed rows
     # the BPE tokenizer was written beside the shards on s3, and is the same file
-    assert (StoragePath(remote_root) / "tokens" / "tokenizer.json").read_bytes() == (
-        local_root / "tokens" / "tokenizer.json"
+    assert (StoragePath(remote_root) / "tokens" / ".tokenizer.json").read_bytes() == (
+        local_root / "tokens" / ".tokenizer.json"
     ).read_bytes()
     # scratch space (dedup bucket files, task records) is gone once the manifest exists
     assert not (StoragePath(remote_root) / "near" / dataset.WORK_DIR).walk_files()
