@@ -153,7 +153,7 @@ class Quarantine:
 
     With `keep_rows=False` (an encrypted run) no row content is written next to the
     ciphertext: no raw row, and a reason is cut before its first ": ", where reasons quote
-    the offending value (`column 'n': 'abc' is not int64` -> `column 'n'`).
+    the offending value (`field 'n': 'abc' is not int64` -> `field 'n'`).
     """
 
     def __init__(self, path: StoragePath, keep_rows: bool = True):
