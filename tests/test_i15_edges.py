@@ -110,6 +110,30 @@ def test_missing_extra_is_one_sentence(
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def _import_torch(attempts: str) -> None:
+    """A pool task that needs torch; it notes each attempt in the file `attempts`."""
+    with open(attempts, "a") as f:
+        f.write("x")
+    import torch  # noqa: F401
+
+
+def test_a_missing_package_in_a_worker_is_not_retried(tmp_path: Path) -> None:
+    """Workers spawned without torch fail the same way every time: raised at once, with the
+    name the CLI turns into its sentence."""
+    from helpers import restored_env
+
+    from dataprep.executors.local import LocalExecutor
+
+    attempts = tmp_path / "attempts"
+    with restored_env(["PYTHONPATH"]):
+        os.environ["PYTHONPATH"] = _without(tmp_path, "torch")["PYTHONPATH"]
+        with LocalExecutor(workers=2, max_retries=2) as pool:
+            with pytest.raises(ModuleNotFoundError) as caught:
+                pool.run(_import_torch, [str(attempts), str(attempts)])
+    assert caught.value.name == "torch"
+    assert len(attempts.read_text()) <= 2  # one attempt per task (was 4: retried)
+
+
 def test_every_extra_package_has_a_sentence() -> None:
     """Each package an extra installs (but the test extra) is one the CLI names."""
     from dataprep.errors import OPTIONAL_PACKAGES
@@ -166,6 +190,22 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
     assert json.loads(again.stdout)["report"]["rows_out"] == 16 * 12_000
     verified = cli("verify", str(out), "--json")
     assert json.loads(verified.stdout)["rows"] == 16 * 12_000
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_ctrl_c_while_starting_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C while the command is still importing (pyarrow loaded, the rest not yet)."""
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n')
+    args = [sys.executable, "-m", "dataprep", "shard", str(tmp_path), "-o", str(tmp_path / "o")]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    while proc.poll() is None and "libarrow" not in maps.read_text():
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert proc.returncode in (0, 130), stderr  # 0: it finished before the signal came
+    assert stderr.strip().splitlines() == ([INTERRUPTED] if proc.returncode else [])
 
 
 def test_version() -> None:

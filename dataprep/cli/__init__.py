@@ -6,17 +6,37 @@ holds the shared options and the one place where user errors become exit codes.
 
 from __future__ import annotations
 
-import importlib
+import os
+import signal
 import sys
-from typing import Annotated
-
-import typer
-
-from dataprep import __version__
-from dataprep.errors import DataprepError, VerifyError, missing_extra
+from typing import Any
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def _ctrl_c_while_starting(signum: int, frame: Any) -> None:
+    """Ctrl-C while the command imports its modules (half a second): nothing has started."""
+    os.write(2, f"{INTERRUPTED}\n".encode())
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _started_as_command() -> bool:
+    name = sys.argv[0] if sys.argv else ""
+    return os.path.basename(name) == "dataprep" or name.endswith(f"dataprep{os.sep}__main__.py")
+
+
+_ctrl_c_before_imports = (
+    signal.signal(signal.SIGINT, _ctrl_c_while_starting) if _started_as_command() else None
+)
+
+import importlib  # noqa: E402 (the handler above covers these imports)
+from typing import Annotated  # noqa: E402
+
+import typer  # noqa: E402
+
+from dataprep import __version__  # noqa: E402
+from dataprep.errors import DataprepError, VerifyError, missing_extra  # noqa: E402
 
 app = typer.Typer(
     name="dataprep",
@@ -43,6 +63,8 @@ COMMAND_MODULES = (
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(f"dataprep.cli.{_module}")
+if _ctrl_c_before_imports is not None:  # from here on Ctrl-C is a KeyboardInterrupt again
+    signal.signal(signal.SIGINT, _ctrl_c_before_imports)
 
 
 def _print_version(value: bool) -> None:
@@ -66,22 +88,28 @@ def _options(
 
 def main() -> None:
     try:
-        app()
-    except DataprepError as exc:
+        app()  # always ends in SystemExit (Typer's standalone mode) or an exception
+    except BaseException as exc:
+        # The run is over: a late Ctrl-C must not cut the exit short with a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _exit_for(exc)
+
+
+def _exit_for(exc: BaseException) -> None:
+    """User errors become one sentence and an exit code; anything else is re-raised."""
+    if isinstance(exc, DataprepError):
         _fail(str(exc), 1 if isinstance(exc, VerifyError) else 2)
-    except ModuleNotFoundError as exc:  # an optional package (an extra) is not installed
+    if isinstance(exc, ModuleNotFoundError):  # an optional package (an extra) is missing
         message = missing_extra(exc, _command(sys.argv[1:]))
-        if message is None:
-            raise
-        _fail(message, 2)
-    except OSError as exc:  # storage the run could not reach or write (after any retries)
+        if message is not None:
+            _fail(message, 2)
+    if isinstance(exc, OSError):  # storage the run could not reach or write (after retries)
         _fail(f"storage: {exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc), 1)
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, SystemExit) and exc.code == EXIT_INTERRUPTED and _from_ctrl_c(exc)
+    ):  # Typer turns Ctrl-C into a silent exit 130
         _interrupted()
-    except SystemExit as exc:  # Typer turns Ctrl-C into a silent exit 130
-        if exc.code == EXIT_INTERRUPTED and _from_ctrl_c(exc):
-            _interrupted()
-        raise
+    raise exc
 
 
 def _command(args: list[str]) -> str | None:
@@ -100,9 +128,6 @@ def _from_ctrl_c(error: BaseException) -> bool:
 
 def _interrupted() -> None:
     """Ctrl-C: finished tasks are kept, so the same command resumes; say so in one line."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
     sys.stderr.write(INTERRUPTED + "\n")
     sys.stderr.flush()
     sys.exit(EXIT_INTERRUPTED)
