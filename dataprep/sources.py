@@ -69,6 +69,7 @@ def resolve(
     found: list[SourceFile] = []
     by_file: dict[object, int] = {}  # the file (device and inode; a URI) -> index in `found`
     direct: set[object] = set()  # files whose kept path is not a symlink
+    unnamed = 0  # files a directory or glob held whose name says no format
     for pattern in patterns:
         remote = is_remote(pattern)
         for path, base in _expand_remote(pattern) if remote else _expand(pattern):
@@ -77,6 +78,7 @@ def resolve(
             kind = detected if fmt == "auto" else fmt
             if kind is None:
                 if path != pattern:
+                    unnamed += 1
                     continue  # directories and globs pick out the files we can read
                 raise DataprepError(
                     f"cannot tell the format of {path}; name it .jsonl/.csv/.parquet/.txt "
@@ -108,7 +110,13 @@ def resolve(
             size, mtime_ns = (stat.st_size, stat.st_mtime_ns) if stat else StoragePath(path).stat()
             found.append(SourceFile(path, name, kind, compression, size, mtime_ns))
     if not found:
-        raise DataprepError(f"no readable input files found in {' '.join(patterns)}")
+        hint = (
+            f" ({unnamed} files without a .jsonl/.csv/.parquet/.txt name; pass --format text "
+            "to read each as one document)"
+            if unnamed
+            else ""
+        )
+        raise DataprepError(f"no readable input files found in {' '.join(patterns)}{hint}")
     return found
 
 

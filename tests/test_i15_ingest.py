@@ -327,3 +327,15 @@ def test_dedup_report_by_source_is_capped() -> None:
 def test_shard_bytes_help_says_compressed() -> None:
     out = cli("shard", "--help").stdout
     assert "compressed" in " ".join(out.split()).split("--shard-bytes", 1)[1][:200].lower()
+
+
+def test_a_directory_of_files_without_extensions_says_to_pass_format(tmp_path: Path) -> None:
+    raw = tmp_path / "licences"
+    raw.mkdir()
+    for name in ("GPL-3", "Apache-2.0"):  # named like /usr/share/common-licenses
+        (raw / name).write_text(f"{name} licence text\n")
+    proc = cli("shard", raw, "-o", tmp_path / "out", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "2 files" in proc.stderr and "--format text" in proc.stderr
+    cli("shard", raw, "-o", tmp_path / "out", "--format", "text")
+    assert dataset.read_manifest(tmp_path / "out").rows == 2
