@@ -65,7 +65,8 @@ def train(
 
     Checkpoints (model, optimizer, schedule, RNG and reader position) are atomic and
     checksummed; rerunning resumes exactly, also with another number of processes, from the
-    newest checkpoint that verifies. SIGTERM saves a checkpoint and exits with code 143.
+    newest checkpoint that verifies. SIGTERM (Ctrl-C: SIGINT) saves a checkpoint and exits
+    with code 143 (130); rerunning the same command resumes. A finished run says so.
     """
     from pydantic import ValidationError
 
@@ -93,10 +94,22 @@ def train(
         where = "before the first checkpoint"
         if summary["checkpoint"]:
             where = f"at step {summary['step']}; checkpoint saved"
-        line = f"stopped by {stopped} {where}; rerun the same command to resume"
+        what = "interrupted" if stopped == "SIGINT" else f"stopped by {stopped}"
+        line = f"{what} {where}; rerun the same command to resume"
         err_console.print(line, markup=False, highlight=False)
-        raise typer.Exit(STOPPED_EXIT)
-    if not json:
+        raise typer.Exit(STOPPED_EXIT.get(stopped, STOPPED_EXIT["SIGTERM"]))
+    if json:
+        return
+    if summary.get("status") == "complete":
+        console.print(
+            f"already complete at step {summary['step']} (last logged loss "
+            f"{summary['loss']:.4f}); pass a larger --steps to train further; checkpoint "
+            f"{summary['checkpoint']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
         console.print(
             f"[green]done[/]: step {summary['step']}, loss {summary['loss']:.4f}, "
             f"{summary['tokens_per_s']:,.0f} tokens/s, checkpoint {summary['checkpoint']}"

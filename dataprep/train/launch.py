@@ -1,8 +1,9 @@
 """Start training: through torch's elastic launcher (what `torchrun` runs), or in place when
 `torchrun` already started this process.
 
-SIGTERM (a scheduler's "stop now") is passed to the ranks, which finish the step, save a
-checkpoint and return; the command then exits with `STOPPED_EXIT`.
+SIGTERM (a scheduler's "stop now") and SIGINT (Ctrl-C) are passed to the ranks, which finish
+the step, save a checkpoint and return; the command then exits with `STOPPED_EXIT[signal]`.
+A user error in a rank comes back as its one sentence (see `user_error`), never retried.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import multiprocessing
 import os
 import signal
 import socket
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from dataprep.errors import DataprepError
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import inspect_data
+from dataprep.train.user_error import reported
 
-STOPPED_EXIT = 128 + signal.SIGTERM  # 143, what shells and schedulers report after SIGTERM
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# 143 and 130: what shells and schedulers report after SIGTERM and Ctrl-C
+STOPPED_EXIT = {s.name: 128 + s for s in STOP_SIGNALS}
 
 
 def under_torchrun() -> bool:
@@ -106,14 +111,22 @@ def launch(
         max_restarts=max_restarts,
         monitor_interval=0.5,
         start_method="spawn",
-        signals_to_handle="SIGINT,SIGHUP,SIGQUIT",  # SIGTERM: `_sigterm_to_ranks`
+        signals_to_handle="SIGHUP,SIGQUIT",  # SIGTERM, SIGINT: `_stops_to_ranks`
     )
-    with _sigterm_to_ranks() as stopped:
+    with (
+        tempfile.TemporaryDirectory(prefix="dataprep-train-") as scratch,
+        _stops_to_ranks() as stopped,
+        _quiet_torch(lambda: bool(stopped) or reported(Path(scratch)) is not None),
+        _no_retry_of_user_errors(Path(scratch)),
+    ):
         try:
-            results = elastic_launch(config, train_worker)(cfg.model_dump_json())
+            results = elastic_launch(config, train_worker)(cfg.model_dump_json(), scratch)
         except ChildFailedError as exc:
-            if stopped:  # SIGTERM killed a rank before it could save
-                return _stopped_summary(Path(cfg.out))
+            sentence = reported(Path(scratch))
+            if sentence is not None:
+                raise DataprepError(sentence) from None
+            if stopped:  # the signal killed a rank before it could save
+                return _stopped_summary(Path(cfg.out), signal.Signals(stopped[0]).name)
             rank, first = next(iter(exc.failures.items()))
             raise DataprepError(
                 f"training failed on rank {rank} (exit code {first.exitcode}) after "
@@ -138,10 +151,58 @@ def _result(results: dict[int, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _sigterm_to_ranks() -> Iterator[list[int]]:
-    """While the ranks run, this process passes SIGTERM on to them instead of letting torch's
-    agent raise `SignalException` (a traceback, exit 1, and ranks that finished saving but
-    wait for the agent killed 30 s later). Yields the signals received.
+def _quiet_torch(quiet: Callable[[], bool]) -> Iterator[None]:
+    """While `quiet()` holds (a stop signal came, or a rank reported a user error), torch's
+    launcher logs nothing: its report of ranks ending (tracebacks, "terminating process") is
+    replaced by the command's one line."""
+
+    class Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not quiet()
+
+    drop = Drop()
+    loggers = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith(("torch.distributed", "torch.multiprocessing"))
+    ]
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
+
+
+@contextlib.contextmanager
+def _no_retry_of_user_errors(scratch: Path) -> Iterator[None]:
+    """torch's agent restarts the ranks on any failure (--max-restarts); a user error fails the
+    same way on every try, so once a rank reported one the agent has no restarts left. torch
+    offers no hook for this: its launcher's agent class is swapped for a subclass meanwhile."""
+    from torch.distributed.launcher import api
+
+    base = api.LocalElasticAgent
+
+    class Agent(base):  # type: ignore[misc, valid-type]
+        def _monitor_workers(self, worker_group: Any) -> Any:
+            result = super()._monitor_workers(worker_group)
+            if result.is_failed() and reported(scratch) is not None:
+                self._remaining_restarts = 0
+            return result
+
+    api.LocalElasticAgent = Agent
+    try:
+        yield
+    finally:
+        api.LocalElasticAgent = base
+
+
+@contextlib.contextmanager
+def _stops_to_ranks() -> Iterator[list[int]]:
+    """While the ranks run, this process passes SIGTERM and SIGINT on to them instead of
+    letting torch's agent raise `SignalException` (a traceback, exit 1, and ranks that
+    finished saving but wait for the agent killed 30 s later). Yields the signals received.
 
     A thread passes it to each child of this process once, also to a rank spawned after it
     came (the handler itself only takes note, so no spawn is ever interrupted halfway)."""
@@ -150,16 +211,11 @@ def _sigterm_to_ranks() -> Iterator[list[int]]:
         yield received  # signal handlers belong to the main thread: torch's behaviour
         return
     asked, finished = threading.Event(), threading.Event()
-    silenced: list[logging.Logger] = []
 
     def note(signum: int, frame: Any) -> None:
-        received.append(signum)
         # a rank still starting dies of it, and the agent would log that with a traceback:
-        # the stop is reported once, by the command
-        for name in list(logging.root.manager.loggerDict):
-            if name.startswith("torch.distributed.elastic"):
-                silenced.append(logging.getLogger(name))
-                silenced[-1].disabled = True
+        # the stop is reported once, by the command (`_quiet_torch`)
+        received.append(signum)
         asked.set()
 
     def forward() -> None:
@@ -170,26 +226,30 @@ def _sigterm_to_ranks() -> Iterator[list[int]]:
                 if rank.pid is not None and rank.pid not in told:
                     told.add(rank.pid)
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(rank.pid, signal.SIGTERM)
+                        os.kill(rank.pid, received[0])
             finished.wait(0.25)
 
-    forwarder = threading.Thread(target=forward, name="dataprep-sigterm", daemon=True)
+    forwarder = threading.Thread(target=forward, name="dataprep-stop", daemon=True)
     forwarder.start()
-    previous = signal.signal(signal.SIGTERM, note)
+    previous = {signum: signal.signal(signum, note) for signum in STOP_SIGNALS}
     try:
         yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         finished.set()
         asked.set()
         forwarder.join()
-        for logger in silenced:
-            logger.disabled = False
 
 
-def _stopped_summary(out: Path) -> dict[str, Any]:
+def _stopped_summary(out: Path, signame: str) -> dict[str, Any]:
     from dataprep.train import checkpoint
 
     latest = checkpoint.latest(out)
     step = int(latest.name.removeprefix(checkpoint.PREFIX)) if latest else 0
-    return {"step": step, "checkpoint": str(latest) if latest else None, "stopped_by": "SIGTERM"}
+    return {
+        "status": "stopped",
+        "step": step,
+        "checkpoint": str(latest) if latest else None,
+        "stopped_by": signame,
+    }

@@ -8,13 +8,14 @@ the same epoch with no sample repeated or lost.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,14 @@ from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
 from dataprep.train.metrics import MetricsLog, drop_after, peak_flops
 from dataprep.train.model import GPT, shape_for
+from dataprep.train.user_error import USER_ERROR_EXIT, report, reported
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_stops: list[int] = []  # stop signals this rank received (the handler only notes them)
+
+
+def _note_stop(signum: int, frame: Any) -> None:
+    _stops.append(signum)  # checked after the current step, on every rank at once
 
 
 class RunRefused(DataprepError):
@@ -58,7 +67,6 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.facts: DataFacts = inspect_data(cfg)
-        self.stop_requested = False
         self.is_cuda = self.device.type == "cuda"
 
     # --- setup -------------------------------------------------------------------------------
@@ -104,11 +112,18 @@ class Trainer:
         found = self._resume_point() if cfg.resume else None
         rng = None
         if found is not None:
+            self._check_same_order(found)
             self.model.load_state_dict(found.states["model"])
             self.optimizer.load_state_dict(found.states["optimizer"])
             self.scheduler.load_state_dict(found.states["scheduler"])
             self.step = int(found.train_state["step"])
-            self.loader.load_state_dict(found.train_state["reader"])
+            try:
+                self.loader.load_state_dict(found.train_state["reader"])
+            except DataprepError as exc:
+                raise DataprepError(
+                    f"cannot resume {self.out} from step {self.step}: {exc}, or pass a new "
+                    "--out to start fresh"
+                ) from None
             self.epoch = int(found.train_state["reader"]["epoch"])
             self.resumed_from = str(found.path)
             rng = found.rng
@@ -128,6 +143,21 @@ class Trainer:
                 self.ddp.register_comm_hook(None, hook)
         if cfg.compile:
             self.ddp = torch.compile(self.ddp)
+
+    def _check_same_order(self, found: checkpoint.Loaded) -> None:
+        """The settings that fix the data order must be those the run was started with:
+        otherwise resuming is refused the same way on every try, so say both ways out."""
+        saved = found.train_state.get("config") or {}
+        step = found.train_state.get("step")
+        for key in ("batch_size", "seed"):
+            then, now = saved.get(key), getattr(self.cfg, key)
+            if then is not None and then != now:
+                flag = "--" + key.replace("_", "-")
+                raise DataprepError(
+                    f"cannot resume {self.out} from step {step} with {flag} {now}: the run "
+                    f"was started with {flag} {then}, which fixes its data order; pass "
+                    f"{flag} {then} to continue it, or a new --out to start fresh"
+                )
 
     def _resume_point(self) -> checkpoint.Loaded | None:
         """Rank 0 picks the newest checkpoint that verifies and loads, says why it skipped
@@ -227,20 +257,23 @@ class Trainer:
 
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
-        signal.signal(signal.SIGTERM, self._on_sigterm)
         self.build()
         resumed = self.step if cfg.resume else None  # --no-resume: keep any earlier log
-        metrics = MetricsLog(self.out, self.rank == 0, resumed_step=resumed)
+        with _writable(self.out / "metrics.jsonl"):
+            metrics = MetricsLog(self.out, self.rank == 0, resumed_step=resumed)
         stream = self.batches()
         trace = None
         if cfg.trace_samples:  # like metrics: steps after the checkpoint are trained again
             trace_path = self.out / f"samples-rank{self.rank}.txt"
-            if resumed is not None:
-                drop_after(trace_path, resumed, lambda line: int(line.split(maxsplit=1)[0]))
-            trace = open(trace_path, "a")
+            with _writable(trace_path):
+                if resumed is not None:
+                    drop_after(trace_path, resumed, lambda line: int(line.split(maxsplit=1)[0]))
+                trace = open(trace_path, "a")
         tokens_per_step = cfg.batch_size * self.facts.seq_len * cfg.grad_accum * self.world
         peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.is_cuda else None
         started, first_step, last_loss = time.perf_counter(), self.step, float("nan")
+        if self.step >= cfg.steps:  # finished before: report its last logged loss
+            last_loss = _last_loss(self.out / "metrics.jsonl", self.step)
         stopping = False
         self._say(
             f"training {self.shape.n_layer}x{self.shape.d_model} on {self.world} "
@@ -267,6 +300,7 @@ class Trainer:
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
+            lr = self.scheduler.get_last_lr()[0]  # what this step used; stepping sets the next
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
@@ -287,7 +321,7 @@ class Trainer:
                 record = {
                     "step": self.step,
                     "loss": last_loss,
-                    "lr": self.scheduler.get_last_lr()[0],
+                    "lr": lr,
                     "epoch": self.epoch,
                     "tokens_per_s": tokens_per_step / step_time,
                     "step_time_s": step_time,
@@ -316,14 +350,16 @@ class Trainer:
             trace.close()
         seconds = time.perf_counter() - started
         done = self.step - first_step
+        status = "trained" if done else "complete"
         summary = {
+            "status": "stopped" if stopping and self.step < cfg.steps else status,
             "step": self.step,
             "loss": last_loss,
             "seconds": round(seconds, 2),
             "tokens_per_s": done * tokens_per_step / seconds if seconds and done else 0.0,
             "world_size": self.world,
             "checkpoint": str(checkpoint.latest(self.out)),
-            "stopped_by": "SIGTERM" if stopping and self.step < cfg.steps else None,
+            "stopped_by": _stop_name() if stopping and self.step < cfg.steps else None,
         }
         return summary
 
@@ -370,8 +406,9 @@ class Trainer:
             self.cfg.keep,
         )
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.stop_requested = True  # checked after the current step, on every rank at once
+    @property
+    def stop_requested(self) -> bool:
+        return bool(_stops)
 
     def _say(self, text: str) -> None:
         if self.rank == 0 and not self.cfg.quiet:
@@ -406,6 +443,31 @@ class _Fetched:
         return self.marks[0].elapsed_time(self.marks[1]) / 1000
 
 
+def _stop_name() -> str:
+    return signal.Signals(_stops[0]).name if _stops else "SIGTERM"
+
+
+@contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """An OSError on a file of the run directory is the user's to fix: one sentence."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataprepError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _last_loss(path: Path, step: int) -> float:
+    """The loss logged for the latest step up to `step` (NaN if none was logged)."""
+    loss = float("nan")
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with suppress(ValueError, KeyError, TypeError):
+                record = json.loads(line)
+                if "loss" in record and int(record["step"]) <= step:
+                    loss = float(record["loss"])
+    return loss
+
+
 def _fingerprints(batch: dict[str, Any]) -> list[str]:
     """xxh64 of each sample's token ids: lets an audit check what each rank trained on."""
     rows = batch["tokens"].numpy()
@@ -433,9 +495,15 @@ def _init_process_group(backend: str, world: int) -> None:
     dist.init_process_group(backend, store=prefixed, rank=rank, world_size=world)
 
 
-def train_worker(config_json: str) -> dict[str, Any]:
-    """The entry point each process runs (module-level, so the elastic launcher can spawn it)."""
+def train_worker(config_json: str, errors: str | None = None) -> dict[str, Any]:
+    """The entry point each process runs (module-level, so the elastic launcher can spawn it).
+
+    `errors`: the launcher's folder for a user error (see `user_error`); without it (started
+    by `torchrun`) a user error is raised here."""
+    for signum in STOP_SIGNALS:  # early: a Ctrl-C while starting is a stop, not a traceback
+        signal.signal(signum, _note_stop)
     cfg = TrainConfig.model_validate_json(config_json)
+    folder = Path(errors) if errors else None
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))  # no oversubscription
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -444,8 +512,17 @@ def train_worker(config_json: str) -> dict[str, Any]:
         _init_process_group(backend, world)
     try:
         return Trainer(cfg).train()
-    except RunRefused as exc:
-        return {"error": str(exc)}
+    except DataprepError as exc:
+        if folder is None:
+            if isinstance(exc, RunRefused):
+                return {"error": str(exc)}
+            raise
+        report(folder, int(os.environ.get("RANK", 0)), str(exc))
+        sys.exit(USER_ERROR_EXIT)
+    except Exception:
+        if reported(folder) is not None:  # a peer's user error broke this rank's collective
+            sys.exit(USER_ERROR_EXIT)
+        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
