@@ -36,10 +36,11 @@ def run(
 
 
 def make_sharded(corpus_dir: Path, out: Path, shard_rows: int = 150) -> Path:
-    """The sample corpus as uneven shards (each source file ends in a short shard)."""
+    """The sample corpus as uneven shards (each source file ends in a short shard: with 1 MiB
+    chunks, files of 16 KiB or more keep a task of their own instead of sharing one)."""
     run_stage(
         "shard",
-        {"shard_rows": shard_rows},
+        {"shard_rows": shard_rows, "chunk_bytes": 1 << 20},
         out,
         inputs=[str(corpus_dir)],
         executor=make_executor("local", workers=1),
