@@ -83,7 +83,9 @@ def test_rerun_is_a_noop_and_says_so(tmp_path: Path) -> None:
 def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path) -> None:
     src = _corpus(tmp_path / "in", files=40, rows=4000)
     clean = tmp_path / "clean"
-    cli("shard", src, "-o", clean, "--shard-rows", "1500", "--workers", "1", "-q")
+    # 2 MB chunks: each ~240 KB file is a task of its own (smaller ones would share one)
+    chunks = ["--chunk-bytes", "2MB"]
+    cli("shard", src, "-o", clean, "--shard-rows", "1500", "--workers", "1", "-q", *chunks)
 
     out = tmp_path / "out"
     args = [
@@ -99,6 +101,7 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path) -> No
         "--workers",
         "2",
         "-q",
+        *chunks,
     ]
     proc = subprocess.Popen(args, start_new_session=True)
     done_dir = out / ".dataprep" / "tasks"
@@ -111,7 +114,7 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(tmp_path: Path) -> No
     assert 8 <= finished < 40, "the kill should land mid-run"
     assert not (out / ".manifest.json").exists()
 
-    cli("shard", src, "-o", out, "--shard-rows", "1500", "--workers", "2", "-q")
+    cli("shard", src, "-o", out, "--shard-rows", "1500", "--workers", "2", "-q", *chunks)
     ours, theirs = manifest(out), manifest(clean)
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
     ids = column(out, "id")

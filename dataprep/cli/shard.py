@@ -32,6 +32,13 @@ def shard(
     ] = None,
     format: Annotated[str, typer.Option(help="auto, jsonl, csv, parquet or text.")] = "auto",
     lines: Annotated[bool, typer.Option(help="Plain text: one document per line.")] = False,
+    chunk_bytes: Annotated[
+        str,
+        typer.Option(
+            help="Input bytes per task: bigger files are split at line ends, files under "
+            "1/64 of it are joined with others."
+        ),
+    ] = "64MB",
     on_truncated: Annotated[
         str,
         typer.Option(
@@ -56,6 +63,7 @@ def shard(
             "format": format,
             "lines": lines,
             "on_truncated": on_truncated,
+            "chunk_bytes": chunk_bytes,
         }
     )
     output.run_and_print(
