@@ -33,3 +33,27 @@ def test_task_that_kills_every_worker_is_one_sentence_then_resumes(
         run = run_stage("flaky", config, tmp_path / "out", executor=executor)
     assert run.status == "ran" and attempts(marker, 2) == 3  # only the lost task ran again
     assert sorted(column(tmp_path / "out", "value")) == list(range(40))
+
+
+def test_ray_server_traceback_becomes_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray client server that fails to start sends its whole traceback in the error."""
+    import ray
+
+    from dataprep.executors.ray import RayExecutor
+
+    server_said = (
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        '  File "proxier.py", line 772, in Datapath\n    raise RuntimeError(\n'
+        "RuntimeError: Starting Ray client server failed. See ray_client_server.err.\n"
+    )
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ConnectionError(server_said)
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(DataprepError) as err:
+        RayExecutor(address="ray://127.0.0.1:1")
+    message = str(err.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "Starting Ray client server failed" in message and "ray://127.0.0.1:1" in message

@@ -156,7 +156,8 @@ class RayExecutor:
                     ray.init(address=address, **quiet)
                 except ConnectionError as exc:
                     raise DataprepError(
-                        f"cannot reach the Ray cluster at {address!r} ({exc}); start it with "
+                        f"cannot reach the Ray cluster at {address!r} ({_last_line(exc)}); "
+                        "start it with "
                         "`ray start --head` or pass the right --address"
                     ) from None
                 except ValueError as exc:  # e.g. ray:// without the client extra installed
@@ -327,3 +328,9 @@ class _Starved:
                 f"a task needs ({self.cpus_per_task:g}), so its nodes are gone; finished tasks "
                 "are kept, and rerunning the same command once nodes are back resumes"
             )
+
+
+def _last_line(exc: BaseException) -> str:
+    """Ray's connection errors may carry the server's whole traceback; its last line says why."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() not in ("", ")")]
+    return lines[-1][:300] if lines else type(exc).__name__
