@@ -6,39 +6,33 @@ plugin stage works in a recipe exactly like a built-in one.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from dataprep.dataset import WriteOptions, read_manifest
+from dataprep.dataset import WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import DEFAULT_MAX_RETRIES, make_executor
 from dataprep.overlap import check_output
 from dataprep.progress import Reporter
+from dataprep.recipe_checks import _in_stage
+from dataprep.recipe_checks import check_inputs as check_inputs
+from dataprep.recipe_vars import _apply_overrides, _interpolate
+from dataprep.recipe_vars import expand_vars as expand_vars
+from dataprep.recipe_yaml import MAX_RECIPE_BYTES as MAX_RECIPE_BYTES
+from dataprep.recipe_yaml import MAX_YAML_NODES as MAX_YAML_NODES
+from dataprep.recipe_yaml import safe_yaml as safe_yaml
 from dataprep.runner import StageRun, run_stage
-from dataprep.sources import resolve
-from dataprep.stage import (
-    StageConfig,
-    check_columns,
-    describe_validation,
-    output_schema,
-    recipe_wording,
-)
+from dataprep.stage import StageConfig, describe_validation
 from dataprep.stages import get_stage
 from dataprep.storage import StoragePath
 
-_VAR = re.compile(r"\$\{([^}]+)\}")
 _ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of YAML; anything near this is a mistake
-MAX_YAML_NODES = 100_000  # nodes after alias expansion (a "billion laughs" has 10**9)
 
 
 class _Strict(BaseModel):
@@ -303,82 +297,6 @@ def _check_outputs_apart(model: RecipeModel, planned: list[PlannedStage]) -> Non
             check_output(stage.out, dataset=stage.input_path, where=where)
 
 
-def check_inputs(recipe: Recipe) -> list[str]:
-    """Everything that can be known before any data is read: the input exists, every key file
-    a stage needs is given and loads, and every column a stage names is in the schema it will
-    see (the input's, carried through each stage's `output_schema`). Returns notes on what
-    could not be checked."""
-    recipe.model.output.write_options()  # a missing key file fails now, not mid-pipeline
-    first = recipe.stages[0]
-    schema: pa.Schema | None = None
-    encrypted = False
-    try:
-        if first.inputs:
-            resolve(first.inputs, getattr(first.config, "format", "auto"))
-        elif first.input_path is not None:
-            manifest = read_manifest(first.input_path)
-            schema, encrypted = manifest.schema, manifest.encryption is not None
-    except DataprepError as exc:
-        raise DataprepError(f"{first.where}: input: {exc}") from None
-    out_encrypted = recipe.model.output.encryption is not None
-    seen: dict[str, tuple[pa.Schema | None, bool]] = {}
-    notes: list[str] = []
-    for n, planned in enumerate(recipe.stages):
-        if planned.spec.input is not None:
-            schema, encrypted = seen[planned.spec.input]
-        elif n > 0:
-            schema, encrypted = seen[recipe.stages[n - 1].spec.id]
-        _check_key_file(planned, encrypted)
-        stage = get_stage(planned.spec.op)
-        try:
-            if schema is not None:
-                check_columns(stage, planned.config, schema, planned.param)
-            if schema is not None or not getattr(stage, "reads_dataset", True):
-                schema = output_schema(stage, planned.config, schema, planned.inputs)
-        except DataprepError as exc:
-            raise _in_stage(exc, planned) from None
-        if schema is None and (n + 1 < len(recipe.stages)) and not notes:
-            notes.append(
-                f"columns named after {planned.where} are not checked: its output schema is "
-                "known only once it runs"
-            )
-        if planned.spec.op == "encrypt":
-            encrypted = True
-        elif planned.spec.op == "decrypt":
-            encrypted = False
-        else:
-            encrypted = encrypted or out_encrypted
-        seen[planned.spec.id] = (schema, encrypted)
-    return notes
-
-
-def _check_key_file(planned: PlannedStage, encrypted_input: bool) -> None:
-    """A stage that reads encrypted data needs a key file, and a named key file must load."""
-    if planned.key_file is None:
-        if encrypted_input:
-            raise DataprepError(
-                f"{planned.where} reads encrypted data but has no key file: set key_file: at "
-                "the top of the recipe or on this stage, or pass --key-file"
-            )
-        return
-    from dataprep.crypto import load_key_file
-
-    try:
-        load_key_file(planned.key_file)
-    except DataprepError as exc:
-        raise DataprepError(f"{planned.where}: {exc}") from None
-
-
-def _in_stage(exc: DataprepError, planned: PlannedStage) -> DataprepError:
-    """A stage's error, worded for the recipe: it names the stage and the recipe key
-    (`stages[3].params.key`) where stage code named the CLI flag (`--key`)."""
-    stage = get_stage(planned.spec.op)
-    message = recipe_wording(str(exc), stage.Config, f"stages[{planned.index}]")
-    if not message.startswith(f"{planned.where}"):
-        message = f"{planned.where}: {message}"
-    return type(exc)(message)
-
-
 def run(
     recipe: Recipe,
     *,
@@ -432,125 +350,3 @@ def run(
     finally:
         executor.close()  # one warm worker pool served every stage
     return runs
-
-
-def _interpolate(value: Any, variables: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _interpolate(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, variables) for v in value]
-    if isinstance(value, str):
-        return _VAR.sub(lambda m: _lookup(m.group(1), variables), value)
-    return value
-
-
-def _lookup(name: str, variables: dict[str, str]) -> str:
-    if name.startswith("env:"):
-        return _env(name[4:])
-    if name not in variables:
-        raise DataprepError(f"recipe uses ${{{name}}} but vars: has no {name!r}")
-    return variables[name]
-
-
-def _env(name: str, where: str = "recipe") -> str:
-    if name not in os.environ:
-        raise DataprepError(f"{where} uses ${{env:{name}}} but {name} is not set")
-    return os.environ[name]
-
-
-def expand_vars(raw: Any, overrides: Sequence[str] = ()) -> dict[str, str]:
-    """`vars:` with `--set vars.NAME=VALUE` applied, each `${...}` in them expanded (vars may
-    use env vars and each other; a cycle is an error naming it), before anything else."""
-    if raw is not None and not isinstance(raw, dict):
-        raise DataprepError("recipe vars: must be a mapping of names to values")
-    values = {"root": "work", **{str(k): _scalar(v, f"vars.{k}") for k, v in (raw or {}).items()}}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key == "vars.":
-            raise DataprepError(f"--set {item!r}: write it as vars.NAME=VALUE")
-        values[key[len("vars.") :]] = _scalar(safe_yaml(value, f"--set {key}"), key)
-    done: dict[str, str] = {}
-
-    def expand(name: str, chain: list[str]) -> str:
-        if name in done:
-            return done[name]
-        if name in chain:
-            cycle = " -> ".join([*chain[chain.index(name) :], name])
-            raise DataprepError(f"recipe vars: {cycle} is a cycle; a variable cannot use itself")
-
-        def ref(match: re.Match[str]) -> str:
-            inner = match.group(1)
-            if inner.startswith("env:"):
-                return _env(inner[4:], f"recipe vars.{name}")
-            if inner not in values:
-                raise DataprepError(
-                    f"recipe vars.{name} uses ${{{inner}}} but vars: has no {inner!r}"
-                )
-            return expand(inner, [*chain, name])
-
-        done[name] = _VAR.sub(ref, values[name])
-        return done[name]
-
-    return {name: expand(name, []) for name in values}
-
-
-def _scalar(value: Any, where: str) -> str:
-    if isinstance(value, (dict, list)):
-        raise DataprepError(f"recipe {where} must be a single value, not a {type(value).__name__}")
-    return "" if value is None else str(value)
-
-
-def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
-    """`--set stage.param=value`: the value is parsed as YAML (numbers, bools, lists)."""
-    stages = {s.get("id"): s for s in raw.get("stages") or [] if isinstance(s, dict)}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        stage_id, dot, param = key.rpartition(".")
-        if not sep or not dot:
-            raise DataprepError(f"--set {item!r}: write it as STAGE.PARAM=VALUE or vars.NAME=VALUE")
-        if stage_id not in stages:
-            raise DataprepError(f"--set {item!r}: no stage with id {stage_id!r}")
-        stages[stage_id].setdefault("params", {})[param] = safe_yaml(value, f"--set {key}")
-
-
-def safe_yaml(text: str, where: str) -> Any:
-    """`yaml.safe_load` with bounds: the document's size and its size once aliases expand.
-
-    Aliases are shared when parsed, but everything after (interpolation, validation) walks the
-    expanded tree, so a few hundred bytes of nested aliases could take minutes and gigabytes.
-    """
-    if len(text) > MAX_RECIPE_BYTES:
-        raise DataprepError(f"{where} is larger than {MAX_RECIPE_BYTES >> 20} MiB")
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _expanded_size(node, {}) > MAX_YAML_NODES:
-            raise DataprepError(
-                f"{where} expands to more than {MAX_YAML_NODES:,} values through YAML aliases "
-                "(&anchor / *alias); write the values out or use fewer nested aliases"
-            )
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise DataprepError(f"{where} is not valid YAML: {exc}") from None
-    except RecursionError:
-        raise DataprepError(f"{where} is nested too deeply to be a recipe") from None
-    finally:
-        loader.dispose()
-
-
-def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
-    """Nodes in the tree once every alias is replaced by a copy (memoised: linear time)."""
-    key = id(node)
-    if key in seen:
-        return seen[key]
-    seen[key] = MAX_YAML_NODES + 1  # a cycle (a recursive alias) expands without end
-    total = 1
-    if isinstance(node, yaml.SequenceNode):
-        total += sum(_expanded_size(child, seen) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            total += _expanded_size(k, seen) + _expanded_size(v, seen)
-    seen[key] = total
-    return total
