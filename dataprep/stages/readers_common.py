@@ -1,0 +1,147 @@
+"""What every input format shares: line blocks, quarantine records, UTF-8 checks and casts.
+
+Split from `dataprep.stages.readers` (which re-exports the names the shard stage uses), so each
+format's reader holds only its own parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from dataprep.errors import DataprepError
+from dataprep.sources import SourceFile, TruncatedInput
+from dataprep.stage import Quarantine
+
+LINE = "__line"
+
+
+def line_blocks(
+    stream: BinaryIO,
+    limit: int | None,
+    first_line: int,
+    block: int,
+    on_cut: Callable[[int, bytes], None] | None = None,
+) -> Iterator[tuple[bytes, int]]:
+    """Yield (bytes of whole lines, number of the first line), reading at most `limit` bytes
+    (None: to the end of the stream).
+
+    A cut compressed stream raises `TruncatedInput`, or, given `on_cut`, ends after the last
+    whole line and hands the cut line (its number and bytes, maybe none) to `on_cut`.
+    """
+    carry = b""
+    line = first_line
+    remaining = limit if limit is not None else float("inf")
+    while remaining > 0:
+        try:
+            data = stream.read(int(min(block, remaining)))
+        except TruncatedInput:
+            if on_cut is None:
+                raise
+            on_cut(line, carry)
+            return
+        if not data:
+            break
+        remaining -= len(data)
+        data = carry + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        whole, carry = data[: cut + 1], data[cut + 1 :]
+        yield whole, line
+        line += whole.count(b"\n")
+    if carry:
+        yield carry, line
+
+
+def quarantine_cut(q: Quarantine, src: SourceFile, line: int | None, tail: bytes) -> None:
+    """The record a cut input leaves with `on_truncated: quarantine`: where the cut is."""
+    q.add(src.name, line, "truncated", tail.decode("utf-8", errors="replace"))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def _cut_before_first_row(src: SourceFile) -> DataprepError:
+    return TruncatedInput(
+        f"input {src.path} is truncated before its first whole row, so its columns cannot "
+        "be read; restore the file"
+    )
+
+
+def drop_invalid_utf8(table: pa.Table, src: SourceFile, q: Quarantine) -> pa.Table:
+    """Rows with a string that is not UTF-8 go to quarantine, the field named; the rest stay.
+
+    Arrow's JSON and CSV parsers (with check_utf8 off) and Parquet files can hand over such
+    strings, and every later stage assumes UTF-8. One full validation per table is the cheap
+    check; only a table that fails it is searched for its bad rows.
+    """
+    try:
+        table.validate(full=True)
+        return table
+    except pa.ArrowInvalid:
+        pass
+    bad: dict[int, str] = {}
+    for name in table.column_names:
+        values = table.column(name)
+        try:
+            values.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for i in range(len(values)):
+            try:
+                values.slice(i, 1).validate(full=True)
+            except pa.ArrowInvalid:
+                bad.setdefault(i, name)
+    lines = table.column(LINE)
+    for i in sorted(bad):
+        value = table.column(bad[i])[i]
+        raw = None
+        if pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
+            raw = value.cast(pa.binary()).as_py().decode("utf-8", errors="replace")
+        q.add(src.name, lines[i].as_py(), f"invalid UTF-8 in field {bad[i]!r}", raw)
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(bad)] = False
+    return table.filter(pa.array(keep))
+
+
+def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
+    keep = np.ones(table.num_rows, dtype=bool)
+    columns = {}
+    for field in schema:
+        if field.name not in table.column_names:
+            columns[field.name] = pa.nulls(table.num_rows, field.type)
+            continue
+        column = table.column(field.name)
+        try:
+            columns[field.name] = column.cast(field.type)
+            continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        values = []
+        for i, value in enumerate(column.to_pylist()):
+            try:
+                values.append(pa.scalar(value).cast(field.type).as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                values.append(None)
+                if keep[i]:
+                    keep[i] = False
+                    line = table.column(LINE)[i].as_py()
+                    q.add(
+                        src.name, line, f"field {field.name!r}: {_short(value)} is not {field.type}"
+                    )
+        columns[field.name] = pa.array(values, field.type)
+    columns[LINE] = table.column(LINE)
+    result = pa.table(columns)
+    return result if keep.all() else result.filter(pa.array(keep))

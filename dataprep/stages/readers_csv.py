@@ -1,0 +1,157 @@
+"""CSV input: the header's schema, columns read as text then cast, and whole records only, so a
+cut stream ends after its last whole row."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from dataprep.errors import DataprepError
+from dataprep.sources import SourceFile, TruncatedInput, open_source
+from dataprep.stage import Quarantine
+from dataprep.stages.readers_common import (
+    LINE,
+    _cast_columns,
+    _cut_before_first_row,
+    _first_line,
+    drop_invalid_utf8,
+    quarantine_cut,
+)
+
+
+def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
+    with open_source(src) as raw:
+        stream = WholeRecords(raw) if tolerate_cut else raw
+        try:
+            reader = pcsv.open_csv(
+                stream,
+                read_options=pcsv.ReadOptions(block_size=1 << 20),
+                parse_options=pcsv.ParseOptions(
+                    invalid_row_handler=lambda row: "skip", newlines_in_values=True
+                ),
+                convert_options=pcsv.ConvertOptions(check_utf8=False),  # see drop_invalid_utf8
+            )
+        except pa.ArrowInvalid as exc:
+            if isinstance(stream, WholeRecords) and stream.tail is not None:
+                raise _cut_before_first_row(src) from None
+            raise DataprepError(
+                f"input {src.path} has no CSV header ({_first_line(str(exc))}); "
+                "restore it or leave it out"
+            ) from None
+        return reader.schema
+
+
+class WholeRecords(io.RawIOBase):
+    """Hands a CSV parser whole records only, so a cut stream ends after its last whole row
+    instead of with half a row that parses (Arrow takes an unclosed quote at the end as a
+    value). A newline ends a record only outside quotes: after an even number of `"`.
+
+    At a cut, `tail` holds the bytes of the cut record; elsewhere it is None.
+    """
+
+    LIMIT = 64 << 20  # a record this long means the quote count misleads: trust newlines
+
+    def __init__(self, stream: BinaryIO):
+        super().__init__()
+        self._stream = stream
+        self._carry = b""
+        self._odd = 0  # quotes handed out so far, modulo 2
+        self.tail: bytes | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while self.tail is None:
+            try:
+                data = self._stream.read(-1 if size is None else size)
+            except TruncatedInput:
+                self.tail, self._carry = self._carry, b""
+                return b""
+            if not data:
+                data, self._carry = self._carry, b""
+                return data
+            data = self._carry + data
+            end = self._record_end(data)
+            trust_newlines = end < 0 and len(data) > self.LIMIT
+            if trust_newlines:
+                end = data.rfind(b"\n") + 1
+            if end <= 0:
+                self._carry = data
+                continue
+            data, self._carry = data[:end], data[end:]
+            self._odd = 0 if trust_newlines else self._odd ^ (data.count(b'"') & 1)
+            return data
+        return b""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _record_end(self, data: bytes) -> int:
+        """Offset after the last newline outside quotes, or -1."""
+        odd = (self._odd + data.count(b'"')) & 1
+        end = len(data)
+        while (newline := data.rfind(b"\n", 0, end)) >= 0:
+            odd ^= data.count(b'"', newline, end) & 1  # quotes before this newline
+            if not odd:
+                return newline + 1
+            end = newline
+        return -1
+
+
+def read_csv(
+    stream: BinaryIO,
+    src: SourceFile,
+    schema: pa.Schema,
+    config: Any,
+    q: Quarantine,
+    block: int,
+) -> Iterator[pa.Table]:
+    """Columns are read as text, then cast: a value that does not cast quarantines its row."""
+    bad_rows: list[Any] = []
+    tolerate_cut = config.on_truncated == "quarantine"
+    records = WholeRecords(stream) if tolerate_cut else stream
+
+    def on_invalid(row: Any) -> str:
+        bad_rows.append(row)
+        return "skip"
+
+    reader = pcsv.open_csv(
+        records,
+        read_options=pcsv.ReadOptions(block_size=block),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in reader_names(src, tolerate_cut)},
+            strings_can_be_null=True,
+            check_utf8=False,  # a bad value quarantines its row, not the run
+        ),
+    )
+    row = 1  # data rows, 1-based, after the header
+    for batch in reader:
+        for bad in bad_rows:
+            q.add(
+                src.name,
+                bad.number,
+                f"malformed CSV row: {bad.expected_columns} columns "
+                f"expected, {bad.actual_columns} found",
+                bad.text,
+            )
+        bad_rows.clear()
+        table = pa.Table.from_batches([batch])
+        numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
+        row += table.num_rows
+        table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
+        yield _cast_columns(table, schema, src, q)
+    if isinstance(records, WholeRecords) and records.tail is not None:
+        quarantine_cut(q, src, row, records.tail)
+
+
+def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
+    return csv_schema(src, tolerate_cut).names

@@ -1,0 +1,161 @@
+"""JSONL input: schema inference from a sample, Arrow's parser per block, Python per line on a
+rejected block, so one bad line quarantines itself instead of failing the run."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pjson
+
+from dataprep.errors import DataprepError
+from dataprep.sources import SourceFile, TruncatedInput, open_source
+from dataprep.stage import Quarantine
+from dataprep.stages.readers_common import LINE, _cut_before_first_row, _short, drop_invalid_utf8
+
+PARSE_CHUNK = 2 << 20
+
+
+def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
+    """Infer field types from the good rows in the first `sample_bytes` of a JSONL source
+    (more when the first line is longer: it is read whole)."""
+    with open_source(src) as stream:
+        try:
+            chunks = [stream.read(sample_bytes)]
+            while b"\n" not in chunks[-1] and (more := stream.read(sample_bytes)):
+                chunks.append(more)  # a first line longer than the sample is read whole
+            data = b"".join(chunks)
+            if len(data) < sample_bytes and b"\n" not in data:
+                stream.read(1)  # a cut stream raises here: say that, not "no column 'text'"
+        except TruncatedInput:
+            raise _cut_before_first_row(src) from None
+    if len(data) >= sample_bytes:
+        data = data[: data.rfind(b"\n") + 1] or data
+    rows = []
+    for raw in data.splitlines():
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    if not rows and data.strip():
+        raise _not_jsonl(src, data)
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    fields = []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            fields.append(pa.field(name, pa.array(values).type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+            fields.append(pa.field(name, pa.string()))  # mixed types: odd rows go to quarantine
+    return pa.schema(fields)
+
+
+MAGIC = {b"\x1f\x8b": ("gzip", ".gz"), b"\x28\xb5\x2f\xfd": ("zstd", ".zst")}
+
+
+def _not_jsonl(src: SourceFile, data: bytes) -> DataprepError:
+    """Why a JSONL sample holds no row: compressed under a plain name, or not JSON at all."""
+    for magic, (codec, suffix) in MAGIC.items():
+        if data.startswith(magic):
+            return DataprepError(
+                f"input {src.path} is {codec}-compressed but its name does not end in "
+                f"{suffix}; rename it to {src.path}{suffix}"
+            )
+    first = data.split(b"\n", 1)[0][:80].decode("utf-8", errors="replace")
+    return DataprepError(
+        f"input {src.path} has no JSON object in its first lines (first line: {first!r}); "
+        "JSONL needs one JSON object per line, or pass --format"
+    )
+
+
+def parse_jsonl_block(
+    data: bytes,
+    first_line: int,
+    src: SourceFile,
+    schema: pa.Schema,
+    q: Quarantine,
+    id_column: str | None = None,
+) -> pa.Table:
+    """Arrow's parser on the whole block; Python per line only if Arrow rejects it (there a
+    numeric `id_column` value is taken as its text when the schema's ids are strings)."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    try:
+        table = pjson.read_json(
+            io.BytesIO(data),
+            read_options=pjson.ReadOptions(block_size=PARSE_CHUNK),  # chunks parse in parallel
+            parse_options=options,
+        )
+        if table.num_rows == lines:  # no blank lines: row i is line first_line + i
+            numbers = pa.array(np.arange(first_line, first_line + lines, dtype=np.int64))
+            return drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    return _parse_lines_slowly(data, first_line, src, schema, q, id_column)
+
+
+def _parse_lines_slowly(
+    data: bytes,
+    first_line: int,
+    src: SourceFile,
+    schema: pa.Schema,
+    q: Quarantine,
+    id_column: str | None = None,
+) -> pa.Table:
+    text_ids = id_column in schema.names and pa.types.is_string(schema.field(id_column).type)
+    rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    for offset, raw in enumerate(data.split(b"\n")):
+        line = first_line + offset
+        if not raw.strip():
+            continue
+        reason = None
+        try:
+            row = json.loads(raw.decode("utf-8"))
+            if not isinstance(row, dict):
+                reason = "line is not a JSON object"
+            else:
+                row = {f.name: row.get(f.name) for f in schema}
+                if text_ids and _is_number(row[id_column]):
+                    row[id_column] = json.dumps(row[id_column])  # 7 -> "7", as written
+                reason = _misfit(row, schema)
+        except UnicodeDecodeError:
+            reason = "invalid UTF-8"
+        except json.JSONDecodeError as exc:
+            reason = f"invalid JSON: {exc.msg}"
+        except RecursionError:
+            reason = "invalid JSON: nested too deeply to read"
+        if reason:
+            q.add(src.name, line, reason, raw.decode("utf-8", errors="replace"))
+            continue
+        rows.append(row)
+        numbers.append(line)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return table.append_column(LINE, pa.array(numbers, pa.int64()))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
+    """The first field whose value does not fit its column, said as `field 'n': 'abc' is not
+    int64` (an encrypted run's quarantine keeps only what comes before ': ')."""
+    for field in schema:
+        value = row[field.name]
+        if value is None:
+            continue
+        try:
+            pa.array([value], field.type)
+        except UnicodeEncodeError:
+            return f"field {field.name!r}: has a lone surrogate, which is not valid Unicode"
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            return f"field {field.name!r}: {_short(value)} is not {field.type}"
+    return None

@@ -1,0 +1,73 @@
+"""Parquet input: a damaged file is one sentence, bytes columns become strings checked as UTF-8,
+and a value that does not cast quarantines its row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataprep.errors import DataprepError
+from dataprep.sources import SourceFile
+from dataprep.stage import Quarantine
+from dataprep.stages.readers_common import LINE, _cast_columns, _first_line, drop_invalid_utf8
+from dataprep.storage import parquet_source
+
+
+def open_parquet(src: SourceFile) -> pq.ParquetFile:
+    """The Parquet file of an input, or one sentence if it is not one (cut, damaged, other)."""
+    try:
+        return pq.ParquetFile(parquet_source(src.path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataprepError(
+            f"input {src.path} is not a valid Parquet file ({_first_line(str(exc))}); "
+            "restore it or leave it out"
+        ) from None
+
+
+def check_text_type(src: SourceFile, field: pa.Field) -> None:
+    """A Parquet text column must hold strings (or bytes, checked as UTF-8 row by row)."""
+    t = field.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or _is_binary(t)):
+        raise DataprepError(
+            f"input {src.path} column {field.name!r} is {t}, not text; pass --text-column "
+            "naming a string column"
+        )
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+def read_parquet(
+    src: SourceFile, schema: pa.Schema, block: int, q: Quarantine
+) -> Iterator[pa.Table]:
+    """Columns cast to the schema: bytes to strings checked as UTF-8, and a value that does not
+    cast quarantines its row; a file damaged past its footer is one sentence."""
+    parquet = open_parquet(src)
+    names = [f.name for f in schema if f.name in parquet.schema_arrow.names]
+    batch_rows = max(1024, min(65536, block // 1024))
+    batches = parquet.iter_batches(batch_size=batch_rows, columns=names)
+    row = 0
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataprepError(
+                f"input {src.path} is damaged after row {row:,} ({_first_line(str(exc))}); "
+                "restore it or leave it out"
+            ) from None
+        if batch is None:
+            return
+        table = pa.Table.from_batches([batch])
+        numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
+        row += table.num_rows
+        for i, name in enumerate(table.column_names):
+            target = schema.field(name).type
+            if _is_binary(table.schema.field(name).type) and pa.types.is_string(target):
+                text = pa.chunked_array([c.view(pa.string()) for c in table.column(i).chunks])
+                table = table.set_column(i, name, text)  # the UTF-8 check is next
+        table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
+        yield _cast_columns(table, schema, src, q)
