@@ -29,19 +29,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataprep.errors import DataprepError
 from dataprep.loader import ShardDataset, make_dataloader
-from dataprep.train import checkpoint
+from dataprep.train import checkpoint, stops
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
 from dataprep.train.metrics import MetricsLog, drop_after, peak_flops
 from dataprep.train.model import GPT, shape_for
 from dataprep.train.user_error import USER_ERROR_EXIT, report, reported
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_stops: list[int] = []  # stop signals this rank received (the handler only notes them)
-
-
-def _note_stop(signum: int, frame: Any) -> None:
-    _stops.append(signum)  # checked after the current step, on every rank at once
 
 
 class RunRefused(DataprepError):
@@ -359,7 +352,7 @@ class Trainer:
             "tokens_per_s": done * tokens_per_step / seconds if seconds and done else 0.0,
             "world_size": self.world,
             "checkpoint": str(checkpoint.latest(self.out)),
-            "stopped_by": _stop_name() if stopping and self.step < cfg.steps else None,
+            "stopped_by": stops.name() if stopping and self.step < cfg.steps else None,
         }
         return summary
 
@@ -408,7 +401,7 @@ class Trainer:
 
     @property
     def stop_requested(self) -> bool:
-        return bool(_stops)
+        return bool(stops.received)
 
     def _say(self, text: str) -> None:
         if self.rank == 0 and not self.cfg.quiet:
@@ -441,10 +434,6 @@ class _Fetched:
         if self.marks is None:
             return self.wait_s
         return self.marks[0].elapsed_time(self.marks[1]) / 1000
-
-
-def _stop_name() -> str:
-    return signal.Signals(_stops[0]).name if _stops else "SIGTERM"
 
 
 @contextmanager
@@ -500,8 +489,8 @@ def train_worker(config_json: str, errors: str | None = None) -> dict[str, Any]:
 
     `errors`: the launcher's folder for a user error (see `user_error`); without it (started
     by `torchrun`) a user error is raised here."""
-    for signum in STOP_SIGNALS:  # early: a Ctrl-C while starting is a stop, not a traceback
-        signal.signal(signum, _note_stop)
+    for signum in stops.SIGNALS:
+        signal.signal(signum, stops.note)
     cfg = TrainConfig.model_validate_json(config_json)
     folder = Path(errors) if errors else None
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
