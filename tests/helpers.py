@@ -7,7 +7,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -60,3 +61,40 @@ def leftovers(out: Path) -> list[str]:
 
     side = {dataset.MANIFEST, dataset.REPORT, dataset.QUARANTINE}
     return sorted(p.name for p in Path(out).glob(".*") if p.name not in side)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children, grandchildren...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def logged_steps(out: Path) -> list[int]:
+    """The steps a training run's metrics.jsonl holds, in file order (a cut last line skipped)."""
+    path = out / "metrics.jsonl"
+    steps = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                steps.append(json.loads(line)["step"])
+    return steps
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, seconds: float = 240) -> None:
+    """Poll until `condition()` holds; fail if `proc` ends first or time runs out."""
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline and proc.poll() is None, "the run ended or stalled"
+        time.sleep(0.005)

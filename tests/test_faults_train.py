@@ -15,14 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import cli
+from helpers import cli, descendants, logged_steps, wait_for
 
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
@@ -292,23 +291,6 @@ def test_no_good_checkpoint_stops_with_one_sentence(
     assert not (out / "checkpoints" / "step-00000006").exists()
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @contextlib.contextmanager
 def _running(args: list[str]):
     proc = subprocess.Popen(
@@ -320,28 +302,10 @@ def _running(args: list[str]):
     try:
         yield proc
     finally:
-        for pid in [proc.pid, *_descendants(proc.pid)]:  # never leave a job behind
+        for pid in [proc.pid, *descendants(proc.pid)]:  # never leave a job behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         proc.communicate()
-
-
-def _logged_steps(out: Path) -> list[int]:
-    path = out / "metrics.jsonl"
-    if not path.exists():
-        return []
-    steps = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            steps.append(json.loads(line)["step"])
-    return steps
-
-
-def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, seconds: float = 240) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline and proc.poll() is None, "the run ended or stalled"
-        time.sleep(0.005)
 
 
 @pytest.mark.slow
@@ -349,7 +313,7 @@ def test_sigterm_saves_and_exits_143_with_one_line(blocks: Path, tmp_path: Path)
     out = tmp_path / "run"
     args = _args(blocks, out, "--steps", "100000", "--checkpoint-every", "100000")
     with _running([*args, "--nproc-per-node", "2"]) as proc:
-        _wait_for(lambda: len(_logged_steps(out)) >= 3, proc)
+        wait_for(lambda: len(logged_steps(out)) >= 3, proc)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr[-3000:]
@@ -361,7 +325,7 @@ def test_sigterm_saves_and_exits_143_with_one_line(blocks: Path, tmp_path: Path)
     choice = checkpoint.choose(out)
     assert choice.loaded is not None and choice.loaded.verified
     assert choice.loaded.path.name == f"step-{step:08d}"
-    assert _logged_steps(out) == list(range(1, step + 1))
+    assert logged_steps(out) == list(range(1, step + 1))
 
 
 @pytest.mark.slow
@@ -370,13 +334,13 @@ def test_sigkill_then_resume_logs_every_step_once(blocks: Path, tmp_path: Path) 
     args = _args(blocks, out, "--steps", "60", "--checkpoint-every", "20", "--nproc-per-node", "1")
     first_ckpt = out / "checkpoints" / "step-00000020"
     with _running(args) as proc:  # killed (launcher and workers) a few steps after step 20
-        _wait_for(lambda: first_ckpt.exists() and max(_logged_steps(out)) >= 23, proc)
-    logged = _logged_steps(out)
+        wait_for(lambda: first_ckpt.exists() and max(logged_steps(out)) >= 23, proc)
+    logged = logged_steps(out)
     saved = checkpoint.choose(out).loaded
     assert saved is not None and saved.train_state["step"] < max(logged) < 60  # steps to drop
     proc = cli(*args, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _logged_steps(out) == list(range(1, 61))
+    assert logged_steps(out) == list(range(1, 61))
 
 
 @pytest.mark.slow
@@ -385,7 +349,7 @@ def test_sigterm_while_ranks_start_exits_143_with_one_line(blocks: Path, tmp_pat
     out = tmp_path / "run"
     args = _args(blocks, out, "--steps", "100000", "--checkpoint-every", "100000")
     with _running([*args, "--nproc-per-node", "2"]) as proc:
-        _wait_for(lambda: len(_descendants(proc.pid)) >= 2, proc)
+        wait_for(lambda: len(descendants(proc.pid)) >= 2, proc)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr[-3000:]

@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import cli
+from helpers import cli, logged_steps, wait_for
 
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
@@ -189,23 +189,6 @@ def _in_own_group(args: list[str]) -> Iterator[subprocess.Popen]:
         proc.communicate()
 
 
-def _logged_steps(out: Path) -> list[int]:
-    path = out / "metrics.jsonl"
-    steps = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                steps.append(json.loads(line)["step"])
-    return steps
-
-
-def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen, seconds: float = 240) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline and proc.poll() is None, "the run ended or stalled"
-        time.sleep(0.005)
-
-
 @pytest.mark.slow
 def test_ctrl_c_saves_and_exits_130_with_one_line(blocks: Path, tmp_path: Path) -> None:
     from dataprep.train import checkpoint
@@ -214,7 +197,7 @@ def test_ctrl_c_saves_and_exits_130_with_one_line(blocks: Path, tmp_path: Path) 
     args = ["train", str(blocks), "--out", str(out), *BASE, "--batch-size", "4", "--json"]
     args += ["--steps", "100000", "--checkpoint-every", "100000", "--nproc-per-node", "2"]
     with _in_own_group(args) as proc:
-        _wait_for(lambda: len(_logged_steps(out)) >= 3, proc)
+        wait_for(lambda: len(logged_steps(out)) >= 3, proc)
         os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-3000:]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import xxhash
-from helpers import cli, column
+from helpers import cli, column, descendants
 
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
@@ -164,23 +164,6 @@ def test_fp16_gradient_compression(blocks: Path, straight: Path, tmp_path: Path)
         assert (out / name).read_text() == (straight / name).read_text()
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @pytest.mark.slow
 def test_killed_worker_restarts_from_checkpoint_and_matches(
     blocks: Path, straight: Path, tmp_path: Path
@@ -193,16 +176,14 @@ def test_killed_worker_restarts_from_checkpoint_and_matches(
     while time.time() < deadline and not (out / "checkpoints" / "step-00000004").exists():
         time.sleep(0.005)
     workers = [
-        p
-        for p in _descendants(proc.pid)
-        if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+        p for p in descendants(proc.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
     ]
     assert workers, "no worker process found"
     os.kill(workers[-1], signal.SIGKILL)
     try:
         stdout, stderr = proc.communicate(timeout=300)
     finally:
-        for pid in [proc.pid, *_descendants(proc.pid)]:  # never leave a hung job behind
+        for pid in [proc.pid, *descendants(proc.pid)]:  # never leave a hung job behind
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-2000:]
