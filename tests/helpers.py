@@ -98,3 +98,17 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, seconds: flo
     while not condition():
         assert time.time() < deadline and proc.poll() is None, "the run ended or stalled"
         time.sleep(0.005)
+
+
+def token_blocks(root: Path, seq_len: int) -> Path:
+    """160 short documents sharded and tokenized into `seq_len` blocks: a tiny training set."""
+    from dataprep.executors.local import LocalExecutor
+    from dataprep.runner import run_stage
+
+    docs = [json.dumps({"text": f"doc {i:05d} " + "abcdefghijklmnopqrstuv"}) for i in range(160)]
+    (root / "in.jsonl").write_text("\n".join(docs) + "\n")
+    one = LocalExecutor(1)
+    run_stage("shard", {"shard_rows": 50}, root / "shards", inputs=[str(root / "in.jsonl")])
+    tokenize = {"seq_len": seq_len}
+    run_stage("tokenize", tokenize, root / "tok", input_path=root / "shards", executor=one)
+    return root / "tok"

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 from flaky_stage import FlakyStage, attempts
-from helpers import column, manifest
+from helpers import column, descendants, manifest
 
 from dataprep import records, stages
 from dataprep.dataset import ShardEntry
@@ -474,19 +474,6 @@ def test_plain_run_quarantine_still_keeps_the_raw_row(tmp_path: Path) -> None:
 # Pool workers and their driver
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -530,11 +517,11 @@ def test_pool_workers_die_with_a_killed_driver(big_raw: Path, tmp_path: Path) ->
         deadline = time.time() + 60
         workers: list[int] = []
         while time.time() < deadline and driver.poll() is None:
-            workers = [p for p in _children(driver.pid) if "spawn_main" in _cmdline(p)]
+            workers = [p for p in descendants(driver.pid) if "spawn_main" in _cmdline(p)]
             if len(workers) == 2 and any((out / ".dataprep" / "tasks").glob("*.json")):
                 break
             time.sleep(0.05)
-        family = _children(driver.pid)  # the workers and multiprocessing's resource tracker
+        family = descendants(driver.pid)  # the workers and multiprocessing's resource tracker
         assert len(workers) == 2 and driver.poll() is None, "the run should be mid-way"
         driver.kill()
         driver.wait()

@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import cli, descendants, logged_steps, wait_for
+from helpers import cli, descendants, logged_steps, token_blocks, wait_for
 
-from dataprep.executors.local import LocalExecutor
-from dataprep.runner import run_stage
 from dataprep.train import checkpoint
 from dataprep.train.metrics import MetricsLog
 
@@ -193,13 +191,7 @@ def test_metrics_after_the_resumed_step_are_dropped(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("blocks")
-    docs = [json.dumps({"text": f"doc {i:05d} " + "abcdefghijklmnopqrstuv"}) for i in range(160)]
-    (root / "in.jsonl").write_text("\n".join(docs) + "\n")
-    one = LocalExecutor(1)
-    run_stage("shard", {"shard_rows": 50}, root / "shards", inputs=[str(root / "in.jsonl")])
-    run_stage("tokenize", {"seq_len": SEQ}, root / "tok", input_path=root / "shards", executor=one)
-    return root / "tok"
+    return token_blocks(tmp_path_factory.mktemp("blocks"), SEQ)
 
 
 RUN6 = ("--steps", "6", "--checkpoint-every", "2", "--lr-decay-steps", "6")

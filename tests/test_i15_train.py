@@ -18,10 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import cli, logged_steps, wait_for
-
-from dataprep.executors.local import LocalExecutor
-from dataprep.runner import run_stage
+from helpers import cli, logged_steps, token_blocks, wait_for
 
 SEQ = 32
 BASE = ("--model", "tiny", "--seq-len", str(SEQ), "--num-workers", "0", "--device", "cpu")
@@ -29,13 +26,7 @@ BASE = ("--model", "tiny", "--seq-len", str(SEQ), "--num-workers", "0", "--devic
 
 @pytest.fixture(scope="module")
 def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("blocks")
-    docs = [json.dumps({"text": f"doc {i:05d} " + "abcdefghijklmnopqrstuv"}) for i in range(160)]
-    (root / "in.jsonl").write_text("\n".join(docs) + "\n")
-    one = LocalExecutor(1)
-    run_stage("shard", {"shard_rows": 50}, root / "shards", inputs=[str(root / "in.jsonl")])
-    run_stage("tokenize", {"seq_len": SEQ}, root / "tok", input_path=root / "shards", executor=one)
-    return root / "tok"
+    return token_blocks(tmp_path_factory.mktemp("blocks"), SEQ)
 
 
 def _train(data: Path, out: Path, *more: str) -> subprocess.CompletedProcess:
