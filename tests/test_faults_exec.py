@@ -39,6 +39,7 @@ def test_ray_server_traceback_becomes_one_line(monkeypatch: pytest.MonkeyPatch) 
     """A Ray client server that fails to start sends its whole traceback in the error."""
     import ray
 
+    from dataprep.executors import ray as ray_executor
     from dataprep.executors.ray import RayExecutor
 
     server_said = (
@@ -52,8 +53,32 @@ def test_ray_server_traceback_becomes_one_line(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(ray_executor, "CLIENT_RETRY_WAIT_S", 0.0)
     with pytest.raises(DataprepError) as err:
         RayExecutor(address="ray://127.0.0.1:1")
     message = str(err.value)
     assert "\n" not in message and "Traceback" not in message
     assert "Starting Ray client server failed" in message and "ray://127.0.0.1:1" in message
+
+
+def test_ray_client_server_that_fails_once_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's proxy sometimes fails to start a client's server under load (a known Ray flake):
+    a fresh connection then works, so the executor tries again before giving up."""
+    import ray
+
+    from dataprep.executors import ray as ray_executor
+
+    calls: list[str] = []
+
+    def flaky_init(*args: object, **kwargs: object) -> None:
+        calls.append(str(kwargs.get("address")))
+        if len(calls) == 1:
+            raise ConnectionError("RuntimeError: Starting Ray client server failed. See x.err")
+        raise RuntimeError("connected")  # stands for the rest of a real start-up
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", flaky_init)
+    monkeypatch.setattr(ray_executor, "CLIENT_RETRY_WAIT_S", 0.0)
+    with pytest.raises(RuntimeError, match="connected"):
+        ray_executor.RayExecutor(address="ray://127.0.0.1:1")
+    assert calls == ["ray://127.0.0.1:1", "ray://127.0.0.1:1"]

@@ -31,6 +31,10 @@ TICK_INTERVAL_S = 0.5  # a worker forwards progress at most this often (one acto
 
 
 NODE_WAIT_S = 300.0  # how long a cluster may have no CPUs for a task (an autoscaler adds nodes)
+# Ray's client proxy now and then fails to start the per-client server under load (a known Ray
+# flake); a new connection a moment later works, so ray:// connects are tried this many times.
+CLIENT_ATTEMPTS = 3
+CLIENT_RETRY_WAIT_S = 2.0
 
 # Why a task that Ray could not finish was lost, by error type (the rest say their type name).
 _LOST_BECAUSE = {
@@ -153,7 +157,7 @@ class RayExecutor:
             quiet = {"log_to_driver": False, "logging_level": "ERROR"}
             if address:
                 try:
-                    ray.init(address=address, **quiet)
+                    _connect(ray, address, quiet)
                 except ConnectionError as exc:
                     raise DataprepError(
                         f"cannot reach the Ray cluster at {address!r} ({_last_line(exc)}); "
@@ -328,6 +332,19 @@ class _Starved:
                 f"a task needs ({self.cpus_per_task:g}), so its nodes are gone; finished tasks "
                 "are kept, and rerunning the same command once nodes are back resumes"
             )
+
+
+def _connect(ray: Any, address: str, options: dict[str, Any]) -> None:
+    """`ray.init(address)`, trying a Ray Client address again when its proxy's server failed."""
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionError as exc:
+            transient = "Starting Ray client server failed" in str(exc)
+            if not (address.startswith("ray://") and transient and attempt < CLIENT_ATTEMPTS):
+                raise
+            time.sleep(CLIENT_RETRY_WAIT_S)
 
 
 def _last_line(exc: BaseException) -> str:
