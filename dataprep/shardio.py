@@ -154,6 +154,14 @@ class ShardWriter:
     Row groups are written as tables arrive (capped at `row_group_rows`), so memory stays at
     one batch, and `bytes_written` lets callers roll over to a new shard by size. A remote shard
     is built in a local spool file and uploaded whole on `close()`.
+
+    Used as a context manager it closes on success and aborts (removes the temporary file) on
+    any exception, so a failed or interrupted task never leaves a half-written shard behind;
+    `entry` is the closed shard's manifest entry:
+
+        with ShardWriter(path, schema, options) as writer:
+            writer.write(table)
+        return TaskResult([writer.entry])
     """
 
     def __init__(
@@ -178,6 +186,27 @@ class ShardWriter:
         self._writer = pq.ParquetWriter(self._sink, schema, **kwargs)
         self.rows = 0
         self.row_groups: list[int] = []
+        self._entry: ShardEntry | None = None
+        self._done = False  # closed or aborted: the temporary file is gone either way
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None and not self._done:
+            try:
+                self.close()
+            except BaseException:  # a failed upload or checksum: no temporary file left
+                self.abort()
+                raise
+        self.abort()  # a no-op once closed
+
+    @property
+    def entry(self) -> ShardEntry:
+        """The manifest entry of the shard `close()` wrote."""
+        if self._entry is None:
+            raise RuntimeError(f"shard {self.path.name} was not closed")
+        return self._entry
 
     @property
     def bytes_written(self) -> int:
@@ -194,12 +223,14 @@ class ShardWriter:
             self.rows += part.num_rows
 
     def close(self) -> ShardEntry:
+        if self._entry is not None:
+            return self._entry
         self._writer.close()
         self._sink.close()
         checksum = file_checksum(self._tmp)
         size = self._tmp.stat().st_size
         self.path.upload_from(self._tmp)
-        return ShardEntry(
+        self._entry = ShardEntry(
             path=self.path.name,
             rows=self.rows,
             bytes=size,
@@ -207,8 +238,14 @@ class ShardWriter:
             row_groups=self.row_groups,
             partition=self.partition,
         )
+        self._done = True
+        return self._entry
 
     def abort(self) -> None:
+        """Drop the shard being written (also to discard an empty one); no-op once closed."""
+        if self._done:
+            return
+        self._done = True
         try:
             self._writer.close()
             self._sink.close()
@@ -217,7 +254,11 @@ class ShardWriter:
 
 
 class RollingShardWriter:
-    """Split a stream of tables into shards of at most `shard_rows` rows or ~`shard_bytes`."""
+    """Split a stream of tables into shards of at most `shard_rows` rows or ~`shard_bytes`.
+
+    A context manager like `ShardWriter`: closes on success (`entries` are then the shards),
+    aborts the shard in progress on an exception.
+    """
 
     def __init__(
         self,
@@ -236,6 +277,18 @@ class RollingShardWriter:
         self.options = options
         self.entries: list[ShardEntry] = []
         self._current: ShardWriter | None = None
+
+    def __enter__(self) -> RollingShardWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        self.abort()  # a no-op once closed
 
     def _open(self) -> ShardWriter:
         name = f"{self.name_prefix}-{len(self.entries):05d}.parquet"
@@ -281,3 +334,4 @@ class RollingShardWriter:
     def abort(self) -> None:
         if self._current is not None:
             self._current.abort()
+        self._current = None

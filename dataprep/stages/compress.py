@@ -138,9 +138,8 @@ def compress_task(task: Task) -> TaskResult:
     before = column_sizes(source.metadata)
     schema = source.schema_arrow
     target = task.out / f"part-{task.index:05d}.parquet"
-    writer = ShardWriter(target, schema, options)
     rows = 0
-    try:
+    with ShardWriter(target, schema, options) as writer:
         if config.sort_by:
             table = pa.concat_tables(task.read_options.row_groups(path))
             table = table.sort_by([(c, "ascending") for c in config.sort_by])
@@ -152,10 +151,6 @@ def compress_task(task: Task) -> TaskResult:
                 writer.write(table)
                 rows += table.num_rows
                 tick(rows=table.num_rows)
-        entry = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
     seconds = time.perf_counter() - t0
     after = column_sizes(written_metadata(target, options, schema))
     sizes = {
@@ -163,7 +158,7 @@ def compress_task(task: Task) -> TaskResult:
         for name, (c, u) in after.items()
     }
     extra = {"columns": sizes, "seconds": seconds}
-    return TaskResult([entry], {"rows": rows}, schema, extra)
+    return TaskResult([writer.entry], {"rows": rows}, schema, extra)
 
 
 def written_metadata(

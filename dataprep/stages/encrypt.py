@@ -116,18 +116,14 @@ def recode_task(task: Task) -> TaskResult:
     reader, options, checksum = task.extra
     path = task.inputs[0]
     source = reader.open(path, checksum)
-    writer = ShardWriter(task.out / f"part-{task.index:05d}.parquet", source.schema_arrow, options)
+    target = task.out / f"part-{task.index:05d}.parquet"
     rows = 0
-    try:
+    with ShardWriter(target, source.schema_arrow, options) as writer:
         for table in reader.row_groups(path):
             writer.write(table)
             rows += table.num_rows
             tick(rows=table.num_rows)
-        entry = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    return TaskResult([entry], {"rows": rows}, source.schema_arrow)
+    return TaskResult([writer.entry], {"rows": rows}, source.schema_arrow)
 
 
 def _options(

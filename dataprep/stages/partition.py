@@ -222,13 +222,11 @@ def partition_task(task: Task) -> TaskResult:
     for p in np.nonzero(np.diff(bounds))[0]:
         start, end = int(bounds[p]), int(bounds[p + 1])
         name = f"p{int(p):05d}-part-{task.index:05d}.parquet"
-        writer = ShardWriter(task.out / name, table.schema, task.write_options, partition=int(p))
-        try:
+        with ShardWriter(
+            task.out / name, table.schema, task.write_options, partition=int(p)
+        ) as writer:
             writer.write(table.slice(start, end - start))
-            shards.append(writer.close())
-        except BaseException:
-            writer.abort()
-            raise
+        shards.append(writer.entry)
     tick(rows=table.num_rows)
     counts = {"rows": table.num_rows, "quarantined": quarantine.count}
     return TaskResult(shards, counts, table.schema)

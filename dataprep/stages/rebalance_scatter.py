@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataprep.dataset import ReadOptions, ShardEntry, ShardWriter, WriteOptions
+from dataprep.dataset import ReadOptions, ShardEntry, ShardWriter
 from dataprep.progress import tick
 from dataprep.stage import StageContext, Task, TaskResult
 from dataprep.storage import StoragePath
@@ -30,12 +30,12 @@ SCRATCH = "scratch/rebalance"
 
 
 class BufferedShard:
-    """A ShardWriter fed small pieces: buffers them into full row groups before writing."""
+    """Feeds a ShardWriter small pieces, buffered into full row groups before writing."""
 
-    def __init__(self, path: StoragePath, schema: pa.Schema, options: WriteOptions):
-        self.writer = ShardWriter(path, schema, options)
+    def __init__(self, writer: ShardWriter, schema: pa.Schema):
+        self.writer = writer
         self.schema = schema
-        self.limit = options.row_group_rows
+        self.limit = writer.options.row_group_rows
         self.pending: list[pa.Table] = []
         self.rows = 0
 
@@ -50,24 +50,18 @@ class BufferedShard:
             self.writer.write(pa.concat_tables(self.pending).cast(self.schema))
         self.pending, self.rows = [], 0
 
-    def close(self) -> ShardEntry:
-        self.flush()
-        return self.writer.close()
-
 
 def write_pieces(task: Task, pieces: Iterator[pa.Table], schema: pa.Schema) -> TaskResult:
-    out = BufferedShard(task.out / f"part-{task.index:05d}.parquet", schema, task.write_options)
+    target = task.out / f"part-{task.index:05d}.parquet"
     rows = 0
-    try:
+    with ShardWriter(target, schema, task.write_options) as writer:
+        out = BufferedShard(writer, schema)
         for table in pieces:
             out.write(table)
             rows += table.num_rows
             tick(rows=table.num_rows)
-        entry = out.close()
-    except BaseException:
-        out.writer.abort()
-        raise
-    return TaskResult([entry], {"rows": rows})
+        out.flush()
+    return TaskResult([writer.entry], {"rows": rows})
 
 
 def contingency(rows: list[int], sizes: list[int], seed: int) -> np.ndarray:

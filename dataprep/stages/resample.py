@@ -286,10 +286,6 @@ def _write(task: Task, table: pa.Table) -> Any:
     if table.num_rows == 0:
         return None
     path = task.out / f"part-{task.index:05d}.parquet"
-    writer = ShardWriter(path, table.schema, task.write_options)
-    try:
+    with ShardWriter(path, table.schema, task.write_options) as writer:
         writer.write(table)
-        return writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+    return writer.entry

@@ -217,24 +217,20 @@ def shard_task(task: Task) -> TaskResult:
     )
     rows = 0
     try:
-        batched = _joined(_tables(parts, schema, config, quarantine), int(config.block_bytes))
-        for table in readahead(batched):  # parse the next block while this one is written
-            if table.num_rows:
-                writer.write(table)
-                rows += table.num_rows
-            tick(rows=table.num_rows)
-        shards = writer.close()
+        with writer:
+            batched = _joined(_tables(parts, schema, config, quarantine), int(config.block_bytes))
+            for table in readahead(batched):  # parse the next block while this one is written
+                if table.num_rows:
+                    writer.write(table)
+                    rows += table.num_rows
+                tick(rows=table.num_rows)
     except OSError as exc:
-        writer.abort()
         if exc.filename is None and exc.errno:  # Arrow's write errors name no file: say where
             raise OSError(exc.errno, os.strerror(exc.errno), str(task.out)) from None
         raise
-    except BaseException:
-        writer.abort()
-        raise
     finally:
         quarantine.close()
-    return TaskResult(shards, {"rows": rows, "quarantined": quarantine.count}, schema)
+    return TaskResult(writer.entries, {"rows": rows, "quarantined": quarantine.count}, schema)
 
 
 def _tables(

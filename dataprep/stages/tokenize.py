@@ -195,11 +195,11 @@ def tokenize_task(task: Task) -> TaskResult:
         result = _truncate(table.filter(texts.is_valid()), docs, config.seq_len, spec.pad_id)
         counts = {"tokens": int(sum(min(len(d), config.seq_len) for d in docs))}
     width = result.schema.field(TOKENS).type.list_size
-    writer = ShardWriter(out, result.schema, block_write_options(task.write_options, width))
-    writer.write(result)
+    with ShardWriter(out, result.schema, block_write_options(task.write_options, width)) as writer:
+        writer.write(result)
     tick(rows=table.num_rows)
     counts.update(rows_in=table.num_rows, docs=len(texts) - texts.null_count)
-    return TaskResult([writer.close()], counts, result.schema)
+    return TaskResult([writer.entry], counts, result.schema)
 
 
 def _truncate(table: pa.Table, docs: list[np.ndarray], seq_len: int, pad_id: int) -> pa.Table:

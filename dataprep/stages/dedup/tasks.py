@@ -290,9 +290,9 @@ def write_task(task: Task) -> TaskResult:
     examples: dict[int, str] = {}
     id_name = task.extra.get("id_column")  # examples are cited by this column's values
     example_ids: dict[int, str] = {}
-    writer = ShardWriter(task.out / f"part-{task.index:05d}.parquet", schema, task.write_options)
+    target = task.out / f"part-{task.index:05d}.parquet"
     seen = kept_rows = 0
-    try:
+    with ShardWriter(target, schema, task.write_options) as writer:
         # whole row groups in, so each output row group is full-sized (not one per batch)
         row_group = task.write_options.row_group_rows
         for batch in _batches(task, task.extra["input_columns"], row_group):
@@ -319,12 +319,9 @@ def write_task(task: Task) -> TaskResult:
             kept_rows += table.num_rows
             seen += n
             tick(rows=n)
-        shards = [writer.close()] if kept_rows else []
         if not kept_rows:
-            writer.abort()
-    except BaseException:
-        writer.abort()
-        raise
+            writer.abort()  # every row was a duplicate: no empty shard
+    shards = [writer.entry] if kept_rows else []
     extra = {**_stats(started), "per_source": per_source, "examples": examples}
     extra["example_ids"] = example_ids
     return TaskResult(shards=shards, counts={"rows_written": kept_rows}, schema=schema, extra=extra)
