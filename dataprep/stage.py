@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from dataprep import records
 from dataprep.dataset import Manifest, ReadOptions, ShardEntry, WriteOptions
 from dataprep.errors import DataprepError
-from dataprep.executors import Executor
+from dataprep.executors.protocol import Executor
 from dataprep.progress import Reporter
 from dataprep.storage import StoragePath
 

@@ -3,13 +3,18 @@ contexts and task payloads, and an executor protocol that imports nothing of our
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dataprep import stage
 from dataprep.dataset import RollingShardWriter, ShardWriter, file_checksum
+from dataprep.executors import protocol
 
 TABLE = pa.table({"id": [f"r{i}" for i in range(10)], "text": ["x" * i for i in range(10)]})
 
@@ -74,3 +79,29 @@ def test_rolling_writer_context(tmp_path: Path) -> None:
         w.write(TABLE.slice(0, 6))
         raise ValueError("task failed")
     assert _leftovers(tmp_path / "x") == ["part-00000.parquet"], "the shard in progress is gone"
+
+
+def test_executor_protocol_imports_nothing_of_ours() -> None:
+    """stage.py needs only the protocol; importing it loads no executor and no stage code."""
+    code = (
+        "import sys, dataprep.executors.protocol as p; "
+        "print(sorted(m for m in sys.modules if m.startswith('dataprep')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [
+        "['dataprep',",
+        "'dataprep.executors',",
+        "'dataprep.executors.protocol']",
+    ]
+    stage_source = Path(stage.__file__).read_text()
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(stage_source))
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert {m for m in imported if m.startswith("dataprep.executors")} == {
+        "dataprep.executors.protocol"
+    }
+    from dataprep.executors import Executor
+
+    assert Executor is protocol.Executor

@@ -1,38 +1,15 @@
 """Executors run a list of picklable tasks through a module-level function.
 
-`Executor.run(fn, tasks)` is the whole interface, so stage code never needs to know whether it
-runs in-process, in a process pool, or on Ray.
+`Executor.run(fn, tasks)` is the whole interface (`executors.protocol`, which imports nothing of
+ours), so stage code never needs to know whether it runs in-process, in a process pool, or on
+Ray.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from dataprep.executors.protocol import Executor
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class Executor(Protocol):
-    workers: int
-
-    def run(
-        self,
-        fn: Callable[[T], R],
-        tasks: Sequence[T],
-        on_done: Callable[[int, R], None] | None = None,
-    ) -> list[R]:
-        """Run `fn` on every task; results come back in task order."""
-        ...
-
-    def close(self) -> None:
-        """Release workers; the executor may not be used afterwards."""
-        ...
-
-    def __enter__(self) -> Executor: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
+__all__ = ["DEFAULT_MAX_RETRIES", "EXECUTORS", "Executor", "make_executor"]
 
 DEFAULT_MAX_RETRIES = 2  # a raised exception or a dead worker; user errors are never retried
 EXECUTORS = ("local", "ray")
