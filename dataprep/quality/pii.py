@@ -1,0 +1,345 @@
+"""Find personal data and secrets in text, and redact, hash or only count them.
+
+Detection is a pattern per kind plus a check where a pattern alone would guess: card numbers
+must pass Luhn and start with a card network's prefix, IBANs must pass their country's length
+and mod-97 check (python-stdnum), IPv6 candidates must parse, generic `api_key=...` values must
+look random (Shannon entropy). Kinds are tried in a fixed order (secrets, e-mail, IBAN, card,
+IP, phone) and a later kind never claims text an earlier one did, so the digits of a card are
+not also a phone number.
+
+Text is only scanned in Python for documents a vectorised RE2 pre-check (`prefilter`) says
+may hold a kind; everything else is left to Arrow. Values found never leave this module except
+as placeholders or keyed hashes: the stage's report carries counts only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import hmac
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+
+Kind = Literal["secret", "email", "iban", "credit_card", "ip", "phone"]
+Mode = Literal["redact", "hash", "count", "off"]
+KINDS: tuple[Kind, ...] = ("secret", "email", "iban", "credit_card", "ip", "phone")
+PLACEHOLDER: dict[str, str] = {
+    "secret": "SECRET",
+    "email": "EMAIL",
+    "iban": "IBAN",
+    "credit_card": "CREDIT_CARD",
+    "ip": "IP_ADDRESS",
+    "phone": "PHONE",
+}
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str
+    start: int
+    end: int
+
+
+# -- patterns ----------------------------------------------------------------------------------
+
+_SECRET_PATTERNS = [
+    re.compile(
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+        r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
+    ),
+    re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+]
+# `api_key = "..."`: only the value (group 1) is a secret, and only when it looks random.
+_ASSIGNED_SECRET = re.compile(
+    r"(?i)\b(?:api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|client[_-]?secret|"
+    r"access[_-]?token|auth[_-]?token|access[_-]?key(?:[_-]?id)?|secret|token|password|passwd)"
+    r"\b[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-+/=.]{16,200})"
+)
+# Lookbehinds come after the first character: a pattern that starts with a character class
+# lets Python's re skip ahead to candidates; one that starts with a lookbehind does not (3x).
+_IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+_CARD = re.compile(r"\d(?<![\d.,-]\d)(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
+_IPV4 = re.compile(
+    r"\d(?<![\w.-]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w-]|\.\d)"  # octets checked in _ipv4
+)
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
+    r"(?![\w:]|\.\d)"
+)
+# Phones: international (+CC ...) or a parenthesised / separated area code. Bare digit runs
+# are left alone: they are far more often numbers of other things.
+# Not inside a longer run of digit groups (before or after): that is some other number.
+_PHONE = re.compile(
+    r"(?:"
+    r"\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|\((?<![\w+]\()(?<!\d[ -]\()\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"
+    r"|\d(?<![\w+]\d)(?<!\d[ -]\d)\d{2}([-.])\d{3}\1\d{4}"  # one separator: not `252.227-7013`
+    r"|0(?<![\w+]0)(?<!\d[ -]0)\d{1,4}[ /-]\d{3,4}[ -]?\d{2,4}(?:[ -]\d{2,4})?"
+    r")(?![\w]|[.-]\d| \d)"
+)
+_DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[068]|35|6011|64[4-9]|65|62)")
+
+
+def valid_card(digits: str) -> bool:
+    """13-19 digits of a known network prefix passing Luhn (a random 16-digit number passes
+    Luhn one time in ten; the prefix rules out most of the rest)."""
+    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and _luhn.is_valid(digits)
+
+
+def valid_iban(value: str) -> bool:
+    return _iban.is_valid(value)
+
+
+def valid_ipv6(value: str) -> bool:
+    """Parses as IPv6 and holds a digit (C++ scopes like `a::b` parse too)."""
+    if value.count(":") < 2 or value == "::":
+        return False
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return any(c.isdigit() for c in value)
+
+
+def valid_phone(value: str) -> bool:
+    digits = sum(c.isdigit() for c in value)
+    if not 7 <= digits <= 15 or _DATE_LIKE.match(value):
+        return False
+    return not (value.count(".") >= 2 and not value.startswith("+") and digits < 10)
+
+
+def _assigned_secrets(text: str) -> Iterable[Span]:
+    for m in _ASSIGNED_SECRET.finditer(text):
+        value = m.group(1)
+        if entropy(value) >= 3.5 and any(c.isdigit() for c in value):
+            yield Span("secret", m.start(1), m.end(1))
+
+
+def _simple(kind: str, pattern: re.Pattern[str], check: Callable[[str], bool] | None = None):
+    def spans(text: str) -> Iterable[Span]:
+        for m in pattern.finditer(text):
+            if check is None or check(m.group()):
+                yield Span(kind, m.start(), m.end())
+
+    return spans
+
+
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_%+-.")
+_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])", re.ASCII
+)
+
+
+def _emails(text: str) -> Iterable[Span]:
+    """From each `@`: the domain forwards by regex, the local part backwards by hand (a regex
+    starting with a character class would be tried at every letter of the text)."""
+    at = text.find("@")
+    while at != -1:
+        domain = _DOMAIN.match(text, at + 1)
+        if domain:
+            start = at
+            while start > 0 and at - start < 64 and text[start - 1] in _LOCAL_CHARS:
+                start -= 1
+            while start < at and text[start] == ".":
+                start += 1
+            local = text[start:at]
+            if local and not local.endswith(".") and ".." not in local:
+                yield Span("email", start, domain.end())
+        at = text.find("@", at + 1)
+
+
+_SEPARATORS = re.compile(r"[ -]")
+
+
+def _cards(text: str) -> Iterable[Span]:
+    """A run of digit groups may hold a card next to other numbers (`version 2 4111 ...`,
+    `... 1111 08/01`): of the runs of whole groups that are valid cards, a card's usual
+    length (16, or 15 for Amex) wins, then the longest."""
+    for m in _CARD.finditer(text):
+        groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", m.group())]
+        best: tuple[tuple[bool, int], int, int] | None = None
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups) + 1):
+                digits = _digits(m.group()[groups[i][0] : groups[j - 1][1]])
+                if valid_card(digits):
+                    usual = len(digits) == 16 or (len(digits) == 15 and digits[:2] in ("34", "37"))
+                    rank = (usual, len(digits))
+                    if best is None or rank > best[0]:
+                        best = (rank, groups[i][0], groups[j - 1][1])
+        if best is not None:
+            yield Span("credit_card", m.start() + best[1], m.start() + best[2])
+
+
+def _ibans(text: str) -> Iterable[Span]:
+    """An IBAN written in groups may be followed by a capitalised word (`... 8285 MPL`):
+    without a check passing, the last group is dropped and the rest tried again."""
+    for m in _IBAN.finditer(text):
+        value = m.group()
+        while True:
+            if valid_iban(value):
+                yield Span("iban", m.start(), m.start() + len(value))
+                break
+            if " " not in value:
+                break
+            value = value.rsplit(" ", 1)[0]
+
+
+_VERSION_BEFORE = re.compile(r"(?i)(?:version|release|v)\s*$")
+
+
+def _ipv4(text: str) -> Iterable[Span]:
+    for m in _IPV4.finditer(text):
+        if any(int(octet) > 255 for octet in m.group().split(".")):
+            continue
+        if not _VERSION_BEFORE.search(text, max(0, m.start() - 9), m.start()):  # "version 1.2.3.4"
+            yield Span("ip", m.start(), m.end())
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One way a kind is found: an RE2 pre-check that pyarrow runs over whole columns (a
+    document it does not match cannot hold a finding) and the Python finder for the rest."""
+
+    kind: str
+    prefilter: str
+    find: Callable[[str], Iterable[Span]]
+
+
+# Order matters: an earlier detector's span is never claimed by a later one.
+DETECTORS: list[Detector] = [
+    Detector("secret", r"PRIVATE KEY", _simple("secret", _SECRET_PATTERNS[0])),
+    Detector(
+        "secret", r"(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}", _simple("secret", _SECRET_PATTERNS[1])
+    ),
+    Detector(
+        "secret", r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_", _simple("secret", _SECRET_PATTERNS[2])
+    ),
+    Detector("secret", r"xox[abposr]-", _simple("secret", _SECRET_PATTERNS[3])),
+    Detector("secret", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ", _simple("secret", _SECRET_PATTERNS[4])),
+    Detector(
+        "secret",
+        r"(?i:key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9_\-+/=.]{16}",
+        _assigned_secrets,
+    ),
+    Detector("email", r"[A-Za-z0-9]@[A-Za-z0-9]", _emails),
+    Detector("iban", r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}", _ibans),
+    Detector(
+        "credit_card",
+        r"\d(?:[ -]?\d){12}",
+        _cards,
+    ),
+    # IPv6 first: `::ffff:1.2.3.4` is one address
+    Detector(
+        "ip",
+        r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}",
+        _simple("ip", _IPV6, valid_ipv6),
+    ),
+    Detector("ip", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", _ipv4),
+    Detector(
+        "phone",
+        r"\+\d|\(\d{2,5}\)|\d{3}[-.]\d{3}[-.]\d{4}|0\d{1,4}[ /-]\d{3}",
+        _simple("phone", _PHONE, valid_phone),
+    ),
+]
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def find(text: str, detectors: Iterable[int] | None = None) -> list[Span]:
+    """Non-overlapping findings in text order, from the detectors with these indices (all by
+    default); an earlier detector wins an overlap."""
+    chosen = range(len(DETECTORS)) if detectors is None else sorted(detectors)
+    taken: list[Span] = []
+    starts: list[int] = []  # of `taken`, kept sorted, for the overlap check
+    for index in chosen:
+        for span in DETECTORS[index].find(text):
+            at = bisect.bisect_left(starts, span.start)
+            if at > 0 and taken[at - 1].end > span.start:
+                continue
+            if at < len(taken) and taken[at].start < span.end:
+                continue
+            starts.insert(at, span.start)
+            taken.insert(at, span)
+    return taken
+
+
+def detectors_for(kinds: Iterable[str]) -> list[int]:
+    wanted = set(kinds)
+    return [i for i, d in enumerate(DETECTORS) if d.kind in wanted]
+
+
+# -- replacing ---------------------------------------------------------------------------------
+
+
+def canonical(kind: str, value: str) -> str:
+    """The form that is hashed, so spellings of one value link: e-mails lower-cased, numbers
+    as their digits (IBANs upper-case without spaces)."""
+    if kind == "email":
+        return value.lower()
+    if kind in ("credit_card", "phone"):
+        return _digits(value)
+    if kind == "iban":
+        return value.replace(" ", "").upper()
+    if kind == "ip":
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return value
+    return value
+
+
+def keyed_hash(key: bytes, kind: str, value: str) -> str:
+    """HMAC-SHA256 of the canonical value, 16 hex digits: equal values give equal tokens,
+    and without the key a token cannot be checked against a guess."""
+    message = f"{kind}\0{canonical(kind, value)}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Names a key in config digests (so another key reruns the stage) without revealing it."""
+    return hmac.new(key, b"dataprep-pii-key-fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def rewrite(text: str, spans: list[Span], modes: dict[str, str], key: bytes | None) -> str:
+    """`text` with each span replaced as its kind's mode says (`count` leaves it)."""
+    parts: list[str] = []
+    last = 0
+    for span in spans:
+        mode = modes.get(span.kind, "off")
+        if mode not in ("redact", "hash"):
+            continue
+        parts.append(text[last : span.start])
+        label = PLACEHOLDER[span.kind]
+        if mode == "redact":
+            parts.append(f"<{label}>")
+        else:
+            assert key is not None
+            parts.append(f"<{label}:{keyed_hash(key, span.kind, text[span.start : span.end])}>")
+        last = span.end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)

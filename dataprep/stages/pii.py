@@ -1,0 +1,269 @@
+"""pii: find e-mail addresses, phone numbers, IP addresses, card numbers, IBANs and secrets in a
+text column, and redact them with a typed placeholder, replace them with a keyed hash, or only
+count them (per kind).
+
+One task per shard, row group by row group. A vectorised RE2 pre-check per kind picks the
+documents that may hold it; only those are scanned in Python (`dataprep.quality.pii`). The
+report counts findings per kind and per source and never holds a value found. No count columns
+are added unless `count_columns` is set: the report has the totals, and a stable schema keeps
+the stage a drop-in step before `dedup`/`tokenize`.
+
+The hash key (a key file, or DATAPREP_PII_KEY) is read when the config is validated and
+travels to workers inside the config object, never in what the config writes out: lineage
+and the cache key hold only its fingerprint, so another key reruns the stage.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, PrivateAttr, field_validator, model_serializer, model_validator
+
+from dataprep.dataset import ShardWriter
+from dataprep.progress import tick
+from dataprep.quality import pii
+from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
+from dataprep.stages.clean import require_text, source_values
+
+KEY_ENV = "DATAPREP_PII_KEY"
+MIN_KEY_BYTES = 16
+
+
+def parse_modes(value: Any) -> Any:
+    """`email=hash,ip=redact` (the command line's spelling) or a dict; kinds left out keep
+    the default, `all=count` sets every kind."""
+    if isinstance(value, str):
+        pairs: dict[str, str] = {}
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            kind, sep, mode = item.partition("=")
+            if not sep:
+                raise ValueError(f"{item!r} is not KIND=MODE (e.g. email=hash,ip=redact)")
+            pairs[kind.strip()] = mode.strip()
+        value = pairs
+    if isinstance(value, dict):
+        if "all" in value:
+            every = value["all"]
+            value = {**dict.fromkeys(pii.KINDS, every), **{k: v for k, v in value.items()}}
+            del value["all"]
+        return {**dict.fromkeys(pii.KINDS, "redact"), **value}
+    return value
+
+
+class PiiConfig(StageConfig):
+    text_column: str = Field("text", description="the column scanned and rewritten")
+    source_column: str | None = Field(
+        None, description="a column whose values the report counts findings by (e.g. source)"
+    )
+    mode: dict[pii.Kind, pii.Mode] = Field(
+        default_factory=lambda: dict.fromkeys(pii.KINDS, "redact"),
+        description="per kind (secret, email, iban, credit_card, ip, phone): redact "
+        "(<EMAIL>), hash (<EMAIL:hmac>), count or off; e.g. email=hash,ip=count or all=count",
+    )
+    hash_key_file: str | None = Field(
+        None,
+        description=f"file whose bytes key the hash mode's HMAC (else ${KEY_ENV}); never "
+        "written to outputs",
+    )
+    count_columns: bool = Field(False, description="add pii_<kind> count columns")
+    _key: bytes | None = PrivateAttr(None)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _parse_mode(cls, value: Any) -> Any:
+        return parse_modes(value)
+
+    @model_validator(mode="after")
+    def _read_key(self) -> PiiConfig:
+        """The key is read when the config is checked, so a missing key stops the run
+        before any task; it is kept out of every dump of the config."""
+        if "hash" in self.mode.values():
+            self._key = load_key(self.hash_key_file)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _with_key_fingerprint(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if self._key is not None:
+            data["hash_key_fingerprint"] = pii.key_fingerprint(self._key)
+        return data
+
+    @property
+    def active(self) -> list[str]:
+        return [k for k in pii.KINDS if self.mode.get(k, "off") != "off"]
+
+
+def load_key(path: str | None) -> bytes:
+    if path is not None:
+        try:
+            key = Path(path).expanduser().read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read hash key file {path}: {exc.strerror}") from None
+        where = f"hash key file {path}"
+    else:
+        key = os.environ.get(KEY_ENV, "").encode()
+        where = f"${KEY_ENV}"
+        if not key:
+            raise ValueError(
+                f"mode hash needs a key: pass hash_key_file (--hash-key-file) or set ${KEY_ENV}"
+            )
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"{where} holds {len(key)} bytes; a hash key needs at least 16")
+    return key
+
+
+class PiiStage(Stage):
+    name = "pii"
+    Config = PiiConfig
+    help = "Redact, hash or count e-mails, phones, IPs, card numbers, IBANs and secrets."
+
+    def column_params(self, config: PiiConfig) -> dict[str, list[str]]:
+        named = {"text_column": [config.text_column]}
+        if config.source_column:
+            named["source_column"] = [config.source_column]
+        return named
+
+    def output_schema(self, config: PiiConfig, schema, inputs=()) -> pa.Schema | None:
+        if schema is None or not config.count_columns:
+            return schema
+        for kind in config.active:
+            schema = schema.append(pa.field(f"pii_{kind}", pa.int32()))
+        return schema
+
+    def run(self, ctx: StageContext) -> StageResult:
+        config = ctx.config
+        assert isinstance(config, PiiConfig) and ctx.input is not None
+        require_text(ctx.input.schema, config.text_column)
+        paths = ctx.input_shard_paths()
+        tasks = [ctx.task("pii", i, [p]) for i, p in enumerate(paths)]
+        t0 = time.perf_counter()
+        results = ctx.map(pii_task, tasks)
+        wall = time.perf_counter() - t0
+        shards = [s for r in results for s in r.shards]
+        schema = self.output_schema(config, ctx.input.schema)
+        assert schema is not None
+        report = summarise(results, config, ctx.write_options.encryption is not None, wall)
+        report["rows_in"] = ctx.input.rows
+        return StageResult(shards, schema, report)
+
+
+def pii_task(task: Task) -> TaskResult:
+    config: PiiConfig = task.config
+    out = task.out / f"part-{task.index:05d}.parquet"
+    found: dict[str, int] = {}
+    by_source: dict[str, dict[str, int]] = {}
+    seconds = 0.0
+    text_bytes = 0
+    writer: ShardWriter | None = None
+    try:
+        for table in task.read_options.row_groups(task.inputs[0]):
+            t0 = time.perf_counter()
+            texts = table.column(config.text_column).combine_chunks()
+            text_bytes += int(pc.sum(pc.binary_length(texts)).as_py() or 0)
+            new_texts, counts = scan(texts, config)
+            table = table.set_column(
+                table.schema.get_field_index(config.text_column),
+                table.schema.field(config.text_column),
+                new_texts,
+            )
+            for kind, per_doc in counts.items():
+                found[kind] = found.get(kind, 0) + int(per_doc.sum())
+                found[f"docs.{kind}"] = found.get(f"docs.{kind}", 0) + int((per_doc > 0).sum())
+                if config.count_columns:
+                    table = table.append_column(f"pii_{kind}", pa.array(per_doc, pa.int32()))
+            if config.source_column:
+                tally_sources(by_source, source_values(table, config.source_column), counts)
+            seconds += time.perf_counter() - t0
+            if writer is None:
+                writer = ShardWriter(out, table.schema, task.write_options)
+            writer.write(table)
+            tick(rows=table.num_rows)
+        if writer is None:  # a shard without row groups: still one (empty) output shard
+            schema = PiiStage().output_schema(config, task.read_options.schema(task.inputs[0]))
+            writer = ShardWriter(out, schema, task.write_options)
+        entry = writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    extra = {"by_source": by_source, "seconds": seconds, "text_bytes": text_bytes}
+    return TaskResult([entry], found, None, extra)
+
+
+def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.ndarray]]:
+    """Rewritten texts and per-document counts per active kind. Each detector's RE2
+    pre-check runs over the whole column; Python only sees documents some pre-check matched,
+    and runs only those detectors on them."""
+    n = len(texts)
+    counts = {kind: np.zeros(n, np.int32) for kind in config.active}
+    chosen = pii.detectors_for(config.active)
+    if not chosen or n == 0:
+        return texts, counts
+    hits = np.stack(
+        [
+            np.asarray(
+                pc.fill_null(pc.match_substring_regex(texts, pii.DETECTORS[i].prefilter), False)
+            )
+            for i in chosen
+        ]
+    )
+    rows = np.flatnonzero(hits.any(axis=0))
+    if not len(rows):
+        return texts, counts
+    candidates = texts.take(pa.array(rows)).to_pylist()
+    rewritten = []
+    for row, text in zip(rows.tolist(), candidates, strict=True):
+        spans = pii.find(text, [chosen[j] for j in np.flatnonzero(hits[:, row])])
+        for span in spans:
+            counts[span.kind][row] += 1
+        rewritten.append(pii.rewrite(text, spans, config.mode, config._key))
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    new = pc.replace_with_mask(texts, pa.array(mask), pa.array(rewritten, texts.type))
+    return new, counts
+
+
+def tally_sources(
+    by_source: dict[str, dict[str, int]], sources: list[str], counts: dict[str, np.ndarray]
+) -> None:
+    for kind, per_doc in counts.items():
+        for row in np.flatnonzero(per_doc).tolist():
+            acc = by_source.setdefault(sources[row], {})
+            acc[kind] = acc.get(kind, 0) + int(per_doc[row])
+
+
+def summarise(
+    results: list[TaskResult], config: PiiConfig, encrypted: bool, wall: float
+) -> dict[str, Any]:
+    """Counts only: never a value found (nor, for an encrypted input, source names)."""
+    totals: dict[str, int] = {}
+    for result in results:
+        for key, value in result.counts.items():
+            totals[key] = totals.get(key, 0) + value
+    by_source: dict[str, dict[str, int]] = {}
+    for result in results:
+        for source, kinds in result.extra["by_source"].items():
+            acc = by_source.setdefault(source, {})
+            for kind, value in kinds.items():
+                acc[kind] = acc.get(kind, 0) + value
+    seconds = sum(r.extra["seconds"] for r in results)
+    text_bytes = sum(r.extra["text_bytes"] for r in results)
+    report: dict[str, Any] = {
+        "modes": {k: config.mode[k] for k in pii.KINDS},
+        "findings": {k: totals.get(k, 0) for k in config.active},
+        "documents_with": {k: totals.get(f"docs.{k}", 0) for k in config.active},
+        "text_bytes": text_bytes,
+        "mb_per_s_per_task": round(text_bytes / 1e6 / seconds, 2) if seconds else 0.0,
+        "mb_per_s": round(text_bytes / 1e6 / wall, 2) if wall else 0.0,
+    }
+    if config.source_column:
+        if encrypted:
+            report["by_source"] = "not reported: the input is encrypted"
+        else:
+            report["by_source"] = dict(sorted(by_source.items()))
+    return report

@@ -1,0 +1,242 @@
+"""pii: findings per kind against a generated set with known spans, and on real text.
+
+Oracles: the spans the generator planted (benchmarks/pii_data.py: seeded, real licence text,
+check digits computed there); an independent strict e-mail pattern over the maintainers'
+addresses in /usr/share/doc/*/copyright; python-stdnum / Luhn for what must not be found; the
+values themselves, searched for in every file a run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import column, manifest
+
+from benchmarks.pii_data import generate
+from dataprep import crypto, dataset
+from dataprep.dataset import ReadOptions
+from dataprep.errors import DataprepError
+from dataprep.executors import make_executor
+from dataprep.quality import pii
+from dataprep.runner import run_stage
+
+INLINE = make_executor("local", workers=1)
+# Independent of dataprep's e-mail finder (which anchors on `@` and walks back by hand).
+STRICT_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+KEY = "k" * 8 + "0123456789abcdef"
+
+
+def _dataset(tmp: Path, rows: list[dict], name: str = "ds", **shard: object) -> Path:
+    raw = tmp / f"{name}-raw"
+    raw.mkdir()
+    (raw / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp / name
+    run_stage("shard", {"shard_rows": 50, **shard}, out, inputs=[str(raw)], executor=INLINE)
+    return out
+
+
+def _scores(docs: list[tuple[str, list]]) -> dict[str, tuple[float, float]]:
+    tp: Counter[str] = Counter()
+    found_n: Counter[str] = Counter()
+    planted_n: Counter[str] = Counter()
+    for text, planted in docs:
+        found = {(s.kind, s.start, s.end) for s in pii.find(text)}
+        expected = {(p.kind, p.start, p.end) for p in planted}
+        for kind, *_ in found & expected:
+            tp[kind] += 1
+        found_n.update(k for k, *_ in found)
+        planted_n.update(k for k, *_ in expected)
+    return {k: (tp[k] / max(1, found_n[k]), tp[k] / max(1, planted_n[k])) for k in pii.KINDS}
+
+
+def test_generated_set_precision_and_recall() -> None:
+    docs = generate(500, seed=11)
+    assert sum(len(p) for _, p in docs) > 1000
+    scores = _scores(docs)
+    for kind in ("email", "ip", "credit_card"):
+        assert scores[kind][1] >= 0.99, (kind, scores[kind])
+    for kind, (precision, recall) in scores.items():
+        assert precision >= 0.98 and recall >= 0.95, (kind, precision, recall)
+
+
+def test_checks_reject_lookalikes() -> None:
+    text = (
+        "card 4111 1111 1111 1112 (Luhn fails), 1234 5678 9012 3452 (no network), "
+        "iban DE89 3704 0044 0532 0130 01, version 1.2.3.4, v10.0.0.1, 2024-01-15, 12:30:45, "
+        "DFARS 252.227-7013, std::vector, a::b, api_key = YOUR_API_KEY_HERE_PLEASE"
+    )
+    assert pii.find(text) == []
+    good = "4111 1111 1111 1111 DE89 3704 0044 0532 0130 00 10.0.0.1 fe80::1 +44 20 7946 0958"
+    assert [s.kind for s in pii.find(good)] == ["credit_card", "iban", "ip", "ip", "phone"]
+
+
+def test_overlaps_go_to_the_earlier_kind() -> None:
+    """Card digits are not also a phone; a private key's lines are one secret."""
+    key = "-----BEGIN PRIVATE KEY-----\nAKIAIOSFODNN7EXAMPLE\n-----END PRIVATE KEY-----"
+    text = f"pay 5555-5555-5555-4444 now\n{key}"
+    assert [s.kind for s in pii.find(text)] == ["credit_card", "secret"]
+
+
+def _copyright_dataset(tmp: Path, files: int = 150) -> Path:
+    docs = sorted(Path("/usr/share/doc").glob("*/copyright"))[:files]
+    raw = tmp / "copyright-raw"
+    raw.mkdir()
+    for path in docs:
+        (raw / f"{path.parent.name}.txt").write_bytes(path.read_bytes())
+    out = tmp / "copyright"
+    run_stage("shard", {"format": "text"}, out, inputs=[str(raw)], executor=INLINE)
+    return out
+
+
+def test_no_email_left_in_real_copyright_files(tmp_path: Path) -> None:
+    src = _copyright_dataset(tmp_path)
+    before = sum(len(STRICT_EMAIL.findall(t)) for t in column(src, "text"))
+    assert before > 200  # maintainers' addresses: the check has something to find
+    run = run_stage("pii", {}, tmp_path / "out", input_path=src, executor=INLINE)
+    left = [m for t in column(tmp_path / "out", "text") for m in STRICT_EMAIL.findall(t)]
+    assert left == []
+    assert run.report["findings"]["email"] >= before  # one finding per address replaced
+
+
+def test_report_and_outputs_never_hold_values_or_key(tmp_path: Path) -> None:
+    docs = generate(60, seed=5)
+    rows = [{"id": str(i), "text": t, "source": f"s{i % 3}"} for i, (t, _) in enumerate(docs)]
+    src = _dataset(tmp_path, rows)
+    values = {t[p.start : p.end] for t, planted in docs for p in planted}
+    values = {v for v in values if len(v) >= 8}
+    os.environ["DATAPREP_PII_KEY"] = KEY
+    try:
+        config = {"source_column": "source", "mode": "email=hash,phone=count,ip=redact"}
+        out = tmp_path / "out"
+        run = run_stage("pii", config, out, input_path=src, executor=INLINE)
+    finally:
+        del os.environ["DATAPREP_PII_KEY"]
+    report = (out / dataset.REPORT).read_text()
+    assert set(json.loads(report)["by_source"]) == {"s0", "s1", "s2"}
+    assert run.report["findings"]["email"] > 20
+    for value in values:
+        assert value not in report
+    side = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    blob = b"".join(p.read_bytes() for p in side) + (out / dataset.MANIFEST).read_bytes()
+    assert KEY.encode() not in blob
+    texts = "\n".join(column(out, "text"))
+    emails = [t[p.start : p.end] for t, planted in docs for p in planted if p.kind == "email"]
+    assert not any(e in texts for e in emails) and "<EMAIL:" in texts
+    phones = [t[p.start : p.end] for t, planted in docs for p in planted if p.kind == "phone"]
+    assert all(p in texts for p in phones)  # count only
+    assert "<IP_ADDRESS>" in texts
+
+
+def test_hash_links_equal_values_and_depends_on_the_key(tmp_path: Path) -> None:
+    rows = [
+        {"text": "write to Anna.Smith@example.com today"},
+        {"text": "or anna.smith@example.com (same person), not bob@example.com"},
+    ]
+    src = _dataset(tmp_path, rows)
+    key_file = tmp_path / "pii.key"
+    key_file.write_text(KEY)
+    config = {"mode": "all=hash", "hash_key_file": str(key_file)}
+    run_stage("pii", config, tmp_path / "a", input_path=src, executor=INLINE)
+    tokens = [re.findall(r"<EMAIL:([0-9a-f]{16})>", t) for t in column(tmp_path / "a", "text")]
+    assert tokens[0][0] == tokens[1][0] != tokens[1][1]
+    key_file.write_text(KEY[::-1])
+    again = run_stage("pii", config, tmp_path / "a", input_path=src, executor=INLINE)
+    assert again.status == "ran"  # another key: not the cached output
+    other = [re.findall(r"<EMAIL:([0-9a-f]{16})>", t) for t in column(tmp_path / "a", "text")]
+    assert other[0][0] != tokens[0][0]
+
+
+def test_bad_config_is_one_sentence(tmp_path: Path) -> None:
+    src = _dataset(tmp_path, [{"text": "a@b.org"}])
+    with pytest.raises(DataprepError, match="--text-column 'body' is not a column") as err:
+        run_stage("pii", {"text_column": "body"}, tmp_path / "o", input_path=src)
+    assert "\n" not in str(err.value)
+    os.environ.pop("DATAPREP_PII_KEY", None)
+    with pytest.raises(DataprepError, match="mode hash needs a key"):
+        run_stage("pii", {"mode": "email=hash"}, tmp_path / "o", input_path=src)
+    with pytest.raises(DataprepError, match="is not KIND=MODE"):
+        run_stage("pii", {"mode": "email"}, tmp_path / "o", input_path=src)
+    with pytest.raises(DataprepError, match="mode.phonez"):
+        run_stage("pii", {"mode": "phonez=count"}, tmp_path / "o", input_path=src)
+
+
+def test_count_columns(tmp_path: Path) -> None:
+    rows = [{"text": "a@b.org and c@d.org from 10.0.0.1"}, {"text": "nothing here"}]
+    src = _dataset(tmp_path, rows)
+    out = tmp_path / "o"
+    run_stage("pii", {"count_columns": True, "mode": "all=count"}, out, input_path=src)
+    assert column(out, "pii_email") == [2, 0] and column(out, "pii_ip") == [1, 0]
+    assert column(out, "text") == [r["text"] for r in rows]
+    assert "pii_phone" in dataset.read_manifest(out).schema.names
+
+
+def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
+    src = _dataset(tmp_path, [{"text": f"mail u{i}@example.org"} for i in range(120)])
+    remote_in = f"{s3_bucket}/in"
+    run_stage("compress", {}, remote_in, input_path=src, executor=INLINE)  # a copy on S3
+    run = run_stage("pii", {}, f"{s3_bucket}/out", input_path=remote_in, executor=INLINE)
+    assert run.report["findings"]["email"] == 120
+    got = [r for r in dataset.read_rows(f"{s3_bucket}/out").column("text").to_pylist()]
+    assert got == ["mail <EMAIL>"] * 120
+
+
+def test_encrypted_input_stays_encrypted(tmp_path: Path) -> None:
+    rows = [{"text": f"row {i}: call +44 20 7946 {i:04d} or x{i}@example.org"} for i in range(80)]
+    src = _dataset(tmp_path, rows)
+    keys = tmp_path / "keys.json"
+    crypto.generate_key_file(keys)
+    enc = tmp_path / "enc"
+    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=INLINE)
+    out = tmp_path / "out"
+    config = {"source_column": "id"}
+    run = run_stage("pii", config, out, input_path=enc, executor=INLINE, key_file=str(keys))
+    plain = run_stage("pii", config, tmp_path / "plain", input_path=src, executor=INLINE)
+    found = manifest(out)
+    assert found["encryption"] is not None
+    with pytest.raises(Exception):  # noqa: B017 - any reader error: the footer is encrypted
+        pq.read_table(out / found["shards"][0]["path"])
+    reader = ReadOptions(str(keys), dataset.read_manifest(out).encryption)
+    got = pa.concat_tables(reader.read_table(out / s["path"]) for s in found["shards"])
+    assert got.column("text").to_pylist() == column(tmp_path / "plain", "text")
+    assert run.report["findings"] == plain.report["findings"]
+    assert run.report["by_source"] == "not reported: the input is encrypted"
+
+
+def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
+    docs = generate(400, seed=2)
+    src = _dataset(tmp_path, [{"text": t} for t, _ in docs], shard_rows=5)
+    clean = tmp_path / "clean"
+    run_stage("pii", {}, clean, input_path=src, executor=INLINE)
+    out = tmp_path / "out"
+    code = (
+        "import sys; from dataprep.runner import run_stage; "
+        "from dataprep.executors import make_executor; "
+        "run_stage('pii', {}, sys.argv[2], input_path=sys.argv[1], "
+        "executor=make_executor('local', workers=1))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
+    )
+    done = out / ".dataprep" / "tasks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(done.glob("*.json")))
+    assert 5 <= finished < 80 and not (out / dataset.MANIFEST).exists()
+    run = run_stage("pii", {}, out, input_path=src, executor=INLINE)
+    assert run.status == "ran"
+    ours, theirs = manifest(out), manifest(clean)
+    assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
