@@ -19,6 +19,8 @@ BUILTIN: dict[str, str] = {
     "compress": "dataprep.stages.compress:CompressStage",
     "encrypt": "dataprep.stages.encrypt:EncryptStage",
     "decrypt": "dataprep.stages.encrypt:DecryptStage",
+    "clean": "dataprep.stages.clean:CleanStage",
+    "pii": "dataprep.stages.pii:PiiStage",
 }
 
 
