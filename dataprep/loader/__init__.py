@@ -10,12 +10,14 @@
     dl.load_state_dict(state)          # on a fresh loader, any world size / worker count
 
 Modules: `index` (units and row counts), `order` (the epoch's global order), `split` (a rank's
-share), `reader` (shard I/O and prefetch), `batch` (Arrow -> tensors), `dataset`, `dataloader`.
+share), `reader` (shard I/O and prefetch), `batch` (Arrow -> tensors), `resume` (the resume
+protocol: `ReadPosition`), `dataset`, `mix`, `dataloader`.
 """
 
 from typing import Any
 
 from dataprep.loader.dataset import ShardDataset
+from dataprep.loader.resume import ReadPosition
 
 try:
     from dataprep.loader.dataloader import ShardDataLoader, make_dataloader
@@ -28,4 +30,4 @@ except ImportError:  # no torch: ShardDataset is still a plain iterable of numpy
         raise DataprepError("make_dataloader needs torch; install dataprep[torch]")
 
 
-__all__ = ["ShardDataLoader", "ShardDataset", "make_dataloader"]
+__all__ = ["ReadPosition", "ShardDataLoader", "ShardDataset", "make_dataloader"]

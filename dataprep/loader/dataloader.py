@@ -1,14 +1,15 @@
 """`make_dataloader`: a torch DataLoader whose `state_dict()` is the exact resume point.
 
 Workers run in other processes, so only the main process can know how many batches training
-has taken; this DataLoader counts them and turns the count into the dataset's global resume
-state (epoch, next global batch), which any world size or worker count can continue from.
+has taken; this DataLoader counts them (a `ReadPosition`) and turns the count into the
+dataset's global resume state (epoch, next global batch), which any world size or worker count
+can continue from. It uses only the dataset's public resume protocol (`resume.Resumable`).
 Workers hand their batches over through a reused shared-memory ring (`handoff`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -16,24 +17,24 @@ from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_convert
 
 from dataprep.errors import DataprepError
-from dataprep.loader.dataset import ShardDataset
 from dataprep.loader.handoff import BatchRing, RingCollate
+from dataprep.loader.resume import PassCount, ReadPosition, Resumable
 
 _FIXED = ("batch_size", "shuffle", "sampler", "batch_sampler", "drop_last")
 
 
 class ShardDataLoader(DataLoader):
-    """A DataLoader over a `ShardDataset` that can save and restore its position."""
+    """A DataLoader over a `ShardDataset` (or a mix) that can save and restore its position."""
 
-    def __init__(self, dataset: ShardDataset, num_workers: int = 0, **kwargs: Any):
+    def __init__(self, dataset: Resumable, num_workers: int = 0, **kwargs: Any):
         if num_workers > 0:
             kwargs["collate_fn"] = RingCollate(kwargs.get("collate_fn") or default_convert)
         super().__init__(dataset, batch_size=None, num_workers=num_workers, **kwargs)
-        self._pass: list[int] | None = None  # epoch, start batch, batches yielded
+        self._pass: PassCount | None = None  # the current pass, counted here
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        ds: ShardDataset = self.dataset  # type: ignore[assignment]
-        epoch, start = ds.epoch, ds._start(ds.epoch)
+        ds: Resumable = self.dataset  # type: ignore[assignment]
+        origin = ds.next_pass()
         ring = None
         if isinstance(self.collate_fn, RingCollate):  # a fresh ring per pass: no stale slots
             context = self.multiprocessing_context or torch.multiprocessing
@@ -42,26 +43,23 @@ class ShardDataLoader(DataLoader):
             )
             self.collate_fn.ring = ring
         inner = super().__iter__()  # workers start here, with the pending resume point and ring
-        ds._resume = None
-        progress = [epoch, start, 0]
-        self._pass = progress
+        ds.begin_pass()  # their copies hold the resume point: this pass has taken it
+        self._pass = PassCount(origin)
         pin = bool(self.pin_memory) and torch.cuda.is_available()
-        return _Counting(inner, progress, ring, pin)
+        return _Counting(inner, self._pass, ring, pin)
 
-    def position(self) -> tuple[int, int, int]:
+    def position(self) -> ReadPosition:
         """Where the reader stands (epoch, pass start, batches yielded), for almost no cost: a
         trainer that fetches a batch ahead keeps this to checkpoint the state before it."""
-        ds: ShardDataset = self.dataset  # type: ignore[assignment]
         if self._pass is None:
-            return ds.epoch, ds._start(ds.epoch), 0
-        epoch, start, done = self._pass
-        return epoch, start, done
+            return self.dataset.next_pass()  # type: ignore[attr-defined,no-any-return]
+        return self._pass.position
 
-    def state_dict(self, position: tuple[int, int, int] | None = None) -> dict[str, Any]:
-        """A few integers: where the next batch comes from (now, or at an earlier `position`).
-        Same on every rank in lockstep."""
-        ds: ShardDataset = self.dataset  # type: ignore[assignment]
-        return ds.state_for(*(position or self.position()))
+    def state_dict(self, position: ReadPosition | Sequence[int] | None = None) -> dict[str, Any]:
+        """A few integers: where the next batch comes from (now, or at an earlier `position`,
+        also in its older `(epoch, start, done)` form). Same on every rank in lockstep."""
+        at = self.position() if position is None else ReadPosition.from_state(position)
+        return self.dataset.state_for(at)  # type: ignore[attr-defined,no-any-return]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The next pass yields exactly the batches an uninterrupted run would have yielded."""
@@ -73,11 +71,9 @@ class _Counting:
     """Iterator wrapper that counts batches handed to training (the main-process truth)
     and takes them out of the hand-over ring."""
 
-    def __init__(
-        self, inner: Iterator[Any], progress: list[int], ring: BatchRing | None, pin: bool
-    ):
+    def __init__(self, inner: Iterator[Any], count: PassCount, ring: BatchRing | None, pin: bool):
         self._inner = inner
-        self._progress = progress
+        self._count = count
         self._ring = ring
         self._pin = pin
 
@@ -86,7 +82,7 @@ class _Counting:
 
     def __next__(self) -> Any:
         batch = next(self._inner)
-        self._progress[2] += 1
+        self._count.done += 1
         return self._ring.unpack(batch, self._pin) if self._ring is not None else batch
 
     def __len__(self) -> int:
@@ -94,10 +90,10 @@ class _Counting:
 
 
 def make_dataloader(
-    ds: ShardDataset, num_workers: int = 0, **dataloader_kwargs: Any
+    ds: Resumable, num_workers: int = 0, **dataloader_kwargs: Any
 ) -> ShardDataLoader:
     """A torch DataLoader over `ds`; `ds` builds the batches (`collate_fn` post-processes)."""
-    if not isinstance(ds, ShardDataset) and not hasattr(ds, "state_for"):
+    if not isinstance(ds, Resumable):
         raise DataprepError("make_dataloader needs a dataprep.loader.ShardDataset (or a mix)")
     bad = [k for k in _FIXED if k in dataloader_kwargs]
     if bad:

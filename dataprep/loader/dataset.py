@@ -3,7 +3,8 @@
 It yields whole batches (dict column -> tensor, or list for strings), so a DataLoader over it
 runs with `batch_size=None` and never collates per sample. What a pass yields is decided by
 `order.EpochPlan` (the topology-free global order) and `split.Schedule` (this rank's share);
-this module wires them to the reader in the current process and keeps the resume point.
+this module wires them to the reader in the current process; the resume protocol it shares
+with the mixture is `resume.Resumable`.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ from typing import Any
 from dataprep.errors import DataprepError
 from dataprep.loader.batch import Window, join_parts, to_batch
 from dataprep.loader.index import DatasetIndex, open_index
+from dataprep.loader.mix import MixedDataset
 from dataprep.loader.order import EpochPlan
 from dataprep.loader.reader import LaneReader, Prefetcher, ShardReader
+from dataprep.loader.resume import (
+    STATE_VERSION,
+    PassCount,
+    ReadPosition,
+    Resumable,
+    get_worker_info,
+)
 from dataprep.loader.split import Item, Schedule, Strided
 
 try:
-    import torch
-    from torch.utils.data import IterableDataset, get_worker_info
+    import torch.distributed as dist
 except ImportError:  # pragma: no cover - without torch the dataset is a plain iterable
-    torch = None  # type: ignore[assignment]
-    IterableDataset = object  # type: ignore[assignment,misc]
-
-    def get_worker_info() -> Any:  # type: ignore[misc]
-        return None
-
+    dist = None  # type: ignore[assignment]
 
 log = logging.getLogger("dataprep.loader")
 
@@ -37,13 +40,11 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_PREFETCH_BYTES = 64 << 20
 DECODE_THREADS = 2  # per process without DataLoader workers (workers decode on one thread)
 PIECE_BYTES = 8 << 20  # in memory per unshuffled read: small buffers are reused, not faulted in
-STATE_VERSION = 1
 
 
 def _topology(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """Explicit values first, then torch.distributed, then RANK / WORLD_SIZE, else (0, 1)."""
     if rank is None or world_size is None:
-        dist = getattr(torch, "distributed", None) if torch is not None else None
         if dist is not None and dist.is_available() and dist.is_initialized():
             rank = dist.get_rank() if rank is None else rank
             world_size = dist.get_world_size() if world_size is None else world_size
@@ -55,14 +56,45 @@ def _topology(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return rank, world_size
 
 
-class ShardDataset(IterableDataset):  # type: ignore[misc]
+class ShardDataset(Resumable):
     """Batches of a dataset for this rank, deterministic in (seed, epoch), exactly resumable.
 
-    `lanes` and `shuffle_window_rows` shape the epoch order (see `order`); they are fixed per
-    dataset, not per topology. Set them on the instance before iterating if needed; a resume
-    state made with other values is refused. The default window is ~`shuffle_window_bytes` of
-    stored data (at most 8192 rows), so wide rows such as token blocks keep memory bounded:
-    a process holds one window per lane it reads (unshuffled: one ~PIECE_BYTES piece of it).
+    Parameters (what each does, its default, and why one would change it):
+
+    - `path`: a dataset directory (its manifest gives row counts and checksums without
+      opening files), or a Parquet file, a folder of them or a glob; local or a URI.
+    - `columns` (None: all): the columns a batch holds. Name only what training reads: other
+      columns are then never decoded, which is most of the cost for wide text columns.
+    - `batch_size` (64): rows per yielded batch (the DataLoader runs with `batch_size=None`;
+      batches are built here, not collated per sample). Part of the order: a resume state
+      saved with another batch size is refused.
+    - `shuffle` (False): permute row groups, then rows inside windows, anew each epoch. Turn
+      on for training; leave off to read the data in stored order (evaluation, export).
+    - `seed` (0): with the epoch, fixes the whole order on every rank. Change it for another
+      order of the same data; a resume state saved with another seed is refused.
+    - `rank`, `world_size` (None: from torch.distributed, else `RANK` / `WORLD_SIZE`, else
+      0 of 1): this process's share, global batches rank, rank + world_size, ... Pass them
+      when the process group is not set up yet, or to read one rank's share elsewhere.
+    - `equal_batches` (False): every rank yields the same number of batches; the last round
+      is re-split into smaller batches. Turn on under DDP, where a rank that steps once more
+      than the others hangs the job.
+    - `drop_last` (False): with `equal_batches`, trim the last round's samples instead of
+      re-splitting them, so every batch is full (a fixed shape for compiled models). The
+      count trimmed is logged and in `trimmed`.
+    - `prefetch_bytes` (64 MiB): decoded data read ahead on a thread, shared by this rank's
+      DataLoader workers. Raise it when reads from remote storage are slow or bursty; lower it
+      when memory is tight.
+    - `key_file` (None): the key file an encrypted dataset was encrypted with; required for
+      one, refused without.
+    - `verify` (False): check every shard's bytes against the manifest's checksum before its
+      first use. Turn on for data that crossed an unreliable copy; costs one extra full read.
+
+    Settings on the instance, before iterating: `lanes` (4) and `shuffle_window_rows` shape
+    the epoch order (see `order`); they are fixed per dataset, not per topology, and a resume
+    state carries its own. The default window is ~`shuffle_window_bytes` (16 MiB) of stored
+    data (at most 8192 rows), so wide rows such as token blocks keep memory bounded: a process
+    holds one window per lane it reads (unshuffled: one ~PIECE_BYTES piece of it). A larger
+    window mixes rows more thoroughly at the cost of that memory.
     """
 
     lanes: int = 4
@@ -109,25 +141,17 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
         self.key_file = os.fspath(key_file) if key_file is not None else None
         self.verify = bool(verify)
         self.epoch = 0
-        self._resume: tuple[int, int] | None = None  # (epoch, first global batch) to start at
-        self._local: list[int] = [0, 0, 0]  # in-process pass: epoch, start, items yielded
 
     @staticmethod
     def mix(
         datasets: dict[str, ShardDataset],
         weights: list[float] | None = None,
         seed: int | None = None,
-    ) -> Any:
+    ) -> MixedDataset:
         """Draw whole batches from several datasets in fixed proportions (see `loader.mix`)."""
-        from dataprep.loader.mix import MixedDataset
-
         return MixedDataset(datasets, weights, seed)
 
     # --- the epoch ---------------------------------------------------------------------------
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch the next pass yields; a pending resume point for it is kept."""
-        self.epoch = int(epoch)
 
     def plan(self, epoch: int | None = None) -> EpochPlan:
         return EpochPlan(
@@ -150,13 +174,10 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
     def schedule(self, start: int | None = None, epoch: int | None = None) -> Schedule:
         """This rank's items for a pass over `epoch` beginning at global batch `start`."""
         epoch = self.epoch if epoch is None else epoch
-        start = self._start(epoch) if start is None else start
+        start = self.pass_start(epoch) if start is None else start
         return Schedule(
             self.plan(epoch), start, self.rank, self.world_size, self.equal_batches, self.drop_last
         )
-
-    def _start(self, epoch: int) -> int:
-        return self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
 
     @property
     def trimmed(self) -> int:
@@ -174,36 +195,26 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
 
     # --- iteration ---------------------------------------------------------------------------
 
-    def begin_pass(self) -> tuple[int, int]:
-        """(epoch, start batch) of the pass about to run; consumes the pending resume point."""
-        epoch = self.epoch
-        start = self._start(epoch)
-        self._resume = None
-        return epoch, start
-
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        origin, count = self.counted_pass()
         info = get_worker_info()
-        if info is None:
-            epoch, start = self.begin_pass()
-            self._local = [epoch, start, 0]
-            worker, workers = 0, 1
-        else:  # a worker's copy of the dataset: the main process tracks progress
-            epoch, start = self.epoch, self._start(self.epoch)
-            worker, workers = info.id, info.num_workers
-        schedule = self.schedule(start, epoch)
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        schedule = self.schedule(origin.start, origin.epoch)
         if schedule.trimmed and worker == 0:
             log.info(
-                "epoch %d: %d samples trimmed (equal_batches / drop_last)", epoch, schedule.trimmed
+                "epoch %d: %d samples trimmed (equal_batches / drop_last)",
+                origin.epoch,
+                schedule.trimmed,
             )
-        return self._generate(schedule, worker, workers, info is None)
+        return self._generate(schedule, worker, workers, count)
 
     def _generate(
-        self, schedule: Schedule, worker: int, workers: int, track: bool
+        self, schedule: Schedule, worker: int, workers: int, count: PassCount | None
     ) -> Iterator[dict[str, Any]]:
         mine = Strided(schedule, worker, workers)
         for batch in self.read_items(schedule.plan, mine):
-            if track:
-                self._local[2] += 1
+            if count is not None:
+                count.done += 1
             yield batch
 
     def read_items(self, plan: EpochPlan, items: Sequence[Item]) -> Iterator[dict[str, Any]]:
@@ -284,13 +295,13 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
 
     # --- resume ------------------------------------------------------------------------------
 
-    def state_for(self, epoch: int, start: int, items_done: int) -> dict[str, Any]:
-        """The resume state after this rank yielded `items_done` batches of a pass."""
-        schedule = self.schedule(start, epoch)
+    def state_for(self, position: ReadPosition) -> dict[str, Any]:
+        """The resume state once this rank yielded `position.done` batches of a pass."""
+        schedule = self.schedule(position.start, position.epoch)
         return {
             "version": STATE_VERSION,
-            "epoch": epoch,
-            "next_batch": schedule.consumed(items_done),
+            "epoch": position.epoch,
+            "next_batch": schedule.consumed(position.done),
             "batch_size": self.batch_size,
             "seed": self.seed,
             "shuffle": self.shuffle,
@@ -299,13 +310,6 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             "rows": self.index.num_rows,
             "world_size": self.world_size,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        """Resume state of in-process iteration (num_workers=0 or no DataLoader)."""
-        epoch, start, done = self._local
-        if self._resume is not None or (epoch, start, done) == (0, 0, 0):
-            return self.state_for(self.epoch, self._start(self.epoch), 0)
-        return self.state_for(epoch, start, done)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where `state` stopped: the next pass yields the remaining batches.
@@ -330,6 +334,4 @@ class ShardDataset(IterableDataset):  # type: ignore[misc]
             )
         self.lanes = int(state["lanes"])
         self.shuffle_window_rows = int(state["window_rows"])
-        self.epoch = int(state["epoch"])
-        self._resume = (self.epoch, int(state["next_batch"]))
-        self._local = [0, 0, 0]
+        self.resume_at(int(state["epoch"]), int(state["next_batch"]))

@@ -11,24 +11,48 @@ next mixed batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from dataprep.errors import DataprepError
-from dataprep.loader.dataset import STATE_VERSION, IterableDataset, ShardDataset, get_worker_info
-from dataprep.loader.split import Strided
+from dataprep.loader.order import EpochPlan
+from dataprep.loader.resume import (
+    STATE_VERSION,
+    PassCount,
+    ReadPosition,
+    Resumable,
+    get_worker_info,
+)
+from dataprep.loader.split import Item, Strided
 
 _SALT = 0x0317_C0DE
 
 
-class MixedDataset(IterableDataset):  # type: ignore[misc]
+class MixSource(Protocol):
+    """What the mix uses of a source (a `ShardDataset`), so this module does not import it."""
+
+    rank: int
+    world_size: int
+    seed: int
+    equal_batches: bool
+
+    @property
+    def batch_bytes(self) -> int: ...
+    def set_epoch(self, epoch: int) -> None: ...
+    def plan(self, epoch: int | None = None) -> EpochPlan: ...
+    def read_items(self, plan: EpochPlan, items: Sequence[Item]) -> Iterator[dict[str, Any]]: ...
+    def state_for(self, position: ReadPosition) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class MixedDataset(Resumable):
     """Batches drawn from several `ShardDataset`s in fixed proportions."""
 
     def __init__(
         self,
-        datasets: dict[str, ShardDataset],
+        datasets: dict[str, MixSource],
         weights: list[float] | None = None,
         seed: int | None = None,
     ):
@@ -50,8 +74,6 @@ class MixedDataset(IterableDataset):  # type: ignore[misc]
         self.equal_batches = any(d.equal_batches for d in self.sources)
         self.seed = first.seed if seed is None else int(seed)
         self.epoch = 0
-        self._resume: tuple[int, int] | None = None
-        self._local: list[int] = [0, 0, 0]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -80,24 +102,18 @@ class MixedDataset(IterableDataset):  # type: ignore[misc]
         """The largest source's: the hand-over ring's slots must hold any of their batches."""
         return max(d.batch_bytes for d in self.sources)
 
-    def _start(self, epoch: int) -> int:
-        return self._resume[1] if self._resume is not None and self._resume[0] == epoch else 0
-
     def __len__(self) -> int:
         source, _ = self.order(self.epoch)
-        return len(range(self._start(self.epoch) + self.rank, len(source), self.world_size))
+        return len(range(self.pass_start(self.epoch) + self.rank, len(source), self.world_size))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        origin, count = self.counted_pass()
         info = get_worker_info()
-        epoch, start = self.epoch, self._start(self.epoch)
-        if info is None:
-            self._resume = None
-            self._local = [epoch, start, 0]
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        return self._generate(epoch, start, worker, workers, info is None)
+        return self._generate(origin.epoch, origin.start, worker, workers, count)
 
     def _generate(
-        self, epoch: int, start: int, worker: int, workers: int, track: bool
+        self, epoch: int, start: int, worker: int, workers: int, count: PassCount | None
     ) -> Iterator[dict[str, Any]]:
         source, number = self.order(epoch)
         mine = Strided(range(start + self.rank, len(source), self.world_size), worker, workers)
@@ -109,31 +125,26 @@ class MixedDataset(IterableDataset):  # type: ignore[misc]
         try:
             for g in mine:
                 batch = next(streams[int(source[g])])
-                if track:
-                    self._local[2] += 1
+                if count is not None:
+                    count.done += 1
                 yield batch
         finally:
             for stream in streams:
                 stream.close()
 
-    def state_for(self, epoch: int, start: int, items_done: int) -> dict[str, Any]:
-        source, _ = self.order(epoch)
+    def state_for(self, position: ReadPosition) -> dict[str, Any]:
+        source, _ = self.order(position.epoch)
+        next_batch = position.start + position.done * self.world_size
         return {
             "version": STATE_VERSION,
             "mix": self.names,
-            "epoch": epoch,
-            "next_batch": min(len(source), start + items_done * self.world_size),
+            "epoch": position.epoch,
+            "next_batch": min(len(source), next_batch),
             "seed": self.seed,
             "weights": [float(w) for w in self.weights],
-            "sources": [d.state_for(epoch, 0, 0) for d in self.sources],
+            "sources": [d.state_for(ReadPosition(position.epoch)) for d in self.sources],
             "world_size": self.world_size,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        epoch, start, done = self._local
-        if self._resume is not None or (epoch, start, done) == (0, 0, 0):
-            return self.state_for(self.epoch, self._start(self.epoch), 0)
-        return self.state_for(epoch, start, done)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("mix") != self.names:
@@ -143,6 +154,4 @@ class MixedDataset(IterableDataset):  # type: ignore[misc]
             raise DataprepError("the loader state was saved with other mix seed or weights")
         for d, sub in zip(self.sources, state["sources"], strict=True):
             d.load_state_dict(sub)  # checks each source's order settings
-        self.set_epoch(int(state["epoch"]))
-        self._resume = (self.epoch, int(state["next_batch"]))
-        self._local = [0, 0, 0]
+        self.resume_at(int(state["epoch"]), int(state["next_batch"]))

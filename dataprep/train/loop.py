@@ -28,7 +28,7 @@ import xxhash
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataprep.errors import DataprepError
-from dataprep.loader import ShardDataset, make_dataloader
+from dataprep.loader import ReadPosition, ShardDataset, make_dataloader
 from dataprep.train import checkpoint, stops
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
@@ -202,7 +202,7 @@ class Trainer:
         """Batches forever, epoch after epoch, starting at the resumed position."""
         while True:
             self.dataset.set_epoch(self.epoch)
-            fresh = self.dataset._start(self.epoch) == 0
+            fresh = self.dataset.next_pass().start == 0
             yielded = 0
             for batch in self.loader:
                 yielded += 1
@@ -381,7 +381,7 @@ class Trainer:
             dist.all_reduce(sums)  # every rank evaluated its share; reduce, not rank 0 alone
         return (sums[0] / sums[1].clamp(min=1)).item()
 
-    def save(self, position: tuple[int, int, int]) -> None:
+    def save(self, position: ReadPosition) -> None:
         state = {
             "step": self.step,
             "reader": self.loader.state_dict(position),
