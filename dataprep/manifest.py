@@ -4,22 +4,28 @@ Loading refuses what no stage could have written: wrong types, a shard listed tw
 path that leaves the directory, totals or row groups that disagree with the shard list, two
 spellings of the schema that disagree. Every consumer (stages, verify, export, the reader)
 parses through `Manifest.from_json`, so one check covers them all. Comparing the manifest with
-the shard files themselves is `verify`'s job (`footer_problem` here, called per shard).
+the shard files themselves is `dataprep.verify`'s job; finding and writing the file is
+`dataprep.layout`'s.
+
+Writing goes through the same document models (`to_json`), so what is written and what is read
+are one declared shape; a field only ever gains siblings, never a new name, so the previous
+version reads what this one writes.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, NotRequired
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
 
+from dataprep import __version__
 from dataprep.errors import DataprepError
 
 FORMAT = "dataprep.dataset"
@@ -48,15 +54,77 @@ class ShardEntry:
         return data
 
 
+class LineageEntry(BaseModel):
+    """One stage run in a dataset's history (oldest first; the last one wrote the directory).
+
+    The runner's cache compares the last entry's digests, `inspect` shows the entries, and a
+    stage may read an ancestor's `config` (partition --previous, encrypt's compression level).
+    Fields are declared in the order they are written. Entries older than the digests and
+    timestamps still load (those are then None and never written back), and keys a newer
+    version adds are kept as read, so a lineage passes through this version unchanged.
+    """
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    stage: str  # the stage's op: shard, dedup, ...
+    id: str | None = None  # the recipe's stage id (the op when run from the CLI)
+    config: dict[str, Any]  # the stage's validated config, as JSON
+    input_digest: str | None = None  # `Manifest.digest()` of the input, or of the raw inputs
+    config_digest: str | None = None  # the config and write options
+    version: str  # dataprep's version
+    started: str | None = None  # UTC, ISO 8601 to the second
+    finished: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the keys it was made or read with."""
+        return self.model_dump(exclude_unset=True)
+
+    # The dict a lineage entry used to be, read-only, for code written against it.
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_json().get(key, default)
+
+
+def lineage_entry(
+    op: str,
+    stage_id: str,
+    config: dict[str, Any],
+    input_digest: str,
+    config_digest: str,
+    started: float,
+) -> LineageEntry:
+    """The entry for a run of `op` that started at `started` and finishes now."""
+    return LineageEntry(
+        stage=op,
+        id=stage_id,
+        config=config,
+        input_digest=input_digest,
+        config_digest=config_digest,
+        version=__version__,
+        started=_iso(started),
+        finished=_iso(time.time()),
+    )
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
 @dataclass
 class Manifest:
     """What a finished stage promises about its output directory."""
 
     schema: pa.Schema
     shards: list[ShardEntry]
-    lineage: list[dict[str, Any]] = field(default_factory=list)
+    lineage: list[LineageEntry] = field(default_factory=list)
     encryption: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a lineage given as dicts (the Python API) is checked
+        if not all(isinstance(e, LineageEntry) for e in self.lineage):
+            self.lineage = [LineageEntry.model_validate(e) for e in self.lineage]
 
     @property
     def rows(self) -> int:
@@ -75,19 +143,24 @@ class Manifest:
         return h.hexdigest()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "schema": {
-                "fields": _fields(self.schema),
-                "arrow": base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
-            },
-            "shards": [s.to_json() for s in self.shards],
-            "totals": {"shards": len(self.shards), "rows": self.rows, "bytes": self.bytes},
-            "lineage": self.lineage,
-            "encryption": self.encryption,
-            "metadata": self.metadata,
-        }
+        """The document `from_json` reads, built from its models (not validated again: a
+        manifest built in code is written as it is, and `from_json` judges it when read)."""
+        doc = _ManifestDoc.model_construct(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            schema_=_SchemaDoc.model_construct(
+                fields=[_FieldDoc.model_construct(**f) for f in _fields(self.schema)],
+                arrow=base64.b64encode(self.schema.serialize().to_pybytes()).decode(),
+            ),
+            shards=[s.to_json() for s in self.shards],
+            totals=_TotalsDoc.model_construct(
+                shards=len(self.shards), rows=self.rows, bytes=self.bytes
+            ),
+            lineage=self.lineage,
+            encryption=self.encryption,
+            metadata=self.metadata,
+        )
+        return doc.model_dump(by_alias=True, exclude_unset=True, warnings=False)
 
     @classmethod
     def from_json(cls, data: Any, where: str = ".manifest.json") -> Manifest:
@@ -133,23 +206,14 @@ class _TotalsDoc(BaseModel):
     bytes: Count
 
 
-class _LineageDoc(BaseModel):
-    """What readers of a lineage entry index by name (inspect, partition --previous)."""
-
-    model_config = ConfigDict(strict=True, extra="allow")
-    stage: str
-    config: dict[str, Any]
-    version: str
-    finished: str
-
-
 class _ManifestDoc(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")  # newer keys: format_version says
+    format: str
     format_version: int
     schema_: _SchemaDoc = Field(alias="schema")
     shards: list[_ShardDoc]
     totals: _TotalsDoc | None = None
-    lineage: list[_LineageDoc] = []
+    lineage: list[LineageEntry] = []
     encryption: dict[str, Any] | None = None
     metadata: dict[str, Any] = {}
 
@@ -175,7 +239,7 @@ def _parse(data: Any) -> Manifest:
     shards = [ShardEntry(**s) for s in doc.shards]
     _check_shards(shards)
     _check_totals(doc.totals, shards)
-    return Manifest(schema, shards, data.get("lineage", []), doc.encryption, doc.metadata)
+    return Manifest(schema, shards, doc.lineage, doc.encryption, doc.metadata)
 
 
 def _schema(doc: _SchemaDoc) -> pa.Schema:
@@ -189,7 +253,7 @@ def _schema(doc: _SchemaDoc) -> pa.Schema:
     if listed != actual:
         diff = next(((a, b) for a, b in zip(listed, actual, strict=False) if a != b), None)
         detail = (
-            f"{_spell(*diff[0])} where the Arrow schema has {_spell(*diff[1])}"
+            f"{spell_column(*diff[0])} where the Arrow schema has {spell_column(*diff[1])}"
             if diff
             else f"{len(listed)} columns where the Arrow schema has {len(actual)}"
         )
@@ -244,45 +308,13 @@ def is_plain_name(path: str) -> bool:
     )
 
 
-# -- verify: a shard's own footer against its entry -------------------------------------------
-
-
-def footer_problem(file: pq.ParquetFile, shard: ShardEntry, schema: pa.Schema) -> str | None:
-    """How a shard's footer (rows, row groups, schema) disagrees with the manifest, if it does."""
-    meta = file.metadata
-    if meta.num_rows != shard.rows:
-        return f"{meta.num_rows} rows != manifest {shard.rows}"
-    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-    if shard.row_groups and groups != shard.row_groups:
-        return f"row groups {_clip(groups)} != manifest {_clip(shard.row_groups)}"
-    actual = file.schema_arrow
-    if not actual.equals(schema, check_metadata=False):
-        return f"schema differs from the manifest's: {_schema_diff(actual, schema)}"
-    return None
-
-
-def _schema_diff(file: pa.Schema, manifest: pa.Schema) -> str:
-    ours = [_spell(f.name, str(f.type), f.nullable) for f in file]
-    theirs = [_spell(f.name, str(f.type), f.nullable) for f in manifest]
-    pairs = [(a, b) for a, b in zip(ours, theirs, strict=False) if a != b]
-    if pairs:
-        a, b = pairs[0]
-        return f"the file has {a} where the manifest has {b}"
-    if len(ours) != len(theirs):
-        return f"the file has {len(ours)} columns, the manifest {len(theirs)}"
-    return "nested fields differ"
-
-
 def _fields(schema: pa.Schema) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
-def _spell(name: str, kind: str, nullable: bool = True) -> str:
+def spell_column(name: str, kind: str, nullable: bool = True) -> str:
+    """`name: type`, and ` not null` when it is: how messages name a column."""
     return f"{name}: {kind}" + ("" if nullable else " not null")
-
-
-def _clip(values: list[int], most: int = 8) -> str:
-    return str(values) if len(values) <= most else f"[{', '.join(map(str, values[:most]))}, …]"
 
 
 # -- messages ---------------------------------------------------------------------------------

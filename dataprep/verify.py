@@ -1,0 +1,97 @@
+"""`verify`: a dataset's manifest against its shard files, byte for byte and footer by footer.
+
+Loading the manifest (`read_manifest`) already refuses one no stage could have written; this
+adds what only the files can tell: a missing, resized or changed shard, or a footer whose rows,
+row groups or schema disagree with the entry that lists it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataprep.errors import VerifyError
+from dataprep.layout import iter_shard_paths, read_manifest
+from dataprep.manifest import ManifestError, ShardEntry, spell_column
+from dataprep.shardio import file_checksum
+from dataprep.storage import StoragePath, parquet_source
+
+
+@dataclass
+class VerifyResult:
+    shards: int
+    rows: int
+    skipped: str | None = None  # what could not be checked, and why
+
+
+def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
+    """Check the manifest, then every shard: size, xxh3-128, and its footer (rows, row groups,
+    schema) against the manifest; raise `VerifyError` at the first bad one.
+
+    Encrypted footers need the key, so an encrypted dataset's shards are checked by size and
+    checksum only (which still catches any changed byte), and the result says what was skipped.
+    """
+    try:
+        manifest = read_manifest(root)
+    except ManifestError as exc:
+        raise VerifyError(str(exc)) from None
+    rows = 0
+    for shard, path in iter_shard_paths(root, manifest):
+        if not path.is_file():
+            raise VerifyError(f"shard {shard.path} is missing")
+        size = path.size()
+        if size != shard.bytes:
+            raise VerifyError(f"shard {shard.path}: size {size} != manifest {shard.bytes}")
+        checksum = file_checksum(path)
+        if checksum != shard.xxh3_128:
+            raise VerifyError(f"shard {shard.path}: checksum mismatch (file changed or corrupt)")
+        if manifest.encryption is None:
+            try:
+                with pq.ParquetFile(parquet_source(path)) as file:
+                    problem = footer_problem(file, shard, manifest.schema)
+            except (OSError, pa.ArrowException) as exc:
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise VerifyError(f"shard {shard.path}: unreadable Parquet ({first})") from None
+            if problem:
+                raise VerifyError(f"shard {shard.path}: {problem}")
+        rows += shard.rows
+    skipped = None
+    if manifest.encryption is not None and manifest.shards:
+        skipped = (
+            f"rows, row groups and schema of {len(manifest.shards)} encrypted shards not "
+            "checked (their footers need the key); sizes and checksums were"
+        )
+    return VerifyResult(shards=len(manifest.shards), rows=rows, skipped=skipped)
+
+
+def footer_problem(file: pq.ParquetFile, shard: ShardEntry, schema: pa.Schema) -> str | None:
+    """How a shard's footer (rows, row groups, schema) disagrees with the manifest, if it does."""
+    meta = file.metadata
+    if meta.num_rows != shard.rows:
+        return f"{meta.num_rows} rows != manifest {shard.rows}"
+    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    if shard.row_groups and groups != shard.row_groups:
+        return f"row groups {_clip(groups)} != manifest {_clip(shard.row_groups)}"
+    actual = file.schema_arrow
+    if not actual.equals(schema, check_metadata=False):
+        return f"schema differs from the manifest's: {_schema_diff(actual, schema)}"
+    return None
+
+
+def _schema_diff(file: pa.Schema, manifest: pa.Schema) -> str:
+    ours = [spell_column(f.name, str(f.type), f.nullable) for f in file]
+    theirs = [spell_column(f.name, str(f.type), f.nullable) for f in manifest]
+    pairs = [(a, b) for a, b in zip(ours, theirs, strict=False) if a != b]
+    if pairs:
+        a, b = pairs[0]
+        return f"the file has {a} where the manifest has {b}"
+    if len(ours) != len(theirs):
+        return f"the file has {len(ours)} columns, the manifest {len(theirs)}"
+    return "nested fields differ"
+
+
+def _clip(values: list[int], most: int = 8) -> str:
+    return str(values) if len(values) <= most else f"[{', '.join(map(str, values[:most]))}, …]"
