@@ -37,7 +37,7 @@ from dataprep.crypto_keys import generate_key_file as generate_key_file
 from dataprep.crypto_keys import key_check as key_check
 from dataprep.crypto_keys import kms_client as kms_client
 from dataprep.crypto_keys import load_key_file as load_key_file
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, shard_errors
 from dataprep.storage import StoragePath, as_path, parquet_source
 
 SCHEME = "parquet-modular-encryption"
@@ -255,46 +255,3 @@ def iter_row_groups(
         with shard_errors(name, encrypted):
             table = file.read_row_group(i, columns=list(columns) if columns else None)
         yield table
-
-
-class shard_errors:  # noqa: N801 - a context manager that reads like `with open(...)`
-    """Turn pyarrow / KMS failures while reading shard `name` into one `DataprepError`."""
-
-    def __init__(self, name: str, encrypted: bool = True):
-        self.name = name
-        self.encrypted = encrypted
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, DataprepError):
-            raise DataprepError(f"shard {self.name}: {exc}") from None
-        if isinstance(exc, (OSError, pa.ArrowException, ValueError)) or _is_invalid_tag(exc):
-            raise corrupt_shard(self.name, exc, self.encrypted) from None
-        return False
-
-
-_RESTORE = "rerun the stage that wrote it or restore it"
-
-
-def corrupt_shard(name: str, exc: BaseException, encrypted: bool = False) -> DataprepError:
-    """The one sentence for a shard that failed to read: corrupt, tampered, or a wrong key."""
-    if "CRC checksum verification failed" in str(exc):
-        return DataprepError(f"shard {name} is corrupt (page checksum mismatch); {_RESTORE}")
-    if encrypted:
-        return DataprepError(
-            f"shard {name} failed decryption: it was changed since it was written "
-            "or the key is wrong"
-        )
-    return DataprepError(f"shard {name} is corrupt or not Parquet ({_short(exc)}); {_RESTORE}")
-
-
-def _is_invalid_tag(exc: BaseException) -> bool:
-    return type(exc).__name__ == "InvalidTag"
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

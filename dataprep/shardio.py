@@ -14,26 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import xxhash
 
 from dataprep.errors import DataprepError
 from dataprep.manifest import ShardEntry
 from dataprep.storage import StoragePath, as_path, spool_file
+from dataprep.storage import file_checksum as file_checksum  # re-exported: one checksum
 
 if TYPE_CHECKING:
     from dataprep.crypto import EncryptionSpec
 
 DEFAULT_COMPRESSION = "zstd"
 DEFAULT_COMPRESSION_LEVEL = 3
-
-
-def file_checksum(path: str | Path | StoragePath) -> str:
-    """xxh3-128 of a file's bytes, streamed in 8 MiB blocks."""
-    h = xxhash.xxh3_128()
-    with as_path(path).open_stream() as f:
-        while block := f.read(8 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,6 @@ Missing or unreadable paths stop here, before any work starts, with one sentence
 
 from __future__ import annotations
 
-import fnmatch
-import glob
 import io
 import os
 import zlib
@@ -18,7 +16,8 @@ from typing import Any, BinaryIO
 import zstandard
 
 from dataprep.errors import DataprepError
-from dataprep.storage import StoragePath, is_remote
+from dataprep.storage import StoragePath, glob_files, is_remote
+from dataprep.uri import glob_base, is_glob
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -72,7 +71,8 @@ def resolve(
     unnamed = 0  # files a directory or glob held whose name says no format
     for pattern in patterns:
         remote = is_remote(pattern)
-        for path, base in _expand_remote(pattern) if remote else _expand(pattern):
+        expand = _expand_glob if is_glob(pattern) else _expand_remote if remote else _expand
+        for path, base in expand(pattern):
             name = _name(path, base)
             detected, compression = detect(path)
             kind = detected if fmt == "auto" else fmt
@@ -136,13 +136,15 @@ def _name(path: str, base: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, base)
 
 
+def _expand_glob(pattern: str) -> list[tuple[str, str]]:
+    pattern = pattern if is_remote(pattern) else os.path.expanduser(pattern)
+    matches = [str(p) for p in glob_files(pattern)]
+    if not matches:
+        raise DataprepError(f"input pattern {pattern!r} matches no files")
+    return [(m, glob_base(pattern)) for m in matches]
+
+
 def _expand(pattern: str) -> list[tuple[str, str]]:
-    if glob.has_magic(pattern):
-        matches = sorted(glob.glob(pattern, recursive=True))
-        if not matches:
-            raise DataprepError(f"input pattern {pattern!r} matches no files")
-        base = _static_prefix(pattern)
-        return [(m, base) for m in matches if os.path.isfile(m)]
     if os.path.isdir(pattern):
         files = []
         for root, dirs, names in os.walk(pattern):
@@ -155,15 +157,8 @@ def _expand(pattern: str) -> list[tuple[str, str]]:
 
 
 def _expand_remote(pattern: str) -> list[tuple[str, str]]:
-    """The same rules for a URI: a glob, a directory (every file below it), or one object."""
+    """The same rules for a URI: a directory (every file below it), or one object."""
     location = StoragePath(pattern)
-    if glob.has_magic(pattern):
-        base = pattern[: min(pattern.find(c) for c in "*?[" if c in pattern)].rsplit("/", 1)[0]
-        files = [str(p) for p in StoragePath(base).walk_files()]
-        matches = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
-        if not matches:
-            raise DataprepError(f"input pattern {pattern!r} matches no files")
-        return [(m, base) for m in matches]
     if location.is_file():
         return [(str(location), str(location))]
     files = [str(p) for p in location.walk_files()]
@@ -171,15 +166,6 @@ def _expand_remote(pattern: str) -> list[tuple[str, str]]:
     if not files:
         raise DataprepError(f"input {pattern} does not exist")
     return [(f, str(location)) for f in files]
-
-
-def _static_prefix(pattern: str) -> str:
-    parts = []
-    for part in Path(pattern).parts:
-        if glob.has_magic(part):
-            break
-        parts.append(part)
-    return str(Path(*parts)) if parts else "."
 
 
 class TruncatedInput(DataprepError):
@@ -287,11 +273,6 @@ class _Decompressed(io.RawIOBase):
         if not self.closed:
             self._raw.close()
         super().close()
-
-
-def splittable(source: SourceFile) -> bool:
-    """Uncompressed line formats can be cut at newlines into byte ranges read in parallel."""
-    return source.compression is None and source.format in ("jsonl", "text-lines")
 
 
 def line_ranges(path: str, chunk_bytes: int, block: int = 16 << 20) -> list[tuple[int, int, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import glob
 import os
 import posixpath
 import shutil
@@ -19,15 +20,16 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import xxhash
 
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, short_error
+from dataprep.uri import canonical as canonical  # re-exported: callers compare places
+from dataprep.uri import glob_base, glob_match, split_query, strip_file_scheme
+from dataprep.uri import is_remote as is_remote
+from dataprep.uri import within as within
 
 BLOCK = 8 << 20  # bytes per read when streaming a file
 _OBJECT_STORES = ("s3", "gcs")  # no directories: nothing to create, and listing is by prefix
-
-
-def is_remote(location: str | os.PathLike[str]) -> bool:
-    return "://" in str(location) and not str(location).startswith("file://")
 
 
 @functools.cache
@@ -42,31 +44,22 @@ def _filesystem(root: str) -> pafs.FileSystem:
         import fsspec
     except ImportError:
         raise DataprepError(f"{root}: unknown URI scheme (install fsspec for it)") from None
-    scheme = root.split("://", 1)[0]
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme)))
+    try:
+        filesystem = fsspec.filesystem(root.split("://", 1)[0])
+    except (ImportError, ValueError) as exc:  # an unknown protocol, or its package is missing
+        raise DataprepError(f"cannot open {root}: {short_error(exc)}") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
 
 
 def resolve(location: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
     """A `pyarrow.fs` filesystem and the path inside it; local paths become absolute."""
-    text = str(location)
-    if text.startswith("file://"):
-        text = text[len("file://") :]
+    text = strip_file_scheme(str(location))
     if not is_remote(text):
         return pafs.LocalFileSystem(), posixpath.normpath(os.path.abspath(os.path.expanduser(text)))
-    text, query = _split_query(text)
+    text, query = split_query(text)
     scheme, rest = text.split("://", 1)
     bucket = rest.split("/", 1)[0]
     return _filesystem(f"{scheme}://{bucket}{query}"), rest.rstrip("/")
-
-
-def _split_query(uri: str) -> tuple[str, str]:
-    """`s3://b/p?endpoint_override=...` -> ("s3://b/p", "?endpoint_override=...")."""
-    base, sep, query = uri.partition("?")
-    return base, sep + query
-
-
-def short_error(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
 class StoragePath:
@@ -79,10 +72,9 @@ class StoragePath:
 
     def __init__(self, location: str | os.PathLike[str] | StoragePath):
         text = location._text if isinstance(location, StoragePath) else str(location)
-        if text.startswith("file://"):
-            text = text[len("file://") :]
+        text = strip_file_scheme(text)
         if is_remote(text):
-            base, query = _split_query(text)
+            base, query = split_query(text)
             text = base.rstrip("/") + query
         self._text = text
 
@@ -94,19 +86,19 @@ class StoragePath:
     @property
     def name(self) -> str:
         if self.remote:
-            return posixpath.basename(_split_query(self._text)[0])
+            return posixpath.basename(split_query(self._text)[0])
         return Path(self._text).name
 
     @property
     def parent(self) -> StoragePath:
         if self.remote:
-            base, query = _split_query(self._text)
+            base, query = split_query(self._text)
             return StoragePath(posixpath.dirname(base) + query)
         return StoragePath(Path(self._text).parent)
 
     def __truediv__(self, name: str) -> StoragePath:
         if self.remote:
-            base, query = _split_query(self._text)
+            base, query = split_query(self._text)
             return StoragePath(f"{base}/{name}{query}")
         return StoragePath(Path(self._text) / name)
 
@@ -199,10 +191,21 @@ class StoragePath:
         filesystem, path = self._fs
         selector = pafs.FileSelector(path, allow_not_found=True, recursive=True)
         infos = filesystem.get_file_info(selector)
-        base, query = _split_query(self._text)
-        scheme = base.split("://", 1)[0]
-        files = [i.path for i in infos if i.type == pafs.FileType.File]
-        return [StoragePath(f"{scheme}://{p}{query}") for p in sorted(files)]
+        # fsspec may list `/bkt/x` for `memory://bkt`: name each file below the path as given
+        root = path.strip("/") + "/"
+        below = sorted(
+            i.path.lstrip("/")[len(root) :] for i in infos if i.type == pafs.FileType.File
+        )
+        return [self / name for name in below]
+
+    def relative_to(self, folder: StoragePath) -> str:
+        """This path below `folder` ("a/b.x"), as both are spelled (a `?query` left out)."""
+        if not self.remote:
+            return Path(self._text).relative_to(folder._text).as_posix()
+        inner, outer = split_query(self._text)[0], split_query(folder._text)[0].rstrip("/")
+        if not inner.startswith(outer + "/"):
+            raise ValueError(f"{self._text} is not below {folder._text}")
+        return inner[len(outer) + 1 :]
 
     # -- changes ------------------------------------------------------------------------------
     def mkdir(self) -> None:
@@ -308,6 +311,40 @@ def parquet_source(location: str | os.PathLike[str] | StoragePath) -> str | pa.N
     return str(path) if path.local() is not None else path.open_input()
 
 
+def file_checksum(
+    source: str | os.PathLike[str] | StoragePath | IO[bytes], sync: bool = False
+) -> str:
+    """xxh3-128 of a file's bytes, streamed: what a manifest records for each shard and verify,
+    the loader and checkpoint lists check. `source` is a path, a URI or an open binary file;
+    `sync` also fsyncs a local file (a checkpoint is hashed just before it is published)."""
+    if not isinstance(source, (str, os.PathLike, StoragePath)):
+        return _digest(source)
+    path = as_path(source)
+    with path.open_stream() as stream:
+        digest = _digest(stream)
+        if sync and not path.remote:
+            os.fsync(stream.fileno())
+    return digest
+
+
+def _digest(stream: IO[bytes]) -> str:
+    hasher = xxhash.xxh3_128()
+    while block := stream.read(BLOCK):
+        hasher.update(block)
+    return hasher.hexdigest()
+
+
+def glob_files(pattern: str) -> list[StoragePath]:
+    """The files a glob matches, in path order, by `glob.glob`'s rules (`**` spans folders,
+    hidden names are left out) for a local path and a URI alike."""
+    if not is_remote(pattern):
+        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        return [StoragePath(m) for m in matches if os.path.isfile(m)]
+    base, query = split_query(pattern)
+    files = StoragePath(glob_base(pattern) + query).walk_files()
+    return [f for f in files if glob_match(base, split_query(str(f))[0])]
+
+
 def spool_file(name: str) -> Path:
     """A local temp file to build a remote object in before uploading it whole."""
     fd, path = tempfile.mkstemp(prefix=f".{name}.", dir=os.environ.get("DATAPREP_SPOOL"))
@@ -319,32 +356,6 @@ def copy_file(source: StoragePath, target: StoragePath) -> None:
     """Stream one file to another place, local or remote (no whole-file buffer)."""
     with source.open_stream() as src, target.open_output() as dst:
         shutil.copyfileobj(src, dst, BLOCK)
-
-
-_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gs": "gcs"}
-
-
-def canonical(location: str | os.PathLike[str] | StoragePath) -> str:
-    """One spelling per place, to tell whether two locations are the same or nested.
-
-    Local: `~`, `file://`, relative parts and symlinks resolved. Remote: scheme aliases
-    (s3a -> s3), repeated or trailing slashes, `.`/`..` and the `?query` dropped.
-    """
-    text = str(location)
-    if text.startswith("file://"):
-        text = text[len("file://") :]
-    if not is_remote(text):
-        return os.path.realpath(os.path.expanduser(text))
-    scheme, rest = _split_query(text)[0].split("://", 1)
-    scheme = _SCHEME_ALIASES.get(scheme.lower(), scheme.lower())
-    bucket, _, key = rest.partition("/")
-    key = posixpath.normpath("/" + key).lstrip("/")
-    return f"{scheme}://{bucket}/{key}".rstrip("/")
-
-
-def within(inner: str, outer: str) -> bool:
-    """Whether canonical location `inner` is `outer` or lies below it."""
-    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
 def remove(path: StoragePath) -> None:
@@ -371,9 +382,8 @@ def move(source: StoragePath, target: StoragePath) -> None:
     if source.is_file():
         _move_file(source, target)
         return
-    base = str(source)
     for file in source.walk_files():
-        _move_file(file, target / str(file)[len(base) + 1 :])
+        _move_file(file, target / file.relative_to(source))
 
 
 def _move_file(source: StoragePath, target: StoragePath) -> None:

@@ -8,7 +8,6 @@ latency-bound. Row groups are never assumed to be equal: every unit carries its 
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +20,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from dataprep.dataset import MANIFEST, MANIFEST_NAMES, WORK_DIR, Manifest
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, short_error
+from dataprep.storage import StoragePath, glob_files, resolve
+from dataprep.uri import is_glob
 
-_GLOB_CHARS = "*?["
 _FOOTER_THREADS = 16
 
 
@@ -98,9 +98,11 @@ def _fixed_width(kind: pa.DataType) -> int:
 def open_index(uri: str) -> DatasetIndex:
     """Index a dataset directory (manifest) or plain Parquet file(s) at a local path or URI."""
     filesystem, path = resolve(uri)
-    if any(c in path for c in _GLOB_CHARS):
-        files = _footers(filesystem, _glob(filesystem, path, uri))
-        return _build(uri, filesystem, files, None, None)
+    if is_glob(uri):
+        paths = [resolve(p)[1] for p in glob_files(uri)]
+        if not paths:
+            raise DataprepError(f"no files match {uri}")
+        return _build(uri, filesystem, _footers(filesystem, paths), None, None)
     info = filesystem.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise DataprepError(f"{uri} does not exist: give a dataset directory or Parquet file(s)")
@@ -115,31 +117,11 @@ def open_index(uri: str) -> DatasetIndex:
             f"{uri} is a stage's unfinished output (a {WORK_DIR} work folder and no "
             f"{MANIFEST}): rerun the stage that writes it"
         )
-    selector = pafs.FileSelector(path, recursive=True)
-    paths = sorted(
-        f.path
-        for f in filesystem.get_file_info(selector)
-        if f.type == pafs.FileType.File and _is_data(posixpath.relpath(f.path, path))
-    )
+    root = StoragePath(path if filesystem.type_name == "local" else uri)
+    paths = [resolve(f)[1] for f in root.walk_files() if _is_data(f.relative_to(root))]
     if not paths:
         raise DataprepError(f"{uri} has no {MANIFEST} and no .parquet files")
     return _build(uri, filesystem, _footers(filesystem, paths), None, None)
-
-
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A `pyarrow.fs` filesystem and the path inside it; local paths become absolute."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), posixpath.normpath(_abspath(uri))
-    try:
-        return pafs.FileSystem.from_uri(uri)
-    except (pa.ArrowInvalid, OSError, ValueError) as exc:
-        raise DataprepError(f"cannot open {uri}: {_short(exc)}") from None
-
-
-def _abspath(path: str) -> str:
-    import os
-
-    return os.path.abspath(os.path.expanduser(path))
 
 
 def _is_parquet(path: str) -> bool:
@@ -153,32 +135,15 @@ def _is_data(relative: str) -> bool:
     return _is_parquet(relative) and not any(f.startswith((".", "_")) for f in folders)
 
 
-def _glob(filesystem: pafs.FileSystem, pattern: str, uri: str) -> list[str]:
-    parts = pattern.split("/")
-    fixed = next(i for i, p in enumerate(parts) if any(c in p for c in _GLOB_CHARS))
-    base = "/".join(parts[:fixed]) or "/"
-    recursive = "**" in pattern or len(parts) - fixed > 1
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=recursive))
-    except (FileNotFoundError, OSError) as exc:
-        raise DataprepError(f"cannot list {uri}: {_short(exc)}") from None
-    paths = sorted(
-        f.path
-        for f in infos
-        if f.type == pafs.FileType.File and fnmatch.fnmatch(f.path, pattern.replace("**/", "*"))
-    )
-    if not paths:
-        raise DataprepError(f"no files match {uri}")
-    return paths
-
-
 def _footers(filesystem: pafs.FileSystem, paths: list[str]) -> list[tuple[ShardFile, pa.Schema]]:
     def read(path: str) -> tuple[ShardFile, pa.Schema]:
         name = posixpath.basename(path)
         try:
             meta = pq.read_metadata(path, filesystem=filesystem)
         except (OSError, pa.ArrowException, ValueError) as exc:
-            raise DataprepError(f"{path} is not a readable Parquet file ({_short(exc)})") from None
+            raise DataprepError(
+                f"{path} is not a readable Parquet file ({short_error(exc)})"
+            ) from None
         groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         return ShardFile(path, name, groups, size=size), meta.schema.to_arrow_schema()
@@ -196,7 +161,7 @@ def _from_manifest(
         with filesystem.open_input_stream(manifest_path) as f:
             data = json.loads(f.read())
     except (ValueError, OSError) as exc:  # bad JSON, bad UTF-8, unreadable
-        raise DataprepError(f"{manifest_path} is unreadable ({_short(exc)})") from None
+        raise DataprepError(f"{manifest_path} is unreadable ({short_error(exc)})") from None
     manifest = Manifest.from_json(data, manifest_path)  # checks types, totals, paths
     files: list[ShardFile] = []
     for shard in manifest.shards:
@@ -251,7 +216,3 @@ def _build(
         unit_rows=rows_arr,
         unit_start=np.concatenate([[0], np.cumsum(rows_arr)]).astype(np.int64),
     )
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

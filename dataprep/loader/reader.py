@@ -24,10 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, shard_error
 from dataprep.loader.batch import Window
 from dataprep.loader.index import DatasetIndex
 from dataprep.loader.order import EpochPlan
+from dataprep.storage import file_checksum
 
 _OPEN_FILES = 64  # ParquetFile handles kept per process
 _READ_BYTES = 4 << 20  # ~bytes in memory per iter_batches step (wide rows: fewer rows)
@@ -91,7 +92,7 @@ class ShardReader:
                 page_checksum_verification=VERIFY_PAGES and not self.verify,
             )
         except (OSError, pa.ArrowException, ValueError) as exc:
-            raise _unreadable(shard.name, exc, self._decryption is not None) from None
+            raise shard_error(shard.name, exc, self._decryption is not None) from None
         self._files[file] = handle
         if len(self._files) > _OPEN_FILES:
             self._files.popitem(last=False)
@@ -99,19 +100,15 @@ class ShardReader:
 
     def _check(self, file: int) -> None:
         """verify=True: the shard's bytes must match the manifest's xxh3-128 checksum."""
-        import xxhash
-
         shard = self.index.files[file]
         if shard.checksum is None:
             raise DataprepError(f"verify=True needs a manifest with checksums ({self.index.uri})")
-        h = xxhash.xxh3_128()
         try:
             with self.index.filesystem.open_input_stream(shard.path) as f:
-                while block := f.read(8 << 20):
-                    h.update(block)
+                digest = file_checksum(f)
         except OSError as exc:
-            raise _unreadable(shard.name, exc, False) from None
-        if h.hexdigest() != shard.checksum:
+            raise shard_error(shard.name, exc, False) from None
+        if digest != shard.checksum:
             raise DataprepError(
                 f"shard {shard.name} does not match its manifest checksum (changed or corrupt); "
                 "rerun the stage that wrote it"
@@ -138,7 +135,7 @@ class ShardReader:
                     return
         except (OSError, pa.ArrowException, ValueError) as exc:
             name = self.index.files[file].name
-            raise _unreadable(name, exc, self._decryption is not None) from None
+            raise shard_error(name, exc, self._decryption is not None) from None
         if pos < stop:
             name = self.index.files[file].name
             raise DataprepError(f"shard {name} has fewer rows than its index says; re-index it")
@@ -292,19 +289,3 @@ def _close_all() -> None:
 _JOIN_SECONDS = 30.0
 _LIVE: weakref.WeakSet[Prefetcher] = weakref.WeakSet()
 atexit.register(_close_all)
-
-
-def _unreadable(name: str, exc: BaseException, encrypted: bool) -> DataprepError:
-    if isinstance(exc, DataprepError):
-        return DataprepError(f"shard {name}: {exc}")
-    first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-    if "CRC checksum verification failed" in first:
-        return DataprepError(
-            f"shard {name} is corrupt (page checksum mismatch); rerun the stage that wrote it "
-            "or restore it"
-        )
-    if encrypted:
-        return DataprepError(
-            f"shard {name} cannot be decrypted or read ({first}): wrong key file or changed data"
-        )
-    return DataprepError(f"shard {name} is not readable Parquet ({first}); it may be corrupt")

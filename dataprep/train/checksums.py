@@ -11,31 +11,20 @@ import json
 import os
 from pathlib import Path
 
-import xxhash
+from dataprep.storage import file_checksum
 
 NAME = "checksums.json"
-ALGORITHM = "xxh3_128"
-_CHUNK = 8 << 20
+ALGORITHM = "xxh3_128"  # what `file_checksum` computes: the same hash as a dataset's manifest
 
 
 class Mismatch(Exception):
     """A folder does not match its checksums; the message names the file and what differs."""
 
 
-def _digest(path: Path, sync: bool = False) -> str:
-    hasher = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            hasher.update(chunk)
-        if sync:
-            os.fsync(f.fileno())
-    return hasher.hexdigest()
-
-
 def write(folder: Path) -> None:
     """List every file of `folder` (fsyncing each on the way), then write the list itself."""
     files = {
-        p.name: {"size": p.stat().st_size, ALGORITHM: _digest(p, sync=True)}
+        p.name: {"size": p.stat().st_size, ALGORITHM: file_checksum(p, sync=True)}
         for p in sorted(folder.iterdir())
         if p.is_file() and p.name != NAME
     }
@@ -70,6 +59,6 @@ def verify(folder: Path, required: tuple[str, ...]) -> bool:
         actual = path.stat().st_size
         if actual != size:
             raise Mismatch(f"{name} has {actual:,} bytes, {size:,} were written")
-        if _digest(path) != digest:
+        if file_checksum(path) != digest:
             raise Mismatch(f"{name} checksum mismatch")
     return True
