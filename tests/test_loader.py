@@ -325,8 +325,8 @@ def test_works_without_torch(plain_dir: Path) -> None:
 
 
 def test_encrypted_dataset(tmp_path: Path) -> None:
-    crypto = pytest.importorskip("dataprep.crypto")
-    pytest.importorskip("cryptography")
+    from dataprep import crypto  # ours, and `cryptography` is a dependency: a broken import fails
+
     key_file = tmp_path / "keys.json"
     crypto.generate_key_file(key_file)
     spec = crypto.EncryptionSpec(key_file=str(key_file))
