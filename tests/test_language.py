@@ -360,33 +360,34 @@ def test_catalogue_documents_macro_accuracy():
 
 def test_empty_whitespace_and_null_have_no_language():
     french = "Ceci est une phrase écrite en français, assez longue."
-    texts = pa.array(["", "   \n\t ", None, french])
+    # "a": no n-gram of the model in it; "1234 5678": the model's "no linguistic content"
+    texts = pa.array(["", "   \n\t ", None, "a", "1234 5678", french])
     got, scores = identify(texts)
     assert got.type == pa.string() and scores.type == pa.float32()
-    assert got.to_pylist()[:3] == [None, None, None]
-    assert scores.to_pylist()[:3] == [0.0, 0.0, 0.0]
-    assert got[3].as_py() == "fr" and scores[3].as_py() > 0.9
+    assert got.to_pylist()[:5] == [None] * 5
+    assert scores.to_pylist()[:5] == [0.0] * 5
+    assert got[5].as_py() == "fr" and scores[5].as_py() > 0.9
 
 
 def test_no_texts_no_model_needed(monkeypatch):
     monkeypatch.setitem(sys.modules, "py3langid", None)
-    language._identifier.cache_clear()
+    language._model.cache_clear()
     try:
         got, scores = identify([])
     finally:
-        language._identifier.cache_clear()
+        language._model.cache_clear()
     assert len(got) == 0 and len(scores) == 0
 
 
 def test_missing_package_is_one_sentence(monkeypatch):
     monkeypatch.setitem(sys.modules, "py3langid", None)
     monkeypatch.setitem(sys.modules, "py3langid.langid", None)
-    language._identifier.cache_clear()
+    language._model.cache_clear()
     try:
         with pytest.raises(DataprepError) as info:
             identify(["Das ist ein Satz."])
     finally:
-        language._identifier.cache_clear()
+        language._model.cache_clear()
     message = str(info.value)
     assert "py3langid" in message and "pip install" in message and "\n" not in message
 
@@ -421,3 +422,37 @@ def test_codes_typed_by_users_are_normalised():
     codes = supported_languages()
     assert {"en", "de", "fr", "zh", "ja", "no", "sr"} <= set(codes)
     assert "yue" not in codes and "zxx" not in codes and codes == sorted(codes)
+
+
+def test_same_answers_as_py3langid_one_document_at_a_time():
+    """The batched automaton and sums reproduce the library's own per-document classify
+    (the oracle) on real text of many lengths and scripts, including tails longer than the
+    batch and documents that end up alone in the automaton."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    oracle = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    texts = [text for _, text in SNIPPETS]
+    texts += [a[: 7 * (i + 1)] for i, a in enumerate(texts[:40])]  # 7..280 characters
+    texts += ["".join(t for _, t in SNIPPETS[i::9]) * 3 for i in range(3)]  # long mixes
+    texts += ["ALL CAPS TEXT IS READ LOWER-CASED BY THE MODEL", "Ünïcödé cafe\u0301", "Hallo Welt"]
+    got, scores = identify(texts, max_chars=100_000)
+    for text, code, score in zip(texts, got.to_pylist(), scores.to_pylist(), strict=True):
+        want, want_score = oracle.classify(text)
+        want = {"yue": "zh", "wuu": "zh"}.get(want, want)
+        assert (code, round(score, 4)) == (want, round(want_score, 4)), text[:60]
+
+
+@pytest.mark.parametrize(
+    "batch_bytes, gather_rows, min_vector_docs",
+    [(300, 7, 1), (5000, 64, 1_000_000), (1 << 30, 1 << 20, 2)],
+)
+def test_batching_does_not_change_answers(monkeypatch, batch_bytes, gather_rows, min_vector_docs):
+    """Tiny batches, a gather chunk smaller than one document, everything in the plain loop,
+    or everything in the stepped automaton: the same answers, bit for bit."""
+    texts = [text for _, text in SNIPPETS] + ["".join(t for _, t in SNIPPETS[:6])]
+    want = identify(texts)
+    monkeypatch.setattr(language, "_BATCH_BYTES", batch_bytes)
+    monkeypatch.setattr(language, "_GATHER_ROWS", gather_rows)
+    monkeypatch.setattr(language, "_MIN_VECTOR_DOCS", min_vector_docs)
+    got = identify(texts)
+    assert got[0].equals(want[0]) and got[1].equals(want[1])
