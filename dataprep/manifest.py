@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one below Python 3.12
 
 from dataprep import __version__
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, short_error
 
 FORMAT = "dataprep.dataset"
 FORMAT_VERSION = 1
@@ -247,7 +247,7 @@ def _schema(doc: _SchemaDoc) -> pa.Schema:
         raw = base64.b64decode(doc.arrow, validate=True)
         schema = pa.ipc.read_schema(pa.py_buffer(raw))
     except (binascii.Error, ValueError, pa.ArrowException) as exc:
-        raise _Problem(f"schema.arrow is not a base64 Arrow schema ({_short(exc)})") from None
+        raise _Problem(f"schema.arrow is not a base64 Arrow schema ({short_error(exc)})") from None
     listed = [(f.name, f.type) for f in doc.fields]
     actual = [(f["name"], f["type"]) for f in _fields(schema)]
     if listed != actual:
@@ -364,7 +364,3 @@ def _shard_name(data: dict[str, Any], index: int) -> str:
 def _clip_value(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "…"
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import VerifyError
+from dataprep.errors import VerifyError, short_error
 from dataprep.layout import iter_shard_paths, read_manifest
 from dataprep.manifest import ManifestError, ShardEntry, spell_column
 from dataprep.shardio import file_checksum
@@ -53,8 +53,9 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
                 with pq.ParquetFile(parquet_source(path)) as file:
                     problem = footer_problem(file, shard, manifest.schema)
             except (OSError, pa.ArrowException) as exc:
-                first = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise VerifyError(f"shard {shard.path}: unreadable Parquet ({first})") from None
+                raise VerifyError(
+                    f"shard {shard.path}: unreadable Parquet ({short_error(exc)})"
+                ) from None
             if problem:
                 raise VerifyError(f"shard {shard.path}: {problem}")
         rows += shard.rows

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from dataprep import progress
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, short_error
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -159,8 +159,9 @@ class RayExecutor:
                 try:
                     _connect(ray, address, quiet)
                 except ConnectionError as exc:
+                    why = short_error(exc, last=True)  # it may end the server's whole traceback
                     raise DataprepError(
-                        f"cannot reach the Ray cluster at {address!r} ({_last_line(exc)}); "
+                        f"cannot reach the Ray cluster at {address!r} ({why}); "
                         "start it with "
                         "`ray start --head` or pass the right --address"
                     ) from None
@@ -345,9 +346,3 @@ def _connect(ray: Any, address: str, options: dict[str, Any]) -> None:
             if not (address.startswith("ray://") and transient and attempt < CLIENT_ATTEMPTS):
                 raise
             time.sleep(CLIENT_RETRY_WAIT_S)
-
-
-def _last_line(exc: BaseException) -> str:
-    """Ray's connection errors may carry the server's whole traceback; its last line says why."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip() not in ("", ")")]
-    return lines[-1][:300] if lines else type(exc).__name__
