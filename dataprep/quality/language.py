@@ -63,7 +63,7 @@ _ALIASES = {"nb": "no", "iw": "he", "in": "id", "ji": "yi", "jw": "jv", "sh": "s
 class _Model:
     """py3langid's model as flat numpy arrays."""
 
-    next_state: np.ndarray  # (rows * 256,) int32: automaton transition table
+    next_state: np.ndarray  # (rows * 256,) uint32: automaton transition table
     row_base: np.ndarray  # (states,) int32: offset of a state's row in next_state
     feature: np.ndarray  # (states,) int32: n-gram feature ending in this state, or -1
     weights: np.ndarray  # (features, classes) float32: log P(feature | class)
@@ -95,7 +95,7 @@ def _model() -> _Model:
         else:
             first[code] = i
     return _Model(
-        next_state=np.frombuffer(ident.tk_nextmove, dtype=np.uint32).astype(np.int32),
+        next_state=np.frombuffer(ident.tk_nextmove, dtype=np.uint32),  # a view: no copy
         row_base=(np.asarray(ident.tk_row, dtype=np.int64) << 8).astype(np.int32),
         feature=np.asarray(ident.tk_output, dtype=np.int32),
         weights=np.asarray(ident.nb_ptc, dtype=np.float32),
