@@ -34,12 +34,21 @@ CONTROL = r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}]"
 
 ROFF_DOC = r"(?m)^\.(?:TH|SH|Dd|Dt|Sh)(?:[ \t]|$)"
 # man(7) macros whose arguments are the page's text (headings, fonts, list tags)
-_TEXT_MACROS = r"(?:SH|SS|B|I|BI|BR|IB|IR|RB|RI|SM|SB|Nm|Nd|Ar|Fl|Op|Xr|Pa|Sh|Ss)"
+# (mdoc's are kept roughly: `.It Fl v` keeps `Fl v`, its inner macro names stay)
+_TEXT_MACROS = (
+    r"(?:SH|SS|B|I|BI|BR|IB|IR|RB|RI|SM|SB|UR|MT|Nm|Nd|Ar|Fl|Op|Xr|Pa|Sh|Ss|It|Ev|Cm|Dv|Va|Ic"
+    r"|Li|Em|Sy|Ql|Dq|Sq|Pq|Fn|Fa|Ft|Cd|Vt|Tn|Er|Dl|D1)"
+)
 _ROFF_LINES = [
     (r"(?ms)^\.(?:de1?|am1?|ig)\b.*?^\.\.[ \t]*(?:\n|\z)", ""),  # macro definitions, ignored blocks
     (r'\\".*', ""),  # comments
     (r"(?m)^\." + _TEXT_MACROS + r'[ \t]+"([^"\n]*)"[ \t]*$', r"\1"),  # .SH "NAME"
     (r"(?m)^\." + _TEXT_MACROS + r"[ \t]+", ""),
+    # asciidoctor's link macros: .URL "target" "text" "after"
+    (
+        r'(?m)^\.(?:URL|MTO)[ \t]+"([^"\n]*)"(?:[ \t]+"([^"\n]*)")?(?:[ \t]+"([^"\n]*)")?.*$',
+        r"\1 \2\3",
+    ),
     (r'(?m)^\.IP[ \t]+"([^"\n]*)".*$', r"\1"),  # .IP "tag" 4
     (r"(?m)^\.IP[ \t]+(\S+).*$", r"\1"),
     (r"(?m)^[.'].*(?:\n|$)", ""),  # every other control line, by roff's own rule
@@ -47,6 +56,7 @@ _ROFF_LINES = [
 _ROFF_ESCAPES = [
     ("\\-", "-"),
     ("\\(aq", "'"),
+    ("\\(at", "@"),
     ("\\(dq", '"'),
     ("\\(em", "\u2014"),
     ("\\(en", "\u2013"),
@@ -56,6 +66,7 @@ _ROFF_ESCAPES = [
     ("\\(rq", "\u201d"),
     ("\\*(lq", "\u201c"),
     ("\\*(rq", "\u201d"),
+    ("\\*(Aq", "'"),  # pod2man's apostrophe string
     ("\\(oq", "\u2018"),
     ("\\(cq", "\u2019"),
     ("\\(hy", "-"),
