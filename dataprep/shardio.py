@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import DataprepError
+from dataprep.errors import DataprepError, shard_errors
 from dataprep.manifest import ShardEntry
 from dataprep.storage import StoragePath, as_path, spool_file
 from dataprep.storage import file_checksum as file_checksum  # re-exported: one checksum
@@ -94,8 +94,6 @@ class ReadOptions:
         checksum: str | None = None,
     ) -> pa.Table:
         """A whole shard (or some of its columns): what stages use instead of `pq.read_table`."""
-        from dataprep.crypto import shard_errors
-
         file = self.open(path, checksum)
         with shard_errors(as_path(path).name, self.encryption is not None):
             return file.read(columns=list(columns) if columns is not None else None)
@@ -108,8 +106,6 @@ class ReadOptions:
         checksum: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """A shard's record batches, streamed; decryption failures name the shard."""
-        from dataprep.crypto import shard_errors
-
         file = self.open(path, checksum)
         cols = list(columns) if columns is not None else None
         batches = file.iter_batches(batch_size=batch_size, columns=cols)
