@@ -133,7 +133,7 @@ def run_cli(args: list[str], sessions: list[int]) -> tuple[float, float, dict]:
     sampler.join()
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(args)}")
-    return wall, sampler.peak, json.loads(out)["report"]
+    return wall, sampler.peak, json.loads(out)[0]["report"]  # one object per stage run
 
 
 def bench_size(docs: int, repeat: int, address: str, ray_sid: int, tmp: Path) -> list[dict]:

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from dataprep.dataset import WriteOptions
 from dataprep.errors import DataprepError
-from dataprep.executors import DEFAULT_MAX_RETRIES, make_executor
+from dataprep.executors.spec import ExecutorSpec
 from dataprep.overlap import check_output
 from dataprep.progress import Reporter
 from dataprep.recipe_checks import _in_stage
@@ -47,28 +47,6 @@ class InputSpec(BaseModel):
 
     def paths(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
-
-
-class ExecutorSpec(_Strict):
-    """`executor: {kind: ray, address: auto, cpus_per_task: 2, max_retries: 3}`."""
-
-    kind: Literal["local", "ray"] = Field("local", description="local processes or a Ray cluster")
-    workers: int | None = Field(None, gt=0, description="tasks at once (default: cores)")
-    address: str | None = Field(None, description="Ray: auto, HOST:6379 (default: a local Ray)")
-    cpus_per_task: float = Field(1.0, gt=0, description="Ray: CPUs reserved per task")
-    max_retries: int = Field(
-        DEFAULT_MAX_RETRIES, ge=0, description="reruns of a task that raised or whose worker died"
-    )
-
-    def overridden(self, **options: Any) -> ExecutorSpec:
-        """The CLI's --executor/--address/... win over the recipe's; None means not given."""
-        given = {k: v for k, v in options.items() if v is not None}
-        if given.get("kind") == "local":
-            given.setdefault("address", None)  # a recipe's Ray address means nothing locally
-        try:
-            return ExecutorSpec.model_validate({**self.model_dump(), **given})
-        except ValidationError as exc:
-            raise DataprepError(describe_validation(exc, "executor")) from None
 
 
 class EncryptionOutputSpec(_Strict):
@@ -308,20 +286,16 @@ def run(
 ) -> list[StageRun]:
     """Run every stage in order; finished stages with unchanged input+config are skipped.
 
-    `executor_options` (kind, address, cpus_per_task, max_retries) override the recipe's.
+    `executor_options` (kind, workers, address, cpus_per_task, max_retries; None: not given)
+    override the recipe's `executor:`, as the command line's run options do.
     """
     ids = [p.spec.id for p in recipe.stages]
     if force_from is not None and force_from not in ids:
         raise DataprepError(f"--from {force_from!r} is not a stage id (ids: {', '.join(ids)})")
     check_inputs(recipe)  # bad columns or key files stop here, before any output exists
-    spec = recipe.model.executor.overridden(workers=workers, **(executor_options or {}))
-    executor = make_executor(
-        spec.kind,
-        workers=spec.workers,
-        address=spec.address,
-        cpus_per_task=spec.cpus_per_task,
-        max_retries=spec.max_retries,
-    )
+    given = {**(executor_options or {}), **({"workers": workers} if workers is not None else {})}
+    spec = recipe.model.executor.overridden(**given)
+    executor = spec.build()
     write_options = recipe.model.output.write_options()
     force = False
     runs = []

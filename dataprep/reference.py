@@ -28,12 +28,20 @@ stage that reads or writes encrypted data; a stage may set its own `key_file:` n
 `params:`, and `dataprep run --key-file` replaces them all), `input:`, `executor:`, `output:`
 and `stages:`, each `{id, op, params, input, key_file}`. `--set STAGE.PARAM=VALUE` overrides
 a param. Errors name the recipe key, e.g. `stages[2].params.key`.
+
+Every param of a stage is also a flag of its command (`text_column` is `dataprep shard
+--text-column`; lists are comma-separated, `--sort-by a,b`; sizes are text, `--shard-bytes
+128MB`; bools are `--x/--no-x`), and `executor:` keys are the run options `--executor`,
+`--workers`, `--address`, `--cpus-per-task` and `--max-retries`. `--json`, for a stage command
+and for `dataprep run` alike, prints one JSON list with an object per stage run:
+`[{"id", "op", "out", "status": "ran" | "cached", "report": {...}}]`.
 """
 
 
 def render() -> str:
     """The whole reference as Markdown."""
-    from dataprep.recipe import EncryptionOutputSpec, ExecutorSpec, OutputSpec, StageSpec
+    from dataprep.executors.spec import ExecutorSpec
+    from dataprep.recipe import EncryptionOutputSpec, OutputSpec, StageSpec
     from dataprep.stages import BUILTIN, get_stage
 
     parts = [_INTRO]

@@ -20,7 +20,8 @@ import xxhash
 from dataprep import commit, dataset
 from dataprep.dataset import Manifest, ReadOptions, WriteOptions
 from dataprep.errors import DataprepError
-from dataprep.executors import Executor, make_executor
+from dataprep.executors import Executor
+from dataprep.executors.spec import ExecutorSpec
 from dataprep.lock import OutputLock
 from dataprep.overlap import check_output
 from dataprep.progress import Reporter, install
@@ -107,7 +108,7 @@ def run_stage(
         # a finished OUT stays readable: the new run is staged and swapped in once committed
         target = commit.prepare(out, {"input_digest": input_digest, "config_digest": cfg_digest})
         owns_executor = executor is None
-        executor = executor or make_executor("local")
+        executor = executor or ExecutorSpec().build()
         ctx = StageContext(
             config,
             target,
@@ -228,8 +229,9 @@ def _is_up_to_date(out: StoragePath, input_digest: str, cfg_digest: str) -> bool
         manifest = dataset.read_manifest(out)
     except (DataprepError, OSError):
         return False
-    last = manifest.lineage[-1] if manifest.lineage else {}
-    if last.get("input_digest") != input_digest or last.get("config_digest") != cfg_digest:
+    last = manifest.lineage[-1] if manifest.lineage else None
+    recorded = (last.get("input_digest"), last.get("config_digest")) if last else None
+    if recorded != (input_digest, cfg_digest):
         return False
     sizes = _file_sizes(out)
     return all(sizes.get(s.path) == s.bytes for s in manifest.shards)

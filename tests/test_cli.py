@@ -6,6 +6,10 @@ its own default), which tests calling `run_stage` with full configs cannot see.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,109 @@ def test_encrypt_decrypt_and_export_with_defaults(shards: Path, tmp_path: Path) 
     assert manifest(tmp_path / "dec")["totals"]["rows"] == rows
     cli("export", tmp_path / "dec", "-o", tmp_path / "rows.jsonl")
     assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == rows
+
+
+def _stage_specs() -> list[tuple[str, dict]]:
+    """(name, spec) of every registered stage, described from its model (not the catalog)."""
+    from dataprep.cli import catalog, stages
+    from dataprep.stages import get_stage
+
+    return [(name, stages.describe(get_stage(name))) for name in catalog.names()]
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"), _stage_specs(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_stage_flags_are_its_recipe_keys(name: str, spec: dict) -> None:
+    """Every recipe key of every registered stage is a flag (`x_y` <-> `--x-y`) that reaches
+    that key, and the command has no other flags but the shared run options."""
+    from dataprep.cli import stages
+    from dataprep.stage import cli_flag
+    from dataprep.stages import get_stage
+
+    keys = set(get_stage(name).Config.model_fields)
+    command = stages.command(spec)
+    flags = {o for p in command.params for o in p.opts if o.startswith("--")}
+    shared = {"--out", "--key-file", "--executor", "--help"}
+    shared |= {cli_flag(p.name) for p in stages.run_options()}
+    assert flags - shared == {cli_flag(k) for k in keys} - shared
+    assert {cli_flag(k) for k in keys} <= flags
+    args = ["IN", "-o", "OUT"]
+    for field in spec["fields"]:
+        value = {"bool": None, "choice": (field["choices"] or [""])[0], "int": "3"}
+        value |= {"float": "0.5"}
+        given = value.get(field["kind"], "a,b")
+        args += [cli_flag(field["name"])] + ([] if given is None else [given])
+    parsed = command.make_context(name, args).params
+    assert keys <= set(parsed)
+    assert all(parsed[k] is not None for k in keys)
+
+
+def test_stage_catalog_is_current() -> None:
+    """stages.json (what --help reads instead of importing every stage) matches the models."""
+    from dataprep.cli import catalog
+
+    assert catalog.CATALOG.read_text() == catalog.render(), (
+        "dataprep/cli/stages.json is stale: run python -m dataprep.cli.catalog"
+    )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["shard", "--help"], ["dedup", "--help"]])
+def test_help_does_not_load_data_libraries(args: list[str]) -> None:
+    """--help starts in a fraction of a second: pyarrow, numpy and the stage modules stay
+    unloaded (they cost ~0.5 s of CPU; Typer itself loads pydantic to parse)."""
+    code = (
+        "import sys; from dataprep.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('pyarrow', 'numpy', 'dataprep.stage', 'dataprep.stages.shard')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+    assert "Usage" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_json_is_one_list_for_a_stage_and_a_recipe(shards: Path, tmp_path: Path) -> None:
+    one = json.loads(cli("compress", shards, "-o", tmp_path / "c", "--json").stdout)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"vars: {{root: {tmp_path / 'run'}}}\ninput: {{path: {shards}}}\n"
+        "stages:\n  - {id: c, op: compress}\n  - {id: r, op: rebalance, params: {shards: 2}}\n"
+    )
+    many = json.loads(cli("run", recipe, "--json").stdout)
+    for runs, count in ((one, 1), (many, 2)):
+        assert isinstance(runs, list) and len(runs) == count
+        assert all(set(r) == {"id", "op", "out", "status", "report"} for r in runs)
+    assert one[0]["op"] == "compress" and one[0]["status"] == "ran"
+    assert [r["id"] for r in many] == ["c", "r"]
+
+
+def test_plugin_stage_gets_a_command(tmp_path: Path) -> None:
+    """A stage from another package, registered by entry point, is a command with its flags."""
+    info = tmp_path / "site" / "flakyplugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flakyplugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[dataprep.stages]\nflaky = flaky_stage:FlakyStage\n")
+    path = os.pathsep.join(
+        [str(info.parent), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+    )
+    env = {**os.environ, "PYTHONPATH": path}
+
+    def run(*args: object) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "dataprep", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+    assert "flaky" in run("--help").stdout
+    shown = run("flaky", "--help").stdout
+    assert "--marker-dir" in shown and "--fail-index" in shown and "kill_once" in shown
+    (tmp_path / "raw.txt").write_text("x\n")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    args = ["flaky", tmp_path / "raw.txt", "-o", tmp_path / "out", "--marker-dir", markers]
+    proc = run(*args, "--tasks", "2", "-w", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["report"]["rows_out"] == 20
+    bad = run(*args, "--tasks", "x")
+    assert bad.returncode == 2 and "--tasks" in bad.stderr

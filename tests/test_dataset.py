@@ -69,13 +69,13 @@ def test_inspect_json_and_rich(corpus_dir: Path, tmp_path: Path) -> None:
 def test_rerun_is_a_noop_and_says_so(tmp_path: Path) -> None:
     src = _corpus(tmp_path / "in", files=2, rows=100)
     out = tmp_path / "out"
-    first = json.loads(cli("shard", src, "-o", out, "--json").stdout)
+    (first,) = json.loads(cli("shard", src, "-o", out, "--json").stdout)
     before = (out / ".manifest.json").read_text()
-    again = json.loads(cli("shard", src, "-o", out, "--json").stdout)
+    (again,) = json.loads(cli("shard", src, "-o", out, "--json").stdout)
     assert first["status"] == "ran" and again["status"] == "cached"
     assert (out / ".manifest.json").read_text() == before
     assert "up to date" in cli("shard", src, "-o", out).stdout
-    changed = json.loads(cli("shard", src, "-o", out, "--shard-rows", "7", "--json").stdout)
+    (changed,) = json.loads(cli("shard", src, "-o", out, "--shard-rows", "7", "--json").stdout)
     # the two small files share one task, so 200 rows fill ceil(200 / 7) shards
     assert changed["status"] == "ran" and len(manifest(out)["shards"]) == 29
 

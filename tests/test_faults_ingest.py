@@ -191,7 +191,7 @@ def test_cli_cut_files_exit_2_with_one_line(tmp_path: Path) -> None:
         lines = [x for x in proc.stderr.splitlines() if x.strip()]
         assert len(lines) == 1 and f"{src}" in lines[0] and "truncated or corrupt" in lines[0]
     ok = cli("shard", src, "-o", tmp_path / "kept", "--on-truncated", "quarantine", "--json", "-q")
-    report = json.loads(ok.stdout)["report"]
+    report = json.loads(ok.stdout)[0]["report"]
     assert report["quarantined"] == 1 and report["rows_out"] > 0
 
 

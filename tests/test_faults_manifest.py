@@ -226,7 +226,7 @@ def test_cache_reruns_when_a_shard_is_missing_or_resized(tmp_path: Path) -> None
     assert (run(), run()) == ("ran", "cached")
     victim = out / "part-00000-00002.parquet"
     victim.unlink()
-    rerun = json.loads(cli("shard", src, "-o", out, "--shard-rows", "10", "--json").stdout)
+    (rerun,) = json.loads(cli("shard", src, "-o", out, "--shard-rows", "10", "--json").stdout)
     assert rerun["status"] == "ran" and victim.is_file()
     with victim.open("ab") as f:
         f.write(b"\0")

@@ -187,7 +187,7 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes(tmp_path: Path) -> None:
     assert stderr.strip().splitlines() == [INTERRUPTED], stderr
     again = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["report"]["rows_out"] == 16 * 12_000
+    assert json.loads(again.stdout)[0]["report"]["rows_out"] == 16 * 12_000
     verified = cli("verify", str(out), "--json")
     assert json.loads(verified.stdout)["rows"] == 16 * 12_000
 

@@ -82,7 +82,7 @@ def test_encrypted_dataset_tokenizes_with_every_new_column_encrypted(
     enc = tmp_path / "enc"
     cli("encrypt", ds, "-o", enc, "-k", keys, "-q", "--columns", "text")
     proc = cli("tokenize", enc, "-o", tmp_path / "tok", "-k", keys, "--seq-len", "16", "--json")
-    report = json.loads(proc.stdout)["report"]
+    report = json.loads(proc.stdout)[0]["report"]
     assert report["encryption"] == {
         "columns": ["tokens"],
         "dropped": ["text"],

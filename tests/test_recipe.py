@@ -153,13 +153,11 @@ def test_quickstart_recipe_runs_from_the_repo(tmp_path: Path) -> None:
     path = tmp_path / "quickstart.yaml"
     path.write_text(yaml.safe_dump(raw))
     summary = json.loads(cli("run", path, "--json").stdout)
-    summary = summary if isinstance(summary, list) else [summary]
     assert all(s["status"] == "ran" for s in summary)
     truth = json.loads((ROOT / "sample_data/corpus.json").read_text())
     assert summary[0]["report"]["rows_out"] == truth["docs"]
     assert summary[0]["report"]["quarantined"] == truth["malformed"]
     again = json.loads(cli("run", path, "--json", "-q").stdout)
-    again = again if isinstance(again, list) else [again]
     assert all(s["status"] == "cached" for s in again)
 
 

@@ -1,7 +1,7 @@
 """The `dataprep` command: thin Typer commands that build a config and call the library.
 
-Each stage's command lives in its own module here and registers itself on `app`; this file
-holds the shared options and the one place where user errors become exit codes.
+Stage commands are generated from the stage registry (`stages.py`); the other commands live
+in their own modules here. This file is the one place where user errors become exit codes.
 """
 
 from __future__ import annotations
@@ -34,9 +34,31 @@ import importlib  # noqa: E402 (the handler above covers these imports)
 from typing import Annotated  # noqa: E402
 
 import typer  # noqa: E402
+import typer.core  # noqa: E402
 
 from dataprep import __version__  # noqa: E402
 from dataprep.errors import DataprepError, VerifyError, missing_extra  # noqa: E402
+
+
+class _Commands(typer.core.TyperGroup):
+    """The commands written here, plus one per registered stage (built-in or plugin), made
+    from its config model when it is asked for (`cli/stages.py`)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from dataprep.cli import catalog
+
+        own = super().list_commands(ctx)
+        return own + [n for n in catalog.names() if n not in self.commands]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        found = super().get_command(ctx, name)
+        if found is None and not name.startswith("-"):
+            from dataprep.cli import catalog, stages
+
+            if name in catalog.names():
+                found = self.commands[name] = stages.command(catalog.spec(name))
+        return found
+
 
 app = typer.Typer(
     name="dataprep",
@@ -45,22 +67,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=_Commands,
 )
 
-# Importing a command module registers its commands on `app` (one module per line).
-COMMAND_MODULES = (
-    "core",
-    "shard",
-    "dedup",
-    "tokenize",
-    "train",
-    "partition",
-    "rebalance",
-    "resample",
-    "compress",
-    "crypto",
-    "export",
-)
+# Importing a command module registers its commands on `app`; stage commands are generated.
+COMMAND_MODULES = ("core", "train", "crypto", "export")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"dataprep.cli.{_module}")
 if _ctrl_c_before_imports is not None:  # from here on Ctrl-C is a KeyboardInterrupt again

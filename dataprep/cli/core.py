@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from dataprep import dataset, recipe
-from dataprep.cli import app, output
+from dataprep.cli import app, output, stages
 from dataprep.cli.output import console
-from dataprep.runner import StageRun
 
 _SET_HELP = (
     "Override a stage parameter, STAGE.PARAM=VALUE, or a variable, vars.NAME=VALUE (repeatable)."
@@ -20,7 +17,6 @@ _SET_HELP = (
 _KEY_HELP = "Key file for every stage that needs one (replaces the recipe's key_file settings)."
 
 
-@app.command(rich_help_panel="Pipelines")
 def run(
     recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="Pipeline YAML.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
@@ -28,42 +24,36 @@ def run(
     from_: Annotated[
         str | None, typer.Option("--from", help="Rerun this stage and all after it.")
     ] = None,
-    workers: output.Workers = None,
-    executor: output.ExecutorKind = None,
-    address: output.Address = None,
-    cpus_per_task: output.CpusPerTask = None,
-    max_retries: output.MaxRetries = None,
-    quiet: output.Quiet = False,
-    json: output.Json = False,
+    **values: Any,
 ) -> None:
     """Run a recipe: stages in order, each reading the previous one's output.
 
     Finished stages whose input and config are unchanged are skipped. --executor, --address,
     --cpus-per-task and --max-retries override the recipe's `executor:`.
     """
-    plan = recipe.load(recipe_path, set_ or [], key_file)
-    reporter = output.reporter(quiet, json)
+    from dataprep import recipe
+    from dataprep.progress import Reporter
 
-    def announce(r: StageRun) -> None:
-        if not (quiet or json):
+    options = output.RunOptions.pop(values)
+    plan = recipe.load(recipe_path, set_ or [], key_file)
+
+    def announce(r: Any) -> None:
+        if options.chatty:
             note = "done" if r.status == "ran" else "up to date, skipped"
             console.print(f"[bold]{r.stage_id}[/] ({r.op}): {note} -> {r.out}")
 
-    options = {
-        "kind": executor,
-        "address": address,
-        "cpus_per_task": cpus_per_task,
-        "max_retries": max_retries,
-    }
     runs = recipe.run(
         plan,
-        reporter=reporter,
-        workers=workers,
+        reporter=Reporter(quiet=not options.chatty),
         force_from=from_,
         on_stage=announce,
-        executor_options=options,
+        executor_options=options.executor,
     )
-    output.print_runs(runs, quiet, json)
+    output.print_runs(runs, options.quiet, options.as_json)
+
+
+stages.with_run_options(run)
+app.command(rich_help_panel="Pipelines")(run)
 
 
 @app.command(rich_help_panel="Pipelines")
@@ -75,6 +65,8 @@ def validate(
     """Check a recipe without running it: stages, parameters, key files, inputs, and every
     column a stage names against the schema it will see (read from the input's first file
     or manifest, not its data)."""
+    from dataprep import recipe
+
     plan = recipe.load(recipe_path, set_ or [], key_file)
     notes = recipe.check_inputs(plan)
     stages = ", ".join(f"{p.spec.id} ({p.spec.op})" for p in plan.stages)
@@ -98,6 +90,10 @@ def inspect(
     shards: Annotated[int, typer.Option(help="Shard rows to show (0 = all).")] = 20,
 ) -> None:
     """Show a dataset's schema, shards, totals and lineage."""
+    from rich.table import Table
+
+    from dataprep import dataset
+
     manifest = dataset.read_manifest(path)
     if json:
         output.print_json(manifest.to_json())
@@ -128,14 +124,8 @@ def inspect(
         lineage.add_column(column)
     for n, entry in enumerate(manifest.lineage):
         config = jsonlib.dumps({k: v for k, v in entry["config"].items() if v is not None})
-        lineage.add_row(
-            str(n),
-            entry["stage"],
-            entry.get("id", ""),
-            entry["finished"],
-            entry["version"],
-            config,
-        )
+        cells = (entry["stage"], entry.get("id") or "", entry["finished"], entry["version"])
+        lineage.add_row(str(n), *cells, config)
     console.print(lineage)
 
 
@@ -145,6 +135,8 @@ def verify(
     json: output.Json = False,
 ) -> None:
     """Check the manifest and every shard (checksum, rows, row groups, schema); exit 1 if bad."""
+    from dataprep import dataset
+
     result = dataset.verify_dataset(path)
     if json:
         output.print_json(

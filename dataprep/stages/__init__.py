@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from dataprep.errors import DataprepError
-from dataprep.stage import Stage
+
+if TYPE_CHECKING:  # the CLI lists stages without loading pyarrow
+    from dataprep.stage import Stage
 
 BUILTIN: dict[str, str] = {
     "shard": "dataprep.stages.shard:ShardStage",
@@ -19,6 +22,8 @@ BUILTIN: dict[str, str] = {
     "compress": "dataprep.stages.compress:CompressStage",
     "encrypt": "dataprep.stages.encrypt:EncryptStage",
     "decrypt": "dataprep.stages.encrypt:DecryptStage",
+    "score": "dataprep.stages.score:ScoreStage",
+    "filter": "dataprep.stages.filter:FilterStage",
     "clean": "dataprep.stages.clean:CleanStage",
     "pii": "dataprep.stages.pii:PiiStage",
 }
