@@ -99,28 +99,30 @@ def open_index(uri: str) -> DatasetIndex:
     """Index a dataset directory (manifest) or plain Parquet file(s) at a local path or URI."""
     filesystem, path = resolve(uri)
     if is_glob(uri):
-        paths = [resolve(p)[1] for p in glob_files(uri)]
-        if not paths:
-            raise DataprepError(f"no files match {uri}")
-        return _build(uri, filesystem, _footers(filesystem, paths), None, None)
-    info = filesystem.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        raise DataprepError(f"{uri} does not exist: give a dataset directory or Parquet file(s)")
-    if info.type == pafs.FileType.File:
-        return _build(uri, filesystem, _footers(filesystem, [path]), None, None)
-    for name in MANIFEST_NAMES:  # the new name first: it wins over an old leftover
-        manifest_path = posixpath.join(path, name)
-        if filesystem.get_file_info(manifest_path).type == pafs.FileType.File:
-            return _from_manifest(uri, filesystem, path, manifest_path)
-    if filesystem.get_file_info(posixpath.join(path, WORK_DIR)).type != pafs.FileType.NotFound:
-        raise DataprepError(
-            f"{uri} is a stage's unfinished output (a {WORK_DIR} work folder and no "
-            f"{MANIFEST}): rerun the stage that writes it"
-        )
-    root = StoragePath(path if filesystem.type_name == "local" else uri)
-    paths = [resolve(f)[1] for f in root.walk_files() if _is_data(f.relative_to(root))]
-    if not paths:
-        raise DataprepError(f"{uri} has no {MANIFEST} and no .parquet files")
+        files, none = glob_files(uri), f"no files match {uri}"
+    else:
+        info = filesystem.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise DataprepError(
+                f"{uri} does not exist: give a dataset directory or Parquet file(s)"
+            )
+        if info.type == pafs.FileType.File:
+            return _build(uri, filesystem, _footers(filesystem, [path]), None, None)
+        for name in MANIFEST_NAMES:  # the new name first: it wins over an old leftover
+            manifest_path = posixpath.join(path, name)
+            if filesystem.get_file_info(manifest_path).type == pafs.FileType.File:
+                return _from_manifest(uri, filesystem, path, manifest_path)
+        if filesystem.get_file_info(posixpath.join(path, WORK_DIR)).type != pafs.FileType.NotFound:
+            raise DataprepError(
+                f"{uri} is a stage's unfinished output (a {WORK_DIR} work folder and no "
+                f"{MANIFEST}): rerun the stage that writes it"
+            )
+        root = StoragePath(path if filesystem.type_name == "local" else uri)
+        files = [f for f in root.walk_files() if _is_data(f.relative_to(root))]
+        none = f"{uri} has no {MANIFEST} and no .parquet files"
+    if not files:
+        raise DataprepError(none)
+    paths = [resolve(f)[1] for f in files]
     return _build(uri, filesystem, _footers(filesystem, paths), None, None)
 
 
