@@ -30,6 +30,7 @@ from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
 from dataprep.quality import pii
 from dataprep.runner import run_stage
+from dataprep.stages.pii import PiiConfig, scan
 
 INLINE = make_executor("local", workers=1)
 # Independent of dataprep's e-mail finder (which anchors on `@` and walks back by hand).
@@ -68,6 +69,21 @@ def test_generated_set_precision_and_recall() -> None:
         assert scores[kind][1] >= 0.99, (kind, scores[kind])
     for kind, (precision, recall) in scores.items():
         assert precision >= 0.98 and recall >= 0.95, (kind, precision, recall)
+
+
+def test_stage_windows_find_what_a_whole_text_scan_finds() -> None:
+    """The stage runs short-finding detectors only around RE2 pre-check matches; on generated
+    and real text that must give the same findings as scanning every document whole."""
+    texts = [t for t, _ in generate(300, seed=4)]
+    texts += [
+        p.read_text(errors="replace")
+        for p in sorted(Path("/usr/share/doc").glob("*/copyright"))[:120]
+    ]
+    got, counts = scan(pa.array(texts), PiiConfig(mode="all=count"))
+    assert got.to_pylist() == texts
+    for kind in pii.KINDS:
+        expected = [sum(s.kind == kind for s in pii.find(t)) for t in texts]
+        assert counts[kind].tolist() == expected, kind
 
 
 def test_checks_reject_lookalikes() -> None:

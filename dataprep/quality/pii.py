@@ -137,8 +137,8 @@ def _assigned_secrets(text: str) -> Iterable[Span]:
 
 
 def _simple(kind: str, pattern: re.Pattern[str], check: Callable[[str], bool] | None = None):
-    def spans(text: str) -> Iterable[Span]:
-        for m in pattern.finditer(text):
+    def spans(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
+        for m in pattern.finditer(text, pos, len(text) if endpos is None else endpos):
             if check is None or check(m.group()):
                 yield Span(kind, m.start(), m.end())
 
@@ -172,11 +172,11 @@ def _emails(text: str) -> Iterable[Span]:
 _SEPARATORS = re.compile(r"[ -]")
 
 
-def _cards(text: str) -> Iterable[Span]:
+def _cards(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
     """A run of digit groups may hold a card next to other numbers (`version 2 4111 ...`,
     `... 1111 08/01`): of the runs of whole groups that are valid cards, a card's usual
     length (16, or 15 for Amex) wins, then the longest."""
-    for m in _CARD.finditer(text):
+    for m in _CARD.finditer(text, pos, len(text) if endpos is None else endpos):
         groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", m.group())]
         best: tuple[tuple[bool, int], int, int] | None = None
         for i in range(len(groups)):
@@ -191,10 +191,10 @@ def _cards(text: str) -> Iterable[Span]:
             yield Span("credit_card", m.start() + best[1], m.start() + best[2])
 
 
-def _ibans(text: str) -> Iterable[Span]:
+def _ibans(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
     """An IBAN written in groups may be followed by a capitalised word (`... 8285 MPL`):
     without a check passing, the last group is dropped and the rest tried again."""
-    for m in _IBAN.finditer(text):
+    for m in _IBAN.finditer(text, pos, len(text) if endpos is None else endpos):
         value = m.group()
         while True:
             if valid_iban(value):
@@ -208,8 +208,8 @@ def _ibans(text: str) -> Iterable[Span]:
 _VERSION_BEFORE = re.compile(r"(?i)(?:version|release|v)\s*$")
 
 
-def _ipv4(text: str) -> Iterable[Span]:
-    for m in _IPV4.finditer(text):
+def _ipv4(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
+    for m in _IPV4.finditer(text, pos, len(text) if endpos is None else endpos):
         if any(int(octet) > 255 for octet in m.group().split(".")):
             continue
         if not _VERSION_BEFORE.search(text, max(0, m.start() - 9), m.start()):  # "version 1.2.3.4"
@@ -219,11 +219,16 @@ def _ipv4(text: str) -> Iterable[Span]:
 @dataclass(frozen=True)
 class Detector:
     """One way a kind is found: an RE2 pre-check that pyarrow runs over whole columns (a
-    document it does not match cannot hold a finding) and the Python finder for the rest."""
+    document it does not match cannot hold a finding) and the Python finder for the rest.
+
+    A `windowed` finder (short findings: numbers, addresses) is only run on text around the
+    pre-check's matches (`find(..., hits=...)`): Python's re scans digit-led patterns at
+    ~20 MB/s, so scanning a whole long document for one match would dominate the run."""
 
     kind: str
     prefilter: str
-    find: Callable[[str], Iterable[Span]]
+    find: Callable[..., Iterable[Span]]
+    windowed: bool = False
 
 
 # Order matters: an earlier detector's span is never claimed by a later one.
@@ -243,23 +248,30 @@ DETECTORS: list[Detector] = [
         _assigned_secrets,
     ),
     Detector("email", r"[A-Za-z0-9]@[A-Za-z0-9]", _emails),
-    Detector("iban", r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}", _ibans),
+    Detector("iban", r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}", _ibans, True),
     Detector(
         "credit_card",
-        r"\d(?:[ -]?\d){12}",
+        r"\d(?:[ -]?\d){12}",  # the pattern's shortest card
         _cards,
+        True,
     ),
     # IPv6 first: `::ffff:1.2.3.4` is one address
     Detector(
         "ip",
-        r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}",
+        r"(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}"
+        r"|(?:^|[^\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}|$|[^\w:])"
+        r"|(?:^|[^\w:])::[0-9A-Fa-f]{1,4}",
         _simple("ip", _IPV6, valid_ipv6),
+        True,
     ),
-    Detector("ip", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", _ipv4),
+    Detector("ip", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", _ipv4, True),
     Detector(
         "phone",
-        r"\+\d|\(\d{2,5}\)|\d{3}[-.]\d{3}[-.]\d{4}|0\d{1,4}[ /-]\d{3}",
+        r"\+\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+        r"|\(\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4}"
+        r"|0\d{1,4}[ /-]\d{3,4}[ -]?\d{2,4}",
         _simple("phone", _PHONE, valid_phone),
+        True,
     ),
 ]
 
@@ -268,14 +280,27 @@ def _digits(value: str) -> str:
     return "".join(c for c in value if c.isdigit())
 
 
-def find(text: str, detectors: Iterable[int] | None = None) -> list[Span]:
+WINDOW = 64  # characters around a pre-check match that a windowed finder sees (each side)
+
+
+def find(
+    text: str,
+    detectors: Iterable[int] | None = None,
+    hits: dict[int, list[tuple[int, int]]] | None = None,
+) -> list[Span]:
     """Non-overlapping findings in text order, from the detectors with these indices (all by
-    default); an earlier detector wins an overlap."""
+    default); an earlier detector wins an overlap. `hits` (detector -> its pre-check's match
+    spans) limits windowed detectors to the text around them."""
     chosen = range(len(DETECTORS)) if detectors is None else sorted(detectors)
     taken: list[Span] = []
     starts: list[int] = []  # of `taken`, kept sorted, for the overlap check
     for index in chosen:
-        for span in DETECTORS[index].find(text):
+        detector = DETECTORS[index]
+        if hits is not None and detector.windowed and index in hits:
+            found = _windowed(detector, text, hits[index])
+        else:
+            found = detector.find(text)
+        for span in found:
             at = bisect.bisect_left(starts, span.start)
             if at > 0 and taken[at - 1].end > span.start:
                 continue
@@ -284,6 +309,32 @@ def find(text: str, detectors: Iterable[int] | None = None) -> list[Span]:
             starts.insert(at, span.start)
             taken.insert(at, span)
     return taken
+
+
+def _windowed(detector: Detector, text: str, hits: list[tuple[int, int]]) -> Iterable[Span]:
+    """The finder over merged windows of WINDOW characters around each hit; a finding that
+    reaches a window's cut end (not the text's) is not trusted and not kept."""
+    windows: list[list[int]] = []
+    for start, end in hits:
+        lo, hi = max(0, start - WINDOW), min(len(text), end + WINDOW)
+        if windows and lo <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], hi)
+        else:
+            windows.append([lo, hi])
+    for lo, hi in windows:
+        for span in detector.find(text, lo, hi):
+            if span.end < hi or hi == len(text):
+                yield span
+
+
+def prefilter_hits(marked: str) -> list[tuple[int, int]]:
+    """Spans of the pre-check matches in a text that RE2 marked as `\x00match\x00`."""
+    spans, pos = [], 0
+    for i, piece in enumerate(marked.split("\x00")):
+        if i % 2:
+            spans.append((pos, pos + len(piece)))
+        pos += len(piece)
+    return spans
 
 
 def detectors_for(kinds: Iterable[str]) -> list[int]:

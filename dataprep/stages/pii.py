@@ -198,27 +198,36 @@ def pii_task(task: Task) -> TaskResult:
 def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.ndarray]]:
     """Rewritten texts and per-document counts per active kind. Each detector's RE2
     pre-check runs over the whole column; Python only sees documents some pre-check matched,
-    and runs only those detectors on them."""
+    runs only those detectors on them, and windowed ones only around the matches (RE2 marks
+    them with NULs, which `prefilter_hits` turns into spans)."""
     n = len(texts)
     counts = {kind: np.zeros(n, np.int32) for kind in config.active}
     chosen = pii.detectors_for(config.active)
     if not chosen or n == 0:
         return texts, counts
-    hits = np.stack(
-        [
-            np.asarray(
-                pc.fill_null(pc.match_substring_regex(texts, pii.DETECTORS[i].prefilter), False)
-            )
-            for i in chosen
-        ]
-    )
+    hits = np.stack([_matches(texts, pii.DETECTORS[i].prefilter) for i in chosen])
     rows = np.flatnonzero(hits.any(axis=0))
     if not len(rows):
         return texts, counts
-    candidates = texts.take(pa.array(rows)).to_pylist()
+    subset = texts.take(pa.array(rows))
+    has_nul = _matches(subset, "\x00")
+    marked: dict[int, dict[int, str]] = {}  # detector -> candidate -> its marked text
+    for j, index in enumerate(chosen):
+        detector = pii.DETECTORS[index]
+        mine = np.flatnonzero(hits[j, rows])
+        if detector.windowed and len(mine):
+            pattern = "(?:" + detector.prefilter + ")"
+            texts_j = subset.take(pa.array(mine))
+            done = pc.replace_substring_regex(texts_j, pattern, "\x00\\0\x00").to_pylist()
+            marked[j] = dict(zip(mine.tolist(), done, strict=True))
     rewritten = []
-    for row, text in zip(rows.tolist(), candidates, strict=True):
-        spans = pii.find(text, [chosen[j] for j in np.flatnonzero(hits[:, row])])
+    for k, (row, text) in enumerate(zip(rows.tolist(), subset.to_pylist(), strict=True)):
+        mine = [j for j in range(len(chosen)) if hits[j, row]]
+        windows = None
+        if not has_nul[k]:
+            windows = {chosen[j]: pii.prefilter_hits(marked[j][k]) for j in mine if j in marked}
+            # (every j in `mine` with a marked dict holds k: `mine` comes from the same hits)
+        spans = pii.find(text, [chosen[j] for j in mine], windows)
         for span in spans:
             counts[span.kind][row] += 1
         rewritten.append(pii.rewrite(text, spans, config.mode, config._key))
@@ -226,6 +235,10 @@ def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.nda
     mask[rows] = True
     new = pc.replace_with_mask(texts, pa.array(mask), pa.array(rewritten, texts.type))
     return new, counts
+
+
+def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(texts, pattern), False))
 
 
 def tally_sources(
