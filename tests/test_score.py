@@ -1,0 +1,278 @@
+"""score: every signal against a brute-force reference written here, one document at a time.
+
+The reference follows the Gopher rules as datatrove implements them (GopherQualityFilter,
+GopherRepetitionFilter) over whitespace words, in plain Python loops; the stage computes the
+same numbers vectorised over whole batches. Real text: the licences and the copyright files
+installed on this machine, plus hand-made edge cases (empty, CRLF, bullets, repeats).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from helpers import cli, column, manifest
+
+from dataprep import crypto, dataset
+from dataprep.dataset import ReadOptions
+from dataprep.errors import DataprepError
+from dataprep.executors import make_executor
+from dataprep.quality import signals
+from dataprep.runner import run_stage
+
+INLINE = make_executor("local", workers=1)
+STOP = {"the", "be", "to", "of", "and", "that", "have", "with"}
+LICENCES = sorted(p for p in Path("/usr/share/common-licenses").iterdir() if p.is_file())
+COPYRIGHTS = sorted(Path("/usr/share/doc").glob("*/copyright"))
+EDGES = [
+    "",
+    "   \n\n  ",
+    "one",
+    "a\r\nb\r\n- c\r\n",
+    "• x\n• y\n- z...\n  w…  \n",
+    "### heading ... #tag\n\n### heading ... #tag\n\nbody",
+    "word " * 40,
+    "the cat sat on the mat " * 9 + "and then the dog came with a bone",
+    "x y z w v x y z w v x y z w v q x y z w v x y z w v",
+    "Ünïcödé wörds, 数字 123 — «quotes» © 2024\u2028next\x85line",
+    "lorem ipsum {dolor}. It is. Really! \"Yes.\" 'No.'\nThree words here.",
+]
+
+
+def real_texts(limit: int = 120) -> list[str]:
+    paths = (LICENCES + COPYRIGHTS)[:limit]
+    return [p.read_bytes().decode("utf-8", "replace") for p in paths]
+
+
+def _real(word: str) -> bool:
+    return any(unicodedata.category(c)[0] not in "PSC" for c in word)
+
+
+def _dups(pieces: list[str]) -> tuple[int, int]:
+    seen: set[str] = set()
+    count = chars = 0
+    for piece in pieces:
+        if piece in seen:
+            count, chars = count + 1, chars + len(piece)
+        seen.add(piece)
+    return count, chars
+
+
+def _greedy(words: list[str], n: int) -> int:
+    seen: set[tuple[str, ...]] = set()
+    i = chars = 0
+    while i < len(words) - n + 1:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            chars, i = chars + sum(map(len, gram)), i + n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
+
+
+def reference(text: str) -> dict[str, float]:
+    """Every non-language signal of one document, the slow obvious way."""
+    words = text.split()
+    real = [w for w in words if _real(w)]
+    size = len(text)
+    lines = text.splitlines()
+    per_word = len(words) or math.inf
+    out: dict[str, float] = {
+        "char_count": size,
+        "word_count": len(real),
+        "mean_word_length": sum(map(len, real)) / len(real) if real else 0.0,
+        "alpha_fraction": sum(any(c.isalpha() for c in w) for w in words) / per_word,
+        "symbol_to_word_ratio": max(text.count("#"), text.count("...") + text.count("…"))
+        / per_word,
+        "stop_word_count": len(STOP & set(words)),
+        "newline_to_word_ratio": text.count("\n") / per_word,
+        "bullet_line_fraction": sum(s.lstrip().startswith(("•", "-")) for s in lines)
+        / (len(lines) or math.inf),
+        "ellipsis_line_fraction": sum(s.rstrip().endswith(("...", "…")) for s in lines)
+        / (len(lines) or math.inf),
+    }
+    nonblank = [line for line in text.split("\n") if line.strip()]
+    ends = tuple(".!?。！？｡։؟۔।॥።᙮᠃᠉‼‽⁇⁈⁉．")
+    out["punct_line_fraction"] = sum(line.endswith(ends) for line in nonblank) / (
+        len(nonblank) or math.inf
+    )
+    out["short_line_fraction"] = sum(len(line) <= 30 for line in nonblank) / (
+        len(nonblank) or math.inf
+    )
+    for kind, pieces in (
+        ("para", re.split(r"\n{2,}", text.strip())),
+        ("line", re.split("\n+", text)),
+    ):
+        count, chars = _dups(pieces)
+        out[f"dup_{kind}_fraction"] = count / len(pieces)
+        out[f"dup_{kind}_char_fraction"] = chars / (size or math.inf)
+    for n in (2, 3, 4):
+        grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        top = Counter(grams).most_common(1)
+        out[f"top_{n}_gram_char_fraction"] = len(top[0][0]) * top[0][1] / size if top else 0.0
+    for n in range(5, 11):
+        out[f"dup_{n}_gram_char_fraction"] = _greedy(words, n) / (size or math.inf)
+    sentences = 0
+    for line in (line.strip() for line in lines):
+        tokens = line.split()
+        if (
+            line.endswith((".", "?", "!", '"', "'"))
+            and not line.endswith("...")
+            and len(tokens) >= 3
+            and "javascript" not in line.lower()
+            and all(len(t) <= 1000 for t in tokens)
+        ):
+            sentences += len(re.findall(r"[.?!]+[\"']?(?:[ \t]|$)", line))
+    out["c4_sentence_count"] = sentences
+    out["has_lorem_ipsum"] = "lorem ipsum" in text.lower()
+    out["has_curly_bracket"] = "{" in text
+    return out
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["edges", "real"])
+def test_signals_equal_the_brute_force_reference(which: str) -> None:
+    texts = EDGES if which == "edges" else real_texts()
+    names = [n for n in signals.SIGNALS if n not in ("language", "language_score")]
+    ours = {k: v.to_pylist() for k, v in signals.compute(pa.array(texts), names).items()}
+    checked = 0
+    for i, text in enumerate(texts):
+        for name, want in reference(text).items():
+            assert _close(ours[name][i], want), (name, i, text[:80], ours[name][i], want)
+            checked += 1
+    assert checked >= len(texts) * 25
+
+
+def test_batches_do_not_change_the_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = pa.array(real_texts(40) + EDGES)
+    whole = signals.compute(texts, signals.names_for(signals.SIGNALS)[:-2])
+    monkeypatch.setattr(signals, "BATCH_BYTES", 3000)  # many tiny batches
+    assert signals.compute(texts, whole) == whole
+
+
+def test_null_text_scores_as_empty() -> None:
+    got = signals.compute(pa.array([None, ""], pa.string()), ["word_count", "char_count"])
+    assert got["word_count"].to_pylist() == [0, 0] and got["char_count"].to_pylist() == [0, 0]
+
+
+def _dataset(tmp: Path, texts: list[str], name: str = "ds", shard_rows: int = 50) -> Path:
+    raw = tmp / f"{name}-raw"
+    raw.mkdir()
+    rows = [
+        {"id": f"d{i}", "source": "lic" if i % 2 else "cr", "text": t} for i, t in enumerate(texts)
+    ]
+    (raw / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp / name
+    run_stage("shard", {"shard_rows": shard_rows}, out, inputs=[str(raw)], executor=INLINE)
+    return out
+
+
+def test_score_adds_columns_and_keeps_every_row(tmp_path: Path) -> None:
+    texts = real_texts(60)
+    src = _dataset(tmp_path, texts, shard_rows=25)
+    run = run_stage("score", {}, tmp_path / "sc", input_path=src, executor=INLINE)
+    names = dataset.read_manifest(tmp_path / "sc").schema.names
+    assert run.report["rows_in"] == run.report["rows_out"] == 60
+    assert column(tmp_path / "sc", "text") == texts
+    assert column(tmp_path / "sc", "word_count") == [reference(t)["word_count"] for t in texts]
+    assert names[-len(signals.SIGNALS) :] == list(signals.SIGNALS)
+    assert {"id", "source", "text"} <= set(names)
+    languages = column(tmp_path / "sc", "language")
+    assert Counter(languages).most_common(1)[0][0] == "en"
+    # rescoring replaces the columns instead of adding a second copy
+    again = tmp_path / "again"
+    run_stage("score", {"signals": ["gopher"]}, again, input_path=tmp_path / "sc", executor=INLINE)
+    assert column(again, "word_count") == column(tmp_path / "sc", "word_count")
+
+
+def test_missing_or_non_text_column_is_one_sentence(tmp_path: Path) -> None:
+    src = _dataset(tmp_path, ["some text here"])
+    with pytest.raises(DataprepError, match="--text-column 'body' is not a column") as err:
+        run_stage("score", {"text_column": "body"}, tmp_path / "o", input_path=src)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataprepError, match="'nope' is neither a signal nor a preset"):
+        run_stage("score", {"signals": ["nope"]}, tmp_path / "o", input_path=src)
+    proc = cli("score", src, "-o", tmp_path / "o2", "--text-column", "body", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'body' is not a column" in proc.stderr
+
+
+def test_encrypted_input_stays_encrypted(tmp_path: Path) -> None:
+    texts = real_texts(20)
+    src = _dataset(tmp_path, texts)
+    keys = tmp_path / "keys.json"
+    crypto.generate_key_file(keys)
+    enc = tmp_path / "enc"
+    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=INLINE)
+    out = tmp_path / "out"
+    run_stage("score", {"signals": ["word_count"]}, out, input_path=enc, key_file=str(keys))
+    meta = dataset.read_manifest(out)
+    assert meta.encryption is not None
+    reader = ReadOptions(str(keys), meta.encryption)
+    got = pa.concat_tables(reader.read_table(out / s.path) for s in meta.shards)
+    assert got.column("word_count").to_pylist() == [reference(t)["word_count"] for t in texts]
+    with pytest.raises(Exception):  # noqa: B017 - without the key the shards do not open
+        ReadOptions().read_table(out / meta.shards[0].path)
+
+
+def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
+    texts = real_texts(10)
+    src = _dataset(tmp_path, texts)
+    run_stage("compress", {}, f"{s3_bucket}/in", input_path=src, executor=INLINE)
+    run_stage("score", {"signals": ["gopher"]}, f"{s3_bucket}/sc", input_path=f"{s3_bucket}/in")
+    got = dataset.read_rows(f"{s3_bucket}/sc")
+    assert got.column("word_count").to_pylist() == [reference(t)["word_count"] for t in texts]
+
+
+def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
+    texts = real_texts(400)
+    src = _dataset(tmp_path, texts, shard_rows=4)
+    reference_out = tmp_path / "reference"
+    run_stage("score", {"signals": ["gopher"]}, reference_out, input_path=src, executor=INLINE)
+    out = tmp_path / "out"
+    code = (
+        "import sys; from dataprep.runner import run_stage; "
+        "from dataprep.executors import make_executor; "
+        "run_stage('score', {'signals': ['gopher']}, sys.argv[2], input_path=sys.argv[1], "
+        "executor=make_executor('local', workers=1))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
+    )
+    done = out / ".dataprep" / "tasks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(done.glob("*.json")))
+    assert 5 <= finished < 100 and not (out / dataset.MANIFEST).exists()
+    run = run_stage("score", {"signals": ["gopher"]}, out, input_path=src, executor=INLINE)
+    assert run.status == "ran"
+    ours, theirs = manifest(out), manifest(reference_out)
+    assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_same_shards(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    src = _dataset(tmp_path, real_texts(30), shard_rows=10)
+    cli("score", src, "-o", tmp_path / "local", "--signals", "gopher", "-q")
+    cli("score", src, "-o", tmp_path / "ray", "--signals", "gopher", "--executor", "ray", "-q")
+    ours, theirs = manifest(tmp_path / "ray"), manifest(tmp_path / "local")
+    assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
