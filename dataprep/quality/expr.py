@@ -147,7 +147,7 @@ class _Translator:
         self._expect(left_kind, "numeric", node.left)
         self._expect(right_kind, "numeric", node.right)
         if isinstance(node.op, ast.Div):
-            return pc.divide(pc.cast(left, pa.float64()), right), "numeric"
+            return pc.divide(left.cast(pa.float64()), right), "numeric"
         name = _ARITH.get(type(node.op))
         if name is None:
             raise self.fail(f"the operator in {ast.unparse(node)!r} is not allowed")

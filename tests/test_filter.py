@@ -1,0 +1,196 @@
+"""filter: safe expressions, presets against a rule-by-rule reference, --mark-only, report.
+
+Oracles: the brute-force signal reference of test_score (plain Python per document) with
+the Gopher thresholds applied in datatrove's order; Python's own evaluation of the same
+comparisons on rows read back with pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from helpers import cli, column
+from test_score import INLINE, _dataset, real_texts, reference
+
+from dataprep.errors import DataprepError
+from dataprep.quality import expr, presets
+from dataprep.runner import run_stage
+
+SCHEMA = pa.schema(
+    [("word_count", pa.int64()), ("alpha_fraction", pa.float64()), ("language", pa.string())]
+    + [("ok", pa.bool_())]
+)
+
+
+def _gopher_reason(text: str, overrides: dict | None = None) -> str | None:
+    """The first Gopher rule `text` fails (datatrove's order: repetition, then quality)."""
+    signals = reference(text)
+    for rule in presets.rules("gopher", overrides or {}, "rules"):
+        value = signals[rule.column]
+        ok = value >= rule.threshold if rule.op == ">=" else value <= rule.threshold
+        if not ok:
+            return rule.name
+    return None
+
+
+def test_expressions_translate_and_evaluate() -> None:
+    table = pa.table(
+        {
+            "word_count": [10, 60, 80, None],
+            "alpha_fraction": [0.9, 0.5, 0.95, 0.9],
+            "language": ["en", "en", "de", "en"],
+            "ok": [True, True, False, True],
+        }
+    )
+    cases = {
+        "word_count >= 50 and alpha_fraction > 0.8": [False, False, True, False],
+        "word_count >= 50 or language == 'en'": [True, True, True, True],
+        "not (language in ['de', 'fr'])": [True, True, False, True],
+        "language not in ('de',) and ok": [True, True, False, True],
+        "10 <= word_count < 70": [True, True, False, False],
+        "word_count * 2 - 20 > 100": [False, False, True, False],
+        "word_count / 4 >= 15": [False, True, True, False],
+        "word_count is None": [False, False, False, True],
+        "ok == true": [True, True, False, True],
+    }
+    for text, want in cases.items():
+        where = expr.parse(text, SCHEMA, "--where")
+        assert expr.evaluate(table, [where.expression])[0].tolist() == want, text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("wordcount >= 50", "'wordcount', which is not a column of the input"),
+        ("word_count >= 'fifty'", "'word_count' is numeric but \"'fifty'\" is string"),
+        ("language > 3", "'language' is string but '3' is numeric"),
+        ("word_count", "is a numeric value, not a condition"),
+        ("__import__('os').system('true')", "is not allowed"),
+        ("word_count.real > 1", "is not allowed"),
+        ("[x for x in ok]", "is not allowed"),
+        ("lambda: 1", "is not allowed"),
+        ("word_count >= ", "is not a valid expression"),
+        ("ok and word_count", "'word_count' is numeric, where a bool is needed"),
+        ("language in ['en', 3]", "the list holds 3"),
+    ],
+)
+def test_bad_expressions_are_one_sentence(text: str, message: str) -> None:
+    with pytest.raises(DataprepError) as err:
+        expr.parse(text, SCHEMA, "--where")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_gopher_preset_matches_the_reference_rule_by_rule(tmp_path: Path) -> None:
+    texts = real_texts(150) + ["too short", "word " * 80, "the and of " * 30]
+    src = _dataset(tmp_path, texts, shard_rows=40)
+    out = tmp_path / "marked"
+    run = run_stage(
+        "filter", {"preset": "gopher", "mark_only": True}, out, input_path=src, executor=INLINE
+    )
+    want = [_gopher_reason(t) for t in texts]
+    assert column(out, "filter_reason") == want
+    assert column(out, "text") == texts
+    kept = sum(w is None for w in want)
+    assert 0 < kept < len(texts)
+    report = run.report
+    assert report["rows_kept"] == kept and report["rows_out"] == len(texts)
+    assert sum(report["dropped_by_rule"].values()) == len(texts) - kept
+    assert sorted(report["signals_computed"]) == sorted(presets.columns("gopher"))  # raw input
+    # per source: ids alternate between two sources in _dataset
+    by_source = report["dropped_by_source"]
+    assert sum(s["dropped"] for s in by_source.values()) == len(texts) - kept
+    assert sum(s["rows"] for s in by_source.values()) == len(texts)
+    for rule, ids in report["examples"].items():
+        assert ids and all(want[int(i[1:])] == rule for i in ids)
+
+
+def test_score_then_filter_drops_the_same_rows_without_recomputing(tmp_path: Path) -> None:
+    texts = real_texts(80)
+    src = _dataset(tmp_path, texts)
+    run_stage("score", {"signals": ["gopher"]}, tmp_path / "sc", input_path=src, executor=INLINE)
+    run = run_stage(
+        "filter", {"preset": "gopher"}, tmp_path / "f", input_path=tmp_path / "sc", executor=INLINE
+    )
+    assert run.report["signals_computed"] == []
+    assert column(tmp_path / "f", "text") == [t for t in texts if _gopher_reason(t) is None]
+
+
+def test_rules_are_overridden_one_by_one(tmp_path: Path) -> None:
+    texts = real_texts(60) + ["alpha beta gamma " * 12]  # 36 words: < 50, >= 30
+    src = _dataset(tmp_path, texts)
+    overrides = {"min_words": 30, "max_top_2_gram_char_fraction": None}
+    config = {"preset": "gopher", "rules": overrides, "mark_only": True}
+    run_stage("filter", config, tmp_path / "o", input_path=src, executor=INLINE)
+    assert column(tmp_path / "o", "filter_reason") == [_gopher_reason(t, overrides) for t in texts]
+    with pytest.raises(DataprepError, match="'min_word' is not a rule of preset 'gopher'"):
+        run_stage(
+            "filter", {"preset": "gopher", "rules": {"min_word": 3}}, tmp_path / "x", input_path=src
+        )
+
+
+def test_where_with_a_missing_column_stops_before_any_task(tmp_path: Path) -> None:
+    src = _dataset(tmp_path, real_texts(5))
+    with pytest.raises(DataprepError, match="'qualty', which is not a column") as err:
+        run_stage("filter", {"where": "qualty > 1"}, tmp_path / "o", input_path=src)
+    assert "\n" not in str(err.value) and not (tmp_path / "o").exists()
+    proc = cli("filter", src, "-o", tmp_path / "o", "--where", "qualty > 1", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "qualty" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_where_and_rules_and_languages(tmp_path: Path) -> None:
+    texts = real_texts(40)
+    src = _dataset(tmp_path, texts)
+    cli(
+        "filter", src, "-o", tmp_path / "w", "--where", "word_count >= 400 and alpha_fraction > 0.5"
+    )
+    signals = [reference(t) for t in texts]
+    want = [
+        t
+        for t, s in zip(texts, signals, strict=True)
+        if s["word_count"] >= 400 and s["alpha_fraction"] > 0.5
+    ]
+    assert want and column(tmp_path / "w", "text") == want
+    cli("filter", src, "-o", tmp_path / "r", "--preset", "gopher", "--rules", "min_words=30")
+    report = json.loads((tmp_path / "r" / ".report.json").read_text())
+    assert {"name": "min_words", "keep_if": "word_count >= 30"} in report["rules"]
+    # --languages computes the language itself: the same rows as score's column says
+    run_stage("score", {"signals": ["language"]}, tmp_path / "s", input_path=src, executor=INLINE)
+    detected = column(tmp_path / "s", "language")
+    cli("filter", src, "-o", tmp_path / "l", "--languages", "en-GB")
+    want = [t for t, lang in zip(texts, detected, strict=True) if lang == "en"]
+    assert want and column(tmp_path / "l", "text") == want
+
+
+def test_recipe_score_then_filter(tmp_path: Path) -> None:
+    texts = real_texts(30)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"version: 1\nname: q\nvars: {{root: {tmp_path / 'work'}}}\n"
+        f"input: {{path: {raw}, text_column: text}}\n"
+        "executor: {kind: local, workers: 1}\n"
+        "stages:\n"
+        "  - {id: shards, op: shard, params: {shard_rows: 10}}\n"
+        "  - {id: scored, op: score, params: {signals: [gopher, language]}}\n"
+        "  - {id: kept, op: filter, params: {preset: gopher, rules: {min_words: 100},"
+        " where: \"language == 'en'\"}}\n"
+    )
+    cli("run", recipe, "-q")
+    overrides = {"min_words": 100}
+    languages = column(tmp_path / "work" / "scored", "language")
+    want = [
+        t
+        for t, lang in zip(texts, languages, strict=True)
+        if _gopher_reason(t, overrides) is None and lang == "en"
+    ]
+    assert want and column(tmp_path / "work" / "kept", "text") == want
+    bad = recipe.read_text().replace("language == 'en'", "lang == 'en'")
+    recipe.write_text(bad)
+    proc = cli("validate", recipe, check=False)
+    assert proc.returncode == 2 and "'lang', which is not a column" in proc.stderr
