@@ -8,12 +8,13 @@ committed file falls behind.
 from __future__ import annotations
 
 import re
+import types
 import typing
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import annotated_types as at
-from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic import BaseModel, ByteSize
 
 _BOUNDS = ((at.Gt, "gt", ">"), (at.Ge, "ge", ">="), (at.Lt, "lt", "<"), (at.Le, "le", "<="))
 
@@ -59,22 +60,54 @@ def render() -> str:
     return "\n".join(parts)
 
 
-def _table(model: type[BaseModel]) -> str:
-    rows = ["| param | type | default | bounds | description |", "|---|---|---|---|---|"]
+@dataclass(frozen=True)
+class Param:
+    """One field of a config model, as the docs and the command line (`cli/stages.py`)
+    present it: both read it here, so they cannot disagree."""
+
+    name: str
+    kind: str  # bool, int, float, text, size (ByteSize), list, choice (Literal)
+    choices: tuple[str, ...] | None
+    required: bool
+    default: Any  # the model's default (a factory's value); None when required
+    bounds: str  # e.g. "> 0, <= 64"
+    description: str
+    type: str
+
+
+def params(model: type[BaseModel]) -> list[Param]:
+    found = []
     for name, field in model.model_fields.items():
-        if field.is_required():
-            default = "required"
-        elif field.default is PydanticUndefined and field.default_factory is not None:
-            default = f"`{field.default_factory()!r}`"  # type: ignore[call-arg]
+        annotation, choices = field.annotation, None
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = rest[0] if len(rest) == 1 else annotation
+        if typing.get_origin(annotation) is Literal:
+            kind, choices = "choice", tuple(str(a) for a in typing.get_args(annotation))
+        elif typing.get_origin(annotation) in (list, tuple, set):
+            kind = "list"
+        elif isinstance(annotation, type) and issubclass(annotation, ByteSize):
+            kind = "size"
         else:
-            default = f"`{field.default!r}`"
+            kind = {int: "int", float: "float", bool: "bool"}.get(annotation, "text")
+        required = field.is_required()
         bounds = ", ".join(
             f"{sign} {getattr(meta, attr)}"
             for meta in field.metadata
-            for kind, attr, sign in _BOUNDS
-            if isinstance(meta, kind)
+            for kind_, attr, sign in _BOUNDS
+            if isinstance(meta, kind_)
         )
-        cells = [f"`{name}`", _type(field.annotation), default, bounds, field.description or ""]
+        default = None if required else field.get_default(call_default_factory=True)
+        about, text = field.description or "", _type(field.annotation)
+        found.append(Param(name, kind, choices, required, default, bounds, about, text))
+    return found
+
+
+def _table(model: type[BaseModel]) -> str:
+    rows = ["| param | type | default | bounds | description |", "|---|---|---|---|---|"]
+    for p in params(model):
+        default = "required" if p.required else f"`{p.default!r}`"
+        cells = [f"`{p.name}`", p.type, default, p.bounds, p.description]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
 

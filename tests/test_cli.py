@@ -53,10 +53,10 @@ def test_encrypt_decrypt_and_export_with_defaults(shards: Path, tmp_path: Path) 
 
 def _stage_specs() -> list[tuple[str, dict]]:
     """(name, spec) of every registered stage, described from its model (not the catalog)."""
-    from dataprep.cli import catalog, stages
+    from dataprep import catalog
     from dataprep.stages import get_stage
 
-    return [(name, stages.describe(get_stage(name))) for name in catalog.names()]
+    return [(name, catalog.describe(get_stage(name))) for name in catalog.registry()]
 
 
 @pytest.mark.parametrize(
@@ -89,10 +89,10 @@ def test_stage_flags_are_its_recipe_keys(name: str, spec: dict) -> None:
 
 def test_stage_catalog_is_current() -> None:
     """stages.json (what --help reads instead of importing every stage) matches the models."""
-    from dataprep.cli import catalog
+    from dataprep import catalog
 
     assert catalog.CATALOG.read_text() == catalog.render(), (
-        "dataprep/cli/stages.json is stale: run python -m dataprep.cli.catalog"
+        "dataprep/catalog.json is stale: run python -m dataprep.catalog"
     )
 
 

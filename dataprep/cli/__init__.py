@@ -45,17 +45,18 @@ class _Commands(typer.core.TyperGroup):
     from its config model when it is asked for (`cli/stages.py`)."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        from dataprep.cli import catalog
+        from dataprep.catalog import registry
 
         own = super().list_commands(ctx)
-        return own + [n for n in catalog.names() if n not in self.commands]
+        return own + [n for n in registry() if n not in self.commands]
 
     def get_command(self, ctx: Any, name: str) -> Any:
         found = super().get_command(ctx, name)
         if found is None and not name.startswith("-"):
-            from dataprep.cli import catalog, stages
+            from dataprep import catalog
+            from dataprep.cli import stages
 
-            if name in catalog.names():
+            if name in catalog.registry():
                 found = self.commands[name] = stages.command(catalog.spec(name))
         return found
 
@@ -71,7 +72,7 @@ app = typer.Typer(
 )
 
 # Importing a command module registers its commands on `app`; stage commands are generated.
-COMMAND_MODULES = ("core", "train", "crypto", "export")
+COMMAND_MODULES = ("core", "train")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"dataprep.cli.{_module}")
 if _ctrl_c_before_imports is not None:  # from here on Ctrl-C is a KeyboardInterrupt again

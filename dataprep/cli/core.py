@@ -1,4 +1,5 @@
-"""Commands that are not stages: run, validate, inspect, verify, sample."""
+"""Commands that are not stages (train has its own module): run, validate, params, inspect,
+verify, sample, export, keygen."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def run(
     from dataprep import recipe
     from dataprep.progress import Reporter
 
-    options = output.RunOptions.pop(values)
+    options = stages.RunOptions.pop(values)
     plan = recipe.load(recipe_path, set_ or [], key_file)
 
     def announce(r: Any) -> None:
@@ -167,3 +168,51 @@ def sample(
             f"[green]wrote[/] {summary['docs']:,} docs ({summary['malformed']} malformed lines) "
             f"in {len(summary['files'])} files to {out}"
         )
+
+
+@app.command(rich_help_panel="Datasets")
+def export(
+    input: Annotated[str, typer.Argument(metavar="IN", help="Dataset directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="out.jsonl or out.jsonl.zst")],
+    columns: Annotated[
+        str | None, typer.Option(help="Comma-separated columns (default: all).")
+    ] = None,
+    level: Annotated[int, typer.Option(help="zstd level for .zst output.")] = 3,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", "-k", help="Key file, if IN is encrypted.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    json: output.Json = False,
+) -> None:
+    """Write every row as one JSON object per line (zstd-compressed when OUT ends in .zst)."""
+    from dataprep.export import export_jsonl
+
+    summary = export_jsonl(
+        input,
+        out,
+        columns=columns.split(",") if columns else None,
+        level=level,
+        key_file=key_file,
+        overwrite=force,
+    )
+    if json:
+        output.print_json(summary)
+        return
+    output.console.print(
+        f"[green]wrote[/] {summary['rows']:,} rows, {summary['bytes']:,} bytes to {out}"
+        + (" [yellow](plaintext of an encrypted dataset)[/]" if summary["was_encrypted"] else "")
+    )
+
+
+@app.command(rich_help_panel="Keys")
+def keygen(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Key file to create (mode 0600).")],
+) -> None:
+    """Create a key file with new master keys. Never overwrites: losing keys loses data."""
+    from dataprep.crypto import generate_key_file
+
+    ring = generate_key_file(out)
+    output.console.print(
+        f"[green]wrote[/] {out} (key set {ring.key_set}: footer key {ring.footer_key}, "
+        f"column key {ring.column_key}); keep it secret and back it up"
+    )

@@ -1,11 +1,9 @@
-"""How results reach a person (rich tables) or a script (`--json` on stdout), and the run
-options (--workers ... --json, --force) every stage command and `run` share."""
+"""How results reach a person (rich tables) or a script (`--json` on stdout)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,48 +17,6 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
-RUNS_JSON = (
-    "Print a machine-readable summary on stdout: always a JSON list with one object per "
-    "stage run, {id, op, out, status (ran|cached), report}."
-)
-# The run options besides the executor's (`executor_options` in stages.py); (name, type, default)
-RUN_FLAGS: tuple[tuple[str, Any, Any], ...] = (
-    (
-        "quiet",
-        Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (batch jobs).")],
-        False,
-    ),
-    ("json", Annotated[bool, typer.Option("--json", help=RUNS_JSON)], False),
-)
-FORCE = (
-    "force",
-    Annotated[bool, typer.Option("--force", help="Rerun even if the output is up to date.")],
-    False,
-)
-EXECUTOR_FLAGS = {"kind": ("--executor",), "workers": ("--workers", "-w")}
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The run options of one command; `executor` holds the executor fields given (None: not
-    given), which override a recipe's `executor:` or the ExecutorSpec defaults."""
-
-    executor: dict[str, Any]
-    quiet: bool = False
-    as_json: bool = False
-    force: bool = False
-
-    @classmethod
-    def pop(cls, values: dict[str, Any]) -> RunOptions:
-        """Take the run options out of a command's parsed parameters."""
-        names = ("kind", "workers", "address", "cpus_per_task", "max_retries")
-        executor = {n: values.pop(n) for n in names}
-        return cls(executor, values.pop("quiet"), values.pop("json"), values.pop("force", False))
-
-    @property
-    def chatty(self) -> bool:
-        """Whether a command may print more than the summary table."""
-        return not (self.quiet or self.as_json)
 
 
 def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:

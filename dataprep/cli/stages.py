@@ -1,120 +1,98 @@
 """Stage commands, made from the stage registry: every field of a stage's config model becomes
 an option (`text_column` -> `--text-column`) with the model's type, default, bounds, choices
-and description, so a recipe key and its flag cannot drift apart. The run options are made
-the same way from `ExecutorSpec`, the model of a recipe's `executor:`.
-
-A model becomes a spec (plain JSON data, `describe`), a spec becomes a command (`command`);
-the catalog (`catalog.py`) keeps the built-in specs, so `--help` loads neither pyarrow nor a
-stage module. Lists are comma-separated (`--sort-by a,b`), sizes are text (`--shard-bytes
-128MB`), bools are `--x/--no-x`, Literals are choices.
+and description (its spec, `dataprep.catalog`), so a recipe key and its flag cannot drift
+apart. The run options are made the same way from `ExecutorSpec`, a recipe's `executor:`.
+Lists are comma-separated (`--sort-by a,b`), sizes are text (`--shard-bytes 128MB`), bools
+are `--x/--no-x`, Literals are choices.
 """
 
 from __future__ import annotations
 
 import inspect
-import types
-import typing
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 
+from dataprep.catalog import fields
 from dataprep.cli import output, summaries
 
 KEY_FILE_HELP = "Key file, if the input is encrypted (output stays so)."
-_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+RUNS_JSON = (
+    "Print a machine-readable summary on stdout: always a JSON list with one object per "
+    "stage run, {id, op, out, status (ran|cached), report}."
+)
+# The run options besides the executor's (ExecutorSpec fields); "flag": a bool without --no-x.
+RUN_FLAGS = [
+    {
+        "name": "quiet",
+        "kind": "flag",
+        "names": ("--quiet", "-q"),
+        "help": "No progress bars (batch jobs).",
+    },
+    {"name": "json", "kind": "flag", "help": RUNS_JSON},
+    {"name": "force", "kind": "flag", "help": "Rerun even if the output is up to date."},
+]
+EXECUTOR_NAMES = {"kind": ("--executor",), "workers": ("--workers", "-w")}
 _KW = inspect.Parameter.KEYWORD_ONLY
 
 
-def describe(stage: Any) -> dict[str, Any]:
-    """The JSON-able spec of a stage's command, read from its class and config model."""
-    doc = inspect.getdoc(stage) if stage.__doc__ else ""
-    return {
-        "name": stage.name,
-        "help": "\n\n".join(p for p in (getattr(stage, "help", ""), doc) if p) or stage.name,
-        "reads_dataset": bool(getattr(stage, "reads_dataset", True)),
-        "fields": fields(stage.Config),
-    }
+@dataclass(frozen=True)
+class RunOptions:
+    """The run options of one command; `executor` holds the ExecutorSpec fields given (None:
+    not given), which override a recipe's `executor:` or the model's defaults."""
+
+    executor: dict[str, Any]
+    quiet: bool = False
+    as_json: bool = False
+    force: bool = False
+
+    @classmethod
+    def pop(cls, values: dict[str, Any]) -> RunOptions:
+        """Take the run options out of a command's parsed parameters."""
+        names = ("kind", "workers", "address", "cpus_per_task", "max_retries")
+        executor = {n: values.pop(n) for n in names}
+        return cls(executor, values.pop("quiet"), values.pop("json"), values.pop("force", False))
+
+    @property
+    def chatty(self) -> bool:
+        """Whether a command may print more than the summary table."""
+        return not (self.quiet or self.as_json)
 
 
-def fields(model: Any) -> list[dict[str, Any]]:
-    """One entry per field of a pydantic model: kind, choices, default as typed, help."""
-    from pydantic import ByteSize
-
-    described = []
-    for name, info in model.model_fields.items():
-        annotation, choices = info.annotation, None
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = rest[0] if len(rest) == 1 else annotation
-        if typing.get_origin(annotation) is Literal:
-            kind, choices = "choice", [str(a) for a in typing.get_args(annotation)]
-        elif typing.get_origin(annotation) in (list, tuple, set):
-            kind = "list"
-        elif inspect.isclass(annotation) and issubclass(annotation, ByteSize):
-            kind = "size"
-        else:
-            kind = {int: "int", float: "float", bool: "bool"}.get(annotation, "text")
-        default = None if info.is_required() else info.get_default(call_default_factory=True)
-        bounds = [
-            f"{sign} {getattr(meta, attr)}"
-            for meta in info.metadata
-            for attr, sign in _BOUNDS
-            if getattr(meta, attr, None) is not None
-        ]
-        about = (info.description or "").strip()
-        about = about[:1].upper() + about[1:] + (f" ({', '.join(bounds)})" if bounds else "")
-        shown = _shown(default, kind)
-        entry = {"name": name, "kind": kind, "choices": choices, "default": shown, "help": about}
-        described.append(entry | {"required": info.is_required()})
-    return described
-
-
-def _shown(value: Any, kind: str) -> Any:
-    """A default as the command line writes it (it parses back to the same value)."""
-    if value is None or kind in ("bool", "int", "float"):
-        return value
-    if kind == "list":
-        return ",".join(map(str, value))
-    if kind == "size":
-        for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("GB", 10**9), ("MB", 10**6)):
-            if value >= scale and value % scale == 0:
-                return f"{value // scale}{unit}"
-    return str(value)
-
-
-def option(field: dict[str, Any], names: tuple[str, ...] = (), given_only: bool = False) -> Any:
+def option(field: dict[str, Any], given_only: bool = False) -> inspect.Parameter:
     """The parameter for one field; `given_only`: its default is None (not given), shown in
     the help instead, so a recipe's value is kept unless the flag is given."""
     flag = "--" + field["name"].replace("_", "-")
-    names = names or (flag, *(("-k",) if field["name"] == "key_file" else ()))
-    kind, default, about = field["kind"], field["default"], escape(field["help"])
+    names = field.get("names") or (flag, *(("-k",) if field["name"] == "key_file" else ()))
+    kind, default, about = field["kind"], field.get("default"), escape(field["help"])
+    value: Any = {"int": int, "float": float, "bool": bool, "flag": bool}.get(kind, str)
     if kind == "bool":
-        names, value = (f"{names[0]}/--no-{names[0][2:]}", *names[1:]), bool
+        names = (f"{names[0]}/--no-{names[0][2:]}", *names[1:])
     elif kind == "choice":
-        value = Literal[tuple(field["choices"])]  # type: ignore[misc]
-    else:
-        value = {"int": int, "float": float}.get(kind, str)
+        value = Literal[tuple(field["choices"])]
+    elif kind == "flag":
+        default = False
     if given_only and default is not None:
         about, default = f"{about} (default {default})", None
     metavar = {"list": "A,B,...", "size": "SIZE"}.get(kind)
-    value = value if field["required"] else value | None
-    typed = Annotated[value, typer.Option(*names, help=about, metavar=metavar)]
-    if field["required"]:
+    required = field.get("required", False)
+    typed = Annotated[
+        value if required else value | None, typer.Option(*names, help=about, metavar=metavar)
+    ]
+    if required:
         return inspect.Parameter(field["name"], _KW, annotation=typed)
     return inspect.Parameter(field["name"], _KW, annotation=typed, default=default)
 
 
 def run_options(force: bool = True) -> list[inspect.Parameter]:
-    """--executor, --workers ... (from ExecutorSpec), --quiet, --json and --force."""
+    """--executor, --workers ... (the ExecutorSpec fields), --quiet, --json and --force."""
     from dataprep.executors.spec import ExecutorSpec
 
-    params = [
-        option(f, output.EXECUTOR_FLAGS.get(f["name"], ()), given_only=True)
-        for f in fields(ExecutorSpec)
-    ]
-    shared = (*output.RUN_FLAGS, *((output.FORCE,) if force else ()))
-    return params + [inspect.Parameter(n, _KW, default=d, annotation=t) for n, t, d in shared]
+    executor = [f | {"names": EXECUTOR_NAMES.get(f["name"])} for f in fields(ExecutorSpec)]
+    flags = RUN_FLAGS if force else RUN_FLAGS[:2]
+    return [option(f, given_only=True) for f in executor] + [option(f) for f in flags]
 
 
 def with_run_options(command: Any) -> Any:
@@ -126,26 +104,23 @@ def with_run_options(command: Any) -> Any:
 
 def command(spec: dict[str, Any]) -> Any:
     """The Typer (click) command for a spec; running it validates with the real model."""
-    p = inspect.Parameter
     if spec["reads_dataset"]:
         source = Annotated[str, typer.Argument(metavar="IN", help="Input dataset directory.")]
     else:
-        help = "Files, directories or globs."
-        source = Annotated[list[str], typer.Argument(metavar="INPUTS", help=help)]
-    out = Annotated[str, typer.Option("--out", "-o", help="Output dataset directory.")]
+        about = "Files, directories or globs."
+        source = Annotated[list[str], typer.Argument(metavar="INPUTS", help=about)]
+    out = {"name": "out", "names": ("--out", "-o"), "required": True, "kind": "text"}
     params = [
-        p("source", p.POSITIONAL_OR_KEYWORD, annotation=source),
-        p("out", _KW, annotation=out),
+        inspect.Parameter("source", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=source)
     ]
-    shared = run_options()
-    taken = {"source", "out"} | {s.name for s in shared}
-    for field in spec["fields"]:
-        if field["name"] in taken:
-            raise ValueError(f"stage {spec['name']}: param {field['name']!r} is a run option")
-        params.append(option(field))
-    if spec["reads_dataset"] and "key_file" not in {f["name"] for f in spec["fields"]}:
-        key = Annotated[str | None, typer.Option("--key-file", "-k", help=KEY_FILE_HELP)]
-        params.append(p("key_file", _KW, default=None, annotation=key))
+    params.append(option(out | {"help": "Output dataset directory."}))
+    shared, names = run_options(), {f["name"] for f in spec["fields"]}
+    clash = names & ({"source", "out"} | {p.name for p in shared})
+    if clash:
+        raise ValueError(f"stage {spec['name']}: {', '.join(sorted(clash))} is a run option")
+    params += [option(field) for field in spec["fields"]]
+    if spec["reads_dataset"] and "key_file" not in names:  # encrypt/decrypt: a param
+        params.append(option({"name": "key_file", "kind": "text", "help": KEY_FILE_HELP}))
 
     def run(**values: Any) -> None:
         _run(spec, values)
@@ -163,7 +138,7 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
     from dataprep.runner import run_stage
     from dataprep.stages import get_stage
 
-    options = output.RunOptions.pop(values)
+    options = RunOptions.pop(values)
     source, out = values.pop("source"), values.pop("out")
     own_key = any(f["name"] == "key_file" for f in spec["fields"])  # encrypt, decrypt
     key_file = None if own_key else values.pop("key_file", None)
