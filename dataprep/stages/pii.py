@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from pydantic import Field, PrivateAttr, field_validator, model_serializer, model_validator
 
 from dataprep.dataset import ShardWriter
+from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.quality import pii
 from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
@@ -35,24 +36,33 @@ KEY_ENV = "DATAPREP_PII_KEY"
 MIN_KEY_BYTES = 16
 
 
-def parse_modes(value: Any) -> Any:
-    """`email=hash,ip=redact` (the command line's spelling) or a dict; kinds left out keep
-    the default, `all=count` sets every kind."""
+def parse_modes(value: Any) -> str:
+    """`email=hash,ip=redact` (the command line's spelling) or a dict (a recipe's) -> the
+    canonical string naming every kind; kinds left out are redacted, `all=MODE` sets every
+    kind first. A string keeps CLIs generated from this model simple."""
     if isinstance(value, str):
-        pairs: dict[str, str] = {}
+        pairs: dict[str, Any] = {}
         for item in filter(None, (p.strip() for p in value.split(","))):
             kind, sep, mode = item.partition("=")
             if not sep:
                 raise ValueError(f"{item!r} is not KIND=MODE (e.g. email=hash,ip=redact)")
             pairs[kind.strip()] = mode.strip()
-        value = pairs
-    if isinstance(value, dict):
-        if "all" in value:
-            every = value["all"]
-            value = {**dict.fromkeys(pii.KINDS, every), **{k: v for k, v in value.items()}}
-            del value["all"]
-        return {**dict.fromkeys(pii.KINDS, "redact"), **value}
-    return value
+    elif isinstance(value, dict):
+        pairs = dict(value)
+    else:
+        raise ValueError("give KIND=MODE pairs, e.g. email=hash,ip=redact")
+    modes = dict.fromkeys(pii.KINDS, pairs.pop("all", "redact"))
+    for kind, mode in pairs.items():
+        if kind not in pii.KINDS:
+            raise ValueError(f"unknown kind {kind!r} (kinds: all, {', '.join(pii.KINDS)})")
+        modes[kind] = mode
+    for kind, mode in modes.items():
+        if mode not in MODES:
+            raise ValueError(f"{kind}={mode}: the mode is one of {', '.join(MODES)}")
+    return ",".join(f"{k}={m}" for k, m in modes.items())
+
+
+MODES = ("redact", "hash", "count", "off")
 
 
 class PiiConfig(StageConfig):
@@ -60,8 +70,8 @@ class PiiConfig(StageConfig):
     source_column: str | None = Field(
         None, description="a column whose values the report counts findings by (e.g. source)"
     )
-    mode: dict[pii.Kind, pii.Mode] = Field(
-        default_factory=lambda: dict.fromkeys(pii.KINDS, "redact"),
+    mode: str = Field(
+        "all=redact",
         description="per kind (secret, email, iban, credit_card, ip, phone): redact "
         "(<EMAIL>), hash (<EMAIL:hmac>), count or off; e.g. email=hash,ip=count or all=count",
     )
@@ -75,14 +85,18 @@ class PiiConfig(StageConfig):
 
     @field_validator("mode", mode="before")
     @classmethod
-    def _parse_mode(cls, value: Any) -> Any:
+    def _parse_mode(cls, value: Any) -> str:
         return parse_modes(value)
+
+    @property
+    def modes(self) -> dict[str, str]:
+        return dict(pair.split("=") for pair in self.mode.split(","))
 
     @model_validator(mode="after")
     def _read_key(self) -> PiiConfig:
         """The key is read when the config is checked, so a missing key stops the run
         before any task; it is kept out of every dump of the config."""
-        if "hash" in self.mode.values():
+        if "hash" in self.modes.values():
             self._key = load_key(self.hash_key_file)
         return self
 
@@ -95,7 +109,7 @@ class PiiConfig(StageConfig):
 
     @property
     def active(self) -> list[str]:
-        return [k for k in pii.KINDS if self.mode.get(k, "off") != "off"]
+        return [k for k in pii.KINDS if self.modes[k] != "off"]
 
 
 def load_key(path: str | None) -> bytes:
@@ -103,17 +117,17 @@ def load_key(path: str | None) -> bytes:
         try:
             key = Path(path).expanduser().read_bytes().strip()
         except OSError as exc:
-            raise ValueError(f"cannot read hash key file {path}: {exc.strerror}") from None
+            raise DataprepError(f"cannot read hash key file {path}: {exc.strerror}") from None
         where = f"hash key file {path}"
     else:
         key = os.environ.get(KEY_ENV, "").encode()
         where = f"${KEY_ENV}"
         if not key:
-            raise ValueError(
+            raise DataprepError(
                 f"mode hash needs a key: pass hash_key_file (--hash-key-file) or set ${KEY_ENV}"
             )
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"{where} holds {len(key)} bytes; a hash key needs at least 16")
+        raise DataprepError(f"{where} holds {len(key)} bytes; a hash key needs at least 16")
     return key
 
 
@@ -221,6 +235,7 @@ def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.nda
             done = pc.replace_substring_regex(texts_j, pattern, "\x00\\0\x00").to_pylist()
             marked[j] = dict(zip(mine.tolist(), done, strict=True))
     rewritten = []
+    modes = config.modes
     for k, (row, text) in enumerate(zip(rows.tolist(), subset.to_pylist(), strict=True)):
         mine = [j for j in range(len(chosen)) if hits[j, row]]
         windows = None
@@ -230,7 +245,7 @@ def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.nda
         spans = pii.find(text, [chosen[j] for j in mine], windows)
         for span in spans:
             counts[span.kind][row] += 1
-        rewritten.append(pii.rewrite(text, spans, config.mode, config._key))
+        rewritten.append(pii.rewrite(text, spans, modes, config._key))
     mask = np.zeros(n, bool)
     mask[rows] = True
     new = pc.replace_with_mask(texts, pa.array(mask), pa.array(rewritten, texts.type))
@@ -267,7 +282,7 @@ def summarise(
     seconds = sum(r.extra["seconds"] for r in results)
     text_bytes = sum(r.extra["text_bytes"] for r in results)
     report: dict[str, Any] = {
-        "modes": {k: config.mode[k] for k in pii.KINDS},
+        "modes": config.modes,
         "findings": {k: totals.get(k, 0) for k in config.active},
         "documents_with": {k: totals.get(f"docs.{k}", 0) for k in config.active},
         "text_bytes": text_bytes,
