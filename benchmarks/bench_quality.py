@@ -1,0 +1,241 @@
+"""score + filter --preset gopher against datatrove's Gopher quality + repetition filters.
+
+Same documents for both: real text from this machine (licences, Debian copyright files,
+changelogs, man page sources), about 200 MB by default. One run each, CPU seconds measured
+inside the process doing the work (the machine is shared, so wall time is noisy), and:
+
+- ours: `score --signals gopher` then `filter --preset gopher` on the sharded corpus, one
+  worker, in this process;
+- datatrove (a separate interpreter, e.g. a venv with `pip install datatrove orjson`):
+  GopherRepetitionFilter then GopherQualityFilter on every document, as FineWeb runs them,
+  (a) with a whitespace word tokenizer, the words `score` uses, on the whole corpus, and
+  (b) with datatrove's default English tokenizer (spaCy) on the first --spacy-mb of it.
+
+It prints MB/s per core for each, the ratio ours/theirs, and how often the keep/drop decisions
+agree, with every disagreement class counted and explained.
+
+    python benchmarks/bench_quality.py --mb 200 --datatrove-python /tmp/dt/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SOURCES = [
+    ("licence", "/usr/share/common-licenses/*"),
+    ("copyright", "/usr/share/doc/*/copyright"),
+    ("changelog", "/usr/share/doc/*/changelog*.gz"),
+    ("man", "/usr/share/man/**/*.gz"),
+]
+
+
+def build_corpus(path: Path, mb: float) -> tuple[int, int]:
+    """One document per file until `mb` megabytes of UTF-8 text."""
+    ids, sources, texts, total = [], [], [], 0
+    for source, pattern in SOURCES:
+        for name in sorted(glob.glob(pattern, recursive=True)):
+            if total >= mb * 1e6:
+                break
+            if os.path.isdir(name):
+                continue
+            try:
+                raw = gzip.open(name).read() if name.endswith(".gz") else Path(name).read_bytes()
+            except (OSError, EOFError):
+                continue
+            text = raw.decode("utf-8", "replace")
+            ids.append(name)
+            sources.append(source)
+            texts.append(text)
+            total += len(text.encode())
+    pq.write_table(pa.table({"id": ids, "source": sources, "text": texts}), path)
+    return len(texts), total
+
+
+# --- datatrove side: runs under --datatrove-python, imports nothing of dataprep -------------
+def datatrove_worker(corpus: str, out: str, tokenizer: str, limit_mb: float) -> None:
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+    from datatrove.utils.word_tokenizers import WordTokenizer
+
+    class Whitespace(WordTokenizer):
+        def word_tokenize(self, text: str) -> list[str]:
+            return text.split()
+
+        def sent_tokenize(self, text: str) -> list[str]:
+            return [text]
+
+        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+            return [(0, len(text))]
+
+    language = Whitespace() if tokenizer == "whitespace" else "en"
+    repetition = GopherRepetitionFilter(language=language)
+    quality = GopherQualityFilter(language=language)
+    table = pq.read_table(corpus, columns=["id", "text"])
+    ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
+    reasons, size = {}, 0
+    t0 = time.process_time()
+    for doc_id, text in zip(ids, texts, strict=True):
+        if limit_mb and size >= limit_mb * 1e6:
+            break
+        size += len(text.encode())
+        doc = Document(text=text, id=doc_id)
+        verdict = repetition.filter(doc)
+        if verdict is True:
+            verdict = quality.filter(doc)
+        reasons[doc_id] = None if verdict is True else verdict[1]
+    cpu = time.process_time() - t0
+    Path(out).write_text(json.dumps({"cpu_s": cpu, "bytes": size, "reasons": reasons}))
+
+
+def run_datatrove(python: str, corpus: Path, tokenizer: str, limit_mb: float) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+        out = tmp.name
+    args = [python, __file__, "--worker", str(corpus), out, tokenizer, str(limit_mb)]
+    subprocess.run(args, check=True, env={**os.environ, "PYTHONPATH": ""})
+    result = json.loads(Path(out).read_text())
+    os.unlink(out)
+    return result
+
+
+# --- our side -----------------------------------------------------------------------------
+def run_ours(corpus: Path, work: Path) -> dict:
+    from dataprep import dataset
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+
+    inline = make_executor("local", workers=1)
+    shards = work / "shards"
+    run_stage(
+        "shard",
+        {"format": "parquet", "shard_bytes": "64MB", "keep": ["source"]},
+        shards,
+        inputs=[str(corpus)],
+        executor=inline,
+    )
+    t0, w0 = time.process_time(), time.perf_counter()
+    run_stage("score", {"signals": ["gopher"]}, work / "scored", input_path=shards, executor=inline)
+    t1 = time.process_time()
+    run_stage(
+        "filter", {"preset": "gopher"}, work / "kept", input_path=work / "scored", executor=inline
+    )
+    cpu_score, cpu_filter = t1 - t0, time.process_time() - t1
+    wall = time.perf_counter() - w0
+    marked = work / "marked"
+    run_stage(
+        "filter",
+        {"preset": "gopher", "mark_only": True},
+        marked,
+        input_path=work / "scored",
+        executor=inline,
+    )
+    rows = dataset.read_rows(marked).select(["id", "filter_reason"]).to_pylist()
+    return {
+        "cpu_score_s": cpu_score,
+        "cpu_filter_s": cpu_filter,
+        "wall_s": wall,
+        "reasons": {r["id"]: r["filter_reason"] for r in rows},
+    }
+
+
+WHY = {
+    "tokenizer": 'spaCy splits punctuation off words ("end." -> "end", "."); score uses '
+    "whitespace words, so word counts, mean lengths and n-grams differ",
+    "same": "same decision",
+}
+
+
+def agreement(ours: dict, theirs: dict) -> tuple[float, Counter]:
+    classes: Counter = Counter()
+    same = 0
+    for doc_id, reason in theirs.items():
+        mine = ours[doc_id]
+        if (mine is None) == (reason is None):
+            same += 1
+        else:
+            classes[f"ours={mine or 'keep'} datatrove={reason or 'keep'}"] += 1
+    return same / max(len(theirs), 1), classes
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        datatrove_worker(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mb", type=float, default=200.0, help="corpus size")
+    parser.add_argument("--spacy-mb", type=float, default=10.0, help="datatrove+spaCy subset")
+    parser.add_argument("--datatrove-python", default=sys.executable)
+    parser.add_argument("--work", default=None, help="folder for the corpus and outputs")
+    args = parser.parse_args()
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-quality-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus.parquet"
+    if not corpus.exists():
+        docs, size = build_corpus(corpus, args.mb)
+    else:
+        table = pq.read_table(corpus, columns=["text"])
+        docs, size = table.num_rows, sum(len(t.encode()) for t in table.column(0).to_pylist())
+    mb = size / 1e6
+    print(f"corpus: {docs} documents, {mb:.1f} MB ({work})", flush=True)
+    ours = run_ours(corpus, work)
+    ours_cpu = ours["cpu_score_s"] + ours["cpu_filter_s"]
+    print(
+        f"ours: score {ours['cpu_score_s']:.1f} s + filter {ours['cpu_filter_s']:.1f} s CPU "
+        f"(wall {ours['wall_s']:.1f} s)",
+        flush=True,
+    )
+    ws = run_datatrove(args.datatrove_python, corpus, "whitespace", 0)
+    spacy = run_datatrove(args.datatrove_python, corpus, "spacy", args.spacy_mb)
+    rows = []
+    for label, theirs in (
+        ("datatrove, whitespace words", ws),
+        ("datatrove, spaCy (default)", spacy),
+    ):
+        their_rate = theirs["bytes"] / 1e6 / theirs["cpu_s"]
+        our_rate = mb / ours_cpu
+        agree, classes = agreement(ours["reasons"], theirs["reasons"])
+        rows.append((label, theirs, their_rate, our_rate, agree, classes))
+    print(f"\n{'':32} {'MB':>7} {'MB/s/core':>10} {'ours/theirs':>12} {'agree':>8}")
+    print(f"{'dataprep score+filter gopher':32} {mb:7.1f} {mb / ours_cpu:10.2f}")
+    for label, theirs, their_rate, our_rate, agree, _ in rows:
+        print(
+            f"{label:32} {theirs['bytes'] / 1e6:7.1f} {their_rate:10.2f} "
+            f"{our_rate / their_rate:11.1f}x {agree:8.2%}"
+        )
+    for label, theirs, _, _, _, classes in rows:
+        print(f"\ndisagreements with {label} ({len(theirs['reasons'])} docs):")
+        for name, count in classes.most_common(12):
+            print(f"  {count:6d}  {name}")
+    summary = {
+        "docs": docs,
+        "mb": mb,
+        "ours_cpu_s": ours_cpu,
+        "ours_mb_per_s_per_core": mb / ours_cpu,
+        "datatrove": {
+            label: {
+                "mb": t["bytes"] / 1e6,
+                "mb_per_s_per_core": r,
+                "ratio": o / r,
+                "agreement": a,
+                "classes": dict(c),
+            }
+            for label, t, r, o, a, c in rows
+        },
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
