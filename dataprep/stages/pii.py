@@ -72,6 +72,7 @@ class PiiConfig(StageConfig):
     )
     mode: str = Field(
         "all=redact",
+        validate_default=True,
         description="per kind (secret, email, iban, credit_card, ip, phone): redact "
         "(<EMAIL>), hash (<EMAIL:hmac>), count or off; e.g. email=hash,ip=count or all=count",
     )
