@@ -8,6 +8,7 @@ values themselves, searched for in every file a run writes.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import column, manifest
+from helpers import cli, column, manifest
 
 from benchmarks.pii_data import generate
 from dataprep import crypto, dataset
@@ -256,3 +257,34 @@ def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
     assert run.status == "ran"
     ours, theirs = manifest(out), manifest(clean)
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
+
+
+def test_recipe_clean_then_pii_and_the_command_line(tmp_path: Path) -> None:
+    """As a user would: a recipe shards man pages and copyright files, cleans and redacts
+    them; then the generated `dataprep pii` command on the recipe's output."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for path in sorted(Path("/usr/share/doc").glob("*/copyright"))[:40]:
+        (raw / f"{path.parent.name}.copyright").write_bytes(path.read_bytes())
+    for path in sorted(Path("/usr/share/man/man1").glob("*.1.gz"))[:20]:
+        (raw / path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "version: 1\nname: tidy\nvars: {root: work}\n"
+        "input: {path: raw/, format: text}\n"
+        "stages:\n"
+        "  - {id: shards, op: shard, params: {shard_rows: 20}}\n"
+        "  - {id: tidy, op: clean, params: {repeated_lines: true}}\n"
+        "  - {id: private, op: pii, params: {mode: {phone: count}}}\n"
+    )
+    cli("run", recipe, "-q", cwd=tmp_path)
+    out = tmp_path / "work" / "private"
+    texts = column(out, "text")
+    assert len(texts) == 60 and not any(STRICT_EMAIL.search(t) for t in texts)
+    assert not any(re.search(r"(?m)^\.(?:TH|SH)\b", t) for t in texts)
+    assert json.loads((out / dataset.REPORT).read_text())["modes"]["phone"] == "count"
+    assert "--mode" in cli("pii", "--help").stdout
+    again = cli("pii", out, "-o", tmp_path / "again", "--mode", "all=count", "-q")
+    assert again.returncode == 0 and column(tmp_path / "again", "text") == texts
+    bad = cli("pii", out, "-o", tmp_path / "bad", "--text-column", "body", check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'body'" in bad.stderr
