@@ -276,3 +276,11 @@ def test_ray_executor_gives_the_same_shards(tmp_path: Path) -> None:
     cli("score", src, "-o", tmp_path / "ray", "--signals", "gopher", "--executor", "ray", "-q")
     ours, theirs = manifest(tmp_path / "ray"), manifest(tmp_path / "local")
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
+
+
+def test_docs_table_is_the_catalogue() -> None:
+    from dataprep.quality import catalog, presets
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "quality-signals.md").read_text()
+    assert catalog.markdown_table() in doc
+    assert presets.markdown_table() in doc

@@ -111,3 +111,16 @@ def rules(preset: str, overrides: Mapping[str, Threshold | None], option: str) -
             raise DataprepError(f"{option} {rule.name}={value!r}: the threshold must be {kind}")
         out.append(replace(rule, threshold=value))
     return out
+
+
+def markdown_table() -> str:
+    """The presets table of docs/quality-signals.md (a test keeps the two equal)."""
+    rows = ["| rule | keeps a row if | gopher | c4 | fineweb |", "|---|---|---|---|---|"]
+    seen: dict[str, Rule] = {}
+    for chosen in PRESETS.values():
+        for rule in chosen:
+            seen.setdefault(rule.name, rule)
+    for name, rule in seen.items():
+        marks = ["x" if rule in PRESETS[p] else "" for p in ("gopher", "c4", "fineweb")]
+        rows.append(f"| `{name}` | `{rule.text}` | " + " | ".join(marks) + " |")
+    return "\n".join(rows) + "\n"
