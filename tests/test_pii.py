@@ -288,3 +288,24 @@ def test_recipe_clean_then_pii_and_the_command_line(tmp_path: Path) -> None:
     assert again.returncode == 0 and column(tmp_path / "again", "text") == texts
     bad = cli("pii", out, "-o", tmp_path / "bad", "--text-column", "body", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'body'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_hash_mode_on_ray_and_a_process_pool_matches_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key travels to workers inside the config (never in a file): a local Ray cluster
+    and a process pool write the same shards as a run in this process."""
+    docs = generate(120, seed=9)
+    src = _dataset(tmp_path, [{"text": t} for t, _ in docs], shard_rows=30)
+    monkeypatch.setenv("DATAPREP_PII_KEY", KEY)
+    config = {"mode": "all=hash"}
+    run_stage("pii", config, tmp_path / "inline", input_path=src, executor=INLINE)
+    cli("pii", src, "-o", tmp_path / "pool", "--mode", "all=hash", "-w", "2", "-q")
+    cli("pii", src, "-o", tmp_path / "ray", "--mode", "all=hash", "--executor", "ray", "-q")
+    sums = {
+        name: [s["xxh3_128"] for s in manifest(tmp_path / name)["shards"]]
+        for name in ("inline", "pool", "ray")
+    }
+    assert sums["inline"] == sums["pool"] == sums["ray"] and len(sums["inline"]) == 4
+    assert "<EMAIL:" in "".join(column(tmp_path / "ray", "text"))
