@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from dataprep.errors import DataprepError
-from dataprep.storage import StoragePath, as_path
+from dataprep.storage import StoragePath, as_path, resolve
 
 LOCK_NAME = ".dataprep.lock"
 
@@ -155,7 +155,7 @@ class OutputLock:
 
     def _live_claims(self, mine: StoragePath, timeout: float) -> list[dict[str, Any]]:
         """The other claims whose last heartbeat is recent; stale ones are removed."""
-        filesystem, folder = _resolve(self.out)
+        filesystem, folder = resolve(str(self.out))
         infos = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
         times = {
             i.base_name: i.mtime
@@ -168,7 +168,7 @@ class OutputLock:
             if claim_name == mine.name:
                 continue
             claim = self.out / claim_name
-            holder = _read_claim(claim)
+            holder = _read_json(claim)
             if holder is None:
                 continue  # deleted since the listing
             beat = holder.get("heartbeat", 0)
@@ -232,21 +232,7 @@ def _holder_info() -> dict[str, Any]:
     }
 
 
-def _resolve(path: StoragePath) -> tuple[pafs.FileSystem, str]:
-    from dataprep.storage import resolve
-
-    return resolve(str(path))
-
-
-def _read_claim(claim: StoragePath) -> dict[str, Any] | None:
-    try:
-        data = json.loads(claim.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path | StoragePath) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
