@@ -194,3 +194,38 @@ def test_recipe_score_then_filter(tmp_path: Path) -> None:
     recipe.write_text(bad)
     proc = cli("validate", recipe, check=False)
     assert proc.returncode == 2 and "'lang', which is not a column" in proc.stderr
+
+
+def test_encrypted_input_report_quotes_no_values(tmp_path: Path) -> None:
+    from dataprep import crypto, dataset
+    from dataprep.dataset import ReadOptions
+
+    texts = real_texts(30)
+    src = _dataset(tmp_path, texts)
+    keys = tmp_path / "keys.json"
+    crypto.generate_key_file(keys)
+    enc = tmp_path / "enc"
+    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=INLINE)
+    out = tmp_path / "out"
+    run = run_stage("filter", {"preset": "gopher"}, out, input_path=enc, key_file=str(keys))
+    meta = dataset.read_manifest(out)
+    assert meta.encryption is not None
+    reader = ReadOptions(str(keys), meta.encryption)
+    got = pa.concat_tables(reader.read_table(out / s.path) for s in meta.shards)
+    assert got.column("text").to_pylist() == [t for t in texts if _gopher_reason(t) is None]
+    assert run.report["dropped_by_source"] == {}
+    examples = [i for ids in run.report["examples"].values() for i in ids]
+    assert examples and all(i.startswith("part-") and "#" in i for i in examples)
+    report = (out / dataset.REPORT).read_bytes()
+    assert not any(f'"d{i}"'.encode() in report for i in range(len(texts)))
+
+
+def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
+    from dataprep import dataset
+
+    texts = real_texts(20)
+    src = _dataset(tmp_path, texts)
+    run_stage("compress", {}, f"{s3_bucket}/fin", input_path=src, executor=INLINE)
+    run_stage("filter", {"preset": "gopher"}, f"{s3_bucket}/fout", input_path=f"{s3_bucket}/fin")
+    got = dataset.read_rows(f"{s3_bucket}/fout").column("text").to_pylist()
+    assert got == [t for t in texts if _gopher_reason(t) is None]
