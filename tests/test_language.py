@@ -443,16 +443,14 @@ def test_same_answers_as_py3langid_one_document_at_a_time():
 
 
 @pytest.mark.parametrize(
-    "batch_bytes, gather_rows, min_vector_docs",
-    [(300, 7, 1), (5000, 64, 1_000_000), (1 << 30, 1 << 20, 2)],
+    "batch_bytes, min_vector_docs", [(300, 1), (5000, 1_000_000), (1 << 30, 2), (1, 1)]
 )
-def test_batching_does_not_change_answers(monkeypatch, batch_bytes, gather_rows, min_vector_docs):
-    """Tiny batches, a gather chunk smaller than one document, everything in the plain loop,
-    or everything in the stepped automaton: the same answers, bit for bit."""
+def test_batching_does_not_change_answers(monkeypatch, batch_bytes, min_vector_docs):
+    """Tiny batches, one document per batch, everything in the plain loop, or everything in
+    the stepped automaton: the same answers, bit for bit."""
     texts = [text for _, text in SNIPPETS] + ["".join(t for _, t in SNIPPETS[:6])]
     want = identify(texts)
     monkeypatch.setattr(language, "_BATCH_BYTES", batch_bytes)
-    monkeypatch.setattr(language, "_GATHER_ROWS", gather_rows)
     monkeypatch.setattr(language, "_MIN_VECTOR_DOCS", min_vector_docs)
     got = identify(texts)
     assert got[0].equals(want[0]) and got[1].equals(want[1])

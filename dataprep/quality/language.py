@@ -1,15 +1,16 @@
 """Language identification: which language each document is written in, and how sure.
 
 The model is py3langid's (a maintained fork of langid.py: naive Bayes over byte n-grams,
-97 languages). It ships inside the package's wheel, so nothing is downloaded at run time, and
+140 languages). It ships inside the package's wheel, so nothing is downloaded at run time, and
 the package is pure Python over numpy, so it is a core dependency. docs/language-id.md says
 why this library (measured against lingua, langdetect, fastText's lid.176, CLD2 and CLD3).
 
 py3langid scores one document at a time with a Python loop over its bytes (~1-2 MB/s). Here
 the same model runs batched: the n-gram automaton steps all documents of a batch at once
-(one numpy step per byte position, not per byte), and the naive Bayes sums are gathered per
-unique (document, feature) pair. The answers are py3langid's own (tests/test_language.py
-checks them against `classify`), several times faster.
+(one numpy step per byte position, not per byte), features are counted per document with
+one sort, and each document's naive Bayes sum is one BLAS product over its unique features.
+The answers are py3langid's own (tests/test_language.py checks them against `classify`),
+several times faster.
 
 Only the first `max_chars` characters of a document are read: its language is settled long
 before its end, and this bounds the cost of very long documents (accuracy against N is
@@ -37,8 +38,6 @@ _BATCH_BYTES = 1 << 20
 # Below this many documents still running, the rest of their bytes go through a plain loop
 # (a numpy step costs as much as ~20 bytes of Python loop).
 _MIN_VECTOR_DOCS = 16
-# Rows of the weight table gathered at a time (a few MB: stays in cache).
-_GATHER_ROWS = 2048
 
 # The library's codes that are not ISO 639-1, mapped to the ISO 639-1 code of their
 # macrolanguage (yue/wuu are Chinese, arz/ary Arabic, ...); None: no language (zxx is
@@ -236,24 +235,11 @@ def _posterior(
     pair_doc, pair_feature = np.divmod(keys, n_features)
     pair_weight = np.log1p(counts)
     logp = np.zeros((n_docs, n_classes), dtype=np.float32)
-    buffer = np.empty((_GATHER_ROWS, n_classes), dtype=np.float32)
-    # Chunks hold whole documents, so a document's sum never depends on its neighbours.
-    doc_starts = np.append(np.flatnonzero(np.diff(pair_doc, prepend=-1)), len(keys))
-    lo = 0
-    while lo < len(keys):
-        at = int(np.searchsorted(doc_starts, lo + _GATHER_ROWS, "right")) - 1
-        hi = int(doc_starts[at]) if doc_starts[at] > lo else int(doc_starts[at + 1])
-        rows = (
-            buffer[: hi - lo]
-            if hi - lo <= _GATHER_ROWS
-            else np.empty((hi - lo, n_classes), np.float32)
-        )
-        np.take(model.weights, pair_feature[lo:hi], axis=0, out=rows)
-        rows *= pair_weight[lo:hi, None]
-        docs = pair_doc[lo:hi]
-        starts = np.flatnonzero(np.diff(docs, prepend=-1))
-        logp[docs[starts]] = np.add.reduceat(rows, starts, axis=0)
-        lo = hi
+    bounds = np.append(np.flatnonzero(np.diff(pair_doc, prepend=-1)), len(keys)).tolist()
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        # One BLAS product per document over fresh (aligned) copies of its own rows: its
+        # sum never depends on its neighbours in the batch or where it sits in memory.
+        logp[pair_doc[lo]] = pair_weight[lo:hi].copy() @ model.weights[pair_feature[lo:hi]]
     logp += model.prior
     lengths = np.fromiter(map(len, encoded), dtype=np.float32, count=n_docs)
     logp *= (1.0 / np.sqrt(np.maximum(lengths, 1.0)))[:, None]
