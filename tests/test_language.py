@@ -5,6 +5,7 @@ sentence."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -454,3 +455,18 @@ def test_batching_does_not_change_answers(monkeypatch, batch_bytes, min_vector_d
     monkeypatch.setattr(language, "_MIN_VECTOR_DOCS", min_vector_docs)
     got = identify(texts)
     assert got[0].equals(want[0]) and got[1].equals(want[1])
+
+
+def test_importing_does_not_load_the_library():
+    """`import dataprep...language` stays cheap: py3langid and its model load on first use."""
+    code = "import sys, dataprep.quality.language; print('py3langid' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_large_string_input():
+    texts = pa.array([text for _, text in SNIPPETS[:6]] + [None], pa.large_string())
+    got, scores = identify(texts)
+    want, want_scores = identify([text for _, text in SNIPPETS[:6]] + [None])
+    assert got.equals(want) and scores.equals(want_scores)
