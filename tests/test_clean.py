@@ -222,3 +222,15 @@ def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
     assert run_stage("clean", config, out, input_path=src, executor=INLINE).status == "ran"
     ours, theirs = manifest(out), manifest(reference)
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_large_strings_and_nulls_through_every_step(kind: pa.DataType) -> None:
+    texts = ["a  b\nfooter line here\n", None, "Caf\u00c3\u00a9\nfooter line here", ""] * 6
+    arr = pa.array(texts, kind)
+    groups = clean.group_column(pa.table({"t": arr}), None)
+    config = CleanConfig(repeated_lines=True, repeated_min_docs=2)
+    out, counts, _ = clean_text(arr, config, groups, 1)
+    assert out.type == kind
+    assert out.to_pylist()[:4] == ["a b", None, "Café", ""]
+    assert counts["repeated_lines.docs"] == 12

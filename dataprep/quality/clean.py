@@ -179,7 +179,9 @@ def _line_keys(texts: pa.Array, groups: pa.Array) -> tuple[pa.ListArray, pa.Arra
     lines = pc.split_pattern(texts, "\n")
     rows = pc.list_parent_indices(lines)
     flat = pc.list_flatten(lines)
-    key = pc.binary_join_element_wise(groups.take(rows), pc.utf8_trim_whitespace(flat), "\x00")
+    key = pc.binary_join_element_wise(
+        groups.take(rows), pc.utf8_trim_whitespace(flat), pa.scalar("\x00", flat.type)
+    )
     return lines, key, rows
 
 
@@ -223,7 +225,8 @@ def drop_lines(texts: pa.Array, groups: pa.Array, repeated: pa.Array) -> pa.Arra
     )
     offsets = np.zeros(len(texts) + 1, np.int32)
     np.cumsum(per_doc, out=offsets[1:])
-    rebuilt = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), kept), "\n")
+    joined = pa.ListArray.from_arrays(pa.array(offsets), kept)
+    rebuilt = pc.binary_join(joined, pa.scalar("\n", kept.type))
     return pc.if_else(texts.is_null(), pa.scalar(None, texts.type), rebuilt.cast(texts.type))
 
 

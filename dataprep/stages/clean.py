@@ -126,9 +126,12 @@ def steps(config: CleanConfig, groups: pa.Array) -> list[tuple[str, clean.Step]]
     if config.repeated_lines:
 
         def repeated(texts: pa.Array) -> pa.Array:
-            counts = clean.count_lines(texts, groups, config.repeated_min_chars)
+            wide = texts.cast(pa.large_string())  # one type for line keys, string or large
+            counts = clean.count_lines(wide, wide_groups, config.repeated_min_chars)
             keys = clean.repeated_keys(counts, config.repeated_min_docs, config.repeated_fraction)
-            return clean.drop_lines(texts, groups, keys)
+            return clean.drop_lines(wide, wide_groups, keys).cast(texts.type)
+
+        wide_groups = groups.cast(pa.large_string())
 
         chosen.append(("repeated_lines", repeated))
     if config.collapse_whitespace:
