@@ -91,7 +91,7 @@ def launch(
         raise DataprepError(
             "--grad-compression bf16 needs GPUs (NCCL); on CPU pass --grad-compression fp16"
         )
-    from dataprep.train.loop import train_worker
+    from dataprep.train.worker import train_worker
 
     if under_torchrun():
         return _result({0: train_worker(cfg.model_dump_json())})

@@ -12,7 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dataprep.errors import DataprepError
+
 USER_ERROR_EXIT = 86  # a rank stopped on a user error (written to the launch's folder)
+
+
+class RunRefused(DataprepError):
+    """Raised on every rank at once, after a collective decision: the worker returns the
+    message instead of crashing, and the launcher stops with it as one sentence."""
 
 
 def report(folder: Path, rank: int, message: str) -> None:
