@@ -124,8 +124,8 @@ def inspect(
     for column in ("#", "stage", "id", "finished", "version", "config"):
         lineage.add_column(column)
     for n, entry in enumerate(manifest.lineage):
-        config = jsonlib.dumps({k: v for k, v in entry["config"].items() if v is not None})
-        cells = (entry["stage"], entry.get("id") or "", entry["finished"], entry["version"])
+        config = jsonlib.dumps({k: v for k, v in entry.config.items() if v is not None})
+        cells = (entry.stage, entry.id or "", entry.finished, entry.version)
         lineage.add_row(str(n), *cells, config)
     console.print(lineage)
 
