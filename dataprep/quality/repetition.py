@@ -144,32 +144,28 @@ def _greedy_dup_chars(
     first_seen = np.full(int(code.max()) + 1, never, dtype=np.int64)
     visited = np.ones(len(pos), dtype=bool)
     active = np.ones(len(pos), dtype=bool)  # positions of documents still settling
-    signature = np.full((3, n_docs), -1.0)
     for _ in range(MAX_ROUNDS):
         p, c, seen = pos[active], code[active], visited[active]
         first_seen[c] = never
         first_seen[c[seen][::-1]] = p[seen][::-1]  # the earliest visited position wins
-        candidates = p[p > first_seen[c]]
+        earliest = first_seen[c]
+        candidates = p[p > earliest]
         selected = candidates[_on_scan(candidates, doc, n)]
-        d = doc[selected]
         weight = (cum[selected + n] - cum[selected]).astype(np.float64)
-        now = np.vstack(
-            [np.bincount(d, weights=w, minlength=n_docs) for w in (None, selected, weight)]
-        )
         docs = np.unique(doc[p])
-        moved = docs[(now[:, docs] != signature[:, docs]).any(axis=0)]
-        settled = np.setdiff1d(docs, moved)
-        result[settled] = now[2, settled]
-        signature[:, docs] = now[:, docs]
+        result[docs] = np.bincount(doc[selected], weights=weight, minlength=n_docs)[docs]
+        last = np.searchsorted(selected, p, side="left") - 1
+        jumped = last >= 0
+        jumped[jumped] = p[jumped] < selected[last[jumped]] + n
+        seen = ~jumped
+        visited[active] = seen
+        # the same earliest visited occurrences give the same repeats, so the same jumps
+        first_seen[c] = never
+        first_seen[c[seen][::-1]] = p[seen][::-1]
+        moved = np.unique(doc[p[first_seen[c] != earliest]])
         if len(moved) == 0:
             break
         active = np.isin(doc[pos], moved)
-        last = np.searchsorted(selected, pos[active], side="left") - 1
-        jumped = last >= 0
-        jumped[jumped] = pos[active][jumped] < selected[last[jumped]] + n
-        visited[active] = ~jumped
-    else:
-        result[moved] = now[2, moved]  # MAX_ROUNDS reached: the last round's jumps
     return result
 
 
