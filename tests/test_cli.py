@@ -120,12 +120,12 @@ def test_json_is_one_list_for_a_stage_and_a_recipe(shards: Path, tmp_path: Path)
         f"vars: {{root: {tmp_path / 'run'}}}\ninput: {{path: {shards}}}\n"
         "stages:\n  - {id: c, op: compress}\n  - {id: r, op: rebalance, params: {shards: 2}}\n"
     )
-    many = json.loads(cli("run", recipe, "--json").stdout)
+    many = json.loads(cli("run", recipe, "--json", "--set", "r.shards=3", "-w", "1").stdout)
     for runs, count in ((one, 1), (many, 2)):
         assert isinstance(runs, list) and len(runs) == count
         assert all(set(r) == {"id", "op", "out", "status", "report"} for r in runs)
     assert one[0]["op"] == "compress" and one[0]["status"] == "ran"
-    assert [r["id"] for r in many] == ["c", "r"]
+    assert [r["id"] for r in many] == ["c", "r"] and many[1]["report"]["shards"] == 3
 
 
 def test_plugin_stage_gets_a_command(tmp_path: Path) -> None:

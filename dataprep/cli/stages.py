@@ -97,7 +97,8 @@ def run_options(force: bool = True) -> list[inspect.Parameter]:
 
 def with_run_options(command: Any) -> Any:
     """`command` (a non-stage command such as `run`) with its `**values` as the run options."""
-    own = [p for p in inspect.signature(command).parameters.values() if p.kind != p.VAR_KEYWORD]
+    params = inspect.signature(command, eval_str=True).parameters.values()
+    own = [p for p in params if p.kind != p.VAR_KEYWORD]
     command.__signature__ = inspect.Signature(own + run_options(force=False))
     return command
 
@@ -143,12 +144,13 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
     own_key = any(f["name"] == "key_file" for f in spec["fields"])  # encrypt, decrypt
     key_file = None if own_key else values.pop("key_file", None)
     params = {}
-    for field in spec["fields"]:
+    for field in spec["fields"]:  # only what the user gave: the model fills in its defaults
         value = values[field["name"]]
-        if field["kind"] == "list" and value is not None:
+        if value is None or value == field["default"]:
+            continue
+        if field["kind"] == "list":
             value = [v.strip() for v in value.split(",") if v.strip()] or None
-        if value is not None:
-            params[field["name"]] = value
+        params[field["name"]] = value
     config = get_stage(spec["name"]).Config.parse(params)
     where = {"input_path": source} if spec["reads_dataset"] else {"inputs": source}
     with ExecutorSpec().overridden(**options.executor).build() as pool:

@@ -112,8 +112,10 @@ def _call(fn: Callable[[Any], Any], task: Any, ticks: Any) -> Any:
 
 
 def _warm_up() -> None:
-    """A no-op task: makes Ray start a worker process (and import dataprep there) early."""
-    import dataprep.stage  # noqa: F401  (the module every task function needs)
+    """A no-op task: makes Ray start a worker process early, with the libraries every task
+    needs already imported (no dataprep module: executors sit below the stages)."""
+    import pyarrow.parquet  # noqa: F401
+    import pydantic  # noqa: F401
 
 
 class _Ticks:
