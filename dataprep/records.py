@@ -4,9 +4,11 @@ A killed run resumes from what its finished tasks handed back (`OUT/.dataprep/ta
 work folder is no more trusted than the data beside it, so pickle is out: a replaced file
 would run code. `dumps` encodes exactly the values tasks return: None, bool, int, float, str,
 lists, tuples, dicts with any such keys, numpy numeric arrays and scalars, bytes, the Arrow
-scalars that label and group counts use as keys (dates, times, decimals...), Arrow schemas and
-shard entries. Anything else is a TypeError at write time, so a stage that starts returning a
-new type fails on its first run instead of resuming wrongly. `loads` builds values from these
+scalars that label and group counts use as keys (dates, times, decimals...), Arrow schemas,
+shard entries, and the dataclasses stages mark `@recordable` (a task phase's result payload),
+stored by name and fields and rebuilt only as a class so marked. Anything else is a TypeError
+at write time, so a stage that starts returning a new type fails on its first run instead of
+resuming wrongly. `loads` builds values from these
 tags only, checking each; anything else is a `RecordError`.
 
 Round trips are exact: tuples stay tuples, floats keep their bits (NaN payloads too), arrays
@@ -23,17 +25,33 @@ import json
 import math
 import re
 import struct
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
 from dataprep.dataset import ShardEntry
 
+T = TypeVar("T")
 MAX_DEPTH = 64  # task results nest a few levels; a deeper record is garbled
 _DTYPE = re.compile(r"[<>|=][biufc][0-9]{1,2}")  # numeric dtypes only (no objects, no records)
 _ARROW_SCALARS = (dt.date, dt.time, dt.timedelta, decimal.Decimal)  # datetime is a date
 _SHARD_FIELDS = {f.name: f for f in dataclasses.fields(ShardEntry)}
+_PAYLOADS: dict[str, type] = {}  # "module.Class" -> a @recordable dataclass
+
+
+def recordable(cls: type[T]) -> type[T]:
+    """Mark a dataclass as a result payload that task records may hold, by its module and
+    name: decoding builds only classes so marked, from their fields, never running other code.
+    Renaming or moving the class makes older records unreadable (their tasks rerun)."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__qualname__} is not a dataclass")
+    _PAYLOADS[_payload_name(cls)] = cls
+    return cls
+
+
+def _payload_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class RecordError(ValueError):
@@ -94,10 +112,17 @@ def _encode(value: Any, where: str) -> Any:
         return {"$shard": {k: _encode(v, f"{where}.{k}") for k, v in value.to_json().items()}}
     if isinstance(value, _ARROW_SCALARS):
         return {"$arrow": _arrow_scalar(value, where)}
+    if _PAYLOADS.get(_payload_name(kind)) is kind:
+        fields = {
+            f.name: _encode(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
+        return {"$payload": [_payload_name(kind), fields]}
     raise TypeError(
         f"cannot store a {kind.__module__}.{kind.__qualname__} at {where} in a task record; "
         "records hold JSON values, tuples, dicts, numeric numpy arrays and scalars, bytes, "
-        "Arrow scalars, schemas and shard entries (see dataprep/records.py)"
+        "Arrow scalars, schemas, shard entries and @recordable dataclasses "
+        "(see dataprep/records.py)"
     )
 
 
@@ -238,6 +263,19 @@ def _shard(payload: Any, depth: int) -> ShardEntry:
     return ShardEntry(**fields)
 
 
+def _payload(payload: Any, depth: int) -> Any:
+    if type(payload) is not list or len(payload) != 2:
+        raise RecordError("a $payload is not [class, fields]")
+    name, fields = _typed(payload[0], str), _typed(payload[1], dict)
+    cls = _PAYLOADS.get(name)
+    if cls is None:
+        raise RecordError(f"{name!r} is not a result payload this dataprep knows")
+    expected = [f.name for f in dataclasses.fields(cls) if f.init]
+    if sorted(fields) != sorted(expected):
+        raise RecordError(f"a {name} payload has fields {sorted(fields)}, not {sorted(expected)}")
+    return cls(**{k: _decode(v, depth) for k, v in fields.items()})
+
+
 _TAGS = {
     "$tuple": _tuple,
     "$dict": _dict,
@@ -248,6 +286,7 @@ _TAGS = {
     "$arrow": _arrow,
     "$schema": _schema,
     "$shard": _shard,
+    "$payload": _payload,
 }
 
 

@@ -1,19 +1,22 @@
 """The shape every stage has: a typed config plus a function of (context) -> result.
 
-A stage splits its work into picklable tasks and hands them to `ctx.map`, which runs them on
-whatever executor the context holds, skips tasks a killed run already committed (their results
-kept as JSON task records, see `records`), and reports progress. Stage modules import this
-file and `dataset`, never an executor.
+`Stage[C]` and `StageContext[C]` are generic over the stage's config model `C`, so `ctx.config`
+is typed and a stage never re-checks it; `ctx.require_input()` is the input manifest (one
+sentence when a stage that reads a dataset got none). A stage splits its work into picklable
+`Task[C, P]`s, each phase with its own frozen payload `P` (`dataprep.task`), and hands them to
+`ctx.map`, which runs them on whatever executor the context holds, skips tasks a killed run
+already committed (their results kept as JSON task records, see `records`), and reports
+progress. Stage modules import this file and `dataset`, never an executor; a plain `Stage`
+(no type parameter, config typed `Any`), as plugins wrote before, still runs.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,6 +27,45 @@ from dataprep.errors import DataprepError
 from dataprep.executors.protocol import Executor
 from dataprep.progress import Reporter
 from dataprep.storage import StoragePath
+from dataprep.task import (
+    Quarantine,
+    Task,
+    TaskResult,
+    ValueCounts,
+    load_record,
+    record_path,
+    recordable,
+    save_record,
+    sum_counts,
+)
+
+__all__ = [  # the task names are re-exported: stages and plugins import them from here
+    "Quarantine",
+    "Stage",
+    "StageConfig",
+    "StageContext",
+    "StageResult",
+    "Task",
+    "TaskResult",
+    "ValueCounts",
+    "check_columns",
+    "cli_flag",
+    "describe_validation",
+    "load_record",
+    "map_shards",
+    "output_schema",
+    "recipe_wording",
+    "record_path",
+    "recordable",
+    "require_column",
+    "save_record",
+    "sum_counts",
+]
+
+
+C = TypeVar("C", bound="StageConfig")
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 class StageConfig(BaseModel):
@@ -102,43 +144,6 @@ def describe_validation(exc: ValidationError, where: str, prefix: str = "") -> s
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Task:
-    """One unit of work, picklable so any executor can ship it to a worker."""
-
-    phase: str
-    index: int
-    inputs: tuple[str, ...]
-    out_dir: str
-    work_dir: str
-    config: Any
-    write_options: WriteOptions = WriteOptions()
-    extra: Any = None
-    read_options: ReadOptions = ReadOptions()
-
-    @property
-    def out(self) -> StoragePath:
-        return StoragePath(self.out_dir)
-
-    @property
-    def work(self) -> StoragePath:
-        return StoragePath(self.work_dir)
-
-    def quarantine(self) -> Quarantine:
-        path = self.work / "quarantine" / f"{self.phase}-{self.index:05d}.jsonl"
-        return Quarantine(path, keep_rows=self.write_options.encryption is None)
-
-
-@dataclass
-class TaskResult:
-    """What a task hands back: its committed shards, counters, and any small plan data."""
-
-    shards: list[ShardEntry] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    schema: pa.Schema | None = None
-    extra: Any = None
-
-
 @dataclass
 class StageResult:
     shards: list[ShardEntry]
@@ -148,44 +153,12 @@ class StageResult:
     metadata: dict[str, Any] | None = None  # facts later stages inherit (e.g. the tokenizer)
 
 
-class Quarantine:
-    """Append-only JSONL of rows a task could not use, with where they came from and why.
-
-    With `keep_rows=False` (an encrypted run) no row content is written next to the
-    ciphertext: no raw row, and a reason is cut before its first ": ", where reasons quote
-    the offending value (`field 'n': 'abc' is not int64` -> `field 'n'`).
-    """
-
-    def __init__(self, path: StoragePath, keep_rows: bool = True):
-        self.path = path
-        self.keep_rows = keep_rows
-        self.count = 0
-        self._file: Any = None
-
-    def add(self, source: str, line: int | None, reason: str, raw: str | None = None) -> None:
-        if self._file is None:
-            self.path.parent.mkdir()
-            self._file = self.path.open_output()
-        if not self.keep_rows:
-            reason, raw = reason.split(": ", 1)[0], None
-        record = {"source": source, "line": line, "reason": reason}
-        if raw is not None:
-            record["raw"] = raw[:2000]
-        self._file.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
-        self.count += 1
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-class StageContext:
+class StageContext(Generic[C]):
     """Everything a stage may touch: its config, input, output dir, and the executor."""
 
     def __init__(
         self,
-        config: StageConfig,
+        config: C,
         out: StoragePath,
         executor: Executor,
         reporter: Reporter,
@@ -196,7 +169,7 @@ class StageContext:
         description: str = "",
         read_options: ReadOptions = ReadOptions(),
     ):
-        self.config = config
+        self.config: C = config
         self.out = out
         self.work = out / ".dataprep"
         self.executor = executor
@@ -208,7 +181,26 @@ class StageContext:
         self.description = description
         self.read_options = read_options
 
-    def task(self, phase: str, index: int, inputs: Sequence[str], extra: Any = None) -> Task:
+    def require_input(self) -> Manifest:
+        """The input dataset's manifest, for stages that read one (`reads_dataset`)."""
+        if self.input is None or self.input_root is None:
+            name = f"stage {self.description!r}" if self.description else "this stage"
+            raise DataprepError(f"{name} reads a dataset, but was given no input dataset")
+        return self.input
+
+    def task(
+        self,
+        phase: str,
+        index: int,
+        inputs: Sequence[str],
+        payload: P = None,  # type: ignore[assignment]
+        *,
+        extra: Any = None,
+    ) -> Task[C, P]:
+        """A task of `phase`; `payload` is the phase's frozen plan piece (`extra` was its name
+        before issue 20, kept for plugins)."""
+        if payload is None:
+            payload = extra
         return Task(
             phase=phase,
             index=index,
@@ -217,15 +209,18 @@ class StageContext:
             work_dir=str(self.work),
             config=self.config,
             write_options=self.write_options,
-            extra=extra,
+            payload=payload,
             read_options=self.read_options,
         )
 
     def input_shard_paths(self) -> list[str]:
-        assert self.input is not None and self.input_root is not None
-        return [str(self.input_root / s.path) for s in self.input.shards]
+        shards = self.require_input().shards
+        assert self.input_root is not None  # require_input checked it
+        return [str(self.input_root / s.path) for s in shards]
 
-    def map(self, fn: Callable[[Task], TaskResult], tasks: Sequence[Task]) -> list[TaskResult]:
+    def map(
+        self, fn: Callable[[Task[C, P]], TaskResult[R]], tasks: Sequence[Task[C, P]]
+    ) -> list[TaskResult[R]]:
         """Run tasks, skipping those a previous (killed) run already committed.
 
         A record that does not decode (truncated, edited, another task's) or whose shards are
@@ -233,7 +228,7 @@ class StageContext:
         never read.
         """
         (self.work / "tasks").mkdir()
-        results: list[TaskResult | None] = [None] * len(tasks)
+        results: list[TaskResult[R] | None] = [None] * len(tasks)
         todo: list[int] = []
         for i, task in enumerate(tasks):
             record = record_path(self.work, task)
@@ -259,7 +254,7 @@ class StageContext:
         for _ in range(len(tasks) - len(todo)):
             self.reporter.task_done()
 
-        def commit(j: int, result: TaskResult) -> None:
+        def commit(j: int, result: TaskResult[R]) -> None:
             task = tasks[todo[j]]
             save_record(record_path(self.work, task), task, result)
             results[todo[j]] = result
@@ -272,61 +267,11 @@ class StageContext:
         return [r for r in results if r is not None]
 
 
-RECORD_FORMAT = "dataprep-task-record"
-RECORD_VERSION = 1
+class Stage(Generic[C]):
+    """A named transformation; subclasses set `name`, `Config`, and implement `run`.
 
-
-def record_path(work: StoragePath, task: Task) -> StoragePath:
-    """Where a finished task's result is kept until the stage commits its manifest."""
-    return work / "tasks" / f"{task.phase}-{task.index:05d}.json"
-
-
-def save_record(path: StoragePath, task: Task, result: TaskResult) -> None:
-    """JSON via `records` (never pickle: a work folder must not be able to run code)."""
-    record = {
-        "format": RECORD_FORMAT,
-        "format_version": RECORD_VERSION,
-        "phase": task.phase,
-        "index": task.index,
-        "shards": result.shards,
-        "counts": result.counts,
-        "schema": result.schema,
-        "extra": result.extra,
-    }
-    path.write_atomic(records.dumps(record))
-
-
-def load_record(path: StoragePath, task: Task) -> TaskResult:
-    """The result `save_record` kept for this very task; RecordError for anything else."""
-    data = records.loads(path.read_bytes())
-    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-        raise records.RecordError("not a dataprep task record")
-    if data.get("format_version") != RECORD_VERSION:
-        raise records.RecordError(
-            f"record format {data.get('format_version')!r} is not one this dataprep reads"
-        )
-    if (data.get("phase"), data.get("index")) != (task.phase, task.index):
-        raise records.RecordError(f"it records task {data.get('phase')}-{data.get('index')}")
-    shards, counts, schema = data.get("shards"), data.get("counts"), data.get("schema")
-    if not isinstance(shards, list) or not all(isinstance(s, ShardEntry) for s in shards):
-        raise records.RecordError("its shards are not shard entries")
-    if not isinstance(counts, dict) or not all(isinstance(k, str) for k in counts):
-        raise records.RecordError("its counts are not a dict of names")
-    if schema is not None and not isinstance(schema, pa.Schema):
-        raise records.RecordError("its schema is not an Arrow schema")
-    return TaskResult(shards, counts, schema, data.get("extra"))
-
-
-def sum_counts(results: Sequence[TaskResult]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for result in results:
-        for key, value in result.counts.items():
-            total[key] = total.get(key, 0) + value
-    return total
-
-
-class Stage:
-    """A named transformation; subclasses set `name`, `Config`, and implement `run`."""
+    `class DedupStage(Stage[DedupConfig])` types `ctx.config` and the hooks' `config` as
+    `DedupConfig`; `Config` is that same model (a class variable cannot name `C`)."""
 
     name: ClassVar[str]
     Config: ClassVar[type[StageConfig]]
@@ -335,20 +280,20 @@ class Stage:
     # An encrypted input's output is encrypted the same way unless the stage sets this (decrypt).
     writes_plaintext: ClassVar[bool] = False
 
-    def input_digest(self, config: StageConfig, inputs: Sequence[str]) -> str:
+    def input_digest(self, config: C, inputs: Sequence[str]) -> str:
         """Only for stages with `reads_dataset = False`: a digest of their raw inputs."""
         raise NotImplementedError
 
-    def run(self, ctx: StageContext) -> StageResult:
+    def run(self, ctx: StageContext[C]) -> StageResult:
         raise NotImplementedError
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: C) -> dict[str, list[str]]:
         """Param -> the input columns it names; checked against the input's schema before the
         stage runs, and by recipe validation against the schema each stage will see."""
         return {}
 
     def output_schema(
-        self, config: Any, schema: pa.Schema | None, inputs: Sequence[str] = ()
+        self, config: C, schema: pa.Schema | None, inputs: Sequence[str] = ()
     ) -> pa.Schema | None:
         """The schema this stage writes, given its input's (raw `inputs` for a first stage);
         None when only a run can tell. Recipe validation follows it from stage to stage."""
@@ -356,19 +301,22 @@ class Stage:
 
 
 def map_shards(
-    ctx: StageContext,
-    fn: Callable[[Task], TaskResult],
+    ctx: StageContext[C],
+    fn: Callable[[Task[C, P]], TaskResult[Any]],
     phase: str = "map",
+    payload: P = None,  # type: ignore[assignment]
+    *,
     extra: Any = None,
 ) -> StageResult:
-    """The common 1:1 case: one task per input shard, each writing `part-NNNNN.parquet`."""
+    """The common 1:1 case: one task per input shard, each writing `part-NNNNN.parquet`;
+    every task gets the same `payload` (`extra` before issue 20)."""
+    manifest = ctx.require_input()
     paths = ctx.input_shard_paths()
-    tasks = [ctx.task(phase, i, [p], extra) for i, p in enumerate(paths)]
+    tasks = [ctx.task(phase, i, [p], payload, extra=extra) for i, p in enumerate(paths)]
     results = ctx.map(fn, tasks)
     counts = sum_counts(results)
     shards = [s for r in results for s in r.shards]
     schema = next((r.schema for r in results if r.schema is not None), None)
-    assert ctx.input is not None
-    counts.setdefault("rows_in", ctx.input.rows)
+    counts.setdefault("rows_in", manifest.rows)
     counts.setdefault("rows_out", sum(s.rows for s in shards))
-    return StageResult(shards, schema or ctx.input.schema, dict(counts))
+    return StageResult(shards, schema or manifest.schema, dict(counts))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -63,8 +64,10 @@ def same(a: Any, b: Any) -> bool:
         return a.equals(b, check_metadata=True)
     if isinstance(a, TaskResult):
         return all(
-            same(getattr(a, k), getattr(b, k)) for k in ("shards", "counts", "schema", "extra")
+            same(getattr(a, k), getattr(b, k)) for k in ("shards", "counts", "schema", "payload")
         )
+    if dataclasses.is_dataclass(a):  # a @recordable result payload (or a shard entry)
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     return bool(a == b)
 
 
@@ -231,7 +234,7 @@ class CheckingExecutor:
             task = tasks[i]
             loaded = load_record(record_path(task.work, task), task)
             assert same(loaded, result), f"{task.phase}-{task.index}: {loaded} != {result}"
-            self.extras.add(_shape(result.extra))
+            self.extras.add(_shape(result.payload))
             self.committed += 1
             if self.crash_after is not None and self.committed >= self.crash_after:
                 raise Crash
@@ -249,6 +252,9 @@ class CheckingExecutor:
 
 
 def _shape(value: Any) -> str:
+    if dataclasses.is_dataclass(value):
+        fields = ",".join(_shape(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return f"{type(value).__name__}({fields})"
     if isinstance(value, dict):
         return "dict(" + ",".join(sorted({type(k).__name__ for k in value})) + ")"
     if isinstance(value, list | tuple):
@@ -270,18 +276,44 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-# (test id, op, config, kinds of `extra` its tasks return: every kind the stages produce)
+# (test id, op, config, kinds of payload its tasks return: every kind the stages produce)
+WRITE_STATS = "WriteStats(float,float,dict(str),dict(int),dict(int))"
 STAGE_RUNS: list[tuple[str, str, dict[str, Any], set[str]]] = [
     ("shard", "shard", {"shard_rows": 70, "chunk_bytes": 20_000}, {"NoneType"}),
-    ("dedup-exact", "dedup", {"method": "exact"}, {"dict(str)"}),
-    ("dedup-minhash", "dedup", {"method": "minhash", "threshold": 0.7}, {"dict(str)"}),
-    ("rebalance-bytes", "rebalance", {"target_bytes": 20_000}, {"tuple(ndarray)"}),
-    ("rebalance-shuffle", "rebalance", {"shards": 3, "shuffle": True, "seed": 1}, {"list(int)"}),
-    ("rebalance-by-int", "rebalance", {"shards": 3, "by": "cluster"}, {"dict(int)", "list(int)"}),
-    ("rebalance-by-float", "rebalance", {"shards": 3, "by": "quality"}, {"dict(float)"}),
-    ("resample", "resample", {"label": "label", "strategy": "undersample"}, {"dict(str)"}),
+    ("dedup-exact", "dedup", {"method": "exact"}, {"TaskStats(float,float)", WRITE_STATS}),
+    (
+        "dedup-minhash",
+        "dedup",
+        {"method": "minhash", "threshold": 0.7},
+        {"TaskStats(float,float)", WRITE_STATS},
+    ),
+    ("rebalance-bytes", "rebalance", {"target_bytes": 20_000}, {"ColumnBytes(ndarray,ndarray)"}),
+    (
+        "rebalance-shuffle",
+        "rebalance",
+        {"shards": 3, "shuffle": True, "seed": 1},
+        {"Sent(list(int))"},
+    ),
+    (
+        "rebalance-by-int",
+        "rebalance",
+        {"shards": 3, "by": "cluster"},
+        {"ValueCounts(dict(int))", "Sent(list(int))"},
+    ),
+    (
+        "rebalance-by-float",
+        "rebalance",
+        {"shards": 3, "by": "quality"},
+        {"ValueCounts(dict(float))"},
+    ),
+    (
+        "resample",
+        "resample",
+        {"label": "label", "strategy": "undersample"},
+        {"ValueCounts(dict(str))"},
+    ),
     ("partition", "partition", {"key": "id", "partitions": 3}, {"NoneType"}),
-    ("compress", "compress", {"codec": "zstd", "level": 5}, {"dict(str)"}),
+    ("compress", "compress", {"codec": "zstd", "level": 5}, {"CompressStats(dict(str),float)"}),
     ("tokenize", "tokenize", {"seq_len": 64}, {"NoneType"}),
 ]
 

@@ -10,6 +10,7 @@ silently writes plaintext.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    recordable,
     require_column,
     sum_counts,
 )
@@ -69,44 +71,60 @@ def level_problem(codec: str, level: int | None) -> str | None:
     return None
 
 
-class CompressStage(Stage):
+@dataclass(frozen=True)
+class CompressJob:
+    """A `compress` task: the output encoding, and the input shard's manifest checksum."""
+
+    options: WriteOptions
+    checksum: str
+
+
+@recordable
+@dataclass(frozen=True)
+class CompressStats:
+    """Per top-level column: bytes before, after and uncompressed; the task's seconds."""
+
+    columns: dict[str, dict[str, int]]
+    seconds: float
+
+
+class CompressStage(Stage[CompressConfig]):
     name = "compress"
     Config = CompressConfig
     help = "Re-encode shards: codec, level, dictionary, row-group size, optional sorting."
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: CompressConfig) -> dict[str, list[str]]:
         return {"sort_by": list(config.sort_by or [])}
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, CompressConfig) and ctx.input is not None
+    def run(self, ctx: StageContext[CompressConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
         for column in config.sort_by or []:
-            require_column(ctx.input.schema, column, "--sort-by")
+            require_column(source.schema, column, "--sort-by")
         options = output_options(ctx, config)
         paths = ctx.input_shard_paths()
-        if paths and ctx.input.encryption is not None:
+        if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
-        sums = [s.xxh3_128 for s in ctx.input.shards]
+        sums = [s.xxh3_128 for s in source.shards]
         tasks = [
-            ctx.task("compress", i, [p], extra=(options, sums[i])) for i, p in enumerate(paths)
+            ctx.task("compress", i, [p], CompressJob(options, sums[i])) for i, p in enumerate(paths)
         ]
         t0 = time.perf_counter()
         results = ctx.map(compress_task, tasks)
         wall = time.perf_counter() - t0
         shards = [s for r in results for s in r.shards]
-        schema = next((r.schema for r in results if r.schema is not None), ctx.input.schema)
+        schema = next((r.schema for r in results if r.schema is not None), source.schema)
         encryption = None
         if options.encryption is not None:
             encryption = options.encryption.manifest(schema)
-        report = {"rows_in": ctx.input.rows, **summarise(results, ctx.input.bytes, wall)}
+        report = {"rows_in": source.rows, **summarise(results, source.bytes, wall)}
         report["codec"], report["level"] = config.codec, config.level
         return StageResult(shards, schema, report, encryption)
 
 
-def output_options(ctx: StageContext, config: CompressConfig) -> WriteOptions:
+def output_options(ctx: StageContext[CompressConfig], config: CompressConfig) -> WriteOptions:
     """The config's encoding; encryption from the output settings, or kept from the input."""
     encryption = ctx.write_options.encryption
-    enc_in = ctx.input.encryption if ctx.input is not None else None
+    enc_in = ctx.require_input().encryption
     if encryption is None and enc_in is not None:
         if ctx.read_options.key_file is None:
             raise DataprepError(
@@ -124,17 +142,16 @@ def output_options(ctx: StageContext, config: CompressConfig) -> WriteOptions:
     )
 
 
-def compress_task(task: Task) -> TaskResult:
+def compress_task(task: Task[CompressConfig, CompressJob]) -> TaskResult[CompressStats]:
     """Re-encode one shard; hand back per-column sizes before and after.
 
     The whole shard is read, so its manifest checksum is checked first (a cheap pass over
     bytes the read brings into the page cache anyway): corruption stops here, with the
     shard's name, instead of flowing into an output that would pass `verify`."""
-    config: CompressConfig = task.config
-    options, checksum = task.extra
+    config, options = task.config, task.payload.options
     path = task.inputs[0]
     t0 = time.perf_counter()
-    source = task.read_options.open(path, checksum)
+    source = task.read_options.open(path, task.payload.checksum)
     before = column_sizes(source.metadata)
     schema = source.schema_arrow
     target = task.out / f"part-{task.index:05d}.parquet"
@@ -157,8 +174,7 @@ def compress_task(task: Task) -> TaskResult:
         name: {"before": before.get(name, (0, 0))[0], "after": c, "uncompressed": u}
         for name, (c, u) in after.items()
     }
-    extra = {"columns": sizes, "seconds": seconds}
-    return TaskResult([writer.entry], {"rows": rows}, schema, extra)
+    return TaskResult([writer.entry], {"rows": rows}, schema, CompressStats(sizes, seconds))
 
 
 def written_metadata(
@@ -185,11 +201,13 @@ def column_sizes(meta: pq.FileMetaData) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in sizes.items()}
 
 
-def summarise(results: list[TaskResult], bytes_before: int, wall: float) -> dict[str, Any]:
+def summarise(
+    results: list[TaskResult[CompressStats]], bytes_before: int, wall: float
+) -> dict[str, Any]:
     """Report figures: totals, per-column ratios, and throughput over uncompressed bytes."""
     columns: dict[str, dict[str, float]] = {}
     for result in results:
-        for name, s in result.extra["columns"].items():
+        for name, s in result.payload.columns.items():
             acc = columns.setdefault(name, {"before": 0, "after": 0, "uncompressed": 0})
             for key in acc:
                 acc[key] += s[key]
@@ -197,7 +215,7 @@ def summarise(results: list[TaskResult], bytes_before: int, wall: float) -> dict
         acc["ratio"] = round(acc["uncompressed"] / acc["after"], 3) if acc["after"] else 0.0
     bytes_after = sum(s.bytes for r in results for s in r.shards)
     raw = sum(c["uncompressed"] for c in columns.values())
-    task_seconds = sum(r.extra["seconds"] for r in results)
+    task_seconds = sum(r.payload.seconds for r in results)
     counts = sum_counts(results)
     return {
         "bytes_before": bytes_before,

@@ -8,6 +8,7 @@ and key ids; each worker rebuilds pyarrow's (unpicklable) encryption objects its
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -35,36 +36,43 @@ class DecryptConfig(StageConfig):
     level: int | None = Field(None, description="codec level (default: keep the input's)")
 
 
-class EncryptStage(Stage):
+@dataclass(frozen=True)
+class RecodeJob:
+    """An `encrypt` / `decrypt` task: how to read the shard, how to write it, its checksum."""
+
+    reader: ReadOptions
+    options: WriteOptions
+    checksum: str
+
+
+class EncryptStage(Stage[EncryptConfig]):
     name = "encrypt"
     Config = EncryptConfig
     help = "Encrypt shards (Parquet Modular Encryption, AES-GCM, encrypted footer)."
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, EncryptConfig) and ctx.input is not None
-        if ctx.input.encryption is not None:
+    def run(self, ctx: StageContext[EncryptConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        if source.encryption is not None:
             raise DataprepError(
                 f"input {ctx.input_root} is already encrypted (key set "
-                f"{ctx.input.encryption.get('key_set')}); decrypt it first to re-encrypt"
+                f"{source.encryption.get('key_set')}); decrypt it first to re-encrypt"
             )
         load_key_file(config.key_file)
         spec = EncryptionSpec(config.key_file, tuple(config.columns) if config.columns else None)
-        encryption = spec.manifest(ctx.input.schema)  # checks the columns and key ids
+        encryption = spec.manifest(source.schema)  # checks the columns and key ids
         options = _options(ctx, config.codec, config.level, spec, ReadOptions())
         return _map(ctx, "encrypt", ReadOptions(), options, encryption)
 
 
-class DecryptStage(Stage):
+class DecryptStage(Stage[DecryptConfig]):
     name = "decrypt"
     Config = DecryptConfig
     help = "Decrypt shards encrypted by `dataprep encrypt`, given the key file."
     writes_plaintext = True
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, DecryptConfig) and ctx.input is not None
-        if ctx.input.encryption is None:
+    def run(self, ctx: StageContext[DecryptConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        if source.encryption is None:
             raise DataprepError(f"input {ctx.input_root} is not encrypted; nothing to decrypt")
         if ctx.write_options.encryption is not None:
             raise DataprepError(
@@ -73,33 +81,34 @@ class DecryptStage(Stage):
             )
         from dataprep.crypto import decryption_properties
 
-        reader = ReadOptions(config.key_file, ctx.input.encryption)
+        reader = ReadOptions(config.key_file, source.encryption)
         # fail fast on a bad key, before any task: one sentence naming a shard and the columns
         paths = ctx.input_shard_paths()
         if paths:
             reader.open(paths[0])
         else:
-            decryption_properties(config.key_file, ctx.input.encryption)
+            decryption_properties(config.key_file, source.encryption)
         options = _options(ctx, config.codec, config.level, None, reader)
         return _map(ctx, "decrypt", reader, options, None)
 
 
 def _map(
-    ctx: StageContext,
+    ctx: StageContext[Any],
     phase: str,
     reader: ReadOptions,
     options: WriteOptions,
     encryption: dict[str, Any] | None,
 ) -> StageResult:
-    assert ctx.input is not None
+    source = ctx.require_input()
     paths = ctx.input_shard_paths()
-    sums = [s.xxh3_128 for s in ctx.input.shards]
-    tasks = [ctx.task(phase, i, [p], (reader, options, sums[i])) for i, p in enumerate(paths)]
+    sums = [s.xxh3_128 for s in source.shards]
+    jobs = [RecodeJob(reader, options, checksum) for checksum in sums]
+    tasks = [ctx.task(phase, i, [p], jobs[i]) for i, p in enumerate(paths)]
     results = ctx.map(recode_task, tasks)
     shards = [s for r in results for s in r.shards]
     report = {
-        "rows_in": ctx.input.rows,
-        "bytes_in": ctx.input.bytes,
+        "rows_in": source.rows,
+        "bytes_in": source.bytes,
         "codec": options.compression,
         "level": options.compression_level,
     }
@@ -107,15 +116,15 @@ def _map(
         keyed = encryption["column_keys"].values()
         report["encrypted_columns"] = [c for cols in keyed for c in cols]
         report["plaintext_columns"] = encryption["plaintext_columns"]
-    return StageResult(shards, ctx.input.schema, report, encryption)
+    return StageResult(shards, source.schema, report, encryption)
 
 
-def recode_task(task: Task) -> TaskResult:
+def recode_task(task: Task[Any, RecodeJob]) -> TaskResult[None]:
     """Copy one shard row group by row group, decrypting and/or encrypting on the way; the
     whole shard is read, so its manifest checksum is checked first (see `compress_task`)."""
-    reader, options, checksum = task.extra
+    reader, options = task.payload.reader, task.payload.options
     path = task.inputs[0]
-    source = reader.open(path, checksum)
+    source = reader.open(path, task.payload.checksum)
     target = task.out / f"part-{task.index:05d}.parquet"
     rows = 0
     with ShardWriter(target, source.schema_arrow, options) as writer:
@@ -127,27 +136,27 @@ def recode_task(task: Task) -> TaskResult:
 
 
 def _options(
-    ctx: StageContext,
+    ctx: StageContext[Any],
     codec: str | None,
     level: int | None,
     encryption: EncryptionSpec | None,
     reader: ReadOptions,
 ) -> WriteOptions:
     """Keep the input's encoding unless told otherwise; row groups are copied one to one."""
-    assert ctx.input is not None
+    source = ctx.require_input()
     base = ctx.write_options
     in_codec, in_level, dictionary = base.compression, base.compression_level, True
-    if ctx.input.shards:
+    if source.shards:
         meta = reader.open(ctx.input_shard_paths()[0]).metadata
         if meta.num_row_groups and meta.num_columns:
             name = meta.row_group(0).column(0).compression
             in_codec = _PARQUET_CODECS.get(name, name.lower())
-            in_level = _lineage_level(ctx.input.lineage, in_codec, base.compression_level)
+            in_level = _lineage_level(source.lineage, in_codec, base.compression_level)
             dictionary = any(
                 "DICTIONARY" in " ".join(meta.row_group(0).column(i).encodings)
                 for i in range(meta.num_columns)
             )
-    biggest = max((n for s in ctx.input.shards for n in s.row_groups), default=1)
+    biggest = max((n for s in source.shards for n in s.row_groups), default=1)
     chosen = codec or in_codec
     problem = level_problem(chosen, level)
     if problem:

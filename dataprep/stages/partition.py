@@ -11,7 +11,7 @@ its key column and counts the rows whose partition tag would change.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -74,18 +74,25 @@ def route_table(table: pa.Table, config: PartitionConfig) -> np.ndarray:
     )
 
 
-class PartitionStage(Stage):
+@dataclass(frozen=True)
+class MovedJob:
+    """A `moved` task: the partition its previous shard was in, among the previous ones."""
+
+    old_name: str
+    old_names: tuple[str, ...]
+
+
+class PartitionStage(Stage[PartitionConfig]):
     name = "partition"
     Config = PartitionConfig
     help = "Route rows to N partitions by a consistent hash of a key column."
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: PartitionConfig) -> dict[str, list[str]]:
         return {"key": [config.key]}
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, PartitionConfig) and ctx.input is not None
-        require_column(ctx.input.schema, config.key, "--key")
+    def run(self, ctx: StageContext[PartitionConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        require_column(source.schema, config.key, "--key")
         previous = _previous_config(config) if config.previous else None
         tasks = [ctx.task("route", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
         results = ctx.map(partition_task, tasks)
@@ -98,7 +105,7 @@ class PartitionStage(Stage):
         routed = sum(sizes)
         mean = routed / config.partitions
         report: dict[str, Any] = {
-            "rows_in": ctx.input.rows,
+            "rows_in": source.rows,
             "key": config.key,
             "scheme": config.scheme,
             "partitions": config.partitions,
@@ -111,7 +118,7 @@ class PartitionStage(Stage):
         }
         if previous is not None:
             report["previous"] = _moved(ctx, config, previous)
-        return StageResult(shards, ctx.input.schema, report)
+        return StageResult(shards, source.schema, report)
 
 
 def _ideal_moved(previous: PartitionConfig, config: PartitionConfig) -> float | None:
@@ -141,17 +148,19 @@ def _previous_config(config: PartitionConfig) -> PartitionConfig:
     return old
 
 
-def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig) -> dict[str, Any]:
+def _moved(
+    ctx: StageContext[PartitionConfig], config: PartitionConfig, previous: PartitionConfig
+) -> dict[str, Any]:
     """Rows of the previous output whose partition differs under this config (a map over its
     shards reading only the key column), and where they go."""
     assert config.previous is not None
     root = StoragePath(config.previous)
     old = dataset.read_manifest(root)
-    names = hashing.node_names(previous.partitions, previous.names)
+    names = tuple(hashing.node_names(previous.partitions, previous.names))
     reading = _previous_read_options(ctx, old)
     tasks = [
         replace(
-            ctx.task("moved", i, [str(root / s.path)], extra=(names[s.partition or 0], names)),
+            ctx.task("moved", i, [str(root / s.path)], MovedJob(names[s.partition or 0], names)),
             read_options=reading,
         )
         for i, s in enumerate(old.shards)
@@ -170,7 +179,7 @@ def _moved(ctx: StageContext, config: PartitionConfig, previous: PartitionConfig
     }
 
 
-def _previous_read_options(ctx: StageContext, old: dataset.Manifest) -> ReadOptions:
+def _previous_read_options(ctx: StageContext[Any], old: dataset.Manifest) -> ReadOptions:
     """The previous output may be encrypted too: same key file as the input, else the output's."""
     if old.encryption is None:
         return ReadOptions()
@@ -180,14 +189,13 @@ def _previous_read_options(ctx: StageContext, old: dataset.Manifest) -> ReadOpti
     return ReadOptions(key_file, old.encryption)
 
 
-def moved_task(task: Task) -> TaskResult:
+def moved_task(task: Task[PartitionConfig, MovedJob]) -> TaskResult[None]:
     """Re-route one previous shard's keys; count rows whose partition would change.
 
     Partitions are compared by identity (name, or number when unnamed), so removing a named
     partition from the middle of the list is not counted as renumbering the others.
     """
-    config: PartitionConfig = task.config
-    old_name, old_names = task.extra
+    config, old_name, old_names = task.config, task.payload.old_name, task.payload.old_names
     keys = task.read_options.read_table(task.inputs[0], [config.key]).column(0).drop_null()
     parts = route_table(pa.table({config.key: keys}), config)
     current = hashing.node_names(config.partitions, config.names)
@@ -200,9 +208,9 @@ def moved_task(task: Task) -> TaskResult:
     return TaskResult(counts=counts)
 
 
-def partition_task(task: Task) -> TaskResult:
+def partition_task(task: Task[PartitionConfig, None]) -> TaskResult[None]:
     """Route one input shard and write one file per partition it feeds."""
-    config: PartitionConfig = task.config
+    config = task.config
     source = StoragePath(task.inputs[0])
     table = task.read_options.read_table(source)
     keys = table.column(config.key)

@@ -13,7 +13,8 @@ Four plans, all decided in the driver from small per-shard summaries:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,17 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    recordable,
     require_column,
 )
-from dataprep.stages.rebalance_scatter import contingency, run_by, scatter_gather, write_pieces
+from dataprep.stages.rebalance_scatter import (
+    ScatterJob,
+    contingency,
+    run_by,
+    scatter_gather,
+    scratch_dir,
+    write_pieces,
+)
 from dataprep.storage import StoragePath
 
 
@@ -59,29 +68,61 @@ class RebalanceConfig(StageConfig):
         return self
 
 
-class RebalanceStage(Stage):
+@dataclass(frozen=True)
+class RowRange:
+    """Rows [start, end) of one input shard, whose row groups hold `row_groups` rows each."""
+
+    path: str
+    row_groups: tuple[int, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    """A `write` task: the row ranges of its output shard, in input order."""
+
+    ranges: tuple[RowRange, ...]
+
+
+@dataclass(frozen=True)
+class SizeJob:
+    """A `size` task: where it leaves its shard's per-row, per-column sizes."""
+
+    sizes_dir: str
+
+
+@recordable
+@dataclass(frozen=True)
+class ColumnBytes:
+    """One shard's bytes per column: compressed (Parquet footer) and logical (summed sizes)."""
+
+    compressed: np.ndarray
+    logical: np.ndarray
+
+
+class RebalanceStage(Stage[RebalanceConfig]):
     name = "rebalance"
     Config = RebalanceConfig
     help = "Rewrite uneven shards into N equal ones (rows or bytes), or balance groups."
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: RebalanceConfig) -> dict[str, list[str]]:
         return {"by": [config.by]} if config.by else {}
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, RebalanceConfig) and ctx.input is not None
+    def run(self, ctx: StageContext[RebalanceConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
         if config.by is not None:
-            require_column(ctx.input.schema, config.by, "--by")
-        total = ctx.input.rows
+            require_column(source.schema, config.by, "--by")
+        total = source.rows
         paths = ctx.input_shard_paths()
-        rows = [s.rows for s in ctx.input.shards]
-        groups = [s.row_groups for s in ctx.input.shards]
+        rows = [s.rows for s in source.shards]
+        groups = [s.row_groups for s in source.shards]
         if config.shards is not None:
             n = config.shards
         elif config.target_rows is not None:
             n = math.ceil(total / config.target_rows)
         else:
-            n = math.ceil(ctx.input.bytes / int(config.target_bytes or 1))
+            n = math.ceil(source.bytes / int(config.target_bytes or 1))
         n = max(1, min(n, total))
         report: dict[str, Any] = {
             "rows_in": total,
@@ -90,7 +131,7 @@ class RebalanceStage(Stage):
             "mode": "rows",
         }
         if total == 0:
-            return StageResult([], ctx.input.schema, report)
+            return StageResult([], source.schema, report)
         if config.by is not None:
             report["mode"] = "by"
             shards = run_by(ctx, config.by, paths, n, report)
@@ -98,16 +139,19 @@ class RebalanceStage(Stage):
             report["mode"] = "shuffle"
             sizes = _equal_sizes(total, n)
             table = contingency(rows, sizes, config.seed)
-            shards = scatter_gather(ctx, paths, [table[i] for i in range(len(paths))], n)
+            scratch = scratch_dir(ctx)
+            jobs = [ScatterJob(scratch, sends=tuple(table[i].tolist())) for i in range(len(paths))]
+            shards = scatter_gather(ctx, paths, jobs, n)
         else:
             if config.target_bytes is not None:
                 report["mode"] = "bytes"
                 cuts = _byte_cuts(ctx, paths, n)
             else:
                 cuts = np.concatenate([[0], np.cumsum(_equal_sizes(total, n))])
-            plans = [_ranges(paths, rows, groups, int(a), int(b)) for a, b in pairwise(cuts)]
+            jobs = [WriteJob(_ranges(paths, rows, groups, a, b)) for a, b in pairwise(cuts)]
             tasks = [
-                ctx.task("write", k, [p[0] for p in plan], plan) for k, plan in enumerate(plans)
+                ctx.task("write", k, [r.path for r in job.ranges], job)
+                for k, job in enumerate(jobs)
             ]
             shards = [s for r in ctx.map(ordered_task, tasks) for s in r.shards]
         out_rows = [s.rows for s in shards]
@@ -119,7 +163,7 @@ class RebalanceStage(Stage):
             "max": max(out_bytes),
             "max_over_mean": round(max(out_bytes) / mean, 4),
         }
-        return StageResult(shards, ctx.input.schema, report)
+        return StageResult(shards, source.schema, report)
 
 
 def pairwise(cuts: Any) -> Iterator[tuple[int, int]]:
@@ -134,20 +178,24 @@ def _equal_sizes(total: int, n: int) -> list[int]:
 
 def _ranges(
     paths: list[str], rows: list[int], groups: list[list[int]], start: int, end: int
-) -> list[tuple[str, list[int], int, int]]:
-    """Which (shard, row groups, local start, local end) pieces make global rows [start, end)."""
+) -> tuple[RowRange, ...]:
+    """Which ranges of which shards make global rows [start, end)."""
     pieces = []
     offset = 0
     for path, count, row_groups in zip(paths, rows, groups, strict=True):
         lo, hi = max(start, offset), min(end, offset + count)
         if lo < hi:
-            pieces.append((path, row_groups, lo - offset, hi - offset))
+            pieces.append(RowRange(path, tuple(row_groups), lo - offset, hi - offset))
         offset += count
-    return pieces
+    return tuple(pieces)
 
 
 def read_range(
-    path: str, row_groups: list[int], start: int, end: int, reader: ReadOptions = ReadOptions()
+    path: str,
+    row_groups: Sequence[int],
+    start: int,
+    end: int,
+    reader: ReadOptions = ReadOptions(),
 ) -> Iterator[pa.Table]:
     """Rows [start, end) of one shard, reading only the row groups that overlap them."""
     pf = reader.open(path)
@@ -163,14 +211,14 @@ def read_range(
             break
 
 
-def ordered_task(task: Task) -> TaskResult:
+def ordered_task(task: Task[RebalanceConfig, WriteJob]) -> TaskResult[None]:
     """Write one output shard from the row ranges the plan gave it, in input order."""
-    plan: list[tuple[str, list[int], int, int]] = task.extra
-    schema = task.read_options.schema(plan[0][0])
+    ranges = task.payload.ranges
+    schema = task.read_options.schema(ranges[0].path)
 
     def pieces() -> Iterator[pa.Table]:
-        for path, row_groups, start, end in plan:
-            yield from read_range(path, row_groups, start, end, task.read_options)
+        for r in ranges:
+            yield from read_range(r.path, r.row_groups, r.start, r.end, task.read_options)
 
     return write_pieces(task, pieces(), schema)
 
@@ -178,23 +226,23 @@ def ordered_task(task: Task) -> TaskResult:
 # -- bytes -----------------------------------------------------------------------------------
 
 
-def _byte_cuts(ctx: StageContext, paths: list[str], n: int) -> np.ndarray:
+def _byte_cuts(ctx: StageContext[RebalanceConfig], paths: list[str], n: int) -> np.ndarray:
     """Global row indices where the estimated output bytes cross k/N of the total.
 
     A row's estimated cost is sum over columns of its logical size times that column's
     compressed/logical ratio over the whole input. Per-shard ratios would overcharge rows of
     small shards, which compress worse alone than they will inside a bigger output shard.
     """
-    assert ctx.input is not None
     sizes_dir = ctx.work / "scratch" / "sizes"
     sizes_dir.mkdir()
-    tasks = [ctx.task("size", i, [p], extra=str(sizes_dir)) for i, p in enumerate(paths)]
-    stats = [r.extra for r in ctx.map(size_task, tasks)]
-    compressed = np.sum([c for c, _ in stats], axis=0)
-    logical = np.sum([lg for _, lg in stats], axis=0)
+    job = SizeJob(str(sizes_dir))
+    tasks = [ctx.task("size", i, [p], job) for i, p in enumerate(paths)]
+    stats = [r.payload for r in ctx.map(size_task, tasks)]
+    compressed = np.sum([s.compressed for s in stats], axis=0)
+    logical = np.sum([s.logical for s in stats], axis=0)
     ratio = np.divide(compressed, logical, out=np.zeros_like(compressed), where=logical > 0)
-    shard_end = np.cumsum([np.dot(lg, ratio) for _, lg in stats])
-    row_start = np.concatenate([[0], np.cumsum([s.rows for s in ctx.input.shards])])
+    shard_end = np.cumsum([np.dot(s.logical, ratio) for s in stats])
+    row_start = np.concatenate([[0], np.cumsum([s.rows for s in ctx.require_input().shards])])
     cuts = [0]
     loaded: tuple[int, np.ndarray] | None = None
     for k in range(1, n):
@@ -228,10 +276,9 @@ def column_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.full(len(column), width)
 
 
-def size_task(task: Task) -> TaskResult:
+def size_task(task: Task[RebalanceConfig, SizeJob]) -> TaskResult[ColumnBytes]:
     """Per-row, per-column logical sizes of one shard (to scratch), and per-column totals of
     logical and compressed bytes (from the Parquet footer) for the global ratios."""
-    sizes_dir = task.extra
     pf = task.read_options.open(task.inputs[0])
     meta = pf.metadata
     table = task.read_options.read_table(task.inputs[0])
@@ -246,6 +293,6 @@ def size_task(task: Task) -> TaskResult:
         ],
         dtype=np.float64,
     )
-    save_array(StoragePath(sizes_dir) / f"{task.index:05d}.npy", sizes)
+    save_array(StoragePath(task.payload.sizes_dir) / f"{task.index:05d}.npy", sizes)
     tick(rows=table.num_rows)
-    return TaskResult(extra=(compressed, sizes.astype(np.float64).sum(axis=0)))
+    return TaskResult(payload=ColumnBytes(compressed, sizes.astype(np.float64).sum(axis=0)))

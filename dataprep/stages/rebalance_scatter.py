@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,55 @@ import pyarrow.parquet as pq
 
 from dataprep.dataset import ReadOptions, ShardEntry, ShardWriter
 from dataprep.progress import tick
-from dataprep.stage import StageContext, Task, TaskResult
+from dataprep.stage import StageContext, Task, TaskResult, ValueCounts, recordable
 from dataprep.storage import StoragePath
 
 SCRATCH = "scratch/rebalance"
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """by COL, for one input shard: the groups (sorted values), each group's pieces as
+    (first rank, output shard), this shard's first rank in each group, rows per output."""
+
+    groups: list[Any]
+    pieces: list[list[tuple[int, int]]]
+    offsets: np.ndarray
+    loads: list[int]
+
+
+@dataclass(frozen=True)
+class ScatterJob:
+    """A `scatter` task: where scratch files go, and either the rows this shard sends to each
+    output shard (shuffle) or the group column and plan (by)."""
+
+    scratch: str
+    sends: tuple[int, ...] = ()
+    by: str | None = None
+    groups: GroupPlan | None = None
+
+
+@recordable
+@dataclass(frozen=True)
+class Sent:
+    """Rows one input shard sent to each output shard."""
+
+    rows: list[int]
+
+
+@dataclass(frozen=True)
+class GatherJob:
+    """A `gather` task: a shard whose schema the output has; whether to shuffle the rows."""
+
+    schema_from: str
+    shuffle: bool
+
+
+@dataclass(frozen=True)
+class CountJob:
+    """A `count` task: the group column."""
+
+    column: str
 
 
 class BufferedShard:
@@ -76,55 +122,60 @@ def contingency(rows: list[int], sizes: list[int], seed: int) -> np.ndarray:
 
 
 def scatter_gather(
-    ctx: StageContext, paths: list[str], plans: list[Any], n: int, by: str | None = None
+    ctx: StageContext[Any], paths: list[str], jobs: list[ScatterJob], n: int
 ) -> list[ShardEntry]:
+    """Scatter every input shard (`jobs[i]` says how), then gather each of the n outputs."""
+    tasks = [ctx.task("scatter", i, [p], jobs[i]) for i, p in enumerate(paths)]
+    sent = [r.payload.rows for r in ctx.map(scatter_task, tasks)]
+    sent_rows = np.array(sent, dtype=np.int64).reshape(len(paths), n)
     scratch = ctx.work / SCRATCH
-    scratch.mkdir()
-    tasks = [
-        ctx.task("scatter", i, [p], extra=(str(scratch), plans[i], by)) for i, p in enumerate(paths)
-    ]
-    sent = np.array([r.extra for r in ctx.map(scatter_task, tasks)], dtype=np.int64).reshape(
-        len(paths), n
-    )
+    gather = GatherJob(paths[0], shuffle=jobs[0].by is None)
     gathers = []
     for k in range(n):
-        files = [str(scratch / f"{k:05d}-{i:05d}.parquet") for i in range(len(paths)) if sent[i, k]]
+        files = [
+            str(scratch / f"{k:05d}-{i:05d}.parquet") for i in range(len(paths)) if sent_rows[i, k]
+        ]
         if files:
-            gathers.append(ctx.task("gather", k, files, extra=(paths[0], by is None)))
+            gathers.append(ctx.task("gather", k, files, gather))
     return [s for r in ctx.map(gather_task, gathers) for s in r.shards]
 
 
-def scatter_task(task: Task) -> TaskResult:
+def scratch_dir(ctx: StageContext[Any]) -> str:
+    scratch = ctx.work / SCRATCH
+    scratch.mkdir()
+    return str(scratch)
+
+
+def scatter_task(task: Task[Any, ScatterJob]) -> TaskResult[Sent]:
     """Send each row of one input shard to its output shard's scratch file."""
-    scratch, plan, by = task.extra
-    config = task.config
+    job, config = task.payload, task.config
     table = task.read_options.read_table(task.inputs[0])
-    if by is None:  # shuffle: plan = rows per output shard
-        counts = np.asarray(plan, dtype=np.int64)
+    if job.groups is None:  # shuffle: rows per output shard
+        counts = np.asarray(job.sends, dtype=np.int64)
         rng = np.random.default_rng([config.seed, 1, task.index])
         order = rng.permutation(table.num_rows)
-    else:  # by: plan = (groups, bin per group, split pieces, rank offsets in this shard)
-        bins = _group_bins(table.column(by), *plan)
+    else:  # by: each row's output shard from its group's pieces
+        assert job.by is not None
+        bins = _group_bins(table.column(job.by), job.groups)
         order = np.argsort(bins, kind="stable")
-        counts = np.bincount(bins, minlength=len(plan[-1]))
+        counts = np.bincount(bins, minlength=len(job.groups.loads))
     ends = np.cumsum(counts)
     for k in np.nonzero(counts)[0]:
         rows = order[ends[k] - counts[k] : ends[k]]
-        target = StoragePath(scratch) / f"{int(k):05d}-{task.index:05d}.parquet"
+        target = StoragePath(job.scratch) / f"{int(k):05d}-{task.index:05d}.parquet"
         piece = table.take(pa.array(rows))
         sink = pa.BufferOutputStream()
         pq.write_table(piece, sink, compression="lz4", **_scratch_kwargs(task, table.schema))
         target.write_atomic(sink.getvalue().to_pybytes())
     tick(rows=table.num_rows)
-    return TaskResult(extra=counts.tolist())
+    return TaskResult(payload=Sent(counts.tolist()))
 
 
-def gather_task(task: Task) -> TaskResult:
+def gather_task(task: Task[Any, GatherJob]) -> TaskResult[None]:
     """One output shard from its scratch pieces: shuffled (shuffle) or streamed (by)."""
-    first_input, shuffle = task.extra
-    schema = task.read_options.schema(first_input)
+    schema = task.read_options.schema(task.payload.schema_from)
     scratch = _scratch_reader(task, schema)
-    if shuffle:
+    if task.payload.shuffle:
         table = pa.concat_tables(scratch.read_table(p) for p in task.inputs)
         rng = np.random.default_rng([task.config.seed, 2, task.index])
         pieces: Iterator[pa.Table] = iter([table.take(pa.array(rng.permutation(table.num_rows)))])
@@ -133,22 +184,22 @@ def gather_task(task: Task) -> TaskResult:
     return write_pieces(task, pieces, schema)
 
 
-def _scratch_kwargs(task: Task, schema: pa.Schema) -> dict[str, Any]:
+def _scratch_kwargs(task: Task[Any, Any], schema: pa.Schema) -> dict[str, Any]:
     """Scratch copies of an encrypted output are encrypted too: no plaintext on disk."""
     spec = task.write_options.encryption
     return {} if spec is None else {"encryption_properties": spec.properties(schema)}
 
 
-def _scratch_reader(task: Task, schema: pa.Schema) -> ReadOptions:
+def _scratch_reader(task: Task[Any, Any], schema: pa.Schema) -> ReadOptions:
     spec = task.write_options.encryption
     return ReadOptions() if spec is None else ReadOptions(spec.key_file, spec.manifest(schema))
 
 
 def run_by(
-    ctx: StageContext, by: str, paths: list[str], n: int, report: dict[str, Any]
+    ctx: StageContext[Any], by: str, paths: list[str], n: int, report: dict[str, Any]
 ) -> list[ShardEntry]:
-    tasks = [ctx.task("count", i, [p], extra=by) for i, p in enumerate(paths)]
-    per_shard: list[dict[Any, int]] = [r.extra for r in ctx.map(count_task, tasks)]
+    tasks = [ctx.task("count", i, [p], CountJob(by)) for i, p in enumerate(paths)]
+    per_shard = [r.payload.counts for r in ctx.map(count_task, tasks)]
     totals: dict[Any, int] = {}
     for counts in per_shard:
         for value, count in counts.items():
@@ -161,14 +212,15 @@ def run_by(
         split_groups=sum(1 for p in pieces if len(p) > 1),
         load_max_over_mean=round(max(loads) / (sum(loads) / n), 4),
     )
-    plans = []
+    scratch = scratch_dir(ctx)
+    jobs = []
     seen = dict.fromkeys(range(len(groups)), 0)
     for counts in per_shard:
         offsets = np.array([seen[g] for g in range(len(groups))], dtype=np.int64)
         for g, value in enumerate(groups):
             seen[g] += counts.get(value, 0)
-        plans.append((groups, pieces, offsets, loads))
-    return scatter_gather(ctx, paths, plans, n, by=by)
+        jobs.append(ScatterJob(scratch, by=by, groups=GroupPlan(groups, pieces, offsets, loads)))
+    return scatter_gather(ctx, paths, jobs, n)
 
 
 def pack_groups(sizes: np.ndarray, n: int) -> tuple[list[list[tuple[int, int]]], list[int]]:
@@ -207,23 +259,18 @@ def pack_groups(sizes: np.ndarray, n: int) -> tuple[list[list[tuple[int, int]]],
     return pieces, loads
 
 
-def count_task(task: Task) -> TaskResult:
+def count_task(task: Task[Any, CountJob]) -> TaskResult[ValueCounts]:
     """Rows per group value in one shard (nulls as None)."""
-    column = task.read_options.read_table(task.inputs[0], [task.extra]).column(0)
+    column = task.read_options.read_table(task.inputs[0], [task.payload.column]).column(0)
     counts = pc.value_counts(column).to_pylist() if len(column) else []
     tick(rows=len(column))
-    return TaskResult(extra={c["values"]: c["counts"] for c in counts})
+    return TaskResult(payload=ValueCounts({c["values"]: c["counts"] for c in counts}))
 
 
-def _group_bins(
-    column: pa.ChunkedArray,
-    groups: list[Any],
-    pieces: list[list[tuple[int, int]]],
-    offsets: np.ndarray,
-    loads: list[int],
-) -> np.ndarray:
+def _group_bins(column: pa.ChunkedArray, plan: GroupPlan) -> np.ndarray:
     """Output shard of every row: its group's bin, or for split groups the piece its rank is in."""
-    value_set = pa.array(groups, type=column.type)
+    pieces, offsets = plan.pieces, plan.offsets
+    value_set = pa.array(plan.groups, type=column.type)
     gid = pc.index_in(column, value_set=value_set, skip_nulls=False)
     gid = gid.to_numpy(zero_copy_only=False).astype(np.int64)
     bins = np.array([p[0][1] for p in pieces], dtype=np.int64)[gid]

@@ -12,6 +12,8 @@ always gives the same rows, on any executor. Rows with a null label go to quaran
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +31,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    ValueCounts,
     require_column,
 )
 
@@ -89,23 +92,45 @@ def plan_targets(counts: dict[str, int], config: ResampleConfig) -> dict[str, in
     return dict.fromkeys(counts, level)
 
 
-class ResampleStage(Stage):
+@dataclass(frozen=True)
+class Quota:
+    """One shard's rows per class: to keep (undersample), or for oversample every row
+    `repeats[c]` times plus `additional[c]` more copies."""
+
+    keep: tuple[int, ...] = ()
+    repeats: tuple[int, ...] = ()
+    additional: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """A `sample` task: the label values in class order, the shard's quota (or, for
+    weights, each class's weight), and the schema to write."""
+
+    values: tuple[Any, ...]
+    out_schema: pa.Schema
+    quota: Quota = Quota()
+    weights: tuple[float, ...] = ()
+
+
+class ResampleStage(Stage[ResampleConfig]):
     name = "resample"
     Config = ResampleConfig
     help = "Balance classes: undersample, oversample, or add a sample_weight column."
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: ResampleConfig) -> dict[str, list[str]]:
         return {"label": [config.label]}
 
-    def output_schema(self, config: Any, schema: Any, inputs: Any = ()) -> pa.Schema | None:
+    def output_schema(
+        self, config: ResampleConfig, schema: pa.Schema | None, inputs: Sequence[str] = ()
+    ) -> pa.Schema | None:
         if schema is None or config.strategy != "weights":
             return schema
         return schema.append(pa.field(config.weight_column, pa.float64()))
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, ResampleConfig) and ctx.input is not None
-        schema = ctx.input.schema
+    def run(self, ctx: StageContext[ResampleConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        schema = source.schema
         require_column(schema, config.label, "--label")
         if config.strategy == "weights" and config.weight_column in schema.names:
             raise DataprepError(
@@ -114,7 +139,7 @@ class ResampleStage(Stage):
             )
         paths = ctx.input_shard_paths()
         tasks = [ctx.task("count", i, [p]) for i, p in enumerate(paths)]
-        per_shard: list[dict[Any, int]] = [r.extra for r in ctx.map(count_task, tasks)]
+        per_shard = [r.payload.counts for r in ctx.map(count_task, tasks)]
         values = sorted({v for c in per_shard for v in c if v is not None}, key=str)
         names = [str(v) for v in values]
         if len(set(names)) != len(names):
@@ -123,7 +148,7 @@ class ResampleStage(Stage):
         matrix = np.array([[c.get(v, 0) for v in values] for c in per_shard], dtype=np.int64)
         totals = dict(zip(names, matrix.sum(axis=0).tolist(), strict=True))
         report: dict[str, Any] = {
-            "rows_in": ctx.input.rows,
+            "rows_in": source.rows,
             "label": config.label,
             "strategy": config.strategy,
             "classes_in": totals,
@@ -136,20 +161,18 @@ class ResampleStage(Stage):
             rows = sum(totals.values())
             weights = [targets[c] / totals[c] * rows / mass for c in names]
             report["weights"] = dict(zip(names, weights, strict=True))
-            plan: list[Any] = [weights] * len(paths)
             out_schema = schema.append(pa.field(config.weight_column, pa.float64()))
+            jobs = [SampleJob(tuple(values), out_schema, weights=tuple(weights))] * len(paths)
             report["classes_out"] = totals
         else:
-            plan = _quotas(matrix, [targets[c] for c in names], config)
+            quotas = _quotas(matrix, [targets[c] for c in names], config)
             out_schema = schema
+            jobs = [SampleJob(tuple(values), out_schema, quota) for quota in quotas]
             report["classes_out"] = targets
             warning = _tiny_output(totals, targets, config)
             if warning:
                 report["warnings"] = [warning]
-        tasks = [
-            ctx.task("sample", i, [p], extra=(values, plan[i], out_schema))
-            for i, p in enumerate(paths)
-        ]
+        tasks = [ctx.task("sample", i, [p], jobs[i]) for i, p in enumerate(paths)]
         results = ctx.map(sample_task, tasks)
         shards = [s for r in results for s in r.shards]
         return StageResult(shards, out_schema, report)
@@ -196,8 +219,9 @@ def _check_ratios(config: ResampleConfig, names: list[str]) -> None:
         )
 
 
-def _quotas(matrix: np.ndarray, targets: list[int], config: ResampleConfig) -> list[Any]:
-    """Per shard and class: rows to keep (undersample) or (repeats, extra copies) (oversample).
+def _quotas(matrix: np.ndarray, targets: list[int], config: ResampleConfig) -> list[Quota]:
+    """Per shard: rows to keep of each class (undersample), or repeats and extra copies of
+    each class (oversample).
 
     A multivariate hypergeometric draw over the shards' class counts gives per-shard quotas
     that sum exactly to the target and match a uniform choice over the whole class.
@@ -213,22 +237,22 @@ def _quotas(matrix: np.ndarray, targets: list[int], config: ResampleConfig) -> l
             repeats[c], want = divmod(want, total)
         plan[:, c] = rng.multivariate_hypergeometric(matrix[:, c], want, method="marginals")
     if config.strategy == "undersample":
-        return [row.tolist() for row in plan]
-    return [(repeats.tolist(), row.tolist()) for row in plan]
+        return [Quota(keep=tuple(row.tolist())) for row in plan]
+    return [Quota(repeats=tuple(repeats.tolist()), additional=tuple(row.tolist())) for row in plan]
 
 
-def count_task(task: Task) -> TaskResult:
+def count_task(task: Task[ResampleConfig, None]) -> TaskResult[ValueCounts]:
     """Rows per label value in one shard (None for nulls)."""
     column = task.read_options.read_table(task.inputs[0], [task.config.label]).column(0)
     counts = pc.value_counts(column).to_pylist() if len(column) else []
     tick(rows=len(column))
-    return TaskResult(extra={c["values"]: c["counts"] for c in counts})
+    return TaskResult(payload=ValueCounts({c["values"]: c["counts"] for c in counts}))
 
 
-def sample_task(task: Task) -> TaskResult:
+def sample_task(task: Task[ResampleConfig, SampleJob]) -> TaskResult[None]:
     """Keep, repeat or weight one shard's rows as its quotas say."""
-    config: ResampleConfig = task.config
-    values, plan, out_schema = task.extra
+    config, job = task.config, task.payload
+    out_schema = job.out_schema
     source = task.inputs[0]
     table = task.read_options.read_table(source)
     labels = table.column(config.label)
@@ -241,24 +265,24 @@ def sample_task(task: Task) -> TaskResult:
         table = table.filter(pa.array(~nulls))
         labels = table.column(config.label)
     quarantine.close()
-    value_set = pa.array(values, type=labels.type)
+    value_set = pa.array(job.values, type=labels.type)
     gid = pc.index_in(labels, value_set=value_set).to_numpy(zero_copy_only=False).astype(np.int64)
     if config.strategy == "weights":
-        weights = np.asarray(plan, dtype=np.float64)[gid]
+        weights = np.asarray(job.weights, dtype=np.float64)[gid]
         table = table.append_column(config.weight_column, pa.array(weights, pa.float64()))
     elif config.strategy == "undersample":  # a mask filters chunk by chunk; take would copy
         mask = np.zeros(table.num_rows, dtype=bool)
-        mask[_selection(gid, plan, config, task.index)] = True
+        mask[_selection(gid, job.quota, config, task.index)] = True
         table = table.filter(pa.array(mask))
     else:
-        table = table.take(pa.array(_selection(gid, plan, config, task.index)))
+        table = table.take(pa.array(_selection(gid, job.quota, config, task.index)))
     entry = _write(task, table.cast(out_schema))
     tick(rows=table.num_rows)
     counts = {"rows": table.num_rows, "quarantined": quarantine.count}
     return TaskResult([entry] if entry else [], counts, out_schema)
 
 
-def _selection(gid: np.ndarray, plan: Any, config: ResampleConfig, shard: int) -> np.ndarray:
+def _selection(gid: np.ndarray, quota: Quota, config: ResampleConfig, shard: int) -> np.ndarray:
     """Row indices to output, in input order; oversample copies go in at random places."""
     classes = int(gid.max()) + 1 if len(gid) else 0
     rows_of = [np.nonzero(gid == c)[0] for c in range(classes)]
@@ -266,14 +290,13 @@ def _selection(gid: np.ndarray, plan: Any, config: ResampleConfig, shard: int) -
         kept = []
         for c, rows in enumerate(rows_of):
             rng = np.random.default_rng([config.seed, shard, c])
-            kept.append(rows[rng.choice(len(rows), plan[c], replace=False)])
+            kept.append(rows[rng.choice(len(rows), quota.keep[c], replace=False)])
         return np.sort(np.concatenate(kept)) if kept else np.empty(0, np.int64)
-    repeats, extra = plan
     copies = []
     for c, rows in enumerate(rows_of):
         rng = np.random.default_rng([config.seed, shard, c])
-        copies.append(np.repeat(rows, repeats[c] - 1))
-        copies.append(rows[np.sort(rng.choice(len(rows), extra[c], replace=False))])
+        copies.append(np.repeat(rows, quota.repeats[c] - 1))
+        copies.append(rows[np.sort(rng.choice(len(rows), quota.additional[c], replace=False))])
     copy_rows = np.concatenate(copies) if copies else np.empty(0, np.int64)
     rng = np.random.default_rng([config.seed, shard, 0x1A5E27])
     slots = rng.integers(0, len(gid) + 1, size=len(copy_rows))

@@ -14,6 +14,7 @@ import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -74,34 +75,51 @@ class ShardConfig(StageConfig):
         return self
 
 
-class ShardStage(Stage):
+@dataclass(frozen=True)
+class Part:
+    """A byte range [start, end) of one source file, whose first line is `first_line`."""
+
+    source: SourceFile
+    start: int
+    end: int
+    first_line: int
+
+
+@dataclass(frozen=True)
+class ReadJob:
+    """A `read` task: the source parts it streams, in order, and the output schema."""
+
+    parts: tuple[Part, ...]
+    schema: pa.Schema
+
+
+class ShardStage(Stage[ShardConfig]):
     name = "shard"
     Config = ShardConfig
     help = "Read raw files into Parquet shards of N rows or bytes."
     reads_dataset = False
 
-    def input_digest(self, config: StageConfig, inputs: Sequence[str]) -> str:
-        assert isinstance(config, ShardConfig)
+    def input_digest(self, config: ShardConfig, inputs: Sequence[str]) -> str:
         h = xxhash.xxh3_128()
         for src in resolve(list(inputs), config.format):
             h.update(f"{src.path}\0{src.size}\0{src.mtime_ns}\0".encode())
         return h.hexdigest()
 
-    def output_schema(self, config, schema, inputs=()) -> pa.Schema | None:
+    def output_schema(
+        self, config: ShardConfig, schema: pa.Schema | None, inputs: Sequence[str] = ()
+    ) -> pa.Schema | None:
         """What `run` will write: inferred from a sample of the first input."""
-        assert isinstance(config, ShardConfig)
         return infer_schema(resolve(list(inputs), config.format)[0], config)
 
-    def run(self, ctx: StageContext) -> StageResult:
+    def run(self, ctx: StageContext[ShardConfig]) -> StageResult:
         config = ctx.config
-        assert isinstance(config, ShardConfig)
         links: dict[str, str] = {}
         sources = resolve(ctx.inputs, config.format, links)
         schema = infer_schema(sources[0], config)
         tasks = []
         for parts in plan_tasks(sources, config):
-            paths = list(dict.fromkeys(part[0].path for part in parts))
-            tasks.append(ctx.task("read", len(tasks), paths, extra=(parts, schema)))
+            paths = list(dict.fromkeys(part.source.path for part in parts))
+            tasks.append(ctx.task("read", len(tasks), paths, ReadJob(tuple(parts), schema)))
         results = ctx.map(shard_task, tasks)
         counts = sum_counts(results)
         shards = [s for r in results for s in r.shards]
@@ -115,9 +133,6 @@ class ShardStage(Stage):
             report.update(_links_report(links))
             print(f"note: {_links_note(links)}", file=sys.stderr)
         return StageResult(shards, schema, report)
-
-
-Part = tuple[SourceFile, int, int, int]  # source, byte range [start, end), first line number
 
 
 def plan_tasks(sources: Sequence[SourceFile], config: ShardConfig) -> list[list[Part]]:
@@ -135,9 +150,9 @@ def plan_tasks(sources: Sequence[SourceFile], config: ShardConfig) -> list[list[
             tasks.append(pack)
             pack, pack_bytes = [], 0
         if alone:
-            tasks += [[(src, *r)] for r in ranges]
+            tasks += [[Part(src, *r)] for r in ranges]
             continue
-        pack.append((src, *ranges[0]))
+        pack.append(Part(src, *ranges[0]))
         pack_bytes += src.size
     if pack:
         tasks.append(pack)
@@ -201,11 +216,10 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
     return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
 
 
-def shard_task(task: Task) -> TaskResult:
+def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
     """Stream the task's source ranges, one after another, into rolling shards named after
     the task index."""
-    config = task.config
-    parts, schema = task.extra
+    config, schema = task.config, task.payload.schema
     quarantine = task.quarantine()
     writer = RollingShardWriter(
         task.out,
@@ -218,7 +232,8 @@ def shard_task(task: Task) -> TaskResult:
     rows = 0
     try:
         with writer:
-            batched = _joined(_tables(parts, schema, config, quarantine), int(config.block_bytes))
+            tables = _tables(task.payload.parts, schema, config, quarantine)
+            batched = _joined(tables, int(config.block_bytes))
             for table in readahead(batched):  # parse the next block while this one is written
                 if table.num_rows:
                     writer.write(table)
@@ -240,18 +255,18 @@ def _tables(
     table, every other part read block by block."""
 
     def document(part: Part) -> bool:
-        return part[0].format == "text" and not config.lines
+        return part.source.format == "text" and not config.lines
 
     for is_document, run in itertools.groupby(parts, key=document):
         if is_document:
-            sources = (src for src, *_ in run)
+            sources = (part.source for part in run)
             yield from readers.read_text_documents(
                 sources, schema, config, q, int(config.block_bytes)
             )
             continue
-        for src, start, end, first_line in run:
-            for table in _read(src, start, end, first_line, schema, config, q):
-                yield _finish(table, src, schema, config, q)
+        for part in run:
+            for table in _read(part, schema, config, q):
+                yield _finish(table, part.source, schema, config, q)
 
 
 def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
@@ -271,15 +286,10 @@ def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
 
 
 def _read(
-    src: SourceFile,
-    start: int,
-    end: int,
-    first_line: int,
-    schema: pa.Schema,
-    config: ShardConfig,
-    quarantine: Quarantine,
+    part: Part, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine
 ) -> Iterator[pa.Table]:
     """Tables with a `__line` column (source line or row number) for ids and quarantine."""
+    src, start, end = part.source, part.start, part.end
     block = int(config.block_bytes)
     if src.format == "parquet":
         yield from readers.read_parquet(src, schema, block, quarantine)
@@ -293,7 +303,7 @@ def _read(
             limit = end - start if src.compression is None else None  # sizes are compressed
             tolerate = config.on_truncated == "quarantine"
             on_cut = partial(readers.quarantine_cut, quarantine, src) if tolerate else None
-            blocks = readers.line_blocks(stream, limit, first_line, block, on_cut)
+            blocks = readers.line_blocks(stream, limit, part.first_line, block, on_cut)
             if src.format == "text":
                 yield from readers.read_text_lines(blocks, src, config, quarantine)
             else:

@@ -14,6 +14,7 @@ groups of blocks are capped at ~`BLOCK_GROUP_BYTES` so the loader can shuffle an
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -99,7 +100,7 @@ class TokenizeConfig(StageConfig):
         return data
 
 
-class TokenizeStage(Stage):
+class TokenizeStage(Stage[TokenizeConfig]):
     name = "tokenize"
     Config = TokenizeConfig
     help = "Turn text into packed fixed-length blocks of token ids."
@@ -107,7 +108,9 @@ class TokenizeStage(Stage):
     def column_params(self, config: TokenizeConfig) -> dict[str, list[str]]:
         return {"text_column": [config.text_column]}
 
-    def output_schema(self, config: TokenizeConfig, schema, inputs=()) -> pa.Schema | None:
+    def output_schema(
+        self, config: TokenizeConfig, schema: pa.Schema | None, inputs: Sequence[str] = ()
+    ) -> pa.Schema | None:
         """pack: blocks only; truncate: the input's columns plus tokens and length."""
         if config.mode == "pack":
             return pa.schema([block_field(config.seq_len + 1)])
@@ -115,10 +118,9 @@ class TokenizeStage(Stage):
             return None
         return schema.append(block_field(config.seq_len)).append(pa.field("length", pa.int32()))
 
-    def run(self, ctx: StageContext) -> StageResult:
+    def run(self, ctx: StageContext[TokenizeConfig]) -> StageResult:
         config = ctx.config
-        assert isinstance(config, TokenizeConfig) and ctx.input is not None
-        require_text_column(ctx.input.schema, config.text_column)
+        require_text_column(ctx.require_input().schema, config.text_column)
         if config.tokenizer == "bpe":
             texts = _texts(ctx, config.text_column, config.bpe_train_docs)
             spec = train_bpe(texts, config.vocab_size, ctx.out / FILE_NAME)
@@ -126,7 +128,7 @@ class TokenizeStage(Stage):
             spec = BYTE_SPEC
         else:
             spec = _copy_tokenizer_file(config, ctx)
-        result = map_shards(ctx, tokenize_task, extra=spec)
+        result = map_shards(ctx, tokenize_task, payload=spec)
         if config.mode == "pack":
             width = config.seq_len + 1
             result.schema = pa.schema([block_field(width)])
@@ -154,7 +156,9 @@ def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
-def _copy_tokenizer_file(config: TokenizeConfig, ctx: StageContext) -> TokenizerSpec:
+def _copy_tokenizer_file(
+    config: TokenizeConfig, ctx: StageContext[TokenizeConfig]
+) -> TokenizerSpec:
     """Keep the tokenizer beside the shards, so the output says (and holds) what its ids mean;
     the bytes copied must be the ones the config's digest (the cache key) was taken from."""
     data, spec = load_tokenizer_file(config.tokenizer)
@@ -166,7 +170,7 @@ def _copy_tokenizer_file(config: TokenizeConfig, ctx: StageContext) -> Tokenizer
     return spec
 
 
-def _texts(ctx: StageContext, column: str, limit: int):
+def _texts(ctx: StageContext[TokenizeConfig], column: str, limit: int) -> Iterator[str]:
     seen = 0
     for path in ctx.input_shard_paths():
         for batch in ctx.read_options.iter_batches(path, [column], batch_size=4096):
@@ -177,9 +181,9 @@ def _texts(ctx: StageContext, column: str, limit: int):
                     return
 
 
-def tokenize_task(task: Task) -> TaskResult:
-    config: TokenizeConfig = task.config
-    spec: TokenizerSpec = task.extra
+def tokenize_task(task: Task[TokenizeConfig, TokenizerSpec]) -> TaskResult[None]:
+    """Tokenize one shard with the stage's tokenizer (the payload), into blocks or rows."""
+    config, spec = task.config, task.payload
     table = task.read_options.read_table(task.inputs[0])
     texts = table.column(config.text_column).combine_chunks()
     out = task.out / f"part-{task.index:05d}.parquet"

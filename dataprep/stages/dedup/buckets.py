@@ -180,11 +180,11 @@ class SignatureStore:
         self,
         work: str | Path | StoragePath,
         offsets: Sequence[int],
-        extra: np.ndarray | None = None,
+        saved: np.ndarray | None = None,
     ):
         self.work = StoragePath(work)
         self.offsets = np.asarray(offsets, dtype=np.int64)  # len = shards + 1
-        self.extra = extra  # signatures of ids >= offsets[-1] (a saved index), memmap
+        self.saved = saved  # signatures of ids >= offsets[-1] (a saved index), memmap
         self._fetched: dict[int, np.ndarray] = {}
 
     def _signatures(self, index: int) -> np.ndarray:
@@ -203,8 +203,8 @@ class SignatureStore:
         for index in np.unique(shard_of):
             mask = shard_of == index
             if index >= len(self.offsets) - 1:
-                assert self.extra is not None
-                values = np.asarray(self.extra[ids[mask] - base])
+                assert self.saved is not None
+                values = np.asarray(self.saved[ids[mask] - base])
             else:
                 mapped = self._signatures(int(index))
                 values = np.array(mapped[ids[mask] - self.offsets[index]])

@@ -9,10 +9,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from dataprep.stage import TaskResult
+
 from .buckets import SignatureStore
 from .lsh import s_curve, verify_floor
 from .minhash import estimate, shingle_strings
 from .normalise import normalise
+from .payloads import WriteStats
 
 
 def size_histogram(roots: np.ndarray, rows: int) -> dict[str, int]:
@@ -134,7 +137,7 @@ def id_column(schema: pa.Schema, lineage: list[dict[str, Any]]) -> str | None:
 def from_written(
     config: Any,
     work: Path,
-    written: list[Any],
+    written: list[TaskResult[WriteStats]],
     pairs: list[tuple[int, int]],
     offsets: list[int],
 ) -> dict[str, Any]:
@@ -144,12 +147,13 @@ def from_written(
     ids: dict[int, str] = {}
     per_source: dict[str, list[int]] = {}
     for result in written:
-        texts.update(result.extra["examples"])
-        ids.update(result.extra.get("example_ids", {}))
-        for name, (n, gone) in result.extra["per_source"].items():
+        stats = result.payload
+        texts.update(stats.examples)
+        ids.update(stats.example_ids)
+        for name, counts in stats.per_source.items():
             entry = per_source.setdefault(name, [0, 0])
-            entry[0] += n
-            entry[1] += gone
+            entry[0] += counts[0]
+            entry[1] += counts[1]
     out: dict[str, Any] = {}
     if per_source:
         out["by_source"] = source_rates(per_source)

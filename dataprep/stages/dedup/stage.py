@@ -29,6 +29,15 @@ from . import lsh, report, tasks
 from .buckets import EXACT, shard_dir
 from .clusters import Members, cluster_members
 from .config import DedupConfig, check_schema, output_schema
+from .payloads import (
+    BucketJob,
+    IndexJob,
+    IndexSignaturesJob,
+    SignJob,
+    TaskStats,
+    WriteJob,
+    WriteStats,
+)
 
 
 @dataclass
@@ -49,12 +58,12 @@ class Plan:
         return self.offsets[-1]
 
 
-class DedupStage(Stage):
+class DedupStage(Stage[DedupConfig]):
     name = "dedup"
     Config = DedupConfig
     help = "Remove exact and near-duplicate rows (xxh3 fingerprints, MinHash-LSH)."
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: DedupConfig) -> dict[str, list[str]]:
         named = {"text_column": [config.text_column]}
         if config.uses_exact and config.columns:
             named["columns"] = list(config.columns)
@@ -62,13 +71,12 @@ class DedupStage(Stage):
             named["keep"] = [config.keep_column]
         return named
 
-    def output_schema(self, config: Any, schema: Any, inputs: Any = ()) -> Any:
+    def output_schema(self, config: DedupConfig, schema: Any, inputs: Any = ()) -> Any:
         return None if schema is None else output_schema(schema, config.mark_only)
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, DedupConfig) and ctx.input is not None
-        check_schema(config, ctx.input.schema)
+    def run(self, ctx: StageContext[DedupConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        check_schema(config, source.schema)
         bands, rows = _resolve_bands(config)
         if config.index_out:
             saved_index.check_target(config.index_out)
@@ -84,7 +92,7 @@ class DedupStage(Stage):
         plan = Plan(config, ctx.input_shard_paths(), bands, rows, band_ids, [0])
         plan.old_rows = against.rows if against is not None else 0
         phases: dict[str, dict[str, float]] = {}
-        out_schema = output_schema(ctx.input.schema, config.mark_only)
+        out_schema = output_schema(source.schema, config.mark_only)
 
         with _phase(phases, "sign") as record:
             signed = record(self._sign(ctx, plan))
@@ -127,34 +135,25 @@ class DedupStage(Stage):
         shards = [s for r in written for s in r.shards]
         return StageResult(shards, out_schema, rep)
 
-    def _sign(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
-        extra = {"bands": plan.bands, "rows": plan.rows}
-        jobs = [ctx.task("sign", i, [p], extra) for i, p in enumerate(plan.paths)]
+    def _sign(self, ctx: StageContext[DedupConfig], plan: Plan) -> list[TaskResult[TaskStats]]:
+        job = SignJob(plan.bands, plan.rows)
+        jobs = [ctx.task("sign", i, [p], job) for i, p in enumerate(plan.paths)]
         return ctx.map(tasks.sign_task, jobs)
 
-    def _bucket(self, ctx: StageContext, plan: Plan) -> list[TaskResult]:
+    def _bucket(self, ctx: StageContext[DedupConfig], plan: Plan) -> list[TaskResult[TaskStats]]:
         """Tasks per band (and for exact fingerprints), each band cut into key ranges of about
         `band_part_rows` keys: parallel by band and by range, so a big corpus fills a cluster.
         The cut depends only on the data and config, so a resumed run finds the same tasks."""
         parts = max(1, -(-plan.total // plan.config.band_part_rows))
         plan.bucket_jobs = [(b, p, parts) for b in plan.band_ids for p in range(parts)]
+        against = plan.config.against
         jobs = [
-            ctx.task(
-                "bucket",
-                i,
-                [],
-                {
-                    "band": b,
-                    "part": (p, n),
-                    "offsets": plan.offsets,
-                    "against": plan.config.against,
-                },
-            )
+            ctx.task("bucket", i, [], BucketJob(b, p, n, plan.offsets, against))
             for i, (b, p, n) in enumerate(plan.bucket_jobs)
         ]
         return ctx.map(tasks.bucket_task, jobs)
 
-    def _cluster(self, ctx: StageContext, plan: Plan) -> Members:
+    def _cluster(self, ctx: StageContext[DedupConfig], plan: Plan) -> Members:
         """Union the edge files, apply the keep policy, and leave keep/cluster files per shard
         (a row in no cluster is kept, with cluster -1)."""
         files = [tasks.edges_file(ctx.work, b, p) for b, p, _ in plan.bucket_jobs]
@@ -181,7 +180,9 @@ class DedupStage(Stage):
             save_array(folder / "cluster.npy", cluster)
         return members
 
-    def _write_index(self, ctx: StageContext, plan: Plan, members: Members) -> list[TaskResult]:
+    def _write_index(
+        self, ctx: StageContext[DedupConfig], plan: Plan, members: Members
+    ) -> list[TaskResult[TaskStats]]:
         config = plan.config
         staging = saved_index.staging_dir(ctx.work)
         offsets = plan.offsets
@@ -192,19 +193,16 @@ class DedupStage(Stage):
             for i in range(len(offsets) - 1)
         ]
         kept_before = (plan.old_rows + np.concatenate([[0], np.cumsum(kept_per_shard)])).tolist()
-        common = {
-            "offsets": offsets,
-            "kept_before": kept_before,
-            "staging": str(staging),
-            "against": config.against,
-            "shards": len(offsets) - 1,
-        }
         jobs = [
-            ctx.task("index", i, [], {**common, "band": b}) for i, b in enumerate(plan.band_ids)
+            ctx.task(
+                "index", i, [], IndexJob(b, offsets, kept_before, str(staging), config.against)
+            )
+            for i, b in enumerate(plan.band_ids)
         ]
         results = ctx.map(tasks.index_task, jobs)
         if config.uses_minhash:
-            results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], common)])
+            job = IndexSignaturesJob(len(offsets) - 1, str(staging), config.against)
+            results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], job)])
         params = saved_index.index_params(config, plan.bands, plan.rows)
         saved_index.finish(
             staging, str(config.index_out or ""), params, plan.old_rows + sum(kept_per_shard)
@@ -212,18 +210,22 @@ class DedupStage(Stage):
         return results
 
     def _write(
-        self, ctx: StageContext, plan: Plan, schema: Any, pairs: list[tuple[int, int]]
-    ) -> list[TaskResult]:
+        self,
+        ctx: StageContext[DedupConfig],
+        plan: Plan,
+        schema: Any,
+        pairs: list[tuple[int, int]],
+    ) -> list[TaskResult[WriteStats]]:
+        source = ctx.require_input()
         input_columns = [n for n in schema.names if n not in ("dup_cluster", "dup_keep")]
         plain = ctx.write_options.encryption is None  # report.json is plaintext: no ids
-        ids = report.id_column(ctx.input.schema, ctx.input.lineage) if plain else None
+        ids = report.id_column(source.schema, source.lineage) if plain else None
         jobs = []
         for i, path in enumerate(plan.paths):
             lo, hi = plan.offsets[i], plan.offsets[i + 1]
             wanted = {g - lo: g for pair in pairs for g in pair if lo <= g < hi}
-            extra = {"schema": schema, "examples": wanted, "input_columns": input_columns}
-            extra["id_column"] = ids
-            jobs.append(ctx.task("write", i, [path], extra))
+            job = WriteJob(schema, input_columns, wanted, ids)
+            jobs.append(ctx.task("write", i, [path], job))
         return ctx.map(tasks.write_task, jobs)
 
 
@@ -231,14 +233,14 @@ class DedupStage(Stage):
 def _phase(phases: dict[str, dict[str, float]], name: str) -> Iterator[Any]:
     """Time a phase and record the peak RSS of the driver and of every task in it."""
     started = time.perf_counter()
-    results: list[TaskResult] = []
+    results: list[TaskResult[Any]] = []
 
-    def record(rs: Sequence[TaskResult]) -> list[TaskResult]:
+    def record(rs: Sequence[TaskResult[Any]]) -> list[TaskResult[Any]]:
         results.extend(rs)
         return list(rs)
 
     yield record
-    peaks = [r.extra["peak_rss_mb"] for r in results if isinstance(r.extra, dict)]
+    peaks = [r.payload.peak_rss_mb for r in results if isinstance(r.payload, TaskStats)]
     phases[name] = {
         "seconds": round(time.perf_counter() - started, 3),
         "peak_rss_mb": round(max([tasks.peak_rss_mb(), *peaks]), 1),

@@ -12,6 +12,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 from dataprep.arrays import load_array, save_array
 from dataprep.dataset import ShardWriter
 from dataprep.progress import tick
-from dataprep.stage import Task, TaskResult
+from dataprep.stage import Quarantine, Task, TaskResult
 from dataprep.storage import StoragePath
 
 from . import buckets, lsh, minhash
@@ -29,6 +30,15 @@ from .buckets import EXACT, Run, SignatureStore, shard_dir
 from .config import DedupConfig
 from .index import band_name, open_index
 from .normalise import fingerprints, normalise, token_steps
+from .payloads import (
+    BucketJob,
+    IndexJob,
+    IndexSignaturesJob,
+    SignJob,
+    TaskStats,
+    WriteJob,
+    WriteStats,
+)
 
 BATCH_ROWS = 2048  # keeps numpy temporaries under glibc's mmap threshold
 
@@ -45,11 +55,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _stats(started: float) -> dict[str, float]:
-    return {"peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - started}
+def _stats(started: float) -> TaskStats:
+    return TaskStats(peak_rss_mb(), time.perf_counter() - started)
 
 
-def _batches(task: Task, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+def _batches(
+    task: Task[DedupConfig, object], columns: list[str], rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
     yield from task.read_options.iter_batches(task.inputs[0], columns, rows)
 
 
@@ -65,11 +77,23 @@ def _scores(batch: pa.RecordBatch, config: DedupConfig) -> np.ndarray:
     return -values if config.keep_kind == "max" else values
 
 
-def sign_task(task: Task) -> TaskResult:
+@dataclass
+class _Signed:
+    """What `sign_task` gathers batch by batch before sorting and saving it."""
+
+    sigs: list[np.ndarray] = field(default_factory=list)
+    keys: list[np.ndarray] = field(default_factory=list)  # band keys of usable rows
+    key_rows: list[np.ndarray] = field(default_factory=list)
+    fps: list[np.ndarray] = field(default_factory=list)  # exact fingerprints of valid rows
+    fp_rows: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    seen: int = 0
+
+
+def sign_task(task: Task[DedupConfig, SignJob]) -> TaskResult[TaskStats]:
     """One shard -> its sorted band runs, exact fingerprints, signatures and keep scores."""
     started = time.perf_counter()
-    config: DedupConfig = task.config
-    bands, rows = task.extra["bands"], task.extra["rows"]
+    config = task.config
     folder = shard_dir(task.work_dir, task.index)
     folder.mkdir()
     columns = {config.text_column}
@@ -78,86 +102,95 @@ def sign_task(task: Task) -> TaskResult:
     if config.keep_column:
         columns.add(config.keep_column)
     quarantine = task.quarantine()
-    keys_parts, rows_parts, sig_parts, fp_parts, fp_rows, score_parts = [], [], [], [], [], []
-    seen = 0
-    fast = config.signature == "fast"
-    signer = minhash.fast_signatures if fast else minhash.datasketch_signatures
+    signed = _Signed()
     try:
         for batch in _batches(task, sorted(columns)):
-            n = batch.num_rows
-            text = batch.column(config.text_column)
-            valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
-            for row in np.flatnonzero(~valid):
-                quarantine.add(
-                    StoragePath(task.inputs[0]).name,
-                    seen + int(row),
-                    f"missing or null {config.text_column!r}",
-                )
-            local = np.arange(seen, seen + n, dtype=np.int64)
-            if config.uses_minhash:
-                norm = pc.fill_null(normalise(text, token_steps(config.normalize)), "")
-                sig, counts = signer(
-                    norm, config.num_perm, config.seed, config.ngram, config.char_ngram
-                )
-                counts = np.where(valid, counts, 0)
-                sig[counts == 0] = minhash.SENTINEL
-                sig_parts.append(sig)
-                usable = counts > 0
-                keys_parts.append(minhash.band_keys(sig[usable], bands, rows, config.seed))
-                rows_parts.append(local[usable])
-            if config.uses_exact and valid.any():
-                picked = batch.filter(pa.array(valid))
-                cols = [picked.column(c) for c in config.fingerprint_columns]
-                fp_parts.append(fingerprints(cols, config.normalize))
-                fp_rows.append(local[valid])
-            if config.keep_column or config.keep_kind == "longest":
-                score_parts.append(_scores(batch, config))
-            seen += n
-            tick(rows=n)
+            _sign_batch(task, batch, signed, quarantine)
+            tick(rows=batch.num_rows)
     finally:
         quarantine.close()
     if config.uses_minhash:
-        sig_all = (
-            np.concatenate(sig_parts) if sig_parts else np.zeros((0, config.num_perm), np.uint32)
-        )
-        save_array(folder / "sig.npy", sig_all)
-        keys = np.concatenate(keys_parts, axis=1) if keys_parts else np.zeros((bands, 0), np.uint64)
-        local_rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int64)
-        order = np.argsort(keys, axis=1, kind="stable")
-        sorted_keys = np.take_along_axis(keys, order, axis=1)
-        save_array(folder / "bands.npy", sorted_keys)
-        save_array(folder / "bandrows.npy", local_rows[order].astype(np.uint32))
-        save_array(folder / "fences.npy", np.ascontiguousarray(sorted_keys[:, :: buckets.FENCE]))
+        _save_bands(folder, signed, config.num_perm, task.payload.bands)
     if config.uses_exact:
-        fp = np.concatenate(fp_parts) if fp_parts else np.zeros((0, 2), np.uint64)
-        fp_keys = buckets.exact_keys(fp)
-        fp_local = np.concatenate(fp_rows) if fp_rows else np.zeros(0, np.int64)
-        order = np.argsort(fp_keys, kind="stable")
-        save_array(folder / "exact.npy", fp_keys[order])
-        save_array(folder / "exactrows.npy", fp_local[order].astype(np.uint32))
-        save_array(folder / "exactfences.npy", fp_keys[order][:: buckets.FENCE])
-    if score_parts:
-        save_array(folder / "score.npy", np.concatenate(score_parts))
-    counts_out = {"rows": seen, "quarantined": quarantine.count}
-    return TaskResult(counts=counts_out, extra=_stats(started))
+        _save_exact(folder, signed)
+    if signed.scores:
+        save_array(folder / "score.npy", np.concatenate(signed.scores))
+    counts_out = {"rows": signed.seen, "quarantined": quarantine.count}
+    return TaskResult(counts=counts_out, payload=_stats(started))
 
 
-def bucket_task(task: Task) -> TaskResult:
+def _sign_batch(
+    task: Task[DedupConfig, SignJob], batch: pa.RecordBatch, signed: _Signed, q: Quarantine
+) -> None:
+    """Signatures and band keys (MinHash), fingerprints (exact) and scores of one batch;
+    rows without text go to quarantine."""
+    config, seen, n = task.config, signed.seen, batch.num_rows
+    text = batch.column(config.text_column)
+    valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    for row in np.flatnonzero(~valid):
+        name = StoragePath(task.inputs[0]).name
+        q.add(name, seen + int(row), f"missing or null {config.text_column!r}")
+    local = np.arange(seen, seen + n, dtype=np.int64)
+    if config.uses_minhash:
+        fast = config.signature == "fast"
+        signer = minhash.fast_signatures if fast else minhash.datasketch_signatures
+        norm = pc.fill_null(normalise(text, token_steps(config.normalize)), "")
+        sig, counts = signer(norm, config.num_perm, config.seed, config.ngram, config.char_ngram)
+        counts = np.where(valid, counts, 0)
+        sig[counts == 0] = minhash.SENTINEL
+        signed.sigs.append(sig)
+        usable = counts > 0
+        bands, rows = task.payload.bands, task.payload.rows
+        signed.keys.append(minhash.band_keys(sig[usable], bands, rows, config.seed))
+        signed.key_rows.append(local[usable])
+    if config.uses_exact and valid.any():
+        picked = batch.filter(pa.array(valid))
+        cols = [picked.column(c) for c in config.fingerprint_columns]
+        signed.fps.append(fingerprints(cols, config.normalize))
+        signed.fp_rows.append(local[valid])
+    if config.keep_column or config.keep_kind == "longest":
+        signed.scores.append(_scores(batch, config))
+    signed.seen += n
+
+
+def _save_bands(folder: StoragePath, signed: _Signed, num_perm: int, bands: int) -> None:
+    """Signatures, and per band the keys sorted (with their rows and every FENCE-th key)."""
+    sig_all = np.concatenate(signed.sigs) if signed.sigs else np.zeros((0, num_perm), np.uint32)
+    save_array(folder / "sig.npy", sig_all)
+    keys = np.concatenate(signed.keys, axis=1) if signed.keys else np.zeros((bands, 0), np.uint64)
+    local_rows = np.concatenate(signed.key_rows) if signed.key_rows else np.zeros(0, np.int64)
+    order = np.argsort(keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(keys, order, axis=1)
+    save_array(folder / "bands.npy", sorted_keys)
+    save_array(folder / "bandrows.npy", local_rows[order].astype(np.uint32))
+    save_array(folder / "fences.npy", np.ascontiguousarray(sorted_keys[:, :: buckets.FENCE]))
+
+
+def _save_exact(folder: StoragePath, signed: _Signed) -> None:
+    """Exact-fingerprint keys sorted, with their rows and every FENCE-th key."""
+    fp = np.concatenate(signed.fps) if signed.fps else np.zeros((0, 2), np.uint64)
+    fp_keys = buckets.exact_keys(fp)
+    fp_local = np.concatenate(signed.fp_rows) if signed.fp_rows else np.zeros(0, np.int64)
+    order = np.argsort(fp_keys, kind="stable")
+    save_array(folder / "exact.npy", fp_keys[order])
+    save_array(folder / "exactrows.npy", fp_local[order].astype(np.uint32))
+    save_array(folder / "exactfences.npy", fp_keys[order][:: buckets.FENCE])
+
+
+def bucket_task(task: Task[DedupConfig, BucketJob]) -> TaskResult[TaskStats]:
     """One key range of one band (or of the exact pass): equal keys across shards -> edges;
     hits in an old index. A band too big for one task is split into key ranges."""
     started = time.perf_counter()
-    config: DedupConfig = task.config
-    band: int = task.extra["band"]
-    part, parts = task.extra["part"]
-    offsets: list[int] = task.extra["offsets"]
-    total: int = offsets[-1]
+    config, job = task.config, task.payload
+    band, part, parts, offsets = job.band, job.part, job.parts, job.offsets
+    total = offsets[-1]
     shards = list(range(len(offsets) - 1))
     dtype = buckets.EXACT_DTYPE if band == EXACT else np.dtype(np.uint64)
     within = buckets.key_ranges(parts, dtype)[part]
     runs = buckets.shard_runs(task.work_dir, shards, offsets, band, within if parts > 1 else None)
     verify = config.verify and band != EXACT
     store = SignatureStore(task.work_dir, offsets) if verify else None
-    saved = open_index(task.extra["against"], check=False) if task.extra["against"] else None
+    saved = open_index(job.against, check=False) if job.against else None
     old_keys = saved.keys(band) if saved is not None else None
     old_ids = saved.ids(band) if saved is not None else None
     if verify and saved is not None:
@@ -195,21 +228,19 @@ def bucket_task(task: Task) -> TaskResult:
         ]
     )
     save_array(edges_file(task.work, band, part), edges)
-    return TaskResult(counts=counts, extra=_stats(started))
+    return TaskResult(counts=counts, payload=_stats(started))
 
 
 def edges_file(work: StoragePath, band: int, part: int) -> StoragePath:
     return work / "scratch" / "edges" / f"{band_name(band)}-{part:05d}.npy"
 
 
-def index_task(task: Task) -> TaskResult:
+def index_task(task: Task[DedupConfig, IndexJob]) -> TaskResult[TaskStats]:
     """One band of the new saved index: kept rows' keys plus the old index's, sorted."""
     started = time.perf_counter()
-    config: DedupConfig = task.config
-    band: int = task.extra["band"]
-    offsets: list[int] = task.extra["offsets"]
-    kept_before: list[int] = task.extra["kept_before"]  # index ids of each shard's first kept
-    staging = StoragePath(task.extra["staging"])
+    config, job = task.config, task.payload
+    band, offsets, kept_before = job.band, job.offsets, job.kept_before
+    staging = StoragePath(job.staging)
     name = band_name(band)
     with tempfile.TemporaryDirectory(prefix=f"dataprep-{name}-") as scratch:
         tmp = Path(scratch)  # task-private: renumbered runs, memory-mapped for the merge
@@ -229,34 +260,33 @@ def index_task(task: Task) -> TaskResult:
                     np.load(tmp / f"i{index}.npy", mmap_mode="r"),
                 )
             )
-        if task.extra["against"]:
-            saved = open_index(task.extra["against"], check=False)
+        if job.against:
+            saved = open_index(job.against, check=False)
             runs.append(Run(saved.keys(band), saved.ids(band)))
         with (staging / f"{name}.keys").open_output() as fk:
             with (staging / f"{name}.ids").open_output() as fi:
                 for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
                     fk.write(keys.tobytes())
                     fi.write(ids.astype(np.int64).tobytes())
-    return TaskResult(extra=_stats(started))
+    return TaskResult(payload=_stats(started))
 
 
-def index_signature_task(task: Task) -> TaskResult:
+def index_signature_task(task: Task[DedupConfig, IndexSignaturesJob]) -> TaskResult[TaskStats]:
     """The saved index's signatures: the old index's rows, then this run's kept rows."""
     started = time.perf_counter()
-    staging = StoragePath(task.extra["staging"])
-    shards = task.extra["shards"]
-    with (staging / "sig.u32").open_output() as out:
-        if task.extra["against"]:
-            old = open_index(task.extra["against"], check=False).signatures()
+    job = task.payload
+    with (StoragePath(job.staging) / "sig.u32").open_output() as out:
+        if job.against:
+            old = open_index(job.against, check=False).signatures()
             if old is not None:
                 for start in range(0, len(old), 65536):
                     out.write(np.asarray(old[start : start + 65536]).tobytes())
-        for index in range(shards):
+        for index in range(job.shards):
             folder = shard_dir(task.work_dir, index)
             keep = load_array(folder / "keep.npy", mmap=False)
             sig = load_array(folder / "sig.npy")
             out.write(np.asarray(sig[keep]).tobytes())
-    return TaskResult(extra=_stats(started))
+    return TaskResult(payload=_stats(started))
 
 
 def _count_sources(
@@ -276,26 +306,25 @@ def _count_sources(
         entry[1] += gone
 
 
-def write_task(task: Task) -> TaskResult:
+def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     """Drop (or mark) one shard's duplicates; also count per source and fetch example rows."""
     started = time.perf_counter()
-    config: DedupConfig = task.config
+    config, job = task.config, task.payload
     folder = shard_dir(task.work_dir, task.index)
     keep = load_array(folder / "keep.npy", mmap=False)
     cluster = load_array(folder / "cluster.npy", mmap=False)
-    wanted: dict[int, int] = task.extra["examples"]  # local row -> global id
-    schema: pa.Schema = task.extra["schema"]
+    wanted, schema = job.examples, job.schema  # examples: local row -> global id
     has_source = "source" in schema.names
     per_source: dict[str, list[int]] = {}
     examples: dict[int, str] = {}
-    id_name = task.extra.get("id_column")  # examples are cited by this column's values
+    id_name = job.id_column  # examples are cited by this column's values
     example_ids: dict[int, str] = {}
     target = task.out / f"part-{task.index:05d}.parquet"
     seen = kept_rows = 0
     with ShardWriter(target, schema, task.write_options) as writer:
         # whole row groups in, so each output row group is full-sized (not one per batch)
         row_group = task.write_options.row_group_rows
-        for batch in _batches(task, task.extra["input_columns"], row_group):
+        for batch in _batches(task, job.input_columns, row_group):
             n = batch.num_rows
             valid = pc.is_valid(batch.column(config.text_column)).to_numpy(zero_copy_only=False)
             k = keep[seen : seen + n]
@@ -322,6 +351,6 @@ def write_task(task: Task) -> TaskResult:
         if not kept_rows:
             writer.abort()  # every row was a duplicate: no empty shard
     shards = [writer.entry] if kept_rows else []
-    extra = {**_stats(started), "per_source": per_source, "examples": examples}
-    extra["example_ids"] = example_ids
-    return TaskResult(shards=shards, counts={"rows_written": kept_rows}, schema=schema, extra=extra)
+    stats = _stats(started)
+    done = WriteStats(stats.peak_rss_mb, stats.seconds, per_source, examples, example_ids)
+    return TaskResult(shards, {"rows_written": kept_rows}, schema, done)
