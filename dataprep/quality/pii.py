@@ -84,9 +84,11 @@ _PHONE = re.compile(
     r"(?:"
     r"\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
     r"|\((?<![\w+]\()(?<!\d[ -]\()\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"
-    r"|\d(?<![\w+]\d)(?<!\d[ -]\d)\d{2}([-.])\d{3}\1\d{4}"  # one separator: not `252.227-7013`
-    r"|0(?<![\w+]0)(?<!\d[ -]0)\d{1,4}[ /-]\d{3,4}[ -]?\d{2,4}(?:[ -]\d{2,4})?"
-    r")(?![\w]|[.-]\d| \d)"
+    r"|\d(?<![\w+.,:]\d)(?<!\d[ -]\d)\d{2}([-.])\d{3}\1\d{4}"  # one separator: not `252.227-7013`
+    # national (0...): groups split by a separator, or a 3-5 digit area code then 5-8 digits
+    r"|0(?<![\w+.,:]0)(?<!\d[ -]0)"
+    r"(?:\d{1,4}[ -]\d{3,4}[ -]\d{2,4}(?:[ -]\d{2,4})?|\d{2,4}[ -]\d{5,8})"
+    r")(?![\w:/]|[.-]\d| \d)"
 )
 _DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
 
@@ -107,13 +109,27 @@ def valid_card(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and _luhn.is_valid(digits)
 
 
+def card_layout(sizes: list[int]) -> bool:
+    """How cards are written: one run of digits, groups of four (the last may be shorter),
+    or Amex/Diners 4-6-5 / 4-6-4; other groupings are tables of numbers."""
+    if len(sizes) == 1:
+        return True
+    if sizes[:2] == [4, 6] and len(sizes) == 3 and sizes[2] in (4, 5):
+        return True
+    return len(sizes) >= 3 and all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
+
+
 def valid_iban(value: str) -> bool:
     return _iban.is_valid(value)
 
 
 def valid_ipv6(value: str) -> bool:
-    """Parses as IPv6 and holds a digit (C++ scopes like `a::b` parse too)."""
+    """Parses as IPv6 and holds a digit (C++ scopes like `a::b` parse too); six or more
+    groups of exactly two hex digits are a MAC address or a hex dump (`f9:2a:c2:77:...`)."""
     if value.count(":") < 2 or value == "::":
+        return False
+    groups = value.split(":")
+    if len(groups) >= 6 and all(len(g) == 2 for g in groups):
         return False
     try:
         ipaddress.IPv6Address(value)
@@ -182,7 +198,8 @@ def _cards(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]
         for i in range(len(groups)):
             for j in range(i + 1, len(groups) + 1):
                 digits = _digits(m.group()[groups[i][0] : groups[j - 1][1]])
-                if valid_card(digits):
+                sizes = [end - start for start, end in groups[i:j]]
+                if card_layout(sizes) and valid_card(digits):
                     usual = len(digits) == 16 or (len(digits) == 15 and digits[:2] in ("34", "37"))
                     rank = (usual, len(digits))
                     if best is None or rank > best[0]:
@@ -205,14 +222,19 @@ def _ibans(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]
             value = value.rsplit(" ", 1)[0]
 
 
-_VERSION_BEFORE = re.compile(r"(?i)(?:version|release|v)\s*$")
+# A dotted quad soon after these words is a version or section number (`Git versions prior
+# to 1.5.1.2`, `sections of SP800-56Ar3: 5.5.1.1`), not an address.
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:\b(?:versions?|releases?|sections?|clauses?)(?:\s+(?:prior to|before|after|since"
+    r"|from|of [\w-]+:?))?|§|\bv)\s*$"
+)
 
 
 def _ipv4(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
     for m in _IPV4.finditer(text, pos, len(text) if endpos is None else endpos):
         if any(int(octet) > 255 for octet in m.group().split(".")):
             continue
-        if not _VERSION_BEFORE.search(text, max(0, m.start() - 9), m.start()):  # "version 1.2.3.4"
+        if not _VERSION_BEFORE.search(text, max(0, m.start() - 40), m.start()):
             yield Span("ip", m.start(), m.end())
 
 
