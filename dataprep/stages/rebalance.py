@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pydantic import ByteSize, Field, model_validator
 
 from dataprep.arrays import load_array, save_array
-from dataprep.dataset import ReadOptions
+from dataprep.dataset import ReadOptions, ShardEntry
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -116,7 +116,6 @@ class RebalanceStage(Stage[RebalanceConfig]):
         total = source.rows
         paths = ctx.input_shard_paths()
         rows = [s.rows for s in source.shards]
-        groups = [s.row_groups for s in source.shards]
         if config.shards is not None:
             n = config.shards
         elif config.target_rows is not None:
@@ -132,28 +131,7 @@ class RebalanceStage(Stage[RebalanceConfig]):
         }
         if total == 0:
             return StageResult([], source.schema, report)
-        if config.by is not None:
-            report["mode"] = "by"
-            shards = run_by(ctx, config.by, paths, n, report)
-        elif config.shuffle:
-            report["mode"] = "shuffle"
-            sizes = _equal_sizes(total, n)
-            table = contingency(rows, sizes, config.seed)
-            scratch = scratch_dir(ctx)
-            jobs = [ScatterJob(scratch, sends=tuple(table[i].tolist())) for i in range(len(paths))]
-            shards = scatter_gather(ctx, paths, jobs, n)
-        else:
-            if config.target_bytes is not None:
-                report["mode"] = "bytes"
-                cuts = _byte_cuts(ctx, paths, n)
-            else:
-                cuts = np.concatenate([[0], np.cumsum(_equal_sizes(total, n))])
-            jobs = [WriteJob(_ranges(paths, rows, groups, a, b)) for a, b in pairwise(cuts)]
-            tasks = [
-                ctx.task("write", k, [r.path for r in job.ranges], job)
-                for k, job in enumerate(jobs)
-            ]
-            shards = [s for r in ctx.map(ordered_task, tasks) for s in r.shards]
+        shards = _rewrite(ctx, paths, n, report)
         out_rows = [s.rows for s in shards]
         out_bytes = [s.bytes for s in shards]
         report["output_rows"] = {"min": min(out_rows), "max": max(out_rows)}
@@ -164,6 +142,32 @@ class RebalanceStage(Stage[RebalanceConfig]):
             "max_over_mean": round(max(out_bytes) / mean, 4),
         }
         return StageResult(shards, source.schema, report)
+
+
+def _rewrite(
+    ctx: StageContext[RebalanceConfig], paths: list[str], n: int, report: dict[str, Any]
+) -> list[ShardEntry]:
+    """The n output shards, by the config's plan (its name goes into the report's mode)."""
+    config, source = ctx.config, ctx.require_input()
+    rows = [s.rows for s in source.shards]
+    if config.by is not None:
+        report["mode"] = "by"
+        return run_by(ctx, config.by, paths, n, report)
+    if config.shuffle:
+        report["mode"] = "shuffle"
+        table = contingency(rows, _equal_sizes(source.rows, n), config.seed)
+        scratch = scratch_dir(ctx)
+        jobs = [ScatterJob(scratch, sends=tuple(table[i].tolist())) for i in range(len(paths))]
+        return scatter_gather(ctx, paths, jobs, n)
+    if config.target_bytes is not None:
+        report["mode"] = "bytes"
+        cuts = _byte_cuts(ctx, paths, n)
+    else:
+        cuts = np.concatenate([[0], np.cumsum(_equal_sizes(source.rows, n))])
+    groups = [s.row_groups for s in source.shards]
+    jobs = [WriteJob(_ranges(paths, rows, groups, a, b)) for a, b in pairwise(cuts)]
+    tasks = [ctx.task("write", k, [r.path for r in job.ranges], job) for k, job in enumerate(jobs)]
+    return [s for r in ctx.map(ordered_task, tasks) for s in r.shards]
 
 
 def pairwise(cuts: Any) -> Iterator[tuple[int, int]]:

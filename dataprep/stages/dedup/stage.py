@@ -29,6 +29,7 @@ from . import lsh, report, tasks
 from .buckets import EXACT, shard_dir
 from .clusters import Members, cluster_members
 from .config import DedupConfig, check_schema, output_schema
+from .index import SavedIndex
 from .payloads import (
     BucketJob,
     IndexJob,
@@ -77,20 +78,7 @@ class DedupStage(Stage[DedupConfig]):
     def run(self, ctx: StageContext[DedupConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         check_schema(config, source.schema)
-        bands, rows = _resolve_bands(config)
-        if config.index_out:
-            saved_index.check_target(config.index_out)
-        against = None
-        if config.against:
-            against = saved_index.open_index(config.against)
-            if config.uses_minhash and config.bands is None:
-                bands, rows = against.params["bands"], against.params["rows"]
-            saved_index.check_compatible(against, saved_index.index_params(config, bands, rows))
-        band_ids = ([EXACT] if config.uses_exact else []) + (
-            list(range(bands)) if config.uses_minhash else []
-        )
-        plan = Plan(config, ctx.input_shard_paths(), bands, rows, band_ids, [0])
-        plan.old_rows = against.rows if against is not None else 0
+        plan, against = _make_plan(config, ctx.input_shard_paths())
         phases: dict[str, dict[str, float]] = {}
         out_schema = output_schema(source.schema, config.mark_only)
 
@@ -111,13 +99,7 @@ class DedupStage(Stage[DedupConfig]):
 
         quarantined = sum_counts(signed).get("quarantined", 0)
         rep = report.build(config, plan.total, quarantined, members.roots, members.keep)
-        is_exact = [b == EXACT for b, _, _ in plan.bucket_jobs]
-        exact = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if e])
-        rep["exact_duplicates"] = exact.get("grouped_rows", 0) - exact.get("groups", 0)
-        if config.uses_minhash:
-            lsh_counts = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if not e])
-            rep["lsh"] = report.lsh_section(config, bands, rows, lsh_counts)
-        rep["bucket_tasks"] = len(plan.bucket_jobs)
+        rep.update(_bucket_report(plan, bucketed))
         if against is not None:
             rep["against"] = {
                 "index": str(config.against),
@@ -227,6 +209,40 @@ class DedupStage(Stage[DedupConfig]):
             job = WriteJob(schema, input_columns, wanted, ids)
             jobs.append(ctx.task("write", i, [path], job))
         return ctx.map(tasks.write_task, jobs)
+
+
+def _make_plan(config: DedupConfig, paths: list[str]) -> tuple[Plan, SavedIndex | None]:
+    """The banding (from the config, else the index matched against, which it must suit),
+    the bands to bucket, and the index matched against (None without --against)."""
+    bands, rows = _resolve_bands(config)
+    if config.index_out:
+        saved_index.check_target(config.index_out)
+    against = None
+    if config.against:
+        against = saved_index.open_index(config.against)
+        if config.uses_minhash and config.bands is None:
+            bands, rows = against.params["bands"], against.params["rows"]
+        saved_index.check_compatible(against, saved_index.index_params(config, bands, rows))
+    band_ids = ([EXACT] if config.uses_exact else []) + (
+        list(range(bands)) if config.uses_minhash else []
+    )
+    plan = Plan(config, paths, bands, rows, band_ids, [0])
+    plan.old_rows = against.rows if against is not None else 0
+    return plan, against
+
+
+def _bucket_report(plan: Plan, bucketed: list[TaskResult[TaskStats]]) -> dict[str, Any]:
+    """Exact duplicates, the LSH section (MinHash) and the number of bucket tasks."""
+    is_exact = [b == EXACT for b, _, _ in plan.bucket_jobs]
+    exact = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if e])
+    out: dict[str, Any] = {
+        "exact_duplicates": exact.get("grouped_rows", 0) - exact.get("groups", 0)
+    }
+    if plan.config.uses_minhash:
+        lsh_counts = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if not e])
+        out["lsh"] = report.lsh_section(plan.config, plan.bands, plan.rows, lsh_counts)
+    out["bucket_tasks"] = len(plan.bucket_jobs)
+    return out
 
 
 @contextmanager
