@@ -90,6 +90,16 @@ def real_text(texts: list[str]) -> None:
     print("findings: " + ", ".join(f"{k}={int(v.sum())}" for k, v in counts.items()))
 
 
+def man_findings(man: list[str]) -> None:
+    arr = pa.array(man)
+    cleaned, _, _ = clean_text(
+        arr, CleanConfig(), clean.group_column(pa.table({"t": arr}), None), 0
+    )
+    _, counts = scan(cleaned, PiiConfig(mode="all=count"))
+    print(f"\n## real text: {len(man)} man pages (cleaned), {mb(man):.1f} MB")
+    print("findings: " + ", ".join(f"{k}={int(v.sum())}" for k, v in counts.items()))
+
+
 def speed(copyright: list[str], generated: list[str], man: list[str]) -> None:
     print("\n## speed, one core (CPU seconds of this process)")
     print("| what | text | MB | s | MB/s |")
@@ -147,7 +157,9 @@ def main() -> None:
     copyright = copyright_texts()
     real_text(copyright)
     generated = [t for t, _ in generate(args.docs, args.seed + 1)]
-    speed(copyright, generated, man_texts(args.man))
+    man = man_texts(args.man)
+    man_findings(man)
+    speed(copyright, generated, man)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,9 @@ def test_checks_reject_lookalikes() -> None:
         " Git versions prior to 1.5.1.2; sections of SP800-56Ar3: 5.5.1.1;"
         " id f9:2a:c2:77:29:f9:5c:00;"
         " 1499414498 67879 4 1 4 8416 0 1499414498; 08:02 173521 /usr/bin; sched-entry S 02 300000;"
-        " (07/2003-01/2006); 00000000:0801 00000000:0000; aid;   1.098 320 3762 UPDATE"
+        " (07/2003-01/2006); 00000000:0801 00000000:0000; aid;   1.098 320 3762 UPDATE;"
+        " deployedModelId: '5251549009234886656';"
+        " --secret=projects/p-1/secrets/my-s3cret/versions/2"
     )
     assert pii.find(text) == []
     good = "4111 1111 1111 1111 DE89 3704 0044 0532 0130 00 10.0.0.1 fe80::1 +44 20 7946 0958"

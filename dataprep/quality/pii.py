@@ -112,8 +112,8 @@ def valid_card(digits: str) -> bool:
 def card_layout(sizes: list[int]) -> bool:
     """How cards are written: one run of digits, groups of four (the last may be shorter),
     or Amex/Diners 4-6-5 / 4-6-4; other groupings are tables of numbers."""
-    if len(sizes) == 1:
-        return True
+    if len(sizes) == 1:  # 17-19 digit cards are written in groups; long ids are not cards
+        return sizes[0] <= 16
     if sizes[:2] == [4, 6] and len(sizes) == 3 and sizes[2] in (4, 5):
         return True
     return len(sizes) >= 3 and all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
@@ -148,8 +148,16 @@ def valid_phone(value: str) -> bool:
 def _assigned_secrets(text: str) -> Iterable[Span]:
     for m in _ASSIGNED_SECRET.finditer(text):
         value = m.group(1)
-        if entropy(value) >= 3.5 and any(c.isdigit() for c in value):
+        if looks_random(value):
             yield Span("secret", m.start(1), m.end(1))
+
+
+def looks_random(value: str) -> bool:
+    """>= 3.5 bits/character, a digit, and not a lower-case resource path
+    (`--secret=projects/p/secrets/s/versions/2` names a secret, it is not one)."""
+    if value.count("/") >= 2 and value == value.lower():
+        return False
+    return entropy(value) >= 3.5 and any(c.isdigit() for c in value)
 
 
 def _simple(kind: str, pattern: re.Pattern[str], check: Callable[[str], bool] | None = None):
