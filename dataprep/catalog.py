@@ -21,6 +21,7 @@ from typing import Any
 
 CATALOG = Path(__file__).with_name("catalog.json")
 PACKAGE = Path(__file__).resolve().parent
+EXECUTOR = "(executor)"  # the entry of the run options, not a stage
 
 
 @functools.cache
@@ -40,6 +41,16 @@ def spec(name: str) -> dict[str, Any]:
     from dataprep.stages import get_stage
 
     return describe(get_stage(name))
+
+
+def executor_fields() -> list[dict[str, Any]]:
+    """The fields of ExecutorSpec (the run options), from catalog.json when it is current."""
+    entry = _saved().get(EXECUTOR)
+    if entry and _current(entry["sources"]):
+        return entry["fields"]
+    from dataprep.executors.spec import ExecutorSpec
+
+    return fields(ExecutorSpec)
 
 
 def describe(stage: Any) -> dict[str, Any]:
@@ -92,6 +103,10 @@ def render() -> str:
         }
         sources = {f: _digest(f) for f in sorted(files)}
         entries[name] = {"target": target, "sources": sources, "spec": describe(stage)}
+    from dataprep.executors.spec import ExecutorSpec
+
+    spec_file = "executors/spec.py"
+    entries[EXECUTOR] = {"sources": {spec_file: _digest(spec_file)}, "fields": fields(ExecutorSpec)}
     return json.dumps(entries, indent=1) + "\n"
 
 

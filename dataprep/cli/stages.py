@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from dataprep.catalog import fields
+from dataprep.catalog import executor_fields
 from dataprep.cli import output, summaries
 
 KEY_FILE_HELP = "Key file, if the input is encrypted (output stays so)."
@@ -88,9 +88,7 @@ def option(field: dict[str, Any], given_only: bool = False) -> inspect.Parameter
 
 def run_options(force: bool = True) -> list[inspect.Parameter]:
     """--executor, --workers ... (the ExecutorSpec fields), --quiet, --json and --force."""
-    from dataprep.executors.spec import ExecutorSpec
-
-    executor = [f | {"names": EXECUTOR_NAMES.get(f["name"])} for f in fields(ExecutorSpec)]
+    executor = [f | {"names": EXECUTOR_NAMES.get(f["name"])} for f in executor_fields()]
     flags = RUN_FLAGS if force else RUN_FLAGS[:2]
     return [option(f, given_only=True) for f in executor] + [option(f) for f in flags]
 
