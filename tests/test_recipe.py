@@ -180,3 +180,24 @@ def test_output_level_default_suits_every_codec(tmp_path, corpus_dir) -> None:
             tmp_path, corpus_dir, [{"id": "a", "op": "shard"}], output={"compression": codec}
         )
         recipe.load(path, [])  # the default level 3 is ignored by codecs without levels
+
+
+def test_one_executor_model_for_recipes_and_flags() -> None:
+    """A recipe's `executor:` and the run options are one model (ExecutorSpec): flags override
+    the recipe's keys, a bad flag is named as typed, a bad key as written in the recipe."""
+    from dataprep.executors.spec import ExecutorSpec
+
+    raw = {"vars": {"root": "/tmp/x"}, "input": {"path": "/tmp/in"}, "stages": []}
+    raw["executor"] = {"kind": "ray", "address": "auto", "cpus_per_task": 2}
+    raw["stages"] = [{"id": "s", "op": "shard"}]
+    spec = recipe.build(raw).model.executor
+    assert isinstance(spec, ExecutorSpec) and (spec.kind, spec.cpus_per_task) == ("ray", 2)
+    local = spec.overridden(kind="local", workers=3, address=None)
+    assert (local.kind, local.workers, local.address, local.max_retries) == ("local", 3, None, 2)
+    with pytest.raises(DataprepError, match=r"^--workers: .*greater than 0"):
+        spec.overridden(workers=0)
+    raw["executor"] = {"workers": 0}
+    with pytest.raises(DataprepError, match=r"executor\.workers: .*greater than 0"):
+        recipe.build(raw)
+    with pytest.raises(DataprepError, match="--address needs --executor ray"):
+        ExecutorSpec(address="auto").build()
