@@ -72,10 +72,13 @@ def ngram_signals(
     doc_start = np.concatenate(([0], np.cumsum(word_counts)[:-1]))
     doc_end = doc_start + word_counts
     cum = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
-    base = per_doc_codes(words, doc)
+    base = dense(words)  # word codes; the first word's code below makes n-grams per document
     vocab = int(base.max()) + 1 if total else 1
     pos = np.arange(total, dtype=np.int64)
-    code = base
+    code = doc * vocab + base
+    if n_docs * vocab * vocab >= 1 << 62:  # the packed bigram key would not fit in int64
+        code = dense(code)
+        vocab = max(vocab, int(code.max()) + 1 if total else 1)
     for n in range(2, max(DUP_NGRAMS) + 1):
         room = pos + n <= doc_end[doc[pos]] if total else np.zeros(0, dtype=bool)
         pos, code = pos[room], code[room]
