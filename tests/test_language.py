@@ -340,7 +340,7 @@ def test_stored_snippets_identified():
 
 def test_catalogue_documents_macro_accuracy():
     """Documents built from the installed catalogues of GNU tools: the 20 languages with the
-    most text reach >= 0.95 each on average (the benchmark measures all of them)."""
+    most text there reach >= 0.95 on average (the benchmark measures all catalogues)."""
     corpus = _mo_corpus()
     if not corpus.LOCALE_ROOT.is_dir():
         pytest.skip("no gettext catalogues on this machine (the stored snippets still ran)")
@@ -357,6 +357,10 @@ def test_catalogue_documents_macro_accuracy():
     per_lang = _accuracy(labels, got.to_pylist())
     macro = sum(per_lang.values()) / len(per_lang)
     assert macro >= 0.95, sorted(per_lang.items(), key=lambda kv: kv[1])[:5]
+    # Croatian is mostly answered Bosnian (one continuum; docs/language-id.md): the others
+    # must each stay above 0.88 (at most 3 misses in 25).
+    weak = {lang: acc for lang, acc in per_lang.items() if acc < 0.88 and lang != "hr"}
+    assert not weak, weak
 
 
 def test_empty_whitespace_and_null_have_no_language():
