@@ -157,3 +157,18 @@ def test_plugin_stage_gets_a_command(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)[0]["report"]["rows_out"] == 20
     bad = run(*args, "--tasks", "x")
     assert bad.returncode == 2 and "--tasks" in bad.stderr
+
+
+def test_a_broken_plugin_does_not_break_the_other_commands(tmp_path: Path) -> None:
+    info = tmp_path / "brokenplugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[dataprep.stages]\nbroken = no_such_module:Stage\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    cmd = [sys.executable, "-m", "dataprep"]
+    listed = subprocess.run([*cmd, "--help"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0 and "cannot load" in listed.stdout
+    shard = subprocess.run([*cmd, "shard", "--help"], capture_output=True, text=True, env=env)
+    assert shard.returncode == 0 and "--shard-rows" in shard.stdout
+    broken = subprocess.run([*cmd, "broken", "x"], capture_output=True, text=True, env=env)
+    assert broken.returncode != 0 and "no_such_module" in broken.stderr

@@ -57,7 +57,11 @@ class _Commands(typer.core.TyperGroup):
             from dataprep.cli import stages
 
             if name in catalog.registry():
-                found = self.commands[name] = stages.command(catalog.spec(name))
+                try:
+                    found = stages.command(catalog.spec(name))
+                except Exception as exc:  # a broken plugin must not break the other commands
+                    found = stages.unloadable(name, exc)
+                self.commands[name] = found
         return found
 
 

@@ -130,6 +130,20 @@ def command(spec: dict[str, Any]) -> Any:
     return typer.main.get_command(app)
 
 
+def unloadable(name: str, error: Exception) -> Any:
+    """A stand-in for a stage whose module fails to import: listed in --help with the reason;
+    running it raises the error (a missing extra then names what to install)."""
+
+    def run(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
+        raise error
+
+    app = typer.Typer(add_completion=False)
+    about = escape(f"(cannot load: {type(error).__name__}: {error})")
+    settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+    app.command(name, help=about, rich_help_panel="Stages", context_settings=settings)(run)
+    return typer.main.get_command(app)
+
+
 def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
     """Validate the flags with the stage's model, run it, print the summary."""
     from dataprep.executors.spec import ExecutorSpec
