@@ -18,6 +18,7 @@ first gathers it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -35,6 +36,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    recordable,
     require_column,
 )
 
@@ -86,7 +88,16 @@ def source_values(table: pa.Table, column: str) -> list[str]:
     return [("(null)" if v is None else v) for v in values.to_pylist()]
 
 
-class CleanStage(Stage):
+@recordable
+@dataclass(frozen=True)
+class CleanStats:
+    """A task's seconds per step and its before/after excerpts per step."""
+
+    seconds: dict[str, float]
+    examples: dict[str, list[list[str]]]
+
+
+class CleanStage(Stage[CleanConfig]):
     name = "clean"
     Config = CleanConfig
     help = "Repair and normalise text: mojibake, Unicode form, controls, markup, whitespace."
@@ -97,18 +108,17 @@ class CleanStage(Stage):
             named["source_column"] = [config.source_column]
         return named
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, CleanConfig) and ctx.input is not None
-        require_text(ctx.input.schema, config.text_column)
+    def run(self, ctx: StageContext[CleanConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        require_text(source.schema, config.text_column)
         tasks = [ctx.task("clean", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
         t0 = time.perf_counter()
         results = ctx.map(clean_task, tasks)
         wall = time.perf_counter() - t0
         shards = [s for r in results for s in r.shards]
         report = summarise(results, config, wall)
-        report["rows_in"] = ctx.input.rows
-        return StageResult(shards, ctx.input.schema, report)
+        report["rows_in"] = source.rows
+        return StageResult(shards, source.schema, report)
 
 
 def steps(config: CleanConfig, groups: pa.Array) -> list[tuple[str, clean.Step]]:
@@ -163,7 +173,7 @@ def clean_text(
     return texts, counts, extra
 
 
-def clean_task(task: Task) -> TaskResult:
+def clean_task(task: Task[CleanConfig, None]) -> TaskResult[CleanStats]:
     config: CleanConfig = task.config
     table = task.read_options.read_table(task.inputs[0])
     index = table.schema.get_field_index(config.text_column)
@@ -181,10 +191,12 @@ def clean_task(task: Task) -> TaskResult:
     ) as w:
         w.write(table)
     tick(rows=table.num_rows)
-    return TaskResult([w.entry], counts, None, extra)
+    return TaskResult([w.entry], counts, None, CleanStats(extra["seconds"], extra["examples"]))
 
 
-def summarise(results: list[TaskResult], config: CleanConfig, wall: float) -> dict[str, Any]:
+def summarise(
+    results: list[TaskResult[CleanStats]], config: CleanConfig, wall: float
+) -> dict[str, Any]:
     totals: dict[str, int] = {}
     for result in results:
         for key, value in result.counts.items():
@@ -193,8 +205,8 @@ def summarise(results: list[TaskResult], config: CleanConfig, wall: float) -> di
     for name in STEPS:
         if f"{name}.docs" not in totals:
             continue
-        seconds = sum(r.extra["seconds"].get(name, 0.0) for r in results)
-        examples = [e for r in results for e in r.extra["examples"].get(name, [])]
+        seconds = sum(r.payload.seconds.get(name, 0.0) for r in results)
+        examples = [e for r in results for e in r.payload.examples.get(name, [])]
         report_steps[name] = {
             "documents": totals[f"{name}.docs"],
             "chars_removed": totals[f"{name}.chars"],
@@ -204,6 +216,6 @@ def summarise(results: list[TaskResult], config: CleanConfig, wall: float) -> di
     return {
         "steps": report_steps,
         "dropped_empty": totals.get("dropped_empty", 0),
-        "seconds_in_tasks": round(sum(sum(r.extra["seconds"].values()) for r in results), 3),
+        "seconds_in_tasks": round(sum(sum(r.payload.seconds.values()) for r in results), 3),
         "wall_seconds": round(wall, 3),
     }

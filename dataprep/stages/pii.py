@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,15 @@ from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.quality import pii
-from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
+from dataprep.stage import (
+    Stage,
+    StageConfig,
+    StageContext,
+    StageResult,
+    Task,
+    TaskResult,
+    recordable,
+)
 from dataprep.stages.clean import require_text, source_values
 
 KEY_ENV = "DATAPREP_PII_KEY"
@@ -132,7 +141,17 @@ def load_key(path: str | None) -> bytes:
     return key
 
 
-class PiiStage(Stage):
+@recordable
+@dataclass(frozen=True)
+class PiiStats:
+    """A task's findings per source value and kind (counts only), seconds and text bytes."""
+
+    by_source: dict[str, dict[str, int]]
+    seconds: float
+    text_bytes: int
+
+
+class PiiStage(Stage[PiiConfig]):
     name = "pii"
     Config = PiiConfig
     help = "Redact, hash or count e-mails, phones, IPs, card numbers, IBANs and secrets."
@@ -150,24 +169,23 @@ class PiiStage(Stage):
             schema = schema.append(pa.field(f"pii_{kind}", pa.int32()))
         return schema
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, PiiConfig) and ctx.input is not None
-        require_text(ctx.input.schema, config.text_column)
+    def run(self, ctx: StageContext[PiiConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        require_text(source.schema, config.text_column)
         paths = ctx.input_shard_paths()
         tasks = [ctx.task("pii", i, [p]) for i, p in enumerate(paths)]
         t0 = time.perf_counter()
         results = ctx.map(pii_task, tasks)
         wall = time.perf_counter() - t0
         shards = [s for r in results for s in r.shards]
-        schema = self.output_schema(config, ctx.input.schema)
+        schema = self.output_schema(config, source.schema)
         assert schema is not None
         report = summarise(results, config, ctx.write_options.encryption is not None, wall)
-        report["rows_in"] = ctx.input.rows
+        report["rows_in"] = source.rows
         return StageResult(shards, schema, report)
 
 
-def pii_task(task: Task) -> TaskResult:
+def pii_task(task: Task[PiiConfig, None]) -> TaskResult[PiiStats]:
     config: PiiConfig = task.config
     out = task.out / f"part-{task.index:05d}.parquet"
     found: dict[str, int] = {}
@@ -206,8 +224,7 @@ def pii_task(task: Task) -> TaskResult:
         if writer is not None:
             writer.abort()
         raise
-    extra = {"by_source": by_source, "seconds": seconds, "text_bytes": text_bytes}
-    return TaskResult([entry], found, None, extra)
+    return TaskResult([entry], found, None, PiiStats(by_source, seconds, text_bytes))
 
 
 def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.ndarray]]:
@@ -267,7 +284,7 @@ def tally_sources(
 
 
 def summarise(
-    results: list[TaskResult], config: PiiConfig, encrypted: bool, wall: float
+    results: list[TaskResult[PiiStats]], config: PiiConfig, encrypted: bool, wall: float
 ) -> dict[str, Any]:
     """Counts only: never a value found (nor, for an encrypted input, source names)."""
     totals: dict[str, int] = {}
@@ -276,12 +293,12 @@ def summarise(
             totals[key] = totals.get(key, 0) + value
     by_source: dict[str, dict[str, int]] = {}
     for result in results:
-        for source, kinds in result.extra["by_source"].items():
+        for source, kinds in result.payload.by_source.items():
             acc = by_source.setdefault(source, {})
             for kind, value in kinds.items():
                 acc[kind] = acc.get(kind, 0) + value
-    seconds = sum(r.extra["seconds"] for r in results)
-    text_bytes = sum(r.extra["text_bytes"] for r in results)
+    seconds = sum(r.payload.seconds for r in results)
+    text_bytes = sum(r.payload.text_bytes for r in results)
     report: dict[str, Any] = {
         "modes": config.modes,
         "findings": {k: totals.get(k, 0) for k in config.active},
