@@ -46,7 +46,8 @@ class FilterConfig(StageConfig):
     )
     rules: dict[str, Threshold | None] = Field(
         default_factory=dict,
-        description="override a preset rule's threshold by name (min_words=30), null: off",
+        description="override a preset's thresholds by rule name: min_words=30,max_words=off "
+        "(recipes: a mapping; off or null turns a rule off)",
     )
     languages: list[str] | None = Field(
         None, description="keep rows whose detected language is one of these (en, de, ...)"
