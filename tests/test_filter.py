@@ -229,3 +229,41 @@ def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
     run_stage("filter", {"preset": "gopher"}, f"{s3_bucket}/fout", input_path=f"{s3_bucket}/fin")
     got = dataset.read_rows(f"{s3_bucket}/fout").column("text").to_pylist()
     assert got == [t for t in texts if _gopher_reason(t) is None]
+
+
+def test_resume_after_sigkill_gives_the_same_shards_and_report(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import manifest
+
+    from dataprep import dataset
+
+    src = _dataset(tmp_path, real_texts(300), shard_rows=3)
+    config = {"preset": "gopher"}
+    whole = run_stage("filter", config, tmp_path / "whole", input_path=src, executor=INLINE)
+    out = tmp_path / "out"
+    code = (
+        "import sys; from dataprep.runner import run_stage; "
+        "from dataprep.executors import make_executor; "
+        "run_stage('filter', {'preset': 'gopher'}, sys.argv[2], input_path=sys.argv[1], "
+        "executor=make_executor('local', workers=1))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
+    )
+    done = out / ".dataprep" / "tasks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 5 <= len(list(done.glob("*.json"))) < 100 and not (out / dataset.MANIFEST).exists()
+    resumed = run_stage("filter", config, out, input_path=src, executor=INLINE)
+    ours, theirs = manifest(out), manifest(tmp_path / "whole")
+    assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
+    for key in ("rows_kept", "dropped_by_rule", "failing_by_rule", "dropped_by_source", "examples"):
+        assert resumed.report[key] == whole.report[key], key
