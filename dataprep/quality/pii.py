@@ -9,14 +9,12 @@ not also a phone number.
 
 Text is only scanned in Python for documents a vectorised RE2 pre-check (`prefilter`) says
 may hold a kind; everything else is left to Arrow. Values found never leave this module except
-as placeholders or keyed hashes: the stage's report carries counts only.
+as placeholders or keyed hashes (`pii_redact`): the stage's report carries counts only.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
-import hmac
 import ipaddress
 import math
 import re
@@ -31,14 +29,6 @@ from stdnum import luhn as _luhn
 Kind = Literal["secret", "email", "iban", "credit_card", "ip", "phone"]
 Mode = Literal["redact", "hash", "count", "off"]
 KINDS: tuple[Kind, ...] = ("secret", "email", "iban", "credit_card", "ip", "phone")
-PLACEHOLDER: dict[str, str] = {
-    "secret": "SECRET",
-    "email": "EMAIL",
-    "iban": "IBAN",
-    "credit_card": "CREDIT_CARD",
-    "ip": "IP_ADDRESS",
-    "phone": "PHONE",
-}
 
 
 @dataclass(frozen=True)
@@ -205,7 +195,7 @@ def _cards(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]
         best: tuple[tuple[bool, int], int, int] | None = None
         for i in range(len(groups)):
             for j in range(i + 1, len(groups) + 1):
-                digits = _digits(m.group()[groups[i][0] : groups[j - 1][1]])
+                digits = digits_of(m.group()[groups[i][0] : groups[j - 1][1]])
                 sizes = [end - start for start, end in groups[i:j]]
                 if card_layout(sizes) and valid_card(digits):
                     usual = len(digits) == 16 or (len(digits) == 15 and digits[:2] in ("34", "37"))
@@ -306,7 +296,7 @@ DETECTORS: list[Detector] = [
 ]
 
 
-def _digits(value: str) -> str:
+def digits_of(value: str) -> str:
     return "".join(c for c in value if c.isdigit())
 
 
@@ -370,57 +360,3 @@ def prefilter_hits(marked: str) -> list[tuple[int, int]]:
 def detectors_for(kinds: Iterable[str]) -> list[int]:
     wanted = set(kinds)
     return [i for i, d in enumerate(DETECTORS) if d.kind in wanted]
-
-
-# -- replacing ---------------------------------------------------------------------------------
-
-
-def canonical(kind: str, value: str) -> str:
-    """The form that is hashed, so spellings of one value link: e-mails lower-cased, numbers
-    as their digits (IBANs upper-case without spaces)."""
-    if kind == "email":
-        return value.lower()
-    if kind in ("credit_card", "phone"):
-        return _digits(value)
-    if kind == "iban":
-        return value.replace(" ", "").upper()
-    if kind == "ip":
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            return value
-    return value
-
-
-def keyed_hash(key: bytes, kind: str, value: str) -> str:
-    """HMAC-SHA256 of the canonical value, 16 hex digits: equal values give equal tokens,
-    and without the key a token cannot be checked against a guess."""
-    message = f"{kind}\0{canonical(kind, value)}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]
-
-
-def key_fingerprint(key: bytes) -> str:
-    """Names a key in config digests (so another key reruns the stage) without revealing it."""
-    return hmac.new(key, b"dataprep-pii-key-fingerprint", hashlib.sha256).hexdigest()[:16]
-
-
-def rewrite(text: str, spans: list[Span], modes: dict[str, str], key: bytes | None) -> str:
-    """`text` with each span replaced as its kind's mode says (`count` leaves it)."""
-    parts: list[str] = []
-    last = 0
-    for span in spans:
-        mode = modes.get(span.kind, "off")
-        if mode not in ("redact", "hash"):
-            continue
-        parts.append(text[last : span.start])
-        label = PLACEHOLDER[span.kind]
-        if mode == "redact":
-            parts.append(f"<{label}>")
-        else:
-            assert key is not None
-            parts.append(f"<{label}:{keyed_hash(key, span.kind, text[span.start : span.end])}>")
-        last = span.end
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)

@@ -29,7 +29,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_serializer, mode
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
-from dataprep.quality import pii
+from dataprep.quality import pii, pii_redact
 from dataprep.stage import (
     Stage,
     StageConfig,
@@ -114,7 +114,7 @@ class PiiConfig(StageConfig):
     def _with_key_fingerprint(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
         if self._key is not None:
-            data["hash_key_fingerprint"] = pii.key_fingerprint(self._key)
+            data["hash_key_fingerprint"] = pii_redact.key_fingerprint(self._key)
         return data
 
     @property
@@ -263,7 +263,7 @@ def scan(texts: pa.Array, config: PiiConfig) -> tuple[pa.Array, dict[str, np.nda
         spans = pii.find(text, [chosen[j] for j in mine], windows)
         for span in spans:
             counts[span.kind][row] += 1
-        rewritten.append(pii.rewrite(text, spans, modes, config._key))
+        rewritten.append(pii_redact.rewrite(text, spans, modes, config._key))
     mask = np.zeros(n, bool)
     mask[rows] = True
     new = pc.replace_with_mask(texts, pa.array(mask), pa.array(rewritten, texts.type))
