@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import column, manifest
+from helpers import cli, column, manifest
 
 from dataprep import crypto, dataset
 from dataprep.dataset import ReadOptions
@@ -234,3 +234,15 @@ def test_large_strings_and_nulls_through_every_step(kind: pa.DataType) -> None:
     assert out.type == kind
     assert out.to_pylist()[:4] == ["a b", None, "Café", ""]
     assert counts["repeated_lines.docs"] == 12
+
+
+def test_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated `dataprep clean` command: flags from the config model, one-line errors."""
+    monkeypatch.setenv("COLUMNS", "200")  # --help is not cut to a narrow terminal
+    src = _dataset(tmp_path, [{"text": "ﬁne  <b>x</b>&amp;y</p>"}])
+    out = tmp_path / "out"
+    cli("clean", src, "-o", out, "--normalize", "NFKC", "--no-html", "-q")
+    assert column(out, "text") == ["fine <b>x</b>&amp;y</p>"]
+    assert "--repeated-lines" in cli("clean", "--help").stdout
+    bad = cli("clean", src, "-o", tmp_path / "bad", "--source-column", "src", check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'src'" in bad.stderr
