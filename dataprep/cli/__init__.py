@@ -51,17 +51,13 @@ class _Commands(typer.core.TyperGroup):
         return own + [n for n in registry() if n not in self.commands]
 
     def get_command(self, ctx: Any, name: str) -> Any:
-        found = super().get_command(ctx, name)
-        if found is None and not name.startswith("-"):
-            from dataprep import catalog
-            from dataprep.cli import stages
+        from dataprep.catalog import registry
 
-            if name in catalog.registry():
-                try:
-                    found = stages.command(catalog.spec(name))
-                except Exception as exc:  # a broken plugin must not break the other commands
-                    found = stages.unloadable(name, exc)
-                self.commands[name] = found
+        found = super().get_command(ctx, name)
+        if found is None and name in registry():
+            from dataprep.cli.stages import stage_command
+
+            found = self.commands[name] = stage_command(name)
         return found
 
 

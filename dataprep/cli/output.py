@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -69,3 +70,58 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
+
+
+def compress(r: dict[str, Any]) -> None:
+    console.print(
+        f"{r.get('bytes_before', 0):,} -> {r.get('bytes_after', 0):,} bytes "
+        f"(x{r.get('ratio_vs_input', 0)} vs input, x{r.get('ratio', 0)} vs uncompressed), "
+        f"{r.get('mb_per_s', 0)} MB/s"
+    )
+
+
+def encrypt(r: dict[str, Any]) -> None:
+    if r.get("plaintext_columns"):
+        console.print(f"[yellow]left in the clear[/]: {', '.join(r['plaintext_columns'])}")
+
+
+def dedup(rep: dict[str, Any]) -> None:
+    """S-curve, clusters, examples, phases."""
+    say = functools.partial(console.print, highlight=False)
+    if rep.get("message"):
+        say(f"[green]{rep['message']}[/]")
+    say(
+        f"removed {rep.get('duplicates_removed', 0):,} rows "
+        f"(exact duplicates {rep.get('exact_duplicates', 0):,}; "
+        f"clusters {rep.get('clusters', 0):,}; sizes {rep.get('cluster_sizes', {})})"
+    )
+    lsh = rep.get("lsh")
+    if lsh:
+        curve = "  ".join(f"J={j}: {p:.3f}" for j, p in lsh["s_curve"].items())
+        say(f"LSH {lsh['bands']} bands x {lsh['rows']} rows; catch probability {curve}")
+    for name, info in rep.get("by_source", {}).items():
+        say(
+            f"  source {name}: {info['removed']:,}/{info['rows']:,} "
+            f"({info['dup_rate']:.1%}) removed"
+        )
+    for ex in rep.get("examples", [])[:3]:
+        est = ex.get("estimated_jaccard")
+        kind = "id" if "kept_id" in ex else "row"
+        removed, kept = (repr(ex[f"{k}_{kind}"]) for k in ("removed", "kept"))
+        say(
+            f"  e.g. {kind} {removed} ~ {kind} {kept}: true J "
+            f"{ex['true_jaccard']:.2f}" + (f", estimated {est:.2f}" if est is not None else "")
+        )
+    phases = ", ".join(
+        f"{k} {v['seconds']:.2f}s/{v['peak_rss_mb']:.0f}MB"
+        for k, v in rep.get("phases", {}).items()
+    )
+    say(f"phases: {phases}")
+
+
+# What a stage command prints after the table, for the stages that say more.
+SUMMARIES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "compress": compress,
+    "encrypt": encrypt,
+    "dedup": dedup,
+}

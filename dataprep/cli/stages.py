@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.markup import escape
 
-from dataprep.catalog import executor_fields
-from dataprep.cli import output, summaries
+from dataprep import catalog
+from dataprep.cli import output
 
 KEY_FILE_HELP = "Key file, if the input is encrypted (output stays so)."
 RUNS_JSON = (
@@ -24,15 +24,12 @@ RUNS_JSON = (
     "stage run, {id, op, out, status (ran|cached), report}."
 )
 # The run options besides the executor's (ExecutorSpec fields); "flag": a bool without --no-x.
+QUIET = "No progress bars (batch jobs)."
+FORCE = "Rerun even if the output is up to date."
 RUN_FLAGS = [
-    {
-        "name": "quiet",
-        "kind": "flag",
-        "names": ("--quiet", "-q"),
-        "help": "No progress bars (batch jobs).",
-    },
+    {"name": "quiet", "kind": "flag", "names": ("--quiet", "-q"), "help": QUIET},
     {"name": "json", "kind": "flag", "help": RUNS_JSON},
-    {"name": "force", "kind": "flag", "help": "Rerun even if the output is up to date."},
+    {"name": "force", "kind": "flag", "help": FORCE},
 ]
 EXECUTOR_NAMES = {"kind": ("--executor",), "workers": ("--workers", "-w")}
 _KW = inspect.Parameter.KEYWORD_ONLY
@@ -51,8 +48,7 @@ class RunOptions:
     @classmethod
     def pop(cls, values: dict[str, Any]) -> RunOptions:
         """Take the run options out of a command's parsed parameters."""
-        names = ("kind", "workers", "address", "cpus_per_task", "max_retries")
-        executor = {n: values.pop(n) for n in names}
+        executor = {f["name"]: values.pop(f["name"]) for f in catalog.executor_fields()}
         return cls(executor, values.pop("quiet"), values.pop("json"), values.pop("force", False))
 
     @property
@@ -88,7 +84,7 @@ def option(field: dict[str, Any], given_only: bool = False) -> inspect.Parameter
 
 def run_options(force: bool = True) -> list[inspect.Parameter]:
     """--executor, --workers ... (the ExecutorSpec fields), --quiet, --json and --force."""
-    executor = [f | {"names": EXECUTOR_NAMES.get(f["name"])} for f in executor_fields()]
+    executor = [f | {"names": EXECUTOR_NAMES.get(f["name"])} for f in catalog.executor_fields()]
     flags = RUN_FLAGS if force else RUN_FLAGS[:2]
     return [option(f, given_only=True) for f in executor] + [option(f) for f in flags]
 
@@ -130,18 +126,22 @@ def command(spec: dict[str, Any]) -> Any:
     return typer.main.get_command(app)
 
 
-def unloadable(name: str, error: Exception) -> Any:
-    """A stand-in for a stage whose module fails to import: listed in --help with the reason;
-    running it raises the error (a missing extra then names what to install)."""
+def stage_command(name: str) -> Any:
+    """The command of a registered stage. One whose module fails to import (a broken plugin,
+    a missing extra) is listed with the reason and raises it when run; the rest still work."""
+    try:
+        return command(catalog.spec(name))
+    except Exception as error:
+        failure = error
 
-    def run(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
-        raise error
+        def run(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
+            raise failure
 
-    app = typer.Typer(add_completion=False)
-    about = escape(f"(cannot load: {type(error).__name__}: {error})")
-    settings = {"ignore_unknown_options": True, "allow_extra_args": True}
-    app.command(name, help=about, rich_help_panel="Stages", context_settings=settings)(run)
-    return typer.main.get_command(app)
+        about = escape(f"(cannot load: {type(error).__name__}: {error})")
+        settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+        app = typer.Typer(add_completion=False)
+        app.command(name, help=about, rich_help_panel="Stages", context_settings=settings)(run)
+        return typer.main.get_command(app)
 
 
 def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
@@ -177,6 +177,6 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
             key_file=key_file,
         )
     output.print_runs([result], options.quiet, options.as_json)
-    summary = summaries.SUMMARIES.get(spec["name"])
+    summary = output.SUMMARIES.get(spec["name"])
     if summary is not None and options.chatty and result.report:
         summary(result.report)
