@@ -12,6 +12,7 @@ that rule's name (null when kept) instead of dropping.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    recordable,
 )
 from dataprep.stages.score import add_signals, require_text
 
@@ -137,31 +139,30 @@ def plan(config: FilterConfig, schema: pa.Schema) -> tuple[list[str], list[expr.
     return names, checked, missing
 
 
-class FilterStage(Stage):
+class FilterStage(Stage[FilterConfig]):
     name = "filter"
     Config = FilterConfig
     help = "Keep rows where an expression or a preset's rules hold (Gopher, C4, FineWeb)."
 
     def output_schema(
-        self, config: Any, schema: pa.Schema | None, inputs: Any = ()
+        self, config: FilterConfig, schema: pa.Schema | None, inputs: Any = ()
     ) -> pa.Schema | None:
         if schema is None:
             return None
         plan(config, schema)  # recipe validation reports a bad column before anything runs
         return _out_schema(config, schema)
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, FilterConfig) and ctx.input is not None
-        names, checked, missing = plan(config, ctx.input.schema)
+    def run(self, ctx: StageContext[FilterConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        names, checked, missing = plan(config, source.schema)
         paths = ctx.input_shard_paths()
-        if paths and ctx.input.encryption is not None:
+        if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
         results = ctx.map(filter_task, [ctx.task("filter", i, [p]) for i, p in enumerate(paths)])
         shards = [s for r in results for s in r.shards]
         report = _report(config, names, checked, missing, results)
-        report["rows_in"], report["rows_out"] = ctx.input.rows, sum(s.rows for s in shards)
-        return StageResult(shards, _out_schema(config, ctx.input.schema), report)
+        report["rows_in"], report["rows_out"] = source.rows, sum(s.rows for s in shards)
+        return StageResult(shards, _out_schema(config, source.schema), report)
 
 
 def _out_schema(config: FilterConfig, schema: pa.Schema) -> pa.Schema:
@@ -170,9 +171,9 @@ def _out_schema(config: FilterConfig, schema: pa.Schema) -> pa.Schema:
     return schema
 
 
-def filter_task(task: Task) -> TaskResult:
+def filter_task(task: Task[FilterConfig, None]) -> TaskResult[FilterStats]:
     """Filter (or mark) one shard; count drops per rule and per source, keep a few examples."""
-    config: FilterConfig = task.config
+    config = task.config
     path = task.inputs[0]
     schema = task.read_options.schema(path)
     names, checked, missing = plan(config, schema)
@@ -208,6 +209,18 @@ def _first_failure(passed: list[np.ndarray], rows: int) -> np.ndarray:
     fails = ~np.vstack(passed)
     first = np.argmax(fails, axis=0)
     return np.where(fails.any(axis=0), first, -1)
+
+
+@recordable
+@dataclass(frozen=True)
+class FilterStats:
+    """A task's rows dropped by each rule (the first it fails), rows failing each rule on
+    its own, drops per source (rows, dropped, and per rule) and example ids per rule."""
+
+    dropped: dict[str, int]
+    failing: dict[str, int]
+    by_source: dict[str, dict[str, int]]
+    examples: dict[str, list[str]]
 
 
 class _Stats:
@@ -258,13 +271,13 @@ class _Stats:
                 else:
                     have.append(f"{name}#{offset + row}")
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "dropped": dict(zip(self.names, self.dropped, strict=True)),
-            "failing": dict(zip(self.names, self.failing, strict=True)),
-            "by_source": self.by_source,
-            "examples": self.samples,
-        }
+    def dump(self) -> FilterStats:
+        return FilterStats(
+            dropped=dict(zip(self.names, self.dropped, strict=True)),
+            failing=dict(zip(self.names, self.failing, strict=True)),
+            by_source=self.by_source,
+            examples=self.samples,
+        )
 
 
 def _report(
@@ -272,7 +285,7 @@ def _report(
     names: list[str],
     checked: list[expr.Where],
     missing: list[str],
-    results: list[TaskResult],
+    results: list[TaskResult[FilterStats]],
 ) -> dict[str, Any]:
     """Totals over the tasks: drops by the first failing rule, failures of each rule on its
     own, drops per source, and example rows per rule."""
@@ -282,15 +295,15 @@ def _report(
     examples: dict[str, list[str]] = {n: [] for n in names}
     rows = kept = 0
     for result in results:
-        stats = result.extra or {}
+        stats = result.payload
         rows += result.counts.get("rows", 0)
         kept += result.counts.get("kept", 0)
         for n in names:
-            dropped[n] += stats.get("dropped", {}).get(n, 0)
-            failing[n] += stats.get("failing", {}).get(n, 0)
+            dropped[n] += stats.dropped.get(n, 0)
+            failing[n] += stats.failing.get(n, 0)
             room = config.examples - len(examples[n])
-            examples[n].extend(stats.get("examples", {}).get(n, [])[: max(room, 0)])
-        for source, counts in stats.get("by_source", {}).items():
+            examples[n].extend(stats.examples.get(n, [])[: max(room, 0)])
+        for source, counts in stats.by_source.items():
             total = by_source.setdefault(source, {})
             for key, value in counts.items():
                 total[key] = total.get(key, 0) + value

@@ -84,16 +84,16 @@ def require_text(schema: pa.Schema, column: str) -> None:
         raise DataprepError(f"--text-column {column!r} holds {kind}, not text (strings)")
 
 
-class ScoreStage(Stage):
+class ScoreStage(Stage[ScoreConfig]):
     name = "score"
     Config = ScoreConfig
     help = "Add quality-signal columns (lengths, ratios, repetition, language); drops nothing."
 
-    def column_params(self, config: Any) -> dict[str, list[str]]:
+    def column_params(self, config: ScoreConfig) -> dict[str, list[str]]:
         return {"text_column": [config.text_column]}
 
     def output_schema(
-        self, config: Any, schema: pa.Schema | None, inputs: Any = ()
+        self, config: ScoreConfig, schema: pa.Schema | None, inputs: Any = ()
     ) -> pa.Schema | None:
         return None if schema is None else scored_schema(schema, config.signal_names())
 
@@ -120,9 +120,9 @@ class ScoreStage(Stage):
         return StageResult(result.shards, result.schema, report)
 
 
-def score_task(task: Task) -> TaskResult:
+def score_task(task: Task[ScoreConfig, None]) -> TaskResult[None]:
     """Score one shard, row group by row group."""
-    config: ScoreConfig = task.config
+    config = task.config
     names = config.signal_names()
     path = task.inputs[0]
     schema = scored_schema(task.read_options.schema(path), names)
