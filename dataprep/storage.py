@@ -184,28 +184,30 @@ class StoragePath:
         return [p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern)]
 
     def walk_files(self) -> list[StoragePath]:
-        """Every file below this directory, in path order."""
-        if not self.remote:
-            root = Path(self._text)
-            return [StoragePath(p) for p in sorted(root.rglob("*")) if p.is_file()]
+        """Every file below this directory, in path order, spelled as this path is spelled."""
+        if not self.remote and not os.path.isdir(self._text):
+            return []
         filesystem, path = self._fs
         selector = pafs.FileSelector(path, allow_not_found=True, recursive=True)
         infos = filesystem.get_file_info(selector)
-        # fsspec may list `/bkt/x` for `memory://bkt`: name each file below the path as given
-        root = path.strip("/") + "/"
-        below = sorted(
-            i.path.lstrip("/")[len(root) :] for i in infos if i.type == pafs.FileType.File
-        )
-        return [self / name for name in below]
+        root = path.strip("/")  # fsspec may list `/bkt/x/a` for `memory://bkt/x`
+        cut = len(root) + 1 if root else 0
+        below = [i.path.lstrip("/")[cut:] for i in infos if i.type == pafs.FileType.File]
+        if self.remote:
+            return [self / name for name in sorted(below)]
+        prefix = str(self / "_")[:-1]  # as `/` spells a child, without a Path per file
+        return [StoragePath(prefix + name) for name in sorted(below)]
 
     def relative_to(self, folder: StoragePath) -> str:
         """This path below `folder` ("a/b.x"), as both are spelled (a `?query` left out)."""
-        if not self.remote:
+        inner, outer = self._text, folder._text
+        if self.remote:
+            inner, outer = split_query(inner)[0], split_query(outer)[0]
+        if inner.startswith(outer.rstrip("/") + "/"):
+            return inner[len(outer.rstrip("/")) + 1 :]
+        if not self.remote:  # spelled differently: `./x` and `x/a`
             return Path(self._text).relative_to(folder._text).as_posix()
-        inner, outer = split_query(self._text)[0], split_query(folder._text)[0].rstrip("/")
-        if not inner.startswith(outer + "/"):
-            raise ValueError(f"{self._text} is not below {folder._text}")
-        return inner[len(outer) + 1 :]
+        raise ValueError(f"{self._text} is not below {folder._text}")
 
     # -- changes ------------------------------------------------------------------------------
     def mkdir(self) -> None:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import xxhash
 
-from dataprep import dataset
+from dataprep import dataset, storage
 from dataprep.errors import DataprepError, short_error
 from dataprep.executors.local import LocalExecutor
 from dataprep.loader import ShardDataset
@@ -180,3 +180,18 @@ def test_an_unknown_scheme_is_one_sentence(tmp_path: Path) -> None:
         resolve(["nope://b/raw/*.jsonl"])
     with pytest.raises(DataprepError, match="cannot open nope://b"):
         open_index("nope://b/ds")
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_plain_parquet_folder_order_is_path_order(where: str, tmp_path: Path, memory_root) -> None:
+    """The loader reads a folder's files in path-string order ("x.parquet" before
+    "x/y.parquet"; `Path` order puts the folder first): the order rows are read in."""
+    root = str(tmp_path) if where == "local" else str(memory_root)
+    names = ["x/y.parquet", "x.parquet", "x-z.parquet", "w/v.parquet"]
+    for name in names:
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"text": [name]}), sink)
+        StoragePath(f"{root}/{name}").write_atomic(sink.getvalue().to_pybytes())
+    index = open_index(root)
+    expected = [storage.resolve(f"{root}/{n}")[1] for n in sorted(names)]
+    assert [f.path for f in index.files] == expected

@@ -99,7 +99,7 @@ def open_index(uri: str) -> DatasetIndex:
     """Index a dataset directory (manifest) or plain Parquet file(s) at a local path or URI."""
     filesystem, path = resolve(uri)
     if is_glob(uri):
-        files, none = glob_files(uri), f"no files match {uri}"
+        paths, none = [resolve(f)[1] for f in glob_files(uri)], f"no files match {uri}"
     else:
         info = filesystem.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
@@ -118,11 +118,11 @@ def open_index(uri: str) -> DatasetIndex:
                 f"{MANIFEST}): rerun the stage that writes it"
             )
         root = StoragePath(path if filesystem.type_name == "local" else uri)
-        files = [f for f in root.walk_files() if _is_data(f.relative_to(root))]
+        below = [f.relative_to(root) for f in root.walk_files()]
+        paths = [posixpath.join(path, name) for name in below if _is_data(name)]
         none = f"{uri} has no {MANIFEST} and no .parquet files"
-    if not files:
+    if not paths:
         raise DataprepError(none)
-    paths = [resolve(f)[1] for f in files]
     return _build(uri, filesystem, _footers(filesystem, paths), None, None)
 
 
