@@ -36,6 +36,11 @@ from dataprep.stages.pii import PiiConfig, scan
 INLINE = make_executor("local", workers=1)
 # Independent of dataprep's e-mail finder (which anchors on `@` and walks back by hand).
 STRICT_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Spelled-out addresses with a bracketed or spelled `at` and `dot` (never prose).
+SPELLED_EMAIL = re.compile(
+    r"[\w.+-]+\s*(?:\(at\)|\[at\]|\sat\s)\s*[\w-]+(?:\s*(?:\(dot\)|\[dot\]|\sdot\s)\s*[\w-]+)+",
+    re.IGNORECASE,
+)
 KEY = "k" * 8 + "0123456789abcdef"
 
 
@@ -108,6 +113,27 @@ def test_checks_reject_lookalikes() -> None:
     assert [s.kind for s in pii.find(good)] == ["credit_card", "iban", "ip", "ip", "phone"]
 
 
+def test_spelled_out_addresses() -> None:
+    """Copyright files spell addresses out against harvesting; the hash links every spelling."""
+    from dataprep.quality.pii_redact import keyed_hash
+
+    found = [
+        "lennart (at) poettering (dot) de",
+        "r at gmail dot com",
+        "solar at openwall.com",
+        "makamaka[at]cpan.org",
+        "ANN AT EXAMPLE DOT ORG",
+    ]
+    prose = ["the project at salsa.debian.org", "look at example.com", "meet at noon. Then"]
+    text = "; ".join(found + prose)
+    spans = pii.find(text)
+    assert [text[s.start : s.end] for s in spans] == found
+    key = KEY.encode()
+    assert keyed_hash(key, "email", "ANN AT EXAMPLE DOT ORG") == keyed_hash(
+        key, "email", "ann@example.org"
+    )
+
+
 def test_overlaps_go_to_the_earlier_kind() -> None:
     """Card digits are not also a phone; a private key's lines are one secret."""
     key = "-----BEGIN PRIVATE KEY-----\nAKIAIOSFODNN7EXAMPLE\n-----END PRIVATE KEY-----"
@@ -131,8 +157,11 @@ def test_no_email_left_in_real_copyright_files(tmp_path: Path) -> None:
     before = sum(len(STRICT_EMAIL.findall(t)) for t in column(src, "text"))
     assert before > 200  # maintainers' addresses: the check has something to find
     run = run_stage("pii", {}, tmp_path / "out", input_path=src, executor=INLINE)
-    left = [m for t in column(tmp_path / "out", "text") for m in STRICT_EMAIL.findall(t)]
+    texts = column(tmp_path / "out", "text")
+    left = [m for t in texts for m in STRICT_EMAIL.findall(t)]
     assert left == []
+    spelled_before = sum(len(SPELLED_EMAIL.findall(t)) for t in column(src, "text"))
+    assert spelled_before > 10 and [m for t in texts for m in SPELLED_EMAIL.findall(t)] == []
     assert run.report["findings"]["email"] >= before  # one finding per address replaced
 
 

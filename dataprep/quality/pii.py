@@ -183,7 +183,36 @@ def _emails(text: str) -> Iterable[Span]:
         at = text.find("@", at + 1)
 
 
-_SEPARATORS = re.compile(r"[ -]")
+# Spelled out against harvesting (`ann (at) example (dot) org`, `vt at altlinux.org`): a bare
+# ` at ` before a dotted domain is prose after some words (`the project at salsa.debian.org`).
+_AT = r"(?:\s?[(\[{<]\s?at\s?[)\]}>]\s?|\s+(?:at|AT)\s+)"
+_DOT = r"(?:\s?[(\[{<]\s?dot\s?[)\]}>]\s?|\s+(?:dot|DOT)\s+|\.)"
+_SPELLED = re.compile(
+    r"[A-Za-z0-9](?<![\w.+%-][A-Za-z0-9])[A-Za-z0-9._%+-]*"
+    + _AT
+    + r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:"
+    + _DOT
+    + r"[A-Za-z0-9-]{1,63})*"
+    + _DOT
+    + r"(?:[a-z]{2,24}|[A-Z]{2,24})(?![\w-]|\.\w)",
+    re.ASCII,
+)
+_STRONG = re.compile(r"[(\[{<]\s?at\s?[)\]}>]|\sAT\s|[(\[{<]\s?dot\s?[)\]}>]|\s(?:dot|DOT)\s")
+_PROSE_BEFORE_AT = frozenset(  # words before " at domain.tld" that make it prose, not an address
+    "project projects available found hosted online located contacted here there site website web "
+    "home page repository archive archived kept stored maintained developed reached visit see look "
+    "looking initiative foundation mirrored downloaded obtained accessible access copyright "
+    "licensed published released team group us them him her it this that work directory server "
+    "servers file files code source sources".split()
+)
+
+
+def _spelled_emails(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
+    for m in _SPELLED.finditer(text, pos, len(text) if endpos is None else endpos):
+        value = m.group()
+        local = re.split(r"\s|[(\[{<]", value, maxsplit=1)[0]
+        if _STRONG.search(value) or local.lower() not in _PROSE_BEFORE_AT:
+            yield Span("email", m.start(), m.end())
 
 
 def _cards(text: str, pos: int = 0, endpos: int | None = None) -> Iterable[Span]:
@@ -268,6 +297,13 @@ DETECTORS: list[Detector] = [
         _assigned_secrets,
     ),
     Detector("email", r"[A-Za-z0-9]@[A-Za-z0-9]", _emails),
+    Detector(
+        "email",
+        r"[A-Za-z0-9](?:\s?[(\[{<]\s?at\s?[)\]}>]\s?|\s+(?:at|AT)\s+)[A-Za-z0-9][A-Za-z0-9-]*"
+        r"(?:\s?[(\[{<]\s?dot\s?[)\]}>]\s?|\s+(?:dot|DOT)\s+|\.)[A-Za-z]",
+        _spelled_emails,
+        True,
+    ),
     Detector("iban", r"[A-Z]{2}\d{2} ?[A-Z0-9]{4} ?[A-Z0-9]{4}", _ibans, True),
     Detector(
         "credit_card",

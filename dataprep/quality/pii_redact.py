@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 
 from dataprep.quality.pii import Span, digits_of
 
@@ -22,8 +23,9 @@ PLACEHOLDER: dict[str, str] = {
 def canonical(kind: str, value: str) -> str:
     """The form that is hashed, so spellings of one value link: e-mails lower-cased, numbers
     as their digits (IBANs upper-case without spaces)."""
-    if kind == "email":
-        return value.lower()
+    if kind == "email":  # `Ann (at) example (dot) org` links with ann@example.org
+        value = re.sub(r"\s?[(\[{<]\s?at\s?[)\]}>]\s?|\s+(?:at|AT)\s+", "@", value)
+        return re.sub(r"\s?[(\[{<]\s?dot\s?[)\]}>]\s?|\s+(?:dot|DOT)\s+", ".", value).lower()
     if kind in ("credit_card", "phone"):
         return digits_of(value)
     if kind == "iban":
