@@ -226,34 +226,6 @@ class ShardDataset(Resumable):
         verified: set[int] = set()
         piece = plan.window if plan.shuffle else self._piece_rows(plan)
 
-        def needs() -> Iterator[tuple[int, int, int, int, int]]:
-            """(lane, window, piece, lo, hi) in first-need order: rows [lo, hi) of the window
-            that this process's items touch. Unshuffled, only those rows are decoded, in
-            batch-aligned pieces: a reader that takes a window's last batch (the epoch tail, a
-            lane shared at the end of an epoch, a resume point) does not decode the whole
-            window for it, and memory in use stays small. Shuffled, a piece is the window."""
-            pending: dict[tuple[int, int, int], list[int]] = {}  # insertion order = need order
-            current: dict[int, tuple[int, int, int]] = {}  # lane -> its piece being extended
-            for item in items:
-                for b, s0, s1 in item:
-                    lane, idx = plan.locate(b)
-                    window = idx // plan.window_batches
-                    first = idx * plan.batch_size - window * plan.window
-                    key = (lane, window, first // piece)
-                    if current.get(lane) != key:
-                        current[lane] = key
-                        pending[key] = [first + s0, first + s1]
-                    else:
-                        span = pending[key]
-                        span[0], span[1] = min(span[0], first + s0), max(span[1], first + s1)
-                while pending:  # windows whose lane moved on are final
-                    head = next(iter(pending))
-                    if current[head[0]] == head:
-                        break
-                    yield (*head, *pending.pop(head))
-            for key, span in pending.items():
-                yield (*key, *span)
-
         def load(lane: int, window: int, _piece: int, lo: int, hi: int) -> Window:
             reader = lanes.get(lane)
             if reader is None:  # its own file handles: lanes may be read on two threads at once
@@ -270,7 +242,7 @@ class ShardDataset(Resumable):
         budget = self.prefetch_bytes // (info.num_workers if info is not None else 1)
         # in the training process (no DataLoader workers) two threads decode different lanes
         threads = 1 if info is not None else min(DECODE_THREADS, os.cpu_count() or 1)
-        prefetch = Prefetcher(needs(), load, budget, threads)
+        prefetch = Prefetcher(_needs(plan, items, piece), load, budget, threads)
         held: dict[int, tuple[tuple[int, int], Window]] = {}
         try:
             for item in items:
@@ -335,3 +307,34 @@ class ShardDataset(Resumable):
         self.lanes = int(state["lanes"])
         self.shuffle_window_rows = int(state["window_rows"])
         self.resume_at(int(state["epoch"]), int(state["next_batch"]))
+
+
+def _needs(
+    plan: EpochPlan, items: Sequence[Item], piece: int
+) -> Iterator[tuple[int, int, int, int, int]]:
+    """(lane, window, piece, lo, hi) in first-need order: rows [lo, hi) of the window that
+    this process's items touch. Unshuffled, only those rows are decoded, in batch-aligned
+    pieces: a reader that takes a window's last batch (the epoch tail, a lane shared at the
+    end of an epoch, a resume point) does not decode the whole window for it, and memory in
+    use stays small. Shuffled, a piece is the window."""
+    pending: dict[tuple[int, int, int], list[int]] = {}  # insertion order = need order
+    current: dict[int, tuple[int, int, int]] = {}  # lane -> its piece being extended
+    for item in items:
+        for b, s0, s1 in item:
+            lane, idx = plan.locate(b)
+            window = idx // plan.window_batches
+            first = idx * plan.batch_size - window * plan.window
+            key = (lane, window, first // piece)
+            if current.get(lane) != key:
+                current[lane] = key
+                pending[key] = [first + s0, first + s1]
+            else:
+                span = pending[key]
+                span[0], span[1] = min(span[0], first + s0), max(span[1], first + s1)
+        while pending:  # windows whose lane moved on are final
+            head = next(iter(pending))
+            if current[head[0]] == head:
+                break
+            yield (*head, *pending.pop(head))
+    for key, span in pending.items():
+        yield (*key, *span)
