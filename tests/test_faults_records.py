@@ -229,8 +229,16 @@ class CheckingExecutor:
         self.extras: set[str] = set()
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any], on_done: Any = None) -> list[Any]:
+        for task in tasks:  # a phase's own frozen payload (no tuples or dicts), picklable
+            payload = task.payload
+            assert payload is None or type(payload).__dataclass_params__.frozen, (
+                f"{task.phase}: payload {type(payload).__name__}"
+            )
+            assert pickle.loads(pickle.dumps(task)).payload.__class__ is payload.__class__
+
         def done(i: int, result: TaskResult) -> None:
             on_done(i, result)
+            assert result.payload is None or dataclasses.is_dataclass(result.payload)
             task = tasks[i]
             loaded = load_record(record_path(task.work, task), task)
             assert same(loaded, result), f"{task.phase}-{task.index}: {loaded} != {result}"
