@@ -20,6 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import column, manifest
 
+# ~12 s of CPU in about 15 processes (pip, the CLI, two workers): past 30 s of wall time
+# on a busy machine
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin-stage"
 UNICODE_DOCS = {  # beside the real files: characters that take 2-4 bytes in UTF-8
@@ -148,7 +152,7 @@ def test_the_plugin_is_a_command_made_from_its_config(
     assert len(keys) == 3 and set(shared) <= set(flags)  # and the run options, as every stage
 
     shards = tmp_path / "shards"
-    made = dataprep(site, "shard", docs, "-o", shards, "--format", "text", "--shard-rows", 4, "-q")
+    made = dataprep(site, "shard", docs, "-o", shards, "--format=text", "--shard-rows=4", "-qw1")
     assert made.returncode == 0, made.stderr
     assert len(manifest(shards)["shards"]) == 4
     out = tmp_path / "out"
