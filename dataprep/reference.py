@@ -67,7 +67,7 @@ class Param:
 
     name: str
     kind: str  # bool, int, float, text, size (ByteSize), list, choice (Literal)
-    choices: tuple[str, ...] | None
+    choices: tuple[Any, ...] | None  # a Literal's values
     required: bool
     default: Any  # the model's default (a factory's value); None when required
     bounds: str  # e.g. "> 0, <= 64"
@@ -83,7 +83,7 @@ def params(model: type[BaseModel]) -> list[Param]:
             rest = [a for a in typing.get_args(annotation) if a is not type(None)]
             annotation = rest[0] if len(rest) == 1 else annotation
         if typing.get_origin(annotation) is Literal:
-            kind, choices = "choice", tuple(str(a) for a in typing.get_args(annotation))
+            kind, choices = "choice", typing.get_args(annotation)
         elif typing.get_origin(annotation) in (list, tuple, set):
             kind = "list"
         elif isinstance(annotation, type) and issubclass(annotation, ByteSize):

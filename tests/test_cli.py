@@ -172,3 +172,37 @@ def test_a_broken_plugin_does_not_break_the_other_commands(tmp_path: Path) -> No
     assert shard.returncode == 0 and "--shard-rows" in shard.stdout
     broken = subprocess.run([*cmd, "broken", "x"], capture_output=True, text=True, env=env)
     assert broken.returncode != 0 and "no_such_module" in broken.stderr
+
+
+def test_flags_reach_the_model_as_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Literal[1, 2] is offered as choices and reaches the model as an int; a list flag is
+    split at commas; a flag left out is left to the model's default."""
+    from typing import Literal
+
+    from dataprep import catalog, runner
+    from dataprep.cli import stages
+    from dataprep.stage import Stage, StageConfig
+
+    class DummyConfig(StageConfig):
+        level: Literal[1, 2] = 1
+        names: list[str] | None = None
+        note: str = "x"
+
+    class Dummy(Stage):
+        name = "dummy"
+        Config = DummyConfig
+
+    seen: list = []
+
+    def run_stage(op: str, config: StageConfig, out: str, **_: object) -> runner.StageRun:
+        seen.append(config)
+        return runner.StageRun(op, op, out, "ran", {})
+
+    monkeypatch.setattr("dataprep.stages.get_stage", lambda name: Dummy())
+    monkeypatch.setattr(runner, "run_stage", run_stage)
+    command = stages.command(catalog.describe(Dummy()))
+    args = ["IN", "-o", str(tmp_path / "o"), "--level", "2", "--names", "a, b", "-q", "-w", "1"]
+    command.main(args, standalone_mode=False)
+    assert seen == [DummyConfig(level=2, names=["a", "b"])]
+    with pytest.raises(Exception, match="3"):
+        command.main([*args[:3], "--level", "3"], standalone_mode=False)

@@ -67,7 +67,7 @@ def option(field: dict[str, Any], given_only: bool = False) -> inspect.Parameter
     if kind == "bool":
         names = (f"{names[0]}/--no-{names[0][2:]}", *names[1:])
     elif kind == "choice":
-        value = Literal[tuple(field["choices"])]
+        value = Literal[tuple(map(str, field["choices"]))]
     elif kind == "flag":
         default = False
     if given_only and default is not None:
@@ -162,6 +162,8 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
             continue
         if field["kind"] == "list":
             value = [v.strip() for v in value.split(",") if v.strip()] or None
+        elif field["kind"] == "choice":  # Literal[1, 2]: the model wants the int back
+            value = {str(c): c for c in field["choices"]}[value]
         params[field["name"]] = value
     config = get_stage(spec["name"]).Config.parse(params)
     where = {"input_path": source} if spec["reads_dataset"] else {"inputs": source}
