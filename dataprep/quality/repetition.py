@@ -155,7 +155,7 @@ def _greedy_dup_chars(
         candidates = p[p > earliest]
         selected = candidates[_on_scan(candidates, doc, n)]
         weight = (cum[selected + n] - cum[selected]).astype(np.float64)
-        docs = np.unique(doc[p])
+        docs = _sorted_unique(doc[p])
         result[docs] = np.bincount(doc[selected], weights=weight, minlength=n_docs)[docs]
         last = np.searchsorted(selected, p, side="left") - 1
         jumped = last >= 0
@@ -165,11 +165,19 @@ def _greedy_dup_chars(
         # the same earliest visited occurrences give the same repeats, so the same jumps
         first_seen[c] = never
         first_seen[c[seen][::-1]] = p[seen][::-1]
-        moved = np.unique(doc[p[first_seen[c] != earliest]])
-        if len(moved) == 0:
+        moved = np.zeros(n_docs, dtype=bool)
+        moved[doc[p[first_seen[c] != earliest]]] = True
+        if not moved.any():
             break
-        active = np.isin(doc[pos], moved)
+        active = moved[doc[pos]]
     return result
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique for an already sorted array, without sorting (or hashing) it again."""
+    if len(values) == 0:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
 
 
 def _on_scan(dup: np.ndarray, doc: np.ndarray, n: int) -> np.ndarray:
