@@ -163,6 +163,8 @@ def test_cli_where_and_rules_and_languages(tmp_path: Path) -> None:
     cli("filter", src, "-o", tmp_path / "l", "--languages", "en-GB")
     want = [t for t, lang in zip(texts, detected, strict=True) if lang == "en"]
     assert want and column(tmp_path / "l", "text") == want
+    proc = cli("filter", src, "-o", tmp_path / "x", "--languages", "english", check=False)
+    assert proc.returncode == 2 and "'english' is not a language the model knows" in proc.stderr
 
 
 def test_recipe_score_then_filter(tmp_path: Path) -> None:

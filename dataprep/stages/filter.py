@@ -139,6 +139,21 @@ def plan(config: FilterConfig, schema: pa.Schema) -> tuple[list[str], list[expr.
     return names, checked, missing
 
 
+def check_languages(config: FilterConfig) -> None:
+    """A language code the model never reports would silently keep nothing: one sentence."""
+    if not config.languages:
+        return
+    from dataprep.quality.language import normalise_language, supported_languages
+
+    known = set(supported_languages())
+    for code in config.languages:
+        if normalise_language(code) not in known:
+            raise DataprepError(
+                f"--languages {code!r} is not a language the model knows "
+                f"(ISO 639-1 codes such as en, de, fr; {len(known)} in all)"
+            )
+
+
 class FilterStage(Stage[FilterConfig]):
     name = "filter"
     Config = FilterConfig
@@ -150,11 +165,13 @@ class FilterStage(Stage[FilterConfig]):
         if schema is None:
             return None
         plan(config, schema)  # recipe validation reports a bad column before anything runs
+        check_languages(config)
         return _out_schema(config, schema)
 
     def run(self, ctx: StageContext[FilterConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         names, checked, missing = plan(config, source.schema)
+        check_languages(config)
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
