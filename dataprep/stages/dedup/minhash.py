@@ -19,6 +19,8 @@ shingle (all its tokens); a document without tokens has none and is never a near
 from __future__ import annotations
 
 import hashlib
+import os
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -255,10 +257,40 @@ def _densify_table(num_perm: int, seed: int) -> np.ndarray:
     return _DENSIFY[key]
 
 
+def kernel_module():
+    """dedup/kernel.py (numba, imported here on first use: never on `dataprep --help`), or
+    None where numba is missing or DATAPREP_DEDUP_KERNEL=numpy: then the numpy path runs."""
+    global _KERNEL
+    if _KERNEL is False:
+        _KERNEL = None
+        if os.environ.get("DATAPREP_DEDUP_KERNEL", "numba") != "numpy":
+            try:
+                from . import kernel
+            except ImportError:
+                pass
+            else:
+                _KERNEL = kernel
+    return _KERNEL
+
+
+_KERNEL: Any = False
+
+
 def fast_signatures(
     text: pa.Array, num_perm: int, seed: int, ngram: int, char_ngram: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(signatures (docs, num_perm) uint32, shingle counts) for normalised text."""
+    """(signatures (docs, num_perm) uint32, shingle counts) for normalised text: the
+    compiled kernel where numba is installed, else the numpy path (the same values)."""
+    kernel = kernel_module()
+    if kernel is not None:
+        return kernel.signatures(text, num_perm, seed, ngram, char_ngram)
+    return numpy_signatures(text, num_perm, seed, ngram, char_ngram)
+
+
+def numpy_signatures(
+    text: pa.Array, num_perm: int, seed: int, ngram: int, char_ngram: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole-array implementation: the reference for the kernel, and its fallback."""
     if char_ngram:
         offsets, tokens = char_tokens(text)
         n = char_ngram

@@ -1,0 +1,207 @@
+"""The compiled signature pass (dedup/kernel.py) against the numpy path it replaces.
+
+Oracle: `minhash.numpy_signatures` over `normalise()`d text, the whole-array implementation
+the fast mode used before the kernel; equality is bit for bit, on real text from this machine
+(licences, copyright files, English and translated man pages incl. Japanese, Russian,
+Korean) and on the edge cases a byte loop can get wrong.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import itertools
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from dataprep.stages.dedup import minhash
+from dataprep.stages.dedup.normalise import normalise, token_steps
+
+kernel = pytest.importorskip("dataprep.stages.dedup.kernel")
+
+EDGES = [
+    "",
+    "one",
+    "two words",
+    "a b c d",
+    " lead and trail \n",
+    "x  y\tz\nq r s\r\nt\x0bu\x0cv",
+    "file\x1csep\x1dgroup\x1erecord\x1funit end of ascii",  # whitespace only on the Unicode path
+    "nbsp\u00a0nel\u0085ogham\u1680en\u2002thin\u2009line\u2028para\u2029nnbsp\u202fmath\u205fideo\u3000x",
+    "zero\u200bwidth is not space\u2060nor joiner",
+    "日本語のテキストです。これは重複検出のテストです",
+    "中文 文本 测试 重复 检测 中文 文本",
+    "Straße ÉCOLE naïve ﬁne Ǆ İstanbul ΣΊΣΥΦΟΣ ß ǅ",
+    "e\u0301 combining a\u0308 ﬀ ㎏ ① Ⅻ ｆｕｌｌｗｉｄｔｈ",
+    "emoji 😀 🎉 four byte 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 chars",
+    "Hello, World!!! -- (quoted) [x] {y} <z> a+b=c; 100% $5 ~tilde `tick` ^caret |pipe|",
+    "«guillemets» „quotes“ — dash – en…ellipsis ¿qué? ¡sí! ©®™ €£¥ §¶",
+    "UPPER lower MiXeD 123 ABC-def_GHI",
+    "\t\n ",
+    "!!!",
+    "x",
+]
+
+
+def _files(pattern: str, limit: int, lo: int = 200, hi: int = 30000) -> list[str]:
+    out = []
+    for path in sorted(glob.glob(pattern))[: limit * 4]:
+        try:
+            raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+        except OSError:
+            continue
+        if lo <= len(raw) <= hi:
+            out.append(raw.decode("utf-8", "replace"))
+        if len(out) >= limit:
+            break
+    return out
+
+
+@pytest.fixture(scope="module")
+def real() -> list[str]:
+    docs = (
+        _files("/usr/share/common-licenses/*", 10)
+        + _files("/usr/share/doc/*/copyright", 60)
+        + _files("/usr/share/man/man1/*.gz", 30)
+        + _files("/usr/share/man/ja/man*/*.gz", 8)
+        + _files("/usr/share/man/ru/man*/*.gz", 8)
+        + _files("/usr/share/man/ko/man*/*.gz", 4)
+        + _files("/usr/share/man/de/man*/*.gz", 8)
+    )
+    if len(docs) < 50:
+        pytest.skip("no real text on this machine (/usr/share/doc, /usr/share/man)")
+    return docs
+
+
+def _reference(text: pa.Array, steps: list[str], num_perm, seed, ngram, char_ngram):
+    norm = pa.compute.fill_null(normalise(text, steps), "")
+    return minhash.numpy_signatures(norm, num_perm, seed, ngram, char_ngram)
+
+
+def _same(got, want) -> None:
+    sig, counts = got
+    ref_sig, ref_counts = want
+    assert np.array_equal(counts, ref_counts)
+    bad = np.flatnonzero((sig != ref_sig).any(axis=1))
+    assert bad.size == 0, f"{bad.size} rows differ, first {bad[:5].tolist()}"
+    assert sig.dtype == ref_sig.dtype == np.uint32
+
+
+STEPS = [
+    [],
+    ["nfkc"],
+    ["nfkc", "lowercase"],
+    ["lowercase", "punctuation"],
+    ["nfkc", "lowercase", "punctuation"],
+]
+SHAPES = [
+    (128, 1, 5, None),
+    (64, 7, 1, None),
+    (256, 3, 2, None),
+    (128, 1, 5, 5),
+    (32, 9, 1, 1),
+    (128, 2, 5, 3),
+]
+
+
+@pytest.mark.parametrize(("steps", "shape"), list(itertools.product(STEPS, SHAPES)))
+def test_sign_text_equals_numpy_path_on_real_text(real, steps, shape) -> None:
+    num_perm, seed, ngram, char_ngram = shape
+    docs = real + EDGES + [None, "after a null"]
+    text = pa.array(docs)
+    want = _reference(text, steps, num_perm, seed, ngram, char_ngram)
+    _same(kernel.sign_text(text, steps, num_perm, seed, ngram, char_ngram), want)
+    # normalised text through the plain entry point (what minhash.fast_signatures runs)
+    norm = pa.compute.fill_null(normalise(text, steps), "")
+    _same(kernel.signatures(norm, num_perm, seed, ngram, char_ngram), want)
+
+
+@pytest.mark.parametrize("steps", [[], ["nfkc", "lowercase"], ["lowercase", "punctuation"]])
+@pytest.mark.parametrize("char_ngram", [None, 4])
+def test_all_ascii_batch_keeps_the_ascii_split(real, steps, char_ngram) -> None:
+    """A batch that is all ASCII after normalising splits on ASCII whitespace only (\\x1c..\\x1f
+    stay inside tokens); the kernel follows the numpy path in both kinds of batch."""
+    ascii_docs = [d for d in real + EDGES if d.isascii()]
+    ascii_docs += ["A\x1cB c d e f", "A B c d e f"]
+    for docs in (ascii_docs, ascii_docs + ["ﬁne ÉCOLE"]):
+        text = pa.array(docs)
+        want = _reference(text, steps, 128, 1, 5, char_ngram)
+        _same(kernel.sign_text(text, steps, 128, 1, 5, char_ngram), want)
+
+
+def test_short_docs_and_token_counts() -> None:
+    """1..n-1 tokens: one shingle of all tokens; no tokens: no shingle, all-sentinel row."""
+    docs = ["", " ", "a", "a b", "a b c", "a b c d", "a b c d e", "a b c d e f", "日本", "日"]
+    for char_ngram in (None, 3):
+        text = pa.array(docs)
+        got = kernel.sign_text(text, ["lowercase"], 64, 1, 5, char_ngram)
+        _same(got, _reference(text, ["lowercase"], 64, 1, 5, char_ngram))
+    sig, counts = kernel.sign_text(pa.array(docs), [], 64, 1, 5, None)
+    assert counts.tolist() == [0, 0, 1, 1, 1, 1, 1, 2, 1, 1]
+    assert np.all(sig[:2] == minhash.SENTINEL)
+
+
+def test_sliced_chunked_and_large_string_inputs(real) -> None:
+    docs = real[:40] + EDGES
+    steps = ["nfkc", "lowercase"]
+    base = pa.array(docs)
+    for text in (
+        base.slice(5, 30),
+        pa.chunked_array([base.slice(0, 20), base.slice(20)]),
+        base.cast(pa.large_string()),
+    ):
+        flat = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        want = _reference(flat, steps, 128, 1, 5, None)
+        _same(kernel.sign_text(text, steps, 128, 1, 5, None), want)
+
+
+def test_whitespace_step_goes_through_arrow(real) -> None:
+    text = pa.array(real[:30] + EDGES)
+    steps = ["nfkc", "lowercase", "whitespace"]
+    for char_ngram in (None, 5):
+        want = _reference(text, steps, 128, 1, 5, char_ngram)
+        _same(kernel.sign_text(text, steps, 128, 1, 5, char_ngram), want)
+
+
+def test_densification_fallback_with_few_shingles() -> None:
+    """Docs with 1-3 shingles leave most of 1024 bins empty: every one is filled from the
+    same fallback bins as the numpy path (or the doc's minimum)."""
+    docs = ["a", "a b c d e f", "x y z w v u t", "one two three four five six seven"]
+    text = pa.array(docs)
+    for seed in (1, 5):
+        _same(
+            kernel.sign_text(text, [], 1024, seed, 5, None),
+            _reference(text, [], 1024, seed, 5, None),
+        )
+
+
+def test_token_steps_of_the_stage_default() -> None:
+    """The stage passes token_steps(config.normalize): whitespace is dropped."""
+    assert token_steps(["nfkc", "lowercase", "whitespace"]) == ["nfkc", "lowercase"]
+
+
+def test_fast_signatures_uses_the_kernel_and_equals_numpy(real) -> None:
+    text = pa.array(real[:50] + EDGES)
+    norm = pa.compute.fill_null(normalise(text, ["nfkc", "lowercase"]), "")
+    _same(
+        minhash.fast_signatures(norm, 128, 1, 5, None),
+        minhash.numpy_signatures(norm, 128, 1, 5, None),
+    )
+    assert minhash.kernel_module() is kernel
+
+
+def test_densification_last_resort_is_the_docs_minimum(monkeypatch) -> None:
+    """When every fallback bin is empty too, a bin takes the document's smallest value: a
+    fallback table that always points at empty bins forces that branch in both paths."""
+    num_perm, seed = 64, 99
+    docs = pa.array(["a b c d e f g", "x", "", "p q r s t u v w x y z"])
+    _, counts = minhash.numpy_signatures(docs, num_perm, seed, 5, None)
+    assert counts.tolist() == [3, 1, 0, 7]
+    table = np.tile(np.arange(num_perm), (2, 1))  # bin j falls back on itself: empty
+    monkeypatch.setitem(minhash._DENSIFY, (num_perm, seed), table)
+    want = minhash.numpy_signatures(docs, num_perm, seed, 5, None)
+    _same(kernel.signatures(docs, num_perm, seed, 5, None), want)
+    row = want[0][0]
+    assert len(set(row.tolist())) <= 3 and row.min() in row  # filled from its 3 values
