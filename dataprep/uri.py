@@ -28,15 +28,19 @@ def split_query(uri: str) -> tuple[str, str]:
     return base, sep + query
 
 
+def _path_part(location: str) -> str:
+    """A URI without its `?query` (a local path may hold a "?" wildcard)."""
+    return split_query(location)[0] if is_remote(location) else location
+
+
 def is_glob(location: str) -> bool:
     """Whether a location holds a wildcard (in a URI, `?` starts the query instead)."""
-    text = split_query(location)[0] if is_remote(location) else location
-    return any(c in text for c in GLOB_CHARS)
+    return any(c in _path_part(location) for c in GLOB_CHARS)
 
 
 def glob_base(pattern: str) -> str:
     """The folder before a glob's first wildcard: `raw/*/x.jsonl` -> `raw` (no `?query`)."""
-    text = split_query(pattern)[0] if is_remote(pattern) else pattern
+    text = _path_part(pattern)
     cut = min((text.find(c) for c in GLOB_CHARS if c in text), default=len(text))
     slash = text.rfind("/", 0, cut)
     return "." if slash < 0 else text[:slash] or "/"
