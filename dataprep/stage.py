@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -268,10 +268,11 @@ class StageContext(Generic[C]):
 
 
 class Stage(Generic[C]):
-    """A named transformation; subclasses set `name`, `Config`, and implement `run`.
+    """A named transformation; subclasses set `name` and implement `run`.
 
     `class DedupStage(Stage[DedupConfig])` types `ctx.config` and the hooks' `config` as
-    `DedupConfig`; `Config` is that same model (a class variable cannot name `C`)."""
+    `DedupConfig` and sets `Config = DedupConfig` (the model that validates CLI flags and
+    recipe params); a plain `Stage` subclass sets `Config` itself, as plugins did before."""
 
     name: ClassVar[str]
     Config: ClassVar[type[StageConfig]]
@@ -279,6 +280,20 @@ class Stage(Generic[C]):
     reads_dataset: ClassVar[bool] = True  # False for stages that read raw files (shard)
     # An encrypted input's output is encrypted the same way unless the stage sets this (decrypt).
     writes_plaintext: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            args = get_args(base)
+            if get_origin(base) is not Stage or not args or not isinstance(args[0], type):
+                continue
+            given = cls.__dict__.get("Config")
+            if given is not None and given is not args[0]:
+                raise TypeError(
+                    f"{cls.__name__}: Config {given.__name__} is not the "
+                    f"{args[0].__name__} of Stage[{args[0].__name__}]"
+                )
+            cls.Config = args[0]
 
     def input_digest(self, config: C, inputs: Sequence[str]) -> str:
         """Only for stages with `reads_dataset = False`: a digest of their raw inputs."""

@@ -265,3 +265,20 @@ def test_a_plugin_in_the_old_shape_still_runs(
     run_stage("oldstyle", {"column": "flag"}, out, input_path=base, executor=LocalExecutor(2))
     assert column(out, "flag") == [1] * len(column(base, "id"))
     assert column(out, "id") == column(base, "id")
+
+
+def test_stage_config_comes_from_its_type_parameter() -> None:
+    """`Stage[C]` is the one place a stage names its config model."""
+
+    class Other(StageConfig):
+        n: int = 1
+
+    class Typed(Stage[OldConfig]):
+        name = "typed"
+
+    assert Typed.Config is OldConfig and OldStyleStage.Config is OldConfig
+    assert stages.get_stage("dedup").Config.__name__ == "DedupConfig"
+    with pytest.raises(TypeError, match="Config Other is not the OldConfig of Stage"):
+
+        class Mismatched(Stage[OldConfig]):
+            Config = Other

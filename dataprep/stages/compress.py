@@ -90,7 +90,6 @@ class CompressStats:
 
 class CompressStage(Stage[CompressConfig]):
     name = "compress"
-    Config = CompressConfig
     help = "Re-encode shards: codec, level, dictionary, row-group size, optional sorting."
 
     def column_params(self, config: CompressConfig) -> dict[str, list[str]]:

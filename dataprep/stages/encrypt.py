@@ -47,7 +47,6 @@ class RecodeJob:
 
 class EncryptStage(Stage[EncryptConfig]):
     name = "encrypt"
-    Config = EncryptConfig
     help = "Encrypt shards (Parquet Modular Encryption, AES-GCM, encrypted footer)."
 
     def run(self, ctx: StageContext[EncryptConfig]) -> StageResult:
@@ -66,7 +65,6 @@ class EncryptStage(Stage[EncryptConfig]):
 
 class DecryptStage(Stage[DecryptConfig]):
     name = "decrypt"
-    Config = DecryptConfig
     help = "Decrypt shards encrypted by `dataprep encrypt`, given the key file."
     writes_plaintext = True
 

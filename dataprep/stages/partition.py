@@ -84,7 +84,6 @@ class MovedJob:
 
 class PartitionStage(Stage[PartitionConfig]):
     name = "partition"
-    Config = PartitionConfig
     help = "Route rows to N partitions by a consistent hash of a key column."
 
     def column_params(self, config: PartitionConfig) -> dict[str, list[str]]:

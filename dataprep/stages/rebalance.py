@@ -103,7 +103,6 @@ class ColumnBytes:
 
 class RebalanceStage(Stage[RebalanceConfig]):
     name = "rebalance"
-    Config = RebalanceConfig
     help = "Rewrite uneven shards into N equal ones (rows or bytes), or balance groups."
 
     def column_params(self, config: RebalanceConfig) -> dict[str, list[str]]:

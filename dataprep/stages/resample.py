@@ -115,7 +115,6 @@ class SampleJob:
 
 class ResampleStage(Stage[ResampleConfig]):
     name = "resample"
-    Config = ResampleConfig
     help = "Balance classes: undersample, oversample, or add a sample_weight column."
 
     def column_params(self, config: ResampleConfig) -> dict[str, list[str]]:

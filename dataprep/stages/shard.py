@@ -95,7 +95,6 @@ class ReadJob:
 
 class ShardStage(Stage[ShardConfig]):
     name = "shard"
-    Config = ShardConfig
     help = "Read raw files into Parquet shards of N rows or bytes."
     reads_dataset = False
 

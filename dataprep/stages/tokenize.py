@@ -102,7 +102,6 @@ class TokenizeConfig(StageConfig):
 
 class TokenizeStage(Stage[TokenizeConfig]):
     name = "tokenize"
-    Config = TokenizeConfig
     help = "Turn text into packed fixed-length blocks of token ids."
 
     def column_params(self, config: TokenizeConfig) -> dict[str, list[str]]:

@@ -61,7 +61,6 @@ class Plan:
 
 class DedupStage(Stage[DedupConfig]):
     name = "dedup"
-    Config = DedupConfig
     help = "Remove exact and near-duplicate rows (xxh3 fingerprints, MinHash-LSH)."
 
     def column_params(self, config: DedupConfig) -> dict[str, list[str]]:
