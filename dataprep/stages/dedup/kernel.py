@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from . import minhash
+from . import params
 from .normalise import normalise
 
 _C1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -32,7 +32,7 @@ _C2 = np.uint64(0xC4CEB9FE1A85EC53)
 _S32 = np.uint64(32)
 _S33 = np.uint64(33)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_POLY = minhash._POLY
+_POLY = params._POLY
 _LOW32 = np.uint64(0xFFFFFFFF)
 _EMPTY = np.uint64(1 << 32)
 _ZERO = np.uint64(0)
@@ -211,7 +211,7 @@ def sign_rows(
 
 def _spans(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(data, starts, ends) of a StringArray's buffers; a null row is an empty span."""
-    offsets, data = minhash._string_buffers(text)
+    offsets, data = params._string_buffers(text)
     starts, ends = offsets[:-1].copy(), offsets[1:].copy()
     if text.null_count:
         null = ~pc.is_valid(text).to_numpy(zero_copy_only=False)
@@ -228,11 +228,11 @@ def _run(
     ngram: int,
     char_ngram: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    sig = np.full((docs, num_perm), minhash.SENTINEL, dtype=np.uint32)
+    sig = np.full((docs, num_perm), params.SENTINEL, dtype=np.uint32)
     counts = np.zeros(docs, dtype=np.int64)
     n = char_ngram or ngram
-    mix = minhash.seed_mix(seed)
-    table = minhash._densify_table(num_perm, seed)
+    mix = params.seed_mix(seed)
+    table = params._densify_table(num_perm, seed)
     for text, pick, rows, lower, punct in parts:
         if len(rows) == 0:
             continue
@@ -241,7 +241,7 @@ def _run(
             starts, ends = starts[pick], ends[pick]
         sign_rows(
             data, starts, ends, rows, lower, punct, unicode_ws, bool(char_ngram), n, mix,
-            minhash._POSITION, table, sig, counts,
+            params._POSITION, table, sig, counts,
         )  # fmt: skip
     return sig, counts
 

@@ -20,50 +20,32 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-U64 = np.uint64
-M64 = (1 << 64) - 1
-
-SENTINEL = np.uint32(0xFFFFFFFF)
-_C1 = U64(0xFF51AFD7ED558CCD)
-_C2 = U64(0xC4CEB9FE1A85EC53)
-_S33 = U64(33)
-_GOLDEN = U64(0x9E3779B97F4A7C15)
-_POLY = U64((0x100000001B3 * 0x9E3779B1 | 1) & M64)
-# Odd per-position multipliers for combining n token hashes into one shingle hash.
-_POSITION = np.random.default_rng(0x5EED).integers(1, 1 << 63, 64, dtype=np.uint64) | U64(1)
-
-
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finaliser: a bijection with full avalanche (wrapping uint64)."""
-    h = h ^ (h >> _S33)
-    h = h * _C1
-    h = h ^ (h >> _S33)
-    h = h * _C2
-    return h ^ (h >> _S33)
-
-
-def seed_mix(seed: int) -> np.uint64:
-    return U64((int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & M64)
-
+from .normalise import normalise
+from .params import (  # noqa: F401 (re-exported: the names tests and callers use)
+    _C1,
+    _C2,
+    _DENSIFY,
+    _GOLDEN,
+    _POLY,
+    _POSITION,
+    _S33,
+    M64,
+    SENTINEL,
+    U64,
+    _densify_table,
+    _string_buffers,
+    fmix64,
+    seed_mix,
+)
 
 # ---------------------------------------------------------------- tokens (fast mode)
-
-
-def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 offsets[n+1], uint8 data) of a StringArray, zero-copy where possible."""
-    if pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.string())
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
-    data = arr.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return offsets.astype(np.int64), raw
 
 
 def _is_ascii_space(raw: np.ndarray) -> np.ndarray:
@@ -245,18 +227,6 @@ def oph_signatures(
     return sig.astype(np.uint32)
 
 
-_DENSIFY: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _densify_table(num_perm: int, seed: int) -> np.ndarray:
-    """Bin j's t-th fallback bin, the same for every document (so copies stay comparable)."""
-    key = (num_perm, seed)
-    if key not in _DENSIFY:
-        rng = np.random.default_rng([seed, num_perm, 0xD0])
-        _DENSIFY[key] = rng.integers(0, num_perm, (16 * num_perm, num_perm))
-    return _DENSIFY[key]
-
-
 def kernel_module():
     """dedup/kernel.py (numba, imported here on first use: never on `dataprep --help`), or
     None where numba is missing or DATAPREP_DEDUP_KERNEL=numpy: then the numpy path runs."""
@@ -285,6 +255,25 @@ def fast_signatures(
     if kernel is not None:
         return kernel.signatures(text, num_perm, seed, ngram, char_ngram)
     return numpy_signatures(text, num_perm, seed, ngram, char_ngram)
+
+
+def sign_text(
+    text: pa.Array | pa.ChunkedArray,
+    steps: Sequence[str],
+    signature: str,
+    num_perm: int,
+    seed: int,
+    ngram: int,
+    char_ngram: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise (`steps`, nulls as "") and sign one batch: fast mode with the kernel
+    normalises ASCII documents inside its pass, every other way goes through `normalise`."""
+    kernel = kernel_module() if signature == "fast" else None
+    if kernel is not None:
+        return kernel.sign_text(text, steps, num_perm, seed, ngram, char_ngram)
+    signer = fast_signatures if signature == "fast" else datasketch_signatures
+    norm = pc.fill_null(normalise(text, steps), "")
+    return signer(norm, num_perm, seed, ngram, char_ngram)
 
 
 def numpy_signatures(

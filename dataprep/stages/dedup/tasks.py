@@ -29,7 +29,7 @@ from . import buckets, lsh, minhash
 from .buckets import EXACT, Run, SignatureStore, shard_dir
 from .config import DedupConfig
 from .index import band_name, open_index
-from .normalise import fingerprints, normalise, token_steps
+from .normalise import fingerprints, token_steps
 from .payloads import (
     BucketJob,
     IndexJob,
@@ -132,10 +132,11 @@ def _sign_batch(
         q.add(name, seen + int(row), f"missing or null {config.text_column!r}")
     local = np.arange(seen, seen + n, dtype=np.int64)
     if config.uses_minhash:
-        fast = config.signature == "fast"
-        signer = minhash.fast_signatures if fast else minhash.datasketch_signatures
-        norm = pc.fill_null(normalise(text, token_steps(config.normalize)), "")
-        sig, counts = signer(norm, config.num_perm, config.seed, config.ngram, config.char_ngram)
+        steps = token_steps(config.normalize)
+        sig, counts = minhash.sign_text(
+            text, steps, config.signature, config.num_perm, config.seed, config.ngram,
+            config.char_ngram,
+        )  # fmt: skip
         counts = np.where(valid, counts, 0)
         sig[counts == 0] = minhash.SENTINEL
         signed.sigs.append(sig)
