@@ -182,16 +182,39 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 
 def _on_scan(dup: np.ndarray, doc: np.ndarray, n: int) -> np.ndarray:
     """Which of the repeated positions `dup` (sorted) the scan stops at: each document's first,
-    then from each stop the first repeated position n words on. Binary lifting finds, for
-    every position at once, the last stop at or before it (log2(stops) vector steps)."""
+    then from each stop the first repeated position n words on.
+
+    A repeated position n or more words after the previous one is always a stop (whatever
+    stopped before it jumped no further), so the positions split into independent segments.
+    In a segment of consecutive positions (a repeated passage) the stops are every n-th; the
+    other segments are solved by binary lifting, for all positions at once."""
+    stops = np.zeros(len(dup), dtype=bool)
+    if len(dup) == 0:
+        return stops
     d = doc[dup]
+    gap = np.diff(dup)
+    start = np.concatenate(([True], (gap >= n) | (d[1:] != d[:-1])))
+    segment = np.cumsum(start) - 1
+    first = np.flatnonzero(start)
+    stops = (dup - dup[first[segment]]) % n == 0  # right for runs of consecutive positions
+    uneven = np.zeros(len(first), dtype=bool)
+    uneven[segment[1:][~start[1:] & (gap != 1)]] = True
+    rest = np.flatnonzero(uneven[segment])
+    if len(rest):
+        stops[rest] = _lifted(dup[rest], segment[rest], n)
+    return stops
+
+
+def _lifted(dup: np.ndarray, segment: np.ndarray, n: int) -> np.ndarray:
+    """Stops within segments (each starts with a stop) by binary lifting: for every position,
+    the last stop at or before it is found in log2(stops) vector steps."""
     step = np.searchsorted(dup, dup + n, side="left")
     inside = step < len(dup)
-    inside[inside] &= d[step[inside]] == d[inside]
+    inside[inside] &= segment[step[inside]] == segment[inside]
     step = np.where(inside, step, -1)
     index = np.arange(len(dup))
-    head = np.concatenate(([True], d[1:] != d[:-1]))
-    at = np.maximum.accumulate(np.where(head, index, 0))  # each position's doc root
+    head = np.concatenate(([True], segment[1:] != segment[:-1]))
+    at = np.maximum.accumulate(np.where(head, index, 0))  # each position's segment start
     jumps = [step]
     while (jumps[-1] >= 0).any():
         prev = jumps[-1]
