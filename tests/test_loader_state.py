@@ -90,6 +90,8 @@ def test_v1_state_of_a_dataloader_loads_with_workers(data: Path) -> None:
     it = iter(dl)
     head = _ids(next(it) for _ in range(5))
     assert dl.position() == ReadPosition(0, 0, 5)
+    epoch, start, done = dl.position()  # the earlier tuple form still unpacks and compares
+    assert (epoch, start, done) == dl.position() == (0, 0, 5)
     assert dl.state_dict() == V1_RANK1
     # the old tuple / list form of a position, and the typed one, give the same state
     earlier = dict(V1_RANK1, next_batch=6)

@@ -11,8 +11,7 @@ few integers that any world size or worker count continues from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from dataprep.errors import DataprepError
 
@@ -28,12 +27,12 @@ except ImportError:  # pragma: no cover - without torch the datasets are plain i
 STATE_VERSION = 1  # of the saved state dict (its keys), not of ReadPosition
 
 
-@dataclass(frozen=True)
-class ReadPosition:
+class ReadPosition(NamedTuple):
     """Where one process stands in a pass: cheap to take at every step, exact to resume.
 
     `epoch`: the epoch being read; `start`: the global batch this pass began at; `done`:
     items this process handed out since (batches of its share, not global batches).
+    Immutable, and a tuple: code that unpacked the earlier `(epoch, start, done)` still works.
     """
 
     epoch: int = 0
@@ -41,7 +40,7 @@ class ReadPosition:
     done: int = 0
 
     def advanced(self, items: int = 1) -> ReadPosition:
-        return replace(self, done=self.done + items)
+        return self._replace(done=self.done + items)
 
     def to_state(self) -> list[int]:
         """`[epoch, start, done]`: JSON-ready, and the form earlier versions passed around."""
