@@ -3,6 +3,8 @@
     python benchmarks/bench_dedup.py                      # 20k docs, a few minutes here
     python benchmarks/bench_dedup.py --docs 200000        # the issue's size
     python benchmarks/bench_dedup.py --tools ours1,ours2  # a subset
+    python benchmarks/bench_dedup.py --real 42 --repeat 3 \\
+        --tools datasketch,rensa,ours1,ours1-numpy    # long real documents (issue 19)
 
 One generated corpus (documents of 1-4 KB drawn from a Zipf vocabulary, ~10% exact and ~15%
 near duplicates whose 5-shingle Jaccard with their original is 0.82-0.98, each tagged with
@@ -20,6 +22,9 @@ known clusters: a cluster of k rows should lose k-1.
   shards to Parquet shards (read, hash, bucket, cluster, write: all timed), 1 and 2 workers.
 
 Peers get their texts as a Python list (reading not timed); ours reads and writes Parquet.
+`ours1-numpy` is ours1 with DATAPREP_DEDUP_KERNEL=numpy (the signature path before the
+compiled kernel). The machine is shared, so besides wall time every tool reports its CPU
+seconds (getrusage): "MB/s per core" is input MB per CPU second; ratios pair each round's runs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -89,6 +95,29 @@ def generate(
     return texts, clusters
 
 
+def real_corpus(max_mb: float, seed: int) -> tuple[list[str], list[int]]:
+    """Long real documents on this machine (2-50 KB): licences, copyright files, man pages
+    (roff source), shuffled with `seed`, up to `max_mb`. No known clusters: each its own."""
+    import glob
+    import gzip
+
+    paths = sorted(glob.glob("/usr/share/common-licenses/*"))
+    paths += sorted(glob.glob("/usr/share/doc/*/copyright"))
+    paths += sorted(glob.glob("/usr/share/man/man*/*.gz"))
+    np.random.default_rng(seed).shuffle(paths)
+    texts: list[str] = []
+    size = 0
+    for path in paths:
+        try:
+            raw = gzip.open(path).read() if path.endswith(".gz") else Path(path).read_bytes()
+        except OSError:
+            continue
+        if 2000 <= len(raw) <= 50000 and size + len(raw) <= max_mb * 1e6:
+            texts.append(raw.decode("utf-8", "replace"))
+            size += len(raw)
+    return texts, list(range(len(texts)))
+
+
 def _text(vocab: np.ndarray, toks: np.ndarray) -> str:
     return " ".join(vocab[np.minimum(toks, len(vocab) - 1)].tolist())
 
@@ -120,6 +149,33 @@ def load_texts(root: Path) -> list[str]:
 # ---------------------------------------------------------------- tools (run in a child)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: the machine is shared, so wall
+    time measures the neighbours too; CPU seconds per MB is the per-core throughput."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _count_sign_cpu(info: dict) -> None:
+    """Wrap the dedup sign task (inline with 1 worker) to add up its CPU seconds."""
+    from dataprep.stages.dedup import tasks
+
+    inner = tasks.sign_task
+    info["sign_cpu"] = 0.0
+
+    def timed(task):  # type: ignore[no-untyped-def]
+        started = cpu_seconds()
+        try:
+            return inner(task)
+        finally:
+            info["sign_cpu"] += cpu_seconds() - started
+
+    tasks.sign_task = timed
+
+
 def shingles(text: str) -> list[str]:
     words = text.lower().split()
     return [" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))]
@@ -129,7 +185,7 @@ def run_datasketch(root: Path) -> tuple[list[int], dict]:
     from datasketch import MinHash, MinHashLSH
 
     texts = load_texts(root)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
     removed = []
     for i, text in enumerate(texts):
@@ -140,14 +196,15 @@ def run_datasketch(root: Path) -> tuple[list[int], dict]:
         else:
             lsh.insert(i, m)
     b, r = lsh.b, lsh.r
-    return removed, {"seconds": time.perf_counter() - t0, "bands": f"{b}x{r}"}
+    cpu = cpu_seconds() - c0
+    return removed, {"seconds": time.perf_counter() - t0, "cpu": cpu, "bands": f"{b}x{r}"}
 
 
 def run_rensa(root: Path) -> tuple[list[int], dict]:
     from rensa import RMinHash, RMinHashLSH
 
     texts = load_texts(root)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     lsh = RMinHashLSH(threshold=0.8, num_perm=128, num_bands=16)
     removed = []
     for i, text in enumerate(texts):
@@ -157,7 +214,8 @@ def run_rensa(root: Path) -> tuple[list[int], dict]:
             removed.append(i)
         else:
             lsh.insert(i, m)
-    return removed, {"seconds": time.perf_counter() - t0, "bands": "16x8"}
+    cpu = cpu_seconds() - c0
+    return removed, {"seconds": time.perf_counter() - t0, "cpu": cpu, "bands": "16x8"}
 
 
 def run_ours(root: Path, workers: int, verify: bool = True) -> tuple[list[int], dict]:
@@ -171,7 +229,10 @@ def run_ours(root: Path, workers: int, verify: bool = True) -> tuple[list[int], 
     config = DedupConfig.parse(
         {"method": "minhash", "threshold": 0.8, "num_perm": 128, "verify": verify}
     )
-    t0 = time.perf_counter()
+    counted: dict = {}
+    if workers == 1:
+        _count_sign_cpu(counted)
+    t0, c0 = time.perf_counter(), cpu_seconds()
     run = run_stage(
         "dedup",
         config,
@@ -179,7 +240,7 @@ def run_ours(root: Path, workers: int, verify: bool = True) -> tuple[list[int], 
         input_path=root / "shards",
         executor=make_executor("local", workers=workers),
     )
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     kept = set(dataset.read_rows(out, ["id"]).column("id").to_pylist())
     total = dataset.read_manifest(root / "shards").rows
     removed = [i for i in range(total) if str(i) not in kept]
@@ -188,6 +249,8 @@ def run_ours(root: Path, workers: int, verify: bool = True) -> tuple[list[int], 
     workers_mb = max(v["peak_rss_mb"] for v in run.report["phases"].values()) if workers > 1 else 0
     return removed, {
         "seconds": seconds,
+        "cpu": cpu,
+        **counted,
         "bands": f"{lsh['bands']}x{lsh['rows']}",
         "phases": phases,
         "workers_mb": workers_mb,
@@ -200,7 +263,10 @@ TOOLS = {
     "ours1": lambda root: run_ours(root, 1),
     "ours2": lambda root: run_ours(root, 2),
     "ours1-noverify": lambda root: run_ours(root, 1, verify=False),
+    # the numpy signature path (before the compiled kernel), same stage otherwise
+    "ours1-numpy": lambda root: run_ours(root, 1),
 }
+ENV = {"ours1-numpy": {"DATAPREP_DEDUP_KERNEL": "numpy"}}
 
 
 def child(tool: str, root: Path) -> None:
@@ -242,7 +308,8 @@ def run_tool(tool: str, root: Path, datatrove_python: str) -> dict | None:
         command = [datatrove_python, str(script), str(root), "1"]
     else:
         command = [sys.executable, __file__, "--child", tool, "--work", str(root)]
-    proc = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, **ENV.get(tool, {})}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         print(f"{tool}: failed\n{proc.stderr[-2000:]}")
@@ -269,6 +336,14 @@ def main() -> None:
         default=1,
         help="runs per tool, interleaved; the median time is reported",
     )
+    parser.add_argument(
+        "--real",
+        type=float,
+        default=0.0,
+        metavar="MB",
+        help="instead of generated text: up to MB of long real documents (licences, copyright "
+        "files, man pages; 2-50 KB each); no known clusters, so no precision/recall",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = Path(args.work)
@@ -278,7 +353,10 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.perf_counter()
     low, high = (int(x) for x in args.words.split(","))
-    texts, clusters = generate(args.docs, args.seed, (low, high))
+    if args.real:
+        texts, clusters = real_corpus(args.real, args.seed)
+    else:
+        texts, clusters = generate(args.docs, args.seed, (low, high))
     write_corpus(root, texts, clusters, args.shard_rows)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     print(
@@ -293,6 +371,7 @@ def main() -> None:
             info = run_tool(tool, root, args.datatrove_python)
             if info is not None:
                 runs.setdefault(tool, []).append(info)
+    paired = paired_ratios(runs, megabytes)
     rows = {}
     for tool, infos in runs.items():
         infos.sort(key=lambda i: i["seconds"])
@@ -338,6 +417,40 @@ def main() -> None:
                     else ""
                 )
             )
+    print(paired)
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
+def paired_ratios(runs: dict[str, list[dict]], megabytes: float) -> str:
+    """Per round (each tool once, interleaved): sign-phase MB per CPU second, and each ours
+    tool's speed over each peer's by CPU seconds and by wall seconds; medians over rounds."""
+    lines = ["paired rounds (medians; CPU = user+sys of the tool's process, 1 worker):"]
+    for tool, infos in runs.items():
+        signs = [megabytes / i["sign_cpu"] for i in infos if i.get("sign_cpu")]
+        if signs:
+            lines.append(
+                f"  {tool}: sign phase {_median(signs):.1f} MB/s per core (CPU) "
+                f"[{', '.join(f'{x:.0f}' for x in signs)}], whole stage "
+                f"{_median([megabytes / i['cpu'] for i in infos]):.1f} MB/s per core, "
+                f"peak RSS {_median([peak(i) for i in infos]):.0f} MB"
+            )
+    for ours in [t for t in runs if t.startswith("ours")]:
+        for peer in [t for t in runs if not t.startswith("ours")] + ["ours1-numpy"]:
+            if peer == ours or peer not in runs:
+                continue
+            pairs = list(zip(runs[ours], runs[peer], strict=False))
+            by_cpu = [p["cpu"] / o["cpu"] for o, p in pairs if "cpu" in p and "cpu" in o]
+            by_wall = [p["seconds"] / o["seconds"] for o, p in pairs]
+            rss = [peak(o) / peak(p) for o, p in pairs]
+            lines.append(
+                f"  {ours} vs {peer}: x{_median(by_cpu):.1f} by CPU "
+                f"[{', '.join(f'{x:.1f}' for x in by_cpu)}], x{_median(by_wall):.1f} by wall; "
+                f"peak RSS x{_median(rss):.2f}"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ EDGES = [
     "中文 文本 测试 重复 检测 中文 文本",
     "Straße ÉCOLE naïve ﬁne Ǆ İstanbul ΣΊΣΥΦΟΣ ß ǅ",
     "e\u0301 combining a\u0308 ﬀ ㎏ ① Ⅻ ｆｕｌｌｗｉｄｔｈ",
+    "cafe\u0301 e\n\u0301mark after a newline \u1100\n\u1161 jamo \u1100\u1161 \ufb01\n\u00b4\n",
     "emoji 😀 🎉 four byte 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 chars",
     "Hello, World!!! -- (quoted) [x] {y} <z> a+b=c; 100% $5 ~tilde `tick` ^caret |pipe|",
     "«guillemets» „quotes“ — dash – en…ellipsis ¿qué? ¡sí! ©®™ €£¥ §¶",

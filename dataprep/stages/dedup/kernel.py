@@ -258,6 +258,16 @@ def _all_ascii(text: pa.Array) -> bool:
     return text.null_count == 0 and pc.all(pc.string_is_ascii(text)).as_py() is not False
 
 
+def _normalise_lines(text: pa.Array, steps: Sequence[str]) -> pa.Array:
+    """normalise() line by line, rejoined: the same text (NFKC never composes across an
+    ASCII character, lower-casing is per code point, punctuation runs stop at "\n"), but
+    Arrow's per-string ASCII shortcut now skips the ASCII lines of a non-ASCII document
+    (its Unicode NFKC runs at ~90 MB/s)."""
+    lines = pc.split_pattern(text, "\n")
+    flat = normalise(pc.list_flatten(lines), steps)
+    return pc.binary_join(pa.ListArray.from_arrays(lines.offsets, flat), "\n")
+
+
 def signatures(
     text: pa.Array, num_perm: int, seed: int, ngram: int, char_ngram: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +297,7 @@ def sign_text(
     ascii_rows = pc.fill_null(pc.string_is_ascii(text), False).to_numpy(zero_copy_only=False)
     valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
     others = np.flatnonzero(valid & ~ascii_rows)
-    rest = normalise(text.take(pa.array(others)), steps)
+    rest = _normalise_lines(text.take(pa.array(others)), steps)
     ascii_index = np.flatnonzero(ascii_rows)
     parts = [
         (text, ascii_index, ascii_index, "lowercase" in steps, "punctuation" in steps),
