@@ -206,3 +206,25 @@ def test_densification_last_resort_is_the_docs_minimum(monkeypatch) -> None:
     _same(kernel.signatures(docs, num_perm, seed, 5, None), want)
     row = want[0][0]
     assert len(set(row.tolist())) <= 3 and row.min() in row  # filled from its 3 values
+
+
+def test_numpy_path_when_the_kernel_is_switched_off(monkeypatch) -> None:
+    monkeypatch.setattr(minhash, "_KERNEL", False)
+    monkeypatch.setenv("DATAPREP_DEDUP_KERNEL", "numpy")
+    assert minhash.kernel_module() is None
+    text = pa.array(["Straße und ﬁne Dinge hier", "a b c d e f g", ""])
+    got = minhash.sign_text(text, ["nfkc", "lowercase"], "fast", 64, 1, 5, None)
+    monkeypatch.setattr(minhash, "_KERNEL", kernel)
+    _same(got, minhash.sign_text(text, ["nfkc", "lowercase"], "fast", 64, 1, 5, None))
+
+
+def test_help_does_not_import_numba() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, runpy; sys.argv = ['dataprep', '--help']\n"
+    code += "try:\n    runpy.run_module('dataprep', run_name='__main__')\n"
+    code += "except SystemExit:\n    pass\n"
+    code += "print('NUMBA' if 'numba' in sys.modules else 'CLEAN')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().endswith("CLEAN"), out.stdout[-300:] + out.stderr[-300:]

@@ -229,14 +229,15 @@ def oph_signatures(
 
 def kernel_module():
     """dedup/kernel.py (numba, imported here on first use: never on `dataprep --help`), or
-    None where numba is missing or DATAPREP_DEDUP_KERNEL=numpy: then the numpy path runs."""
+    None where numba is missing or unusable (no writable cache directory: RuntimeError) or
+    DATAPREP_DEDUP_KERNEL=numpy: then the numpy path runs, with the same values."""
     global _KERNEL
     if _KERNEL is False:
         _KERNEL = None
         if os.environ.get("DATAPREP_DEDUP_KERNEL", "numba") != "numpy":
             try:
                 from . import kernel
-            except ImportError:
+            except (ImportError, RuntimeError):
                 pass
             else:
                 _KERNEL = kernel
