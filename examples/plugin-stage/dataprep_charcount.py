@@ -1,9 +1,9 @@
 """charcount: add each document's length in characters; optionally drop the short ones.
 
-The example plugin of docs/architecture.md: a config model (its fields are the recipe keys
-and the command's flags), a Stage subclass that plans one task per shard, and a module-level
-task function (workers in a process pool or on Ray import it by name). It is here to be
-copied: the built-in way to the same count is `score`'s `char_count` signal.
+The example plugin of the README's "How to add a stage": a config model (its fields are the
+recipe keys and the command's flags), a Stage subclass that plans one task per shard, and a
+module-level task function (workers in a process pool or on Ray import it by name). It is here
+to be copied: the built-in way to the same count is `score`'s `char_count` signal.
 """
 
 from __future__ import annotations
