@@ -89,6 +89,8 @@ class CompressStats:
 
 
 class CompressStage(Stage[CompressConfig]):
+    """.report.json has bytes before/after, ratio per column and MB/s."""
+
     name = "compress"
     help = "Re-encode shards: codec, level, dictionary, row-group size, optional sorting."
 

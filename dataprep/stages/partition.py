@@ -83,6 +83,9 @@ class MovedJob:
 
 
 class PartitionStage(Stage[PartitionConfig]):
+    """Rows with a null key go to OUT/.quarantine.jsonl. .report.json records partition sizes
+    and balance (max/mean), and with --previous the fraction of rows that moved."""
+
     name = "partition"
     help = "Route rows to N partitions by a consistent hash of a key column."
 

@@ -102,6 +102,10 @@ class ColumnBytes:
 
 
 class RebalanceStage(Stage[RebalanceConfig]):
+    """Give exactly one of --shards, --target-rows, --target-bytes. Order is kept unless
+    --shuffle; --by COL keeps each group in one shard, splitting only groups bigger than a
+    fair share, and packs them largest-first onto the emptiest shard."""
+
     name = "rebalance"
     help = "Rewrite uneven shards into N equal ones (rows or bytes), or balance groups."
 

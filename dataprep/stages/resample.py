@@ -114,6 +114,9 @@ class SampleJob:
 
 
 class ResampleStage(Stage[ResampleConfig]):
+    """Class counts after the run equal the plan in .report.json exactly. Rows with a null
+    label go to OUT/.quarantine.jsonl."""
+
     name = "resample"
     help = "Balance classes: undersample, oversample, or add a sample_weight column."
 

@@ -54,7 +54,9 @@ class ShardConfig(StageConfig):
     text_column: str = Field("text", description="column holding the document text")
     id_column: str = Field("id", description="id column; generated as SOURCE:LINE if absent")
     keep: list[str] | None = Field(None, description="fields to keep besides text and id")
-    format: Literal["auto", "jsonl", "csv", "parquet", "text"] = "auto"
+    format: Literal["auto", "jsonl", "csv", "parquet", "text"] = Field(
+        "auto", description="auto, jsonl, csv, parquet or text"
+    )
     lines: bool = Field(False, description="plain text: one document per line, not per file")
     chunk_bytes: ByteSize = Field(
         ByteSize(64 << 20),
@@ -94,6 +96,8 @@ class ReadJob:
 
 
 class ShardStage(Stage[ShardConfig]):
+    """Malformed rows go to OUT/.quarantine.jsonl with their source and line; the run goes on."""
+
     name = "shard"
     help = "Read raw files into Parquet shards of N rows or bytes."
     reads_dataset = False

@@ -78,8 +78,10 @@ class TokenizeConfig(StageConfig):
         "Face tokenizer.json",
     )
     vocab_size: int = Field(8192, ge=300, description="BPE vocabulary size")
-    text_column: str = "text"
-    mode: Literal["pack", "truncate"] = "pack"
+    text_column: str = Field("text", description="column holding the text")
+    mode: Literal["pack", "truncate"] = Field(
+        "pack", description="pack (LM blocks) or truncate (one row per document)"
+    )
     bpe_train_docs: int = Field(200_000, gt=0, description="documents the BPE is trained on")
     _file: TokenizerSpec | None = PrivateAttr(None)  # a tokenizer file's facts, read once
 
@@ -101,6 +103,9 @@ class TokenizeConfig(StageConfig):
 
 
 class TokenizeStage(Stage[TokenizeConfig]):
+    """Documents are joined with an end-of-text id and cut into blocks of seq_len + 1 ids, so
+    no padding is wasted."""
+
     name = "tokenize"
     help = "Turn text into packed fixed-length blocks of token ids."
 

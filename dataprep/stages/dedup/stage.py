@@ -60,6 +60,9 @@ class Plan:
 
 
 class DedupStage(Stage[DedupConfig]):
+    """The report (OUT/.report.json) lists rows in/out, clusters, the LSH S-curve, example
+    pairs with estimated and true Jaccard, and time and memory per phase."""
+
     name = "dedup"
     help = "Remove exact and near-duplicate rows (xxh3 fingerprints, MinHash-LSH)."
 
