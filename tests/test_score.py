@@ -165,6 +165,27 @@ def test_batches_do_not_change_the_numbers(monkeypatch: pytest.MonkeyPatch) -> N
     assert signals.compute(texts, whole) == whole
 
 
+def translations(limit: int = 150) -> list[str]:
+    """Non-ASCII real text: the translation catalogues installed here, decoded as they come."""
+    paths = sorted(Path("/usr/share/locale").glob("*/LC_MESSAGES/*.mo"))[::20][:limit]
+    return [p.read_bytes().decode("utf-8", "replace") for p in paths]
+
+
+def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = pa.array(EDGES + real_texts(80) + translations() + ["a\u3000b\u2003a\u00a0b a b…"])
+    assert sum(not t.isascii() for t in texts.to_pylist()) > 100
+    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
+    assert signals.kernel_module() is not None
+    compiled = signals.compute(texts, names)
+    monkeypatch.setattr(signals, "_KERNEL", False)
+    monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numpy")
+    assert signals.kernel_module() is None
+    vectorised = signals.compute(texts, names)
+    for name in names:  # exactly equal, not close
+        assert compiled[name].equals(vectorised[name]), name
+    assert len(names) == 15
+
+
 def test_null_text_scores_as_empty() -> None:
     got = signals.compute(pa.array([None, ""], pa.string()), ["word_count", "char_count"])
     assert got["word_count"].to_pylist() == [0, 0] and got["char_count"].to_pylist() == [0, 0]

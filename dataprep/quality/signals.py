@@ -11,7 +11,9 @@ mean the same thing here; `docs/quality-signals.md` has the table.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -61,11 +63,16 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
         texts = texts.cast(pa.string())
     texts = texts.fill_null("")
     groups = list(dict.fromkeys(SIGNALS[n].group for n in wanted))
+    kernel = kernel_module() if _COMPILED.intersection(groups) else None
     parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
     for start, stop in _batches(texts):
         batch = texts.slice(start, stop - start)
         values: dict[str, np.ndarray] = {}
         for group in groups:
+            if group in _COMPILED and kernel is not None:
+                if "word_count" not in values:  # one pass gives both groups
+                    values.update(kernel.word_signals(batch, "ngrams" in groups))
+                continue
             values.update(_GROUPS[group](batch, stop - start))
         for n in wanted:
             parts[n].append(values[n])
@@ -73,6 +80,27 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
         n: pa.array(np.concatenate(parts[n]) if parts[n] else [], type=SIGNALS[n].type)
         for n in wanted
     }
+
+
+_COMPILED = {"words", "ngrams"}  # groups that kernels.py computes in one compiled pass
+_KERNEL: Any = False
+
+
+def kernel_module() -> Any:
+    """quality/kernels.py (numba, imported on first use: never on `dataprep --help`), or None
+    where numba is missing or cannot cache (RuntimeError) or DATAPREP_QUALITY_KERNEL=numpy:
+    then the vectorised groups below run, with the same values."""
+    global _KERNEL
+    if _KERNEL is False:
+        _KERNEL = None
+        if os.environ.get("DATAPREP_QUALITY_KERNEL", "numba") != "numpy":
+            try:
+                from dataprep.quality import kernels
+            except (ImportError, RuntimeError):
+                pass
+            else:
+                _KERNEL = kernels
+    return _KERNEL
 
 
 def _batches(texts: pa.Array) -> list[tuple[int, int]]:

@@ -1,0 +1,358 @@
+"""The word and n-gram signals as one compiled pass (numba) per document over Arrow's buffers.
+
+WHY: the vectorised path (`signals._words`, `repetition.ngram_signals`) splits the batch into
+an Arrow array of words twice, runs two regexes over every word and makes one hash pass plus
+a fixpoint of whole-array steps per n-gram length; here one loop per document tokenises,
+numbers its words and n-grams in a small hash table while the document is in cache, and runs
+Gopher's greedy duplicate scan as the plain loop it is. numba keeps the machine code on disk
+(`cache=True`). The values are exactly those of the vectorised path, which stays as the
+reference and the fallback (tests/test_score.py). Words are split where Arrow's
+`utf8_split_whitespace` splits; the only Unicode questions (does a non-ASCII word have a
+letter, a character outside P/S/C) go back to Arrow's regexes, for those words alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numba import njit
+
+TOP = 3  # top_2..4_gram_char_fraction, then dup_5..10_gram_char_fraction
+DUP = 6
+STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+# per-document integer outputs of `scan`
+N_TOKENS, N_REAL, REAL_CHARS, N_ALPHA, STOP_MASK, HASHES, ELLIPSES, NEWLINES, CHARS = range(9)
+
+_WS = np.zeros(128, np.bool_)
+_WS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_ALNUM = np.zeros(128, np.uint8)  # 1 digit, 2 letter
+_ALNUM[[ord(c) for c in "0123456789"]] = 1
+_ALNUM[[c for c in range(128) if chr(c).isalpha()]] = 2
+_STOP = np.zeros((len(STOP_WORDS), 4), np.uint8)
+_STOP_LEN = np.array([len(w) for w in STOP_WORDS], np.int64)
+for _i, _w in enumerate(STOP_WORDS):
+    _STOP[_i, : len(_w)] = np.frombuffer(_w.encode(), np.uint8)
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_S29 = np.uint64(29)
+
+
+@njit(cache=True, inline="always")
+def _space(data, i, end):
+    """Bytes taken by the whitespace character starting at data[i] (Arrow's set), else 0."""
+    b = data[i]
+    if b < 128:
+        return 1 if _WS[b] else 0
+    if b == 0xC2:
+        if i + 1 < end and (data[i + 1] == 0x85 or data[i + 1] == 0xA0):
+            return 2
+        return 0
+    if i + 2 >= end or b < 0xE1 or b > 0xE3:
+        return 0
+    b1, b2 = data[i + 1], data[i + 2]
+    if b == 0xE1:
+        return 3 if b1 == 0x9A and b2 == 0x80 else 0
+    if b == 0xE3:
+        return 3 if b1 == 0x80 and b2 == 0x80 else 0
+    if b1 == 0x80 and (b2 <= 0x8A or b2 == 0xA8 or b2 == 0xA9 or b2 == 0xAF):
+        return 3
+    return 3 if b1 == 0x81 and b2 == 0x9F else 0
+
+
+@njit(cache=True, inline="always")
+def _mix(a, b):
+    h = (np.uint64(a) * _M1) ^ (np.uint64(b) * _M2)
+    return h ^ (h >> _S29)
+
+
+@njit(cache=True, inline="always")
+def _same(data, s1, e1, s2, e2):
+    if e1 - s1 != e2 - s2:
+        return False
+    for k in range(e1 - s1):
+        if data[s1 + k] != data[s2 + k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval):
+    """Number the document's n words 0.. in order of first appearance (equal bytes, equal
+    number); counts[id] how often each occurs. Returns how many distinct words."""
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    tkey[:size] = -1
+    k = 0
+    for i in range(n):
+        j = np.int64(hs[i] & np.uint64(mask))
+        while True:
+            t = tkey[j]
+            if t < 0:
+                tkey[j] = i
+                tval[j] = k
+                ids[i] = k
+                counts[k] = 1
+                k += 1
+                break
+            if _same(data, ws[t], we[t], ws[i], we[i]):
+                ids[i] = tval[j]
+                counts[tval[j]] += 1
+                break
+            j = (j + 1) & mask
+    return k
+
+
+@njit(cache=True)
+def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
+    """top_2..4 and dup_5..10 n-gram character fractions of one document into out[row]."""
+    prev, pcount, cur, ccount, first, tka, tkb, tval, seen = buf
+    prev[:n_words] = wid[:n_words]
+    pcount[:kinds] = wcount[:kinds]
+    for n in range(2, 11):
+        m = n_words - n + 1
+        if m <= 0:
+            return
+        if kinds == m + 1:  # every (n-1)-gram once: every n-gram once, no repeats from here
+            for r in range(n, 5):
+                if n_words >= r:
+                    out[row, r - 2] = (cum[r] - cum[0] + r - 1) / denom
+            return
+        size = 16
+        while size < 2 * m:
+            size *= 2
+        mask = size - 1
+        tka[:size] = -1
+        k = 0
+        for i in range(m):
+            a = prev[i]
+            if pcount[a] == 1:  # its (n-1)-gram occurs once, so does the n-gram
+                cur[i] = k
+                ccount[k] = 1
+                first[k] = i
+                k += 1
+                continue
+            b = wid[i + n - 1]
+            j = np.int64(_mix(a, b) & np.uint64(mask))
+            while True:
+                if tka[j] < 0:
+                    tka[j] = a
+                    tkb[j] = b
+                    tval[j] = k
+                    cur[i] = k
+                    ccount[k] = 1
+                    first[k] = i
+                    k += 1
+                    break
+                if tka[j] == a and tkb[j] == b:
+                    cur[i] = tval[j]
+                    ccount[tval[j]] += 1
+                    break
+                j = (j + 1) & mask
+        if n <= 4:  # the most frequent n-gram; ties to the one seen first (smallest number)
+            best, at = 0, 0
+            for c in range(k):
+                if ccount[c] > best:
+                    best, at = ccount[c], c
+            p = first[at]
+            out[row, n - 2] = best * (cum[p + n] - cum[p] + n - 1) / denom
+        else:  # Gopher's greedy scan: a repeat counts its characters and jumps past itself
+            seen[:k] = False
+            total, i = 0, 0
+            while i < m:
+                c = cur[i]
+                if seen[c]:
+                    total += cum[i + n] - cum[i]
+                    i += n
+                else:
+                    seen[c] = True
+                    i += 1
+            out[row, n - 2] = total / denom
+        prev, cur = cur, prev
+        pcount, ccount = ccount, pcount
+        kinds = k
+
+
+@njit(cache=True)
+def scan(data, offsets, want_ngrams):
+    """Per document: the integer counts (columns N_TOKENS..CHARS), the n-gram fractions (9
+    columns) and the non-ASCII words as (document, start, end, characters) rows."""
+    n_docs = len(offsets) - 1
+    counts = np.zeros((n_docs, 9), np.int64)
+    grams = np.zeros((n_docs, 9), np.float64)
+    longest = 0
+    for d in range(n_docs):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    cap = longest // 2 + 1
+    ws = np.empty(cap, np.int64)
+    we = np.empty(cap, np.int64)
+    hs = np.empty(cap, np.uint64)
+    cum = np.empty(cap + 1, np.int64)
+    wid = np.empty(cap, np.int64)
+    wcount = np.empty(cap, np.int64)
+    table = 16
+    while table < 2 * cap:
+        table *= 2
+    tkey = np.empty(table, np.int64)
+    tval = np.empty(table, np.int64)
+    buf = (
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.int64),
+        tkey,
+        np.empty(table, np.int64),
+        tval,
+        np.empty(cap, np.bool_),
+    )
+    other = np.empty((16, 4), np.int64)
+    n_other = 0
+    for d in range(n_docs):
+        start, end = offsets[d], offsets[d + 1]
+        row = counts[d]
+        chars = _text_counts(data, start, end, row)
+        n, i = 0, start
+        cum[0] = 0
+        while i < end:
+            w = _space(data, i, end)
+            if w:
+                i += w
+                continue
+            s = i  # a word: up to the next whitespace
+            h = np.uint64(0xCBF29CE484222325)
+            ascii_only, real, alpha, length = True, False, False, 0
+            while i < end:
+                b = data[i]
+                if b < 128:
+                    if _WS[b]:
+                        break
+                    kind = _ALNUM[b]
+                    real |= kind > 0
+                    alpha |= kind == 2
+                else:
+                    if _space(data, i, end):
+                        break
+                    ascii_only = False
+                if (b & 0xC0) != 0x80:
+                    length += 1
+                h = (h ^ np.uint64(b)) * np.uint64(0x100000001B3)
+                i += 1
+            ws[n], we[n], hs[n] = s, i, h
+            cum[n + 1] = cum[n] + length
+            n += 1
+            if ascii_only:
+                row[N_REAL] += real
+                row[REAL_CHARS] += length if real else 0
+                row[N_ALPHA] += alpha
+                size = i - s
+                for k in range(len(STOP_WORDS)):
+                    if _STOP_LEN[k] == size and _same_stop(data, s, k):
+                        row[STOP_MASK] |= 1 << k
+            else:
+                if n_other == len(other):
+                    grown = np.empty((2 * len(other), 4), np.int64)
+                    grown[:n_other] = other
+                    other = grown
+                other[n_other, 0], other[n_other, 1] = d, s
+                other[n_other, 2], other[n_other, 3] = i, length
+                n_other += 1
+        row[N_TOKENS] = n
+        row[CHARS] = chars
+        if want_ngrams and n >= 2:
+            kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval)
+            _ngrams(wid, wcount, kinds, cum, n, max(chars, 1), grams, d, buf)
+    return counts, grams, other[:n_other]
+
+
+@njit(cache=True)
+def _text_counts(data, start, end, row):
+    """'#', '...' (not overlapping, as str.count), '\u2026' and newlines into row; returns
+    the characters (code points) of the text."""
+    i, chars = start, 0
+    while i < end:
+        b = data[i]
+        chars += (b & 0xC0) != 0x80
+        if b == 35:
+            row[HASHES] += 1
+        elif b == 10:
+            row[NEWLINES] += 1
+        elif b == 46 and i + 2 < end and data[i + 1] == 46 and data[i + 2] == 46:
+            row[ELLIPSES] += 1
+            chars += 2
+            i += 3
+            continue
+        elif b == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and data[i + 2] == 0xA6:
+            row[ELLIPSES] += 1
+        i += 1
+    return chars
+
+
+@njit(cache=True, inline="always")
+def _same_stop(data, s, k):
+    for j in range(_STOP_LEN[k]):
+        if data[s + j] != _STOP[k, j]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _gather(data, other):
+    """The non-ASCII words' bytes end to end, with Arrow string offsets."""
+    offsets = np.zeros(len(other) + 1, np.int32)
+    for r in range(len(other)):
+        offsets[r + 1] = offsets[r] + other[r, 2] - other[r, 1]
+    out = np.empty(offsets[-1], np.uint8)
+    for r in range(len(other)):
+        out[offsets[r] : offsets[r + 1]] = data[other[r, 1] : other[r, 2]]
+    return offsets, out
+
+
+def buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes and the int64 offsets of a string array (nulls already filled)."""
+    _, off, data = texts.buffers()
+    offsets = np.frombuffer(off, np.int32, len(texts) + 1, texts.offset * 4).astype(np.int64)
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return raw, offsets
+
+
+def word_signals(texts: pa.Array, want_ngrams: bool) -> dict[str, np.ndarray]:
+    """The "words" group (and, with want_ngrams, the "ngrams" group) for one batch."""
+    data, offsets = buffers(texts)
+    n_docs = len(texts)
+    counts, grams, other = scan(data, offsets, want_ngrams)
+    n_real, real_chars = counts[:, N_REAL].copy(), counts[:, REAL_CHARS].astype(np.float64)
+    alpha = counts[:, N_ALPHA].copy()
+    if len(other):
+        offs, raw = _gather(data, other)
+        words = pa.StringArray.from_buffers(len(other), pa.py_buffer(offs), pa.py_buffer(raw))
+        doc, length = other[:, 0], other[:, 3]
+        real = pc.match_substring_regex(words, r"[^\pP\pS\pC]").to_numpy(zero_copy_only=False)
+        has_letter = pc.match_substring_regex(words, r"\pL").to_numpy(zero_copy_only=False)
+        n_real += np.bincount(doc[real], minlength=n_docs)
+        real_chars += np.bincount(doc[real], length[real], minlength=n_docs)
+        alpha += np.bincount(doc[has_letter], minlength=n_docs)
+    n_tokens = counts[:, N_TOKENS]
+    stop = counts[:, STOP_MASK]
+    n_stop = sum((stop >> k) & 1 for k in range(len(STOP_WORDS)))
+    out = {
+        "word_count": n_real,
+        "mean_word_length": _ratio(real_chars, n_real),
+        "alpha_fraction": _ratio(alpha, n_tokens),
+        "symbol_to_word_ratio": np.maximum(
+            _ratio(counts[:, HASHES], n_tokens), _ratio(counts[:, ELLIPSES], n_tokens)
+        ),
+        "stop_word_count": np.asarray(n_stop, np.int64),
+        "newline_to_word_ratio": _ratio(counts[:, NEWLINES], n_tokens),
+    }
+    if want_ngrams:
+        for n in range(2, 11):
+            kind = "top" if n <= 4 else "dup"
+            out[f"{kind}_{n}_gram_char_fraction"] = np.ascontiguousarray(grams[:, n - 2])
+    return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
