@@ -172,9 +172,10 @@ def translations(limit: int = 150) -> list[str]:
 
 
 def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    texts = pa.array(EDGES + real_texts(80) + translations() + ["a\u3000b\u2003a\u00a0b a b…"])
+    spaces = ["a\u3000b\u2003a\u00a0b a b…", " • x\u2003\r\n\n\n- y…\u3000\x1c\n\n"]
+    texts = pa.array(EDGES + real_texts(80) + translations() + spaces)
     assert sum(not t.isascii() for t in texts.to_pylist()) > 100
-    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
+    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in signals._COMPILED]
     assert signals.kernel_module() is not None
     compiled = signals.compute(texts, names)
     monkeypatch.setattr(signals, "_KERNEL", False)
@@ -183,7 +184,7 @@ def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPa
     vectorised = signals.compute(texts, names)
     for name in names:  # exactly equal, not close
         assert compiled[name].equals(vectorised[name]), name
-    assert len(names) == 15
+    assert len(names) == 21
 
 
 def test_null_text_scores_as_empty() -> None:

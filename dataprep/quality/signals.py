@@ -63,15 +63,17 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
         texts = texts.cast(pa.string())
     texts = texts.fill_null("")
     groups = list(dict.fromkeys(SIGNALS[n].group for n in wanted))
-    kernel = kernel_module() if _COMPILED.intersection(groups) else None
+    kernel = kernel_module() if set(_COMPILED).intersection(groups) else None
     parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
     for start, stop in _batches(texts):
         batch = texts.slice(start, stop - start)
         values: dict[str, np.ndarray] = {}
+        done: set[str] = set()
         for group in groups:
-            if group in _COMPILED and kernel is not None:
-                if "word_count" not in values:  # one pass gives both groups
-                    values.update(kernel.word_signals(batch, "ngrams" in groups))
+            if kernel is not None and group in _COMPILED:
+                if _COMPILED[group] not in done:  # one pass gives all its groups
+                    done.add(_COMPILED[group])
+                    values.update(kernel[_COMPILED[group]](batch, groups))
                 continue
             values.update(_GROUPS[group](batch, stop - start))
         for n in wanted:
@@ -82,12 +84,14 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
     }
 
 
-_COMPILED = {"words", "ngrams"}  # groups that kernels.py computes in one compiled pass
+# groups computed by a compiled pass (quality/kernels*.py), and which pass
+_COMPILED = {"words": "words", "ngrams": "words", "lines": "lines", "dup_lines": "lines"}
+_COMPILED["dup_paras"] = "lines"
 _KERNEL: Any = False
 
 
-def kernel_module() -> Any:
-    """quality/kernels.py (numba, imported on first use: never on `dataprep --help`), or None
+def kernel_module() -> dict[str, Callable[[pa.Array, list[str]], dict[str, np.ndarray]]] | None:
+    """The compiled passes (numba, imported on first use: never on `dataprep --help`), or None
     where numba is missing or cannot cache (RuntimeError) or DATAPREP_QUALITY_KERNEL=numpy:
     then the vectorised groups below run, with the same values."""
     global _KERNEL
@@ -95,11 +99,14 @@ def kernel_module() -> Any:
         _KERNEL = None
         if os.environ.get("DATAPREP_QUALITY_KERNEL", "numba") != "numpy":
             try:
-                from dataprep.quality import kernels
+                from dataprep.quality import kernels, kernels_lines
             except (ImportError, RuntimeError):
                 pass
             else:
-                _KERNEL = kernels
+                _KERNEL = {
+                    "words": lambda t, groups: kernels.word_signals(t, "ngrams" in groups),
+                    "lines": lambda t, groups: kernels_lines.line_signals(t),
+                }
     return _KERNEL
 
 

@@ -1,0 +1,203 @@
+"""The line and paragraph signals as one compiled pass (numba) per document.
+
+WHY: the vectorised groups split every batch into Arrow arrays of lines three times (Python's
+line breaks, runs of "\\n", runs of "\\n\\n"), trim them and hash them; here each document is
+walked once per kind of piece while it is in cache, and the duplicate pieces come from a small
+hash table that compares the bytes. The values are exactly those of `signals._lines`,
+`_dup_lines` and `_dup_paras`, which stay as the reference and the fallback
+(tests/test_score.py). Whitespace is Arrow's (`utf8_trim_whitespace`), as there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from dataprep.quality.kernels import _same, _space, buffers
+
+# per-document outputs of `scan_lines`
+N_LINES, BULLETS, ELLIPSES, N_LINE_PIECES, DUP_LINES, DUP_LINE_CHARS = range(6)
+N_PARAS, DUP_PARAS, DUP_PARA_CHARS, CHARS = range(6, 10)
+
+
+@njit(cache=True, inline="always")
+def _break(data, i, end):
+    """Bytes of the str.splitlines() line break starting at data[i], else 0."""
+    b = data[i]
+    if b == 13:
+        return 2 if i + 1 < end and data[i + 1] == 10 else 1
+    if b == 10 or b == 11 or b == 12 or b == 28 or b == 29 or b == 30:
+        return 1
+    if b == 0xC2:
+        return 2 if i + 1 < end and data[i + 1] == 0x85 else 0
+    if b == 0xE2 and i + 2 < end and data[i + 1] == 0x80:
+        return 3 if data[i + 2] == 0xA8 or data[i + 2] == 0xA9 else 0
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _space_before(data, start, i):
+    """Bytes of the whitespace character ending just before data[i], else 0."""
+    for k in (1, 2, 3):
+        if i - k >= start and (k == 1 or (data[i - k] & 0xC0) == 0xC0 or data[i - k] < 128):
+            if _space(data, i - k, i) == k:
+                return k
+            if (data[i - k] & 0xC0) != 0x80:
+                return 0
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _chars(data, s, e):
+    n = 0
+    for i in range(s, e):
+        n += (data[i] & 0xC0) != 0x80
+    return n
+
+
+@njit(cache=True)
+def _dups(data, ps, pe, n, tkey, hs):
+    """How many of the n pieces repeat an earlier piece (equal bytes), and their characters."""
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    tkey[:size] = -1
+    count, chars = 0, 0
+    for p in range(n):
+        h = np.uint64(0xCBF29CE484222325)
+        for i in range(ps[p], pe[p]):
+            h = (h ^ np.uint64(data[i])) * np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+        j = np.int64(h & np.uint64(mask))
+        while True:
+            t = tkey[j]
+            if t < 0:
+                tkey[j] = p
+                hs[j] = h
+                break
+            if hs[j] == h and _same(data, ps[t], pe[t], ps[p], pe[p]):
+                count += 1
+                chars += _chars(data, ps[p], pe[p])
+                break
+            j = (j + 1) & mask
+    return count, chars
+
+
+@njit(cache=True)
+def _split_newlines(data, start, end, least, ps, pe):
+    """Pieces between runs of at least `least` "\\n" (as a regex split: "" is one piece)."""
+    n, s, i = 0, start, start
+    while i < end:
+        if data[i] == 10:
+            j = i
+            while j < end and data[j] == 10:
+                j += 1
+            if j - i >= least:
+                ps[n], pe[n] = s, i
+                n += 1
+                s = j
+            i = j
+        else:
+            i += 1
+    ps[n], pe[n] = s, end
+    return n + 1
+
+
+@njit(cache=True)
+def scan_lines(data, offsets):
+    """Per document the counts N_LINES..CHARS (see the module's column names)."""
+    n_docs = len(offsets) - 1
+    out = np.zeros((n_docs, 10), np.int64)
+    longest = 0
+    for d in range(n_docs):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    cap = longest + 1
+    ps = np.empty(cap, np.int64)
+    pe = np.empty(cap, np.int64)
+    table = 16
+    while table < 2 * cap:
+        table *= 2
+    tkey = np.empty(table, np.int64)
+    hs = np.empty(table, np.uint64)
+    for d in range(n_docs):
+        start, end = offsets[d], offsets[d + 1]
+        row = out[d]
+        row[CHARS] = _chars(data, start, end)
+        # Python's lines: bullets after leading whitespace, ellipses before trailing whitespace
+        s, i, pieces, last_empty = start, start, 0, True
+        while True:
+            if i < end:  # most bytes cannot start a line break: skip them fast
+                c = data[i]
+                if (c > 13 and c < 28) or (c > 30 and c < 0xC2) or c > 0xE2:
+                    i += 1
+                    continue
+            k = _break(data, i, end) if i < end else -1
+            if k == 0:
+                i += 1
+                continue
+            pieces += 1
+            last_empty = i == s
+            a, b = s, i
+            while a < b:
+                w = _space(data, a, b)
+                if w == 0:
+                    break
+                a += w
+            if a < b and (
+                data[a] == 45
+                or (a + 2 < b and data[a] == 0xE2 and data[a + 1] == 0x80 and data[a + 2] == 0xA2)
+            ):
+                row[BULLETS] += 1
+            while b > a:
+                w = _space_before(data, a, b)
+                if w == 0:
+                    break
+                b -= w
+            if b - a >= 3 and (
+                (data[b - 1] == 46 and data[b - 2] == 46 and data[b - 3] == 46)
+                or (data[b - 3] == 0xE2 and data[b - 2] == 0x80 and data[b - 1] == 0xA6)
+            ):
+                row[ELLIPSES] += 1
+            if k < 0:
+                break
+            i += k
+            s = i
+        row[N_LINES] = pieces - last_empty
+        n = _split_newlines(data, start, end, 1, ps, pe)
+        row[N_LINE_PIECES] = n
+        row[DUP_LINES], row[DUP_LINE_CHARS] = _dups(data, ps, pe, n, tkey, hs)
+        a, b = start, end  # paragraphs of the trimmed text
+        while a < b:
+            w = _space(data, a, b)
+            if w == 0:
+                break
+            a += w
+        while b > a:
+            w = _space_before(data, a, b)
+            if w == 0:
+                break
+            b -= w
+        n = _split_newlines(data, a, b, 2, ps, pe)
+        row[N_PARAS] = n
+        row[DUP_PARAS], row[DUP_PARA_CHARS] = _dups(data, ps, pe, n, tkey, hs)
+    return out
+
+
+def line_signals(texts: pa.Array) -> dict[str, np.ndarray]:
+    """The "lines", "dup_lines" and "dup_paras" groups for one batch."""
+    c = scan_lines(*buffers(texts))
+    chars = c[:, CHARS]
+    return {
+        "bullet_line_fraction": _ratio(c[:, BULLETS], c[:, N_LINES]),
+        "ellipsis_line_fraction": _ratio(c[:, ELLIPSES], c[:, N_LINES]),
+        "dup_line_fraction": _ratio(c[:, DUP_LINES], c[:, N_LINE_PIECES]),
+        "dup_line_char_fraction": _ratio(c[:, DUP_LINE_CHARS], chars),
+        "dup_para_fraction": _ratio(c[:, DUP_PARAS], c[:, N_PARAS]),
+        "dup_para_char_fraction": _ratio(c[:, DUP_PARA_CHARS], chars),
+    }
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
