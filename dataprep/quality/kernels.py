@@ -33,6 +33,14 @@ _STOP = np.zeros((len(STOP_WORDS), 4), np.uint8)
 _STOP_LEN = np.array([len(w) for w in STOP_WORDS], np.int64)
 for _i, _w in enumerate(STOP_WORDS):
     _STOP[_i, : len(_w)] = np.frombuffer(_w.encode(), np.uint8)
+# byte classes: 1 ASCII whitespace, 2 digit, 4 letter, 8 not ASCII, 16 may start a Unicode
+# space (see _space), 32 starts a character (not a UTF-8 continuation byte)
+_CLS = np.zeros(256, np.uint8)
+_CLS[np.flatnonzero(_WS)] |= 1
+_CLS[:128] |= ((_ALNUM == 1) * 2 + (_ALNUM == 2) * 4).astype(np.uint8)
+_CLS[128:] |= 8
+_CLS[[0xC2, 0xE1, 0xE2, 0xE3]] |= 16
+_CLS[[b for b in range(256) if b & 0xC0 != 0x80]] |= 32
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _S29 = np.uint64(29)
@@ -216,41 +224,43 @@ def scan(data, offsets, want_ngrams):
         chars = _text_counts(data, start, end, row)
         n, i = 0, start
         cum[0] = 0
+        n_real, real_chars, n_alpha, stop = 0, 0, 0, 0
         while i < end:
-            w = _space(data, i, end)
-            if w:
-                i += w
+            c = _CLS[data[i]]
+            if c & 1:
+                i += 1
                 continue
+            if c & 16:
+                w = _space(data, i, end)
+                if w:
+                    i += w
+                    continue
             s = i  # a word: up to the next whitespace
             h = np.uint64(0xCBF29CE484222325)
-            ascii_only, real, alpha, length = True, False, False, 0
+            flags, length = 0, 0
             while i < end:
                 b = data[i]
-                if b < 128:
-                    if _WS[b]:
+                c = _CLS[b]
+                if c & 17:
+                    if c & 1 or _space(data, i, end):
                         break
-                    kind = _ALNUM[b]
-                    real |= kind > 0
-                    alpha |= kind == 2
-                else:
-                    if _space(data, i, end):
-                        break
-                    ascii_only = False
-                if (b & 0xC0) != 0x80:
-                    length += 1
+                flags |= c
+                length += c >> 5
                 h = (h ^ np.uint64(b)) * np.uint64(0x100000001B3)
                 i += 1
             ws[n], we[n], hs[n] = s, i, h
             cum[n + 1] = cum[n] + length
             n += 1
-            if ascii_only:
-                row[N_REAL] += real
-                row[REAL_CHARS] += length if real else 0
-                row[N_ALPHA] += alpha
+            if not flags & 8:  # ASCII: letters and digits are the word characters
+                if flags & 6:
+                    n_real += 1
+                    real_chars += length
+                n_alpha += (flags >> 2) & 1
                 size = i - s
-                for k in range(len(STOP_WORDS)):
-                    if _STOP_LEN[k] == size and _same_stop(data, s, k):
-                        row[STOP_MASK] |= 1 << k
+                if size <= 4 and flags & 4:
+                    for k in range(len(STOP_WORDS)):
+                        if _STOP_LEN[k] == size and _same_stop(data, s, k):
+                            stop |= 1 << k
             else:
                 if n_other == len(other):
                     grown = np.empty((2 * len(other), 4), np.int64)
@@ -259,7 +269,8 @@ def scan(data, offsets, want_ngrams):
                 other[n_other, 0], other[n_other, 1] = d, s
                 other[n_other, 2], other[n_other, 3] = i, length
                 n_other += 1
-        row[N_TOKENS] = n
+        row[N_TOKENS], row[N_REAL], row[REAL_CHARS] = n, n_real, real_chars
+        row[N_ALPHA], row[STOP_MASK] = n_alpha, stop
         row[CHARS] = chars
         if want_ngrams and n >= 2:
             kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval)
