@@ -115,72 +115,83 @@ def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval):
 
 @njit(cache=True)
 def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
-    """top_2..4 and dup_5..10 n-gram character fractions of one document into out[row]."""
-    prev, pcount, cur, ccount, first, tka, tkb, tval, seen = buf
+    """top_2..4 and dup_5..10 n-gram character fractions of one document into out[row].
+
+    Only positions whose (n-1)-gram occurs twice or more can start a repeated n-gram, so
+    each n works on the repeated positions of n-1 (`cand`, in order; real prose: a few
+    percent by n=5); every other n-gram occurs once."""
+    prev, pcount, cur, ccount, first, tka, tkb, tval, cand = buf
+    nc = 0
+    for i in range(n_words):
+        if wcount[wid[i]] >= 2:
+            cand[nc] = i
+            nc += 1
     prev[:n_words] = wid[:n_words]
-    pcount[:kinds] = wcount[:kinds]
     for n in range(2, 11):
         m = n_words - n + 1
         if m <= 0:
             return
-        if kinds == m + 1:  # every (n-1)-gram once: every n-gram once, no repeats from here
+        if nc == 0:  # nothing repeats from here: the top n-gram is the first, once
             for r in range(n, 5):
                 if n_words >= r:
                     out[row, r - 2] = (cum[r] - cum[0] + r - 1) / denom
             return
         size = 16
-        while size < 2 * m:
+        while size < 2 * nc:
             size *= 2
         mask = size - 1
         tka[:size] = -1
         k = 0
-        for i in range(m):
-            a = prev[i]
-            if pcount[a] == 1:  # its (n-1)-gram occurs once, so does the n-gram
-                cur[i] = k
-                ccount[k] = 1
-                first[k] = i
-                k += 1
-                continue
-            b = wid[i + n - 1]
-            j = np.int64(_mix(a, b) & np.uint64(mask))
+        for t in range(nc):
+            i = cand[t]
+            if i >= m:
+                nc = t
+                break
+            key = (prev[i] << 32) | wid[i + n - 1]  # both are below 2**31: one exact key
+            j = np.int64(_mix(key, 0) & np.uint64(mask))
             while True:
                 if tka[j] < 0:
-                    tka[j] = a
-                    tkb[j] = b
-                    tval[j] = k
+                    tka[j], tval[j] = key, k
                     cur[i] = k
                     ccount[k] = 1
                     first[k] = i
                     k += 1
                     break
-                if tka[j] == a and tkb[j] == b:
+                if tka[j] == key:
                     cur[i] = tval[j]
                     ccount[tval[j]] += 1
                     break
                 j = (j + 1) & mask
+        kept = 0  # the positions whose n-gram repeats, in order
+        for t in range(nc):
+            i = cand[t]
+            if ccount[cur[i]] >= 2:
+                cand[kept] = i
+                kept += 1
+        nc = kept
         if n <= 4:  # the most frequent n-gram; ties to the one seen first (smallest number)
-            best, at = 0, 0
+            best, p = 1, 0
             for c in range(k):
                 if ccount[c] > best:
-                    best, at = ccount[c], c
-            p = first[at]
+                    best, p = ccount[c], first[c]
             out[row, n - 2] = best * (cum[p + n] - cum[p] + n - 1) / denom
-        else:  # Gopher's greedy scan: a repeat counts its characters and jumps past itself
-            seen[:k] = False
-            total, i = 0, 0
-            while i < m:
+        else:  # Gopher's greedy scan: a repeat counts its characters and jumps past itself;
+            # an n-gram seen once never repeats, so the scan only has to visit `cand`
+            tka[:k] = 0  # reused as "seen at a visited position"
+            total, nxt = 0, 0
+            for t in range(nc):
+                i = cand[t]
+                if i < nxt:  # jumped over: not visited
+                    continue
                 c = cur[i]
-                if seen[c]:
+                if tka[c]:
                     total += cum[i + n] - cum[i]
-                    i += n
+                    nxt = i + n
                 else:
-                    seen[c] = True
-                    i += 1
+                    tka[c] = 1
+                    nxt = i + 1
             out[row, n - 2] = total / denom
         prev, cur = cur, prev
-        pcount, ccount = ccount, pcount
-        kinds = k
 
 
 @njit(cache=True)
@@ -214,7 +225,7 @@ def scan(data, offsets, want_ngrams):
         tkey,
         np.empty(table, np.int64),
         tval,
-        np.empty(cap, np.bool_),
+        np.empty(cap, np.int64),
     )
     other = np.empty((16, 4), np.int64)
     n_other = 0
