@@ -173,6 +173,7 @@ def translations(limit: int = 150) -> list[str]:
 
 def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPatch) -> None:
     spaces = ["a\u3000b\u2003a\u00a0b a b…", " • x\u2003\r\n\n\n- y…\u3000\x1c\n\n"]
+    spaces += ["x.... ..... ......y #a# …… ..…. .\u2003..", "...\n#\n\n…"]
     texts = pa.array(EDGES + real_texts(80) + translations() + spaces)
     assert sum(not t.isascii() for t in texts.to_pylist()) > 100
     names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in signals._COMPILED]

@@ -34,12 +34,14 @@ _STOP_LEN = np.array([len(w) for w in STOP_WORDS], np.int64)
 for _i, _w in enumerate(STOP_WORDS):
     _STOP[_i, : len(_w)] = np.frombuffer(_w.encode(), np.uint8)
 # byte classes: 1 ASCII whitespace, 2 digit, 4 letter, 8 not ASCII, 16 may start a Unicode
-# space (see _space), 32 starts a character (not a UTF-8 continuation byte)
+# space (see _space), 32 starts a character (not a UTF-8 continuation byte), 64 '#', '.', or
+# the first byte of '\u2026'
 _CLS = np.zeros(256, np.uint8)
 _CLS[np.flatnonzero(_WS)] |= 1
 _CLS[:128] |= ((_ALNUM == 1) * 2 + (_ALNUM == 2) * 4).astype(np.uint8)
 _CLS[128:] |= 8
 _CLS[[0xC2, 0xE1, 0xE2, 0xE3]] |= 16
+_CLS[[ord("#"), ord("."), 0xE2]] |= 64  # counted for symbol_to_word_ratio
 _CLS[[b for b in range(256) if b & 0xC0 != 0x80]] |= 32
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -232,18 +234,21 @@ def scan(data, offsets, want_ngrams):
     for d in range(n_docs):
         start, end = offsets[d], offsets[d + 1]
         row = counts[d]
-        chars = _text_counts(data, start, end, row)
-        n, i = 0, start
+        n, i, chars = 0, start, 0
         cum[0] = 0
         n_real, real_chars, n_alpha, stop = 0, 0, 0, 0
+        hashes, ellipses, newlines, dots, last_dot = 0, 0, 0, 0, -2
         while i < end:
             c = _CLS[data[i]]
             if c & 1:
+                newlines += data[i] == 10
+                chars += 1
                 i += 1
                 continue
             if c & 16:
                 w = _space(data, i, end)
                 if w:
+                    chars += 1
                     i += w
                     continue
             s = i  # a word: up to the next whitespace
@@ -252,13 +257,24 @@ def scan(data, offsets, want_ngrams):
             while i < end:
                 b = data[i]
                 c = _CLS[b]
-                if c & 17:
-                    if c & 1 or _space(data, i, end):
+                if c & 81:
+                    if c & 1 or (c & 16 and _space(data, i, end)):
                         break
+                    if b == 35:
+                        hashes += 1
+                    elif b == 46:  # "..." as str.count counts it: runs of dots, by threes
+                        dots = dots + 1 if i == last_dot + 1 else 1
+                        last_dot = i
+                        if dots == 3:
+                            ellipses += 1
+                            dots = 0
+                    elif b == 0xE2 and i + 2 < end and data[i + 1] == 0x80:
+                        ellipses += data[i + 2] == 0xA6
                 flags |= c
-                length += c >> 5
+                length += (c >> 5) & 1
                 h = (h ^ np.uint64(b)) * np.uint64(0x100000001B3)
                 i += 1
+            chars += length
             ws[n], we[n], hs[n] = s, i, h
             cum[n + 1] = cum[n] + length
             n += 1
@@ -282,34 +298,11 @@ def scan(data, offsets, want_ngrams):
                 n_other += 1
         row[N_TOKENS], row[N_REAL], row[REAL_CHARS] = n, n_real, real_chars
         row[N_ALPHA], row[STOP_MASK] = n_alpha, stop
-        row[CHARS] = chars
+        row[CHARS], row[HASHES], row[ELLIPSES], row[NEWLINES] = chars, hashes, ellipses, newlines
         if want_ngrams and n >= 2:
             kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval)
             _ngrams(wid, wcount, kinds, cum, n, max(chars, 1), grams, d, buf)
     return counts, grams, other[:n_other]
-
-
-@njit(cache=True)
-def _text_counts(data, start, end, row):
-    """'#', '...' (not overlapping, as str.count), '\u2026' and newlines into row; returns
-    the characters (code points) of the text."""
-    i, chars = start, 0
-    while i < end:
-        b = data[i]
-        chars += (b & 0xC0) != 0x80
-        if b == 35:
-            row[HASHES] += 1
-        elif b == 10:
-            row[NEWLINES] += 1
-        elif b == 46 and i + 2 < end and data[i + 1] == 46 and data[i + 2] == 46:
-            row[ELLIPSES] += 1
-            chars += 2
-            i += 3
-            continue
-        elif b == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and data[i + 2] == 0xA6:
-            row[ELLIPSES] += 1
-        i += 1
-    return chars
 
 
 @njit(cache=True, inline="always")

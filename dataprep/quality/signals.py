@@ -7,6 +7,8 @@ on the flat array of pieces plus each piece's document number, and folds back pe
 with `bincount`; nothing loops over documents in Python. The definitions follow the Gopher
 paper (Rae et al. 2021, table A1) as datatrove implements them, so thresholds from the papers
 mean the same thing here; `docs/quality-signals.md` has the table.
+The word, n-gram, line and paragraph groups run as compiled passes (`kernels.py`,
+`kernels_lines.py`) where numba works; the groups here are their reference and fallback.
 """
 
 from __future__ import annotations
