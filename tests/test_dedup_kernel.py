@@ -228,3 +228,15 @@ def test_help_does_not_import_numba() -> None:
     code += "print('NUMBA' if 'numba' in sys.modules else 'CLEAN')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().endswith("CLEAN"), out.stdout[-300:] + out.stderr[-300:]
+
+
+def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
+    """Invalid UTF-8 (a sequence cut by the end of the buffer) must not read other memory:
+    char n-grams of such a document are defined (each stray byte a token) and stable."""
+    raw = "日本".encode()[:-1]  # the last character cut after its first two bytes
+    text = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(np.array([0, len(raw)], np.int32)), pa.py_buffer(raw)]
+    )
+    sig, counts = kernel.signatures(text, 64, 1, 5, 2)
+    again, _ = kernel.signatures(text, 64, 1, 5, 2)
+    assert counts.tolist() == [2] and np.array_equal(sig, again)  # 日, then two stray bytes

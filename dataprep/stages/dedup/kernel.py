@@ -131,6 +131,9 @@ def _char_tokens(data, start, end, lower, punct, toks):
             if lower and 65 <= b <= 90:
                 b += 32
             cp = np.uint64(b)
+        elif i + (2 if b < 0xE0 else 3 if b < 0xF0 else 4) > end:  # cut UTF-8: never read past
+            cp = np.uint64(b)
+            i += 1
         elif b < 0xE0:
             cp = (np.uint64(b & 0x1F) << np.uint64(6)) | np.uint64(data[i + 1] & 0x3F)
             i += 2
