@@ -183,7 +183,8 @@ def test_token_steps_of_the_stage_default() -> None:
     assert token_steps(["nfkc", "lowercase", "whitespace"]) == ["nfkc", "lowercase"]
 
 
-def test_fast_signatures_uses_the_kernel_and_equals_numpy(real) -> None:
+def test_fast_signatures_uses_the_kernel_and_equals_numpy(real, monkeypatch) -> None:
+    monkeypatch.setenv("DATAPREP_DEDUP_KERNEL", "numba")
     text = pa.array(real[:50] + EDGES)
     norm = pa.compute.fill_null(normalise(text, ["nfkc", "lowercase"]), "")
     _same(
@@ -240,3 +241,20 @@ def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
     sig, counts = kernel.signatures(text, 64, 1, 5, 2)
     again, _ = kernel.signatures(text, 64, 1, 5, 2)
     assert counts.tolist() == [2] and np.array_equal(sig, again)  # 日, then two stray bytes
+
+
+def test_kernel_loads_only_once_it_pays_for_its_start(monkeypatch) -> None:
+    """By default a process signs its first KERNEL_AFTER_BYTES with the numpy path (numba's
+    start-up would cost small runs more than it saves), then switches: same values."""
+    monkeypatch.delenv("DATAPREP_DEDUP_KERNEL", raising=False)
+    monkeypatch.setattr(minhash, "_KERNEL", False)
+    monkeypatch.setattr(minhash, "_numpy_bytes", 0)
+    monkeypatch.setattr(minhash, "KERNEL_AFTER_BYTES", 4096)
+    text = pa.array(["Straße und ﬁne Dinge hier", "a b c d e f g h i j", ""] * 20)
+    steps = ["nfkc", "lowercase"]
+    first = minhash.sign_text(text, steps, "fast", 64, 1, 5, None)
+    assert minhash._KERNEL is False and minhash._numpy_bytes == text.nbytes  # numpy path
+    big = pa.array([" ".join(["word"] * 200)] * 10)  # pushes past 4 KiB: the kernel loads
+    minhash.sign_text(big, steps, "fast", 64, 1, 5, None)
+    assert minhash._KERNEL is kernel
+    _same(minhash.sign_text(text, steps, "fast", 64, 1, 5, None), first)
