@@ -31,19 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "dataprep"
 MAX_LINES = 400
 PROTOCOL_MODULE = "dataprep.executors.protocol"
-
-# Modules over MAX_LINES allowed ONLY while someone is splitting them (path -> who and why); each
-# also has an xfail(strict=True) test that fails once the module is short enough: then drop it.
-KNOWN_LONG: dict[str, str] = {}
-# Import cycles someone is fixing, by their exact member set (-> who and why), with the same
-# strict xfail. A cycle with one more or one fewer module is not this one and fails the test.
-KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -211,43 +202,24 @@ def not_documented_lazy(i: Import) -> bool:
     return i.scope == "module" or (i.scope == "function" and not i.documented)
 
 
-def _unknown(found: list[tuple[frozenset[str], str]]) -> list[str]:
-    return [
-        f"{path}  (modules: {', '.join(sorted(g))})" for g, path in found if g not in KNOWN_CYCLES
-    ]
-
-
-def _being_fixed(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
+def _described(found: list[tuple[frozenset[str], str]]) -> list[str]:
+    return [f"{path}  (modules: {', '.join(sorted(g))})" for g, path in found]
 
 
 # -- the rules on dataprep ---------------------------------------------------------------------
 
 
 def test_no_import_cycle_at_module_level() -> None:
-    bad = _unknown(cycles(all_imports(), module_level))
+    bad = _described(cycles(all_imports(), module_level))
     assert not bad, "import cycles at module level:\n" + "\n".join(bad)
 
 
 def test_no_import_cycle_through_undocumented_lazy_imports() -> None:
-    bad = _unknown(cycles(all_imports(), not_documented_lazy))
+    bad = _described(cycles(all_imports(), not_documented_lazy))
     assert not bad, (
         "import cycles (function-level imports count unless a comment on them says 'cycle'):\n"
         + "\n".join(bad)
     )
-
-
-@pytest.mark.parametrize(
-    "members",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=r))
-        for m, r in KNOWN_CYCLES.items()
-    ]
-    or [pytest.param(None, marks=pytest.mark.skip(reason="no known cycle is being fixed"))],
-)
-def test_known_cycle_is_gone(members: frozenset[str] | None) -> None:
-    found = {g for g, _ in cycles(all_imports(), not_documented_lazy)}
-    assert members not in found
 
 
 def _long_modules() -> dict[str, int]:
@@ -259,19 +231,10 @@ def _long_modules() -> dict[str, int]:
 
 
 def test_no_module_over_the_line_limit() -> None:
-    bad = {path: n for path, n in _long_modules().items() if path not in KNOWN_LONG}
+    bad = {path: n for path, n in _long_modules().items()}
     assert not bad, f"modules over {MAX_LINES} lines: " + ", ".join(
         f"{p} ({n})" for p, n in sorted(bad.items())
     )
-
-
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=_being_fixed(r)) for p, r in KNOWN_LONG.items()]
-    or [pytest.param(None, marks=pytest.mark.skip(reason="no long module is being split"))],
-)
-def test_known_long_module_is_split(path: str | None) -> None:
-    assert path not in _long_modules()
 
 
 def _is_stage_module(name: str) -> bool:
