@@ -177,6 +177,7 @@ def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPa
     texts = pa.array(EDGES + real_texts(80) + translations() + spaces)
     assert sum(not t.isascii() for t in texts.to_pylist()) > 100
     names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in signals._COMPILED]
+    monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
     assert signals.kernel_module() is not None
     compiled = signals.compute(texts, names)
     monkeypatch.setattr(signals, "_KERNEL", False)
@@ -186,6 +187,20 @@ def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPa
     for name in names:  # exactly equal, not close
         assert compiled[name].equals(vectorised[name]), name
     assert len(names) == 21
+
+
+def test_compiled_passes_start_after_enough_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small runs do not pay numba's start-up; the first text goes the vectorised way."""
+    monkeypatch.setattr(signals, "_KERNEL", False)
+    monkeypatch.setattr(signals, "_vectorised_bytes", 0)
+    monkeypatch.setattr(signals, "KERNEL_AFTER_BYTES", 10_000)
+    monkeypatch.delenv("DATAPREP_QUALITY_KERNEL", raising=False)
+    small = pa.array(["the cat sat on the mat " * 50])
+    assert signals._kernel_for(small) is None and signals._KERNEL is False
+    big = pa.array(real_texts(40))
+    assert big.nbytes > 10_000
+    assert signals._kernel_for(big) is not None
+    assert signals._kernel_for(small) is not None
 
 
 def test_null_text_scores_as_empty() -> None:

@@ -65,7 +65,7 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
         texts = texts.cast(pa.string())
     texts = texts.fill_null("")
     groups = list(dict.fromkeys(SIGNALS[n].group for n in wanted))
-    kernel = kernel_module() if set(_COMPILED).intersection(groups) else None
+    kernel = _kernel_for(texts) if set(_COMPILED).intersection(groups) else None
     parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
     for start, stop in _batches(texts):
         batch = texts.slice(start, stop - start)
@@ -99,7 +99,7 @@ def kernel_module() -> dict[str, Callable[[pa.Array, list[str]], dict[str, np.nd
     global _KERNEL
     if _KERNEL is False:
         _KERNEL = None
-        if os.environ.get("DATAPREP_QUALITY_KERNEL", "numba") != "numpy":
+        if os.environ.get("DATAPREP_QUALITY_KERNEL", "auto") != "numpy":
             try:
                 from dataprep.quality import kernels, kernels_lines
             except (ImportError, RuntimeError):
@@ -110,6 +110,24 @@ def kernel_module() -> dict[str, Callable[[pa.Array, list[str]], dict[str, np.nd
                     "lines": lambda t, groups: kernels_lines.line_signals(t),
                 }
     return _KERNEL
+
+
+# Loading numba and the cached passes costs a process ~1 s of CPU: the vectorised path (same
+# values, ~5x slower per byte) is cheaper until a process has scored about this much text, so
+# small runs stay as fast as before and large ones get the compiled passes.
+# DATAPREP_QUALITY_KERNEL=numba uses them from the first byte, =numpy never.
+KERNEL_AFTER_BYTES = 16 << 20
+_vectorised_bytes = 0
+
+
+def _kernel_for(texts: pa.Array) -> Any:
+    """The compiled passes once they pay for their start-up in this process, else None."""
+    global _vectorised_bytes
+    if _KERNEL is False and os.environ.get("DATAPREP_QUALITY_KERNEL", "auto") == "auto":
+        if _vectorised_bytes + texts.nbytes < KERNEL_AFTER_BYTES:
+            _vectorised_bytes += texts.nbytes
+            return None
+    return kernel_module()
 
 
 def _batches(texts: pa.Array) -> list[tuple[int, int]]:
