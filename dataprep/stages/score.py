@@ -97,13 +97,12 @@ class ScoreStage(Stage[ScoreConfig]):
     ) -> pa.Schema | None:
         return None if schema is None else scored_schema(schema, config.signal_names())
 
-    def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        assert isinstance(config, ScoreConfig) and ctx.input is not None
-        require_column(ctx.input.schema, config.text_column, "--text-column")
-        require_text(ctx.input.schema, config.text_column)
+    def run(self, ctx: StageContext[ScoreConfig]) -> StageResult:
+        config, source = ctx.config, ctx.require_input()
+        require_column(source.schema, config.text_column, "--text-column")
+        require_text(source.schema, config.text_column)
         paths = ctx.input_shard_paths()
-        if paths and ctx.input.encryption is not None:
+        if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
         t0 = time.perf_counter()
         result = map_shards(ctx, score_task, phase="score")
