@@ -112,3 +112,27 @@ def token_blocks(root: Path, seq_len: int) -> Path:
     tokenize = {"seq_len": seq_len}
     run_stage("tokenize", tokenize, root / "tok", input_path=root / "shards", executor=one)
     return root / "tok"
+
+
+_KILLED_RUN = (
+    "import json, sys; from dataprep.runner import run_stage; "
+    "from dataprep.executors import make_executor; "
+    "run_stage(sys.argv[1], json.loads(sys.argv[2]), sys.argv[4], input_path=sys.argv[3], "
+    "executor=make_executor('local', workers=1))"
+)
+
+
+def killed_run(op: str, config: dict, src: Path, out: Path, after: int = 5) -> int:
+    """Run stage `op` on one pool worker in a child process and SIGKILL its whole process group
+    once `after` task records exist; returns how many records the killed run left behind."""
+    import signal
+
+    args = [sys.executable, "-c", _KILLED_RUN, op, json.dumps(config), str(src), str(out)]
+    proc = subprocess.Popen(args, start_new_session=True)
+    done = out / ".dataprep" / "tasks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(done.glob("*.json"))) < after:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return len(list(done.glob("*.json")))

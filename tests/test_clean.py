@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
-import time
 import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import cli, column, manifest
+from helpers import cli, column, killed_run, manifest
 
 from dataprep import crypto, dataset
 from dataprep.dataset import ReadOptions
@@ -203,22 +199,8 @@ def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     run_stage("clean", config, reference, input_path=src, executor=INLINE)
     out = tmp_path / "out"
-    code = (
-        "import sys; from dataprep.runner import run_stage; "
-        "from dataprep.executors import make_executor; "
-        "run_stage('clean', {'repeated_lines': True}, sys.argv[2], input_path=sys.argv[1], "
-        "executor=make_executor('local', workers=1))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
-    )
-    done = out / ".dataprep" / "tasks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 5 <= len(list(done.glob("*.json"))) < 75 and not (out / dataset.MANIFEST).exists()
+    finished = killed_run("clean", config, src, out)
+    assert 5 <= finished < 75 and not (out / dataset.MANIFEST).exists()
     assert run_stage("clean", config, out, input_path=src, executor=INLINE).status == "ran"
     ours, theirs = manifest(out), manifest(reference)
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]

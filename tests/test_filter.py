@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import cli, column
+from helpers import cli, column, killed_run
 from test_score import INLINE, _dataset, real_texts, reference
 
 from dataprep.errors import DataprepError
@@ -234,12 +234,6 @@ def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
 
 
 def test_resume_after_sigkill_gives_the_same_shards_and_report(tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from helpers import manifest
 
     from dataprep import dataset
@@ -248,22 +242,8 @@ def test_resume_after_sigkill_gives_the_same_shards_and_report(tmp_path: Path) -
     config = {"preset": "gopher"}
     whole = run_stage("filter", config, tmp_path / "whole", input_path=src, executor=INLINE)
     out = tmp_path / "out"
-    code = (
-        "import sys; from dataprep.runner import run_stage; "
-        "from dataprep.executors import make_executor; "
-        "run_stage('filter', {'preset': 'gopher'}, sys.argv[2], input_path=sys.argv[1], "
-        "executor=make_executor('local', workers=1))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
-    )
-    done = out / ".dataprep" / "tasks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 5 <= len(list(done.glob("*.json"))) < 100 and not (out / dataset.MANIFEST).exists()
+    finished = killed_run("filter", config, src, out)
+    assert 5 <= finished < 100 and not (out / dataset.MANIFEST).exists()
     resumed = run_stage("filter", config, out, input_path=src, executor=INLINE)
     ours, theirs = manifest(out), manifest(tmp_path / "whole")
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]

@@ -12,17 +12,13 @@ import gzip
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import cli, column, manifest
+from helpers import cli, column, killed_run, manifest
 
 from benchmarks.pii_data import generate
 from dataprep import crypto, dataset
@@ -275,22 +271,7 @@ def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
     clean = tmp_path / "clean"
     run_stage("pii", {}, clean, input_path=src, executor=INLINE)
     out = tmp_path / "out"
-    code = (
-        "import sys; from dataprep.runner import run_stage; "
-        "from dataprep.executors import make_executor; "
-        "run_stage('pii', {}, sys.argv[2], input_path=sys.argv[1], "
-        "executor=make_executor('local', workers=1))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
-    )
-    done = out / ".dataprep" / "tasks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = len(list(done.glob("*.json")))
+    finished = killed_run("pii", {}, src, out)
     assert 5 <= finished < 80 and not (out / dataset.MANIFEST).exists()
     run = run_stage("pii", {}, out, input_path=src, executor=INLINE)
     assert run.status == "ran"

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import cli, column, manifest
+from helpers import cli, column, killed_run, manifest
 
 from dataprep import crypto, dataset
 from dataprep.dataset import ReadOptions
@@ -283,22 +278,7 @@ def test_resume_after_sigkill_is_identical(tmp_path: Path) -> None:
     reference_out = tmp_path / "reference"
     run_stage("score", {"signals": ["gopher"]}, reference_out, input_path=src, executor=INLINE)
     out = tmp_path / "out"
-    code = (
-        "import sys; from dataprep.runner import run_stage; "
-        "from dataprep.executors import make_executor; "
-        "run_stage('score', {'signals': ['gopher']}, sys.argv[2], input_path=sys.argv[1], "
-        "executor=make_executor('local', workers=1))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(src), str(out)], start_new_session=True
-    )
-    done = out / ".dataprep" / "tasks"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(done.glob("*.json"))) < 5:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = len(list(done.glob("*.json")))
+    finished = killed_run("score", {"signals": ["gopher"]}, src, out)
     assert 5 <= finished < 100 and not (out / dataset.MANIFEST).exists()
     run = run_stage("score", {"signals": ["gopher"]}, out, input_path=src, executor=INLINE)
     assert run.status == "ran"
