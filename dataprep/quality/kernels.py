@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from dataprep.utf8_space import unicode_space
+
 TOP = 3  # top_2..4_gram_char_fraction, then dup_5..10_gram_char_fraction
 DUP = 6
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
@@ -54,20 +56,7 @@ def _space(data, i, end):
     b = data[i]
     if b < 128:
         return 1 if _WS[b] else 0
-    if b == 0xC2:
-        if i + 1 < end and (data[i + 1] == 0x85 or data[i + 1] == 0xA0):
-            return 2
-        return 0
-    if i + 2 >= end or b < 0xE1 or b > 0xE3:
-        return 0
-    b1, b2 = data[i + 1], data[i + 2]
-    if b == 0xE1:
-        return 3 if b1 == 0x9A and b2 == 0x80 else 0
-    if b == 0xE3:
-        return 3 if b1 == 0x80 and b2 == 0x80 else 0
-    if b1 == 0x80 and (b2 <= 0x8A or b2 == 0xA8 or b2 == 0xA9 or b2 == 0xAF):
-        return 3
-    return 3 if b1 == 0x81 and b2 == 0x9F else 0
+    return unicode_space(data, i, end)
 
 
 @njit(cache=True, inline="always")

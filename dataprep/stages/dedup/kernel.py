@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from dataprep.utf8_space import unicode_space as _unicode_space
+
 from . import params
 from .normalise import normalise
 
@@ -53,26 +55,6 @@ def _fmix(h):
     h ^= h >> _S33
     h *= _C2
     return h ^ (h >> _S33)
-
-
-@njit(cache=True, inline="always")
-def _unicode_space(data, i, end):
-    """Bytes taken by the multi-byte Unicode whitespace starting at data[i], else 0."""
-    b = data[i]
-    if b == 0xC2:
-        if i + 1 < end and (data[i + 1] == 0x85 or data[i + 1] == 0xA0):
-            return 2
-        return 0
-    if i + 2 >= end or b < 0xE1 or b > 0xE3:
-        return 0
-    b1, b2 = data[i + 1], data[i + 2]
-    if b == 0xE1:
-        return 3 if b1 == 0x9A and b2 == 0x80 else 0
-    if b == 0xE3:
-        return 3 if b1 == 0x80 and b2 == 0x80 else 0
-    if b1 == 0x80 and (b2 <= 0x8A or b2 == 0xA8 or b2 == 0xA9 or b2 == 0xAF):
-        return 3
-    return 3 if b1 == 0x81 and b2 == 0x9F else 0
 
 
 @njit(cache=True, inline="always")
