@@ -72,6 +72,14 @@ def shard_error(name: str, exc: BaseException, encrypted: bool = False) -> Datap
     return DataprepError(f"shard {name} is corrupt or not Parquet ({short_error(exc)}); {_RESTORE}")
 
 
+def checksum_mismatch(name: str) -> DataprepError:
+    """The one sentence for shard `name` whose bytes differ from its manifest's checksum
+    (stages, `verify`, the torch loader with verify=True)."""
+    return DataprepError(
+        f"shard {name} is corrupt (its bytes do not match the manifest's checksum); {_RESTORE}"
+    )
+
+
 def is_read_error(exc: BaseException) -> bool:
     """What a damaged shard or a wrong key raises: pyarrow's and the OS's read errors, and a
     key that fails to unwrap (cryptography's `InvalidTag`)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import DataprepError, shard_errors
+from dataprep.errors import DataprepError, checksum_mismatch, shard_errors
 from dataprep.manifest import ShardEntry
 from dataprep.storage import StoragePath, as_path, spool_file
 from dataprep.storage import file_checksum as file_checksum  # re-exported: one checksum
@@ -129,10 +129,7 @@ def check_file(path: str | Path | StoragePath, checksum: str) -> None:
     except OSError as exc:
         raise DataprepError(f"shard {name} cannot be read ({exc.strerror or exc})") from None
     if actual != checksum:
-        raise DataprepError(
-            f"shard {name} is corrupt (its bytes do not match the manifest's checksum); "
-            "rerun the stage that wrote it or restore it"
-        )
+        raise checksum_mismatch(name)
 
 
 class ShardWriter:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import VerifyError, short_error
+from dataprep.errors import VerifyError, checksum_mismatch, shard_error
 from dataprep.layout import iter_shard_paths, read_manifest
 from dataprep.manifest import ManifestError, ShardEntry, spell_column
 from dataprep.shardio import file_checksum
@@ -47,15 +47,13 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
             raise VerifyError(f"shard {shard.path}: size {size} != manifest {shard.bytes}")
         checksum = file_checksum(path)
         if checksum != shard.xxh3_128:
-            raise VerifyError(f"shard {shard.path}: checksum mismatch (file changed or corrupt)")
+            raise VerifyError(str(checksum_mismatch(shard.path)))
         if manifest.encryption is None:
             try:
                 with pq.ParquetFile(parquet_source(path)) as file:
                     problem = footer_problem(file, shard, manifest.schema)
             except (OSError, pa.ArrowException) as exc:
-                raise VerifyError(
-                    f"shard {shard.path}: unreadable Parquet ({short_error(exc)})"
-                ) from None
+                raise VerifyError(str(shard_error(shard.path, exc))) from None
             if problem:
                 raise VerifyError(f"shard {shard.path}: {problem}")
         rows += shard.rows

@@ -297,7 +297,8 @@ def test_corrupt_shard_names_it(tmp_path: Path, manifest_dir: Path) -> None:
     data = bytearray(target.read_bytes())
     data[-12:-8] = b"\xff\xff\xff\x7f"  # footer length: the file no longer parses
     target.write_bytes(bytes(data))
-    with pytest.raises(DataprepError, match="part-00003.parquet does not match its manifest"):
+    wording = r"part-00003.parquet is corrupt \(its bytes do not match the manifest's checksum"
+    with pytest.raises(DataprepError, match=wording):
         list(ShardDataset(str(bad), verify=True))
     with pytest.raises(DataprepError, match="part-00003.parquet"):
         list(make_dataloader(ShardDataset(str(bad)), num_workers=1))

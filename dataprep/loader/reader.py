@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import DataprepError, shard_error
+from dataprep.errors import DataprepError, checksum_mismatch, shard_error
 from dataprep.loader.batch import Window
 from dataprep.loader.index import DatasetIndex
 from dataprep.loader.order import EpochPlan
@@ -109,10 +109,7 @@ class ShardReader:
         except OSError as exc:
             raise shard_error(shard.name, exc, False) from None
         if digest != shard.checksum:
-            raise DataprepError(
-                f"shard {shard.name} does not match its manifest checksum (changed or corrupt); "
-                "rerun the stage that wrote it"
-            )
+            raise checksum_mismatch(shard.name)
         self._verified.add(file)
 
     def iter_unit(self, unit: int, start: int, stop: int) -> Iterator[pa.RecordBatch]:
