@@ -243,18 +243,46 @@ def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
     assert counts.tolist() == [2] and np.array_equal(sig, again)  # 日, then two stray bytes
 
 
-def test_kernel_loads_only_once_it_pays_for_its_start(monkeypatch) -> None:
-    """By default a process signs its first KERNEL_AFTER_BYTES with the numpy path (numba's
-    start-up would cost small runs more than it saves), then switches: same values."""
+def test_kernel_is_chosen_by_input_size_per_worker() -> None:
+    limit = minhash.KERNEL_MIN_BYTES_PER_WORKER
+    assert not minhash.kernel_pays(limit - 1) and minhash.kernel_pays(limit)
+
+
+def test_sign_text_loads_the_kernel_only_when_told(monkeypatch) -> None:
+    """Auto mode: the numpy path unless the driver chose the kernel; the same values."""
     monkeypatch.delenv("DATAPREP_DEDUP_KERNEL", raising=False)
     monkeypatch.setattr(minhash, "_KERNEL", False)
-    monkeypatch.setattr(minhash, "_numpy_bytes", 0)
-    monkeypatch.setattr(minhash, "KERNEL_AFTER_BYTES", 4096)
     text = pa.array(["Straße und ﬁne Dinge hier", "a b c d e f g h i j", ""] * 20)
     steps = ["nfkc", "lowercase"]
-    first = minhash.sign_text(text, steps, "fast", 64, 1, 5, None)
-    assert minhash._KERNEL is False and minhash._numpy_bytes == text.nbytes  # numpy path
-    big = pa.array([" ".join(["word"] * 200)] * 10)  # pushes past 4 KiB: the kernel loads
-    minhash.sign_text(big, steps, "fast", 64, 1, 5, None)
+    plain = minhash.sign_text(text, steps, "fast", 64, 1, 5, None)
+    assert minhash._KERNEL is False  # numba never loaded
+    _same(minhash.sign_text(text, steps, "fast", 64, 1, 5, None, compiled=True), plain)
     assert minhash._KERNEL is kernel
-    _same(minhash.sign_text(text, steps, "fast", 64, 1, 5, None), first)
+
+
+def test_the_stage_signs_with_the_kernel_only_on_large_inputs(tmp_path, monkeypatch) -> None:
+    """The dedup stage's driver decides from its input's bytes per worker; same output."""
+    import json
+
+    from dataprep.dataset import read_manifest
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+
+    monkeypatch.delenv("DATAPREP_DEDUP_KERNEL", raising=False)
+    inline = make_executor("local", workers=1)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    docs = [f"document {i % 40} with some shared words and a tail {i % 7}" for i in range(400)]
+    (raw / "d.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    src = tmp_path / "src"
+    run_stage("shard", {"shard_rows": 100}, src, inputs=[str(raw)], executor=inline)
+    shards = {}
+    for name, limit in (("numpy", 1 << 50), ("kernel", 1)):
+        monkeypatch.setattr(minhash, "KERNEL_MIN_BYTES_PER_WORKER", limit)
+        monkeypatch.setattr(minhash, "_KERNEL", False)
+        run = run_stage("dedup", {"method": "minhash"}, tmp_path / name, input_path=src,
+                        executor=inline)  # fmt: skip
+        assert (minhash._KERNEL is kernel) == (name == "kernel"), name
+        assert 0 < run.report["rows_out"] < 400
+        shards[name] = [s.xxh3_128 for s in read_manifest(str(tmp_path / name)).shards]
+    assert shards["numpy"] == shards["kernel"]

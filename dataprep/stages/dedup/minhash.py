@@ -245,24 +245,24 @@ def kernel_module():
 
 
 _KERNEL: Any = False
-# Loading numba and the cached kernel costs a process ~0.6 s of CPU and ~80 MB: the numpy path
-# (same values, ~5x slower per byte) is cheaper until a process has signed about this much text,
-# so small runs stay as fast as before and large ones get the kernel. DATAPREP_DEDUP_KERNEL=numba
-# uses the kernel from the first byte, =numpy never.
-KERNEL_AFTER_BYTES = 32 << 20
-_numpy_bytes = 0
+# Loading numba and the cached kernel costs each worker process ~0.55 s of CPU and ~150 MB: the
+# numpy path (same values, ~5x slower per byte) is cheaper until a worker signs ~40 MB of text.
+# The driver decides once per stage from the input's Parquet bytes per worker (text compresses
+# 2-4x, so 64 MiB is >= ~130 MB of text): small and mid-sized runs stay exactly as fast as the
+# numpy path, large ones get the kernel from their first byte. DATAPREP_DEDUP_KERNEL=numba
+# forces the kernel, =numpy the numpy path.
+KERNEL_MIN_BYTES_PER_WORKER = 64 << 20
 
 
-def _kernel_for(text: pa.Array | pa.ChunkedArray):
-    """The kernel once it pays for its start-up in this process, else None (numpy path)."""
-    global _numpy_bytes
+def kernel_pays(input_bytes_per_worker: float) -> bool:
+    """Whether signing this much input (Parquet bytes) per worker is worth the kernel's start."""
+    return input_bytes_per_worker >= KERNEL_MIN_BYTES_PER_WORKER
+
+
+def _kernel_for(compiled: bool) -> Any:
+    """The kernel when the driver chose it (or DATAPREP_DEDUP_KERNEL=numba), else None."""
     choice = os.environ.get("DATAPREP_DEDUP_KERNEL", "auto")
-    if _KERNEL is False and choice == "auto":
-        size = text.nbytes
-        if _numpy_bytes + size < KERNEL_AFTER_BYTES:
-            _numpy_bytes += size
-            return None
-    return kernel_module()
+    return kernel_module() if compiled or choice == "numba" else None
 
 
 def fast_signatures(
@@ -270,7 +270,7 @@ def fast_signatures(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(signatures (docs, num_perm) uint32, shingle counts) for normalised text: the
     compiled kernel where numba is installed, else the numpy path (the same values)."""
-    kernel = _kernel_for(text)
+    kernel = kernel_module()
     if kernel is not None:
         return kernel.signatures(text, num_perm, seed, ngram, char_ngram)
     return numpy_signatures(text, num_perm, seed, ngram, char_ngram)
@@ -284,10 +284,12 @@ def sign_text(
     seed: int,
     ngram: int,
     char_ngram: int | None,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalise (`steps`, nulls as "") and sign one batch: fast mode with the kernel
-    normalises ASCII documents inside its pass, every other way goes through `normalise`."""
-    kernel = _kernel_for(text) if signature == "fast" else None
+    (`compiled`, see `kernel_pays`) normalises ASCII documents inside its pass, every other
+    way goes through `normalise`; both give the same values."""
+    kernel = _kernel_for(compiled) if signature == "fast" else None
     if kernel is not None:
         return kernel.sign_text(text, steps, num_perm, seed, ngram, char_ngram)
     signer = numpy_signatures if signature == "fast" else datasketch_signatures

@@ -15,10 +15,12 @@ from dataprep.stage import recordable
 
 @dataclass(frozen=True)
 class SignJob:
-    """A `sign` task: the LSH banding (bands x rows of the signature)."""
+    """A `sign` task: the LSH banding (bands x rows of the signature), and whether to sign with
+    the compiled kernel (decided once by the driver from the input's size: same values)."""
 
     bands: int
     rows: int
+    compiled: bool = False
 
 
 @dataclass(frozen=True)

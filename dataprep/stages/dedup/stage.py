@@ -25,7 +25,7 @@ from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_cou
 from dataprep.storage import StoragePath
 
 from . import index as saved_index
-from . import lsh, report, tasks
+from . import lsh, minhash, report, tasks
 from .buckets import EXACT, shard_dir
 from .clusters import Members, cluster_members
 from .config import DedupConfig, check_schema, output_schema
@@ -120,7 +120,10 @@ class DedupStage(Stage[DedupConfig]):
         return StageResult(shards, out_schema, rep)
 
     def _sign(self, ctx: StageContext[DedupConfig], plan: Plan) -> list[TaskResult[TaskStats]]:
-        job = SignJob(plan.bands, plan.rows)
+        shards = ctx.require_input().shards
+        workers = max(1, min(ctx.executor.workers, len(shards)))
+        per_worker = sum(s.bytes for s in shards) / workers
+        job = SignJob(plan.bands, plan.rows, minhash.kernel_pays(per_worker))
         jobs = [ctx.task("sign", i, [p], job) for i, p in enumerate(plan.paths)]
         return ctx.map(tasks.sign_task, jobs)
 

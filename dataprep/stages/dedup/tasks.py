@@ -135,7 +135,7 @@ def _sign_batch(
         steps = token_steps(config.normalize)
         sig, counts = minhash.sign_text(
             text, steps, config.signature, config.num_perm, config.seed, config.ngram,
-            config.char_ngram,
+            config.char_ngram, compiled=task.payload.compiled,
         )  # fmt: skip
         counts = np.where(valid, counts, 0)
         sig[counts == 0] = minhash.SENTINEL
