@@ -136,3 +136,17 @@ def killed_run(op: str, config: dict, src: Path, out: Path, after: int = 5) -> i
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return len(list(done.glob("*.json")))
+
+
+def encrypted_copy(src: Path, tmp: Path) -> tuple[Path, Path]:
+    """`src` encrypted under a fresh key file: (the encrypted dataset, the key file)."""
+    from dataprep import crypto
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+
+    keys = tmp / "keys.json"
+    crypto.generate_key_file(keys)
+    enc = tmp / "enc"
+    inline = make_executor("local", workers=1)
+    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=inline)
+    return enc, keys

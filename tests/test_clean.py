@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import cli, column, killed_run, manifest
+from helpers import cli, column, encrypted_copy, killed_run, manifest
 
-from dataprep import crypto, dataset
+from dataprep import dataset
 from dataprep.dataset import ReadOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
@@ -167,10 +167,7 @@ def test_missing_or_non_text_column_is_one_sentence(tmp_path: Path) -> None:
 def test_encrypted_input_no_examples_in_report(tmp_path: Path) -> None:
     rows = [{"text": f"secret  note {i}\x00"} for i in range(30)]
     src = _dataset(tmp_path, rows)
-    keys = tmp_path / "keys.json"
-    crypto.generate_key_file(keys)
-    enc = tmp_path / "enc"
-    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=INLINE)
+    enc, keys = encrypted_copy(src, tmp_path)
     out = tmp_path / "out"
     run = run_stage("clean", {}, out, input_path=enc, executor=INLINE, key_file=str(keys))
     assert manifest(out)["encryption"] is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import cli, column, killed_run
+from helpers import cli, column, encrypted_copy, killed_run
 from test_score import INLINE, _dataset, real_texts, reference
 
 from dataprep.errors import DataprepError
@@ -199,15 +199,12 @@ def test_recipe_score_then_filter(tmp_path: Path) -> None:
 
 
 def test_encrypted_input_report_quotes_no_values(tmp_path: Path) -> None:
-    from dataprep import crypto, dataset
+    from dataprep import dataset
     from dataprep.dataset import ReadOptions
 
     texts = real_texts(30)
     src = _dataset(tmp_path, texts)
-    keys = tmp_path / "keys.json"
-    crypto.generate_key_file(keys)
-    enc = tmp_path / "enc"
-    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=INLINE)
+    enc, keys = encrypted_copy(src, tmp_path)
     out = tmp_path / "out"
     run = run_stage("filter", {"preset": "gopher"}, out, input_path=enc, key_file=str(keys))
     meta = dataset.read_manifest(out)

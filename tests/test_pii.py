@@ -18,10 +18,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import cli, column, killed_run, manifest
+from helpers import cli, column, encrypted_copy, killed_run, manifest
 
 from benchmarks.pii_data import generate
-from dataprep import crypto, dataset
+from dataprep import dataset
 from dataprep.dataset import ReadOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
@@ -246,10 +246,7 @@ def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
 def test_encrypted_input_stays_encrypted(tmp_path: Path) -> None:
     rows = [{"text": f"row {i}: call +44 20 7946 {i:04d} or x{i}@example.org"} for i in range(80)]
     src = _dataset(tmp_path, rows)
-    keys = tmp_path / "keys.json"
-    crypto.generate_key_file(keys)
-    enc = tmp_path / "enc"
-    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=INLINE)
+    enc, keys = encrypted_copy(src, tmp_path)
     out = tmp_path / "out"
     config = {"source_column": "id"}
     run = run_stage("pii", config, out, input_path=enc, executor=INLINE, key_file=str(keys))

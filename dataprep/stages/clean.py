@@ -74,6 +74,14 @@ class CleanConfig(StageConfig):
     examples: int = Field(3, ge=0, le=20, description="before/after excerpts per step")
 
 
+def text_and_source_columns(config: Any) -> dict[str, list[str]]:
+    """`column_params` of a stage that reads `text_column` and an optional `source_column`."""
+    named = {"text_column": [config.text_column]}
+    if config.source_column:
+        named["source_column"] = [config.source_column]
+    return named
+
+
 def require_text(schema: pa.Schema, name: str) -> None:
     """The text column exists and holds strings (one sentence before any task, not a cast
     error deep in one)."""
@@ -103,10 +111,7 @@ class CleanStage(Stage[CleanConfig]):
     help = "Repair and normalise text: mojibake, Unicode form, controls, markup, whitespace."
 
     def column_params(self, config: CleanConfig) -> dict[str, list[str]]:
-        named = {"text_column": [config.text_column]}
-        if config.source_column:
-            named["source_column"] = [config.source_column]
-        return named
+        return text_and_source_columns(config)
 
     def run(self, ctx: StageContext[CleanConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()

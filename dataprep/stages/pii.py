@@ -39,7 +39,7 @@ from dataprep.stage import (
     TaskResult,
     recordable,
 )
-from dataprep.stages.clean import require_text, source_values
+from dataprep.stages.clean import require_text, source_values, text_and_source_columns
 
 KEY_ENV = "DATAPREP_PII_KEY"
 MIN_KEY_BYTES = 16
@@ -157,10 +157,7 @@ class PiiStage(Stage[PiiConfig]):
     help = "Redact, hash or count e-mails, phones, IPs, card numbers, IBANs and secrets."
 
     def column_params(self, config: PiiConfig) -> dict[str, list[str]]:
-        named = {"text_column": [config.text_column]}
-        if config.source_column:
-            named["source_column"] = [config.source_column]
-        return named
+        return text_and_source_columns(config)
 
     def output_schema(self, config: PiiConfig, schema, inputs=()) -> pa.Schema | None:
         if schema is None or not config.count_columns:
