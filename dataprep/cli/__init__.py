@@ -31,6 +31,7 @@ _ctrl_c_before_imports = (
 )
 
 import importlib  # noqa: E402 (the handler above covers these imports)
+import pkgutil  # noqa: E402
 from typing import Annotated  # noqa: E402
 
 import typer  # noqa: E402
@@ -72,7 +73,13 @@ app = typer.Typer(
 )
 
 # Importing a command module registers its commands on `app`; stage commands are generated.
-COMMAND_MODULES = ("core", "train")
+# Every module in this package is a command module except these helpers.
+_NOT_COMMANDS = {"output", "stages"}
+COMMAND_MODULES = tuple(
+    m.name
+    for m in pkgutil.iter_modules(__path__)
+    if m.name not in _NOT_COMMANDS and not m.name.startswith("_")
+)
 for _module in COMMAND_MODULES:
     importlib.import_module(f"dataprep.cli.{_module}")
 if _ctrl_c_before_imports is not None:  # from here on Ctrl-C is a KeyboardInterrupt again
