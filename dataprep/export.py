@@ -2,7 +2,8 @@
 
 Row groups are read one at a time and compressed as a stream, so memory stays at one row
 group whatever the dataset size. The file is written under a temporary name and renamed,
-so a killed export never leaves a truncated file that looks complete.
+so a killed export never leaves a truncated file that looks complete. `out="-"` streams
+plain JSONL to stdout instead (for `jq`, `head`, another program's stdin).
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import decimal
 import json
 import math
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from dataprep.dataset import ReadOptions, iter_shard_paths, read_manifest
+from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manifest
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
+
+STDOUT = "-"
 
 
 def export_jsonl(
@@ -34,22 +38,25 @@ def export_jsonl(
     key_file: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write every row of dataset `src` to `out` (.jsonl, or .jsonl.zst / .zst for zstd)."""
+    """Write every row of dataset `src` to `out` (.jsonl, or .jsonl.zst / .zst for zstd; "-"
+    for plain JSONL on stdout, where a reader that closes the pipe raises BrokenPipeError)."""
+    if str(out) == STDOUT:
+        manifest, chunks = _chunks(src, columns, key_file)
+        rows, sink = 0, sys.stdout.buffer
+        for data, count in chunks:
+            sink.write(data)
+            rows += count
+        sink.flush()
+        return _summary(rows, None, STDOUT, manifest)
     target = Path(out)
     name = target.name
     if not name.endswith((".jsonl", ".jsonl.zst", ".zst")):
-        raise DataprepError(f"export writes .jsonl or .jsonl.zst; {name} is neither")
+        raise DataprepError(
+            f"export writes .jsonl or .jsonl.zst (or - for stdout); {name} is neither"
+        )
     if target.exists() and not overwrite:
         raise DataprepError(f"{target} already exists; pass --force to overwrite it")
-    manifest = read_manifest(src)
-    cols = list(columns) if columns else None
-    missing = [c for c in cols or [] if c not in manifest.schema.names]
-    if missing:
-        raise DataprepError(
-            f"--columns names {', '.join(missing)}, which {src} does not have "
-            f"(columns: {', '.join(manifest.schema.names)})"
-        )
-    reader = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
+    manifest, chunks = _chunks(src, columns, key_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
     rows = 0
@@ -61,27 +68,54 @@ def export_jsonl(
 
                 compressor = zstandard.ZstdCompressor(level=level, threads=threads)
                 sink = compressor.stream_writer(raw, closefd=False)
-            for shard, path in iter_shard_paths(src, manifest):
-                # all of a shard is read: check its manifest checksum too (covers shards without
-                # page checksums, page headers and the footer; export is JSON-bound anyway)
-                checksum = shard.xxh3_128 if cols is None else None
-                for table in reader.row_groups(path, cols, checksum=checksum):
-                    for batch in table.to_batches(max_chunksize=8192):
-                        sink.write(json_lines(batch))
-                        rows += batch.num_rows
-                        tick(rows=batch.num_rows)
+            for data, count in chunks:
+                sink.write(data)
+                rows += count
             if sink is not raw:
                 sink.close()
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return _summary(rows, target.stat().st_size, str(target), manifest)
+
+
+def _summary(rows: int, size: int | None, path: str, manifest: Manifest) -> dict[str, Any]:
     return {
         "rows": rows,
-        "bytes": target.stat().st_size,
-        "path": str(target),
+        "bytes": size,
+        "path": path,
         "was_encrypted": manifest.encryption is not None,
     }
+
+
+def _chunks(
+    src: str | os.PathLike[str],
+    columns: Sequence[str] | None,
+    key_file: str | os.PathLike[str] | None,
+) -> tuple[Manifest, Iterator[tuple[bytes, int]]]:
+    """The manifest (read and checked now) and the JSONL bytes of up to 8192 rows at a time."""
+    manifest = read_manifest(src)
+    cols = list(columns) if columns else None
+    missing = [c for c in cols or [] if c not in manifest.schema.names]
+    if missing:
+        raise DataprepError(
+            f"--columns names {', '.join(missing)}, which {src} does not have "
+            f"(columns: {', '.join(manifest.schema.names)})"
+        )
+    reader = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
+
+    def chunks() -> Iterator[tuple[bytes, int]]:
+        for shard, path in iter_shard_paths(src, manifest):
+            # all of a shard is read: check its manifest checksum too (covers shards without
+            # page checksums, page headers and the footer; export is JSON-bound anyway)
+            checksum = shard.xxh3_128 if cols is None else None
+            for table in reader.row_groups(path, cols, checksum=checksum):
+                for batch in table.to_batches(max_chunksize=8192):
+                    yield json_lines(batch), batch.num_rows
+                    tick(rows=batch.num_rows)
+
+    return manifest, chunks()
 
 
 def json_lines(batch: pa.RecordBatch) -> bytes:

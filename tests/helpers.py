@@ -150,3 +150,21 @@ def encrypted_copy(src: Path, tmp: Path) -> tuple[Path, Path]:
     inline = make_executor("local", workers=1)
     run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=src, executor=inline)
     return enc, keys
+
+
+COPYRIGHT_FILES = "/usr/share/doc/*/copyright"
+
+
+def text_dataset(out: Path, shard_rows: int = 100) -> Path:
+    """Real text: this machine's package copyright files (~800 documents, one per file, up to
+    ~1 MB each), sharded through the CLI into shards of `shard_rows` rows."""
+    cli("shard", COPYRIGHT_FILES, "--format", "text", "-o", out, "--shard-rows", shard_rows, "-q")
+    return out
+
+
+def shard_rows(path: Path, columns: list[str] | None = None) -> list[dict]:
+    """Every row of a dataset in manifest order, read shard by shard with plain pyarrow."""
+    rows: list[dict] = []
+    for shard in manifest(path)["shards"]:
+        rows += pq.read_table(Path(path) / shard["path"], columns=columns).to_pylist()
+    return rows

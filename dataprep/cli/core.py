@@ -172,8 +172,10 @@ def sample(
 
 @app.command(rich_help_panel="Datasets")
 def export(
-    input: Annotated[str, typer.Argument(metavar="IN", help="Dataset directory.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="out.jsonl or out.jsonl.zst")],
+    input: Annotated[str, typer.Argument(metavar="IN", help="Dataset directory or URI.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="out.jsonl, out.jsonl.zst, or - for stdout")
+    ],
     columns: Annotated[
         str | None, typer.Option(help="Comma-separated columns (default: all).")
     ] = None,
@@ -184,22 +186,30 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
     json: output.Json = False,
 ) -> None:
-    """Write every row as one JSON object per line (zstd-compressed when OUT ends in .zst)."""
-    from dataprep.export import export_jsonl
+    """Write every row as one JSON object per line (zstd-compressed when OUT ends in .zst).
 
-    summary = export_jsonl(
-        input,
-        out,
-        columns=columns.split(",") if columns else None,
-        level=level,
-        key_file=key_file,
-        overwrite=force,
-    )
+    `-o -` streams plain JSONL to stdout (`| jq`, `| head`); the summary then goes to stderr."""
+    from dataprep.errors import DataprepError
+    from dataprep.export import STDOUT, export_jsonl
+
+    to_stdout = str(out) == STDOUT
+    if to_stdout and json:
+        raise DataprepError("--json and -o - both write to stdout; drop one of them")
+    with output.closed_pipe_ok():
+        summary = export_jsonl(
+            input,
+            out,
+            columns=columns.split(",") if columns else None,
+            level=level,
+            key_file=key_file,
+            overwrite=force,
+        )
     if json:
         output.print_json(summary)
         return
-    output.console.print(
-        f"[green]wrote[/] {summary['rows']:,} rows, {summary['bytes']:,} bytes to {out}"
+    size = "" if summary["bytes"] is None else f", {summary['bytes']:,} bytes"
+    (output.err_console if to_stdout else output.console).print(
+        f"[green]wrote[/] {summary['rows']:,} rows{size} to {'stdout' if to_stdout else out}"
         + (" [yellow](plaintext of an encrypted dataset)[/]" if summary["was_encrypted"] else "")
     )
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -66,6 +69,18 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
         console.print(
             "[yellow]Rows that could not be read are in each output's .quarantine.jsonl.[/]"
         )
+
+
+@contextlib.contextmanager
+def closed_pipe_ok() -> Iterator[None]:
+    """A reader that stops early (`dataprep export DIR -o - | head -1`) closes stdout: end
+    quietly with exit 0, as `cat` does, not with a traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        # stdout now leads nowhere, so Python's flush at exit cannot fail a second time
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 def print_json(data: Any) -> None:
