@@ -1,0 +1,126 @@
+"""The process's Prometheus endpoint: one private registry, one HTTP server.
+
+A private `CollectorRegistry` (not prometheus_client's global one) so only what dataprep
+registers is exposed, and tests or a host application that also uses prometheus_client never
+see duplicate-name errors. Everything the endpoint shows is gathered in this process (the
+driver): worker processes and Ray tasks send their counts here through progress ticks and task
+results, so no prometheus multiprocess directory is needed.
+
+    from dataprep.observe import metrics
+    port = metrics.serve(9100)            # 0: a free port; returns the bound one
+    Gauge("dataprep_x", "...", registry=metrics.registry())
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+import threading
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import generate_latest, start_http_server
+
+from dataprep.errors import DataprepError
+
+PORT_HELP = (
+    "Serve Prometheus metrics on this port while the command runs (0: a free port, printed "
+    "on stderr)."
+)
+DEFAULT_ADDR = "0.0.0.0"  # as prometheus_client and exporters do: the scraper is elsewhere
+
+_lock = threading.Lock()
+_registry: CollectorRegistry | None = None
+_server: Any = None  # (WSGIServer, Thread) from start_http_server
+_port: int | None = None
+
+
+def registry() -> CollectorRegistry:
+    """The registry the endpoint serves; register collectors on it (`registry=registry()`).
+    It also carries the process's CPU/memory (`process_*`) and Python version metrics."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            disable_created_metrics()  # no `_created` series beside every counter
+            _registry = CollectorRegistry(auto_describe=True)
+            ProcessCollector(registry=_registry)
+            PlatformCollector(registry=_registry)
+        return _registry
+
+
+def serve(port: int, addr: str = DEFAULT_ADDR) -> int:
+    """Start serving `registry()` at http://addr:port/metrics in a daemon thread and return the
+    bound port (`port=0` picks a free one). Serving again returns the running server's port
+    when `port` is 0 or the same; another port is an error, since one process has one endpoint.
+    A port in use or not allowed is one sentence (DataprepError)."""
+    global _server, _port
+    if not 0 <= port <= 65535:
+        raise DataprepError(f"--metrics-port {port}: a port is a number from 0 to 65535")
+    reg = registry()
+    with _lock:
+        if _port is not None:
+            if port in (0, _port):
+                return _port
+            raise DataprepError(
+                f"--metrics-port {port}: this process already serves metrics on port {_port}"
+            )
+        try:
+            _server = start_http_server(port, addr=addr, registry=reg)
+        except OSError as exc:
+            raise DataprepError(_why_not(port, exc)) from None
+        _port = int(_server[0].server_port)
+        return _port
+
+
+def bound_port() -> int | None:
+    """The port being served, or None."""
+    return _port
+
+
+def announce(port: int, stream: Any = None) -> None:
+    """Say on stderr where the metrics are (the only way to learn a port-0 choice)."""
+    stream = stream or sys.stderr
+    stream.write(f"metrics: http://127.0.0.1:{port}/metrics\n")
+    stream.flush()
+
+
+def serve_and_announce(port: int | None) -> int | None:
+    """What a command's `--metrics-port` does: nothing when not given, else serve + announce."""
+    if port is None:
+        return None
+    bound = serve(port)
+    announce(bound)
+    return bound
+
+
+def scrape() -> str:
+    """The exposition text the endpoint would return now (tests, debugging)."""
+    return generate_latest(registry()).decode()
+
+
+def shutdown() -> None:
+    """Stop the server (tests; a CLI process just exits). The registry is kept."""
+    global _server, _port
+    with _lock:
+        if _server is not None:
+            httpd, thread = _server
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(timeout=5)
+        _server, _port = None, None
+
+
+def _why_not(port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"--metrics-port {port}: the port is already in use; choose another port, "
+            "or 0 for a free one"
+        )
+    if exc.errno == errno.EACCES:
+        return f"--metrics-port {port}: not allowed to listen there (ports below 1024 need root)"
+    return f"--metrics-port {port}: cannot listen ({exc.strerror or exc})"
