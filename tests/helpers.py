@@ -28,11 +28,15 @@ def restored_env(keys: Iterable[str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `python -m dataprep ARGS` as a user would; returns the finished process."""
+def cli(
+    *args: str, cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `python -m dataprep ARGS` as a user would (`env`: variables to add); returns the
+    finished process."""
     proc = subprocess.run(
         [sys.executable, "-m", "dataprep", *map(str, args)],
         cwd=cwd,
+        env={**os.environ, **env} if env else None,
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,0 +1,212 @@
+"""A few rows of a dataset, read without reading the rest of it (`dataprep head`).
+
+The manifest lists every shard's row groups with their row counts, so the row groups that hold
+the wanted rows are known before any shard is opened: `head` opens only those shards (their
+footer) and reads only those row groups, with only the columns asked for (plus the ones a
+`--where` reads). Encrypted shards are read with the key file through the same `ReadOptions`
+every stage uses, local or on an object store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manifest
+from dataprep.errors import DataprepError, shard_errors
+from dataprep.quality import expr
+from dataprep.storage import StoragePath
+
+
+@dataclass(frozen=True)
+class Head:
+    """The rows, in the order to show them, and what reading them cost."""
+
+    table: pa.Table
+    rows_total: int  # rows in the dataset (manifest)
+    shards_opened: int
+    row_groups_read: int
+    sample: str  # how the rows were chosen, in words
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One row group of one shard (`group` None: the whole shard, for manifests that do not
+    list row groups)."""
+
+    shard: int
+    group: int | None
+    rows: int
+
+
+def head(
+    src: str | os.PathLike[str],
+    n: int = 10,
+    *,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    key_file: str | os.PathLike[str] | None = None,
+) -> Head:
+    """The first `n` rows of `src` (in manifest order), or a seeded random sample of them.
+
+    - plain: row groups in order until `n` rows; `n` rows cost about one row group.
+    - `where`: the same, keeping rows where the `filter` stage's expression holds, so a rare
+      condition may read the whole dataset.
+    - `shuffle`: `n` rows drawn uniformly without replacement from all rows (seeded global row
+      numbers mapped to row groups through the manifest): at most `n` row groups are read.
+    - `shuffle` and `where`: row groups in a seeded random order, matches shuffled within each,
+      until `n` match. Rows of one row group come together, so this is a random sample of
+      row groups, not a uniform sample of matching rows when matches cluster.
+    """
+    if n < 0:
+        raise DataprepError(f"-n must be 0 or more, not {n}")
+    manifest = read_manifest(src)
+    wanted = _check_columns(columns, manifest, src)
+    test = expr.parse(where, manifest.schema, "--where") if where else None
+    read = wanted if test is None else list(dict.fromkeys([*wanted, *test.columns]))
+    reader = _Reader(src, manifest, read, key_file)
+    units = _units(manifest)
+    if shuffle and test is None:
+        table, how = _uniform(reader, units, n, seed), f"uniform random sample, seed {seed}"
+    else:
+        order = range(len(units))
+        if shuffle:
+            order = np.random.default_rng(seed).permutation(len(units))
+        rng = np.random.default_rng(seed) if shuffle else None
+        table = _scan(reader, (units[i] for i in order), n, test, rng)
+        how = "first rows" if not shuffle else f"random row groups, seed {seed}"
+        if test is not None:
+            how += f", where {where}"
+    return Head(
+        table.select(wanted),
+        manifest.rows,
+        len(reader.files),
+        reader.groups_read,
+        how,
+    )
+
+
+def _check_columns(
+    columns: Sequence[str] | None, manifest: Manifest, src: str | os.PathLike[str]
+) -> list[str]:
+    names = manifest.schema.names
+    if not columns:
+        return list(names)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataprepError(
+            f"--columns names {', '.join(missing)}, which {src} does not have "
+            f"(columns: {', '.join(names)})"
+        )
+    return list(dict.fromkeys(columns))
+
+
+def _units(manifest: Manifest) -> list[_Unit]:
+    units = []
+    for i, shard in enumerate(manifest.shards):
+        if shard.row_groups:
+            units += [_Unit(i, g, rows) for g, rows in enumerate(shard.row_groups) if rows]
+        elif shard.rows:
+            units.append(_Unit(i, None, shard.rows))
+    return units
+
+
+class _Reader:
+    """Opens each shard once (footer only) and reads single row groups of some columns."""
+
+    def __init__(
+        self,
+        src: str | os.PathLike[str],
+        manifest: Manifest,
+        columns: list[str],
+        key_file: str | os.PathLike[str] | None,
+    ):
+        self.paths: list[StoragePath] = [p for _, p in iter_shard_paths(src, manifest)]
+        self.options = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
+        self.columns = columns
+        self.schema = pa.schema([manifest.schema.field(c) for c in columns])
+        self.files: dict[int, pq.ParquetFile] = {}
+        self.groups_read = 0
+
+    def read(self, unit: _Unit) -> pa.Table:
+        path = self.paths[unit.shard]
+        if unit.shard not in self.files:
+            self.files[unit.shard] = self.options.open(path)
+        file = self.files[unit.shard]
+        self.groups_read += 1
+        with shard_errors(path.name, self.options.encryption is not None):
+            if unit.group is None:
+                return file.read(columns=self.columns)
+            return file.read_row_group(unit.group, columns=self.columns)
+
+
+def _scan(
+    reader: _Reader,
+    units: Iterator[_Unit],
+    n: int,
+    test: expr.Where | None,
+    rng: np.random.Generator | None,
+) -> pa.Table:
+    """Row groups in the given order, filtered, until `n` rows are kept."""
+    parts: list[pa.Table] = []
+    kept = 0
+    for unit in units:
+        if kept >= n:
+            break
+        table = reader.read(unit)
+        if test is not None:
+            (mask,) = expr.evaluate(table, [test.expression])
+            table = table.filter(pa.array(mask))
+        if rng is not None:
+            table = table.take(pa.array(rng.permutation(table.num_rows)))
+        parts.append(table.slice(0, n - kept))
+        kept += parts[-1].num_rows
+    return _concat(parts, reader)
+
+
+def _uniform(reader: _Reader, units: list[_Unit], n: int, seed: int) -> pa.Table:
+    """`n` distinct global row numbers, drawn with `seed`, read from their row groups only."""
+    sizes = np.array([u.rows for u in units], dtype=np.int64)
+    total = int(sizes.sum())
+    picks = np.random.default_rng(seed).choice(total, size=min(n, total), replace=False)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    where = np.searchsorted(starts, picks, side="right") - 1
+    parts: list[pa.Table] = []
+    position: dict[int, int] = {}  # unit -> its table's first row in the concatenation
+    offset = 0
+    for u in sorted(set(where.tolist())):
+        position[u] = offset
+        parts.append(reader.read(units[u]))
+        offset += parts[-1].num_rows
+    table = _concat(parts, reader)
+    rows = [position[u] + int(p - starts[u]) for u, p in zip(where.tolist(), picks, strict=True)]
+    return table.take(pa.array(rows, type=pa.int64()))
+
+
+def _concat(parts: list[pa.Table], reader: _Reader) -> pa.Table:
+    return pa.concat_tables(parts) if parts else reader.schema.empty_table()
+
+
+def cell(value: Any, max_chars: int = 80) -> str:
+    """One value as table text: long strings and lists are cut, saying their full size."""
+    if isinstance(value, str):
+        shown = value.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+        if max_chars and len(shown) > max_chars:
+            return f"{shown[:max_chars]}… ({len(value):,} chars)"
+        return shown
+    if isinstance(value, bytes):
+        return f"<{len(value):,} bytes>"
+    if isinstance(value, list):
+        text = ", ".join(map(str, value))
+        if max_chars and len(text) > max_chars:
+            return f"[{text[:max_chars]}, …] ({len(value):,} items)"
+        return f"[{text}]"
+    return "null" if value is None else str(value)
