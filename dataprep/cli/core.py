@@ -134,10 +134,25 @@ def inspect(
 def verify(
     path: Annotated[str, typer.Argument(help="Dataset directory or URI (s3://...).")],
     json: output.Json = False,
+    repair_from: Annotated[
+        str | None,
+        typer.Option(
+            "--repair-from",
+            metavar="BACKUP",
+            help="Replace missing or corrupt shards from this copy (e.g. a `dataprep sync` "
+            "target), each checked against this dataset's manifest first.",
+        ),
+    ] = None,
 ) -> None:
     """Check the manifest and every shard (checksum, rows, row groups, schema); exit 1 if bad."""
     from dataprep import dataset
 
+    if repair_from is not None:
+        from dataprep.cli.sync import print_repair
+        from dataprep.repair import repair_dataset
+
+        print_repair(repair_dataset(path, repair_from), json)
+        return
     result = dataset.verify_dataset(path)
     if json:
         output.print_json(

@@ -1,0 +1,222 @@
+"""`dataprep sync` and `verify --repair-from`, through the CLI, on real text and a real S3 server.
+
+Oracles are independent of the code under test: sha256 of the shard files, rows read back with
+plain pyarrow, and `dataprep verify` on the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from helpers import cli, manifest, shard_rows, text_dataset
+
+from dataprep.storage import file_checksum
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The machine's package copyright files, 100 documents a shard (~13 shards)."""
+    return text_dataset(tmp_path_factory.mktemp("sync") / "src", shard_rows=100)
+
+
+def sha256s(root: Path) -> dict[str, str]:
+    return {
+        s["path"]: hashlib.sha256((root / s["path"]).read_bytes()).hexdigest()
+        for s in manifest(root)["shards"]
+    }
+
+
+def sync(*args: object, check: bool = True) -> dict:
+    proc = cli("sync", *map(str, args), "--json", check=check)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {"rc": proc.returncode}
+
+
+def objects(uri: str) -> dict[str, bytes]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+    return {o["Key"].rsplit("/", 1)[1]: o["Key"] for o in listed}
+
+
+def flip_byte(path: Path, offset: int = 1000) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_round_trip_through_s3(src: Path, s3_bucket: str, tmp_path: Path) -> None:
+    remote = f"{s3_bucket}/backup"
+    up = sync(src, remote)
+    shards = manifest(src)["shards"]
+    assert up["copied"] == len(shards) + 1  # every shard and the report
+    assert up["bytes"] == sum(s["bytes"] for s in shards) + (src / ".report.json").stat().st_size
+    assert up["manifest_written"] and up["mb_per_s"] > 0
+    cli("verify", remote)
+    back = tmp_path / "back"
+    down = sync(remote, back)
+    assert down["copied"] == up["copied"]
+    assert sha256s(back) == sha256s(src)
+    assert shard_rows(back) == shard_rows(src)
+    assert (back / ".report.json").read_bytes() == (src / ".report.json").read_bytes()
+    assert (back / ".manifest.json").read_bytes() == (src / ".manifest.json").read_bytes()
+    cli("verify", back)
+
+
+def test_incremental_copies_only_what_changed(src: Path, s3_bucket: str, tmp_path: Path) -> None:
+    remote = f"{s3_bucket}/ds"
+    first = sync(src, remote)
+    again = sync(src, remote)
+    assert again["copied"] == 0 and again["skipped"] == first["copied"]
+    assert not again["manifest_written"]
+    # a new version of the source in which one shard lost its first row
+    changed = tmp_path / "v2"
+    shutil.copytree(src, changed)
+    doc = manifest(changed)
+    entry = doc["shards"][3]
+    table = pq.read_table(changed / entry["path"]).slice(1)
+    pq.write_table(table, changed / entry["path"])
+    entry.update(
+        rows=table.num_rows,
+        row_groups=[table.num_rows],
+        bytes=(changed / entry["path"]).stat().st_size,
+        xxh3_128=file_checksum(changed / entry["path"]),
+    )
+    doc["totals"].update(
+        rows=sum(s["rows"] for s in doc["shards"]), bytes=sum(s["bytes"] for s in doc["shards"])
+    )
+    (changed / ".manifest.json").write_text(json.dumps(doc))
+    cli("verify", changed)
+    third = sync(changed, remote)
+    assert third["copied_files"] == [entry["path"]] and third["manifest_written"]
+    back = tmp_path / "back"
+    sync(remote, back)
+    assert sha256s(back) == sha256s(changed)
+    cli("verify", back)
+
+
+def test_a_changed_copy_at_dst_is_copied_again(src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    sync(src, dst)
+    name = manifest(src)["shards"][2]["path"]
+    time.sleep(0.01)
+    flip_byte(dst / name)  # same size, new mtime: the record no longer vouches for it
+    assert cli("verify", dst, check=False).returncode == 1
+    again = sync(src, dst)
+    assert again["copied_files"] == [name]
+    assert sha256s(dst) == sha256s(src)
+    # with no record at all (copied by other tools), files are re-read and kept when they match
+    (dst / ".sync.json").unlink()
+    assert sync(src, dst, "--checksum")["copied"] == 0
+    assert sync(src, dst)["copied"] == 0
+
+
+def test_killed_sync_resumes(src: Path, s3_bucket: str, tmp_path: Path) -> None:
+    many = text_dataset(tmp_path / "many", shard_rows=8)  # ~100 small shards
+    total = len(manifest(many)["shards"])
+    remote = f"{s3_bucket}/resume"
+    args = [sys.executable, "-m", "dataprep", "sync", str(many), remote, "--workers", "1", "-q"]
+    proc = subprocess.Popen(args, start_new_session=True)
+    deadline = time.time() + 120
+    while len(objects(remote)) < 10 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    there = {n for n in objects(remote) if n.endswith(".parquet")}
+    assert 0 < len(there) < total, "the sync was not cut short"
+    assert ".manifest.json" not in objects(remote)  # a reader never sees half a dataset
+    assert cli("verify", remote, check=False).returncode != 0
+    resumed = sync(many, remote)
+    assert len(resumed["copied_files"]) <= total - len(there) + 1  # + the report
+    assert not set(resumed["copied_files"]) & there  # what was there is not copied again
+    assert resumed["manifest_written"]
+    cli("verify", remote)
+    back = tmp_path / "back"
+    sync(remote, back)
+    assert sha256s(back) == sha256s(many)
+
+
+def test_repair_from_an_s3_backup(src: Path, s3_bucket: str, tmp_path: Path) -> None:
+    backup = f"{s3_bucket}/backup"
+    sync(src, backup)
+    work = tmp_path / "work"
+    shutil.copytree(src, work)
+    shards = [s["path"] for s in manifest(work)["shards"]]
+    gone, flipped, good = shards[1], shards[4], shards[6]
+    (work / gone).unlink()
+    flip_byte(work / flipped)
+    before = (work / good).stat()
+    assert cli("verify", work, check=False).returncode == 1
+    proc = cli("verify", work, "--repair-from", backup, "--json")
+    report = json.loads(proc.stdout)
+    assert report["ok"] and sorted(report["replaced"]) == sorted([gone, flipped])
+    problems = {r["shard"]: r["problem"] for r in report["repairs"]}
+    assert problems == {gone: "missing", flipped: "checksum mismatch"}
+    assert sha256s(work) == sha256s(src)
+    after = (work / good).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    cli("verify", work)
+    table = cli("verify", work, "--repair-from", backup)  # nothing left to do
+    assert "0 replaced" in table.stdout
+
+
+def test_repair_refuses_a_corrupt_backup_copy(src: Path, s3_bucket: str, tmp_path: Path) -> None:
+    backup = f"{s3_bucket}/backup"
+    sync(src, backup)
+    work = tmp_path / "work"
+    shutil.copytree(src, work)
+    shards = [s["path"] for s in manifest(work)["shards"]]
+    bad, fine = shards[2], shards[5]
+    bucket = s3_bucket.removeprefix("s3://")
+    s3 = boto3.client("s3")
+    body = bytearray(s3.get_object(Bucket=bucket, Key=f"backup/{bad}")["Body"].read())
+    body[500] ^= 0x01
+    s3.put_object(Bucket=bucket, Key=f"backup/{bad}", Body=bytes(body))
+    (work / bad).unlink()
+    (work / fine).unlink()
+    proc = cli("verify", work, "--repair-from", backup, check=False)
+    assert proc.returncode == 1
+    assert bad in proc.stderr and "does not match" in proc.stderr
+    assert not (work / bad).exists()  # the bad copy never landed
+    assert (work / fine).read_bytes() == (src / fine).read_bytes()  # the good one did
+    as_json = json.loads(cli("verify", work, "--repair-from", backup, "--json", check=False).stdout)
+    assert not as_json["ok"] and [r["action"] for r in as_json["repairs"]] == ["refused"]
+
+
+def test_delete_removes_only_dataset_files(src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "part-99999.parquet").write_bytes(b"old shard")
+    (dst / "notes.txt").write_text("mine")
+    kept = sync(src, dst)
+    assert kept["kept_files"] == ["notes.txt", "part-99999.parquet"] and not kept["deleted"]
+    deleted = sync(src, dst, "--delete")
+    assert deleted["deleted_files"] == ["part-99999.parquet"]
+    assert (dst / "notes.txt").read_text() == "mine"
+    cli("verify", dst)
+
+
+def test_a_corrupt_source_shard_is_not_copied(src: Path, tmp_path: Path) -> None:
+    bad_src = tmp_path / "src"
+    shutil.copytree(src, bad_src)
+    name = manifest(bad_src)["shards"][0]["path"]
+    flip_byte(bad_src / name)
+    proc = cli("sync", bad_src, tmp_path / "dst", check=False)
+    assert proc.returncode == 1 and name in proc.stderr
+    assert not (tmp_path / "dst" / name).exists()
+    assert not (tmp_path / "dst" / ".manifest.json").exists()
+
+
+def test_sync_into_itself_is_refused(src: Path) -> None:
+    proc = cli("sync", src, src / "copy", check=False)
+    assert proc.returncode == 2 and "same place" in proc.stderr
