@@ -74,7 +74,14 @@ class ReadOptions:
 
         if checksum is not None:
             check_file(path, checksum)
-        return open_parquet(path, self.key_file, self.encryption, verify_pages=self.verify_pages)
+        if self.encryption is None:
+            return open_parquet(path, None, None, verify_pages=self.verify_pages)
+        from dataprep.audit_use import use
+
+        with use("decrypt", self.key_file, as_path(path).parent, self.encryption):
+            return open_parquet(
+                path, self.key_file, self.encryption, verify_pages=self.verify_pages
+            )
 
     def row_groups(
         self,
@@ -165,7 +172,10 @@ class ShardWriter:
             self._tmp = spool_file(self.path.name)
         kwargs = options.writer_kwargs()
         if options.encryption is not None:
-            kwargs["encryption_properties"] = options.encryption.properties(schema)
+            from dataprep.audit_use import encrypting
+
+            with encrypting(options.encryption, self.path, schema):  # one audit record a use
+                kwargs["encryption_properties"] = options.encryption.properties(schema)
         self._sink = pa.OSFile(str(self._tmp), "wb")
         self._writer = pq.ParquetWriter(self._sink, schema, **kwargs)
         self.rows = 0

@@ -72,7 +72,7 @@ def test_stage_flags_are_its_recipe_keys(name: str, spec: dict) -> None:
     keys = set(get_stage(name).Config.model_fields)
     command = stages.command(spec)
     flags = {o for p in command.params for o in p.opts if o.startswith("--")}
-    shared = {"--out", "--key-file", "--executor", "--help"}
+    shared = {"--out", "--key-file", "--audit-log", "--executor", "--help"}
     shared |= {cli_flag(p.name) for p in stages.run_options()}
     assert flags - shared == {cli_flag(k) for k in keys} - shared
     assert {cli_flag(k) for k in keys} <= flags

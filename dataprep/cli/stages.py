@@ -19,6 +19,9 @@ from dataprep import catalog
 from dataprep.cli import output
 
 KEY_FILE_HELP = "Key file, if the input is encrypted (output stays so)."
+AUDIT_LOG_HELP = (
+    "Where key uses are recorded (default KEYFILE.audit.jsonl; env DATAPREP_AUDIT_LOG)."
+)
 RUNS_JSON = (
     "Print a machine-readable summary on stdout: always a JSON list with one object per "
     "stage run, {id, op, out, status (ran|cached), report}."
@@ -116,6 +119,8 @@ def command(spec: dict[str, Any]) -> Any:
     params += [option(field) for field in spec["fields"]]
     if spec["reads_dataset"] and "key_file" not in names:  # encrypt/decrypt: a param
         params.append(option({"name": "key_file", "kind": "text", "help": KEY_FILE_HELP}))
+    if spec["reads_dataset"]:  # every command that takes --key-file
+        params.append(option({"name": "audit_log", "kind": "text", "help": AUDIT_LOG_HELP}))
 
     def run(**values: Any) -> None:
         _run(spec, values)
@@ -155,6 +160,10 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
     source, out = values.pop("source"), values.pop("out")
     own_key = any(f["name"] == "key_file" for f in spec["fields"])  # encrypt, decrypt
     key_file = None if own_key else values.pop("key_file", None)
+    if spec["reads_dataset"]:
+        from dataprep.audit_use import set_log
+
+        set_log(values.pop("audit_log"))
     params = {}
     for field in spec["fields"]:  # only what the user gave: the model fills in its defaults
         value = values[field["name"]]

@@ -73,7 +73,10 @@ class ShardReader:
                 raise DataprepError(
                     f"{index.uri} is encrypted but this dataprep has no dataprep.crypto module"
                 ) from None
-            self._decryption = decryption_properties(key_file, index.encryption)
+            from dataprep.audit_use import use
+
+            with use("decrypt", key_file, index.uri, index.encryption, columns):  # audit record
+                self._decryption = decryption_properties(key_file, index.encryption)
 
     def open(self, file: int) -> pq.ParquetFile:
         handle = self._files.get(file)

@@ -1,0 +1,294 @@
+"""The key-use audit log: every use of a key is one hash-chained record, from the CLI, from
+DataLoader workers, from gloo ranks and from many processes at once; tampering is found."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+from helpers import cli, restored_env
+
+from dataprep import audit
+from dataprep.audit_use import REDACTED, command_line
+from dataprep.executors.local import LocalExecutor
+from dataprep.runner import run_stage
+
+LICENSE = Path("/usr/share/common-licenses/GPL-3")
+
+
+def _paragraphs() -> list[str]:
+    text = LICENSE.read_text()
+    return [" ".join(p.split()) for p in text.split("\n\n") if len(p.split()) > 8][:120]
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("plain")
+    lines = [json.dumps({"text": p, "source": "gpl"}) for p in _paragraphs()]
+    (root / "in.jsonl").write_text("\n".join(lines) + "\n")
+    run_stage(
+        "shard",
+        {"shard_rows": 20},
+        root / "shards",
+        inputs=[str(root / "in.jsonl")],
+        executor=LocalExecutor(1),
+    )
+    return root / "shards"
+
+
+def _records(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _keys_b64(key_file: Path) -> list[str]:
+    return list(json.loads(key_file.read_text())["keys"].values())
+
+
+def _no_secrets(log: Path, key_file: Path) -> None:
+    """No key (base64, hex or raw) and no sample text in the log."""
+    data = log.read_bytes()
+    for b64 in _keys_b64(key_file):
+        raw = base64.b64decode(b64)
+        assert b64.encode() not in data and raw.hex().encode() not in data and raw not in data
+    for paragraph in _paragraphs()[:40]:
+        assert paragraph[:40].encode() not in data
+
+
+def test_cli_encrypt_and_decrypt_are_recorded_beside_the_key_file(
+    plain: Path, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.json"
+    cli("keygen", "-o", keys)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    cli("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *inline)
+    log = Path(str(keys) + ".audit.jsonl")
+    found = _records(log)
+    # one process per command (inline executor): one use each, not one per shard
+    assert [(r["action"], r["outcome"]) for r in found] == [("encrypt", "ok"), ("decrypt", "ok")]
+    enc = json.loads((tmp_path / "enc" / ".manifest.json").read_text())["encryption"]
+    ids = sorted({enc["footer_key_id"], *enc["column_keys"]})
+    for r in found:
+        assert r["dataset"] == str(tmp_path / "enc") and r["key_ids"] == ids
+        assert r["columns"] == ["id", "source", "text"] and r["pid"] != os.getpid()
+        assert r["user"] and r["host"] and r["key_file"] == str(keys)
+        assert r["argv"][0] == "dataprep" and str(keys) in r["argv"]
+    digest = hashlib.sha256((tmp_path / "enc" / ".manifest.json").read_bytes()).hexdigest()
+    assert found[1]["manifest_sha256"] == digest and found[0]["manifest_sha256"] is None
+    assert found[1]["prev"] == hashlib.sha256(log.read_bytes().split(b"\n")[0]).hexdigest()
+    proc = cli("audit", "verify", log, "--json")
+    assert json.loads(proc.stdout)["records"] == 2
+    _no_secrets(log, keys)
+
+
+def test_wrong_key_is_a_denied_record_and_audit_log_moves_it(plain: Path, tmp_path: Path) -> None:
+    keys, other = tmp_path / "keys.json", tmp_path / "other.json"
+    cli("keygen", "-o", keys)
+    cli("keygen", "-o", other)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    moved = tmp_path / "logs" / "central.jsonl"
+    args = ("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", other, *inline)
+    proc = cli(*args, "--audit-log", moved, check=False)
+    assert proc.returncode == 2 and "has no key" in proc.stderr
+    assert not Path(str(other) + ".audit.jsonl").exists()
+    (denied,) = _records(moved)
+    assert denied["outcome"] == "denied" and "has no key" in denied["reason"]
+    assert denied["key_file"] == str(other) and denied["dataset"] == str(tmp_path / "enc")
+    # the env var moves it too (for commands without the option: train, run, library use)
+    with restored_env([audit.ENV]):
+        os.environ[audit.ENV] = str(moved)
+        cli("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *inline)
+    assert [r["outcome"] for r in _records(moved)] == ["denied", "ok"]
+    assert cli("audit", "verify", moved).returncode == 0
+    _no_secrets(moved, keys)
+    shown = json.loads(cli("audit", "show", moved, "--json", "--since", "1h").stdout)
+    assert [r["seq"] for r in shown] == [1, 2]
+    assert json.loads(cli("audit", "show", moved, "--json", "--dataset", plain).stdout) == []
+    table = cli("audit", "show", moved).stdout
+    assert "denied" in table and "has no key" in table
+
+
+def test_an_unwritable_log_refuses_the_use(plain: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    cli("keygen", "-o", keys)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    args = ("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *inline)
+    proc = cli(*args, "--audit-log", blocked / "audit.jsonl", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "cannot write the audit log" in proc.stderr and "--audit-log" in proc.stderr
+    assert not (tmp_path / "dec" / ".manifest.json").exists()
+    if os.geteuid() != 0:  # root writes into read-only directories anyway
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        os.chmod(ro, 0o555)
+        proc = cli(*args, "--audit-log", ro / "audit.jsonl", check=False)
+        assert proc.returncode == 2 and "cannot write the audit log" in proc.stderr
+
+
+# --- many writers ---------------------------------------------------------------------------
+
+
+def _hammer(log: str, worker: int, count: int) -> None:
+    for i in range(count):
+        audit.append(
+            Path(log),
+            {
+                "time": "2026-01-01T00:00:00+00:00",
+                "outcome": "ok",
+                "action": "test",
+                "dataset": f"/w{worker}/{i}",
+                "key_ids": ["k"],
+            },
+        )
+
+
+def test_processes_hammering_append_lose_and_interleave_nothing(tmp_path: Path) -> None:
+    log, workers, each = tmp_path / "a.jsonl", 8, 60
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(log), w, each)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert audit.verify(log)[0] == workers * each
+    got = sorted(r["dataset"] for r in _records(log))
+    assert got == sorted(f"/w{w}/{i}" for w in range(workers) for i in range(each))
+    assert [r["seq"] for r in _records(log)] == list(range(1, workers * each + 1))
+
+
+def test_dataloader_workers_each_record_one_use(plain: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from helpers import encrypted_copy
+
+    from dataprep.loader import ShardDataset, make_dataloader
+
+    enc, keys = encrypted_copy(plain, tmp_path)
+    log = tmp_path / "loader.jsonl"
+    epochs, workers = 2, 2
+    with restored_env([audit.ENV]):
+        os.environ[audit.ENV] = str(log)
+        ds = ShardDataset(str(enc), columns=["text"], batch_size=4, key_file=str(keys))
+        seen = 0
+        for epoch in range(epochs):  # new worker processes each epoch
+            ds.set_epoch(epoch)
+            for batch in make_dataloader(ds, num_workers=workers):
+                seen += len(batch["text"])
+    assert seen == epochs * len(_paragraphs())
+    found = _records(log)
+    readers = [r for r in found if r["pid"] != os.getpid()]
+    # oracle: epochs x workers processes, one use each (the main process reads nothing)
+    assert len(readers) == epochs * workers and len({r["pid"] for r in readers}) == len(readers)
+    assert len(found) == len(readers)
+    assert all(r["outcome"] == "ok" and r["columns"] == ["text"] for r in found)
+    assert audit.verify(log)[0] == len(found)
+    _no_secrets(log, keys)
+    del torch
+
+
+# --- tampering ------------------------------------------------------------------------------
+
+
+def _chain(tmp_path: Path, n: int = 5) -> Path:
+    log = tmp_path / "chain.jsonl"
+    _hammer(str(log), 0, n)
+    return log
+
+
+def _verify_fails_at(log: Path, line: int, why: str) -> None:
+    proc = cli("audit", "verify", log, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"record {line} (line {line})" in proc.stderr and why in proc.stderr, proc.stderr
+    bad = json.loads(cli("audit", "verify", log, "--json", check=False).stdout)["bad"]
+    assert bad["line"] == line
+
+
+def _rewrite(log: Path, lines: list[str]) -> None:
+    log.write_text("".join(line + "\n" for line in lines))
+
+
+def test_edited_field_is_found_at_that_record(tmp_path: Path) -> None:
+    log = _chain(tmp_path)
+    lines = log.read_text().splitlines()
+    lines[2] = lines[2].replace('"outcome":"ok"', '"outcome":"no"')
+    _rewrite(log, lines)
+    _verify_fails_at(log, 3, "was edited")
+
+
+def test_edit_with_recomputed_digest_is_found_at_the_next_record(tmp_path: Path) -> None:
+    log = _chain(tmp_path)
+    lines = log.read_text().splitlines()
+    record = json.loads(lines[1]) | {"dataset": "/elsewhere"}
+    record["digest"] = audit.record_digest(record)
+    lines[1] = audit.canonical(record).decode()
+    _rewrite(log, lines)
+    _verify_fails_at(log, 3, "prev digest does not match")
+
+
+def test_deleted_line_is_found(tmp_path: Path) -> None:
+    log = _chain(tmp_path)
+    lines = log.read_text().splitlines()
+    del lines[1]
+    _rewrite(log, lines)
+    _verify_fails_at(log, 2, "removed")
+
+
+def test_swapped_lines_are_found(tmp_path: Path) -> None:
+    log = _chain(tmp_path)
+    lines = log.read_text().splitlines()
+    lines[2], lines[3] = lines[3], lines[2]
+    _rewrite(log, lines)
+    _verify_fails_at(log, 3, "reordered")
+
+
+def test_line_cut_short_is_found_and_later_appends_stay_visible(tmp_path: Path) -> None:
+    log = _chain(tmp_path)
+    data = log.read_bytes()
+    log.write_bytes(data[: len(data) - 40])  # the last record cut mid-line
+    _verify_fails_at(log, 5, "not a complete JSON record")
+    _hammer(str(log), 1, 1)  # a later writer starts a new line; the cut stays reported
+    assert log.read_text().splitlines()[5].startswith('{"action"')
+    _verify_fails_at(log, 5, "not a complete JSON record")
+
+
+def test_removed_tail_is_found_only_with_an_anchored_head(tmp_path: Path) -> None:
+    log = _chain(tmp_path)
+    head = cli("audit", "show", log, "--head").stdout.split()
+    assert head[0] == "5" and cli("audit", "verify", log, "--head", head[1]).returncode == 0
+    _rewrite(log, log.read_text().splitlines()[:4])
+    assert cli("audit", "verify", log).returncode == 0  # the chain alone cannot tell
+    proc = cli("audit", "verify", log, "--head", head[1], check=False)
+    assert proc.returncode == 1 and "anchored head" in proc.stderr
+
+
+def test_command_line_never_keeps_secret_option_values() -> None:
+    argv = ["/x/dataprep", "encrypt", "IN", "--key", "c2VjcmV0", "--key-file", "k.json"]
+    argv += ["--set", "vars.api_key=c2VjcmV0", "--token=abc", "--tokenizer", "t.json"]
+    argv += ["--audit-log", "a.jsonl", "--Password", "hunter2"]
+    assert command_line(argv) == [
+        "dataprep",
+        "encrypt",
+        "IN",
+        "--key",
+        REDACTED,
+        "--key-file",
+        "k.json",
+        "--set",
+        f"vars.api_key={REDACTED}",
+        f"--token={REDACTED}",
+        "--tokenizer",
+        "t.json",
+        "--audit-log",
+        "a.jsonl",
+        "--Password",
+        REDACTED,
+    ]
