@@ -1,0 +1,103 @@
+"""Tie the report together: classify each path, collect, lay out, write one file."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataprep import dataset
+from dataprep.errors import DataprepError
+from dataprep.storage import as_path
+
+from . import page
+from .chain import chain
+from .collect import SAMPLE_ROWS, collect_dataset
+from .run import collect_run, is_run
+from .sections import dataset_sections, run_sections
+
+CATEGORICAL = ("source", "label")  # plotted as counts when present
+
+
+@dataclass
+class ReportSummary:
+    """What `--json` prints: where the page went and what it holds."""
+
+    path: str
+    bytes: int
+    sections: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "bytes": self.bytes, "sections": self.sections}
+
+
+def build_report(
+    paths: list[str],
+    out: str,
+    key_file: str | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> ReportSummary:
+    """Write the page for `paths` (dataset directories and/or training run directories)."""
+    if not paths:
+        raise DataprepError("give at least one dataset or training run directory")
+    kinds = [_kind(p) for p in paths]
+    sections: list[page.Section] = []
+    described: list[dict[str, Any]] = []
+    for path, kind in zip(paths, kinds, strict=True):
+        if kind == "run":
+            facts = collect_run(path)
+            parts = run_sections(facts)
+            info: dict[str, Any] = {"records": facts.records, "not_recorded": facts.missing()}
+        else:
+            manifest = dataset.read_manifest(path)
+            wanted = CATEGORICAL + _label_columns(manifest.lineage)
+            data = collect_dataset(path, key_file, sample_rows, seed, wanted)
+            others = tuple(
+                p for p, k in zip(paths, kinds, strict=True) if k == "dataset" and p != path
+            )
+            steps = chain(path, data.manifest, others)
+            parts = dataset_sections(data, steps, seed)
+            info = {
+                "rows": data.manifest.rows,
+                "sampled_rows": data.sampled_rows,
+                "sampled": data.sampled,
+                "stages": [s.label for s in steps],
+                "notes": data.notes,
+            }
+        sections += parts
+        figs = sum(len(s.figures()) for s in parts)
+        described.append({"kind": kind, "path": path, "figures": figs, **info})
+    title = "dataprep report: " + ", ".join(paths)
+    stamp = f"generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} by dataprep"
+    text = page.render(title, sections, stamp)
+    target = as_path(out)
+    try:
+        target.write_atomic(text)
+    except OSError as exc:
+        raise DataprepError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return ReportSummary(str(out), len(text.encode()), described)
+
+
+def _kind(path: str) -> str:
+    if dataset.is_dataset(path):
+        return "dataset"
+    if not as_path(path).remote and is_run(path):
+        return "run"
+    if not as_path(path).exists():
+        raise DataprepError(f"{path} does not exist")
+    raise DataprepError(
+        f"{path} is neither a dataset directory (no {dataset.MANIFEST}) nor a training run "
+        "directory (no metrics.jsonl)"
+    )
+
+
+def _label_columns(lineage: list[Any]) -> tuple[str, ...]:
+    """Columns the stages treated as labels or sources (resample --label, --source-column)."""
+    found = []
+    for entry in lineage:
+        for key in ("label", "source_column"):
+            value = entry.config.get(key)
+            if isinstance(value, str):
+                found.append(value)
+    return tuple(found)

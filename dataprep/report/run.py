@@ -1,0 +1,82 @@
+"""What a report plots about one training run: the series in its metrics.jsonl.
+
+`dataprep train` appends one record per logged step (loss, lr, tokens/s, data wait and stall,
+and on a GPU memory and MFU) and one `{"step", "eval_loss"}` record per evaluation; a series
+the run never recorded is named as such, not drawn empty.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dataprep.errors import DataprepError
+
+METRICS = "metrics.jsonl"
+MAX_POINTS = 5000  # points per series on the page; longer runs are thinned evenly
+
+# (key, what it is): the series a run may record, in the order the page shows them
+SERIES = (
+    ("loss", "training loss"),
+    ("eval_loss", "eval loss"),
+    ("lr", "learning rate"),
+    ("tokens_per_s", "tokens/s"),
+    ("data_wait_frac", "data wait (fraction of step time)"),
+    ("data_stall_frac", "data stall (fraction of step time)"),
+    ("step_time_s", "step time (s)"),
+    ("gpu_mem_gb", "GPU memory (GiB, peak)"),
+    ("mfu", "MFU"),
+)
+
+
+@dataclass
+class RunFacts:
+    path: str
+    records: int = 0
+    bad_lines: int = 0
+    series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    thinned: dict[str, int] = field(default_factory=dict)  # key -> points before thinning
+    files: list[str] = field(default_factory=list)  # what else the run directory holds
+
+    def missing(self) -> list[str]:
+        return [key for key, _ in SERIES if key not in self.series]
+
+
+def is_run(path: str) -> bool:
+    return (Path(path) / METRICS).is_file()
+
+
+def collect_run(path: str) -> RunFacts:
+    """Every numeric series of the run's metrics.jsonl, by step (a torn or odd line is
+    counted and skipped: a run killed mid-write leaves one)."""
+    target = Path(path) / METRICS
+    facts = RunFacts(path)
+    try:
+        lines = target.read_text().splitlines()
+        facts.files = sorted(p.name for p in Path(path).iterdir())
+    except OSError as exc:
+        raise DataprepError(f"cannot read {target}: {exc.strerror or exc}") from None
+    raw: dict[str, dict[int, float]] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+            step = int(record["step"])
+        except (ValueError, KeyError, TypeError):
+            facts.bad_lines += bool(line.strip())
+            continue
+        facts.records += 1
+        for key, value in record.items():
+            if key == "step" or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if math.isfinite(value):
+                raw.setdefault(key, {})[step] = float(value)  # a resumed step: the last wins
+    for key, points in raw.items():
+        steps = sorted(points)
+        if len(steps) > MAX_POINTS:
+            facts.thinned[key] = len(steps)
+            stride = math.ceil(len(steps) / MAX_POINTS)
+            steps = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
+        facts.series[key] = (steps, [points[s] for s in steps])
+    return facts

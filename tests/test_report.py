@@ -1,0 +1,310 @@
+"""`dataprep report`: one offline HTML page about datasets and training runs.
+
+The figures are checked against independent counts of the same data (plain pyarrow reads and
+Python arithmetic, not the report's numpy code), lineage rows against each stage's manifest,
+and the page itself in a real headless Chromium (Debian's package): no console errors, no
+network request, every plot drawn with a non-zero size.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dataprep import dataset
+from dataprep.executors import make_executor
+from dataprep.report import build_report
+from dataprep.report.build import CATEGORICAL
+from dataprep.report.chain import chain
+from dataprep.report.collect import collect_dataset
+from dataprep.report.sections import dataset_sections
+from dataprep.runner import run_stage
+from dataprep.shardio import WriteOptions
+from dataprep.stages.dedup.lsh import s_curve as dedup_s_curve
+from tests.helpers import cli, column, encrypted_copy
+
+WORDS = "the of data model train token shard near copy café naïve 東京 réseau über".split()
+
+
+def _rows(n: int, seed: int = 0) -> list[dict]:
+    """Documents with skewed sources, a rare label, non-ASCII text (characters != bytes),
+    numeric columns, and copies (exact and near) for dedup to find."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        length = rng.choice([5, 20, 60, 200])
+        words = [rng.choice(WORDS) for _ in range(length)]
+        rows.append(
+            {
+                "id": f"doc{i}",
+                "text": " ".join(words),
+                "source": rng.choices(["web", "books", "code"], [6, 3, 1])[0],
+                "label": "rare" if i % 25 == 0 else "common",
+                "quality": round(rng.random(), 4),
+                "n": rng.randint(0, 9),
+            }
+        )
+    for i in range(0, n // 5, 3):  # near copies: one word changed in a long document
+        base = dict(rows[i], id=f"near{i}")
+        words = base["text"].split()
+        words[len(words) // 2] = "changed"
+        base["text"] = " ".join(words)
+        rows.append(base)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def chain_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """raw JSONL -> shards -> near (minhash dedup) -> balanced (resample) -> parts
+    (partition) -> packed (compress), as a recipe lays them out: root/<stage id>/."""
+    root = tmp_path_factory.mktemp("report")
+    raw = root / "raw.jsonl"
+    lines = [json.dumps(r, ensure_ascii=False) for r in _rows(600)]
+    lines[7] = '{"text": "broken'  # quarantined: invalid JSON
+    lines[9] = '{"id": "x", "source": "web"}'  # quarantined: missing text
+    raw.write_text("\n".join(lines) + "\n")
+    inline = make_executor("local", workers=1)
+    small_groups = WriteOptions(row_group_rows=40)
+    steps = [
+        ("shard", {"shard_rows": 150}, "shards"),
+        ("dedup", {"method": "minhash", "threshold": 0.7}, "near"),
+        ("resample", {"label": "label", "strategy": "oversample", "max_ratio": 5}, "balanced"),
+        ("partition", {"key": "id", "partitions": 4}, "parts"),
+        ("compress", {"codec": "zstd", "level": 9}, "packed"),
+    ]
+    previous = None
+    for op, config, name in steps:
+        where = {"inputs": [str(raw)]} if previous is None else {"input_path": previous}
+        run_stage(op, config, root / name, executor=inline, write_options=small_groups, **where)
+        previous = root / name
+    return root
+
+
+def _oracle_counts(values: list[float], edges: list[float]) -> list[int]:
+    """numpy.histogram's rule, by hand: [e_i, e_i+1) and the last bin closed."""
+    counts = [0] * (len(edges) - 1)
+    for v in values:
+        i = bisect.bisect_right(edges, v) - 1
+        if i == len(counts) and v == edges[-1]:
+            i -= 1
+        if 0 <= i < len(counts):
+            counts[i] += 1
+    return counts
+
+
+def _meta(fig) -> dict:
+    return fig.layout.meta
+
+
+def _figures_by_title(sections) -> dict:
+    return {f.layout.title.text: f for s in sections for f in s.figures()}
+
+
+def test_histograms_match_an_independent_count(chain_dir: Path) -> None:
+    packed = chain_dir / "packed"
+    facts = collect_dataset(str(packed), categorical=CATEGORICAL)
+    assert not facts.sampled
+    figs = _figures_by_title(dataset_sections(facts, chain(str(packed), facts.manifest), 0))
+    texts = column(packed, "text")
+    lengths = [len(t) for t in texts]  # Python characters, not UTF-8 bytes
+    assert any(len(t.encode()) != len(t) for t in texts)
+    hist = _meta(figs["length of text (characters)"])
+    assert hist["counts"] == _oracle_counts(lengths, hist["edges"])
+    assert sum(hist["counts"]) == len(texts)
+    quality = column(packed, "quality")
+    hist = _meta(figs["quality"])
+    assert hist["counts"] == _oracle_counts(quality, hist["edges"])
+    n = column(packed, "n")  # integers 0..9: one bin per value
+    assert _meta(figs["n"])["counts"] == [n.count(v) for v in range(10)]
+    sources = column(packed, "source")
+    assert _meta(figs["rows per source"])["counts"] == {s: sources.count(s) for s in set(sources)}
+
+
+def test_lineage_rows_match_each_stage_manifest(chain_dir: Path) -> None:
+    packed = chain_dir / "packed"
+    steps = chain(str(packed), dataset.read_manifest(packed))
+    assert [s.label for s in steps] == ["shard", "dedup", "resample", "partition", "compress"]
+    names = ["shards", "near", "balanced", "parts", "packed"]
+    for step, name in zip(steps, names, strict=True):
+        assert step.path == str(chain_dir / name)
+        assert step.rows_out == dataset.read_manifest(chain_dir / name).rows
+        report = json.loads((chain_dir / name / ".report.json").read_text())
+        assert step.rows_in == report["rows_in"]
+    raw_lines = len((chain_dir / "raw.jsonl").read_text().splitlines())
+    assert steps[0].rows_in == raw_lines
+    assert steps[0].quarantine == {"invalid JSON": 1, "missing field 'text'": 1}
+    assert steps[1].rows_out < steps[1].rows_in  # the near copies went
+
+
+def test_stage_figures_match_their_reports(chain_dir: Path) -> None:
+    packed = chain_dir / "packed"
+    facts = collect_dataset(str(packed), categorical=CATEGORICAL)
+    sections = dataset_sections(facts, chain(str(packed), facts.manifest), 0)
+    figs = _figures_by_title(sections)
+    dedup = json.loads((chain_dir / "near" / ".report.json").read_text())
+    lsh = dedup["lsh"]
+    curve = figs[f"LSH S-curve ({lsh['bands']} bands x {lsh['rows']} rows)"]
+    xs, ys = list(curve.data[0].x), list(curve.data[0].y)
+    for s, p in dedup_s_curve(lsh["bands"], lsh["rows"]).items():  # the dedup stage's own
+        assert ys[xs.index(min(xs, key=lambda x: abs(x - float(s))))] == pytest.approx(p, abs=1e-4)
+    sizes = figs["duplicate clusters by size"].data[0]
+    assert dict(zip(sizes.x, sizes.y, strict=True)) == dedup["cluster_sizes"]
+    resample = json.loads((chain_dir / "balanced" / ".report.json").read_text())
+    before, after = figs["label before / after resample"].data
+    assert dict(zip(before.x, before.y, strict=True)) == resample["classes_in"]
+    assert dict(zip(after.x, after.y, strict=True)) == resample["classes_out"]
+    parts = json.loads((chain_dir / "parts" / ".report.json").read_text())
+    balance = figs["rows per partition"]  # from the partition stage's report
+    assert _meta(balance)["rows"] == parts["partition_rows"]
+    own = collect_dataset(str(chain_dir / "parts"))  # from the shards' partitions in its manifest
+    assert list(own.partition_rows.values()) == parts["partition_rows"]
+    own_figs = _figures_by_title(dataset_sections(own, chain(str(own.path), own.manifest), 0))
+    assert _meta(own_figs["rows per partition"])["rows"] == parts["partition_rows"]
+    compress = json.loads((chain_dir / "packed" / ".report.json").read_text())
+    for name, sizes in facts.column_sizes.items():  # the compress stage's own footer sums
+        assert sizes.compressed == compress["columns"][name]["after"]
+        assert sizes.uncompressed == compress["columns"][name]["uncompressed"]
+
+
+def test_sample_is_bounded_seeded_and_said(chain_dir: Path, tmp_path: Path) -> None:
+    packed = chain_dir / "packed"
+    rows = dataset.read_manifest(packed).rows
+    a = collect_dataset(str(packed), sample_rows=100, seed=3, categorical=CATEGORICAL)
+    b = collect_dataset(str(packed), sample_rows=100, seed=3, categorical=CATEGORICAL)
+    assert a.sampled and a.sampled_rows == 100 < rows
+    assert a.text_lengths.tolist() == b.text_lengths.tolist()
+    assert a.sampled_row_groups < a.total_row_groups
+    out = tmp_path / "r.html"
+    summary = build_report([str(packed)], str(out), sample_rows=100, seed=3)
+    page = out.read_text()
+    assert "seeded sample (seed 3): 100 of" in page
+    assert summary.sections[0]["sampled"] is True
+
+
+def test_encrypted_dataset_without_and_with_key(chain_dir: Path, tmp_path: Path) -> None:
+    enc, keys = encrypted_copy(chain_dir / "shards", tmp_path)
+    locked = collect_dataset(str(enc))
+    assert locked.text_lengths is None and not locked.column_sizes
+    assert "encrypted" in locked.notes[0] and "--key-file" in locked.notes[0]
+    opened = collect_dataset(str(enc), key_file=str(keys))
+    plain = collect_dataset(str(chain_dir / "shards"))
+    assert opened.text_lengths.tolist() == plain.text_lengths.tolist()
+    out = tmp_path / "enc.html"
+    build_report([str(enc)], str(out))
+    assert "footers and values need --key-file" in out.read_text()
+
+
+def _write_run(run: Path, steps: int = 30, gpu: bool = False) -> None:
+    run.mkdir(parents=True)
+    lines = []
+    for step in range(1, steps + 1):
+        record = {"step": step, "loss": 5.0 / step, "lr": 1e-3, "tokens_per_s": 1000.0 + step}
+        record |= {"data_wait_frac": 0.1, "data_stall_frac": 0.05, "step_time_s": 0.2}
+        if gpu:
+            record |= {"gpu_mem_gb": 3.5, "mfu": 0.4}
+        lines.append(json.dumps(record))
+        if step % 10 == 0:
+            lines.append(json.dumps({"step": step, "eval_loss": 6.0 / step}))
+    lines.append('{"step": 31, "lo')  # torn by a kill
+    (run / "metrics.jsonl").write_text("\n".join(lines))
+
+
+def test_training_run_curves_and_not_recorded(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _write_run(run)
+    out = tmp_path / "run.html"
+    summary = build_report([str(run)], str(out))
+    info = summary.sections[0]
+    assert info["kind"] == "run" and info["records"] == 33
+    assert info["not_recorded"] == ["gpu_mem_gb", "mfu"]
+    page = out.read_text()
+    assert "not recorded: GPU memory (GiB, peak), MFU" in page
+    from dataprep.report.run import collect_run
+
+    facts = collect_run(str(run))
+    assert facts.series["eval_loss"] == ([10, 20, 30], [0.6, 0.3, 0.2])
+    assert facts.series["loss"][1] == [5.0 / s for s in range(1, 31)]
+    assert facts.bad_lines == 1
+
+
+def test_cli_json_summary_and_bad_paths(chain_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "both.html"
+    run = tmp_path / "run"
+    _write_run(run, gpu=True)
+    proc = cli("report", chain_dir / "near", run, "-o", out, "--json")
+    summary = json.loads(proc.stdout)
+    assert summary["path"] == str(out) and summary["bytes"] == out.stat().st_size
+    assert [s["kind"] for s in summary["sections"]] == ["dataset", "run"]
+    assert summary["sections"][1]["not_recorded"] == []
+    missing = cli("report", tmp_path / "nope", "-o", out, check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tmp_path / "empty").mkdir()
+    neither = cli("report", tmp_path / "empty", "-o", out, check=False)
+    assert neither.returncode == 2 and "neither a dataset directory" in neither.stderr
+
+
+def _browser():
+    """Debian's chromium driven by playwright, or a reason why not (a failure under CI)."""
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "playwright is not installed (pip install playwright)"
+        sync_playwright = None
+    if shutil.which("chromium") is None:
+        reason = "chromium is not installed (apt-get install chromium)"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the browser test: {reason}")
+        pytest.skip(reason)
+    return sync_playwright
+
+
+def test_page_renders_offline_in_chromium(chain_dir: Path, tmp_path: Path) -> None:
+    sync_playwright = _browser()
+    run = tmp_path / "run"
+    _write_run(run, gpu=True)
+    out = tmp_path / "page.html"
+    summary = build_report([str(chain_dir / "packed"), str(run)], str(out))
+    expected = sum(s["figures"] for s in summary.sections)
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            context = browser.new_context(offline=True)
+            page = context.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            def block(route) -> None:
+                if route.request.url != out.as_uri():
+                    requests.append(route.request.url)
+                    route.abort()
+                else:
+                    route.continue_()
+
+            page.route("**/*", block)
+            page.goto(out.as_uri(), wait_until="load")
+            page.wait_for_function(
+                f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {expected}"
+            )
+            boxes = page.eval_on_selector_all(
+                ".plotly-graph-div",
+                "els => els.map(e => [e.id, e.getBoundingClientRect().width,"
+                " e.getBoundingClientRect().height, e.querySelectorAll('.main-svg').length])",
+            )
+        finally:
+            browser.close()
+    assert errors == []
+    assert requests == []
+    assert len(boxes) == expected > 10
+    for fig_id, width, height, svgs in boxes:
+        assert width > 0 and height > 0 and svgs > 0, fig_id
