@@ -292,3 +292,31 @@ def test_command_line_never_keeps_secret_option_values() -> None:
         "--Password",
         REDACTED,
     ]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_with_two_loader_workers_each_record_their_use(
+    plain: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    run_stage(
+        "tokenize", {"seq_len": 32}, tmp_path / "tok", input_path=plain, executor=LocalExecutor(1)
+    )
+    keys = tmp_path / "keys.json"
+    cli("keygen", "-o", keys)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", tmp_path / "tok", "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    log = Path(str(keys) + ".audit.jsonl")
+    before = len(_records(log))
+    ranks, workers = 2, 2
+    flags = "--model tiny --seq-len 32 --batch-size 4 --device cpu --steps 4 --json".split()
+    flags += ["--nproc-per-node", str(ranks), "--num-workers", str(workers)]
+    cli("train", tmp_path / "enc", "--out", tmp_path / "run", *flags, "--key-file", keys)
+    reads = _records(log)[before:]
+    # oracle: ranks x DataLoader workers processes read the data, one use each
+    assert len(reads) == ranks * workers and len({r["pid"] for r in reads}) == ranks * workers
+    assert all(r["action"] == "decrypt" and r["outcome"] == "ok" for r in reads)
+    assert all(r["columns"] == ["tokens"] and r["argv"][1] == "train" for r in reads)
+    assert {r["dataset"] for r in reads} == {str(tmp_path / "enc")}
+    assert cli("audit", "verify", log).returncode == 0
+    _no_secrets(log, keys)
