@@ -48,6 +48,7 @@ __all__ = [  # the task names are re-exported: stages and plugins import them fr
     "Task",
     "TaskResult",
     "ValueCounts",
+    "brief",
     "check_columns",
     "cli_flag",
     "describe_validation",
@@ -302,6 +303,12 @@ class Stage(Generic[C]):
     def run(self, ctx: StageContext[C]) -> StageResult:
         raise NotImplementedError
 
+    def details(self, report: dict[str, Any]) -> list[str]:
+        """What a run did beyond the summary table's counts, as one short line (dedup: a few),
+        printed after the table for a stage command and for each stage of `run`. Made from the
+        report alone, so a skipped (cached) run's stored report says the same."""
+        return []
+
     def column_params(self, config: C) -> dict[str, list[str]]:
         """Param -> the input columns it names; checked against the input's schema before the
         stage runs, and by recipe validation against the schema each stage will see."""
@@ -313,6 +320,13 @@ class Stage(Generic[C]):
         """The schema this stage writes, given its input's (raw `inputs` for a first stage);
         None when only a run can tell. Recipe validation follows it from stage to stage."""
         return schema if self.reads_dataset else None
+
+
+def brief(counts: dict[str, Any], limit: int = 8) -> str:
+    """`a 10, b 20, … (+3 more)`: a mapping short enough for one line of `details`."""
+    shown = [f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in counts.items()]
+    more = f", … (+{len(shown) - limit} more)" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
 
 
 def map_shards(

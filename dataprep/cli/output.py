@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sys
@@ -17,8 +16,21 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from dataprep.runner import StageRun
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
+# Width of output that is not a terminal (a pipe, a CI log): rich would cut and wrap it at 80
+# columns; lines are as long as their content instead (tables are only as wide as they need).
+UNCUT_WIDTH = 10_000
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets its own width; COLUMNS, when set, wins everywhere (as in rich)."""
+    made = Console(stderr=stderr, soft_wrap=stderr)
+    if not made.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+        made.width = UNCUT_WIDTH
+    return made
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 
@@ -57,14 +69,10 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
     console.print(table)
     if len(runs) == 1 and runs[0].status == "cached":
         console.print(f"{runs[0].out} is up to date (same input and config): nothing to do.")
-    for r in runs:  # a stage that changed the columns says what its encryption now covers
-        enc = r.report.get("encryption") or {}
-        if enc.get("added") or enc.get("dropped"):
-            changes = [f"{k}: {', '.join(enc[k])}" for k in ("added", "dropped") if enc.get(k)]
-            console.print(
-                f"{r.stage_id}: encrypted columns {', '.join(enc['columns']) or 'none'} "
-                f"({'; '.join(changes)})"
-            )
+    for r in runs:  # each stage's own line(s), from its report (cached runs' too)
+        lines = details(r.op, r.report or {})
+        for n, line in enumerate(lines):
+            console.print(f"{r.stage_id}: {line}" if n == 0 else f"  {line}", **_PLAIN)
     if any(r.report.get("quarantined") for r in runs):
         console.print(
             "[yellow]Rows that could not be read are in each output's .quarantine.jsonl.[/]"
@@ -87,56 +95,29 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def compress(r: dict[str, Any]) -> None:
-    console.print(
-        f"{r.get('bytes_before', 0):,} -> {r.get('bytes_after', 0):,} bytes "
-        f"(x{r.get('ratio_vs_input', 0)} vs input, x{r.get('ratio', 0)} vs uncompressed), "
-        f"{r.get('mb_per_s', 0)} MB/s"
-    )
+_PLAIN: dict[str, Any] = {"markup": False, "highlight": False}
 
 
-def encrypt(r: dict[str, Any]) -> None:
-    if r.get("plaintext_columns"):
-        console.print(f"[yellow]left in the clear[/]: {', '.join(r['plaintext_columns'])}")
+def details(op: str, report: dict[str, Any]) -> list[str]:
+    """The lines a stage run prints after the summary table: the stage's own (`Stage.details`,
+    made from its report), then what its output's encryption covers when that changed or the
+    stage left columns in the clear. A stage without its own says its shards and bytes."""
+    from dataprep.stages import get_stage
+
+    hook = getattr(get_stage(op), "details", None)  # a duck-typed plugin may not have it
+    lines = list(hook(report)) if hook is not None else []
+    if not lines:
+        lines.append(f"{report.get('shards', 0):,} shards, {report.get('bytes_out', 0):,} bytes")
+    enc = report.get("encryption") or {}
+    changes = [f"{k}: {', '.join(enc[k])}" for k in ("added", "dropped") if enc.get(k)]
+    if changes or (enc and report.get("stage") == "encrypt"):
+        noted = f" ({'; '.join(changes)})" if changes else ""
+        lines.append(f"encrypted columns {', '.join(enc.get('columns', [])) or 'none'}{noted}")
+    if report.get("plaintext_columns"):
+        lines.append(f"left in the clear: {', '.join(report['plaintext_columns'])}")
+    return lines
 
 
-def dedup(rep: dict[str, Any]) -> None:
-    """S-curve, clusters, examples, phases."""
-    say = functools.partial(console.print, highlight=False)
-    if rep.get("message"):
-        say(f"[green]{rep['message']}[/]")
-    say(
-        f"removed {rep.get('duplicates_removed', 0):,} rows "
-        f"(exact duplicates {rep.get('exact_duplicates', 0):,}; "
-        f"clusters {rep.get('clusters', 0):,}; sizes {rep.get('cluster_sizes', {})})"
-    )
-    lsh = rep.get("lsh")
-    if lsh:
-        curve = "  ".join(f"J={j}: {p:.3f}" for j, p in lsh["s_curve"].items())
-        say(f"LSH {lsh['bands']} bands x {lsh['rows']} rows; catch probability {curve}")
-    for name, info in rep.get("by_source", {}).items():
-        say(
-            f"  source {name}: {info['removed']:,}/{info['rows']:,} "
-            f"({info['dup_rate']:.1%}) removed"
-        )
-    for ex in rep.get("examples", [])[:3]:
-        est = ex.get("estimated_jaccard")
-        kind = "id" if "kept_id" in ex else "row"
-        removed, kept = (repr(ex[f"{k}_{kind}"]) for k in ("removed", "kept"))
-        say(
-            f"  e.g. {kind} {removed} ~ {kind} {kept}: true J "
-            f"{ex['true_jaccard']:.2f}" + (f", estimated {est:.2f}" if est is not None else "")
-        )
-    phases = ", ".join(
-        f"{k} {v['seconds']:.2f}s/{v['peak_rss_mb']:.0f}MB"
-        for k, v in rep.get("phases", {}).items()
-    )
-    say(f"phases: {phases}")
-
-
-# What a stage command prints after the table, for the stages that say more.
-SUMMARIES: dict[str, Callable[[dict[str, Any]], None]] = {
-    "compress": compress,
-    "encrypt": encrypt,
-    "dedup": dedup,
-}
+# Before `Stage.details`, a few stages printed more through this table; every stage's details
+# are now printed by print_runs, so it stays empty (kept for callers that still look here).
+SUMMARIES: dict[str, Callable[[dict[str, Any]], None]] = {}

@@ -36,6 +36,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    brief,
     recordable,
     require_column,
 )
@@ -109,6 +110,12 @@ class CleanStage(Stage[CleanConfig]):
     name = "clean"
     Config = CleanConfig
     help = "Repair and normalise text: mojibake, Unicode form, controls, markup, whitespace."
+
+    def details(self, report: dict[str, Any]) -> list[str]:
+        steps = {k: v.get("documents", 0) for k, v in (report.get("steps") or {}).items()}
+        empty = report.get("dropped_empty", 0)
+        tail = f"; {empty:,} left empty and dropped" if empty else ""
+        return [f"documents changed per step: {brief(steps) or 'none'}{tail}"]
 
     def column_params(self, config: CleanConfig) -> dict[str, list[str]]:
         return text_and_source_columns(config)

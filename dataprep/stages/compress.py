@@ -94,6 +94,13 @@ class CompressStage(Stage[CompressConfig]):
     name = "compress"
     help = "Re-encode shards: codec, level, dictionary, row-group size, optional sorting."
 
+    def details(self, report: dict[str, Any]) -> list[str]:
+        return [
+            f"{report.get('bytes_before', 0):,} -> {report.get('bytes_after', 0):,} bytes "
+            f"(x{report.get('ratio_vs_input', 0)} vs input, x{report.get('ratio', 0)} vs "
+            f"uncompressed), {report.get('mb_per_s', 0)} MB/s"
+        ]
+
     def column_params(self, config: CompressConfig) -> dict[str, list[str]]:
         return {"sort_by": list(config.sort_by or [])}
 

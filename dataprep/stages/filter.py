@@ -30,6 +30,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    brief,
     recordable,
 )
 from dataprep.stages.score import add_signals, require_text
@@ -158,6 +159,15 @@ class FilterStage(Stage[FilterConfig]):
     name = "filter"
     Config = FilterConfig
     help = "Keep rows where an expression or a preset's rules hold (Gopher, C4, FineWeb)."
+
+    def details(self, report: dict[str, Any]) -> list[str]:
+        rule = report.get("failing_by_rule" if report.get("mark_only") else "dropped_by_rule")
+        what = "marked" if report.get("mark_only") else "dropped"
+        busy = {k: v for k, v in (rule or {}).items() if v}
+        by = f" (by rule: {brief(busy)})" if busy else ""
+        return [
+            f"kept {report.get('rows_kept', 0):,}, {what} {report.get('rows_dropped', 0):,}{by}"
+        ]
 
     def output_schema(
         self, config: FilterConfig, schema: pa.Schema | None, inputs: Any = ()

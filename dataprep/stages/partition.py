@@ -30,6 +30,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    brief,
     require_column,
     sum_counts,
 )
@@ -88,6 +89,16 @@ class PartitionStage(Stage[PartitionConfig]):
 
     name = "partition"
     help = "Route rows to N partitions by a consistent hash of a key column."
+
+    def details(self, report: dict[str, Any]) -> list[str]:
+        sizes = report.get("partition_rows") or []
+        names = report.get("names") or list(range(len(sizes)))
+        spread = (report.get("balance") or {}).get("max_over_mean")
+        line = f"rows per partition: {brief(dict(zip(map(str, names), sizes, strict=False)))}"
+        if spread is not None:
+            line += f" (largest/mean {spread:.3f})"
+        moved = (report.get("previous") or {}).get("moved_fraction")
+        return [line + (f"; {moved:.1%} of rows moved" if moved is not None else "")]
 
     def column_params(self, config: PartitionConfig) -> dict[str, list[str]]:
         return {"key": [config.key]}

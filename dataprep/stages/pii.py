@@ -37,6 +37,7 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    brief,
     recordable,
 )
 from dataprep.stages.clean import require_text, source_values, text_and_source_columns
@@ -155,6 +156,12 @@ class PiiStage(Stage[PiiConfig]):
     name = "pii"
     Config = PiiConfig
     help = "Redact, hash or count e-mails, phones, IPs, card numbers, IBANs and secrets."
+
+    def details(self, report: dict[str, Any]) -> list[str]:
+        found = report.get("findings") or {}
+        docs = report.get("documents_with") or {}
+        each = {k: f"{n:,} in {docs.get(k, 0):,} docs" for k, n in found.items()}
+        return [f"findings: {brief(each) or 'none'} ({report.get('mb_per_s', 0)} MB/s)"]
 
     def column_params(self, config: PiiConfig) -> dict[str, list[str]]:
         return text_and_source_columns(config)

@@ -109,6 +109,17 @@ class RebalanceStage(Stage[RebalanceConfig]):
     name = "rebalance"
     help = "Rewrite uneven shards into N equal ones (rows or bytes), or balance groups."
 
+    def details(self, report: dict[str, Any]) -> list[str]:
+        rows_in, rows_out = report.get("input_rows") or {}, report.get("output_rows") or {}
+        size = report.get("output_bytes") or {}
+        spread = f", bytes largest/mean {size['max_over_mean']}" if "max_over_mean" in size else ""
+        return [
+            f"{report.get('input_shards', 0):,} shards of {rows_in.get('min', 0):,}-"
+            f"{rows_in.get('max', 0):,} rows -> {report.get('shards', 0):,} shards of "
+            f"{rows_out.get('min', 0):,}-{rows_out.get('max', 0):,} rows "
+            f"({report.get('mode', '?')}){spread}"
+        ]
+
     def column_params(self, config: RebalanceConfig) -> dict[str, list[str]]:
         return {"by": [config.by]} if config.by else {}
 

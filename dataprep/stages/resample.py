@@ -32,6 +32,7 @@ from dataprep.stage import (
     Task,
     TaskResult,
     ValueCounts,
+    brief,
     require_column,
 )
 
@@ -119,6 +120,14 @@ class ResampleStage(Stage[ResampleConfig]):
 
     name = "resample"
     help = "Balance classes: undersample, oversample, or add a sample_weight column."
+
+    def details(self, report: dict[str, Any]) -> list[str]:
+        before, after = report.get("classes_in") or {}, report.get("classes_out") or {}
+        if report.get("weights"):
+            weights = {k: f"{w:.3g}" for k, w in report["weights"].items()}
+            return [f"{report.get('label')} weights: {brief(weights)}"]
+        moves = {k: f"{before.get(k, 0):,} -> {after.get(k, 0):,}" for k in before}
+        return [f"{report.get('label')} ({report.get('strategy')}): {brief(moves)}"]
 
     def column_params(self, config: ResampleConfig) -> dict[str, list[str]]:
         return {"label": [config.label]}

@@ -89,6 +89,12 @@ class ScoreStage(Stage[ScoreConfig]):
     Config = ScoreConfig
     help = "Add quality-signal columns (lengths, ratios, repetition, language); drops nothing."
 
+    def details(self, report: dict[str, Any]) -> list[str]:
+        return [
+            f"{len(report.get('signals') or []):,} signal columns added over "
+            f"{report.get('text_mb', 0)} MB of text, {report.get('mb_per_s', 0)} MB/s"
+        ]
+
     def column_params(self, config: ScoreConfig) -> dict[str, list[str]]:
         return {"text_column": [config.text_column]}
 

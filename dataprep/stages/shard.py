@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,6 +102,17 @@ class ShardStage(Stage[ShardConfig]):
     help = "Read raw files into Parquet shards of N rows or bytes."
     reads_dataset = False
 
+    def details(self, report: dict[str, Any]) -> list[str]:
+        per = report.get("rows_per_shard") or {}
+        rows = f" of {per['min']:,}-{per['max']:,} rows" if per else ""
+        links = len(report.get("links_skipped") or {}) + report.get("links_skipped_not_listed", 0)
+        skipped = f"; {links:,} links to files already read skipped" if links else ""
+        return [
+            f"{report.get('inputs', 0):,} files ({report.get('input_bytes', 0):,} bytes) -> "
+            f"{report.get('shards', 0):,} shards{rows}, {report.get('bytes_out', 0):,} bytes"
+            + skipped
+        ]
+
     def input_digest(self, config: ShardConfig, inputs: Sequence[str]) -> str:
         h = xxhash.xxh3_128()
         for src in resolve(list(inputs), config.format):
@@ -132,6 +143,9 @@ class ShardStage(Stage[ShardConfig]):
             "input_bytes": sum(s.size for s in sources),
             "tasks": len(tasks),
         }
+        if shards:
+            sizes = [s.rows for s in shards]
+            report["rows_per_shard"] = {"min": min(sizes), "max": max(sizes)}
         if links:
             report.update(_links_report(links))
             print(f"note: {_links_note(links)}", file=sys.stderr)

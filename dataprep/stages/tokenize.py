@@ -109,6 +109,14 @@ class TokenizeStage(Stage[TokenizeConfig]):
     name = "tokenize"
     help = "Turn text into packed fixed-length blocks of token ids."
 
+    def details(self, report: dict[str, Any]) -> list[str]:
+        dropped = report.get("tokens_dropped")
+        tail = f" ({dropped:,} tokens left over at the end)" if dropped else ""
+        return [
+            f"{report.get('docs', report.get('rows_in', 0)):,} documents, "
+            f"{report.get('tokens', 0):,} tokens -> {report.get('rows_out', 0):,} rows{tail}"
+        ]
+
     def column_params(self, config: TokenizeConfig) -> dict[str, list[str]]:
         return {"text_column": [config.text_column]}
 

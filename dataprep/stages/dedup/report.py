@@ -178,3 +178,38 @@ def from_written(
         examples.append(entry)
     out["examples"] = examples
     return out
+
+
+def describe(rep: dict[str, Any]) -> list[str]:
+    """The lines a dedup run prints after the summary table: removed rows, the LSH S-curve,
+    per-source rates, up to three examples and the phases' time and memory."""
+    lines = [rep["message"]] if rep.get("message") else []
+    lines.append(
+        f"removed {rep.get('duplicates_removed', 0):,} rows "
+        f"(exact duplicates {rep.get('exact_duplicates', 0):,}; "
+        f"clusters {rep.get('clusters', 0):,}; sizes {rep.get('cluster_sizes', {})})"
+    )
+    lsh = rep.get("lsh")
+    if lsh:
+        curve = "  ".join(f"J={j}: {p:.3f}" for j, p in lsh["s_curve"].items())
+        lines.append(f"LSH {lsh['bands']} bands x {lsh['rows']} rows; catch probability {curve}")
+    for name, info in rep.get("by_source", {}).items():
+        lines.append(
+            f"  source {name}: {info['removed']:,}/{info['rows']:,} "
+            f"({info['dup_rate']:.1%}) removed"
+        )
+    for ex in rep.get("examples", [])[:3]:
+        est = ex.get("estimated_jaccard")
+        kind = "id" if "kept_id" in ex else "row"
+        removed, kept = (repr(ex[f"{k}_{kind}"]) for k in ("removed", "kept"))
+        lines.append(
+            f"  e.g. {kind} {removed} ~ {kind} {kept}: true J "
+            f"{ex['true_jaccard']:.2f}" + (f", estimated {est:.2f}" if est is not None else "")
+        )
+    phases = ", ".join(
+        f"{k} {v['seconds']:.2f}s/{v['peak_rss_mb']:.0f}MB"
+        for k, v in rep.get("phases", {}).items()
+    )
+    if phases:
+        lines.append(f"phases: {phases}")
+    return lines

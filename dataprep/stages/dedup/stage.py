@@ -39,6 +39,7 @@ from .payloads import (
     WriteJob,
     WriteStats,
 )
+from .report import describe
 
 
 @dataclass
@@ -65,6 +66,10 @@ class DedupStage(Stage[DedupConfig]):
 
     name = "dedup"
     help = "Remove exact and near-duplicate rows (xxh3 fingerprints, MinHash-LSH)."
+
+    def details(self, report: dict[str, Any]) -> list[str]:
+        """Removed rows, then the LSH S-curve, per-source rates, examples and phases."""
+        return describe(report)
 
     def column_params(self, config: DedupConfig) -> dict[str, list[str]]:
         named = {"text_column": [config.text_column]}
