@@ -220,3 +220,35 @@ def test_a_corrupt_source_shard_is_not_copied(src: Path, tmp_path: Path) -> None
 def test_sync_into_itself_is_refused(src: Path) -> None:
     proc = cli("sync", src, src / "copy", check=False)
     assert proc.returncode == 2 and "same place" in proc.stderr
+
+
+def test_repair_a_dataset_on_s3_from_a_local_backup(
+    src: Path, s3_bucket: str, tmp_path: Path
+) -> None:
+    remote = f"{s3_bucket}/live"
+    sync(src, remote)
+    shards = [s["path"] for s in manifest(src)["shards"]]
+    bucket, s3 = s3_bucket.removeprefix("s3://"), boto3.client("s3")
+    s3.delete_object(Bucket=bucket, Key=f"live/{shards[0]}")
+    body = bytearray(s3.get_object(Bucket=bucket, Key=f"live/{shards[7]}")["Body"].read())
+    body[-100] ^= 0x01
+    s3.put_object(Bucket=bucket, Key=f"live/{shards[7]}", Body=bytes(body))
+    # a backup that lacks one of the two: that one is named, the other is still repaired
+    partial = tmp_path / "partial"
+    shutil.copytree(src, partial)
+    (partial / shards[0]).unlink()
+    proc = cli("verify", remote, "--repair-from", partial, "--json", check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["replaced"] == [shards[7]]
+    assert [r["action"] for r in report["repairs"] if r["shard"] == shards[0]] == ["unavailable"]
+    table = cli("verify", remote, "--repair-from", src)  # the full backup: all good again
+    assert "1 replaced" in table.stdout and shards[0] in table.stdout
+    back = tmp_path / "back"
+    sync(remote, back)
+    assert sha256s(back) == sha256s(src)
+
+
+def test_sync_prints_a_summary(src: Path, tmp_path: Path) -> None:
+    proc = cli("sync", src, tmp_path / "dst")
+    assert "synced" in proc.stdout and "MB/s" in proc.stdout
+    assert "0 copied" in cli("sync", src, tmp_path / "dst").stdout

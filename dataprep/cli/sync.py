@@ -118,7 +118,7 @@ def print_repair(result: RepairResult, as_json: bool) -> None:
         if result.repairs:
             table = Table(title="repair", title_justify="left")
             for column in ("shard", "problem", "action", "detail"):
-                table.add_column(column)
+                table.add_column(column, overflow="fold")
             for r in result.repairs:
                 colour = "green" if r.action == "replaced" else "red"
                 table.add_row(r.shard, r.problem, f"[{colour}]{r.action}[/]", r.detail)
