@@ -23,6 +23,7 @@ from dataprep.errors import DataprepError
 from dataprep.executors import Executor
 from dataprep.executors.spec import ExecutorSpec
 from dataprep.lock import OutputLock
+from dataprep.observe import stage_metrics
 from dataprep.overlap import check_output
 from dataprep.progress import Reporter, install
 from dataprep.stage import StageConfig, StageContext, check_columns, cli_flag
@@ -67,6 +68,36 @@ def run_stage(
     stage_id: str | None = None,
     key_file: str | None = None,
 ) -> StageRun:
+    recorder = stage_metrics.begin(stage_id or op, op)  # None unless metrics are served
+    where = {"input_path": input_path, "inputs": inputs, "executor": executor}
+    options = {"reporter": reporter, "write_options": write_options, "force": force}
+    named = {"stage_id": stage_id, "key_file": key_file}
+    if recorder is None:
+        return _run_stage(op, config, out, **where, **options, **named)
+    try:
+        run = _run_stage(op, config, out, **where, **options, **named, recorder=recorder)
+    except BaseException:
+        recorder.finish("failed")
+        raise
+    recorder.finish(run.status, run.report)
+    return run
+
+
+def _run_stage(
+    op: str,
+    config: StageConfig | dict[str, Any],
+    out: str | Path | StoragePath,
+    *,
+    input_path: str | Path | StoragePath | None = None,
+    inputs: Sequence[str] = (),
+    executor: Executor | None = None,
+    reporter: Reporter | None = None,
+    write_options: WriteOptions = WriteOptions(),
+    force: bool = False,
+    stage_id: str | None = None,
+    key_file: str | None = None,
+    recorder: stage_metrics.StageRecorder | None = None,
+) -> StageRun:
     started = time.time()
     t0 = time.perf_counter()
     stage = get_stage(op)
@@ -85,6 +116,10 @@ def run_stage(
         input_manifest = dataset.read_manifest(input_root)
         check_columns(stage, config, input_manifest.schema, cli_flag)  # before OUT exists
         input_digest = input_manifest.digest()
+        if recorder is not None:  # bytes read per task, without a request per file
+            recorder.input_sizes(
+                {str(input_root / sh.path): sh.bytes for sh in input_manifest.shards}
+            )
         if not stage.writes_plaintext:
             write_options = _keep_encryption(input_manifest, key_file, write_options)
     else:
@@ -109,10 +144,11 @@ def run_stage(
         target = commit.prepare(out, {"input_digest": input_digest, "config_digest": cfg_digest})
         owns_executor = executor is None
         executor = executor or ExecutorSpec().build()
+        metered = executor if recorder is None else recorder.executor(executor)
         ctx = StageContext(
             config,
             target,
-            executor,
+            metered,
             reporter,
             input_root=input_root,
             input_manifest=input_manifest,
@@ -121,7 +157,9 @@ def run_stage(
             description=stage_id,
             read_options=_read_options(input_manifest, key_file, write_options),
         )
-        previous_sink = install(reporter.on_tick)
+        previous_sink = install(
+            reporter.on_tick if recorder is None else recorder.sink(reporter.on_tick)
+        )
         try:
             result = stage.run(ctx)
         finally:

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
-from dataprep import records
+from dataprep import progress, records
 from dataprep.dataset import ReadOptions, ShardEntry, WriteOptions
 from dataprep.records import recordable
 from dataprep.storage import StoragePath
@@ -149,6 +149,7 @@ class Quarantine:
         if self._file is not None:
             self._file.close()
             self._file = None
+            progress.tick(quarantined=self.count)  # live metrics (--metrics-port) count them
 
 
 RECORD_FORMAT = "dataprep-task-record"

@@ -34,6 +34,12 @@ RUN_FLAGS = [
     {"name": "json", "kind": "flag", "help": RUNS_JSON},
     {"name": "force", "kind": "flag", "help": FORCE},
 ]
+METRICS_PORT = {
+    "name": "metrics_port",
+    "kind": "int",
+    "help": "Serve Prometheus metrics (rows, tasks, bytes per stage) on this port while the "
+    "command runs; 0 picks a free port, printed on stderr.",
+}
 EXECUTOR_NAMES = {"kind": ("--executor",), "workers": ("--workers", "-w")}
 _KW = inspect.Parameter.KEYWORD_ONLY
 
@@ -47,12 +53,21 @@ class RunOptions:
     quiet: bool = False
     as_json: bool = False
     force: bool = False
+    metrics_port: int | None = None
 
     @classmethod
     def pop(cls, values: dict[str, Any]) -> RunOptions:
         """Take the run options out of a command's parsed parameters."""
         executor = {f["name"]: values.pop(f["name"]) for f in catalog.executor_fields()}
-        return cls(executor, values.pop("quiet"), values.pop("json"), values.pop("force", False))
+        flags = values.pop("quiet"), values.pop("json"), values.pop("force", False)
+        return cls(executor, *flags, values.pop("metrics_port", None))
+
+    def serve_metrics(self) -> None:
+        """--metrics-port: serve the stage metrics from now until the process ends."""
+        if self.metrics_port is not None:
+            from dataprep.observe import stage_metrics
+
+            stage_metrics.serve(self.metrics_port)
 
     @property
     def chatty(self) -> bool:
@@ -86,9 +101,10 @@ def option(field: dict[str, Any], given_only: bool = False) -> inspect.Parameter
 
 
 def run_options(force: bool = True) -> list[inspect.Parameter]:
-    """--executor, --workers ... (the ExecutorSpec fields), --quiet, --json and --force."""
+    """--executor, --workers ... (the ExecutorSpec fields), --quiet, --json, --force and
+    --metrics-port."""
     executor = [f | {"names": EXECUTOR_NAMES.get(f["name"])} for f in catalog.executor_fields()]
-    flags = RUN_FLAGS if force else RUN_FLAGS[:2]
+    flags = [*(RUN_FLAGS if force else RUN_FLAGS[:2]), METRICS_PORT]
     return [option(f, given_only=True) for f in executor] + [option(f) for f in flags]
 
 
@@ -175,6 +191,7 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
             value = {str(c): c for c in field["choices"]}[value]
         params[field["name"]] = value
     config = get_stage(spec["name"]).Config.parse(params)
+    options.serve_metrics()
     where = {"input_path": source} if spec["reads_dataset"] else {"inputs": source}
     with ExecutorSpec().overridden(**options.executor).build() as pool:
         result = run_stage(

@@ -28,6 +28,36 @@ def default_workers() -> int:
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 0.25
+TASK_END = "task-end"  # sent on the tick queue after a task's last tick (see _Arrivals)
+END_WAIT_S = 5.0  # how long a run waits for its tasks' last ticks (a dead worker loses them)
+
+_worker_queue: Any = None  # the pool worker's tick queue
+
+
+class _Arrivals:
+    """Counts the tasks whose last tick the driver has forwarded, so a run returns only once
+    every tick of its finished tasks reached the sink. A worker's queue writes go through a
+    feeder thread and its result through another pipe, so without this the last rows of a
+    phase could arrive after it ended (or after the stage removed its sink): progress bars
+    and metrics would miss them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._expected = 0
+        self._seen = 0
+
+    def expect(self) -> None:
+        with self._cond:
+            self._expected += 1
+
+    def arrived(self) -> None:
+        with self._cond:
+            self._seen += 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float = END_WAIT_S) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._seen >= self._expected, timeout)
 
 
 def _init_worker(queue: Any, driver: int, pdeathsig: bool) -> None:
@@ -36,9 +66,19 @@ def _init_worker(queue: Any, driver: int, pdeathsig: bool) -> None:
     Ctrl-C reaches the whole process group; the driver handles it (and ends the workers), so a
     worker ignores it rather than print its own KeyboardInterrupt traceback.
     """
+    global _worker_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_queue = queue
     progress.install(queue.put)
     die_with_parent(driver, pdeathsig)
+
+
+def _run_marked(fn: Callable[[T], R], task: T) -> R:
+    """A pool task: `fn(task)`, then the end mark behind its ticks on the same queue."""
+    result = fn(task)
+    if _worker_queue is not None:
+        _worker_queue.put(TASK_END)
+    return result
 
 
 @contextlib.contextmanager
@@ -105,6 +145,7 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._queue: Any = None
         self._forward: threading.Thread | None = None
+        self._arrivals = _Arrivals()
         self._owner: int | None = None  # thread that made (and spawns workers for) the pool
 
     def run(
@@ -127,10 +168,16 @@ class LocalExecutor:
             try:
                 return fn(task)
             except (DataprepError, ModuleNotFoundError):  # the same on every attempt
+                progress.tick(task_failures=1, tasks_failed=1)
                 raise
             except Exception:
+                progress.tick(task_failures=1, task_retries=1)
                 continue  # retried; the last attempt below raises whatever it raises
-        return fn(task)
+        try:
+            return fn(task)
+        except Exception:
+            progress.tick(task_failures=1, tasks_failed=1)
+            raise
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is not None and self._owner != threading.get_ident():
@@ -140,8 +187,9 @@ class LocalExecutor:
             main = threading.current_thread() is threading.main_thread()
             ctx = mp.get_context("spawn")
             self._queue = ctx.Queue()
+            self._arrivals = _Arrivals()
             self._forward = threading.Thread(
-                target=_forward_ticks, args=(self._queue,), daemon=True
+                target=_forward_ticks, args=(self._queue, self._arrivals), daemon=True
             )
             self._forward.start()
             self._pool = ProcessPoolExecutor(
@@ -169,7 +217,7 @@ class LocalExecutor:
                     pool = self._ensure_pool()
                     while queue and len(pending) < limit:
                         index = queue.pop()
-                        pending[pool.submit(fn, tasks[index])] = index
+                        pending[pool.submit(_run_marked, fn, tasks[index])] = index
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
@@ -179,18 +227,23 @@ class LocalExecutor:
                         continue
                     index = pending.pop(future)
                     if error is None:
+                        self._arrivals.expect()
                         results[index] = future.result()
                         if on_done:
                             on_done(index, results[index])
                         continue
                     attempts[index] += 1
-                    if isinstance(error, DataprepError | ModuleNotFoundError):
-                        raise error  # the user's to fix: retrying cannot help
-                    if attempts[index] > self.max_retries:
+                    final = isinstance(error, DataprepError | ModuleNotFoundError)
+                    final = final or attempts[index] > self.max_retries
+                    progress.tick(
+                        task_failures=1, **{"tasks_failed" if final else "task_retries": 1}
+                    )
+                    if final:  # a user error (retrying cannot help), or retries spent
                         raise error
                     queue.append(index)
                 if broken:
                     self._rebuild(tasks, pending, attempts, queue)
+            self._arrivals.wait()  # the finished tasks' last ticks, before the run ends
         except KeyboardInterrupt:
             self._end_workers()  # Ctrl-C: stop now, not after the running tasks
             self.close()
@@ -221,6 +274,9 @@ class LocalExecutor:
         for index in lost:
             attempts[index] += 1
         spent = [i for i in sorted(lost) if attempts[i] > self.max_retries]
+        progress.tick(
+            task_failures=len(lost), task_retries=len(lost) - len(spent), tasks_failed=len(spent)
+        )
         if spent:
             names = ", ".join(_describe(tasks[i], i) for i in spent[:4])
             raise DataprepError(
@@ -255,6 +311,9 @@ def _describe(task: Any, index: int) -> str:
     return f"{phase}-{number:05d}" + (f" (input {', '.join(inputs)})" if inputs else "")
 
 
-def _forward_ticks(queue: Any) -> None:
+def _forward_ticks(queue: Any, arrivals: _Arrivals) -> None:
     while (counts := queue.get()) is not None:
+        if isinstance(counts, str):  # TASK_END: every tick of that task is forwarded
+            arrivals.arrived()
+            continue
         progress.tick(**counts)

@@ -96,8 +96,25 @@ class _TickForwarder:
         self.pending = {}
         self.last = time.monotonic()
 
+    def failed(self, max_retries: int) -> None:
+        """This attempt raised: tick it as a failure, and as a retry while Ray has attempts
+        left for the task (the actor counts failures per task id, which retries keep)."""
+        import ray
 
-def _call(fn: Callable[[Any], Any], task: Any, ticks: Any) -> Any:
+        if self.actor is None:
+            return
+        try:
+            task_id = ray.get_runtime_context().get_task_id()
+            failures = ray.get(self.actor.failed.remote(task_id))
+        except ray.exceptions.RayError:
+            self.actor = None
+            return
+        outcome = "task_retries" if failures <= max_retries else "tasks_failed"
+        self({"task_failures": 1, outcome: 1})
+        self.flush(wait=True)
+
+
+def _call(fn: Callable[[Any], Any], task: Any, ticks: Any, max_retries: int = 0) -> Any:
     """The Ray task body: forward progress, run the stage's function, return user errors."""
     forwarder = _TickForwarder(ticks) if ticks is not None else None
     previous = progress.install(forwarder)
@@ -105,6 +122,10 @@ def _call(fn: Callable[[Any], Any], task: Any, ticks: Any) -> Any:
         return fn(task)
     except DataprepError as exc:
         return _UserError(str(exc), type(exc))
+    except Exception:
+        if forwarder is not None:
+            forwarder.failed(max_retries)
+        raise
     finally:
         progress.install(previous)
         if forwarder is not None:
@@ -123,6 +144,12 @@ class _Ticks:
 
     def __init__(self) -> None:
         self.counts: list[dict[str, int]] = []
+        self.failures: dict[str, int] = {}
+
+    def failed(self, task_id: str) -> int:
+        """How many attempts of this task have raised, this one included."""
+        self.failures[task_id] = self.failures.get(task_id, 0) + 1
+        return self.failures[task_id]
 
     def add(self, counts: dict[str, int]) -> None:
         self.counts.append(counts)
@@ -219,7 +246,7 @@ class RayExecutor:
         try:
             while next_task < len(tasks) or in_flight:
                 while next_task < len(tasks) and len(in_flight) < limit:
-                    ref = self._remote.remote(fn, tasks[next_task], self._ticks)
+                    ref = self._remote.remote(fn, tasks[next_task], self._ticks, self.max_retries)
                     in_flight[ref] = next_task
                     next_task += 1
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=TICK_INTERVAL_S)
@@ -231,6 +258,7 @@ class RayExecutor:
                     index = in_flight.pop(ref)
                     result = self._fetch(ref, tasks[index], index)
                     if isinstance(result, _UserError):
+                        progress.tick(task_failures=1, tasks_failed=1)
                         raise result.kind(result.message)
                     results[index] = result
                     if on_done:
@@ -238,6 +266,8 @@ class RayExecutor:
         except BaseException:
             for ref in in_flight:
                 ray.cancel(ref, force=True)
+            if self._ticks is not None:  # the failed attempts' ticks, for the metrics
+                self._forward_ticks()
             raise
         self._forward_ticks()
         return results
@@ -253,6 +283,7 @@ class RayExecutor:
         except ray.exceptions.TaskCancelledError:
             raise
         except ray.exceptions.RayError as exc:
+            progress.tick(task_failures=1, tasks_failed=1)  # its worker or node is gone: unseen
             names = [cls.__name__ for cls in type(exc).__mro__]
             reason = next((_LOST_BECAUSE[n] for n in names if n in _LOST_BECAUSE), names[0])
             tries = self.max_retries + 1

@@ -13,9 +13,12 @@ results, so no prometheus multiprocess directory is needed.
 
 from __future__ import annotations
 
+import atexit
 import errno
+import os
 import sys
 import threading
+import time
 from typing import Any
 
 from prometheus_client import (
@@ -33,11 +36,33 @@ PORT_HELP = (
     "on stderr)."
 )
 DEFAULT_ADDR = "0.0.0.0"  # as prometheus_client and exporters do: the scraper is elsewhere
+# Seconds a finished command keeps serving until its final values are scraped once: a batch
+# job's last counts (its rows, a failed stage) would otherwise end with the process unseen.
+LINGER_ENV = "DATAPREP_METRICS_LINGER"
 
 _lock = threading.Lock()
 _registry: CollectorRegistry | None = None
 _server: Any = None  # (WSGIServer, Thread) from start_http_server
 _port: int | None = None
+_last_scrape = 0.0  # monotonic time the last complete scrape began
+_last_change = 0.0  # monotonic time of the last update a scraper must see (see `changed`)
+SENT_GRACE_S = 0.3  # after that scrape, time for its response to leave
+
+
+class _Served:
+    """The registry as the HTTP server sees it: also notes when it was last scraped."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self._registry = registry
+
+    def collect(self) -> Any:
+        global _last_scrape
+        began = time.monotonic()
+        yield from self._registry.collect()
+        _last_scrape = began
+
+    def __getattr__(self, name: str) -> Any:  # restricted_registry for ?name[]=... queries
+        return getattr(self._registry, name)
 
 
 def registry() -> CollectorRegistry:
@@ -70,11 +95,40 @@ def serve(port: int, addr: str = DEFAULT_ADDR) -> int:
                 f"--metrics-port {port}: this process already serves metrics on port {_port}"
             )
         try:
-            _server = start_http_server(port, addr=addr, registry=reg)
+            _server = start_http_server(port, addr=addr, registry=_Served(reg))  # type: ignore[arg-type]
         except OSError as exc:
             raise DataprepError(_why_not(port, exc)) from None
         _port = int(_server[0].server_port)
+        atexit.register(linger)
         return _port
+
+
+def changed() -> None:
+    """Note that final values were just set (a stage finished): `linger` waits for a scrape
+    that began after the latest such note, or after it was called when there was none."""
+    global _last_change
+    _last_change = time.monotonic()
+
+
+def linger(seconds: float | None = None) -> None:
+    """Keep serving until a scrape has seen the final values (see `changed`), at most
+    `seconds` (default: $DATAPREP_METRICS_LINGER, else 0). Runs at exit; Ctrl-C ends it."""
+    if seconds is None:
+        try:
+            seconds = float(os.environ.get(LINGER_ENV) or 0)
+        except ValueError:
+            seconds = 0.0
+    if _port is None or seconds <= 0:
+        return
+    since = _last_change or time.monotonic()
+    try:
+        end = time.monotonic() + seconds
+        while _last_scrape <= since and time.monotonic() < end:
+            time.sleep(0.05)
+        if _last_scrape > since:
+            time.sleep(SENT_GRACE_S)
+    except KeyboardInterrupt:
+        pass
 
 
 def bound_port() -> int | None:
