@@ -308,3 +308,45 @@ def test_page_renders_offline_in_chromium(chain_dir: Path, tmp_path: Path) -> No
     assert len(boxes) == expected > 10
     for fig_id, width, height, svgs in boxes:
         assert width > 0 and height > 0 and svgs > 0, fig_id
+
+
+def test_dataset_on_s3_with_its_lineage(chain_dir: Path, s3_bucket: str, tmp_path: Path) -> None:
+    """A remote dataset reads like a local one: footers, sample, ancestors beside it."""
+    inline = make_executor("local", workers=1)
+    near, balanced = f"{s3_bucket}/near", f"{s3_bucket}/balanced"
+    config = {"method": "minhash", "threshold": 0.7}
+    run_stage("dedup", config, near, input_path=chain_dir / "shards", executor=inline)
+    config = {"label": "label", "strategy": "oversample", "max_ratio": 5}
+    run_stage("resample", config, balanced, input_path=near, executor=inline)
+    out = tmp_path / "s3.html"
+    summary = cli("report", balanced, "-o", out, "--json").stdout
+    info = json.loads(summary)["sections"][0]
+    assert info["rows"] == dataset.read_manifest(balanced).rows and not info["sampled"]
+    steps = chain(balanced, dataset.read_manifest(balanced))
+    assert [s.path for s in steps[1:]] == [near, balanced]
+    assert steps[1].rows_out == dataset.read_manifest(near).rows
+    local = collect_dataset(str(chain_dir / "balanced"))
+    remote = collect_dataset(balanced)
+    assert sorted(remote.text_lengths.tolist()) == sorted(local.text_lengths.tolist())
+
+
+def test_text_column_named_by_shard_and_odd_inputs(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps({"body": "é" * n, "k": n}) + "\n" for n in range(1, 50)))
+    ds = tmp_path / "ds"
+    cli("shard", raw, "-o", ds, "--text-column", "body", "-q")
+    facts = collect_dataset(
+        str(ds), text=("body", "text")
+    )  # what build_report passes from the lineage
+    assert facts.text_column == "body" and facts.text_lengths.tolist() == column(ds, "k")
+    out = tmp_path / "r.html"
+    assert "length of body (characters)" in (build_report([str(ds)], str(out)) and out.read_text())
+    as_file = cli("report", ds / ".manifest.json", "-o", out, check=False)
+    assert as_file.returncode == 2 and "is a file" in as_file.stderr
+    enc, _keys = encrypted_copy(ds, tmp_path)
+    other = tmp_path / "other.json"
+    from dataprep import crypto
+
+    crypto.generate_key_file(other)
+    wrong = cli("report", enc, "-o", out, "--key-file", other, check=False)
+    assert wrong.returncode == 2 and "key" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -51,8 +51,9 @@ def build_report(
             info: dict[str, Any] = {"records": facts.records, "not_recorded": facts.missing()}
         else:
             manifest = dataset.read_manifest(path)
-            wanted = CATEGORICAL + _label_columns(manifest.lineage)
-            data = collect_dataset(path, key_file, sample_rows, seed, wanted)
+            wanted = CATEGORICAL + _configured(manifest.lineage, ("label", "source_column"))
+            texts = _configured(manifest.lineage, ("text_column",)) + ("text",)
+            data = collect_dataset(path, key_file, sample_rows, seed, wanted, texts)
             others = tuple(
                 p for p, k in zip(paths, kinds, strict=True) if k == "dataset" and p != path
             )
@@ -86,17 +87,22 @@ def _kind(path: str) -> str:
         return "run"
     if not as_path(path).exists():
         raise DataprepError(f"{path} does not exist")
+    if as_path(path).is_file():
+        raise DataprepError(
+            f"{path} is a file: give a dataset directory or a training run directory"
+        )
     raise DataprepError(
         f"{path} is neither a dataset directory (no {dataset.MANIFEST}) nor a training run "
         "directory (no metrics.jsonl)"
     )
 
 
-def _label_columns(lineage: list[Any]) -> tuple[str, ...]:
-    """Columns the stages treated as labels or sources (resample --label, --source-column)."""
+def _configured(lineage: list[Any], keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Columns the stages were told to use (resample --label, --source-column, the text
+    column shard read), newest first."""
     found = []
-    for entry in lineage:
-        for key in ("label", "source_column"):
+    for entry in reversed(lineage):
+        for key in keys:
             value = entry.config.get(key)
             if isinstance(value, str):
                 found.append(value)

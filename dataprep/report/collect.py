@@ -58,7 +58,8 @@ class DatasetFacts:
 
     @property
     def sampled(self) -> bool:
-        return self.sampled_rows < self.manifest.rows
+        """Values were read, and from fewer rows than the dataset has."""
+        return 0 < self.sampled_rows < self.manifest.rows
 
     @property
     def partition_rows(self) -> dict[int, int]:
@@ -88,8 +89,11 @@ def collect_dataset(
     sample_rows: int = SAMPLE_ROWS,
     seed: int = 0,
     categorical: tuple[str, ...] = (),
+    text: tuple[str, ...] = ("text",),
 ) -> DatasetFacts:
-    """Read the manifest, footers and a sample of the plotted columns of one dataset."""
+    """Read the manifest, footers and a sample of the plotted columns of one dataset: the
+    first string column named in `text`, every integer and float column, and the
+    `categorical` ones (counted)."""
     root = as_path(path)
     manifest = dataset.read_manifest(root)
     facts = DatasetFacts(str(path), manifest, read_report(root))
@@ -100,10 +104,14 @@ def collect_dataset(
         )
         return facts
     reader = dataset.ReadOptions(key_file, manifest.encryption, verify_pages=False)
-    columns = _plotted_columns(manifest.schema, categorical)
+    columns = _plotted_columns(manifest.schema, categorical, text)
     facts.text_column = columns.text
     _read_footers(facts, root, reader, seed)
-    if columns.all and sample_rows > 0:
+    if not columns.all:
+        facts.notes.append("no text, numeric, source or label column: no values are plotted")
+    elif sample_rows == 0:
+        facts.notes.append("values not read (--sample-rows 0)")
+    elif manifest.rows:
         _read_sample(facts, root, reader, columns, sample_rows, seed)
     return facts
 
@@ -120,11 +128,13 @@ class _Columns:
         return names + self.numeric + self.categorical
 
 
-def _plotted_columns(schema: pa.Schema, categorical: tuple[str, ...]) -> _Columns:
+def _plotted_columns(
+    schema: pa.Schema, categorical: tuple[str, ...], texts: tuple[str, ...]
+) -> _Columns:
     strings = [
         f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
     ]
-    text = "text" if "text" in strings else None
+    text = next((name for name in texts if name in strings), None)
     numeric = [
         f.name
         for f in schema
