@@ -80,6 +80,15 @@ class LineageEntry(BaseModel):
     version: str  # dataprep's version
     started: str | None = None  # UTC, ISO 8601 to the second
     finished: str
+    # Where the data came from and how many rows went through (absent before `dataprep
+    # lineage`): `input` is the input dataset's location, `raw_inputs` the paths a first stage
+    # was given (the first 32; `input_files` and `input_bytes` count all it read).
+    input: str | None = None
+    raw_inputs: list[str] | None = None
+    input_files: int | None = None
+    input_bytes: int | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Exactly the keys it was made or read with."""
@@ -100,8 +109,10 @@ def lineage_entry(
     input_digest: str,
     config_digest: str,
     started: float,
+    **flow: Any,
 ) -> LineageEntry:
-    """The entry for a run of `op` that started at `started` and finishes now."""
+    """The entry for a run of `op` that started at `started` and finishes now; `flow`: the
+    optional `input`, `raw_inputs`, `input_files`, `input_bytes`, `rows_in`, `rows_out`."""
     return LineageEntry(
         stage=op,
         id=stage_id,
@@ -111,6 +122,7 @@ def lineage_entry(
         version=__version__,
         started=_iso(started),
         finished=_iso(time.time()),
+        **{key: value for key, value in flow.items() if value is not None},
     )
 
 

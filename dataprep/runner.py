@@ -22,6 +22,7 @@ from dataprep.dataset import Manifest, ReadOptions, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor
 from dataprep.executors.spec import ExecutorSpec
+from dataprep.lineage import flow
 from dataprep.lock import OutputLock
 from dataprep.observe import stage_metrics
 from dataprep.overlap import check_output
@@ -184,7 +185,13 @@ def _run_stage(
         lineage = list(input_manifest.lineage) if input_manifest else []
         lineage.append(
             dataset.lineage_entry(
-                op, stage_id, config.model_dump(mode="json"), input_digest, cfg_digest, started
+                op,
+                stage_id,
+                config.model_dump(mode="json"),
+                input_digest,
+                cfg_digest,
+                started,
+                **flow(input_root, inputs, input_manifest, report),
             )
         )
         encryption = result.encryption

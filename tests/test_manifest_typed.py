@@ -82,7 +82,11 @@ def test_old_lineage_shape_loads_typed_shows_and_passes_through(tmp_path: Path) 
         "version",
         "started",
         "finished",
+        "input",  # since `dataprep lineage`: where the input was, rows in and out
+        "rows_in",
+        "rows_out",
     ]
+    assert written[1]["input"] == str(shards.resolve()) and written[1]["rows_in"] == 40
     assert written[1]["input_digest"] == dataset.read_manifest(shards).digest()
 
 

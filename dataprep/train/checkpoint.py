@@ -140,6 +140,21 @@ def read(path: Path, rank: int, every_rank: bool = False) -> Loaded:
     return Loaded(path, states, train_state, mine, verified)
 
 
+def verified_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's train state, after its checksums (not its tensors: the ranks load
+    those): what --resume-from checks before it moves anything. Raises `Damaged`."""
+    if _step(path) is None or not (path / TRAIN_STATE).is_file():
+        raise Damaged(f"it is not a checkpoint folder ({PREFIX}N with {TRAIN_STATE})")
+    try:
+        checksums.verify(path, required=(STATE, TRAIN_STATE))
+    except checksums.Mismatch as exc:
+        raise Damaged(str(exc)) from None
+    train_state = _load_json(path / TRAIN_STATE)
+    if not isinstance(train_state, dict) or train_state.get("step") != _step(path):
+        raise Damaged(f"{TRAIN_STATE} does not record step {_step(path)}")
+    return train_state
+
+
 def choose(root: Path) -> Choice:
     """The newest checkpoint under `root` that verifies and loads, checked as rank 0."""
     damaged = []

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from dataprep.errors import DataprepError
-from dataprep.train import checkpoint
+from dataprep.train import checkpoint, provenance
 from dataprep.train.config import TrainConfig
 from dataprep.train.user_error import RunRefused
 
@@ -56,11 +57,25 @@ def resume_point(
         raise DataprepError(f"checkpoint step-{step:08d} changed as it loaded: {exc}") from None
 
 
-def check_same_order(cfg: TrainConfig, out: Path, found: checkpoint.Loaded) -> None:
-    """The settings that fix the data order must be those the run was started with:
-    otherwise resuming is refused the same way on every try, so say both ways out."""
-    saved = found.train_state.get("config") or {}
-    step = found.train_state.get("step")
+def check_same_order(
+    cfg: TrainConfig,
+    out: Path,
+    found: checkpoint.Loaded,
+    data: provenance.Provenance | None = None,
+) -> None:
+    """The settings that fix the data order must be those the run was started with, and the
+    training data the checkpoint's (`data`, see `provenance`): otherwise resuming is refused
+    the same way on every try, so say both ways out."""
+    check_settings(cfg, out, found.train_state)
+    if data is not None:
+        data.resume(out, found.train_state)
+
+
+def check_settings(cfg: TrainConfig, out: Path, train_state: dict[str, Any]) -> None:
+    """`check_same_order` on a checkpoint's train state alone (what --resume-from checks
+    before it moves anything)."""
+    saved = train_state.get("config") or {}
+    step = train_state.get("step")
     for key in ("batch_size", "seed"):
         then, now = saved.get(key), getattr(cfg, key)
         if then is not None and then != now:

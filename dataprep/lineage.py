@@ -1,0 +1,328 @@
+"""Lineage from a model to its data: the chain from a checkpoint (or a run, or a dataset) back
+to the raw files, with each dataset's manifest digest and each stage's rows in and out.
+
+A manifest's lineage lists every stage that led to it (oldest first), each entry with the
+digest of the input it read and, since `dataprep lineage`, where that input was and how many
+rows went in and out (`flow` records them). The walk reads an input dataset's own manifest
+when it still exists with the digest its consumer recorded, and otherwise goes on from the
+entries alone, saying the input is "not available" (deleted, changed, or raw files, which are
+identified by the digest of their paths, sizes and mtimes the first stage recorded).
+Checkpoints record their data's digest and lineage (`dataprep.train.provenance`), so a model
+still has a chain after its datasets are gone. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dataprep import dataset
+from dataprep.errors import DataprepError
+from dataprep.manifest import LineageEntry, Manifest
+from dataprep.storage import StoragePath, as_path
+
+CHECKPOINT_STATE = "train_state.json"  # what dataprep.train.checkpoint writes (no torch here)
+CHECKPOINT_PREFIX = "step-"
+RAW_PATHS_KEPT = 32  # a first stage's raw paths recorded in the lineage (all are counted)
+
+
+# -- recording (the runner, when a stage finishes) --------------------------------------------
+
+
+def flow(
+    input_root: StoragePath | None,
+    inputs: Sequence[str],
+    input_manifest: Manifest | None,
+    report: dict[str, Any],
+) -> dict[str, Any]:
+    """The lineage entry's `input`, `raw_inputs`, `input_files`, `input_bytes`, `rows_in` and
+    `rows_out` for a stage run: what lets `dataprep lineage` find the input again."""
+    rows_out = report.get("rows_out")
+    if input_root is not None and input_manifest is not None:
+        return {"input": location(input_root), "rows_in": input_manifest.rows, "rows_out": rows_out}
+    return {
+        "raw_inputs": [location(as_path(p)) for p in inputs[:RAW_PATHS_KEPT]],
+        "input_files": report.get("inputs"),
+        "input_bytes": report.get("input_bytes"),
+        "rows_in": report.get("rows_in"),
+        "rows_out": rows_out,
+    }
+
+
+def location(path: str | Path | StoragePath) -> str:
+    """An absolute local path, or the URI as given: valid from any working directory."""
+    where = as_path(path)
+    local = where.local()
+    return os.path.abspath(local) if local is not None else str(where)
+
+
+# -- walking ----------------------------------------------------------------------------------
+
+
+def of(path: str | Path) -> dict[str, Any]:
+    """The lineage of a checkpoint, a run directory (its newest checkpoint) or a dataset."""
+    where = as_path(path)
+    local = where.local()
+    if local is not None and (local / CHECKPOINT_STATE).is_file():
+        return checkpoint_node(local)
+    if local is not None and (local / "checkpoints").is_dir():
+        found = _checkpoints(local)
+        if not found:
+            raise DataprepError(f"run directory {local} has no complete checkpoint yet")
+        node = checkpoint_node(found[-1])
+        node["kept_checkpoints"] = [p.name for p in found]
+        return node
+    if dataset.is_dataset(where):
+        return dataset_node(where)
+    if local is not None and not local.exists():
+        raise DataprepError(f"{local} does not exist")
+    raise DataprepError(
+        f"{where} is not a checkpoint ({CHECKPOINT_STATE}), a run directory (checkpoints/) or a "
+        f"dataset directory ({dataset.MANIFEST})"
+    )
+
+
+def dataset_node(path: str | Path | StoragePath) -> dict[str, Any]:
+    """A dataset that exists, and the chain behind it."""
+    return _present(location(path), dataset.read_manifest(path))
+
+
+def checkpoint_node(path: Path) -> dict[str, Any]:
+    """A checkpoint: its step, run, dataprep version, config, reader position and data."""
+    try:
+        state = json.loads((path / CHECKPOINT_STATE).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataprepError(f"cannot read {path / CHECKPOINT_STATE}: {exc}") from None
+    if not isinstance(state, dict):
+        raise DataprepError(f"{path / CHECKPOINT_STATE} is not a checkpoint's train state")
+    config = state.get("config") or {}
+    recorded = state.get("data") or {}
+    data: dict[str, Any] = {}
+    for role, key in (("train", "data"), ("eval", "eval_dir")):
+        if role in recorded:
+            data[role] = _recorded_data(recorded[role]) if recorded[role] else None
+        elif config.get(key):  # a checkpoint from before the data was recorded
+            data[role] = _unrecorded_data(config[key])
+        else:
+            data[role] = None
+    return {
+        "kind": "checkpoint",
+        "path": os.path.abspath(path),
+        "run": os.path.abspath(path.parent.parent),
+        "step": state.get("step"),
+        "dataprep_version": state.get("dataprep_version"),
+        "world_size": state.get("world_size"),
+        "reader": state.get("reader"),
+        "config": config,
+        "data": data,
+        "data_changes": state.get("data_changes") or [],
+    }
+
+
+def _checkpoints(run: Path) -> list[Path]:
+    folder = run / "checkpoints"
+    found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if (p / CHECKPOINT_STATE).is_file()]
+    return sorted(p for p in found if p.name[len(CHECKPOINT_PREFIX) :].isdigit())
+
+
+def _recorded_data(record: dict[str, Any]) -> dict[str, Any]:
+    """The data a checkpoint recorded: as it is now if unchanged, else from the record."""
+    where, digest = record.get("path"), record.get("digest")
+    manifest, reason = _load(where, digest)
+    if manifest is not None:
+        return _present(where, manifest)
+    entries = [LineageEntry.model_validate(e) for e in record.get("lineage") or []]
+    node = _absent(entries, where, digest, record.get("rows"), reason)
+    node.update({k: record[k] for k in ("shards", "bytes") if k in record})
+    return node
+
+
+def _unrecorded_data(where: str) -> dict[str, Any]:
+    try:
+        node = dataset_node(where)
+    except DataprepError as exc:
+        return {"kind": "dataset", "path": where, "available": False, "note": str(exc)}
+    node["note"] = (
+        "the checkpoint does not record its data's digest (written before dataprep recorded "
+        "it): this is the dataset at that path now"
+    )
+    return node
+
+
+def _present(where: str, manifest: Manifest) -> dict[str, Any]:
+    node = {
+        "kind": "dataset",
+        "path": where,
+        "available": True,
+        "digest": manifest.digest(),
+        "rows": manifest.rows,
+        "shards": len(manifest.shards),
+        "bytes": manifest.bytes,
+    }
+    return node | _history(list(manifest.lineage))
+
+
+def _absent(
+    entries: list[LineageEntry], where: str | None, digest: str | None, rows: Any, reason: str
+) -> dict[str, Any]:
+    """A dataset that is gone (or changed): what its consumer and its own lineage recorded."""
+    if rows is None and entries:
+        rows = entries[-1].rows_out
+    node = {
+        "kind": "dataset",
+        "path": where,
+        "available": False,
+        "note": f"not available: {reason}",
+        "digest": digest,
+        "rows": rows,
+    }
+    return node | _history(entries)
+
+
+def _history(entries: list[LineageEntry]) -> dict[str, Any]:
+    """The stage that wrote a dataset (the last entry) and the input it read."""
+    if not entries:
+        return {"stage": None, "inputs": []}
+    last, before = entries[-1], entries[:-1]
+    return {"stage": _stage(last), "inputs": [_input_of(last, before)]}
+
+
+def _stage(entry: LineageEntry) -> dict[str, Any]:
+    return {
+        "op": entry.stage,
+        "id": entry.id,
+        "version": entry.version,
+        "finished": entry.finished,
+        "config_digest": entry.config_digest,
+        "config": entry.config,
+        "rows_in": entry.rows_in,
+        "rows_out": entry.rows_out,
+    }
+
+
+def _input_of(entry: LineageEntry, before: list[LineageEntry]) -> dict[str, Any]:
+    if _reads_raw(entry, first=not before):
+        return {
+            "kind": "raw",
+            "available": False,
+            "note": (
+                "not available: raw input files, identified by the digest of their paths, "
+                "sizes and mtimes that the stage recorded"
+            ),
+            "digest": entry.input_digest,
+            "paths": entry.raw_inputs,
+            "files": entry.input_files,
+            "bytes": entry.input_bytes,
+            "rows": entry.rows_in,
+        }
+    where = entry.input
+    if where is None:
+        reason = f"its location was not recorded (written by dataprep {entry.version})"
+    else:
+        manifest, reason = _load(where, entry.input_digest)
+        if manifest is not None:
+            return _present(where, manifest)
+    return _absent(before, where, entry.input_digest, entry.rows_in, reason)
+
+
+def _reads_raw(entry: LineageEntry, first: bool) -> bool:
+    if entry.raw_inputs is not None or entry.input_files is not None:
+        return True
+    if entry.input is not None or not first:
+        return False
+    from dataprep.stages import get_stage
+
+    try:
+        return not get_stage(entry.stage).reads_dataset
+    except DataprepError:  # a stage this version does not know (a plugin not installed)
+        return True
+
+
+def _load(where: str | None, digest: str | None) -> tuple[Manifest | None, str]:
+    """The manifest at `where` if it still has `digest`, else (None, why not)."""
+    if where is None:
+        return None, "its location was not recorded"
+    path = as_path(where)
+    try:
+        if not path.exists():
+            return None, f"{where} was deleted"
+        if not dataset.is_dataset(path):
+            return None, f"{where} is no longer a finished dataset"
+        manifest = dataset.read_manifest(path)
+    except (DataprepError, OSError) as exc:
+        return None, f"{where} cannot be read ({exc})"
+    now = manifest.digest()
+    if digest is not None and now != digest:
+        return None, f"{where} has changed since (its digest is now {now})"
+    return manifest, ""
+
+
+# -- text -------------------------------------------------------------------------------------
+
+
+def lines(node: dict[str, Any]) -> list[str]:
+    """The chain as indented lines, newest first: what `dataprep lineage` prints."""
+    if node["kind"] != "checkpoint":
+        return _dataset_lines(node, 0)
+    cfg = node["config"]
+    reader = node.get("reader") or {}
+    out = [
+        f"checkpoint {node['path']}",
+        f"  step {node['step']} of run {node['run']}, dataprep {node['dataprep_version'] or '?'}, "
+        f"world size {node['world_size']}",
+        f"  model {cfg.get('model')}, steps {cfg.get('steps')}, batch size "
+        f"{cfg.get('batch_size')}, lr {cfg.get('lr')}, seed {cfg.get('seed')}",
+        "  reader position: " + ", ".join(f"{k} {v}" for k, v in reader.items()),
+    ]
+    if node.get("kept_checkpoints"):
+        out.append("  kept checkpoints: " + ", ".join(node["kept_checkpoints"]))
+    for change in node.get("data_changes") or []:
+        out.append(
+            f"  data changed at step {change.get('step')}: {change.get('from')} -> "
+            f"{change.get('to')} (--allow-data-change)"
+        )
+    for role in ("train", "eval"):
+        data = node["data"].get(role)
+        if data is None:
+            out.append(f"  {role} data: none")
+            continue
+        out.append(f"  {role} data:")
+        out += _dataset_lines(data, 2)
+    return out
+
+
+def _dataset_lines(node: dict[str, Any], depth: int) -> list[str]:
+    pad = "  " * depth
+    if node["kind"] == "raw":
+        paths = ", ".join(node.get("paths") or []) or "paths not recorded"
+        size = _count(node.get("files"), "file") + ", " + _count(node.get("bytes"), "byte")
+        return [
+            f"{pad}raw input: {paths} ({size}), digest {node.get('digest')}",
+            f"{pad}  {node['note']}",
+        ]
+    head = f"{pad}dataset {node.get('path') or '(location not recorded)'}"
+    facts = [f"digest {node.get('digest')}", _count(node.get("rows"), "row")]
+    if node.get("shards") is not None:
+        facts.append(_count(node["shards"], "shard"))
+    out = [f"{head}: " + ", ".join(facts)]
+    if node.get("note"):
+        out.append(f"{pad}  {node['note']}")
+    stage = node.get("stage")
+    if stage:
+        name = stage["op"] + (f" ({stage['id']})" if stage["id"] not in (None, stage["op"]) else "")
+        out.append(
+            f"{pad}  written by {name}, dataprep {stage['version']}, {stage['finished']}: "
+            f"{_count(stage['rows_in'], 'row')} in -> {_count(stage['rows_out'], 'row')} out"
+        )
+    for parent in node.get("inputs") or []:
+        out += _dataset_lines(parent, depth + 1)
+    return out
+
+
+def _count(value: Any, unit: str) -> str:
+    if value is None:
+        return f"{unit}s not recorded"
+    return f"{value:,} {unit}" + ("" if value == 1 else "s")
