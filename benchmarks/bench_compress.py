@@ -177,7 +177,7 @@ def bench_encryption(table: pa.Table, shards: Path, work: Path, repeat: int) -> 
 
     keys = work / "keys.json"
     crypto.generate_key_file(keys)
-    spec = crypto.EncryptionSpec(str(keys))
+    spec = crypto.EncryptionSpec(str(keys), key_material="internal")  # in-memory files
     out: dict[str, bytes] = {}
 
     def plain() -> None:

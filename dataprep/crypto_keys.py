@@ -12,8 +12,9 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,12 +33,16 @@ _NONCE = 12
 
 @dataclass(frozen=True)
 class KeyRing:
-    """The keys of one key file. `repr` never shows key material."""
+    """The keys of one key file. `repr` never shows key material.
+
+    `column_key` is the default key for columns named without one; a partial key file (see
+    `export_subset`) may lack it (None). Every key file holds the footer key: PME encrypts the
+    footer (schema, row groups) with it, so no column is readable without it."""
 
     path: str
     key_set: str
     footer_key: str
-    column_key: str
+    column_key: str | None
     keys: dict[str, bytes] = field(repr=False)
 
     def get(self, key_id: str) -> bytes:
@@ -48,22 +53,85 @@ class KeyRing:
             )
         return self.keys[key_id]
 
+    def resolve(self, ref: str) -> str:
+        """A key id from `ref`: the id itself, or a key name (the id without its `-hex`
+        suffix: `label` for `label-1a2b3c4d`) that names exactly one key in this file."""
+        if ref in self.keys:
+            return ref
+        found = [k for k in self.keys if key_name(k) == ref]
+        if len(found) == 1:
+            return found[0]
+        raise DataprepError(
+            f"key file {self.path} (key set {self.key_set}) has no key {ref!r} "
+            f"(keys: {', '.join(sorted(self.keys))})"
+        )
 
-def generate_key_file(path: str | os.PathLike[str]) -> KeyRing:
-    """Write a new key file (mode 0600) with a footer and a column master key; never overwrite."""
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
+
+
+def key_name(key_id: str) -> str:
+    """A key's name: its id without the random suffix keygen adds (`text-1a2b3c4d` -> `text`).
+    Rotation maps old ids to new ones by name, so `text` stays `text` across key files."""
+    stem, _, suffix = key_id.rpartition("-")
+    return stem if stem and re.fullmatch(r"[0-9a-f]{8}", suffix) else key_id
+
+
+def generate_key_file(path: str | os.PathLike[str], names: Sequence[str] = ()) -> KeyRing:
+    """Write a new key file (mode 0600) with a footer key and column master keys; never
+    overwrite. `names` (default: one key named `column`) become ids `NAME-<8 hex>`; the first
+    is the default column key."""
+    names = list(names) or ["column"]
+    bad = [n for n in names if not _ID.match(n) or n == "footer"]
+    if bad or len(set(names)) != len(names):
+        raise DataprepError(
+            f"--keys {','.join(names)}: key names are distinct words of letters, digits, "
+            "'.' and '_' (up to 48), and 'footer' is taken"
+        )
+    ids = [f"{n}-{secrets.token_hex(4)}" for n in ["footer", *names]]
+    ring = KeyRing(
+        str(path),
+        "ks-" + secrets.token_hex(8),
+        ids[0],
+        ids[1],
+        {k: secrets.token_bytes(KEY_BYTES) for k in ids},
+    )
+    write_key_file(path, ring)
+    return ring
+
+
+def export_subset(
+    source: str | os.PathLike[str], refs: Sequence[str], out: str | os.PathLike[str]
+) -> KeyRing:
+    """A partial key file: the footer key (every reader needs it) and the named column keys,
+    same ids and key set, so it opens exactly the columns under those keys."""
+    ring = load_key_file(source)
+    chosen = [ring.resolve(r) for r in refs]
+    if ring.footer_key in chosen:
+        raise DataprepError(
+            f"{ring.footer_key} is the footer key, which a partial key file always holds; "
+            "name column keys"
+        )
+    ids = [ring.footer_key, *dict.fromkeys(chosen)]
+    default = ring.column_key if ring.column_key in ids else None
+    subset = KeyRing(
+        str(out), ring.key_set, ring.footer_key, default, {k: ring.keys[k] for k in ids}
+    )
+    write_key_file(out, subset)
+    return subset
+
+
+def write_key_file(path: str | os.PathLike[str], ring: KeyRing) -> None:
+    """Create `path` (mode 0600) with `ring`'s keys; refuses an existing file."""
     target = Path(path)
-    key_set = "ks-" + secrets.token_hex(8)
-    footer_key = "footer-" + secrets.token_hex(4)
-    column_key = "column-" + secrets.token_hex(4)
-    keys = {footer_key: secrets.token_bytes(KEY_BYTES), column_key: secrets.token_bytes(KEY_BYTES)}
     doc = {
         "format": KEY_FILE_FORMAT,
         "version": 1,
         "kms": "local",
-        "key_set": key_set,
-        "footer_key": footer_key,
-        "column_key": column_key,
-        "keys": {k: base64.b64encode(v).decode() for k, v in keys.items()},
+        "key_set": ring.key_set,
+        "footer_key": ring.footer_key,
+        "column_key": ring.column_key,
+        "keys": {k: base64.b64encode(v).decode() for k, v in ring.keys.items()},
     }
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -78,7 +146,8 @@ def generate_key_file(path: str | os.PathLike[str]) -> KeyRing:
         os.fchmod(f.fileno(), 0o600)
         json.dump(doc, f, indent=2)
         f.write("\n")
-    return KeyRing(str(target), key_set, footer_key, column_key, keys)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_key_file(path: str | os.PathLike[str]) -> KeyRing:
@@ -96,11 +165,12 @@ def load_key_file(path: str | os.PathLike[str]) -> KeyRing:
         raise DataprepError(f"{target} is not a dataprep key file (made by `dataprep keygen`)")
     try:
         keys = {str(k): base64.b64decode(v, validate=True) for k, v in doc["keys"].items()}
-        ring = KeyRing(str(target), str(doc["key_set"]), doc["footer_key"], doc["column_key"], keys)
+        column = doc.get("column_key")
+        ring = KeyRing(str(target), str(doc["key_set"]), doc["footer_key"], column, keys)
     except (KeyError, TypeError, AttributeError, ValueError):
         raise DataprepError(f"key file {target} is damaged (missing or malformed fields)") from None
     bad = [k for k, v in keys.items() if len(v) not in (16, 24, 32)]
-    if bad or ring.footer_key not in keys or ring.column_key not in keys:
+    if bad or ring.footer_key not in keys or (column is not None and column not in keys):
         raise DataprepError(f"key file {target} is damaged (a key is missing or has a bad size)")
     return ring
 

@@ -175,7 +175,7 @@ class ShardWriter:
             from dataprep.audit_use import encrypting
 
             with encrypting(options.encryption, self.path, schema):  # one audit record a use
-                kwargs["encryption_properties"] = options.encryption.properties(schema)
+                kwargs["encryption_properties"] = options.encryption.properties(schema, self.path)
         self._sink = pa.OSFile(str(self._tmp), "wb")
         self._writer = pq.ParquetWriter(self._sink, schema, **kwargs)
         self.rows = 0

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import pickle
+import shutil
 import stat
 import subprocess
 import sys
@@ -99,13 +100,13 @@ def test_roundtrip_matches_plain_shards(shards: Path, encrypted: Path, keys: Pat
     ((key_id, cols),) = enc.encryption["column_keys"].items()
     assert cols == plain.schema.names
     # the reader's entry point, used directly with pyarrow
-    props = crypto.decryption_properties(keys, enc.encryption)
     for (s_plain, p_plain), (s_enc, p_enc) in zip(
         dataset.iter_shard_paths(shards, plain),
         dataset.iter_shard_paths(encrypted, enc),
         strict=True,
     ):
         assert s_enc.row_groups == s_plain.row_groups  # row groups copied one to one
+        props = crypto.decryption_properties(keys, enc.encryption, p_enc)
         got = pq.read_table(p_enc, decryption_properties=props)
         assert got.equals(pq.read_table(p_plain))
         with pytest.raises(OSError):
@@ -176,10 +177,7 @@ def test_verify_without_key_and_detects_tamper(encrypted: Path, tmp_path: Path) 
 
 
 def _copy_dataset(src: Path, dst: Path) -> None:
-    dst.mkdir()
-    for path in src.iterdir():
-        if path.is_file():
-            (dst / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(src, dst)  # with .keys/: the shards' wrapped data keys
 
 
 def _flip(path: Path, where: float) -> None:
@@ -262,12 +260,13 @@ def test_encryption_spec_pickles_and_rebuilds_in_a_worker(encrypted: Path, keys:
     assert pickle.loads(pickle.dumps(spec)) == spec
     manifest = dataset.read_manifest(encrypted)
     with pytest.raises(TypeError):
-        pickle.dumps(crypto.decryption_properties(keys, manifest.encryption))
+        shard = encrypted / manifest.shards[0].path
+        pickle.dumps(crypto.decryption_properties(keys, manifest.encryption, shard))
     code = (
         "import sys, json, pyarrow.parquet as pq; from dataprep import crypto, dataset;"
         "m = dataset.read_manifest(sys.argv[1]);"
-        "p = crypto.decryption_properties(sys.argv[2], m.encryption);"
-        "print(sum(pq.ParquetFile(sys.argv[1] + '/' + s.path, decryption_properties=p)"
+        "p = lambda f: crypto.decryption_properties(sys.argv[2], m.encryption, f);"
+        "print(sum(pq.ParquetFile(f := sys.argv[1] + '/' + s.path, decryption_properties=p(f))"
         ".metadata.num_rows for s in m.shards))"
     )
     out = subprocess.run(

@@ -50,6 +50,15 @@ def train(
     trace_samples: Annotated[
         bool, Opt(help="Write each rank's sample fingerprints to --out (audit).")
     ] = False,
+    dp_epsilon: Annotated[
+        float | None,
+        Opt(help="Train with DP-SGD (Opacus) spending at most this epsilon over --steps."),
+    ] = None,
+    dp_delta: Annotated[float | None, Opt(help="DP-SGD delta (default 1/(10 x rows)).")] = None,
+    dp_max_grad_norm: Annotated[float, Opt(help="DP-SGD per-sample clipping norm.")] = 1.0,
+    dp_on_budget: Annotated[
+        str, Opt(help="At the budget: stop (checkpoint, exit 4) or warn and go on.")
+    ] = "stop",
     nproc_per_node: Annotated[str, Opt(help="Processes: a number, or auto.")] = "auto",
     nnodes: Annotated[str, Opt(help="Nodes: N or MIN:MAX.")] = "1",
     rdzv_endpoint: Annotated[str | None, Opt(help="HOST:PORT for multi-node.")] = None,
@@ -96,6 +105,11 @@ def train(
             where = f"at step {summary['step']}; checkpoint saved"
         what = "interrupted" if stopped == "SIGINT" else f"stopped by {stopped}"
         line = f"{what} {where}; rerun the same command to resume"
+        if stopped == "dp-budget":
+            line = (
+                f"privacy budget spent (epsilon {summary.get('dp_epsilon', 0):.3g} of "
+                f"--dp-epsilon {cfg.dp_epsilon:g}) {where}; a larger --dp-epsilon continues it"
+            )
         err_console.print(line, markup=False, highlight=False)
         raise typer.Exit(STOPPED_EXIT.get(stopped, STOPPED_EXIT["SIGTERM"]))
     if json:

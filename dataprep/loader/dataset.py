@@ -126,6 +126,11 @@ class ShardDataset(Resumable):
                 f"{self.path} is encrypted (key set {self.index.encryption.get('key_set')}); "
                 "pass key_file= with the key file it was encrypted with"
             )
+        if self.index.encryption is not None:  # a partial key file: its columns, or one sentence
+            from dataprep.crypto import readable_columns
+
+            access = readable_columns(self.index.encryption, key_file, self.index.schema.names)
+            self.columns = access.readable if columns is None else access.require(self.columns)
         if verify and any(f.checksum is None for f in self.index.files):
             raise DataprepError(
                 f"verify=True needs a dataset directory with a manifest; {self.path} is plain "

@@ -66,9 +66,10 @@ class ShardReader:
         self._files: collections.OrderedDict[int, pq.ParquetFile] = collections.OrderedDict()
         self._verified = verified if verified is not None else set()  # shared across readers
         self._decryption: Any = None
+        self._key_file = key_file
         if index.encryption is not None:
             try:
-                from dataprep.crypto import decryption_properties
+                from dataprep.crypto import shard_decryption  # noqa: F401 - checks it is there
             except ImportError:
                 raise DataprepError(
                     f"{index.uri} is encrypted but this dataprep has no dataprep.crypto module"
@@ -76,7 +77,9 @@ class ShardReader:
             from dataprep.audit_use import use
 
             with use("decrypt", key_file, index.uri, index.encryption, columns):  # audit record
-                self._decryption = decryption_properties(key_file, index.encryption)
+                from dataprep.crypto import readable_columns
+
+                readable_columns(index.encryption, key_file, index.schema.names).require(columns)
 
     def open(self, file: int) -> pq.ParquetFile:
         handle = self._files.get(file)
@@ -87,6 +90,12 @@ class ShardReader:
         if self.verify and file not in self._verified:
             self._check(file)
         try:
+            if self.index.encryption is not None:  # per shard: its wrapped keys may be beside it
+                from dataprep.crypto import shard_decryption
+
+                self._decryption = shard_decryption(
+                    self._key_file, self.index.encryption, shard.path, self.index.filesystem
+                )
             handle = pq.ParquetFile(
                 self.index.filesystem.open_input_file(shard.path),
                 decryption_properties=self._decryption,

@@ -9,7 +9,7 @@ and key ids; each worker rebuilds pyarrow's (unpicklable) encryption objects its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -25,7 +25,16 @@ _PARQUET_CODECS = {"UNCOMPRESSED": "none", "LZ4_RAW": "lz4", "LZ4": "lz4"}
 
 class EncryptConfig(StageConfig):
     key_file: str = Field(description="key file made by `dataprep keygen`")
-    columns: list[str] | None = Field(None, description="columns to encrypt (default: all)")
+    columns: list[str] | None = Field(
+        None,
+        description="columns to encrypt (default: all), each COLUMN or COLUMN:KEY (a key id or "
+        "name in the key file) to put column groups under different master keys",
+    )
+    key_material: Literal["external", "internal"] = Field(
+        "external",
+        description="where the wrapped data keys live: external (OUT/.keys/, so `dataprep keys "
+        "rotate` re-wraps them without rewriting data) or internal (each file's footer)",
+    )
     codec: Codec | None = Field(None, description="codec (default: keep the input's)")
     level: int | None = Field(None, description="codec level (default: keep the input's)")
 
@@ -57,7 +66,8 @@ class EncryptStage(Stage[EncryptConfig]):
                 f"{source.encryption.get('key_set')}); decrypt it first to re-encrypt"
             )
         load_key_file(config.key_file)
-        spec = EncryptionSpec(config.key_file, tuple(config.columns) if config.columns else None)
+        columns = tuple(config.columns) if config.columns else None
+        spec = EncryptionSpec(config.key_file, columns, key_material=config.key_material)
         encryption = spec.manifest(source.schema)  # checks the columns and key ids
         options = _options(ctx, config.codec, config.level, spec, ReadOptions())
         return _map(ctx, "encrypt", ReadOptions(), options, encryption)
@@ -77,7 +87,7 @@ class DecryptStage(Stage[DecryptConfig]):
                 "the recipe's output encryption would encrypt decrypt's output again; "
                 "remove output.encryption or the decrypt stage"
             )
-        from dataprep.crypto import decryption_properties
+        from dataprep.crypto import decryption_properties, readable_columns
 
         reader = ReadOptions(config.key_file, source.encryption)
         # fail fast on a bad key, before any task: one sentence naming a shard and the columns
@@ -85,7 +95,9 @@ class DecryptStage(Stage[DecryptConfig]):
         if paths:
             reader.open(paths[0])
         else:
-            decryption_properties(config.key_file, source.encryption)
+            decryption_properties(config.key_file, {**source.encryption, "key_material": None})
+        # every column is read: a partial key file stops here, naming a column it cannot open
+        readable_columns(source.encryption, config.key_file, source.schema.names).require(None)
         options = _options(ctx, config.codec, config.level, None, reader)
         return _map(ctx, "decrypt", reader, options, None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataprep.train.model import SIZES
 
@@ -45,6 +45,22 @@ class TrainConfig(BaseModel):
     key_file: str | None = Field(None, description="key file for encrypted datasets")
     quiet: bool = Field(False, description="no per-step lines on stdout")
     trace_samples: bool = Field(False, description="log a fingerprint of every trained sample")
+    dp_epsilon: float | None = Field(None, gt=0, description="DP-SGD: the privacy budget")
+    dp_delta: float | None = Field(None, gt=0, lt=1, description="DP-SGD: default 1/(10 rows)")
+    dp_max_grad_norm: float = Field(1.0, gt=0, description="DP-SGD: per-sample clipping norm")
+    dp_on_budget: Literal["stop", "warn"] = "stop"
+
+    @model_validator(mode="after")
+    def _dp_compatible(self) -> TrainConfig:
+        """Options DP-SGD cannot honour are refused before any process starts."""
+        if self.dp_epsilon is not None and self.compile:
+            raise ValueError("--compile cannot be combined with --dp-epsilon (per-sample hooks)")
+        if self.dp_epsilon is not None and self.grad_compression != "none":
+            raise ValueError(
+                "--grad-compression cannot be combined with --dp-epsilon (the DP optimizer "
+                "all-reduces the noised gradients itself)"
+            )
+        return self
 
     def horizon(self) -> int:
         return self.lr_decay_steps or self.steps

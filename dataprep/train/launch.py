@@ -29,6 +29,7 @@ from dataprep.train.user_error import reported
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # 143 and 130: what shells and schedulers report after SIGTERM and Ctrl-C
 STOPPED_EXIT = {s.name: 128 + s for s in STOP_SIGNALS}
+STOPPED_EXIT["dp-budget"] = 4  # DP-SGD: the next step would spend more than --dp-epsilon
 
 
 def under_torchrun() -> bool:

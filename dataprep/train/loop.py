@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataprep.errors import DataprepError
 from dataprep.loader import ReadPosition, ShardDataset, make_dataloader
-from dataprep.train import checkpoint, restore, stops
+from dataprep.train import checkpoint, privacy, restore, stops
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
 from dataprep.train.feed import Feed, Fetched
@@ -77,12 +77,15 @@ class Trainer:
     def build(self) -> None:
         self._build_model()
         self._build_data()
+        self.private = privacy.plan_for(self.cfg, self.world)
         self.step, self.epoch = 0, 0
         found = self._resume_point() if self.cfg.resume else None
         self.resumed_from, rng = None, None
         if found is not None:
             self._restore(found)
             rng = found.rng
+        if self.private:
+            self.private.check_start(self.step, self.cfg.steps)
         if rng is not None:
             checkpoint.set_rng_state(rng)
         else:
@@ -148,12 +151,18 @@ class Trainer:
             ) from None
         self.epoch = int(found.train_state["reader"]["epoch"])
         self.resumed_from = str(found.path)
+        if self.private and found.train_state.get("privacy"):
+            self.private.resumed(found.train_state["privacy"])
 
     def _wrap(self) -> None:
         """DDP across ranks (optionally compressing gradients), then torch.compile."""
         cfg = self.cfg
         self.ddp: Any = self.model
-        if self.world > 1:
+        if self.private:  # per-sample clipping and noise replace DDP's gradient all-reduce
+            self.ddp, self.optimizer = self.private.wrap(
+                self.model, self.optimizer, self.world, cfg.batch_size
+            )
+        elif self.world > 1:
             self.ddp = DDP(self.model, device_ids=[self.device.index] if self.is_cuda else None)
             if cfg.grad_compression != "none":
                 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
@@ -228,14 +237,16 @@ class Trainer:
                 during.append(feed.fetch())
             batch = during[-1].batch if micro else first.batch
             log.trace(self.step + 1, batch)
-            sync = micro == cfg.grad_accum - 1 or self.world == 1
+            sync = micro == cfg.grad_accum - 1 or self.world == 1 or self.private
             with nullcontext() if sync else self.ddp.no_sync():
-                loss = self.loss(batch)
-                (loss / cfg.grad_accum).backward()
+                loss = self.loss(batch)  # DP: per-sample grads of the loss itself, clipped
+                (loss if self.private else loss / cfg.grad_accum).backward()
             total[0] += loss.detach().float() / cfg.grad_accum
-        if cfg.grad_clip:
+        if cfg.grad_clip and not self.private:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
+        if self.private:
+            self.private.step_taken(self.step + 1 < cfg.steps, self.console.warn)
         lr = self.scheduler.get_last_lr()[0]  # what this step used; stepping sets the next
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -268,6 +279,8 @@ class Trainer:
                 "data_stall_s": stall,
                 "data_stall_frac": stall / seconds,
             }
+            if self.private:
+                record["dp_epsilon"] = self.private.spent()
             if self.is_cuda:
                 record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
                 if self.peak:
@@ -298,7 +311,7 @@ class Trainer:
             "world_size": self.world,
             "checkpoint": str(checkpoint.latest(self.out)),
             "stopped_by": stops.name() if stopped else None,
-        }
+        } | ({"dp_epsilon": self.private.spent()} if self.private else {})
 
     # --- pieces a step uses ------------------------------------------------------------------
 
@@ -353,6 +366,8 @@ class Trainer:
             "world_size": self.world,
             "config": self.cfg.model_dump(mode="json"),
         }
+        if self.private:
+            state["privacy"] = self.private.state()
         checkpoint.save(
             self.out,
             self.step,
@@ -366,7 +381,7 @@ class Trainer:
 
     @property
     def stop_requested(self) -> bool:
-        return bool(stops.received)
+        return bool(stops.received or stops.requested)
 
     def _warn(self, text: str) -> None:
         self.console.warn(text)

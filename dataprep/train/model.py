@@ -97,7 +97,8 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def hidden(self, ids: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(ids.shape[1], device=ids.device)
+        # (batch, time) positions, not (time,): per-sample gradients (DP-SGD) need the batch
+        positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
         x = self.tok(ids) + self.pos(positions)
         for block in self.blocks:
             x = block(x)

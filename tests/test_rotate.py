@@ -1,0 +1,224 @@
+"""`dataprep keys rotate`: new master keys, same data files, crash-safe.
+
+Oracles: the rows read with the old key before rotating (the new key must read exactly
+those), and each data file's sha256 before rotating (it must not change). A rotation killed
+with SIGKILL before or after its switch must leave one of the two key files opening every shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from dataprep import crypto, dataset
+from dataprep.dataset import ReadOptions
+from dataprep.errors import DataprepError
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
+from tests.helpers import cli
+from tests.test_column_keys import _license_rows
+
+INLINE = make_executor("local", workers=1)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("rotate")
+    _license_rows(tmp / "in.jsonl")
+    out = tmp / "plain"
+    run_stage(
+        "shard", {"shard_bytes": 40_000}, out, inputs=[str(tmp / "in.jsonl")], executor=INLINE
+    )
+    return out
+
+
+def _encrypted(plain: Path, tmp: Path, *extra: str) -> tuple[Path, Path]:
+    keys = tmp / "old.keys"
+    cli("keygen", "-o", keys, "--keys", "text,label")
+    enc = tmp / "enc"
+    cli(
+        "encrypt",
+        plain,
+        "-o",
+        enc,
+        "-k",
+        keys,
+        "--columns",
+        "text:text,label:label",
+        "-w",
+        "1",
+        *extra,
+    )
+    return enc, keys
+
+
+def _rows(root: Path, keys: Path) -> pa.Table:
+    manifest = dataset.read_manifest(root)
+    reader = ReadOptions(str(keys), manifest.encryption)
+    return pa.concat_tables(
+        reader.read_table(p) for _, p in dataset.iter_shard_paths(root, manifest)
+    )
+
+
+def _sha256(root: Path) -> dict[str, str]:
+    manifest = dataset.read_manifest(root)
+    return {
+        s.path: hashlib.sha256((root / s.path).read_bytes()).hexdigest() for s in manifest.shards
+    }
+
+
+def test_rotation_moves_keys_without_touching_data(plain: Path, tmp_path: Path) -> None:
+    enc, old = _encrypted(plain, tmp_path)
+    before_rows, before_sha = _rows(enc, old), _sha256(enc)
+    before = dataset.read_manifest(enc)
+    new = tmp_path / "new.keys"
+    cli("keygen", "-o", new, "--keys", "text,label")
+    proc = cli("keys", "rotate", enc, "-k", old, "--new-key-file", new, "--json")
+    (result,) = json.loads(proc.stdout)
+    after = dataset.read_manifest(enc)
+    assert _sha256(enc) == before_sha  # data files byte-identical
+    assert after.shards == before.shards and after.digest() == before.digest()
+    assert _rows(enc, new).equals(before_rows)
+    # the manifest records the new ids and the rotation, ids only
+    o, n = crypto.load_key_file(old), crypto.load_key_file(new)
+    mapping = {
+        o.footer_key: n.footer_key,
+        **{o.resolve(k): n.resolve(k) for k in ("text", "label")},
+    }
+    assert result["keys"] == mapping
+    info = after.encryption
+    assert info["footer_key_id"] == n.footer_key and info["key_set"] == n.key_set
+    assert info["column_keys"] == {n.resolve("text"): ["text"], n.resolve("label"): ["label"]}
+    (record,) = info["rotations"]
+    assert record["keys"] == mapping and record["from_key_set"] == o.key_set
+    assert record["to_key_set"] == n.key_set and record["time"].endswith("Z")
+    # only the new generation of key material is left: the old key opens nothing
+    assert sorted(p.name for p in (enc / ".keys").iterdir()) == ["1"]
+    assert result["bytes_written"] < result["dataset_bytes"]
+    failed = cli("export", enc, "-o", tmp_path / "x.jsonl", "-k", old, check=False)
+    assert failed.returncode == 2 and "has no key" in failed.stderr
+    # even told the new ids, the old master keys cannot unwrap the new material
+    forged = json.loads(old.read_text())
+    forged["keys"] = {mapping[k]: v for k, v in forged["keys"].items()}
+    forged["footer_key"], forged["column_key"] = mapping[o.footer_key], mapping[o.column_key]
+    (tmp_path / "forged.keys").write_text(json.dumps(forged))
+    no_checks = {**info, "key_checks": {}}
+    with pytest.raises(DataprepError, match="does not unwrap|failed decryption"):
+        reader = ReadOptions(str(tmp_path / "forged.keys"), no_checks)
+        reader.read_table(enc / after.shards[0].path)
+    # verify needs no key and still passes; a stage reads the rotated data with the new key
+    ok = cli("verify", enc)
+    assert ok.returncode == 0, ok.stderr
+    out = tmp_path / "dec"
+    cli("decrypt", enc, "-o", out, "-k", new, "-w", "1")
+    assert _rows(out, new).equals(before_rows)
+
+
+def test_partial_key_file_of_the_new_set_reads_its_columns(plain: Path, tmp_path: Path) -> None:
+    enc, old = _encrypted(plain, tmp_path)
+    new = tmp_path / "new.keys"
+    cli("keygen", "-o", new, "--keys", "text,label")
+    cli("keys", "rotate", enc, "-k", old, "--new-key-file", new)
+    lab = tmp_path / "lab.keys"
+    cli("keys", "export-subset", new, "--keys", "label", "-o", lab)
+    manifest = dataset.read_manifest(enc)
+    reader = ReadOptions(str(lab), manifest.encryption)
+    got = pa.concat_tables(
+        reader.read_table(p, ["id", "label"]) for _, p in dataset.iter_shard_paths(enc, manifest)
+    )
+    assert got.equals(_rows(enc, new).select(["id", "label"]))
+
+
+_KILL = """
+import os, signal, sys
+import dataprep.keys_rotate as kr
+where = sys.argv[4]
+if where == "before":  # mid-way through writing the new generation
+    real, calls = kr.rewrap, []
+    def rewrap(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **k)
+    kr.rewrap = rewrap
+else:  # right after the manifest switch, before the old generation is removed
+    real_write = kr.write_manifest
+    def write_manifest(*a, **k):
+        real_write(*a, **k)
+        os.kill(os.getpid(), signal.SIGKILL)
+    kr.write_manifest = write_manifest
+kr.rotate(sys.argv[1], sys.argv[2], sys.argv[3])
+"""
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_killed_rotation_leaves_one_key_opening_every_shard(
+    plain: Path, tmp_path: Path, where: str
+) -> None:
+    enc, old = _encrypted(plain, tmp_path)
+    oracle, sha = _rows(enc, old), _sha256(enc)
+    new = tmp_path / "new.keys"
+    cli("keygen", "-o", new, "--keys", "text,label")
+    args = [sys.executable, "-c", _KILL, str(enc), str(old), str(new), where]
+    proc = subprocess.run(
+        args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _sha256(enc) == sha
+    works, refused = (old, new) if where == "before" else (new, old)
+    assert _rows(enc, works).equals(oracle)  # every shard opens with one of the two
+    with pytest.raises(DataprepError, match="has no key"):
+        _rows(enc, refused)
+    assert cli("verify", enc).returncode == 0
+    if where == "before":  # the rerun finishes the rotation and clears the half-written folder
+        cli("keys", "rotate", enc, "-k", old, "--new-key-file", new)
+    else:  # the old generation is still there; the next rotation removes it
+        assert sorted(p.name for p in (enc / ".keys").iterdir()) == ["0", "1"]
+        newer = tmp_path / "newer.keys"
+        cli("keygen", "-o", newer, "--keys", "text,label")
+        cli("keys", "rotate", enc, "-k", new, "--new-key-file", newer)
+        new = newer
+    assert _rows(enc, new).equals(oracle) and _sha256(enc) == sha
+    assert len(list((enc / ".keys").iterdir())) == 1
+
+
+def test_what_cannot_be_rotated_is_one_sentence(plain: Path, tmp_path: Path) -> None:
+    enc, old = _encrypted(plain, tmp_path, "--key-material", "internal")
+    assert not (enc / ".keys").exists()
+    new = tmp_path / "new.keys"
+    cli("keygen", "-o", new, "--keys", "text,label")
+    proc = cli("keys", "rotate", enc, "-k", old, "--new-key-file", new, check=False)
+    assert proc.returncode == 2 and "internal key material" in proc.stderr
+    assert _rows(enc, old).num_rows > 0  # untouched, still readable with the old key
+    enc2 = tmp_path / "enc2"
+    cli("encrypt", plain, "-o", enc2, "-k", old, "--columns", "text:text,label:label", "-w", "1")
+    lab = tmp_path / "lab.keys"
+    cli("keys", "export-subset", old, "--keys", "label", "-o", lab)
+    proc = cli("keys", "rotate", enc2, "-k", lab, "--new-key-file", new, check=False)
+    assert proc.returncode == 2 and "a partial key file cannot rotate" in proc.stderr
+    other = tmp_path / "other.keys"
+    cli("keygen", "-o", other, "--keys", "body")
+    proc = cli("keys", "rotate", enc2, "-k", old, "--new-key-file", other, check=False)
+    assert proc.returncode == 2 and "has no successor" in proc.stderr
+    proc = cli(
+        "keys",
+        "rotate",
+        enc2,
+        "-k",
+        old,
+        "--new-key-file",
+        other,
+        "--map",
+        "text=body",
+        check=False,
+    )
+    assert proc.returncode == 2 and "has no successor" in proc.stderr  # label still has none
+    assert _rows(enc2, old).num_rows > 0 and sorted(os.listdir(enc2 / ".keys")) == ["0"]
