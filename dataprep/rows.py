@@ -136,16 +136,35 @@ class _Reader:
         self.files: dict[int, pq.ParquetFile] = {}
         self.groups_read = 0
 
+    def _open(self, shard: int) -> pq.ParquetFile:
+        if shard not in self.files:
+            self.files[shard] = self.options.open(self.paths[shard])
+        return self.files[shard]
+
     def read(self, unit: _Unit) -> pa.Table:
-        path = self.paths[unit.shard]
-        if unit.shard not in self.files:
-            self.files[unit.shard] = self.options.open(path)
-        file = self.files[unit.shard]
+        """A whole row group."""
+        file = self._open(unit.shard)
         self.groups_read += 1
-        with shard_errors(path.name, self.options.encryption is not None):
+        with shard_errors(self.paths[unit.shard].name, self.options.encryption is not None):
             if unit.group is None:
                 return file.read(columns=self.columns)
             return file.read_row_group(unit.group, columns=self.columns)
+
+    def batches(self, unit: _Unit, size: int) -> Iterator[pa.Table]:
+        """A row group's rows, `size` at a time, decoded only as far as the caller reads: ten
+        rows of a 65,536-row group cost their pages, not the group."""
+        file = self._open(unit.shard)
+        groups = None if unit.group is None else [unit.group]
+        name, encrypted = self.paths[unit.shard].name, self.options.encryption is not None
+        with shard_errors(name, encrypted):
+            stream = file.iter_batches(batch_size=size, row_groups=groups, columns=self.columns)
+        self.groups_read += 1
+        while True:
+            with shard_errors(name, encrypted):
+                batch = next(stream, None)
+            if batch is None:
+                return
+            yield pa.Table.from_batches([batch])
 
 
 def _scan(
@@ -155,20 +174,27 @@ def _scan(
     test: expr.Where | None,
     rng: np.random.Generator | None,
 ) -> pa.Table:
-    """Row groups in the given order, filtered, until `n` rows are kept."""
+    """Row groups in the given order, filtered, until `n` rows are kept; in order, a group is
+    read in batches and left as soon as `n` rows are in, shuffled it is read whole."""
     parts: list[pa.Table] = []
     kept = 0
     for unit in units:
         if kept >= n:
             break
-        table = reader.read(unit)
-        if test is not None:
-            (mask,) = expr.evaluate(table, [test.expression])
-            table = table.filter(pa.array(mask))
         if rng is not None:
-            table = table.take(pa.array(rng.permutation(table.num_rows)))
-        parts.append(table.slice(0, n - kept))
-        kept += parts[-1].num_rows
+            chunks: Iterator[pa.Table] = iter([reader.read(unit)])
+        else:
+            chunks = reader.batches(unit, max(n - kept, 1) if test is None else max(n, 1024))
+        for table in chunks:
+            if test is not None:
+                (mask,) = expr.evaluate(table, [test.expression])
+                table = table.filter(pa.array(mask))
+            if rng is not None:
+                table = table.take(pa.array(rng.permutation(table.num_rows)))
+            parts.append(table.slice(0, n - kept))
+            kept += parts[-1].num_rows
+            if kept >= n:
+                break
     return _concat(parts, reader)
 
 
