@@ -57,6 +57,12 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
             if problem:
                 raise VerifyError(f"shard {shard.path}: {problem}")
         rows += shard.rows
+    if manifest.encryption is not None:  # wrapped data keys beside the data: no key needed
+        from dataprep.crypto_material import check_material
+
+        problem = check_material(root, manifest.encryption, [s.path for s in manifest.shards])
+        if problem:
+            raise VerifyError(problem)
     skipped = None
     if manifest.encryption is not None and manifest.shards:
         skipped = (

@@ -222,3 +222,14 @@ def test_what_cannot_be_rotated_is_one_sentence(plain: Path, tmp_path: Path) -> 
     )
     assert proc.returncode == 2 and "has no successor" in proc.stderr  # label still has none
     assert _rows(enc2, old).num_rows > 0 and sorted(os.listdir(enc2 / ".keys")) == ["0"]
+
+
+def test_verify_and_readers_name_a_missing_key_material_file(plain: Path, tmp_path: Path) -> None:
+    enc, old = _encrypted(plain, tmp_path)
+    shard = dataset.read_manifest(enc).shards[1].path
+    (enc / ".keys" / "0" / f"_KEY_MATERIAL_FOR_{shard}.json").unlink()
+    proc = cli("verify", enc, check=False)
+    assert proc.returncode == 1 and shard in proc.stderr and "missing" in proc.stderr
+    proc = cli("export", enc, "-o", tmp_path / "x.jsonl", "-k", old, check=False)
+    assert proc.returncode == 2 and f"shard {shard} cannot be decrypted" in proc.stderr
+    assert "copy a dataset with its .keys/ folder" in proc.stderr
