@@ -27,6 +27,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 Sink = Callable[[dict[str, int]], None]
 
+RUN_STATUSES = ("ran", "cached", "failed")
 NO_PHASE = "tasks"  # the phase label of tasks that do not name one
 
 # name (without _total for counters), type, help; the label sets are fixed by the collector
@@ -107,6 +108,8 @@ class StageMetrics:
             state.running, state.started, state.last_progress = True, now, now
             state.started_mono = time.monotonic()
             state.quarantined_this_run = 0
+            for status in RUN_STATUSES:  # at 0 from the start: a first failure is an increase
+                state.runs[status] += 0
             state.phase, state.phase_started = NO_PHASE, state.started_mono
             state.phase_rows_at_start = state.rows.get(NO_PHASE, 0)
         return StageRecorder(self, state, dict(sizes or {}))
