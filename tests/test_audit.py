@@ -320,3 +320,20 @@ def test_two_gloo_ranks_with_two_loader_workers_each_record_their_use(
     assert {r["dataset"] for r in reads} == {str(tmp_path / "enc")}
     assert cli("audit", "verify", log).returncode == 0
     _no_secrets(log, keys)
+
+
+def test_ray_tasks_record_into_the_moved_log(plain: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    keys = tmp_path / "keys.json"
+    cli("keygen", "-o", keys)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    moved = tmp_path / "moved.jsonl"
+    ray = ("--executor", "ray", "--workers", "2", "-q", "--audit-log", moved)
+    cli("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *ray)
+    found = _records(moved)
+    # the driver checks the key first, then each Ray worker process that ran tasks: one each
+    assert len(found) >= 2 and len({r["pid"] for r in found}) == len(found)
+    assert all(r["action"] == "decrypt" and r["outcome"] == "ok" for r in found)
+    assert len(_records(Path(str(keys) + ".audit.jsonl"))) == 1  # only the encrypt
+    assert audit.verify(moved)[0] == len(found)
