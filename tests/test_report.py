@@ -350,3 +350,34 @@ def test_text_column_named_by_shard_and_odd_inputs(tmp_path: Path) -> None:
     crypto.generate_key_file(other)
     wrong = cli("report", enc, "-o", out, "--key-file", other, check=False)
     assert wrong.returncode == 2 and "key" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_lineage_follows_the_recorded_input_and_rows(chain_dir: Path, tmp_path: Path) -> None:
+    """An ancestor elsewhere is found where the entry says its input was; a deleted one
+    keeps the rows its entry recorded."""
+    inline = make_executor("local", workers=1)
+    away = tmp_path / "elsewhere" / "kept"
+    run_stage("compress", {"codec": "zstd"}, away, input_path=chain_dir / "near", executor=inline)
+    doc = json.loads((away / ".manifest.json").read_text())
+    last = doc["lineage"][-1]
+    last.setdefault("input", str(chain_dir / "near"))  # `dataprep lineage` records it
+    (away / ".manifest.json").write_text(json.dumps(doc))
+    steps = chain(str(away), dataset.read_manifest(away))
+    assert steps[1].path == str(chain_dir / "near")
+    assert steps[1].rows_out == dataset.read_manifest(chain_dir / "near").rows
+    gone = dict(doc)
+    gone["lineage"] = [
+        {k: v for k, v in e.items() if k not in ("rows_in", "rows_out", "input")}
+        for e in doc["lineage"]
+    ]
+    gone["lineage"][-1] |= {"input": str(tmp_path / "deleted"), "input_digest": "0" * 32}
+    (away / ".manifest.json").write_text(json.dumps(gone))
+    steps = chain(str(away), dataset.read_manifest(away))
+    near_rows = dataset.read_manifest(chain_dir / "near").rows
+    assert [s.path for s in steps] == [None, None, str(away)]
+    assert steps[2].rows_in == steps[1].rows_out == near_rows  # from the compress report
+    assert steps[1].rows_in is None and steps[0].rows_out is None  # nothing says
+    gone["lineage"][1]["rows_in"] = 777  # what `dataprep lineage` records in each entry
+    (away / ".manifest.json").write_text(json.dumps(gone))
+    steps = chain(str(away), dataset.read_manifest(away))
+    assert steps[1].rows_in == steps[0].rows_out == 777

@@ -1,10 +1,11 @@
 """The chain of stages from raw input to a dataset, with rows in and out per stage.
 
-The manifest's lineage names every stage run but not where its output went; each entry
-records the digest of its input, so an ancestor is the dataset beside this one (a recipe writes
-`root/<stage id>/`) or one named on the command line whose manifest digest matches. Found
-ancestors also give their `.report.json` (dedup clusters, resample classes...) and their
-quarantine; a stage whose output is gone still shows, with the rows its neighbours imply.
+Each lineage entry records the digest of its input and, since `dataprep lineage`, where that
+input was and its rows in and out; an ancestor is the dataset at that recorded place, beside
+this one (a recipe writes `root/<stage id>/`) or named on the command line, whose manifest
+digest and history match. Found ancestors also give their `.report.json` (dedup clusters,
+resample classes...) and their quarantine; a stage whose output is gone still shows, with the
+rows its entry recorded or its neighbours imply.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def chain(path: str, manifest: Manifest, candidates: tuple[str, ...] = ()) -> li
     if not steps:
         return steps
     steps[-1].path = path
-    found = _by_digest(path, candidates, len(lineage))
+    recorded = tuple(e.get("input") for e in lineage if isinstance(e.get("input"), str))
+    found = _by_digest(path, recorded + candidates, len(lineage))
     for k in range(len(steps) - 1):  # output of step k = input of step k+1
         digest = lineage[k + 1].input_digest
         for where, other in found.get(digest or "", []):
@@ -56,6 +58,10 @@ def chain(path: str, manifest: Manifest, candidates: tuple[str, ...] = ()) -> li
                 steps[k].rows_out = other.rows
                 break
     for step in steps:
+        for key in ("rows_in", "rows_out"):  # what the entry itself recorded, if it did
+            value = step.entry.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(step, key, value)
         if step.path is None:
             continue
         root = as_path(step.path)
@@ -63,7 +69,8 @@ def chain(path: str, manifest: Manifest, candidates: tuple[str, ...] = ()) -> li
         if step.path == path:
             step.rows_out = manifest.rows
         rows_in = step.report.get("rows_in")
-        step.rows_in = rows_in if isinstance(rows_in, int) else None
+        if isinstance(rows_in, int):
+            step.rows_in = rows_in
         step.quarantine, step.quarantine_note = quarantine_reasons(root)
     for k in range(1, len(steps)):  # a missing neighbour's rows follow from the known one
         if steps[k].rows_in is None and steps[k - 1].rows_out is not None:
