@@ -237,7 +237,8 @@ def sync_dataset(
         return want.bytes
 
     failures: list[str] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync")
+    try:
         futures = {pool.submit(bring, w): w for w in wanted}
         for future in as_completed(futures):
             want = futures[future]
@@ -254,7 +255,9 @@ def sync_dataset(
                 if progress is not None:
                     progress.advance(0, want.bytes)
             record.save()
-    record.save(force=True)
+    finally:  # Ctrl-C: finish the copies in flight, start no more, keep what they did
+        pool.shutdown(wait=True, cancel_futures=True)
+        record.save(force=True)
     if failures:
         raise VerifyError(
             f"sync to {target} left {len(failures)} file(s) uncopied, so its manifest was not "
@@ -292,7 +295,7 @@ def _tidy(
     """Files at DST that SRC does not have: removed with `delete` when they are dataset files
     (after the new manifest, which does not list them), otherwise listed as kept."""
     for name in sorted(at_dst):
-        if name in names or not is_side_file(name) or name.startswith(".") and ".tmp-" in name:
+        if name in names or not is_side_file(name):
             continue
         if delete and is_dataset_file(name):
             (target / name).unlink()

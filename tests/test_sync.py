@@ -30,6 +30,12 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return text_dataset(tmp_path_factory.mktemp("sync") / "src", shard_rows=100)
 
 
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same text in ~100 small shards: a sync long enough to interrupt."""
+    return text_dataset(tmp_path_factory.mktemp("sync") / "many", shard_rows=8)
+
+
 def sha256s(root: Path) -> dict[str, str]:
     return {
         s["path"]: hashlib.sha256((root / s["path"]).read_bytes()).hexdigest()
@@ -121,15 +127,20 @@ def test_a_changed_copy_at_dst_is_copied_again(src: Path, tmp_path: Path) -> Non
     assert sync(src, dst)["copied"] == 0
 
 
-def test_killed_sync_resumes(src: Path, s3_bucket: str, tmp_path: Path) -> None:
-    many = text_dataset(tmp_path / "many", shard_rows=8)  # ~100 small shards
-    total = len(manifest(many)["shards"])
-    remote = f"{s3_bucket}/resume"
-    args = [sys.executable, "-m", "dataprep", "sync", str(many), remote, "--workers", "1", "-q"]
-    proc = subprocess.Popen(args, start_new_session=True)
+def start_sync(source: Path, remote: str) -> subprocess.Popen:
+    """A one-file-at-a-time sync in the background, once 10 objects are at `remote`."""
+    args = [sys.executable, "-m", "dataprep", "sync", str(source), remote, "--workers", "1", "-q"]
+    proc = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while len(objects(remote)) < 10 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    return proc
+
+
+def test_killed_sync_resumes(many: Path, s3_bucket: str, tmp_path: Path) -> None:
+    total = len(manifest(many)["shards"])
+    remote = f"{s3_bucket}/resume"
+    proc = start_sync(many, remote)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     there = {n for n in objects(remote) if n.endswith(".parquet")}
@@ -144,6 +155,23 @@ def test_killed_sync_resumes(src: Path, s3_bucket: str, tmp_path: Path) -> None:
     back = tmp_path / "back"
     sync(remote, back)
     assert sha256s(back) == sha256s(many)
+
+
+def test_ctrl_c_stops_a_sync_that_then_resumes(many: Path, s3_bucket: str) -> None:
+    total = len(manifest(many)["shards"])
+    remote = f"{s3_bucket}/interrupted"
+    proc = start_sync(many, remote)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    there = {n for n in objects(remote) if n.endswith(".parquet")}
+    assert 0 < len(there) < total and ".manifest.json" not in objects(remote)
+    bucket = s3_bucket.removeprefix("s3://")
+    saved = boto3.client("s3").get_object(Bucket=bucket, Key="interrupted/.sync.json")
+    assert there <= set(json.loads(saved["Body"].read())["files"])  # saved on the way out
+    resumed = sync(many, remote)
+    assert not set(resumed["copied_files"]) & there and resumed["skipped"] == len(there)
+    cli("verify", remote)
 
 
 def test_repair_from_an_s3_backup(src: Path, s3_bucket: str, tmp_path: Path) -> None:
