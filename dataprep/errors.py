@@ -23,6 +23,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "torch": ("PyTorch", "torch"),
     "tokenizers": ("the Hugging Face tokenizers package", "torch"),
     "ray": ("Ray", "ray"),
+    "opacus": ("Opacus (for --dp-epsilon)", "dp"),
 }
 
 

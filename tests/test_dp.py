@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,19 @@ def test_compile_with_dp_is_one_sentence(blocks: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "--compile cannot be combined with --dp-epsilon" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_without_opacus_it_names_the_extra(blocks: Path, tmp_path: Path) -> None:
+    hidden = tmp_path / "no_opacus" / "opacus"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'opacus'\", name='opacus')\n"
+    )
+    env = {"PYTHONPATH": os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = cli(
+        "train", str(blocks), "--out", str(tmp_path / "run"), *BASE, "--dp-epsilon", "1",
+        check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "needs Opacus (for --dp-epsilon): pip install 'dataprep[dp]'" in proc.stderr
+    assert not (tmp_path / "run").exists()
