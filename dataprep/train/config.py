@@ -45,6 +45,7 @@ class TrainConfig(BaseModel):
     key_file: str | None = Field(None, description="key file for encrypted datasets")
     quiet: bool = Field(False, description="no per-step lines on stdout")
     trace_samples: bool = Field(False, description="log a fingerprint of every trained sample")
+    allow_data_change: bool = Field(False, description="resume onto data of another digest")
     dp_epsilon: float | None = Field(None, gt=0, description="DP-SGD: the privacy budget")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="DP-SGD: default 1/(10 rows)")
     dp_max_grad_norm: float = Field(1.0, gt=0, description="DP-SGD: per-sample clipping norm")
