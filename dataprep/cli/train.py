@@ -105,6 +105,8 @@ def train(
         cfg = TrainConfig.model_validate(values)
     except ValidationError as exc:
         raise DataprepError(describe_validation(exc, "train")) from None
+    if cfg.dp_epsilon is not None:  # missing: one sentence naming the extra, before any rank
+        import opacus  # noqa: F401
     if resume_from is not None:  # before any rank starts; refused without moving anything
         from dataprep.train.rollback import prepare
 
