@@ -172,6 +172,23 @@ def test_stage_figures_match_their_reports(chain_dir: Path) -> None:
         assert sizes.uncompressed == compress["columns"][name]["uncompressed"]
 
 
+def test_source_counts_before_and_after_a_resample(chain_dir: Path, tmp_path: Path) -> None:
+    packed = chain_dir / "packed"
+    summary = build_report([str(packed)], str(tmp_path / "r.html"))
+    assert summary.sections[0]["figures"] > 0
+    from dataprep.report.build import _resample_sources
+
+    steps = chain(str(packed), dataset.read_manifest(packed))
+    _resample_sources(steps, CATEGORICAL, None, 10_000, 0)
+    figs = _figures_by_title(dataset_sections(collect_dataset(str(packed)), steps, 0))
+    shift = _meta(figs["source before / after resample"])
+    for side, name in (("before", "near"), ("after", "balanced")):
+        sources = column(chain_dir / name, "source")
+        assert shift[side] == {s: sources.count(s) for s in set(sources)}
+    assert "label before / after resample" in figs  # the label's own, from the report
+    assert "label" not in {c for s in steps for c in s.before_after}
+
+
 def test_sample_is_bounded_seeded_and_said(chain_dir: Path, tmp_path: Path) -> None:
     packed = chain_dir / "packed"
     rows = dataset.read_manifest(packed).rows

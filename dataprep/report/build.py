@@ -11,8 +11,8 @@ from dataprep.errors import DataprepError
 from dataprep.storage import as_path
 
 from . import page
-from .chain import chain
-from .collect import SAMPLE_ROWS, collect_dataset
+from .chain import Step, chain
+from .collect import SAMPLE_ROWS, collect_dataset, count_values
 from .run import collect_run, is_run
 from .sections import dataset_sections, run_sections
 
@@ -58,6 +58,7 @@ def build_report(
                 p for p, k in zip(paths, kinds, strict=True) if k == "dataset" and p != path
             )
             steps = chain(path, data.manifest, others)
+            _resample_sources(steps, wanted, key_file, sample_rows * 10, seed)
             parts = dataset_sections(data, steps, seed)
             info = {
                 "rows": data.manifest.rows,
@@ -95,6 +96,23 @@ def _kind(path: str) -> str:
         f"{path} is neither a dataset directory (no {dataset.MANIFEST}) nor a training run "
         "directory (no metrics.jsonl)"
     )
+
+
+def _resample_sources(
+    steps: list[Step], columns: tuple[str, ...], key_file: str | None, budget: int, seed: int
+) -> None:
+    """Per-source counts before and after each resample whose input and output are found
+    (the label's counts are in its report; other columns shift with it)."""
+    for before, step in zip(steps, steps[1:], strict=False):
+        if step.entry.stage != "resample" or not (before.path and step.path):
+            continue
+        label = step.entry.config.get("label")
+        for column in dict.fromkeys(c for c in columns if c != label):
+            pair = [
+                count_values(p, column, key_file, budget, seed) for p in (before.path, step.path)
+            ]
+            if pair[0] is not None and pair[1] is not None:
+                step.before_after[column] = (pair[0], pair[1])
 
 
 def _configured(lineage: list[Any], keys: tuple[str, ...]) -> tuple[str, ...]:

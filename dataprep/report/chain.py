@@ -35,6 +35,7 @@ class Step:
     rows_out: int | None = None
     quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows
     quarantine_note: str = ""
+    before_after: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # column -> facts
 
     @property
     def label(self) -> str:

@@ -116,6 +116,22 @@ def collect_dataset(
     return facts
 
 
+def count_values(
+    path: str, column: str, key_file: str | None, budget: int, seed: int
+) -> DatasetFacts | None:
+    """Counts of one column (no footers, no other column): a resample's input and output
+    side by side. None when the dataset lacks the column or cannot be read without a key."""
+    root = as_path(path)
+    manifest = dataset.read_manifest(root)
+    if column not in manifest.schema.names or (manifest.encryption and key_file is None):
+        return None
+    facts = DatasetFacts(str(path), manifest, {})
+    facts.total_row_groups = sum(len(s.row_groups) or 1 for s in manifest.shards)
+    reader = dataset.ReadOptions(key_file, manifest.encryption, verify_pages=False)
+    _read_sample(facts, root, reader, _Columns(None, [], [column]), budget, seed)
+    return facts
+
+
 @dataclass
 class _Columns:
     text: str | None

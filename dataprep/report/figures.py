@@ -71,7 +71,13 @@ def category_counts(counts: Mapping[str, int], title: str, x: str) -> go.Figure:
     return _layout(fig, title, x, "rows")
 
 
-def before_after(before: Mapping[str, int], after: Mapping[str, int], title: str) -> go.Figure:
+def before_after(
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    title: str,
+    x: str = "class",
+    y: str = "rows",
+) -> go.Figure:
     names = list(dict.fromkeys([*before, *after]))
     fig = go.Figure(
         [
@@ -79,7 +85,8 @@ def before_after(before: Mapping[str, int], after: Mapping[str, int], title: str
             go.Bar(name="after", x=names, y=[after.get(n, 0) for n in names]),
         ]
     )
-    return _layout(fig, title, "class", "rows", barmode="group")
+    fig.update_layout(meta={"before": dict(before), "after": dict(after)})
+    return _layout(fig, title, x, y, barmode="group")
 
 
 def s_curve(bands: int, rows: int, threshold: float | None, points: int = 101) -> go.Figure:

@@ -154,6 +154,8 @@ def _from_report(step: Step, facts: DatasetFacts) -> list[Section]:
                 f"{rep.get('label', 'label')} before / after resample",
             )
         )
+        for column, (before, after) in step.before_after.items():
+            sec.add(*_shift(column, before, after))
     elif stage == "partition" and not (step.path == facts.path and facts.partition_rows):
         rows = dict(enumerate(rep.get("partition_rows", [])))
         if rows:
@@ -167,6 +169,25 @@ def _from_report(step: Step, facts: DatasetFacts) -> list[Section]:
     if step.quarantine_note:
         sec.add(Note(step.quarantine_note, "warn"))
     return [sec] if sec.blocks else []
+
+
+def _shift(column: str, before: DatasetFacts, after: DatasetFacts) -> list[Block]:
+    """Rows per value before and after, as counts when both sides were read whole, else as
+    shares of the sample (samples of two sizes are not comparable as counts)."""
+    a, b = before.categories.get(column, {}), after.categories.get(column, {})
+    if not before.sampled and not after.sampled:
+        return [figures.before_after(a, b, f"{column} before / after resample", column)]
+    share = (
+        {k: v / before.sampled_rows for k, v in a.items()},
+        {k: v / after.sampled_rows for k, v in b.items()},
+    )
+    note = Note(
+        f"{column}: shares of seeded samples ({before.sampled_rows:,} rows before, "
+        f"{after.sampled_rows:,} after), not counts",
+        "warn",
+    )
+    title = f"{column} before / after resample (share)"
+    return [figures.before_after(*share, title, column, "share of rows"), note]
 
 
 def _balance(rows: dict[int, int]) -> tuple[Block, Block]:
