@@ -280,3 +280,26 @@ def test_sync_prints_a_summary(src: Path, tmp_path: Path) -> None:
     proc = cli("sync", src, tmp_path / "dst")
     assert "synced" in proc.stdout and "MB/s" in proc.stdout
     assert "0 copied" in cli("sync", src, tmp_path / "dst").stdout
+
+
+def test_every_file_of_an_encrypted_dataset_travels(src: Path, tmp_path: Path) -> None:
+    from helpers import encrypted_copy
+
+    enc, _ = encrypted_copy(src, tmp_path)
+    (enc / ".quarantine.jsonl").write_text('{"source": "x", "error": "bad line"}\n')
+    dst = tmp_path / "dst"
+    sync(enc, dst)
+
+    def files(root: Path) -> dict[str, bytes]:
+        found = [p for p in root.rglob("*") if p.is_file() and p.name != ".sync.json"]
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in found}
+
+    assert files(dst) == files(enc)
+    assert any(name.startswith(".keys/") for name in files(enc))  # wrapped key material
+    assert "skipped" in json.loads(cli("verify", dst, "--json").stdout)
+
+
+def test_a_missing_source_is_one_sentence(tmp_path: Path) -> None:
+    proc = cli("sync", tmp_path / "nothing", tmp_path / "dst", check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
