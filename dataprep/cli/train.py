@@ -47,16 +47,6 @@ def train(
     ] = "none",
     num_workers: Annotated[int, Opt(help="DataLoader workers per process.")] = 1,
     resume: Annotated[bool, Opt(help="Continue from the latest checkpoint in --out.")] = True,
-    resume_from: Annotated[
-        str | None,
-        Opt(
-            help="Continue from this kept checkpoint (a folder, or its step in --out); later "
-            "ones move to --out/rollbacks/, none is deleted."
-        ),
-    ] = None,
-    allow_data_change: Annotated[
-        bool, Opt(help="Resume onto data whose manifest digest differs (logged).")
-    ] = False,
     trace_samples: Annotated[
         bool, Opt(help="Write each rank's sample fingerprints to --out (audit).")
     ] = False,
@@ -69,6 +59,39 @@ def train(
     dp_on_budget: Annotated[
         str, Opt(help="At the budget: stop (checkpoint, exit 4) or warn and go on.")
     ] = "stop",
+    alert: Annotated[
+        list[str] | None,
+        Opt(
+            help="Alert rule NAME[:KEY=VALUE,...] (repeatable; rules below), replacing the "
+            "default rule of that name. Fires once per episode: a log line and a record in "
+            "RUN/alerts.jsonl.",
+            rich_help_panel="Monitoring",
+        ),
+    ] = None,
+    no_default_alerts: Annotated[
+        bool,
+        Opt(
+            "--no-default-alerts",
+            help="Judge only the --alert rules given (default: all four rules).",
+            rich_help_panel="Monitoring",
+        ),
+    ] = False,
+    on_alert: Annotated[
+        str,
+        Opt(
+            help="warn, or stop: checkpoint and exit 3 (weights from a non-finite loss are "
+            "not saved; resume takes the last good checkpoint).",
+            rich_help_panel="Monitoring",
+        ),
+    ] = "warn",
+    metrics_port: Annotated[
+        int | None,
+        Opt(
+            help="Serve Prometheus metrics (dataprep_train_*) from rank 0 on this port "
+            "(0: a free one, printed on stderr).",
+            rich_help_panel="Monitoring",
+        ),
+    ] = None,
     nproc_per_node: Annotated[str, Opt(help="Processes: a number, or auto.")] = "auto",
     nnodes: Annotated[str, Opt(help="Nodes: N or MIN:MAX.")] = "1",
     rdzv_endpoint: Annotated[str | None, Opt(help="HOST:PORT for multi-node.")] = None,
@@ -86,10 +109,25 @@ def train(
     checksummed; rerunning resumes exactly, also with another number of processes, from the
     newest checkpoint that verifies. SIGTERM (Ctrl-C: SIGINT) saves a checkpoint and exits
     with code 143 (130); rerunning the same command resumes. A finished run says so.
+
+    Alert rules, all four on by default (--alert NAME:KEY=VALUE,... with the defaults shown):
+
+    nonfinite: the loss is NaN or infinite.
+
+    loss_spike:k=4,window=50,min=10: loss > mean + k std of the last `window` finite losses.
+
+    stall:pct=30,skip=5: the data stall is over pct % of the step's time.
+
+    throughput:pct=50,window=5,skip=5,min=10: median tokens/s of the window < pct % of the run's.
+
+    `skip`: steps after a (re)start not judged; `min`: steps known before judging.
+
+    Rank 0 judges each step; --on-alert stop: all ranks stop after the next step, save, exit 3.
     """
     from pydantic import ValidationError
 
     from dataprep.stage import describe_validation
+    from dataprep.train.alerts import resolve
     from dataprep.train.config import TrainConfig
     from dataprep.train.launch import STOPPED_EXIT, launch
 
@@ -100,17 +138,12 @@ def train(
         eval_dir=str(eval_dir) if eval_dir else None,
         quiet=quiet or json,
         key_file=str(key_file) if key_file else None,
+        alerts=resolve(alert or [], defaults=not no_default_alerts),
     )
     try:
         cfg = TrainConfig.model_validate(values)
     except ValidationError as exc:
         raise DataprepError(describe_validation(exc, "train")) from None
-    if cfg.dp_epsilon is not None:  # missing: one sentence naming the extra, before any rank
-        import opacus  # noqa: F401
-    if resume_from is not None:  # before any rank starts; refused without moving anything
-        from dataprep.train.rollback import prepare
-
-        err_console.print(prepare(cfg, resume_from), markup=False, highlight=False)
     summary = launch(cfg, nproc_per_node, nnodes, rdzv_endpoint, rdzv_id, max_restarts)
     if json:
         print(jsonlib.dumps(summary, indent=2))
@@ -120,6 +153,13 @@ def train(
         if summary["checkpoint"]:
             where = f"at step {summary['step']}; checkpoint saved"
         what = "interrupted" if stopped == "SIGINT" else f"stopped by {stopped}"
+        if stopped == "alert":
+            what = f"stopped by alert {summary.get('alert')}"
+            latest = str(summary.get("checkpoint"))
+            if not latest.endswith(f"step-{summary['step']:08d}"):
+                where = f"at step {summary['step']}, not saved (non-finite loss); " + (
+                    f"latest checkpoint {latest}" if latest != "None" else "no checkpoint yet"
+                )
         line = f"{what} {where}; rerun the same command to resume"
         if stopped == "dp-budget":
             line = (

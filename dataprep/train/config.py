@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dataprep.train.alerts import DEFAULTS
 from dataprep.train.model import SIZES
 
 
@@ -45,7 +46,9 @@ class TrainConfig(BaseModel):
     key_file: str | None = Field(None, description="key file for encrypted datasets")
     quiet: bool = Field(False, description="no per-step lines on stdout")
     trace_samples: bool = Field(False, description="log a fingerprint of every trained sample")
-    allow_data_change: bool = Field(False, description="resume onto data of another digest")
+    alerts: tuple[str, ...] = Field(DEFAULTS, description="alert rules (see train/alerts.py)")
+    on_alert: Literal["warn", "stop"] = "warn"
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus, rank 0")
     dp_epsilon: float | None = Field(None, gt=0, description="DP-SGD: the privacy budget")
     dp_delta: float | None = Field(None, gt=0, lt=1, description="DP-SGD: default 1/(10 rows)")
     dp_max_grad_norm: float = Field(1.0, gt=0, description="DP-SGD: per-sample clipping norm")

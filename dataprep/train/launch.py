@@ -30,6 +30,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # 143 and 130: what shells and schedulers report after SIGTERM and Ctrl-C
 STOPPED_EXIT = {s.name: 128 + s for s in STOP_SIGNALS}
 STOPPED_EXIT["dp-budget"] = 4  # DP-SGD: the next step would spend more than --dp-epsilon
+STOPPED_EXIT["alert"] = 3  # --on-alert stop: an alert rule fired (train/watch.py)
 
 
 def under_torchrun() -> bool:

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataprep.errors import DataprepError
 from dataprep.loader import ReadPosition, ShardDataset, make_dataloader
-from dataprep.train import checkpoint, privacy, provenance, restore, stops
+from dataprep.train import checkpoint, privacy, restore, stops
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
 from dataprep.train.feed import Feed, Fetched
@@ -35,6 +35,7 @@ from dataprep.train.metrics import peak_flops
 from dataprep.train.model import GPT, shape_for
 from dataprep.train.runlog import Console, RunLog
 from dataprep.train.user_error import RunRefused
+from dataprep.train.watch import Watch
 
 __all__ = ["RunRefused", "Trainer", "pick_device"]
 
@@ -68,7 +69,6 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.facts: DataFacts = inspect_data(cfg)
-        self.provenance = provenance.Provenance(cfg, self.rank, self._warn)  # data digests
         self.is_cuda = self.device.type == "cuda"
         self.console = Console(self.rank, cfg.quiet, cfg.steps)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.is_cuda else None
@@ -138,7 +138,7 @@ class Trainer:
 
     def _restore(self, found: checkpoint.Loaded) -> None:
         """Model, optimizer, schedule, step and reader position from `found`."""
-        restore.check_same_order(self.cfg, self.out, found, self.provenance)
+        restore.check_same_order(self.cfg, self.out, found)
         self.model.load_state_dict(found.states["model"])
         self.optimizer.load_state_dict(found.states["optimizer"])
         self.scheduler.load_state_dict(found.states["scheduler"])
@@ -190,6 +190,8 @@ class Trainer:
         self.build()
         resumed = self.step if cfg.resume else None  # --no-resume: keep any earlier log
         log = RunLog(self.out, self.rank, cfg.trace_samples, resumed)
+        self.watch = Watch(cfg, self.rank, self.console, resumed, self.tokens_per_step,
+                           self.device.index)  # fmt: skip
         feed = self._feed()
         started, first_step, last_loss = time.perf_counter(), self.step, float("nan")
         if self.step >= cfg.steps:  # finished before: report its last logged loss
@@ -214,7 +216,9 @@ class Trainer:
                 break
             t0, during = time.perf_counter(), []
         log.close()
-        return self._summary(time.perf_counter() - started, first_step, last_loss, stopping)
+        self.watch.close()
+        seconds = time.perf_counter() - started
+        return self._summary(seconds, first_step, last_loss, stopping) | self.watch.summary()
 
     def _feed(self) -> Feed:
         too_few = (
@@ -263,40 +267,44 @@ class Trainer:
         return _Step(lr, loss_value, total[1].item() > 0, position, ahead)
 
     def _log(self, done: _Step, seconds: float, fetches: list[Fetched], log: RunLog) -> None:
-        """The step's metrics record (every log_every steps and the last) and evaluation."""
+        """The step's metrics record: watched (alerts, Prometheus) every step, logged every
+        log_every steps and at the last; then evaluation."""
         cfg = self.cfg
-        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-            wait = sum(f.wait_s for f in fetches)
-            stall = sum(f.stall_s() for f in fetches)
-            record = {
-                "step": self.step,
-                "loss": done.loss,
-                "lr": done.lr,
-                "epoch": self.epoch,
-                "tokens_per_s": self.tokens_per_step / seconds,
-                "step_time_s": seconds,
-                "data_wait_s": wait,
-                "data_wait_frac": wait / seconds,
-                "data_stall_s": stall,
-                "data_stall_frac": stall / seconds,
-            }
-            if self.private:
-                record["dp_epsilon"] = self.private.spent()
-            if self.is_cuda:
-                record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
-                if self.peak:
-                    flops = self.shape.flops_per_token() * self.tokens_per_step
-                    record["mfu"] = flops / seconds / (self.peak * self.world)
+        due = self.step % cfg.log_every == 0 or self.step == cfg.steps
+        wait = sum(f.wait_s for f in fetches)
+        stall = sum(f.stall_s() for f in fetches)
+        record = {
+            "step": self.step,
+            "loss": done.loss,
+            "lr": done.lr,
+            "epoch": self.epoch,
+            "tokens_per_s": self.tokens_per_step / seconds,
+            "step_time_s": seconds,
+            "data_wait_s": wait,
+            "data_wait_frac": wait / seconds,
+            "data_stall_s": stall,
+            "data_stall_frac": stall / seconds,
+        }
+        if self.private and due:
+            record["dp_epsilon"] = self.private.spent()
+        if self.is_cuda:
+            record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+            if self.peak:
+                flops = self.shape.flops_per_token() * self.tokens_per_step
+                record["mfu"] = flops / seconds / (self.peak * self.world)
+        self.watch.observe(record)
+        if due:
             log.log(record)
             self.console.progress(record)
         if cfg.eval_every and self.step % cfg.eval_every == 0:
-            log.log({"step": self.step, "eval_loss": self.evaluate()})
+            log.log({"step": self.step, "eval_loss": self.watch.evaluated(self.evaluate())})
 
     def _checkpoint(self, done: _Step) -> None:
         """Every checkpoint_every steps, at the last step, and when asked to stop."""
         cfg = self.cfg
         if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or done.stop:
-            self.save(done.position)
+            if self.watch.may_save(done.loss):  # not NaN weights under --on-alert stop
+                self.save(done.position)
 
     def _summary(
         self, seconds: float, first_step: int, last_loss: float, stopping: bool
@@ -366,7 +374,6 @@ class Trainer:
             "reader": self.loader.state_dict(position),
             "world_size": self.world,
             "config": self.cfg.model_dump(mode="json"),
-            **self.provenance.record(),  # dataprep version, data digests and lineage
         }
         if self.private:
             state["privacy"] = self.private.state()

@@ -84,3 +84,36 @@ def drop_after(path: Path, step: int, step_of: Callable[[str], int]) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+class Energy:
+    """Joules a GPU drew between reads, from NVML's total-energy counter (Volta and newer).
+    `open` gives None where pynvml, the driver or the counter is missing: then no energy is
+    reported at all rather than a zero."""
+
+    def __init__(self, nvml: Any, handle: Any):
+        self._nvml, self._handle = nvml, handle
+        self._last = nvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # millijoules
+
+    @classmethod
+    def open(cls, cuda_index: int) -> Energy | None:
+        try:
+            import pynvml  # nvidia-ml-py
+
+            pynvml.nvmlInit()
+            try:  # CUDA and NVML number GPUs differently under CUDA_VISIBLE_DEVICES
+                import torch
+
+                uuid = str(torch.cuda.get_device_properties(cuda_index).uuid)
+                handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+            except Exception:
+                handle = pynvml.nvmlDeviceGetHandleByIndex(cuda_index)
+            return cls(pynvml, handle)
+        except Exception:
+            return None
+
+    def read(self) -> float:
+        """Joules since the previous read."""
+        now = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+        joules, self._last = (now - self._last) / 1000, now
+        return joules
