@@ -16,11 +16,13 @@ import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from dataprep.crypto import readable_columns
 from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manifest
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
@@ -41,13 +43,13 @@ def export_jsonl(
     """Write every row of dataset `src` to `out` (.jsonl, or .jsonl.zst / .zst for zstd; "-"
     for plain JSONL on stdout, where a reader that closes the pipe raises BrokenPipeError)."""
     if str(out) == STDOUT:
-        manifest, chunks = _chunks(src, columns, key_file)
+        source, chunks = _chunks(src, columns, key_file)
         rows, sink = 0, sys.stdout.buffer
         for data, count in chunks:
             sink.write(data)
             rows += count
         sink.flush()
-        return _summary(rows, None, STDOUT, manifest)
+        return _summary(rows, None, STDOUT, source)
     target = Path(out)
     name = target.name
     if not name.endswith((".jsonl", ".jsonl.zst", ".zst")):
@@ -56,7 +58,7 @@ def export_jsonl(
         )
     if target.exists() and not overwrite:
         raise DataprepError(f"{target} already exists; pass --force to overwrite it")
-    manifest, chunks = _chunks(src, columns, key_file)
+    source, chunks = _chunks(src, columns, key_file)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
     rows = 0
@@ -77,15 +79,22 @@ def export_jsonl(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return _summary(rows, target.stat().st_size, str(target), manifest)
+    return _summary(rows, target.stat().st_size, str(target), source)
 
 
-def _summary(rows: int, size: int | None, path: str, manifest: Manifest) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Source:
+    manifest: Manifest
+    left_out: dict[str, str]  # column -> the key id the key file lacks
+
+
+def _summary(rows: int, size: int | None, path: str, source: _Source) -> dict[str, Any]:
     return {
         "rows": rows,
         "bytes": size,
         "path": path,
-        "was_encrypted": manifest.encryption is not None,
+        "was_encrypted": source.manifest.encryption is not None,
+        "columns_left_out": source.left_out,
     }
 
 
@@ -93,7 +102,7 @@ def _chunks(
     src: str | os.PathLike[str],
     columns: Sequence[str] | None,
     key_file: str | os.PathLike[str] | None,
-) -> tuple[Manifest, Iterator[tuple[bytes, int]]]:
+) -> tuple[_Source, Iterator[tuple[bytes, int]]]:
     """The manifest (read and checked now) and the JSONL bytes of up to 8192 rows at a time."""
     manifest = read_manifest(src)
     cols = list(columns) if columns else None
@@ -103,6 +112,16 @@ def _chunks(
             f"--columns names {', '.join(missing)}, which {src} does not have "
             f"(columns: {', '.join(manifest.schema.names)})"
         )
+    # a partial key file exports the columns under the keys it holds (the summary lists the
+    # rest); a --columns column it cannot read is one sentence
+    # (no key file: the first shard read says which one to pass, naming the shard)
+    left_out: dict[str, str] = {}
+    if key_file is not None:
+        access = readable_columns(manifest.encryption, key_file, manifest.schema.names)
+        if cols:
+            access.require(cols)
+        elif access.missing:
+            cols, left_out = access.readable, access.missing
     reader = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
 
     def chunks() -> Iterator[tuple[bytes, int]]:
@@ -115,7 +134,7 @@ def _chunks(
                     yield json_lines(batch), batch.num_rows
                     tick(rows=batch.num_rows)
 
-    return manifest, chunks()
+    return _Source(manifest, left_out), chunks()
 
 
 def json_lines(batch: pa.RecordBatch) -> bytes:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataprep.crypto import readable_columns
 from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manifest
 from dataprep.errors import DataprepError, shard_errors
 from dataprep.quality import expr
@@ -33,6 +34,7 @@ class Head:
     shards_opened: int
     row_groups_read: int
     sample: str  # how the rows were chosen, in words
+    left_out: dict[str, str]  # column -> key id: encrypted under a key the key file lacks
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,18 @@ def head(
     manifest = read_manifest(src)
     wanted = _check_columns(columns, manifest, src)
     test = expr.parse(where, manifest.schema, "--where") if where else None
+    # a partial key file reads the columns under the keys it holds: without --columns those
+    # are shown (the rest listed); a named or --where column it cannot read is one sentence
+    # (no key file: the first shard opened says which one to pass, naming the shard)
+    left_out: dict[str, str] = {}
+    if key_file is not None:
+        access = readable_columns(manifest.encryption, key_file, manifest.schema.names)
+        if columns:
+            access.require(wanted)
+        else:
+            wanted, left_out = access.readable, access.missing
+        if test is not None:
+            access.require(test.columns)
     read = wanted if test is None else list(dict.fromkeys([*wanted, *test.columns]))
     reader = _Reader(src, manifest, read, key_file)
     units = _units(manifest)
@@ -91,6 +105,7 @@ def head(
         len(reader.files),
         reader.groups_read,
         how,
+        left_out,
     )
 
 

@@ -136,3 +136,29 @@ def test_dataset_on_s3(texts: Path, rows: list[dict], s3_bucket: str) -> None:
     assert _json(uri, "-n", "3", "--shuffle", "--seed", "5") == _json(
         texts, "-n", "3", "--shuffle", "--seed", "5"
     )
+
+
+def test_partial_key_file_shows_the_columns_it_can_read(
+    texts: Path, rows: list[dict], tmp_path: Path
+) -> None:
+    """Keys per column group: a key file with only the `id` key reads ids; `text` is listed as
+    left out, and naming it is one sentence with its key id."""
+    keys, part = tmp_path / "all.keys", tmp_path / "id.keys"
+    cli("keygen", "-o", keys, "--keys", "text,id")
+    enc = tmp_path / "enc"
+    cli("encrypt", texts, "-o", enc, "-k", keys, "--columns", "text:text,id:id", "-w", "1", "-q")
+    cli("keys", "export-subset", keys, "--keys", "id", "-o", part)
+    proc = cli("head", enc, "-n", "5", "-k", part, "--json", env={"COLUMNS": "400"})
+    assert json.loads(proc.stdout) == [{"id": r["id"]} for r in rows[:5]]
+    assert "left out text (key 'text-" in proc.stderr
+    exported = cli("export", enc, "-o", "-", "-k", part, env={"COLUMNS": "400"})
+    assert [json.loads(line) for line in exported.stdout.splitlines()] == [
+        {"id": r["id"]} for r in rows
+    ]
+    assert "left out text" in exported.stderr
+    for args in (["--columns", "id,text"], ["--where", "text == 'x'"]):
+        proc = cli("head", enc, "-k", part, *args, check=False, env={"COLUMNS": "400"})
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert "column text is encrypted with key 'text-" in proc.stderr
+    assert _json(enc, "-n", "3", "-k", keys) == rows[:3]  # the whole key file reads it all

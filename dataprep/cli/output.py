@@ -72,7 +72,7 @@ def print_runs(runs: Sequence[StageRun], quiet: bool, as_json: bool) -> None:
     for r in runs:  # each stage's own line(s), from its report (cached runs' too)
         lines = details(r.op, r.report or {})
         for n, line in enumerate(lines):
-            console.print(f"{r.stage_id}: {line}" if n == 0 else f"  {line}", **_PLAIN)
+            console.print(f"{r.stage_id}: {line}" if n == 0 else f"  {line}", **PLAIN)
     if any(r.report.get("quarantined") for r in runs):
         console.print(
             "[yellow]Rows that could not be read are in each output's .quarantine.jsonl.[/]"
@@ -95,7 +95,7 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-_PLAIN: dict[str, Any] = {"markup": False, "highlight": False}
+PLAIN: dict[str, Any] = {"markup": False, "highlight": False}
 
 
 def details(op: str, report: dict[str, Any]) -> list[str]:

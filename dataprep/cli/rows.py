@@ -51,6 +51,11 @@ def head(
     found = read_head(
         path, n, columns=names, where=where, shuffle=shuffle, seed=seed, key_file=key_file
     )
+    if found.left_out:
+        keys = ", ".join(f"{c} (key {k!r})" for c, k in found.left_out.items())
+        output.err_console.print(
+            f"note: left out {keys}: key file {key_file} does not hold their keys", **output.PLAIN
+        )
     data = b"".join(json_lines(b) for b in found.table.to_batches())
     with output.closed_pipe_ok():
         if jsonl:
