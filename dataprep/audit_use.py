@@ -164,8 +164,10 @@ def use(
     dataset: str | os.PathLike[str] | StoragePath | None,
     encryption: dict[str, Any] | None,
     columns: Sequence[str] | None = None,
+    ok: bool = True,
 ) -> Iterator[None]:
-    """Record how the block that uses the key ends: ok, or denied/failed with the reason."""
+    """Record how the block that uses the key ends: ok, or denied/failed with the reason.
+    `ok=False`: a check before the use (the readers record the use itself), failures only."""
     if key_file is None:  # nothing to audit: the caller reports the missing key file
         yield
         return
@@ -175,7 +177,8 @@ def use(
         reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
         record(action, key_file, dataset, encryption, outcome_of(exc), reason, columns)
         raise
-    record(action, key_file, dataset, encryption, "ok", None, columns)
+    if ok:
+        record(action, key_file, dataset, encryption, "ok", None, columns)
 
 
 _WRITES: dict[tuple[Any, ...], dict[str, Any] | None] = {}

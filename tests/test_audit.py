@@ -337,3 +337,25 @@ def test_ray_tasks_record_into_the_moved_log(plain: Path, tmp_path: Path) -> Non
     assert all(r["action"] == "decrypt" and r["outcome"] == "ok" for r in found)
     assert len(_records(Path(str(keys) + ".audit.jsonl"))) == 1  # only the encrypt
     assert audit.verify(moved)[0] == len(found)
+
+
+def test_same_key_ids_with_other_bytes_are_denied(plain: Path, tmp_path: Path) -> None:
+    from dataprep.loader import ShardDataset
+
+    keys = tmp_path / "keys.json"
+    cli("keygen", "-o", keys)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    forged = tmp_path / "forged.json"
+    doc = json.loads(keys.read_text())
+    doc["keys"] = {k: base64.b64encode(os.urandom(32)).decode() for k in doc["keys"]}
+    forged.write_text(json.dumps(doc))
+    log = tmp_path / "forged.jsonl"
+    with restored_env([audit.ENV]):
+        os.environ[audit.ENV] = str(log)
+        with pytest.raises(Exception, match="does not unwrap"):
+            list(ShardDataset(str(tmp_path / "enc"), columns=["text"], key_file=str(forged)))
+    (record,) = _records(log)
+    assert record["outcome"] == "denied" and record["pid"] == os.getpid()
+    assert "does not unwrap" in record["reason"] and record["columns"] == ["text"]
+    _no_secrets(log, forged)

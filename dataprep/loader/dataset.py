@@ -127,9 +127,12 @@ class ShardDataset(Resumable):
                 "pass key_file= with the key file it was encrypted with"
             )
         if self.index.encryption is not None:  # a partial key file: its columns, or one sentence
+            from dataprep.audit_use import use
             from dataprep.crypto import readable_columns
 
-            access = readable_columns(self.index.encryption, key_file, self.index.schema.names)
+            # a refused key is recorded here; the readers record the reads that follow
+            with use("decrypt", key_file, self.path, self.index.encryption, columns, ok=False):
+                access = readable_columns(self.index.encryption, key_file, self.index.schema.names)
             self.columns = access.readable if columns is None else access.require(self.columns)
         if verify and any(f.checksum is None for f in self.index.files):
             raise DataprepError(

@@ -91,11 +91,14 @@ class ShardReader:
             self._check(file)
         try:
             if self.index.encryption is not None:  # per shard: its wrapped keys may be beside it
+                from dataprep.audit_use import use
                 from dataprep.crypto import shard_decryption
 
-                self._decryption = shard_decryption(
-                    self._key_file, self.index.encryption, shard.path, self.index.filesystem
-                )
+                index = self.index
+                with use("decrypt", self._key_file, index.uri, index.encryption, self.columns):
+                    self._decryption = shard_decryption(
+                        self._key_file, index.encryption, shard.path, index.filesystem
+                    )
             handle = pq.ParquetFile(
                 self.index.filesystem.open_input_file(shard.path),
                 decryption_properties=self._decryption,
