@@ -124,9 +124,11 @@ class _Figures:
 
 
 def _table(table: Table) -> str:
+    """A table; a header of blanks (a key/value list) is left out."""
     head = "".join(f"<th>{_e(h)}</th>" for h in table.header)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(table.header) else ""
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 def _cell(value: Any) -> str:
