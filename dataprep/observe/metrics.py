@@ -36,6 +36,7 @@ PORT_HELP = (
     "on stderr)."
 )
 DEFAULT_ADDR = "0.0.0.0"  # as prometheus_client and exporters do: the scraper is elsewhere
+ADDR_ENV = "DATAPREP_METRICS_ADDR"  # e.g. 127.0.0.1 to serve this host only
 # Seconds a finished command keeps serving until its final values are scraped once: a batch
 # job's last counts (its rows, a failed stage) would otherwise end with the process unseen.
 LINGER_ENV = "DATAPREP_METRICS_LINGER"
@@ -78,15 +79,17 @@ def registry() -> CollectorRegistry:
         return _registry
 
 
-def serve(port: int, addr: str = DEFAULT_ADDR) -> int:
+def serve(port: int, addr: str | None = None) -> int:
     """Start serving `registry()` at http://addr:port/metrics in a daemon thread and return the
-    bound port (`port=0` picks a free one). Serving again returns the running server's port
-    when `port` is 0 or the same; another port is an error, since one process has one endpoint.
-    A port in use or not allowed is one sentence (DataprepError)."""
+    bound port (`port=0` picks a free one); `addr` defaults to $DATAPREP_METRICS_ADDR, else
+    every interface. Serving again returns the running server's port when `port` is 0 or the
+    same; another port is an error, since one process has one endpoint. A port in use or not
+    allowed is one sentence (DataprepError)."""
     global _server, _port
     if not 0 <= port <= 65535:
         raise DataprepError(f"--metrics-port {port}: a port is a number from 0 to 65535")
     reg = registry()
+    addr = addr or os.environ.get(ADDR_ENV) or DEFAULT_ADDR
     with _lock:
         if _port is not None:
             if port in (0, _port):
@@ -139,7 +142,10 @@ def bound_port() -> int | None:
 def announce(port: int, stream: Any = None) -> None:
     """Say on stderr where the metrics are (the only way to learn a port-0 choice)."""
     stream = stream or sys.stderr
-    stream.write(f"metrics: http://127.0.0.1:{port}/metrics\n")
+    host = _server[0].server_address[0] if _server is not None else DEFAULT_ADDR
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    host = f"[{host}]" if ":" in host else host
+    stream.write(f"metrics: http://{host}:{port}/metrics\n")
     stream.flush()
 
 

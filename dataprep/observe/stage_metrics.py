@@ -69,6 +69,18 @@ METRICS: dict[str, tuple[str, str]] = {
 }
 
 
+PER_PHASE = frozenset(
+    {
+        "dataprep_stage_rows",
+        "dataprep_stage_tasks_planned",
+        "dataprep_stage_tasks_done",
+        "dataprep_stage_task_failures",
+        "dataprep_stage_task_retries",
+        "dataprep_stage_tasks_failed",
+    }
+)
+
+
 @dataclass
 class _StageState:
     """One (stage id, op)'s sums; kept across runs in one process, so counters stay monotone."""
@@ -119,7 +131,7 @@ class StageMetrics:
 
         families: dict[str, Any] = {}
         for name, (kind, about) in METRICS.items():
-            labels = ["stage", "op"] + (["phase"] if _by_phase(name) else [])
+            labels = ["stage", "op"] + (["phase"] if name in PER_PHASE else [])
             labels += ["status"] if name == "dataprep_stage_runs" else []
             cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             families[name] = cls(name, about, labels=labels)
@@ -160,17 +172,6 @@ class StageMetrics:
         }
         for name, value in single.items():
             families[name].add_metric([stage, op], value)
-
-
-def _by_phase(name: str) -> bool:
-    return name in {
-        "dataprep_stage_rows",
-        "dataprep_stage_tasks_planned",
-        "dataprep_stage_tasks_done",
-        "dataprep_stage_task_failures",
-        "dataprep_stage_task_retries",
-        "dataprep_stage_tasks_failed",
-    }
 
 
 class StageRecorder:
