@@ -12,17 +12,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dataprep.audit_use import use
 from dataprep.crypto import readable_columns
 from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manifest
 from dataprep.errors import DataprepError, shard_errors
-from dataprep.quality import expr
 from dataprep.storage import StoragePath
+
+if TYPE_CHECKING:  # imported when a --where is given: it loads pyarrow.acero (and pandas)
+    from dataprep.quality import expr
 
 
 @dataclass(frozen=True)
@@ -72,19 +75,26 @@ def head(
         raise DataprepError(f"-n must be 0 or more, not {n}")
     manifest = read_manifest(src)
     wanted = _check_columns(columns, manifest, src)
-    test = expr.parse(where, manifest.schema, "--where") if where else None
+    test = None
+    if where:
+        from dataprep.quality import expr
+
+        test = expr.parse(where, manifest.schema, "--where")
     # a partial key file reads the columns under the keys it holds: without --columns those
     # are shown (the rest listed); a named or --where column it cannot read is one sentence
     # (no key file: the first shard opened says which one to pass, naming the shard)
     left_out: dict[str, str] = {}
     if key_file is not None:
-        access = readable_columns(manifest.encryption, key_file, manifest.schema.names)
-        if columns:
-            access.require(wanted)
-        else:
-            wanted, left_out = access.readable, access.missing
-        if test is not None:
-            access.require(test.columns)
+        asked = [*(wanted if columns else []), *(test.columns if test is not None else [])]
+        # a refused key is recorded in the key-use audit log (the reads record themselves)
+        with use("decrypt", key_file, src, manifest.encryption, asked or None, ok=False):
+            access = readable_columns(manifest.encryption, key_file, manifest.schema.names)
+            if columns:
+                access.require(wanted)
+            else:
+                wanted, left_out = access.readable, access.missing
+            if test is not None:
+                access.require(test.columns)
     read = wanted if test is None else list(dict.fromkeys([*wanted, *test.columns]))
     reader = _Reader(src, manifest, read, key_file)
     units = _units(manifest)
@@ -145,7 +155,8 @@ class _Reader:
         key_file: str | os.PathLike[str] | None,
     ):
         self.paths: list[StoragePath] = [p for _, p in iter_shard_paths(src, manifest)]
-        self.options = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
+        key = str(key_file) if key_file else None
+        self.options = ReadOptions(key, manifest.encryption, columns=tuple(columns))
         self.columns = columns
         self.schema = pa.schema([manifest.schema.field(c) for c in columns])
         self.files: dict[int, pq.ParquetFile] = {}
@@ -202,6 +213,8 @@ def _scan(
             chunks = reader.batches(unit, max(n - kept, 1) if test is None else max(n, 1024))
         for table in chunks:
             if test is not None:
+                from dataprep.quality import expr
+
                 (mask,) = expr.evaluate(table, [test.expression])
                 table = table.filter(pa.array(mask))
             if rng is not None:
