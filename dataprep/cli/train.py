@@ -47,6 +47,16 @@ def train(
     ] = "none",
     num_workers: Annotated[int, Opt(help="DataLoader workers per process.")] = 1,
     resume: Annotated[bool, Opt(help="Continue from the latest checkpoint in --out.")] = True,
+    resume_from: Annotated[
+        str | None,
+        Opt(
+            help="Continue from this kept checkpoint (a folder, or its step in --out); later "
+            "ones move to --out/rollbacks/, none is deleted."
+        ),
+    ] = None,
+    allow_data_change: Annotated[
+        bool, Opt(help="Resume onto data whose manifest digest differs (logged).")
+    ] = False,
     trace_samples: Annotated[
         bool, Opt(help="Write each rank's sample fingerprints to --out (audit).")
     ] = False,
@@ -144,6 +154,13 @@ def train(
         cfg = TrainConfig.model_validate(values)
     except ValidationError as exc:
         raise DataprepError(describe_validation(exc, "train")) from None
+    if cfg.dp_epsilon is not None:  # missing: one sentence naming the extra, before any rank
+        import opacus  # noqa: F401
+    if resume_from is not None:  # before any rank starts; refused without moving anything
+        from dataprep.train.rollback import prepare
+
+        if note := prepare(cfg, resume_from):  # "": a rank besides 0 under torchrun
+            err_console.print(note, markup=False, highlight=False)
     summary = launch(cfg, nproc_per_node, nnodes, rdzv_endpoint, rdzv_id, max_restarts)
     if json:
         print(jsonlib.dumps(summary, indent=2))

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dataprep.errors import DataprepError
 from dataprep.loader import ReadPosition, ShardDataset, make_dataloader
-from dataprep.train import checkpoint, privacy, restore, stops
+from dataprep.train import checkpoint, privacy, provenance, restore, stops
 from dataprep.train.config import TrainConfig
 from dataprep.train.data import DataFacts, inspect_data
 from dataprep.train.feed import Feed, Fetched
@@ -69,6 +69,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.facts: DataFacts = inspect_data(cfg)
+        self.provenance = provenance.Provenance(cfg, self.rank, self._warn)  # data digests
         self.is_cuda = self.device.type == "cuda"
         self.console = Console(self.rank, cfg.quiet, cfg.steps)
         self.peak = peak_flops(torch.cuda.get_device_name(self.device)) if self.is_cuda else None
@@ -138,7 +139,7 @@ class Trainer:
 
     def _restore(self, found: checkpoint.Loaded) -> None:
         """Model, optimizer, schedule, step and reader position from `found`."""
-        restore.check_same_order(self.cfg, self.out, found)
+        restore.check_same_order(self.cfg, self.out, found, self.provenance)
         self.model.load_state_dict(found.states["model"])
         self.optimizer.load_state_dict(found.states["optimizer"])
         self.scheduler.load_state_dict(found.states["scheduler"])
@@ -374,6 +375,7 @@ class Trainer:
             "reader": self.loader.state_dict(position),
             "world_size": self.world,
             "config": self.cfg.model_dump(mode="json"),
+            **self.provenance.record(),  # dataprep version, data digests and lineage
         }
         if self.private:
             state["privacy"] = self.private.state()

@@ -11,6 +11,7 @@ checkpoint) is refused here, before anything moves. Runs in the launcher, before
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -25,7 +26,11 @@ _LOGS = ("metrics.jsonl", "samples-rank*.txt", "alerts.jsonl")  # copied as they
 
 
 def prepare(cfg: TrainConfig, spec: str) -> str:
-    """Make `spec` the checkpoint the run resumes from; returns the line that says how."""
+    """Make `spec` the checkpoint the run resumes from; returns the line that says how.
+    Started by `torchrun`, every rank runs the command: rank 0 alone prepares (the others
+    read the checkpoint rank 0 chooses, after it did) and the others get ""."""
+    if os.environ.get("RANK", "0") != "0":
+        return ""
     out = Path(cfg.out)
     if not cfg.resume:
         raise DataprepError("--resume-from cannot be combined with --no-resume")
