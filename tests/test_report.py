@@ -398,3 +398,16 @@ def test_lineage_follows_the_recorded_input_and_rows(chain_dir: Path, tmp_path: 
     (away / ".manifest.json").write_text(json.dumps(gone))
     steps = chain(str(away), dataset.read_manifest(away))
     assert steps[1].rows_in == steps[0].rows_out == 777
+
+
+def test_dataset_text_cannot_break_out_of_the_page() -> None:
+    """Values from datasets (sources, ids, reasons) go into tables and plot JSON escaped."""
+    from dataprep.report import figures, page
+
+    hostile = "</script><script>alert(1)</script>"
+    fig = figures.category_counts({hostile: 3}, "rows per source", "source")
+    html = page.render(
+        hostile, [page.Section(hostile, [fig, page.Table([hostile], [[hostile]])])], ""
+    )
+    assert hostile not in html and "<script>alert" not in html
+    assert html.count("&lt;/script&gt;&lt;script&gt;alert(1)") == 5  # title, h1, h2, th, td
