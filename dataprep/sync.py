@@ -2,9 +2,10 @@
 
 What is copied: every shard the source manifest lists, every side file beside them (report,
 quarantine, tokenizer, anything else not under the work folder), then the manifest, last, so
-a reader at DST never sees a manifest that points at a shard not yet there. Before a shard that
-DST's current manifest lists is overwritten, that manifest is removed (as a stage's swap does):
-DST is then "not a dataset" until the new manifest lands, never a wrong one.
+a reader at DST never sees a manifest that points at a shard not yet there. Before any file
+already at DST is replaced (a shard or key material its current manifest may rely on), that
+manifest is removed (as a stage's swap does): DST is then "not a dataset" until the new
+manifest lands, never a wrong one.
 
 Every copied file is hashed while it streams (a source shard that does not match its own
 manifest is refused) and re-read at DST afterwards; only a copy whose xxh3-128 matches is kept.
@@ -94,37 +95,44 @@ def copy_checked(
     want: Wanted,
     on_bytes: Callable[[int], None] | None = None,
     stage_remote: bool = False,
+    before_publish: Callable[[], None] | None = None,
 ) -> None:
     """Copy `source` to `target`, keeping the copy only if its bytes hash to `want`.
 
-    The source is hashed as it streams; a local target is written under a temp name, re-read
-    and renamed into place. A remote target appears whole on close and is then re-read;
-    `stage_remote` first builds it in a local spool file and uploads only a checked copy
-    (repair: a bad backup copy must never land in the dataset).
+    The source is hashed as it streams. A local target is written under a temp name, re-read,
+    and only then renamed into place. A remote target appears whole when its upload closes and
+    is then re-read (and deleted if it does not match); `stage_remote` first builds it in a
+    local spool file and uploads only a checked copy, so a bad source never replaces what is
+    there (repair, and sync replacing a file). `before_publish` runs once the source checked
+    out, just before the target changes.
     """
     local = target.local()
-    if local is None and stage_remote:
+    publish = before_publish or (lambda: None)
+    if local is not None:
+        tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            _stream(source, StoragePath(tmp), want, on_bytes)
+            _check(StoragePath(tmp), want, f"the copy at {target}")
+            publish()
+            os.replace(tmp, local)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    if stage_remote:
         spool = spool_file(want.name)
         try:
             _stream(source, StoragePath(spool), want, on_bytes)
-            _check(StoragePath(spool), want, "the copy")
+            publish()
             target.upload_from(spool)
         finally:
             spool.unlink(missing_ok=True)
-    elif local is None:
+    else:
+        publish()
         try:
             _stream(source, target, want, on_bytes)
         except CopyMismatch:
             target.unlink()
             raise
-    else:
-        tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        try:
-            _stream(source, StoragePath(tmp), want, on_bytes)
-            _check(StoragePath(tmp), want, "the copy")
-            os.replace(tmp, local)
-        finally:
-            tmp.unlink(missing_ok=True)
     try:
         _check(target, want, f"the copy at {target}")
     except CopyMismatch:
@@ -212,10 +220,17 @@ def sync_dataset(
         if "/" not in name and name.startswith(".") and ".tmp-" in name:
             (target / name).unlink()  # a killed sync's partial file
     record = Record(target)
-    old_names = _listed_by_current_manifest(target)
     unmarked = threading.Event()
     unmark_lock = threading.Lock()
     result = SyncResult(str(source), str(target))
+
+    def unmark() -> None:
+        """Before a file at DST changes: its manifest is no longer to be trusted."""
+        with unmark_lock:
+            if not unmarked.is_set():
+                for name in MANIFEST_NAMES:
+                    (target / name).unlink()
+                unmarked.set()
 
     def bring(want: Wanted) -> int:
         """Make DST hold `want`; returns the bytes copied (0 when it was already there)."""
@@ -226,13 +241,16 @@ def sync_dataset(
             if file_checksum(target / want.name) == want.xxh3_128:
                 record.note(want, stat)
                 return 0
-        if want.name in old_names and not unmarked.is_set():
-            with unmark_lock:  # before DST's manifest could point at a changed file
-                for name in MANIFEST_NAMES:
-                    (target / name).unlink()
-                unmarked.set()
         on_bytes = (lambda n: progress.advance(n, 0)) if progress else None
-        copy_checked(source / want.name, target / want.name, want, on_bytes)
+        replacing = stat is not None  # DST's manifest may rely on that file (or its keys)
+        copy_checked(
+            source / want.name,
+            target / want.name,
+            want,
+            on_bytes,
+            stage_remote=replacing,  # a bad source must not replace a good backup copy
+            before_publish=unmark if replacing else None,
+        )
         record.note(want)
         return want.bytes
 
@@ -272,17 +290,6 @@ def sync_dataset(
     result.skipped.sort()
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _listed_by_current_manifest(target: StoragePath) -> set[str]:
-    """Names DST's manifest promises (all of DST's files if it cannot be read: be safe)."""
-    path = manifest_file(target)
-    if not path.is_file():
-        return set()
-    try:
-        return {s.path for s in Manifest.from_json(json.loads(path.read_bytes())).shards}
-    except (ValueError, DataprepError):
-        return set(listing(target))
 
 
 def _tidy(

@@ -61,6 +61,26 @@ def flip_byte(path: Path, offset: int = 1000) -> None:
     path.write_bytes(bytes(data))
 
 
+def new_version(src: Path, changed: Path) -> tuple[Path, str]:
+    """A copy of `src` in which one shard lost its first row (manifest updated to match)."""
+    shutil.copytree(src, changed)
+    doc = manifest(changed)
+    entry = doc["shards"][3]
+    table = pq.read_table(changed / entry["path"]).slice(1)
+    pq.write_table(table, changed / entry["path"])
+    entry.update(
+        rows=table.num_rows,
+        row_groups=[table.num_rows],
+        bytes=(changed / entry["path"]).stat().st_size,
+        xxh3_128=file_checksum(changed / entry["path"]),
+    )
+    doc["totals"].update(
+        rows=sum(s["rows"] for s in doc["shards"]), bytes=sum(s["bytes"] for s in doc["shards"])
+    )
+    (changed / ".manifest.json").write_text(json.dumps(doc))
+    return changed, entry["path"]
+
+
 def test_round_trip_through_s3(src: Path, s3_bucket: str, tmp_path: Path) -> None:
     remote = f"{s3_bucket}/backup"
     up = sync(src, remote)
@@ -85,26 +105,10 @@ def test_incremental_copies_only_what_changed(src: Path, s3_bucket: str, tmp_pat
     again = sync(src, remote)
     assert again["copied"] == 0 and again["skipped"] == first["copied"]
     assert not again["manifest_written"]
-    # a new version of the source in which one shard lost its first row
-    changed = tmp_path / "v2"
-    shutil.copytree(src, changed)
-    doc = manifest(changed)
-    entry = doc["shards"][3]
-    table = pq.read_table(changed / entry["path"]).slice(1)
-    pq.write_table(table, changed / entry["path"])
-    entry.update(
-        rows=table.num_rows,
-        row_groups=[table.num_rows],
-        bytes=(changed / entry["path"]).stat().st_size,
-        xxh3_128=file_checksum(changed / entry["path"]),
-    )
-    doc["totals"].update(
-        rows=sum(s["rows"] for s in doc["shards"]), bytes=sum(s["bytes"] for s in doc["shards"])
-    )
-    (changed / ".manifest.json").write_text(json.dumps(doc))
+    changed, name = new_version(src, tmp_path / "v2")
     cli("verify", changed)
     third = sync(changed, remote)
-    assert third["copied_files"] == [entry["path"]] and third["manifest_written"]
+    assert third["copied_files"] == [name] and third["manifest_written"]
     back = tmp_path / "back"
     sync(remote, back)
     assert sha256s(back) == sha256s(changed)
@@ -303,3 +307,19 @@ def test_a_missing_source_is_one_sentence(tmp_path: Path) -> None:
     proc = cli("sync", tmp_path / "nothing", tmp_path / "dst", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_bad_source_never_replaces_a_good_copy(
+    src: Path, tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    dst = f"{request.getfixturevalue('s3_bucket')}/ds" if where == "s3" else tmp_path / "dst"
+    sync(src, dst)
+    changed, name = new_version(src, tmp_path / "v2")
+    flip_byte(changed / name, offset=200)  # v2's changed shard is damaged at the source
+    proc = cli("sync", changed, dst, check=False)
+    assert proc.returncode == 1 and name in proc.stderr
+    assert json.loads(cli("verify", dst, "--json").stdout)["ok"]  # still the good old version
+    back = tmp_path / "back"
+    sync(dst, back)
+    assert sha256s(back) == sha256s(src)
