@@ -13,6 +13,7 @@ still has a chain after its datasets are gone. Nothing here imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from dataprep.storage import StoragePath, as_path
 CHECKPOINT_STATE = "train_state.json"  # what dataprep.train.checkpoint writes (no torch here)
 CHECKPOINT_PREFIX = "step-"
 RAW_PATHS_KEPT = 32  # a first stage's raw paths recorded in the lineage (all are counted)
+RAW_PATHS_SHOWN = 5  # of them, printed by `dataprep lineage` (--json has all recorded)
 
 
 # -- recording (the runner, when a stage finishes) --------------------------------------------
@@ -43,8 +45,11 @@ def flow(
     rows_out = report.get("rows_out")
     if input_root is not None and input_manifest is not None:
         return {"input": location(input_root), "rows_in": input_manifest.rows, "rows_out": rows_out}
+    given = [str(p) for p in inputs[:RAW_PATHS_KEPT]]
+    relative = any(as_path(p).local() is not None and not os.path.isabs(p) for p in given)
     return {
-        "raw_inputs": [location(as_path(p)) for p in inputs[:RAW_PATHS_KEPT]],
+        "raw_inputs": given,  # as given: the stage's digest was taken over these paths
+        "cwd": os.getcwd() if relative else None,
         "input_files": report.get("inputs"),
         "input_bytes": report.get("input_bytes"),
         "rows_in": report.get("rows_in"),
@@ -205,15 +210,14 @@ def _stage(entry: LineageEntry) -> dict[str, Any]:
 
 def _input_of(entry: LineageEntry, before: list[LineageEntry]) -> dict[str, Any]:
     if _reads_raw(entry, first=not before):
+        check, note = _recheck(entry)
         return {
             "kind": "raw",
-            "available": False,
-            "note": (
-                "not available: raw input files, identified by the digest of their paths, "
-                "sizes and mtimes that the stage recorded"
-            ),
+            "available": False,  # raw files, not a dataset: the chain ends here
+            "check": check,
+            "note": note,
             "digest": entry.input_digest,
-            "paths": entry.raw_inputs,
+            "paths": [_joined(entry.cwd, p) for p in entry.raw_inputs or []] or None,
             "files": entry.input_files,
             "bytes": entry.input_bytes,
             "rows": entry.rows_in,
@@ -226,6 +230,36 @@ def _input_of(entry: LineageEntry, before: list[LineageEntry]) -> dict[str, Any]
         if manifest is not None:
             return _present(where, manifest)
     return _absent(before, where, entry.input_digest, entry.rows_in, reason)
+
+
+def _recheck(entry: LineageEntry) -> tuple[str, str]:
+    """Whether the raw files still have the paths, sizes and mtimes the stage's digest was
+    taken over (a stat each, no read): `unchanged`, `changed`, `missing` or `unchecked`."""
+    paths = entry.raw_inputs
+    what = "raw files, not a dataset (identified by the digest of their paths, sizes, mtimes)"
+    if not paths or len(paths) >= RAW_PATHS_KEPT or entry.input_digest is None:
+        return "unchecked", f"{what}; not re-checked: the paths given were not all recorded"
+    from dataprep.stages import get_stage
+
+    try:
+        stage = get_stage(entry.stage)
+        config = stage.Config.parse(entry.config, where=f"{entry.stage} options")
+        with contextlib.chdir(entry.cwd or "."):
+            now = stage.input_digest(config, paths)
+    except (DataprepError, OSError, NotImplementedError) as exc:
+        missing = "does not exist" in str(exc) or isinstance(exc, FileNotFoundError)
+        if missing:
+            return "missing", f"not available: {what}; some are gone ({exc})"
+        return "unchecked", f"{what}; not re-checked ({exc})"
+    if now == entry.input_digest:
+        return "unchanged", f"{what}; unchanged since the stage read them"
+    return "changed", f"not available: {what}; changed since the stage read them"
+
+
+def _joined(cwd: str | None, path: str) -> str:
+    if cwd is None or as_path(path).local() is None or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(cwd, path))
 
 
 def _reads_raw(entry: LineageEntry, first: bool) -> bool:
@@ -297,7 +331,10 @@ def lines(node: dict[str, Any]) -> list[str]:
 def _dataset_lines(node: dict[str, Any], depth: int) -> list[str]:
     pad = "  " * depth
     if node["kind"] == "raw":
-        paths = ", ".join(node.get("paths") or []) or "paths not recorded"
+        given = node.get("paths") or []
+        paths = ", ".join(given[:RAW_PATHS_SHOWN]) or "paths not recorded"
+        if len(given) > RAW_PATHS_SHOWN:
+            paths += f" and {len(given) - RAW_PATHS_SHOWN} more"
         size = _count(node.get("files"), "file") + ", " + _count(node.get("bytes"), "byte")
         return [
             f"{pad}raw input: {paths} ({size}), digest {node.get('digest')}",

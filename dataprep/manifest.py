@@ -82,9 +82,11 @@ class LineageEntry(BaseModel):
     finished: str
     # Where the data came from and how many rows went through (absent before `dataprep
     # lineage`): `input` is the input dataset's location, `raw_inputs` the paths a first stage
-    # was given (the first 32; `input_files` and `input_bytes` count all it read).
+    # was given (the first 32, as given; `cwd` when one is relative; `input_files` and
+    # `input_bytes` count all it read).
     input: str | None = None
     raw_inputs: list[str] | None = None
+    cwd: str | None = None
     input_files: int | None = None
     input_bytes: int | None = None
     rows_in: int | None = None
@@ -112,7 +114,7 @@ def lineage_entry(
     **flow: Any,
 ) -> LineageEntry:
     """The entry for a run of `op` that started at `started` and finishes now; `flow`: the
-    optional `input`, `raw_inputs`, `input_files`, `input_bytes`, `rows_in`, `rows_out`."""
+    optional `input`, `raw_inputs`, `cwd`, `input_files`, `input_bytes`, `rows_in`, `rows_out`."""
     return LineageEntry(
         stage=op,
         id=stage_id,

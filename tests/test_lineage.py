@@ -104,9 +104,36 @@ def test_lineage_of_a_dataset_lists_each_stage_back_to_the_raw_files(tok: Path) 
     assert raw["files"] == len(_raw_files())
     assert raw["bytes"] == sum(p.stat().st_size for p in _raw_files())
     assert raw["paths"] == [str(LICENSES)] and raw["available"] is False
+    assert raw["check"] == "unchanged"  # the same paths, sizes and mtimes as when sharded
     assert raw["digest"] == _manifest(root / "shards")["lineage"][0]["input_digest"]
     text = cli("lineage", tok).stdout
-    assert f"digest {_digest(tok)}" in text and "not available: raw input files" in text
+    assert f"digest {_digest(tok)}" in text and "unchanged since the stage read them" in text
+
+
+def test_raw_files_are_rechecked_by_their_paths_sizes_and_mtimes(tmp_path: Path) -> None:
+    """Sharded from a relative path: lineage, run from elsewhere, re-checks the same files."""
+    texts = tmp_path / "texts"
+    shutil.copytree(LICENSES, texts, symlinks=True)
+    cli("shard", "texts", "-o", "shards", "--format", "text", "--lines", "-q", cwd=tmp_path)
+
+    def raw() -> dict:
+        return _chain(_lineage(tmp_path / "shards"))[-1]
+
+    first = raw()
+    assert first["check"] == "unchanged" and first["paths"] == [str(texts)]
+    assert first["files"] == len(_raw_files())
+    with open(texts / "BSD", "a") as f:
+        f.write("one more line\n")
+    changed = raw()
+    assert changed["check"] == "changed" and changed["note"].startswith("not available")
+    shutil.rmtree(texts)
+    assert raw()["check"] == "missing"
+    many = [tmp_path / f"doc{i:02d}.txt" for i in range(12)]
+    for i, path in enumerate(many):
+        path.write_text(f"document {i}\n")
+    cli("shard", *many, "-o", tmp_path / "many", "--format", "text", "-q")
+    text = cli("lineage", tmp_path / "many").stdout
+    assert f"{many[4]} and 7 more (12 files" in text and str(many[5]) not in text
 
 
 def test_lineage_says_which_inputs_were_deleted_or_changed(tmp_path: Path) -> None:
