@@ -167,30 +167,24 @@ class _Reader:
             self.files[shard] = self.options.open(self.paths[shard])
         return self.files[shard]
 
-    def read(self, unit: _Unit) -> pa.Table:
-        """A whole row group."""
+    def read(self, unit: _Unit, columns: list[str] | None = None) -> pa.Table:
+        """A whole row group (of `columns`, default the reader's)."""
         file = self._open(unit.shard)
-        self.groups_read += 1
+        cols = self.columns if columns is None else columns
         with shard_errors(self.paths[unit.shard].name, self.options.encryption is not None):
             if unit.group is None:
-                return file.read(columns=self.columns)
-            return file.read_row_group(unit.group, columns=self.columns)
+                return file.read(columns=cols)
+            return file.read_row_group(unit.group, columns=cols)
 
-    def batches(self, unit: _Unit, size: int) -> Iterator[pa.Table]:
-        """A row group's rows, `size` at a time, decoded only as far as the caller reads: ten
-        rows of a 65,536-row group cost their pages, not the group."""
+    def first(self, unit: _Unit, rows: int) -> pa.Table:
+        """A row group's first `rows` rows, decoded only that far: ten rows of a 65,536-row
+        group cost their pages, not the group."""
         file = self._open(unit.shard)
         groups = None if unit.group is None else [unit.group]
-        name, encrypted = self.paths[unit.shard].name, self.options.encryption is not None
-        with shard_errors(name, encrypted):
-            stream = file.iter_batches(batch_size=size, row_groups=groups, columns=self.columns)
-        self.groups_read += 1
-        while True:
-            with shard_errors(name, encrypted):
-                batch = next(stream, None)
-            if batch is None:
-                return
-            yield pa.Table.from_batches([batch])
+        with shard_errors(self.paths[unit.shard].name, self.options.encryption is not None):
+            stream = file.iter_batches(batch_size=rows, row_groups=groups, columns=self.columns)
+            batch = next(stream, None)
+        return self.schema.empty_table() if batch is None else pa.Table.from_batches([batch])
 
 
 def _scan(
@@ -200,29 +194,37 @@ def _scan(
     test: expr.Where | None,
     rng: np.random.Generator | None,
 ) -> pa.Table:
-    """Row groups in the given order, filtered, until `n` rows are kept; in order, a group is
-    read in batches and left as soon as `n` rows are in, shuffled it is read whole."""
+    """Row groups in the given order until `n` rows are kept. A --where is first evaluated on
+    its own columns only, so a group without a match never has its other columns (the text)
+    read; in order, only the rows up to the last one needed are decoded; shuffled, matches
+    are drawn from the whole group."""
     parts: list[pa.Table] = []
     kept = 0
     for unit in units:
         if kept >= n:
             break
-        if rng is not None:
-            chunks: Iterator[pa.Table] = iter([reader.read(unit)])
-        else:
-            chunks = reader.batches(unit, max(n - kept, 1) if test is None else max(n, 1024))
-        for table in chunks:
-            if test is not None:
-                from dataprep.quality import expr
+        reader.groups_read += 1
+        rows = np.arange(unit.rows)
+        probe = None
+        if test is not None:
+            from dataprep.quality import expr
 
-                (mask,) = expr.evaluate(table, [test.expression])
-                table = table.filter(pa.array(mask))
-            if rng is not None:
-                table = table.take(pa.array(rng.permutation(table.num_rows)))
-            parts.append(table.slice(0, n - kept))
-            kept += parts[-1].num_rows
-            if kept >= n:
-                break
+            probe = reader.read(unit, list(test.columns))
+            (mask,) = expr.evaluate(probe, [test.expression])
+            rows = np.flatnonzero(mask)
+            if not len(rows):
+                continue
+        if rng is not None:
+            rows = rng.permutation(rows)
+        rows = rows[: n - kept]
+        if probe is not None and set(reader.columns) <= set(test.columns):  # type: ignore[union-attr]
+            table = probe.select(reader.columns)
+        elif rng is not None:
+            table = reader.read(unit)
+        else:
+            table = reader.first(unit, int(rows.max()) + 1)
+        parts.append(table.take(pa.array(rows, type=pa.int64())))
+        kept += len(rows)
     return _concat(parts, reader)
 
 
@@ -238,6 +240,7 @@ def _uniform(reader: _Reader, units: list[_Unit], n: int, seed: int) -> pa.Table
     offset = 0
     for u in sorted(set(where.tolist())):
         position[u] = offset
+        reader.groups_read += 1
         parts.append(reader.read(units[u]))
         offset += parts[-1].num_rows
     table = _concat(parts, reader)
