@@ -48,6 +48,7 @@ def _rows(n: int, seed: int = 0) -> list[dict]:
                 "label": "rare" if i % 25 == 0 else "common",
                 "quality": round(rng.random(), 4),
                 "n": rng.randint(0, 9),
+                "short": length <= 20,
             }
         )
     for i in range(0, n // 5, 3):  # near copies: one word changed in a long document
@@ -318,8 +319,19 @@ def test_page_renders_offline_in_chromium(chain_dir: Path, tmp_path: Path) -> No
                 "els => els.map(e => [e.id, e.getBoundingClientRect().width,"
                 " e.getBoundingClientRect().height, e.querySelectorAll('.main-svg').length])",
             )
+            bar = page.locator("#fig0 .bars .point path").first  # compression ratio per column
+            bar.scroll_into_view_if_needed()
+            box = bar.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            hover = page.wait_for_selector("#fig0 .hoverlayer .hovertext").text_content()
         finally:
             browser.close()
+    first = dataset.read_manifest(chain_dir / "packed").schema.names[0]
+    sizes = collect_dataset(str(chain_dir / "packed")).column_sizes[first]
+    assert (
+        hover
+        == f"{first}: x{sizes.ratio:.2f} ({sizes.uncompressed:,} -> {sizes.compressed:,} bytes)"
+    )
     assert errors == []
     assert requests == []
     assert len(boxes) == expected > 10

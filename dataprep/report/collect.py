@@ -156,7 +156,9 @@ def _plotted_columns(
         for f in schema
         if (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)) and f.name != text
     ]
-    wanted = [c for c in dict.fromkeys(categorical) if c in schema.names and c != text]
+    flags = [f.name for f in schema if pa.types.is_boolean(f.type)]  # counted true / false
+    named = [c for c in categorical if c in schema.names and c != text]
+    wanted = list(dict.fromkeys(named + flags))
     numeric = [c for c in numeric if c not in wanted]
     return _Columns(text, numeric, wanted)
 

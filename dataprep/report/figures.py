@@ -91,10 +91,13 @@ def histogram(
     return _layout(fig, title, x, "rows", height, meta=meta, bargap=0.02)
 
 
-def category_counts(counts: Mapping[str, int], title: str, x: str) -> go.Figure:
+def category_counts(
+    counts: Mapping[str, int], title: str, x: str, height: int = HEIGHT
+) -> go.Figure:
     names, values = list(counts), list(counts.values())
     fig = go.Figure(go.Bar(x=names, y=values, hovertemplate="%{x}: %{y:,}<extra></extra>"))
-    return _layout(fig, title, x, "rows", meta={"counts": dict(counts)})
+    meta = {"counts": dict(counts)}
+    return _layout(fig, title, x, "rows", height, category=True, meta=meta)
 
 
 def before_after(

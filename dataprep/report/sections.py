@@ -86,8 +86,11 @@ def _values(facts: DatasetFacts) -> Section:
                 ],
             ),
         )
+    flags = []
     for name, counts in facts.categories.items():
-        if counts:
+        if set(counts) <= {"true", "false", "(null)"}:  # a boolean column: small, beside others
+            flags.append(figures.category_counts(counts, name, name, height=280))
+        elif counts:
             sec.add(figures.category_counts(counts, f"rows per {name}", name))
     empty, small = [], []
     for name, values in facts.numeric.items():
@@ -97,8 +100,8 @@ def _values(facts: DatasetFacts) -> Section:
         integer = bool(np.all(values == np.round(values)))
         title = name if values.min() < values.max() else f"{name} (every value {values[0]:g})"
         small.append(figures.histogram(values, title, name, integer=integer, height=280))
-    if small:
-        sec.add(Grid(small))
+    if small or flags:
+        sec.add(Grid(small + flags))
     if empty:
         sec.add(Note(f"no finite values in the sample for: {', '.join(empty)}"))
     return sec
