@@ -281,3 +281,34 @@ def test_resume_onto_changed_data_is_refused_unless_allowed(tok: Path, tmp_path:
     node = _lineage(out)
     assert node["data"]["train"]["digest"] == new and node["reader"]["rows"] == _rows(data)
     assert [(c["step"], c["from"], c["to"]) for c in node["data_changes"]] == [(4, old, new)]
+
+
+@pytest.mark.slow
+def test_resume_from_refusals_are_one_sentence_and_move_nothing(
+    tok: Path, run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    state = out / "checkpoints" / "step-00000004" / "state.pt"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    state.write_bytes(bytes(data))
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    cases = [
+        ((out, "--resume-from", "99"), "kept: step-00000004, step-00000008"),
+        ((out, "--resume-from", "4"), "state.pt checksum mismatch"),
+        ((out, "--resume-from", "8", "--no-resume"), "cannot be combined with --no-resume"),
+        ((other, "--resume-from", run / "checkpoints" / "step-00000004"), "already holds"),
+        ((out, "--resume-from", "8", "--batch-size", "8"), "--batch-size 4"),
+    ]
+    for (where, *more), words in cases:
+        proc = cli("train", tok, "--out", where, *TRAIN, "--steps", "8", *more, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert words in proc.stderr, (more, proc.stderr)
+    for where in (out, other):  # nothing moved, nothing added
+        assert sorted(p.name for p in (where / "checkpoints").iterdir()) == [
+            "step-00000004",
+            "step-00000008",
+        ]
+        assert not (where / "rollbacks").exists()
