@@ -229,23 +229,25 @@ def _scan(
 
 
 def _uniform(reader: _Reader, units: list[_Unit], n: int, seed: int) -> pa.Table:
-    """`n` distinct global row numbers, drawn with `seed`, read from their row groups only."""
+    """`n` distinct global row numbers, drawn with `seed`, read from their row groups only
+    (each decoded up to the last row drawn from it), in the order drawn."""
     sizes = np.array([u.rows for u in units], dtype=np.int64)
     total = int(sizes.sum())
     picks = np.random.default_rng(seed).choice(total, size=min(n, total), replace=False)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     where = np.searchsorted(starts, picks, side="right") - 1
+    offsets = picks - starts[where]
     parts: list[pa.Table] = []
-    position: dict[int, int] = {}  # unit -> its table's first row in the concatenation
-    offset = 0
-    for u in sorted(set(where.tolist())):
-        position[u] = offset
+    order = np.argsort(where, kind="stable")  # drawn rows grouped by row group
+    for u in np.unique(where):
+        mine = order[where[order] == u]
         reader.groups_read += 1
-        parts.append(reader.read(units[u]))
-        offset += parts[-1].num_rows
+        table = reader.first(units[int(u)], int(offsets[mine].max()) + 1)
+        parts.append(table.take(pa.array(offsets[mine], type=pa.int64())))
     table = _concat(parts, reader)
-    rows = [position[u] + int(p - starts[u]) for u, p in zip(where.tolist(), picks, strict=True)]
-    return table.take(pa.array(rows, type=pa.int64()))
+    back = np.empty(len(picks), dtype=np.int64)  # row i of `table` is draw order[i]
+    back[order] = np.arange(len(picks))
+    return table.take(pa.array(back, type=pa.int64()))
 
 
 def _concat(parts: list[pa.Table], reader: _Reader) -> pa.Table:

@@ -79,6 +79,8 @@ def test_shuffle_is_a_seeded_sample_of_distinct_rows(texts: Path, rows: list[dic
         for r in head(texts, 5, shuffle=True, seed=s).table.select(["id"]).to_pylist()
     }
     assert min(seen) < len(ids) // 4 and max(seen) > 3 * len(ids) // 4
+    everything = head(texts, len(rows), shuffle=True, seed=3).table.to_pylist()
+    assert everything != rows and sorted(everything, key=str) == sorted(rows, key=str)
     matched = _json(texts, "-n", "4", "--shuffle", "--where", "id < 'c'", "--columns", "id")
     assert len(matched) == 4 and all(r["id"] < "c" for r in matched)
 
