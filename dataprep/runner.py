@@ -252,7 +252,11 @@ def _keep_encryption(
         spec = EncryptionSpec.from_manifest(str(key_file), manifest.encryption)
     elif spec.columns is not None:  # a recipe's output.encryption.columns: those, and the new
         clear = tuple(c for c in clear if c not in spec.columns)
-    return replace(write_options, encryption=replace(spec, columns=None, plaintext=clear))
+    # each input column stays under the master key it had (per-column keys); new ones: default
+    keyed = manifest.encryption.get("column_keys") or {}
+    assigned = tuple((c, k) for k, cols in keyed.items() for c in cols)
+    spec = replace(spec, columns=None, plaintext=clear, assigned=assigned)
+    return replace(write_options, encryption=spec)
 
 
 def _read_options(

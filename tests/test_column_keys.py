@@ -214,3 +214,40 @@ def test_key_names_resolve_and_bad_ones_are_one_sentence(world: dict[str, Path])
     ring = crypto.load_key_file(world["keys"])
     keyed = dataset.read_manifest(enc2).encryption["column_keys"]
     assert keyed == {ring.column_key: ["text"], ring.resolve("label"): ["label"]}
+
+
+def test_recipe_keeps_each_column_under_its_key_through_stages(world: dict[str, Path]) -> None:
+    import yaml
+
+    recipe = world["tmp"] / "cols.yaml"
+    root = world["tmp"] / "recipe-run"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "name": "cols",
+                "vars": {"root": str(root)},
+                "input": {"path": str(world["tmp"] / "in.jsonl"), "text_column": "text"},
+                "executor": {"kind": "local", "workers": 1},
+                "output": {
+                    "encryption": {
+                        "key_file": str(world["keys"]),
+                        "columns": ["text:text", "label:label"],
+                    }
+                },
+                "stages": [
+                    {"id": "shards", "op": "shard", "params": {"shard_rows": 300}},
+                    {"id": "exact", "op": "dedup", "params": {"method": "exact"}},
+                ],
+            }
+        )
+    )
+    cli("run", recipe)
+    ring = crypto.load_key_file(world["keys"])
+    want = {ring.resolve("text"): ["text"], ring.resolve("label"): ["label"]}
+    for stage in ("shards", "exact"):
+        info = dataset.read_manifest(root / stage).encryption
+        assert info["column_keys"] == want and info["plaintext_columns"] == ["id"], stage
+    lab = ReadOptions(str(world["lab"]), dataset.read_manifest(root / "exact").encryption)
+    first = root / "exact" / dataset.read_manifest(root / "exact").shards[0].path
+    assert lab.read_table(first, ["id", "label"]).num_rows > 0
