@@ -233,3 +233,26 @@ def test_verify_and_readers_name_a_missing_key_material_file(plain: Path, tmp_pa
     proc = cli("export", enc, "-o", tmp_path / "x.jsonl", "-k", old, check=False)
     assert proc.returncode == 2 and f"shard {shard} cannot be decrypted" in proc.stderr
     assert "copy a dataset with its .keys/ folder" in proc.stderr
+
+
+def test_column_keys_and_rotation_on_s3(plain: Path, tmp_path: Path, s3_bucket: str) -> None:
+    """The key material lives beside the shards on the object store too, and rotates there."""
+    old, new, lab = tmp_path / "old.keys", tmp_path / "new.keys", tmp_path / "lab.keys"
+    cli("keygen", "-o", old, "--keys", "text,label")
+    cli("keygen", "-o", new, "--keys", "text,label")
+    enc = f"{s3_bucket}/enc"
+    cli("encrypt", plain, "-o", enc, "-k", old, "--columns", "text:text,label:label", "-w", "1")
+    local = tmp_path / "before.jsonl"
+    cli("export", enc, "-o", local, "-k", old)
+    cli("keys", "rotate", enc, "-k", old, "--new-key-file", new)
+    after = tmp_path / "after.jsonl"
+    cli("export", enc, "-o", after, "-k", new)
+    assert after.read_bytes() == local.read_bytes() and local.stat().st_size > 0
+    assert cli("export", enc, "-o", tmp_path / "x.jsonl", "-k", old, check=False).returncode == 2
+    cli("keys", "export-subset", new, "--keys", "label", "-o", lab)
+    part = tmp_path / "lab.jsonl"
+    cli("export", enc, "-o", part, "-k", lab, "--columns", "id,label")
+    rows = [json.loads(line) for line in part.read_text().splitlines()]
+    full = [json.loads(line) for line in after.read_text().splitlines()]
+    assert rows == [{"id": r["id"], "label": r["label"]} for r in full]
+    assert cli("verify", enc).returncode == 0
