@@ -79,7 +79,7 @@ def head(
     if where:
         from dataprep.quality import expr
 
-        test = expr.parse(where, manifest.schema, "--where")
+        test = expr.parse(where, manifest.schema, "--where", "a column of the dataset")
     # a partial key file reads the columns under the keys it holds: without --columns those
     # are shown (the rest listed); a named or --where column it cannot read is one sentence
     # (no key file: the first shard opened says which one to pass, naming the shard)

@@ -111,7 +111,7 @@ def test_encrypted_dataset_with_key_file(texts: Path, rows: list[dict], tmp_path
     [
         (("--columns", "id,nope"), "--columns names nope"),
         (("--where", "id >"), "is not a valid expression"),
-        (("--where", "idd == 'x'"), "names 'idd'"),
+        (("--where", "idd == 'x'"), "names 'idd', which is not a column of the dataset"),
         (("--where", "id > 3"), "cannot be compared"),
         (("--json", "--jsonl"), "pick one"),
     ],

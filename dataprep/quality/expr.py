@@ -66,15 +66,21 @@ def _literal_kind(value: Any) -> str:
     return "null" if value is None else "other"
 
 
-def parse(text: str, schema: pa.Schema | Mapping[str, pa.DataType], option: str) -> Where:
-    """Check `text` against `schema` (column -> type) and translate it; DataprepError else."""
+def parse(
+    text: str,
+    schema: pa.Schema | Mapping[str, pa.DataType],
+    option: str,
+    known_as: str = "a column of the input or a signal filter can compute",
+) -> Where:
+    """Check `text` against `schema` (column -> type) and translate it; DataprepError else.
+    `known_as` says what a name must be, for the error on an unknown one."""
     types = {f.name: f.type for f in schema} if isinstance(schema, pa.Schema) else dict(schema)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise DataprepError(f"{option} {text!r} is not a valid expression ({exc.msg})") from None
     columns: list[str] = []
-    translator = _Translator(types, option, text, columns)
+    translator = _Translator(types, option, text, columns, known_as)
     expression, result = translator.visit(tree.body)
     if result != "bool":
         raise DataprepError(
@@ -85,8 +91,11 @@ def parse(text: str, schema: pa.Schema | Mapping[str, pa.DataType], option: str)
 
 
 class _Translator:
-    def __init__(self, types: dict[str, pa.DataType], option: str, text: str, out: list[str]):
+    def __init__(
+        self, types: dict[str, pa.DataType], option: str, text: str, out: list[str], known_as: str
+    ):
         self.types, self.option, self.text, self.columns = types, option, text, out
+        self.known_as = known_as
 
     def fail(self, why: str) -> DataprepError:
         return DataprepError(f"{self.option} {self.text!r}: {why}")
@@ -107,8 +116,7 @@ class _Translator:
         if node.id not in self.types:
             known = ", ".join(sorted(self.types))
             raise DataprepError(
-                f"{self.option} names {node.id!r}, which is not a column of the input or a "
-                f"signal filter can compute (known: {known})"
+                f"{self.option} names {node.id!r}, which is not {self.known_as} (known: {known})"
             )
         self.columns.append(node.id)
         return pc.field(node.id), kind(self.types[node.id])
