@@ -100,14 +100,30 @@ def _manifest_digest(dataset: str) -> str | None:
         return None
 
 
-def key_ids(encryption: dict[str, Any]) -> list[str]:
-    ids = [encryption.get("footer_key_id"), *(encryption.get("column_keys") or {})]
-    return sorted({str(k) for k in ids if k})
+def key_ids(encryption: dict[str, Any], columns: Sequence[str] | None = None) -> list[str]:
+    """The footer key and the keys of `columns` (None: every column key) that a use needs."""
+    keyed = encryption.get("column_keys") or {}
+    wanted = None if columns is None else set(columns)
+    ids = [k for k, cs in keyed.items() if wanted is None or wanted & set(cs)]
+    return sorted({str(k) for k in [encryption.get("footer_key_id"), *ids] if k})
 
 
 def encrypted_columns(encryption: dict[str, Any], read: Sequence[str] | None = None) -> list[str]:
     cols = [c for cs in (encryption.get("column_keys") or {}).values() for c in cs]
     return sorted(set(cols) & set(read)) if read is not None else sorted(set(cols))
+
+
+def _readable(key_file: str | os.PathLike[str], encryption: dict[str, Any]) -> list[str] | None:
+    """Columns a key file opens (a partial key file opens some): what a use that names no
+    columns could read. None when the key file cannot say (the use then fails on its own)."""
+    try:
+        from dataprep.crypto_access import readable_columns
+
+        names = [c for cs in (encryption.get("column_keys") or {}).values() for c in cs]
+        names += list(encryption.get("plaintext_columns") or [])
+        return readable_columns(encryption, key_file, names).readable
+    except (DataprepError, ImportError, KeyError, TypeError):
+        return None
 
 
 def outcome_of(error: BaseException) -> str:
@@ -131,12 +147,15 @@ def record(
     `DataprepError` (the use is refused) when the log cannot be written."""
     info = encryption or {}
     where = _location(dataset) if dataset is not None else None
-    ids, cols = key_ids(info), encrypted_columns(info, columns)
     log = audit.log_path(key_file)
-    seen = (os.getpid(), action, str(log), where, tuple(ids), tuple(cols), outcome)
+    named = tuple(columns) if columns is not None else None
+    seen = (os.getpid(), action, str(log), str(key_file), where, named, outcome)
     with _LOCK:
         if seen in _SEEN:
             return
+        if columns is None and action == "decrypt" and outcome == "ok":
+            columns = _readable(key_file, info)
+        ids, cols = key_ids(info, columns), encrypted_columns(info, columns)
         fields = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "user": _user(),

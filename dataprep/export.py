@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from dataprep.audit_use import use
 from dataprep.crypto import readable_columns
 from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manifest
 from dataprep.errors import DataprepError
@@ -117,12 +118,15 @@ def _chunks(
     # (no key file: the first shard read says which one to pass, naming the shard)
     left_out: dict[str, str] = {}
     if key_file is not None:
-        access = readable_columns(manifest.encryption, key_file, manifest.schema.names)
-        if cols:
-            access.require(cols)
-        elif access.missing:
-            cols, left_out = access.readable, access.missing
-    reader = ReadOptions(str(key_file) if key_file else None, manifest.encryption)
+        # a refused key is recorded in the key-use audit log (the reads record themselves)
+        with use("decrypt", key_file, src, manifest.encryption, cols, ok=False):
+            access = readable_columns(manifest.encryption, key_file, manifest.schema.names)
+            if cols:
+                access.require(cols)
+            elif access.missing:
+                cols, left_out = access.readable, access.missing
+    read = tuple(cols) if cols is not None else None
+    reader = ReadOptions(str(key_file) if key_file else None, manifest.encryption, columns=read)
 
     def chunks() -> Iterator[tuple[bytes, int]]:
         for shard, path in iter_shard_paths(src, manifest):

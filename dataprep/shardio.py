@@ -67,6 +67,8 @@ class ReadOptions:
     key_file: str | None = None
     encryption: dict[str, Any] | None = None  # the input manifest's `encryption`
     verify_pages: bool = True
+    # the columns the caller reads, for the key-use audit record (None: all the key opens)
+    columns: tuple[str, ...] | None = None
 
     def open(self, path: str | Path | StoragePath, checksum: str | None = None) -> pq.ParquetFile:
         """Open a shard, decrypting if needed; a bad key or a corrupt file names the shard."""
@@ -78,7 +80,7 @@ class ReadOptions:
             return open_parquet(path, None, None, verify_pages=self.verify_pages)
         from dataprep.audit_use import use
 
-        with use("decrypt", self.key_file, as_path(path).parent, self.encryption):
+        with use("decrypt", self.key_file, as_path(path).parent, self.encryption, self.columns):
             return open_parquet(
                 path, self.key_file, self.encryption, verify_pages=self.verify_pages
             )

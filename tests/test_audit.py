@@ -359,3 +359,72 @@ def test_same_key_ids_with_other_bytes_are_denied(plain: Path, tmp_path: Path) -
     assert record["outcome"] == "denied" and record["pid"] == os.getpid()
     assert "does not unwrap" in record["reason"] and record["columns"] == ["text"]
     _no_secrets(log, forged)
+
+
+@pytest.fixture(scope="module")
+def per_column(plain: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """`plain` with text and id under their own keys: (dataset, full key file, id-only file)."""
+    root = tmp_path_factory.mktemp("per_column")
+    keys, lab = root / "k.keys", root / "lab.keys"
+    cli("keygen", "-o", keys, "--keys", "text,id")
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    args = ("--key-file", keys, "--columns", "text:text,id:id", *inline)
+    cli("encrypt", plain, "-o", root / "enc", *args)
+    cli("keys", "export-subset", keys, "--keys", "id", "-o", lab)
+    return root / "enc", keys, lab
+
+
+def _ids_for(enc: Path, *columns: str) -> list[str]:
+    info = json.loads((enc / ".manifest.json").read_text())["encryption"]
+    keyed = [k for k, cols in info["column_keys"].items() if set(cols) & set(columns)]
+    return sorted([info["footer_key_id"], *keyed])
+
+
+def test_records_name_the_columns_and_keys_actually_read(per_column, tmp_path: Path) -> None:
+    enc, keys, lab = per_column
+    log = tmp_path / "read.jsonl"
+    with restored_env([audit.ENV]):
+        os.environ[audit.ENV] = str(log)
+        cli("head", enc, "-n", "2", "--key-file", lab)  # a partial key file: only id
+        cli("head", enc, "-n", "1", "--key-file", keys, "--columns", "id")
+        cli("export", enc, "-o", tmp_path / "ids.jsonl", "--key-file", keys, "--columns", "id")
+    found = _records(log)
+    assert [(r["outcome"], r["columns"], r["argv"][1]) for r in found] == [
+        ("ok", ["id"], "head"),
+        ("ok", ["id"], "head"),
+        ("ok", ["id"], "export"),
+    ]
+    assert all(r["key_ids"] == _ids_for(enc, "id") for r in found)
+    assert [r["key_file"] for r in found] == [str(lab), str(keys), str(keys)]
+
+
+def test_a_refused_column_or_key_file_is_recorded(per_column, tmp_path: Path) -> None:
+    enc, keys, lab = per_column
+    other = tmp_path / "other.json"
+    cli("keygen", "-o", other)
+    log = tmp_path / "refused.jsonl"
+    with restored_env([audit.ENV]):
+        os.environ[audit.ENV] = str(log)
+        runs = [
+            ("head", enc, "--key-file", lab, "--columns", "text"),
+            ("export", enc, "-o", tmp_path / "x.jsonl", "--key-file", lab, "--columns", "text"),
+            ("decrypt", enc, "-o", tmp_path / "dec", "--key-file", lab, "-q", "-w", "1"),
+            ("head", enc, "--key-file", other),
+        ]
+        for args in runs:
+            proc = cli(*args, check=False)
+            assert proc.returncode == 2, proc.stderr
+    refused = [r for r in _records(log) if r["outcome"] != "ok"]
+    assert [(r["argv"][1], r["outcome"]) for r in refused] == [
+        ("head", "denied"),
+        ("export", "denied"),
+        ("decrypt", "denied"),
+        ("head", "denied"),
+    ]
+    text = _ids_for(enc, "text")
+    assert refused[0]["columns"] == ["text"] and refused[0]["key_ids"] == text
+    assert refused[1]["columns"] == ["text"] and refused[1]["key_ids"] == text
+    assert "does not hold" in refused[2]["reason"] and refused[2]["columns"] == ["id", "text"]
+    assert "has no key" in refused[3]["reason"] and refused[3]["key_file"] == str(other)
+    assert audit.verify(log)[0] == len(_records(log))
+    _no_secrets(log, keys)

@@ -87,6 +87,7 @@ class DecryptStage(Stage[DecryptConfig]):
                 "the recipe's output encryption would encrypt decrypt's output again; "
                 "remove output.encryption or the decrypt stage"
             )
+        from dataprep.audit_use import use
         from dataprep.crypto import decryption_properties, readable_columns
 
         reader = ReadOptions(config.key_file, source.encryption)
@@ -97,7 +98,9 @@ class DecryptStage(Stage[DecryptConfig]):
         else:
             decryption_properties(config.key_file, {**source.encryption, "key_material": None})
         # every column is read: a partial key file stops here, naming a column it cannot open
-        readable_columns(source.encryption, config.key_file, source.schema.names).require(None)
+        names = source.schema.names
+        with use("decrypt", config.key_file, ctx.input_root, source.encryption, names, ok=False):
+            readable_columns(source.encryption, config.key_file, names).require(None)  # audited
         options = _options(ctx, config.codec, config.level, None, reader)
         return _map(ctx, "decrypt", reader, options, None)
 
