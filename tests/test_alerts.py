@@ -320,3 +320,17 @@ def test_metrics_port_serves_what_metrics_jsonl_records(blocks: Path, tmp_path: 
     assert int(scrapes[-1]["dataprep_train_step"][("dataprep_train_step", ())]) > int(
         scrapes[0]["dataprep_train_step"][("dataprep_train_step", ())]
     )
+
+
+@pytest.mark.slow
+def test_metrics_port_in_use_is_one_sentence(blocks: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _run(blocks, tmp_path / "run", *TWO, "--steps", "2", "--metrics-port", str(port))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"--metrics-port {port}: the port is already in use" in proc.stderr.strip()
