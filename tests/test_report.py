@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from dataprep import dataset
+from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
 from dataprep.report import build_report
 from dataprep.report.build import CATEGORICAL
@@ -264,8 +265,8 @@ def test_cli_json_summary_and_bad_paths(chain_dir: Path, tmp_path: Path) -> None
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
     (tmp_path / "empty").mkdir()
-    neither = cli("report", tmp_path / "empty", "-o", out, check=False)
-    assert neither.returncode == 2 and "neither a dataset directory" in neither.stderr
+    with pytest.raises(DataprepError, match="is neither a dataset directory"):
+        build_report([str(tmp_path / "empty")], str(out))
 
 
 def _browser():
@@ -342,18 +343,16 @@ def test_page_renders_offline_in_chromium(chain_dir: Path, tmp_path: Path) -> No
 def test_dataset_on_s3_with_its_lineage(chain_dir: Path, s3_bucket: str, tmp_path: Path) -> None:
     """A remote dataset reads like a local one: footers, sample, ancestors beside it."""
     inline = make_executor("local", workers=1)
-    near, balanced = f"{s3_bucket}/near", f"{s3_bucket}/balanced"
-    config = {"method": "minhash", "threshold": 0.7}
-    run_stage("dedup", config, near, input_path=chain_dir / "shards", executor=inline)
+    packed, balanced = f"{s3_bucket}/packed", f"{s3_bucket}/balanced"
+    run_stage("compress", {}, packed, input_path=chain_dir / "near", executor=inline)
     config = {"label": "label", "strategy": "oversample", "max_ratio": 5}
-    run_stage("resample", config, balanced, input_path=near, executor=inline)
-    out = tmp_path / "s3.html"
-    summary = cli("report", balanced, "-o", out, "--json").stdout
-    info = json.loads(summary)["sections"][0]
+    run_stage("resample", config, balanced, input_path=packed, executor=inline)
+    summary = build_report([balanced], str(tmp_path / "s3.html"))
+    info = summary.sections[0]
     assert info["rows"] == dataset.read_manifest(balanced).rows and not info["sampled"]
     steps = chain(balanced, dataset.read_manifest(balanced))
-    assert [s.path for s in steps[1:]] == [near, balanced]
-    assert steps[1].rows_out == dataset.read_manifest(near).rows
+    assert [s.path for s in steps[-2:]] == [packed, balanced]
+    assert steps[-2].rows_out == dataset.read_manifest(packed).rows
     local = collect_dataset(str(chain_dir / "balanced"))
     remote = collect_dataset(balanced)
     assert sorted(remote.text_lengths.tolist()) == sorted(local.text_lengths.tolist())
@@ -363,22 +362,21 @@ def test_text_column_named_by_shard_and_odd_inputs(tmp_path: Path) -> None:
     raw = tmp_path / "raw.jsonl"
     raw.write_text("".join(json.dumps({"body": "é" * n, "k": n}) + "\n" for n in range(1, 50)))
     ds = tmp_path / "ds"
-    cli("shard", raw, "-o", ds, "--text-column", "body", "-q")
-    facts = collect_dataset(
-        str(ds), text=("body", "text")
-    )  # what build_report passes from the lineage
+    inline = make_executor("local", workers=1)
+    run_stage("shard", {"text_column": "body"}, ds, inputs=[str(raw)], executor=inline)
+    facts = collect_dataset(str(ds), text=("body", "text"))  # what build_report passes
     assert facts.text_column == "body" and facts.text_lengths.tolist() == column(ds, "k")
     out = tmp_path / "r.html"
     assert "length of body (characters)" in (build_report([str(ds)], str(out)) and out.read_text())
-    as_file = cli("report", ds / ".manifest.json", "-o", out, check=False)
-    assert as_file.returncode == 2 and "is a file" in as_file.stderr
+    with pytest.raises(DataprepError, match="is a file: give a dataset directory"):
+        build_report([str(ds / ".manifest.json")], str(out))
     enc, _keys = encrypted_copy(ds, tmp_path)
     other = tmp_path / "other.json"
     from dataprep import crypto
 
     crypto.generate_key_file(other)
-    wrong = cli("report", enc, "-o", out, "--key-file", other, check=False)
-    assert wrong.returncode == 2 and "key" in wrong.stderr and "Traceback" not in wrong.stderr
+    with pytest.raises(DataprepError, match="has no key"):
+        build_report([str(enc)], str(out), key_file=str(other))
 
 
 def test_lineage_follows_the_recorded_input_and_rows(chain_dir: Path, tmp_path: Path) -> None:
@@ -423,3 +421,13 @@ def test_dataset_text_cannot_break_out_of_the_page() -> None:
     )
     assert hostile not in html and "<script>alert" not in html
     assert html.count("&lt;/script&gt;&lt;script&gt;alert(1)") == 5  # title, h1, h2, th, td
+
+
+def test_missing_browser_skips_here_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser test: chromium"):
+        _browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        _browser()
