@@ -428,3 +428,24 @@ def test_a_refused_column_or_key_file_is_recorded(per_column, tmp_path: Path) ->
     assert "has no key" in refused[3]["reason"] and refused[3]["key_file"] == str(other)
     assert audit.verify(log)[0] == len(_records(log))
     _no_secrets(log, keys)
+
+
+def test_key_rotation_is_recorded_in_both_keys_logs(plain: Path, tmp_path: Path) -> None:
+    keys, new = tmp_path / "old.keys", tmp_path / "new.keys"
+    cli("keygen", "-o", keys)
+    cli("keygen", "-o", new)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    cli("keys", "rotate", tmp_path / "enc", "--key-file", keys, "--new-key-file", new)
+    old_log, new_log = Path(f"{keys}.audit.jsonl"), Path(f"{new}.audit.jsonl")
+    old_actions = [(r["action"], r["outcome"]) for r in _records(old_log)]
+    assert old_actions[0] == ("encrypt", "ok") and ("rotate-from", "ok") in old_actions
+    rotated = [r for r in _records(new_log) if r["action"] == "rotate"]
+    assert len(rotated) == 1 and rotated[0]["outcome"] == "ok"
+    manifest = tmp_path / "enc" / ".manifest.json"
+    enc = json.loads(manifest.read_text())["encryption"]
+    assert rotated[0]["key_ids"] == sorted({enc["footer_key_id"], *enc["column_keys"]})
+    assert rotated[0]["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert audit.verify(old_log) and audit.verify(new_log)
+    _no_secrets(old_log, keys)
+    _no_secrets(new_log, new)
