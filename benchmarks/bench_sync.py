@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_sync.py                    # ~200 MB, 3 rounds
     PYTHONPATH=. python benchmarks/bench_sync.py --mb 50 --rounds 5 --workers 1,4,8
+    PYTHONPATH=. python benchmarks/bench_sync.py --dst local      # local -> local, against cp
 
 The dataset is real text (this machine's copyright files and licences, repeated with a copy
 number until --mb of uncompressed Parquet), in ~8 MB shards written by dataprep's shard writer.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -93,9 +95,10 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     return server, endpoint
 
 
-def theirs(src: Path, bucket: str, prefix: str, workers: int, check: bool = False) -> float:
-    """`aws s3 sync`-style: upload_file of each file, `workers` files at a time; `check` then
-    downloads each object and hashes it (what a separate verify pass after it would cost)."""
+def theirs(src: Path, root: str, prefix: str, workers: int, check: bool = False) -> float:
+    """`aws s3 sync`-style: upload_file of each file, `workers` files at a time (`cp` of each
+    file for a local `root`); `check` then reads each copy back and hashes it (what a separate
+    verify pass after it would cost)."""
     import boto3
     import xxhash
     from boto3.s3.transfer import TransferConfig
@@ -103,15 +106,25 @@ def theirs(src: Path, bucket: str, prefix: str, workers: int, check: bool = Fals
     client = boto3.client("s3")
     config = TransferConfig(use_threads=False)
     files = [p for p in sorted(src.iterdir()) if p.is_file()]
+    bucket = root.removeprefix("s3://")
+    local = None if root.startswith("s3://") else Path(root) / prefix
 
     def one(path: Path) -> None:
         key = f"{prefix}/{path.name}"
-        client.upload_file(str(path), bucket, key, Config=config)
+        if local is None:
+            client.upload_file(str(path), bucket, key, Config=config)
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, local / path.name)
         if check:
-            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            if local is None:
+                body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            else:
+                body = open(local / path.name, "rb")  # noqa: SIM115 (read to the end below)
             hasher = xxhash.xxh3_128()
             while block := body.read(8 << 20):
                 hasher.update(block)
+            body.close()
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -119,23 +132,27 @@ def theirs(src: Path, bucket: str, prefix: str, workers: int, check: bool = Fals
     return time.perf_counter() - started
 
 
-def theirs_checked(src: Path, bucket: str, prefix: str, workers: int) -> float:
-    return theirs(src, bucket, prefix, workers, check=True)
+def theirs_checked(src: Path, root: str, prefix: str, workers: int) -> float:
+    return theirs(src, root, prefix, workers, check=True)
 
 
-def ours(src: Path, bucket: str, prefix: str, workers: int) -> float:
+def ours(src: Path, root: str, prefix: str, workers: int) -> float:
     started = time.perf_counter()
-    sync_dataset(src, f"s3://{bucket}/{prefix}", workers=workers)
+    sync_dataset(src, f"{root}/{prefix}", workers=workers)
     return time.perf_counter() - started
 
 
 RUNS = {"ours": ours, "theirs": theirs, "theirs_checked": theirs_checked}
 
 
-def clear(bucket: str, prefix: str) -> None:
+def clear(root: str, prefix: str) -> None:
+    if not root.startswith("s3://"):
+        shutil.rmtree(Path(root) / prefix, ignore_errors=True)
+        return
     import boto3
 
     client = boto3.client("s3")
+    bucket = root.removeprefix("s3://")
     listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
     if listed:
         keys = [{"Key": o["Key"]} for o in listed]
@@ -147,6 +164,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", default="1,8")
+    parser.add_argument("--dst", choices=["s3", "local"], default="s3", help="where to copy to")
     args = parser.parse_args()
     import boto3
 
@@ -158,6 +176,7 @@ def main() -> None:
             files = sum(1 for p in src.iterdir() if p.is_file())
             print(f"dataset: {nbytes / 1e6:.1f} MB in {files} files; moto at {endpoint}")
             boto3.client("s3").create_bucket(Bucket="bench")
+            root = "s3://bench" if args.dst == "s3" else str(Path(tmp) / "copies")
             rows = []
             for workers in [int(w) for w in args.workers.split(",")]:
                 times: dict[str, list[float]] = {k: [] for k in (*RUNS, "noop")}
@@ -165,10 +184,10 @@ def main() -> None:
                     order = list(RUNS) if r % 2 == 0 else list(RUNS)[::-1]
                     for who in order:
                         prefix = f"{who}-{workers}-{r}"
-                        times[who].append(RUNS[who](src, "bench", prefix, workers))
+                        times[who].append(RUNS[who](src, root, prefix, workers))
                         if who == "ours":
-                            times["noop"].append(ours(src, "bench", prefix, workers))
-                        clear("bench", prefix)
+                            times["noop"].append(ours(src, root, prefix, workers))
+                        clear(root, prefix)
                 rows.append((workers, times))
             mb = nbytes / 1e6
             print(

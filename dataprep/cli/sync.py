@@ -52,8 +52,12 @@ class _Bar:
 
 @app.command(rich_help_panel="Datasets")
 def sync(
-    src: Annotated[str, typer.Argument(help="Dataset directory or URI to copy from.")],
-    dst: Annotated[str, typer.Argument(help="Directory or URI (s3://...) to copy to.")],
+    src: Annotated[
+        str, typer.Argument(metavar="SRC", help="Dataset directory or URI to copy from.")
+    ],
+    dst: Annotated[
+        str, typer.Argument(metavar="DST", help="Directory or URI (s3://...) to copy to.")
+    ],
     workers: Annotated[int, typer.Option(help="Files copied at once.")] = 8,
     delete: Annotated[
         bool,
