@@ -68,7 +68,9 @@ def run(data: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> fl
     cmd += ["--model", args.model, "--seq-len", str(args.seq_len), "--device", "cpu"]
     cmd += ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--quiet"]
     cmd += ["--nproc-per-node", "2", "--num-workers", "1", "--checkpoint-every", "100000"]
-    proc = subprocess.Popen([*cmd, *extra], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*cmd, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -114,6 +116,8 @@ def hook_cost(records: list[dict], repeat: int) -> dict[str, float]:
                     watch.observe(dict(record))
             out[name] = (time.perf_counter() - t0) / (repeat * len(records)) * 1e6
             watch.close()
+            if watch.prom is not None:
+                endpoint.registry().unregister(watch.prom)
         endpoint.shutdown()
     return out
 

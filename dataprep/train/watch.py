@@ -88,10 +88,10 @@ class Watch:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        if self.prom is not None:
-            from dataprep.observe import metrics as endpoint
+        if self.prom is not None:  # the last step's values are final: a lingering endpoint
+            from dataprep.observe import metrics as endpoint  # serves them to one more scrape
 
-            endpoint.registry().unregister(self.prom)
+            endpoint.changed()
 
     def _fire(self, alert: Fired) -> None:
         self.console.warn(f"alert {alert.rule} at step {alert.step}: {alert.message}")
