@@ -142,6 +142,10 @@ def test_lineage_rows_match_each_stage_manifest(chain_dir: Path) -> None:
     assert steps[0].rows_in == raw_lines
     assert steps[0].quarantine == {"invalid JSON": 1, "missing field 'text'": 1}
     assert steps[1].rows_out < steps[1].rows_in  # the near copies went
+    from dataprep.report.sections import _raw_input
+
+    raw = chain_dir / "raw.jsonl"
+    assert _raw_input(steps[0]).text.startswith(f"raw input: 1 file, {raw.stat().st_size:,} bytes")
 
 
 def test_stage_figures_match_their_reports(chain_dir: Path) -> None:

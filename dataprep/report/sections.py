@@ -111,6 +111,7 @@ def _lineage(steps: list[Step]) -> Section:
     sec = Section("lineage (raw input to this dataset)", level=3)
     if not steps:
         return sec.add(Note("The manifest records no lineage."))
+    sec.add(_raw_input(steps[0]))
     rows = []
     for n, step in enumerate(steps):
         quarantined = step.report.get("quarantined") if step.report else None
@@ -140,6 +141,24 @@ def _lineage(steps: list[Step]) -> Section:
     labels = [f"{n}:{s.label}" for n, s in enumerate(steps)]
     sec.add(figures.rows_per_stage(labels, [s.rows_in for s in steps], [s.rows_out for s in steps]))
     return sec
+
+
+def _raw_input(first: Step) -> Note | None:
+    """What the first stage read, as its lineage entry (or else its report) recorded it."""
+    paths = first.entry.get("raw_inputs") or []
+    files = first.entry.get("input_files") or first.report.get("inputs")
+    size = first.entry.get("input_bytes") or first.report.get("input_bytes")
+    if not paths and not files:
+        return None
+    count = files or len(paths)
+    text = f"raw input: {count:,} file{'s' if count != 1 else ''}" if files else "raw input"
+    text += f", {size:,} bytes" if isinstance(size, int) else ""
+    if paths:
+        more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+        text += f", read from {', '.join(str(p) for p in paths[:5])}{more}"
+        cwd = first.entry.get("cwd")
+        text += f" (relative to {cwd})" if isinstance(cwd, str) else ""
+    return Note(text)
 
 
 def _from_report(step: Step, facts: DatasetFacts) -> list[Section]:
