@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from dataprep import crypto, dataset
+from dataprep import crypto, crypto_keys, dataset
 from dataprep.dataset import ReadOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
@@ -40,24 +41,28 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _encrypted(plain: Path, tmp: Path, *extra: str) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def source(plain: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One encrypted dataset (text and label under their own keys) that tests copy."""
+    tmp = tmp_path_factory.mktemp("rotate-src")
     keys = tmp / "old.keys"
-    cli("keygen", "-o", keys, "--keys", "text,label")
+    crypto.generate_key_file(keys, ["text", "label"])
     enc = tmp / "enc"
-    cli(
-        "encrypt",
-        plain,
-        "-o",
-        enc,
-        "-k",
-        keys,
-        "--columns",
-        "text:text,label:label",
-        "-w",
-        "1",
-        *extra,
-    )
+    config = {"key_file": str(keys), "columns": ["text:text", "label:label"]}
+    run_stage("encrypt", config, enc, input_path=plain, executor=INLINE)
     return enc, keys
+
+
+def _encrypted(source: tuple[Path, Path], tmp: Path) -> tuple[Path, Path]:
+    tmp.mkdir(exist_ok=True)
+    shutil.copytree(source[0], tmp / "enc")  # with its .keys/ folder
+    shutil.copy(source[1], tmp / "old.keys")
+    return tmp / "enc", tmp / "old.keys"
+
+
+def _keygen(path: Path, *names: str) -> Path:
+    crypto.generate_key_file(path, list(names or ("text", "label")))
+    return path
 
 
 def _rows(root: Path, keys: Path) -> pa.Table:
@@ -75,12 +80,14 @@ def _sha256(root: Path) -> dict[str, str]:
     }
 
 
-def test_rotation_moves_keys_without_touching_data(plain: Path, tmp_path: Path) -> None:
-    enc, old = _encrypted(plain, tmp_path)
+def test_rotation_moves_keys_without_touching_data(
+    source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    enc, old = _encrypted(source, tmp_path)
     before_rows, before_sha = _rows(enc, old), _sha256(enc)
     before = dataset.read_manifest(enc)
     new = tmp_path / "new.keys"
-    cli("keygen", "-o", new, "--keys", "text,label")
+    _keygen(new)
     proc = cli("keys", "rotate", enc, "-k", old, "--new-key-file", new, "--json")
     (result,) = json.loads(proc.stdout)
     after = dataset.read_manifest(enc)
@@ -122,10 +129,12 @@ def test_rotation_moves_keys_without_touching_data(plain: Path, tmp_path: Path) 
     assert _rows(out, new).equals(before_rows)
 
 
-def test_partial_key_file_of_the_new_set_reads_its_columns(plain: Path, tmp_path: Path) -> None:
-    enc, old = _encrypted(plain, tmp_path)
+def test_partial_key_file_of_the_new_set_reads_its_columns(
+    source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    enc, old = _encrypted(source, tmp_path)
     new = tmp_path / "new.keys"
-    cli("keygen", "-o", new, "--keys", "text,label")
+    _keygen(new)
     cli("keys", "rotate", enc, "-k", old, "--new-key-file", new)
     lab = tmp_path / "lab.keys"
     cli("keys", "export-subset", new, "--keys", "label", "-o", lab)
@@ -161,12 +170,12 @@ kr.rotate(sys.argv[1], sys.argv[2], sys.argv[3])
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_killed_rotation_leaves_one_key_opening_every_shard(
-    plain: Path, tmp_path: Path, where: str
+    source: tuple[Path, Path], tmp_path: Path, where: str
 ) -> None:
-    enc, old = _encrypted(plain, tmp_path)
+    enc, old = _encrypted(source, tmp_path)
     oracle, sha = _rows(enc, old), _sha256(enc)
     new = tmp_path / "new.keys"
-    cli("keygen", "-o", new, "--keys", "text,label")
+    _keygen(new)
     args = [sys.executable, "-c", _KILL, str(enc), str(old), str(new), where]
     proc = subprocess.run(
         args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}
@@ -183,49 +192,40 @@ def test_killed_rotation_leaves_one_key_opening_every_shard(
     else:  # the old generation is still there; the next rotation removes it
         assert sorted(p.name for p in (enc / ".keys").iterdir()) == ["0", "1"]
         newer = tmp_path / "newer.keys"
-        cli("keygen", "-o", newer, "--keys", "text,label")
+        _keygen(newer)
         cli("keys", "rotate", enc, "-k", new, "--new-key-file", newer)
         new = newer
     assert _rows(enc, new).equals(oracle) and _sha256(enc) == sha
     assert len(list((enc / ".keys").iterdir())) == 1
 
 
-def test_what_cannot_be_rotated_is_one_sentence(plain: Path, tmp_path: Path) -> None:
-    enc, old = _encrypted(plain, tmp_path, "--key-material", "internal")
+def test_what_cannot_be_rotated_is_one_sentence(
+    plain: Path, source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old, new = _keygen(tmp_path / "old.keys"), _keygen(tmp_path / "new.keys")
+    enc = tmp_path / "enc"
+    cli("encrypt", plain, "-o", enc, "-k", old, "--columns", "text", "--key-material", "internal")
     assert not (enc / ".keys").exists()
-    new = tmp_path / "new.keys"
-    cli("keygen", "-o", new, "--keys", "text,label")
     proc = cli("keys", "rotate", enc, "-k", old, "--new-key-file", new, check=False)
     assert proc.returncode == 2 and "internal key material" in proc.stderr
     assert _rows(enc, old).num_rows > 0  # untouched, still readable with the old key
-    enc2 = tmp_path / "enc2"
-    cli("encrypt", plain, "-o", enc2, "-k", old, "--columns", "text:text,label:label", "-w", "1")
+    enc2, old2 = _encrypted(source, tmp_path / "copy")
     lab = tmp_path / "lab.keys"
-    cli("keys", "export-subset", old, "--keys", "label", "-o", lab)
+    crypto_keys.export_subset(old2, ["label"], lab)
     proc = cli("keys", "rotate", enc2, "-k", lab, "--new-key-file", new, check=False)
     assert proc.returncode == 2 and "a partial key file cannot rotate" in proc.stderr
-    other = tmp_path / "other.keys"
-    cli("keygen", "-o", other, "--keys", "body")
-    proc = cli("keys", "rotate", enc2, "-k", old, "--new-key-file", other, check=False)
-    assert proc.returncode == 2 and "has no successor" in proc.stderr
-    proc = cli(
-        "keys",
-        "rotate",
-        enc2,
-        "-k",
-        old,
-        "--new-key-file",
-        other,
-        "--map",
-        "text=body",
-        check=False,
-    )
-    assert proc.returncode == 2 and "has no successor" in proc.stderr  # label still has none
-    assert _rows(enc2, old).num_rows > 0 and sorted(os.listdir(enc2 / ".keys")) == ["0"]
+    other = _keygen(tmp_path / "other.keys", "body")
+    args = ["keys", "rotate", enc2, "-k", old2, "--new-key-file", other, "--map", "text=body"]
+    proc = cli(*args, check=False)
+    assert proc.returncode == 2 and "has no successor" in proc.stderr  # label has none
+    assert "'label-" in proc.stderr
+    assert _rows(enc2, old2).num_rows > 0 and sorted(os.listdir(enc2 / ".keys")) == ["0"]
 
 
-def test_verify_and_readers_name_a_missing_key_material_file(plain: Path, tmp_path: Path) -> None:
-    enc, old = _encrypted(plain, tmp_path)
+def test_verify_and_readers_name_a_missing_key_material_file(
+    source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    enc, old = _encrypted(source, tmp_path)
     shard = dataset.read_manifest(enc).shards[1].path
     (enc / ".keys" / "0" / f"_KEY_MATERIAL_FOR_{shard}.json").unlink()
     proc = cli("verify", enc, check=False)
@@ -237,19 +237,21 @@ def test_verify_and_readers_name_a_missing_key_material_file(plain: Path, tmp_pa
 
 def test_column_keys_and_rotation_on_s3(plain: Path, tmp_path: Path, s3_bucket: str) -> None:
     """The key material lives beside the shards on the object store too, and rotates there."""
-    old, new, lab = tmp_path / "old.keys", tmp_path / "new.keys", tmp_path / "lab.keys"
-    cli("keygen", "-o", old, "--keys", "text,label")
-    cli("keygen", "-o", new, "--keys", "text,label")
+    from dataprep.export import export_jsonl
+
+    old, new = _keygen(tmp_path / "old.keys"), _keygen(tmp_path / "new.keys")
     enc = f"{s3_bucket}/enc"
-    cli("encrypt", plain, "-o", enc, "-k", old, "--columns", "text:text,label:label", "-w", "1")
-    local = tmp_path / "before.jsonl"
-    cli("export", enc, "-o", local, "-k", old)
+    config = {"key_file": str(old), "columns": ["text:text", "label:label"]}
+    run_stage("encrypt", config, enc, input_path=plain, executor=INLINE)
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    export_jsonl(enc, before, key_file=old)
     cli("keys", "rotate", enc, "-k", old, "--new-key-file", new)
-    after = tmp_path / "after.jsonl"
-    cli("export", enc, "-o", after, "-k", new)
-    assert after.read_bytes() == local.read_bytes() and local.stat().st_size > 0
-    assert cli("export", enc, "-o", tmp_path / "x.jsonl", "-k", old, check=False).returncode == 2
-    cli("keys", "export-subset", new, "--keys", "label", "-o", lab)
+    export_jsonl(enc, after, key_file=new)
+    assert after.read_bytes() == before.read_bytes() and before.stat().st_size > 0
+    with pytest.raises(DataprepError, match="has no key"):
+        export_jsonl(enc, tmp_path / "x.jsonl", key_file=old)
+    lab = tmp_path / "lab.keys"
+    crypto_keys.export_subset(new, ["label"], lab)
     part = tmp_path / "lab.jsonl"
     cli("export", enc, "-o", part, "-k", lab, "--columns", "id,label")
     rows = [json.loads(line) for line in part.read_text().splitlines()]
