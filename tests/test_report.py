@@ -230,12 +230,14 @@ def _write_run(run: Path, steps: int = 30, gpu: bool = False) -> None:
         record = {"step": step, "loss": 5.0 / step, "lr": 1e-3, "tokens_per_s": 1000.0 + step}
         record |= {"data_wait_frac": 0.1, "data_stall_frac": 0.05, "step_time_s": 0.2}
         if gpu:
-            record |= {"gpu_mem_gb": 3.5, "mfu": 0.4}
+            record |= {"gpu_mem_gb": 3.5, "mfu": 0.4, "dp_epsilon": step / 10}
         lines.append(json.dumps(record))
         if step % 10 == 0:
             lines.append(json.dumps({"step": step, "eval_loss": 6.0 / step}))
     lines.append('{"step": 31, "lo')  # torn by a kill
     (run / "metrics.jsonl").write_text("\n".join(lines))
+    alert = {"time": "t", "step": 12, "rule": "loss_spike", "value": 9.5, "threshold": 3.0}
+    (run / "alerts.jsonl").write_text(json.dumps(alert | {"message": "loss <b>spiked</b>"}) + "\n")
 
 
 def test_training_run_curves_and_not_recorded(tmp_path: Path) -> None:
@@ -254,6 +256,20 @@ def test_training_run_curves_and_not_recorded(tmp_path: Path) -> None:
     assert facts.series["eval_loss"] == ([10, 20, 30], [0.6, 0.3, 0.2])
     assert facts.series["loss"][1] == [5.0 / s for s in range(1, 31)]
     assert facts.bad_lines == 1
+    assert facts.alerts_total == 1 and "loss &lt;b&gt;spiked&lt;/b&gt;" in page
+
+
+def test_training_run_extra_series(tmp_path: Path) -> None:
+    from dataprep.report.run import collect_run
+    from dataprep.report.sections import run_sections
+
+    run = tmp_path / "run"
+    _write_run(run, gpu=True)
+    facts = collect_run(str(run))
+    assert facts.missing() == [] and facts.extra() == ["dp_epsilon"]
+    figs = _figures_by_title(run_sections(facts))
+    assert list(figs["dp_epsilon"].data[0].y) == [s / 10 for s in range(1, 31)]
+    assert {"loss", "GPU memory (GiB, peak)", "MFU", "tokens/s"} <= set(figs)
 
 
 def test_cli_json_summary_and_bad_paths(chain_dir: Path, tmp_path: Path) -> None:

@@ -207,7 +207,10 @@ def rows_per_stage(
 
 
 def lines(
-    series: Mapping[str, tuple[Sequence[int], Sequence[float]]], title: str, y: str
+    series: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+    title: str,
+    y: str,
+    height: int = HEIGHT,
 ) -> go.Figure:
     """One line per named series against the training step."""
     fig = go.Figure(
@@ -216,4 +219,4 @@ def lines(
             for name, (steps, values) in series.items()
         ]
     )
-    return _layout(fig, title, "step", y, hovermode="x unified")
+    return _layout(fig, title, "step", y, height, hovermode="x unified")

@@ -11,10 +11,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dataprep.errors import DataprepError
 
 METRICS = "metrics.jsonl"
+ALERTS = "alerts.jsonl"  # what `train --alert` rules fired (dataprep.train.alerts)
+ALERTS_SHOWN = 200
 MAX_POINTS = 5000  # points per series on the page; longer runs are thinned evenly
 
 # (key, what it is): the series a run may record, in the order the page shows them
@@ -29,6 +32,7 @@ SERIES = (
     ("gpu_mem_gb", "GPU memory (GiB, peak)"),
     ("mfu", "MFU"),
 )
+SKIPPED = {"epoch"}  # recorded, but a step count says it better
 
 
 @dataclass
@@ -39,6 +43,13 @@ class RunFacts:
     series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     thinned: dict[str, int] = field(default_factory=dict)  # key -> points before thinning
     files: list[str] = field(default_factory=list)  # what else the run directory holds
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts_total: int = 0
+
+    def extra(self) -> list[str]:
+        """Numeric series the run recorded beyond the known ones (dp_epsilon, ...)."""
+        known = {key for key, _ in SERIES} | SKIPPED
+        return sorted(k for k in self.series if k not in known)
 
     def missing(self) -> list[str]:
         return [key for key, _ in SERIES if key not in self.series]
@@ -79,4 +90,19 @@ def collect_run(path: str) -> RunFacts:
             stride = math.ceil(len(steps) / MAX_POINTS)
             steps = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
         facts.series[key] = (steps, [points[s] for s in steps])
+    _read_alerts(facts, Path(path) / ALERTS)
     return facts
+
+
+def _read_alerts(facts: RunFacts, target: Path) -> None:
+    if not target.is_file():
+        return
+    for line in target.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            facts.alerts_total += 1
+            if len(facts.alerts) < ALERTS_SHOWN:
+                facts.alerts.append(record)

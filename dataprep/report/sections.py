@@ -291,6 +291,18 @@ def run_sections(facts: RunFacts) -> list[Section]:
     for key in ("lr", "tokens_per_s", "step_time_s", "gpu_mem_gb", "mfu"):
         if key in facts.series:
             sec.add(figures.lines({names[key]: facts.series[key]}, names[key], names[key]))
+    extra = [figures.lines({key: facts.series[key]}, key, key, height=280) for key in facts.extra()]
+    if extra:
+        sec.add(Note("also recorded:"), Grid(extra))
+    if facts.alerts:
+        head = ["step", "rule", "value", "threshold", "message", "time"]
+        rows = [
+            [a.get(k) for k in ("step", "rule", "value", "threshold", "message", "time")]
+            for a in facts.alerts
+        ]
+        sec.add(Note(f"alerts fired: {facts.alerts_total:,}"), Table(head, rows))
+        if facts.alerts_total > len(facts.alerts):
+            sec.add(Note(f"first {len(facts.alerts)} alerts shown", "warn"))
     missing = facts.missing()
     if missing:
         sec.add(Note("not recorded: " + ", ".join(names[k] for k in missing)))
