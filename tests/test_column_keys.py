@@ -183,34 +183,16 @@ def test_loader_with_partial_keys(world: dict[str, Path]) -> None:
 
 def test_key_names_resolve_and_bad_ones_are_one_sentence(world: dict[str, Path]) -> None:
     out = world["tmp"] / "bad"
-    proc = cli(
-        "encrypt",
-        world["plain"],
-        "-o",
-        out,
-        "-k",
-        world["keys"],
-        "--columns",
-        "text:nope",
-        check=False,
-    )
-    assert proc.returncode == 2 and "has no key 'nope'" in proc.stderr
-    proc = cli("keygen", "-o", world["tmp"] / "k2", "--keys", "footer", check=False)
-    assert proc.returncode == 2 and "'footer' is taken" in proc.stderr
+    bad = {"key_file": str(world["keys"]), "columns": ["text:nope"]}
+    with pytest.raises(DataprepError, match="has no key 'nope'"):
+        run_stage("encrypt", bad, out, input_path=world["plain"], executor=INLINE)
+    with pytest.raises(DataprepError, match="'footer' is taken"):
+        crypto.generate_key_file(world["tmp"] / "k2", ["footer"])
+    assert not (world["tmp"] / "k2").exists()
     # a column named without a key goes under the default (first named) key
     enc2 = world["tmp"] / "enc2"
-    cli(
-        "encrypt",
-        world["plain"],
-        "-o",
-        enc2,
-        "-k",
-        world["keys"],
-        "--columns",
-        "text,label:label",
-        "-w",
-        "1",
-    )
+    good = {"key_file": str(world["keys"]), "columns": ["text", "label:label"]}
+    run_stage("encrypt", good, enc2, input_path=world["plain"], executor=INLINE)
     ring = crypto.load_key_file(world["keys"])
     keyed = dataset.read_manifest(enc2).encryption["column_keys"]
     assert keyed == {ring.column_key: ["text"], ring.resolve("label"): ["label"]}
