@@ -159,6 +159,11 @@ def test_stage_figures_match_their_reports(chain_dir: Path) -> None:
     xs, ys = list(curve.data[0].x), list(curve.data[0].y)
     for s, p in dedup_s_curve(lsh["bands"], lsh["rows"]).items():  # the dedup stage's own
         assert ys[xs.index(min(xs, key=lambda x: abs(x - float(s))))] == pytest.approx(p, abs=1e-4)
+    rates = _meta(figs["duplicate rate per source"])["counts"]
+    before, after = column(chain_dir / "shards", "source"), column(chain_dir / "near", "source")
+    assert rates == {  # rows per source that dedup removed, counted independently
+        s: round((before.count(s) - after.count(s)) / before.count(s), 4) for s in set(before)
+    }
     sizes = figs["duplicate clusters by size"].data[0]
     assert dict(zip(sizes.x, sizes.y, strict=True)) == dedup["cluster_sizes"]
     resample = json.loads((chain_dir / "balanced" / ".report.json").read_text())

@@ -92,12 +92,12 @@ def histogram(
 
 
 def category_counts(
-    counts: Mapping[str, int], title: str, x: str, height: int = HEIGHT
+    counts: Mapping[str, float], title: str, x: str, height: int = HEIGHT, y: str = "rows"
 ) -> go.Figure:
     names, values = list(counts), list(counts.values())
     fig = go.Figure(go.Bar(x=names, y=values, hovertemplate="%{x}: %{y:,}<extra></extra>"))
     meta = {"counts": dict(counts)}
-    return _layout(fig, title, x, "rows", height, category=True, meta=meta)
+    return _layout(fig, title, x, y, height, category=True, meta=meta)
 
 
 def before_after(

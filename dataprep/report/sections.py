@@ -237,6 +237,12 @@ def _dedup(sec: Section, rep: dict[str, Any]) -> None:
     )
     if rep.get("cluster_sizes"):
         sec.add(figures.cluster_sizes(rep["cluster_sizes"]))
+    by_source = rep.get("by_source")
+    if isinstance(by_source, dict) and by_source:
+        rates = {
+            str(k): v.get("dup_rate", 0.0) for k, v in by_source.items() if isinstance(v, dict)
+        }
+        sec.add(figures.category_counts(rates, "duplicate rate per source", "source", y="dup rate"))
     lsh = rep.get("lsh")
     if isinstance(lsh, dict) and lsh.get("bands") and lsh.get("rows"):
         sec.add(figures.s_curve(int(lsh["bands"]), int(lsh["rows"]), lsh.get("threshold")))
