@@ -334,3 +334,31 @@ def test_metrics_port_in_use_is_one_sentence(blocks: Path, tmp_path: Path) -> No
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert f"--metrics-port {port}: the port is already in use" in proc.stderr.strip()
+
+
+@pytest.mark.slow
+def test_final_step_reaches_a_scraper_with_linger(blocks: Path, tmp_path: Path) -> None:
+    """DATAPREP_METRICS_LINGER: rank 0 keeps serving after the last step until one scrape
+    has seen it, so a short run's final values are not lost between two scrapes."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "dataprep", "train", str(blocks), "--out", str(out), *BASE]
+    args += [*TWO, "--steps", "3", "--metrics-port", "0", "--quiet"]
+    env = os.environ | {"DATAPREP_METRICS_LINGER": "120"}
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    try:
+        deadline = time.time() + 180
+        while len(_jsonl(out / "metrics.jsonl")) < 3:
+            assert proc.poll() is None and time.time() < deadline, "".join(lines)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the run did not wait for a scrape"
+        url = next(line.split()[1] for line in lines if "metrics: http" in line)
+        families = _scrape(url)
+    finally:
+        proc.wait(timeout=120)
+    assert proc.returncode == 0, "".join(lines)[-3000:]
+    assert families["dataprep_train_step"][("dataprep_train_step", ())] == 3
+    last = _jsonl(out / "metrics.jsonl")[-1]
+    assert families["dataprep_train_loss"][("dataprep_train_loss", ())] == last["loss"]
