@@ -5,10 +5,17 @@ checksum DIR's manifest records (the backup's manifest is not consulted, so any 
 files will do, an older sync included). A shard that already matches is never touched. The
 copy is built beside the shard (or in a local spool for a remote DIR) and moved into place
 only once checked, then re-read; finally the whole dataset is verified as `verify` does.
+
+An encrypted dataset's key material files (`.keys/N/`, each shard's wrapped data keys) have
+no checksum in the manifest: a missing or damaged one is replaced by the backup's copy at the
+same place when that copy parses and names only the manifest's keys (what can be checked
+without a key).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,11 +88,15 @@ def repair_dataset(
     pairs = list(iter_shard_paths(root, manifest))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="repair") as pool:
         found = list(pool.map(lambda pair: _fix(pair[0], pair[1], backup), pairs))
+        if manifest.encryption is not None:  # each shard's wrapped data keys, beside it
+            names = [s.path for s in manifest.shards]
+            fix = functools.partial(_fix_material, root, backup, manifest.encryption)
+            found += pool.map(fix, names)
     result.repairs = [r for r in found if r is not None]
     failed = [r for r in result.repairs if r.action != "replaced"]
     if failed:
         names = "; ".join(f"{r.shard}: {r.detail}" for r in failed[:5])
-        result.error = f"{len(failed)} shard(s) of {root} could not be repaired ({names})"
+        result.error = f"{len(failed)} file(s) of {root} could not be repaired ({names})"
         return result
     try:
         verified = verify_dataset(root)
@@ -116,3 +127,48 @@ def _fix(shard: ShardEntry, path: StoragePath, backup: StoragePath) -> Repair | 
     except (DataprepError, OSError) as exc:
         return Repair(shard.path, problem, "unavailable", f"copy failed: {short_error(exc)}")
     return Repair(shard.path, problem, "replaced", f"from {copy}")
+
+
+def _fix_material(
+    root: StoragePath, backup: StoragePath, encryption: dict[str, Any], shard: str
+) -> Repair | None:
+    """A shard's key material file, when missing or damaged, from the backup's copy at the same
+    place; the copy must parse and name only the manifest's keys (no key is needed to check)."""
+    from dataprep.crypto_material import material_dir, material_file
+
+    relative = material_dir(encryption)
+    if relative is None:
+        return None  # keys in the footers: the shard's checksum covers them
+    known = {encryption.get("footer_key_id"), *(encryption.get("column_keys") or {})}
+    path = material_file(root, relative, shard)
+    name = path.relative_to(root)
+    try:
+        problem = _material_problem(path.read_bytes(), known)
+    except FileNotFoundError:
+        problem = "missing"
+    if problem is None:
+        return None
+    copy = material_file(backup, relative, shard)
+    try:
+        data = copy.read_bytes()
+    except OSError:
+        return Repair(name, problem, "unavailable", f"{backup} has no {name}")
+    refused = _material_problem(data, known)
+    if refused is not None:
+        return Repair(name, problem, "refused", f"the backup copy {copy} is {refused}")
+    path.write_atomic(data)
+    return Repair(name, problem, "replaced", f"from {copy}")
+
+
+def _material_problem(data: bytes, known: set[Any]) -> str | None:
+    """Why these bytes are not usable key material for this manifest, if they are not."""
+    from dataprep.crypto_material import master_ids
+
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+            return "damaged (not a map of key material)"
+        stray = sorted(master_ids(doc, "key material") - known)
+    except (ValueError, DataprepError):
+        return "damaged (not key material JSON)"
+    return f"naming key {stray[0]!r}, which the manifest does not" if stray else None

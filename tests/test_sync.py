@@ -323,3 +323,36 @@ def test_a_bad_source_never_replaces_a_good_copy(
     back = tmp_path / "back"
     sync(dst, back)
     assert sha256s(back) == sha256s(src)
+
+
+def test_repair_restores_key_material_of_an_encrypted_dataset(src: Path, tmp_path: Path) -> None:
+    from helpers import encrypted_copy
+
+    enc, keys = encrypted_copy(src, tmp_path)
+    backup = tmp_path / "backup"
+    sync(enc, backup)
+    work = tmp_path / "work"
+    shutil.copytree(enc, work)
+    material = sorted((work / ".keys").rglob("_KEY_MATERIAL_FOR_*.json"))
+    material[0].unlink()
+    material[1].write_text("not json")
+    shard = manifest(work)["shards"][2]["path"]
+    (work / shard).unlink()
+    assert cli("verify", work, check=False).returncode == 1
+    report = json.loads(cli("verify", work, "--repair-from", backup, "--json").stdout)
+    replaced = {Path(name).name for name in report["replaced"]}
+    assert replaced == {material[0].name, material[1].name, shard}
+    # the oracle: with the key, every row reads back as the source's
+    out = tmp_path / "rows.jsonl"
+    cli("export", work, "-k", keys, "-o", out)
+    texts = [json.loads(line)["text"] for line in out.read_text().splitlines()]
+    assert texts == [r["text"] for r in shard_rows(src, ["text"])]
+    # a backup whose key material names a key the manifest does not is refused, by name
+    material[0].unlink()
+    stray = json.loads((backup / material[0].relative_to(work)).read_text())
+    for key, value in stray.items():
+        stray[key] = json.dumps({**json.loads(value), "masterKeyID": "someone-else"})
+    (backup / material[0].relative_to(work)).write_text(json.dumps(stray))
+    proc = cli("verify", work, "--repair-from", backup, check=False)
+    assert proc.returncode == 1 and material[0].name in proc.stderr
+    assert not material[0].exists()

@@ -232,18 +232,12 @@ def export(
 @app.command(rich_help_panel="Keys")
 def keygen(
     out: Annotated[Path, typer.Option("--out", "-o", help="Key file to create (mode 0600).")],
-    keys: Annotated[
-        str | None,
-        typer.Option("--keys", help="Column key names, e.g. text,label (first: the default)."),
-    ] = None,
 ) -> None:
     """Create a key file with new master keys. Never overwrites: losing keys loses data."""
     from dataprep.crypto import generate_key_file
 
-    ring = generate_key_file(out, [k for k in (keys or "").split(",") if k])
-    others = [k for k in ring.keys if k not in (ring.footer_key, ring.column_key)]
+    ring = generate_key_file(out)
     output.console.print(
         f"[green]wrote[/] {out} (key set {ring.key_set}: footer key {ring.footer_key}, "
-        f"column key {ring.column_key}{''.join(', ' + k for k in others)}); "
-        "keep it secret and back it up"
+        f"column key {ring.column_key}); keep it secret and back it up"
     )
