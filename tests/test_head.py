@@ -140,6 +140,8 @@ def test_dataset_on_s3(texts: Path, rows: list[dict], s3_bucket: str) -> None:
     assert _json(uri, "-n", "3", "--shuffle", "--seed", "5") == _json(
         texts, "-n", "3", "--shuffle", "--seed", "5"
     )
+    exported = cli("export", uri, "-o", "-").stdout.splitlines()
+    assert [json.loads(line) for line in exported] == rows
 
 
 def test_partial_key_file_shows_the_columns_it_can_read(
