@@ -306,13 +306,12 @@ def test_two_gloo_ranks_with_two_loader_workers_each_record_their_use(
     cli("keygen", "-o", keys)
     inline = ("--executor", "local", "--workers", "1", "-q")
     cli("encrypt", tmp_path / "tok", "-o", tmp_path / "enc", "--key-file", keys, *inline)
-    log = Path(str(keys) + ".audit.jsonl")
-    before = len(_records(log))
+    log = tmp_path / "train.audit.jsonl"
     ranks, workers = 2, 2
     flags = "--model tiny --seq-len 32 --batch-size 4 --device cpu --steps 4 --json".split()
-    flags += ["--nproc-per-node", str(ranks), "--num-workers", str(workers)]
+    flags += ["--nproc-per-node", str(ranks), "--num-workers", str(workers), "--audit-log", log]
     cli("train", tmp_path / "enc", "--out", tmp_path / "run", *flags, "--key-file", keys)
-    reads = _records(log)[before:]
+    reads = _records(log)
     # oracle: ranks x DataLoader workers processes read the data, one use each
     assert len(reads) == ranks * workers and len({r["pid"] for r in reads}) == ranks * workers
     assert all(r["action"] == "decrypt" and r["outcome"] == "ok" for r in reads)
@@ -449,3 +448,16 @@ def test_key_rotation_is_recorded_in_both_keys_logs(plain: Path, tmp_path: Path)
     assert audit.verify(old_log) and audit.verify(new_log)
     _no_secrets(old_log, keys)
     _no_secrets(new_log, new)
+
+
+def test_head_and_export_take_audit_log(per_column, tmp_path: Path) -> None:
+    enc, keys, _ = per_column
+    head_log, export_log = tmp_path / "head.jsonl", tmp_path / "export.jsonl"
+    cli("head", enc, "-n", "1", "--key-file", keys, "--audit-log", head_log)
+    out = tmp_path / "all.jsonl"
+    cli("export", enc, "-o", out, "--key-file", keys, "--audit-log", export_log)
+    assert [r["argv"][1] for r in _records(head_log)] == ["head"]
+    (exported,) = _records(export_log)
+    assert exported["columns"] == ["id", "text"] and exported["key_ids"] == _ids_for(
+        enc, "id", "text"
+    )

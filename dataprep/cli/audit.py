@@ -19,6 +19,14 @@ app.add_typer(audit_app, name="audit", rich_help_panel="Keys")
 
 Log = Annotated[Path, typer.Argument(metavar="LOG", help="Audit log (KEYFILE.audit.jsonl).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+# the option every command that takes --key-file has (stage commands: cli/stages.py)
+AuditLog = Annotated[
+    Path | None,
+    typer.Option(
+        "--audit-log",
+        help="Where key uses are recorded (default KEYFILE.audit.jsonl; env DATAPREP_AUDIT_LOG).",
+    ),
+]
 _HEAD_HELP = "A head digest kept elsewhere (`audit show --head`): it must still be in the log."
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from dataprep.cli import app, output
+from dataprep.cli.audit import AuditLog
 
 _WHERE = "Only rows where this holds (the filter stage's --where language)."
 _SHUFFLE = (
@@ -32,6 +33,7 @@ def head(
     key_file: Annotated[
         Path | None, typer.Option("--key-file", "-k", help="Key file, if DIR is encrypted.")
     ] = None,
+    audit_log: AuditLog = None,
     max_chars: Annotated[
         int, typer.Option(min=0, help="Table cells longer than this are cut (0 = never).")
     ] = 80,
@@ -47,6 +49,9 @@ def head(
 
     if json and jsonl:
         raise DataprepError("--json and --jsonl are two formats of the same rows; pick one")
+    from dataprep.audit_use import set_log
+
+    set_log(audit_log)
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     found = read_head(
         path, n, columns=names, where=where, shuffle=shuffle, seed=seed, key_file=key_file

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app
+from dataprep.cli.audit import AuditLog
 from dataprep.cli.output import console, err_console
 from dataprep.errors import DataprepError
 
@@ -110,6 +111,7 @@ def train(
     key_file: Annotated[
         Path | None, Opt("--key-file", "-k", help="Keys of encrypted data.")
     ] = None,
+    audit_log: AuditLog = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No per-step lines.")] = False,
     json: Annotated[bool, Opt("--json", help="Print the final summary as JSON.")] = False,
 ) -> None:
@@ -136,11 +138,13 @@ def train(
     """
     from pydantic import ValidationError
 
+    from dataprep.audit_use import set_log
     from dataprep.stage import describe_validation
     from dataprep.train.alerts import resolve
     from dataprep.train.config import TrainConfig
     from dataprep.train.launch import STOPPED_EXIT, launch
 
+    set_log(audit_log)  # the ranks and their DataLoader workers inherit it
     values = {k: v for k, v in locals().items() if k in TrainConfig.model_fields}
     values.update(
         data=str(data),
