@@ -456,3 +456,39 @@ def test_missing_browser_skips_here_but_fails_under_ci(monkeypatch: pytest.Monke
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
         _browser()
+
+
+def test_reads_only_footers_and_the_plotted_columns(
+    chain_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never the whole table: `id` (a string nobody plots) is not read; with many shards only
+    a seeded sample of footers is, and the notes say so."""
+    import pyarrow.parquet as pq
+
+    from dataprep.report import collect
+
+    asked: list[list[str]] = []
+    original = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, **kwargs):
+        asked.append(list(kwargs["columns"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    monkeypatch.setattr(collect, "MAX_FOOTERS", 2)
+    facts = collect_dataset(str(chain_dir / "packed"), categorical=CATEGORICAL)
+    read = {c for cols in asked for c in cols}
+    assert read == {"text", "quality", "n", "source", "label", "short"}
+    assert facts.footers_read == 2 < len(facts.manifest.shards)
+    assert any("footers of 2 of" in n for n in facts.notes)
+
+
+def test_long_runs_are_thinned_and_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataprep.report import run as run_module
+
+    monkeypatch.setattr(run_module, "MAX_POINTS", 7)
+    _write_run(tmp_path / "run", steps=30)
+    facts = run_module.collect_run(str(tmp_path / "run"))
+    steps, values = facts.series["loss"]
+    assert len(steps) <= 8 and steps[0] == 1 and steps[-1] == 30  # first and last kept
+    assert values == [5.0 / s for s in steps] and facts.thinned["loss"] == 30
