@@ -119,8 +119,15 @@ def rotate(
         keys = key_map(ids, old, new, mapping)
         new_enc = _rotated(old_enc, new, keys, relative)
         with _audited(root, key_file, new_key_file, old_enc, new_enc):
-            written = _write_generation(root, manifest, old_enc, new_enc, key_file, new_key_file)
-            _check_opens(root, manifest, new_enc, new_key_file)
+            target = folder(root, new_enc["key_material"]["dir"])
+            files = (key_file, new_key_file)
+            try:
+                written = _write_generation(root, manifest, old_enc, new_enc, *files)
+                _check_opens(root, manifest, new_enc, new_key_file)
+            except BaseException:  # nothing switched: the old keys still open everything
+                if target.exists():
+                    target.rmtree()
+                raise
             rotated = Manifest(
                 manifest.schema, manifest.shards, manifest.lineage, new_enc, manifest.metadata
             )

@@ -233,6 +233,12 @@ def test_verify_and_readers_name_a_missing_key_material_file(
     proc = cli("export", enc, "-o", tmp_path / "x.jsonl", "-k", old, check=False)
     assert proc.returncode == 2 and f"shard {shard} cannot be decrypted" in proc.stderr
     assert "copy a dataset with its .keys/ folder" in proc.stderr
+    # a rotation that cannot finish changes nothing and leaves no half-written generation
+    new = _keygen(tmp_path / "new.keys")
+    proc = cli("keys", "rotate", enc, "-k", old, "--new-key-file", new, check=False)
+    assert proc.returncode == 2 and shard in proc.stderr
+    assert sorted(os.listdir(enc / ".keys")) == ["0"]
+    assert dataset.read_manifest(enc).encryption["key_material"]["dir"] == ".keys/0"
 
 
 def test_column_keys_and_rotation_on_s3(plain: Path, tmp_path: Path, s3_bucket: str) -> None:
