@@ -89,8 +89,10 @@ def test_round_trip_through_s3(src: Path, s3_bucket: str, tmp_path: Path) -> Non
     assert up["bytes"] == sum(s["bytes"] for s in shards) + (src / ".report.json").stat().st_size
     assert up["manifest_written"] and up["mb_per_s"] > 0
     cli("verify", remote)
+    across = sync(remote, f"{s3_bucket}/copy")  # s3 -> s3
+    assert across["copied"] == up["copied"]
     back = tmp_path / "back"
-    down = sync(remote, back)
+    down = sync(f"{s3_bucket}/copy", back)
     assert down["copied"] == up["copied"]
     assert sha256s(back) == sha256s(src)
     assert shard_rows(back) == shard_rows(src)
