@@ -8,9 +8,9 @@ three ways, in a rotating order (paired, so a shared machine's drift cancels):
   base     --no-default-alerts            (no rule judged, no endpoint)
   alerts   the four default alert rules
   metrics  the default rules and --metrics-port 0, scraped every --scrape-every seconds
-steps/s of a run = steps after the first --warmup / their summed step_time_s (metrics.jsonl,
-so interpreter and rank start-up are not counted). Ratios are medians of the per-round ratios
-base/variant (steps/s; 1.00 = no cost, above 1 = the variant is slower).
+steps/s of a run = 1 / the median step_time_s of the steps after the first --warmup
+(metrics.jsonl, so interpreter and rank start-up are not counted). Ratios are medians of the
+per-round ratios base/variant (steps/s; 1.00 = no cost, above 1 = the variant is slower).
 
 Second table: the per-step cost of the hook itself (`Watch.observe`: alert rules + the
 Prometheus snapshot), timed in-process on real records of the last run, no noise from ranks.
@@ -63,7 +63,8 @@ def build(root: Path, seq_len: int) -> Path:
 
 
 def run(data: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> float:
-    """One training run; its steps/s after warm-up."""
+    """One training run; its steps/s after warm-up: 1 / the median step time (a shared
+    machine's pauses hit single steps; the median step is the run's pace)."""
     cmd = [sys.executable, "-m", "dataprep", "train", str(data), "--out", str(out)]
     cmd += ["--model", args.model, "--seq-len", str(args.seq_len), "--device", "cpu"]
     cmd += ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--quiet"]
@@ -80,7 +81,7 @@ def run(data: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> fl
         raise SystemExit("".join(lines)[-3000:])
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     timed = [r["step_time_s"] for r in records if r["step"] > args.warmup]
-    return len(timed) / sum(timed)
+    return 1 / statistics.median(timed)
 
 
 def scrape(proc: subprocess.Popen, lines: list[str], every: float) -> None:
