@@ -28,6 +28,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 TICK_INTERVAL_S = 0.5  # a worker forwards progress at most this often (one actor call)
+FINAL_DRAIN_S = 2.0  # a failing run waits this long at most for its last ticks
 
 
 NODE_WAIT_S = 300.0  # how long a cluster may have no CPUs for a task (an autoscaler adds nodes)
@@ -267,7 +268,7 @@ class RayExecutor:
             for ref in in_flight:
                 ray.cancel(ref, force=True)
             if self._ticks is not None:  # the failed attempts' ticks, for the metrics
-                self._forward_ticks()
+                self._forward_ticks(timeout=FINAL_DRAIN_S)
             raise
         self._forward_ticks()
         return results
@@ -293,12 +294,12 @@ class RayExecutor:
                 "tasks are kept, so rerunning the same command resumes"
             ) from None
 
-    def _forward_ticks(self) -> None:
+    def _forward_ticks(self, timeout: float | None = None) -> None:
         self._drained = time.monotonic()
         if self._ticks is None:
             return
         try:
-            batches = self._ray.get(self._ticks.drain.remote())
+            batches = self._ray.get(self._ticks.drain.remote(), timeout=timeout)
         except self._ray.exceptions.RayError:  # the actor is gone: go on without row counts
             self._ticks = None
             return
