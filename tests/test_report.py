@@ -492,3 +492,13 @@ def test_long_runs_are_thinned_and_said(tmp_path: Path, monkeypatch: pytest.Monk
     steps, values = facts.series["loss"]
     assert len(steps) <= 8 and steps[0] == 1 and steps[-1] == 30  # first and last kept
     assert values == [5.0 / s for s in steps] and facts.thinned["loss"] == 30
+
+
+def test_empty_dataset_says_so(chain_dir: Path, tmp_path: Path) -> None:
+    inline = make_executor("local", workers=1)
+    empty = tmp_path / "none"
+    run_stage("filter", {"where": "n > 100"}, empty, input_path=chain_dir / "near", executor=inline)
+    summary = build_report([str(empty)], str(tmp_path / "e.html"))
+    info = summary.sections[0]
+    assert info["rows"] == 0 and info["notes"] == ["the dataset has no rows: no values to plot"]
+    assert info["stages"][-1] == "filter"

@@ -113,6 +113,8 @@ def collect_dataset(
         facts.notes.append("values not read (--sample-rows 0)")
     elif manifest.rows:
         _read_sample(facts, root, reader, columns, sample_rows, seed)
+    else:
+        facts.notes.append("the dataset has no rows: no values to plot")
     return facts
 
 
