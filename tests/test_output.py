@@ -207,3 +207,18 @@ def test_progress_in_a_log_is_plain_lines_with_an_eta() -> None:
     slow.task_done()
     slow.stop()
     assert quiet.getvalue() == ""
+
+
+def test_columns_still_sets_the_width(texts: Path) -> None:
+    """COLUMNS wins over the uncut width of a pipe: the head table fits in 60 columns."""
+    out = cli("head", texts, "-n", "2", env={"COLUMNS": "60"}).stdout
+    lines = out.splitlines()
+    assert lines and max(len(line) for line in lines) <= 60
+    wide = subprocess.run(  # no COLUMNS: not cut
+        [sys.executable, "-m", "dataprep", "head", str(texts), "-n", "2", "--max-chars", "150"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")},
+        check=True,
+    ).stdout
+    assert max(len(line) for line in wide.splitlines()) > 150
