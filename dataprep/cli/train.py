@@ -73,7 +73,8 @@ def train(
     alert: Annotated[
         list[str] | None,
         Opt(
-            help="Alert rule NAME[:KEY=VALUE,...] (repeatable; rules below), replacing the "
+            metavar="RULE",
+            help="Alert rule NAME[:KEY=VALUE,...] (repeatable; rules above), replacing the "
             "default rule of that name. Fires once per episode: a log line and a record in "
             "RUN/alerts.jsonl.",
             rich_help_panel="Monitoring",
@@ -90,6 +91,7 @@ def train(
     on_alert: Annotated[
         str,
         Opt(
+            metavar="warn|stop",
             help="warn, or stop: checkpoint and exit 3 (weights from a non-finite loss are "
             "not saved; resume takes the last good checkpoint).",
             rich_help_panel="Monitoring",
@@ -98,6 +100,7 @@ def train(
     metrics_port: Annotated[
         int | None,
         Opt(
+            metavar="PORT",
             help="Serve Prometheus metrics (dataprep_train_*) from rank 0 on this port "
             "(0: a free one, printed on stderr).",
             rich_help_panel="Monitoring",
