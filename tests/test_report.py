@@ -221,6 +221,7 @@ def test_encrypted_dataset_without_and_with_key(chain_dir: Path, tmp_path: Path)
     assert locked.text_lengths is None and not locked.column_sizes
     assert "encrypted" in locked.notes[0] and "--key-file" in locked.notes[0]
     opened = collect_dataset(str(enc), key_file=str(keys))
+    assert "holds decrypted values" in opened.notes[0]
     plain = collect_dataset(str(chain_dir / "shards"))
     assert opened.text_lengths.tolist() == plain.text_lengths.tolist()
     out = tmp_path / "enc.html"

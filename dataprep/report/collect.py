@@ -104,6 +104,11 @@ def collect_dataset(
         )
         return facts
     reader = dataset.ReadOptions(key_file, manifest.encryption, verify_pages=False)
+    if manifest.encryption is not None:
+        facts.notes.append(
+            "encrypted, read with --key-file: this page holds decrypted values (column "
+            "statistics, source and label names); keep it as you keep the data"
+        )
     columns = _plotted_columns(manifest.schema, categorical, text)
     facts.text_column = columns.text
     _read_footers(facts, root, reader, seed)
