@@ -269,6 +269,43 @@ def _scrape(url: str) -> dict[str, dict]:
     }
 
 
+def test_collector_exposes_the_last_step_and_sums() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dataprep.train.prom import TrainCollector
+
+    registry = CollectorRegistry()
+    collector = TrainCollector(tokens_per_step=256, rules=["nonfinite", "stall"])
+    registry.register(collector)
+    assert generate_latest(registry).decode().count("dataprep_train_loss") == 0  # no step yet
+    for step, (loss, stall) in enumerate([(5.0, 0.25), (4.5, 0.5)], 1):
+        record = {"step": step, "loss": loss, "lr": 1e-3, "tokens_per_s": 1000.0 * step}
+        record |= {"step_time_s": 0.5, "data_wait_s": stall, "data_stall_s": stall}
+        record |= {"data_wait_frac": stall / 0.5, "data_stall_frac": stall / 0.5}
+        collector.update(record)
+    collector.alerts(["stall"], {"nonfinite": False, "stall": True})
+    collector.evaluated(4.25)
+    text = generate_latest(registry).decode()
+    samples = {
+        (s.name, tuple(s.labels.values())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("dataprep_train_step", ())] == 2
+    assert samples[("dataprep_train_loss", ())] == 4.5
+    assert samples[("dataprep_train_tokens_per_second", ())] == 2000
+    assert samples[("dataprep_train_data_stall_ratio", ())] == 1.0
+    assert samples[("dataprep_train_data_stall_seconds_total", ())] == 0.75
+    assert samples[("dataprep_train_step_seconds_total", ())] == 1.0
+    assert samples[("dataprep_train_tokens_total", ())] == 512
+    assert samples[("dataprep_train_eval_loss", ())] == 4.25
+    assert samples[("dataprep_train_alerts_total", ("stall",))] == 1
+    assert samples[("dataprep_train_alerts_total", ("nonfinite",))] == 0
+    assert samples[("dataprep_train_alert_active", ("stall",))] == 1
+    assert not any("mfu" in name or "gpu" in name for name, _ in samples)  # CPU: not exported
+
+
 @pytest.mark.slow
 def test_metrics_port_serves_what_metrics_jsonl_records(blocks: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
