@@ -10,6 +10,7 @@ and the exit code are checked against metrics.jsonl.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -304,6 +305,33 @@ def test_collector_exposes_the_last_step_and_sums() -> None:
     assert samples[("dataprep_train_alerts_total", ("nonfinite",))] == 0
     assert samples[("dataprep_train_alert_active", ("stall",))] == 1
     assert not any("mfu" in name or "gpu" in name for name, _ in samples)  # CPU: not exported
+
+
+def test_gpu_energy_per_step_from_the_nvml_counter(tmp_path: Path) -> None:
+    """NVML's total-energy counter (millijoules since the driver loaded) becomes joules per
+    step in the record. No GPU here: a stand-in for the pynvml module with a counter."""
+    from dataprep.train.config import TrainConfig
+    from dataprep.train.metrics import Energy
+    from dataprep.train.runlog import Console
+    from dataprep.train.watch import Watch
+
+    class Nvml:
+        readings = iter([1_000_000, 1_250_500, 1_251_000])  # mJ
+
+        def nvmlDeviceGetTotalEnergyConsumption(self, handle: object) -> int:  # noqa: N802
+            return next(self.readings)
+
+    if importlib.util.find_spec("pynvml") is None:
+        assert Energy.open(0) is None  # no pynvml: energy is simply absent, no error
+    cfg = TrainConfig(data=str(tmp_path), out=str(tmp_path), alerts=("nonfinite",))
+    watch = Watch(cfg, 0, Console(0, True, 0), None, 64, None)
+    watch.energy = Energy(Nvml(), handle=None)
+    joules = []
+    for step in (1, 2):
+        record = {"step": step, "loss": 1.0}
+        watch.observe(record)
+        joules.append(record["gpu_energy_j"])
+    assert joules == [250.5, 0.5]
 
 
 @pytest.mark.slow
