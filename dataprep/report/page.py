@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import plotly.graph_objects as go
 
@@ -34,7 +34,7 @@ class Grid:
     figures: list[go.Figure]
 
 
-Block = go.Figure | Table | Note | Grid
+Block: TypeAlias = go.Figure | Table | Note | Grid
 
 
 @dataclass
@@ -112,7 +112,7 @@ class _Figures:
         self.count = 0
 
     def html(self, fig: go.Figure) -> str:
-        text = fig.to_html(
+        text: str = fig.to_html(
             full_html=False,
             include_plotlyjs=self.count == 0,
             include_mathjax=False,
