@@ -108,14 +108,14 @@ def details(op: str, report: dict[str, Any]) -> list[str]:
     lines = list(hook(report)) if hook is not None else []
     if not lines:
         lines.append(f"{report.get('shards', 0):,} shards, {report.get('bytes_out', 0):,} bytes")
-    enc = report.get("encryption") or {}
+    enc, extra = report.get("encryption") or {}, []
     changes = [f"{k}: {', '.join(enc[k])}" for k in ("added", "dropped") if enc.get(k)]
     if changes or (enc and report.get("stage") == "encrypt"):
         noted = f" ({'; '.join(changes)})" if changes else ""
-        lines.append(f"encrypted columns {', '.join(enc.get('columns', [])) or 'none'}{noted}")
+        extra.append(f"encrypted columns {', '.join(enc.get('columns', [])) or 'none'}{noted}")
     if report.get("plaintext_columns"):
-        lines.append(f"left in the clear: {', '.join(report['plaintext_columns'])}")
-    return lines
+        extra.append(f"left in the clear: {', '.join(report['plaintext_columns'])}")
+    return lines + (["; ".join(extra)] if extra else [])
 
 
 # Before `Stage.details`, a few stages printed more through this table; every stage's details

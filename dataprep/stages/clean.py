@@ -112,10 +112,11 @@ class CleanStage(Stage[CleanConfig]):
     help = "Repair and normalise text: mojibake, Unicode form, controls, markup, whitespace."
 
     def details(self, report: dict[str, Any]) -> list[str]:
-        steps = {k: v.get("documents", 0) for k, v in (report.get("steps") or {}).items()}
+        steps = (report.get("steps") or {}).items()
+        changed = {k: v["documents"] for k, v in steps if v.get("documents")}
         empty = report.get("dropped_empty", 0)
         tail = f"; {empty:,} left empty and dropped" if empty else ""
-        return [f"documents changed per step: {brief(steps) or 'none'}{tail}"]
+        return [f"documents changed per step: {brief(changed) or 'none'}{tail}"]
 
     def column_params(self, config: CleanConfig) -> dict[str, list[str]]:
         return text_and_source_columns(config)

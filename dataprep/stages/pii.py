@@ -160,7 +160,7 @@ class PiiStage(Stage[PiiConfig]):
     def details(self, report: dict[str, Any]) -> list[str]:
         found = report.get("findings") or {}
         docs = report.get("documents_with") or {}
-        each = {k: f"{n:,} in {docs.get(k, 0):,} docs" for k, n in found.items()}
+        each = {k: f"{n:,} in {docs.get(k, 0):,} docs" for k, n in found.items() if n}
         return [f"findings: {brief(each) or 'none'} ({report.get('mb_per_s', 0)} MB/s)"]
 
     def column_params(self, config: PiiConfig) -> dict[str, list[str]]:
