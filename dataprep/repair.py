@@ -23,7 +23,8 @@ from typing import Any
 
 from dataprep.errors import DataprepError, VerifyError, short_error
 from dataprep.layout import iter_shard_paths, read_manifest
-from dataprep.manifest import ShardEntry
+from dataprep.lock import OutputLock
+from dataprep.manifest import Manifest, ShardEntry
 from dataprep.storage import StoragePath, as_path, file_checksum
 from dataprep.sync import CopyMismatch, copy_checked
 from dataprep.sync_record import Wanted
@@ -84,6 +85,13 @@ def repair_dataset(
     """Check every shard of `root`, replace bad ones from `backup`, then verify `root`."""
     root, backup = as_path(root), as_path(backup)
     manifest = read_manifest(root)  # a missing manifest is not repairable here: sync restores
+    with OutputLock(root):  # no stage or sync writes DIR meanwhile
+        return _repair(root, backup, manifest, workers)
+
+
+def _repair(
+    root: StoragePath, backup: StoragePath, manifest: Manifest, workers: int
+) -> RepairResult:
     result = RepairResult(str(root), str(backup))
     pairs = list(iter_shard_paths(root, manifest))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="repair") as pool:

@@ -36,6 +36,7 @@ import xxhash
 
 from dataprep.errors import DataprepError, VerifyError, short_error
 from dataprep.layout import MANIFEST, MANIFEST_NAMES, manifest_file
+from dataprep.lock import OutputLock
 from dataprep.manifest import Manifest
 from dataprep.storage import BLOCK, StoragePath, as_path, canonical, file_checksum, spool_file
 from dataprep.storage import within as within_place
@@ -206,6 +207,20 @@ def sync_dataset(
     """
     source, target = as_path(src), as_path(dst)
     _check_places(source, target, workers)
+    target.mkdir()
+    with OutputLock(target) as lock:  # one writer per DST: not a stage and a sync at once
+        return _sync(source, target, workers, delete, checksum, progress, lock)
+
+
+def _sync(
+    source: StoragePath,
+    target: StoragePath,
+    workers: int,
+    delete: bool,
+    checksum: bool,
+    progress: Progress | None,
+    lock: OutputLock,
+) -> SyncResult:
     started = time.perf_counter()
     raw = manifest_file(source)
     if not raw.is_file():
@@ -220,7 +235,6 @@ def sync_dataset(
     wanted = plan(source, manifest)
     if progress is not None:
         progress.start(len(wanted), sum(w.bytes for w in wanted))
-    target.mkdir()
     at_dst = listing(target)
     for name in at_dst:
         if "/" not in name and name.startswith(".") and ".tmp-" in name:
@@ -290,6 +304,7 @@ def sync_dataset(
     if target.local() is not None and result.copied:  # durable before the manifest says so
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(_fsync, [target / name for name in result.copied]))
+    lock.check()
     current = target / MANIFEST
     if unmarked.is_set() or not current.is_file() or current.read_bytes() != manifest_bytes:
         current.write_atomic(manifest_bytes)  # last: everything it lists is in place

@@ -143,16 +143,21 @@ def start_sync(source: Path, remote: str) -> subprocess.Popen:
     return proc
 
 
-def test_killed_sync_resumes(many: Path, s3_bucket: str, tmp_path: Path) -> None:
+def test_killed_sync_resumes(
+    many: Path, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     total = len(manifest(many)["shards"])
     remote = f"{s3_bucket}/resume"
+    monkeypatch.setenv("DATAPREP_LOCK_TIMEOUT", "3")  # the killed run's claim on DST goes stale
     proc = start_sync(many, remote)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    killed_at = time.monotonic()
     there = {n for n in objects(remote) if n.endswith(".parquet")}
     assert 0 < len(there) < total, "the sync was not cut short"
     assert ".manifest.json" not in objects(remote)  # a reader never sees half a dataset
     assert cli("verify", remote, check=False).returncode != 0
+    time.sleep(max(0.0, 3.5 - (time.monotonic() - killed_at)))
     resumed = sync(many, remote)
     assert len(resumed["copied_files"]) <= total - len(there) + 1  # + the report
     assert not set(resumed["copied_files"]) & there  # what was there is not copied again
@@ -358,3 +363,17 @@ def test_repair_restores_key_material_of_an_encrypted_dataset(src: Path, tmp_pat
     proc = cli("verify", work, "--repair-from", backup, check=False)
     assert proc.returncode == 1 and material[0].name in proc.stderr
     assert not material[0].exists()
+
+
+def test_sync_and_repair_wait_for_no_one_writing_dst(src: Path, tmp_path: Path) -> None:
+    from dataprep.lock import OutputLock
+
+    dst = tmp_path / "dst"
+    sync(src, dst)
+    with OutputLock(dst):  # a stage (or another sync) is writing DST
+        proc = cli("sync", src, dst, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        repair = cli("verify", dst, "--repair-from", src, check=False)
+        assert repair.returncode == 2 and "Traceback" not in repair.stderr
+    assert sync(src, dst)["copied"] == 0
+    assert not list(dst.glob(".dataprep.lock*"))
