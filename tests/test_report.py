@@ -265,6 +265,39 @@ def test_training_run_curves_and_not_recorded(tmp_path: Path) -> None:
     assert facts.alerts_total == 1 and "loss &lt;b&gt;spiked&lt;/b&gt;" in page
 
 
+def test_training_run_config_and_data_from_its_checkpoint(chain_dir: Path, tmp_path: Path) -> None:
+    """The newest checkpoint's train_state.json names the config and the data (the keys
+    dataprep.train.provenance.data_record writes)."""
+    from dataprep.report.run import collect_run
+    from dataprep.report.sections import run_sections
+
+    run = tmp_path / "run"
+    _write_run(run)
+    packed = dataset.read_manifest(chain_dir / "packed")
+    record = {"path": str(chain_dir / "packed"), "digest": packed.digest(), "rows": packed.rows}
+    record["lineage"] = [e.to_json() for e in packed.lineage]
+    for step, model in ((10, "old"), (20, "tiny")):
+        folder = run / "checkpoints" / f"step-{step:08d}"
+        folder.mkdir(parents=True)
+        state = {"step": step, "world_size": 2, "config": {"model": model, "steps": 30}}
+        (folder / "train_state.json").write_text(json.dumps(state | {"data": {"train": record}}))
+    facts = collect_run(str(run))
+    assert facts.checkpoint == "step-00000020" and facts.config["model"] == "tiny"
+    tables = [b for s in run_sections(facts) for b in s.blocks if hasattr(b, "rows")]
+    data = next(t for t in tables if t.header[0] == "data").rows
+    assert data == [
+        [
+            "train",
+            str(chain_dir / "packed"),
+            packed.rows,
+            packed.digest(),
+            "shard > dedup > resample > partition > compress",
+        ]
+    ]
+    setup = dict(next(t for t in tables if ("world_size", 2) in t.rows).rows)
+    assert setup == {"model": "tiny", "steps": 30, "world_size": 2}
+
+
 def test_training_run_extra_series(tmp_path: Path) -> None:
     from dataprep.report.run import collect_run
     from dataprep.report.sections import run_sections

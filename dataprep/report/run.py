@@ -45,6 +45,9 @@ class RunFacts:
     files: list[str] = field(default_factory=list)  # what else the run directory holds
     alerts: list[dict[str, Any]] = field(default_factory=list)
     alerts_total: int = 0
+    checkpoint: str | None = None  # the newest checkpoint's name
+    config: dict[str, Any] = field(default_factory=dict)  # its train_state.json config
+    data: dict[str, Any] = field(default_factory=dict)  # train/eval: path, digest, rows, lineage
 
     def extra(self) -> list[str]:
         """Numeric series the run recorded beyond the known ones (dp_epsilon, ...)."""
@@ -91,7 +94,28 @@ def collect_run(path: str) -> RunFacts:
             steps = steps[::stride] + ([steps[-1]] if (len(steps) - 1) % stride else [])
         facts.series[key] = (steps, [points[s] for s in steps])
     _read_alerts(facts, Path(path) / ALERTS)
+    _read_checkpoint(facts, Path(path) / "checkpoints")
     return facts
+
+
+def _read_checkpoint(facts: RunFacts, folder: Path) -> None:
+    """The newest checkpoint's train_state.json: the run's config and the data it trained on
+    (`dataprep.train.provenance`); JSON only, so no torch is needed to report."""
+    states = sorted(folder.glob("step-*/train_state.json")) if folder.is_dir() else []
+    for state in reversed(states):
+        try:
+            doc = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict):
+            facts.checkpoint = state.parent.name
+            config = doc.get("config")
+            facts.config = dict(config) if isinstance(config, dict) else {}
+            if isinstance(doc.get("world_size"), int):
+                facts.config["world_size"] = doc["world_size"]
+            data = doc.get("data")
+            facts.data = {k: v for k, v in (data or {}).items() if isinstance(v, dict)}
+            return
 
 
 def _read_alerts(facts: RunFacts, target: Path) -> None:

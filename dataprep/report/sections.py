@@ -269,6 +269,35 @@ def _dedup(sec: Section, rep: dict[str, Any]) -> None:
         sec.add(Table(head, rows))
 
 
+CONFIG_SHOWN = ("model", "task", "steps", "batch_size", "grad_accum", "seq_len", "lr")
+CONFIG_SHOWN += ("world_size", "device", "seed", "data", "eval_dir")
+
+
+def _run_setup(facts: RunFacts) -> list[Block]:
+    """The run's config and the datasets it trained on, from its newest checkpoint."""
+    if facts.checkpoint is None:
+        return [Note("no checkpoint yet: config and training data not recorded")]
+    blocks: list[Block] = [Note(f"from checkpoint {facts.checkpoint}:")]
+    shown = [(k, facts.config[k]) for k in CONFIG_SHOWN if facts.config.get(k) is not None]
+    if shown:
+        blocks.append(
+            Table(["", ""], [(k, v if isinstance(v, int | float) else str(v)) for k, v in shown])
+        )
+    rows = []
+    for role, record in facts.data.items():
+        stages = [
+            str(e.get("id") or e.get("stage"))
+            for e in record.get("lineage", [])
+            if isinstance(e, dict)
+        ]
+        rows.append(
+            [role, record.get("path"), record.get("rows"), record.get("digest"), " > ".join(stages)]
+        )
+    if rows:
+        blocks.append(Table(["data", "path", "rows", "manifest digest", "lineage"], rows))
+    return blocks
+
+
 def run_sections(facts: RunFacts) -> list[Section]:
     sec = Section(f"training run {facts.path}")
     steps = sorted({s for xs, _ in facts.series.values() for s in xs})
@@ -283,6 +312,7 @@ def run_sections(facts: RunFacts) -> list[Section]:
             ],
         )
     )
+    sec.add(*_run_setup(facts))
     names = dict(SERIES)
     loss = {names[k]: facts.series[k] for k in ("loss", "eval_loss") if k in facts.series}
     if loss:
