@@ -269,7 +269,7 @@ def test_training_run_config_and_data_from_its_checkpoint(chain_dir: Path, tmp_p
     """The newest checkpoint's train_state.json names the config and the data (the keys
     dataprep.train.provenance.data_record writes)."""
     from dataprep.report.run import collect_run
-    from dataprep.report.sections import run_sections
+    from dataprep.report.run_sections import run_sections
 
     run = tmp_path / "run"
     _write_run(run)
@@ -300,7 +300,7 @@ def test_training_run_config_and_data_from_its_checkpoint(chain_dir: Path, tmp_p
 
 def test_training_run_extra_series(tmp_path: Path) -> None:
     from dataprep.report.run import collect_run
-    from dataprep.report.sections import run_sections
+    from dataprep.report.run_sections import run_sections
 
     run = tmp_path / "run"
     _write_run(run, gpu=True)

@@ -14,7 +14,8 @@ from . import page
 from .chain import Step, chain
 from .collect import SAMPLE_ROWS, collect_dataset, count_values
 from .run import collect_run, is_run
-from .sections import dataset_sections, run_sections
+from .run_sections import run_sections
+from .sections import dataset_sections
 
 CATEGORICAL = ("source", "label")  # plotted as counts when present
 
