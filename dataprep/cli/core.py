@@ -37,6 +37,7 @@ def run(
 
     options = stages.RunOptions.pop(values)
     plan = recipe.load(recipe_path, set_ or [], key_file)
+    options.serve_metrics()
 
     def announce(r: Any) -> None:
         if options.chatty:

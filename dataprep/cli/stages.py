@@ -205,6 +205,3 @@ def _run(spec: dict[str, Any], values: dict[str, Any]) -> None:
             key_file=key_file,
         )
     output.print_runs([result], options.quiet, options.as_json)
-    summary = output.SUMMARIES.get(spec["name"])
-    if summary is not None and options.chatty and result.report:
-        summary(result.report)
