@@ -21,9 +21,18 @@ if TYPE_CHECKING:
 UNCUT_WIDTH = 10_000
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A reader that stopped early (`dataprep head DIR | head -3`): end quietly with exit 0,
+        as `export -o -` does (rich's own exits 1)."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
 def _console(stderr: bool = False) -> Console:
     """A terminal gets its own width; COLUMNS, when set, wins everywhere (as in rich)."""
-    made = Console(stderr=stderr, soft_wrap=stderr)
+    made = _Console(stderr=stderr, soft_wrap=stderr)
     if not made.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         made.width = UNCUT_WIDTH
     return made
