@@ -41,6 +41,23 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "shards"
 
 
+@pytest.fixture(scope="module")
+def encrypted(plain: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """`plain` encrypted in-process under a fresh key file: (dataset, key file)."""
+    from dataprep.crypto import generate_key_file
+
+    root = tmp_path_factory.mktemp("encrypted")
+    generate_key_file(root / "keys.json")
+    run_stage(
+        "encrypt",
+        {"key_file": str(root / "keys.json")},
+        root / "enc",
+        input_path=plain,
+        executor=LocalExecutor(1),
+    )
+    return root / "enc", root / "keys.json"
+
+
 def _records(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
@@ -62,8 +79,10 @@ def _no_secrets(log: Path, key_file: Path) -> None:
 def test_cli_encrypt_and_decrypt_are_recorded_beside_the_key_file(
     plain: Path, tmp_path: Path
 ) -> None:
+    from dataprep.crypto import generate_key_file
+
     keys = tmp_path / "keys.json"
-    cli("keygen", "-o", keys)
+    generate_key_file(keys)
     inline = ("--executor", "local", "--workers", "1", "-q")
     cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
     cli("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *inline)
@@ -86,42 +105,49 @@ def test_cli_encrypt_and_decrypt_are_recorded_beside_the_key_file(
     _no_secrets(log, keys)
 
 
-def test_wrong_key_is_a_denied_record_and_audit_log_moves_it(plain: Path, tmp_path: Path) -> None:
-    keys, other = tmp_path / "keys.json", tmp_path / "other.json"
-    cli("keygen", "-o", keys)
-    cli("keygen", "-o", other)
-    inline = ("--executor", "local", "--workers", "1", "-q")
-    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+def test_wrong_key_is_denied_and_the_log_moves_also_for_ray_tasks(
+    encrypted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from dataprep.crypto import generate_key_file
+
+    enc, keys = encrypted
+    other = tmp_path / "other.json"
+    generate_key_file(other)
     moved = tmp_path / "logs" / "central.jsonl"
-    args = ("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", other, *inline)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    args = ("decrypt", enc, "-o", tmp_path / "dec", "--key-file", other, *inline)
     proc = cli(*args, "--audit-log", moved, check=False)
     assert proc.returncode == 2 and "has no key" in proc.stderr
     assert not Path(str(other) + ".audit.jsonl").exists()
     (denied,) = _records(moved)
     assert denied["outcome"] == "denied" and "has no key" in denied["reason"]
-    assert denied["key_file"] == str(other) and denied["dataset"] == str(tmp_path / "enc")
-    # the env var moves it too (for commands without the option: train, run, library use)
+    assert denied["key_file"] == str(other) and denied["dataset"] == str(enc)
+    # the env var moves it too, also for Ray workers (they inherit the driver's environment)
+    ray = ("--executor", "ray", "--workers", "2", "-q")
     with restored_env([audit.ENV]):
         os.environ[audit.ENV] = str(moved)
-        cli("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *inline)
-    assert [r["outcome"] for r in _records(moved)] == ["denied", "ok"]
-    assert cli("audit", "verify", moved).returncode == 0
+        cli("decrypt", enc, "-o", tmp_path / "dec", "--key-file", keys, *ray)
+    found = _records(moved)
+    # the driver checks the key, then each Ray worker process that ran tasks: one use each
+    assert [r["outcome"] for r in found][:2] == ["denied", "ok"] and len(found) >= 3
+    assert len({r["pid"] for r in found}) == len(found)
+    assert audit.verify(moved)[0] == len(found)
     _no_secrets(moved, keys)
     shown = json.loads(cli("audit", "show", moved, "--json", "--since", "1h").stdout)
-    assert [r["seq"] for r in shown] == [1, 2]
-    assert json.loads(cli("audit", "show", moved, "--json", "--dataset", plain).stdout) == []
+    assert [r["seq"] for r in shown] == list(range(1, len(found) + 1))
+    assert audit.select(found, dataset=str(enc.parent)) == found
+    assert audit.select(found, dataset=str(tmp_path)) == []
+    assert audit.select(found, since=audit.since_time("2099-01-01")) == []
     table = cli("audit", "show", moved).stdout
     assert "denied" in table and "has no key" in table
 
 
-def test_an_unwritable_log_refuses_the_use(plain: Path, tmp_path: Path) -> None:
-    keys = tmp_path / "keys.json"
-    cli("keygen", "-o", keys)
-    inline = ("--executor", "local", "--workers", "1", "-q")
-    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+def test_an_unwritable_log_refuses_the_use(encrypted: tuple[Path, Path], tmp_path: Path) -> None:
+    enc, keys = encrypted
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory")
-    args = ("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *inline)
+    inline = ("--executor", "local", "--workers", "1", "-q")
+    args = ("decrypt", enc, "-o", tmp_path / "dec", "--key-file", keys, *inline)
     proc = cli(*args, "--audit-log", blocked / "audit.jsonl", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot write the audit log" in proc.stderr and "--audit-log" in proc.stderr
@@ -153,7 +179,7 @@ def _hammer(log: str, worker: int, count: int) -> None:
 
 def test_processes_hammering_append_lose_and_interleave_nothing(tmp_path: Path) -> None:
     log, workers, each = tmp_path / "a.jsonl", 8, 60
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # separate processes, each its own descriptor
     procs = [ctx.Process(target=_hammer, args=(str(log), w, each)) for w in range(workers)]
     for p in procs:
         p.start()
@@ -204,12 +230,17 @@ def _chain(tmp_path: Path, n: int = 5) -> Path:
     return log
 
 
-def _verify_fails_at(log: Path, line: int, why: str) -> None:
-    proc = cli("audit", "verify", log, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert f"record {line} (line {line})" in proc.stderr and why in proc.stderr, proc.stderr
-    bad = json.loads(cli("audit", "verify", log, "--json", check=False).stdout)["bad"]
-    assert bad["line"] == line
+def _verify_fails_at(log: Path, line: int, why: str, command: bool = False) -> None:
+    """`audit.verify` (and with `command`, `dataprep audit verify`) names line `line`."""
+    with pytest.raises(audit.VerifyError) as failed:
+        audit.verify(log)
+    assert f"record {line} (line {line})" in str(failed.value) and why in str(failed.value)
+    if command:
+        proc = cli("audit", "verify", log, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"record {line} (line {line})" in proc.stderr and why in proc.stderr
+        bad = json.loads(cli("audit", "verify", log, "--json", check=False).stdout)["bad"]
+        assert bad["line"] == line
 
 
 def _rewrite(log: Path, lines: list[str]) -> None:
@@ -221,7 +252,7 @@ def test_edited_field_is_found_at_that_record(tmp_path: Path) -> None:
     lines = log.read_text().splitlines()
     lines[2] = lines[2].replace('"outcome":"ok"', '"outcome":"no"')
     _rewrite(log, lines)
-    _verify_fails_at(log, 3, "was edited")
+    _verify_fails_at(log, 3, "was edited", command=True)
 
 
 def test_edit_with_recomputed_digest_is_found_at_the_next_record(tmp_path: Path) -> None:
@@ -263,9 +294,9 @@ def test_line_cut_short_is_found_and_later_appends_stay_visible(tmp_path: Path) 
 def test_removed_tail_is_found_only_with_an_anchored_head(tmp_path: Path) -> None:
     log = _chain(tmp_path)
     head = cli("audit", "show", log, "--head").stdout.split()
-    assert head[0] == "5" and cli("audit", "verify", log, "--head", head[1]).returncode == 0
+    assert head[0] == "5" and audit.verify(log, head=head[1])[0] == 5
     _rewrite(log, log.read_text().splitlines()[:4])
-    assert cli("audit", "verify", log).returncode == 0  # the chain alone cannot tell
+    assert audit.verify(log)[0] == 4  # the chain alone cannot tell
     proc = cli("audit", "verify", log, "--head", head[1], check=False)
     assert proc.returncode == 1 and "anchored head" in proc.stderr
 
@@ -294,57 +325,69 @@ def test_command_line_never_keeps_secret_option_values() -> None:
     ]
 
 
-@pytest.mark.slow
+RANKS_SCRIPT = """
+import os, sys
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def rank_main(rank, world, data, keys, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    from dataprep.loader import ShardDataset, make_dataloader
+
+    ds = ShardDataset(data, columns=["text"], batch_size=4, key_file=keys, rank=rank,
+                      world_size=world)
+    rows = torch.tensor([sum(len(b["text"]) for b in make_dataloader(ds, num_workers=2))])
+    dist.all_reduce(rows)
+    if rank == 0:
+        open(out, "w").write(str(int(rows)))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    from dataprep.loader import ShardDataset  # noqa: F401 - imported once, before the fork
+
+    mp.start_processes(rank_main, args=(2, *sys.argv[1:5]), nprocs=2, start_method="fork")
+"""
+
+
 def test_two_gloo_ranks_with_two_loader_workers_each_record_their_use(
-    plain: Path, tmp_path: Path
+    encrypted: tuple[Path, Path], tmp_path: Path
 ) -> None:
     pytest.importorskip("torch")
-    run_stage(
-        "tokenize", {"seq_len": 32}, tmp_path / "tok", input_path=plain, executor=LocalExecutor(1)
-    )
-    keys = tmp_path / "keys.json"
-    cli("keygen", "-o", keys)
-    inline = ("--executor", "local", "--workers", "1", "-q")
-    cli("encrypt", tmp_path / "tok", "-o", tmp_path / "enc", "--key-file", keys, *inline)
-    log = tmp_path / "train.audit.jsonl"
-    ranks, workers = 2, 2
-    flags = "--model tiny --seq-len 32 --batch-size 4 --device cpu --steps 4 --json".split()
-    flags += ["--nproc-per-node", str(ranks), "--num-workers", str(workers), "--audit-log", log]
-    cli("train", tmp_path / "enc", "--out", tmp_path / "run", *flags, "--key-file", keys)
+    import socket
+    import subprocess
+    import sys
+
+    enc, keys = encrypted
+    log, script, rows = tmp_path / "ranks.jsonl", tmp_path / "ranks.py", tmp_path / "rows"
+    script.write_text(RANKS_SCRIPT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = {**os.environ, audit.ENV: str(log)}
+    args = [sys.executable, script, enc, keys, port, rows]
+    subprocess.run(list(map(str, args)), env=env, check=True, timeout=300)
+    assert int(rows.read_text()) == len(_paragraphs())  # every row read once across ranks
     reads = _records(log)
+    ranks, workers = 2, 2
     # oracle: ranks x DataLoader workers processes read the data, one use each
     assert len(reads) == ranks * workers and len({r["pid"] for r in reads}) == ranks * workers
     assert all(r["action"] == "decrypt" and r["outcome"] == "ok" for r in reads)
-    assert all(r["columns"] == ["tokens"] and r["argv"][1] == "train" for r in reads)
-    assert {r["dataset"] for r in reads} == {str(tmp_path / "enc")}
-    assert cli("audit", "verify", log).returncode == 0
+    assert all(r["columns"] == ["text"] for r in reads)
+    assert {r["dataset"] for r in reads} == {str(enc)}
+    assert audit.verify(log)[0] == ranks * workers
     _no_secrets(log, keys)
 
 
-def test_ray_tasks_record_into_the_moved_log(plain: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
-    keys = tmp_path / "keys.json"
-    cli("keygen", "-o", keys)
-    inline = ("--executor", "local", "--workers", "1", "-q")
-    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
-    moved = tmp_path / "moved.jsonl"
-    ray = ("--executor", "ray", "--workers", "2", "-q", "--audit-log", moved)
-    cli("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key-file", keys, *ray)
-    found = _records(moved)
-    # the driver checks the key first, then each Ray worker process that ran tasks: one each
-    assert len(found) >= 2 and len({r["pid"] for r in found}) == len(found)
-    assert all(r["action"] == "decrypt" and r["outcome"] == "ok" for r in found)
-    assert len(_records(Path(str(keys) + ".audit.jsonl"))) == 1  # only the encrypt
-    assert audit.verify(moved)[0] == len(found)
-
-
-def test_same_key_ids_with_other_bytes_are_denied(plain: Path, tmp_path: Path) -> None:
+def test_same_key_ids_with_other_bytes_are_denied(
+    encrypted: tuple[Path, Path], tmp_path: Path
+) -> None:
     from dataprep.loader import ShardDataset
 
-    keys = tmp_path / "keys.json"
-    cli("keygen", "-o", keys)
-    inline = ("--executor", "local", "--workers", "1", "-q")
-    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    enc, keys = encrypted
     forged = tmp_path / "forged.json"
     doc = json.loads(keys.read_text())
     doc["keys"] = {k: base64.b64encode(os.urandom(32)).decode() for k in doc["keys"]}
@@ -353,7 +396,7 @@ def test_same_key_ids_with_other_bytes_are_denied(plain: Path, tmp_path: Path) -
     with restored_env([audit.ENV]):
         os.environ[audit.ENV] = str(log)
         with pytest.raises(Exception, match="does not unwrap"):
-            list(ShardDataset(str(tmp_path / "enc"), columns=["text"], key_file=str(forged)))
+            list(ShardDataset(str(enc), columns=["text"], key_file=str(forged)))
     (record,) = _records(log)
     assert record["outcome"] == "denied" and record["pid"] == os.getpid()
     assert "does not unwrap" in record["reason"] and record["columns"] == ["text"]
@@ -430,11 +473,15 @@ def test_a_refused_column_or_key_file_is_recorded(per_column, tmp_path: Path) ->
 
 
 def test_key_rotation_is_recorded_in_both_keys_logs(plain: Path, tmp_path: Path) -> None:
+    from dataprep.crypto import generate_key_file
+
     keys, new = tmp_path / "old.keys", tmp_path / "new.keys"
-    cli("keygen", "-o", keys)
-    cli("keygen", "-o", new)
-    inline = ("--executor", "local", "--workers", "1", "-q")
-    cli("encrypt", plain, "-o", tmp_path / "enc", "--key-file", keys, *inline)
+    generate_key_file(keys)
+    generate_key_file(new)
+    inline = LocalExecutor(1)
+    run_stage(
+        "encrypt", {"key_file": str(keys)}, tmp_path / "enc", input_path=plain, executor=inline
+    )
     cli("keys", "rotate", tmp_path / "enc", "--key-file", keys, "--new-key-file", new)
     old_log, new_log = Path(f"{keys}.audit.jsonl"), Path(f"{new}.audit.jsonl")
     old_actions = [(r["action"], r["outcome"]) for r in _records(old_log)]
