@@ -89,17 +89,8 @@ def _table(chosen: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(show_edge=False, pad_edge=False)
-    for name in (
-        "seq",
-        "time",
-        "user@host",
-        "pid",
-        "action",
-        "outcome",
-        "dataset",
-        "keys",
-        "columns",
-    ):
+    names = ["seq", "time", "user@host", "pid", "command", "action", "outcome", "dataset"]
+    for name in (*names, "keys", "columns"):
         table.add_column(name, overflow="fold")
     for r in chosen:
         outcome = r.get("outcome", "")
@@ -109,6 +100,7 @@ def _table(chosen: list[dict]) -> None:
             str(r.get("time", ""))[:19].replace("T", " "),
             f"{r.get('user', '')}@{r.get('host', '')}",
             str(r.get("pid", "")),
+            " ".join((r.get("argv") or [])[:2]),
             str(r.get("action", "")),
             f"[{style}]{outcome}[/]" if style else outcome,
             str(r.get("dataset") or ""),
