@@ -83,7 +83,7 @@ class EncryptionSpec:
     def encrypted_columns(self, schema: pa.Schema) -> list[str]:
         if self.columns is None:
             return [c for c in schema.names if c not in self.plaintext]
-        named = [c.split(":", 1)[0] for c in self.columns]
+        named = [split_column(c, schema.names)[0] for c in self.columns]
         missing = [c for c in named if c not in schema.names]
         if missing:
             raise DataprepError(
@@ -97,7 +97,7 @@ class EncryptionSpec:
         default = self.column_key or ring.column_key
         chosen = dict(self.assigned) if self.columns is None else {}
         for entry in self.columns or ():
-            column, _, ref = entry.partition(":")
+            column, ref = split_column(entry, schema.names)
             if ref:
                 chosen[column] = ring.resolve(ref)
         out = {}
@@ -186,6 +186,14 @@ class EncryptionSpec:
             assigned=tuple((c, k) for k, cols in keyed.items() for c in cols),
             key_material="external" if material_dir(encryption) else "internal",
         )
+
+
+def split_column(entry: str, names: Sequence[str]) -> tuple[str, str]:
+    """`COLUMN:KEY` -> (column, key ref); a column whose own name has a colon stays whole."""
+    if entry in names:
+        return entry, ""
+    column, sep, ref = entry.rpartition(":")
+    return (column, ref) if sep else (entry, "")
 
 
 def leaf_paths(schema: pa.Schema) -> dict[str, list[str]]:

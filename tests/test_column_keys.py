@@ -233,3 +233,16 @@ def test_recipe_keeps_each_column_under_its_key_through_stages(world: dict[str, 
     lab = ReadOptions(str(world["lab"]), dataset.read_manifest(root / "exact").encryption)
     first = root / "exact" / dataset.read_manifest(root / "exact").shards[0].path
     assert lab.read_table(first, ["id", "label"]).num_rows > 0
+
+
+def test_column_key_spelling_with_colons_in_column_names(world: dict[str, Path]) -> None:
+    ring = crypto.load_key_file(world["keys"])
+    schema = pa.schema([("a:b", pa.string()), ("label", pa.string()), ("x", pa.int64())])
+    spec = crypto.EncryptionSpec(str(world["keys"]), ("a:b", "label:label", "x:text"))
+    assert spec.assignment(schema, ring) == {
+        "a:b": ring.column_key,
+        "label": ring.resolve("label"),
+        "x": ring.resolve("text"),
+    }
+    spec = crypto.EncryptionSpec(str(world["keys"]), ("a:b:label",))
+    assert spec.assignment(schema, ring) == {"a:b": ring.resolve("label")}
