@@ -65,11 +65,12 @@ def scrape(url: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset of 25 shards (6,000 documents): a pool stage takes a few seconds on it."""
+    """A dataset of 60 shards (6,000 documents): a pool stage on it runs 60 tasks, so even an
+    idle machine takes a while (each task opens, reads and writes a shard)."""
     root = tmp_path_factory.mktemp("metrics")
     generate_corpus(root / "raw", docs=6000, seed=3, malformed=0)
     out = root / "shards"
-    run_stage("shard", {"shard_rows": 250}, out, inputs=[str(root / "raw")])
+    run_stage("shard", {"shard_rows": 100}, out, inputs=[str(root / "raw")])
     return out
 
 
@@ -97,7 +98,7 @@ def metrics_url(proc: subprocess.Popen, deadline_s: float = 120) -> str:
 def scrape_until_done(
     url: str, proc: subprocess.Popen, runs: int = 1
 ) -> tuple[list[Samples], dict[str, str]]:
-    """Scrape every 50 ms until the command exits: it keeps serving after its work
+    """Scrape every 20 ms until the command exits: it keeps serving after its work
     (DATAPREP_METRICS_LINGER) until a scrape has seen the final values, so the last scrape
     shows `runs` finished stage runs. Returns every scrape and the metric types."""
     seen: list[Samples] = []
@@ -108,7 +109,7 @@ def scrape_until_done(
         if text is not None:
             samples, types = parse(text)
             seen.append(samples)
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert seen and total(seen[-1], "dataprep_stage_runs_total") == runs, proc.poll()
     return seen, types
 
@@ -273,28 +274,29 @@ def test_a_stage_that_fails_is_a_failed_run(tmp_path, flaky, collector):
 
 
 @pytest.mark.slow
-def test_ray_task_counts_and_retries_reach_the_driver(
-    tmp_path, flaky, collector, shards, monkeypatch
-):
+def test_ray_task_counts_and_retries_reach_the_driver(tmp_path, flaky, collector, monkeypatch):
     """On Ray, rows come through the tick actor and a raised attempt is counted by the task
-    itself (a retry while Ray has attempts left)."""
+    itself (a retry while Ray has attempts left). One local Ray for both stages."""
     pytest.importorskip("ray")
     tests = str(Path(__file__).resolve().parent)  # Ray's workers import the flaky stage
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    generate_corpus(tmp_path / "raw", docs=300, seed=2, malformed=3)
     config = {"mode": "raise_once", "marker_dir": str(tmp_path), "tasks": 4, "fail_index": 2}
     with make_executor("ray", workers=2) as executor:
         run_stage("flaky", config, tmp_path / "out", executor=executor, stage_id="ray-flaky")
-        scored = run_stage(
-            "score", {}, tmp_path / "scored", input_path=shards, executor=executor,
-            stage_id="ray-score",
+        sharded = run_stage(
+            "shard", {"shard_rows": 50}, tmp_path / "shards", inputs=[str(tmp_path / "raw")],
+            executor=executor, stage_id="ray-shard",
         )  # fmt: skip
     samples, _ = parse(metrics.scrape())
     assert total(samples, "dataprep_stage_task_failures_total", stage="ray-flaky") == 1
     assert total(samples, "dataprep_stage_task_retries_total", stage="ray-flaky") == 1
     assert total(samples, "dataprep_stage_tasks_done_total", stage="ray-flaky") == 4
-    rows = total(samples, "dataprep_stage_rows_total", stage="ray-score")
-    assert rows == scored.report["rows_in"] == 6000
+    rows = total(samples, "dataprep_stage_rows_total", stage="ray-shard")
+    assert rows == sharded.report["rows_out"] == 300
+    quarantined = total(samples, "dataprep_stage_quarantined_rows_total", stage="ray-shard")
+    assert quarantined == sharded.report["quarantined"] == 3
 
 
 # ---- examples/monitoring: the alert rules and the dashboard use names the code exports ----
