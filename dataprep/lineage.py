@@ -19,11 +19,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from dataprep import dataset
 from dataprep.errors import DataprepError
 from dataprep.manifest import LineageEntry, Manifest
 from dataprep.storage import StoragePath, as_path
+from dataprep.uri import split_query
 
 CHECKPOINT_STATE = "train_state.json"  # what dataprep.train.checkpoint writes (no torch here)
 CHECKPOINT_PREFIX = "step-"
@@ -45,7 +47,7 @@ def flow(
     rows_out = report.get("rows_out")
     if input_root is not None and input_manifest is not None:
         return {"input": location(input_root), "rows_in": input_manifest.rows, "rows_out": rows_out}
-    given = [str(p) for p in inputs[:RAW_PATHS_KEPT]]
+    given = [redacted(str(p)) for p in inputs[:RAW_PATHS_KEPT]]
     relative = any(as_path(p).local() is not None and not os.path.isabs(p) for p in given)
     return {
         "raw_inputs": given,  # as given: the stage's digest was taken over these paths
@@ -58,10 +60,26 @@ def flow(
 
 
 def location(path: str | Path | StoragePath) -> str:
-    """An absolute local path, or the URI as given: valid from any working directory."""
+    """An absolute local path, or the URI without secrets: valid from any working directory,
+    and safe in a manifest that is shared."""
     where = as_path(path)
     local = where.local()
-    return os.path.abspath(local) if local is not None else str(where)
+    return os.path.abspath(local) if local is not None else redacted(str(where))
+
+
+def redacted(uri: str) -> str:
+    """`uri` without query parameters that carry credentials (pyarrow takes `access_key`,
+    `secret_key`, `session_token` in an S3 URI); `endpoint_override`, `region`... stay."""
+    base, query = split_query(uri)
+    if not query or as_path(uri).local() is not None:
+        return uri
+    secret = ("key", "secret", "token", "password", "credential", "sig")
+    kept = [
+        (k, v)
+        for k, v in parse_qsl(query[1:], keep_blank_values=True)
+        if not any(word in k.lower() for word in secret)
+    ]
+    return base + (f"?{urlencode(kept)}" if kept else "")
 
 
 # -- walking ----------------------------------------------------------------------------------

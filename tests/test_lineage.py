@@ -303,3 +303,18 @@ def test_resume_from_refusals_are_one_sentence_and_move_nothing(
             "step-00000008",
         ]
         assert not (where / "rollbacks").exists()
+
+
+def test_recorded_locations_carry_no_credentials(tok: Path) -> None:
+    """pyarrow takes S3 keys in a URI's query: a lineage entry (which travels with every later
+    dataset) keeps the endpoint and region but never the keys."""
+    from dataprep import dataset
+    from dataprep.storage import as_path
+
+    uri = "s3://b/shards?endpoint_override=h%3A9000&access_key=AK&secret_key=SK&region=eu-1"
+    kept = "s3://b/shards?endpoint_override=h%3A9000&region=eu-1"
+    flow = lineage.flow(as_path(uri), [], dataset.read_manifest(tok), {"rows_out": 3})
+    assert flow == {"input": kept, "rows_in": _rows(tok), "rows_out": 3}
+    raw = lineage.flow(None, [uri.replace("shards", "raw")], None, {"inputs": 1})
+    assert raw["raw_inputs"] == [kept.replace("shards", "raw")] and raw["cwd"] is None
+    assert "SK" not in json.dumps(raw) + json.dumps(flow)
