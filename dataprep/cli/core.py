@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from dataprep.cli import app, output, stages
+from dataprep.cli.audit import AuditLog
 from dataprep.cli.output import console
 
 _SET_HELP = (
@@ -25,6 +26,7 @@ def run(
     from_: Annotated[
         str | None, typer.Option("--from", help="Rerun this stage and all after it.")
     ] = None,
+    audit_log: AuditLog = None,
     **values: Any,
 ) -> None:
     """Run a recipe: stages in order, each reading the previous one's output.
@@ -33,8 +35,10 @@ def run(
     --cpus-per-task and --max-retries override the recipe's `executor:`.
     """
     from dataprep import recipe
+    from dataprep.audit_use import set_log
     from dataprep.progress import Reporter
 
+    set_log(audit_log)
     options = stages.RunOptions.pop(values)
     plan = recipe.load(recipe_path, set_ or [], key_file)
     options.serve_metrics()
@@ -199,15 +203,18 @@ def export(
     key_file: Annotated[
         Path | None, typer.Option("--key-file", "-k", help="Key file, if IN is encrypted.")
     ] = None,
+    audit_log: AuditLog = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
     json: output.Json = False,
 ) -> None:
     """Write every row as one JSON object per line (zstd-compressed when OUT ends in .zst).
 
     `-o -` streams plain JSONL to stdout (`| jq`, `| head`); the summary then goes to stderr."""
+    from dataprep.audit_use import set_log
     from dataprep.errors import DataprepError
     from dataprep.export import STDOUT, export_jsonl
 
+    set_log(audit_log)
     to_stdout = str(out) == STDOUT
     if to_stdout and json:
         raise DataprepError("--json and -o - both write to stdout; drop one of them")
@@ -219,6 +226,11 @@ def export(
             level=level,
             key_file=key_file,
             overwrite=force,
+        )
+    if summary["columns_left_out"]:
+        left = ", ".join(f"{c} (key {k!r})" for c, k in summary["columns_left_out"].items())
+        output.err_console.print(
+            f"note: left out {left}: key file {key_file} does not hold their keys", **output.PLAIN
         )
     if json:
         output.print_json(summary)
@@ -233,12 +245,18 @@ def export(
 @app.command(rich_help_panel="Keys")
 def keygen(
     out: Annotated[Path, typer.Option("--out", "-o", help="Key file to create (mode 0600).")],
+    keys: Annotated[
+        str | None,
+        typer.Option("--keys", help="Column key names, e.g. text,label (first: the default)."),
+    ] = None,
 ) -> None:
     """Create a key file with new master keys. Never overwrites: losing keys loses data."""
     from dataprep.crypto import generate_key_file
 
-    ring = generate_key_file(out)
+    ring = generate_key_file(out, [k for k in (keys or "").split(",") if k])
+    others = [k for k in ring.keys if k not in (ring.footer_key, ring.column_key)]
     output.console.print(
         f"[green]wrote[/] {out} (key set {ring.key_set}: footer key {ring.footer_key}, "
-        f"column key {ring.column_key}); keep it secret and back it up"
+        f"column key {ring.column_key}{''.join(', ' + k for k in others)}); "
+        "keep it secret and back it up"
     )
