@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -125,8 +125,3 @@ def details(op: str, report: dict[str, Any]) -> list[str]:
     if report.get("plaintext_columns"):
         extra.append(f"left in the clear: {', '.join(report['plaintext_columns'])}")
     return lines + (["; ".join(extra)] if extra else [])
-
-
-# Before `Stage.details`, a few stages printed more through this table; every stage's details
-# are now printed by print_runs, so it stays empty (kept for callers that still look here).
-SUMMARIES: dict[str, Callable[[dict[str, Any]], None]] = {}
