@@ -256,16 +256,16 @@ def _concat(parts: list[pa.Table], reader: _Reader) -> pa.Table:
 
 def cell(value: Any, max_chars: int = 80) -> str:
     """One value as table text: long strings and lists are cut, saying their full size."""
-    if isinstance(value, str):
-        shown = value.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
-        if max_chars and len(shown) > max_chars:
-            return f"{shown[:max_chars]}… ({len(value):,} chars)"
-        return shown
+    if isinstance(value, str):  # the first max_chars characters, line breaks shown as \n
+        cut = bool(max_chars) and len(value) > max_chars
+        shown = value[:max_chars] if cut else value
+        shown = shown.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+        return f"{shown}… ({len(value):,} chars)" if cut else shown
     if isinstance(value, bytes):
         return f"<{len(value):,} bytes>"
     if isinstance(value, list):
         text = ", ".join(map(str, value))
         if max_chars and len(text) > max_chars:
-            return f"[{text[:max_chars]}, …] ({len(value):,} items)"
+            return f"[{text[:max_chars].rstrip(', ')}, …] ({len(value):,} items)"
         return f"[{text}]"
     return "null" if value is None else str(value)
