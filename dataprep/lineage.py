@@ -30,7 +30,6 @@ from dataprep.uri import split_query
 CHECKPOINT_STATE = "train_state.json"  # what dataprep.train.checkpoint writes (no torch here)
 CHECKPOINT_PREFIX = "step-"
 RAW_PATHS_KEPT = 32  # a first stage's raw paths recorded in the lineage (all are counted)
-RAW_PATHS_SHOWN = 5  # of them, printed by `dataprep lineage` (--json has all recorded)
 
 
 # -- recording (the runner, when a stage finishes) --------------------------------------------
@@ -142,6 +141,7 @@ def checkpoint_node(path: Path) -> dict[str, Any]:
         "config": config,
         "data": data,
         "data_changes": state.get("data_changes") or [],
+        "privacy": state.get("privacy"),  # DP-SGD's budget and noise (None: not a DP run)
     }
 
 
@@ -310,74 +310,3 @@ def _load(where: str | None, digest: str | None) -> tuple[Manifest | None, str]:
     if digest is not None and now != digest:
         return None, f"{where} has changed since (its digest is now {now})"
     return manifest, ""
-
-
-# -- text -------------------------------------------------------------------------------------
-
-
-def lines(node: dict[str, Any]) -> list[str]:
-    """The chain as indented lines, newest first: what `dataprep lineage` prints."""
-    if node["kind"] != "checkpoint":
-        return _dataset_lines(node, 0)
-    cfg = node["config"]
-    reader = node.get("reader") or {}
-    out = [
-        f"checkpoint {node['path']}",
-        f"  step {node['step']} of run {node['run']}, dataprep {node['dataprep_version'] or '?'}, "
-        f"world size {node['world_size']}",
-        f"  model {cfg.get('model')}, steps {cfg.get('steps')}, batch size "
-        f"{cfg.get('batch_size')}, lr {cfg.get('lr')}, seed {cfg.get('seed')}",
-        "  reader position: " + ", ".join(f"{k} {v}" for k, v in reader.items()),
-    ]
-    if node.get("kept_checkpoints"):
-        out.append("  kept checkpoints: " + ", ".join(node["kept_checkpoints"]))
-    for change in node.get("data_changes") or []:
-        out.append(
-            f"  data changed at step {change.get('step')}: {change.get('from')} -> "
-            f"{change.get('to')} (--allow-data-change)"
-        )
-    for role in ("train", "eval"):
-        data = node["data"].get(role)
-        if data is None:
-            out.append(f"  {role} data: none")
-            continue
-        out.append(f"  {role} data:")
-        out += _dataset_lines(data, 2)
-    return out
-
-
-def _dataset_lines(node: dict[str, Any], depth: int) -> list[str]:
-    pad = "  " * depth
-    if node["kind"] == "raw":
-        given = node.get("paths") or []
-        paths = ", ".join(given[:RAW_PATHS_SHOWN]) or "paths not recorded"
-        if len(given) > RAW_PATHS_SHOWN:
-            paths += f" and {len(given) - RAW_PATHS_SHOWN} more"
-        size = _count(node.get("files"), "file") + ", " + _count(node.get("bytes"), "byte")
-        return [
-            f"{pad}raw input: {paths} ({size}), digest {node.get('digest')}",
-            f"{pad}  {node['note']}",
-        ]
-    head = f"{pad}dataset {node.get('path') or '(location not recorded)'}"
-    facts = [f"digest {node.get('digest')}", _count(node.get("rows"), "row")]
-    if node.get("shards") is not None:
-        facts.append(_count(node["shards"], "shard"))
-    out = [f"{head}: " + ", ".join(facts)]
-    if node.get("note"):
-        out.append(f"{pad}  {node['note']}")
-    stage = node.get("stage")
-    if stage:
-        name = stage["op"] + (f" ({stage['id']})" if stage["id"] not in (None, stage["op"]) else "")
-        out.append(
-            f"{pad}  written by {name}, dataprep {stage['version']}, {stage['finished']}: "
-            f"{_count(stage['rows_in'], 'row')} in -> {_count(stage['rows_out'], 'row')} out"
-        )
-    for parent in node.get("inputs") or []:
-        out += _dataset_lines(parent, depth + 1)
-    return out
-
-
-def _count(value: Any, unit: str) -> str:
-    if value is None:
-        return f"{unit}s not recorded"
-    return f"{value:,} {unit}" + ("" if value == 1 else "s")

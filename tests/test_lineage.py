@@ -19,7 +19,7 @@ import pytest
 import xxhash
 from helpers import cli
 
-from dataprep import __version__, lineage
+from dataprep import __version__, lineage, lineage_text
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
 
@@ -192,6 +192,7 @@ def test_checkpoint_lineage_records_data_digests_version_config_and_reader(
         data = node["data"][role]
         assert data["digest"] == _digest(tok) and data["rows"] == _rows(tok)
         assert [n["stage"]["op"] for n in _chain(data)[:3]] == ["tokenize", "dedup", "shard"]
+    assert node["privacy"] is None  # not a DP run
     whole = _lineage(run)  # a run directory: its newest checkpoint
     assert whole["step"] == 8 and whole["kept_checkpoints"] == ["step-00000004", "step-00000008"]
 
@@ -318,3 +319,25 @@ def test_recorded_locations_carry_no_credentials(tok: Path) -> None:
     raw = lineage.flow(None, [uri.replace("shards", "raw")], None, {"inputs": 1})
     assert raw["raw_inputs"] == [kept.replace("shards", "raw")] and raw["cwd"] is None
     assert "SK" not in json.dumps(raw) + json.dumps(flow)
+
+
+def test_checkpoint_lineage_shows_the_privacy_budget(run: Path, tmp_path: Path) -> None:
+    """What a DP-SGD run adds to its checkpoints (train/privacy.py's state) is shown as one
+    line and passed through --json."""
+    ckpt = tmp_path / "step-00000008"
+    shutil.copytree(run / "checkpoints" / ckpt.name, ckpt)
+    state = json.loads((ckpt / "train_state.json").read_text())
+    state["privacy"] = {
+        "epsilon_target": 3.0,
+        "epsilon_spent": 2.98765,
+        "delta": 1e-05,
+        "max_grad_norm": 0.5,
+        "noise_multiplier": 1.2345,
+        "sample_rate": 0.01,
+        "accountant": "rdp",
+        "history": [[1.2345, 0.01, 8]],
+    }
+    (ckpt / "train_state.json").write_text(json.dumps(state))
+    assert _lineage(ckpt)["privacy"] == state["privacy"]
+    line = "differential privacy: epsilon 2.99 of 3 spent (delta 1e-05, clip 0.5, noise 1.23)"
+    assert line in [x.strip() for x in lineage_text.lines(lineage.of(ckpt))]

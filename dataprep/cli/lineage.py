@@ -24,10 +24,11 @@ def lineage(
     chain goes on from what the manifests and the checkpoint recorded.
     """
     from dataprep import lineage as chain
+    from dataprep.lineage_text import lines
 
     node = chain.of(path)
     if json:
         print_json(node)
         return
-    for line in chain.lines(node):
+    for line in lines(node):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
