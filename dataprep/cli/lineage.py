@@ -20,8 +20,8 @@ def lineage(
     """Show where a model or dataset came from: each dataset's manifest digest and rows, each
     stage's rows in and out, back to the raw input files.
 
-    Inputs that were deleted or changed since, and raw files, are marked "not available"; the
-    chain goes on from what the manifests and the checkpoint recorded.
+    Inputs deleted or changed since are "not available" and the chain goes on from what the
+    manifests and the checkpoint recorded; raw files are re-checked by path, size and mtime.
     """
     from dataprep import lineage as chain
     from dataprep.lineage_text import lines
