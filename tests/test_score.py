@@ -13,6 +13,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ from dataprep import dataset
 from dataprep.dataset import ReadOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
-from dataprep.quality import signals
+from dataprep.quality import kernels_spacy, signals
 from dataprep.runner import run_stage
 
 INLINE = make_executor("local", workers=1)
@@ -77,9 +78,9 @@ def _greedy(words: list[str], n: int) -> int:
     return chars
 
 
-def reference(text: str) -> dict[str, float]:
-    """Every non-language signal of one document, the slow obvious way."""
-    words = text.split()
+def reference(text: str, split: Callable[[str], list[str]] = str.split) -> dict[str, float]:
+    """Every non-language signal of one document, the slow obvious way, with words `split`."""
+    words = split(text)
     real = [w for w in words if _real(w)]
     size = len(text)
     lines = text.splitlines()
@@ -140,14 +141,19 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-@pytest.mark.parametrize("which", ["edges", "real"])
+@pytest.mark.parametrize("which", ["edges", "real", "spacy"])
 def test_signals_equal_the_brute_force_reference(which: str) -> None:
-    texts = EDGES if which == "edges" else real_texts()
+    """With words="spacy" the words are kernels_spacy's (test_words_spacy checks them
+    against spaCy); this checks every signal computed from them."""
+    texts = real_texts(40) + EDGES if which == "spacy" else EDGES if which == "edges" else []
+    texts = texts or real_texts()
+    words = "spacy" if which == "spacy" else "whitespace"
+    split = kernels_spacy.tokens if which == "spacy" else str.split
     names = [n for n in signals.SIGNALS if n not in ("language", "language_score")]
-    ours = {k: v.to_pylist() for k, v in signals.compute(pa.array(texts), names).items()}
+    ours = {k: v.to_pylist() for k, v in signals.compute(pa.array(texts), names, words).items()}
     checked = 0
     for i, text in enumerate(texts):
-        for name, want in reference(text).items():
+        for name, want in reference(text, split).items():
             assert _close(ours[name][i], want), (name, i, text[:80], ours[name][i], want)
             checked += 1
     assert checked >= len(texts) * 25
@@ -166,7 +172,10 @@ def translations(limit: int = 150) -> list[str]:
     return [p.read_bytes().decode("utf-8", "replace") for p in paths]
 
 
-def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("words", signals.WORDS)
+def test_compiled_kernel_equals_the_vectorised_path(
+    monkeypatch: pytest.MonkeyPatch, words: str
+) -> None:
     spaces = ["a\u3000b\u2003a\u00a0b a b…", " • x\u2003\r\n\n\n- y…\u3000\x1c\n\n"]
     spaces += ["x.... ..... ......y #a# …… ..…. .\u2003..", "...\n#\n\n…"]
     texts = pa.array(EDGES + real_texts(80) + translations() + spaces)
@@ -174,11 +183,11 @@ def test_compiled_kernel_equals_the_vectorised_path(monkeypatch: pytest.MonkeyPa
     names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in signals._COMPILED]
     monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
     assert signals.kernel_module() is not None
-    compiled = signals.compute(texts, names)
+    compiled = signals.compute(texts, names, words)
     monkeypatch.setattr(signals, "_KERNEL", False)
     monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numpy")
     assert signals.kernel_module() is None
-    vectorised = signals.compute(texts, names)
+    vectorised = signals.compute(texts, names, words)
     for name in names:  # exactly equal, not close
         assert compiled[name].equals(vectorised[name]), name
     assert len(names) == 21

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from dataprep.quality import kernels_spacy as sp
+from dataprep.quality.kernels_ngrams import _ngrams, _same, _word_ids  # noqa: F401
 from dataprep.utf8_space import unicode_space
 
 TOP = 3  # top_2..4_gram_char_fraction, then dup_5..10_gram_char_fraction
@@ -45,9 +47,6 @@ _CLS[128:] |= 8
 _CLS[[0xC2, 0xE1, 0xE2, 0xE3]] |= 16
 _CLS[[ord("#"), ord("."), 0xE2]] |= 64  # counted for symbol_to_word_ratio
 _CLS[[b for b in range(256) if b & 0xC0 != 0x80]] |= 32
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_S29 = np.uint64(29)
 
 
 @njit(cache=True, inline="always")
@@ -60,142 +59,64 @@ def _space(data, i, end):
 
 
 @njit(cache=True, inline="always")
-def _mix(a, b):
-    h = (np.uint64(a) * _M1) ^ (np.uint64(b) * _M2)
-    return h ^ (h >> _S29)
+def _measure(data, s, e):
+    """Hash, class flags and characters of the bytes data[s:e] (a piece of a word)."""
+    h = np.uint64(0xCBF29CE484222325)
+    flags, length = 0, 0
+    for i in range(s, e):
+        c = _CLS[data[i]]
+        flags |= c
+        length += (c >> 5) & 1
+        h = (h ^ np.uint64(data[i])) * np.uint64(0x100000001B3)
+    return h, flags, length
 
 
 @njit(cache=True, inline="always")
-def _same(data, s1, e1, s2, e2):
-    if e1 - s1 != e2 - s2:
-        return False
-    for k in range(e1 - s1):
-        if data[s1 + k] != data[s2 + k]:
-            return False
-    return True
+def _add(data, d, s, e, h, flags, length, acc, ws, we, hs, cum, other):
+    """Record the token data[s:e]; acc: tokens, real words, their characters, words with a
+    letter, stop-word bits, non-ASCII tokens (rows of `other`, returned: it may grow)."""
+    n = acc[0]
+    ws[n], we[n], hs[n] = s, e, h
+    cum[n + 1] = cum[n] + length
+    acc[0] = n + 1
+    if not flags & 8:  # ASCII: letters and digits are the word characters
+        if flags & 6:
+            acc[1] += 1
+            acc[2] += length
+        acc[3] += (flags >> 2) & 1
+        size = e - s
+        if size <= 4 and flags & 4:
+            for k in range(len(STOP_WORDS)):
+                if _STOP_LEN[k] == size and _same_stop(data, s, k):
+                    acc[4] |= 1 << k
+        return other
+    if acc[5] == len(other):
+        grown = np.empty((2 * len(other), 4), np.int64)
+        grown[: acc[5]] = other
+        other = grown
+    other[acc[5], 0], other[acc[5], 1] = d, s
+    other[acc[5], 2], other[acc[5], 3] = e, length
+    acc[5] += 1
+    return other
 
 
 @njit(cache=True)
-def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval):
-    """Number the document's n words 0.. in order of first appearance (equal bytes, equal
-    number); counts[id] how often each occurs. Returns how many distinct words."""
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    mask = size - 1
-    tkey[:size] = -1
-    k = 0
-    for i in range(n):
-        j = np.int64(hs[i] & np.uint64(mask))
-        while True:
-            t = tkey[j]
-            if t < 0:
-                tkey[j] = i
-                tval[j] = k
-                ids[i] = k
-                counts[k] = 1
-                k += 1
-                break
-            if _same(data, ws[t], we[t], ws[i], we[i]):
-                ids[i] = tval[j]
-                counts[tval[j]] += 1
-                break
-            j = (j + 1) & mask
-    return k
-
-
-@njit(cache=True)
-def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
-    """top_2..4 and dup_5..10 n-gram character fractions of one document into out[row].
-
-    Only positions whose (n-1)-gram occurs twice or more can start a repeated n-gram, so
-    each n works on the repeated positions of n-1 (`cand`, in order; real prose: a few
-    percent by n=5); every other n-gram occurs once."""
-    prev, pcount, cur, ccount, first, tka, tkb, tval, cand = buf
-    nc = 0
-    for i in range(n_words):
-        if wcount[wid[i]] >= 2:
-            cand[nc] = i
-            nc += 1
-    prev[:n_words] = wid[:n_words]
-    for n in range(2, 11):
-        m = n_words - n + 1
-        if m <= 0:
-            return
-        if nc == 0:  # nothing repeats from here: the top n-gram is the first, once
-            for r in range(n, 5):
-                if n_words >= r:
-                    out[row, r - 2] = (cum[r] - cum[0] + r - 1) / denom
-            return
-        size = 16
-        while size < 2 * nc:
-            size *= 2
-        mask = size - 1
-        tka[:size] = -1
-        k = 0
-        for t in range(nc):
-            i = cand[t]
-            if i >= m:
-                nc = t
-                break
-            key = (prev[i] << 32) | wid[i + n - 1]  # both are below 2**31: one exact key
-            j = np.int64(_mix(key, 0) & np.uint64(mask))
-            while True:
-                if tka[j] < 0:
-                    tka[j], tval[j] = key, k
-                    cur[i] = k
-                    ccount[k] = 1
-                    first[k] = i
-                    k += 1
-                    break
-                if tka[j] == key:
-                    cur[i] = tval[j]
-                    ccount[tval[j]] += 1
-                    break
-                j = (j + 1) & mask
-        kept = 0  # the positions whose n-gram repeats, in order
-        for t in range(nc):
-            i = cand[t]
-            if ccount[cur[i]] >= 2:
-                cand[kept] = i
-                kept += 1
-        nc = kept
-        if n <= 4:  # the most frequent n-gram; ties to the one seen first (smallest number)
-            best, p = 1, 0
-            for c in range(k):
-                if ccount[c] > best:
-                    best, p = ccount[c], first[c]
-            out[row, n - 2] = best * (cum[p + n] - cum[p] + n - 1) / denom
-        else:  # Gopher's greedy scan: a repeat counts its characters and jumps past itself;
-            # an n-gram seen once never repeats, so the scan only has to visit `cand`
-            tka[:k] = 0  # reused as "seen at a visited position"
-            total, nxt = 0, 0
-            for t in range(nc):
-                i = cand[t]
-                if i < nxt:  # jumped over: not visited
-                    continue
-                c = cur[i]
-                if tka[c]:
-                    total += cum[i + n] - cum[i]
-                    nxt = i + n
-                else:
-                    tka[c] = 1
-                    nxt = i + 1
-            out[row, n - 2] = total / denom
-        prev, cur = cur, prev
-
-
-@njit(cache=True)
-def scan(data, offsets, want_ngrams):
+def scan(data, offsets, want_ngrams, spacy, t):
     """Per document: the integer counts (columns N_TOKENS..CHARS), the n-gram fractions (9
-    columns) and the non-ASCII words as (document, start, end, characters) rows."""
+    columns) and the non-ASCII words as (document, start, end, characters) rows. Words are
+    whitespace words, or with `spacy` spaCy's tokens of them (`kernels_spacy`, tables t)."""
     n_docs = len(offsets) - 1
     counts = np.zeros((n_docs, 9), np.int64)
     grams = np.zeros((n_docs, 9), np.float64)
     longest = 0
     for d in range(n_docs):
         longest = max(longest, offsets[d + 1] - offsets[d])
-    cap = longest // 2 + 1
+    cap = longest + 1 if spacy else longest // 2 + 1  # spaCy: up to a token per byte
+    cps = np.empty(cap + 1 if spacy else 1, np.int64)
+    bpos = np.empty(cap + 1 if spacy else 1, np.int64)
+    spans = np.empty((cap + 1 if spacy else 1, 2), np.int64)
+    suf = np.empty((cap + 1 if spacy else 1, 2), np.int64)
+    acc = np.zeros(6, np.int64)
     ws = np.empty(cap, np.int64)
     we = np.empty(cap, np.int64)
     hs = np.empty(cap, np.uint64)
@@ -219,13 +140,12 @@ def scan(data, offsets, want_ngrams):
         np.empty(cap, np.int64),
     )
     other = np.empty((16, 4), np.int64)
-    n_other = 0
     for d in range(n_docs):
         start, end = offsets[d], offsets[d + 1]
         row = counts[d]
-        n, i, chars = 0, start, 0
+        i, chars = start, 0
         cum[0] = 0
-        n_real, real_chars, n_alpha, stop = 0, 0, 0, 0
+        acc[:5] = 0
         hashes, ellipses, newlines, dots, last_dot = 0, 0, 0, 0, -2
         while i < end:
             c = _CLS[data[i]]
@@ -242,7 +162,7 @@ def scan(data, offsets, want_ngrams):
                     continue
             s = i  # a word: up to the next whitespace
             h = np.uint64(0xCBF29CE484222325)
-            flags, length = 0, 0
+            flags, length, alnum = 0, 0, 0
             while i < end:
                 b = data[i]
                 c = _CLS[b]
@@ -260,38 +180,29 @@ def scan(data, offsets, want_ngrams):
                     elif b == 0xE2 and i + 2 < end and data[i + 1] == 0x80:
                         ellipses += data[i + 2] == 0xA6
                 flags |= c
+                alnum += (c & 6) != 0
                 length += (c >> 5) & 1
                 h = (h ^ np.uint64(b)) * np.uint64(0x100000001B3)
                 i += 1
             chars += length
-            ws[n], we[n], hs[n] = s, i, h
-            cum[n + 1] = cum[n] + length
-            n += 1
-            if not flags & 8:  # ASCII: letters and digits are the word characters
-                if flags & 6:
-                    n_real += 1
-                    real_chars += length
-                n_alpha += (flags >> 2) & 1
-                size = i - s
-                if size <= 4 and flags & 4:
-                    for k in range(len(STOP_WORDS)):
-                        if _STOP_LEN[k] == size and _same_stop(data, s, k):
-                            stop |= 1 << k
+            # spaCy splits a word of letters alone or digits alone only where it is a special
+            # case; "10km" (a unit after a number) and every other word go through `split`
+            if spacy and (alnum != i - s or flags & 6 == 6 or sp.find(t[1], h) >= 0):
+                m = sp.decode(data, s, i, cps, bpos)
+                for k in range(sp.split(cps, m, t, spans, suf)):
+                    a, z = bpos[spans[k, 0]], bpos[spans[k, 1]]
+                    ph, pf, pl = _measure(data, a, z)
+                    other = _add(data, d, a, z, ph, pf, pl, acc, ws, we, hs, cum, other)
             else:
-                if n_other == len(other):
-                    grown = np.empty((2 * len(other), 4), np.int64)
-                    grown[:n_other] = other
-                    other = grown
-                other[n_other, 0], other[n_other, 1] = d, s
-                other[n_other, 2], other[n_other, 3] = i, length
-                n_other += 1
-        row[N_TOKENS], row[N_REAL], row[REAL_CHARS] = n, n_real, real_chars
-        row[N_ALPHA], row[STOP_MASK] = n_alpha, stop
+                other = _add(data, d, s, i, h, flags, length, acc, ws, we, hs, cum, other)
+        n = acc[0]
+        row[N_TOKENS], row[N_REAL], row[REAL_CHARS] = n, acc[1], acc[2]
+        row[N_ALPHA], row[STOP_MASK] = acc[3], acc[4]
         row[CHARS], row[HASHES], row[ELLIPSES], row[NEWLINES] = chars, hashes, ellipses, newlines
         if want_ngrams and n >= 2:
             kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval)
             _ngrams(wid, wcount, kinds, cum, n, max(chars, 1), grams, d, buf)
-    return counts, grams, other[:n_other]
+    return counts, grams, other[: acc[5]]
 
 
 @njit(cache=True, inline="always")
@@ -322,11 +233,26 @@ def buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return raw, offsets
 
 
-def word_signals(texts: pa.Array, want_ngrams: bool) -> dict[str, np.ndarray]:
-    """The "words" group (and, with want_ngrams, the "ngrams" group) for one batch."""
+_NO_TABLES = (
+    np.zeros(1, np.uint16),
+    np.zeros(1, np.uint64),
+    np.zeros(2, np.int64),
+    np.zeros(1, np.int64),
+    np.zeros(1, np.uint64),
+    np.ones(1, np.int64),
+)  # the types of kernels_spacy.tables(): whitespace words need none of them
+
+
+def word_signals(
+    texts: pa.Array, want_ngrams: bool, words: str = "whitespace"
+) -> dict[str, np.ndarray]:
+    """The "words" group (and, with want_ngrams, the "ngrams" group) for one batch; `words`
+    is "whitespace" or "spacy" (spaCy's English tokens, as datatrove counts them)."""
     data, offsets = buffers(texts)
     n_docs = len(texts)
-    counts, grams, other = scan(data, offsets, want_ngrams)
+    spacy = words == "spacy"
+    t = sp.tables() if spacy else _NO_TABLES
+    counts, grams, other = scan(data, offsets, want_ngrams, spacy, t)
     n_real, real_chars = counts[:, N_REAL].copy(), counts[:, REAL_CHARS].astype(np.float64)
     alpha = counts[:, N_ALPHA].copy()
     if len(other):

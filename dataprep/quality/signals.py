@@ -1,7 +1,9 @@
 """Quality signals: one column per signal, computed for a whole batch of documents at once.
 
 Words are whitespace-separated tokens (Python's `str.split()`; Arrow splits on the same
-characters), as datatrove's filters see text with a whitespace word tokenizer. Each group of
+characters), as datatrove's filters see text with a whitespace word tokenizer, or with
+words="spacy" spaCy's English tokens (`kernels_spacy`), as datatrove's default tokenizer.
+Each group of
 signals splits the batch once with an Arrow string kernel (words, lines, paragraphs), works
 on the flat array of pieces plus each piece's document number, and folds back per document
 with `bincount`; nothing loops over documents in Python. The definitions follow the Gopher
@@ -24,7 +26,9 @@ import pyarrow.compute as pc
 from dataprep.quality import repetition
 from dataprep.quality.catalog import SIGNALS, Signal
 
-__all__ = ["SIGNALS", "Signal", "compute", "names_for", "words"]
+__all__ = ["SIGNALS", "Signal", "WORDS", "compute", "names_for", "words"]
+
+WORDS = ("whitespace", "spacy")  # how the word and n-gram signals split words
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher's list
 # Python's str.splitlines() boundaries, in RE2 syntax
@@ -53,8 +57,13 @@ def names_for(columns: Iterable[str]) -> list[str]:
     return [c for c in SIGNALS if c in set(columns)]
 
 
-def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str, pa.Array]:
-    """The named signals for every document in `texts` (null text counts as empty)."""
+def compute(
+    texts: pa.Array | pa.ChunkedArray, names: Iterable[str], words: str = "whitespace"
+) -> dict[str, pa.Array]:
+    """The named signals for every document in `texts` (null text counts as empty); `words`
+    is one of WORDS."""
+    if words not in WORDS:
+        raise ValueError(f"words must be one of {', '.join(WORDS)}, not {words!r}")
     wanted = list(dict.fromkeys(names))
     unknown = [n for n in wanted if n not in SIGNALS]
     if unknown:
@@ -65,7 +74,9 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
         texts = texts.cast(pa.string())
     texts = texts.fill_null("")
     groups = list(dict.fromkeys(SIGNALS[n].group for n in wanted))
-    kernel = _kernel_for(texts) if set(_COMPILED).intersection(groups) else None
+    # spaCy words have no fast vectorised form: the compiled pass from the first byte
+    pick = kernel_module if words == "spacy" else lambda: _kernel_for(texts)
+    kernel = pick() if set(_COMPILED).intersection(groups) else None
     parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
     for start, stop in _batches(texts):
         batch = texts.slice(start, stop - start)
@@ -75,9 +86,12 @@ def compute(texts: pa.Array | pa.ChunkedArray, names: Iterable[str]) -> dict[str
             if kernel is not None and group in _COMPILED:
                 if _COMPILED[group] not in done:  # one pass gives all its groups
                     done.add(_COMPILED[group])
-                    values.update(kernel[_COMPILED[group]](batch, groups))
+                    values.update(kernel[_COMPILED[group]](batch, groups, words))
                 continue
-            values.update(_GROUPS[group](batch, stop - start))
+            if group in ("words", "ngrams"):
+                values.update(_GROUPS[group](batch, stop - start, words))
+            else:
+                values.update(_GROUPS[group](batch, stop - start))
         for n in wanted:
             parts[n].append(values[n])
     return {
@@ -92,7 +106,7 @@ _COMPILED["dup_paras"] = "lines"
 _KERNEL: Any = False
 
 
-def kernel_module() -> dict[str, Callable[[pa.Array, list[str]], dict[str, np.ndarray]]] | None:
+def kernel_module() -> dict[str, Callable[..., dict[str, np.ndarray]]] | None:
     """The compiled passes (numba, imported on first use: never on `dataprep --help`), or None
     where numba is missing or cannot cache (RuntimeError) or DATAPREP_QUALITY_KERNEL=numpy:
     then the vectorised groups below run, with the same values."""
@@ -106,8 +120,8 @@ def kernel_module() -> dict[str, Callable[[pa.Array, list[str]], dict[str, np.nd
                 pass
             else:
                 _KERNEL = {
-                    "words": lambda t, groups: kernels.word_signals(t, "ngrams" in groups),
-                    "lines": lambda t, groups: kernels_lines.line_signals(t),
+                    "words": lambda t, groups, w: kernels.word_signals(t, "ngrams" in groups, w),
+                    "lines": lambda t, groups, w: kernels_lines.line_signals(t),
                 }
     return _KERNEL
 
@@ -176,14 +190,20 @@ def _text(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
     return {"char_count": _lengths(texts)}
 
 
-def words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Whitespace-separated tokens of every document and the document of each."""
+def words(texts: pa.Array, mode: str = "whitespace") -> tuple[pa.Array, np.ndarray]:
+    """The words of every document and the document of each: whitespace-separated tokens,
+    or spaCy's tokens (a loop per document: the reference and fallback, not the fast path)."""
+    if mode == "spacy":
+        from dataprep.quality.kernels_spacy import tokens
+
+        lists = pa.array([tokens(t) for t in texts.to_pylist()], pa.list_(pa.string()))
+        return _pieces(lists, drop_empty=True)
     return _pieces(pc.utf8_split_whitespace(texts), drop_empty=True)
 
 
 @_group("words")
-def _words(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
-    tokens, doc = words(texts)
+def _words(texts: pa.Array, n_docs: int, mode: str = "whitespace") -> dict[str, np.ndarray]:
+    tokens, doc = words(texts, mode)
     n_tokens = np.bincount(doc, minlength=n_docs)
     lengths = _lengths(tokens)
     real = pc.match_substring_regex(tokens, r"[^\pP\pS\pC]").to_numpy(zero_copy_only=False)
@@ -259,8 +279,8 @@ def _dup_paras(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
 
 
 @_group("ngrams")
-def _ngrams(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
-    tokens, doc = words(texts)
+def _ngrams(texts: pa.Array, n_docs: int, mode: str = "whitespace") -> dict[str, np.ndarray]:
+    tokens, doc = words(texts, mode)
     return repetition.ngram_signals(tokens, doc, _lengths(tokens), n_docs, _lengths(texts))
 
 

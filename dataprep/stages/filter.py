@@ -58,6 +58,11 @@ class FilterConfig(StageConfig):
     mark_only: bool = Field(False, description="keep every row; name the failing rule instead")
     mark_column: str = Field("filter_reason", description="--mark-only: the column written")
     text_column: str = Field("text", description="text the missing signals are computed from")
+    words: Literal["whitespace", "spacy"] = Field(
+        "whitespace",
+        description="how missing word signals split words (as score --words; stored signal "
+        "columns are read as they are)",
+    )
     id_column: str = Field("id", description="column quoted in the report's examples")
     source_column: str = Field("source", description="column the report groups drops by")
     examples: int = Field(5, ge=0, le=100, description="dropped-row examples per rule")
@@ -211,7 +216,9 @@ def filter_task(task: Task[FilterConfig, None]) -> TaskResult[FilterStats]:
     target = task.out / f"part-{task.index:05d}.parquet"
     with ShardWriter(target, out_schema, task.write_options) as writer:
         for table in task.read_options.row_groups(path):
-            work = add_signals(table, config.text_column, missing) if missing else table
+            work = table
+            if missing:
+                work = add_signals(table, config.text_column, missing, config.words)
             passed = expr.evaluate(work, [w.expression for w in checked])
             failed = _first_failure(passed, table.num_rows)
             stats.add(table, failed, passed, offset, config, path, hidden)

@@ -10,7 +10,7 @@ these columns, and changing thresholds reruns only `filter` (the recipe cache ke
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +40,12 @@ class ScoreConfig(StageConfig):
         "(gopher, c4, fineweb) for the signals it reads; default: all",
     )
 
+    words: Literal["whitespace", "spacy"] = Field(
+        "whitespace",
+        description="how word and n-gram signals split words: whitespace, or spacy (spaCy's "
+        "English tokens, as datatrove's default word tokenizer; no spaCy needed)",
+    )
+
     @field_validator("signals")
     @classmethod
     def _known(cls, value: list[str] | None) -> list[str] | None:
@@ -67,9 +73,12 @@ def scored_schema(schema: pa.Schema, names: list[str]) -> pa.Schema:
     return pa.schema(kept + [pa.field(n, signals.SIGNALS[n].type) for n in names])
 
 
-def add_signals(table: pa.Table, text_column: str, names: list[str]) -> pa.Table:
-    """`table` with the named signal columns computed from `text_column` (replacing any)."""
-    values = signals.compute(table.column(text_column), names)
+def add_signals(
+    table: pa.Table, text_column: str, names: list[str], words: str = "whitespace"
+) -> pa.Table:
+    """`table` with the named signal columns computed from `text_column` (replacing any),
+    words split as `words` says (signals.WORDS)."""
+    values = signals.compute(table.column(text_column), names, words)
     table = table.drop_columns([n for n in names if n in table.column_names])
     for name in names:
         table = table.append_column(pa.field(name, signals.SIGNALS[name].type), values[name])
@@ -137,7 +146,8 @@ def score_task(task: Task[ScoreConfig, None]) -> TaskResult[None]:
         for table in task.read_options.row_groups(path):
             text = table.column(config.text_column)
             text_bytes += int(pc.sum(pc.binary_length(text)).as_py() or 0)
-            scored = add_signals(table, config.text_column, names).select(schema.names)
+            scored = add_signals(table, config.text_column, names, config.words)
+            scored = scored.select(schema.names)
             w.write(scored.cast(schema))
             rows += table.num_rows
             tick(rows=table.num_rows)

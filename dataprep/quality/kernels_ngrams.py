@@ -1,0 +1,140 @@
+"""The n-gram signals of one document from its numbered words (numba), for `kernels.scan`.
+
+WHY a module of its own: the word pass (kernels.py) and this part are each one job; the
+values are exactly those of `repetition.ngram_signals` (tests/test_score.py compares them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_S29 = np.uint64(29)
+
+
+@njit(cache=True, inline="always")
+def _same(data, s1, e1, s2, e2):
+    if e1 - s1 != e2 - s2:
+        return False
+    for k in range(e1 - s1):
+        if data[s1 + k] != data[s2 + k]:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _mix(a, b):
+    h = (np.uint64(a) * _M1) ^ (np.uint64(b) * _M2)
+    return h ^ (h >> _S29)
+
+
+@njit(cache=True)
+def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval):
+    """Number the document's n words 0.. in order of first appearance (equal bytes, equal
+    number); counts[id] how often each occurs. Returns how many distinct words."""
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    tkey[:size] = -1
+    k = 0
+    for i in range(n):
+        j = np.int64(hs[i] & np.uint64(mask))
+        while True:
+            t = tkey[j]
+            if t < 0:
+                tkey[j] = i
+                tval[j] = k
+                ids[i] = k
+                counts[k] = 1
+                k += 1
+                break
+            if _same(data, ws[t], we[t], ws[i], we[i]):
+                ids[i] = tval[j]
+                counts[tval[j]] += 1
+                break
+            j = (j + 1) & mask
+    return k
+
+
+@njit(cache=True)
+def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
+    """top_2..4 and dup_5..10 n-gram character fractions of one document into out[row].
+
+    Only positions whose (n-1)-gram occurs twice or more can start a repeated n-gram, so
+    each n works on the repeated positions of n-1 (`cand`, in order; real prose: a few
+    percent by n=5); every other n-gram occurs once."""
+    prev, pcount, cur, ccount, first, tka, tkb, tval, cand = buf
+    nc = 0
+    for i in range(n_words):
+        if wcount[wid[i]] >= 2:
+            cand[nc] = i
+            nc += 1
+    prev[:n_words] = wid[:n_words]
+    for n in range(2, 11):
+        m = n_words - n + 1
+        if m <= 0:
+            return
+        if nc == 0:  # nothing repeats from here: the top n-gram is the first, once
+            for r in range(n, 5):
+                if n_words >= r:
+                    out[row, r - 2] = (cum[r] - cum[0] + r - 1) / denom
+            return
+        size = 16
+        while size < 2 * nc:
+            size *= 2
+        mask = size - 1
+        tka[:size] = -1
+        k = 0
+        for t in range(nc):
+            i = cand[t]
+            if i >= m:
+                nc = t
+                break
+            key = (prev[i] << 32) | wid[i + n - 1]  # both are below 2**31: one exact key
+            j = np.int64(_mix(key, 0) & np.uint64(mask))
+            while True:
+                if tka[j] < 0:
+                    tka[j], tval[j] = key, k
+                    cur[i] = k
+                    ccount[k] = 1
+                    first[k] = i
+                    k += 1
+                    break
+                if tka[j] == key:
+                    cur[i] = tval[j]
+                    ccount[tval[j]] += 1
+                    break
+                j = (j + 1) & mask
+        kept = 0  # the positions whose n-gram repeats, in order
+        for t in range(nc):
+            i = cand[t]
+            if ccount[cur[i]] >= 2:
+                cand[kept] = i
+                kept += 1
+        nc = kept
+        if n <= 4:  # the most frequent n-gram; ties to the one seen first (smallest number)
+            best, p = 1, 0
+            for c in range(k):
+                if ccount[c] > best:
+                    best, p = ccount[c], first[c]
+            out[row, n - 2] = best * (cum[p + n] - cum[p] + n - 1) / denom
+        else:  # Gopher's greedy scan: a repeat counts its characters and jumps past itself;
+            # an n-gram seen once never repeats, so the scan only has to visit `cand`
+            tka[:k] = 0  # reused as "seen at a visited position"
+            total, nxt = 0, 0
+            for t in range(nc):
+                i = cand[t]
+                if i < nxt:  # jumped over: not visited
+                    continue
+                c = cur[i]
+                if tka[c]:
+                    total += cum[i + n] - cum[i]
+                    nxt = i + n
+                else:
+                    tka[c] = 1
+                    nxt = i + 1
+            out[row, n - 2] = total / denom
+        prev, cur = cur, prev
