@@ -4,17 +4,18 @@ Same documents for both: real text from this machine (licences, Debian copyright
 changelogs, man page sources), about 200 MB by default. One run each, CPU seconds measured
 inside the process doing the work (the machine is shared, so wall time is noisy), and:
 
-- ours: `score --signals gopher` then `filter --preset gopher` on the sharded corpus, one
-  worker, in this process;
+- ours: `score --signals gopher --words W` then `filter --preset gopher` on the sharded
+  corpus, one worker, in this process, once with W=whitespace and once with W=spacy;
 - datatrove (a separate interpreter, e.g. a venv with `pip install datatrove orjson`):
   GopherRepetitionFilter then GopherQualityFilter on every document, as FineWeb runs them,
-  (a) with a whitespace word tokenizer, the words `score` uses, on the whole corpus, and
-  (b) with datatrove's default English tokenizer (spaCy) on the first --spacy-mb of it.
+  (a) with a whitespace word tokenizer, against ours with --words whitespace, on the whole
+  corpus, and (b) with datatrove's default English tokenizer (spaCy), against ours with
+  --words spacy, on the first --spacy-mb of it.
 
 It prints MB/s per core for each, the ratio ours/theirs, and how often the keep/drop decisions
 agree, with every disagreement class counted and explained.
 
-    python benchmarks/bench_quality.py --mb 200 --datatrove-python /tmp/dt/bin/python
+    python benchmarks/bench_quality.py --mb 200 --spacy-mb 10 --datatrove-python /tmp/dt/bin/python
 """
 
 from __future__ import annotations
@@ -112,22 +113,25 @@ def run_datatrove(python: str, corpus: Path, tokenizer: str, limit_mb: float) ->
 
 
 # --- our side -----------------------------------------------------------------------------
-def run_ours(corpus: Path, work: Path) -> dict:
+def run_ours(corpus: Path, work: Path, words: str) -> dict:
     from dataprep import dataset
     from dataprep.executors import make_executor
     from dataprep.runner import run_stage
 
     inline = make_executor("local", workers=1)
     shards = work / "shards"
-    run_stage(
-        "shard",
-        {"format": "parquet", "shard_bytes": "64MB", "keep": ["source"]},
-        shards,
-        inputs=[str(corpus)],
-        executor=inline,
-    )
+    if not shards.exists():
+        run_stage(
+            "shard",
+            {"format": "parquet", "shard_bytes": "64MB", "keep": ["source"]},
+            shards,
+            inputs=[str(corpus)],
+            executor=inline,
+        )
+    work = work / words
     t0, w0 = time.process_time(), time.perf_counter()
-    run_stage("score", {"signals": ["gopher"]}, work / "scored", input_path=shards, executor=inline)
+    score = {"signals": ["gopher"], "words": words}
+    run_stage("score", score, work / "scored", input_path=shards, executor=inline)
     t1 = time.process_time()
     run_stage(
         "filter", {"preset": "gopher"}, work / "kept", input_path=work / "scored", executor=inline
@@ -144,7 +148,7 @@ def run_ours(corpus: Path, work: Path) -> dict:
     )
     rows = dataset.read_rows(marked).select(["id", "filter_reason"]).to_pylist()
     return {
-        "cpu_kernels_s": kernels_only(corpus),
+        "cpu_kernels_s": kernels_only(corpus, words),
         "cpu_score_s": cpu_score,
         "cpu_filter_s": cpu_filter,
         "wall_s": wall,
@@ -152,14 +156,14 @@ def run_ours(corpus: Path, work: Path) -> dict:
     }
 
 
-def kernels_only(corpus: Path) -> float:
+def kernels_only(corpus: Path, words: str) -> float:
     """CPU seconds of the signals and the rules alone (no Parquet reading or writing)."""
     from dataprep.quality import expr, presets, signals
 
     table = pq.read_table(corpus, columns=["text"])
     t0 = time.process_time()
     names = presets.columns("gopher")
-    scored = pa.table(signals.compute(table.column("text"), names))
+    scored = pa.table(signals.compute(table.column("text"), names, words))
     rules = presets.rules("gopher", {}, "rules")
     types = {n: scored.schema.field(n).type for n in names}
     checks = [expr.parse(rule.text, types, rule.name).expression for rule in rules]
@@ -171,10 +175,9 @@ WHY = {
     "whitespace": "same words on both sides: a disagreement would be a bug in either (the known "
     "corner cases: datatrove joins a repeated n-gram's words without spaces before comparing, "
     "and its symbol-only words use a fixed punctuation list, score's Unicode categories P/S/C)",
-    "spacy": 'spaCy splits punctuation off words ("end." -> "end", "."), and those '
-    "tokens have no letter: datatrove's alpha fraction drops below 0.8 on licences full of "
-    "section numbers and punctuation, and its n-grams (punctuation included) repeat more; "
-    "score uses whitespace words",
+    "spacy": "score --words spacy replays spaCy's English tokenizer; what remains are the "
+    "tokens it splits differently (benchmarks/spacy_words_agreement.py lists them) and the "
+    "whitespace corner cases above",
 }
 
 
@@ -210,39 +213,41 @@ def main() -> None:
         docs, size = table.num_rows, sum(len(t.encode()) for t in table.column(0).to_pylist())
     mb = size / 1e6
     print(f"corpus: {docs} documents, {mb:.1f} MB ({work})", flush=True)
-    ours = run_ours(corpus, work)
-    ours_cpu = ours["cpu_score_s"] + ours["cpu_filter_s"]
-    print(
-        f"ours, signals + rules only: {ours['cpu_kernels_s']:.1f} s CPU "
-        f"({mb / ours['cpu_kernels_s']:.2f} MB/s per core)",
-        flush=True,
-    )
-    print(
-        f"ours: score {ours['cpu_score_s']:.1f} s + filter {ours['cpu_filter_s']:.1f} s CPU "
-        f"(wall {ours['wall_s']:.1f} s)",
-        flush=True,
-    )
+    mine = {}
+    for words in ("whitespace", "spacy"):
+        ours = mine[words] = run_ours(corpus, work, words)
+        ours["cpu_s"] = ours["cpu_score_s"] + ours["cpu_filter_s"]
+        print(
+            f"ours --words {words}: score {ours['cpu_score_s']:.1f} s + filter "
+            f"{ours['cpu_filter_s']:.1f} s CPU (wall {ours['wall_s']:.1f} s); signals + rules "
+            f"only {ours['cpu_kernels_s']:.1f} s ({mb / ours['cpu_kernels_s']:.2f} MB/s/core)",
+            flush=True,
+        )
     ws = run_datatrove(args.datatrove_python, corpus, "whitespace", 0)
     spacy = run_datatrove(args.datatrove_python, corpus, "spacy", args.spacy_mb)
     rows = []
-    for label, theirs in (
-        ("datatrove, whitespace words", ws),
-        ("datatrove, spaCy (default)", spacy),
+    for label, theirs, words in (
+        ("datatrove, whitespace words", ws, "whitespace"),
+        ("datatrove, spaCy (default)", spacy, "spacy"),
     ):
         their_rate = theirs["bytes"] / 1e6 / theirs["cpu_s"]
-        our_rate = mb / ours_cpu
-        agree, classes = agreement(ours["reasons"], theirs["reasons"])
-        rows.append((label, theirs, their_rate, our_rate, agree, classes))
+        our_rate = mb / mine[words]["cpu_s"]
+        agree, classes = agreement(mine[words]["reasons"], theirs["reasons"])
+        kernels = mb / mine[words]["cpu_kernels_s"]
+        rows.append((label, theirs, their_rate, our_rate, agree, classes, kernels, words))
     print(f"\n{'':32} {'MB':>7} {'MB/s/core':>10} {'ours/theirs':>12} {'agree':>8}")
-    print(f"{'dataprep score+filter gopher':32} {mb:7.1f} {mb / ours_cpu:10.2f}")
-    kernels = mb / ours["cpu_kernels_s"]
-    print(f"{'dataprep signals+rules, no I/O':32} {mb:7.1f} {kernels:10.2f}")
-    for label, theirs, their_rate, our_rate, agree, _ in rows:
+    for words in ("whitespace", "spacy"):
+        rate = mb / mine[words]["cpu_s"]
+        print(f"{'dataprep --words ' + words:32} {mb:7.1f} {rate:10.2f}")
+        kernels = mb / mine[words]["cpu_kernels_s"]
+        print(f"{'  signals+rules only, no I/O':32} {mb:7.1f} {kernels:10.2f}")
+    for label, theirs, their_rate, our_rate, agree, _, kernels, words in rows:
         print(
             f"{label:32} {theirs['bytes'] / 1e6:7.1f} {their_rate:10.2f} "
-            f"{our_rate / their_rate:11.1f}x {agree:8.2%}  (no I/O: {kernels / their_rate:.1f}x)"
+            f"{our_rate / their_rate:11.1f}x {agree:8.2%}  (vs --words {words}; "
+            f"no I/O: {kernels / their_rate:.1f}x)"
         )
-    for label, theirs, _, _, _, classes in rows:
+    for label, theirs, _, _, _, classes, _, _ in rows:
         print(f"\ndisagreements with {label} ({len(theirs['reasons'])} docs):")
         for name, count in classes.most_common(12):
             print(f"  {count:6d}  {name}")
@@ -250,9 +255,14 @@ def main() -> None:
     summary = {
         "docs": docs,
         "mb": mb,
-        "ours_cpu_s": ours_cpu,
-        "ours_mb_per_s_per_core": mb / ours_cpu,
-        "ours_kernels_mb_per_s_per_core": kernels,
+        "ours": {
+            w: {
+                "cpu_s": o["cpu_s"],
+                "mb_per_s_per_core": mb / o["cpu_s"],
+                "kernels_mb_per_s_per_core": mb / o["cpu_kernels_s"],
+            }
+            for w, o in mine.items()
+        },
         "datatrove": {
             label: {
                 "mb": t["bytes"] / 1e6,
@@ -261,7 +271,7 @@ def main() -> None:
                 "agreement": a,
                 "classes": dict(c),
             }
-            for label, t, r, o, a, c in rows
+            for label, t, r, o, a, c, _, _ in rows
         },
     }
     (work / "summary.json").write_text(json.dumps(summary, indent=1))

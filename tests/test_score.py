@@ -242,6 +242,25 @@ def test_score_adds_columns_and_keeps_every_row(tmp_path: Path) -> None:
     assert column(again, "word_count") == column(tmp_path / "sc", "word_count")
 
 
+def test_words_spacy_from_the_command_line(tmp_path: Path) -> None:
+    """`score --words spacy` counts spaCy's tokens; `filter --preset gopher --words spacy`
+    computes the same when the columns are missing; a wrong choice is one sentence."""
+    texts = real_texts(12) + ["The end. (See section 2, e.g. the notes.) Don't."]
+    src = _dataset(tmp_path, texts, shard_rows=5)
+    cli("score", src, "-o", tmp_path / "sc", "--signals", "gopher", "--words", "spacy")
+    want = [reference(t, kernels_spacy.tokens) for t in texts]
+    assert column(tmp_path / "sc", "word_count") == [w["word_count"] for w in want]
+    alpha = column(tmp_path / "sc", "alpha_fraction")
+    assert all(_close(a, w["alpha_fraction"]) for a, w in zip(alpha, want, strict=True))
+    assert alpha[-1] < reference(texts[-1])["alpha_fraction"]  # "." "(" ")" "," are words
+    cli("filter", src, "-o", tmp_path / "f1", "--preset", "gopher", "--words", "spacy")
+    cli("filter", tmp_path / "sc", "-o", tmp_path / "f2", "--preset", "gopher")
+    kept = column(tmp_path / "f1", "text")
+    assert 0 < len(kept) < len(texts) and kept == column(tmp_path / "f2", "text")
+    bad = cli("score", src, "-o", tmp_path / "x", "--words", "nltk", check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
 def test_missing_or_non_text_column_is_one_sentence(tmp_path: Path) -> None:
     src = _dataset(tmp_path, ["some text here"])
     with pytest.raises(DataprepError, match="--text-column 'body' is not a column") as err:
