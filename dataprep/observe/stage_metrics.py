@@ -299,6 +299,9 @@ class _MeteredExecutor:
     def close(self) -> None:
         self.inner.close()
 
+    def __getattr__(self, name: str) -> Any:  # anything else a stage or plugin reads
+        return getattr(self.inner, name)
+
     def __enter__(self) -> _MeteredExecutor:
         return self
 
