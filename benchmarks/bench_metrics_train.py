@@ -4,7 +4,9 @@
     PYTHONPATH=. python benchmarks/bench_metrics_train.py --rounds 9 --steps 300 --model small
 
 Each round runs `dataprep train` (2 gloo processes on CPU, real text tokenized by dataprep)
-three ways, in a rotating order (paired, so a shared machine's drift cancels):
+three ways AT THE SAME TIME (each round's three runs share the machine's load of that moment:
+on a shared box the load swings 3x between minutes, so sequential runs do not pair; --serial
+runs them one after another in a rotating order instead):
   base     --no-default-alerts            (no rule judged, no endpoint)
   alerts   the four default alert rules
   metrics  the default rules and --metrics-port 0, scraped every --scrape-every seconds
@@ -29,6 +31,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +65,10 @@ def build(root: Path, seq_len: int) -> Path:
     return root / "tok"
 
 
-def run(data: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> float:
-    """One training run; its steps/s after warm-up: 1 / the median step time (a shared
-    machine's pauses hit single steps; the median step is the run's pace)."""
+def start(data: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> Callable[[], float]:
+    """Start one training run; the returned call waits for it and gives its steps/s after
+    warm-up: 1 / the median step time (a shared machine's pauses hit single steps; the median
+    step is the run's pace)."""
     cmd = [sys.executable, "-m", "dataprep", "train", str(data), "--out", str(out)]
     cmd += ["--model", args.model, "--seq-len", str(args.seq_len), "--device", "cpu"]
     cmd += ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--quiet"]
@@ -77,11 +81,15 @@ def run(data: Path, out: Path, args: argparse.Namespace, extra: list[str]) -> fl
     reader.start()
     if "--metrics-port" in extra:
         threading.Thread(target=scrape, args=(proc, lines, args.scrape_every), daemon=True).start()
-    if proc.wait(timeout=1800) != 0:
-        raise SystemExit("".join(lines)[-3000:])
-    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    timed = [r["step_time_s"] for r in records if r["step"] > args.warmup]
-    return 1 / statistics.median(timed)
+
+    def finish() -> float:
+        if proc.wait(timeout=1800) != 0:
+            raise SystemExit("".join(lines)[-3000:])
+        records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        timed = [r["step_time_s"] for r in records if r["step"] > args.warmup]
+        return 1 / statistics.median(timed)
+
+    return finish
 
 
 def scrape(proc: subprocess.Popen, lines: list[str], every: float) -> None:
@@ -116,6 +124,11 @@ def hook_cost(records: list[dict], repeat: int) -> dict[str, float]:
                 for record in records:
                     watch.observe(dict(record))
             out[name] = (time.perf_counter() - t0) / (repeat * len(records)) * 1e6
+            if watch.prom is not None:  # what one scrape costs the serving process
+                t0 = time.perf_counter()
+                for _ in range(repeat):
+                    endpoint.scrape()
+                out["one scrape (exposition text)"] = (time.perf_counter() - t0) / repeat * 1e6
             watch.close()
             if watch.prom is not None:
                 endpoint.registry().unregister(watch.prom)
@@ -132,6 +145,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--scrape-every", type=float, default=0.5)
+    parser.add_argument("--serial", action="store_true", help="one run at a time")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory(prefix="bench-metrics-train-") as tmp:
@@ -139,21 +153,28 @@ def main() -> None:
         rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
         names = list(VARIANTS)
         for n in range(args.rounds):
-            for name in names[n % 3 :] + names[: n % 3]:
-                out = Path(tmp) / f"{name}-{n}"
-                rates[name].append(run(data, out, args, VARIANTS[name]))
+            order = names[n % 3 :] + names[: n % 3]
+            if args.serial:
+                for name in order:
+                    out = Path(tmp) / f"{name}-{n}"
+                    rates[name].append(start(data, out, args, VARIANTS[name])())
+            else:
+                runs = {k: start(data, Path(tmp) / f"{k}-{n}", args, VARIANTS[k]) for k in order}
+                for name, finish in runs.items():
+                    rates[name].append(finish())
             print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()))
         last = Path(tmp) / f"metrics-{args.rounds - 1}" / "metrics.jsonl"
         records = [json.loads(x) for x in last.read_text().splitlines()]
         cost = hook_cost(records, 20)
     print(f"\n{args.model}, batch {args.batch_size} x seq {args.seq_len}, 2 ranks, gloo, CPU;")
-    print(f"{args.rounds} rounds of {args.steps} steps (first {args.warmup} not timed)\n")
+    how = "one after another" if args.serial else "the three variants of a round at once"
+    print(f"{args.rounds} rounds of {args.steps} steps (first {args.warmup} not timed), {how}\n")
     print("| variant | steps/s (median) | base/variant (median of rounds) |")
     print("|---|---:|---:|")
     for name, values in rates.items():
         ratio = statistics.median(b / v for b, v in zip(rates["base"], values, strict=True))
         print(f"| {name} | {statistics.median(values):.2f} | {ratio:.3f} |")
-    print("\n| hook | us per step |")
+    print("\n| hook (in-process, real records of the last run) | us |")
     print("|---|---:|")
     for name, micros in cost.items():
         print(f"| {name} | {micros:.1f} |")
