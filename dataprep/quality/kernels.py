@@ -185,9 +185,14 @@ def scan(data, offsets, want_ngrams, spacy, t):
                 h = (h ^ np.uint64(b)) * np.uint64(0x100000001B3)
                 i += 1
             chars += length
-            # spaCy splits a word of letters alone or digits alone only where it is a special
-            # case; "10km" (a unit after a number) and every other word go through `split`
-            if spacy and (alnum != i - s or flags & 6 == 6 or sp.find(t[1], h) >= 0):
+            # most words: whole, or "word," (sp.plain); the rest go through spaCy's steps
+            how = sp.plain(data, s, i, h, alnum, flags, t[1]) if spacy else 1
+            if how == 2:
+                ph, pf, pl = _measure(data, s, i - 1)
+                other = _add(data, d, s, i - 1, ph, pf, pl, acc, ws, we, hs, cum, other)
+                ph, pf, pl = _measure(data, i - 1, i)
+                other = _add(data, d, i - 1, i, ph, pf, pl, acc, ws, we, hs, cum, other)
+            elif how == 0:
                 m = sp.decode(data, s, i, cps, bpos)
                 for k in range(sp.split(cps, m, t, spans, suf)):
                     a, z = bpos[spans[k, 0]], bpos[spans[k, 1]]

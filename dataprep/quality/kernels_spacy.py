@@ -18,9 +18,10 @@ from dataprep.quality import spacy_en as en
 
 ALPHA, LOWER, UPPER, DIGIT = en.ALPHA, en.LOWER, en.UPPER, en.DIGIT
 PREFIX, SUFFIX, QUOTE, DOT_AFTER = en.PREFIX, en.SUFFIX, en.QUOTE, en.DOT_AFTER
-ICON, HYPHEN, HOST = en.ICON, en.HYPHEN, en.HOST
+ICON, HYPHEN, HOST, INFIX = en.ICON, en.HYPHEN, en.HOST, en.INFIX
 _FNV, _PRIME = np.uint64(en.FNV_OFFSET), np.uint64(en.FNV_PRIME)
 _TOP = en.TABLE_SIZE
+LONGEST = 16  # no special case is longer (spacy_en.exceptions(): 12 characters)
 
 
 def tables() -> tuple:
@@ -33,6 +34,32 @@ def tables() -> tuple:
 @njit(cache=True, inline="always")
 def _cls(cls, cp):
     return cls[cp] if cp < _TOP else ALPHA | LOWER | UPPER
+
+
+_TAIL = np.zeros(128, np.bool_)  # ASCII marks spaCy always peels off a word's end
+_TAIL[[ord(c) for c in ",:;!?()[]{}<>_#*&'\"`"]] = True
+
+
+@njit(cache=True, inline="always")
+def plain(data, s, e, h, alnum, flags, keys):
+    """How spaCy splits an ASCII word of letters alone or digits alone, with at most one mark
+    at its end, without `split` (most words): 1 = whole, 2 = the last byte peeled off, 0 =
+    ask `split` (a special case, "10km", "A.", anything else). h: the word's FNV hash;
+    flags, alnum: kernels._CLS bits or-ed and the count of letters and digits."""
+    size = e - s
+    if flags & 8 or flags & 6 == 6 or alnum < size - 1 or find(keys, h) >= 0:
+        return 0
+    if alnum == size:
+        return 1
+    last, prev = data[e - 1], data[e - 2] if size >= 2 else 0
+    if not (_TAIL[last] or (last == 46 and (97 <= prev <= 122 or 48 <= prev <= 57))):
+        return 0
+    if size < 2 or not (48 <= prev <= 57 or 65 <= prev <= 90 or 97 <= prev <= 122):
+        return 0
+    stem = _FNV
+    for k in range(s, e - 1):
+        stem = (stem ^ np.uint64(data[k])) * _PRIME
+    return 0 if find(keys, stem) >= 0 else 2
 
 
 @njit(cache=True)
@@ -67,11 +94,16 @@ def _hash(cps, a, b):
     return h
 
 
-@njit(cache=True)
-def find(hashes, h):
-    """Row of h in the sorted hashes, else -1."""
-    j = np.searchsorted(hashes, h)
-    return j if j < len(hashes) and hashes[j] == h else -1
+@njit(cache=True, inline="always")
+def find(keys, h):
+    """The slot of h in the hash set `keys` (spacy_en.hash_set), else -1."""
+    mask = len(keys) - 1
+    j = (h >> np.uint64(32)) & np.uint64(mask)
+    while keys[j]:
+        if keys[j] == h:
+            return np.int64(j)
+        j = (j + np.uint64(1)) & np.uint64(mask)
+    return np.int64(-1)
 
 
 @njit(cache=True)
@@ -172,8 +204,9 @@ def _host(cps, h, b, cls):
 
 
 @njit(cache=True)
-def url(cps, a, b, cls):
-    """spaCy's URL_MATCH (scheme://, user@, host names with a TLD; not the IP form)."""
+def url(cps, a, b, cls, at=True):
+    """spaCy's URL_MATCH (scheme://, user@, host names with a TLD; not the IP form); `at`:
+    is there an "@" in it."""
     i = a
     for j in range(a, b - 2):
         c = cps[j]
@@ -183,7 +216,7 @@ def url(cps, a, b, cls):
             break
         if not (_cls(cls, c) & (ALPHA | DIGIT) or c == 95 or c == 43 or c == 45 or c == 46):
             break
-    for j in range(b - 1, i - 1, -1):  # user@ (greedy: the last "@" first)
+    for j in range(b - 1, i - 1 if at else b - 1, -1):  # user@ (greedy: the last "@" first)
         if cps[j] == 64 and j > i and _host(cps, j + 1, b, cls):
             return True
     return _host(cps, i, b, cls)
@@ -236,17 +269,21 @@ def _emit(cps, a, b, out, n_out, hashes, offsets, lengths, cls):
     """Tokens of the core cps[a:b]: a special case's parts, a URL whole, or infix pieces."""
     if a >= b:
         return n_out
-    row = find(hashes, _hash(cps, a, b)) if b - a <= 32 else -1
+    row = find(hashes, _hash(cps, a, b)) if b - a <= LONGEST else -1
     if row >= 0:
         for k in range(offsets[row], offsets[row + 1]):
             out[n_out, 0], out[n_out, 1] = a, a + lengths[k]
             a += lengths[k]
             n_out += 1
         return n_out
-    if not url(cps, a, b, cls):
+    dot, at = False, False  # a URL has a "."
+    for k in range(a, b):
+        dot |= cps[k] == 46
+        at |= cps[k] == 64
+    if not (dot and url(cps, a, b, cls, at)):
         start, i = a, a
         while i < b:
-            m = _infix(cps, i, a, b, cls)
+            m = _infix(cps, i, a, b, cls) if _cls(cls, cps[i]) & INFIX else 0
             if m == 0:
                 i += 1
                 continue
@@ -270,17 +307,17 @@ def split(cps, n, t, out, suf):
     a, b, n_out, n_suf = 0, n, 0, 0
     last = -1
     while a < b and b - a != last:
-        if b - a <= 32 and find(hashes, _hash(cps, a, b)) >= 0:
+        if b - a <= LONGEST and find(hashes, _hash(cps, a, b)) >= 0:
             break
         last = b - a
         pre = _prefix(cps, a, b, cls)
-        if pre and a + pre < b and find(hashes, _hash(cps, a + pre, b)) >= 0:
+        if pre and 0 < b - a - pre <= LONGEST and find(hashes, _hash(cps, a + pre, b)) >= 0:
             out[n_out, 0], out[n_out, 1] = a, a + pre
             n_out += 1
             a += pre
             break
         size = _suffix(cps, a + pre, b, cls, units, longest[0]) if a + pre < b else 0
-        if size and b - size > a and find(hashes, _hash(cps, a, b - size)) >= 0:
+        if size and 0 < b - size - a <= LONGEST and find(hashes, _hash(cps, a, b - size)) >= 0:
             suf[n_suf, 0], suf[n_suf, 1] = b - size, b
             n_suf += 1
             b -= size
@@ -307,12 +344,16 @@ def _merge(cps, out, n_out, hashes, offsets, lengths, buf):
     n, i = 0, 0
     while i < n_out:
         row, size = -1, 1
-        for size in range(min(4, n_out - i), 1, -1):
-            a, b = out[i, 0], out[i + size - 1, 1]
-            if b - a <= 32:
-                row = find(hashes, _hash(cps, a, b))
-                if row >= 0:
-                    break
+        h, last = _FNV, min(4, n_out - i)
+        for w in range(last):  # one hash pass, extended token by token; the longest wins
+            if out[i + w, 1] - out[i, 0] > LONGEST:
+                break
+            for k in range(out[i + w, 0], out[i + w, 1]):
+                h = (h ^ np.uint64(cps[k])) * _PRIME
+            if w:
+                hit = find(hashes, h)
+                if hit >= 0:
+                    row, size = hit, w + 1
         if row < 0:
             buf[n, 0], buf[n, 1] = out[i, 0], out[i, 1]
             n += 1

@@ -22,6 +22,7 @@ import numpy as np
 ALPHA, LOWER, UPPER, DIGIT = 1, 2, 4, 8
 PREFIX, SUFFIX, QUOTE, DOT_AFTER = 16, 32, 64, 128  # DOT_AFTER: a "." after it is a suffix
 ICON, CURRENCY, HYPHEN, HOST = 256, 512, 1024, 2048
+INFIX = 4096  # may start an infix (the scan for infixes skips everything else)
 
 _PUNCT = "… , : ; ! ? ¿ ؟ ¡ ( ) [ ] { } < > _ # * & 。 ？ ！ ， 、 ； ： ～ · । ، ۔ ؛ ٪".split()
 _QUOTES = "' \" ” “ ` ‘ ´ ’ ‚ , „ » « 「 」 『 』 （ ） 〔 〕 【 】 《 》 〈 〉 〈 〉 ⟦ ⟧".split()
@@ -85,6 +86,9 @@ def classes() -> np.ndarray:
         cls[ord(ch)] |= DOT_AFTER
     for ch in "-–—~":
         cls[ord(ch)] |= HYPHEN
+    for ch in ".…+-*^,–—~:<>=/":
+        cls[ord(ch)] |= INFIX
+    cls[[c for c in icons if c < TABLE_SIZE]] |= INFIX
     host = [c for c in range(0xA1, 0x10000)] + [ord(c) for c in "0123456789"]
     host += list(range(ord("A"), ord("Z") + 1)) + list(range(ord("a"), ord("z") + 1))
     cls[host] |= HOST
@@ -110,20 +114,37 @@ def exceptions() -> dict[str, list[str]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def hash_set(hashes: list[int]) -> np.ndarray:
+    """An open-addressing set of nonzero hashes: slot (h >> 32) & (size - 1), then the next
+    free one (`kernels_spacy.find` probes the same way; 0 marks a free slot)."""
+    size = 16
+    while size < 4 * len(hashes):
+        size *= 2
+    keys = np.zeros(size, np.uint64)
+    for h in hashes:
+        j = (h >> 32) & (size - 1)
+        while keys[j]:
+            j = (j + 1) & (size - 1)
+        keys[j] = h
+    return keys
+
+
 @cache
 def special_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The special cases as (sorted hashes, offsets into the part lengths, part lengths)."""
-    rows = sorted((fnv(key), [len(p) for p in parts]) for key, parts in exceptions().items())
-    hashes = np.array([h for h, _ in rows], np.uint64)
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    offsets[1:] = np.cumsum([len(parts) for _, parts in rows])
-    lengths = np.array([n for _, parts in rows for n in parts], np.int64)
-    return hashes, offsets, lengths
+    """The special cases as (hash set, offsets into the part lengths by slot, part lengths)."""
+    parts = {fnv(key): [len(p) for p in value] for key, value in exceptions().items()}
+    keys = hash_set(list(parts))
+    sizes = [len(parts[int(k)]) if k else 0 for k in keys]
+    offsets = np.zeros(len(keys) + 1, np.int64)
+    offsets[1:] = np.cumsum(sizes)
+    lengths = np.array([n for k in keys if k for n in parts[int(k)]], np.int64)
+    return keys, offsets, lengths
 
 
 @cache
 def unit_table() -> tuple[np.ndarray, np.ndarray]:
-    """Units and multi-character currencies (suffixes after a digit) as hashes by length."""
+    """Units and multi-character currencies (suffixes after a digit) as a hash set, and the
+    longest one's length."""
     words = UNITS + _CURRENCY + ["US$", "C$", "A$"]
-    hashes = np.array(sorted({fnv(w) for w in words}), np.uint64)
-    return hashes, np.array([max(len(w) for w in words)], np.int64)
+    keys = hash_set(sorted({fnv(w) for w in words}))
+    return keys, np.array([max(len(w) for w in words)], np.int64)
