@@ -101,6 +101,35 @@ def _add(data, d, s, e, h, flags, length, acc, ws, we, hs, cum, other):
 
 
 @njit(cache=True)
+def _split(data, s, e, h, t, cache, cps, bpos, spans, suf):
+    """spaCy's tokens of the word data[s:e] (FNV hash h) as byte spans in spans[:count].
+    They cover the word end to end, so a word met before in this batch replays its token
+    lengths from `cache` (a hash set of words, a pool of lengths, fill counts), as spaCy
+    keeps its own cache: changelogs and licences repeat their paths and "section." a lot."""
+    keys, slot_at, pool, used = cache
+    mask = np.uint64(len(keys) - 1)
+    j = (h >> np.uint64(32)) & mask
+    while keys[j]:
+        if keys[j] == h:
+            at, pos = slot_at[j], s
+            for q in range(pool[at]):
+                spans[q, 0], spans[q, 1] = pos, pos + pool[at + 1 + q]
+                pos += pool[at + 1 + q]
+            return pool[at]
+        j = (j + np.uint64(1)) & mask
+    count = sp.split(cps, sp.decode(data, s, e, cps, bpos), t, spans, suf)
+    for q in range(count):
+        spans[q, 0], spans[q, 1] = bpos[spans[q, 0]], bpos[spans[q, 1]]
+    if h and used[0] + count + 1 <= len(pool) and 2 * used[1] < len(keys):
+        keys[j], slot_at[j], pool[used[0]] = h, used[0], count
+        for q in range(count):
+            pool[used[0] + 1 + q] = spans[q, 1] - spans[q, 0]
+        used[0] += count + 1
+        used[1] += 1
+    return count
+
+
+@njit(cache=True)
 def scan(data, offsets, want_ngrams, spacy, t):
     """Per document: the integer counts (columns N_TOKENS..CHARS), the n-gram fractions (9
     columns) and the non-ASCII words as (document, start, end, characters) rows. Words are
@@ -117,6 +146,9 @@ def scan(data, offsets, want_ngrams, spacy, t):
     spans = np.empty((cap + 1 if spacy else 1, 2), np.int64)
     suf = np.empty((cap + 1 if spacy else 1, 2), np.int64)
     acc = np.zeros(6, np.int64)
+    size = 1 << 16 if spacy else 1  # the words cache of _split
+    cache = (np.zeros(size, np.uint64), np.zeros(size, np.int64), np.zeros(4 * size, np.int64))
+    cache = cache + (np.zeros(2, np.int64),)
     ws = np.empty(cap, np.int64)
     we = np.empty(cap, np.int64)
     hs = np.empty(cap, np.uint64)
@@ -193,9 +225,8 @@ def scan(data, offsets, want_ngrams, spacy, t):
                 ph, pf, pl = _measure(data, i - 1, i)
                 other = _add(data, d, i - 1, i, ph, pf, pl, acc, ws, we, hs, cum, other)
             elif how == 0:
-                m = sp.decode(data, s, i, cps, bpos)
-                for k in range(sp.split(cps, m, t, spans, suf)):
-                    a, z = bpos[spans[k, 0]], bpos[spans[k, 1]]
+                for k in range(_split(data, s, i, h, t, cache, cps, bpos, spans, suf)):
+                    a, z = spans[k, 0], spans[k, 1]
                     ph, pf, pl = _measure(data, a, z)
                     other = _add(data, d, a, z, ph, pf, pl, acc, ws, we, hs, cum, other)
             else:
