@@ -18,6 +18,11 @@ from dataprep.quality import kernels_spacy, signals
 
 # (text, spaCy 3.8 blank("en") tokens, stripped, empty ones dropped)
 SPACY_38 = [
+    ("Ibid., id. at 5; cf. d.", ["Ibid", ".", ",", "i", "d.", "at", "5", ";", "cf", ".", "d."]),
+    (
+        "wouldn't've Shouldn't dont cannot gonna",
+        ["would", "n't", "'ve", "Should", "n't", "do", "nt", "can", "not", "gon", "na"],
+    ),
     (
         "Copyright (C) 2007 Free Software Foundation, Inc. <https://fsf.org/>",
         [

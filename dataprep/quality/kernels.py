@@ -276,6 +276,7 @@ _NO_TABLES = (
     np.zeros(1, np.int64),
     np.zeros(1, np.uint64),
     np.ones(1, np.int64),
+    np.zeros(1, np.bool_),
 )  # the types of kernels_spacy.tables(): whitespace words need none of them
 
 

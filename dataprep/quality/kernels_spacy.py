@@ -24,11 +24,25 @@ _TOP = en.TABLE_SIZE
 LONGEST = 16  # no special case is longer (spacy_en.exceptions(): 12 characters)
 
 
+_TABLES: list[tuple] = []
+
+
 def tables() -> tuple:
-    """(classes, special hashes, their offsets, part lengths, unit hashes, longest unit)."""
-    hashes, offsets, lengths = en.special_table()
-    units, longest = en.unit_table()
-    return (en.classes(), hashes, offsets, lengths, units, longest)
+    """(classes, special hashes, their offsets, part lengths, unit hashes, longest unit,
+    which specials spaCy's matcher looks for: those with a prefix, suffix or infix)."""
+    if not _TABLES:
+        hashes, offsets, lengths = en.special_table()
+        units, longest = en.unit_table()
+        cls = en.classes()
+        matched = np.zeros(len(hashes), np.bool_)
+        for key in en.exceptions():
+            cps = np.array([ord(c) for c in key] + [32], np.int64)
+            n = len(key)
+            marks = _prefix(cps, 0, n, cls) or _suffix(cps, 0, n, cls, units, longest[0])
+            marks = marks or any(_infix(cps, i, 0, n, cls) for i in range(n))
+            matched[find(hashes, np.uint64(en.fnv(key)))] = bool(marks)
+        _TABLES.append((cls, hashes, offsets, lengths, units, longest, matched))
+    return _TABLES[0]
 
 
 @njit(cache=True, inline="always")
@@ -303,7 +317,7 @@ def _emit(cps, a, b, out, n_out, hashes, offsets, lengths, cls):
 @njit(cache=True)
 def split(cps, n, t, out, suf):
     """spaCy's tokens of the word cps[:n] as code-point spans in out[:count]; the count."""
-    cls, hashes, offsets, lengths, units, longest = t
+    cls, hashes, offsets, lengths, units, longest, matched = t
     a, b, n_out, n_suf = 0, n, 0, 0
     last = -1
     while a < b and b - a != last:
@@ -334,13 +348,14 @@ def split(cps, n, t, out, suf):
     for k in range(n_suf - 1, -1, -1):
         out[n_out, 0], out[n_out, 1] = suf[k, 0], suf[k, 1]
         n_out += 1
-    return _merge(cps, out, n_out, hashes, offsets, lengths, suf) if n_out > 1 else n_out
+    return _merge(cps, out, n_out, t, suf) if n_out > 1 else n_out
 
 
 @njit(cache=True)
-def _merge(cps, out, n_out, hashes, offsets, lengths, buf):
+def _merge(cps, out, n_out, t, buf):
     """spaCy's special-case matcher: runs of 2-4 tokens that spell a special case with
     punctuation in it (":)" "''" "z." "Dr.") become that case's tokens, longest first."""
+    hashes, offsets, lengths, matched = t[1], t[2], t[3], t[6]
     n, i = 0, 0
     while i < n_out:
         row, size = -1, 1
@@ -352,7 +367,7 @@ def _merge(cps, out, n_out, hashes, offsets, lengths, buf):
                 h = (h ^ np.uint64(cps[k])) * _PRIME
             if w:
                 hit = find(hashes, h)
-                if hit >= 0:
+                if hit >= 0 and matched[hit]:
                     row, size = hit, w + 1
         if row < 0:
             buf[n, 0], buf[n, 1] = out[i, 0], out[i, 1]
