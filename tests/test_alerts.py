@@ -74,9 +74,23 @@ def test_loss_spike_against_mean_plus_k_std_of_the_window() -> None:
 
 def test_stall_skips_the_start_and_fires_per_episode() -> None:
     fired = _steps(
-        Alerts(["stall:pct=30,skip=2"]), "data_stall_frac", [0.9, 0.9, 0.1, 0.5, 0.6, 0.2, 0.31]
+        Alerts(["stall:pct=30,skip=2,window=1"]),
+        "data_stall_frac",
+        [0.9, 0.9, 0.1, 0.5, 0.6, 0.2, 0.31],
     )
     assert fired == [(4, 50.0, 30.0), (7, 31.0, 30.0)]
+
+
+def test_one_slow_read_on_a_healthy_run_is_no_stall() -> None:
+    """The default judges the stall's share of the last 10 steps' time: a single 31% step (a
+    10 ms hiccup, as a plain 20-step CPU run had) does not fire; a sustained stall does."""
+    healthy = [0.0] * 5 + [0.02, 0.01, 0.31, 0.03, 0.0, 0.02, 0.05, 0.01, 0.0, 0.02, 0.01, 0.4]
+    assert _steps(Alerts(["stall"]), "data_stall_frac", healthy) == []
+    stalled = [0.0] * 5 + [0.5] * 12
+    fired = _steps(Alerts(["stall"]), "data_stall_frac", stalled)
+    assert [(step, round(value, 9), threshold) for step, value, threshold in fired] == [
+        (15, 50.0, 30.0)  # skip 5, then the first full window of 10 steps
+    ]
 
 
 def test_throughput_against_the_runs_median() -> None:
@@ -98,15 +112,15 @@ def test_rule_specs_and_defaults() -> None:
     assert resolve([]) == [
         "nonfinite",
         "loss_spike:k=4,window=50,min=10",
-        "stall:pct=30,skip=5",
+        "stall:pct=30,window=10,skip=5",
         "throughput:pct=50,window=5,skip=5,min=10",
     ]
-    assert resolve(["stall:pct=50"])[2] == "stall:pct=50,skip=5"  # replaces the default
-    assert resolve(["stall:pct=50"], defaults=False) == ["stall:pct=50,skip=5"]
+    assert resolve(["stall:pct=50"])[2] == "stall:pct=50,window=10,skip=5"  # the default's place
+    assert resolve(["stall:pct=50"], defaults=False) == ["stall:pct=50,window=10,skip=5"]
     for bad, says in [
         ("spike", "unknown rule 'spike'"),
         ("stall:pct", "'pct' is not KEY=VALUE"),
-        ("stall:level=3", "'level=3' is not KEY=VALUE with pct=, skip="),
+        ("stall:level=3", "'level=3' is not KEY=VALUE with pct=, window=, skip="),
         ("loss_spike:window=x", "window must be an integer"),
         ("loss_spike:k=-1", "k must be positive"),
         ("stall:pct=130", "pct must be in (0, 100]"),
@@ -231,7 +245,7 @@ def test_data_stall_stops_and_resumes(blocks: Path, tmp_path: Path) -> None:
     (hook / "sitecustomize.py").write_text(_SLOW_STORAGE)
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(hook), *sys.path])}
     out = tmp_path / "run"
-    rule = ("--no-default-alerts", "--alert", "stall:pct=40,skip=2")
+    rule = ("--no-default-alerts", "--alert", "stall:pct=40,skip=2,window=1")
     proc = _run(blocks, out, *TWO, "--steps", "45", *rule, "--on-alert", "stop", env=env)
     assert proc.returncode == 3, proc.stderr[-3000:]
     records = _jsonl(out / "metrics.jsonl")

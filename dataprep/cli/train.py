@@ -131,7 +131,7 @@ def train(
 
     loss_spike:k=4,window=50,min=10: loss > mean + k std of the last `window` finite losses.
 
-    stall:pct=30,skip=5: the data stall is over pct % of the step's time.
+    stall:pct=30,window=10,skip=5: the data stall is over pct % of the last `window` steps' time.
 
     throughput:pct=50,window=5,skip=5,min=10: median tokens/s of the window < pct % of the run's.
 

@@ -133,22 +133,34 @@ class LossSpike(Rule):
 
 class Stall(Rule):
     name = "stall"
-    params = {"pct": float, "skip": int}
+    params = {"pct": float, "window": int, "skip": int}
 
-    def __init__(self, pct: float = 30.0, skip: int = 5):
+    def __init__(self, pct: float = 30.0, window: int = 10, skip: int = 5):
         _percent(self.name, pct)
         _not_negative(self.name, skip=skip)
-        self.pct, self.skip = pct, skip
+        _positive(self.name, window=window)
+        self.pct, self.window, self.skip = pct, window, skip
         self._seen = 0
+        self._recent: deque[tuple[float, float]] = deque(maxlen=window)
 
     def judge(self, record: Mapping[str, Any]) -> Judged | None:
+        """The stall's share of the last `window` steps' time: one slow read on a busy host
+        (10 ms of a 30 ms step) is no stall; judged once the window is full."""
         self._seen += 1
         if self._seen <= self.skip:
             return None
-        value = 100 * float(record["data_stall_frac"])
+        seconds = float(record["step_time_s"])
+        self._recent.append((float(record["data_stall_frac"]), seconds))
+        if len(self._recent) < self.window:
+            return None
+        total = sum(t for _, t in self._recent)
+        value = 100 * sum(f * (t / total) for f, t in self._recent) if total > 0 else 0.0
         active = value > self.pct
+        steps = f"the last {self.window} steps" if self.window > 1 else "the step"
         message = active and (
-            f"data stall {value:.1f}% of the step's {record['step_time_s']:.3g} s > {self.pct:g}%"
+            f"data stall {value:.1f}% of {steps}' {total:.3g} s > {self.pct:g}%"
+            if self.window > 1
+            else f"data stall {value:.1f}% of the step's {total:.3g} s > {self.pct:g}%"
         )
         return Judged(active, value, self.pct, message)
 
