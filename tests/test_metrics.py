@@ -273,32 +273,6 @@ def test_a_stage_that_fails_is_a_failed_run(tmp_path, flaky, collector):
     assert total(samples, "dataprep_stage_running", **labels) == 0
 
 
-@pytest.mark.slow
-def test_ray_task_counts_and_retries_reach_the_driver(tmp_path, flaky, collector, monkeypatch):
-    """On Ray, rows come through the tick actor and a raised attempt is counted by the task
-    itself (a retry while Ray has attempts left). One local Ray for both stages."""
-    pytest.importorskip("ray")
-    tests = str(Path(__file__).resolve().parent)  # Ray's workers import the flaky stage
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    generate_corpus(tmp_path / "raw", docs=300, seed=2, malformed=3)
-    config = {"mode": "raise_once", "marker_dir": str(tmp_path), "tasks": 4, "fail_index": 2}
-    with make_executor("ray", workers=2) as executor:
-        run_stage("flaky", config, tmp_path / "out", executor=executor, stage_id="ray-flaky")
-        sharded = run_stage(
-            "shard", {"shard_rows": 50}, tmp_path / "shards", inputs=[str(tmp_path / "raw")],
-            executor=executor, stage_id="ray-shard",
-        )  # fmt: skip
-    samples, _ = parse(metrics.scrape())
-    assert total(samples, "dataprep_stage_task_failures_total", stage="ray-flaky") == 1
-    assert total(samples, "dataprep_stage_task_retries_total", stage="ray-flaky") == 1
-    assert total(samples, "dataprep_stage_tasks_done_total", stage="ray-flaky") == 4
-    rows = total(samples, "dataprep_stage_rows_total", stage="ray-shard")
-    assert rows == sharded.report["rows_out"] == 300
-    quarantined = total(samples, "dataprep_stage_quarantined_rows_total", stage="ray-shard")
-    assert quarantined == sharded.report["quarantined"] == 3
-
-
 # ---- examples/monitoring: the alert rules and the dashboard use names the code exports ----
 
 METRIC_NAME = re.compile(r"\b(dataprep_[a-z0-9_]+)")

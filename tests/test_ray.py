@@ -329,3 +329,34 @@ def test_ray_without_address_starts_and_stops_a_local_ray(corpus_dir: Path, tmp_
     )
     assert proc.returncode == 0, proc.stderr
     assert manifest(tmp_path / "o")["shards"]
+
+
+@pytest.mark.slow
+def test_task_counts_and_retries_reach_the_metrics_endpoint(
+    flaky: Path, ray_address: str, tmp_path: Path
+) -> None:
+    """On Ray, rows come through the tick actor and a raised attempt is counted by the task
+    itself (a retry while Ray has attempts left); scraped in-process as --metrics-port serves.
+    (On this module's cluster: a second local Ray started in the test process broke it.)"""
+    from test_metrics import parse, total
+
+    from dataprep.observe import metrics, stage_metrics
+    from dataprep.sample import generate_corpus
+
+    stage_metrics.enable()
+    generate_corpus(tmp_path / "raw", docs=300, seed=2, malformed=3)
+    config = {"mode": "raise_once", "marker_dir": str(flaky), "tasks": 4, "fail_index": 2}
+    with make_executor("ray", address=ray_address) as executor:
+        run_stage("flaky", config, tmp_path / "out", executor=executor, stage_id="ray-flaky")
+        sharded = run_stage(
+            "shard", {"shard_rows": 50}, tmp_path / "shards", inputs=[str(tmp_path / "raw")],
+            executor=executor, stage_id="ray-shard",
+        )  # fmt: skip
+    samples, _ = parse(metrics.scrape())
+    assert total(samples, "dataprep_stage_task_failures_total", stage="ray-flaky") == 1
+    assert total(samples, "dataprep_stage_task_retries_total", stage="ray-flaky") == 1
+    assert total(samples, "dataprep_stage_tasks_done_total", stage="ray-flaky") == 4
+    rows = total(samples, "dataprep_stage_rows_total", stage="ray-shard")
+    assert rows == sharded.report["rows_out"] == 300
+    quarantined = total(samples, "dataprep_stage_quarantined_rows_total", stage="ray-shard")
+    assert quarantined == sharded.report["quarantined"] == 3
