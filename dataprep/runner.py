@@ -6,13 +6,14 @@ a recipe, or Python.
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import pyarrow.fs as pafs
 import xxhash
@@ -43,6 +44,9 @@ class StageRun:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+P = ParamSpec("P")
+
+
 def config_digest(config: StageConfig, write_options: WriteOptions) -> str:
     payload = {"config": config.model_dump(mode="json"), "write": write_options.__dict__}
     return xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -55,36 +59,30 @@ def validate_config(op: str, params: dict[str, Any] | StageConfig) -> StageConfi
     return stage.Config.parse(params, where=f"{op} options")
 
 
+def _metered(run: Callable[P, StageRun]) -> Callable[P, StageRun]:
+    """Stage metrics around a run when `--metrics-port` turned them on: the run gets a
+    recorder, which learns how it ended (failed, cached or ran, with its report)."""
+
+    @functools.wraps(run)
+    def metered(*args: P.args, **kwargs: P.kwargs) -> StageRun:
+        op = str(args[0] if args else kwargs["op"])
+        recorder = stage_metrics.begin(str(kwargs.get("stage_id") or op), op)
+        if recorder is None:  # None unless metrics are served
+            return run(*args, **kwargs)
+        kwargs["recorder"] = recorder
+        try:
+            done = run(*args, **kwargs)
+        except BaseException:
+            recorder.finish("failed")
+            raise
+        recorder.finish(done.status, done.report)
+        return done
+
+    return metered
+
+
+@_metered
 def run_stage(
-    op: str,
-    config: StageConfig | dict[str, Any],
-    out: str | Path | StoragePath,
-    *,
-    input_path: str | Path | StoragePath | None = None,
-    inputs: Sequence[str] = (),
-    executor: Executor | None = None,
-    reporter: Reporter | None = None,
-    write_options: WriteOptions = WriteOptions(),
-    force: bool = False,
-    stage_id: str | None = None,
-    key_file: str | None = None,
-) -> StageRun:
-    recorder = stage_metrics.begin(stage_id or op, op)  # None unless metrics are served
-    where = {"input_path": input_path, "inputs": inputs, "executor": executor}
-    options = {"reporter": reporter, "write_options": write_options, "force": force}
-    named = {"stage_id": stage_id, "key_file": key_file}
-    if recorder is None:
-        return _run_stage(op, config, out, **where, **options, **named)
-    try:
-        run = _run_stage(op, config, out, **where, **options, **named, recorder=recorder)
-    except BaseException:
-        recorder.finish("failed")
-        raise
-    recorder.finish(run.status, run.report)
-    return run
-
-
-def _run_stage(
     op: str,
     config: StageConfig | dict[str, Any],
     out: str | Path | StoragePath,
