@@ -43,6 +43,7 @@ def is_lock_file(name: str) -> bool:
 
 DEFAULT_TIMEOUT_S = 300.0
 _ATTEMPTS = 20  # claim rounds when several runs start at the same moment
+_READ_RETRIES = 4  # reads of another run's claim before an unreadable one counts as held
 
 
 def lock_timeout() -> float:
@@ -168,7 +169,7 @@ class OutputLock:
             if claim_name == mine.name:
                 continue
             claim = self.out / claim_name
-            holder = _read_json(claim)
+            holder = _read_claim(claim)
             if holder is None:
                 continue  # deleted since the listing
             beat = holder.get("heartbeat", 0)
@@ -202,6 +203,8 @@ class OutputLock:
     def _held_message(self, holder: dict[str, Any] | None) -> str:
         if not holder:
             who = "another dataprep run (it is just starting)"
+        elif "pid" not in holder:
+            who = "another dataprep run (its claim could not be read)"
         else:
             who = (
                 f"another dataprep run (host {holder.get('host')}, pid {holder.get('pid')}, "
@@ -238,6 +241,26 @@ def _read_json(path: Path | StoragePath) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _read_claim(claim: StoragePath) -> dict[str, Any] | None:
+    """Another run's claim; None only if it is gone.
+
+    A claim that cannot be read or parsed is still a claim: some stores (moto's server, for
+    one) serve a torn body while its owner rewrites it for a heartbeat, and treating that as
+    "gone" let two runs own one output. After a few retries it counts as held by an unknown run.
+    """
+    for attempt in range(_READ_RETRIES):
+        try:
+            data = json.loads(claim.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        if isinstance(data, dict):
+            return data
+    return {"state": "held"}
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -471,3 +471,19 @@ def test_unwritable_output_that_is_up_to_date_still_counts_as_cached(
     assert run_stage("flaky", config, out, executor=INLINE).status == "cached"
     with pytest.raises(PermissionError):
         run_stage("flaky", config, out, executor=INLINE, force=True)
+
+
+def test_an_unreadable_claim_on_s3_still_holds_the_output(s3_bucket: str) -> None:
+    """A claim read while its owner rewrites it can come back torn (moto serves the new body
+    over the old one); that is a live claim, never a vanished one (two owners, seen in CI)."""
+    import boto3
+
+    from dataprep.lock import OutputLock
+
+    bucket = s3_bucket.removeprefix("s3://")
+    torn = '{"state": "held", "pid": 7}e": "claiming"}'
+    boto3.client("s3").put_object(
+        Bucket=bucket, Key="x/.dataprep.lock-00000000000000000001-h-7-abcd.json", Body=torn
+    )
+    with pytest.raises(DataprepError, match="its claim could not be read"):
+        OutputLock(f"{s3_bucket}/x").acquire()
