@@ -231,6 +231,35 @@ def test_help_does_not_import_numba() -> None:
     assert out.stdout.strip().endswith("CLEAN"), out.stdout[-300:] + out.stderr[-300:]
 
 
+def test_kernel_start_skips_numbas_scipy_probe_but_not_blas() -> None:
+    """Loading the cached kernel no longer imports scipy.linalg (numba's eager BLAS probe,
+    ~0.15 s per process); the flag the probe sets is what a plain numba start sets (oracle:
+    a process that imports numba.np.arraymath the ordinary way), and numba's BLAS and LAPACK
+    still work in the same process afterwards."""
+    import subprocess
+    import sys
+
+    ours = (
+        "import sys, numpy as np, pyarrow as pa, numba\n"
+        "from dataprep.stages.dedup import kernel\n"
+        "kernel.sign_text(pa.array(['a b c d e f']), ['lowercase'], 64, 1, 5, None)\n"
+        "import numba.np.arraymath as m\n"
+        "print('LINALG', 'scipy.linalg' in sys.modules, m._HAVE_BLAS)\n"
+        "f = numba.njit(lambda a, b: np.dot(a, b))\n"
+        "g = numba.njit(lambda a: np.linalg.inv(a))\n"
+        "print('BLAS', f(np.ones(4), np.arange(4.0)), g(2 * np.eye(2))[1, 1])\n"
+    )
+    plain = "import numba.np.arraymath as m; print('LINALG', m._HAVE_BLAS)"
+    runs = [
+        subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, timeout=300)
+        for c in (ours, plain)
+    ]
+    lines = [{ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()} for r in runs]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-800:] + runs[1].stderr[-800:]
+    assert lines[0]["LINALG"] == ["False", lines[1]["LINALG"][0]]
+    assert lines[0]["BLAS"] == ["6.0", "0.5"]
+
+
 def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
     """Invalid UTF-8 (a sequence cut by the end of the buffer) must not read other memory:
     char n-grams of such a document are defined (each stray byte a token) and stable."""

@@ -28,6 +28,9 @@ from dataprep.utf8_space import unicode_space as _unicode_space
 
 from . import params
 from .normalise import normalise
+from .numba_start import load_arraymath
+
+load_arraymath()  # before the first call loads numba's registries: skips its scipy import
 
 _C1 = np.uint64(0xFF51AFD7ED558CCD)
 _C2 = np.uint64(0xC4CEB9FE1A85EC53)
