@@ -184,7 +184,7 @@ def shingles(text: str) -> list[str]:
 def run_datasketch(root: Path) -> tuple[list[int], dict]:
     from datasketch import MinHash, MinHashLSH
 
-    texts = load_texts(root)
+    texts = load_texts(root)[: int(os.environ.get("BENCH_DEDUP_DOCS", 0)) or None]
     t0, c0 = time.perf_counter(), cpu_seconds()
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
     removed = []
@@ -276,10 +276,15 @@ TOOLS = {
     "ours1-noverify": lambda root: run_ours(root, 1, verify=False),
     # the numpy signature path (before the compiled kernel), same stage otherwise
     "ours1-numpy": lambda root: run_ours(root, 1),
+    # the compiled kernel whatever the input size (the driver's choice overridden)
+    "ours1-numba": lambda root: run_ours(root, 1),
     # the second run in one process: what a long-lived worker sees after its first shard
     "ours1-warm": lambda root: run_ours(root, 1, warm=True),
 }
-ENV = {"ours1-numpy": {"DATAPREP_DEDUP_KERNEL": "numpy"}}
+ENV = {
+    "ours1-numpy": {"DATAPREP_DEDUP_KERNEL": "numpy"},
+    "ours1-numba": {"DATAPREP_DEDUP_KERNEL": "numba"},
+}
 
 
 def child(tool: str, root: Path) -> None:
@@ -312,7 +317,7 @@ def peak(info: dict) -> float:
     return max(info["rss_mb"], info["rss_children_mb"])
 
 
-def run_tool(tool: str, root: Path, datatrove_python: str) -> dict | None:
+def run_tool(tool: str, root: Path, datatrove_python: str, docs: int = 0) -> dict | None:
     if tool == "datatrove":
         if not Path(datatrove_python).exists():
             print(f"datatrove: skipped ({datatrove_python} not found)")
@@ -321,7 +326,7 @@ def run_tool(tool: str, root: Path, datatrove_python: str) -> dict | None:
         command = [datatrove_python, str(script), str(root), "1"]
     else:
         command = [sys.executable, __file__, "--child", tool, "--work", str(root)]
-    env = {**os.environ, **ENV.get(tool, {})}
+    env = {**os.environ, **ENV.get(tool, {}), "BENCH_DEDUP_DOCS": str(docs)}
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -357,6 +362,20 @@ def main() -> None:
         help="instead of generated text: up to MB of long real documents (licences, copyright "
         "files, man pages; 2-50 KB each); no known clusters, so no precision/recall",
     )
+    parser.add_argument(
+        "--fragments",
+        action="store_true",
+        help="instead of generated words: --docs documents of 1-4 KB cut from real text, with "
+        "planted exact and near duplicates (benchmarks/dedup_corpus.py)",
+    )
+    parser.add_argument(
+        "--datasketch-docs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="datasketch signs only the first N documents (it runs ~500 docs/s); its CPU is "
+        "scaled to the whole corpus by bytes for the ratios, its precision/recall is on those N",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = Path(args.work)
@@ -368,6 +387,10 @@ def main() -> None:
     low, high = (int(x) for x in args.words.split(","))
     if args.real:
         texts, clusters = real_corpus(args.real, args.seed)
+    elif args.fragments:
+        from dedup_corpus import fragments
+
+        texts, clusters = fragments(args.docs, args.seed)
     else:
         texts, clusters = generate(args.docs, args.seed, (low, high))
     write_corpus(root, texts, clusters, args.shard_rows)
@@ -381,7 +404,11 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeat):  # interleaved, so load from elsewhere hits every tool alike
         for tool in args.tools.split(","):
-            info = run_tool(tool, root, args.datatrove_python)
+            docs = args.datasketch_docs if tool == "datasketch" else 0
+            info = run_tool(tool, root, args.datatrove_python, docs)
+            if info is not None and 0 < docs < len(texts):
+                part = sum(len(t.encode()) for t in texts[:docs]) / 1e6
+                info.update(docs=docs, scale=megabytes / part)
             if info is not None:
                 runs.setdefault(tool, []).append(info)
     paired = paired_ratios(runs, megabytes)
@@ -389,12 +416,13 @@ def main() -> None:
     for tool, infos in runs.items():
         infos.sort(key=lambda i: i["seconds"])
         info = infos[len(infos) // 2]  # the median run
-        precision, recall = score(info["removed"], clusters)
+        done = info.get("docs", len(texts))
+        precision, recall = score(info["removed"], clusters[:done])
         info.update(
             precision=precision,
             recall=recall,
-            docs_s=len(texts) / info["seconds"],
-            mb_s=megabytes / info["seconds"],
+            docs_s=done / info["seconds"],
+            mb_s=megabytes / info.get("scale", 1.0) / info["seconds"],
             runs=[round(i["seconds"], 2) for i in infos],
         )
         rows[tool] = info
@@ -430,6 +458,13 @@ def main() -> None:
                     else ""
                 )
             )
+    for tool, i in rows.items():
+        if "scale" in i:
+            print(
+                f"{tool} signed the first {i['docs']:,} docs only: its CPU/wall seconds are "
+                f"scaled x{i['scale']:.2f} (bytes) in the paired ratios; its peak RSS is that "
+                "of the part"
+            )
     print(paired)
 
 
@@ -455,8 +490,8 @@ def paired_ratios(runs: dict[str, list[dict]], megabytes: float) -> str:
             if peer == ours or peer not in runs:
                 continue
             pairs = list(zip(runs[ours], runs[peer], strict=False))
-            by_cpu = [p["cpu"] / o["cpu"] for o, p in pairs if "cpu" in p and "cpu" in o]
-            by_wall = [p["seconds"] / o["seconds"] for o, p in pairs]
+            by_cpu = [p["cpu"] * p.get("scale", 1.0) / o["cpu"] for o, p in pairs]
+            by_wall = [p["seconds"] * p.get("scale", 1.0) / o["seconds"] for o, p in pairs]
             rss = [peak(o) / peak(p) for o, p in pairs]
             lines.append(
                 f"  {ours} vs {peer}: x{_median(by_cpu):.1f} by CPU "

@@ -245,13 +245,15 @@ def kernel_module():
 
 
 _KERNEL: Any = False
-# Loading numba and the cached kernel costs each worker process ~0.55 s of CPU and ~150 MB: the
-# numpy path (same values, ~5x slower per byte) is cheaper until a worker signs ~40 MB of text.
-# The driver decides once per stage from the input's Parquet bytes per worker (text compresses
-# 2-4x, so 64 MiB is >= ~130 MB of text): small and mid-sized runs stay exactly as fast as the
-# numpy path, large ones get the kernel from their first byte. DATAPREP_DEDUP_KERNEL=numba
-# forces the kernel, =numpy the numpy path.
-KERNEL_MIN_BYTES_PER_WORKER = 64 << 20
+# Loading numba and the cached kernel costs each worker process ~0.4 s of CPU and ~70 MB (after
+# numba_start's cut); the kernel then signs ~4-6x faster per byte than the numpy path (same
+# values). Measured break-even of a one-worker run: ~15 MB of text on long real documents
+# (licences, man pages: 5.5x smaller as Parquet, so ~3 MiB of Parquet), ~28 MB on 1-4 KB
+# documents of web-like entropy (2.9x, ~10 MiB of Parquet). The driver decides once per stage
+# from the input's Parquet bytes per worker, at 16 MiB: above every measured break-even, so
+# small runs stay exactly as fast as the numpy path. DATAPREP_DEDUP_KERNEL=numba forces the
+# kernel, =numpy the numpy path.
+KERNEL_MIN_BYTES_PER_WORKER = 16 << 20
 
 
 def kernel_pays(input_bytes_per_worker: float) -> bool:
