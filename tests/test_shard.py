@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -181,3 +184,56 @@ def test_bad_paths_and_columns_stop_with_exit_2(tmp_path: Path) -> None:
     empty.mkdir()
     nothing = cli("shard", empty, "-o", tmp_path / "o3", check=False)
     assert nothing.returncode == 2 and "no readable input files" in nothing.stderr
+
+
+JSON_VALUES = [None, "a", "\ud800", True, 0, -5, 2**53, 2**53 + 1, 2**63 - 1, 2**63, 2**64]
+JSON_VALUES += [-(2**63), -(2**63) - 1, 1.5, float("nan"), [1], {"a": 1}]
+
+
+def test_schema_inference_types_are_arrows() -> None:
+    """The sample's column types are told without `pa.array` for flat values (it imports
+    pandas); oracle: `pa.array(values).type`, a value Arrow cannot take making the column text."""
+    from dataprep.stages.readers_jsonl import value_type
+
+    unfit = (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError, OverflowError)
+
+    def typed(fn, values):
+        try:
+            return fn(values)
+        except unfit:
+            return pa.string()
+
+    for k in range(4):
+        for values in itertools.product(JSON_VALUES, repeat=k):
+            expected = typed(lambda v: pa.array(v).type, list(values))
+            assert typed(value_type, list(values)) == expected, values
+
+
+def test_integer_too_big_for_arrow_in_the_sample_is_no_traceback(tmp_path: Path) -> None:
+    src = tmp_path / "big.jsonl"
+    src.write_text('{"text": "a", "n": 18446744073709551616}\n{"text": "b", "n": "x"}\n')
+    report = _shard([src], tmp_path / "out")
+    assert manifest(tmp_path / "out")["schema"]["fields"][2] == {"name": "n", "type": "string"}
+    assert report["rows_in"] == 2
+    assert column(tmp_path / "out", "text") == ["b"]  # 2**64 is no Arrow value: quarantined
+
+
+def test_clean_jsonl_never_imports_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas on its first `pa.array`/`pa.scalar` (~0.3 s of CPU per process):
+    the shard path of clean JSONL, ids present or generated, builds its arrays without them."""
+    rows = [{"id": f"d{i}", "text": f"doc {i}", "score": i / 3} for i in range(500)]
+    with_ids = _write_jsonl(tmp_path / "ids.jsonl", rows)
+    no_ids = _write_jsonl(tmp_path / "noids.jsonl", [{"text": r["text"]} for r in rows])
+    code = (
+        "import sys; from dataprep.runner import run_stage; "
+        "from dataprep.executors.local import LocalExecutor; "
+        f"run_stage('shard', {{}}, {str(tmp_path / 'a')!r}, inputs=[{str(with_ids)!r}], "
+        "executor=LocalExecutor(1)); "
+        f"run_stage('shard', {{}}, {str(tmp_path / 'b')!r}, inputs=[{str(no_ids)!r}], "
+        "executor=LocalExecutor(1)); "
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert column(tmp_path / "a", "id") == [r["id"] for r in rows]
+    assert column(tmp_path / "b", "id") == [f"noids.jsonl:{n}" for n in range(1, 501)]

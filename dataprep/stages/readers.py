@@ -16,6 +16,7 @@ from dataprep.stages.readers_common import (
     drop_invalid_utf8,
     line_blocks,
     quarantine_cut,
+    string_scalar,
 )
 from dataprep.stages.readers_csv import WholeRecords, csv_schema, read_csv, reader_names
 from dataprep.stages.readers_jsonl import MAGIC, PARSE_CHUNK, jsonl_schema, parse_jsonl_block
@@ -40,4 +41,5 @@ __all__ = [
     "read_text_documents",
     "read_text_lines",
     "reader_names",
+    "string_scalar",
 ]

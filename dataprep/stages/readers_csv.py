@@ -7,7 +7,6 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
@@ -20,6 +19,7 @@ from dataprep.stages.readers_common import (
     _cut_before_first_row,
     _first_line,
     drop_invalid_utf8,
+    int64_range,
     quarantine_cut,
 )
 
@@ -145,7 +145,7 @@ def read_csv(
             )
         bad_rows.clear()
         table = pa.Table.from_batches([batch])
-        numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
+        numbers = int64_range(row, table.num_rows)
         row += table.num_rows
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
         yield _cast_columns(table, schema, src, q)

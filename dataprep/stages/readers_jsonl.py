@@ -7,14 +7,19 @@ import io
 import json
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.json as pjson
 
 from dataprep.errors import DataprepError
 from dataprep.sources import SourceFile, TruncatedInput, open_source
 from dataprep.stage import Quarantine
-from dataprep.stages.readers_common import LINE, _cut_before_first_row, _short, drop_invalid_utf8
+from dataprep.stages.readers_common import (
+    LINE,
+    _cut_before_first_row,
+    _short,
+    drop_invalid_utf8,
+    int64_range,
+)
 
 PARSE_CHUNK = 2 << 20
 
@@ -51,10 +56,33 @@ def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
     for name in names:
         values = [row.get(name) for row in rows]
         try:
-            fields.append(pa.field(name, pa.array(values).type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+            fields.append(pa.field(name, value_type(values)))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError, OverflowError):
             fields.append(pa.field(name, pa.string()))  # mixed types: odd rows go to quarantine
     return pa.schema(fields)
+
+
+SIMPLE = {
+    frozenset({str}): pa.string(),
+    frozenset({bool}): pa.bool_(),
+    frozenset({int}): pa.int64(),
+    frozenset({float}): pa.float64(),
+    frozenset({int, float}): pa.float64(),
+}
+
+
+def value_type(values: list[Any]) -> pa.DataType:
+    """`pa.array(values).type` for JSON values; the common flat cases are told from the Python
+    types, since `pa.array` imports pandas (~0.3 s) the first time it runs."""
+    kinds = frozenset(type(v) for v in values if v is not None)
+    simple = SIMPLE.get(kinds)
+    if int in kinds:  # Arrow takes ints as int64, and beside floats only those a double holds
+        bound = 2**53 if float in kinds else 2**63
+        if not all(-bound <= v < bound for v in values if type(v) is int):
+            simple = None
+    if simple is not None:
+        return simple
+    return pa.null() if not kinds else pa.array(values).type
 
 
 MAGIC = {b"\x1f\x8b": ("gzip", ".gz"), b"\x28\xb5\x2f\xfd": ("zstd", ".zst")}
@@ -94,7 +122,7 @@ def parse_jsonl_block(
             parse_options=options,
         )
         if table.num_rows == lines:  # no blank lines: row i is line first_line + i
-            numbers = pa.array(np.arange(first_line, first_line + lines, dtype=np.int64))
+            numbers = int64_range(first_line, lines)
             return drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataprep.errors import DataprepError
 from dataprep.sources import SourceFile
 from dataprep.stage import Quarantine
-from dataprep.stages.readers_common import LINE, _cast_columns, _first_line, drop_invalid_utf8
+from dataprep.stages.readers_common import (
+    LINE,
+    _cast_columns,
+    _first_line,
+    drop_invalid_utf8,
+    int64_range,
+)
 from dataprep.storage import parquet_source
 
 
@@ -62,7 +67,7 @@ def read_parquet(
         if batch is None:
             return
         table = pa.Table.from_batches([batch])
-        numbers = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
+        numbers = int64_range(row, table.num_rows)
         row += table.num_rows
         for i, name in enumerate(table.column_names):
             target = schema.field(name).type

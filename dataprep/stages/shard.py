@@ -344,9 +344,8 @@ def _finish(
         lines = table.column("__line")
     ids = table.column(config.id_column) if config.id_column in table.column_names else None
     if ids is None or ids.null_count:
-        generated = pc.binary_join_element_wise(
-            pa.scalar(src.name + ":"), pc.cast(lines, pa.string()), ""
-        )
+        prefix, empty = readers.string_scalar(src.name + ":"), readers.string_scalar("")
+        generated = pc.binary_join_element_wise(prefix, pc.cast(lines, pa.string()), empty)
         if ids is None:
             ids = generated
         elif pa.types.is_string(ids.type):
