@@ -141,7 +141,7 @@ class _Loads:
         return type("W", (), {"nbytes": 10, "key": (lane, i)})()
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("threads", [0, 1, 2, 3])
 def test_prefetcher_keeps_need_order_and_lane_order(threads: int) -> None:
     needs = [(lane, i) for i in range(12) for lane in (0, 1, 2) if not (lane == 2 and i > 4)]
     needs += [(1, 12), (1, 13), (0, 12)]
@@ -158,7 +158,7 @@ def test_prefetcher_keeps_need_order_and_lane_order(threads: int) -> None:
         assert seen == [i for ln, i in needs if ln == lane]
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [0, 1, 2])
 def test_prefetcher_raises_a_failed_load_in_its_place(threads: int) -> None:
     needs = [(lane, i) for i in range(6) for lane in (0, 1)]
     prefetch = Prefetcher(iter(needs), _Loads(fail_at=(1, 3)), budget=1 << 20, threads=threads)
@@ -191,3 +191,53 @@ def test_shuffled_windows_from_many_pieces(blocks: Path, monkeypatch: pytest.Mon
             assert np.array_equal(b["tokens"].numpy(), want[b["id"].numpy()])
         orders.append(ids)
     assert not np.array_equal(orders[0], orders[1])
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parquet as `pq.write_table` writes it by default: one row group per file, uneven files
+    (row 484, a file boundary, lies half a batch past the middle batch boundary 480)."""
+    out = tmp_path_factory.mktemp("plain")
+    first = 0
+    for i, rows in enumerate([100, 384, 170, 306]):
+        ids = np.arange(first, first + rows, dtype=np.int64)
+        flat = (np.repeat(ids, WIDTH) * 5 + np.tile(np.arange(WIDTH), rows)).astype(np.int32)
+        tokens = pa.FixedSizeListArray.from_arrays(pa.array(flat), WIDTH)
+        pq.write_table(pa.table({"id": ids, "tokens": tokens}), out / f"p{i}.parquet")
+        first += rows
+    return out
+
+
+@pytest.mark.parametrize("threads", [None, 0, 1, 2])
+def test_plain_parquet_with_large_row_groups_is_decoded_once(
+    plain: Path, monkeypatch: pytest.MonkeyPatch, threads: int | None
+) -> None:
+    """A lane starts fewer than a batch of rows into a row group, so an epoch decodes each row
+    about once (the nearest-batch cut of version 1 started lane 1 at row 480, 380 rows into
+    the 384-row group of p1, which was then decoded twice); every thread count yields the
+    same batches, equal to `pq.read_table`."""
+    decoded = [0]
+    real = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for batch in real(self, *args, **kwargs):
+            decoded[0] += batch.num_rows
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    files = sorted(plain.glob("*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    want = table.column("tokens").combine_chunks().flatten().to_numpy().reshape(-1, WIDTH)
+    ds = ShardDataset(plain, batch_size=BS, decode_threads=threads)
+    ds.shuffle_window_rows = 10 * BS
+    plan = ds.plan()
+    assert plan.lanes == 2 and plan.lane_start.tolist() == [0, 488, 960]
+    got = list(make_dataloader(ds))
+    ids = np.concatenate([b["id"].numpy() for b in got])
+    assert sorted(ids.tolist()) == list(range(960))
+    for b, batch in enumerate(got):
+        lane, idx = plan.locate(b)
+        first = int(plan.lane_start[lane]) + idx * BS
+        assert batch["id"].tolist() == list(range(first, first + len(batch["id"])))
+        assert np.array_equal(batch["tokens"].numpy(), want[batch["id"].numpy()])
+    assert decoded[0] <= 960 + plan.lanes * BS, decoded[0]

@@ -2,8 +2,10 @@
 
 The `V1_*` states below are literally what dataprep 1 (before `ReadPosition`) wrote into
 checkpoints for the fixture data; they must keep loading, and continue to exactly the rest of
-an uninterrupted pass (the oracle: the same pass read without stopping). The state written now
-for the same point must be the same dict, so checkpoints stay readable both ways.
+an uninterrupted pass in version 1's order (the oracle: the same pass read without stopping
+with version 1's lane cuts, whose lane starts are recorded below from that version). A run
+that continues a version-1 state writes the same dict, so its checkpoints stay readable both
+ways; a fresh run writes version 2 (`lane_cuts`), which version 1 refuses in one sentence.
 """
 
 from __future__ import annotations
@@ -54,14 +56,53 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _ds(path: Path, **kw) -> ShardDataset:
-    ds = ShardDataset(str(path), batch_size=8, shuffle=True, seed=4, **kw)
+def _ds(path: Path, v1: bool = True, **kw) -> ShardDataset:
+    ds = ShardDataset(str(path), **{"batch_size": 8, "shuffle": True, "seed": 4, **kw})
     ds.shuffle_window_rows = 32
+    if v1:  # the order a version-1 run read (and goes on reading after a resume)
+        ds.lane_cuts = "nearest"
     return ds
 
 
-def _mix(data: Path) -> object:
-    return ShardDataset.mix({"web": _ds(data / "web"), "code": _ds(data / "code")}, [2, 1])
+def _mix(data: Path, v1: bool = True) -> object:
+    web, code = _ds(data / "web", v1), _ds(data / "code", v1)
+    return ShardDataset.mix({"web": web, "code": code}, [2, 1])
+
+
+# lane starts of the fixture "web" (units 7x40, 20, 50, 50, 23) as dataprep 1 cut them
+V1_LANE_STARTS = {(0, True): [0, 112, 192, 320, 416], (2, True): [0, 88, 224, 320, 416]}
+V1_LANE_STARTS[0, False] = V1_LANE_STARTS[2, False] = [0, 120, 200, 304, 416]
+
+
+def test_version_1_lane_cuts_are_those_version_1_made(data: Path) -> None:
+    for (epoch, shuffle), starts in V1_LANE_STARTS.items():
+        ds = _ds(data / "web", shuffle=shuffle)
+        assert ds.plan(epoch).lane_start.tolist() == starts
+    # the current rule starts a lane at most a batch into a row group: epoch 2 moved 88 -> 96
+    assert _ds(data / "web", v1=False).plan(2).lane_start.tolist() == [0, 96, 224, 320, 416]
+
+
+def test_a_fresh_run_writes_version_2_and_resumes_from_it(data: Path) -> None:
+    whole = _ds(data / "web", v1=False)
+    whole.set_epoch(2)
+    full = _ids(whole)
+    ds = _ds(data / "web", v1=False)
+    ds.set_epoch(2)
+    it = iter(ds)
+    head = _ids(next(it) for _ in range(7))
+    state = ds.state_dict()
+    assert state == dict(V1_PLAIN, version=2, lane_cuts="up")
+    fresh = _ds(data / "web", v1=False)
+    fresh.lane_cuts = "nearest"  # the state, not the instance, decides the order continued
+    fresh.load_state_dict(json.loads(json.dumps(state)))
+    assert fresh.lane_cuts == "up"
+    assert head + _ids(fresh) == full
+    assert sorted(sum(full, [])) == list(range(423))  # every row once
+    mix = _mix(data, v1=False)
+    assert make_dataloader(mix).state_dict()["version"] == 2
+    for bad, match in [(dict(state, version=3), "version 3"), (dict(state, lane_cuts="x"), "x")]:
+        with pytest.raises(DataprepError, match=match):
+            _ds(data / "web").load_state_dict(bad)
 
 
 def _ids(batches) -> list[list[int]]:
@@ -77,8 +118,9 @@ def test_v1_state_of_plain_iteration_loads_and_continues(data: Path) -> None:
     it = iter(ds)
     head = _ids(next(it) for _ in range(7))
     assert ds.state_dict() == V1_PLAIN  # the format written is unchanged
-    fresh = _ds(data / "web")
+    fresh = _ds(data / "web", v1=False)
     fresh.load_state_dict(json.loads(json.dumps(V1_PLAIN)))  # as read back from a checkpoint
+    assert fresh.lane_cuts == "nearest"
     assert fresh.next_pass() == ReadPosition(2, 7, 0)
     assert head + _ids(fresh) == full
     assert fresh.next_pass() == ReadPosition(2, 0, 0)  # the resume point was used up
@@ -97,7 +139,7 @@ def test_v1_state_of_a_dataloader_loads_with_workers(data: Path) -> None:
     earlier = dict(V1_RANK1, next_batch=6)
     assert dl.state_dict((0, 0, 3)) == dl.state_dict([0, 0, 3]) == earlier
     assert dl.state_dict(ReadPosition(0, 0, 3)) == earlier
-    resumed = make_dataloader(_ds(data / "web", rank=1, world_size=2), num_workers=2)
+    resumed = make_dataloader(_ds(data / "web", False, rank=1, world_size=2), num_workers=2)
     resumed.load_state_dict(V1_RANK1)
     assert resumed.position() == ReadPosition(0, 10, 0)
     tail = _ids(resumed)
@@ -111,10 +153,10 @@ def test_v1_state_of_a_mix_loads_and_continues(data: Path) -> None:
     it = iter(dl)
     head = _ids(next(it) for _ in range(9))
     assert dl.state_dict() == V1_MIX
-    resumed = make_dataloader(_mix(data), num_workers=1)
+    resumed = make_dataloader(_mix(data, v1=False), num_workers=1)
     resumed.load_state_dict(V1_MIX)
     assert head + _ids(resumed) == full
-    plain = _mix(data)  # without a DataLoader, the mix keeps its own position
+    plain = _mix(data, v1=False)  # without a DataLoader, the mix keeps its own position
     plain.load_state_dict(V1_MIX)
     it = iter(plain)
     assert _ids(next(it) for _ in range(2)) == full[9:11]

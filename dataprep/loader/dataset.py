@@ -18,7 +18,7 @@ from dataprep.errors import DataprepError
 from dataprep.loader.batch import Window, join_parts, to_batch
 from dataprep.loader.index import DatasetIndex, open_index
 from dataprep.loader.mix import MixedDataset
-from dataprep.loader.order import EpochPlan
+from dataprep.loader.order import CUTS, EpochPlan
 from dataprep.loader.reader import LaneReader, Prefetcher, ShardReader
 from dataprep.loader.resume import (
     STATE_VERSION,
@@ -84,6 +84,10 @@ class ShardDataset(Resumable):
     - `prefetch_bytes` (64 MiB): decoded data read ahead on a thread, shared by this rank's
       DataLoader workers. Raise it when reads from remote storage are slow or bursty; lower it
       when memory is tight.
+    - `decode_threads` (None: two in a process without DataLoader workers, one in each
+      worker): threads that read and decode ahead while training computes. 0 reads in the
+      iterating thread, with pyarrow's own threads off too: the least CPU when there is no
+      compute to overlap or no core to spare (another busy process on a small machine).
     - `key_file` (None): the key file an encrypted dataset was encrypted with; required for
       one, refused without.
     - `verify` (False): check every shard's bytes against the manifest's checksum before its
@@ -98,6 +102,7 @@ class ShardDataset(Resumable):
     """
 
     lanes: int = 4
+    lane_cuts: str = "up"  # "nearest" when continuing a version-1 state (see `order`)
     shuffle_window_rows: int | None = None
     shuffle_window_bytes: int = 16 << 20
 
@@ -113,6 +118,7 @@ class ShardDataset(Resumable):
         equal_batches: bool = False,
         drop_last: bool = False,
         prefetch_bytes: int = DEFAULT_PREFETCH_BYTES,
+        decode_threads: int | None = None,
         key_file: str | os.PathLike[str] | None = None,
         verify: bool = False,
     ):
@@ -146,6 +152,9 @@ class ShardDataset(Resumable):
         self.equal_batches = bool(equal_batches)
         self.drop_last = bool(drop_last)
         self.prefetch_bytes = int(prefetch_bytes)
+        if decode_threads is not None and int(decode_threads) < 0:
+            raise DataprepError(f"decode_threads must be 0 or more (got {decode_threads})")
+        self.decode_threads = None if decode_threads is None else int(decode_threads)
         self.key_file = os.fspath(key_file) if key_file is not None else None
         self.verify = bool(verify)
         self.epoch = 0
@@ -170,6 +179,7 @@ class ShardDataset(Resumable):
             self.shuffle,
             self.lanes,
             self.window_rows,
+            self.lane_cuts,
         )
 
     @property
@@ -230,6 +240,7 @@ class ShardDataset(Resumable):
         if not items:
             return
         info = get_worker_info()
+        threads = self._threads(info is not None)
         lanes: dict[int, LaneReader] = {}
         verified: set[int] = set()
         piece = plan.window if plan.shuffle else self._piece_rows(plan)
@@ -238,7 +249,7 @@ class ShardDataset(Resumable):
             reader = lanes.get(lane)
             if reader is None:  # its own file handles: lanes may be read on two threads at once
                 shards = ShardReader(
-                    self.index, self.columns, self.key_file, self.verify, info is None, verified
+                    self.index, self.columns, self.key_file, self.verify, threads > 1, verified
                 )
                 reader = lanes[lane] = LaneReader(plan, lane, shards)
             a, b = plan.window_span(lane, window)
@@ -248,8 +259,6 @@ class ShardDataset(Resumable):
 
         # prefetch_bytes is the rank's budget: its DataLoader workers share it
         budget = self.prefetch_bytes // (info.num_workers if info is not None else 1)
-        # in the training process (no DataLoader workers) two threads decode different lanes
-        threads = 1 if info is not None else min(DECODE_THREADS, os.cpu_count() or 1)
         prefetch = Prefetcher(_needs(plan, items, piece), load, budget, threads)
         held: dict[int, tuple[tuple[int, int], Window]] = {}
         try:
@@ -268,6 +277,13 @@ class ShardDataset(Resumable):
         finally:
             prefetch.close()
 
+    def _threads(self, in_worker: bool) -> int:
+        """Decode threads here: workers already run in parallel, so one each by default; the
+        training process decodes two lanes at once (pyarrow releases the GIL)."""
+        if self.decode_threads is not None:
+            return self.decode_threads
+        return 1 if in_worker else min(DECODE_THREADS, os.cpu_count() or 1)
+
     def _piece_rows(self, plan: EpochPlan) -> int:
         """Rows per unshuffled read: whole batches, ~PIECE_BYTES in memory, at most a window."""
         batch_bytes = plan.batch_size * self.index.read_row_bytes(self.columns)
@@ -278,8 +294,8 @@ class ShardDataset(Resumable):
     def state_for(self, position: ReadPosition) -> dict[str, Any]:
         """The resume state once this rank yielded `position.done` batches of a pass."""
         schedule = self.schedule(position.start, position.epoch)
-        return {
-            "version": STATE_VERSION,
+        state = {
+            "version": STATE_VERSION if self.lane_cuts == "up" else 1,
             "epoch": position.epoch,
             "next_batch": schedule.consumed(position.done),
             "batch_size": self.batch_size,
@@ -290,6 +306,9 @@ class ShardDataset(Resumable):
             "rows": self.index.num_rows,
             "world_size": self.world_size,
         }
+        if self.lane_cuts != "up":  # a version-1 order is saved as version 1 wrote it
+            return state
+        return {**state, "lane_cuts": self.lane_cuts}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where `state` stopped: the next pass yields the remaining batches.
@@ -298,8 +317,12 @@ class ShardDataset(Resumable):
         with other settings for them still continues the saved order; what would change the
         order itself (batch size, seed, shuffle, the data) is refused.
         """
-        if state.get("version") != STATE_VERSION:
-            raise DataprepError(f"loader state version {state.get('version')} is not supported")
+        version = state.get("version")
+        if version not in (1, STATE_VERSION):
+            raise DataprepError(f"loader state version {version} is not supported")
+        cuts = "nearest" if version == 1 else state.get("lane_cuts")
+        if cuts not in CUTS:
+            raise DataprepError(f"loader state has an unknown lane_cuts {cuts!r}")
         mine = {
             "batch_size": self.batch_size,
             "seed": self.seed,
@@ -313,6 +336,7 @@ class ShardDataset(Resumable):
                 f"({', '.join(changed)}); resume with the same dataset and settings"
             )
         self.lanes = int(state["lanes"])
+        self.lane_cuts = cuts
         self.shuffle_window_rows = int(state["window_rows"])
         self.resume_at(int(state["epoch"]), int(state["next_batch"]))
 

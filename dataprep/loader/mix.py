@@ -19,7 +19,6 @@ import numpy as np
 from dataprep.errors import DataprepError
 from dataprep.loader.order import EpochPlan
 from dataprep.loader.resume import (
-    STATE_VERSION,
     PassCount,
     ReadPosition,
     Resumable,
@@ -135,14 +134,15 @@ class MixedDataset(Resumable):
     def state_for(self, position: ReadPosition) -> dict[str, Any]:
         source, _ = self.order(position.epoch)
         next_batch = position.start + position.done * self.world_size
+        sources = [d.state_for(ReadPosition(position.epoch)) for d in self.sources]
         return {
-            "version": STATE_VERSION,
+            "version": max(s["version"] for s in sources),  # 1 while continuing a v1 state
             "mix": self.names,
             "epoch": position.epoch,
             "next_batch": min(len(source), next_batch),
             "seed": self.seed,
             "weights": [float(w) for w in self.weights],
-            "sources": [d.state_for(ReadPosition(position.epoch)) for d in self.sources],
+            "sources": sources,
             "world_size": self.world_size,
         }
 

@@ -6,9 +6,13 @@ with another topology continues the very same sequence. It is built in three ste
 1. *Stream*: the (shard, row group) units, permuted by (seed, epoch) when shuffling, laid end
    to end.
 2. *Lanes*: the stream is cut into `K` contiguous lanes of whole batches (the last lane also
-   holds the final partial batch), near-equal, each cut moved to the batch boundary nearest a
-   row-group boundary. Global batches take the lanes that still have batches round-robin, so
-   batch b comes from lane b mod K until the shortest lane runs out. A reader that owns
+   holds the final partial batch), near-equal, each cut moved to the row-group boundary
+   nearest it and then to the first batch boundary at or after that (`cuts="up"`, so a lane
+   starts fewer than a batch of rows into a row group; the rule of version-1 states,
+   `cuts="nearest"`, took the nearer batch boundary, which could start a lane just before
+   the end of a large row group that then had to be decoded twice). Global batches take the
+   lanes that still have batches round-robin, so batch b comes from lane b mod K until the
+   shortest lane runs out. A reader that owns
    batches b = rho (mod R) with K divisible by R therefore reads only its own lanes (but for
    the last few rounds): a row group is decoded by one reader. K is chosen from the dataset
    size and the `lanes` setting (at most one lane per window of batches and per 2 row groups),
@@ -30,6 +34,7 @@ import numpy as np
 
 _SALT = 0x5EED_DA7A
 _UNITS_PER_LANE = 2
+CUTS = ("up", "nearest")  # lane cut rules: the current one, and that of version-1 states
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,15 @@ class EpochPlan:
         shuffle: bool,
         lanes: int,
         window_rows: int,
+        cuts: str = "up",
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = bs = batch_size
         self.seed, self.epoch, self.shuffle = seed, epoch, shuffle
+        if cuts not in CUTS:
+            raise ValueError(f"cuts must be one of {CUTS}")
+        self.cuts = cuts
         rng = np.random.default_rng([_SALT, seed, epoch])
         units = len(unit_rows)
         self.perm = rng.permutation(units) if shuffle else np.arange(units)
@@ -81,9 +90,11 @@ class EpochPlan:
         self._perms: dict[int, tuple[int, np.ndarray]] = {}  # lane -> its current window's perm
 
     def _lane_batches(self, k: int) -> np.ndarray:
-        """Batches per lane: near-equal lanes whose cuts sit on the batch boundary nearest a
-        row-group boundary, so a lane rarely starts inside a row group its neighbour reads
-        (starting there means decoding and dropping the rows before the cut)."""
+        """Batches per lane: near-equal lanes cut at the row-group boundary nearest each
+        target, rounded to whole batches. A lane that starts inside a row group decodes and
+        drops the rows before its start (Parquet cannot seek to a row), so "up" rounds to the
+        batch boundary at or after the row-group boundary: fewer than a batch of rows are
+        dropped. "nearest" (version-1 states) may drop almost a whole row group."""
         bs, nb = self.batch_size, self.full_batches
         bounds = self.stream_start
         cuts = [0]
@@ -92,7 +103,8 @@ class EpochPlan:
             j = int(np.searchsorted(bounds, target))
             near = [int(bounds[x]) for x in (j - 1, j) if 0 <= x < len(bounds)]
             best = min(near, key=lambda v: abs(v - target)) if near else target
-            cut = min(nb, max(cuts[-1], int(round(best / bs))))
+            batches = -(-int(best) // bs) if self.cuts == "up" else int(round(best / bs))
+            cut = min(nb, max(cuts[-1], batches))
             if cut > cuts[-1]:
                 cuts.append(cut)
         if nb > cuts[-1] or len(cuts) == 1:

@@ -7,8 +7,9 @@ through `iter_batches`, so a row group larger than a window is decoded once, pie
 and never held whole. The `Prefetcher` threads (two in a process without DataLoader workers,
 on different lanes; one in each worker) load the windows this process will need, in the order
 it will need them, while the trainer computes; they stop when the bytes queued reach the
-budget (`prefetch_bytes`, shared by a rank's workers). A prefetcher is private to the iterator
-that made it: nothing named or shared outlives a run.
+budget (`prefetch_bytes`, shared by a rank's workers). A window no thread has started when it
+is needed is read by the iterating thread itself (with `decode_threads=0`, every window). A
+prefetcher is private to the iterator that made it: nothing named or shared outlives a run.
 """
 
 from __future__ import annotations
@@ -57,12 +58,17 @@ class ShardReader:
         self.index = index
         self.columns = columns
         self.verify = verify
-        self.use_threads = use_threads  # off in DataLoader workers: they already run in parallel
+        self.use_threads = use_threads  # pyarrow's column threads: on only beside 2+ decode threads
         # sized by decoded bytes: pieces of 2048-id blocks sized by their zstd bytes were 10 MB
         # allocations, fresh pages each time (page zeroing was ~20% of a profile)
         self.read_rows = int(min(8192, max(16, _READ_BYTES // index.read_row_bytes(columns))))
         fixed = all(index.fixed_row_bytes([c]) for c in columns)
         self.buffer_size = _READ_BUFFER if fixed else 0
+        # pre-buffering reads a row group's whole column chunks up front, each into fresh
+        # memory (page zeroing was ~15% of a plain-Parquet profile) and all of them even when
+        # a lane needs a few rows; locally the buffered reads above stream through one reused
+        # buffer instead. Remote reads keep it: it coalesces their round trips.
+        self.pre_buffer = not (self.buffer_size and index.filesystem.type_name == "local")
         self._files: collections.OrderedDict[int, pq.ParquetFile] = collections.OrderedDict()
         self._verified = verified if verified is not None else set()  # shared across readers
         self._decryption: Any = None
@@ -103,6 +109,7 @@ class ShardReader:
                 self.index.filesystem.open_input_file(shard.path),
                 decryption_properties=self._decryption,
                 buffer_size=self.buffer_size,
+                pre_buffer=self.pre_buffer,
                 # verify=True checked the whole file against the manifest: the CRCs are spare
                 page_checksum_verification=VERIFY_PAGES and not self.verify,
             )
@@ -134,7 +141,7 @@ class ShardReader:
         pos = 0
         try:
             for batch in handle.iter_batches(
-                batch_size=self.read_rows,
+                batch_size=min(self.read_rows, stop),  # a lane ending early in a unit: no more
                 row_groups=[int(self.index.unit_rg[unit])],
                 columns=self.columns,
                 use_threads=self.use_threads,
@@ -202,7 +209,10 @@ class Prefetcher:
 
     Key `(lane, ...)`: with several threads, loads of different lanes run at once (decoding
     releases the GIL) while each lane's loads still run one after another, in need order, as
-    its sequential stream wants; `get` hands windows out in need order.
+    its sequential stream wants; `get` hands windows out in need order. A window that no
+    thread has started when it is needed is loaded by `get` itself: on a busy machine the
+    consumer never sleeps while the threads wait for a core, and with `threads=0` every
+    window is read that way, in the caller's thread.
     """
 
     def __init__(
@@ -222,62 +232,73 @@ class Prefetcher:
         self._budget = max(1, budget)
         self._cond = threading.Condition()
         self._stop = False
+        self._exhausted = False
         self._threads = [
             threading.Thread(target=self._run, name="dataprep-prefetch", daemon=True)
-            for _ in range(max(1, threads))
+            for _ in range(max(0, threads))
         ]
         for thread in self._threads:
             thread.start()
         _LIVE.add(self)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._done and self._queued >= self._budget and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                seq = self._pulled
-                try:
-                    key = next(self._needs, None)
-                except BaseException as exc:  # handed to the consumer, which re-raises it
-                    key = None
-                    self._done[seq] = (None, exc)
-                if key is None:  # exhausted, or failed (the error takes number `seq`)
-                    self._pulled = seq + 1 if seq in self._done else seq
-                    self._cond.notify_all()
-                    return
-                self._pulled = seq + 1
-                order = self._lanes.setdefault(key[0], collections.deque())
-                order.append(seq)
-                while order[0] != seq and not self._stop:  # this lane's earlier loads first
-                    self._cond.wait()
-                if self._stop:
-                    return
+        while self._step(ahead=True):
+            pass
+
+    def _step(self, ahead: bool) -> bool:
+        """Take the next need and load it; False once there is nothing more to do. A thread
+        (`ahead`) first waits while the budget is full; `get` loads what it needs now."""
+        with self._cond:
+            while ahead and self._done and self._queued >= self._budget and not self._stop:
+                self._cond.wait()
+            if self._stop or self._exhausted:
+                return False
+            seq = self._pulled
             try:
-                result: tuple[Any, Any] = (key, self._load(*key))
-            except BaseException as exc:
-                result = (None, exc)
-            with self._cond:
-                order.popleft()
-                self._done[seq] = result
-                if result[0] is not None:
-                    self._queued += result[1].nbytes
+                key = next(self._needs, None)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                key = None
+                self._done[seq] = (None, exc)
+            if key is None:  # exhausted, or failed (the error takes number `seq`)
+                self._exhausted = True
+                self._pulled = seq + 1 if seq in self._done else seq
                 self._cond.notify_all()
-                if result[0] is None:
-                    return
+                return False
+            self._pulled = seq + 1
+            order = self._lanes.setdefault(key[0], collections.deque())
+            order.append(seq)
+            while order[0] != seq and not self._stop:  # this lane's earlier loads first
+                self._cond.wait()
+            if self._stop:
+                return False
+        try:
+            result: tuple[Any, Any] = (key, self._load(*key))
+        except BaseException as exc:
+            result = (None, exc)
+        with self._cond:
+            order.popleft()
+            self._done[seq] = result
+            if result[0] is not None:
+                self._queued += result[1].nbytes
+            self._cond.notify_all()
+            return result[0] is not None
 
     def get(self) -> tuple[tuple[int, ...], Window]:
-        with self._cond:
-            while self._next not in self._done:
-                self._cond.wait()
-            key, item = self._done.pop(self._next)
-            self._next += 1
-            if key is None:
-                raise item
-            self._queued -= item.nbytes
-            self._cond.notify_all()
-            return key, item
+        while True:
+            with self._cond:
+                while self._next not in self._done and self._pulled > self._next:
+                    self._cond.wait()  # a thread is loading it
+                if self._next in self._done:
+                    key, item = self._done.pop(self._next)
+                    self._next += 1
+                    if key is None:
+                        raise item
+                    self._queued -= item.nbytes
+                    self._cond.notify_all()
+                    return key, item
+                if self._exhausted:
+                    raise RuntimeError("the prefetcher was asked for more windows than needed")
+            self._step(ahead=False)  # nobody has started it: load it here
 
     def close(self) -> None:
         """Stop the threads and wait for their current reads: no pyarrow call may outlive us."""

@@ -24,7 +24,8 @@ except ImportError:  # pragma: no cover - without torch the datasets are plain i
         return None
 
 
-STATE_VERSION = 1  # of the saved state dict (its keys), not of ReadPosition
+STATE_VERSION = 2  # of the saved state dict (its keys), not of ReadPosition
+# 2 added `lane_cuts` (see `order`); a version-1 state is continued with its own cut rule
 
 
 class ReadPosition(NamedTuple):
