@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -164,6 +165,31 @@ def test_batches_do_not_change_the_numbers(monkeypatch: pytest.MonkeyPatch) -> N
     whole = signals.compute(texts, signals.names_for(signals.SIGNALS)[:-2])
     monkeypatch.setattr(signals, "BATCH_BYTES", 3000)  # many tiny batches
     assert signals.compute(texts, whole) == whole
+
+
+@pytest.mark.parametrize("size", [4, 1 << 17])
+def test_spacy_words_cache_fills_empties_and_replays(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The compiled pass remembers how each punctuated word splits for as long as the thread
+    lives, and empties the cache when full: a tiny one (emptied every few words) and a warm
+    one (the second pass replays every word) give the reference's numbers."""
+    from dataprep.quality import kernels
+
+    texts = pa.array(real_texts(30) + EDGES + ["e.g. (a) don't, U.S. section 2.1."] * 3)
+    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
+    monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
+    monkeypatch.setattr(signals, "_KERNEL", False)
+    monkeypatch.setattr(kernels, "_LOCAL", threading.local())
+    monkeypatch.setattr(kernels, "CACHE_WORDS", size)
+    first = signals.compute(texts, names, "spacy")
+    assert signals.compute(texts, names, "spacy") == first
+    remembered = kernels._LOCAL.cache[3][1]
+    assert 0 < remembered <= size if size == 4 else remembered > 1000
+    for i, text in enumerate(texts.to_pylist()):
+        for name, want in reference(text, kernels_spacy.tokens).items():
+            if name in names:
+                assert _close(first[name][i].as_py(), want), (name, i, text[:80])
 
 
 def translations(limit: int = 150) -> list[str]:

@@ -57,10 +57,13 @@ _TAIL[[ord(c) for c in ",:;!?()[]{}<>_#*&'\"`"]] = True
 @njit(cache=True, inline="always")
 def plain(data, s, e, h, alnum, flags, keys):
     """How spaCy splits an ASCII word of letters alone or digits alone, with at most one mark
-    at its end, without `split` (most words): 1 = whole, 2 = the last byte peeled off, 0 =
-    ask `split` (a special case, "10km", "A.", anything else). h: the word's FNV hash;
+    at its end, or of one character, without `split` (most words): 1 = whole, 2 = the last
+    byte peeled off, 0 = ask `split` (a special case, "10km", "A.", anything else). h: the
+    word's FNV hash;
     flags, alnum: kernels._CLS bits or-ed and the count of letters and digits."""
     size = e - s
+    if size == 1 and not flags & 8:  # one character is one token ("-", "*", "a")
+        return 1
     if flags & 8 or flags & 6 == 6 or alnum < size - 1 or find(keys, h) >= 0:
         return 0
     if alnum == size:
