@@ -234,6 +234,52 @@ def test_merge_by_ranges_finds_every_equal_key() -> None:
     assert pairs == expected
 
 
+@pytest.mark.parametrize("old_index_last", [False, True])
+def test_merged_ranges_order_equals_a_two_key_sort(old_index_last: bool) -> None:
+    """Oracle: np.lexsort((ids, keys)) over all pairs. With `old_index_last` the last run's
+    ids are smaller than the others' (a saved index after the new rows), so equal keys come
+    out of a key-only stable sort with ids descending: the two-key sort must decide."""
+    rng = np.random.default_rng(4)
+    runs, offset = [], 1000 if old_index_last else 0
+    for _ in range(4):
+        n = int(rng.integers(300, 900))
+        keys = rng.integers(0, 200, n).astype(np.uint64)
+        order = np.argsort(keys, kind="stable")
+        runs.append(buckets.Run(keys[order], order.astype(np.uint32), offset))
+        offset += n
+    if old_index_last:
+        keys = np.sort(rng.integers(0, 200, 500).astype(np.uint64))
+        runs.append(buckets.Run(keys, np.arange(500, dtype=np.uint32), 0))
+    all_keys = np.concatenate([r.keys for r in runs])
+    all_ids = np.concatenate([r.ids.astype(np.int64) + r.offset for r in runs])
+    order = np.lexsort((all_ids, all_keys))
+    got = list(buckets.merged_ranges(runs, 10**6))
+    assert len(got) == 1
+    assert np.array_equal(got[0][0], all_keys[order])
+    assert np.array_equal(got[0][1], all_ids[order])
+
+
+def test_signature_store_similar_equals_the_mean_rule(tmp_path) -> None:
+    """Oracle: the fraction of equal slots (mean) >= floor, from the signatures in memory;
+    pairs across two shard files and a saved index."""
+    from dataprep.arrays import save_array
+
+    rng = np.random.default_rng(5)
+    sigs = [rng.integers(0, 4, (n, 32), dtype=np.uint32) for n in (40, 25)]
+    saved = rng.integers(0, 4, (10, 32), dtype=np.uint32)
+    for i, sig in enumerate(sigs):
+        (tmp_path / "scratch" / f"s{i:05d}").mkdir(parents=True)
+        save_array(buckets.shard_dir(tmp_path, i) / "sig.npy", sig)
+    every = np.concatenate([*sigs, saved])
+    a, b = rng.integers(0, 75, 500), rng.integers(0, 75, 500)
+    for offsets, extra in (([0, 40], None), ([0, 40, 65], saved)):
+        ids = (a % offsets[-1], b % offsets[-1]) if extra is None else (a, b)
+        store = buckets.SignatureStore(tmp_path, offsets, extra)
+        for floor in (0.25, 0.3, 0.5):
+            want = (every[ids[0]] == every[ids[1]]).mean(axis=1) >= floor
+            assert np.array_equal(store.similar(ids[0], ids[1], floor, chunk=64), want)
+
+
 def test_exact_fingerprints_follow_normalisation() -> None:
     text = pa.array(["Hello,  World", "hello world", "HELLO, WORLD", None, "ﬁne", "fine"])
     steps = ["nfkc", "lowercase", "whitespace", "punctuation"]

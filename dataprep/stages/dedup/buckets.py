@@ -128,8 +128,21 @@ def merged_ranges(
         ids = np.concatenate([p[1] for p in parts])
         if len(keys) == 0:
             continue
-        order = np.lexsort((ids, keys))
-        yield keys[order], ids[order]
+        yield _sort_pairs(keys, ids)
+
+
+def _sort_pairs(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, ids) sorted by key, then id. The input is a few sorted runs back to back, which
+    a stable sort (timsort/radix) orders in about one pass; where that leaves equal keys
+    with ids out of order (runs whose ids do not ascend run by run, e.g. an old index's
+    after the new rows), the full two-key sort decides, as before."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys, by_key = keys[order], ids[order]
+    if len(keys) > 1:
+        tie = sorted_keys[1:] == sorted_keys[:-1]
+        if (by_key[1:][tie] < by_key[:-1][tie]).any():
+            return sorted_keys, ids[np.lexsort((ids, keys))]  # the same keys either way
+    return sorted_keys, by_key
 
 
 def group_edges(keys: np.ndarray, ids: np.ndarray, chain: bool = False) -> tuple[np.ndarray, ...]:
@@ -207,8 +220,10 @@ class SignatureStore:
                 values = np.asarray(self.saved[ids[mask] - base])
             else:
                 mapped = self._signatures(int(index))
-                values = np.array(mapped[ids[mask] - self.offsets[index]])
+                values = mapped[ids[mask] - self.offsets[index]]  # a copy: fancy indexing
                 del mapped
+            if out is None and len(values) == len(ids):  # all from one file: no merge
+                return np.asarray(values)
             if out is None:
                 out = np.empty((len(ids), values.shape[1]), dtype=np.uint32)
             out[mask] = values
@@ -221,6 +236,7 @@ class SignatureStore:
         good = np.zeros(len(a), dtype=bool)
         for start in range(0, len(a), chunk):
             part = slice(start, start + chunk)
-            matches = self.get(a[part]) == self.get(b[part])
-            good[part] = matches.mean(axis=1) >= floor
+            sig_a, sig_b = self.get(a[part]), self.get(b[part])
+            same = np.count_nonzero(sig_a == sig_b, axis=1)
+            good[part] = same / sig_a.shape[1] >= floor  # what .mean(axis=1) computes
         return good
