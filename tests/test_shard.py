@@ -237,3 +237,22 @@ def test_clean_jsonl_never_imports_pandas(tmp_path: Path) -> None:
     assert out.stdout.strip() == "False"
     assert column(tmp_path / "a", "id") == [r["id"] for r in rows]
     assert column(tmp_path / "b", "id") == [f"noids.jsonl:{n}" for n in range(1, 501)]
+
+
+def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:
+    """201 MB at 64 MiB a task used to be 3 tasks and a 50 KB one: 2 workers then read 128 and
+    64 MiB. Ranges are now ceil(size / chunk_bytes) of equal size, cut at line ends."""
+    from dataprep.sources import resolve
+    from dataprep.stages.shard import ShardConfig, plan_tasks
+
+    src = _write_jsonl(tmp_path / "big.jsonl", _docs(3000))
+    size = src.stat().st_size
+    config = ShardConfig(chunk_bytes=size // 3 - 100)  # 3 full ranges and a sliver, before
+    parts = [p for task in plan_tasks(resolve([str(src)], "auto"), config) for p in task]
+    sizes = [p.end - p.start for p in parts]
+    assert len(parts) == 4 and sum(sizes) == size and max(sizes) <= config.chunk_bytes + 200
+    assert min(sizes) > 0.9 * max(sizes)
+    data = src.read_bytes()
+    lines = [data[: p.start].count(b"\n") + 1 for p in parts]
+    assert [p.first_line for p in parts] == lines
+    assert all(p.start == 0 or data[p.start - 1 : p.start] == b"\n" for p in parts)

@@ -195,9 +195,13 @@ def _links_note(links: dict[str, str]) -> str:
 
 
 def _ranges(src: SourceFile, config: ShardConfig) -> list[tuple[int, int, int]]:
+    """A big line-based file in ranges of equal size, at most `chunk_bytes` each: cut at every
+    `chunk_bytes`, 201 MB in 64 MiB made 3 tasks and a 50 KB one, so of 2 workers one read
+    twice what the other did."""
     line_based = src.format == "jsonl" or (src.format == "text" and config.lines)
     if src.compression is None and line_based and src.size > config.chunk_bytes:
-        return line_ranges(src.path, int(config.chunk_bytes))
+        pieces = -(-src.size // config.chunk_bytes)
+        return line_ranges(src.path, -(-src.size // pieces))
     return [(0, src.size, 1)]
 
 
