@@ -168,6 +168,17 @@ def test_union_find_matches_python_oracle() -> None:
         assert set(roots[members].tolist()) == {min(members)}
 
 
+def test_union_of_edge_endpoints_equals_union1d() -> None:
+    """Oracle: np.union1d, batch by batch (empty, repeated and already-seen ids included)."""
+    rng = np.random.default_rng(6)
+    ids = want = np.zeros(0, dtype=np.int64)
+    for size in (0, 1, 500, 0, 3000, 40):
+        batch = rng.integers(0, 2000, (2, size)).ravel()
+        ids = clusters._union_sorted(ids, batch)
+        want = np.union1d(want, batch)
+        assert np.array_equal(ids, want) and ids.dtype == np.int64
+
+
 def test_keepers_policies() -> None:
     roots = np.array([0, 0, 0, 3, 4, 4, 6])
     score = np.array([5.0, 1.0, 1.0, 0.0, np.nan, 2.0, 9.0])

