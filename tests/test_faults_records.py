@@ -557,11 +557,11 @@ def test_pool_workers_die_with_a_killed_driver(big_raw: Path, tmp_path: Path) ->
         deadline = time.time() + 60
         workers: list[int] = []
         while time.time() < deadline and driver.poll() is None:
-            workers = [p for p in descendants(driver.pid) if "spawn_main" in _cmdline(p)]
+            workers = [p for p in descendants(driver.pid) if _is_pool_worker(p)]
             if len(workers) == 2 and any((out / ".dataprep" / "tasks").glob("*.json")):
                 break
             time.sleep(0.05)
-        family = descendants(driver.pid)  # the workers and multiprocessing's resource tracker
+        family = descendants(driver.pid)  # the workers, the fork server, the resource tracker
         assert len(workers) == 2 and driver.poll() is None, "the run should be mid-way"
         driver.kill()
         driver.wait()
@@ -575,6 +575,17 @@ def test_pool_workers_die_with_a_killed_driver(big_raw: Path, tmp_path: Path) ->
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
     assert not survivors, f"orphaned: {survivors}"
+
+
+def _is_pool_worker(pid: int) -> bool:
+    """A spawned worker, or a fork of the fork server (which runs the server's command line)."""
+    if "spawn_main" in _cmdline(pid):
+        return True
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    return "multiprocessing.forkserver" in _cmdline(parent)
 
 
 def _cmdline(pid: int) -> str:

@@ -1,10 +1,12 @@
-"""Run tasks on this machine: in-process for one worker, else a spawn-based process pool."""
+"""Run tasks on this machine: in-process for one worker, else a pool of worker processes
+forked from a preloaded fork server (`executors.forkserver`; spawned where there is none)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import sys
@@ -13,10 +15,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import resource_tracker
 from typing import Any, TypeVar
 
 from dataprep import progress
 from dataprep.errors import DataprepError
+from dataprep.executors import forkserver
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,17 +64,22 @@ class _Arrivals:
             self._cond.wait_for(lambda: self._seen >= self._expected, timeout)
 
 
-def _init_worker(queue: Any, driver: int, pdeathsig: bool) -> None:
-    """Each pool worker: forward progress ticks, and die with the driver that spawned it.
+def _init_worker(queue: Any, driver: int, pdeathsig: bool, forked: bool) -> None:
+    """Each pool worker: forward progress ticks, and die with the driver that started it.
 
     Ctrl-C reaches the whole process group; the driver handles it (and ends the workers), so a
-    worker ignores it rather than print its own KeyboardInterrupt traceback.
+    worker ignores it rather than print its own KeyboardInterrupt traceback. A worker `forked`
+    by the fork server watches both: the server is its parent (single-threaded, so the kernel's
+    parent-death signal is safe), the driver its multiprocessing parent.
     """
     global _worker_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid() if forked else driver
+    pdeathsig = pdeathsig or forked
     _worker_queue = queue
     progress.install(queue.put)
-    die_with_parent(driver, pdeathsig)
+    watched = mp.parent_process()  # the driver, whichever process forked us
+    die_with_parent(parent, pdeathsig, sentinel=None if watched is None else watched.sentinel)
 
 
 def _run_marked(fn: Callable[[T], R], task: T) -> R:
@@ -85,10 +94,12 @@ def _run_marked(fn: Callable[[T], R], task: T) -> R:
 def _ctrl_c_held() -> Iterator[None]:
     """Hold off SIGINT in this thread while it spawns workers: a child inherits the blocked
     signal, so a Ctrl-C during its start-up (before `_init_worker`) cannot interrupt it. A
-    Ctrl-C meanwhile reaches the driver as soon as the block is lifted."""
+    Ctrl-C meanwhile reaches the driver as soon as the block is lifted. multiprocessing's
+    resource tracker unblocks SIGINT when it starts, so it is started before the block."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
@@ -96,14 +107,16 @@ def _ctrl_c_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def die_with_parent(parent: int, pdeathsig: bool = False) -> None:
+def die_with_parent(parent: int, pdeathsig: bool = False, sentinel: int | None = None) -> None:
     """End this process (os._exit) as soon as `parent` is gone, so a SIGKILLed driver leaves
     no orphaned workers holding memory.
 
-    A daemon thread polls getppid(): it changes (to 1 or a subreaper) when the parent dies,
-    whatever thread of the parent started us. On Linux, with `pdeathsig`, the kernel also
-    sends SIGKILL at once (even while this process holds the GIL in C code); that is only safe
-    when the parent's main thread spawned us, since the signal fires when that *thread* exits.
+    A daemon thread polls getppid(): it changes (to 1 or a subreaper) when the parent
+    dies, whatever thread of the parent started us; it also ends us when `sentinel` (the
+    driver's end of multiprocessing's parent pipe) says the driver is gone, for a worker whose
+    parent is the fork server. On Linux, with `pdeathsig`, the kernel also sends SIGKILL at
+    once (even while this process holds the GIL in C code); that is only safe when the
+    parent's main thread spawned us, since the signal fires when that *thread* exits.
     """
     if pdeathsig and sys.platform.startswith("linux"):
         try:
@@ -114,20 +127,25 @@ def die_with_parent(parent: int, pdeathsig: bool = False) -> None:
     if os.getppid() != parent:  # the parent died before we could watch it
         os._exit(1)
 
-    def watch() -> None:
+    def watched() -> None:
         while os.getppid() == parent:
-            time.sleep(WATCH_SECONDS)
+            if sentinel is None:
+                time.sleep(WATCH_SECONDS)
+            elif mp_connection.wait([sentinel], WATCH_SECONDS):
+                break
         os._exit(1)
 
-    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+    threading.Thread(target=watched, daemon=True, name="die-with-parent").start()
 
 
 class LocalExecutor:
-    """`workers=1` runs tasks inline (easy to debug); more uses spawned worker processes.
+    """`workers=1` runs tasks inline (easy to debug); more uses worker processes.
 
     The pool lives until `close()`, so a stage's phases and a recipe's stages reuse the same
-    warm workers instead of paying the interpreter + pyarrow start-up per phase. Spawn rather
-    than fork: the driver runs threads (progress, prefetch) that fork would copy mid-lock.
+    warm workers; workers are forks of one fork server that imported pyarrow, pandas and the
+    stage's modules once (`executors.forkserver`), so a pool starts in milliseconds instead of
+    an interpreter + imports per worker. Never a fork of the driver itself: it runs threads
+    (progress, prefetch) that fork would copy mid-lock.
 
     A task that raises is resubmitted up to `max_retries` times (a `DataprepError` is the
     user's to fix and is raised at once). A worker killed mid-task breaks the whole pool; the
@@ -185,7 +203,10 @@ class LocalExecutor:
         if self._pool is None:
             self._owner = threading.get_ident()
             main = threading.current_thread() is threading.main_thread()
-            ctx = mp.get_context("spawn")
+            ctx = mp.get_context("forkserver" if forkserver.available() else "spawn")
+            forked = ctx.get_start_method() == "forkserver"
+            if forked:
+                forkserver.start()  # preloads what this driver imported for the stage
             self._queue = ctx.Queue()
             self._arrivals = _Arrivals()
             self._forward = threading.Thread(
@@ -196,7 +217,7 @@ class LocalExecutor:
                 max_workers=self.workers,
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(self._queue, os.getpid(), main),
+                initargs=(self._queue, os.getpid(), main, forked),
             )
         return self._pool
 

@@ -1,0 +1,180 @@
+"""Start-up cost of the `dataprep` command and of its worker processes (issue 19, item 2).
+
+Every figure is the real console script (`bin/dataprep` next to this Python, else `python -m
+dataprep`) in a subprocess, in paired rounds: each round runs every case once, in turn, so a
+burst of load on this shared box hits all cases alike; the table prints medians over rounds.
+
+- wall: the command's own wall time (until it exits).
+- cpu: user + system seconds of the command and of every process it started (pool workers,
+  the fork server, multiprocessing's resource tracker): the benchmark is the children's
+  subreaper, so it reaps the fork server and its workers too and counts their CPU.
+- stage s: the stage's own time from .report.json (planning + tasks + commit, no start-up).
+
+Cases:
+  help           `dataprep --help`
+  one-shard      `dataprep shard` of one small JSONL into one shard, then `dedup`, `filter`,
+                 `compress` of that one-shard dataset (default flags; one task each)
+  shard/dedup    N documents (dataprep.sample's corpus, decompressed into one JSONL so the
+                 input splits into 8 equal tasks with --chunk-bytes), `-w 1` vs `-w 2`; dedup
+                 reads the 8-shard dataset that shard wrote (MinHash, defaults)
+
+    python benchmarks/bench_startup.py                          # 5k, 20k, 50k docs, 3 rounds
+    python benchmarks/bench_startup.py --sizes 20000 --rounds 5 --skip-small
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import io
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PR_SET_CHILD_SUBREAPER = 36
+TASKS = 8  # input splits for the worker cases: 4 per worker at -w 2
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).with_name("dataprep")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dataprep"]
+
+
+def reap_all() -> None:
+    """Wait for every descendant re-parented to us (the fork server, its workers)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def timed(args: list[str]) -> tuple[float, float, str]:
+    """(wall s, CPU s of the command and all its descendants, stdout) of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - started
+    reap_all()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
+
+
+def stage_seconds(stdout: str) -> float:
+    return float(json.loads(stdout)[0]["report"]["seconds"])
+
+
+def plain_corpus(tmp: Path, docs: int) -> Path:
+    """dataprep.sample's corpus as one uncompressed JSONL (byte ranges split evenly)."""
+    import zstandard
+
+    from dataprep.sample import generate_corpus
+
+    folder = tmp / f"corpus-{docs}"
+    generate_corpus(folder, docs=docs, seed=0, malformed=0)
+    out = tmp / f"docs-{docs}.jsonl"
+    with out.open("wb") as sink:
+        for part in sorted(folder.glob("*.jsonl.zst")):
+            with part.open("rb") as raw:
+                reader = zstandard.ZstdDecompressor().stream_reader(raw)
+                shutil.copyfileobj(io.BufferedReader(reader), sink)
+    shutil.rmtree(folder)
+    return out
+
+
+class Cases:
+    """name -> (argv, output dir to remove after the run or None, has a stage report)."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, tuple[list[str], Path | None, bool]] = {}
+
+    def add(self, name: str, args: list[str], out: Path | None, report: bool) -> None:
+        self.cases[name] = (args, out, report)
+
+
+def small_cases(tmp: Path, cmd: list[str], cases: Cases) -> None:
+    cases.add("help", [*cmd, "--help"], None, False)
+    if cmd[0] != sys.executable:
+        cases.add("help (python -m)", [sys.executable, "-m", "dataprep", "--help"], None, False)
+    src = plain_corpus(tmp, 1000)
+    one = tmp / "one"
+    timed([*cmd, "shard", str(src), "-o", str(one), "-q"])
+    out = tmp / "one-out"
+    cases.add("one-shard shard", [*cmd, "shard", str(src), "-o", str(out), "--json"], out, True)
+    for stage in ("dedup", "filter", "compress"):
+        extra = ["--preset", "gopher"] if stage == "filter" else []
+        args = [*cmd, stage, str(one), "-o", str(out), "--json", *extra]
+        cases.add(f"one-shard {stage}", args, out, True)
+
+
+def worker_cases(tmp: Path, cmd: list[str], cases: Cases, docs: int) -> None:
+    src = plain_corpus(tmp, docs)
+    chunk = str(-(-src.stat().st_size // TASKS))
+    rows = str(-(-docs // TASKS))
+    base = tmp / f"base-{docs}"
+    timed([*cmd, "shard", str(src), "-o", str(base), "--chunk-bytes", chunk, "-q"])
+    out = tmp / f"out-{docs}"
+    for workers in ("1", "2"):
+        args = [*cmd, "shard", str(src), "-o", str(out), "--chunk-bytes", chunk]
+        args += ["--shard-rows", rows, "--json", "-w", workers]
+        cases.add(f"shard {docs} -w {workers}", args, out, True)
+    for workers in ("1", "2"):
+        args = [*cmd, "dedup", str(base), "-o", str(out), "--json", "-w", workers]
+        cases.add(f"dedup {docs} -w {workers}", args, out, True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="5000,20000,50000", help="Doc counts, comma-separated.")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-small", action="store_true", help="No --help/one-shard cases.")
+    parser.add_argument("--skip-workers", action="store_true", help="No -w 1 / -w 2 cases.")
+    args = parser.parse_args()
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+    )
+    sys.path.insert(0, str(ROOT))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    cmd = command()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    load: list[float] = []
+    try:
+        cases = Cases()
+        if not args.skip_small:
+            small_cases(tmp, cmd, cases)
+        if not args.skip_workers:
+            for docs in (int(s) for s in args.sizes.split(",")):
+                worker_cases(tmp, cmd, cases, docs)
+        samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in cases.cases}
+        for _ in range(args.rounds):
+            load.append(os.getloadavg()[0])
+            for name, (argv, out, report) in cases.cases.items():
+                wall, cpu, stdout = timed(argv)
+                samples[name].append((wall, cpu, stage_seconds(stdout) if report else 0.0))
+                if out is not None:
+                    shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{' '.join(cmd)}; medians of {args.rounds} paired rounds; 1-min load at each round "
+          f"start: {', '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} cores")  # fmt: skip
+    print(f"{'case':24} {'wall s':>7} {'cpu s':>7} {'stage s':>8}")
+    for name, runs in samples.items():
+        wall, cpu, stage = (statistics.median(r[i] for r in runs) for i in range(3))
+        shown = f"{stage:8.2f}" if stage else ""
+        print(f"{name:24} {wall:7.2f} {cpu:7.2f} {shown:>8}")
+
+
+if __name__ == "__main__":
+    main()

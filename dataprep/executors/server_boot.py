@@ -1,0 +1,54 @@
+"""Imported first by the fork server (`executors.forkserver`): tie the server to its driver.
+
+The server's workers hold its "alive" pipe, so a SIGKILLed driver would leave the server and
+its workers running; PR_SET_PDEATHSIG makes the kernel kill the server with the driver. Each
+worker sets the same for the server (`local._init_worker`), so the whole tree goes at once,
+even while a worker holds the GIL in native code. No thread: the server must fork cleanly.
+
+Acts only in a fork server whose environment names its driver in DATAPREP_FORKSERVER_DRIVER
+(`forkserver.start` sets it around the server's start, and only from the driver's main
+thread: the signal fires when the *thread* that started us exits). Elsewhere: nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+ENV = "DATAPREP_FORKSERVER_DRIVER"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _tie_to_driver() -> None:
+    driver = os.environ.pop(ENV, "")  # not inherited by the workers
+    in_server = "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
+    if not driver.isdigit() or not in_server or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # no prctl: the workers still watch the driver themselves
+    if os.getppid() != int(driver):  # the driver died before the signal was armed
+        os._exit(1)
+
+
+def _quiet_when_the_driver_left() -> None:
+    """A fork of the server reads its process object from the driver before it becomes a
+    worker; when the driver has just gone (Ctrl-C while a pool starts), that read fails on a
+    vanished pipe or semaphore. The server prints such a failure with `sys.excepthook`: say
+    nothing then, as a spawned worker killed with its driver said nothing."""
+    server, shown = os.getpid(), sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, tb: object) -> None:
+        if os.getpid() != server and issubclass(kind, (EOFError, OSError)):
+            return
+        shown(kind, error, tb)  # type: ignore[arg-type]
+
+    sys.excepthook = hook
+
+
+_tie_to_driver()
+if "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]:
+    _quiet_when_the_driver_left()

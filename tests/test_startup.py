@@ -1,0 +1,134 @@
+"""Start-up (issue 19.2): `dataprep --help` loads no data library, and pool workers are forks
+of one preloaded fork server instead of fresh interpreters that each import pyarrow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dataprep.executors import forkserver
+from dataprep.executors.local import LocalExecutor
+
+HEAVY = ("pyarrow", "numpy", "pandas", "pydantic", "numba", "torch", "ray", "spacy")
+
+
+def _modules_after(*args: str) -> set[str]:
+    """Top-level modules loaded by `dataprep ARGS` (run in a fresh interpreter)."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['dataprep', *{list(args)!r}]\n"
+        "from dataprep.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout or "dataprep" in proc.stdout
+    line = proc.stderr.rsplit("MODULES ", 1)[1]
+    return {name.split(".")[0] for name in line.split()}
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",)])
+def test_help_loads_no_data_library(args: tuple[str, ...]) -> None:
+    loaded = _modules_after(*args)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_a_stage_help_loads_no_data_library() -> None:
+    """A stage's options come from the catalog (JSON), not from importing the stage."""
+    loaded = _modules_after("dedup", "--help")
+    assert not loaded & (set(HEAVY) - {"pydantic"}), sorted(loaded & set(HEAVY))
+
+
+def _probe(_: int) -> tuple[int, int, bool, str]:
+    """A pool task: who am I, who forked me, and were the data libraries there already?"""
+    preloaded = all(m in sys.modules for m in ("pyarrow.parquet", "pandas", "dataprep.task"))
+    return os.getpid(), os.getppid(), preloaded, os.environ.get("DATAPREP_TEST_STARTUP", "")
+
+
+needs_forkserver = pytest.mark.skipif(not forkserver.available(), reason="no fork server here")
+
+
+@needs_forkserver
+def test_pool_workers_are_forks_of_one_preloaded_server() -> None:
+    """Each worker starts with pyarrow and pandas loaded (the server imported them once), and
+    a second pool forks from the same server instead of starting interpreters again."""
+    with LocalExecutor(workers=2) as pool:
+        first = pool.run(_probe, list(range(6)))
+    with LocalExecutor(workers=2) as pool:
+        second = pool.run(_probe, list(range(6)))
+    parents = {parent for _, parent, _, _ in first + second}
+    assert len(parents) == 1 and os.getpid() not in parents  # all forked by one server
+    assert all(preloaded for _, _, preloaded, _ in first + second)
+    assert len({pid for pid, _, _, _ in first}) == 2  # both workers ran tasks
+
+
+@needs_forkserver
+def test_workers_see_the_driver_environment_of_the_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a spawned worker did: a server started under another environment is retired."""
+    monkeypatch.setenv("DATAPREP_TEST_STARTUP", "one")
+    with LocalExecutor(workers=2) as pool:
+        before = pool.run(_probe, [0, 1])
+    monkeypatch.setenv("DATAPREP_TEST_STARTUP", "two")
+    with LocalExecutor(workers=2) as pool:
+        after = pool.run(_probe, [0, 1])
+    assert {env for *_, env in before} == {"one"} and {env for *_, env in after} == {"two"}
+    assert {p for _, p, _, _ in before}.isdisjoint({p for _, p, _, _ in after})
+
+
+def test_spawn_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no fork server, workers are spawned as before: same results."""
+    monkeypatch.setattr(forkserver, "available", lambda: False)
+    with LocalExecutor(workers=2) as pool:
+        results = pool.run(_probe, list(range(4)))
+    assert all(parent == os.getpid() for _, parent, _, _ in results)
+    assert len(results) == 4
+
+
+@needs_forkserver
+@pytest.mark.slow
+def test_ctrl_c_while_the_pool_starts_is_one_line(tmp_path: Path) -> None:
+    """SIGINT to the process group (a terminal's Ctrl-C) while the fork server imports or forks
+    the workers: the driver's one line, no traceback from the server or a half-born worker,
+    and no process left behind."""
+    raw = tmp_path / "raw.jsonl"
+    line = '{{"id": "{}", "text": "' + "alpha beta gamma delta " * 40 + '"}}\n'
+    raw.write_text("".join(line.format(i) for i in range(20_000)))
+    for delay in (0.6, 0.9, 1.2, 1.6, 2.0):
+        out = tmp_path / f"out-{delay}"
+        args = [sys.executable, "-m", "dataprep", "shard", str(raw), "-o", str(out), "-q"]
+        args += ["--chunk-bytes", "1MB", "--workers", "2"]
+        proc = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert "Traceback" not in stderr, stderr[-3000:]
+        assert proc.returncode in (0, 130), stderr
+        if proc.returncode == 130:
+            assert stderr.strip().splitlines() == ["interrupted; rerun the same command to resume"]
+        deadline = time.monotonic() + 5
+        while _session_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _session_alive(proc.pid), "a process outlived the interrupted command"
+
+
+def _session_alive(sid: int) -> list[int]:
+    """Live (not zombie) processes of session `sid`."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+                alive.append(int(entry.name))
+    return alive
