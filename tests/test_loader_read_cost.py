@@ -241,3 +241,48 @@ def test_plain_parquet_with_large_row_groups_is_decoded_once(
         assert batch["id"].tolist() == list(range(first, first + len(batch["id"])))
         assert np.array_equal(batch["tokens"].numpy(), want[batch["id"].numpy()])
     assert decoded[0] <= 960 + plan.lanes * BS, decoded[0]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64()]
+    + [pa.float16(), pa.float32(), pa.float64(), pa.bool_()],
+)
+def test_numeric_columns_are_viewed_with_their_values(kind: pa.DataType) -> None:
+    """Windows read numbers off the Arrow buffers (not `to_numpy`, which imports pandas):
+    same values and dtype as Arrow's own conversion, also for sliced arrays and list rows."""
+    values = [(i * 37) % 101 for i in range(60)]
+    if kind == pa.bool_():
+        values = [v % 3 == 0 for v in values]
+    arr = pa.array(values, kind)
+    for piece in (arr, arr.slice(7), arr.slice(5, 30)):
+        got = _numeric_chunk(piece)
+        want = piece.to_numpy(zero_copy_only=False)
+        assert got is not None and got.dtype == want.dtype and np.array_equal(got, want)
+    if kind != pa.bool_():
+        rows = pa.FixedSizeListArray.from_arrays(arr, 6).slice(2, 7)
+        got = _numeric_chunk(rows)
+        assert got is not None and np.array_equal(got, np.array(rows.to_pylist(), got.dtype))
+
+
+def test_reading_imports_no_pandas(blocks: Path, tmp_path: Path) -> None:
+    """pandas costs ~1.3 s of CPU to import, in every process and DataLoader worker: reading
+    token blocks and (shuffled) text must not pull it in."""
+    import subprocess
+    import sys
+
+    text = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"id": np.arange(300), "text": [f"row {i}" for i in range(300)]}), text)
+    code = (
+        "import sys\n"
+        "from dataprep.loader import ShardDataset\n"
+        f"for path, shuffle in [({str(blocks)!r}, False), ({str(text)!r}, True)]:\n"
+        "    ds = ShardDataset(path, batch_size=8, shuffle=shuffle, decode_threads=0)\n"
+        "    assert sum(len(b['id']) for b in ds) in (403, 300)\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(root)}
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
