@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import gzip
 import itertools
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -273,7 +274,7 @@ def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
 
 
 def test_kernel_is_chosen_by_input_size_per_worker() -> None:
-    limit = minhash.KERNEL_MIN_BYTES_PER_WORKER
+    limit = minhash.KERNEL_MIN_TEXT_BYTES_PER_WORKER
     assert not minhash.kernel_pays(limit - 1) and minhash.kernel_pays(limit)
 
 
@@ -307,7 +308,7 @@ def test_the_stage_signs_with_the_kernel_only_on_large_inputs(tmp_path, monkeypa
     run_stage("shard", {"shard_rows": 100}, src, inputs=[str(raw)], executor=inline)
     shards = {}
     for name, limit in (("numpy", 1 << 50), ("kernel", 1)):
-        monkeypatch.setattr(minhash, "KERNEL_MIN_BYTES_PER_WORKER", limit)
+        monkeypatch.setattr(minhash, "KERNEL_MIN_TEXT_BYTES_PER_WORKER", limit)
         monkeypatch.setattr(minhash, "_KERNEL", False)
         run = run_stage("dedup", {"method": "minhash"}, tmp_path / name, input_path=src,
                         executor=inline)  # fmt: skip
@@ -315,3 +316,36 @@ def test_the_stage_signs_with_the_kernel_only_on_large_inputs(tmp_path, monkeypa
         assert 0 < run.report["rows_out"] < 400
         shards[name] = [s.xxh3_128 for s in read_manifest(str(tmp_path / name)).shards]
     assert shards["numpy"] == shards["kernel"]
+
+
+def test_the_driver_judges_the_text_not_the_compressed_file(tmp_path, monkeypatch) -> None:
+    """Text that compresses well: the limit set between the shards' file bytes and the
+    text's UTF-8 bytes (the oracle, counted here) picks the kernel; the estimate lies
+    within the text bytes and 10% above (Parquet's length prefixes and page headers)."""
+    from dataprep.dataset import read_manifest
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+    from dataprep.stages.dedup import stage
+
+    monkeypatch.delenv("DATAPREP_DEDUP_KERNEL", raising=False)
+    inline = make_executor("local", workers=1)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = _files("/usr/share/common-licenses/*", 10)
+    docs = [lines[i % len(lines)] + f" copy {i}" for i in range(200)] if lines else []
+    if not docs:
+        pytest.skip("no real text on this machine")
+    (raw / "d.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    src = tmp_path / "src"
+    run_stage("shard", {"shard_rows": 1000}, src, inputs=[str(raw)], executor=inline)
+    text_bytes = sum(len(t.encode()) for t in docs)
+    file_bytes = sum(s.bytes for s in read_manifest(str(src)).shards)
+    assert file_bytes * 3 < text_bytes
+    calls = []
+    real_ratio = stage._text_ratio
+    monkeypatch.setattr(stage, "_text_ratio", lambda *a: calls.append(real_ratio(*a)) or calls[-1])
+    monkeypatch.setattr(minhash, "KERNEL_MIN_TEXT_BYTES_PER_WORKER", (file_bytes + text_bytes) // 2)
+    monkeypatch.setattr(minhash, "_KERNEL", False)
+    run_stage("dedup", {"method": "minhash"}, tmp_path / "out", input_path=src, executor=inline)
+    assert minhash._KERNEL is kernel
+    assert text_bytes <= calls[0] * file_bytes <= 1.1 * text_bytes

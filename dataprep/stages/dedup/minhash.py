@@ -247,18 +247,19 @@ def kernel_module():
 _KERNEL: Any = False
 # Loading numba and the cached kernel costs each worker process ~0.4 s of CPU and ~70 MB (after
 # numba_start's cut); the kernel then signs ~4-6x faster per byte than the numpy path (same
-# values). Measured break-even of a one-worker run: ~15 MB of text on long real documents
-# (licences, man pages: 5.5x smaller as Parquet, so ~3 MiB of Parquet), ~28 MB on 1-4 KB
-# documents of web-like entropy (2.9x, ~10 MiB of Parquet). The driver decides once per stage
-# from the input's Parquet bytes per worker, at 16 MiB: above every measured break-even, so
-# small runs stay exactly as fast as the numpy path. DATAPREP_DEDUP_KERNEL=numba forces the
-# kernel, =numpy the numpy path.
-KERNEL_MIN_BYTES_PER_WORKER = 16 << 20
+# values). Measured break-even of a one-worker cold run: ~15 MB of text on long real documents
+# (licences, man pages), ~28 MB on 1-4 KB documents of web-like words. The driver decides once
+# per stage from the text per worker (the input's Parquet bytes times the text column's
+# uncompressed/file size ratio of one shard's footer; text compresses 2-6x), at 32 MiB: above
+# every measured break-even, so small runs stay exactly as fast as the numpy path.
+# DATAPREP_DEDUP_KERNEL=numba forces the kernel, =numpy the numpy path.
+KERNEL_MIN_TEXT_BYTES_PER_WORKER = 32 << 20
 
 
-def kernel_pays(input_bytes_per_worker: float) -> bool:
-    """Whether signing this much input (Parquet bytes) per worker is worth the kernel's start."""
-    return input_bytes_per_worker >= KERNEL_MIN_BYTES_PER_WORKER
+def kernel_pays(text_bytes_per_worker: float) -> bool:
+    """Whether signing this much text (bytes, uncompressed) per worker repays the kernel's
+    start."""
+    return text_bytes_per_worker >= KERNEL_MIN_TEXT_BYTES_PER_WORKER
 
 
 def _kernel_for(compiled: bool) -> Any:

@@ -128,7 +128,8 @@ class DedupStage(Stage[DedupConfig]):
         shards = ctx.require_input().shards
         workers = max(1, min(ctx.executor.workers, len(shards)))
         per_worker = sum(s.bytes for s in shards) / workers
-        job = SignJob(plan.bands, plan.rows, minhash.kernel_pays(per_worker))
+        ratio = _text_ratio(ctx, plan) if shards else 1.0
+        job = SignJob(plan.bands, plan.rows, minhash.kernel_pays(per_worker * ratio))
         jobs = [ctx.task("sign", i, [p], job) for i, p in enumerate(plan.paths)]
         return ctx.map(tasks.sign_task, jobs)
 
@@ -271,6 +272,26 @@ def _phase(phases: dict[str, dict[str, float]], name: str) -> Iterator[Any]:
         "seconds": round(time.perf_counter() - started, 3),
         "peak_rss_mb": round(max([tasks.peak_rss_mb(), *peaks]), 1),
     }
+
+
+def _text_ratio(ctx: StageContext[DedupConfig], plan: Plan) -> float:
+    """The text column's uncompressed bytes per byte of Parquet file, from the first shard's
+    footer (one small read); 1.0 (the file size) for encrypted input, whose footer the
+    driver does not open, or an unreadable one: the sign tasks then report the error."""
+    if ctx.read_options.encryption is not None:
+        return 1.0
+    first = ctx.require_input().shards[0]
+    try:
+        meta = ctx.read_options.open(plan.paths[0]).metadata
+        text = sum(
+            meta.row_group(g).column(c).total_uncompressed_size
+            for g in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+            if meta.row_group(g).column(c).path_in_schema == plan.config.text_column
+        )
+    except Exception:  # noqa: BLE001 (an estimate: any failure means no estimate)
+        return 1.0
+    return max(1.0, text / max(first.bytes, 1))
 
 
 def _resolve_bands(config: DedupConfig) -> tuple[int, int]:
