@@ -341,3 +341,19 @@ def test_checkpoint_lineage_shows_the_privacy_budget(run: Path, tmp_path: Path) 
     assert _lineage(ckpt)["privacy"] == state["privacy"]
     line = "differential privacy: epsilon 2.99 of 3 spent (delta 1e-05, clip 0.5, noise 1.23)"
     assert line in [x.strip() for x in lineage_text.lines(lineage.of(ckpt))]
+
+
+def test_checkpoint_config_and_refusals_carry_no_credentials() -> None:
+    """A checkpoint's recorded settings travel with the model, and the data-change refusal is
+    also written to the run log: neither keeps the keys an S3 URI carries in its query."""
+    from dataprep.train import provenance
+    from dataprep.train.config import TrainConfig
+
+    uri = "s3://b/tok?endpoint_override=h%3A9000&access_key=AK&secret_key=SK&region=eu-1"
+    cfg = TrainConfig(data=uri, eval_dir=uri.replace("tok", "ev"), out=uri.replace("tok", "run"))
+    recorded = provenance.recorded_config(cfg)
+    assert recorded["data"] == "s3://b/tok?endpoint_override=h%3A9000&region=eu-1"
+    assert "SK" not in json.dumps(recorded) and "AK" not in json.dumps(recorded)
+    assert recorded["batch_size"] == cfg.batch_size  # the order-fixing settings stay
+    sentence = provenance.refusal(cfg, "run", {"step": 4, "data": {"train": {"digest": "a"}}}, "b")
+    assert sentence is not None and "endpoint_override" in sentence and "SK" not in sentence

@@ -374,7 +374,7 @@ class Trainer:
             "step": self.step,
             "reader": self.loader.state_dict(position),
             "world_size": self.world,
-            "config": self.cfg.model_dump(mode="json"),
+            "config": provenance.recorded_config(self.cfg),
             **self.provenance.record(),  # dataprep version, data digests and lineage
         }
         if self.private:

@@ -17,7 +17,7 @@ from typing import Any
 
 from dataprep import __version__, dataset
 from dataprep.errors import DataprepError
-from dataprep.lineage import location
+from dataprep.lineage import location, redacted
 from dataprep.train.config import TrainConfig
 from dataprep.train.metrics import drop_after
 
@@ -35,6 +35,16 @@ def data_record(path: str) -> dict[str, Any]:
     }
 
 
+def recorded_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's settings as a checkpoint keeps them: data, eval and output locations without
+    the credentials an S3 URI can carry in its query (checkpoints travel with the model)."""
+    config = cfg.model_dump(mode="json")
+    for key in ("data", "eval_dir", "out"):
+        if config.get(key):
+            config[key] = redacted(config[key])
+    return config
+
+
 def recorded_digest(train_state: dict[str, Any]) -> str | None:
     """The training data's digest a checkpoint recorded (None: written before it did)."""
     train = (train_state.get("data") or {}).get("train") or {}
@@ -49,8 +59,9 @@ def refusal(cfg: TrainConfig, out: Any, train_state: dict[str, Any], now: str) -
         return None
     return (
         f"cannot resume {out} from step {train_state.get('step')}: its checkpoint was trained on "
-        f"data with manifest digest {then}, but {cfg.data} now has manifest digest {now}; pass "
-        "--allow-data-change to continue on the changed data, or a new --out to start fresh"
+        f"data with manifest digest {then}, but {redacted(cfg.data)} now has manifest digest "
+        f"{now}; pass --allow-data-change to continue on the changed data, or a new --out to "
+        "start fresh"
     )
 
 
@@ -88,7 +99,8 @@ class Provenance:
         train_state["reader"] = {**reader, "rows": self.data["train"]["rows"], "next_batch": 0}
         warning = (
             f"resuming {out} from step {step} on changed data (--allow-data-change): its "
-            f"checkpoint was trained on manifest digest {then}, {self.cfg.data} now has {now}; "
+            f"checkpoint was trained on manifest digest {then}, {redacted(self.cfg.data)} now has "
+            f"{now}; "
             f"the reader starts the new data from its first batch (epoch {reader.get('epoch')})"
         )
         change = {"step": step, "from": then, "to": now, "path": self.data["train"]["path"]}
