@@ -183,18 +183,23 @@ def _reap_orphans(timeout: float = 30.0) -> None:
             time.sleep(0.01)
 
 
-def measure(tool: str, src: Path, work: Path, peer_defaults: bool) -> dict[str, float]:
+def measure(
+    tool: str, src: Path, work: Path, peer_defaults: bool, baseline: Path | None = None
+) -> dict[str, float]:
     out = work / f"out-{tool}"
     shutil.rmtree(out, ignore_errors=True)
-    if tool == "dataprep":
+    env, cwd = None, None
+    if tool in ("dataprep", "before"):
         cmd = [sys.executable, "-m", "dataprep", "shard", str(src), "-o", str(out)]
         cmd += ["--workers", str(WORKERS)]
+        if tool == "before":  # the same command from another checkout of the code
+            cwd, env = baseline, {**os.environ, "PYTHONPATH": str(baseline)}
     else:
         cmd = [sys.executable, __file__, "--child", tool, str(src), str(out)]
         cmd += ["--peer-defaults"] if peer_defaults else []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
     peak = [0]
     done = threading.Event()
 
@@ -217,6 +222,8 @@ def measure(tool: str, src: Path, work: Path, peer_defaults: bool) -> dict[str, 
     shutil.rmtree(out, ignore_errors=True)
     return {
         "cpu": sum(getattr(after, k) - getattr(before, k) for k in ("ru_utime", "ru_stime")),
+        "sys": after.ru_stime - before.ru_stime,
+        "faults": after.ru_minflt - before.ru_minflt,
         "wall": wall,
         "rss": peak[0],
         "rss1": usage.ru_maxrss * 1024,
@@ -246,6 +253,12 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-shard"))
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--peer-defaults", action="store_true", help="peers' own settings")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also time `dataprep shard` from this checkout (tool 'before'), e.g. "
+        "git worktree add /tmp/before <commit>",
+    )
     parser.add_argument("--child", nargs=3, metavar=("TOOL", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -261,7 +274,7 @@ def main() -> None:
         docs = generate(src, args.mb)
         print(f"generated {src} ({docs:,} docs) in {time.perf_counter() - t0:.0f} s")
     mb = src.stat().st_size / 1e6
-    tools = args.tools.split(",")
+    tools = args.tools.split(",") + (["before"] if args.baseline else [])
     work = args.cache / "work"
     work.mkdir(exist_ok=True)
     print(f"input: {src} ({mb:.0f} MB); {WORKERS} workers; rounds: {args.repeat}")
@@ -269,10 +282,11 @@ def main() -> None:
     for i in range(args.repeat):
         order = tools[i % len(tools) :] + tools[: i % len(tools)]
         for tool in order:
-            results[tool].append(measure(tool, src, work, args.peer_defaults))
+            results[tool].append(measure(tool, src, work, args.peer_defaults, args.baseline))
             r = results[tool][-1]
             print(
-                f"  round {i + 1} {tool:9} cpu {r['cpu']:6.1f} s  wall {r['wall']:6.1f} s  "
+                f"  round {i + 1} {tool:9} cpu {r['cpu']:6.1f} s (sys {r['sys']:4.1f}, "
+                f"{r['faults'] / 1e6:.2f}M page faults)  wall {r['wall']:6.1f} s  "
                 f"tree RSS {r['rss'] / 2**20:6.0f} MB  rows {r['rows']:,}  "
                 f"median row group {r['groups']:,.0f} rows",
                 flush=True,
@@ -284,22 +298,28 @@ def main() -> None:
     def med(tool: str, key: str) -> float:
         return statistics.median(r[key] for r in results[tool])
 
+    def ratio(tool: str, ours: str, key: str) -> str:
+        pairs = zip(results[tool], results[ours], strict=True)
+        return f"{statistics.median(t[key] / o[key] for t, o in pairs):.2f}x"
+
+    mine = [t for t in ("dataprep", "before") if t in results]
+    head = "".join(f" {'cpu/' + m:>13} {'wall/' + m:>13}" for m in mine)
     print(
-        f"{'tool':9} {'cpu s':>7} {'wall s':>7} {'MB/s':>6} {'tree RSS MB':>11} "
-        f"{'max proc MB':>11} {'cpu ratio':>9} {'wall ratio':>10}"
+        f"{'tool':9} {'cpu s':>7} {'wall s':>7} {'MB/s':>6} {'tree RSS MB':>11} {'max proc MB':>11}"
+        + head
     )
     for tool in tools:
-        ratios = ["-", "-"]
-        if "dataprep" in results and tool != "dataprep":
-            for j, key in enumerate(("cpu", "wall")):
-                pairs = zip(results[tool], results["dataprep"], strict=True)
-                ratios[j] = f"{statistics.median(t[key] / o[key] for t, o in pairs):.2f}x"
+        cells = "".join(
+            f" {'-' if tool == m else ratio(tool, m, 'cpu'):>13}"
+            f" {'-' if tool == m else ratio(tool, m, 'wall'):>13}"
+            for m in mine
+        )
         print(
             f"{tool:9} {med(tool, 'cpu'):7.1f} {med(tool, 'wall'):7.1f} "
             f"{mb / med(tool, 'wall'):6.1f} {med(tool, 'rss') / 2**20:11.0f} "
-            f"{med(tool, 'rss1') / 2**20:11.0f} {ratios[0]:>9} {ratios[1]:>10}"
+            f"{med(tool, 'rss1') / 2**20:11.0f}" + cells
         )
-    print("ratio = peer's seconds / ours, median over paired rounds (> 1: we are faster)")
+    print("x/y = x's seconds / y's, median over paired rounds (peer/dataprep > 1: we are faster)")
 
 
 if __name__ == "__main__":
