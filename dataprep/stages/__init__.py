@@ -42,6 +42,8 @@ def available() -> dict[str, str]:
 
 
 def get_stage(name: str) -> Stage:
+    if name in BUILTIN:  # a plugin cannot override a built-in name: skip the entry-point scan
+        return _load(BUILTIN[name])()
     names = available()
     if name not in names:
         known = ", ".join(sorted(names))
