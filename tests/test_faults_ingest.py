@@ -11,7 +11,9 @@ decodable prefix that ends exactly on a newline: the case a line-based check can
 
 from __future__ import annotations
 
+import io
 import json
+import random
 import zlib
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from helpers import cli, column
 from dataprep.errors import DataprepError
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
+from dataprep.sources import TruncatedInput
+from dataprep.stages.readers import line_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 3000
@@ -325,3 +329,48 @@ def test_quickstart_on_sampled_data_with_planted_bad_utf8(tmp_path: Path) -> Non
     assert shards["rows_out"] == truth["docs"] and shards["quarantined"] == truth["malformed"]
     reasons = [r["reason"] for r in _quarantine(tmp_path / "work" / "shards")]
     assert sum(r.startswith("invalid UTF-8") for r in reasons) == 3
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most `step` bytes a read, then (if `cut`) raises
+    TruncatedInput where its data ends, as a cut .zst/.gz stream does."""
+
+    def __init__(self, data: bytes, step: int, cut: bool = False):
+        self.data, self.step, self.cut, self.pos = data, step, cut, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.pos >= len(self.data) and self.cut:
+            raise TruncatedInput("cut")
+        n = min(len(buffer), self.step, len(self.data) - self.pos)
+        buffer[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("step", [3, 1 << 20])
+def test_line_blocks_are_whole_lines_with_their_numbers(block: int, step: int) -> None:
+    """Oracle: the blocks join back to the input, each but the last ends at a newline, and a
+    block's number is 1 + the newlines before it; a cut stream hands over every whole line
+    before the cut, then the cut line."""
+    rng = random.Random(block * step)
+    lines = [b"x" * rng.choice([0, 1, 5, 30, 200]) for _ in range(300)]
+    data = b"\n".join(lines) + b"\ntail without newline"
+    for limit in (None, len(data) // 2):
+        want = data if limit is None else data[:limit]
+        got = list(line_blocks(_Trickle(data, step), limit, 1, block))
+        assert b"".join(bytes(b) for b, _ in got) == want
+        assert all(bytes(b).endswith(b"\n") for b, _ in got[:-1])
+        seen = 0
+        for chunk, number in got:
+            assert number == 1 + want[:seen].count(b"\n")
+            seen += len(chunk)
+    cuts: list[tuple[int, bytes]] = []
+    stream = _Trickle(data, step, cut=True)
+    got = list(line_blocks(stream, None, 1, block, lambda n, tail: cuts.append((n, tail))))
+    whole = data[: data.rfind(b"\n") + 1]
+    assert b"".join(bytes(b) for b, _ in got) == whole
+    assert cuts == [(whole.count(b"\n") + 1, b"tail without newline")]
