@@ -192,6 +192,24 @@ def test_spacy_words_cache_fills_empties_and_replays(
                 assert _close(first[name][i].as_py(), want), (name, i, text[:80])
 
 
+@pytest.mark.parametrize("words", signals.WORDS)
+def test_kernel_scratch_kept_between_batches(monkeypatch: pytest.MonkeyPatch, words: str) -> None:
+    """The compiled pass keeps its scratch between batches (grown when short, stale values
+    left in it); batches of every size, and scratch too big to keep, give the same numbers."""
+    from dataprep.quality import kernels
+
+    texts = pa.array(EDGES + real_texts(40) + EDGES)
+    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
+    monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
+    monkeypatch.setattr(signals, "_KERNEL", False)
+    monkeypatch.setattr(kernels, "_LOCAL", threading.local())
+    whole = signals.compute(texts, names, words)
+    monkeypatch.setattr(signals, "BATCH_BYTES", 3000)
+    assert signals.compute(texts, names, words) == whole
+    monkeypatch.setattr(kernels, "SCRATCH_KEPT", 1000)
+    assert signals.compute(texts, names, words) == whole
+
+
 def translations(limit: int = 150) -> list[str]:
     """Non-ASCII real text: the translation catalogues installed here, decoded as they come."""
     paths = sorted(Path("/usr/share/locale").glob("*/LC_MESSAGES/*.mo"))[::20][:limit]
