@@ -349,3 +349,16 @@ def test_the_driver_judges_the_text_not_the_compressed_file(tmp_path, monkeypatc
     run_stage("dedup", {"method": "minhash"}, tmp_path / "out", input_path=src, executor=inline)
     assert minhash._KERNEL is kernel
     assert text_bytes <= calls[0] * file_bytes <= 1.1 * text_bytes
+
+
+def test_band_keys_from_the_kernel_equal_the_numpy_ones(monkeypatch) -> None:
+    """Once this process has the kernel loaded, minhash.band_keys folds the bands in it; the
+    numpy loop (the reference) gives the same keys, also for sliced (non-contiguous) input."""
+    rng = np.random.default_rng(3)
+    sig = rng.integers(0, 1 << 32, (700, 128), dtype=np.uint64).astype(np.uint32)
+    for bands, rows, seed in ((13, 7, 1), (16, 8, 42), (1, 1, 0)):
+        monkeypatch.setattr(minhash, "_KERNEL", None)
+        want = minhash.band_keys(sig[::2], bands, rows, seed)
+        monkeypatch.setattr(minhash, "_KERNEL", kernel)
+        got = minhash.band_keys(sig[::2], bands, rows, seed)
+        assert got.dtype == want.dtype == np.uint64 and np.array_equal(got, want)

@@ -197,6 +197,21 @@ def sign_rows(
             sig[row, j] = np.uint32(v)
 
 
+@njit(cache=True, nogil=True)
+def band_keys(sig, rows, starts):
+    """minhash.band_keys in one pass: keys[b, d] folds sig[d, b*rows:(b+1)*rows] into
+    starts[b] (fmix of (key * golden) ^ value, slot by slot)."""
+    bands, docs = len(starts), sig.shape[0]
+    keys = np.empty((bands, docs), np.uint64)
+    for d in range(docs):
+        for band in range(bands):
+            key = starts[band]
+            for j in range(band * rows, (band + 1) * rows):
+                key = _fmix((key * _GOLDEN) ^ np.uint64(sig[d, j]))
+            keys[band, d] = key
+    return keys
+
+
 def _spans(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(data, starts, ends) of a StringArray's buffers; a null row is an empty span."""
     offsets, data = params._string_buffers(text)

@@ -376,10 +376,13 @@ def datasketch_signatures(
 def band_keys(sig: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
     """(bands, docs) uint64: each band's r values folded into one 64-bit bucket key."""
     docs = sig.shape[0]
+    starts = [fmix64(np.array([seed_mix(seed) + U64(band + 1)]))[0] for band in range(bands)]
+    if _KERNEL:  # loaded by this process's signing already: the same keys, no start cost
+        return _KERNEL.band_keys(sig, rows, np.array(starts, dtype=np.uint64))
     keys = np.empty((bands, docs), dtype=np.uint64)
     wide = sig.astype(np.uint64)
     for band in range(bands):
-        key = np.full(docs, fmix64(np.array([seed_mix(seed) + U64(band + 1)]))[0])
+        key = np.full(docs, starts[band])
         for j in range(band * rows, (band + 1) * rows):
             key = fmix64((key * _GOLDEN) ^ wide[:, j])
         keys[band] = key
