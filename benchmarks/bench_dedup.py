@@ -4,7 +4,10 @@
     python benchmarks/bench_dedup.py --docs 200000        # the issue's size
     python benchmarks/bench_dedup.py --tools ours1,ours2  # a subset
     python benchmarks/bench_dedup.py --real 42 --repeat 3 \\
-        --tools datasketch,rensa,ours1,ours1-numpy    # long real documents (issue 19)
+        --tools datasketch,rensa,ours1,ours1-warm     # long real documents (issue 19)
+    python benchmarks/bench_dedup.py --fragments --docs 200000 --shard-rows 50000 \\
+        --datasketch-docs 20000 --repeat 3 --tools datasketch,rensa,ours1,ours1-warm
+                                                      # 1-4 KB documents cut from real text
 
 One generated corpus (documents of 1-4 KB drawn from a Zipf vocabulary, ~10% exact and ~15%
 near duplicates whose 5-shingle Jaccard with their original is 0.82-0.98, each tagged with
@@ -23,7 +26,11 @@ known clusters: a cluster of k rows should lose k-1.
 
 Peers get their texts as a Python list (reading not timed); ours reads and writes Parquet.
 `ours1-numpy` is ours1 with DATAPREP_DEDUP_KERNEL=numpy (the signature path before the
-compiled kernel). The machine is shared, so besides wall time every tool reports its CPU
+compiled kernel), `ours1-numba` with the kernel forced; `ours1` lets the driver choose (the
+kernel at >= 32 MiB of text per worker). `--fragments` cuts 1-4 KB documents from the
+machine's real text and plants duplicates (benchmarks/dedup_corpus.py); `--datasketch-docs N`
+lets datasketch (~1,000 docs/s here) sign only the first N documents, its CPU scaled by bytes.
+The machine is shared, so besides wall time every tool reports its CPU
 seconds (getrusage): "MB/s per core" is input MB per CPU second; ratios pair each round's runs.
 """
 
