@@ -256,3 +256,70 @@ def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:
     lines = [data[: p.start].count(b"\n") + 1 for p in parts]
     assert [p.first_line for p in parts] == lines
     assert all(p.start == 0 or data[p.start - 1 : p.start] == b"\n" for p in parts)
+
+
+BAD_LINES = [
+    b'{"id": "x", "text": "broken',
+    b"not json at all",
+    b"[1, 2, 3]",
+    b'{"id": "u", "text": "bad \xff utf8"}',
+    b"",
+    b"   ",
+    b'{"id": "n", "score": 1.5}',
+    b'{"id": 17, "text": "numeric id"}',
+    b'{"id": "t", "text": 5}',
+    b'{"id": "s", "text": "x", "score": "high"}',
+    b'{"id": "d", "text": "a", "text": "b"}',
+    b'{"id": null, "text": "null id"}',
+    b'{"id": "e", "text": "\\ud800 lone"}',
+    b'{"id": "f", "text": "ok", "extra": {"a": [1, 2]}}',
+]
+
+
+class _Records:
+    """A quarantine that keeps its records."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple] = []
+
+    def add(self, *record: object) -> None:
+        self.records.append(record)
+
+
+def test_rejected_block_keeps_arrows_rows_and_pythons_quarantine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block with bad lines is halved until Arrow takes the pieces; only pieces of at most
+    SLOW_BYTES go through Python. Oracle: Python line by line over the whole block (what such
+    a block got before): the same rows, line numbers and quarantine records, in order."""
+    import random
+
+    from dataprep.sources import resolve
+    from dataprep.stages import readers_jsonl as rj
+
+    rng = random.Random(3)
+    lines = []
+    for i in range(4000):
+        if i > 50 and rng.random() < 0.02:
+            lines.append(rng.choice(BAD_LINES))
+        doc = {"id": f"d{i}", "text": _words(i) * 3, "score": i / 7}
+        lines.append(json.dumps(doc).encode())
+    data = b"\n".join(lines) + b"\n"
+    assert len(data) > 8 * rj.SLOW_BYTES
+    src = resolve([str(_write_jsonl(tmp_path / "in.jsonl", []))], "auto")[0]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("score", pa.float64())])
+    expected = _Records()
+    want = rj._parse_lines_slowly(data, 101, src, schema, expected, "id")
+    slow_sizes: list[int] = []
+    slowly = rj._parse_lines_slowly
+
+    def spy(piece: bytes, *args: object) -> pa.Table:
+        slow_sizes.append(len(piece))
+        return slowly(piece, *args)
+
+    monkeypatch.setattr(rj, "_parse_lines_slowly", spy)
+    got = _Records()
+    table = rj.parse_jsonl_block(data, 101, src, schema, got, "id")
+    assert table.to_pylist() == want.to_pylist()
+    assert got.records == expected.records and len(got.records) >= 20
+    assert slow_sizes and max(slow_sizes) <= rj.SLOW_BYTES < len(data) / 8

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +23,7 @@ from dataprep.stages.readers_common import (
 )
 
 PARSE_CHUNK = 2 << 20
+SLOW_BYTES = 64 << 10  # a rejected piece this small is read line by line
 
 
 def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
@@ -111,8 +113,20 @@ def parse_jsonl_block(
     q: Quarantine,
     id_column: str | None = None,
 ) -> pa.Table:
-    """Arrow's parser on the whole block; Python per line only if Arrow rejects it (there a
-    numeric `id_column` value is taken as its text when the schema's ids are strings)."""
+    """Arrow's parser on the whole block. A block Arrow rejects is halved at a line end, again
+    and again, and Arrow's parse kept for every piece it accepts; only a rejected piece of at
+    most SLOW_BYTES is read line by line in Python (there a numeric `id_column` value is taken
+    as its text when the schema's ids are strings). One bad line used to send its whole 8 MiB
+    block through Python: 5 bad lines in 50 MB made the shard 2.2x as slow."""
+    table = _arrow_block(data, first_line, schema)
+    if table is not None:
+        return drop_invalid_utf8(table, src, q)
+    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, id_column)))
+
+
+def _arrow_block(data: bytes, first_line: int, schema: pa.Schema) -> pa.Table | None:
+    """The block's rows with their line numbers, or None where Arrow rejects it or it has
+    blank lines (which Arrow skips, so its rows would not be its lines)."""
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
@@ -121,12 +135,42 @@ def parse_jsonl_block(
             read_options=pjson.ReadOptions(block_size=PARSE_CHUNK),  # chunks parse in parallel
             parse_options=options,
         )
-        if table.num_rows == lines:  # no blank lines: row i is line first_line + i
-            numbers = int64_range(first_line, lines)
-            return drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
-    return _parse_lines_slowly(data, first_line, src, schema, q, id_column)
+        return None
+    if table.num_rows != lines:
+        return None
+    return table.select(schema.names).append_column(LINE, int64_range(first_line, lines))
+
+
+def _pieces(
+    data: bytes,
+    first_line: int,
+    src: SourceFile,
+    schema: pa.Schema,
+    q: Quarantine,
+    id_column: str | None,
+) -> Iterator[pa.Table]:
+    """A rejected block's rows in order: each half Arrow takes whole (and whose text is valid
+    UTF-8, so a bad line's quarantine reason stays Python's), the rest halved again."""
+    middle = data.find(b"\n", len(data) // 2)
+    if len(data) <= SLOW_BYTES or not 0 <= middle < len(data) - 1:
+        yield _parse_lines_slowly(data, first_line, src, schema, q, id_column)
+        return
+    second = first_line + data.count(b"\n", 0, middle + 1)
+    for piece, line in ((data[: middle + 1], first_line), (data[middle + 1 :], second)):
+        table = _arrow_block(piece, line, schema)
+        if table is not None and _valid(table):
+            yield table
+        else:
+            yield from _pieces(piece, line, src, schema, q, id_column)
+
+
+def _valid(table: pa.Table) -> bool:
+    try:
+        table.validate(full=True)
+        return True
+    except pa.ArrowInvalid:
+        return False
 
 
 def _parse_lines_slowly(
