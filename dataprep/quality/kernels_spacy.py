@@ -59,14 +59,11 @@ def plain(data, s, e, h, alnum, flags, keys):
     """How spaCy splits an ASCII word of letters alone or digits alone, with at most one mark
     at its end, or of one character, without `split` (most words): 1 = whole, 2 = the last
     byte peeled off, 0 = ask `split` (a special case, "10km", "A.", anything else). h: the
-    word's FNV hash;
-    flags, alnum: kernels._CLS bits or-ed and the count of letters and digits."""
+    word's FNV hash; flags, alnum: kernels._CLS bits or-ed and the count of letters and digits."""
     size = e - s
-    if size == 1 and not flags & 8:  # one character is one token ("-", "*", "a")
-        return 1
-    if flags & 8 or flags & 6 == 6 or alnum < size - 1 or find(keys, h) >= 0:
+    if flags & 8 or flags & 6 == 6 or alnum < size - 1 or (size > 1 and find(keys, h) >= 0):
         return 0
-    if alnum == size:
+    if alnum == size or size == 1:  # one character is one token ("-", "*", "a")
         return 1
     last, prev = data[e - 1], data[e - 2] if size >= 2 else 0
     if not (_TAIL[last] or (last == 46 and (97 <= prev <= 122 or 48 <= prev <= 57))):
