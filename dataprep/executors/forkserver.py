@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from multiprocessing import forkserver, resource_tracker, util
 
 from dataprep.executors import server_boot
@@ -55,9 +56,9 @@ def available() -> bool:
     return "forkserver" in methods and all(hasattr(server, a) for a in needed)
 
 
-def preload() -> list[str]:
-    """The boot module first (see server_boot), BASE, then the dataprep modules this driver
-    has imported (the stage's and what it needs)."""
+def preload(extra: Sequence[str] = ()) -> list[str]:
+    """The boot module first (see server_boot), BASE, `extra`, then the dataprep modules this
+    driver has imported (the stage's and what it needs)."""
     loaded = sorted(
         name
         for name in list(sys.modules)
@@ -66,10 +67,10 @@ def preload() -> list[str]:
         and name not in BASE
         and name != server_boot.__name__
     )
-    return [server_boot.__name__, *BASE, *loaded]
+    return [server_boot.__name__, *BASE, *extra, *(m for m in loaded if m not in extra)]
 
 
-def start() -> None:
+def start(extra: Sequence[str] = ()) -> None:
     """Make sure this process's fork server runs, with this process's environment (returns at
     once; the server imports in the background).
 
@@ -86,7 +87,7 @@ def start() -> None:
             forkserver.ensure_running()  # restarts one that died
             return
         _retire(server)
-    forkserver.set_forkserver_preload(preload())
+    forkserver.set_forkserver_preload(preload(extra))
     _started_env = dict(os.environ)
     main = threading.current_thread() is threading.main_thread()
     # The server starts with SIGINT blocked, so a Ctrl-C during its imports cannot reach it;
