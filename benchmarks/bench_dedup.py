@@ -492,6 +492,12 @@ def paired_ratios(runs: dict[str, list[dict]], megabytes: float) -> str:
                 f"{_median([megabytes / i['cpu'] for i in infos]):.1f} MB/s per core, "
                 f"peak RSS {_median([peak(i) for i in infos]):.0f} MB"
             )
+        elif infos and all("cpu" in i for i in infos):
+            per_core = [megabytes / (i["cpu"] * i.get("scale", 1.0)) for i in infos]
+            lines.append(
+                f"  {tool}: {_median(per_core):.1f} MB/s per core (CPU), "
+                f"peak RSS {_median([peak(i) for i in infos]):.0f} MB"
+            )
     for ours in [t for t in runs if t.startswith("ours")]:
         for peer in [t for t in runs if not t.startswith("ours")] + ["ours1-numpy"]:
             if peer == ours or peer not in runs:
