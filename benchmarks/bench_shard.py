@@ -107,6 +107,21 @@ def generate(path: Path, megabytes: int, seed: int = 0) -> int:
     return docs
 
 
+def _with_bad_lines(src: Path, every: int) -> Path:
+    """A copy of `src` with a cut JSON line after every `every` lines (none in the first
+    1,000, which fix the schema)."""
+    dirty = src.with_name(f"{src.stem}-bad{every}.jsonl")
+    if not dirty.exists():
+        tmp = dirty.with_name(dirty.name + ".tmp")
+        with open(src, "rb") as f, open(tmp, "wb") as out:
+            for number, line in enumerate(f, start=1):
+                out.write(line)
+                if number > 1000 and number % every == 0:
+                    out.write(b'{"id": "cut-%d", "text": "a line cut in the mid\n' % number)
+        tmp.rename(dirty)
+    return dirty
+
+
 def run_tool(tool: str, src: Path, out: Path, peer_defaults: bool) -> None:
     """Body of one measured child process (our tool runs as its CLI, a child of this)."""
     if tool == "pyarrow":
@@ -123,9 +138,10 @@ def run_tool(tool: str, src: Path, out: Path, peer_defaults: bool) -> None:
         out.mkdir(parents=True)
         con = duckdb.connect()
         con.execute(f"SET threads={WORKERS}")
+        skip = ", ignore_errors=true" if "-bad" in src.name else ""
         opts = "" if peer_defaults else f", COMPRESSION_LEVEL {LEVEL}, ROW_GROUP_SIZE {ROW_GROUP}"
         con.execute(
-            f"COPY (SELECT * FROM read_json('{src}', format='newline_delimited')) "
+            f"COPY (SELECT * FROM read_json('{src}', format='newline_delimited'{skip})) "
             f"TO '{out}/data.parquet' (FORMAT parquet, COMPRESSION zstd{opts})"
         )
     else:
@@ -254,6 +270,12 @@ def main() -> None:
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument("--peer-defaults", action="store_true", help="peers' own settings")
     parser.add_argument(
+        "--bad-every",
+        type=int,
+        help="a cut JSON line after every N lines (ours quarantines them; duckdb runs with "
+        "ignore_errors=true, which drops them unreported; pyarrow cannot and is left out)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="also time `dataprep shard` from this checkout (tool 'before'), e.g. "
@@ -273,8 +295,13 @@ def main() -> None:
         t0 = time.perf_counter()
         docs = generate(src, args.mb)
         print(f"generated {src} ({docs:,} docs) in {time.perf_counter() - t0:.0f} s")
-    mb = src.stat().st_size / 1e6
     tools = args.tools.split(",") + (["before"] if args.baseline else [])
+    if args.bad_every:
+        src = _with_bad_lines(src, args.bad_every)
+        if "pyarrow" in tools:  # read_json stops at the first bad line
+            tools.remove("pyarrow")
+            print("pyarrow left out: read_json cannot skip bad lines")
+    mb = src.stat().st_size / 1e6
     work = args.cache / "work"
     work.mkdir(exist_ok=True)
     print(f"input: {src} ({mb:.0f} MB); {WORKERS} workers; rounds: {args.repeat}")
