@@ -67,9 +67,11 @@ class EpochPlan:
         if cuts not in CUTS:
             raise ValueError(f"cuts must be one of {CUTS}")
         self.cuts = cuts
-        rng = np.random.default_rng([_SALT, seed, epoch])
         units = len(unit_rows)
-        self.perm = rng.permutation(units) if shuffle else np.arange(units)
+        if shuffle:  # unshuffled reading never imports numpy.random (~30 ms)
+            self.perm = np.random.default_rng([_SALT, seed, epoch]).permutation(units)
+        else:
+            self.perm = np.arange(units)
         self.stream_start = np.concatenate([[0], np.cumsum(unit_rows[self.perm])]).astype(np.int64)
         self.num_rows = n = int(self.stream_start[-1])
         self.full_batches = nb = n // bs
@@ -116,7 +118,7 @@ class EpochPlan:
         active lanes, so `locate` is a search over at most `lanes` segments."""
         self._seg_base, self._seg_round, self._seg_lanes = [], [], []
         base, prev = 0, 0
-        for t in np.unique(counts[counts > 0]):
+        for t in sorted({int(c) for c in counts if c > 0}):  # np.unique imports numpy.ma
             active = np.flatnonzero(counts >= t)
             self._seg_base.append(base)
             self._seg_round.append(prev)
