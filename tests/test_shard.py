@@ -286,12 +286,15 @@ class _Records:
         self.records.append(record)
 
 
+@pytest.mark.parametrize("bad_share", [0.0, 0.02, 1.0])
 def test_rejected_block_keeps_arrows_rows_and_pythons_quarantine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_share: float
 ) -> None:
     """A block with bad lines is halved until Arrow takes the pieces; only pieces of at most
-    SLOW_BYTES go through Python. Oracle: Python line by line over the whole block (what such
-    a block got before): the same rows, line numbers and quarantine records, in order."""
+    SLOW_BYTES go through Python where bad lines are few, and Arrow's retries stay within
+    RETRY_SHARE times the block where they are many. Oracle: Python line by line over the
+    whole block (what such a block got before): the same rows, line numbers and quarantine
+    records, in order."""
     import random
 
     from dataprep.sources import resolve
@@ -300,7 +303,9 @@ def test_rejected_block_keeps_arrows_rows_and_pythons_quarantine(
     rng = random.Random(3)
     lines = []
     for i in range(4000):
-        if i > 50 and rng.random() < 0.02:
+        if i in (1000, 3000):
+            lines.append(BAD_LINES[0])  # two bad lines far apart: sparse
+        elif i > 50 and rng.random() < bad_share:
             lines.append(rng.choice(BAD_LINES))
         doc = {"id": f"d{i}", "text": _words(i) * 3, "score": i / 7}
         lines.append(json.dumps(doc).encode())
@@ -311,15 +316,23 @@ def test_rejected_block_keeps_arrows_rows_and_pythons_quarantine(
     expected = _Records()
     want = rj._parse_lines_slowly(data, 101, src, schema, expected, "id")
     slow_sizes: list[int] = []
-    slowly = rj._parse_lines_slowly
+    arrow_sizes: list[int] = []
+    slowly, arrow = rj._parse_lines_slowly, rj._arrow_block
 
-    def spy(piece: bytes, *args: object) -> pa.Table:
+    def slow_spy(piece: bytes, *args: object) -> pa.Table:
         slow_sizes.append(len(piece))
         return slowly(piece, *args)
 
-    monkeypatch.setattr(rj, "_parse_lines_slowly", spy)
+    def arrow_spy(piece: bytes, *args: object) -> pa.Table | None:
+        arrow_sizes.append(len(piece))
+        return arrow(piece, *args)
+
+    monkeypatch.setattr(rj, "_parse_lines_slowly", slow_spy)
+    monkeypatch.setattr(rj, "_arrow_block", arrow_spy)
     got = _Records()
     table = rj.parse_jsonl_block(data, 101, src, schema, got, "id")
     assert table.to_pylist() == want.to_pylist()
-    assert got.records == expected.records and len(got.records) >= 20
-    assert slow_sizes and max(slow_sizes) <= rj.SLOW_BYTES < len(data) / 8
+    assert got.records == expected.records and got.records
+    assert sum(arrow_sizes) <= (1 + rj.RETRY_SHARE) * len(data)
+    if not bad_share:
+        assert slow_sizes and max(slow_sizes) <= rj.SLOW_BYTES < len(data) / 8

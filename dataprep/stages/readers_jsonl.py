@@ -24,6 +24,7 @@ from dataprep.stages.readers_common import (
 
 PARSE_CHUNK = 2 << 20
 SLOW_BYTES = 64 << 10  # a rejected piece this small is read line by line
+RETRY_SHARE = 3  # Arrow retries of a rejected block parse at most this many times its bytes
 
 
 def jsonl_schema(src: SourceFile, sample_bytes: int) -> pa.Schema:
@@ -121,7 +122,8 @@ def parse_jsonl_block(
     table = _arrow_block(data, first_line, schema)
     if table is not None:
         return drop_invalid_utf8(table, src, q)
-    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, id_column)))
+    budget = [RETRY_SHARE * len(data)]
+    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, id_column, budget)))
 
 
 def _arrow_block(data: bytes, first_line: int, schema: pa.Schema) -> pa.Table | None:
@@ -149,20 +151,25 @@ def _pieces(
     schema: pa.Schema,
     q: Quarantine,
     id_column: str | None,
+    budget: list[int],
 ) -> Iterator[pa.Table]:
     """A rejected block's rows in order: each half Arrow takes whole (and whose text is valid
-    UTF-8, so a bad line's quarantine reason stays Python's), the rest halved again."""
+    UTF-8, so a bad line's quarantine reason stays Python's), the rest halved again while
+    Arrow's retries have parsed less than `budget` bytes (where most lines are bad, retrying
+    costs more than it saves)."""
     middle = data.find(b"\n", len(data) // 2)
-    if len(data) <= SLOW_BYTES or not 0 <= middle < len(data) - 1:
+    small = len(data) <= SLOW_BYTES or not 0 <= middle < len(data) - 1
+    if small or budget[0] < len(data):
         yield _parse_lines_slowly(data, first_line, src, schema, q, id_column)
         return
+    budget[0] -= len(data)
     second = first_line + data.count(b"\n", 0, middle + 1)
     for piece, line in ((data[: middle + 1], first_line), (data[middle + 1 :], second)):
         table = _arrow_block(piece, line, schema)
         if table is not None and _valid(table):
             yield table
         else:
-            yield from _pieces(piece, line, src, schema, q, id_column)
+            yield from _pieces(piece, line, src, schema, q, id_column, budget)
 
 
 def _valid(table: pa.Table) -> bool:
