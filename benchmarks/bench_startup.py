@@ -18,8 +18,12 @@ Cases:
                  input splits into 8 equal tasks with --chunk-bytes), `-w 1` vs `-w 2`; dedup
                  reads the 8-shard dataset that shard wrote (MinHash, defaults)
 
+With `--before DIR` (a checkout of an older commit, e.g. `git worktree add DIR REV`) every
+case also runs with PYTHONPATH=DIR in the same round, right before ours: a paired before/after.
+
     python benchmarks/bench_startup.py                          # 5k, 20k, 50k docs, 3 rounds
     python benchmarks/bench_startup.py --sizes 20000 --rounds 5 --skip-small
+    python benchmarks/bench_startup.py --before /tmp/before     # before/after, paired
 """
 
 from __future__ import annotations
@@ -57,11 +61,13 @@ def reap_all() -> None:
             return
 
 
-def timed(args: list[str]) -> tuple[float, float, str]:
+def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """(wall s, CPU s of the command and all its descendants, stdout) of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(  # cwd: not the checkout, so PYTHONPATH picks the code
+        args, capture_output=True, text=True, timeout=600, env=env, cwd=tempfile.gettempdir()
+    )
     wall = time.perf_counter() - started
     reap_all()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -140,7 +146,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-small", action="store_true", help="No --help/one-shard cases.")
     parser.add_argument("--skip-workers", action="store_true", help="No -w 1 / -w 2 cases.")
+    parser.add_argument("--before", help="A checkout of the code to compare with (paired).")
     args = parser.parse_args()
+    envs = {"": dict(os.environ, PYTHONPATH=str(ROOT))}
+    if args.before:
+        envs = {"before ": dict(os.environ, PYTHONPATH=args.before), "after ": envs[""]}
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
     )
@@ -157,23 +167,26 @@ def main() -> None:
         if not args.skip_workers:
             for docs in (int(s) for s in args.sizes.split(",")):
                 worker_cases(tmp, cmd, cases, docs)
-        samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in cases.cases}
+        names = [label + n for n in cases.cases for label in envs]
+        samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
         for _ in range(args.rounds):
             load.append(os.getloadavg()[0])
             for name, (argv, out, report) in cases.cases.items():
-                wall, cpu, stdout = timed(argv)
-                samples[name].append((wall, cpu, stage_seconds(stdout) if report else 0.0))
-                if out is not None:
-                    shutil.rmtree(out, ignore_errors=True)
+                for label, env in envs.items():
+                    wall, cpu, stdout = timed(argv, env)
+                    stage = stage_seconds(stdout) if report else 0.0
+                    samples[label + name].append((wall, cpu, stage))
+                    if out is not None:
+                        shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{' '.join(cmd)}; medians of {args.rounds} paired rounds; 1-min load at each round "
           f"start: {', '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} cores")  # fmt: skip
-    print(f"{'case':24} {'wall s':>7} {'cpu s':>7} {'stage s':>8}")
+    print(f"{'case':31} {'wall s':>7} {'cpu s':>7} {'stage s':>8}")
     for name, runs in samples.items():
         wall, cpu, stage = (statistics.median(r[i] for r in runs) for i in range(3))
         shown = f"{stage:8.2f}" if stage else ""
-        print(f"{name:24} {wall:7.2f} {cpu:7.2f} {shown:>8}")
+        print(f"{name:31} {wall:7.2f} {cpu:7.2f} {shown:>8}")
 
 
 if __name__ == "__main__":
