@@ -28,7 +28,7 @@ from dataprep.errors import DataprepError
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
 from dataprep.sources import TruncatedInput
-from dataprep.stages.readers import line_blocks
+from dataprep.stages.readers import counted_blocks, line_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 3000
@@ -368,6 +368,9 @@ def test_line_blocks_are_whole_lines_with_their_numbers(block: int, step: int) -
         for chunk, number in got:
             assert number == 1 + want[:seen].count(b"\n")
             seen += len(chunk)
+        counted = list(counted_blocks(_Trickle(data, step), limit, 1, block))
+        assert [(b, n) for b, n, _ in counted] == got
+        assert [c for _, _, c in counted] == [bytes(b).count(b"\n") for b, _ in got]
     cuts: list[tuple[int, bytes]] = []
     stream = _Trickle(data, step, cut=True)
     got = list(line_blocks(stream, None, 1, block, lambda n, tail: cuts.append((n, tail))))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataprep.stages.readers_common import (
     LINE,
+    counted_blocks,
     drop_invalid_utf8,
     line_blocks,
     quarantine_cut,
@@ -29,6 +30,7 @@ __all__ = [
     "PARSE_CHUNK",
     "WholeRecords",
     "check_text_type",
+    "counted_blocks",
     "csv_schema",
     "drop_invalid_utf8",
     "jsonl_schema",

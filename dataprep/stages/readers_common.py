@@ -55,6 +55,19 @@ def line_blocks(
     A cut compressed stream raises `TruncatedInput`, or, given `on_cut`, ends after the last
     whole line and hands the cut line (its number and bytes, maybe none) to `on_cut`.
     """
+    for data, line, _ in counted_blocks(stream, limit, first_line, block, on_cut):
+        yield data, line
+
+
+def counted_blocks(
+    stream: BinaryIO,
+    limit: int | None,
+    first_line: int,
+    block: int,
+    on_cut: Callable[[int, bytes], None] | None = None,
+) -> Iterator[tuple[bytes, int, int]]:
+    """`line_blocks` with each block's count of newlines, which numbering the lines needs
+    anyway: a parser that would count them again (a pass over the block) takes it from here."""
     carry = b""
     line = first_line
     remaining = limit if limit is not None else float("inf")
@@ -75,10 +88,11 @@ def line_blocks(
             carry = data
             continue
         whole, carry = data[: cut + 1], data[cut + 1 :]
-        yield whole, line
-        line += whole.count(b"\n")
+        newlines = whole.count(b"\n")
+        yield whole, line, newlines
+        line += newlines
     if carry:
-        yield carry, line
+        yield carry, line, 0
 
 
 def quarantine_cut(q: Quarantine, src: SourceFile, line: int | None, tail: bytes) -> None:

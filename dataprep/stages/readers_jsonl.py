@@ -113,23 +113,28 @@ def parse_jsonl_block(
     schema: pa.Schema,
     q: Quarantine,
     id_column: str | None = None,
+    newlines: int | None = None,
 ) -> pa.Table:
-    """Arrow's parser on the whole block. A block Arrow rejects is halved at a line end, again
-    and again, and Arrow's parse kept for every piece it accepts; only a rejected piece of at
-    most SLOW_BYTES is read line by line in Python (there a numeric `id_column` value is taken
-    as its text when the schema's ids are strings). One bad line used to send its whole 8 MiB
-    block through Python: 5 bad lines in 50 MB made the shard 2.2x as slow."""
-    table = _arrow_block(data, first_line, schema)
+    """Arrow's parser on the whole block (`newlines`: its count of newlines, if known). A
+    block Arrow rejects is halved at a line end, again and again, and Arrow's parse kept for
+    every piece it accepts; only a rejected piece of at most SLOW_BYTES is read line by line in
+    Python (there a numeric `id_column` value is taken as its text when the schema's ids are
+    strings). One bad line used to send its whole 8 MiB block through Python: 5 bad lines in
+    50 MB made the shard 2.2x as slow."""
+    table = _arrow_block(data, first_line, schema, newlines)
     if table is not None:
         return drop_invalid_utf8(table, src, q)
     budget = [RETRY_SHARE * len(data)]
     return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, id_column, budget)))
 
 
-def _arrow_block(data: bytes, first_line: int, schema: pa.Schema) -> pa.Table | None:
+def _arrow_block(
+    data: bytes, first_line: int, schema: pa.Schema, newlines: int | None = None
+) -> pa.Table | None:
     """The block's rows with their line numbers, or None where Arrow rejects it or it has
     blank lines (which Arrow skips, so its rows would not be its lines)."""
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    newlines = data.count(b"\n") if newlines is None else newlines
+    lines = newlines + (0 if data.endswith(b"\n") else 1)
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pjson.read_json(

@@ -324,13 +324,14 @@ def _read(
             limit = end - start if src.compression is None else None  # sizes are compressed
             tolerate = config.on_truncated == "quarantine"
             on_cut = partial(readers.quarantine_cut, quarantine, src) if tolerate else None
-            blocks = readers.line_blocks(stream, limit, part.first_line, block, on_cut)
+            blocks = readers.counted_blocks(stream, limit, part.first_line, block, on_cut)
             if src.format == "text":
-                yield from readers.read_text_lines(blocks, src, config, quarantine)
+                lines = ((data, line) for data, line, _ in blocks)
+                yield from readers.read_text_lines(lines, src, config, quarantine)
             else:
-                for data, line in blocks:  # a missing id parses as null and is generated
+                for data, line, newlines in blocks:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
-                        data, line, src, schema, quarantine, config.id_column
+                        data, line, src, schema, quarantine, config.id_column, newlines
                     )
 
 
