@@ -8,7 +8,9 @@ object `OUT/.dataprep.lock-<time>-<host>-<pid>-<id>.json` (beside the shards, no
 of its own: pyarrow leaves an empty folder marker behind when a folder's last object goes),
 lists the claims, and owns the output only if its claim is alone. The owner rewrites its claim
 every few seconds (a heartbeat); a claim not rewritten for `DATAPREP_LOCK_TIMEOUT` seconds
-(default 300) belongs to a dead run and is removed. Ages use the store's own clock (object
+(default 300) belongs to a dead run and is removed, and so is, at once, a claim made on this
+machine whose process is gone (same host, boot and pid namespace; no process with that pid and
+start time), so a rerun after a kill does not wait. Ages use the store's own clock (object
 modification times), so clock skew between machines does not matter. Every name starts with a
 dot, so other tools still read OUT as Parquet.
 """
@@ -174,8 +176,8 @@ class OutputLock:
                 continue  # deleted since the listing
             beat = holder.get("heartbeat", 0)
             age = (now - mtime).total_seconds() if mtime else time.time() - beat
-            if age > timeout:
-                claim.unlink()  # its run stopped heart-beating: dead
+            if age > timeout or _holder_is_dead(holder):
+                claim.unlink()  # its run stopped heart-beating, or its process is gone: dead
                 continue
             live.append({**holder, "claim": str(claim)})
         return live
@@ -212,8 +214,8 @@ class OutputLock:
             )
         if self.out.remote:
             clear = (
-                f"wait for it to finish; if that process is gone, its claim expires "
-                f"{lock_timeout():.0f} s after its last heartbeat, or delete "
+                f"wait for it to finish; if that process is gone (on another machine), its "
+                f"claim expires {lock_timeout():.0f} s after its last heartbeat, or delete "
                 f"{holder.get('claim') if holder else self.out / (LOCK_NAME + '-*')}"
             )
         else:
@@ -232,7 +234,39 @@ def _holder_info() -> dict[str, Any]:
         "since": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "heartbeat": now,
         "command": " ".join(sys.argv)[:300],
+        **_process_identity(os.getpid()),
     }
+
+
+def _process_identity(pid: int) -> dict[str, Any]:
+    """What tells one process apart on this machine, beyond its pid: the boot, the pid
+    namespace (containers that share a host name) and the process's start time (a reused
+    pid). Empty where /proc does not say."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return {}
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    started = int(fields[19])  # field 22: start time in clock ticks since boot
+    if fields[0] == "Z":
+        started = -1  # killed, not yet reaped by its parent: gone all the same
+    return {"boot": boot, "pidns": pidns, "started": started}
+
+
+def _holder_is_dead(holder: dict[str, Any]) -> bool:
+    """True only when this machine can tell the claim's process is gone: same host, boot and
+    pid namespace, and no process with its pid and start time. A claim from elsewhere (or from
+    an older version, which records none of these) is judged by its heartbeat alone."""
+    me = _process_identity(os.getpid())
+    if not me or holder.get("host") != socket.gethostname():
+        return False
+    if holder.get("boot") != me["boot"] or holder.get("pidns") != me["pidns"]:
+        return False
+    if "started" not in holder or not isinstance(holder.get("pid"), int):
+        return False
+    return _process_identity(holder["pid"]).get("started") != holder["started"]
 
 
 def _read_json(path: Path | StoragePath) -> dict[str, Any] | None:

@@ -487,3 +487,59 @@ def test_an_unreadable_claim_on_s3_still_holds_the_output(s3_bucket: str) -> Non
     )
     with pytest.raises(DataprepError, match="its claim could not be read"):
         OutputLock(f"{s3_bucket}/x").acquire()
+
+
+def test_a_claim_left_by_a_killed_run_on_this_machine_is_taken_at_once(
+    ds: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed on this machine cannot heartbeat, and this machine can tell: its process
+    is gone. The rerun takes the output at once instead of waiting out the claim's timeout
+    (300 s by default); a live holder is still refused."""
+    out = f"{s3_bucket}/packed"
+    monkeypatch.delenv("DATAPREP_LOCK_TIMEOUT", raising=False)
+    holder = _holder(out)
+    refused = cli("compress", ds, "-o", out, check=False)
+    assert refused.returncode == 2 and f"pid {holder.pid}" in refused.stderr, refused.stderr
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    started = time.monotonic()
+    cli("compress", ds, "-o", out)  # no wait for the dead claim to go stale
+    assert time.monotonic() - started < 60
+    assert dataset.verify_dataset(out).rows == dataset.read_manifest(ds).rows
+
+
+def test_a_claim_from_another_machine_or_a_reused_pid_is_judged_by_its_heartbeat() -> None:
+    from dataprep.lock import _holder_info, _holder_is_dead
+
+    me = _holder_info()
+    assert not _holder_is_dead(me)  # this very process
+    assert _holder_is_dead({**me, "pid": 2**22 + 7})  # no such process here
+    assert _holder_is_dead({**me, "started": me["started"] + 1})  # the pid was reused
+    assert not _holder_is_dead({**me, "pid": 2**22 + 7, "host": "elsewhere"})  # cannot tell
+    assert not _holder_is_dead({**me, "pid": 2**22 + 7, "boot": "other-boot"})
+    assert not _holder_is_dead({**me, "pid": 2**22 + 7, "pidns": -1})  # another container
+    legacy = {k: v for k, v in me.items() if k not in ("boot", "pidns", "started")}
+    assert not _holder_is_dead({**legacy, "pid": 2**22 + 7})  # written by an older version
+
+
+def test_a_killed_but_unreaped_holder_is_dead() -> None:
+    from dataprep.lock import _holder_info, _holder_is_dead
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        me = _holder_info()
+        holder = {**me, "pid": child.pid, "started": _started(child.pid)}
+        assert not _holder_is_dead(holder)
+        child.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.05)
+        assert _holder_is_dead(holder)  # a zombie: its parent has not waited for it yet
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _started(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
