@@ -16,6 +16,9 @@ It prints MB/s per core for each, the ratio ours/theirs, and how often the keep/
 agree, with every disagreement class counted and explained.
 
     python benchmarks/bench_quality.py --mb 200 --spacy-mb 10 --datatrove-python /tmp/dt/bin/python
+
+`--paired N` times only our signals (no Parquet, no datatrove), the two word modes
+alternating for N rounds: the steadier figure for the cost of spaCy's words.
 """
 
 from __future__ import annotations
@@ -171,6 +174,30 @@ def kernels_only(corpus: Path, words: str) -> float:
     return time.process_time() - t0
 
 
+def paired(corpus: Path, rounds: int) -> None:
+    """The signals alone (no Parquet), --words whitespace and spacy alternating for `rounds`
+    rounds in this process: on a shared machine the per-round ratio is steadier than one
+    run's MB/s. Prints medians."""
+    from dataprep.quality import presets, signals
+
+    texts = pq.read_table(corpus, columns=["text"]).column("text")
+    mb = sum(b.size for c in texts.chunks for b in c.buffers()[2:] if b) / 1e6
+    names = presets.columns("gopher")
+    times: dict[str, list[float]] = {"whitespace": [], "spacy": []}
+    for words in times:  # compile / warm up
+        signals.compute(texts.slice(0, 50), names, words)
+    for _ in range(rounds):
+        for words, spent in times.items():
+            t0 = time.process_time()
+            signals.compute(texts, names, words)
+            spent.append(time.process_time() - t0)
+    ws, sp = (sorted(times[w])[rounds // 2] for w in times)
+    ratios = sorted(b / a for a, b in zip(times["whitespace"], times["spacy"], strict=True))
+    print(f"signals only, {mb:.1f} MB, median of {rounds} paired rounds (CPU s per core):")
+    print(f"  --words whitespace {ws:.2f} s ({mb / ws:.1f} MB/s), spacy {sp:.2f} s ({mb / sp:.1f})")
+    print(f"  spacy / whitespace: {ratios[rounds // 2]:.2f}x (per-round median)")
+
+
 WHY = {
     "whitespace": "same words on both sides: a disagreement would be a bug in either (the known "
     "corner cases: datatrove joins a repeated n-gram's words without spaces before comparing, "
@@ -202,6 +229,9 @@ def main() -> None:
     parser.add_argument("--spacy-mb", type=float, default=10.0, help="datatrove+spaCy subset")
     parser.add_argument("--datatrove-python", default=sys.executable)
     parser.add_argument("--work", default=None, help="folder for the corpus and outputs")
+    parser.add_argument(
+        "--paired", type=int, default=0, help="only time the signals, N paired rounds"
+    )
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -213,6 +243,9 @@ def main() -> None:
         docs, size = table.num_rows, sum(len(t.encode()) for t in table.column(0).to_pylist())
     mb = size / 1e6
     print(f"corpus: {docs} documents, {mb:.1f} MB ({work})", flush=True)
+    if args.paired:
+        paired(corpus, args.paired)
+        return
     mine = {}
     for words in ("whitespace", "spacy"):
         ours = mine[words] = run_ours(corpus, work, words)
