@@ -46,6 +46,16 @@ def cli(
     return proc
 
 
+def cli_all(*calls: Iterable, check: bool = True) -> list[subprocess.CompletedProcess]:
+    """`cli(*args)` for each of `calls` at the same time, results in order. For independent
+    runs only: a `dataprep train` run keeps about one core busy (its launcher imports torch
+    before its ranks do), so two of them overlap well on a 2-core CI machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda args: cli(*args, check=check), calls))
+
+
 def manifest(path: Path) -> dict:
     return json.loads((Path(path) / ".manifest.json").read_text())
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import xxhash
-from helpers import cli, column, descendants
+from helpers import cli, cli_all, column, descendants
 
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
@@ -83,40 +83,40 @@ def _all_blocks(data: Path) -> list[str]:
     ]
 
 
+TWO = ("--checkpoint-every", "8", "--nproc-per-node", "2", "--lr-decay-steps", "16")
+TWO += ("--trace-samples",)
+
+
 @pytest.fixture(scope="module")
-def straight(blocks: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("straight") / "run"
-    _train(
-        blocks,
-        out,
-        "--steps",
-        "16",
-        "--checkpoint-every",
-        "8",
-        "--nproc-per-node",
-        "2",
-        "--trace-samples",
-    )
-    return out
+def runs(blocks: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The module's independent 2-process runs, started together (they overlap on 2 cores):
+    16 steps straight; the same run stopped at step 8 (a test resumes it); 16 steps with
+    fp16 gradient compression. Each run's --json summary is kept as `summary.json` beside it."""
+    root = tmp_path_factory.mktemp("runs")
+    more = {
+        "straight": ("--steps", "16"),
+        "half": ("--steps", "8"),
+        "fp16": ("--steps", "16", "--grad-compression", "fp16"),
+    }
+    done = cli_all(*(_train_args(blocks, root / k / "run", *v, *TWO) for k, v in more.items()))
+    for name, proc in zip(more, done, strict=True):
+        (root / name / "summary.json").write_text(proc.stdout)
+    return {name: root / name / "run" for name in more}
+
+
+@pytest.fixture(scope="module")
+def straight(runs: dict[str, Path]) -> Path:
+    return runs["straight"]
 
 
 @pytest.mark.slow
 def test_resume_gives_identical_parameters_and_data(
-    blocks: Path, straight: Path, tmp_path: Path
+    blocks: Path, runs: dict[str, Path], straight: Path
 ) -> None:
-    out = tmp_path / "run"
-    common = (
-        "--checkpoint-every",
-        "8",
-        "--nproc-per-node",
-        "2",
-        "--lr-decay-steps",
-        "16",
-        "--trace-samples",
-    )
-    first = json.loads(_train(blocks, out, "--steps", "8", *common).stdout)
+    out = runs["half"]  # only this test uses (and resumes) it
+    first = json.loads((out.parent / "summary.json").read_text())
     assert first["step"] == 8
-    second = json.loads(_train(blocks, out, "--steps", "16", *common).stdout)
+    second = json.loads(_train(blocks, out, "--steps", "16", *TWO).stdout)
     assert second["step"] == 16
     ours, theirs = _final_params(out), _final_params(straight)
     assert ours.keys() == theirs.keys()
@@ -149,12 +149,10 @@ def test_resume_from_a_mid_run_checkpoint_with_gradient_accumulation(
 
 
 @pytest.mark.slow
-def test_fp16_gradient_compression(blocks: Path, straight: Path, tmp_path: Path) -> None:
+def test_fp16_gradient_compression(runs: dict[str, Path], straight: Path) -> None:
     """The DDP hook really runs (parameters differ from the uncompressed run by the 16-bit
     rounding of the gradients, and only by that) and changes nothing about the data."""
-    out = tmp_path / "run"
-    flags = ("--steps", "16", "--checkpoint-every", "8", "--nproc-per-node", "2")
-    _train(blocks, out, *flags, "--trace-samples", "--grad-compression", "fp16")
+    out = runs["fp16"]  # the same flags as `straight`, plus --grad-compression fp16
     ours, theirs = _final_params(out), _final_params(straight)
     diffs = {k: (ours[k] - theirs[k]).abs().max().item() for k in ours}
     assert any(d > 0 for d in diffs.values())
@@ -193,26 +191,15 @@ def test_killed_worker_restarts_from_checkpoint_and_matches(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("before", "after"), [(2, 1), (1, 2)])
-def test_elastic_resume_sees_every_sample_once(
-    blocks: Path, tmp_path: Path, before: int, after: int
-) -> None:
-    """160 blocks, 4 per process per step: stop mid-epoch, resume with another world size and
-    finish the epoch exactly; together the runs saw every block once."""
+def test_elastic_resume_sees_every_sample_once(blocks: Path, tmp_path: Path) -> None:
+    """160 blocks, 4 per process per step: stop mid-epoch on 2 processes, resume on 1, stop
+    mid-epoch again, resume on 2 and finish the epoch exactly; together the runs saw every
+    block once (one chain covers both 2 -> 1 and 1 -> 2)."""
     out = tmp_path / "run"
-    first_steps = 5 if before == 2 else 10  # 40 samples either way
-    remaining = (160 - 40) // (4 * after)
     common = ("--lr-decay-steps", "100", "--checkpoint-every", "100", "--trace-samples")
-    _train(blocks, out, "--steps", str(first_steps), "--nproc-per-node", str(before), *common)
-    _train(
-        blocks,
-        out,
-        "--steps",
-        str(first_steps + remaining),
-        "--nproc-per-node",
-        str(after),
-        *common,
-    )
+    for steps, nproc, seen in ((5, 2, 40), (15, 1, 80), (25, 2, 160)):  # 40, 40, the last 80
+        _train(blocks, out, "--steps", str(steps), "--nproc-per-node", str(nproc), *common)
+        assert len(_traced(out)) == seen
     seen = _traced(out)
     assert len(seen) == len(set(seen)) == 160
     assert sorted(seen) == sorted(_all_blocks(blocks))
@@ -271,7 +258,7 @@ def test_classifier_with_sample_weights(tmp_path: Path) -> None:
     )
     assert "sample_weight" in pq.read_schema(next((tmp_path / "weighted").glob("*.parquet"))).names
     out = tmp_path / "run"
-    flags = "--task classify --steps 40 --batch-size 8 --lr 3e-3 --device cpu --nproc-per-node 2"
+    flags = "--task classify --steps 40 --batch-size 8 --lr 3e-3 --device cpu --nproc-per-node 1"
     proc = cli(
         "train",
         tmp_path / "weighted",
@@ -336,8 +323,9 @@ def test_bad_input_stops_with_one_sentence(blocks: Path, tmp_path: Path) -> None
         ((blocks, "--task", "classify"), "needs a label column"),
         ((tmp_path / "missing",), "does not exist"),
     ]
-    for args, message in cases:
-        proc = cli("train", *args, "--out", tmp_path / "o", check=False)
+    # each stops in the launcher before any rank starts: run them side by side
+    procs = cli_all(*(("train", *args, "--out", tmp_path / "o") for args, _ in cases), check=False)
+    for (args, message), proc in zip(cases, procs, strict=True):
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr
 
@@ -347,20 +335,13 @@ def test_trains_on_encrypted_blocks(blocks: Path, tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     cli("keygen", "-o", keys)
     cli("encrypt", blocks, "-o", tmp_path / "enc", "--key-file", keys, "-q")
-    refused = _train(tmp_path / "enc", tmp_path / "run", "--steps", "2", check=False)
-    assert refused.returncode == 2 and "pass --key-file" in refused.stderr
     out = tmp_path / "run"
-    done = _train(
-        tmp_path / "enc",
-        out,
-        "--steps",
-        "4",
-        "--nproc-per-node",
-        "1",
-        "--key-file",
-        keys,
-        "--trace-samples",
-    )
+    without = _train_args(tmp_path / "enc", tmp_path / "refused", "--steps", "2")
+    with_keys = _train_args(tmp_path / "enc", out, "--steps", "4", "--nproc-per-node", "1")
+    with_keys += ["--key-file", str(keys), "--trace-samples"]
+    refused, done = cli_all(without, with_keys, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert refused.returncode == 2 and "pass --key-file" in refused.stderr
     assert json.loads(done.stdout)["step"] == 4
     assert set(_traced(out)) <= set(_all_blocks(blocks))  # decrypted blocks, not ciphertext
     assert len(_traced(out)) == 16
