@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import cli, logged_steps, token_blocks, wait_for
+from helpers import cli, cli_all, logged_steps, token_blocks, wait_for
 
 SEQ = 32
 BASE = ("--model", "tiny", "--seq-len", str(SEQ), "--num-workers", "0", "--device", "cpu")
@@ -29,8 +30,18 @@ def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return token_blocks(tmp_path_factory.mktemp("blocks"), SEQ)
 
 
+def _train_args(data: Path, out: Path, *more: str) -> tuple[str, ...]:
+    return ("train", str(data), "--out", str(out), *BASE, *more)
+
+
 def _train(data: Path, out: Path, *more: str) -> subprocess.CompletedProcess:
-    return cli("train", str(data), "--out", str(out), *BASE, *more, check=False)
+    return cli(*_train_args(data, out, *more), check=False)
+
+
+def _copy(run: Path, to: Path) -> Path:
+    """A copy of a shared finished run, for a test that resumes (and so changes) it."""
+    shutil.copytree(run, to)
+    return to
 
 
 def _errors(stderr: str) -> list[str]:
@@ -82,11 +93,12 @@ def _run_counting_ranks(args: list[str]) -> tuple[subprocess.CompletedProcess, i
 
 
 @pytest.mark.slow
-def test_resume_with_another_batch_size_is_one_sentence(blocks: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    first = _train(blocks, out, "--batch-size", "4", "--steps", "2", "--nproc-per-node", "2")
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = _train(blocks, out, "--batch-size", "8", "--steps", "4", "--nproc-per-node", "2")
+def test_resume_with_another_batch_size_is_one_sentence(
+    blocks: Path, finished: Path, tmp_path: Path
+) -> None:
+    """Both ranks refuse the resume (the finished run's batch size was 4): one sentence."""
+    out = _copy(finished, tmp_path / "run")
+    again = _train(blocks, out, "--batch-size", "8", "--steps", "8", "--nproc-per-node", "2")
     assert again.returncode == 2, again.stderr[-3000:]
     assert "Traceback" not in again.stderr and "rerun to resume" not in again.stderr
     [error] = _errors(again.stderr)
@@ -142,19 +154,27 @@ def test_logged_lr_is_the_one_each_step_used(finished: Path) -> None:
 
 
 @pytest.mark.slow
-def test_rerunning_a_finished_run_says_it_is_complete(blocks: Path, finished: Path) -> None:
+def test_rerunning_a_finished_run_says_it_is_complete(
+    blocks: Path, finished: Path, tmp_path: Path
+) -> None:
     records = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
     loss = [r["loss"] for r in records if "loss" in r][-1]
     args = ("--batch-size", "4", "--steps", "4", "--warmup-steps", "2", "--lr", "1e-3")
-    again = _train(blocks, finished, *args, "--nproc-per-node", "1")
+    args += ("--nproc-per-node", "1")
+    # three independent reruns, side by side, each on its own copy of the finished run
+    again, as_json, longer = cli_all(
+        _train_args(blocks, _copy(finished, tmp_path / "text"), *args),
+        _train_args(blocks, _copy(finished, tmp_path / "json"), *args, "--json"),
+        _train_args(blocks, _copy(finished, tmp_path / "longer"), *args, "--steps", "5", "--json"),
+        check=False,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nan" not in again.stdout and "0 tokens/s" not in again.stdout, again.stdout
     assert "already complete at step 4" in again.stdout and f"{loss:.4f}" in again.stdout
-    as_json = _train(blocks, finished, *args, "--nproc-per-node", "1", "--json")
     summary = json.loads(as_json.stdout)
     assert summary["status"] == "complete" and summary["step"] == 4
     assert summary["loss"] == pytest.approx(loss)
-    done = json.loads(_train(blocks, finished, *args, "--steps", "5", "--json").stdout)
+    done = json.loads(longer.stdout)
     assert done["status"] == "trained" and done.keys() == summary.keys()  # the same shape
 
 
