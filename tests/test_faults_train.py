@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import cli, descendants, logged_steps, token_blocks, wait_for
+from helpers import cli, cli_all, descendants, logged_steps, token_blocks, wait_for
 
 from dataprep.train import checkpoint
 from dataprep.train.metrics import MetricsLog
@@ -221,24 +221,33 @@ def _killed_at_5(uninterrupted: Path, out: Path) -> Path:
     return out / "checkpoints" / "step-00000004"
 
 
+CORRUPT = [("state.pt", "flip"), ("state.pt", "truncate"), ("state.pt", "garbage")]
+CORRUPT += [("rng-rank1.json", "flip")]
+
+
+@pytest.fixture(scope="module")
+def fell_back(
+    blocks: Path, uninterrupted: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], tuple[subprocess.CompletedProcess, Path]]:
+    """Every case of the test below resumed side by side (independent runs, each on its own
+    copy): the finished process and its run directory."""
+    root = tmp_path_factory.mktemp("fell_back")
+    outs = {case: root / "-".join(case) / "run" for case in CORRUPT}
+    for (file, damage), out in outs.items():
+        DAMAGE[damage](_killed_at_5(uninterrupted, out) / file)
+    runs = (_args(blocks, out, *RUN6, "--nproc-per-node", "2") for out in outs.values())
+    procs = cli_all(*runs, check=False)
+    return {case: (proc, outs[case]) for case, proc in zip(outs, procs, strict=True)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("file", "damage"),
-    [
-        ("state.pt", "flip"),
-        ("state.pt", "truncate"),
-        ("state.pt", "garbage"),
-        ("rng-rank1.json", "flip"),
-    ],
-)
+@pytest.mark.parametrize(("file", "damage"), CORRUPT)
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(
-    blocks: Path, uninterrupted: Path, tmp_path: Path, file: str, damage: str
+    fell_back: dict, uninterrupted: Path, file: str, damage: str
 ) -> None:
     """Both ranks resume from step 2 (rank 0 decides; rank 1's own RNG file is checked too)
     and finish with the uninterrupted run's parameters, bit for bit."""
-    out = tmp_path / "run"
-    DAMAGE[damage](_killed_at_5(uninterrupted, out) / file)
-    proc = cli(*_args(blocks, out, *RUN6, "--nproc-per-node", "2"), check=False)
+    proc, out = fell_back[file, damage]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert f"checkpoint step-00000004 is corrupt ({file}" in proc.stderr
@@ -249,18 +258,30 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
 
 
+@pytest.fixture(scope="module")
+def payload_runs(
+    blocks: Path, uninterrupted: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[bool, tuple[subprocess.CompletedProcess, Path]]:
+    """Both cases of the test below resumed side by side: the process and its marker file."""
+    root = tmp_path_factory.mktemp("payload")
+    outs, markers = {}, {}
+    for old_format in (False, True):
+        out = outs[old_format] = root / str(old_format) / "run"
+        markers[old_format] = root / str(old_format) / "pwned"
+        latest = _killed_at_5(uninterrupted, out)
+        if old_format:  # no checksums: weights-only loading alone must refuse it
+            for folder in (out / "checkpoints").iterdir():
+                (folder / "checksums.json").unlink()
+        torch.save({"model": Payload(markers[old_format])}, latest / "state.pt")
+    runs = (_args(blocks, out, *RUN6, "--nproc-per-node", "1") for out in outs.values())
+    procs = cli_all(*runs, check=False)
+    return {case: (proc, markers[case]) for case, proc in zip(outs, procs, strict=True)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("old_format", [False, True])
-def test_pickle_payload_in_checkpoint_never_runs(
-    blocks: Path, uninterrupted: Path, tmp_path: Path, old_format: bool
-) -> None:
-    out, marker = tmp_path / "run", tmp_path / "pwned"
-    latest = _killed_at_5(uninterrupted, out)
-    if old_format:  # no checksums: weights-only loading alone must refuse it
-        for folder in (out / "checkpoints").iterdir():
-            (folder / "checksums.json").unlink()
-    torch.save({"model": Payload(marker)}, latest / "state.pt")
-    proc = cli(*_args(blocks, out, *RUN6, "--nproc-per-node", "1"), check=False)
+def test_pickle_payload_in_checkpoint_never_runs(payload_runs: dict, old_format: bool) -> None:
+    proc, marker = payload_runs[old_format]
     assert not marker.exists()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "checkpoint step-00000004 is corrupt (state.pt" in proc.stderr
