@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import cli, token_blocks
+from helpers import cli, cli_all, token_blocks
 
 from dataprep.train.config import TrainConfig
 from dataprep.train.model import GPT, ModelShape
@@ -130,9 +131,13 @@ def blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return token_blocks(tmp_path_factory.mktemp("blocks"), SEQ)
 
 
-def _train(data: Path, out: Path, *more: str):
+def _train_args(data: Path, out: Path, *more: str) -> tuple[str, ...]:
     args = ("--nproc-per-node", "2", "--batch-size", "4", "--checkpoint-every", "5", *more)
-    return cli("train", str(data), "--out", str(out), *BASE, *args, "--json", check=False)
+    return ("train", str(data), "--out", str(out), *BASE, *args, "--json")
+
+
+def _train(data: Path, out: Path, *more: str):
+    return cli(*_train_args(data, out, *more), check=False)
 
 
 def test_two_ranks_account_epsilon_and_stop_at_the_budget(blocks: Path, tmp_path: Path) -> None:
@@ -151,17 +156,23 @@ def test_two_ranks_account_epsilon_and_stop_at_the_budget(blocks: Path, tmp_path
     # the two accountants compute fractional RDP orders differently: agree to 0.1%, not 1e-6
     assert account["epsilon_spent"] == pytest.approx(oracle, rel=1e-3)
 
-    more = _train(blocks, out, "--steps", "20", "--dp-epsilon", "3", "--dp-max-grad-norm", "0.5")
+    # two independent resumes of the spent run, side by side: past the budget (refused), and
+    # past it with --dp-on-budget warn (on a copy)
+    warned = shutil.copytree(out, tmp_path / "warned")
+    more, warn = cli_all(
+        _train_args(blocks, out, "--steps", "20", "--dp-epsilon", "3", "--dp-max-grad-norm", "0.5"),
+        _train_args(blocks, warned, "--steps", "12", "--dp-epsilon", "3", "--dp-on-budget", "warn"),
+        check=False,
+    )
     assert more.returncode == 2 and "privacy budget is spent" in more.stderr
     assert not (out / "checkpoints" / "step-00000011").exists()  # not one step past it
-
-    warn = _train(blocks, out, "--steps", "12", "--dp-epsilon", "3", "--dp-on-budget", "warn")
     assert warn.returncode == 0, warn.stderr
     assert "privacy budget reached at step 11" in warn.stderr
     assert json.loads(warn.stdout)["dp_epsilon"] > 3.0
 
 
-def test_classifier_trains_privately_on_two_ranks(tmp_path: Path) -> None:
+def test_classifier_trains_privately(tmp_path: Path) -> None:
+    """DP-SGD on the classifier's model (several ranks: the language-model test above)."""
     from dataprep.runner import run_stage
 
     rows = [
@@ -175,7 +186,7 @@ def test_classifier_trains_privately_on_two_ranks(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = cli(
         "train", tok, "--out", out, "--task", "classify", "--steps", "8", "--batch-size", "4",
-        "--device", "cpu", "--nproc-per-node", "2", "--num-workers", "0", "--dp-epsilon", "5",
+        "--device", "cpu", "--nproc-per-node", "1", "--num-workers", "0", "--dp-epsilon", "5",
         "--json", check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

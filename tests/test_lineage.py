@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import xxhash
-from helpers import cli
+from helpers import cli, cli_all
 
 from dataprep import __version__, lineage, lineage_text
 from dataprep.executors.local import LocalExecutor
@@ -218,7 +218,12 @@ def test_resume_from_an_earlier_checkpoint_gives_the_original_losses(
     original = _losses(run / "metrics.jsonl")
     late = (run / "checkpoints" / "step-00000008" / "checksums.json").read_text()
     more = ("--steps", "8", "--eval-dir", str(tok), "--eval-every", "4", "--eval-batches", "2")
-    proc = cli("train", tok, "--out", out, *TRAIN, *more, "--resume-from", "4")
+    fork, ckpt = tmp_path / "fork", run / "checkpoints" / "step-00000004"
+    # two independent resumes side by side: in place (a roll back), and into a new --out
+    proc, _ = cli_all(
+        ("train", tok, "--out", out, *TRAIN, *more, "--resume-from", "4"),
+        ("train", tok, "--out", fork, *TRAIN, *more, "--resume-from", ckpt),
+    )
     assert json.loads(proc.stdout)["step"] == 8
     assert "rolled" in proc.stderr and "step-00000008" in proc.stderr
     assert _losses(out / "metrics.jsonl") == original
@@ -228,9 +233,6 @@ def test_resume_from_an_earlier_checkpoint_gives_the_original_losses(
     assert kept.read_text() == late  # the checkpoint rolled back over, untouched
     assert _losses(archive / "metrics.jsonl") == original
     # from a checkpoint of another run into a new --out (the original stays as it was)
-    fork = tmp_path / "fork"
-    ckpt = run / "checkpoints" / "step-00000004"
-    proc = cli("train", tok, "--out", fork, *TRAIN, *more, "--resume-from", ckpt)
     assert _losses(fork / "metrics.jsonl") == original
     assert _losses(run / "metrics.jsonl") == original and not (run / "rollbacks").exists()
 
@@ -255,15 +257,17 @@ def test_resume_onto_changed_data_is_refused_unless_allowed(tok: Path, tmp_path:
     run_stage("tokenize", {"seq_len": SEQ}, data, input_path=tok.parent / "shards")
     new = _digest(data)
     assert new != old
-    refused = cli("train", data, "--out", out, *TRAIN, "--steps", "6", check=False)
+    # refused as it resumes, and before --resume-from moves anything: two refusals side by side
+    refused, again = cli_all(
+        ("train", data, "--out", out, *TRAIN, "--steps", "6"),
+        ("train", data, "--out", out, *TRAIN, "--steps", "6", "--resume-from", "4"),
+        check=False,
+    )
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
     [sentence] = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
     assert old in sentence and new in sentence and "--allow-data-change" in sentence
     assert refused.stderr.strip() == sentence
     # the same refusal before --resume-from moves anything
-    again = cli(
-        "train", data, "--out", out, *TRAIN, "--steps", "6", "--resume-from", "4", check=False
-    )
     assert again.returncode == 2 and old in again.stderr and new in again.stderr
     allowed = cli("train", data, "--out", out, *TRAIN, "--steps", "6", "--allow-data-change")
     assert json.loads(allowed.stdout)["step"] == 6
@@ -294,8 +298,14 @@ def test_resume_from_refusals_are_one_sentence_and_move_nothing(
         ((out, "--resume-from", "4"), "state.pt checksum mismatch"),
         ((other, "--resume-from", run / "checkpoints" / "step-00000004"), "already holds"),
     ]
-    for (where, *more), words in cases:
-        proc = cli("train", tok, "--out", where, *TRAIN, "--steps", "8", *more, check=False)
+    procs = cli_all(  # refused before any rank starts: side by side
+        *(
+            ("train", tok, "--out", where, *TRAIN, "--steps", "8", *more)
+            for (where, *more), _ in cases
+        ),
+        check=False,
+    )
+    for ((_, *more), words), proc in zip(cases, procs, strict=True):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert words in proc.stderr, (more, proc.stderr)
     for where in (out, other):  # nothing moved, nothing added
