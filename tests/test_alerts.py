@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import cli, token_blocks
+from helpers import cli, cli_all, token_blocks
 
 from dataprep.errors import DataprepError
 from dataprep.train.alerts import Alerts, parse, resolve
@@ -158,14 +158,43 @@ def _checkpoints(out: Path) -> list[int]:
     return sorted(int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*"))
 
 
+NAN = ("--lr", "1e30", "--warmup-steps", "0", "--checkpoint-every", "1", "--steps", "8")
+SPIKE = ("--lr", "0.05", "--warmup-steps", "30", "--steps", "30", "--checkpoint-every", "1000")
+SPIKE += ("--no-default-alerts", "--alert", "loss_spike:k=3,window=10,min=5")
+
+
+@pytest.fixture(scope="module")
+def first_runs(
+    blocks: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """The independent first runs of the NaN, loss-spike and port-in-use tests below, started
+    together (they overlap on 2 cores); each test checks its own. "port" is run while another
+    socket holds the port, which is kept as `port.txt` beside it."""
+    import socket
+
+    root = tmp_path_factory.mktemp("first_runs")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (root / "port.txt").write_text(str(port))
+        more = {
+            "nan": (*TWO, *NAN, "--on-alert", "stop", "--quiet"),
+            "spike": (*TWO, *SPIKE, "--on-alert", "stop", "--json"),
+            "port": ("--batch-size", "4", "--nproc-per-node", "1", "--steps", "2"),
+        }
+        more["port"] += ("--metrics-port", str(port))
+        runs = (("train", str(blocks), "--out", str(root / k), *BASE, *v) for k, v in more.items())
+        procs = cli_all(*runs, check=False)
+    return {name: (proc, root / name) for name, proc in zip(more, procs, strict=True)}
+
+
 @pytest.mark.slow
-def test_nan_loss_stops_without_saving_nan_weights_and_resumes(blocks: Path, tmp_path: Path):
+def test_nan_loss_stops_without_saving_nan_weights_and_resumes(blocks: Path, first_runs: dict):
     """lr 1e30: step 2's loss is NaN. --on-alert stop: every rank leaves after step 3, exit 3,
     one alert record; the NaN weights of steps 2 and 3 are not checkpointed, and a rerun with a
     sane lr resumes from step 1."""
-    out = tmp_path / "run"
-    poison = ("--lr", "1e30", "--warmup-steps", "0", "--checkpoint-every", "1", "--steps", "8")
-    proc = _run(blocks, out, *TWO, *poison, "--on-alert", "stop", "--quiet")
+    proc, out = first_runs["nan"]  # `NAN` on 2 processes, --on-alert stop
     assert proc.returncode == 3, proc.stderr[-3000:]
     records = _jsonl(out / "metrics.jsonl")
     bad = [r["step"] for r in records if not math.isfinite(r["loss"])]
@@ -179,7 +208,7 @@ def test_nan_loss_stops_without_saving_nan_weights_and_resumes(blocks: Path, tmp
     assert "stopped by alert nonfinite at step 3, not saved" in proc.stderr
     # rerun with warn: it resumes from the last good checkpoint (the checkpoint's optimizer
     # state keeps its lr, so the loss goes NaN again at step 2, is told once, and runs on)
-    again = _run(blocks, out, *TWO, *poison)
+    again = _run(blocks, out, *TWO, *NAN)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "from step 1 (resumed" in again.stdout, again.stdout
     assert [r["step"] for r in _jsonl(out / "metrics.jsonl")] == list(range(1, 9))
@@ -188,14 +217,11 @@ def test_nan_loss_stops_without_saving_nan_weights_and_resumes(blocks: Path, tmp
 
 
 @pytest.mark.slow
-def test_loss_spike_stops_with_a_checkpoint(blocks: Path, tmp_path: Path) -> None:
+def test_loss_spike_stops_with_a_checkpoint(first_runs: dict) -> None:
     """A real instability: lr ramping up to 0.05 spikes the tiny model's loss. The alert is the
     first step whose loss exceeds mean + 3 std of the 10 before it (recomputed here from
     metrics.jsonl); the run stops after the next step with a checkpoint there, exit 3."""
-    out = tmp_path / "run"
-    args = ("--lr", "0.05", "--warmup-steps", "30", "--steps", "30", "--checkpoint-every", "1000")
-    rule = ("--no-default-alerts", "--alert", "loss_spike:k=3,window=10,min=5")
-    proc = _run(blocks, out, *TWO, *args, *rule, "--on-alert", "stop", "--json")
+    proc, out = first_runs["spike"]  # `SPIKE` on 2 processes, --on-alert stop
     assert proc.returncode == 3, proc.stderr[-3000:]
     losses = [r["loss"] for r in _jsonl(out / "metrics.jsonl")]
     window: list[float] = []
@@ -394,15 +420,9 @@ def test_metrics_port_serves_what_metrics_jsonl_records(blocks: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_metrics_port_in_use_is_one_sentence(blocks: Path, tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("0.0.0.0", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        one = ("--batch-size", "4", "--nproc-per-node", "1", "--steps", "2")
-        proc = _run(blocks, tmp_path / "run", *one, "--metrics-port", str(port))
+def test_metrics_port_in_use_is_one_sentence(first_runs: dict) -> None:
+    proc, out = first_runs["port"]  # run while another socket listened on the port
+    port = int((out.parent / "port.txt").read_text())
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert f"--metrics-port {port}: the port is already in use" in proc.stderr.strip()
