@@ -52,15 +52,7 @@ def test_a_reader_decodes_only_what_its_batches_need(
     windows are read in pieces of one or three batches (72 bytes a row: id + 16 ids)."""
     if piece_bytes is not None:
         monkeypatch.setattr(loader_dataset, "PIECE_BYTES", piece_bytes)
-    decoded = [0]
-    real = pq.ParquetFile.iter_batches
-
-    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        for batch in real(self, *args, **kwargs):
-            decoded[0] += batch.num_rows
-            yield batch
-
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    decoded = _count_decoded_rows(monkeypatch)
     table = pq.read_table(blocks / "b.parquet")
     expect = table.column("tokens").combine_chunks().flatten().to_numpy().reshape(-1, WIDTH)
     ds = ShardDataset(blocks, batch_size=BS)
@@ -216,15 +208,7 @@ def test_plain_parquet_with_large_row_groups_is_decoded_once(
     about once (the nearest-batch cut of version 1 started lane 1 at row 480, 380 rows into
     the 384-row group of p1, which was then decoded twice); every thread count yields the
     same batches, equal to `pq.read_table`."""
-    decoded = [0]
-    real = pq.ParquetFile.iter_batches
-
-    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        for batch in real(self, *args, **kwargs):
-            decoded[0] += batch.num_rows
-            yield batch
-
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    decoded = _count_decoded_rows(monkeypatch)
     files = sorted(plain.glob("*.parquet"))
     table = pa.concat_tables([pq.read_table(f) for f in files])
     want = table.column("tokens").combine_chunks().flatten().to_numpy().reshape(-1, WIDTH)
@@ -289,3 +273,18 @@ def test_reading_imports_no_pandas(blocks: Path, tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(root)}
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _count_decoded_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item list that counts every row Parquet decodes from here on (what a reader
+    reads twice shows up as rows over the table's)."""
+    decoded = [0]
+    real = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for batch in real(self, *args, **kwargs):
+            decoded[0] += batch.num_rows
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    return decoded
