@@ -161,3 +161,28 @@ def test_asked_for_workers_the_server_starts_with_the_command(
     cli._warm_workers(args)
     expected = [(f"dataprep.stages.{args[0]}",)] if started else []
     assert calls == expected
+
+
+def _imports_of(stderr: str, module: str) -> int:
+    """How many processes imported `module` (one `-X importtime` line each)."""
+    return sum(1 for line in stderr.splitlines() if line.rsplit("|", 1)[-1].strip() == module)
+
+
+@needs_forkserver
+def test_workers_of_the_command_do_not_import_the_cli(tmp_path: Path) -> None:
+    """Each pool worker used to rerun the `dataprep` console script as `__mp_main__` (as
+    multiprocessing does for a script), importing the CLI (Typer, rich, every command
+    module: ~0.3 s of CPU per worker) to run no command. Only the driver imports it now."""
+    script = Path(sys.executable).with_name("dataprep")
+    if not script.exists():
+        pytest.skip("no dataprep console script next to this Python")
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(f'{{"id": "{i}", "text": "word {i} " }}\n' for i in range(4000)))
+    args = [str(script), "shard", str(raw), "-o", str(tmp_path / "out"), "-q", "-w", "2"]
+    args += ["--chunk-bytes", "20KB"]
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", DATAPREP_INLINE_BYTES="0")
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _imports_of(proc.stderr, "pyarrow.parquet") >= 2  # the driver and the fork server
+    assert _imports_of(proc.stderr, "dataprep.cli") == 1
+    assert _imports_of(proc.stderr, "typer") == 1

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from multiprocessing import forkserver, resource_tracker, util
+from multiprocessing import forkserver, process, resource_tracker, util
 
 from dataprep.executors import server_boot
 
@@ -96,11 +96,29 @@ def start(extra: Sequence[str] = ()) -> None:
     resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     os.environ[server_boot.ENV] = str(os.getpid()) if main else ""
+    os.environ[server_boot.MAIN_ENV] = command_script() or ""
     try:
         forkserver.ensure_running()
     finally:
         os.environ.pop(server_boot.ENV, None)
+        os.environ.pop(server_boot.MAIN_ENV, None)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def command_script() -> str | None:
+    """The `dataprep` console script when it is this process's main module, as multiprocessing
+    names it to a worker (which reruns a main script as `__mp_main__` unless its own
+    `__main__` already has that file: see server_boot). The script defines nothing a task
+    needs, and rerunning it imported the whole CLI in every worker (~0.3 s of CPU each)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(main, "__spec__", None) is not None or not path:
+        return None  # `python -m dataprep` (workers skip a package's __main__ already)
+    if os.path.basename(path) != "dataprep":
+        return None  # a user's script: its functions may be the tasks, so workers run it
+    if not os.path.isabs(path) and process.ORIGINAL_DIR is not None:
+        path = os.path.join(process.ORIGINAL_DIR, path)
+    return os.path.normpath(path)
 
 
 _started_env: dict[str, str] | None = None

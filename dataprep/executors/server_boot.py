@@ -1,4 +1,5 @@
-"""Imported first by the fork server (`executors.forkserver`): tie the server to its driver.
+"""Imported first by the fork server (`executors.forkserver`): tie the server to its driver,
+and keep its workers from rerunning the `dataprep` console script.
 
 The server's workers hold its "alive" pipe, so a SIGKILLed driver would leave the server and
 its workers running; PR_SET_PDEATHSIG makes the kernel kill the server with the driver. Each
@@ -18,6 +19,7 @@ import signal
 import sys
 
 ENV = "DATAPREP_FORKSERVER_DRIVER"
+MAIN_ENV = "DATAPREP_FORKSERVER_MAIN"  # the `dataprep` console script (forkserver.command_script)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -49,6 +51,16 @@ def _quiet_when_the_driver_left() -> None:
     sys.excepthook = hook
 
 
+def _main_is_the_command() -> None:
+    """A worker reruns its driver's main script unless `__main__.__file__` already names it
+    (multiprocessing.spawn._fixup_main_from_path): for the `dataprep` console script, which
+    defines nothing a task needs, say so once here, so no worker imports the CLI."""
+    script = os.environ.pop(MAIN_ENV, "")  # not inherited by the workers
+    if script:
+        sys.modules["__main__"].__file__ = script
+
+
 _tie_to_driver()
 if "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]:
     _quiet_when_the_driver_left()
+    _main_is_the_command()
