@@ -47,7 +47,10 @@ _server: Any = None  # (WSGIServer, Thread) from start_http_server
 _port: int | None = None
 _last_scrape = 0.0  # monotonic time the last complete scrape began
 _last_change = 0.0  # monotonic time of the last update a scraper must see (see `changed`)
-SENT_GRACE_S = 0.3  # after that scrape, time for its response to leave
+_requests = threading.Condition()  # guards _answering and _closed
+_answering = 0  # requests admitted and not yet answered in full
+_closed = False  # no request is admitted any more: the process is ending
+DRAIN_S = 5.0  # at exit, the most time the admitted requests get to finish their answers
 
 
 class _Served:
@@ -101,8 +104,9 @@ def serve(port: int, addr: str | None = None) -> int:
             _server = start_http_server(port, addr=addr, registry=_Served(reg))  # type: ignore[arg-type]
         except OSError as exc:
             raise DataprepError(_why_not(port, exc)) from None
+        _admit_until_closed(_server[0])
         _port = int(_server[0].server_port)
-        atexit.register(linger)
+        atexit.register(finish)
         return _port
 
 
@@ -115,23 +119,67 @@ def changed() -> None:
 
 def linger(seconds: float | None = None) -> None:
     """Keep serving until a scrape has seen the final values (see `changed`), at most
-    `seconds` (default: $DATAPREP_METRICS_LINGER, else 0). Runs at exit; Ctrl-C ends it."""
+    `seconds` (default: $DATAPREP_METRICS_LINGER, else 0). Ctrl-C ends it."""
     if seconds is None:
         try:
             seconds = float(os.environ.get(LINGER_ENV) or 0)
         except ValueError:
             seconds = 0.0
-    if _port is None or seconds <= 0:
+    if _port is None or seconds <= 0 or _closed:
         return
     since = _last_change or time.monotonic()
     try:
         end = time.monotonic() + seconds
         while _last_scrape <= since and time.monotonic() < end:
             time.sleep(0.05)
-        if _last_scrape > since:
-            time.sleep(SENT_GRACE_S)
     except KeyboardInterrupt:
         pass
+
+
+def finish(seconds: float | None = None) -> None:
+    """The endpoint's end, at exit (or before a rank's hard exit): `linger`, then answer no
+    new request and let those admitted finish their answers. A process that exits under a
+    scrape would otherwise cut its answer off, or send an empty page, which Prometheus stores
+    as every series gone; a refused scrape is only the target down."""
+    global _closed
+    linger(seconds)
+    with _requests:
+        _closed = True
+        try:
+            _requests.wait_for(lambda: _answering == 0, timeout=DRAIN_S)
+        except KeyboardInterrupt:
+            pass
+
+
+def _admit_until_closed(httpd: Any) -> None:
+    """Count each request from its accept to its socket's close, and turn new ones away once
+    `finish` closed the endpoint (their socket is closed unanswered). Patched on the instance:
+    prometheus_client builds the server class inside `start_http_server`."""
+    process_request, shutdown_request = httpd.process_request, httpd.shutdown_request
+    admitted: set[int] = set()
+
+    def admit(request: Any, client_address: Any) -> None:
+        global _answering
+        with _requests:
+            if _closed:
+                shutdown_request(request)
+                return
+            _answering += 1
+            admitted.add(id(request))
+        process_request(request, client_address)
+
+    def done(request: Any) -> None:
+        global _answering
+        try:
+            shutdown_request(request)
+        finally:
+            with _requests:
+                if id(request) in admitted:
+                    admitted.discard(id(request))
+                    _answering -= 1
+                    _requests.notify_all()
+
+    httpd.process_request, httpd.shutdown_request = admit, done
 
 
 def bound_port() -> int | None:
@@ -165,8 +213,9 @@ def scrape() -> str:
 
 def shutdown() -> None:
     """Stop the server (tests; a CLI process just exits). The registry is kept."""
-    global _server, _port
+    global _server, _port, _closed
     with _lock:
+        _closed = False
         if _server is not None:
             httpd, thread = _server
             httpd.shutdown()

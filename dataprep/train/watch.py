@@ -92,7 +92,7 @@ class Watch:
             from dataprep.observe import metrics as endpoint  # serves them to one more scrape
 
             endpoint.changed()
-            endpoint.linger()  # $DATAPREP_METRICS_LINGER: ranks skip atexit, so wait here
+            endpoint.finish()  # $DATAPREP_METRICS_LINGER: ranks skip atexit, so end here
 
     def _fire(self, alert: Fired) -> None:
         self.console.warn(f"alert {alert.rule} at step {alert.step}: {alert.message}")
