@@ -232,35 +232,6 @@ def test_help_does_not_import_numba() -> None:
     assert out.stdout.strip().endswith("CLEAN"), out.stdout[-300:] + out.stderr[-300:]
 
 
-def test_kernel_start_skips_numbas_scipy_probe_but_not_blas() -> None:
-    """Loading the cached kernel no longer imports scipy.linalg (numba's eager BLAS probe,
-    ~0.15 s per process); the flag the probe sets is what a plain numba start sets (oracle:
-    a process that imports numba.np.arraymath the ordinary way), and numba's BLAS and LAPACK
-    still work in the same process afterwards."""
-    import subprocess
-    import sys
-
-    ours = (
-        "import sys, numpy as np, pyarrow as pa, numba\n"
-        "from dataprep.stages.dedup import kernel\n"
-        "kernel.sign_text(pa.array(['a b c d e f']), ['lowercase'], 64, 1, 5, None)\n"
-        "import numba.np.arraymath as m\n"
-        "print('LINALG', 'scipy.linalg' in sys.modules, m._HAVE_BLAS)\n"
-        "f = numba.njit(lambda a, b: np.dot(a, b))\n"
-        "g = numba.njit(lambda a: np.linalg.inv(a))\n"
-        "print('BLAS', f(np.ones(4), np.arange(4.0)), g(2 * np.eye(2))[1, 1])\n"
-    )
-    plain = "import numba.np.arraymath as m; print('LINALG', m._HAVE_BLAS)"
-    runs = [
-        subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, timeout=300)
-        for c in (ours, plain)
-    ]
-    lines = [{ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()} for r in runs]
-    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-800:] + runs[1].stderr[-800:]
-    assert lines[0]["LINALG"] == ["False", lines[1]["LINALG"][0]]
-    assert lines[0]["BLAS"] == ["6.0", "0.5"]
-
-
 def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
     """Invalid UTF-8 (a sequence cut by the end of the buffer) must not read other memory:
     char n-grams of such a document are defined (each stray byte a token) and stable."""
@@ -273,9 +244,18 @@ def test_cut_utf8_at_the_end_of_a_document_is_not_read_past() -> None:
     assert counts.tolist() == [2] and np.array_equal(sig, again)  # 日, then two stray bytes
 
 
-def test_kernel_is_chosen_by_input_size_per_worker() -> None:
-    limit = minhash.KERNEL_MIN_TEXT_BYTES_PER_WORKER
-    assert not minhash.kernel_pays(limit - 1) and minhash.kernel_pays(limit)
+def test_kernel_is_chosen_by_input_size_per_worker(monkeypatch) -> None:
+    """Once built, the kernel pays from KERNEL_BUILT_MIN_... of text per worker; a run that
+    would have to build it first takes it only from KERNEL_MIN_... (no compiler on small runs)."""
+    limit, built = (
+        minhash.KERNEL_MIN_TEXT_BYTES_PER_WORKER,
+        minhash.KERNEL_BUILT_MIN_TEXT_BYTES_PER_WORKER,
+    )
+    assert built < limit
+    for has_build in (True, False):
+        monkeypatch.setattr(kernel, "is_built", lambda has_build=has_build: has_build)
+        assert minhash.kernel_pays(limit) and not minhash.kernel_pays(built - 1)
+        assert minhash.kernel_pays(built) == has_build == minhash.kernel_pays(limit - 1)
 
 
 def test_sign_text_loads_the_kernel_only_when_told(monkeypatch) -> None:

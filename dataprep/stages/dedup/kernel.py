@@ -1,14 +1,13 @@
-"""Fast-mode MinHash signatures as one compiled pass (numba) over Arrow string buffers.
+"""Fast-mode MinHash signatures as one compiled pass over Arrow string buffers.
 
 WHY: the numpy path (`minhash.numpy_signatures`) makes ~20 whole-array passes per batch
 (token masks, dictionary encoding, shifted shingle sums, a scatter-min); on long documents it
-is memory-bound. Here one loop per document tokenises, hashes tokens, combines shingles and
-fills the one-permutation bins while the document is in cache. numba compiles it from wheels
-(no C compiler) and keeps the machine code on disk (`cache=True`), so a process pays only
-numba's import and a cache load. The values are bit-identical to the numpy path, which stays
-as the reference and the fallback (tests/test_dedup_kernel.py); so are its quirks: a batch
-whose normalised text is all ASCII splits on ASCII whitespace only, any other batch on
-Unicode whitespace (which adds \\x1c-\\x1f, U+0085, U+00A0, U+1680, U+2000-U+200A, ...).
+is memory-bound. Here one loop per document (`kernel_source.py`, compiled by numba) tokenises,
+hashes tokens, combines shingles and fills the one-permutation bins while the document is in
+cache. Its machine code is built once per machine and then loaded with llvmlite alone
+(`dataprep/native.py`): a process pays ~0.03 s, not numba's ~0.6 s start. The values are
+bit-identical to the numpy path, which stays as the reference and the fallback
+(tests/test_dedup_kernel.py).
 
 `sign_text` also normalises: NFKC, lower-casing and punctuation of an ASCII document are byte
 maps (NFKC leaves ASCII as it is), done in the loop; only non-ASCII documents go through
@@ -17,198 +16,122 @@ Arrow's Unicode normalisation first.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
-from dataprep.utf8_space import unicode_space as _unicode_space
+from dataprep import native
 
 from . import params
 from .normalise import normalise
-from .numba_start import load_arraymath
 
-load_arraymath()  # before the first call loads numba's registries: skips its scipy import
-
-_C1 = np.uint64(0xFF51AFD7ED558CCD)
-_C2 = np.uint64(0xC4CEB9FE1A85EC53)
-_S32 = np.uint64(32)
-_S33 = np.uint64(33)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_POLY = params._POLY
-_LOW32 = np.uint64(0xFFFFFFFF)
-_EMPTY = np.uint64(1 << 32)
-_ZERO = np.uint64(0)
-_ONE = np.uint64(1)
-
-# byte classes: 1 ASCII whitespace (both paths), 2 whitespace on the Unicode path only,
-# 4 ASCII punctuation or symbol (RE2's [\p{P}\p{S}] restricted to ASCII)
-_CLASS = np.zeros(256, np.uint8)
-_CLASS[[9, 10, 11, 12, 13, 32]] = 1
-_CLASS[[28, 29, 30, 31]] = 2
-_CLASS[[c for c in range(33, 127) if not chr(c).isalnum()]] = 4
+_HERE = Path(__file__).resolve().parent  # the compiled sources (utf8_space imports numba)
+_SOURCES = (_HERE / "kernel_source.py", _HERE.parents[1] / "utf8_space.py", _HERE / "params.py")
+_P, _I, _U = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64
+_ARGS = {
+    "sign_rows": (_P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _U, _P, _P, _I, _P, _I, _P, _P, _P, _P),
+    "band_keys": (_P, _I, _I, _I, _P, _I, _P),
+}
 
 
-@njit(cache=True, inline="always")
-def _fmix(h):
-    h ^= h >> _S33
-    h *= _C1
-    h ^= h >> _S33
-    h *= _C2
-    return h ^ (h >> _S33)
+def cache_path() -> Path:
+    """Where this machine's build of the kernels is (or will be) kept."""
+    return native.cache_file("dedup-kernel", native.key(_SOURCES), _SOURCES[0])
 
 
-@njit(cache=True, inline="always")
-def _word_tokens(data, start, end, sep, lower, unicode_ws, toks):
-    """Whitespace-separated tokens' polynomial hashes (minhash.hash_strings) into toks."""
-    ntok = 0
-    h = _ZERO
-    pw = _ONE
-    length = 0
-    i = start
-    while i < end:
-        b = data[i]
-        width = 0
-        if b < 0x80:
-            if sep[b]:
-                width = 1
-        elif unicode_ws:
-            width = _unicode_space(data, i, end)
-        if width:
-            if length:
-                toks[ntok] = _fmix(h ^ (np.uint64(length) * _GOLDEN))
-                ntok += 1
-                h = _ZERO
-                pw = _ONE
-                length = 0
-            i += width
-            continue
-        if lower and 65 <= b <= 90:
-            b += 32
-        h += np.uint64(b) * pw
-        pw *= _POLY
-        length += 1
-        i += 1
-    if length:
-        toks[ntok] = _fmix(h ^ (np.uint64(length) * _GOLDEN))
-        ntok += 1
-    return ntok
+def is_built() -> bool:
+    """Whether loading the kernels costs only a file read (no numba compilation)."""
+    try:
+        return native.read(cache_path()) is not None
+    except (native.NativeError, OSError, ImportError):
+        return False
 
 
-@njit(cache=True, inline="always")
-def _char_tokens(data, start, end, lower, punct, toks):
-    """Code points' hashes (minhash.char_tokens); a punctuation run counts as one space."""
-    ntok = 0
-    in_punct = False
-    i = start
-    while i < end:
-        b = data[i]
-        if b < 0x80:
-            i += 1
-            if punct and _CLASS[b] == 4:
-                if not in_punct:
-                    toks[ntok] = _fmix(np.uint64(32) + _GOLDEN)
-                    ntok += 1
-                in_punct = True
-                continue
-            if lower and 65 <= b <= 90:
-                b += 32
-            cp = np.uint64(b)
-        elif i + (2 if b < 0xE0 else 3 if b < 0xF0 else 4) > end:  # cut UTF-8: never read past
-            cp = np.uint64(b)
-            i += 1
-        elif b < 0xE0:
-            cp = (np.uint64(b & 0x1F) << np.uint64(6)) | np.uint64(data[i + 1] & 0x3F)
-            i += 2
-        elif b < 0xF0:
-            cp = (
-                (np.uint64(b & 0x0F) << np.uint64(12))
-                | (np.uint64(data[i + 1] & 0x3F) << np.uint64(6))
-                | np.uint64(data[i + 2] & 0x3F)
-            )
-            i += 3
-        else:
-            cp = (
-                (np.uint64(b & 0x07) << np.uint64(18))
-                | (np.uint64(data[i + 1] & 0x3F) << np.uint64(12))
-                | (np.uint64(data[i + 2] & 0x3F) << np.uint64(6))
-                | np.uint64(data[i + 3] & 0x3F)
-            )
-            i += 4
-        in_punct = False
-        toks[ntok] = _fmix(cp + _GOLDEN)
-        ntok += 1
-    return ntok
+def load() -> None:
+    """Map the kernels into this process: from this machine's build, built first if missing
+    (numba compiles, ~5 s of CPU once); NativeError where neither can be done (callers then
+    use the numpy path)."""
+    if _FUNCS:
+        return
+    path = cache_path()
+    saved = native.read(path)
+    if saved is None:
+        from . import kernel_source  # numba: imported only to build
+
+        saved = kernel_source.build()
+        native.save(path, *saved)
+    addresses = native.load(*saved)
+    _FUNCS.update({name: native.function(addresses[name], _ARGS[name]) for name in _ARGS})
 
 
-@njit(cache=True, nogil=True)
+_FUNCS: dict[str, ctypes._CFuncPtr] = {}
+_STATUS_OK = (0, -2)  # numba's native convention: 0 ok, -2 returned None
+
+
+def _check(ok: bool) -> None:
+    if not ok:
+        raise ValueError("dedup kernel called with inconsistent arrays")
+
+
+def _ptr(array: np.ndarray) -> int:
+    return array.ctypes.data
+
+
+def _call(name: str, *args: object) -> None:
+    load()
+    scratch = np.zeros(2, np.uint64)  # numba's return slot and exception slot: unused here
+    status = _FUNCS[name](_ptr(scratch), _ptr(scratch[1:]), *args)
+    if status not in _STATUS_OK:
+        raise RuntimeError(f"dedup kernel {name} failed (status {status})")
+
+
 def sign_rows(
-    data, starts, ends, rows, lower, punct, unicode_ws, char_mode, n, mix, position, table, sig,
-    counts,
-):  # fmt: skip
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, lower: bool,
+    punct: bool, unicode_ws: bool, char_mode: bool, n: int, mix: np.uint64,
+    table: np.ndarray, sig: np.ndarray, counts: np.ndarray,
+) -> None:  # fmt: skip
     """Signatures of documents data[starts[d]:ends[d]] into sig[rows[d]] (uint32 rows,
     pre-filled with 0xFFFFFFFF) and their shingle counts into counts[rows[d]]."""
-    num_perm = sig.shape[1]
-    k = np.uint64(num_perm)
-    sep = np.zeros(128, np.bool_)
-    for c in range(128):
-        cls = _CLASS[c]
-        sep[c] = cls == 1 or (cls == 2 and unicode_ws) or (cls == 4 and punct)
-    longest = 1
-    for d in range(len(rows)):
-        longest = max(longest, ends[d] - starts[d])
-    toks = np.empty(longest, np.uint64)
+    starts = np.ascontiguousarray(starts, np.int64)
+    ends = np.ascontiguousarray(ends, np.int64)
+    rows = np.ascontiguousarray(rows, np.int64)
+    table = np.ascontiguousarray(table, np.int64)
+    position = np.ascontiguousarray(params._POSITION, np.uint64)
+    data = np.ascontiguousarray(data, np.uint8)
+    docs, num_perm = len(rows), sig.shape[1]
+    longest = int((ends - starts).max()) if docs else 0
+    _check(  # raw pointers, no bounds checks inside: every index is checked here
+        sig.flags.c_contiguous and sig.dtype == np.uint32 and counts.shape == (len(sig),)
+        and counts.dtype == np.int64 and counts.flags.c_contiguous
+        and len(starts) == len(ends) == docs and table.ndim == 2 and table.shape[1] == num_perm
+        and 1 <= n <= len(position) and num_perm >= 1
+        and (docs == 0 or (starts.min() >= 0 and longest >= 0 and ends.max() <= len(data)
+                           and rows.min() >= 0 and rows.max() < len(sig)))
+        and (table.size == 0 or (table.min() >= 0 and table.max() < num_perm))
+    )  # fmt: skip
+    toks = np.empty(max(longest, 1), np.uint64)
     vals = np.empty(num_perm, np.uint64)
-    for d in range(len(rows)):
-        if char_mode:
-            ntok = _char_tokens(data, starts[d], ends[d], lower, punct, toks)
-        else:
-            ntok = _word_tokens(data, starts[d], ends[d], sep, lower, unicode_ws, toks)
-        if ntok == 0:
-            continue
-        vals[:] = _EMPTY
-        shingles = ntok - n + 1 if ntok >= n else 1
-        width = n if ntok >= n else ntok
-        for s in range(shingles):
-            acc = _ZERO
-            for j in range(width):
-                acc += toks[s + j] * position[j]
-            x = _fmix(acc ^ mix)
-            slot = ((x >> _S32) * k) >> _S32
-            v = x & _LOW32
-            if v < vals[slot]:
-                vals[slot] = v
-        row = rows[d]
-        counts[row] = shingles
-        smallest = _EMPTY
-        for j in range(num_perm):
-            smallest = min(smallest, vals[j])
-        for j in range(num_perm):  # optimal densification, as minhash.oph_signatures
-            v = vals[j]
-            if v == _EMPTY:
-                v = smallest
-                for t in range(table.shape[0]):
-                    w = vals[table[t, j]]
-                    if w != _EMPTY:
-                        v = w
-                        break
-            sig[row, j] = np.uint32(v)
+    sep = np.empty(128, np.uint8)
+    _call(
+        "sign_rows", _ptr(data), _ptr(starts), _ptr(ends), _ptr(rows), docs, int(lower),
+        int(punct), int(unicode_ws), int(char_mode), n, int(mix), _ptr(position), _ptr(table),
+        table.shape[0], _ptr(sig), num_perm, _ptr(counts), _ptr(toks), _ptr(vals), _ptr(sep),
+    )  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
-def band_keys(sig, rows, starts):
+def band_keys(sig: np.ndarray, rows: int, starts: np.ndarray) -> np.ndarray:
     """minhash.band_keys in one pass: keys[b, d] folds sig[d, b*rows:(b+1)*rows] into
     starts[b] (fmix of (key * golden) ^ value, slot by slot)."""
-    bands, docs = len(starts), sig.shape[0]
+    sig = np.ascontiguousarray(sig, np.uint32)
+    starts = np.ascontiguousarray(starts, np.uint64)
+    bands, (docs, num_perm) = len(starts), sig.shape
+    _check(rows >= 0 and bands * rows <= num_perm)
     keys = np.empty((bands, docs), np.uint64)
-    for d in range(docs):
-        for band in range(bands):
-            key = starts[band]
-            for j in range(band * rows, (band + 1) * rows):
-                key = _fmix((key * _GOLDEN) ^ np.uint64(sig[d, j]))
-            keys[band, d] = key
+    _call("band_keys", _ptr(sig), docs, num_perm, rows, _ptr(starts), bands, _ptr(keys))
     return keys
 
 
@@ -243,8 +166,8 @@ def _run(
         if pick is not None:
             starts, ends = starts[pick], ends[pick]
         sign_rows(
-            data, starts, ends, rows, lower, punct, unicode_ws, bool(char_ngram), n, mix,
-            params._POSITION, table, sig, counts,
+            data, starts, ends, rows, lower, punct, unicode_ws, bool(char_ngram), n, mix, table,
+            sig, counts,
         )  # fmt: skip
     return sig, counts
 

@@ -228,15 +228,16 @@ def oph_signatures(
 
 
 def kernel_module():
-    """dedup/kernel.py (numba, imported here on first use: never on `dataprep --help`), or
-    None where numba is missing or unusable (no writable cache directory: RuntimeError) or
-    DATAPREP_DEDUP_KERNEL=numpy: then the numpy path runs, with the same values."""
+    """dedup/kernel.py, its machine code mapped (on first use), or None where it cannot be
+    built or loaded (NativeError) or DATAPREP_DEDUP_KERNEL=numpy: the numpy path then runs."""
     global _KERNEL
     if _KERNEL is False:
         _KERNEL = None
         if os.environ.get("DATAPREP_DEDUP_KERNEL", "auto") != "numpy":
             try:
                 from . import kernel
+
+                kernel.load()
             except (ImportError, RuntimeError):
                 pass
             else:
@@ -245,21 +246,25 @@ def kernel_module():
 
 
 _KERNEL: Any = False
-# Loading numba and the cached kernel costs each worker process ~0.4 s of CPU and ~70 MB (after
-# numba_start's cut); the kernel then signs ~4-6x faster per byte than the numpy path (same
-# values). Measured break-even of a one-worker cold run: ~15 MB of text on long real documents
-# (licences, man pages), ~28 MB on 1-4 KB documents of web-like words. The driver decides once
-# per stage from the text per worker (the input's Parquet bytes times the text column's
-# uncompressed/file size ratio of one shard's footer; text compresses 2-6x), at 32 MiB: above
-# every measured break-even, so small runs stay exactly as fast as the numpy path.
-# DATAPREP_DEDUP_KERNEL=numba forces the kernel, =numpy the numpy path.
+# The kernel signs ~4-6x faster per byte than the numpy path (same values); its machine code is
+# built once per machine (numba: ~5 s of CPU), then mapped per process in ~0.03 s (native.py).
+# The driver decides per stage from the text per worker (Parquet bytes times one footer's text
+# uncompressed/file ratio): from KERNEL_BUILT_MIN_... once built; a build only for a run of
+# KERNEL_MIN_..., so small runs never wait for a compiler. DATAPREP_DEDUP_KERNEL=numba|numpy.
 KERNEL_MIN_TEXT_BYTES_PER_WORKER = 32 << 20
+KERNEL_BUILT_MIN_TEXT_BYTES_PER_WORKER = 1 << 20
 
 
 def kernel_pays(text_bytes_per_worker: float) -> bool:
     """Whether signing this much text (bytes, uncompressed) per worker repays the kernel's
-    start."""
-    return text_bytes_per_worker >= KERNEL_MIN_TEXT_BYTES_PER_WORKER
+    start (and its build where this machine has none yet: `kernel.is_built`, a file read)."""
+    if text_bytes_per_worker >= KERNEL_MIN_TEXT_BYTES_PER_WORKER:
+        return True
+    if text_bytes_per_worker < KERNEL_BUILT_MIN_TEXT_BYTES_PER_WORKER:
+        return False
+    from . import kernel  # no numba, no llvmlite at import
+
+    return os.environ.get("DATAPREP_DEDUP_KERNEL") != "numpy" and kernel.is_built()
 
 
 def _kernel_for(compiled: bool) -> Any:

@@ -1,0 +1,225 @@
+"""The dedup kernels' numba source, compiled to C-ABI functions over raw pointers.
+
+WHY pointers: the compiled object then needs nothing from numba at run time (no NRT, no
+environment, no Python API), so `kernel.py` can load it with llvmlite alone (~0.02 s) instead of
+importing numba and loading its registries (~0.6 s of CPU per process). This module is imported
+only to build that object, once per source/CPU/toolchain (see `dataprep/native.py`).
+
+The values are those of the numpy path (`minhash.numpy_signatures`), including its quirks: a
+batch whose normalised text is all ASCII splits on ASCII whitespace only, any other batch on
+Unicode whitespace (which adds \\x1c-\\x1f, U+0085, U+00A0, U+1680, U+2000-U+200A, ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from dataprep import native
+from dataprep.utf8_space import unicode_space as _unicode_space
+
+from . import params
+
+_C1 = np.uint64(0xFF51AFD7ED558CCD)
+_C2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S32 = np.uint64(32)
+_S33 = np.uint64(33)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_POLY = params._POLY
+_LOW32 = np.uint64(0xFFFFFFFF)
+_EMPTY = np.uint64(1 << 32)
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+
+# byte classes (constant in the machine code): 1 ASCII whitespace (both paths), 2 whitespace on the
+# Unicode path only, 4 ASCII punctuation or symbol (RE2's [\p{P}\p{S}] restricted to ASCII)
+_CLASS = np.zeros(256, np.uint8)
+_CLASS[[9, 10, 11, 12, 13, 32]] = 1
+_CLASS[[28, 29, 30, 31]] = 2
+_CLASS[[c for c in range(33, 127) if not chr(c).isalnum()]] = 4
+
+_U8P = types.CPointer(types.uint8)
+_U32P = types.CPointer(types.uint32)
+_I64P = types.CPointer(types.int64)
+_U64P = types.CPointer(types.uint64)
+_I64 = types.int64
+
+# void sign_rows(data, starts, ends, rows, docs, lower, punct, unicode_ws, char_mode, n, mix,
+#                position, table, table_rows, sig, num_perm, counts, toks, vals, sep)
+SIGN_ROWS = types.void(
+    _U8P, _I64P, _I64P, _I64P, _I64, _I64, _I64, _I64, _I64, _I64, types.uint64,
+    _U64P, _I64P, _I64, _U32P, _I64, _I64P, _U64P, _U64P, _U8P,
+)  # fmt: skip
+# void band_keys(sig, docs, num_perm, rows, starts, bands, keys)
+BAND_KEYS = types.void(_U32P, _I64, _I64, _I64, _U64P, _I64, _U64P)
+
+
+@njit(inline="always")
+def _fmix(h):
+    h ^= h >> _S33
+    h *= _C1
+    h ^= h >> _S33
+    h *= _C2
+    return h ^ (h >> _S33)
+
+
+@njit(inline="always")
+def _word_tokens(data, start, end, sep, lower, unicode_ws, toks):
+    """Whitespace-separated tokens' polynomial hashes (minhash.hash_strings) into toks."""
+    ntok = 0
+    h = _ZERO
+    pw = _ONE
+    length = 0
+    i = start
+    while i < end:
+        b = data[i]
+        width = 0
+        if b < 0x80:
+            if sep[b]:
+                width = 1
+        elif unicode_ws:
+            width = _unicode_space(data, i, end)
+        if width:
+            if length:
+                toks[ntok] = _fmix(h ^ (np.uint64(length) * _GOLDEN))
+                ntok += 1
+                h = _ZERO
+                pw = _ONE
+                length = 0
+            i += width
+            continue
+        if lower and 65 <= b <= 90:
+            b += 32
+        h += np.uint64(b) * pw
+        pw *= _POLY
+        length += 1
+        i += 1
+    if length:
+        toks[ntok] = _fmix(h ^ (np.uint64(length) * _GOLDEN))
+        ntok += 1
+    return ntok
+
+
+@njit(inline="always")
+def _char_tokens(data, start, end, lower, punct, toks):
+    """Code points' hashes (minhash.char_tokens); a punctuation run counts as one space."""
+    ntok = 0
+    in_punct = False
+    i = start
+    while i < end:
+        b = data[i]
+        if b < 0x80:
+            i += 1
+            if punct and _CLASS[b] == 4:
+                if not in_punct:
+                    toks[ntok] = _fmix(np.uint64(32) + _GOLDEN)
+                    ntok += 1
+                in_punct = True
+                continue
+            if lower and 65 <= b <= 90:
+                b += 32
+            cp = np.uint64(b)
+        elif i + (2 if b < 0xE0 else 3 if b < 0xF0 else 4) > end:  # cut UTF-8: never read past
+            cp = np.uint64(b)
+            i += 1
+        elif b < 0xE0:
+            cp = (np.uint64(b & 0x1F) << np.uint64(6)) | np.uint64(data[i + 1] & 0x3F)
+            i += 2
+        elif b < 0xF0:
+            cp = (
+                (np.uint64(b & 0x0F) << np.uint64(12))
+                | (np.uint64(data[i + 1] & 0x3F) << np.uint64(6))
+                | np.uint64(data[i + 2] & 0x3F)
+            )
+            i += 3
+        else:
+            cp = (
+                (np.uint64(b & 0x07) << np.uint64(18))
+                | (np.uint64(data[i + 1] & 0x3F) << np.uint64(12))
+                | (np.uint64(data[i + 2] & 0x3F) << np.uint64(6))
+                | np.uint64(data[i + 3] & 0x3F)
+            )
+            i += 4
+        in_punct = False
+        toks[ntok] = _fmix(cp + _GOLDEN)
+        ntok += 1
+    return ntok
+
+
+def sign_rows(
+    data, starts, ends, rows, docs, lower, punct, unicode_ws, char_mode, n, mix, position,
+    table, table_rows, sig, num_perm, counts, toks, vals, sep,
+):  # fmt: skip
+    """Signatures of documents data[starts[d]:ends[d]] into row rows[d] of sig (uint32,
+    num_perm wide, pre-filled with 0xFFFFFFFF) and their shingle counts into counts[rows[d]].
+    Scratch: toks (longest document's bytes), vals (num_perm), sep (128)."""
+    k = np.uint64(num_perm)
+    for c in range(128):
+        kind = _CLASS[c]
+        sep[c] = kind == 1 or (kind == 2 and unicode_ws != 0) or (kind == 4 and punct != 0)
+    for d in range(docs):
+        if char_mode:
+            ntok = _char_tokens(data, starts[d], ends[d], lower, punct, toks)
+        else:
+            ntok = _word_tokens(data, starts[d], ends[d], sep, lower, unicode_ws, toks)
+        if ntok == 0:
+            continue
+        for j in range(num_perm):
+            vals[j] = _EMPTY
+        shingles = ntok - n + 1 if ntok >= n else 1
+        width = n if ntok >= n else ntok
+        for s in range(shingles):
+            acc = _ZERO
+            for j in range(width):
+                acc += toks[s + j] * position[j]
+            x = _fmix(acc ^ mix)
+            slot = ((x >> _S32) * k) >> _S32
+            v = x & _LOW32
+            if v < vals[slot]:
+                vals[slot] = v
+        row = rows[d]
+        counts[row] = shingles
+        smallest = _EMPTY
+        for j in range(num_perm):
+            smallest = min(smallest, vals[j])
+        out = row * num_perm
+        for j in range(num_perm):  # optimal densification, as minhash.oph_signatures
+            v = vals[j]
+            if v == _EMPTY:
+                v = smallest
+                for t in range(table_rows):
+                    w = vals[table[t * num_perm + j]]
+                    if w != _EMPTY:
+                        v = w
+                        break
+            sig[out + j] = np.uint32(v)
+
+
+def band_keys(sig, docs, num_perm, rows, starts, bands, keys):
+    """minhash.band_keys in one pass: keys[b, d] folds sig[d, b*rows:(b+1)*rows] into
+    starts[b] (fmix of (key * golden) ^ value, slot by slot)."""
+    for d in range(docs):
+        for band in range(bands):
+            key = starts[band]
+            for j in range(band * rows, (band + 1) * rows):
+                key = _fmix((key * _GOLDEN) ^ np.uint64(sig[d * num_perm + j]))
+            keys[band * docs + d] = key
+
+
+# numba's own calling convention, no Python or C wrappers, no reference counting: the machine
+# code then references nothing but LLVM intrinsics (native.check_ir refuses anything else).
+_NATIVE = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True, "_nrt": False, "nogil": True}
+KERNELS = (("sign_rows", sign_rows, SIGN_ROWS), ("band_keys", band_keys, BAND_KEYS))
+
+
+def build() -> tuple[dict[str, str], list[bytes]]:
+    """({name: symbol}, object codes) of every kernel, compiled by numba for this machine
+    (seconds of CPU: once per native.key)."""
+    symbols, objects = {}, []
+    for name, func, sig in KERNELS:
+        dispatcher = njit(sig, **_NATIVE)(func)
+        result = dispatcher.overloads[sig.args]
+        native.check_ir(result.library.get_llvm_str())
+        symbols[name] = result.fndesc.llvm_func_name
+        objects.append(result.library.serialize_using_object_code()[2][0])
+    return symbols, objects
