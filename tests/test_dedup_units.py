@@ -327,3 +327,35 @@ def test_ascii_fast_path_matches_split_and_unicode_path() -> None:
         # the same documents in a batch with one non-ASCII document take the Unicode path
         _, mixed = minhash.word_tokens(pa.concat_arrays([arr, pa.array(["naïve café"])]))
         assert np.array_equal(mixed[: len(hashes)], hashes)
+
+
+def test_verified_edges_check_each_pair_once_with_the_same_result() -> None:
+    """Oracle: every copy of every candidate pair checked on its own (what each band task
+    did): the same edges survive, `rejected` counts every copy, yet each distinct pair is
+    checked once however many bands repeat it."""
+    rng = np.random.default_rng(12)
+    size = 900  # rows of this run and of a saved index: the id space of the pairs
+    similar = rng.random((size, size)) < 0.7
+    pool = np.stack([rng.integers(0, size, 700), rng.integers(0, size, 700)])
+    batches = [
+        pool[:, rng.choice(700, int(rng.integers(0, 400)), replace=False)] for _ in range(13)
+    ]
+    checked: list[int] = []
+
+    def check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        checked.extend(zip(a.tolist(), b.tolist(), strict=True))
+        return similar[a, b]
+
+    verified = clusters.VerifiedEdges(check, size)
+    for edges in batches:
+        want = edges[:, similar[edges[0], edges[1]]]
+        assert np.array_equal(verified(edges), want)
+    copies = np.concatenate(batches, axis=1)
+    assert verified.rejected == int((~similar[copies[0], copies[1]]).sum()) > 0
+    distinct = set(zip(copies[0].tolist(), copies[1].tolist(), strict=True))
+    assert sorted(checked) == sorted(distinct)
+    # an id space too large for one 64-bit code per pair: every copy is checked, same result
+    huge = clusters.VerifiedEdges(lambda a, b: similar[a % size, b % size], 2**33)
+    for edges in batches:
+        assert np.array_equal(huge(edges), edges[:, similar[edges[0], edges[1]]])
+    assert huge.rejected == verified.rejected

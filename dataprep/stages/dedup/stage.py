@@ -26,8 +26,8 @@ from dataprep.storage import StoragePath
 
 from . import index as saved_index
 from . import lsh, minhash, report, tasks
-from .buckets import EXACT, shard_dir
-from .clusters import Members, cluster_members
+from .buckets import EXACT, SignatureStore, shard_dir
+from .clusters import Members, VerifiedEdges, cluster_members
 from .config import DedupConfig, check_schema, output_schema
 from .index import SavedIndex
 from .payloads import (
@@ -53,6 +53,7 @@ class Plan:
     band_ids: list[int]
     offsets: list[int]
     old_rows: int = 0
+    rejected: int = 0  # candidate pairs (counting each band's copy) that failed verification
     bucket_jobs: list[tuple[int, int, int]] = field(default_factory=list)  # (band, part, parts)
 
     @property
@@ -150,6 +151,8 @@ class DedupStage(Stage[DedupConfig]):
         """Union the edge files, apply the keep policy, and leave keep/cluster files per shard
         (a row in no cluster is kept, with cluster -1)."""
         files = [tasks.edges_file(ctx.work, b, p) for b, p, _ in plan.bucket_jobs]
+        if plan.config.verify and plan.config.uses_minhash:
+            files = _verify_edges(ctx, plan, files)
 
         def edge_batches() -> Iterator[np.ndarray]:
             return (load_array(f, mmap=False) for f in files)
@@ -222,6 +225,30 @@ class DedupStage(Stage[DedupConfig]):
         return ctx.map(tasks.write_task, jobs)
 
 
+def _verify_edges(
+    ctx: StageContext[DedupConfig], plan: Plan, files: list[StoragePath]
+) -> list[StoragePath]:
+    """The band edges whose estimated Jaccard reaches the verify floor, each distinct pair
+    checked once (`VerifiedEdges`), saved beside the candidates; `plan.rejected` counts
+    every rejected copy. Exact-fingerprint edges are not checked."""
+    config = plan.config
+    saved = saved_index.open_index(config.against, check=False) if config.against else None
+    sigs = saved.signatures() if saved is not None else None
+    store = SignatureStore(ctx.work, plan.offsets, sigs)
+    floor = lsh.verify_floor(config.threshold, config.recall, config.num_perm)
+    verified = VerifiedEdges(lambda a, b: store.similar(a, b, floor), plan.total + plan.old_rows)
+    out = []
+    for (band, _, _), path in zip(plan.bucket_jobs, files, strict=True):
+        if band == EXACT:
+            out.append(path)
+            continue
+        target = path.parent.parent / "verified" / path.name
+        save_array(target, verified(load_array(path, mmap=False)))
+        out.append(target)
+    plan.rejected = verified.rejected
+    return out
+
+
 def _make_plan(config: DedupConfig, paths: list[str]) -> tuple[Plan, SavedIndex | None]:
     """The banding (from the config, else the index matched against, which it must suit),
     the bands to bucket, and the index matched against (None without --against)."""
@@ -251,6 +278,7 @@ def _bucket_report(plan: Plan, bucketed: list[TaskResult[TaskStats]]) -> dict[st
     }
     if plan.config.uses_minhash:
         lsh_counts = sum_counts([r for r, e in zip(bucketed, is_exact, strict=True) if not e])
+        lsh_counts["rejected_pairs"] = plan.rejected
         out["lsh"] = report.lsh_section(plan.config, plan.bands, plan.rows, lsh_counts)
     out["bucket_tasks"] = len(plan.bucket_jobs)
     return out

@@ -25,8 +25,8 @@ from dataprep.progress import tick
 from dataprep.stage import Quarantine, Task, TaskResult
 from dataprep.storage import StoragePath
 
-from . import buckets, lsh, minhash
-from .buckets import EXACT, Run, SignatureStore, shard_dir
+from . import buckets, minhash
+from .buckets import EXACT, Run, shard_dir
 from .config import DedupConfig
 from .index import band_name, open_index
 from .normalise import fingerprints, token_steps
@@ -179,8 +179,9 @@ def _save_exact(folder: StoragePath, signed: _Signed) -> None:
 
 
 def bucket_task(task: Task[DedupConfig, BucketJob]) -> TaskResult[TaskStats]:
-    """One key range of one band (or of the exact pass): equal keys across shards -> edges;
-    hits in an old index. A band too big for one task is split into key ranges."""
+    """One key range of one band (or of the exact pass): equal keys across shards -> candidate
+    edges (verified later, see `clusters.VerifiedEdges`); hits in an old index. A band too big
+    for one task is split into key ranges."""
     started = time.perf_counter()
     config, job = task.config, task.payload
     band, part, parts, offsets = job.band, job.part, job.parts, job.offsets
@@ -189,23 +190,14 @@ def bucket_task(task: Task[DedupConfig, BucketJob]) -> TaskResult[TaskStats]:
     dtype = buckets.EXACT_DTYPE if band == EXACT else np.dtype(np.uint64)
     within = buckets.key_ranges(parts, dtype)[part]
     runs = buckets.shard_runs(task.work_dir, shards, offsets, band, within if parts > 1 else None)
-    verify = config.verify and band != EXACT
-    store = SignatureStore(task.work_dir, offsets) if verify else None
+    chain = config.verify and band != EXACT  # checked in the cluster phase, once a pair
     saved = open_index(job.against, check=False) if job.against else None
     old_keys = saved.keys(band) if saved is not None else None
     old_ids = saved.ids(band) if saved is not None else None
-    if verify and saved is not None:
-        store = SignatureStore(task.work_dir, offsets, saved.signatures())
     edges_a, edges_b = [], []
-    counts = {
-        "candidate_pairs": 0,
-        "rejected_pairs": 0,
-        "groups": 0,
-        "grouped_rows": 0,
-        "index_hits": 0,
-    }
+    counts = {"candidate_pairs": 0, "groups": 0, "grouped_rows": 0, "index_hits": 0}
     for keys, ids in buckets.merged_ranges(runs, config.merge_rows, within):
-        a, b, sizes = buckets.group_edges(keys, ids, chain=verify)
+        a, b, sizes = buckets.group_edges(keys, ids, chain=chain)
         counts["groups"] += len(sizes)
         counts["grouped_rows"] += int(sizes.sum())
         if old_keys is not None and old_ids is not None:
@@ -214,11 +206,6 @@ def bucket_task(task: Task[DedupConfig, BucketJob]) -> TaskResult[TaskStats]:
             b = np.concatenate([b, total + np.asarray(old_ids[pos], dtype=np.int64)])
             counts["index_hits"] += len(hit)
         counts["candidate_pairs"] += len(a)
-        if verify and store is not None and len(a):
-            floor = lsh.verify_floor(config.threshold, config.recall, config.num_perm)
-            good = store.similar(a, b, floor)
-            counts["rejected_pairs"] += int((~good).sum())
-            a, b = a[good], b[good]
         edges_a.append(a)
         edges_b.append(b)
         tick(rows=len(keys))
