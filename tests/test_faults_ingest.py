@@ -28,7 +28,7 @@ from dataprep.errors import DataprepError
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
 from dataprep.sources import TruncatedInput
-from dataprep.stages.readers import counted_blocks, line_blocks
+from dataprep.stages.readers import counted_blocks, line_blocks, view_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 3000
@@ -377,3 +377,29 @@ def test_line_blocks_are_whole_lines_with_their_numbers(block: int, step: int) -
     whole = data[: data.rfind(b"\n") + 1]
     assert b"".join(bytes(b) for b, _ in got) == whole
     assert cuts == [(whole.count(b"\n") + 1, b"tail without newline")]
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("step", [3, 1 << 20])
+def test_view_blocks_are_counted_blocks_without_copies(block: int, step: int) -> None:
+    """`view_blocks` reuses one buffer, so each view is read before the next step (as the
+    JSONL reader parses it); oracle: `counted_blocks`' bytes, numbers and counts, for whole
+    streams, limited ones, lines longer than the block, and a cut stream's whole lines
+    followed by the cut line handed to `on_cut`."""
+    rng = random.Random(block * step + 1)
+    lines = [b"y" * rng.choice([0, 1, 5, 30, 200, 3000]) for _ in range(300)]
+    data = b"\n".join(lines) + b"\ntail without newline"
+    for limit in (None, len(data) // 2, 0):
+        want = list(counted_blocks(_Trickle(data, step), limit, 5, block))
+        got = [(bytes(v), n, c) for v, n, c in view_blocks(_Trickle(data, step), limit, 5, block)]
+        assert got == want
+    calls: list[list[tuple[int, bytes]]] = [[], []]
+    reads = [counted_blocks, view_blocks]
+    results = []
+    for read, cuts in zip(reads, calls, strict=True):
+        stream = _Trickle(data, step, cut=True)
+        blocks = read(stream, None, 1, block, lambda n, tail, cuts=cuts: cuts.append((n, tail)))
+        results.append([(bytes(b), n, c) for b, n, c in blocks])
+    assert results[0] == results[1] and calls[0] == calls[1] == [(301, b"tail without newline")]
+    with pytest.raises(TruncatedInput):
+        list(view_blocks(_Trickle(data, step, cut=True), None, 1, block))

@@ -18,6 +18,7 @@ from dataprep.stages.readers_common import (
     line_blocks,
     quarantine_cut,
     string_scalar,
+    view_blocks,
 )
 from dataprep.stages.readers_csv import WholeRecords, csv_schema, read_csv, reader_names
 from dataprep.stages.readers_jsonl import MAGIC, PARSE_CHUNK, jsonl_schema, parse_jsonl_block
@@ -44,4 +45,5 @@ __all__ = [
     "read_text_lines",
     "reader_names",
     "string_scalar",
+    "view_blocks",
 ]

@@ -95,6 +95,54 @@ def counted_blocks(
         yield carry, line, 0
 
 
+def view_blocks(
+    stream: BinaryIO,
+    limit: int | None,
+    first_line: int,
+    block: int,
+    on_cut: Callable[[int, bytes], None] | None = None,
+) -> Iterator[tuple[memoryview, int, int]]:
+    """`counted_blocks` without a copy per block: each block is read into one reused buffer,
+    after the cut line the previous block left, and handed out as a view of it that is valid
+    only until the next step (the caller parses it at once; Arrow's JSON parser copies what it
+    keeps). A fresh 8 MiB `bytes` per block, joined to that cut line and sliced to whole lines,
+    was three copies and ~6,000 page faults per block: ~0.1 s of CPU per 100 MB."""
+    buf = bytearray(block)
+    held = 0  # bytes of a cut line at the front of `buf`
+    line = first_line
+    remaining = limit if limit is not None else float("inf")
+    while remaining > 0:
+        want = int(min(block, remaining))
+        if held + want > len(buf):  # a line longer than a block: a new, bigger buffer
+            bigger = bytearray(max(2 * len(buf), held + want))
+            bigger[:held] = memoryview(buf)[:held]
+            buf = bigger  # views handed out before keep the old one alive
+        try:
+            with memoryview(buf) as view:
+                got = stream.readinto(view[held : held + want])
+        except TruncatedInput:
+            if on_cut is None:
+                raise
+            on_cut(line, bytes(buf[:held]))
+            return
+        if not got:
+            break
+        remaining -= got
+        end = held + got
+        cut = buf.rfind(b"\n", held, end)
+        if cut < 0:
+            held = end
+            continue
+        newlines = buf.count(b"\n", 0, cut + 1)
+        yield memoryview(buf)[: cut + 1], line, newlines
+        line += newlines
+        tail = end - cut - 1
+        buf[:tail] = buf[cut + 1 : end]  # the cut line moves to the front (a copy of it first)
+        held = tail
+    if held:
+        yield memoryview(buf)[:held], line, 0
+
+
 def quarantine_cut(q: Quarantine, src: SourceFile, line: int | None, tail: bytes) -> None:
     """The record a cut input leaves with `on_truncated: quarantine`: where the cut is."""
     q.add(src.name, line, "truncated", tail.decode("utf-8", errors="replace"))

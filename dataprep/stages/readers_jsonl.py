@@ -3,7 +3,6 @@ rejected block, so one bad line quarantines itself instead of failing the run.""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -107,7 +106,7 @@ def _not_jsonl(src: SourceFile, data: bytes) -> DataprepError:
 
 
 def parse_jsonl_block(
-    data: bytes,
+    data: bytes | memoryview,
     first_line: int,
     src: SourceFile,
     schema: pa.Schema,
@@ -124,21 +123,24 @@ def parse_jsonl_block(
     table = _arrow_block(data, first_line, schema, newlines)
     if table is not None:
         return drop_invalid_utf8(table, src, q)
+    data = bytes(data)  # a view of a reused buffer (`view_blocks`): this path keeps pieces
     budget = [RETRY_SHARE * len(data)]
     return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, id_column, budget)))
 
 
 def _arrow_block(
-    data: bytes, first_line: int, schema: pa.Schema, newlines: int | None = None
+    data: bytes | memoryview, first_line: int, schema: pa.Schema, newlines: int | None = None
 ) -> pa.Table | None:
     """The block's rows with their line numbers, or None where Arrow rejects it or it has
-    blank lines (which Arrow skips, so its rows would not be its lines)."""
-    newlines = data.count(b"\n") if newlines is None else newlines
-    lines = newlines + (0 if data.endswith(b"\n") else 1)
+    blank lines (which Arrow skips, so its rows would not be its lines). Arrow reads the
+    bytes where they are (a `BufferReader`, not a Python file object that copies them)."""
+    if newlines is None:
+        newlines = data.count(b"\n")  # type: ignore[union-attr]  # bytes here
+    lines = newlines + (0 if len(data) and data[-1] == 10 else 1)
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pjson.read_json(
-            io.BytesIO(data),
+            pa.BufferReader(pa.py_buffer(data)),
             read_options=pjson.ReadOptions(block_size=PARSE_CHUNK),  # chunks parse in parallel
             parse_options=options,
         )

@@ -324,12 +324,13 @@ def _read(
             limit = end - start if src.compression is None else None  # sizes are compressed
             tolerate = config.on_truncated == "quarantine"
             on_cut = partial(readers.quarantine_cut, quarantine, src) if tolerate else None
-            blocks = readers.counted_blocks(stream, limit, part.first_line, block, on_cut)
             if src.format == "text":
+                blocks = readers.counted_blocks(stream, limit, part.first_line, block, on_cut)
                 lines = ((data, line) for data, line, _ in blocks)
                 yield from readers.read_text_lines(lines, src, config, quarantine)
-            else:
-                for data, line, newlines in blocks:  # a missing id is null, then generated
+            else:  # each block is parsed before the next one overwrites its buffer
+                views = readers.view_blocks(stream, limit, part.first_line, block, on_cut)
+                for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
                         data, line, src, schema, quarantine, config.id_column, newlines
                     )
