@@ -313,6 +313,35 @@ def test_started_by_torchrun_directly(blocks: Path, tmp_path: Path) -> None:
     assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4]  # rank 0 logs, once per step
 
 
+HELD_PORT_RUN = """
+import runpy, socket, sys
+held = socket.socket()
+held.bind(("127.0.0.1", 0))
+held.listen()  # another process's port: it accepts and never answers
+import dataprep.train.launch as launch
+launch._free_port = lambda: held.getsockname()[1]  # what an up-front pick may return
+sys.argv = ["dataprep", *sys.argv[1:]]
+runpy.run_module("dataprep", run_name="__main__")
+"""
+
+
+def test_the_rendezvous_port_is_bound_by_the_run_not_picked_before(
+    blocks: Path, tmp_path: Path
+) -> None:
+    """Runs started side by side must never meet at one rendezvous: the run's own store binds
+    a free port (as `torchrun --standalone` does). A port picked free beforehand can be taken
+    before the store binds it; the run then joined whatever listened there and hung."""
+    args = _train_args(blocks, tmp_path / "run", "--steps", "2", "--nproc-per-node", "2")
+    proc = subprocess.run(
+        [sys.executable, "-c", HELD_PORT_RUN, *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["step"] == 2
+
+
 def test_bad_input_stops_with_one_sentence(blocks: Path, tmp_path: Path) -> None:
     shards = blocks.parent / "shards"
     cases = [

@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import tempfile
 import threading
 import uuid
@@ -61,12 +60,6 @@ def processes(nproc_per_node: str, device: str) -> int:
     return count
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _nodes(nnodes: str) -> tuple[int, int]:
     low, _, high = nnodes.partition(":")
     try:
@@ -109,7 +102,9 @@ def launch(
         nproc_per_node=processes(nproc_per_node, cfg.device),
         run_id=rdzv_id or f"dataprep-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d",
-        rdzv_endpoint=rdzv_endpoint or f"127.0.0.1:{_free_port()}",
+        # port 0: the run's store binds a free port itself, as `torchrun --standalone` does; a
+        # port picked beforehand may be taken by then (side-by-side runs met at one store)
+        rdzv_endpoint=rdzv_endpoint or "127.0.0.1:0",
         max_restarts=max_restarts,
         monitor_interval=0.5,
         start_method="spawn",
