@@ -245,7 +245,7 @@ def test_a_scrape_while_the_process_exits_is_complete_or_refused():
     for linger in ("30", "0"):  # waiting for a final scrape, and not waiting at all
         env[LINGER_ENV] = linger
         with ThreadPoolExecutor(4) as pool:
-            rounds = list(pool.map(lambda _: scrape_through_exit(env), range(24)))
+            rounds = list(pool.map(lambda _: scrape_through_exit(env), range(16)))
         for answers in rounds:
             for text in answers:
                 assert "dataprep_stage_runs_total" in text, repr(text[:200])
