@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataprep import native
+from dataprep import arrow_np, native
 
 from . import params
 from .normalise import normalise
@@ -140,7 +140,7 @@ def _spans(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     offsets, data = params._string_buffers(text)
     starts, ends = offsets[:-1].copy(), offsets[1:].copy()
     if text.null_count:
-        null = ~pc.is_valid(text).to_numpy(zero_copy_only=False)
+        null = ~arrow_np.valid(text)
         ends[null] = starts[null]
     return data, starts, ends
 
@@ -191,7 +191,7 @@ def _normalise_lines(text: pa.Array, steps: Sequence[str]) -> pa.Array:
     (its Unicode NFKC runs at ~90 MB/s)."""
     lines = pc.split_pattern(text, "\n")
     flat = normalise(pc.list_flatten(lines), steps)
-    return pc.binary_join(pa.ListArray.from_arrays(lines.offsets, flat), "\n")
+    return pc.binary_join(pa.ListArray.from_arrays(lines.offsets, flat), arrow_np.string("\n"))
 
 
 def signatures(
@@ -220,10 +220,9 @@ def sign_text(
     if "whitespace" in steps:  # changes char n-grams; not a byte map: Arrow does it all
         norm = pc.fill_null(normalise(text, steps), "")
         return signatures(norm, num_perm, seed, ngram, char_ngram)
-    ascii_rows = pc.fill_null(pc.string_is_ascii(text), False).to_numpy(zero_copy_only=False)
-    valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
-    others = np.flatnonzero(valid & ~ascii_rows)
-    rest = _normalise_lines(text.take(pa.array(others)), steps)
+    ascii_rows = arrow_np.bools(pc.string_is_ascii(text), null=False)
+    others = np.flatnonzero(arrow_np.valid(text) & ~ascii_rows)
+    rest = _normalise_lines(text.take(arrow_np.int64s(others)), steps)
     ascii_index = np.flatnonzero(ascii_rows)
     parts = [
         (text, ascii_index, ascii_index, "lowercase" in steps, "punctuation" in steps),
