@@ -28,7 +28,7 @@ from dataprep.errors import DataprepError
 from dataprep.executors.local import LocalExecutor
 from dataprep.runner import run_stage
 from dataprep.sources import TruncatedInput
-from dataprep.stages.readers import counted_blocks, line_blocks, view_blocks
+from dataprep.stages.readers import counted_blocks, line_blocks, line_ranges, view_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 3000
@@ -403,3 +403,24 @@ def test_view_blocks_are_counted_blocks_without_copies(block: int, step: int) ->
     assert results[0] == results[1] and calls[0] == calls[1] == [(301, b"tail without newline")]
     with pytest.raises(TruncatedInput):
         list(view_blocks(_Trickle(data, step, cut=True), None, 1, block))
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 20])
+def test_line_ranges_cut_at_line_ends_with_first_line_numbers(tmp_path: Path, block: int) -> None:
+    """Oracle: a cut right after the first newline at or past each `chunk_bytes` step from the
+    previous cut, and a range's first line = 1 + the newlines before it; lines longer than a
+    read block, a cut target on a newline, a last line without one, and one range for a file
+    no bigger than `chunk_bytes`."""
+    rng = random.Random(block)
+    lines = [b"z" * rng.choice([0, 1, 9, 40, 300]) for _ in range(400)]
+    data = b"\n".join(lines) + b"\nno newline at the end"
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(data)
+    for chunk in (1, 37, 500, 4096, len(data) // 2, len(data), len(data) + 5):
+        want, start = [], 0
+        while start < len(data):
+            cut = data.find(b"\n", start + chunk) if start + chunk < len(data) else -1
+            end = len(data) if cut < 0 or cut + 1 >= len(data) else cut + 1
+            want.append((start, end, data[:start].count(b"\n") + 1))
+            start = end
+        assert line_ranges(str(src), len(data), chunk, block) == want, chunk

@@ -118,6 +118,27 @@ def test_big_file_split_into_ranges_matches_unsplit(tmp_path: Path) -> None:
     assert sorted(lines) == [1235, 6001]
 
 
+def test_big_file_on_s3_split_into_ranges_matches_local(tmp_path: Path, s3_bucket: str) -> None:
+    """The ranges of a remote file are planned by reading it as a stream, as a local one's:
+    same rows, ids (SOURCE:LINE) and quarantined line as the unsplit local read."""
+    from dataprep.storage import StoragePath
+
+    rows = _docs(3000)
+    rows[2000] = {"score": 1}  # missing text: quarantined with its line
+    src = _write_jsonl(tmp_path / "big.jsonl", rows)
+    remote = f"{s3_bucket}/in/big.jsonl"
+    copy = tmp_path / "upload.jsonl"
+    copy.write_bytes(src.read_bytes())
+    StoragePath(remote).upload_from(copy)  # moves it
+    split = _shard([remote], tmp_path / "split", workers=2, chunk_bytes=30_000)
+    whole = _shard([src], tmp_path / "whole")
+    assert split["tasks"] > 5 and whole["tasks"] == 1
+    assert column(tmp_path / "split", "id") == column(tmp_path / "whole", "id")
+    assert column(tmp_path / "split", "text") == column(tmp_path / "whole", "text")
+    lines = [json.loads(x)["line"] for x in (tmp_path / "split/.quarantine.jsonl").open()]
+    assert lines == [2001]
+
+
 def test_csv_parquet_and_text_inputs(tmp_path: Path) -> None:
     rows = {  # the first file fixes the schema (score: int64); the second breaks it
         "a.csv": [["text", "score"], ["hello, world", "1"], ["multi\nline", "2"]],

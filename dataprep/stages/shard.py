@@ -27,7 +27,7 @@ from dataprep.dataset import RollingShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.readahead import readahead
-from dataprep.sources import SourceFile, line_ranges, open_source, resolve
+from dataprep.sources import SourceFile, open_source, resolve
 from dataprep.stage import (
     Quarantine,
     Stage,
@@ -201,7 +201,7 @@ def _ranges(src: SourceFile, config: ShardConfig) -> list[tuple[int, int, int]]:
     line_based = src.format == "jsonl" or (src.format == "text" and config.lines)
     if src.compression is None and line_based and src.size > config.chunk_bytes:
         pieces = -(-src.size // config.chunk_bytes)
-        return line_ranges(src.path, -(-src.size // pieces))
+        return readers.line_ranges(src.path, src.size, -(-src.size // pieces))
     return [(0, src.size, 1)]
 
 
