@@ -508,3 +508,26 @@ def test_head_and_export_take_audit_log(per_column, tmp_path: Path) -> None:
     assert exported["columns"] == ["id", "text"] and exported["key_ids"] == _ids_for(
         enc, "id", "text"
     )
+
+
+def test_report_and_keys_rotate_take_audit_log(plain: Path, tmp_path: Path) -> None:
+    """Like every command that uses a key: --audit-log moves the records, none go beside the
+    key files."""
+    from dataprep.crypto import generate_key_file
+
+    keys, new = tmp_path / "old.keys", tmp_path / "new.keys"
+    generate_key_file(keys)
+    generate_key_file(new)
+    enc = tmp_path / "enc"
+    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=plain, executor=LocalExecutor(1))
+    report_log, rotate_log = tmp_path / "report.jsonl", tmp_path / "rotate.jsonl"
+    page = tmp_path / "r.html"
+    cli("report", enc, "-o", page, "--key-file", keys, "--audit-log", report_log)
+    cli("keys", "rotate", enc, "-k", keys, "--new-key-file", new, "--audit-log", rotate_log)
+    reported = _records(report_log)
+    assert reported and {(r["argv"][1], r["outcome"]) for r in reported} == {("report", "ok")}
+    rotated = {(r["action"], r["outcome"]) for r in _records(rotate_log)}
+    assert {("rotate-from", "ok"), ("rotate", "ok")} <= rotated
+    assert [r["action"] for r in _records(Path(f"{keys}.audit.jsonl"))] == ["encrypt"]
+    assert not Path(f"{new}.audit.jsonl").exists()
+    assert audit.verify(report_log) and audit.verify(rotate_log)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app
+from dataprep.cli.audit import AuditLog
 from dataprep.cli.output import console, print_json
 from dataprep.errors import DataprepError
 
@@ -38,12 +39,15 @@ def rotate(
         Path, typer.Option("--new-key-file", help="The key file to move to (keygen -o NEW).")
     ],
     map_: Annotated[list[str] | None, typer.Option("--map", help=_MAP_HELP)] = None,
+    audit_log: AuditLog = None,
     as_json: AsJson = False,
 ) -> None:
     """Re-wrap the data keys under new master keys without rewriting data (external key
     material, the default of `encrypt`): afterwards only NEW opens the data. Crash-safe."""
+    from dataprep.audit_use import set_log
     from dataprep.keys_rotate import rotate as rotate_one
 
+    set_log(audit_log)
     mapping = {}
     for item in map_ or []:
         old, sep, new = item.partition("=")

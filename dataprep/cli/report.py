@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dataprep.cli import app, output
+from dataprep.cli.audit import AuditLog
 
 Opt = typer.Option
 
@@ -20,6 +21,7 @@ def report(
     key_file: Annotated[
         str | None, Opt("--key-file", "-k", help="Key file, to plot encrypted columns.")
     ] = None,
+    audit_log: AuditLog = None,
     sample_rows: Annotated[
         int, Opt(help="Rows whose values are plotted (a seeded sample of row groups).", min=0)
     ] = 100_000,
@@ -33,8 +35,10 @@ def report(
     S-curve, resample before/after, partition balance, quarantine reasons. Runs: loss,
     eval loss, lr, tokens/s, data wait, GPU memory and MFU from metrics.jsonl.
     """
+    from dataprep.audit_use import set_log
     from dataprep.report import build_report
 
+    set_log(audit_log)
     summary = build_report(paths, out, key_file, sample_rows, seed)
     if json:
         output.print_json(summary.to_json())
