@@ -63,9 +63,15 @@ def int64s(values: np.ndarray) -> pa.Int64Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
+def strings(values: list[str]) -> pa.StringArray:
+    """Python strings as an Arrow string array (`pa.array(values)`, no nulls)."""
+    raw = [v.encode() for v in values]
+    offsets = np.zeros(len(raw) + 1, dtype=np.int32)
+    np.cumsum([len(r) for r in raw], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))]
+    return pa.Array.from_buffers(pa.string(), len(raw), buffers)
+
+
 def string(value: str) -> pa.StringScalar:
     """An Arrow string scalar (`pa.scalar(value)`), e.g. for a compute function's argument."""
-    raw = value.encode()
-    offsets = np.array([0, len(raw)], dtype=np.int32)
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(raw)]
-    return pa.Array.from_buffers(pa.string(), 1, buffers)[0]
+    return strings([value])[0]

@@ -58,6 +58,8 @@ def test_mask_int64s_and_string_equal_pa_array_and_scalar() -> None:
         assert arrow_np.int64s(rows[::2]).equals(pa.array(rows[::2], pa.int64()))
     for text in ("", "\n", "日本 ß"):
         assert arrow_np.string(text).equals(pa.scalar(text))
+    for texts in ([], [""], ["a", "", "日本 ß", "x" * 1000]):
+        assert arrow_np.strings(texts).equals(pa.array(texts, pa.string()))
     with pytest.raises(TypeError, match="boolean"):
         arrow_np.bools(pa.array([1, 2]))
 

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from dataprep import arrow_np
+
 PUNCTUATION = r"[\p{P}\p{S}]+"
 FIELD_SEP = "\x1f"
 NULL_MARK = "\x00"
@@ -24,6 +26,7 @@ def normalise(text: pa.Array | pa.ChunkedArray, steps: Sequence[str]) -> pa.Arra
         text = text.combine_chunks()
     if pa.types.is_large_string(text.type):
         text = text.cast(pa.string())
+    # separators and fills as Arrow scalars: a Python str would make pyarrow import pandas
     if "nfkc" in steps:
         text = pc.utf8_normalize(text, "NFKC")
     if "lowercase" in steps:
@@ -31,7 +34,8 @@ def normalise(text: pa.Array | pa.ChunkedArray, steps: Sequence[str]) -> pa.Arra
     if "punctuation" in steps:
         text = pc.replace_substring_regex(text, PUNCTUATION, " ")
     if "whitespace" in steps:  # split + join: several times faster than a regex replace
-        text = pc.utf8_trim_whitespace(pc.binary_join(pc.utf8_split_whitespace(text), " "))
+        text = pc.binary_join(pc.utf8_split_whitespace(text), arrow_np.string(" "))
+        text = pc.utf8_trim_whitespace(text)
     return text
 
 
@@ -50,8 +54,9 @@ def fingerprints(columns: Sequence[pa.Array], steps: Sequence[str]) -> np.ndarra
     for column in columns:
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             column = pc.cast(column, pa.string())
-        parts.append(pc.fill_null(normalise(column, steps), NULL_MARK))
-    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, FIELD_SEP)
+        parts.append(pc.fill_null(normalise(column, steps), arrow_np.string(NULL_MARK)))
+    sep = arrow_np.string(FIELD_SEP)
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, sep)
     digest = xxhash.xxh3_128_digest
     raw = b"".join(digest(s.encode()) for s in joined.to_pylist())
     return np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
