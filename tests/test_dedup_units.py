@@ -331,8 +331,9 @@ def test_ascii_fast_path_matches_split_and_unicode_path() -> None:
 
 def test_verified_edges_check_each_pair_once_with_the_same_result() -> None:
     """Oracle: every copy of every candidate pair checked on its own (what each band task
-    did): the same edges survive, `rejected` counts every copy, yet each distinct pair is
-    checked once however many bands repeat it."""
+    did): the calls return the passing pairs, each once (all union-find needs), `rejected`
+    counts every failing copy, yet each distinct pair is checked once however many bands
+    repeat it; the clusters are those of the edges checked copy by copy."""
     rng = np.random.default_rng(12)
     size = 900  # rows of this run and of a saved index: the id space of the pairs
     similar = rng.random((size, size)) < 0.7
@@ -346,16 +347,27 @@ def test_verified_edges_check_each_pair_once_with_the_same_result() -> None:
         checked.extend(zip(a.tolist(), b.tolist(), strict=True))
         return similar[a, b]
 
-    verified = clusters.VerifiedEdges(check, size)
-    for edges in batches:
-        want = edges[:, similar[edges[0], edges[1]]]
-        assert np.array_equal(verified(edges), want)
+    def pairs(edges: np.ndarray) -> list[tuple[int, int]]:
+        return list(zip(edges[0].tolist(), edges[1].tolist(), strict=True))
+
     copies = np.concatenate(batches, axis=1)
-    assert verified.rejected == int((~similar[copies[0], copies[1]]).sum()) > 0
-    distinct = set(zip(copies[0].tolist(), copies[1].tolist(), strict=True))
-    assert sorted(checked) == sorted(distinct)
-    # an id space too large for one 64-bit code per pair: every copy is checked, same result
-    huge = clusters.VerifiedEdges(lambda a, b: similar[a % size, b % size], 2**33)
-    for edges in batches:
-        assert np.array_equal(huge(edges), edges[:, similar[edges[0], edges[1]]])
-    assert huge.rejected == verified.rejected
+    passing = copies[:, similar[copies[0], copies[1]]]
+    for size_of_space, one_code in ((size, True), (2**33, False)):
+        verified = clusters.VerifiedEdges(check, size_of_space)
+        checked.clear()
+        got = [verified(edges) for edges in batches]
+        assert verified.rejected == int((~similar[copies[0], copies[1]]).sum()) > 0
+        returned = [p for edges in got for p in pairs(edges)]
+        if one_code:  # one code per pair: each pair checked and returned once
+            assert sorted(checked) == sorted(set(pairs(copies)))
+            assert sorted(returned) == sorted(set(pairs(passing)))
+        else:  # too many ids for one code: every copy checked and returned
+            assert sorted(returned) == sorted(pairs(passing))
+        want = clusters.cluster_members(lambda: iter(batches_passing(batches, similar)), 600, None)
+        have = clusters.cluster_members(lambda got=got: iter(got), 600, None)
+        for field in ("ids", "roots", "keep"):
+            assert np.array_equal(getattr(have, field), getattr(want, field)), field
+
+
+def batches_passing(batches: list[np.ndarray], similar: np.ndarray) -> list[np.ndarray]:
+    return [edges[:, similar[edges[0], edges[1]]] for edges in batches]

@@ -75,9 +75,11 @@ class VerifiedEdges:
     files hold a pair up to `bands` times (600k copies of ~70k pairs on 200k documents), and
     checking every copy (what each band task once did) gathered two signatures per copy.
     The verdicts are kept as sorted pair codes, so memory grows with the distinct pairs (a
-    few per row with a partner, like the union-find arrays); `rejected` still counts every
-    copy, so the report's figure is the per-band one. Ids must lie in [0, `size`); a space
-    too large for one 64-bit code per pair checks every copy (same edges, same count).
+    few per row with a partner, like the union-find arrays). A call returns only the passing
+    pairs it has not returned before: the union of the calls is the set of passing pairs,
+    all union-find needs. `rejected` still counts every copy, so the report's figure is the
+    per-band one. Ids lie in [0, `size`); a space too large for one 64-bit code per pair
+    checks and returns every copy (the same set of pairs, the same count).
     """
 
     def __init__(self, check: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int):
@@ -88,32 +90,31 @@ class VerifiedEdges:
         self._good = np.zeros(0, dtype=bool)
 
     def __call__(self, edges: np.ndarray) -> np.ndarray:
-        """The (2, k) edges whose pair passes the check, in their order."""
+        """The (2, k) edges whose pair passes the check and was not returned before."""
         a = np.asarray(edges[0], dtype=np.int64)
         b = np.asarray(edges[1], dtype=np.int64)
         if self.size > 1 << 32:
             good = np.asarray(self.check(a, b), dtype=bool) if len(a) else np.zeros(0, bool)
-        else:
-            good = self._verdicts(a.astype(np.uint64) * np.uint64(self.size) + b.astype(np.uint64))
-        self.rejected += int(len(good) - np.count_nonzero(good))
-        return np.stack([a[good], b[good]])
-
-    def _verdicts(self, codes: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self._codes, codes)
+            self.rejected += int(len(good) - np.count_nonzero(good))
+            return np.stack([a[good], b[good]])
+        codes = np.sort(a.astype(np.uint64) * np.uint64(self.size) + b.astype(np.uint64))
+        pos = np.searchsorted(self._codes, codes)  # sorted needles: each search starts warm
         found = pos < len(self._codes)
         found[found] = self._codes[pos[found]] == codes[found]
-        good = np.zeros(len(codes), dtype=bool)
-        good[found] = self._good[pos[found]]
-        new, where = np.unique(codes[~found], return_inverse=True)
+        rejected = int(np.count_nonzero(found)) - int(np.count_nonzero(self._good[pos[found]]))
+        new, repeats = np.unique(codes[~found], return_counts=True)
+        fresh = np.zeros(0, dtype=np.uint64)
         if len(new):
-            size = np.uint64(self.size)
-            verdict = np.asarray(self.check(*(np.asarray(x, np.int64) for x in divmod(new, size))))
-            good[~found] = verdict[where]
+            pair = [np.asarray(x, dtype=np.int64) for x in np.divmod(new, np.uint64(self.size))]
+            verdict = np.asarray(self.check(*pair), dtype=bool)
+            rejected += int(repeats[~verdict].sum())
+            fresh = new[verdict]
             merged = np.concatenate([self._codes, new])
             order = np.argsort(merged, kind="stable")  # two sorted runs: one merge
             self._codes = merged[order]
-            self._good = np.concatenate([self._good, verdict.astype(bool)])[order]
-        return good
+            self._good = np.concatenate([self._good, verdict])[order]
+        self.rejected += rejected
+        return np.stack([np.asarray(x, dtype=np.int64) for x in np.divmod(fresh, self.size)])
 
 
 class UnionFind:

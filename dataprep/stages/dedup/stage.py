@@ -151,11 +151,12 @@ class DedupStage(Stage[DedupConfig]):
         """Union the edge files, apply the keep policy, and leave keep/cluster files per shard
         (a row in no cluster is kept, with cluster -1)."""
         files = [tasks.edges_file(ctx.work, b, p) for b, p, _ in plan.bucket_jobs]
+        batches: list[np.ndarray | StoragePath] = list(files)
         if plan.config.verify and plan.config.uses_minhash:
-            files = _verify_edges(ctx, plan, files)
+            batches = _verified_batches(ctx, plan, files)
 
         def edge_batches() -> Iterator[np.ndarray]:
-            return (load_array(f, mmap=False) for f in files)
+            return (b if isinstance(b, np.ndarray) else load_array(b, mmap=False) for b in batches)
 
         def scores(ids: np.ndarray) -> np.ndarray:
             return _member_scores(ctx.work, plan.offsets, ids)
@@ -225,26 +226,21 @@ class DedupStage(Stage[DedupConfig]):
         return ctx.map(tasks.write_task, jobs)
 
 
-def _verify_edges(
+def _verified_batches(
     ctx: StageContext[DedupConfig], plan: Plan, files: list[StoragePath]
-) -> list[StoragePath]:
+) -> list[np.ndarray | StoragePath]:
     """The band edges whose estimated Jaccard reaches the verify floor, each distinct pair
-    checked once (`VerifiedEdges`), saved beside the candidates; `plan.rejected` counts
-    every rejected copy. Exact-fingerprint edges are not checked."""
+    checked and kept once (`VerifiedEdges`: held here, no bigger than its verdicts), and the
+    exact-fingerprint edge files (not checked); `plan.rejected` counts every rejected copy."""
     config = plan.config
     saved = saved_index.open_index(config.against, check=False) if config.against else None
     sigs = saved.signatures() if saved is not None else None
     store = SignatureStore(ctx.work, plan.offsets, sigs)
     floor = lsh.verify_floor(config.threshold, config.recall, config.num_perm)
     verified = VerifiedEdges(lambda a, b: store.similar(a, b, floor), plan.total + plan.old_rows)
-    out = []
+    out: list[np.ndarray | StoragePath] = []
     for (band, _, _), path in zip(plan.bucket_jobs, files, strict=True):
-        if band == EXACT:
-            out.append(path)
-            continue
-        target = path.parent.parent / "verified" / path.name
-        save_array(target, verified(load_array(path, mmap=False)))
-        out.append(target)
+        out.append(path if band == EXACT else verified(load_array(path, mmap=False)))
     plan.rejected = verified.rejected
     return out
 
