@@ -115,11 +115,11 @@ def sign_rows(
     )  # fmt: skip
     toks = np.empty(max(longest, 1), np.uint64)
     vals = np.empty(num_perm, np.uint64)
-    sep = np.empty(128, np.uint8)
+    tab = np.empty(256, np.uint16)
     _call(
         "sign_rows", _ptr(data), _ptr(starts), _ptr(ends), _ptr(rows), docs, int(lower),
         int(punct), int(unicode_ws), int(char_mode), n, int(mix), _ptr(position), _ptr(table),
-        table.shape[0], _ptr(sig), num_perm, _ptr(counts), _ptr(toks), _ptr(vals), _ptr(sep),
+        table.shape[0], _ptr(sig), num_perm, _ptr(counts), _ptr(toks), _ptr(vals), _ptr(tab),
     )  # fmt: skip
 
 
