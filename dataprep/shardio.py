@@ -40,8 +40,12 @@ class WriteOptions:
     # a CRC-32 per page, which every reader here verifies: a flipped byte in a page is then an
     # error, not silently different rows (zstd stores incompressible pages raw, unchecked)
     page_checksums: bool = True
+    # columns of fixed-width numbers (token ids) written with BYTE_STREAM_SPLIT and no
+    # dictionary: decoding a 50k-id dictionary costs readers more CPU than the ~10% of bytes it
+    # saves (bench_token_encoding.py); every other column keeps `use_dictionary`
+    split_columns: tuple[str, ...] = ()
 
-    def writer_kwargs(self) -> dict[str, Any]:
+    def writer_kwargs(self, schema: pa.Schema | None = None) -> dict[str, Any]:
         level = self.compression_level if self.compression not in ("snappy", "none") else None
         kwargs = {
             "compression": self.compression,
@@ -49,9 +53,23 @@ class WriteOptions:
             "use_dictionary": self.use_dictionary,
             "write_page_checksum": self.page_checksums,
         }
+        if self.split_columns and schema is not None:
+            kwargs.update(_split_kwargs(schema, self.split_columns, self.use_dictionary))
         if self.page_bytes is not None:
             kwargs["data_page_size"] = self.page_bytes
         return kwargs
+
+
+def _split_kwargs(schema: pa.Schema, split: tuple[str, ...], dictionary: bool) -> dict[str, Any]:
+    """Per-leaf encodings: pyarrow names nested leaves by their Parquet path (`tokens` is
+    `tokens.list.element`), so the paths are read off the schema Parquet would write."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(schema.empty_table(), sink)
+    leaves = pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema
+    paths = [leaves.column(i).path for i in range(len(leaves))]
+    chosen = [p for p in paths if p.split(".")[0] in split]
+    rest = [p for p in paths if p not in chosen]
+    return {"use_byte_stream_split": chosen, "use_dictionary": rest if dictionary else False}
 
 
 @dataclass(frozen=True)
@@ -172,7 +190,7 @@ class ShardWriter:
             self._tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}")
         else:
             self._tmp = spool_file(self.path.name)
-        kwargs = options.writer_kwargs()
+        kwargs = options.writer_kwargs(schema)
         if options.encryption is not None:
             from dataprep.audit_use import encrypting
 
