@@ -7,7 +7,9 @@ a recipe, or Python.
 from __future__ import annotations
 
 import functools
+import glob
 import json
+import os
 import posixpath
 import time
 from collections.abc import Callable, Sequence
@@ -159,10 +161,15 @@ def run_stage(
         previous_sink = install(
             reporter.on_tick if recorder is None else recorder.sink(reporter.on_tick)
         )
+        expect = getattr(executor, "expect_input", None)  # LocalExecutor: tiny runs in-process
+        if expect is not None:
+            expect(_input_bytes(input_manifest, inputs, getattr(executor, "inline_below", 0)))
         try:
             result = stage.run(ctx)
         finally:
             install(previous_sink)
+            if expect is not None:
+                expect(None)
             if owns_executor:
                 executor.close()
 
@@ -213,6 +220,31 @@ def run_stage(
     finally:
         lock.release()
     return StageRun(stage_id, op, out, "ran", report)
+
+
+def _input_bytes(
+    manifest: Manifest | None, inputs: Sequence[str], enough: int = 1 << 30
+) -> int | None:
+    """The stage's input size: its manifest's shard bytes, or its raw inputs' sizes where all
+    are local files, folders or patterns (None when unknown: a remote input, or none). A
+    listing stops once it has found `enough` bytes: only "small or not" matters."""
+    if manifest is not None:
+        return sum(s.bytes for s in manifest.shards)
+    total = 0
+    for given in inputs:
+        if "://" in given:
+            return None
+        found = glob.glob(given, recursive=True) if glob.has_magic(given) else [given]
+        for path in found:
+            if os.path.isfile(path):
+                total += os.path.getsize(path)
+            elif not os.path.isdir(path):
+                return None
+            for root, _, names in os.walk(path):
+                total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
+                if total >= enough:
+                    return total
+    return total if inputs else None
 
 
 def _encryption_summary(

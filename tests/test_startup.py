@@ -3,6 +3,7 @@ of one preloaded fork server instead of fresh interpreters that each import pyar
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -180,9 +181,53 @@ def test_workers_of_the_command_do_not_import_the_cli(tmp_path: Path) -> None:
     raw.write_text("".join(f'{{"id": "{i}", "text": "word {i} " }}\n' for i in range(4000)))
     args = [str(script), "shard", str(raw), "-o", str(tmp_path / "out"), "-q", "-w", "2"]
     args += ["--chunk-bytes", "20KB"]
-    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", DATAPREP_INLINE_BYTES="0")
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _imports_of(proc.stderr, "pyarrow.parquet") >= 2  # the driver and the fork server
     assert _imports_of(proc.stderr, "dataprep.cli") == 1
     assert _imports_of(proc.stderr, "typer") == 1
+
+
+def _where(_: int) -> int:
+    return os.getpid()
+
+
+many_cores = pytest.mark.skipif(LocalExecutor().workers < 2, reason="one core: always inline")
+
+
+@many_cores
+@pytest.mark.parametrize(
+    ("workers", "input_bytes", "in_process"),
+    [
+        (None, 1000, True),  # default count, tiny input: a pool would cost more than the work
+        (None, None, False),  # size unknown (no inputs, remote ones): a pool, as before
+        (None, 10**9, False),  # big input
+        (2, 1000, False),  # `-w 2` asks for workers: a pool however small the input
+    ],
+)
+def test_a_tiny_stage_with_the_default_worker_count_runs_in_process(
+    workers: int | None, input_bytes: int | None, in_process: bool
+) -> None:
+    with LocalExecutor(workers=workers) as executor:
+        executor.expect_input(input_bytes)
+        pids = set(executor.run(_where, list(range(6))))
+    assert (pids == {os.getpid()}) == in_process, pids
+
+
+@many_cores
+def test_one_shard_dedup_with_default_flags_starts_no_worker(tmp_path: Path) -> None:
+    """A one-shard `dedup` is one sign task, a dozen tiny bucket tasks and one write task: with
+    the default worker count it runs them in-process instead of starting a fork server and a
+    pool for the bucket tasks (~0.5 s of CPU and 1-2 s of wall on a busy 2-core box)."""
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(f'{{"id": "{i}", "text": "doc {i % 50} words"}}\n' for i in range(500)))
+    base = [sys.executable, "-m", "dataprep"]
+    subprocess.run([*base, "shard", str(raw), "-o", str(tmp_path / "one"), "-q"], check=True)
+    args = [*base, "dedup", str(tmp_path / "one"), "-o", str(tmp_path / "out"), "--json"]
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _imports_of(proc.stderr, "pyarrow.parquet") == 1  # the driver only: no fork server
+    report = json.loads(proc.stdout)[0]["report"]
+    assert report["bucket_tasks"] > 1 and report["rows_out"] == 50

@@ -34,6 +34,9 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 0.25
 TASK_END = "task-end"  # sent on the tick queue after a task's last tick (see _Arrivals)
 END_WAIT_S = 5.0  # how long a run waits for its tasks' last ticks (a dead worker loses them)
+# Below this much stage input, the default worker count runs tasks in-process: a pool costs a
+# fork server's imports (~0.5 s of CPU) and its forks, more than such a stage's whole work.
+INLINE_BELOW_BYTES = 4 << 20
 
 _worker_queue: Any = None  # the pool worker's tick queue
 
@@ -141,6 +144,10 @@ def die_with_parent(parent: int, pdeathsig: bool = False, sentinel: int | None =
 class LocalExecutor:
     """`workers=1` runs tasks inline (easy to debug); more uses worker processes.
 
+    With the default worker count (`workers=None`), a stage whose input is known to be small
+    (`expect_input`, told by the runner) runs in-process too: starting workers would cost more
+    than the work. An explicit count is a request for a pool, however small the input.
+
     The pool lives until `close()`, so a stage's phases and a recipe's stages reuse the same
     warm workers; workers are forks of one fork server that imported pyarrow, pandas and the
     stage's modules once (`executors.forkserver`), so a pool starts in milliseconds instead of
@@ -157,8 +164,15 @@ class LocalExecutor:
     the submitting thread and a parent-death signal is tied to that thread.
     """
 
-    def __init__(self, workers: int | None = None, max_retries: int = 2):
+    def __init__(
+        self,
+        workers: int | None = None,
+        max_retries: int = 2,
+        inline_below: int = INLINE_BELOW_BYTES,
+    ):
         self.workers = max(1, workers or default_workers())
+        self.inline_below = inline_below if workers is None else 0  # see expect_input
+        self._input_bytes: int | None = None
         self.max_retries = max(0, max_retries)
         self._pool: ProcessPoolExecutor | None = None
         self._queue: Any = None
@@ -166,13 +180,19 @@ class LocalExecutor:
         self._arrivals = _Arrivals()
         self._owner: int | None = None  # thread that made (and spawns workers for) the pool
 
+    def expect_input(self, size: int | None) -> None:
+        """The input bytes of the stage about to run (None: unknown, or the stage is over).
+        Below `inline_below` its tasks run in-process; unknown sizes get the pool."""
+        self._input_bytes = size
+
     def run(
         self,
         fn: Callable[[T], R],
         tasks: Sequence[T],
         on_done: Callable[[int, R], None] | None = None,
     ) -> list[R]:
-        if self.workers == 1 or len(tasks) <= 1:
+        tiny = self._input_bytes is not None and self._input_bytes < self.inline_below
+        if self.workers == 1 or len(tasks) <= 1 or tiny:
             results = []
             for i, task in enumerate(tasks):
                 results.append(self._run_inline(fn, task))
