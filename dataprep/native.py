@@ -81,8 +81,11 @@ def cache_file(name: str, build_key: str, beside: Path) -> Path:
         folders.append(Path(os.environ["DATAPREP_KERNEL_CACHE"]))
     else:
         folders.append(Path(beside).parent / "__pycache__")
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        folders.append(Path(base) / "dataprep" / "kernels")
+        try:  # no $HOME (some containers): Path.home() raises
+            base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+            folders.append(Path(base) / "dataprep" / "kernels")
+        except (RuntimeError, KeyError):
+            pass
     for folder in folders:
         path = folder / f"{name}-{build_key}.native"
         if path.is_file() or _writable(folder):

@@ -105,8 +105,21 @@ def test_the_key_follows_the_source_and_the_cpu(tmp_path, monkeypatch) -> None:
     source.write_text("x = 2\n")
     assert native.key([source]) != one
     source.write_text("x = 1\n")
+    real_version = native.metadata.version
+    monkeypatch.setattr(native.metadata, "version", lambda d: real_version(d) + ".post1")
+    assert native.key([source]) != one  # another numba / llvmlite
+    monkeypatch.setattr(native.metadata, "version", real_version)
+    monkeypatch.setattr(native.sys, "version_info", (3, 99, 0))
+    assert native.key([source]) != one  # another Python
+    monkeypatch.undo()
+    assert native.key([source]) == one
     monkeypatch.setenv("NUMBA_CPU_NAME", "generic")
     assert native.key([source]) != one
+    monkeypatch.delenv("NUMBA_CPU_NAME")
+    monkeypatch.setattr(
+        native, "_host", lambda: ["x86_64-unknown-linux-gnu", "other-cpu", "", "", ""]
+    )
+    assert native.key([source]) != one  # another CPU or its features
 
 
 def test_machine_code_that_needs_numba_is_refused() -> None:
@@ -160,3 +173,74 @@ def test_the_build_lives_beside_the_source_by_default(monkeypatch) -> None:
     path = kernel.cache_path()
     assert path.parent == Path(kernel.__file__).parent / "__pycache__" or "dataprep" in str(path)
     assert path.name.startswith("dedup-kernel-") and path.suffix == ".native"
+
+
+def test_home_unset_and_no_writable_folder_is_a_clear_fallback(monkeypatch) -> None:
+    """No $HOME (Path.home() raises) and nothing writable: NativeError, which the stage
+    answers with the numpy path (never a crash)."""
+    monkeypatch.delenv("DATAPREP_KERNEL_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(native, "_writable", lambda folder: False)
+    with pytest.raises(native.NativeError, match="no writable directory"):
+        native.cache_file("x", "0" * 32, Path(kernel.__file__))
+
+
+def test_fork_server_and_ray_workers_sign_with_the_kernel(tmp_path) -> None:
+    """Pool workers (forks of the fork server) find a damaged build, rebuild it at the same
+    time (atomic renames: one whole file wins) and Ray workers then load it; both write the
+    same shards as the numpy path in one process (the oracle)."""
+    pytest.importorskip("ray")
+    from helpers import cli
+
+    from dataprep.dataset import read_manifest
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    docs = [
+        f"doc {i % 60} shares these words with others {i % 9} " * 3 + DOCS[i % 5]
+        for i in range(600)
+    ]
+    (raw / "d.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    src = tmp_path / "src"
+    inline = make_executor("local", workers=1)
+    run_stage("shard", {"shard_rows": 150}, src, inputs=[str(raw)], executor=inline)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {"DATAPREP_KERNEL_CACHE": str(cache), "DATAPREP_DEDUP_KERNEL": "numba"}
+    old = os.environ.copy()
+    try:
+        os.environ.update(env)
+        build = kernel.cache_path()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    build.write_bytes(native.MAGIC + b"{damaged")
+    out = {}
+    for name, args in (("forks", ("--executor", "local", "-w", "2")),
+                       ("ray", ("--executor", "ray", "-w", "2"))):  # fmt: skip
+        cli("dedup", src, "-o", tmp_path / name, "--method", "minhash", *args, "-q", env=env)
+        out[name] = [s.xxh3_128 for s in read_manifest(str(tmp_path / name)).shards]
+        assert native.read(build) is not None, name
+    assert not [p for p in cache.iterdir() if p != build]  # no temporary files left
+    numpy_env = {"DATAPREP_DEDUP_KERNEL": "numpy"}
+    cli(
+        "dedup",
+        src,
+        "-o",
+        tmp_path / "numpy",
+        "--method",
+        "minhash",
+        "-w",
+        "1",
+        "-q",
+        env=numpy_env,
+    )
+    want = [s.xxh3_128 for s in read_manifest(str(tmp_path / "numpy")).shards]
+    assert out["forks"] == out["ray"] == want and len(read_manifest(str(src)).shards) == 4

@@ -63,7 +63,10 @@ def load() -> None:
         from . import kernel_source  # numba: imported only to build
 
         saved = kernel_source.build()
-        native.save(path, *saved)
+        try:
+            native.save(path, *saved)
+        except OSError:  # read-only or full disk: this process still uses its build
+            pass
     addresses = native.load(*saved)
     _FUNCS.update({name: native.function(addresses[name], _ARGS[name]) for name in _ARGS})
 
