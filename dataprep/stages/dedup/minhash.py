@@ -249,10 +249,11 @@ _KERNEL: Any = False
 # The kernel signs ~4-6x faster per byte than the numpy path (same values); its machine code is
 # built once per machine (numba: ~5 s of CPU), then mapped per process in ~0.03 s (native.py).
 # The driver decides per stage from the text per worker (Parquet bytes times one footer's text
-# uncompressed/file ratio): from KERNEL_BUILT_MIN_... once built; a build only for a run of
-# KERNEL_MIN_..., so small runs never wait for a compiler. DATAPREP_DEDUP_KERNEL=numba|numpy.
+# uncompressed/file ratio): from KERNEL_BUILT_MIN_... once built (cold one-worker runs: 0.9x
+# the numpy path's CPU at 1 MB, 1.4x at 5 MB); a build only for a run of KERNEL_MIN_..., so
+# small runs never wait for a compiler. DATAPREP_DEDUP_KERNEL=numba|numpy.
 KERNEL_MIN_TEXT_BYTES_PER_WORKER = 32 << 20
-KERNEL_BUILT_MIN_TEXT_BYTES_PER_WORKER = 1 << 20
+KERNEL_BUILT_MIN_TEXT_BYTES_PER_WORKER = 2 << 20
 
 
 def kernel_pays(text_bytes_per_worker: float) -> bool:
