@@ -342,8 +342,8 @@ def _finish(
     """Drop rows without text (to quarantine), fill ids, and order columns as the schema."""
     lines = table.column("__line")
     text = table.column(config.text_column)
-    missing = pc.is_null(text)
-    if pc.any(missing).as_py():
+    if text.null_count:
+        missing = pc.is_null(text)
         for line in pc.filter(lines, missing).to_pylist():
             q.add(src.name, line, f"missing field {config.text_column!r}")
         table = table.filter(pc.invert(missing))
