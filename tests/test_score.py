@@ -8,6 +8,7 @@ installed on this machine, plus hand-made edge cases (empty, CRLF, bullets, repe
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
@@ -208,6 +209,62 @@ def test_kernel_scratch_kept_between_batches(monkeypatch: pytest.MonkeyPatch, wo
     assert signals.compute(texts, names, words) == whole
     monkeypatch.setattr(kernels, "SCRATCH_KEPT", 1000)
     assert signals.compute(texts, names, words) == whole
+
+
+NGRAM_EDGES = [
+    "solo",
+    "two words",
+    "same " * 30,
+    "a b c d e f g h i",  # 9 words: no 10-gram
+    "a b c d e f g h i j",  # exactly one 10-gram
+    "abcdefg abcdefgh abcdefg abcdefgh abcdefgi abcdefgh abcdefg abcdefgh abcdefgi x",
+    "abcdefg abcdefh abcdefg abcdefh abcdefx abcdefh abcdefg abcdefh abcdefx abcdefh",
+    "verylongword1 verylongword2 verylongword1 verylongword2 verylongword1 verylongword2 q",
+    "x, y. (z) x, y. (z) x, y. (z) don't, don't. e.g. e.g. U.S. U.S. 3.14 3.14",
+]
+
+
+def long_texts(budget: int = 600_000) -> list[str]:
+    """Changelogs and man page sources: long documents that repeat their own lines (the
+    n-gram pass's big tables), decoded as they come, about `budget` bytes in all."""
+    paths = sorted(Path("/usr/share/doc").glob("*/changelog*.gz"))[::7]
+    paths += sorted(Path("/usr/share/man").glob("**/*.gz"))[::97]
+    texts, size = [], 0
+    for path in paths:
+        try:
+            text = gzip.open(path).read()[:120_000].decode("utf-8", "replace")
+        except (OSError, EOFError):
+            continue
+        texts.append(text)
+        size += len(text)
+        if size > budget:
+            break
+    return texts
+
+
+@pytest.mark.parametrize("words", signals.WORDS)
+def test_compiled_ngrams_equal_the_brute_force_on_long_text(
+    monkeypatch: pytest.MonkeyPatch, words: str
+) -> None:
+    """The compiled word numbering and n-gram pass against the obvious Python (Counter for
+    the top n-grams, datatrove's greedy scan for the duplicates) on long repetitive
+    documents, and on edge cases: one word, the same word over and over, fewer words than n,
+    words of 7 and 8 bytes that share a prefix (short words are keyed by their bytes, long
+    ones by hash and bytes)."""
+    texts = long_texts() + NGRAM_EDGES + EDGES
+    assert sum(len(t) > 50_000 for t in texts) >= 3
+    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
+    monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
+    monkeypatch.setattr(signals, "_KERNEL", False)
+    ours = {k: v.to_pylist() for k, v in signals.compute(pa.array(texts), names, words).items()}
+    split = kernels_spacy.tokens if words == "spacy" else str.split
+    repeated = 0
+    for i, text in enumerate(texts):
+        for name, want in reference(text, split).items():
+            if name in names:
+                assert _close(ours[name][i], want), (name, i, text[:80], ours[name][i], want)
+        repeated += ours["dup_10_gram_char_fraction"][i] > 0
+    assert repeated >= 5
 
 
 def translations(limit: int = 150) -> list[str]:

@@ -270,7 +270,8 @@ def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
         row[N_ALPHA], row[STOP_MASK] = acc[3], acc[4]
         row[CHARS], row[HASHES], row[ELLIPSES], row[NEWLINES] = chars, hashes, ellipses, newlines
         if want_ngrams and n >= 2:
-            kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval)
+            # buf[8] (_ngrams' candidates, filled later) holds each word's first position
+            kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval, buf[8])
             _ngrams(wid, wcount, kinds, cum, n, max(chars, 1), grams, d, buf)
     return counts, grams, other[: acc[5]]
 

@@ -12,6 +12,7 @@ from numba import njit
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _S29 = np.uint64(29)
+_LONG = np.int64(1) << 62
 
 
 @njit(cache=True, inline="always")
@@ -30,10 +31,26 @@ def _mix(a, b):
     return h ^ (h >> _S29)
 
 
+@njit(cache=True, inline="always")
+def _word_key(data, s, e, h):
+    """A key equal for equal words: a word of up to 7 bytes is its bytes and length (exact,
+    no second look at the text), a longer one its hash (bit 62 set), checked byte by byte."""
+    if e - s <= 7:
+        key = np.int64(e - s) << 56
+        for k in range(e - s):
+            key |= np.int64(data[s + k]) << (8 * k)
+        return key
+    return np.int64(h >> np.uint64(2)) | _LONG
+
+
 @njit(cache=True)
-def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval):
+def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval, firstpos):
     """Number the document's n words 0.. in order of first appearance (equal bytes, equal
-    number); counts[id] how often each occurs. Returns how many distinct words."""
+    number); counts[id] how often each occurs. Returns how many distinct words.
+
+    WHY keys: in a long document the table and the earlier copies of a word are far apart in
+    memory; most words are short enough that their key is the word, so a probe is one
+    look-up and the bytes of the earlier copy are read only for long words."""
     size = 16
     while size < 2 * n:
         size *= 2
@@ -41,20 +58,25 @@ def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval):
     tkey[:size] = -1
     k = 0
     for i in range(n):
-        j = np.int64(hs[i] & np.uint64(mask))
+        key = _word_key(data, ws[i], we[i], hs[i])
+        j = np.int64(_mix(key, 0) & np.uint64(mask))
         while True:
             t = tkey[j]
             if t < 0:
-                tkey[j] = i
+                tkey[j] = key
                 tval[j] = k
                 ids[i] = k
                 counts[k] = 1
+                firstpos[k] = i
                 k += 1
                 break
-            if _same(data, ws[t], we[t], ws[i], we[i]):
-                ids[i] = tval[j]
-                counts[tval[j]] += 1
-                break
+            if t == key:
+                c = tval[j]
+                f = firstpos[c]
+                if key < _LONG or _same(data, ws[f], we[f], ws[i], we[i]):
+                    ids[i] = c
+                    counts[c] += 1
+                    break
             j = (j + 1) & mask
     return k
 
