@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from dataprep.manifest import ShardEntry
 from dataprep.stage import recordable
 
 
@@ -57,12 +58,14 @@ class IndexSignaturesJob:
 @dataclass(frozen=True)
 class WriteJob:
     """A `write` task: the output schema, the input columns it reads, the example rows to
-    fetch (local row -> global id), and the column that names rows in the report."""
+    fetch (local row -> global id), the column that names rows in the report, and the input
+    shard's manifest entry when the shard keeps every row and may be copied (`passthrough`)."""
 
     schema: pa.Schema
     input_columns: list[str]
     examples: dict[int, int]
     id_column: str | None
+    copy_of: ShardEntry | None = None
 
 
 @recordable

@@ -4,7 +4,8 @@
 2. bucket (map)  per band: merge the shards' runs by key range -> candidate edges
 3. cluster       (plan) union-find over the edges' endpoints, keep policy -> per-shard files
 4. index (map)   optional: a saved band index of kept rows (--index-out)
-5. write (map)   per shard: drop duplicates, or mark them (--mark-only)
+5. write (map)   per shard: drop duplicates, or mark them (--mark-only); a shard that keeps
+                 every row is copied byte for byte when that equals a rewrite (passthrough.py)
 
 Only the union-find arrays grow with the data: a few int64 per row that has a candidate
 partner (not per row of the corpus); everything else is bounded by a shard or a merge range.
@@ -30,6 +31,7 @@ from .buckets import EXACT, SignatureStore, shard_dir
 from .clusters import Members, VerifiedEdges, cluster_members
 from .config import DedupConfig, check_schema, output_schema
 from .index import SavedIndex
+from .passthrough import same_writer
 from .payloads import (
     BucketJob,
     IndexJob,
@@ -102,8 +104,9 @@ class DedupStage(Stage[DedupConfig]):
                 record(self._write_index(ctx, plan, members))
         pairs = report.example_pairs(members.roots, members.keep, config.examples)
         pairs = [(int(members.ids[a]), int(members.ids[b])) for a, b in pairs]
+        copies = _copyable(ctx, plan, members, signed)
         with _phase(phases, "write") as record:
-            written = record(self._write(ctx, plan, out_schema, pairs))
+            written = record(self._write(ctx, plan, out_schema, pairs, copies))
 
         quarantined = sum_counts(signed).get("quarantined", 0)
         rep = report.build(config, plan.total, quarantined, members.roots, members.keep)
@@ -212,6 +215,7 @@ class DedupStage(Stage[DedupConfig]):
         plan: Plan,
         schema: Any,
         pairs: list[tuple[int, int]],
+        copies: list[bool],
     ) -> list[TaskResult[WriteStats]]:
         source = ctx.require_input()
         input_columns = [n for n in schema.names if n not in ("dup_cluster", "dup_keep")]
@@ -221,7 +225,8 @@ class DedupStage(Stage[DedupConfig]):
         for i, path in enumerate(plan.paths):
             lo, hi = plan.offsets[i], plan.offsets[i + 1]
             wanted = {g - lo: g for pair in pairs for g in pair if lo <= g < hi}
-            job = WriteJob(schema, input_columns, wanted, ids)
+            entry = source.shards[i] if copies[i] else None
+            job = WriteJob(schema, input_columns, wanted, ids, entry)
             jobs.append(ctx.task("write", i, [path], job))
         return ctx.map(tasks.write_task, jobs)
 
@@ -242,6 +247,23 @@ def _verified_batches(
     for (band, _, _), path in zip(plan.bucket_jobs, files, strict=True):
         out.append(path if band == EXACT else verified(load_array(path, mmap=False)))
     plan.rejected = verified.rejected
+    return out
+
+
+def _copyable(
+    ctx: StageContext[DedupConfig], plan: Plan, members: Members, signed: list[TaskResult[Any]]
+) -> list[bool]:
+    """Per shard: whether it keeps every row and may be copied (`passthrough`): not marked,
+    not encrypted, no quarantined row, its row groups listed, the input's writer the same."""
+    source = ctx.require_input()
+    plain = ctx.read_options.encryption is None and ctx.write_options.encryption is None
+    if plan.config.mark_only or not plain or not same_writer(source.lineage, ctx.write_options):
+        return [False] * len(plan.paths)
+    out = []
+    for i, result in enumerate(signed):
+        part = members.in_range(plan.offsets[i], plan.offsets[i + 1])
+        whole = bool(members.keep[part].all()) and not result.counts.get("quarantined", 0)
+        out.append(whole and bool(source.shards[i].row_groups))
     return out
 
 

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from dataprep.arrays import load_array, save_array
 from dataprep.dataset import ShardWriter
+from dataprep.manifest import ShardEntry
 from dataprep.progress import tick
 from dataprep.stage import Quarantine, Task, TaskResult
 from dataprep.storage import StoragePath
@@ -30,6 +31,7 @@ from .buckets import EXACT, Run, shard_dir
 from .config import DedupConfig
 from .index import band_name, open_index
 from .normalise import fingerprints, token_steps
+from .passthrough import copy_shard
 from .payloads import (
     BucketJob,
     IndexJob,
@@ -295,19 +297,23 @@ def _count_sources(
 
 
 def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
-    """Drop (or mark) one shard's duplicates; also count per source and fetch example rows."""
+    """Drop (or mark) one shard's duplicates; also count per source and fetch example rows.
+    A shard the driver found untouched is copied instead, if its footer has the output's
+    schema (`passthrough`)."""
     started = time.perf_counter()
     config, job = task.config, task.payload
+    target = task.out / f"part-{task.index:05d}.parquet"
+    source = StoragePath(task.inputs[0])
+    if job.copy_of is not None and task.read_options.schema(source).equals(job.schema, True):
+        return _copied(task, copy_shard(source, target, job.copy_of), started)
     folder = shard_dir(task.work_dir, task.index)
     keep = load_array(folder / "keep.npy", mmap=False)
     cluster = load_array(folder / "cluster.npy", mmap=False)
-    wanted, schema = job.examples, job.schema  # examples: local row -> global id
+    schema = job.schema
     has_source = "source" in schema.names
     per_source: dict[str, list[int]] = {}
-    examples: dict[int, str] = {}
-    id_name = job.id_column  # examples are cited by this column's values
+    examples: dict[int, str] = {}  # examples are cited by the id column's values
     example_ids: dict[int, str] = {}
-    target = task.out / f"part-{task.index:05d}.parquet"
     seen = kept_rows = 0
     with ShardWriter(target, schema, task.write_options) as writer:
         # whole row groups in, so each output row group is full-sized (not one per batch)
@@ -317,10 +323,7 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
             valid = pc.is_valid(batch.column(config.text_column)).to_numpy(zero_copy_only=False)
             k = keep[seen : seen + n]
             c = cluster[seen : seen + n]
-            for row in [r for r in wanted if seen <= r < seen + n]:
-                examples[wanted[row]] = batch.column(config.text_column)[row - seen].as_py()
-                if id_name:
-                    example_ids[wanted[row]] = str(batch.column(id_name)[row - seen].as_py())
+            _fetch_examples(task, batch, seen, examples, example_ids)
             if has_source:
                 _count_sources(per_source, batch.column("source"), valid, valid & ~k)
             if config.mark_only:
@@ -344,3 +347,46 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     stats = _stats(started)
     done = WriteStats(stats.peak_rss_mb, stats.seconds, per_source, examples, example_ids)
     return TaskResult(shards, {"rows_written": kept_rows}, schema, done)
+
+
+def _copied(
+    task: Task[DedupConfig, WriteJob], entry: ShardEntry, started: float
+) -> TaskResult[WriteStats]:
+    """A copied shard's result: per-source counts (nothing removed) and example rows read
+    from just the columns they need, no column at all when there are neither."""
+    config, job = task.config, task.payload
+    has_source = "source" in job.schema.names
+    columns = {"source"} if has_source else set()
+    if job.examples:
+        columns.update(c for c in (config.text_column, job.id_column) if c)
+    per_source: dict[str, list[int]] = {}
+    examples: dict[int, str] = {}
+    example_ids: dict[int, str] = {}
+    seen = 0
+    for batch in (
+        _batches(task, sorted(columns), task.write_options.row_group_rows) if columns else ()
+    ):
+        n = batch.num_rows
+        _fetch_examples(task, batch, seen, examples, example_ids)
+        if has_source:
+            _count_sources(per_source, batch.column("source"), np.ones(n, bool), np.zeros(n, bool))
+        seen += n
+    tick(rows=entry.rows)
+    stats = _stats(started)
+    done = WriteStats(stats.peak_rss_mb, stats.seconds, per_source, examples, example_ids)
+    return TaskResult([entry], {"rows_written": entry.rows}, job.schema, done)
+
+
+def _fetch_examples(
+    task: Task[DedupConfig, WriteJob],
+    batch: pa.RecordBatch,
+    seen: int,
+    examples: dict[int, str],
+    example_ids: dict[int, str],
+) -> None:
+    """The texts (and ids) of the example rows in this batch, by global id."""
+    wanted, id_name, n = task.payload.examples, task.payload.id_column, batch.num_rows
+    for row in [r for r in wanted if seen <= r < seen + n]:
+        examples[wanted[row]] = batch.column(task.config.text_column)[row - seen].as_py()
+        if id_name:
+            example_ids[wanted[row]] = str(batch.column(id_name)[row - seen].as_py())

@@ -1,0 +1,183 @@
+"""dedup's write phase: a shard that keeps every row is copied byte for byte when its input
+was provably written with the output's encoding, and rewritten otherwise; either way the
+rows are those of the rewrite and `dataprep verify` accepts the output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataprep import dataset
+from dataprep.dataset import WriteOptions
+from dataprep.executors import make_executor
+from dataprep.runner import config_digest, run_stage, validate_config
+from dataprep.stages.dedup import DedupConfig
+from dataprep.stages.dedup.stage import same_writer
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron".split()
+
+
+def _doc(i: int) -> str:
+    """A document of 60 words that shares few 5-word shingles with any other."""
+    return " ".join(f"{WORDS[(i * 7 + k * (i % 5 + 1)) % len(WORDS)]}{i}-{k}" for k in range(60))
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three shards of 40 rows through `shard`: the middle one holds two copies of a row of
+    the first (so it loses them), the others hold only unique rows."""
+    root = tmp_path_factory.mktemp("dedup-write")
+    rows = [{"id": f"r{i}", "text": _doc(i), "source": "abc"[i % 3]} for i in range(120)]
+    rows[45]["text"] = rows[3]["text"]
+    rows[61]["text"] = rows[3]["text"] + " tail"
+    raw = root / "raw.jsonl"
+    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = root / "shards"
+    run_stage(
+        "shard", {"shard_rows": 40}, out, inputs=[str(raw)], executor=make_executor("local", 1)
+    )
+    return out
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the shards dedup's write tasks re-encode (open a `ShardWriter` for)."""
+    from dataprep.stages.dedup import tasks
+
+    names: list[str] = []
+
+    class Spy(tasks.ShardWriter):  # type: ignore[misc, valid-type]
+        def __init__(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+            names.append(Path(str(path)).name)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(tasks, "ShardWriter", Spy)
+    return names
+
+
+def _dedup(src: Path, out: Path, options: WriteOptions = WriteOptions(), **params: object):
+    return run_stage(
+        "dedup",
+        DedupConfig.parse({"method": "both", **params}),
+        out,
+        input_path=src,
+        executor=make_executor("local", workers=1),
+        write_options=options,
+    )
+
+
+def _files(root: Path) -> list[bytes]:
+    return [(root / s.path).read_bytes() for s in dataset.read_manifest(root).shards]
+
+
+def _ids(root: Path) -> list[str]:
+    return dataset.read_rows(root, ["id"]).column("id").to_pylist()
+
+
+def test_untouched_shards_are_copied_and_the_rows_are_the_rewrites(
+    sharded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: list[str]
+) -> None:
+    from dataprep.stages.dedup import stage
+
+    run = _dedup(sharded, tmp_path / "out")
+    assert opened == ["part-00001.parquet"]  # only the shard that loses rows is re-encoded
+    # the oracle: the same run rewriting every shard (as before copies): same files, entries
+    monkeypatch.setattr(stage, "same_writer", lambda *a: False)
+    _dedup(sharded, tmp_path / "rewritten")
+    assert len(opened) == 4
+    assert _files(tmp_path / "out") == _files(tmp_path / "rewritten")
+    rewritten = dataset.read_manifest(tmp_path / "rewritten").shards
+    assert dataset.read_manifest(tmp_path / "out").shards == rewritten
+    inputs, outputs = _files(sharded), _files(tmp_path / "out")
+    assert outputs[0] == inputs[0] and outputs[2] == inputs[2] and outputs[1] != inputs[1]
+    want = [f"r{i}" for i in range(120) if i not in (45, 61)]  # all but the two copies
+    assert _ids(tmp_path / "out") == want
+    assert dataset.verify_dataset(tmp_path / "out").rows == 118
+    out_entries = dataset.read_manifest(tmp_path / "out").shards
+    in_entries = dataset.read_manifest(sharded).shards
+    for i in (0, 2):  # recorded as the file is: size, checksum, row groups; no partition
+        footer = pq.ParquetFile(sharded / in_entries[i].path).metadata
+        groups = [footer.row_group(g).num_rows for g in range(footer.num_row_groups)]
+        assert out_entries[i].xxh3_128 == in_entries[i].xxh3_128
+        assert out_entries[i].bytes == in_entries[i].bytes
+        assert out_entries[i].row_groups == groups and out_entries[i].partition is None
+    # rows 45 and 61 (sources a and b) are the removed copies; every row counts once
+    by_source = {k: (v["rows"], v["removed"]) for k, v in run.report["by_source"].items()}
+    assert by_source == {"a": (40, 1), "b": (40, 1), "c": (40, 0)}
+    # the kept row of each example lies in a copied shard: its text is still fetched
+    assert {e["kept_id"] for e in run.report["examples"]} == {"r3"}
+    assert {e["kept_text"] for e in run.report["examples"]} == {_doc(3)[:160]}
+
+
+def test_other_encoding_or_marks_mean_a_rewrite(
+    sharded: Path, tmp_path: Path, opened: list[str]
+) -> None:
+    """A level the input was not written with, and --mark-only, rewrite every shard: the
+    rows are the same, the bytes are the new encoding's."""
+    inputs = _files(sharded)
+    _dedup(sharded, tmp_path / "level", WriteOptions(compression_level=1))
+    assert all(a != b for a, b in zip(_files(tmp_path / "level"), inputs, strict=True))
+    assert _ids(tmp_path / "level") == [f"r{i}" for i in range(120) if i not in (45, 61)]
+    _dedup(sharded, tmp_path / "mark", mark_only=True)
+    assert all(a != b for a, b in zip(_files(tmp_path / "mark"), inputs, strict=True))
+    assert dataset.read_manifest(tmp_path / "mark").rows == 120
+    assert len(opened) == 6  # three shards, twice
+
+
+def test_same_writer_is_the_runners_digest(sharded: Path) -> None:
+    """The copy's evidence, the input's last lineage entry, is judged by the runner's own
+    config digest: the same options match, any other option does not."""
+    manifest = dataset.read_manifest(sharded)
+    last = manifest.lineage[-1]
+    config = validate_config(last.stage, last.config)
+    assert config_digest(config, WriteOptions()) == last.config_digest
+    assert same_writer(manifest.lineage, WriteOptions())
+    for other in (
+        WriteOptions(compression_level=1),
+        WriteOptions(row_group_rows=1000),
+        WriteOptions(page_checksums=False),
+        WriteOptions(compression="snappy"),
+    ):
+        assert not same_writer(manifest.lineage, other)
+    assert not same_writer([], WriteOptions())
+
+
+def test_copies_from_and_to_s3_equal_the_local_ones(
+    sharded: Path, tmp_path: Path, s3_bucket: str, opened: list[str]
+) -> None:
+    """Input and output on an object store: the copy streams through a spool file and is
+    uploaded whole; the files equal the local run's, and `verify` accepts them."""
+    from dataprep.storage import StoragePath
+
+    remote = f"{s3_bucket}/shards"
+    raw = str(sharded.parent / "raw.jsonl")
+    run_stage("shard", {"shard_rows": 40}, remote, inputs=[raw], executor=make_executor("local", 1))
+    _dedup(remote, f"{s3_bucket}/out")  # type: ignore[arg-type]
+    assert opened == ["part-00001.parquet"]
+    _dedup(sharded, tmp_path / "out")
+    names = [s.path for s in dataset.read_manifest(f"{s3_bucket}/out").shards]
+    got = [(StoragePath(f"{s3_bucket}/out") / name).read_bytes() for name in names]
+    assert got == _files(tmp_path / "out")
+    assert dataset.verify_dataset(f"{s3_bucket}/out").rows == 118
+
+
+def test_a_shard_unlike_its_manifest_entry_is_not_copied(sharded: Path, tmp_path: Path) -> None:
+    """The copy is checked against the input manifest's checksum: bytes that differ from it
+    stop the run with one sentence naming the shard, and leave no output."""
+    import dataclasses
+    import shutil
+
+    from dataprep.errors import DataprepError
+
+    src = tmp_path / "in"
+    shutil.copytree(sharded, src)
+    manifest = dataset.read_manifest(src)
+    wrong = dataclasses.replace(manifest.shards[2], xxh3_128="0" * 32)
+    dataset.write_manifest(src, dataclasses.replace(manifest, shards=[*manifest.shards[:2], wrong]))
+    name = manifest.shards[2].path.replace(".", r"\.")
+    with pytest.raises(DataprepError, match=f"shard {name} is corrupt"):
+        _dedup(src, tmp_path / "out")
+    assert not (tmp_path / "out" / "part-00002.parquet").exists()
