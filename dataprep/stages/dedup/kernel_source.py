@@ -64,6 +64,14 @@ def _fmix(h):
     return h ^ (h >> _S33)
 
 
+@njit(inline="always")
+def _bin(vals, x, k):
+    """One-permutation MinHash: the high half of x picks the bin, the low half is the value
+    (a branch-free minimum: which shingle lowers a bin is unpredictable)."""
+    slot = ((x >> _S32) * k) >> _S32
+    vals[slot] = min(vals[slot], x & _LOW32)
+
+
 _SEP = np.uint16(0x100)  # in `tab`: the byte separates tokens
 _UNI = np.uint16(0x200)  # in `tab`: the byte may start a multi-byte Unicode space
 
@@ -76,27 +84,26 @@ def _word_tokens(data, start, end, tab, toks):
     ntok = 0
     h = _ZERO
     pw = _ONE
-    length = 0
+    word = start  # where the current token starts: its length is i - word
     i = start
     while i < end:
         t = tab[data[i]]
         if t >= _SEP:
             width = 1 if t & _SEP else _unicode_space(data, i, end)
             if width:
-                if length:
-                    toks[ntok] = _fmix(h ^ (np.uint64(length) * _GOLDEN))
+                if i > word:
+                    toks[ntok] = _fmix(h ^ (np.uint64(i - word) * _GOLDEN))
                     ntok += 1
                     h = _ZERO
                     pw = _ONE
-                    length = 0
                 i += width
+                word = i
                 continue
         h += np.uint64(t & 0xFF) * pw
         pw *= _POLY
-        length += 1
         i += 1
-    if length:
-        toks[ntok] = _fmix(h ^ (np.uint64(length) * _GOLDEN))
+    if i > word:
+        toks[ntok] = _fmix(h ^ (np.uint64(i - word) * _GOLDEN))
         ntok += 1
     return ntok
 
@@ -172,15 +179,18 @@ def sign_rows(
             vals[j] = _EMPTY
         shingles = ntok - n + 1 if ntok >= n else 1
         width = n if ntok >= n else ntok
-        for s in range(shingles):
-            acc = _ZERO
-            for j in range(width):
-                acc += toks[s + j] * position[j]
-            x = _fmix(acc ^ mix)
-            slot = ((x >> _S32) * k) >> _S32
-            v = x & _LOW32
-            if v < vals[slot]:
-                vals[slot] = v
+        if width == 5:  # the default n-gram: unrolled, the multipliers kept in registers
+            p0, p1, p2, p3, p4 = position[0], position[1], position[2], position[3], position[4]
+            for s in range(shingles):
+                acc = toks[s] * p0 + toks[s + 1] * p1 + toks[s + 2] * p2
+                acc += toks[s + 3] * p3 + toks[s + 4] * p4
+                _bin(vals, _fmix(acc ^ mix), k)
+        else:
+            for s in range(shingles):
+                acc = _ZERO
+                for j in range(width):
+                    acc += toks[s + j] * position[j]
+                _bin(vals, _fmix(acc ^ mix), k)
         row = rows[d]
         counts[row] = shingles
         smallest = _EMPTY
