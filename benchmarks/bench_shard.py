@@ -6,6 +6,13 @@ gettext translations in ~100 languages), cut into documents of 200 B-20 KB and m
 file has the requested size; fields are id (string), text, source and score (a float), as in
 a typical crawl dump. Files are cached under --cache, so a rerun measures, not generates.
 
+What is compared: the whole command as a user runs it, start to exit, each tool a fresh
+process (interpreter start and imports included: ours `python -m dataprep shard`, a peer
+`python bench_shard.py --child TOOL`, which imports pyarrow or duckdb). Wall seconds are what
+a user waits for; CPU seconds are what bounds throughput on a small box and, on a shared one,
+the steadier figure (wall there mostly measures the other jobs: the load average is printed
+with every run). Both go in the table.
+
 Each tool runs as its own process tree with 2 threads/workers; a round runs every tool once,
 in a rotating order, so load drift on a shared box hits each alike. Per tool and round: CPU
 seconds of the whole tree (user+sys of every descendant, adopted and reaped: workers included,
@@ -213,6 +220,7 @@ def measure(
     else:
         cmd = [sys.executable, __file__, "--child", tool, str(src), str(out)]
         cmd += ["--peer-defaults"] if peer_defaults else []
+    load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
@@ -245,6 +253,7 @@ def measure(
         "rss1": usage.ru_maxrss * 1024,
         "rows": rows,
         "groups": statistics.median(groups),
+        "load": load,
     }
 
 
@@ -315,7 +324,7 @@ def main() -> None:
                 f"  round {i + 1} {tool:9} cpu {r['cpu']:6.1f} s (sys {r['sys']:4.1f}, "
                 f"{r['faults'] / 1e6:.2f}M page faults)  wall {r['wall']:6.1f} s  "
                 f"tree RSS {r['rss'] / 2**20:6.0f} MB  rows {r['rows']:,}  "
-                f"median row group {r['groups']:,.0f} rows",
+                f"median row group {r['groups']:,.0f} rows  load {r['load']:.1f}",
                 flush=True,
             )
     counts = {t: {r["rows"] for r in rs} for t, rs in results.items()}
@@ -347,6 +356,8 @@ def main() -> None:
             f"{med(tool, 'rss1') / 2**20:11.0f}" + cells
         )
     print("x/y = x's seconds / y's, median over paired rounds (peer/dataprep > 1: we are faster)")
+    loads = [r["load"] for rs in results.values() for r in rs]
+    print(f"load average (1 min) at the runs' starts: {min(loads):.1f}-{max(loads):.1f}")
 
 
 if __name__ == "__main__":
