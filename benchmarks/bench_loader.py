@@ -104,7 +104,7 @@ def prepare(data: Path, kind: str, rows: int, size: int, peers: list[str], py: s
     )
     from dataprep.stages.tokenize import block_array, block_write_options
 
-    root = data / (f"text-{rows}" if kind == "text" else f"tokens-v2-{size}-{rows}")
+    root = data / (f"text-{rows}" if kind == "text" else f"tokens-v3-{size}-{rows}")
     ours = root / "ours"
     if not is_dataset(ours):
         ours.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def prepare(data: Path, kind: str, rows: int, size: int, peers: list[str], py: s
         options = (
             WriteOptions(row_group_rows=8192)
             if kind == "text"
-            else block_write_options(WriteOptions(), size)
+            else block_write_options(WriteOptions(), size, column="value")
         )
         writer = RollingShardWriter(ours, "part", schema, shard_rows=SHARD_ROWS, options=options)
         for first in range(0, rows, 10_000):

@@ -29,11 +29,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_loader import _token_ids  # noqa: E402
 
-CHOICES = [  # (codec, dictionary)
+# (codec, dictionary: True, False, or "split" = BYTE_STREAM_SPLIT and no dictionary: tokenize)
+CHOICES = [
     ("zstd", True),
     ("zstd", False),
+    ("zstd", "split"),
     ("lz4", True),
     ("lz4", False),
+    ("lz4", "split"),
     ("none", True),
     ("none", False),
 ]
@@ -83,7 +86,10 @@ def main() -> None:
                     path,
                     compression=codec,
                     compression_level=3 if codec == "zstd" else None,
-                    use_dictionary=dictionary,
+                    use_dictionary=dictionary is True,
+                    use_byte_stream_split=["tokens.list.element"]
+                    if dictionary == "split"
+                    else False,
                     row_group_size=8192,
                 )
                 size = path.stat().st_size / raw
