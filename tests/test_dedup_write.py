@@ -181,3 +181,38 @@ def test_a_shard_unlike_its_manifest_entry_is_not_copied(sharded: Path, tmp_path
     with pytest.raises(DataprepError, match=f"shard {name} is corrupt"):
         _dedup(src, tmp_path / "out")
     assert not (tmp_path / "out" / "part-00002.parquet").exists()
+
+
+def test_kept_rows_equal_arrows_filter() -> None:
+    """Oracle: `Table.filter`. Runs at both ends, none kept, all kept, nulls, a sliced batch
+    (non-zero offsets) and nested, large and dictionary columns."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dataprep.stages.dedup.tasks import _kept_rows
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    texts = [None if i % 97 == 0 else "x" * int(rng.integers(0, 50)) for i in range(n + 10)]
+    table = pa.table(
+        {
+            "text": pa.array(texts, pa.string()),
+            "big": pa.array(texts, pa.large_string()),
+            "tags": pa.array([[i, i + 1] if i % 5 else None for i in range(n + 10)]),
+            "source": pa.array(["a", "b", None] * ((n + 10) // 3) + ["a"]).dictionary_encode(),
+            "score": pa.array(rng.random(n + 10)),
+        }
+    )
+    batch = table.combine_chunks().to_batches()[0].slice(7, n)
+    masks = [
+        rng.random(n) > 0.25,
+        rng.random(n) > 0.9,
+        np.zeros(n, bool),
+        np.ones(n, bool),
+        np.r_[np.ones(5, bool), np.zeros(n - 10, bool), np.ones(5, bool)],
+    ]
+    for mask in masks:
+        got = _kept_rows(batch, mask)
+        want = pa.Table.from_batches([batch]).filter(pa.array(mask))
+        assert got.equals(want) and got.schema.equals(want.schema, check_metadata=True)
+        assert all(column.num_chunks <= 1 for column in got.columns)  # contiguous, as written

@@ -334,9 +334,7 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
                 )
                 table = table.filter(pa.array(valid))
             else:
-                table, kept = pa.Table.from_batches([batch]), valid & k
-                if not kept.all():  # a row group without duplicates is written uncopied
-                    table = table.filter(pa.array(kept))
+                table = _kept_rows(batch, valid & k)
             writer.write(table.select(schema.names).cast(schema))
             kept_rows += table.num_rows
             seen += n
@@ -347,6 +345,17 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     stats = _stats(started)
     done = WriteStats(stats.peak_rss_mb, stats.seconds, per_source, examples, example_ids)
     return TaskResult(shards, {"rows_written": kept_rows}, schema, done)
+
+
+def _kept_rows(batch: pa.RecordBatch, kept: np.ndarray) -> pa.Table:
+    """The kept rows, as one contiguous table: the runs of kept rows concatenated, which
+    sizes every buffer once (Arrow's filter grows a string column's data buffer step by
+    step, copying it each time: up to 0.4 s CPU on a 130 MB row group)."""
+    if kept.all():  # a row group without duplicates is written uncopied
+        return pa.Table.from_batches([batch])
+    edges = np.flatnonzero(np.diff(kept.astype(np.int8), prepend=0, append=0)).tolist()
+    runs = [batch.slice(a, b - a) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return pa.Table.from_batches(runs, batch.schema).combine_chunks()
 
 
 def _copied(
