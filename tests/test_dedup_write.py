@@ -45,16 +45,16 @@ def sharded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the shards dedup's write tasks re-encode (open a `ShardWriter` for)."""
-    from dataprep.stages.dedup import tasks
+    from dataprep.stages.dedup import writing
 
     names: list[str] = []
 
-    class Spy(tasks.ShardWriter):  # type: ignore[misc, valid-type]
+    class Spy(writing.ShardWriter):  # type: ignore[misc, valid-type]
         def __init__(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
             names.append(Path(str(path)).name)
             super().__init__(path, *args, **kwargs)
 
-    monkeypatch.setattr(tasks, "ShardWriter", Spy)
+    monkeypatch.setattr(writing, "ShardWriter", Spy)
     return names
 
 
@@ -189,7 +189,7 @@ def test_kept_rows_equal_arrows_filter() -> None:
     import numpy as np
     import pyarrow as pa
 
-    from dataprep.stages.dedup.tasks import _kept_rows
+    from dataprep.stages.dedup.writing import _kept_rows
 
     rng = np.random.default_rng(3)
     n = 3000

@@ -26,7 +26,7 @@ from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_cou
 from dataprep.storage import StoragePath
 
 from . import index as saved_index
-from . import lsh, minhash, report, tasks
+from . import lsh, minhash, report, tasks, writing
 from .buckets import EXACT, SignatureStore, shard_dir
 from .clusters import Members, VerifiedEdges, cluster_members
 from .config import DedupConfig, check_schema, output_schema
@@ -228,7 +228,7 @@ class DedupStage(Stage[DedupConfig]):
             entry = source.shards[i] if copies[i] else None
             job = WriteJob(schema, input_columns, wanted, ids, entry)
             jobs.append(ctx.task("write", i, [path], job))
-        return ctx.map(tasks.write_task, jobs)
+        return ctx.map(writing.write_task, jobs)
 
 
 def _verified_batches(
