@@ -267,6 +267,41 @@ def test_compiled_ngrams_equal_the_brute_force_on_long_text(
     assert repeated >= 5
 
 
+def test_cached_kernels_follow_the_sources_they_call(tmp_path: Path) -> None:
+    """numba keys cached machine code by the bytes of the function's own file: a function
+    that calls one from another file keeps the old code after that file changes (as
+    kernels.scan calls kernels_ngrams, kernels_spacy and utf8_space). forget_stale flushes
+    it when any listed source changed, so the edit shows."""
+    import subprocess
+    import sys
+
+    (tmp_path / "helper.py").write_text(
+        "from numba import njit\n@njit(cache=True)\ndef f(x):\n    return x + 1\n"
+    )
+    main = "from numba import njit\nfrom helper import f\n@njit(cache=True)\ndef g(x):\n"
+    main += "    return f(x)\n"
+    guard = "from dataprep.quality.kernels_cache import forget_stale\n"
+    guard += "from pathlib import Path\nforget_stale(globals(), sources=[Path('helper.py')])\n"
+
+    def run(module: str) -> int:
+        code = f"import {module}; print({module}.g(1))"
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
+        return int(out.stdout)
+
+    (tmp_path / "plain.py").write_text(main)
+    (tmp_path / "guarded.py").write_text(main + guard)
+    assert run("plain") == run("guarded") == 2
+    (tmp_path / "helper.py").write_text(
+        "from numba import njit\n@njit(cache=True)\ndef f(x):\n    return x + 2\n"
+    )
+    assert run("plain") == 2  # numba's own cache: stale
+    assert run("guarded") == 3
+    assert run("guarded") == 3  # and cached again from then on
+    assert (tmp_path / "__pycache__" / "guarded.sources").is_file()
+
+
 def translations(limit: int = 150) -> list[str]:
     """Non-ASCII real text: the translation catalogues installed here, decoded as they come."""
     paths = sorted(Path("/usr/share/locale").glob("*/LC_MESSAGES/*.mo"))[::20][:limit]

@@ -20,7 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
+from dataprep.quality import kernels_ngrams
 from dataprep.quality import kernels_spacy as sp
+from dataprep.quality.kernels_cache import forget_stale
 from dataprep.quality.kernels_ngrams import _ngrams, _same, _word_ids  # noqa: F401
 from dataprep.utf8_space import unicode_space
 
@@ -323,9 +325,7 @@ def _words_cache(spacy: bool) -> tuple:
     """The words cache of `_split`, one per thread (kept between batches: a 1 MiB batch
     met 68% of its punctuated words before; the whole run, 79%)."""
     if not spacy:
-        return (np.zeros(1, np.uint64), np.zeros(1, np.int64), np.zeros(1, np.int64)) + (
-            np.zeros(2, np.int64),
-        )
+        return np.zeros(1, np.uint64), *(np.zeros(m, np.int64) for m in (1, 1, 2))
     if not hasattr(_LOCAL, "cache"):
         size = 2 * CACHE_WORDS
         _LOCAL.cache = (np.zeros(size, np.uint64), np.zeros(size, np.int64))
@@ -395,3 +395,6 @@ def word_signals(
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
+
+
+forget_stale(globals(), sp.__dict__, kernels_ngrams.__dict__)  # before anything compiles

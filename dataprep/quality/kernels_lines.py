@@ -15,6 +15,7 @@ import pyarrow as pa
 from numba import njit
 
 from dataprep.quality.kernels import _same, _space, buffers
+from dataprep.quality.kernels_cache import forget_stale
 
 # per-document outputs of `scan_lines`
 N_LINES, BULLETS, ELLIPSES, N_LINE_PIECES, DUP_LINES, DUP_LINE_CHARS = range(6)
@@ -201,3 +202,6 @@ def line_signals(texts: pa.Array) -> dict[str, np.ndarray]:
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
+
+
+forget_stale(globals())  # before anything compiles

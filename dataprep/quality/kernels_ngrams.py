@@ -51,8 +51,8 @@ def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval, firstpos):
     WHY keys: in a long document the table and the earlier copies of a word are far apart in
     memory; most words are short enough that their key is the word, so a probe is one
     look-up and the bytes of the earlier copy are read only for long words."""
-    size = 16
-    while size < 2 * n:
+    size = 16  # grown as words are met: a long document has few distinct words
+    while size < min(2 * n, 1024):
         size *= 2
     mask = size - 1
     tkey[:size] = -1
@@ -69,6 +69,17 @@ def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval, firstpos):
                 counts[k] = 1
                 firstpos[k] = i
                 k += 1
+                if 2 * k > size:  # double the table, put the k words back
+                    size *= 2
+                    mask = size - 1
+                    tkey[:size] = -1
+                    for c in range(k):
+                        f = firstpos[c]
+                        key = _word_key(data, ws[f], we[f], hs[f])
+                        j = np.int64(_mix(key, 0) & np.uint64(mask))
+                        while tkey[j] >= 0:
+                            j = (j + 1) & mask
+                        tkey[j], tval[j] = key, c
                 break
             if t == key:
                 c = tval[j]
@@ -79,6 +90,22 @@ def _word_ids(data, ws, we, hs, n, ids, counts, tkey, tval, firstpos):
                     break
             j = (j + 1) & mask
     return k
+
+
+@njit(cache=True)
+def _regrow(tka, tval, size, k, first, prev, wid, last):
+    """Double the n-gram table and put its k n-grams back (each from its first position)."""
+    size *= 2
+    mask = size - 1
+    tka[:size] = -1
+    for c in range(k):
+        f = first[c]
+        key = (prev[f] << 32) | wid[f + last]
+        j = np.int64(_mix(key, 0) & np.uint64(mask))
+        while tka[j] >= 0:
+            j = (j + 1) & mask
+        tka[j], tval[j] = key, c
+    return size, mask
 
 
 @njit(cache=True)
@@ -104,9 +131,9 @@ def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
                 if n_words >= r:
                     out[row, r - 2] = (cum[r] - cum[0] + r - 1) / denom
             return
-        size = 16
-        while size < 2 * nc:
-            size *= 2
+        size = 16  # sized to the n-grams met (grown below), not the positions: long
+        while size < 2 * min(nc, kinds):  # repetitive documents meet few, and a small
+            size *= 2  # table stays in the CPU cache
         mask = size - 1
         tka[:size] = -1
         k = 0
@@ -124,6 +151,8 @@ def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
                     ccount[k] = 1
                     first[k] = i
                     k += 1
+                    if 2 * k > size:
+                        size, mask = _regrow(tka, tval, size, k, first, prev, wid, n - 1)
                     break
                 if tka[j] == key:
                     cur[i] = tval[j]
@@ -137,6 +166,7 @@ def _ngrams(wid, wcount, kinds, cum, n_words, denom, out, row, buf):
                 cand[kept] = i
                 kept += 1
         nc = kept
+        kinds = k  # the next n splits these: a first guess at how many it meets
         if n <= 4:  # the most frequent n-gram; ties to the one seen first (smallest number)
             best, p = 1, 0
             for c in range(k):
