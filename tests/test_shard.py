@@ -134,6 +134,36 @@ def test_small_blocks_reuse_one_buffer_and_keep_every_row(tmp_path: Path) -> Non
     assert report["quarantined"] == 2 and report["tasks"] > 1
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_a_big_block_size_costs_no_memory_on_small_files(tmp_path: Path, suffix: str) -> None:
+    """`block_bytes` is the most read at once, not memory every file pays: 40 small files
+    (plain, and compressed, whose size is not known ahead) with 512 MB blocks keep the
+    process's peak RSS where 1 MiB blocks keep it."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(40):
+        _write_jsonl(inputs / f"in{i}{suffix}", _docs(20, start=i * 20))
+    code = (
+        "import resource, sys; from dataprep.runner import run_stage; "
+        "from dataprep.executors.local import LocalExecutor; "
+        "run_stage('shard', {'block_bytes': int(sys.argv[2])}, sys.argv[1], "
+        f"inputs=[{str(inputs)!r}], executor=LocalExecutor(1)); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    peak = {}
+    for block in (1 << 20, 512 << 20):
+        out = tmp_path / f"out{block}"
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(out), str(block)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peak[block] = int(run.stdout.split()[-1]) * 1024
+        assert len(column(out, "text")) == 800
+    assert peak[512 << 20] < peak[1 << 20] + (64 << 20), peak
+
+
 def test_big_file_on_s3_split_into_ranges_matches_local(tmp_path: Path, s3_bucket: str) -> None:
     """The ranges of a remote file are planned by reading it as a stream, as a local one's:
     same rows, ids (SOURCE:LINE) and quarantined line as the unsplit local read."""
