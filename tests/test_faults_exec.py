@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +96,43 @@ def test_ray_client_server_that_fails_once_is_retried(
     with pytest.raises(RuntimeError, match="connected"):
         ray_executor.RayExecutor(address="ray://127.0.0.1:1")
     assert calls == ["ray://127.0.0.1:1", "ray://127.0.0.1:1"]
+
+
+def hold_the_tick_lock_then_die(index: int) -> int:
+    """A pool task: the worker is killed while it holds the tick queue's write lock (as a
+    worker OOM-killed mid-tick would), so that lock stays taken for good."""
+    if index == 1:
+        from dataprep.executors import local
+
+        local._worker_queue._wlock.acquire()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return index
+
+
+_DIES_HOLDING_THE_LOCK = (
+    "from dataprep.executors.local import LocalExecutor\n"
+    "from dataprep.errors import DataprepError\n"
+    "from test_faults_exec import hold_the_tick_lock_then_die\n"
+    "with LocalExecutor(workers=2, max_retries=0) as pool:\n"
+    "    try:\n"
+    "        pool.run(hold_the_tick_lock_then_die, list(range(4)))\n"
+    "    except DataprepError as error:\n"
+    "        print('ERROR', error)\n"
+)
+
+
+def test_a_worker_killed_holding_the_tick_lock_does_not_hang_the_exit() -> None:
+    """The driver used to stop its tick forwarder with a message through that same queue:
+    its feeder thread then waited for the dead worker's lock, and the process hung at exit
+    (multiprocessing joins the feeder thread) after printing its error."""
+    tests = str(Path(__file__).parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", _DIES_HOLDING_THE_LOCK],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ERROR a worker process died 1 times" in proc.stdout

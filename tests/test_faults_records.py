@@ -578,14 +578,16 @@ def test_pool_workers_die_with_a_killed_driver(big_raw: Path, tmp_path: Path) ->
 
 
 def _is_pool_worker(pid: int) -> bool:
-    """A spawned worker, or a fork of the fork server (which runs the server's command line)."""
+    """A spawned worker, or a fork of the fork server (which runs the server's command line,
+    or is named dataprep-server: a fork of the command, see executors.forkserver)."""
     if "spawn_main" in _cmdline(pid):
         return True
     try:
         parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        server = Path(f"/proc/{parent}/comm").read_text().strip()
     except (OSError, IndexError, ValueError):
         return False
-    return "multiprocessing.forkserver" in _cmdline(parent)
+    return "multiprocessing.forkserver" in _cmdline(parent) or server == "dataprep-server"
 
 
 def _cmdline(pid: int) -> str:

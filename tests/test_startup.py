@@ -49,7 +49,7 @@ def test_a_stage_help_loads_no_data_library() -> None:
 
 def _probe(_: int) -> tuple[int, int, bool, str]:
     """A pool task: who am I, who forked me, and were the data libraries there already?"""
-    preloaded = all(m in sys.modules for m in ("pyarrow.parquet", "pandas", "dataprep.task"))
+    preloaded = all(m in sys.modules for m in ("pyarrow.parquet", "dataprep.task"))
     return os.getpid(), os.getppid(), preloaded, os.environ.get("DATAPREP_TEST_STARTUP", "")
 
 
@@ -58,7 +58,7 @@ needs_forkserver = pytest.mark.skipif(not forkserver.available(), reason="no for
 
 @needs_forkserver
 def test_pool_workers_are_forks_of_one_preloaded_server() -> None:
-    """Each worker starts with pyarrow and pandas loaded (the server imported them once), and
+    """Each worker starts with pyarrow loaded (the server imported it once), and
     a second pool forks from the same server instead of starting interpreters again."""
     with LocalExecutor(workers=2) as pool:
         first = pool.run(_probe, list(range(6)))
@@ -68,6 +68,29 @@ def test_pool_workers_are_forks_of_one_preloaded_server() -> None:
     assert len(parents) == 1 and os.getpid() not in parents  # all forked by one server
     assert all(preloaded for _, _, preloaded, _ in first + second)
     assert len({pid for pid, _, _, _ in first}) == 2  # both workers ran tasks
+
+
+def _has_wave(_: int) -> bool:
+    return "wave" in sys.modules
+
+
+@needs_forkserver
+def test_a_loaded_module_names_what_workers_preload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataprep module's WORKER_PRELOAD (the stage hook) is imported once by the server, so
+    no worker imports it itself; nothing else is preloaded on its behalf."""
+    import types
+
+    assert "wave" not in sys.modules  # a module nothing here loads
+    hooked = types.ModuleType("dataprep.hooked_for_test")
+    hooked.WORKER_PRELOAD = ("wave",)  # type: ignore[attr-defined]
+    monkeypatch.setenv("DATAPREP_TEST_STARTUP", "hook")  # a new server, with this preload
+    with LocalExecutor(workers=2) as pool:
+        before = pool.run(_has_wave, [0, 1])
+    monkeypatch.setitem(sys.modules, hooked.__name__, hooked)
+    monkeypatch.setenv("DATAPREP_TEST_STARTUP", "hook2")
+    with LocalExecutor(workers=2) as pool:
+        after = pool.run(_has_wave, [0, 1])
+    assert before == [False, False] and after == [True, True]
 
 
 @needs_forkserver
@@ -138,30 +161,54 @@ def _session_alive(sid: int) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("args", "started"),
+    ("args", "started", "can_fork"),
     [
-        (["shard", "in.jsonl", "-o", "out", "-w", "2"], True),
-        (["dedup", "in", "-o", "out", "--workers=3"], True),
-        (["dedup", "in", "-w4", "-o", "out", "--executor", "local"], True),
-        (["shard", "in.jsonl", "-o", "out"], False),  # default count: may be one task inline
-        (["shard", "in.jsonl", "-o", "out", "-w", "1"], False),
-        (["shard", "in.jsonl", "-o", "out", "-w", "2", "--executor", "ray"], False),
-        (["shard", "--help", "-w", "2"], False),
-        (["verify", "ds", "-w", "2"], False),  # not a stage
+        (["shard", "in.jsonl", "-o", "out", "-w", "2"], True, False),
+        (["dedup", "in", "-o", "out", "--workers=3"], True, False),
+        (["dedup", "in", "-w4", "-o", "out", "--executor", "local"], True, True),
+        (["shard", "in.jsonl", "-o", "out"], True, True),  # default count: a fork is cheap
+        (["shard", "in.jsonl", "-o", "out"], False, False),  # ...a new interpreter is not
+        (["shard", "in.jsonl", "-o", "out", "-w", "1"], False, True),
+        (["shard", "in.jsonl", "-o", "out", "-w", "2", "--executor", "ray"], False, True),
+        (["shard", "--help", "-w", "2"], False, True),
+        (["verify", "ds", "-w", "2"], False, True),  # not a stage
     ],
 )
-def test_asked_for_workers_the_server_starts_with_the_command(
-    monkeypatch: pytest.MonkeyPatch, args: list[str], started: bool
+def test_the_server_starts_with_a_stage_command(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], started: bool, can_fork: bool
 ) -> None:
-    """`--workers N` starts the fork server before the stage is even imported, with the
-    stage's module in its preload, so its imports overlap the driver's."""
+    """A stage command starts the fork server before the stage runs, with the stage's module
+    in its preload: as a fork of the command where it can be, else (asked for workers only)
+    a new interpreter whose imports overlap the command's."""
     from dataprep import cli
+    from dataprep.executors import local
 
-    calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr(forkserver, "start", lambda extra=(): calls.append(tuple(extra)))
+    calls: list[tuple[tuple[str, ...], bool]] = []
+    monkeypatch.setattr(forkserver, "can_fork", lambda: can_fork)
+    monkeypatch.setattr(local, "default_workers", lambda: 2)
+    monkeypatch.setattr(
+        forkserver, "start", lambda extra=(), fork=False: calls.append((tuple(extra), fork))
+    )
     cli._warm_workers(args)
-    expected = [(f"dataprep.stages.{args[0]}",)] if started else []
-    assert calls == expected
+    assert calls == ([((f"dataprep.stages.{args[0]}",), True)] if started else [])
+
+
+@needs_forkserver
+def test_the_command_forks_its_server_from_itself(tmp_path: Path) -> None:
+    """The CLI's server is a fork of the command once it has imported the stage: pyarrow
+    and the stage are imported once in all (the driver), not again by a server
+    interpreter (~0.5 s of CPU), and the workers run the tasks with the same result."""
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(f'{{"id": "{i}", "text": "word {i} " }}\n' for i in range(4000)))
+    args = [sys.executable, "-m", "dataprep", "shard", str(raw), "-o", str(tmp_path / "out")]
+    args += ["--json", "-w", "2", "--chunk-bytes", "20KB", "--shard-rows", "1000"]
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _imports_of(proc.stderr, "pyarrow.parquet") == 1
+    assert _imports_of(proc.stderr, "dataprep.stages.readers") == 1  # what the stage imports
+    report = json.loads(proc.stdout)[0]["report"]
+    assert report["rows_out"] == 4000 and report["shards"] >= 4
 
 
 def _imports_of(stderr: str, module: str) -> int:
@@ -184,7 +231,6 @@ def test_workers_of_the_command_do_not_import_the_cli(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _imports_of(proc.stderr, "pyarrow.parquet") >= 2  # the driver and the fork server
     assert _imports_of(proc.stderr, "dataprep.cli") == 1
     assert _imports_of(proc.stderr, "typer") == 1
 

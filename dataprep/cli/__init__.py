@@ -133,10 +133,13 @@ def _exit_for(exc: BaseException) -> None:
 
 
 def _warm_workers(args: list[str]) -> None:
-    """`dataprep STAGE ... --workers N` (N > 1, local): start the workers' fork server now, so
-    it imports pyarrow and the stage while this process does the same, instead of after the
-    stage is planned (half a second a short run would otherwise wait). Only when asked for
-    workers: a run with the default count may turn out to be one task, run in-process."""
+    """`dataprep STAGE ...` with local workers: start the workers' fork server now.
+
+    Where this process can be forked (`forkserver.can_fork`: one thread, as here before the
+    command runs), the server is a fork of it once it imported the stage: a few ms, so it is
+    done for the default worker count too, even if a small run then needs no worker. Else
+    (`--workers N` only, N > 1) a fresh server imports pyarrow and the stage while this
+    process does the same, instead of after the stage is planned."""
     from dataprep.catalog import registry
 
     command = _command(args)
@@ -145,12 +148,16 @@ def _warm_workers(args: list[str]) -> None:
     if _option(args, "--executor", None) not in (None, "local"):
         return
     workers = _option(args, "--workers", "-w")
-    if workers is None or not workers.isdigit() or int(workers) < 2:
+    if workers is not None and (not workers.isdigit() or int(workers) < 2):
         return
     from dataprep.executors import forkserver
+    from dataprep.executors.local import default_workers
 
-    if forkserver.available():
-        forkserver.start(extra=(registry()[command].split(":")[0],))
+    if not forkserver.available():
+        return
+    if workers is None and (default_workers() < 2 or not forkserver.can_fork()):
+        return
+    forkserver.start(extra=(registry()[command].split(":")[0],), fork=True)
 
 
 def _option(args: list[str], name: str, short: str | None) -> str | None:

@@ -15,27 +15,30 @@ ones pyarrow and numpy start at import (jemalloc's purger, OpenBLAS) have fork h
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import importlib
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
-from multiprocessing import forkserver, process, resource_tracker, util
+from multiprocessing import connection, forkserver, process, resource_tracker, util
 
 from dataprep.executors import server_boot
 
-# Always worth having in a worker: what every task unpickles, and pandas, which pyarrow imports
-# on the first array it builds (~0.35 s).
+# Always worth having in a worker: what every task unpickles and reads with. Not pandas (0.35 s):
+# only tasks that convert through it need it, and their modules name it (WORKER_PRELOAD).
 BASE = (
     "dataprep.executors.local",
     "dataprep.task",
     "pyarrow",
     "pyarrow.parquet",
     "pyarrow.compute",
-    "pandas",
-    "pyarrow.pandas_compat",
 )
+SERVER_NAME = b"dataprep-server"  # what ps and top show for a forked server (not `python ...`)
+PR_SET_NAME = 15  # linux/prctl.h
 # Never preloaded: the CLI (a worker runs no command), and what starts threads or services
 # at import (Ray, torch) or only the driver needs.
 SKIP = (
@@ -57,8 +60,9 @@ def available() -> bool:
 
 
 def preload(extra: Sequence[str] = ()) -> list[str]:
-    """The boot module first (see server_boot), BASE, `extra`, then the dataprep modules this
-    driver has imported (the stage's and what it needs)."""
+    """The boot module first (see server_boot), BASE, `extra`, what loaded modules ask for
+    (`worker_preload`), then the dataprep modules this driver has imported (the stage's and
+    what it needs)."""
     loaded = sorted(
         name
         for name in list(sys.modules)
@@ -67,12 +71,46 @@ def preload(extra: Sequence[str] = ()) -> list[str]:
         and name not in BASE
         and name != server_boot.__name__
     )
-    return [server_boot.__name__, *BASE, *extra, *(m for m in loaded if m not in extra)]
+    asked = [m for m in worker_preload() if m not in extra]
+    rest = [m for m in loaded if m not in extra and m not in asked]
+    return [server_boot.__name__, *BASE, *extra, *asked, *rest]
 
 
-def start(extra: Sequence[str] = ()) -> None:
-    """Make sure this process's fork server runs, with this process's environment (returns at
-    once; the server imports in the background).
+def worker_preload() -> list[str]:
+    """The hook for stage code: a loaded dataprep module's `WORKER_PRELOAD` names modules every
+    worker of its stage imports (pandas for a conversion, a compiled kernel), so the server
+    imports them once instead of each worker."""
+    names: list[str] = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("dataprep.") and module is not None:
+            for wanted in getattr(module, "WORKER_PRELOAD", ()):
+                if isinstance(wanted, str) and wanted not in names:
+                    names.append(wanted)
+    return names
+
+
+def can_fork() -> bool:
+    """Whether `start(fork=True)` can make the server a fork of this process: one thread (the
+    main one), Linux, and the `forkserver.main` of Python 3.11-3.13."""
+    code = getattr(getattr(forkserver, "main", None), "__code__", None)
+    names = code.co_varnames[: code.co_argcount] if code is not None else ()
+    return (
+        sys.platform.startswith("linux")
+        and available()
+        and threading.active_count() == 1
+        and threading.current_thread() is threading.main_thread()
+        and names == ("listener_fd", "alive_r", "preload", "main_path", "sys_path")
+    )
+
+
+def start(extra: Sequence[str] = (), fork: bool = False) -> None:
+    """Make sure this process's fork server runs, with this process's environment.
+
+    `fork` (the CLI, before a stage runs, while it has one thread; see `can_fork`): the
+    server is a fork of this process once it has imported BASE and `extra` (the stage), which
+    it would import anyway, so the server costs a fork instead of an interpreter and ~0.5 s
+    of imports. Otherwise the server is a fresh interpreter that imports `preload(extra)` in
+    the background (returns at once).
 
     A worker used to be a fresh interpreter with the driver's environment of the moment
     (PYTHONPATH, a sitecustomize, thread counts); a server started under another environment
@@ -87,7 +125,14 @@ def start(extra: Sequence[str] = ()) -> None:
             forkserver.ensure_running()  # restarts one that died
             return
         _retire(server)
-    forkserver.set_forkserver_preload(preload(extra))
+    forked = fork and can_fork()
+    if forked:
+        try:
+            for name in (*BASE, *extra):  # the driver's own imports, done before the fork
+                importlib.import_module(name)
+        except ImportError:
+            forked = False  # the run reports a missing module itself
+    forkserver.set_forkserver_preload(preload(extra))  # also for a restart (ensure_running)
     _started_env = dict(os.environ)
     main = threading.current_thread() is threading.main_thread()
     # The server starts with SIGINT blocked, so a Ctrl-C during its imports cannot reach it;
@@ -95,14 +140,62 @@ def start(extra: Sequence[str] = ()) -> None:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    os.environ[server_boot.ENV] = str(os.getpid()) if main else ""
-    os.environ[server_boot.MAIN_ENV] = command_script() or ""
     try:
-        forkserver.ensure_running()
+        if forked:
+            _fork_server(server, worker_preload())
+            return
+        os.environ[server_boot.ENV] = str(os.getpid()) if main else ""
+        os.environ[server_boot.MAIN_ENV] = command_script() or ""
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(server_boot.ENV, None)
+            os.environ.pop(server_boot.MAIN_ENV, None)
     finally:
-        os.environ.pop(server_boot.ENV, None)
-        os.environ.pop(server_boot.MAIN_ENV, None)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _fork_server(server: forkserver.ForkServer, later: Sequence[str]) -> None:
+    """`ForkServer.ensure_running`, with a fork of this process instead of a new interpreter;
+    `later`: modules the server imports after the fork (what only workers need)."""
+    address = connection.arbitrary_address("AF_UNIX")  # type: ignore[attr-defined]
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(address)
+        if not util.is_abstract_socket_namespace(address):
+            os.chmod(address, 0o600)
+        listener.listen()
+        alive_r, alive_w = os.pipe()  # every client holds the write end; EOF ends the server
+        for stream in (sys.stdout, sys.stderr):  # else the child could repeat buffered text
+            with contextlib.suppress(Exception):
+                stream.flush()
+        driver = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _serve(listener.fileno(), alive_r, alive_w, driver, later)
+        os.close(alive_r)
+    server._forkserver_address = address  # type: ignore[attr-defined]
+    server._forkserver_alive_fd = alive_w  # type: ignore[attr-defined]
+    server._forkserver_pid = pid  # type: ignore[attr-defined]
+
+
+def _serve(listener: int, alive_r: int, alive_w: int, driver: int, later: Sequence[str]) -> None:
+    """The forked server: what server_boot does for a spawned one, then multiprocessing's
+    server loop; it never returns into the driver's code (os._exit, no atexit, no flush)."""
+    code = 0
+    try:
+        os.close(alive_w)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_NAME, SERVER_NAME, 0, 0, 0)
+        server_boot.tie_to(driver)
+        server_boot.quiet_when_the_driver_left()
+        forkserver.main(listener, alive_r, list(later))
+    except SystemExit:
+        pass  # the alive pipe closed: the driver and its workers are gone
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def command_script() -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker
+from queue import Empty
 from typing import Any, TypeVar
 
 from dataprep import progress
@@ -31,6 +32,7 @@ def default_workers() -> int:
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PR_SET_NAME = 15
 WATCH_SECONDS = 0.25
 TASK_END = "task-end"  # sent on the tick queue after a task's last tick (see _Arrivals)
 END_WAIT_S = 5.0  # how long a run waits for its tasks' last ticks (a dead worker loses them)
@@ -77,6 +79,9 @@ def _init_worker(queue: Any, driver: int, pdeathsig: bool, forked: bool) -> None
     """
     global _worker_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):  # what ps and top show (a fork keeps its server's name)
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(PR_SET_NAME, b"dataprep-worker", 0, 0, 0)
     parent = os.getppid() if forked else driver
     pdeathsig = pdeathsig or forked
     _worker_queue = queue
@@ -177,6 +182,7 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._queue: Any = None
         self._forward: threading.Thread | None = None
+        self._stop = threading.Event()  # ends the tick forwarder (see close)
         self._arrivals = _Arrivals()
         self._owner: int | None = None  # thread that made (and spawns workers for) the pool
 
@@ -229,8 +235,9 @@ class LocalExecutor:
                 forkserver.start()  # preloads what this driver imported for the stage
             self._queue = ctx.Queue()
             self._arrivals = _Arrivals()
+            self._stop = threading.Event()
             self._forward = threading.Thread(
-                target=_forward_ticks, args=(self._queue, self._arrivals), daemon=True
+                target=_forward_ticks, args=(self._queue, self._arrivals, self._stop), daemon=True
             )
             self._forward.start()
             self._pool = ProcessPoolExecutor(
@@ -328,9 +335,13 @@ class LocalExecutor:
         queue.extend(lost)
 
     def close(self) -> None:
+        """End the workers and the tick forwarder. The forwarder is stopped by an event, never
+        by a message through the tick queue: a worker killed while it held the queue's write
+        lock leaves it taken, and a message would wait for it in a feeder thread that
+        multiprocessing joins at exit: the process would hang once its run was over."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._queue.put(None)
+            self._stop.set()
             if self._forward is not None:
                 self._forward.join(timeout=5)
         self._pool = self._queue = self._forward = None
@@ -352,8 +363,15 @@ def _describe(task: Any, index: int) -> str:
     return f"{phase}-{number:05d}" + (f" (input {', '.join(inputs)})" if inputs else "")
 
 
-def _forward_ticks(queue: Any, arrivals: _Arrivals) -> None:
-    while (counts := queue.get()) is not None:
+def _forward_ticks(queue: Any, arrivals: _Arrivals, stop: threading.Event) -> None:
+    """Forward the workers' ticks until `stop` is set and the queue is drained."""
+    while True:
+        try:
+            counts = queue.get(timeout=WATCH_SECONDS)
+        except Empty:
+            if stop.is_set():
+                return
+            continue
         if isinstance(counts, str):  # TASK_END: every tick of that task is forwarded
             arrivals.arrived()
             continue

@@ -26,17 +26,24 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 def _tie_to_driver() -> None:
     driver = os.environ.pop(ENV, "")  # not inherited by the workers
     in_server = "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
-    if not driver.isdigit() or not in_server or not sys.platform.startswith("linux"):
+    if driver.isdigit() and in_server:
+        tie_to(int(driver))
+
+
+def tie_to(driver: int) -> None:
+    """Die with `driver` (this process's parent): at once by the kernel's parent-death signal,
+    and now if it is already gone."""
+    if not sys.platform.startswith("linux"):
         return
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return  # no prctl: the workers still watch the driver themselves
-    if os.getppid() != int(driver):  # the driver died before the signal was armed
+    if os.getppid() != driver:  # the driver died before the signal was armed
         os._exit(1)
 
 
-def _quiet_when_the_driver_left() -> None:
+def quiet_when_the_driver_left() -> None:
     """A fork of the server reads its process object from the driver before it becomes a
     worker; when the driver has just gone (Ctrl-C while a pool starts), that read fails on a
     vanished pipe or semaphore. The server prints such a failure with `sys.excepthook`: say
@@ -62,5 +69,5 @@ def _main_is_the_command() -> None:
 
 _tie_to_driver()
 if "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]:
-    _quiet_when_the_driver_left()
+    quiet_when_the_driver_left()
     _main_is_the_command()
