@@ -216,3 +216,56 @@ def test_kept_rows_equal_arrows_filter() -> None:
         want = pa.Table.from_batches([batch]).filter(pa.array(mask))
         assert got.equals(want) and got.schema.equals(want.schema, check_metadata=True)
         assert all(column.num_chunks <= 1 for column in got.columns)  # contiguous, as written
+
+
+def test_a_one_worker_run_never_imports_pandas(sharded: Path, tmp_path: Path) -> None:
+    """pyarrow imports pandas (~0.15-0.35 s CPU) at the first bool->numpy or list->array
+    conversion or group_by; the default dedup path (sign with the kernel, bucket, verify,
+    cluster, write, copy, report with examples and sources) makes none, driver or task."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from dataprep.executors import make_executor\n"
+        "from dataprep.runner import run_stage\n"
+        "from dataprep.stages.dedup import minhash\n"
+        f"run = run_stage('dedup', {{'method': 'both'}}, {str(tmp_path / 'out')!r},\n"
+        f"    input_path={str(sharded)!r}, executor=make_executor('local', workers=1))\n"
+        "assert run.report['examples'] and run.report['by_source'], run.report\n"
+        "print(minhash.kernel_module() is not None, 'pandas' in sys.modules)\n"
+    )
+    env = {**os.environ, "DATAPREP_DEDUP_KERNEL": "numba"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    kernel, pandas = proc.stdout.split()
+    if kernel != "True":
+        pytest.skip("the signature kernel cannot load here (its numpy path converts via pandas)")
+    assert pandas == "False"
+
+
+def test_per_source_counts_equal_a_python_count() -> None:
+    """Oracle: a plain-Python tally; null sources count as "None", a source whose rows are
+    all invalid is still listed (with 0 rows), dictionary and chunked sources alike."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dataprep.stages.dedup.writing import _count_sources
+
+    rng = np.random.default_rng(8)
+    names = ["web", "books", None, "code"]
+    values = [names[i] for i in rng.integers(0, 4, 500)] + ["only-invalid"]
+    valid = rng.random(501) > 0.1
+    valid[-1] = False
+    removed = valid & (rng.random(501) > 0.7)
+    plain = pa.array(values)
+    for source in (plain, plain.dictionary_encode(), pa.chunked_array([plain[:200], plain[200:]])):
+        totals: dict[str, list[int]] = {"web": [3, 1]}  # carried over from an earlier batch
+        _count_sources(totals, source, valid, removed)
+        want: dict[str, list[int]] = {"web": [3, 1]}
+        for name, v, r in zip(values, valid.tolist(), removed.tolist(), strict=True):
+            entry = want.setdefault(str(name), [0, 0])
+            entry[0] += v
+            entry[1] += r
+        assert totals == want and totals["only-invalid"] == [0, 0]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from dataprep import arrow_np
 from dataprep.stage import TaskResult
 
 from .buckets import SignatureStore
@@ -51,7 +52,7 @@ def example_pairs(roots: np.ndarray, keep: np.ndarray, limit: int) -> list[tuple
 
 
 def true_jaccard(a: str, b: str, steps: list[str], ngram: int, char_ngram: int | None) -> float:
-    texts = normalise(pa.array([a, b]), steps).to_pylist()
+    texts = normalise(arrow_np.strings([a, b]), steps).to_pylist()
     sa = set(shingle_strings(texts[0] or "", ngram, char_ngram))
     sb = set(shingle_strings(texts[1] or "", ngram, char_ngram))
     if not sa and not sb:

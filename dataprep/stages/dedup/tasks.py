@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataprep import arrow_np
 from dataprep.arrays import load_array, save_array
 from dataprep.progress import tick
 from dataprep.stage import Quarantine, Task, TaskResult
@@ -123,7 +124,7 @@ def _sign_batch(
     rows without text go to quarantine."""
     config, seen, n = task.config, signed.seen, batch.num_rows
     text = batch.column(config.text_column)
-    valid = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    valid = arrow_np.valid(text)
     for row in np.flatnonzero(~valid):
         name = StoragePath(task.inputs[0]).name
         q.add(name, seen + int(row), f"missing or null {config.text_column!r}")
@@ -142,7 +143,7 @@ def _sign_batch(
         signed.keys.append(minhash.band_keys(sig[usable], bands, rows, config.seed))
         signed.key_rows.append(local[usable])
     if config.uses_exact and valid.any():
-        picked = batch.filter(pa.array(valid))
+        picked = batch.filter(arrow_np.mask(valid))
         cols = [picked.column(c) for c in config.fingerprint_columns]
         signed.fps.append(fingerprints(cols, config.normalize))
         signed.fp_rows.append(local[valid])

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataprep import arrow_np
 from dataprep.arrays import load_array
 from dataprep.dataset import ShardWriter
 from dataprep.manifest import ShardEntry
@@ -26,18 +27,21 @@ from .tasks import _batches, _stats
 def _count_sources(
     totals: dict[str, list[int]], source: pa.Array, valid: np.ndarray, removed: np.ndarray
 ) -> None:
-    table = pa.table(
-        {
-            "s": pc.cast(source, pa.string()),
-            "v": valid.astype(np.int64),
-            "r": removed.astype(np.int64),
-        }
-    )
-    grouped = table.group_by("s").aggregate([("v", "sum"), ("r", "sum")]).to_pydict()
-    for name, rows, gone in zip(grouped["s"], grouped["v_sum"], grouped["r_sum"], strict=True):
+    """Add each source's valid and removed rows (a null source counts as "None"). Counted
+    with numpy over the dictionary codes: Arrow's group_by loads pyarrow.dataset, which
+    imports pandas (~0.2 s CPU in a process that needs it nowhere else)."""
+    codes = pc.dictionary_encode(pc.cast(source, pa.string()), null_encoding="encode")
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    indices = codes.indices.cast(pa.int64())
+    index = np.frombuffer(indices.buffers()[1], np.int64, len(indices), indices.offset * 8)
+    names = codes.dictionary.to_pylist()
+    rows = np.bincount(index, weights=valid, minlength=len(names))
+    gone = np.bincount(index, weights=removed, minlength=len(names))
+    for name, n, k in zip(names, rows.tolist(), gone.tolist(), strict=True):
         entry = totals.setdefault(str(name), [0, 0])
-        entry[0] += rows
-        entry[1] += gone
+        entry[0] += int(n)
+        entry[1] += int(k)
 
 
 def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
@@ -64,7 +68,7 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
         row_group = task.write_options.row_group_rows
         for batch in _batches(task, job.input_columns, row_group):
             n = batch.num_rows
-            valid = pc.is_valid(batch.column(config.text_column)).to_numpy(zero_copy_only=False)
+            valid = arrow_np.valid(batch.column(config.text_column))
             k = keep[seen : seen + n]
             c = cluster[seen : seen + n]
             _fetch_examples(task, batch, seen, examples, example_ids)
