@@ -379,7 +379,7 @@ def test_line_blocks_are_whole_lines_with_their_numbers(block: int, step: int) -
     assert cuts == [(whole.count(b"\n") + 1, b"tail without newline")]
 
 
-@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20])
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 20, 2 << 20])  # the last: an mmap buffer
 @pytest.mark.parametrize("step", [3, 1 << 20])
 def test_view_blocks_are_counted_blocks_without_copies(block: int, step: int) -> None:
     """`view_blocks` reuses one buffer, so each view is read before the next step (as the
