@@ -7,9 +7,7 @@ a recipe, or Python.
 from __future__ import annotations
 
 import functools
-import glob
 import json
-import os
 import posixpath
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ from dataprep import commit, dataset
 from dataprep.dataset import Manifest, ReadOptions, WriteOptions
 from dataprep.errors import DataprepError
 from dataprep.executors import Executor
+from dataprep.executors.sizing import local_bytes
 from dataprep.executors.spec import ExecutorSpec
 from dataprep.lineage import flow
 from dataprep.lock import OutputLock
@@ -226,25 +225,10 @@ def _input_bytes(
     manifest: Manifest | None, inputs: Sequence[str], enough: int = 1 << 30
 ) -> int | None:
     """The stage's input size: its manifest's shard bytes, or its raw inputs' sizes where all
-    are local files, folders or patterns (None when unknown: a remote input, or none). A
-    listing stops once it has found `enough` bytes: only "small or not" matters."""
+    are local (None when unknown: a remote input, or none)."""
     if manifest is not None:
         return sum(s.bytes for s in manifest.shards)
-    total = 0
-    for given in inputs:
-        if "://" in given:
-            return None
-        found = glob.glob(given, recursive=True) if glob.has_magic(given) else [given]
-        for path in found:
-            if os.path.isfile(path):
-                total += os.path.getsize(path)
-            elif not os.path.isdir(path):
-                return None
-            for root, _, names in os.walk(path):
-                total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
-                if total >= enough:
-                    return total
-    return total if inputs else None
+    return local_bytes(inputs, enough)
 
 
 def _encryption_summary(

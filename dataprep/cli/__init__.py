@@ -157,7 +157,22 @@ def _warm_workers(args: list[str]) -> None:
         return
     if workers is None and (default_workers() < 2 or not forkserver.can_fork()):
         return
+    if workers is None and _small(args):
+        return  # it will run in-process: a fork now would only cost the copy of its pages
     forkserver.start(extra=(registry()[command].split(":")[0],), fork=True)
+
+
+def _small(args: list[str]) -> bool:
+    """Whether the stage's input is local and under the executor's in-process size. The input
+    is the words between the command and its first option (`STAGE IN... -o OUT`); none there
+    (options first, or a remote input) counts as not small."""
+    from dataprep.executors.local import INLINE_BELOW_BYTES
+    from dataprep.executors.sizing import local_bytes
+
+    after = args[args.index(_command(args) or "") + 1 :]
+    first_option = next((i for i, a in enumerate(after) if a.startswith("-")), len(after))
+    size = local_bytes(after[:first_option], INLINE_BELOW_BYTES)
+    return size is not None and size < INLINE_BELOW_BYTES
 
 
 def _option(args: list[str], name: str, short: str | None) -> str | None:
