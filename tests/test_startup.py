@@ -300,3 +300,21 @@ def test_one_shard_dedup_with_default_flags_starts_no_worker(tmp_path: Path) -> 
     assert _imports_of(proc.stderr, "pyarrow.parquet") == 1  # the driver only: no fork server
     report = json.loads(proc.stdout)[0]["report"]
     assert report["bucket_tasks"] > 1 and report["rows_out"] == 50
+
+
+def test_the_command_collects_garbage_again_after_start_up() -> None:
+    """Cyclic GC is off while the command imports its modules (they live to the end), then
+    what they allocated is frozen (shared with a forked server untouched) and GC is on again:
+    a stage that makes cycles must not grow without bound."""
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['dataprep', '--version']\n"
+        "from dataprep.cli import main\n"
+        "off = not gc.isenabled()\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(off, gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    off, on, frozen = proc.stdout.split()[-3:]
+    assert (off, on) == ("True", "True") and int(frozen) > 10_000

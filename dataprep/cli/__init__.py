@@ -6,6 +6,7 @@ in their own modules here. This file is the one place where user errors become e
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -29,6 +30,12 @@ def _started_as_command() -> bool:
 _ctrl_c_before_imports = (
     signal.signal(signal.SIGINT, _ctrl_c_while_starting) if _started_as_command() else None
 )
+# Start-up allocates only what lives to the end (modules, the app): no cyclic GC passes over
+# it (~0.04 s of CPU), and it is frozen before the fork server is forked from this process,
+# so collections there and in the workers do not write to (and copy) these pages.
+_gc_held = _started_as_command() and gc.isenabled()
+if _gc_held:
+    gc.disable()
 
 import importlib  # noqa: E402 (the handler above covers these imports)
 import pkgutil  # noqa: E402
@@ -107,7 +114,12 @@ def _options(
 
 def main() -> None:
     try:
-        _warm_workers(sys.argv[1:])
+        try:
+            _warm_workers(sys.argv[1:])
+        finally:
+            if _gc_held:
+                gc.freeze()
+                gc.enable()
         app()  # always ends in SystemExit (Typer's standalone mode) or an exception
     except BaseException as exc:
         # The run is over: a late Ctrl-C must not cut the exit short with a traceback.

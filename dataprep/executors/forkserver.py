@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import multiprocessing as mp
 import os
@@ -169,6 +170,7 @@ def _fork_server(server: forkserver.ForkServer, later: Sequence[str]) -> None:
             with contextlib.suppress(Exception):
                 stream.flush()
         driver = os.getpid()
+        gc.freeze()  # what exists now is shared: no collection in the child writes to it
         pid = os.fork()
         if pid == 0:
             _serve(listener.fileno(), alive_r, alive_w, driver, later)
