@@ -1,7 +1,7 @@
 """Compiled kernels kept as machine code on disk and loaded with llvmlite alone.
 
 WHY: numba's own cache (`cache=True`) still needs numba at run time: importing it and loading
-its typing and lowering registries costs a fresh process ~0.6 s of CPU, more than signing
+its typing and lowering registries costs a fresh process ~0.35 s of CPU, about what signing
 42 MB of text takes. A kernel whose machine code references nothing but LLVM intrinsics
 (pointer and integer arguments, no reference counting, no Python API: `check_ir` makes sure)
 can be mapped straight into an MCJIT engine: ~0.02 s, and numba is not imported at all.
@@ -18,17 +18,13 @@ import ctypes
 import hashlib
 import json
 import os
-import platform
 import re
-import struct
 import sys
 import tempfile
 import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-
-from dataprep import elf_load
 
 MAGIC = b"dataprep-native-1\n"
 _ENGINES: list[object] = []  # MCJIT engines own the loaded code: kept for the process's life
@@ -41,27 +37,17 @@ class NativeError(RuntimeError):
     """The kernel cannot be built or loaded natively (callers fall back to numpy)."""
 
 
-_CPU_FIELDS = {"vendor_id", "cpu family", "model", "model name", "stepping", "flags", "Features",
-               "CPU implementer", "CPU architecture", "CPU variant", "CPU part"}  # fmt: skip
-
-
 def _host() -> list[str]:
-    """This machine's CPU as code generation sees it: the first processor's /proc/cpuinfo
-    entry (model, family, flags: what LLVM's host detection reads) where there is one, so
-    keying a build needs no llvmlite (~0.02 s, ~60 MB); else llvmlite's own answer."""
-    overrides = [os.environ.get("NUMBA_CPU_NAME", ""), os.environ.get("NUMBA_CPU_FEATURES", "")]
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            first = info.read(1 << 16).split("\n\n")[0]
-    except OSError:
-        first = ""
-    lines = [ln for ln in first.splitlines() if ln.split(":")[0].strip() in _CPU_FIELDS]
-    if any(ln.startswith(("flags", "Features")) for ln in lines):
-        return [platform.machine(), sys.platform, *lines, *overrides]
+    """This machine's target as numba's code generation sees it (llvmlite's host detection)."""
     import llvmlite.binding as llvm
 
-    host = llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features()
-    return [host[0], host[1], host[2].flatten(), *overrides]
+    return [
+        llvm.get_process_triple(),
+        llvm.get_host_cpu_name(),
+        llvm.get_host_cpu_features().flatten(),
+        os.environ.get("NUMBA_CPU_NAME", ""),
+        os.environ.get("NUMBA_CPU_FEATURES", ""),
+    ]
 
 
 def key(sources: Sequence[Path]) -> str:
@@ -154,18 +140,6 @@ def read(path: Path) -> tuple[dict[str, str], list[bytes]] | None:
 
 
 def load(symbols: dict[str, str], objects: Sequence[bytes]) -> dict[str, int]:
-    """Map the object codes into this process: {name: function address}. x86-64 objects
-    that need no outside symbol go through `elf_load` (no JIT library: ~70 MB and ~0.02 s
-    less per process); anything else through an llvmlite MCJIT engine."""
-    if os.environ.get("DATAPREP_NATIVE_LOADER", "auto") != "llvmlite":
-        try:
-            return elf_load.load(objects, symbols)
-        except (elf_load.LoadError, OSError, ValueError, IndexError, struct.error):
-            pass
-    return load_with_llvmlite(symbols, objects)
-
-
-def load_with_llvmlite(symbols: dict[str, str], objects: Sequence[bytes]) -> dict[str, int]:
     """Map the object codes into a new MCJIT engine: {name: function address}."""
     import llvmlite.binding as llvm
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -74,16 +73,13 @@ def test_built_once_then_loaded_without_numba(tmp_path) -> None:
     stamp = built[0].stat().st_mtime_ns
     second = _child(env)
     assert not second["numba"] and not second["scipy"]
-    if platform.machine() == "x86_64":  # mapped by elf_load: no JIT library either
-        assert not second["llvmlite"]
-    jit = _child({**env, "DATAPREP_NATIVE_LOADER": "llvmlite"})  # the general loader
-    assert not jit["numba"] and jit["llvmlite"]
+    assert second["llvmlite"]  # the object is mapped by llvmlite's MCJIT
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
     sig, counts = _want()
-    for run in (first, second, jit):
+    for run in (first, second):
         assert run["counts"] == counts.tolist()
         assert np.array_equal(np.array(run["sig"], np.uint32), sig)
-    assert first["keys"] == second["keys"] == jit["keys"]
+    assert first["keys"] == second["keys"]
     # a damaged build is not loaded but rebuilt, with the same values
     built[0].write_bytes(built[0].read_bytes()[:-100])
     third = _child(env)
@@ -250,51 +246,3 @@ def test_fork_server_and_ray_workers_sign_with_the_kernel(tmp_path) -> None:
     )
     want = [s.xxh3_128 for s in read_manifest(str(tmp_path / "numpy")).shards]
     assert out["forks"] == out["ray"] == want and len(read_manifest(str(src)).shards) == 4
-
-
-def test_elf_load_refuses_what_it_cannot_link_and_native_falls_back(monkeypatch) -> None:
-    """elf_load takes only x86-64 objects whose relocations it knows; anything else is a
-    LoadError, and native.load then maps the object with llvmlite (same function)."""
-    from dataprep import elf_load
-
-    if platform.machine() != "x86_64":
-        pytest.skip("elf_load maps x86-64 objects only")
-    kernel.load()  # builds it where this machine has no build yet
-    saved = native.read(kernel.cache_path())
-    assert saved is not None
-    symbols, objects = saved
-    good = elf_load.load(objects, symbols)
-    assert set(good) == set(symbols) and all(good.values())
-    for bad, why in ((b"not an object", "ELF64"), (_patched(objects[0], 18, 183), "x86-64"),
-                     (_bad_relocation(objects[0]), "relocation type")):  # fmt: skip
-        with pytest.raises(elf_load.LoadError, match=why):
-            elf_load.load([bad, *objects[1:]], symbols)
-    with pytest.raises(elf_load.LoadError, match="symbols not in"):
-        elf_load.load(objects, {**symbols, "other": "no_such_symbol"})
-
-    def refuse(*args: object) -> None:
-        raise elf_load.LoadError("refused for the test")
-
-    monkeypatch.setattr(elf_load, "load", refuse)
-    addresses = native.load(symbols, objects)
-    assert set(addresses) == set(symbols) and all(addresses.values())
-
-
-def _patched(obj: bytes, at: int, byte: int) -> bytes:
-    return obj[:at] + bytes([byte]) + obj[at + 1 :]
-
-
-def _bad_relocation(obj: bytes) -> bytes:
-    """The object with its first relocation's type set to R_X86_64_GOTPCREL (9)."""
-    import struct
-
-    shoff = struct.unpack_from("<Q", obj, 0x28)[0]
-    count = struct.unpack_from("<H", obj, 0x3C)[0]
-    for i in range(count):
-        if struct.unpack_from("<I", obj, shoff + i * 64 + 4)[0] == 4:  # SHT_RELA
-            offset = struct.unpack_from("<Q", obj, shoff + i * 64 + 24)[0]
-            info = struct.unpack_from("<Q", obj, offset + 8)[0]
-            return (
-                obj[: offset + 8] + struct.pack("<Q", (info >> 32 << 32) | 9) + obj[offset + 16 :]
-            )
-    raise AssertionError("no relocations in the kernel object")

@@ -5,7 +5,7 @@ WHY: the numpy path (`minhash.numpy_signatures`) makes ~20 whole-array passes pe
 is memory-bound. Here one loop per document (`kernel_source.py`, compiled by numba) tokenises,
 hashes tokens, combines shingles and fills the one-permutation bins while the document is in
 cache. Its machine code is built once per machine and then loaded with llvmlite alone
-(`dataprep/native.py`): a process pays ~0.03 s, not numba's ~0.6 s start. The values are
+(`dataprep/native.py`): a process pays ~0.02 s, not numba's ~0.35 s start. The values are
 bit-identical to the numpy path, which stays as the reference and the fallback
 (tests/test_dedup_kernel.py).
 
