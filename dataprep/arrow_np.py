@@ -75,3 +75,22 @@ def strings(values: list[str]) -> pa.StringArray:
 def string(value: str) -> pa.StringScalar:
     """An Arrow string scalar (`pa.scalar(value)`), e.g. for a compute function's argument."""
     return strings([value])[0]
+
+
+_INTS = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+         pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32,
+         pa.uint64(): np.uint64}  # fmt: skip
+
+
+def ints(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An integer array without nulls as numpy (`to_numpy()`), zero-copy for one chunk."""
+    if isinstance(array, pa.ChunkedArray):
+        parts = [ints(chunk) for chunk in array.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, _INTS.get(array.type, np.int64))
+    if array.type not in _INTS or array.null_count:
+        raise TypeError(f"expected integers without nulls, got {array.type}")
+    dtype, n = np.dtype(_INTS[array.type]), len(array)
+    data = array.buffers()[1]
+    if n == 0 or data is None:
+        return np.zeros(n, dtype)
+    return np.frombuffer(data, dtype)[array.offset : array.offset + n]

@@ -64,9 +64,25 @@ def test_mask_int64s_and_string_equal_pa_array_and_scalar() -> None:
         arrow_np.bools(pa.array([1, 2]))
 
 
-def test_signing_with_the_kernel_never_imports_pandas(tmp_path) -> None:
-    """pyarrow imports pandas at its first pa.array/pa.scalar/to_numpy (~0.18 s of CPU): the
-    kernel's path (Parquet in, signatures and band keys out, non-ASCII text, nulls) does not."""
+def test_ints_equal_to_numpy() -> None:
+    rng = np.random.default_rng(4)
+    for kind in (pa.int8(), pa.int32(), pa.int64(), pa.uint32(), pa.uint64()):
+        for n in (0, 1, 9, 100):
+            array = pa.array(rng.integers(0, 100, n), kind)
+            for case in (array, array.slice(min(n, 3)), pa.chunked_array([array, array], kind)):
+                got = arrow_np.ints(case)
+                assert got.dtype == case.type.to_pandas_dtype()
+                assert np.array_equal(got, case.to_numpy())
+    for bad in (pa.array([1, None]), pa.array([1.5]), pa.array(["a"])):
+        with pytest.raises(TypeError, match="integers without nulls"):
+            arrow_np.ints(bad)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_signing_never_imports_pandas(tmp_path, compiled) -> None:
+    """pyarrow imports pandas at its first pa.array/pa.scalar/to_numpy (~0.15 s of CPU): the
+    kernel's path and the numpy path (Parquet in, signatures and band keys out, non-ASCII
+    text, nulls, the whitespace step) do not."""
     pytest.importorskip("dataprep.stages.dedup.kernel")
     import pyarrow.parquet as pq
 
@@ -77,11 +93,12 @@ def test_signing_with_the_kernel_never_imports_pandas(tmp_path) -> None:
         "import sys, pyarrow.parquet as pq\n"
         "from dataprep.stages.dedup import minhash\n"
         f"text = pq.ParquetFile({str(path)!r}).read().column('text')\n"
-        "for steps in (['nfkc', 'lowercase'], ['nfkc', 'lowercase', 'punctuation'], []):\n"
+        "for steps in (['nfkc', 'lowercase'], ['nfkc', 'lowercase', 'punctuation'], [],\n"
+        "              ['nfkc', 'whitespace']):\n"
         "    for char in (None, 3):\n"
-        "        sig, _ = minhash.sign_text(text, steps, 'fast', 64, 1, 5, char, compiled=True)\n"
+        f"        sig, _ = minhash.sign_text(text, steps, 'fast', 64, 1, 5, char, {compiled})\n"
         "        minhash.band_keys(sig, 8, 8, 1)\n"
-        "assert minhash._KERNEL, 'the kernel did not load'\n"
+        f"assert bool(minhash._KERNEL) == {compiled}\n"
         "print('PANDAS' if 'pandas' in sys.modules else 'CLEAN')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)

@@ -221,7 +221,7 @@ def sign_text(
     ASCII documents are normalised inside the kernel, the others by Arrow first."""
     text = _plain(text)
     if "whitespace" in steps:  # changes char n-grams; not a byte map: Arrow does it all
-        norm = pc.fill_null(normalise(text, steps), "")
+        norm = pc.fill_null(normalise(text, steps), arrow_np.string(""))
         return signatures(norm, num_perm, seed, ngram, char_ngram)
     ascii_rows = arrow_np.bools(pc.string_is_ascii(text), null=False)
     others = np.flatnonzero(arrow_np.valid(text) & ~ascii_rows)

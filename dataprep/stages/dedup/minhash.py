@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataprep import arrow_np
+
 from .normalise import normalise
 from .params import (  # noqa: F401 (re-exported: the names tests and callers use)
     _C1,
@@ -95,7 +97,7 @@ def _encode_tokens(tokens: pa.Array, trim_space: bool) -> np.ndarray:
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     distinct = hash_strings(encoded.dictionary, trim_space)
-    return distinct[encoded.indices.to_numpy(zero_copy_only=False)]
+    return distinct[arrow_np.ints(encoded.indices)]
 
 
 def _ascii_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -132,11 +134,11 @@ def word_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return _ascii_tokens(text)
     lists = pc.utf8_split_whitespace(text)
     flat = pc.list_flatten(lists)
-    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-    nonempty = pc.greater(pc.binary_length(flat), 0)  # Arrow yields "" at leading/trailing space
-    if not pc.all(nonempty).as_py():
-        flat = pc.filter(flat, nonempty)
-        parents = parents[nonempty.to_numpy(zero_copy_only=False)]
+    parents = arrow_np.ints(pc.list_parent_indices(lists))
+    nonempty = arrow_np.ints(pc.binary_length(flat)) > 0  # "" at leading/trailing space
+    if not nonempty.all():
+        flat = pc.filter(flat, arrow_np.mask(nonempty))
+        parents = parents[nonempty]
     lengths = np.bincount(parents, minlength=len(text))
     offsets = np.zeros(len(text) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -246,12 +248,11 @@ def kernel_module():
 
 
 _KERNEL: Any = False
-# The kernel signs ~4-6x faster per byte than the numpy path (same values); its machine code is
-# built once per machine (numba: ~5 s of CPU), then mapped per process in ~0.03 s (native.py).
-# The driver decides per stage from the text per worker (Parquet bytes times one footer's text
-# uncompressed/file ratio): from KERNEL_BUILT_MIN_... once built (cold one-worker runs: 0.9x
-# the numpy path's CPU at 1 MB, 1.4x at 5 MB); a build only for a run of KERNEL_MIN_..., so
-# small runs never wait for a compiler. DATAPREP_DEDUP_KERNEL=numba|numpy.
+# The kernel signs ~5-8x faster per byte than the numpy path (same values); built once per
+# machine (numba: ~5 s CPU), mapped per process in ~0.02 s (native.py). The driver decides from
+# the text per worker (Parquet bytes x one footer's text/file ratio): from KERNEL_BUILT_MIN_...
+# once built (cold: 0.9x the numpy path's CPU at 1 MB, 1.4x at 5 MB); a build only from
+# KERNEL_MIN_... (small runs never wait for a compiler). DATAPREP_DEDUP_KERNEL=numba|numpy.
 KERNEL_MIN_TEXT_BYTES_PER_WORKER = 32 << 20
 KERNEL_BUILT_MIN_TEXT_BYTES_PER_WORKER = 2 << 20
 
@@ -277,8 +278,7 @@ def _kernel_for(compiled: bool) -> Any:
 def fast_signatures(
     text: pa.Array, num_perm: int, seed: int, ngram: int, char_ngram: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(signatures (docs, num_perm) uint32, shingle counts) for normalised text: the
-    compiled kernel where numba is installed, else the numpy path (the same values)."""
+    """(signatures (docs, num_perm) uint32, shingle counts) of normalised text: kernel or numpy."""
     kernel = kernel_module()
     if kernel is not None:
         return kernel.signatures(text, num_perm, seed, ngram, char_ngram)
@@ -302,7 +302,7 @@ def sign_text(
     if kernel is not None:
         return kernel.sign_text(text, steps, num_perm, seed, ngram, char_ngram)
     signer = numpy_signatures if signature == "fast" else datasketch_signatures
-    norm = pc.fill_null(normalise(text, steps), "")
+    norm = pc.fill_null(normalise(text, steps), arrow_np.string(""))  # a str: pandas import
     return signer(norm, num_perm, seed, ngram, char_ngram)
 
 
