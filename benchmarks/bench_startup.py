@@ -9,6 +9,8 @@ burst of load on this shared box hits all cases alike; the table prints medians 
   the fork server, multiprocessing's resource tracker): the benchmark is the children's
   subreaper, so it reaps the fork server and its workers too and counts their CPU.
 - stage s: the stage's own time from .report.json (planning + tasks + commit, no start-up).
+- `-w 2 / -w 1`: per round, the ratio of the two runs (back to back, so under alike load);
+  the median over rounds (< 1: two workers were faster).
 
 Cases:
   help           `dataprep --help`
@@ -187,6 +189,22 @@ def main() -> None:
         wall, cpu, stage = (statistics.median(r[i] for r in runs) for i in range(3))
         shown = f"{stage:8.2f}" if stage else ""
         print(f"{name:31} {wall:7.2f} {cpu:7.2f} {shown:>8}")
+    print_worker_ratios(samples)
+
+
+def print_worker_ratios(samples: dict[str, list[tuple[float, float, float]]]) -> None:
+    """`-w 2` over `-w 1` of the same round (they run back to back, so alike in load), as the
+    median of the per-round ratios: < 1 means two workers were faster."""
+    pairs = [(n, n[: -len("-w 1")] + "-w 2") for n in samples if n.endswith("-w 1")]
+    if not pairs:
+        return
+    print(f"{'-w 2 / -w 1, same round':31} {'wall':>7} {'cpu':>7}")
+    for one, two in pairs:
+        ratios = [
+            (b[0] / a[0], b[1] / a[1]) for a, b in zip(samples[one], samples[two], strict=True)
+        ]
+        wall, cpu = (statistics.median(r[i] for r in ratios) for i in range(2))
+        print(f"{one[: -len(' -w 1')]:31} {wall:7.2f} {cpu:7.2f}")
 
 
 if __name__ == "__main__":
