@@ -19,6 +19,8 @@ agree, with every disagreement class counted and explained.
 
 `--paired N` times only our signals (no Parquet, no datatrove), the two word modes
 alternating for N rounds: the steadier figure for the cost of spaCy's words.
+`--against REV [--paired N]` times the word + n-gram pass of git revision REV and of this
+tree alternating in one process: the before/after figure of a change to the kernels.
 """
 
 from __future__ import annotations
@@ -26,16 +28,22 @@ from __future__ import annotations
 import argparse
 import glob
 import gzip
+import importlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SOURCES = [
@@ -211,6 +219,63 @@ def paired(corpus: Path, rounds: int) -> None:
     print(f"  spacy / whitespace: {ratios[rounds // 2]:.2f}x (per-round median)")
 
 
+def kernels_at(rev: str) -> Any:
+    """The compiled word pass as of git revision `rev`, importable beside today's: that
+    revision's dataprep/ is unpacked to a temporary folder as the package `dataprep_at_rev`."""
+    root = Path(tempfile.mkdtemp(prefix="bench-quality-rev-"))
+    repo = Path(__file__).resolve().parent.parent
+    tar = subprocess.run(["git", "archive", rev, "dataprep"], cwd=repo, capture_output=True)
+    if tar.returncode:
+        sys.exit(f"git archive {rev} failed: {tar.stderr.decode().strip()}")
+    tarfile.open(fileobj=io.BytesIO(tar.stdout)).extractall(root, filter="data")
+    (root / "dataprep").rename(root / "dataprep_at_rev")
+    for path in (root / "dataprep_at_rev").rglob("*.py"):
+        text = re.sub(r"\b(from|import) dataprep\b", r"\1 dataprep_at_rev", path.read_text())
+        path.write_text(text)
+    sys.path.insert(0, str(root))
+    return importlib.import_module("dataprep_at_rev.quality.kernels")
+
+
+def against(corpus: Path, rev: str, rounds: int) -> None:
+    """The word + n-gram pass of `rev` and of this tree alternating in this process (every
+    4th document, 1 MiB batches, words cache emptied before each pass; the order flips each
+    round): old/new per round, medians, for each word mode."""
+    from dataprep.quality import kernels as new
+
+    old = kernels_at(rev)
+    texts = pq.read_table(corpus, columns=["text"]).column("text").combine_chunks()
+    texts = texts.take(pa.array(range(0, len(texts), 4)))
+    sizes = pc.binary_length(texts).to_pylist()
+    batches, start, size = [], 0, 0
+    for i, n in enumerate(sizes):
+        size += n
+        if size > 1 << 20 or i == len(sizes) - 1:
+            batches.append(texts.slice(start, i + 1 - start))
+            start, size = i + 1, 0
+    mb = sum(sizes) / 1e6
+    for words in ("whitespace", "spacy"):
+        spent: dict[str, list[float]] = {"old": [], "new": []}
+        passes = {"old": old, "new": new}
+        for kernels in passes.values():
+            kernels.word_signals(texts.slice(0, 20), True, words)  # compile or load
+        for r in range(rounds):
+            for name in sorted(passes, reverse=r % 2 == 1):
+                cache = getattr(passes[name]._LOCAL, "cache", None)
+                if cache is not None:
+                    cache[0][:], cache[3][:] = 0, 0
+                t0 = time.process_time()
+                for batch in batches:
+                    passes[name].word_signals(batch, True, words)
+                spent[name].append(time.process_time() - t0)
+        o, n = (sorted(spent[k])[rounds // 2] for k in ("old", "new"))
+        ratios = sorted(a / b for a, b in zip(spent["old"], spent["new"], strict=True))
+        print(
+            f"--words {words}, {mb:.1f} MB, word + n-gram pass, {rounds} paired rounds: {rev} "
+            f"{o:.2f} s ({mb / o:.1f} MB/s), now {n:.2f} s ({mb / n:.1f} MB/s), {rev}/now "
+            f"per-round median {ratios[rounds // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})"
+        )
+
+
 WHY = {
     "whitespace": "same words on both sides: a disagreement would be a bug in either (the known "
     "corner cases: datatrove joins a repeated n-gram's words without spaces before comparing, "
@@ -245,6 +310,9 @@ def main() -> None:
     parser.add_argument(
         "--paired", type=int, default=0, help="only time the signals, N paired rounds"
     )
+    parser.add_argument(
+        "--against", default=None, help="git revision: its word pass and ours alternating"
+    )
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -256,6 +324,9 @@ def main() -> None:
         docs, size = table.num_rows, sum(len(t.encode()) for t in table.column(0).to_pylist())
     mb = size / 1e6
     print(f"corpus: {docs} documents, {mb:.1f} MB ({work})", flush=True)
+    if args.against:
+        against(corpus, args.against, args.paired or 5)
+        return
     if args.paired:
         paired(corpus, args.paired)
         return
