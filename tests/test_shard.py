@@ -306,6 +306,117 @@ def test_clean_jsonl_never_imports_pandas(tmp_path: Path) -> None:
     assert column(tmp_path / "b", "id") == [f"noids.jsonl:{n}" for n in range(1, 501)]
 
 
+def test_bad_lines_never_import_pandas(tmp_path: Path) -> None:
+    """A worker that meets a cut line, a misfit value, invalid UTF-8 or a missing text reads
+    that piece in Python; its rows go back to Arrow without `pa.array` (whose first call
+    imports pandas: ~0.35 s of CPU in each such worker). Oracle: json.loads per line."""
+    rows = [
+        {"id": f"d{i}", "text": f"doc {i} é " + _words(i) * 9, "score": i / 3} for i in range(3000)
+    ]
+    lines = [json.dumps(r).encode() for r in rows]
+    assert sum(map(len, lines[:2000])) > 1 << 20  # the bad lines come after the schema sample
+    bad = {
+        2100: b'{"id": "cut", "text": "a line cut in the mid',
+        2400: b'{"id": "m", "score": "x"}',
+    }
+    bad |= {2700: b'{"id": "u", "text": "bad \xff utf8"}', 2900: b'{"id": "n", "score": 2.5}'}
+    for i, line in bad.items():
+        lines[i] = line
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    code = (
+        "import sys; from dataprep.runner import run_stage; "
+        "from dataprep.executors.local import LocalExecutor; "
+        f"run_stage('shard', {{}}, {str(tmp_path / 'out')!r}, inputs=[{str(src)!r}], "
+        "executor=LocalExecutor(1)); "
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    kept = [r for i, r in enumerate(rows) if i not in bad]
+    assert column(tmp_path / "out", "text") == [r["text"] for r in kept]
+    assert column(tmp_path / "out", "score") == [r["score"] for r in kept]
+    quarantined = [json.loads(x) for x in (tmp_path / "out/.quarantine.jsonl").open()]
+    assert sorted(q["line"] for q in quarantined) == [i + 1 for i in bad]
+
+
+def test_mixed_types_in_the_schema_sample_are_text_without_pandas() -> None:
+    """A field whose sampled values mix text with numbers or booleans is a string column, as
+    `pa.array` (which fails on them) said, without its first call importing pandas."""
+    code = (
+        "import sys; from dataprep.stages.readers_jsonl import value_type; "
+        "print([str(value_type(v)) for v in (['a', 1.5], [2, 'b', None], [True, 'c'])], "
+        "'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['string', 'string', 'string'] False"
+
+
+def test_rows_read_in_python_equal_pyarrows_from_pylist(tmp_path: Path) -> None:
+    """The Python path's good rows (escapes, non-ASCII, NaN and huge floats, int64 limits,
+    numeric ids kept as text, nulls, nested values) make the table `pa.Table.from_pylist` made
+    of the same rows."""
+    from dataprep.sources import resolve
+    from dataprep.stages import readers_jsonl as rj
+
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("text", pa.string()),
+            ("score", pa.float64()),
+            ("n", pa.int64()),
+            ("ok", pa.bool_()),
+            ("tags", pa.list_(pa.string())),
+            ("meta", pa.struct([("a", pa.int64())])),
+        ]
+    )
+    lines = [
+        b'{"id": 7, "text": "tab\\t \\"q\\" \\\\ \\u00e9 \xc3\xa9 \xe4\xb8\xad", "score": 1e308, '
+        b'"n": 9223372036854775807, "ok": true, "tags": ["x", "y"], "meta": {"a": -3}}',
+        b'{"id": "b", "text": "", "score": NaN, "n": -9223372036854775808, "ok": false}',
+        b'{"id": 1.5, "text": "line\\nbreak", "score": 3, "n": 0, "tags": [], "meta": null}',
+        b'{"id": null, "text": "x", "score": -0.0, "n": null, "ok": null, "tags": null}',
+        b"not json",
+        b'{"id": "s", "text": "x", "n": "abc"}',
+    ]
+    src = resolve([str(_write_jsonl(tmp_path / "in.jsonl", []))], "auto")[0]
+    records = _Records()
+    table = rj._parse_lines_slowly(b"\n".join(lines), 1, src, schema, records, "id")
+    rows = []
+    for raw in lines[:4]:
+        row = json.loads(raw)
+        row = {f.name: row.get(f.name) for f in schema}
+        if isinstance(row["id"], int | float):
+            row["id"] = json.dumps(row["id"])
+        rows.append(row)
+    want = pa.Table.from_pylist(rows, schema=schema)
+    got = table.drop_columns(["__line"])
+    assert got.schema == want.schema
+    assert repr(got.to_pylist()) == repr(want.to_pylist())  # repr: NaN == NaN
+    assert table.column("__line").to_pylist() == [1, 2, 3, 4]
+    assert [r[1] for r in records.records] == [5, 6]
+
+
+def test_misfit_reasons_are_pyarrows() -> None:
+    """`_misfit` tells most values from their Python type (no `pa.array`, no pandas); oracle:
+    what `pa.array([value], type)` says, for text, numbers, booleans, lists, objects, int64
+    and double limits and a lone surrogate, against every simple column type."""
+    from dataprep.stages import readers_jsonl as rj
+
+    values = ["x", "1", "", "\ud800", 1, -(2**63), 2**63, 2**53 + 1, 1.5, True, [1], {"a": 1}]
+    for kind in (pa.string(), pa.float64(), pa.int64(), pa.bool_()):
+        schema = pa.schema([("f", kind)])
+        for value in values:
+            try:
+                pa.array([value], kind)
+                want = None
+            except UnicodeEncodeError:
+                want = "field 'f': has a lone surrogate, which is not valid Unicode"
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                want = f"field 'f': {rj._short(value)} is not {kind}"
+            assert rj._misfit({"f": value}, schema) == want, (kind, value)
+
+
 def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:
     """201 MB at 64 MiB a task used to be 3 tasks and a 50 KB one: 2 workers then read 128 and
     64 MiB. Ranges are now ceil(size / chunk_bytes) of equal size, cut at line ends."""

@@ -31,6 +31,12 @@ def int64_range(start: int, count: int) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(values)])
 
 
+def int64s(values: list[int]) -> pa.Array:
+    """Python ints as an Arrow int64 array."""
+    array = np.array(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(array), [None, pa.py_buffer(array)])
+
+
 def mask(keep: np.ndarray) -> pa.Array:
     """A numpy bool array as an Arrow boolean array (for `Table.filter`)."""
     bits = np.packbits(keep, bitorder="little")
@@ -268,7 +274,7 @@ def drop_invalid_utf8(table: pa.Table, src: SourceFile, q: Quarantine) -> pa.Tab
         q.add(src.name, lines[i].as_py(), f"invalid UTF-8 in field {bad[i]!r}", raw)
     keep = np.ones(table.num_rows, dtype=bool)
     keep[list(bad)] = False
-    return table.filter(pa.array(keep))
+    return table.filter(mask(keep))
 
 
 def _cast_columns(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
