@@ -273,36 +273,3 @@ class _Decompressed(io.RawIOBase):
         if not self.closed:
             self._raw.close()
         super().close()
-
-
-def line_ranges(path: str, chunk_bytes: int, block: int = 16 << 20) -> list[tuple[int, int, int]]:
-    """Cut a file at the first newline after every `chunk_bytes`, in one pass.
-
-    Returns (start, end, first_line) per range, so each range knows its absolute line numbers
-    without rereading the file before it.
-    """
-    location = StoragePath(path)
-    size = location.stat()[0]
-    cuts = [(0, 1)]
-    line = 1
-    offset = 0
-    target = chunk_bytes
-    with location.open_stream() as f:
-        while data := f.read(block):
-            pos = 0
-            while target < offset + len(data) and target < size:
-                cut = data.find(b"\n", max(target - offset, pos))
-                if cut < 0:
-                    break
-                line += data.count(b"\n", pos, cut + 1)
-                pos = cut + 1
-                if offset + pos < size:
-                    cuts.append((offset + pos, line))
-                target = offset + pos + chunk_bytes
-            line += data.count(b"\n", pos)
-            offset += len(data)
-    ranges = []
-    for i, (start, first_line) in enumerate(cuts):
-        end = cuts[i + 1][0] if i + 1 < len(cuts) else size
-        ranges.append((start, end, first_line))
-    return ranges
