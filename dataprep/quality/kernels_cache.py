@@ -63,9 +63,9 @@ def forget_stale(*namespaces: dict[str, Any], sources: Sequence[Path] = SOURCES)
             return 0
     except OSError:
         pass
-    for cache in cached:
-        cache.flush()
     try:
+        for cache in cached:
+            cache.flush()
         stamp.write_text(want)
     except OSError:
         pass  # no writable cache: numba compiles in memory anyway
