@@ -27,8 +27,8 @@ class ShardDataLoader(DataLoader):
     """A DataLoader over a `ShardDataset` (or a mix) that can save and restore its position."""
 
     def __init__(self, dataset: Resumable, num_workers: int = 0, **kwargs: Any):
-        if num_workers > 0:
-            kwargs["collate_fn"] = RingCollate(kwargs.get("collate_fn") or default_convert)
+        collate = kwargs.get("collate_fn") or convert_batch
+        kwargs["collate_fn"] = RingCollate(collate) if num_workers > 0 else collate
         super().__init__(dataset, batch_size=None, num_workers=num_workers, **kwargs)
         self._pass: PassCount | None = None  # the current pass, counted here
 
@@ -65,6 +65,17 @@ class ShardDataLoader(DataLoader):
         """The next pass yields exactly the batches an uninterrupted run would have yielded."""
         self.dataset.load_state_dict(state)  # type: ignore[attr-defined]
         self._pass = None
+
+
+def convert_batch(batch: Any) -> Any:
+    """`default_convert` for a dataset's ready batch, without its walk over lists: it would
+    call itself once per string of a text column (~0.8 us a row, a third of reading text)
+    only to rebuild equal lists. Tensors and lists (from Arrow) pass as they are."""
+    if not isinstance(batch, dict):
+        return default_convert(batch)
+    return {
+        k: v if isinstance(v, torch.Tensor | list) else default_convert(v) for k, v in batch.items()
+    }
 
 
 class _Counting:
