@@ -8,6 +8,7 @@
     python benchmarks/bench_dedup.py --fragments --docs 200000 --shard-rows 50000 \\
         --datasketch-docs 20000 --repeat 3 --tools datasketch,rensa,ours1,ours1-warm
                                                       # 1-4 KB documents cut from real text
+    python benchmarks/bench_dedup.py --real 42 --start-cost   # a process's kernel start
 
 One generated corpus (documents of 1-4 KB drawn from a Zipf vocabulary, ~10% exact and ~15%
 near duplicates whose 5-shingle Jaccard with their original is 0.82-0.98, each tagged with
@@ -349,6 +350,32 @@ def _children_cpu() -> float:
     return kids.ru_utime + kids.ru_stime
 
 
+START_COST = """
+import resource, sys, time
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+from dataprep.stages.dedup import minhash, params  # what a stage run has loaded already
+def rss():
+    return int(next(x for x in open("/proc/self/status") if x.startswith("VmRSS")).split()[1])
+text = pq.ParquetFile(sys.argv[1]).read_row_group(0).column("text").combine_chunks().slice(0, 50)
+before, mem = time.process_time(), rss()
+from dataprep.stages.dedup import kernel
+kernel.signatures(text, 128, 42, 5, None)
+print(f"{time.process_time() - before:.3f} s CPU, +{(rss() - mem) / 1024:.0f} MB, numba "
+      f"{'imported' if 'numba' in sys.modules else 'not imported'}")
+"""
+
+
+def start_cost(root: Path, processes: int = 3) -> None:
+    """A fresh process's first kernel use (import + first call on 50 documents): CPU and
+    resident memory, `processes` times (the kernel's build made first, untimed)."""
+    print(prepare_kernel())
+    shard = sorted((root / "shards").glob("*.parquet"))[0]
+    for _ in range(processes):
+        out = subprocess.run([sys.executable, "-c", START_COST, str(shard)], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        print("kernel start:", out.stdout.strip())
+
+
 def prepare_kernel() -> str:
     """Build the dedup kernel for this machine before any timed run (untimed, once per
     machine, as a user's first run would): every `ours` run then starts as a user's later
@@ -403,6 +430,11 @@ def main() -> None:
         help="datasketch signs only the first N documents (it runs ~500 docs/s); its CPU is "
         "scaled to the whole corpus by bytes for the ratios, its precision/recall is on those N",
     )
+    parser.add_argument(
+        "--start-cost",
+        action="store_true",
+        help="only measure a fresh process's first kernel use (CPU, memory) on the corpus",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = Path(args.work)
@@ -428,6 +460,9 @@ def main() -> None:
         f"(generated in {time.perf_counter() - t0:.1f}s); num_perm 128, threshold 0.8; "
         f"{os.cpu_count()} cores"
     )
+    if args.start_cost:
+        start_cost(root)
+        return
     if any(t.startswith("ours") for t in args.tools.split(",")):
         print(prepare_kernel())
     runs: dict[str, list[dict]] = {}
