@@ -230,6 +230,8 @@ def test_the_command_forks_its_server_from_itself(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _imports_of(proc.stderr, "pyarrow.parquet") == 1
     assert _imports_of(proc.stderr, "dataprep.stages.readers") == 1  # what the stage imports
+    # one interpreter started in all: the resource tracker is a fork of the command too
+    assert _imports_of(proc.stderr, "encodings") == 1
     report = json.loads(proc.stdout)[0]["report"]
     assert report["rows_out"] == 4000 and report["shards"] >= 4
 

@@ -139,6 +139,8 @@ def start(extra: Sequence[str] = (), fork: bool = False) -> None:
     # The server starts with SIGINT blocked, so a Ctrl-C during its imports cannot reach it;
     # starting the resource tracker unblocks SIGINT in this thread, so that goes first.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if forked:
+        _fork_tracker()
     resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
@@ -154,6 +156,33 @@ def start(extra: Sequence[str] = (), fork: bool = False) -> None:
             os.environ.pop(server_boot.MAIN_ENV, None)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _fork_tracker() -> None:
+    """Start multiprocessing's resource tracker as a fork of this process (it tracks the
+    pool's semaphores until every holder of its pipe is gone), instead of a new interpreter
+    (~0.05 s of CPU). Nothing to do where one runs already."""
+    tracker = resource_tracker._resource_tracker  # type: ignore[attr-defined]
+    if tracker._fd is not None or not callable(getattr(resource_tracker, "main", None)):
+        return
+    r, w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(w)
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL(None).prctl(PR_SET_NAME, b"dataprep-tracker", 0, 0, 0)
+            resource_tracker.main(r)  # ignores SIGINT/SIGTERM; returns at EOF on `r`
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(r)
+    tracker._fd, tracker._pid = w, pid
 
 
 def _fork_server(server: forkserver.ForkServer, later: Sequence[str]) -> None:
