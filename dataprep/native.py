@@ -50,8 +50,9 @@ def _host() -> list[str]:
     ]
 
 
-def key(sources: Sequence[Path]) -> str:
-    """The hash naming one build of the kernels compiled from `sources` on this machine."""
+def code_key(sources: Sequence[Path]) -> str:
+    """The hash of what the machine code is compiled from: the sources' bytes and the Python,
+    numba and llvmlite versions (no llvmlite import: a driver can look for a build cheaply)."""
     digest = hashlib.sha256()
     parts = [f"{sys.version_info[0]}.{sys.version_info[1]}"]
     for dist in ("numba", "llvmlite"):
@@ -59,11 +60,17 @@ def key(sources: Sequence[Path]) -> str:
             parts.append(f"{dist}={metadata.version(dist)}")
         except metadata.PackageNotFoundError as err:
             raise NativeError(f"{dist} is not installed") from err
-    for part in parts + _host():
+    for part in parts:
         digest.update(part.encode() + b"\0")
     for source in sources:
         digest.update(Path(source).read_bytes() + b"\0")
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()[:20]
+
+
+def key(sources: Sequence[Path]) -> str:
+    """The name of one build: `code_key` and a hash of this machine's target (`_host`)."""
+    host = hashlib.sha256("\0".join(_host()).encode()).hexdigest()[:12]
+    return f"{code_key(sources)}-{host}"
 
 
 def _writable(folder: Path) -> bool:
@@ -77,6 +84,19 @@ def _writable(folder: Path) -> bool:
 def cache_file(name: str, build_key: str, beside: Path) -> Path:
     """Where the build lives: DATAPREP_KERNEL_CACHE, else `__pycache__` beside the source,
     else the user's cache directory (as numba chooses); NativeError if none is writable."""
+    for folder in _folders(beside):
+        path = folder / f"{name}-{build_key}.native"
+        if path.is_file() or _writable(folder):
+            return path
+    raise NativeError(f"no writable directory for compiled kernels among {_folders(beside)}")
+
+
+def has_build(name: str, code: str, beside: Path) -> bool:
+    """Whether a build of this code is on disk for some CPU (a file name check: no llvmlite)."""
+    return any(any(folder.glob(f"{name}-{code}-*.native")) for folder in _folders(beside))
+
+
+def _folders(beside: Path) -> list[Path]:
     folders = []
     if os.environ.get("DATAPREP_KERNEL_CACHE"):
         folders.append(Path(os.environ["DATAPREP_KERNEL_CACHE"]))
@@ -87,11 +107,7 @@ def cache_file(name: str, build_key: str, beside: Path) -> Path:
             folders.append(Path(base) / "dataprep" / "kernels")
         except (RuntimeError, KeyError):
             pass
-    for folder in folders:
-        path = folder / f"{name}-{build_key}.native"
-        if path.is_file() or _writable(folder):
-            return path
-    raise NativeError(f"no writable directory for compiled kernels among {folders}")
+    return folders
 
 
 def check_ir(ir: str) -> None:

@@ -246,3 +246,25 @@ def test_fork_server_and_ray_workers_sign_with_the_kernel(tmp_path) -> None:
     )
     want = [s.xxh3_128 for s in read_manifest(str(tmp_path / "numpy")).shards]
     assert out["forks"] == out["ray"] == want and len(read_manifest(str(src)).shards) == 4
+
+
+def test_the_driver_finds_a_build_without_llvmlite_or_numba(tmp_path) -> None:
+    """kernel_pays (the driver's choice) looks for a build by file name: a driver whose
+    workers sign imports neither numba nor llvmlite (~0.05 s CPU, ~50 MB); with no build for
+    this code it answers False below the build threshold."""
+    kernel.load()
+    env = {**os.environ, "DATAPREP_KERNEL_CACHE": str(tmp_path)}
+    code = (
+        "import sys\n"
+        "from dataprep.stages.dedup import minhash\n"
+        "print(minhash.kernel_pays(3 << 20), 'llvmlite' in sys.modules or 'numba' in sys.modules)\n"
+    )
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    ).stdout.split()
+    assert run() == ["False", "False"]  # no build in this folder yet
+    name = kernel.cache_path().name  # this code's build for this CPU
+    saved = native.read(kernel.cache_path())
+    assert saved is not None
+    native.save(tmp_path / name, *saved)
+    assert run() == ["True", "False"]

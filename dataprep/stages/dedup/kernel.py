@@ -44,10 +44,11 @@ def cache_path() -> Path:
 
 
 def is_built() -> bool:
-    """Whether loading the kernels costs only a file read (no numba compilation)."""
+    """Whether this machine has a build of the kernels (so loading them is a file read, not a
+    numba compilation): a file name check, so the driver imports neither numba nor llvmlite."""
     try:
-        return native.read(cache_path()) is not None
-    except (native.NativeError, OSError, ImportError):
+        return native.has_build("dedup-kernel", native.code_key(_SOURCES), _SOURCES[0])
+    except (native.NativeError, OSError):
         return False
 
 
