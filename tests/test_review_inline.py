@@ -47,12 +47,6 @@ def _run(marker: Path, out: Path, tiny: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="default worker count is 1")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a task that kills its process on a tiny input (run in-process since 70379f9) "
-    "kills the command with no sentence; the pool path says 'died N times ... rerun'. "
-    "Reported to H6",
-)
 def test_a_task_killing_its_process_on_a_tiny_input_is_still_one_sentence(tmp_path) -> None:
     marker = tmp_path / "marker"
     marker.mkdir()

@@ -169,9 +169,10 @@ def _warm_workers(args: list[str]) -> None:
         return
     if workers is None and (default_workers() < 2 or not forkserver.can_fork()):
         return
-    if workers is None and _small(args):
-        return  # it will run in-process: a fork now would only cost the copy of its pages
-    forkserver.start(extra=(registry()[command].split(":")[0],), fork=True)
+    module = registry()[command].split(":")[0]
+    if workers is None and module.startswith("dataprep.") and _small(args):
+        return  # it will run in-process (runner): a fork now would only cost copied pages
+    forkserver.start(extra=(module,), fork=True)
 
 
 def _small(args: list[str]) -> bool:

@@ -150,8 +150,9 @@ class LocalExecutor:
     """`workers=1` runs tasks inline (easy to debug); more uses worker processes.
 
     With the default worker count (`workers=None`), a stage whose input is known to be small
-    (`expect_input`, told by the runner) runs in-process too: starting workers would cost more
-    than the work. An explicit count is a request for a pool, however small the input.
+    (`expect_input`, told by the runner for the stages shipped with dataprep, not plugins: a
+    task that kills its process there ends the command) runs in-process too: starting workers
+    would cost more than the work. An explicit count is a request for a pool, however small.
 
     The pool lives until `close()`, so a stage's phases and a recipe's stages reuse the same
     warm workers; workers are forks of one fork server that imported pyarrow, pandas and the
