@@ -1,15 +1,20 @@
 """Pool workers forked from one preloaded server instead of spawned one interpreter each.
 
-A spawned worker starts Python and imports pyarrow, pandas (pyarrow loads it at its first
-array) and the stage's modules: ~0.5-1 s of CPU per worker, paid again for every pool, which
-made 2 workers slower than 1 below ~50k documents on 2 cores. multiprocessing's fork server
-pays that once per driver: it imports the modules the driver already loaded for the stage, and
-every worker is a fork of it (~10 ms). It starts when the executor is made, so its imports run
-while the driver plans the stage.
+A spawned worker starts Python and imports pyarrow and the stage's modules: ~0.5-1 s of CPU
+per worker, paid again for every pool, which made 2 workers slower than 1 below ~50k
+documents on 2 cores. multiprocessing's fork server pays that once per driver, and every
+worker is a fork of it (~10 ms).
 
-Fork from the server, never from the driver: the driver runs threads (progress, prefetch, the
-pool's manager) that fork would copy mid-lock. The server runs no Python thread; the native
-ones pyarrow and numpy start at import (jemalloc's purger, OpenBLAS) have fork handlers.
+Two ways to make the server. The CLI forks it from the command itself (`start(fork=True)`),
+before the command runs anything, while it has one thread, right after importing the stage
+(which it needs anyway): no second interpreter and no second round of imports (~0.5 s of
+CPU); the resource tracker is forked the same way. Otherwise (Python callers, a process that
+already runs threads) the server is a fresh interpreter that imports `preload()` while the
+driver plans the stage.
+
+Never fork workers from a driver that runs threads (progress, prefetch, the pool's manager):
+fork would copy their locks mid-use. The server runs no Python thread; the native ones pyarrow
+and numpy start at import (jemalloc's purger, OpenBLAS) have fork handlers.
 """
 
 from __future__ import annotations
