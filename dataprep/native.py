@@ -19,14 +19,14 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-MAGIC = b"dataprep-native-1\n"
+MAGIC = b"dataprep-native-2\n"
 _ENGINES: list[object] = []  # MCJIT engines own the loaded code: kept for the process's life
 _LOCK = threading.Lock()
 _INTRINSIC = re.compile(r"^declare [^@]*@\"?(llvm\.[\w.]+)\"?\(", re.M)
@@ -84,9 +84,9 @@ def _writable(folder: Path) -> bool:
 def cache_file(name: str, build_key: str, beside: Path) -> Path:
     """Where the build lives: DATAPREP_KERNEL_CACHE, else `__pycache__` beside the source,
     else the user's cache directory (as numba chooses); NativeError if none is writable."""
-    for folder in _folders(beside):
+    for folder in _folders(beside):  # a folder holding a usable build, else a writable one
         path = folder / f"{name}-{build_key}.native"
-        if path.is_file() or _writable(folder):
+        if (path.is_file() and read(path) is not None) or _writable(folder):
             return path
     raise NativeError(f"no writable directory for compiled kernels among {_folders(beside)}")
 
@@ -119,15 +119,23 @@ def check_ir(ir: str) -> None:
 
 
 def save(path: Path, symbols: dict[str, str], objects: Sequence[bytes]) -> None:
-    """Write the build atomically (concurrent first runs each write a whole file)."""
-    header = json.dumps({"symbols": symbols, "sizes": [len(o) for o in objects]}).encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    """Write the build atomically (concurrent first runs each write a whole file), synced
+    before the rename, readable as the umask allows (as numba's cache and .pyc files are),
+    with the body's sha256 in the header: LLVM aborts the process on damaged object code,
+    so `read` must never hand it over."""
+    body = b"".join(objects)
+    sizes = [len(o) for o in objects]
+    header = {"symbols": symbols, "sizes": sizes, "sha256": hashlib.sha256(body).hexdigest()}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(MAGIC + header + b"\n" + b"".join(objects))
+            out.write(MAGIC + json.dumps(header).encode() + b"\n" + body)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -144,9 +152,10 @@ def read(path: Path) -> tuple[dict[str, str], list[bytes]] | None:
         header = json.loads(head)
         sizes = [int(s) for s in header["sizes"]]
         symbols = {str(k): str(v) for k, v in header["symbols"].items()}
+        digest = str(header["sha256"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    if sum(sizes) != len(body):
+    if sum(sizes) != len(body) or hashlib.sha256(body).hexdigest() != digest:
         return None
     objects, at = [], 0
     for size in sizes:

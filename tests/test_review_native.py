@@ -49,13 +49,6 @@ def _child(cache: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a build whose object bytes are damaged but whose size is intact (zeros, as a "
-    "power loss after an un-fsynced save leaves it) passes native.read (no checksum of the "
-    "body) and LLVM aborts the process mapping it (SIGABRT; SIGSEGV for other damage): every "
-    "later dedup process that picks the kernel dies until the file is deleted. Reported to H3",
-)
 def test_a_build_damaged_in_place_is_rebuilt_not_kept(tmp_path) -> None:
     first = _child(tmp_path)
     assert first["kernel"] and first["numba"]  # built here
@@ -73,12 +66,6 @@ def test_a_build_damaged_in_place_is_rebuilt_not_kept(tmp_path) -> None:
     assert native.read(built) is not None and built.read_bytes() == raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: native.save writes builds mode 0600 (tempfile.mkstemp), unlike numba's cache "
-    "and __pycache__/*.pyc (umask, 0644): a build made by the installing user in the "
-    "package's __pycache__ is unreadable to every other user. Reported to H3",
-)
 def test_a_saved_build_is_readable_as_the_umask_allows(tmp_path) -> None:
     old = os.umask(0o022)
     try:
@@ -88,13 +75,6 @@ def test_a_saved_build_is_readable_as_the_umask_allows(tmp_path) -> None:
     assert stat.S_IMODE((tmp_path / "k.native").stat().st_mode) == 0o644
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cache_file picks the in-tree __pycache__ build whenever the file exists, even "
-    "where it cannot be read and the folder cannot be written (another user's build): each "
-    "process then recompiles with numba (~5 s CPU) and can save nowhere; numba falls back to "
-    "the user's cache dir. Reported to H3",
-)
 def test_an_unusable_in_tree_build_falls_to_the_users_cache(tmp_path, monkeypatch) -> None:
     source = tmp_path / "pkg" / "kernel_source.py"
     in_tree = source.parent / "__pycache__"
