@@ -46,11 +46,6 @@ def gc_state(_):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forked server is Linux's")
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the fork server is forked while the CLI holds gc disabled (f87ea4b), so the "
-    "server and every pool worker run with cyclic GC off for their whole life. Reported to H6",
-)
 def test_pool_workers_of_the_cli_collect_cycles(tmp_path: Path) -> None:
     (tmp_path / "probe.py").write_text(PROBE)
     raw = tmp_path / "in.jsonl"

@@ -16,12 +16,6 @@ from helpers import cli, column
 
 
 @pytest.mark.parametrize("workers", [None, "1", "2"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sizing.local_bytes calls os.path.getsize on every file it walks, so a dangling "
-    "link the readers skip (an editor lock file .#x) fails the run with 'storage: No such "
-    "file or directory'; before 70379f9 the same command sharded the folder. Reported to H6",
-)
 def test_a_dangling_hidden_link_the_readers_skip_does_not_fail_the_run(
     tmp_path: Path, workers: str | None
 ) -> None:

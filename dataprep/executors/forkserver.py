@@ -221,6 +221,7 @@ def _serve(listener: int, alive_r: int, alive_w: int, driver: int, later: Sequen
     try:
         os.close(alive_w)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+        gc.enable()  # the CLI holds GC off while it starts; the server and its workers collect
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None).prctl(PR_SET_NAME, SERVER_NAME, 0, 0, 0)
         server_boot.tie_to(driver)

@@ -22,9 +22,18 @@ def local_bytes(paths: Sequence[str], enough: int = 1 << 30) -> int | None:
             if os.path.isfile(path):
                 total += os.path.getsize(path)
             elif not os.path.isdir(path):
-                return None
+                return None  # not there, or a broken link: the run says what is wrong
             for root, _, names in os.walk(path):
-                total += sum(os.path.getsize(os.path.join(root, n)) for n in names)
+                total += sum(_size(os.path.join(root, n)) for n in names)
                 if total >= enough:
                     return total
     return total if paths else None
+
+
+def _size(path: str) -> int:
+    """0 for what cannot be sized (a dangling link such as an editor's `.#x` lock file, a file
+    gone meanwhile): readers skip or report those, a size hint must not fail the run."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
