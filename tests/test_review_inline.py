@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import column
 
 TESTS = Path(__file__).resolve().parent
 
@@ -61,4 +62,6 @@ def test_a_task_killing_its_process_on_a_tiny_input_is_still_one_sentence(tmp_pa
     (marker / "broken").unlink()
     second = _run(marker, out, tiny)
     assert json.loads(second.stdout.strip().splitlines()[-1]) == {"status": "ran"}
-    assert len(list(marker.glob("attempt-0-*"))) == 1  # only the lost task ran again
+    # the task that killed its worker ran again (tasks broken with the pool may rerun too)
+    assert len(list(marker.glob("attempt-2-*"))) == 3
+    assert sorted(column(out, "value")) == list(range(40))
