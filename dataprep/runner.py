@@ -49,7 +49,7 @@ P = ParamSpec("P")
 
 
 def config_digest(config: StageConfig, write_options: WriteOptions) -> str:
-    payload = {"config": config.model_dump(mode="json"), "write": write_options.__dict__}
+    payload = {"config": config.model_dump(mode="json"), "write": write_options.digest_fields()}
     return xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

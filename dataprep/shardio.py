@@ -59,6 +59,21 @@ class WriteOptions:
             kwargs["data_page_size"] = self.page_bytes
         return kwargs
 
+    def digest_fields(self) -> dict[str, Any]:
+        """The options as a stage's config digest hashes them. A field added after digests
+        were first recorded is left out while it holds its default, so a new release does not
+        turn every finished dataset stale or every interrupted run unresumable."""
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if not (k in _FIELDS_ADDED_LATER and v == _FIELDS_ADDED_LATER[k])
+        }
+
+
+# WriteOptions fields newer than the first recorded digests, with their defaults (see
+# `digest_fields`); a field added from now on belongs here too
+_FIELDS_ADDED_LATER: dict[str, Any] = {"split_columns": ()}
+
 
 def _split_kwargs(schema: pa.Schema, split: tuple[str, ...], dictionary: bool) -> dict[str, Any]:
     """Per-leaf encodings: pyarrow names nested leaves by their Parquet path (`tokens` is

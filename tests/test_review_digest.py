@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import xxhash
 
 from dataprep import runner
@@ -28,12 +27,6 @@ def _digest_before_split_columns(config, write_options) -> str:  # noqa: ANN001
     return xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a WriteOptions field added at its default (split_columns) changes every "
-    "stage's config digest: datasets made before ea32c43 rerun instead of 'up to date', and "
-    "interrupted runs restart instead of resuming. Reported to H6 and the coordinator",
-)
 def test_a_dataset_from_before_split_columns_is_up_to_date(tmp_path: Path, monkeypatch) -> None:
     raw = tmp_path / "in.jsonl"
     raw.write_text("".join(json.dumps({"text": f"doc {i}"}) + "\n" for i in range(50)))

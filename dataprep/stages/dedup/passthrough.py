@@ -41,7 +41,7 @@ def same_writer(lineage: Sequence[Any], options: WriteOptions) -> bool:
         return False
     # dataprep.runner.config_digest, over the config as the lineage recorded it (its JSON
     # dump); a test holds the two equal, and any drift means no copies, never a wrong one
-    payload = {"config": config, "write": options.__dict__}
+    payload = {"config": config, "write": options.digest_fields()}
     digest = xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode())
     return bool(last.get("config_digest")) and digest.hexdigest() == last.get("config_digest")
 
