@@ -13,16 +13,9 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
-
 from dataprep.observe import metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a connection that sends no request counts as an answer in flight, so finish() "
-    "(atexit) waits the whole DRAIN_S (5 s) before the command exits. Reported to coordinator",
-)
 def test_an_idle_connection_does_not_hold_the_exit() -> None:
     port = metrics.serve(0, "127.0.0.1")
     idle = socket.create_connection(("127.0.0.1", port), timeout=5)

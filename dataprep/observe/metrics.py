@@ -30,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.exposition import generate_latest, start_http_server
 
 from dataprep.errors import DataprepError
+from dataprep.observe.drain import Drain
 
 PORT_HELP = (
     "Serve Prometheus metrics on this port while the command runs (0: a free port, printed "
@@ -47,10 +48,8 @@ _server: Any = None  # (WSGIServer, Thread) from start_http_server
 _port: int | None = None
 _last_scrape = 0.0  # monotonic time the last complete scrape began
 _last_change = 0.0  # monotonic time of the last update a scraper must see (see `changed`)
-_requests = threading.Condition()  # guards _answering and _closed
-_answering = 0  # requests admitted and not yet answered in full
-_closed = False  # no request is admitted any more: the process is ending
-DRAIN_S = 5.0  # at exit, the most time the admitted requests get to finish their answers
+_drain: Drain | None = None  # the endpoint's orderly end at exit (observe.drain)
+DRAIN_S = 5.0  # at exit, the most time the answers under way get to be sent
 
 
 class _Served:
@@ -88,7 +87,7 @@ def serve(port: int, addr: str | None = None) -> int:
     every interface. Serving again returns the running server's port when `port` is 0 or the
     same; another port is an error, since one process has one endpoint. A port in use or not
     allowed is one sentence (DataprepError)."""
-    global _server, _port
+    global _server, _port, _drain
     if not 0 <= port <= 65535:
         raise DataprepError(f"--metrics-port {port}: a port is a number from 0 to 65535")
     reg = registry()
@@ -104,7 +103,7 @@ def serve(port: int, addr: str | None = None) -> int:
             _server = start_http_server(port, addr=addr, registry=_Served(reg))  # type: ignore[arg-type]
         except OSError as exc:
             raise DataprepError(_why_not(port, exc)) from None
-        _admit_until_closed(_server[0])
+        _drain = Drain(_server[0])
         _port = int(_server[0].server_port)
         atexit.register(finish)
         return _port
@@ -125,7 +124,7 @@ def linger(seconds: float | None = None) -> None:
             seconds = float(os.environ.get(LINGER_ENV) or 0)
         except ValueError:
             seconds = 0.0
-    if _port is None or seconds <= 0 or _closed:
+    if _port is None or seconds <= 0 or (_drain is not None and _drain.closed):
         return
     since = _last_change or time.monotonic()
     try:
@@ -137,49 +136,11 @@ def linger(seconds: float | None = None) -> None:
 
 
 def finish(seconds: float | None = None) -> None:
-    """The endpoint's end, at exit (or before a rank's hard exit): `linger`, then answer no
-    new request and let those admitted finish their answers. A process that exits under a
-    scrape would otherwise cut its answer off, or send an empty page, which Prometheus stores
-    as every series gone; a refused scrape is only the target down."""
-    global _closed
+    """The endpoint's end, at exit (or before a rank's hard exit): `linger`, then close it so
+    that every scrape gets a whole answer or none (see `observe.drain`)."""
     linger(seconds)
-    with _requests:
-        _closed = True
-        try:
-            _requests.wait_for(lambda: _answering == 0, timeout=DRAIN_S)
-        except KeyboardInterrupt:
-            pass
-
-
-def _admit_until_closed(httpd: Any) -> None:
-    """Count each request from its accept to its socket's close, and turn new ones away once
-    `finish` closed the endpoint (their socket is closed unanswered). Patched on the instance:
-    prometheus_client builds the server class inside `start_http_server`."""
-    process_request, shutdown_request = httpd.process_request, httpd.shutdown_request
-    admitted: set[int] = set()
-
-    def admit(request: Any, client_address: Any) -> None:
-        global _answering
-        with _requests:
-            if _closed:
-                shutdown_request(request)
-                return
-            _answering += 1
-            admitted.add(id(request))
-        process_request(request, client_address)
-
-    def done(request: Any) -> None:
-        global _answering
-        try:
-            shutdown_request(request)
-        finally:
-            with _requests:
-                if id(request) in admitted:
-                    admitted.discard(id(request))
-                    _answering -= 1
-                    _requests.notify_all()
-
-    httpd.process_request, httpd.shutdown_request = admit, done
+    if _drain is not None:
+        _drain.close(DRAIN_S)
 
 
 def bound_port() -> int | None:
@@ -213,15 +174,14 @@ def scrape() -> str:
 
 def shutdown() -> None:
     """Stop the server (tests; a CLI process just exits). The registry is kept."""
-    global _server, _port, _closed
+    global _server, _port, _drain
     with _lock:
-        _closed = False
         if _server is not None:
             httpd, thread = _server
             httpd.shutdown()
             httpd.server_close()
             thread.join(timeout=5)
-        _server, _port = None, None
+        _server, _port, _drain = None, None, None
 
 
 def _why_not(port: int, exc: OSError) -> str:
