@@ -26,6 +26,9 @@ known clusters: a cluster of k rows should lose k-1.
   shards to Parquet shards (read, hash, bucket, cluster, write: all timed), 1 and 2 workers.
 
 Peers get their texts as a Python list (reading not timed); ours reads and writes Parquet.
+`datasketch-job` and `rensa-job` do the stage's whole job instead (read the shards with
+pyarrow, the same loop, write the kept rows with our codec, level and row-group size; all
+timed): the like-for-like comparison. Quote both.
 `ours1-numpy` is ours1 with DATAPREP_DEDUP_KERNEL=numpy (the signature path before the
 compiled kernel), `ours1-numba` with the kernel forced; `ours1` lets the driver choose (the
 kernel at >= 32 MiB of text per worker). `--fragments` cuts 1-4 KB documents from the
@@ -189,11 +192,10 @@ def shingles(text: str) -> list[str]:
     return [" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))]
 
 
-def run_datasketch(root: Path) -> tuple[list[int], dict]:
+def datasketch_removed(texts: list[str]) -> tuple[list[int], str]:
+    """datasketch's ordinary loop over `texts`: the rows it would remove, and its bands."""
     from datasketch import MinHash, MinHashLSH
 
-    texts = load_texts(root)[: int(os.environ.get("BENCH_DEDUP_DOCS", 0)) or None]
-    t0, c0 = time.perf_counter(), cpu_seconds()
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
     removed = []
     for i, text in enumerate(texts):
@@ -203,16 +205,13 @@ def run_datasketch(root: Path) -> tuple[list[int], dict]:
             removed.append(i)
         else:
             lsh.insert(i, m)
-    b, r = lsh.b, lsh.r
-    cpu = cpu_seconds() - c0
-    return removed, {"seconds": time.perf_counter() - t0, "cpu": cpu, "bands": f"{b}x{r}"}
+    return removed, f"{lsh.b}x{lsh.r}"
 
 
-def run_rensa(root: Path) -> tuple[list[int], dict]:
+def rensa_removed(texts: list[str]) -> tuple[list[int], str]:
+    """rensa's loop over `texts` (16 bands, hand-set as rensa requires)."""
     from rensa import RMinHash, RMinHashLSH
 
-    texts = load_texts(root)
-    t0, c0 = time.perf_counter(), cpu_seconds()
     lsh = RMinHashLSH(threshold=0.8, num_perm=128, num_bands=16)
     removed = []
     for i, text in enumerate(texts):
@@ -222,8 +221,60 @@ def run_rensa(root: Path) -> tuple[list[int], dict]:
             removed.append(i)
         else:
             lsh.insert(i, m)
+    return removed, "16x8"
+
+
+PEERS = {"datasketch": datasketch_removed, "rensa": rensa_removed}
+
+
+def run_peer(root: Path, name: str) -> tuple[list[int], dict]:
+    """A peer's loop over texts handed to it as a list: reading them is not timed."""
+    texts = load_texts(root)[: int(os.environ.get("BENCH_DEDUP_DOCS", 0)) or None]
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    removed, bands = PEERS[name](texts)
     cpu = cpu_seconds() - c0
-    return removed, {"seconds": time.perf_counter() - t0, "cpu": cpu, "bands": "16x8"}
+    return removed, {"seconds": time.perf_counter() - t0, "cpu": cpu, "bands": bands}
+
+
+def run_peer_job(root: Path, name: str) -> tuple[list[int], dict]:
+    """The peer doing the stage's whole job, as a user replacing `dataprep dedup` with it
+    would: read the shards (every column) with pyarrow, run the peer's loop on the text
+    column, write the kept rows shard by shard with our codec, level, row-group size and
+    page checksums. All of it timed, so both sides do the same I/O."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataprep.shardio import WriteOptions
+
+    limit = int(os.environ.get("BENCH_DEDUP_DOCS", 0)) or None
+    out = root / f"{name}-job"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    tables, rows = [], 0
+    for path in sorted((root / "shards").glob("*.parquet")):
+        if limit is not None and rows >= limit:
+            break
+        tables.append(pq.read_table(path))
+        rows += tables[-1].num_rows
+    texts = pa.concat_tables(tables).column("text").to_pylist()[:limit]
+    removed, bands = PEERS[name](texts)
+    gone = np.zeros(len(texts), dtype=bool)
+    gone[removed] = True
+    options = WriteOptions()
+    at = 0
+    for k, table in enumerate(tables):
+        table = table.slice(0, max(0, min(table.num_rows, len(texts) - at)))
+        keep = pa.array(~gone[at : at + table.num_rows])
+        at += table.num_rows
+        pq.write_table(
+            table.filter(keep),
+            out / f"part-{k:05d}.parquet",
+            row_group_size=options.row_group_rows,
+            **options.writer_kwargs(table.schema),
+        )
+    cpu = cpu_seconds() - c0
+    return removed, {"seconds": time.perf_counter() - t0, "cpu": cpu, "bands": bands}
 
 
 def run_ours(
@@ -277,8 +328,11 @@ def run_ours(
 
 
 TOOLS = {
-    "datasketch": lambda root: run_datasketch(root),
-    "rensa": lambda root: run_rensa(root),
+    "datasketch": lambda root: run_peer(root, "datasketch"),
+    "rensa": lambda root: run_peer(root, "rensa"),
+    # the same job as ours: read the Parquet shards, dedup, write the kept rows (all timed)
+    "datasketch-job": lambda root: run_peer_job(root, "datasketch"),
+    "rensa-job": lambda root: run_peer_job(root, "rensa"),
     "ours1": lambda root: run_ours(root, 1),
     "ours2": lambda root: run_ours(root, 2),
     "ours1-noverify": lambda root: run_ours(root, 1, verify=False),
@@ -468,7 +522,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeat):  # interleaved, so load from elsewhere hits every tool alike
         for tool in args.tools.split(","):
-            docs = args.datasketch_docs if tool == "datasketch" else 0
+            docs = args.datasketch_docs if tool.startswith("datasketch") else 0
             info = run_tool(tool, root, args.datatrove_python, docs)
             if info is not None and 0 < docs < len(texts):
                 part = sum(len(t.encode()) for t in texts[:docs]) / 1e6
@@ -576,7 +630,8 @@ def headline(runs: dict[str, list[dict]]) -> list[str]:
     """The 'in one run' figure: `ours1` is what a user's `dataprep dedup` is, a fresh process
     (the kernel's build on disk from an earlier run, the input in the page cache), against
     each peer's run in its own fresh process. By the tools' timed CPU (ours: the whole stage
-    from Parquet to Parquet; peers: signing and LSH of texts handed over as a list) and, for
+    from Parquet to Parquet; peers: signing and LSH of texts handed over as a list, or for
+    the `-job` peers the same Parquet to Parquet job) and, for
     the record, by the whole child process (interpreter start, imports, peers' reading)."""
     if "ours1" not in runs:
         return []
