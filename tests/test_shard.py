@@ -291,19 +291,26 @@ def test_clean_jsonl_never_imports_pandas(tmp_path: Path) -> None:
     rows = [{"id": f"d{i}", "text": f"doc {i}", "score": i / 3} for i in range(500)]
     with_ids = _write_jsonl(tmp_path / "ids.jsonl", rows)
     no_ids = _write_jsonl(tmp_path / "noids.jsonl", [{"text": r["text"]} for r in rows])
+    assert not _shard_imports_pandas((with_ids, tmp_path / "a"), (no_ids, tmp_path / "b"))
+    assert column(tmp_path / "a", "id") == [r["id"] for r in rows]
+    assert column(tmp_path / "b", "id") == [f"noids.jsonl:{n}" for n in range(1, 501)]
+
+
+def _shard_imports_pandas(*runs: tuple[Path, Path]) -> bool:
+    """Shard each (input, output) with one in-process worker in a fresh interpreter: whether
+    pandas got imported on the way."""
+    calls = "".join(
+        f"run_stage('shard', {{}}, {str(out)!r}, inputs=[{str(src)!r}], "
+        "executor=LocalExecutor(1)); "
+        for src, out in runs
+    )
     code = (
         "import sys; from dataprep.runner import run_stage; "
         "from dataprep.executors.local import LocalExecutor; "
-        f"run_stage('shard', {{}}, {str(tmp_path / 'a')!r}, inputs=[{str(with_ids)!r}], "
-        "executor=LocalExecutor(1)); "
-        f"run_stage('shard', {{}}, {str(tmp_path / 'b')!r}, inputs=[{str(no_ids)!r}], "
-        "executor=LocalExecutor(1)); "
-        "print('pandas' in sys.modules)"
+        f"{calls}print('pandas' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-    assert column(tmp_path / "a", "id") == [r["id"] for r in rows]
-    assert column(tmp_path / "b", "id") == [f"noids.jsonl:{n}" for n in range(1, 501)]
+    return out.stdout.strip() != "False"
 
 
 def test_bad_lines_never_import_pandas(tmp_path: Path) -> None:
@@ -324,15 +331,7 @@ def test_bad_lines_never_import_pandas(tmp_path: Path) -> None:
         lines[i] = line
     src = tmp_path / "bad.jsonl"
     src.write_bytes(b"\n".join(lines) + b"\n")
-    code = (
-        "import sys; from dataprep.runner import run_stage; "
-        "from dataprep.executors.local import LocalExecutor; "
-        f"run_stage('shard', {{}}, {str(tmp_path / 'out')!r}, inputs=[{str(src)!r}], "
-        "executor=LocalExecutor(1)); "
-        "print('pandas' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert not _shard_imports_pandas((src, tmp_path / "out"))
     kept = [r for i, r in enumerate(rows) if i not in bad]
     assert column(tmp_path / "out", "text") == [r["text"] for r in kept]
     assert column(tmp_path / "out", "score") == [r["score"] for r in kept]
