@@ -182,3 +182,12 @@ def shard_rows(path: Path, columns: list[str] | None = None) -> list[dict]:
     for shard in manifest(path)["shards"]:
         rows += pq.read_table(Path(path) / shard["path"], columns=columns).to_pylist()
     return rows
+
+
+def column_chunks(folder: Path, pattern: str = "*.parquet") -> Iterator:
+    """Every column chunk's footer metadata of the shards in `folder`, shard by shard."""
+    for shard in sorted(Path(folder).glob(pattern)):
+        meta = pq.ParquetFile(shard).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                yield meta.row_group(g).column(c)

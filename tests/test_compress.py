@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from helpers import column_chunks
 
 from dataprep import crypto, dataset
 from dataprep.dataset import ReadOptions
@@ -35,14 +36,10 @@ def shards(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _footer_sizes(root: Path) -> dict[str, list[int]]:
     sizes: dict[str, list[int]] = {}
-    for path in sorted(root.glob("part-*.parquet")):
-        meta = pq.ParquetFile(path).metadata
-        for rg in range(meta.num_row_groups):
-            for i in range(meta.num_columns):
-                chunk = meta.row_group(rg).column(i)
-                acc = sizes.setdefault(chunk.path_in_schema.split(".")[0], [0, 0])
-                acc[0] += chunk.total_compressed_size
-                acc[1] += chunk.total_uncompressed_size
+    for chunk in column_chunks(root, "part-*.parquet"):
+        acc = sizes.setdefault(chunk.path_in_schema.split(".")[0], [0, 0])
+        acc[0] += chunk.total_compressed_size
+        acc[1] += chunk.total_uncompressed_size
     return sizes
 
 

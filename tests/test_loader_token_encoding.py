@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import column_chunks
 
 torch = pytest.importorskip("torch")
 
@@ -46,12 +47,8 @@ def _write(out: Path, options: WriteOptions) -> Path:
 
 def _encodings(folder: Path) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    for shard in sorted(folder.glob("*.parquet")):
-        meta = pq.ParquetFile(shard).metadata
-        for g in range(meta.num_row_groups):
-            for c in range(meta.num_columns):
-                chunk = meta.row_group(g).column(c)
-                found.setdefault(chunk.path_in_schema, set()).update(chunk.encodings)
+    for chunk in column_chunks(folder):
+        found.setdefault(chunk.path_in_schema, set()).update(chunk.encodings)
     return found
 
 
