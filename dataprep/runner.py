@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 import pyarrow.fs as pafs
-import xxhash
 
 from dataprep import commit, dataset
 from dataprep.dataset import Manifest, ReadOptions, WriteOptions
@@ -49,8 +48,7 @@ P = ParamSpec("P")
 
 
 def config_digest(config: StageConfig, write_options: WriteOptions) -> str:
-    payload = {"config": config.model_dump(mode="json"), "write": write_options.digest_fields()}
-    return xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return write_options.config_digest(config.model_dump(mode="json"))
 
 
 def validate_config(op: str, params: dict[str, Any] | StageConfig) -> StageConfig:

@@ -6,6 +6,7 @@ contract (manifest, verify, lineage) reads on its own.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from dataprep.errors import DataprepError, checksum_mismatch, shard_errors
 from dataprep.manifest import ShardEntry
@@ -59,19 +61,23 @@ class WriteOptions:
             kwargs["data_page_size"] = self.page_bytes
         return kwargs
 
-    def digest_fields(self) -> dict[str, Any]:
-        """The options as a stage's config digest hashes them. A field added after digests
-        were first recorded is left out while it holds its default, so a new release does not
-        turn every finished dataset stale or every interrupted run unresumable."""
-        return {
+    def config_digest(self, config: dict[str, Any]) -> str:
+        """The digest a stage run records for `config` (its JSON dump) written with these
+        options: the runner's "up to date" test, and dedup's proof that an input shard was
+        encoded as its output would be. A field added after digests were first recorded is
+        left out while it holds its default, so a new release does not turn every finished
+        dataset stale or every interrupted run unresumable."""
+        write = {
             k: v
             for k, v in self.__dict__.items()
             if not (k in _FIELDS_ADDED_LATER and v == _FIELDS_ADDED_LATER[k])
         }
+        payload = json.dumps({"config": config, "write": write}, sort_keys=True, default=str)
+        return xxhash.xxh3_128(payload.encode()).hexdigest()
 
 
 # WriteOptions fields newer than the first recorded digests, with their defaults (see
-# `digest_fields`); a field added from now on belongs here too
+# `config_digest`); a field added from now on belongs here too
 _FIELDS_ADDED_LATER: dict[str, Any] = {"split_columns": ()}
 
 

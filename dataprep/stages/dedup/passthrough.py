@@ -11,13 +11,10 @@ options. Anything else (another level, encryption, --mark-only) is rewritten as 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
 from typing import Any
-
-import xxhash
 
 from dataprep.errors import checksum_mismatch
 from dataprep.manifest import ShardEntry
@@ -39,11 +36,9 @@ def same_writer(lineage: Sequence[Any], options: WriteOptions) -> bool:
     config = last.get("config")
     if last.get("stage") not in PLAIN_WRITERS or not isinstance(config, dict):
         return False
-    # dataprep.runner.config_digest, over the config as the lineage recorded it (its JSON
-    # dump); a test holds the two equal, and any drift means no copies, never a wrong one
-    payload = {"config": config, "write": options.digest_fields()}
-    digest = xxhash.xxh3_128(json.dumps(payload, sort_keys=True, default=str).encode())
-    return bool(last.get("config_digest")) and digest.hexdigest() == last.get("config_digest")
+    # the runner's digest of the config as the lineage recorded it (its JSON dump)
+    digest = options.config_digest(config)
+    return bool(last.get("config_digest")) and digest == last.get("config_digest")
 
 
 def copy_shard(source: StoragePath, target: StoragePath, entry: ShardEntry) -> ShardEntry:
