@@ -184,6 +184,7 @@ class LocalExecutor:
         self._queue: Any = None
         self._forward: threading.Thread | None = None
         self._stop = threading.Event()  # ends the tick forwarder (see close)
+        self._wake: tuple[int, int] | None = None  # a pipe: close wakes the forwarder with it
         self._arrivals = _Arrivals()
         self._owner: int | None = None  # thread that made (and spawns workers for) the pool
 
@@ -237,8 +238,11 @@ class LocalExecutor:
             self._queue = ctx.Queue()
             self._arrivals = _Arrivals()
             self._stop = threading.Event()
+            self._wake = os.pipe()
             self._forward = threading.Thread(
-                target=_forward_ticks, args=(self._queue, self._arrivals, self._stop), daemon=True
+                target=_forward_ticks,
+                args=(self._queue, self._arrivals, self._stop, self._wake[0]),
+                daemon=True,
             )
             self._forward.start()
             self._pool = ProcessPoolExecutor(
@@ -343,9 +347,14 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._stop.set()
+            if self._wake is not None:
+                os.write(self._wake[1], b"x")  # wakes the forwarder at once
             if self._forward is not None:
                 self._forward.join(timeout=5)
-        self._pool = self._queue = self._forward = None
+        if self._wake is not None and (self._forward is None or not self._forward.is_alive()):
+            for fd in self._wake:
+                os.close(fd)
+        self._pool = self._queue = self._forward = self._wake = None
         self._owner = None
 
     def __enter__(self) -> LocalExecutor:
@@ -364,11 +373,20 @@ def _describe(task: Any, index: int) -> str:
     return f"{phase}-{number:05d}" + (f" (input {', '.join(inputs)})" if inputs else "")
 
 
-def _forward_ticks(queue: Any, arrivals: _Arrivals, stop: threading.Event) -> None:
-    """Forward the workers' ticks until `stop` is set and the queue is drained."""
+def _forward_ticks(queue: Any, arrivals: _Arrivals, stop: threading.Event, wake: int) -> None:
+    """Forward the workers' ticks until `stop` is set and the queue is drained. It sleeps on
+    the queue's pipe and on `wake` (written by `close`) together, so a pool's close does not
+    wait out a poll interval (0.25 s on every `-w 2` command); WATCH_SECONDS is only the
+    fallback where the queue has no readable end to wait on."""
+    reader = getattr(queue, "_reader", None)  # multiprocessing.Queue's receiving Connection
     while True:
+        if reader is not None and not stop.is_set():
+            mp_connection.wait([reader, wake], WATCH_SECONDS)
+            timeout = 0.0
+        else:
+            timeout = 0.0 if stop.is_set() else WATCH_SECONDS
         try:
-            counts = queue.get(timeout=WATCH_SECONDS)
+            counts = queue.get(timeout=timeout) if timeout else queue.get_nowait()
         except Empty:
             if stop.is_set():
                 return

@@ -1,0 +1,49 @@
+"""The local pool's own latencies: what a 2-worker run pays that a 1-worker run does not
+(issue 19: 2 workers must beat 1 from 20k documents up)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from dataprep import progress
+from dataprep.executors import local
+from dataprep.executors.local import LocalExecutor
+
+
+def _square(x: int) -> int:
+    progress.tick(rows_in=1)
+    return x * x
+
+
+def test_closing_the_pool_does_not_wait_out_the_tick_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tick forwarder used to notice its stop event only when its queue read timed out
+    (WATCH_SECONDS, 0.25 s): every pool's close, so every -w 2 command, waited for it."""
+    monkeypatch.setattr(local, "WATCH_SECONDS", 30.0)  # the old poll would now take 30 s
+    seen: list[dict[str, int]] = []
+    previous = progress.install(seen.append)
+    pool = LocalExecutor(workers=2)
+    try:
+        assert pool.run(_square, list(range(6))) == [x * x for x in range(6)]
+    finally:
+        started = time.perf_counter()
+        pool.close()
+        closed = time.perf_counter() - started
+        progress.install(previous)
+    assert sum(c.get("rows_in", 0) for c in seen) == 6  # every tick still arrived
+    assert closed < 3.0, f"close took {closed:.2f} s"
+
+
+def test_a_closed_pool_leaves_no_descriptor_behind() -> None:
+    """The forwarder's wake-up pipe is closed with the pool (a long recipe opens many)."""
+    before = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(3):
+        with LocalExecutor(workers=2) as pool:
+            pool.run(_square, [1, 2, 3])
+    if before is not None:
+        leaked = set(os.listdir("/proc/self/fd")) - before
+        assert len(leaked) <= 2, leaked  # the fork server's alive pipe and socket, kept
