@@ -172,10 +172,13 @@ def forget_words() -> None:
     each timed pass starts cold, as a `score` run over new text does."""
     from dataprep.quality import kernels
 
-    cache = getattr(getattr(kernels, "_LOCAL", None), "cache", None)
-    if cache is not None:
-        cache[0][:] = 0
-        cache[3][:] = 0
+    _forget(getattr(getattr(kernels, "_LOCAL", None), "cache", None))
+
+
+def _forget(cache: Any) -> None:
+    """Zero a words cache: one array (now) or a tuple of them (revisions before 2026-11-30)."""
+    for part in cache if isinstance(cache, tuple) else () if cache is None else (cache,):
+        part[:] = 0
 
 
 def kernels_only(corpus: Path, words: str) -> float:
@@ -260,9 +263,7 @@ def against(corpus: Path, rev: str, rounds: int) -> None:
             kernels.word_signals(texts.slice(0, 20), True, words)  # compile or load
         for r in range(rounds):
             for name in sorted(passes, reverse=r % 2 == 1):
-                cache = getattr(passes[name]._LOCAL, "cache", None)
-                if cache is not None:
-                    cache[0][:], cache[3][:] = 0, 0
+                _forget(getattr(passes[name]._LOCAL, "cache", None))
                 t0 = time.process_time()
                 for batch in batches:
                     passes[name].word_signals(batch, True, words)

@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from dataprep.quality import kernels_ngrams
+from dataprep.quality import kernels_memo, kernels_ngrams
 from dataprep.quality import kernels_spacy as sp
 from dataprep.quality.kernels_cache import forget_stale
+from dataprep.quality.kernels_memo import recall, remember
 from dataprep.quality.kernels_ngrams import _ngrams, _same, _word_ids  # noqa: F401
 from dataprep.utf8_space import unicode_space
 
@@ -104,50 +105,14 @@ def _add(data, d, s, e, h, flags, length, acc, ws, we, hs, cum, other):
     return other
 
 
-@njit(cache=True, inline="always")
-def _cached(data, s, e, h, cache, spans):
-    """The token count of the word data[s:e] (FNV hash h) from `cache` with its spans in
-    spans[:count], or -1 where the word has not been split before. spaCy's tokens cover a
-    word end to end, so its token lengths say it all: a word met before (in this process,
-    as spaCy keeps its own cache) replays them; changelogs and licences repeat their paths,
-    "section." and "(a)" a lot."""
-    keys, slot_at, pool, used = cache
-    mask = np.uint64(len(keys) - 1)
-    j = (h >> np.uint64(32)) & mask
-    while keys[j]:
-        if keys[j] == h:
-            at, pos = slot_at[j], s
-            for q in range(pool[at]):
-                spans[q, 0], spans[q, 1] = pos, pos + pool[at + 1 + q]
-                pos += pool[at + 1 + q]
-            return pool[at] if pos == e else -1  # a hash collision of two lengths: split
-        j = (j + np.uint64(1)) & mask
-    return -1
-
-
 @njit(cache=True)
 def _split(data, s, e, h, t, cache, cps, bpos, spans, suf):
     """spaCy's tokens of the word data[s:e] (FNV hash h) as byte spans in spans[:count],
-    remembered in `cache` (a hash set of words, a pool of token lengths, fill counts; full:
-    emptied and filled again)."""
-    keys, slot_at, pool, used = cache
+    remembered in `cache` (`kernels_memo`)."""
     count = sp.split(cps, sp.decode(data, s, e, cps, bpos), t, spans, suf)
     for q in range(count):
         spans[q, 0], spans[q, 1] = bpos[spans[q, 0]], bpos[spans[q, 1]]
-    if not h or count + 1 > len(pool):
-        return count
-    if used[0] + count + 1 > len(pool) or 2 * used[1] >= len(keys):
-        keys[:] = 0
-        used[:] = 0
-    mask = np.uint64(len(keys) - 1)
-    j = (h >> np.uint64(32)) & mask
-    while keys[j] and keys[j] != h:
-        j = (j + np.uint64(1)) & mask
-    keys[j], slot_at[j], pool[used[0]] = h, used[0], count
-    for q in range(count):
-        pool[used[0] + 1 + q] = spans[q, 1] - spans[q, 0]
-    used[0] += count + 1
-    used[1] += 1
+    remember(cache, h, spans, count)
     return count
 
 
@@ -258,7 +223,7 @@ def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
                 ph, pf, pl = _measure(data, i - 1, i)
                 other = _add(data, d, i - 1, i, ph, pf, pl, acc, ws, we, hs, cum, other)
             elif how == 0:
-                count = _cached(data, s, i, h, cache, spans)
+                count = recall(cache, h, s, i, spans)
                 if count < 0:
                     count = _split(data, s, i, h, t, cache, cps, bpos, spans, suf)
                 for k in range(count):
@@ -318,18 +283,16 @@ _NO_TABLES = (
 
 
 _LOCAL = threading.local()
-CACHE_WORDS = 1 << 17  # distinct punctuated words remembered (x 2 slots, 8 lengths each)
+CACHE_WORDS = 1 << 16  # punctuated words remembered (16 bytes each: `kernels_memo`)
 
 
-def _words_cache(spacy: bool) -> tuple:
-    """The words cache of `_split`, one per thread (kept between batches: a 1 MiB batch
-    met 68% of its punctuated words before; the whole run, 79%)."""
+def _words_cache(spacy: bool) -> np.ndarray:
+    """The words cache of `_split`, one per thread, kept between batches (spaCy's own cache
+    lives as long as its tokenizer)."""
     if not spacy:
-        return np.zeros(1, np.uint64), *(np.zeros(m, np.int64) for m in (1, 1, 2))
+        return np.zeros(4, np.uint64)
     if not hasattr(_LOCAL, "cache"):
-        size = 2 * CACHE_WORDS
-        _LOCAL.cache = (np.zeros(size, np.uint64), np.zeros(size, np.int64))
-        _LOCAL.cache += (np.zeros(4 * size, np.int64), np.zeros(2, np.int64))
+        _LOCAL.cache = np.zeros(2 * CACHE_WORDS, np.uint64)
     return _LOCAL.cache
 
 
@@ -397,4 +360,5 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num), dtype=np.float64), where=den > 0)
 
 
-forget_stale(globals(), sp.__dict__, kernels_ngrams.__dict__)  # before anything compiles
+# before anything compiles
+forget_stale(globals(), sp.__dict__, kernels_ngrams.__dict__, kernels_memo.__dict__)

@@ -20,6 +20,7 @@ _HERE = Path(__file__).resolve().parent
 SOURCES = (
     _HERE / "kernels.py",
     _HERE / "kernels_lines.py",
+    _HERE / "kernels_memo.py",
     _HERE / "kernels_ngrams.py",
     _HERE / "kernels_spacy.py",
     _HERE / "spacy_en.py",
