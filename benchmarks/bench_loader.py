@@ -104,7 +104,7 @@ def prepare(data: Path, kind: str, rows: int, size: int, peers: list[str], py: s
     )
     from dataprep.stages.tokenize import block_array, block_write_options
 
-    root = data / (f"text-{rows}" if kind == "text" else f"tokens-v3-{size}-{rows}")
+    root = data / (f"text-{rows}" if kind == "text" else f"tokens-v4-{size}-{rows}")
     ours = root / "ours"
     if not is_dataset(ours):
         ours.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,12 @@ torch = pytest.importorskip("torch")
 
 from dataprep.dataset import Manifest, RollingShardWriter, WriteOptions, write_manifest  # noqa: E402
 from dataprep.loader import ShardDataset, make_dataloader  # noqa: E402
-from dataprep.stages.tokenize import block_array, block_field, block_write_options  # noqa: E402
+from dataprep.stages.tokenize import (  # noqa: E402
+    FAST_ZSTD_LEVEL,
+    block_array,
+    block_field,
+    block_write_options,
+)
 
 WIDTH, ROWS = 64, 700
 
@@ -96,3 +101,28 @@ def test_old_and_new_encodings_read_to_the_same_batches(
     values = torch.cat([b["value"] for b in got[1]]).numpy()
     assert sorted(ids) == list(range(ROWS))
     assert np.array_equal(values, _ids().reshape(ROWS, WIDTH)[ids])  # each row's own ids
+
+
+def _token_bytes(folder: Path) -> int:
+    chunks = column_chunks(folder)
+    return sum(c.total_compressed_size for c in chunks if "value" in c.path_in_schema)
+
+
+def test_default_codec_writes_blocks_at_zstds_fast_level_and_keeps_a_chosen_level(
+    tmp_path: Path,
+) -> None:
+    """The recipe's default (zstd 3) becomes zstd's fast level for blocks: still zstd, literals
+    stored raw (more bytes than Huffman-coded level 1); a level or codec the user set is kept."""
+    fast = block_write_options(WriteOptions(row_group_rows=100), WIDTH, column="value")
+    assert (fast.compression, fast.compression_level) == ("zstd", FAST_ZSTD_LEVEL)
+    chosen = WriteOptions(row_group_rows=100, compression_level=1)
+    assert block_write_options(chosen, WIDTH).compression_level == 1
+    lz4 = WriteOptions(compression="lz4")
+    assert block_write_options(lz4, WIDTH).compression_level == lz4.compression_level
+    level1 = block_write_options(chosen, WIDTH, column="value")
+    a, b = _write(tmp_path / "fast", fast), _write(tmp_path / "level1", level1)
+    assert {c.compression for c in column_chunks(a)} == {"ZSTD"}
+    assert _token_bytes(a) > _token_bytes(b)  # Huffman off: the only way the bytes grow
+    for folder in (a, b):
+        values = pq.read_table(folder).column("value").combine_chunks().values.to_numpy()
+        assert np.array_equal(values, _ids())
