@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 from dataprep import progress
-from dataprep.executors import local
+from dataprep.executors import forkserver, local
 from dataprep.executors.local import LocalExecutor
 
 
@@ -47,3 +50,43 @@ def test_a_closed_pool_leaves_no_descriptor_behind() -> None:
     if before is not None:
         leaked = set(os.listdir("/proc/self/fd")) - before
         assert len(leaked) <= 2, leaked  # the fork server's alive pipe and socket, kept
+
+
+_WARMED = """
+import os, sys, types
+hooked = types.ModuleType("dataprep.warm_for_test")
+hooked.calls = []
+hooked.warm_up = lambda: hooked.calls.append(os.getpid())
+hooked.broken = lambda: 1 / 0
+hooked.WORKER_PRELOAD = (
+    "dataprep.warm_for_test:broken", "dataprep.warm_for_test:warm_up", "wave"
+)
+sys.modules[hooked.__name__] = hooked
+
+def probe(_):
+    return os.getpid(), os.getppid(), list(hooked.calls), "wave" in sys.modules
+
+from dataprep.executors import forkserver
+assert forkserver.can_fork()
+forkserver.start(fork=True)
+from dataprep.executors.local import LocalExecutor
+with LocalExecutor(workers=2) as pool:
+    seen = pool.run(probe, list(range(4)))
+print(repr((os.getpid(), hooked.calls, seen)))
+"""
+
+
+@pytest.mark.skipif(not forkserver.available(), reason="no fork server here")
+def test_a_warm_up_runs_once_in_the_forked_server_not_in_each_worker() -> None:
+    """`module:function` in WORKER_PRELOAD (e.g. mapping dedup's compiled kernel): the forked
+    server calls it before it forks workers, so every worker starts warm and none repeats it;
+    one that fails is skipped. The driver itself does not run it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _WARMED], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    driver, driver_calls, seen = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    servers = {parent for _, parent, _, _ in seen}
+    assert driver_calls == [] and len(servers) == 1 and driver not in servers
+    assert all(calls == [parent] for _, parent, calls, _ in seen)  # the server's call only
+    assert all(wave for _, _, _, wave in seen)  # a plain module name is still imported

@@ -77,15 +77,33 @@ def preload(extra: Sequence[str] = ()) -> list[str]:
         and name not in BASE
         and name != server_boot.__name__
     )
-    asked = [m for m in worker_preload() if m not in extra]
+    asked = [m for m in _modules(worker_preload()) if m not in extra]
     rest = [m for m in loaded if m not in extra and m not in asked]
     return [server_boot.__name__, *BASE, *extra, *asked, *rest]
+
+
+def _modules(names: Sequence[str]) -> list[str]:
+    """The module part of preload names (`module` or `module:function`), each once."""
+    return list(dict.fromkeys(name.partition(":")[0] for name in names))
+
+
+def warm(names: Sequence[str]) -> None:
+    """Call the `module:function` warm-ups among `names` (a forked server, before it forks
+    any worker): what a stage's first task in every worker would otherwise do itself, once.
+    A warm-up must start no thread (the server forks); one that fails is skipped: the
+    task then does the work itself, as it would without the hook."""
+    for name in names:
+        module, _, function = name.partition(":")
+        if function:
+            with contextlib.suppress(Exception):
+                getattr(importlib.import_module(module), function)()
 
 
 def worker_preload() -> list[str]:
     """The hook for stage code: a loaded dataprep module's `WORKER_PRELOAD` names modules every
     worker of its stage imports (pandas for a conversion, a compiled kernel), so the server
-    imports them once instead of each worker."""
+    imports them once instead of each worker; `module:function` also calls that function (no
+    arguments) in a forked server: a warm-up such as mapping a compiled kernel (`warm`)."""
     names: list[str] = []
     for name, module in list(sys.modules.items()):
         if name.startswith("dataprep.") and module is not None:
@@ -192,7 +210,8 @@ def _fork_tracker() -> None:
 
 def _fork_server(server: forkserver.ForkServer, later: Sequence[str]) -> None:
     """`ForkServer.ensure_running`, with a fork of this process instead of a new interpreter;
-    `later`: modules the server imports after the fork (what only workers need)."""
+    `later`: modules the server imports after the fork (what only workers need), and the
+    `module:function` warm-ups it calls (`warm`)."""
     address = connection.arbitrary_address("AF_UNIX")  # type: ignore[attr-defined]
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(address)
@@ -226,7 +245,8 @@ def _serve(listener: int, alive_r: int, alive_w: int, driver: int, later: Sequen
             ctypes.CDLL(None).prctl(PR_SET_NAME, SERVER_NAME, 0, 0, 0)
         server_boot.tie_to(driver)
         server_boot.quiet_when_the_driver_left()
-        forkserver.main(listener, alive_r, list(later))
+        warm(later)
+        forkserver.main(listener, alive_r, _modules(later))
     except SystemExit:
         pass  # the alive pipe closed: the driver and its workers are gone
     except BaseException:
