@@ -90,3 +90,36 @@ def test_a_warm_up_runs_once_in_the_forked_server_not_in_each_worker() -> None:
     assert driver_calls == [] and len(servers) == 1 and driver not in servers
     assert all(calls == [parent] for _, parent, calls, _ in seen)  # the server's call only
     assert all(wave for _, _, _, wave in seen)  # a plain module name is still imported
+
+
+_DEDUP_WORKERS = """
+import os, sys
+from dataprep.stages.dedup import kernel
+from dataprep.executors import forkserver
+from dataprep.executors.local import LocalExecutor
+
+def probe(_):
+    from dataprep.stages.dedup import minhash
+    return "llvmlite" in sys.modules, minhash._KERNEL is kernel
+
+forkserver.start(extra=("dataprep.stages.dedup",), fork=True)
+with LocalExecutor(workers=2) as pool:
+    seen = pool.run(probe, list(range(4)))
+print(repr((kernel.is_built(), "llvmlite" in sys.modules, seen)))
+"""
+
+
+@pytest.mark.skipif(not forkserver.available(), reason="no fork server here")
+def test_dedup_workers_start_with_the_kernel_mapped() -> None:
+    """dedup's WORKER_PRELOAD: the forked server maps this machine's kernel build once, so no
+    worker's first sign task imports llvmlite and maps it (~0.04 s CPU per worker); the driver
+    itself still never imports llvmlite."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEDUP_WORKERS], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    built, driver_llvm, seen = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    if not built:
+        pytest.skip("no build of the dedup kernel on this machine (the server never builds)")
+    assert not driver_llvm
+    assert seen == [(True, True)] * 4

@@ -8,6 +8,7 @@ write  (map, per shard)  in writing.py
 
 from __future__ import annotations
 
+import os
 import resource
 import tempfile
 import time
@@ -39,6 +40,18 @@ from .payloads import (
 )
 
 BATCH_ROWS = 2048  # keeps numpy temporaries under glibc's mmap threshold
+# What every worker's first task would load itself (~0.04 s CPU each): the shard reader's
+# dataprep.crypto and the mapped kernel; a forked fork server does it once (executors.forkserver).
+WORKER_PRELOAD = ("dataprep.crypto", "dataprep.stages.dedup.tasks:warm_kernel")
+
+
+def warm_kernel() -> None:
+    """Map this machine's build of the kernel; never build one (whether a build repays itself
+    is the driver's choice, `minhash.kernel_pays`)."""
+    from . import kernel
+
+    if os.environ.get("DATAPREP_DEDUP_KERNEL") != "numpy" and kernel.is_built():
+        minhash.kernel_module()
 
 
 def peak_rss_mb() -> float:
