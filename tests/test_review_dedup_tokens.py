@@ -75,3 +75,36 @@ def test_identical_documents_in_differently_mixed_batches_are_duplicates(tmp_pat
     config = {"method": "minhash", "examples": 0}
     runner.run_stage("dedup", config, out, input_path=ds, executor=LocalExecutor(1))
     assert column(out, "text").count(RECORD) == 1
+
+
+# Arrow's utf8_split_whitespace (pyarrow 26) reads past the end of an array's last string: when
+# that string ends in whitespace and the byte after it (buffer padding, which Arrow's compute
+# kernels such as utf8_lower leave uninitialised) starts no complete UTF-8 sequence, the final
+# "\n" is kept on the last word. The numpy path's `word_tokens` hashes that word as it is, so
+# the last document of a batch signs by whatever byte follows it: the same run twice can keep
+# other rows (measured: ~1 in 1,000 random batches of `sign_text(..., ["lowercase"])` changed
+# between two calls in one process).
+HEADER = next(s for s in LICENSE.read_text().splitlines() if "Copyright (C) 2007" in s).strip()
+QUOTED = "“Free software” is a matter of liberty, not price."  # non-ASCII: Arrow's split
+
+
+def _with_padding(texts: list[str], padding: bytes) -> pa.Array:
+    """`texts` as a StringArray whose data buffer goes on with `padding` after the last one."""
+    raw = [t.encode() for t in texts]
+    offsets = np.zeros(len(raw) + 1, np.int32)
+    np.cumsum([len(r) for r in raw], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw) + padding)]
+    return pa.Array.from_buffers(pa.string(), len(raw), buffers)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the numpy path's signature of a batch's last document ending in a newline depends "
+    "on the uninitialised byte after it (utf8_split_whitespace reads past the string)",
+)
+def test_bytes_after_the_last_document_do_not_change_its_signature() -> None:
+    docs = [QUOTED, HEADER + "\n"]  # a one-line document ends with its newline
+    clean, _ = minhash.sign_text(_with_padding(docs, b""), [], "fast", 64, 1, 5, None)
+    for garbage in (b"\xc3", b"\x80", b"\xff"):
+        padded, _ = minhash.sign_text(_with_padding(docs, garbage), [], "fast", 64, 1, 5, None)
+        assert np.array_equal(padded[1], clean[1]), garbage
