@@ -123,3 +123,21 @@ def test_dedup_workers_start_with_the_kernel_mapped() -> None:
         pytest.skip("no build of the dedup kernel on this machine (the server never builds)")
     assert not driver_llvm
     assert seen == [(True, True)] * 4
+
+
+def test_a_running_pool_does_not_probe_the_resource_tracker_per_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C is held (and multiprocessing's resource tracker made sure of, which writes a
+    probe to that process and wakes it) only while a submission can start a worker, not
+    around every task of a long run."""
+    from multiprocessing import resource_tracker
+
+    calls: list[int] = []
+    real = resource_tracker.ensure_running
+    monkeypatch.setattr(resource_tracker, "ensure_running", lambda: calls.append(1) or real())
+    with LocalExecutor(workers=2) as pool:
+        assert pool.run(_square, list(range(40))) == [x * x for x in range(40)]
+        started = len(calls)  # the pool's own semaphores register there too
+        assert pool.run(_square, list(range(80))) == [x * x for x in range(80)]
+    assert 1 <= started <= 8 and len(calls) == started, (started, len(calls))

@@ -253,6 +253,14 @@ class LocalExecutor:
             )
         return self._pool
 
+    def _may_spawn(self) -> bool:
+        """Whether the next submission can start a worker (no pool yet, one of another
+        thread, or fewer workers than asked): only then is Ctrl-C held around it."""
+        if self._pool is None or self._owner != threading.get_ident():
+            return True
+        processes = getattr(self._pool, "_processes", None)
+        return processes is None or len(processes) < self.workers
+
     def _run_pool(
         self,
         fn: Callable[[T], R],
@@ -266,7 +274,8 @@ class LocalExecutor:
         limit = 2 * self.workers  # bounded, so a crash is charged to few tasks
         try:
             while queue or pending:
-                with _ctrl_c_held():  # submit spawns the workers
+                spawns = self._may_spawn()
+                with _ctrl_c_held() if spawns else contextlib.nullcontext():
                     pool = self._ensure_pool()
                     while queue and len(pending) < limit:
                         index = queue.pop()
