@@ -269,3 +269,71 @@ def test_per_source_counts_equal_a_python_count() -> None:
             entry[0] += v
             entry[1] += r
         assert totals == want and totals["only-invalid"] == [0, 0]
+
+
+@pytest.mark.parametrize("mark_only", [False, True])
+@pytest.mark.parametrize("dictionary", [False, True])
+def test_rewrites_equal_a_whole_window_rewrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mark_only: bool, dictionary: bool
+) -> None:
+    """Oracle: each input window of `row_group_rows` rows read at once, filtered with Arrow
+    and written by a plain `ShardWriter` (the write phase before it read small batches).
+    Windows cross input row groups and small batches (7 rows: a window ends mid-batch), rows
+    with null text are dropped; a dictionary column takes the whole-window reads."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dataprep.stages.dedup import writing
+
+    monkeypatch.setattr(writing, "BATCH_ROWS", 7)
+    rng = np.random.default_rng(5)
+    texts: list[str | None] = [_doc(i) for i in range(300)]
+    for i in rng.choice(np.arange(10, 300), 60, replace=False).tolist():
+        texts[i] = texts[int(rng.integers(0, 10))]  # copies of the first ten rows
+    for i in (5, 77, 78, 200):
+        texts[i] = None
+    source = pa.array(["web", "books", "code"] * 100)
+    table = pa.table(
+        {
+            "id": [f"r{i}" for i in range(300)],
+            "text": pa.array(texts, pa.string()),
+            "source": source.dictionary_encode() if dictionary else source,
+        }
+    )
+    src = tmp_path / "in"
+    src.mkdir()
+    entries = []
+    for k, start in enumerate((0, 130)):
+        writer = dataset.ShardWriter(
+            src / f"part-{k:05d}.parquet", table.schema, WriteOptions(row_group_rows=40)
+        )
+        writer.write(table.slice(start, 170 if k == 0 else 130))
+        entries.append(writer.close())
+    dataset.write_manifest(src, dataset.Manifest(table.schema, entries))
+    options = WriteOptions(row_group_rows=50, compression_level=1)
+    out = tmp_path / "out"
+    _dedup(src, out, options, mark_only=mark_only)
+    shards = dataset.read_manifest(out).shards
+    rows = dataset.read_manifest(out).rows
+    assert len(shards) == 2 and (rows == 296 if mark_only else rows <= 236)  # valid / kept
+    for k, entry in enumerate(shards):
+        written = pq.read_table(out / entry.path)
+        ids = written.column("id").to_pylist()
+        kept = set(ids)
+        marks = {
+            name: dict(zip(ids, written.column(name).to_pylist(), strict=True))
+            for name in ("dup_cluster", "dup_keep")
+            if mark_only
+        }
+        oracle = tmp_path / f"oracle-{k}.parquet"
+        with dataset.ShardWriter(oracle, written.schema, options) as writer:
+            for batch in pq.ParquetFile(src / f"part-{k:05d}.parquet").iter_batches(50):
+                window = pa.Table.from_batches([batch])
+                names = window.column("id").to_pylist()
+                for name, by_id in marks.items():
+                    values = [by_id.get(i) for i in names]
+                    kind = pa.int64() if name == "dup_cluster" else pa.bool_()
+                    window = window.append_column(name, pa.array(values, kind))
+                window = window.filter(pa.array([i in kept for i in names]))
+                writer.write(window.cast(written.schema))
+        assert (out / entry.path).read_bytes() == oracle.read_bytes()

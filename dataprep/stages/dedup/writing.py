@@ -4,6 +4,7 @@ dup_keep; a shard the driver found untouched is copied instead (`passthrough`)."
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +22,7 @@ from .buckets import shard_dir
 from .config import DedupConfig
 from .passthrough import copy_shard
 from .payloads import WriteJob, WriteStats
-from .tasks import _batches, _stats
+from .tasks import BATCH_ROWS, _batches, _stats
 
 
 def _count_sources(
@@ -63,10 +64,16 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     examples: dict[int, str] = {}  # examples are cited by the id column's values
     example_ids: dict[int, str] = {}
     seen = kept_rows = 0
+    row_group = task.write_options.row_group_rows
+    # small batches, their kept rows gathered into one table per `row_group` input rows (the
+    # windows a whole-row-group read would give): decoding a 130 MB row group at once grows
+    # its buffers by doubling and faults fresh pages in each time (~0.2 s CPU per 100 MB)
+    small = _streamable(task, schema)
+    rows = BATCH_ROWS if small else row_group
     with ShardWriter(target, schema, task.write_options) as writer:
-        # whole row groups in, so each output row group is full-sized (not one per batch)
-        row_group = task.write_options.row_group_rows
-        for batch in _batches(task, job.input_columns, row_group):
+        pieces: list[pa.Table] = []
+        batches = _batches(task, job.input_columns, rows)
+        for batch, window_ends in _windows(batches, row_group) if small else _whole(batches):
             n = batch.num_rows
             valid = arrow_np.valid(batch.column(config.text_column))
             k = keep[seen : seen + n]
@@ -80,19 +87,65 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
                     .append_column("dup_cluster", pa.array(c, pa.int64(), mask=c < 0))
                     .append_column("dup_keep", pa.array(k))
                 )
-                table = table.filter(pa.array(valid))
+                pieces.append(table.filter(pa.array(valid)))
             else:
-                table = _kept_rows(batch, valid & k)
-            writer.write(table.select(schema.names).cast(schema))
-            kept_rows += table.num_rows
+                pieces.append(_kept_rows(batch, valid & k))
+            kept_rows += pieces[-1].num_rows
             seen += n
             tick(rows=n)
+            if window_ends:  # one output row group, as full as the window's kept rows
+                writer.write(_joined(pieces).select(schema.names).cast(schema))
+                pieces = []
         if not kept_rows:
             writer.abort()  # every row was a duplicate: no empty shard
     shards = [writer.entry] if kept_rows else []
     stats = _stats(started)
     done = WriteStats(stats.peak_rss_mb, stats.seconds, per_source, examples, example_ids)
     return TaskResult(shards, {"rows_written": kept_rows}, schema, done)
+
+
+def _windows(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[tuple[pa.RecordBatch, bool]]:
+    """The batches cut at every `rows`-th input row, each with whether a window of `rows`
+    rows (or the input) ends with it: the windows `iter_batches(rows)` would yield."""
+    filled = 0
+    batch = next(batches, None)
+    while batch is not None:
+        take = min(batch.num_rows, rows - filled)
+        part, rest = batch.slice(0, take), batch.slice(take)
+        filled = (filled + take) % rows
+        batch = rest if rest.num_rows else next(batches, None)
+        yield part, filled == 0 or batch is None
+
+
+def _joined(pieces: list[pa.Table]) -> pa.Table:
+    """A window's kept rows as one contiguous table: the writer cuts pages by its input's
+    chunks, so a row group's bytes are those of the window's rows read at once."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return pa.concat_tables(pieces).combine_chunks()
+
+
+def _whole(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, bool]]:
+    """Each batch a window of its own (read `row_group_rows` at a time)."""
+    return ((batch, True) for batch in batches)
+
+
+def _streamable(task: Task[DedupConfig, WriteJob], schema: pa.Schema) -> bool:
+    """Whether `iter_batches(row_group_rows)` would cut this shard into windows of exactly
+    that many rows, as `_windows` does: it also cuts where a column's chunk ends, which
+    happens at a row group's end for a dictionary column and at 2 GiB of a string column.
+    Otherwise the shard is read a window at a time, as before."""
+
+    def dictionary(kind: pa.DataType) -> bool:
+        if pa.types.is_dictionary(kind):
+            return True
+        return any(dictionary(kind.field(i).type) for i in range(kind.num_fields))
+
+    if any(dictionary(field.type) for field in schema):
+        return False
+    footer = task.read_options.open(task.inputs[0]).metadata
+    size = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
+    return size < 2**31 - 1  # the whole shard, uncompressed: no column can fill a chunk
 
 
 def _kept_rows(batch: pa.RecordBatch, kept: np.ndarray) -> pa.Table:
