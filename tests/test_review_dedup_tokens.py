@@ -40,11 +40,6 @@ def _lines() -> list[str]:
 RECORD = "\x1f".join(_lines()[:12])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an ASCII document's MinHash words depend on its batch: \\x1c-\\x1f split words "
-    "only when another document of the batch is non-ASCII (utf8_split_whitespace)",
-)
 @pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "kernel"])
 def test_a_documents_signature_does_not_depend_on_its_batch(compiled: bool) -> None:
     if compiled:
@@ -57,11 +52,6 @@ def test_a_documents_signature_does_not_depend_on_its_batch(compiled: bool) -> N
     assert np.array_equal(alone[0], beside[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two identical documents are not found as MinHash duplicates when only one of "
-    "them shares its 2,048-row batch with a non-ASCII document",
-)
 def test_identical_documents_in_differently_mixed_batches_are_duplicates(tmp_path: Path) -> None:
     assert RECORD.split() == RECORD.replace("\x1f", " ").split()  # Python: \x1f is whitespace
     filler = _lines()[12:]
@@ -97,11 +87,6 @@ def _with_padding(texts: list[str], padding: bytes) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(raw), buffers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the numpy path's signature of a batch's last document ending in a newline depends "
-    "on the uninitialised byte after it (utf8_split_whitespace reads past the string)",
-)
 def test_bytes_after_the_last_document_do_not_change_its_signature() -> None:
     docs = [QUOTED, HEADER + "\n"]  # a one-line document ends with its newline
     clean, _ = minhash.sign_text(_with_padding(docs, b""), [], "fast", 64, 1, 5, None)

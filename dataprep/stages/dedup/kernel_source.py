@@ -5,9 +5,9 @@ environment, no Python API), so `kernel.py` can load it with llvmlite alone (~0.
 importing numba and loading its registries (~0.6 s of CPU per process). This module is imported
 only to build that object, once per source/CPU/toolchain (see `dataprep/native.py`).
 
-The values are those of the numpy path (`minhash.numpy_signatures`), including its quirks: a
-batch whose normalised text is all ASCII splits on ASCII whitespace only, any other batch on
-Unicode whitespace (which adds \\x1c-\\x1f, U+0085, U+00A0, U+1680, U+2000-U+200A, ...).
+The values are those of the numpy path (`minhash.numpy_signatures`), including its quirk: a
+batch whose normalised text is all ASCII splits on ASCII whitespace only (with \\x1c-\\x1f), any
+other batch on Unicode whitespace too (U+0085, U+00A0, U+1680, U+2000-U+200A, ...).
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 _ZERO16 = np.uint16(0)
 
-# byte classes (constant in the machine code): 1 ASCII whitespace (both paths), 2 whitespace on the
-# Unicode path only, 4 ASCII punctuation or symbol (RE2's [\p{P}\p{S}] restricted to ASCII)
+# byte classes (constant in the machine code): 1 ASCII whitespace (both paths; \x1c-\x1f too, as
+# Arrow's Unicode split and str.split), 4 ASCII punctuation or symbol (RE2's [\p{P}\p{S}] in ASCII)
 _CLASS = np.zeros(256, np.uint8)
-_CLASS[[9, 10, 11, 12, 13, 32]] = 1
-_CLASS[[28, 29, 30, 31]] = 2
+_CLASS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1
 _CLASS[[c for c in range(33, 127) if not chr(c).isalnum()]] = 4
 
 _U8P = types.CPointer(types.uint8)
@@ -164,7 +163,7 @@ def sign_rows(
     k = np.uint64(num_perm)
     for c in range(256):
         kind = _CLASS[c]
-        split = kind == 1 or (kind == 2 and unicode_ws != 0) or (kind == 4 and punct != 0)
+        split = kind == 1 or (kind == 4 and punct != 0)
         low = c + 32 if lower and 65 <= c <= 90 else c
         spaces = unicode_ws != 0 and (c == 0xC2 or 0xE1 <= c <= 0xE3)
         tab[c] = np.uint16(low) | (_SEP if split else _ZERO16) | (_UNI if spaces else _ZERO16)

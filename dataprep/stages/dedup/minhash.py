@@ -50,9 +50,8 @@ from .params import (  # noqa: F401 (re-exported: the names tests and callers us
 # ---------------------------------------------------------------- tokens (fast mode)
 
 
-def _is_ascii_space(raw: np.ndarray) -> np.ndarray:
-    """Space, \t \n \v \f \r: what Arrow's ascii_split_whitespace splits on."""
-    return (raw == 32) | ((raw - np.uint8(9)) <= 4)
+def _is_ascii_space(raw: np.ndarray) -> np.ndarray:  # \x1c-\x1f too: as the Unicode path
+    return (raw == 32) | ((raw - np.uint8(9)) <= 4) | ((raw - np.uint8(28)) <= 3)
 
 
 def hash_strings(arr: pa.Array, trim_space: bool = False) -> np.ndarray:
@@ -127,12 +126,13 @@ def _ascii_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def word_tokens(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets[n+1], token hashes) with each distinct word hashed once."""
+    """(offsets[n+1], token hashes), each distinct word hashed once (rtrim: Arrow 26's split
+    reads past a last string that ends in whitespace, into the buffer's padding)."""
     if pa.types.is_large_string(text.type):
         text = text.cast(pa.string())
     if text.null_count == 0 and pc.all(pc.string_is_ascii(text)).as_py() is not False:
         return _ascii_tokens(text)
-    lists = pc.utf8_split_whitespace(text)
+    lists = pc.utf8_split_whitespace(pc.utf8_rtrim_whitespace(text))
     flat = pc.list_flatten(lists)
     parents = arrow_np.ints(pc.list_parent_indices(lists))
     nonempty = arrow_np.ints(pc.binary_length(flat)) > 0  # "" at leading/trailing space
