@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 torch = pytest.importorskip("torch")
+# a prefetch thread that dies (its batches then read inline) must fail the test, not warn
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 from dataprep.dataset import Manifest, ShardWriter, WriteOptions, write_manifest  # noqa: E402
 from dataprep.errors import DataprepError  # noqa: E402

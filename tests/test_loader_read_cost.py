@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 torch = pytest.importorskip("torch")
+# a prefetch thread that dies (its batches then read inline) must fail the test, not warn
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
 from dataprep.loader import ShardDataset, make_dataloader  # noqa: E402
 from dataprep.loader import dataset as loader_dataset  # noqa: E402
@@ -161,6 +163,150 @@ def test_prefetcher_raises_a_failed_load_in_its_place(threads: int) -> None:
     finally:
         prefetch.close()
     assert before == needs[: needs.index((1, 3))]
+
+
+class _StepLoads:
+    """A generator load of `steps` pieces per window. On a prefetch thread each piece takes
+    `slow` seconds (a thread starved of a core by a busy neighbour); in the consumer, none.
+    Records who ran each piece, and any overlap of two loads of one lane."""
+
+    def __init__(self, steps: int, slow: float):
+        import threading
+
+        self.steps, self.slow = steps, slow
+        self.lock = threading.Lock()
+        self.active: set[int] = set()
+        self.pieces: dict[tuple[int, int], list[tuple[int, str]]] = {}
+        self.overlap = 0
+
+    def __call__(self, lane: int, i: int):  # noqa: ANN204 - a generator of pieces
+        import threading
+        import time
+
+        with self.lock:
+            self.overlap += lane in self.active
+            self.active.add(lane)
+        for step in range(self.steps):
+            if step:
+                yield
+            who = threading.current_thread().name
+            if who == "dataprep-prefetch":
+                time.sleep(self.slow)
+            with self.lock:
+                self.pieces.setdefault((lane, i), []).append((step, who))
+        with self.lock:
+            self.active.discard(lane)
+        return type("W", (), {"nbytes": 10, "key": (lane, i)})()
+
+
+def _thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
+    import threading
+
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    return errors
+
+
+def test_a_starved_decode_thread_does_not_hold_a_batch_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Caller runs: the consumer takes over the window a starved thread is part way through
+    at its next piece, instead of waiting for all 20 of its slow pieces (1 s a window)."""
+    import time
+
+    errors = _thread_errors(monkeypatch)
+    needs = [(0, 0), (1, 0), (0, 1)]
+    loads = _StepLoads(steps=20, slow=0.05)
+    prefetch = Prefetcher(iter(needs), loads, budget=1 << 20, threads=1)
+    t0 = time.perf_counter()
+    try:
+        got = [prefetch.get()[0] for _ in needs]
+    finally:
+        prefetch.close()
+    assert got == needs
+    assert time.perf_counter() - t0 < 1.0  # waiting on the thread: >= 3 s
+    assert prefetch.taken_over >= 1
+    for key, pieces in loads.pieces.items():  # every piece once, in order, whoever ran it
+        assert [step for step, _ in pieces] == list(range(20)), key
+    consumer = {who for pieces in loads.pieces.values() for _, who in pieces}
+    assert "MainThread" in consumer
+    assert loads.overlap == 0 and not errors
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2, 3])
+@pytest.mark.parametrize("slow", [0.0, 0.002])
+def test_prefetcher_hand_over_keeps_need_order_and_lane_order(
+    monkeypatch: pytest.MonkeyPatch, threads: int, slow: float
+) -> None:
+    """Loads handed between threads and the consumer still run each piece once, one load of
+    a lane at a time, in need order; no thread dies (a claimed job ends the thread's turn)."""
+    errors = _thread_errors(monkeypatch)
+    needs = [(lane, i) for i in range(10) for lane in (0, 1, 2) if not (lane == 2 and i > 3)]
+    loads = _StepLoads(steps=3, slow=slow)
+    prefetch = Prefetcher(iter(needs), loads, budget=25, threads=threads)
+    try:
+        got = [prefetch.get() for _ in needs]
+    finally:
+        prefetch.close()
+    assert [key for key, _ in got] == needs
+    assert all(window.key == key for key, window in got)  # type: ignore[attr-defined]
+    assert loads.overlap == 0 and not errors
+    assert all([s for s, _ in p] == [0, 1, 2] for p in loads.pieces.values())
+    assert sorted(loads.pieces) == sorted(needs)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batches_are_the_same_when_threads_are_starved(
+    blocks: Path, monkeypatch: pytest.MonkeyPatch, shuffle: bool
+) -> None:
+    """Decode threads slowed between pieces (their loads taken over by the iterating thread):
+    the same batches as reading inline, each row once, and a mid-epoch resume continues."""
+    import threading
+    import time
+
+    from dataprep.loader import reader as loader_reader
+
+    errors = _thread_errors(monkeypatch)
+    monkeypatch.setattr(loader_reader, "_READ_BYTES", 4 * 72)  # many pieces per window
+
+    def run(threads: int, resume_at: int | None = None) -> list[dict]:
+        ds = ShardDataset(blocks, batch_size=BS, shuffle=shuffle, seed=5, decode_threads=threads)
+        ds.lanes, ds.shuffle_window_rows = 3, 5 * BS
+        if resume_at is not None:
+            loader = make_dataloader(ds)
+            it = iter(loader)
+            for _ in range(resume_at):
+                next(it)
+            state = loader.state_dict()
+            del it
+            ds = ShardDataset(
+                blocks, batch_size=BS, shuffle=shuffle, seed=5, decode_threads=threads
+            )
+            ds.load_state_dict(state)
+        return list(make_dataloader(ds))
+
+    inline = run(0)
+    take = loader_reader.LaneReader._take
+
+    def slow_take(self, need, parts):  # noqa: ANN001, ANN202
+        for _ in take(self, need, parts):
+            if threading.current_thread().name == "dataprep-prefetch":
+                time.sleep(0.003)
+            yield
+
+    monkeypatch.setattr(loader_reader.LaneReader, "_take", slow_take)
+    for threads in (1, 2):
+        starved = run(threads)
+        assert len(starved) == len(inline)
+        for a, b in zip(inline, starved, strict=True):
+            assert torch.equal(a["id"], b["id"]) and torch.equal(a["tokens"], b["tokens"])
+        rest = run(threads, resume_at=17)
+        assert len(rest) == len(inline) - 17
+        for a, b in zip(inline[17:], rest, strict=True):
+            assert torch.equal(a["id"], b["id"]) and torch.equal(a["tokens"], b["tokens"])
+    ids = torch.cat([b["id"] for b in inline]).numpy()
+    assert sorted(ids.tolist()) == list(range(403))
+    assert not errors
 
 
 def test_shuffled_windows_from_many_pieces(blocks: Path, monkeypatch: pytest.MonkeyPatch) -> None:

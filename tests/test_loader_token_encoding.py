@@ -119,6 +119,8 @@ def test_default_codec_writes_blocks_at_zstds_fast_level_and_keeps_a_chosen_leve
     assert block_write_options(chosen, WIDTH).compression_level == 1
     lz4 = WriteOptions(compression="lz4")
     assert block_write_options(lz4, WIDTH).compression_level == lz4.compression_level
+    kept = block_write_options(WriteOptions(), WIDTH, fast=False)  # truncate: text kept too
+    assert kept.compression_level == WriteOptions().compression_level
     level1 = block_write_options(chosen, WIDTH, column="value")
     a, b = _write(tmp_path / "fast", fast), _write(tmp_path / "level1", level1)
     assert {c.compression for c in column_chunks(a)} == {"ZSTD"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from dataprep.errors import DataprepError
@@ -245,7 +245,11 @@ class ShardDataset(Resumable):
         verified: set[int] = set()
         piece = plan.window if plan.shuffle else self._piece_rows(plan)
 
-        def load(lane: int, window: int, _piece: int, lo: int, hi: int) -> Window:
+        def load(
+            lane: int, window: int, _piece: int, lo: int, hi: int
+        ) -> Generator[None, None, Window]:
+            """One window (piece), a step per decoded piece: the prefetcher's threads start
+            loads, the iterating thread finishes any it needs before they do."""
             reader = lanes.get(lane)
             if reader is None:  # its own file handles: lanes may be read on two threads at once
                 shards = ShardReader(
@@ -254,8 +258,8 @@ class ShardDataset(Resumable):
                 reader = lanes[lane] = LaneReader(plan, lane, shards)
             a, b = plan.window_span(lane, window)
             if plan.shuffle:  # a batch's rows are spread over the whole window
-                return Window(reader.read(a, b), True)
-            return Window(reader.read(a + lo, a + hi), False, offset=lo)
+                return Window((yield from reader.read_steps(a, b)), True)
+            return Window((yield from reader.read_steps(a + lo, a + hi)), False, offset=lo)
 
         # prefetch_bytes is the rank's budget: its DataLoader workers share it
         budget = self.prefetch_bytes // (info.num_workers if info is not None else 1)

@@ -7,9 +7,10 @@ through `iter_batches`, so a row group larger than a window is decoded once, pie
 and never held whole. The `Prefetcher` threads (two in a process without DataLoader workers,
 on different lanes; one in each worker) load the windows this process will need, in the order
 it will need them, while the trainer computes; they stop when the bytes queued reach the
-budget (`prefetch_bytes`, shared by a rank's workers). A window no thread has started when it
-is needed is read by the iterating thread itself (with `decode_threads=0`, every window). A
-prefetcher is private to the iterator that made it: nothing named or shared outlives a run.
+budget (`prefetch_bytes`, shared by a rank's workers). A window not loaded when it is needed
+is read by the iterating thread itself, from where a thread got to (caller runs; with
+`decode_threads=0`, every window). A prefetcher is private to the iterator that made it:
+nothing named or shared outlives a run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import atexit
 import collections
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -176,13 +177,16 @@ class LaneReader:
         for piece in self.plan.pieces(a, self.end):
             yield from self.shards.iter_unit(piece.unit, piece.start, piece.stop)
 
-    def read(self, a: int, b: int) -> pa.Table:
+    def read_steps(self, a: int, b: int) -> Generator[None, None, pa.Table]:
+        """Rows [a, b) as a table, yielding after each piece decoded: the rest of the read
+        may go on in another thread (the prefetcher's caller-runs hand-over)."""
         if a != self.pos:
             if self._same_unit(self.pos, a):
-                self._take(a - self.pos)  # drop the gap: cheaper than re-decoding the unit head
+                yield from self._take(a - self.pos, [])  # drop the gap: cheaper than re-decoding
             else:
                 self._batches, self._pending = self._stream(a), None
-        parts = self._take(b - a)
+        parts: list[pa.RecordBatch] = []
+        yield from self._take(b - a, parts)
         self.pos = b
         return pa.Table.from_batches(parts, schema=parts[0].schema if parts else None)
 
@@ -193,17 +197,34 @@ class LaneReader:
         starts = self.plan.stream_start
         return bool(np.searchsorted(starts, pos, "right") == np.searchsorted(starts, a, "right"))
 
-    def _take(self, need: int) -> list[pa.RecordBatch]:
-        parts: list[pa.RecordBatch] = []
+    def _take(self, need: int, parts: list[pa.RecordBatch]) -> Generator[None, None, None]:
+        """Append the next `need` rows' pieces to `parts`, yielding between decodes."""
         while need:
-            batch = self._pending if self._pending is not None else next(self._batches)
-            self._pending = None
+            if self._pending is not None:
+                batch, self._pending = self._pending, None
+            else:
+                if parts:
+                    yield
+                batch = next(self._batches)
             if batch.num_rows > need:
                 self._pending = batch.slice(need)
                 batch = batch.slice(0, need)
             parts.append(batch)
             need -= batch.num_rows
-        return parts
+
+
+class _Job:
+    """One need being loaded. Its steps (one `iter_batches` piece each) run on whichever
+    thread holds it, never on two at once: a prefetch thread, or the consumer once it has
+    claimed the job, at the thread's next step boundary."""
+
+    __slots__ = ("seq", "key", "order", "steps", "busy", "claimed")
+
+    def __init__(self, seq: int, key: tuple[int, ...], order: collections.deque[int]):
+        self.seq, self.key, self.order = seq, key, order
+        self.steps: Generator[None, None, Window] | None = None  # the load, once started
+        self.busy = False  # a thread is inside one of its steps
+        self.claimed = False  # the consumer wants it now: whoever holds it hands it over
 
 
 class Prefetcher:
@@ -211,22 +232,27 @@ class Prefetcher:
 
     Key `(lane, ...)`: with several threads, loads of different lanes run at once (decoding
     releases the GIL) while each lane's loads still run one after another, in need order, as
-    its sequential stream wants; `get` hands windows out in need order. A window that no
-    thread has started when it is needed is loaded by `get` itself: on a busy machine the
-    consumer never sleeps while the threads wait for a core, and with `threads=0` every
-    window is read that way, in the caller's thread.
+    its sequential stream wants; `get` hands windows out in need order.
+
+    Caller runs: when `get` needs a window that is not loaded yet, the consumer loads it
+    itself rather than wait: a window no thread has started, or the rest of one a thread
+    is part way through (taken over at its next piece; `load` may be a generator that yields
+    between pieces and returns the window). So the threads only add work where a core has
+    slack: a thread starved by a busy neighbour never holds a batch back for longer than one
+    piece, and the consumer is never slower than reading inline (`threads=0`).
     """
 
     def __init__(
         self,
         needs: Iterator[tuple[int, ...]],
-        load: Callable[..., Window],
+        load: Callable[..., Window | Generator[None, None, Window]],
         budget: int,
         threads: int = 1,
     ):
         self._needs = needs
         self._load = load
         self._done: dict[int, tuple[Any, Any]] = {}  # need number -> (key, window or error)
+        self._jobs: dict[int, _Job] = {}  # need number -> its load in progress
         self._lanes: dict[int, collections.deque[int]] = {}  # lane -> its needs in flight
         self._pulled = 0  # needs taken from the iterator
         self._next = 0  # need number `get` hands out next
@@ -235,6 +261,7 @@ class Prefetcher:
         self._cond = threading.Condition()
         self._stop = False
         self._exhausted = False
+        self.taken_over = 0  # loads a thread had started that the consumer finished
         self._threads = [
             threading.Thread(target=self._run, name="dataprep-prefetch", daemon=True)
             for _ in range(max(0, threads))
@@ -244,17 +271,17 @@ class Prefetcher:
         _LIVE.add(self)
 
     def _run(self) -> None:
-        while self._step(ahead=True):
+        while (job := self._pull(ahead=True)) is not None and self._drive(job, ahead=True):
             pass
 
-    def _step(self, ahead: bool) -> bool:
-        """Take the next need and load it; False once there is nothing more to do. A thread
-        (`ahead`) first waits while the budget is full; `get` loads what it needs now."""
+    def _pull(self, ahead: bool) -> _Job | None:
+        """Take the next need as a job; None once there is nothing more to do. A thread
+        (`ahead`) first waits while the budget is full; `get` pulls what it needs now."""
         with self._cond:
             while ahead and self._done and self._queued >= self._budget and not self._stop:
                 self._cond.wait()
             if self._stop or self._exhausted:
-                return False
+                return None
             seq = self._pulled
             try:
                 key = next(self._needs, None)
@@ -265,31 +292,68 @@ class Prefetcher:
                 self._exhausted = True
                 self._pulled = seq + 1 if seq in self._done else seq
                 self._cond.notify_all()
-                return False
+                return None
             self._pulled = seq + 1
             order = self._lanes.setdefault(key[0], collections.deque())
             order.append(seq)
-            while order[0] != seq and not self._stop:  # this lane's earlier loads first
-                self._cond.wait()
-            if self._stop:
-                return False
-        try:
-            result: tuple[Any, Any] = (key, self._load(*key))
-        except BaseException as exc:
-            result = (None, exc)
-        with self._cond:
-            order.popleft()
-            self._done[seq] = result
-            if result[0] is not None:
-                self._queued += result[1].nbytes
-            self._cond.notify_all()
-            return result[0] is not None
+            job = self._jobs[seq] = _Job(seq, key, order)
+            job.claimed = not ahead
+            return job
+
+    def _drive(self, job: _Job, ahead: bool) -> bool:
+        """Run `job`'s steps until it is loaded (True unless it failed). A thread (`ahead`)
+        first waits for its lane's earlier loads, and hands the job over, at a step boundary,
+        once the consumer claims it (True: the thread goes on to the next need)."""
+        while True:
+            with self._cond:
+                while not self._stop and not job.claimed and job.order[0] != job.seq:
+                    self._cond.wait()  # this lane's earlier loads first
+                if self._stop or (ahead and job.claimed):
+                    self._cond.notify_all()  # the consumer may wait for this step to end
+                    return not self._stop
+                job.busy = True
+            result: tuple[Any, Any] | None = None
+            try:
+                if job.steps is None:
+                    out = self._load(*job.key)
+                    if isinstance(out, Generator):
+                        job.steps = out
+                    else:
+                        result = (job.key, out)
+                else:
+                    next(job.steps)
+            except StopIteration as done:
+                result = (job.key, done.value)
+            except BaseException as exc:
+                result = (None, exc)
+            with self._cond:
+                job.busy = False
+                if result is not None and not self._stop:  # closed: nothing is kept
+                    job.order.popleft()
+                    del self._jobs[job.seq]
+                    self._done[job.seq] = result
+                    if result[0] is not None:
+                        self._queued += result[1].nbytes
+                self._cond.notify_all()
+            if result is not None:
+                return result[0] is not None
 
     def get(self) -> tuple[tuple[int, ...], Window]:
         while True:
+            job = None
             with self._cond:
-                while self._next not in self._done and self._pulled > self._next:
-                    self._cond.wait()  # a thread is loading it
+                if self._stop:
+                    raise RuntimeError("the prefetcher is closed")
+                while self._next not in self._done:
+                    job = self._jobs.get(self._next)
+                    if job is None:
+                        break
+                    if not job.claimed:
+                        job.claimed = True
+                        self.taken_over += job.steps is not None or job.busy
+                    if not job.busy:
+                        break
+                    self._cond.wait()  # the thread hands it over when this step ends
                 if self._next in self._done:
                     key, item = self._done.pop(self._next)
                     self._next += 1
@@ -298,15 +362,19 @@ class Prefetcher:
                     self._queued -= item.nbytes
                     self._cond.notify_all()
                     return key, item
-                if self._exhausted:
+                if job is None and self._exhausted:
                     raise RuntimeError("the prefetcher was asked for more windows than needed")
-            self._step(ahead=False)  # nobody has started it: load it here
+            if job is None:  # nobody has started it: load it here
+                job = self._pull(ahead=False)
+            if job is not None:
+                self._drive(job, ahead=False)
 
     def close(self) -> None:
         """Stop the threads and wait for their current reads: no pyarrow call may outlive us."""
         with self._cond:
             self._stop = True
             self._done.clear()
+            self._jobs.clear()
             self._cond.notify_all()
         for thread in self._threads:
             if thread is not threading.current_thread():

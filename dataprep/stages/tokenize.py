@@ -15,8 +15,10 @@ dictionary (before this change) read the same. With the default codec (zstd at l
 blocks are compressed at zstd's fast level `FAST_ZSTD_LEVEL` instead: it stores literals raw
 rather than Huffman-coded, and the ids' low bytes are near random, so Huffman saved ~9% of the
 bytes (4.01 vs 3.64 KiB a block) for ~30% of the read CPU (4.5 vs 6.8 us a block); the files
-are still plain zstd Parquet. A codec or level set in the recipe is kept as it is. Row groups of
-blocks are capped at ~`BLOCK_GROUP_BYTES` so the loader can shuffle and split them.
+are still plain zstd Parquet. Another codec or level set in the recipe is kept (a level of 3
+set explicitly reads as the default), and so is the level in `truncate` mode, whose rows keep
+their text columns. Row groups of blocks are capped at ~`BLOCK_GROUP_BYTES` so the loader can
+shuffle and split them.
 """
 
 from __future__ import annotations
@@ -76,15 +78,17 @@ def block_array(ids: np.ndarray, width: int) -> pa.FixedSizeListArray:
     )
 
 
-def block_write_options(options: WriteOptions, width: int, column: str = TOKENS) -> WriteOptions:
+def block_write_options(
+    options: WriteOptions, width: int, column: str = TOKENS, fast: bool = True
+) -> WriteOptions:
     """The output's options with row groups of at most ~BLOCK_GROUP_BYTES of blocks (the
     default 65536 rows would be 0.5 GB of 2048-id blocks, one unit too coarse to shuffle) and
     the ids BYTE_STREAM_SPLIT without a dictionary, at zstd's fast level when the codec is
-    the default (see the module docstring)."""
+    the default and `fast` (files of blocks only: it would apply to every column)."""
     rows = max(1, BLOCK_GROUP_BYTES // (4 * width))
     split = tuple(dict.fromkeys((*options.split_columns, column)))
     level = options.compression_level
-    if (options.compression, level) == (DEFAULT_COMPRESSION, DEFAULT_COMPRESSION_LEVEL):
+    if fast and (options.compression, level) == (DEFAULT_COMPRESSION, DEFAULT_COMPRESSION_LEVEL):
         level = FAST_ZSTD_LEVEL
     return replace(
         options,
@@ -235,7 +239,8 @@ def tokenize_task(task: Task[TokenizeConfig, TokenizerSpec]) -> TaskResult[None]
         result = _truncate(table.filter(texts.is_valid()), docs, config.seq_len, spec.pad_id)
         counts = {"tokens": int(sum(min(len(d), config.seq_len) for d in docs))}
     width = result.schema.field(TOKENS).type.list_size
-    with ShardWriter(out, result.schema, block_write_options(task.write_options, width)) as writer:
+    options = block_write_options(task.write_options, width, fast=config.mode == "pack")
+    with ShardWriter(out, result.schema, options) as writer:
         writer.write(result)
     tick(rows=table.num_rows)
     counts.update(rows_in=table.num_rows, docs=len(texts) - texts.null_count)
