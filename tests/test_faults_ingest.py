@@ -16,6 +16,7 @@ import json
 import random
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -383,20 +384,30 @@ def test_line_blocks_are_whole_lines_with_their_numbers(block: int, step: int) -
 @pytest.mark.parametrize("step", [3, 1 << 20])
 def test_view_blocks_are_counted_blocks_without_copies(block: int, step: int) -> None:
     """`view_blocks` reuses one buffer, so each view is read before the next step (as the
-    JSONL reader parses it); oracle: `counted_blocks`' bytes, numbers and counts, for whole
-    streams, limited ones, lines longer than the block, and a cut stream's whole lines
-    followed by the cut line handed to `on_cut`."""
+    JSONL reader parses it); oracle: `counted_blocks`' bytes, numbers and counts (view_blocks
+    gives the newlines' offsets: Python's own search finds the same), for whole streams,
+    limited ones, lines longer than the block, and a cut stream's whole lines followed by the
+    cut line handed to `on_cut`."""
     rng = random.Random(block * step + 1)
     lines = [b"y" * rng.choice([0, 1, 5, 30, 200, 3000]) for _ in range(300)]
     data = b"\n".join(lines) + b"\ntail without newline"
+
+    def offsets(chunk: bytes) -> list[int]:
+        return [i for i, byte in enumerate(chunk) if byte == 10]
+
+    def views(stream: _Trickle, *args: Any) -> list[tuple[bytes, int, int]]:
+        got = []
+        for view, number, newlines in view_blocks(stream, *args):
+            assert newlines.tolist() == offsets(bytes(view))
+            got.append((bytes(view), number, len(newlines)))
+        return got
+
     for limit in (None, len(data) // 2, 0):
         want = list(counted_blocks(_Trickle(data, step), limit, 5, block))
-        got = [(bytes(v), n, c) for v, n, c in view_blocks(_Trickle(data, step), limit, 5, block)]
-        assert got == want
+        assert views(_Trickle(data, step), limit, 5, block) == want
     calls: list[list[tuple[int, bytes]]] = [[], []]
-    reads = [counted_blocks, view_blocks]
     results = []
-    for read, cuts in zip(reads, calls, strict=True):
+    for read, cuts in zip([counted_blocks, views], calls, strict=True):
         stream = _Trickle(data, step, cut=True)
         blocks = read(stream, None, 1, block, lambda n, tail, cuts=cuts: cuts.append((n, tail)))
         results.append([(bytes(b), n, c) for b, n, c in blocks])

@@ -31,12 +31,6 @@ def _shard(raw: Path, out: Path, **config: object) -> list[tuple[str, str]]:
     return list(zip(column(out, "id"), column(out, "text"), strict=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSONL line with two objects beside a blank line in the same block is taken as "
-    "two rows numbered as two lines (ids off by one up to the blank line), while in another "
-    "block the same line is quarantined: the output depends on block boundaries",
-)
 def test_a_line_with_two_objects_is_read_the_same_whatever_the_blocks(tmp_path: Path) -> None:
     lines = [s for s in LICENSE.read_text().splitlines() if s.strip()][:40]
     first = json.dumps({"text": lines[0]})

@@ -513,3 +513,69 @@ def test_rejected_block_keeps_arrows_rows_and_pythons_quarantine(
     assert sum(arrow_sizes) <= (1 + rj.RETRY_SHARE) * len(data)
     if not bad_share:
         assert slow_sizes and max(slow_sizes) <= rj.SLOW_BYTES < len(data) / 8
+
+
+LICENSE = Path("/usr/share/common-licenses/Apache-2.0")
+
+
+def _oracle_lines(raw: bytes, name: str) -> tuple[list[tuple[str, str]], list[int]]:
+    """json.loads line by line: (id, text) of each line that is one object with a text (id
+    SOURCE:LINE where it has none), and the numbers of the lines that are not; blank lines
+    are neither."""
+    rows, bad = [], []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("text"), str):
+            rows.append((row.get("id") or f"{name}:{number}", row["text"]))
+        else:
+            bad.append(number)
+    return rows, bad
+
+
+@pytest.mark.parametrize("block", [None, 64, 700, 5000])
+def test_rows_are_lines_whatever_the_blocks(tmp_path: Path, block: int | None) -> None:
+    """Arrow reads a stream of objects, so its rows are the lines only where each line opens
+    one object: a line of two objects, an object across two lines, blank and whitespace-only
+    lines (also CRLF), lines led by spaces, bad UTF-8 and a line longer than the block, mixed,
+    must give the same rows, generated ids and quarantined lines for any block size.
+    Oracle: json.loads line by line."""
+    lines = [s.strip() for s in Path(LICENSE).read_text().splitlines() if s.strip()][:60]
+    obj = [json.dumps({"text": s}).encode() for s in lines]
+    body = [json.dumps({"id": "first", "text": lines[0]}).encode(), *obj[1:8]]
+    body += [obj[8] + obj[9], *obj[10:14], b"", *obj[14:18]]  # two objects, then a blank line
+    body += [b'{"text": "spans",', b'"id": "two lines"}', *obj[18:22], b"   \t"]
+    body += [b"  " + obj[22], obj[23] + b"\r", b"\r", *obj[24:30]]  # CRLF lines, a blank one
+    body += [b'{"text": "bad \xff byte"}', json.dumps({"text": "x" * 20000}).encode()]
+    body += [obj[30] + obj[31], obj[32] + obj[33], obj[34] + obj[35], *obj[36:]]
+    # 4 lines of two objects, 4 lines of no row of their own: in one block Arrow's rows are
+    # as many as the lines, so only the line-start check tells them apart
+    raw = b"\n".join(body) + b"\n"
+    src = tmp_path / "mixed.jsonl"
+    src.write_bytes(raw)
+    config = {} if block is None else {"block_bytes": block}
+    out = tmp_path / "out"
+    _shard([src], out, **config)
+    want, bad = _oracle_lines(raw, src.name)
+    assert list(zip(column(out, "id"), column(out, "text"), strict=True)) == want
+    records = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    assert sorted(r["line"] for r in records) == bad
+
+
+@pytest.mark.parametrize("block", [None, 64])
+def test_a_byte_order_mark_at_the_start_keeps_the_first_row(
+    tmp_path: Path, block: int | None
+) -> None:
+    """Arrow takes a UTF-8 byte order mark before the first line (as `utf-8-sig` reads it);
+    the line-start check lets it pass there, with big and small blocks."""
+    rows = [{"id": f"r{i}", "text": f"row {i}"} for i in range(50)]
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    out = tmp_path / "out"
+    _shard([src], out, **({} if block is None else {"block_bytes": block}))
+    assert column(out, "id") == [r["id"] for r in rows]
+    assert not (out / ".quarantine.jsonl").exists() or not (out / ".quarantine.jsonl").read_text()

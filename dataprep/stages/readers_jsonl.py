@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.json as pjson
 
@@ -115,9 +116,9 @@ def parse_jsonl_block(
     schema: pa.Schema,
     q: Quarantine,
     id_column: str | None = None,
-    newlines: int | None = None,
+    newlines: np.ndarray | None = None,
 ) -> pa.Table:
-    """Arrow's parser on the whole block (`newlines`: its count of newlines, if known). A
+    """Arrow's parser on the whole block (`newlines`: the offsets of its newlines, if known). A
     block Arrow rejects is halved at a line end, again and again, and Arrow's parse kept for
     every piece it accepts; only a rejected piece of at most SLOW_BYTES is read line by line in
     Python (there a numeric `id_column` value is taken as its text when the schema's ids are
@@ -132,14 +133,17 @@ def parse_jsonl_block(
 
 
 def _arrow_block(
-    data: bytes | memoryview, first_line: int, schema: pa.Schema, newlines: int | None = None
+    data: bytes | memoryview,
+    first_line: int,
+    schema: pa.Schema,
+    newlines: np.ndarray | None = None,
 ) -> pa.Table | None:
-    """The block's rows with their line numbers, or None where Arrow rejects it or it has
-    blank lines (which Arrow skips, so its rows would not be its lines). Arrow reads the
-    bytes where they are (a `BufferReader`, not a Python file object that copies them)."""
+    """The block's rows with their line numbers, or None where Arrow rejects it or its rows
+    are not its lines one to one (`_one_object_per_line`). Arrow reads the bytes where they
+    are (a `BufferReader`, not a Python file object that copies them)."""
     if newlines is None:
-        newlines = data.count(b"\n")  # type: ignore[union-attr]  # bytes here
-    lines = newlines + (0 if len(data) and data[-1] == 10 else 1)
+        newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    lines = len(newlines) + (0 if len(data) and data[-1] == 10 else 1)
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pjson.read_json(
@@ -149,9 +153,43 @@ def _arrow_block(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    if table.num_rows != lines:
+    if table.num_rows != lines or not _one_object_per_line(data, newlines, first_line):
         return None
     return table.select(schema.names).append_column(LINE, int64_range(first_line, lines))
+
+
+OPEN = ord("{")
+JSON_SPACE = b" \t\r\n"
+BOM = b"\xef\xbb\xbf"
+
+
+def _one_object_per_line(data: bytes | memoryview, newlines: np.ndarray, first_line: int) -> bool:
+    """Whether Arrow's rows are the block's lines one to one, given that their counts agree.
+
+    Arrow reads a stream of objects, not lines: a line with two objects (`cat` of a file
+    without its final newline) gives two rows, a blank line none, an object may span lines;
+    beside each other the counts agree and every row between is numbered off by one (its
+    generated id too), where in another block the same line is quarantined. So every line must
+    open an object: a line whose first byte is not `{` (rare; found from the newlines' offsets)
+    is read here, and one that is blank or does not start an object sends the block to the
+    line-by-line path, which reads each line on its own whatever the blocks.
+    """
+    values = np.frombuffer(data, np.uint8)
+    if not len(values):
+        return True
+    starts = newlines[newlines < len(values) - 1] + 1
+    odd = starts[values[starts] != OPEN].tolist()
+    if values[0] != OPEN:
+        odd.insert(0, 0)
+    for start in odd:
+        after = int(np.searchsorted(newlines, start))
+        end = int(newlines[after]) if after < len(newlines) else len(values)
+        line = bytes(values[start:end])
+        if start == 0 and first_line == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]  # Arrow takes a byte order mark at the file's start
+        if not line.lstrip(JSON_SPACE).startswith(b"{"):
+            return False
+    return True
 
 
 def _pieces(
