@@ -12,7 +12,7 @@ import time
 import pytest
 
 from dataprep import progress
-from dataprep.executors import forkserver, local
+from dataprep.executors import forkserver, ticks
 from dataprep.executors.local import LocalExecutor
 
 
@@ -25,8 +25,8 @@ def test_closing_the_pool_does_not_wait_out_the_tick_poll(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The tick forwarder used to notice its stop event only when its queue read timed out
-    (WATCH_SECONDS, 0.25 s): every pool's close, so every -w 2 command, waited for it."""
-    monkeypatch.setattr(local, "WATCH_SECONDS", 30.0)  # the old poll would now take 30 s
+    (POLL_SECONDS, 0.25 s): every pool's close, so every -w 2 command, waited for it."""
+    monkeypatch.setattr(ticks, "POLL_SECONDS", 30.0)  # the old poll would now take 30 s
     seen: list[dict[str, int]] = []
     previous = progress.install(seen.append)
     pool = LocalExecutor(workers=2)
@@ -141,3 +141,29 @@ def test_a_running_pool_does_not_probe_the_resource_tracker_per_task(
         started = len(calls)  # the pool's own semaphores register there too
         assert pool.run(_square, list(range(80))) == [x * x for x in range(80)]
     assert 1 <= started <= 8 and len(calls) == started, (started, len(calls))
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+@pytest.mark.parametrize(
+    ("workers", "size", "started"),
+    [(2, 10 << 20, 2), (None, 10 << 20, None), (None, 1000, 0), (2, None, 0), (1, 10 << 20, 0)],
+)
+def test_a_stage_that_will_use_the_pool_starts_its_workers_while_it_plans(
+    workers: int | None, size: int | None, started: int | None
+) -> None:
+    """The runner tells the executor the stage's input size before the stage plans: where
+    that input gets a pool, its workers start then (their forks overlap the planning), and
+    the stage's tasks run on those very workers; the caller does not wait for their forks.
+    None: one per core."""
+    with LocalExecutor(workers=workers) as executor:
+        executor.expect_input(size)
+        if executor._ahead is not None:  # a fork server's workers start on a helper thread
+            executor._ahead.join(timeout=60)
+        processes = dict(getattr(executor._pool, "_processes", None) or {})
+        want = executor.workers if started is None else started
+        assert len(processes) == want
+        if want:
+            assert set(executor.run(_pid, list(range(8)))) <= set(processes)

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import resource_tracker
-from queue import Empty
 from typing import Any, TypeVar
 
 from dataprep import progress
 from dataprep.errors import DataprepError
 from dataprep.executors import forkserver
+from dataprep.executors.ticks import TASK_END, Arrivals, forward_ticks
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,39 +34,11 @@ def default_workers() -> int:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PR_SET_NAME = 15
 WATCH_SECONDS = 0.25
-TASK_END = "task-end"  # sent on the tick queue after a task's last tick (see _Arrivals)
-END_WAIT_S = 5.0  # how long a run waits for its tasks' last ticks (a dead worker loses them)
 # Below this much stage input, the default worker count runs tasks in-process: a pool costs a
 # fork server's imports (~0.5 s of CPU) and its forks, more than such a stage's whole work.
 INLINE_BELOW_BYTES = 4 << 20
 
 _worker_queue: Any = None  # the pool worker's tick queue
-
-
-class _Arrivals:
-    """Counts the tasks whose last tick the driver has forwarded, so a run returns only once
-    every tick of its finished tasks reached the sink. A worker's queue writes go through a
-    feeder thread and its result through another pipe, so without this the last rows of a
-    phase could arrive after it ended (or after the stage removed its sink): progress bars
-    and metrics would miss them."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._expected = 0
-        self._seen = 0
-
-    def expect(self) -> None:
-        with self._cond:
-            self._expected += 1
-
-    def arrived(self) -> None:
-        with self._cond:
-            self._seen += 1
-            self._cond.notify_all()
-
-    def wait(self, timeout: float = END_WAIT_S) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._seen >= self._expected, timeout)
 
 
 def _init_worker(queue: Any, driver: int, pdeathsig: bool, forked: bool) -> None:
@@ -88,6 +60,18 @@ def _init_worker(queue: Any, driver: int, pdeathsig: bool, forked: bool) -> None
     progress.install(queue.put)
     watched = mp.parent_process()  # the driver, whichever process forked us
     die_with_parent(parent, pdeathsig, sentinel=None if watched is None else watched.sentinel)
+
+
+def _ready() -> None:
+    """A no-op task: submitted to start the pool's workers ahead of the stage's tasks."""
+
+
+def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start the pool's `workers` (each submit starts one while none idles); a pool closed
+    meanwhile (a stage of one task) refuses the rest."""
+    with contextlib.suppress(RuntimeError, BrokenProcessPool):
+        for _ in range(workers):
+            pool.submit(_ready)
 
 
 def _run_marked(fn: Callable[[T], R], task: T) -> R:
@@ -185,13 +169,34 @@ class LocalExecutor:
         self._forward: threading.Thread | None = None
         self._stop = threading.Event()  # ends the tick forwarder (see close)
         self._wake: tuple[int, int] | None = None  # a pipe: close wakes the forwarder with it
-        self._arrivals = _Arrivals()
+        self._arrivals = Arrivals()
         self._owner: int | None = None  # thread that made (and spawns workers for) the pool
+        self._forked = False  # the pool's workers are forks of the fork server
+        self._ahead: threading.Thread | None = None  # starts the workers early (expect_input)
 
     def expect_input(self, size: int | None) -> None:
         """The input bytes of the stage about to run (None: unknown, or the stage is over).
-        Below `inline_below` its tasks run in-process; unknown sizes get the pool."""
+        Below `inline_below` its tasks run in-process; unknown sizes get the pool.
+
+        A known size that will get a pool starts its workers now, while the stage plans
+        (reads footers, splits inputs): their start (a fork each, ~10-40 ms) then overlaps
+        that work instead of delaying the first task. Workers of a fork server are started
+        by a helper thread (the server is their parent, so no thread of ours is tied to
+        them), so the stage plans meanwhile; spawned ones by this thread (see `_ctrl_c_held`)."""
         self._input_bytes = size
+        if size is None or size < self.inline_below or self.workers == 1:
+            return
+        if not self._may_spawn():
+            return
+        with _ctrl_c_held():
+            pool = self._ensure_pool()
+            if self._forked:
+                self._ahead = threading.Thread(
+                    target=_start_workers, args=(pool, self.workers), daemon=True
+                )
+                self._ahead.start()
+            else:
+                _start_workers(pool, self.workers)
 
     def run(
         self,
@@ -232,15 +237,15 @@ class LocalExecutor:
             self._owner = threading.get_ident()
             main = threading.current_thread() is threading.main_thread()
             ctx = mp.get_context("forkserver" if forkserver.available() else "spawn")
-            forked = ctx.get_start_method() == "forkserver"
+            forked = self._forked = ctx.get_start_method() == "forkserver"
             if forked:
                 forkserver.start()  # preloads what this driver imported for the stage
             self._queue = ctx.Queue()
-            self._arrivals = _Arrivals()
+            self._arrivals = Arrivals()
             self._stop = threading.Event()
             self._wake = os.pipe()
             self._forward = threading.Thread(
-                target=_forward_ticks,
+                target=forward_ticks,
                 args=(self._queue, self._arrivals, self._stop, self._wake[0]),
                 daemon=True,
             )
@@ -353,6 +358,9 @@ class LocalExecutor:
         by a message through the tick queue: a worker killed while it held the queue's write
         lock leaves it taken, and a message would wait for it in a feeder thread that
         multiprocessing joins at exit: the process would hang once its run was over."""
+        if self._ahead is not None:
+            self._ahead.join(timeout=10)  # its submits finish (a fork each) before the pool ends
+            self._ahead = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._stop.set()
@@ -380,27 +388,3 @@ def _describe(task: Any, index: int) -> str:
         return f"#{index}"
     inputs = [os.path.basename(str(p)) for p in getattr(task, "inputs", ())][:3]
     return f"{phase}-{number:05d}" + (f" (input {', '.join(inputs)})" if inputs else "")
-
-
-def _forward_ticks(queue: Any, arrivals: _Arrivals, stop: threading.Event, wake: int) -> None:
-    """Forward the workers' ticks until `stop` is set and the queue is drained. It sleeps on
-    the queue's pipe and on `wake` (written by `close`) together, so a pool's close does not
-    wait out a poll interval (0.25 s on every `-w 2` command); WATCH_SECONDS is only the
-    fallback where the queue has no readable end to wait on."""
-    reader = getattr(queue, "_reader", None)  # multiprocessing.Queue's receiving Connection
-    while True:
-        if reader is not None and not stop.is_set():
-            mp_connection.wait([reader, wake], WATCH_SECONDS)
-            timeout = 0.0
-        else:
-            timeout = 0.0 if stop.is_set() else WATCH_SECONDS
-        try:
-            counts = queue.get(timeout=timeout) if timeout else queue.get_nowait()
-        except Empty:
-            if stop.is_set():
-                return
-            continue
-        if isinstance(counts, str):  # TASK_END: every tick of that task is forwarded
-            arrivals.arrived()
-            continue
-        progress.tick(**counts)
