@@ -384,22 +384,22 @@ def test_line_blocks_are_whole_lines_with_their_numbers(block: int, step: int) -
 @pytest.mark.parametrize("step", [3, 1 << 20])
 def test_view_blocks_are_counted_blocks_without_copies(block: int, step: int) -> None:
     """`view_blocks` reuses one buffer, so each view is read before the next step (as the
-    JSONL reader parses it); oracle: `counted_blocks`' bytes, numbers and counts (view_blocks
-    gives the newlines' offsets: Python's own search finds the same), for whole streams,
+    JSONL reader parses it); oracle: `counted_blocks`' bytes, numbers and counts (and Python's
+    count of the lines that do not start with the lead byte), for whole streams,
     limited ones, lines longer than the block, and a cut stream's whole lines followed by the
     cut line handed to `on_cut`."""
     rng = random.Random(block * step + 1)
     lines = [b"y" * rng.choice([0, 1, 5, 30, 200, 3000]) for _ in range(300)]
     data = b"\n".join(lines) + b"\ntail without newline"
 
-    def offsets(chunk: bytes) -> list[int]:
-        return [i for i, byte in enumerate(chunk) if byte == 10]
+    def unled(chunk: bytes) -> int:  # lines after a newline that do not start with "y"
+        return sum(chunk[i + 1] != ord("y") for i, b in enumerate(chunk[:-1]) if b == 10)
 
     def views(stream: _Trickle, *args: Any) -> list[tuple[bytes, int, int]]:
         got = []
-        for view, number, newlines in view_blocks(stream, *args):
-            assert newlines.tolist() == offsets(bytes(view))
-            got.append((bytes(view), number, len(newlines)))
+        for view, number, counted in view_blocks(stream, *args, lead=ord("y")):
+            assert counted.unled == unled(bytes(view))
+            got.append((bytes(view), number, counted.newlines))
         return got
 
     for limit in (None, len(data) // 2, 0):
@@ -435,3 +435,25 @@ def test_line_ranges_cut_at_line_ends_with_first_line_numbers(tmp_path: Path, bl
             want.append((start, end, data[:start].count(b"\n") + 1))
             start = end
         assert line_ranges(str(src), len(data), chunk, block) == want, chunk
+
+
+def test_newline_counter_lines_across_its_steps() -> None:
+    """`NewlineCounter.lines` counts a MiB at a time: newlines on both sides of a step, a line
+    start just past one, and a newline as the last byte (it starts no line in the range).
+    Oracle: Python's search of the same bytes."""
+    from dataprep.stages.readers_common import NewlineCounter
+
+    step = NewlineCounter.STEP
+    rng = random.Random(11)
+    data = bytearray(rng.choice(b"{ab\n") for _ in range(3 * step + 77))
+    for at in (step - 1, step, 2 * step - 1, 2 * step):
+        data[at] = 10
+    data[step] = ord("x")  # a line start just past a step that is not led by "{"
+    buf = bytearray(data)
+    counter = NewlineCounter(buf)
+    for lo, hi in ((0, len(buf)), (5, step + 1), (step - 1, 2 * step + 1), (0, 1000), (0, step)):
+        chunk = bytes(buf[lo:hi])
+        starts = [i + 1 for i in range(len(chunk) - 1) if chunk[i] == 10]
+        got = counter.lines(lo, hi, ord("{"))
+        assert got.newlines == chunk.count(b"\n")
+        assert got.unled == sum(chunk[i] != ord("{") for i in starts)

@@ -16,6 +16,8 @@ from dataprep.sources import SourceFile, TruncatedInput, open_source
 from dataprep.stage import Quarantine
 from dataprep.stages.readers_common import (
     LINE,
+    LineCount,
+    NewlineCounter,
     _cut_before_first_row,
     _short,
     drop_invalid_utf8,
@@ -116,9 +118,9 @@ def parse_jsonl_block(
     schema: pa.Schema,
     q: Quarantine,
     id_column: str | None = None,
-    newlines: np.ndarray | None = None,
+    newlines: LineCount | None = None,
 ) -> pa.Table:
-    """Arrow's parser on the whole block (`newlines`: the offsets of its newlines, if known). A
+    """Arrow's parser on the whole block (`newlines`: its lines counted, if known). A
     block Arrow rejects is halved at a line end, again and again, and Arrow's parse kept for
     every piece it accepts; only a rejected piece of at most SLOW_BYTES is read line by line in
     Python (there a numeric `id_column` value is taken as its text when the schema's ids are
@@ -136,14 +138,14 @@ def _arrow_block(
     data: bytes | memoryview,
     first_line: int,
     schema: pa.Schema,
-    newlines: np.ndarray | None = None,
+    newlines: LineCount | None = None,
 ) -> pa.Table | None:
     """The block's rows with their line numbers, or None where Arrow rejects it or its rows
     are not its lines one to one (`_one_object_per_line`). Arrow reads the bytes where they
     are (a `BufferReader`, not a Python file object that copies them)."""
     if newlines is None:
-        newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-    lines = len(newlines) + (0 if len(data) and data[-1] == 10 else 1)
+        newlines = NewlineCounter(data).lines(0, len(data), OPEN)  # type: ignore[arg-type]
+    lines = newlines.newlines + (0 if len(data) and data[-1] == 10 else 1)
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pjson.read_json(
@@ -153,7 +155,8 @@ def _arrow_block(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    if table.num_rows != lines or not _one_object_per_line(data, newlines, first_line):
+    plain = newlines.unled == 0 and (not len(data) or data[0] == OPEN)
+    if table.num_rows != lines or not (plain or _one_object_per_line(data, first_line)):
         return None
     return table.select(schema.names).append_column(LINE, int64_range(first_line, lines))
 
@@ -163,23 +166,22 @@ JSON_SPACE = b" \t\r\n"
 BOM = b"\xef\xbb\xbf"
 
 
-def _one_object_per_line(data: bytes | memoryview, newlines: np.ndarray, first_line: int) -> bool:
+def _one_object_per_line(data: bytes | memoryview, first_line: int) -> bool:
     """Whether Arrow's rows are the block's lines one to one, given that their counts agree.
 
     Arrow reads a stream of objects, not lines: a line with two objects (`cat` of a file
     without its final newline) gives two rows, a blank line none, an object may span lines;
     beside each other the counts agree and every row between is numbered off by one (its
     generated id too), where in another block the same line is quarantined. So every line must
-    open an object: a line whose first byte is not `{` (rare; found from the newlines' offsets)
-    is read here, and one that is blank or does not start an object sends the block to the
+    open an object: the lines whose first byte is not `{` (rare; counted with the newlines)
+    are read here, and one that is blank or does not start an object sends the block to the
     line-by-line path, which reads each line on its own whatever the blocks.
     """
     values = np.frombuffer(data, np.uint8)
-    if not len(values):
-        return True
+    newlines = np.flatnonzero(values == 10)
     starts = newlines[newlines < len(values) - 1] + 1
     odd = starts[values[starts] != OPEN].tolist()
-    if values[0] != OPEN:
+    if len(values) and values[0] != OPEN:
         odd.insert(0, 0)
     for start in odd:
         after = int(np.searchsorted(newlines, start))
