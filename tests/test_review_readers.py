@@ -99,3 +99,20 @@ def test_a_null_line_is_quarantined_not_a_crash(tmp_path: Path, where: str) -> N
     assert column(tmp_path / "out", "text") == lines
     quarantine = (tmp_path / "out" / ".quarantine.jsonl").read_text().splitlines()
     assert [json.loads(q)["line"] for q in quarantine] == [at + 1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a JSONL file with a UTF-8 byte order mark keeps its first record only while its "
+    "first block has no other odd line: beside a blank line, the line-by-line path "
+    "quarantines record 1 as 'Unexpected UTF-8 BOM'",
+)
+def test_a_byte_order_mark_never_costs_the_first_record(tmp_path: Path) -> None:
+    lines = [s.strip() for s in LICENSE.read_text().splitlines() if s.strip()][:5]
+    records = [json.dumps({"text": s}) for s in lines]
+    # as Windows tools write it (PowerShell's utf8, Notepad): BOM, CRLF, a last empty line
+    raw = tmp_path / "windows.jsonl"
+    raw.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join(records) + "\r\n\r\n").encode())
+    # the oracle: Python reads the file as utf-8-sig, one object per non-blank line
+    want = [json.loads(s)["text"] for s in raw.read_text("utf-8-sig").splitlines() if s.strip()]
+    assert [t for _, t in _shard(raw, tmp_path / "out")] == want
