@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mo_corpus import read_mo  # noqa: E402
 
 TOOLS = ("dataprep", "pyarrow", "duckdb")
+TARGETS = {"pyarrow": 1.0, "duckdb": 1.1}  # issue 19.3: peer seconds / ours, 2 workers
 WORKERS = 2
 ROW_GROUP = 8192  # ours: a row group per ~16 MB of parsed rows, ~7,600 rows of this text
 LEVEL = 3
@@ -356,6 +357,12 @@ def main() -> None:
             f"{med(tool, 'rss1') / 2**20:11.0f}" + cells
         )
     print("x/y = x's seconds / y's, median over paired rounds (peer/dataprep > 1: we are faster)")
+    goals = [(t, g) for t, g in TARGETS.items() if t in results and "dataprep" in results]
+    for tool, goal in goals:  # issue 19.3's targets, as one line each
+        cpu, wall = ratio(tool, "dataprep", "cpu"), ratio(tool, "dataprep", "wall")
+        met = ["met" if float(r[:-1]) >= goal else "not met" for r in (cpu, wall)]
+        line = f"CPU {cpu} ({met[0]}), wall {wall} ({met[1]})"
+        print(f"target {tool}/dataprep >= {goal:.1f}x: {line}")
     loads = [r["load"] for rs in results.values() for r in rs]
     print(f"load average (1 min) at the runs' starts: {min(loads):.1f}-{max(loads):.1f}")
 
