@@ -116,3 +116,21 @@ def test_a_byte_order_mark_never_costs_the_first_record(tmp_path: Path) -> None:
     # the oracle: Python reads the file as utf-8-sig, one object per non-blank line
     want = [json.loads(s)["text"] for s in raw.read_text("utf-8-sig").splitlines() if s.strip()]
     assert [t for _, t in _shard(raw, tmp_path / "out")] == want
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a CSV record longer than two read blocks (an 18 MB document at the default 8 MiB) "
+    "stops shard with Arrow's 'straddling object straddles two block boundaries' traceback",
+)
+def test_a_csv_record_longer_than_two_blocks_is_read(tmp_path: Path) -> None:
+    import csv
+
+    book = LICENSE.read_text()  # ~11 KB: three 4 KiB blocks, as 18 MB are at 8 MiB
+    raw = tmp_path / "books.csv"
+    with raw.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerows([["id", "text"], ["a", "a short one"], ["book", book], ["b", "after"]])
+    run = cli("shard", raw, "-o", tmp_path / "out", "-w", "1", "--block-bytes", 4096, check=False)
+    assert run.returncode == 0, run.stderr[-300:]
+    assert column(tmp_path / "out", "text") == ["a short one", book, "after"]
