@@ -198,13 +198,14 @@ def print_worker_ratios(samples: dict[str, list[tuple[float, float, float]]]) ->
     pairs = [(n, n[: -len("-w 1")] + "-w 2") for n in samples if n.endswith("-w 1")]
     if not pairs:
         return
-    print(f"{'-w 2 / -w 1, same round':31} {'wall':>7} {'cpu':>7}")
+    print(f"{'-w 2 / -w 1, same round':31} {'wall':>7} {'cpu':>7}  target: 2 workers beat 1")
     for one, two in pairs:
         ratios = [
             (b[0] / a[0], b[1] / a[1]) for a, b in zip(samples[one], samples[two], strict=True)
         ]
         wall, cpu = (statistics.median(r[i] for r in ratios) for i in range(2))
-        print(f"{one[: -len(' -w 1')]:31} {wall:7.2f} {cpu:7.2f}")
+        verdict = "met" if wall < 1 else "NOT met"
+        print(f"{one[: -len(' -w 1')]:31} {wall:7.2f} {cpu:7.2f}  {verdict}")
 
 
 if __name__ == "__main__":
