@@ -209,6 +209,26 @@ def test_resume_gives_exactly_the_rest(
     assert all(np.array_equal(a, b) for a, b in zip(seq, reference, strict=True))
 
 
+def test_loader_without_workers_collates_pins_and_counts(
+    plain_dir: Path, reference: list[np.ndarray]
+) -> None:
+    """No workers: every batch goes through `collate_fn` (pin_memory is harmless without a
+    GPU), `len` is the dataset's, and a state saved after 5 batches resumes at the 6th."""
+    ds = make(plain_dir, shuffle=True, seed=5)
+    loader = make_dataloader(ds, collate_fn=lambda b: {**b, "rows": len(b["id"])}, pin_memory=True)
+    it = iter(loader)
+    assert len(it) == len(ds) == len(reference)
+    first = [next(it) for _ in range(5)]
+    state = loader.state_dict()
+    assert all(b["rows"] == len(b["id"]) for b in first)
+    assert [b["id"].numpy().tolist() for b in first] == [r.tolist() for r in reference[:5]]
+    again = make_dataloader(make(plain_dir, shuffle=True, seed=5))
+    again.load_state_dict(state)
+    rest = [b["id"].numpy() for b in again]
+    assert all(np.array_equal(a, b) for a, b in zip(rest, reference[5:], strict=True))
+    assert len(rest) == len(reference) - 5
+
+
 def test_resume_across_epochs_and_state_of_plain_iteration(plain_dir: Path) -> None:
     ds = make(plain_dir, shuffle=True, seed=9)
     ds.set_epoch(2)

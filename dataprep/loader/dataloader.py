@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_convert
+from torch.utils.data._utils.pin_memory import pin_memory
 
 from dataprep.errors import DataprepError
 from dataprep.loader.handoff import BatchRing, RingCollate
@@ -42,10 +43,14 @@ class ShardDataLoader(DataLoader):
                 self.num_workers, self.prefetch_factor or 2, getattr(ds, "batch_bytes", 0), context
             )
             self.collate_fn.ring = ring
-        inner = super().__iter__()  # workers start here, with the pending resume point and ring
+        pin = bool(self.pin_memory) and torch.cuda.is_available()
+        if self.num_workers == 0:  # torch's own iterator would add ~10 us a batch (profiler
+            # hooks, a sampler of Nones) around what is only `collate_fn` of ready batches
+            inner: Iterator[Any] = _Inline(iter(ds), self.collate_fn, self, pin)  # type: ignore
+        else:
+            inner = super().__iter__()  # workers start here, with the resume point and ring
         ds.begin_pass()  # their copies hold the resume point: this pass has taken it
         self._pass = PassCount(origin)
-        pin = bool(self.pin_memory) and torch.cuda.is_available()
         return _Counting(inner, self._pass, ring, pin)
 
     def position(self) -> ReadPosition:
@@ -76,6 +81,24 @@ def convert_batch(batch: Any) -> Any:
     return {
         k: v if isinstance(v, torch.Tensor | list) else default_convert(v) for k, v in batch.items()
     }
+
+
+class _Inline:
+    """The batches of a loader without workers: the dataset's, through `collate_fn` (and
+    pinned when asked), as torch's single-process iterator would give them."""
+
+    def __init__(self, batches: Iterator[Any], collate: Any, loader: DataLoader, pin: bool):
+        self._batches, self._collate, self._loader, self._pin = batches, collate, loader, pin
+
+    def __iter__(self) -> _Inline:
+        return self
+
+    def __next__(self) -> Any:
+        batch = self._collate(next(self._batches))
+        return pin_memory(batch, self._loader.pin_memory_device) if self._pin else batch
+
+    def __len__(self) -> int:
+        return len(self._loader)
 
 
 class _Counting:
