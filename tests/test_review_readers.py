@@ -56,11 +56,6 @@ def test_a_line_with_two_objects_is_read_the_same_whatever_the_blocks(tmp_path: 
     assert whole == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CSV rows after a malformed (skipped) row are numbered without it, so their "
-    "generated ids SOURCE:ROW name the row before them (the quarantined row's id is reused)",
-)
 def test_csv_ids_after_a_malformed_row_are_their_own_row_numbers(tmp_path: Path) -> None:
     import csv
     import io

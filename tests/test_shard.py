@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import itertools
 import json
 import subprocess
@@ -579,3 +580,33 @@ def test_a_byte_order_mark_at_the_start_keeps_the_first_row(
     _shard([src], out, **({} if block is None else {"block_bytes": block}))
     assert column(out, "id") == [r["id"] for r in rows]
     assert not (out / ".quarantine.jsonl").exists() or not (out / ".quarantine.jsonl").read_text()
+
+
+@pytest.mark.parametrize("block", [None, 300])
+def test_csv_rows_after_a_malformed_row_keep_their_numbers(tmp_path: Path, block: int) -> None:
+    """A row with too many fields is quarantined with its data-row number and the rows after
+    it keep theirs (ids SOURCE:ROW), also where the fast path has read earlier blocks; values
+    convert as on the fast path (empty -> null id, then generated; quoted newlines; bad UTF-8
+    quarantined). Oracle: Python's csv module, data records numbered from 1 after the header."""
+    lines = [s.strip() for s in Path(LICENSE).read_text().splitlines() if s.strip()][:40]
+    records = [["id", "text", "n"]]
+    for i, line in enumerate(lines):
+        row = ["" if i % 7 == 0 else f"r{i}", line + ("\nsecond line" if i % 5 == 0 else ""), i]
+        records.append(row + (["extra"] if i in (12, 30) else []))
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(records)
+    raw = text.getvalue().encode().replace(b"r25,", b"r25,\xff")
+    src = tmp_path / "rows.csv"
+    src.write_bytes(raw)
+    want, bad = [], []
+    parsed = list(csv.reader(io.StringIO(raw.decode("utf-8", "surrogateescape"))))
+    for number, record in enumerate(parsed[1:], start=1):
+        if len(record) != 3 or "\udcff" in record[1]:
+            bad.append(number)
+        else:
+            want.append((record[0] or f"rows.csv:{number}", record[1]))
+    out = tmp_path / "out"
+    _shard([src], out, **({} if block is None else {"block_bytes": block}))
+    assert list(zip(column(out, "id"), column(out, "text"), strict=True)) == want
+    quarantined = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    assert sorted(q["line"] for q in quarantined) == bad

@@ -3,6 +3,7 @@ cut stream ends after its last whole row."""
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -20,6 +21,7 @@ from dataprep.stages.readers_common import (
     _first_line,
     drop_invalid_utf8,
     int64_range,
+    int64s,
     quarantine_cut,
 )
 
@@ -135,15 +137,10 @@ def read_csv(
     )
     row = 1  # data rows, 1-based, after the header
     for batch in reader:
-        for bad in bad_rows:
-            q.add(
-                src.name,
-                bad.number,
-                f"malformed CSV row: {bad.expected_columns} columns "
-                f"expected, {bad.actual_columns} found",
-                bad.text,
-            )
-        bad_rows.clear()
+        if bad_rows:  # Arrow skipped a row in this batch (or one it parsed ahead): from here on
+            # Python reads the records, so rows after it keep their own numbers
+            yield from _read_csv_slowly(src, schema, config, q, block, row)
+            return
         table = pa.Table.from_batches([batch])
         numbers = int64_range(row, table.num_rows)
         row += table.num_rows
@@ -155,3 +152,79 @@ def read_csv(
 
 def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
     return csv_schema(src, tolerate_cut).names
+
+
+def _read_csv_slowly(
+    src: SourceFile, schema: pa.Schema, config: Any, q: Quarantine, block: int, first: int
+) -> Iterator[pa.Table]:
+    """Data rows `first` on, numbered by Python's csv module, which counts a malformed row
+    (wrong number of fields: quarantined with its number) where Arrow's reader skips it
+    unnumbered. The good records go back through Arrow's CSV reader in blocks, written out
+    again, so their values convert exactly as on the fast path."""
+    tolerate_cut = config.on_truncated == "quarantine"
+    with open_source(src) as raw:
+        records = WholeRecords(raw) if tolerate_cut else raw
+        text = io.TextIOWrapper(
+            io.BufferedReader(records) if tolerate_cut else records,  # type: ignore[arg-type]
+            encoding="utf-8",
+            errors="surrogateescape",  # bytes as they are: a bad value quarantines its row
+            newline="",
+        )
+        rows = csv.reader(text)
+        header = next(rows, [])
+        out, numbers, size, number = io.StringIO(), [], 0, 0
+        writer = csv.writer(out, lineterminator="\n")
+        for record in rows:
+            if not record:
+                continue  # an empty line: Arrow's reader skips it too, unnumbered
+            number += 1
+            if number < first:
+                continue
+            if len(record) != len(header):
+                out_line = io.StringIO()
+                csv.writer(out_line, lineterminator="").writerow(record)
+                q.add(
+                    src.name,
+                    number,
+                    f"malformed CSV row: {len(header)} columns expected, {len(record)} found",
+                    out_line.getvalue()
+                    .encode("utf-8", "surrogateescape")
+                    .decode("utf-8", "replace"),
+                )
+                continue
+            writer.writerow(record)
+            numbers.append(number)
+            size += sum(len(v) for v in record)
+            if size >= block:
+                yield _reparsed(header, out, numbers, src, schema, q)
+                out, numbers, size = io.StringIO(), [], 0
+                writer = csv.writer(out, lineterminator="\n")
+        if numbers:
+            yield _reparsed(header, out, numbers, src, schema, q)
+        if isinstance(records, WholeRecords) and records.tail is not None:
+            quarantine_cut(q, src, number + 1, records.tail)
+
+
+def _reparsed(
+    header: list[str],
+    body: io.StringIO,
+    numbers: list[int],
+    src: SourceFile,
+    schema: pa.Schema,
+    q: Quarantine,
+) -> pa.Table:
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow(header)
+    data = (head.getvalue() + body.getvalue()).encode("utf-8", "surrogateescape")
+    table = pcsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pcsv.ReadOptions(block_size=len(data) + 1, use_threads=False),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=True,
+            check_utf8=False,
+        ),
+    )
+    table = drop_invalid_utf8(table.append_column(LINE, int64s(numbers)), src, q)
+    return _cast_columns(table, schema, src, q)
