@@ -57,3 +57,25 @@ def test_a_run_after_chdir_reads_and_writes_where_the_caller_stands(
     assert not missing, f"the manifest lists shards written elsewhere: {missing[:3]}"
     assert {t.split()[0] for t in column(second, "text")} == {"beta"}
     assert not os.path.exists(tmp_path / "first" / "out" / ".dataprep")
+
+
+def _env(_: int) -> str | None:
+    return os.environ.get("DATAPREP_AUDIT_LOG")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a warm pool's workers keep the environment they started with: after the caller "
+    "sets another audit log (audit_use.set_log), the next run's key uses are recorded in the "
+    "old one",
+)
+def test_a_run_after_an_environment_change_sees_the_new_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATAPREP_AUDIT_LOG", str(tmp_path / "first.audit.jsonl"))
+    with LocalExecutor(workers=2) as executor:
+        before = executor.run(_env, [0, 1, 2, 3])
+        monkeypatch.setenv("DATAPREP_AUDIT_LOG", str(tmp_path / "second.audit.jsonl"))
+        after = executor.run(_env, [0, 1, 2, 3])
+    assert set(before) == {str(tmp_path / "first.audit.jsonl")}
+    assert set(after) == {str(tmp_path / "second.audit.jsonl")}  # as a fresh executor sees it
