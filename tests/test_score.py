@@ -317,6 +317,9 @@ def test_compiled_kernel_equals_the_vectorised_path(
 ) -> None:
     spaces = ["a\u3000b\u2003a\u00a0b a b…", " • x\u2003\r\n\n\n- y…\u3000\x1c\n\n"]
     spaces += ["x.... ..... ......y #a# …… ..…. .\u2003..", "...\n#\n\n…"]
+    # line breaks and newline runs the fused walk must split as the three regex splits do
+    spaces += ["\r\n\r\na\n\r\nb\r\r\n\nc\n\n\n", "\n\n  \n\nx\u2028\n\n\x85y\n\n", "\n", "\n\n"]
+    spaces += ["a\n\nb\n\nb\n\n\na\r\n\r\nb", " \n\n-x\n\n-x \n\n\n \u3000"]
     texts = pa.array(EDGES + real_texts(80) + translations() + spaces)
     assert sum(not t.isascii() for t in texts.to_pylist()) > 100
     names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in signals._COMPILED]

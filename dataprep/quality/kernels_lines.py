@@ -107,28 +107,28 @@ def _dups(data, ps, pe, n, tkey, hs):
 
 
 @njit(cache=True)
-def _split_newlines(data, start, end, least, ps, pe):
-    """Pieces between runs of at least `least` "\\n" (as a regex split: "" is one piece)."""
-    n, s, i = 0, start, start
-    while i < end:
-        if data[i] == 10:
-            j = i
-            while j < end and data[j] == 10:
-                j += 1
-            if j - i >= least:
-                ps[n], pe[n] = s, i
-                n += 1
-                s = j
-            i = j
-        else:
-            i += 1
-    ps[n], pe[n] = s, end
+def _paragraphs(a, b, rs, re_, runs, ps, pe):
+    """Pieces of data[a:b] between the runs rs[r]:re_[r] of "\\n\\n" or more inside it (as a
+    regex split: "" is one piece)."""
+    n, s = 0, a
+    for r in range(runs):
+        if rs[r] >= a and re_[r] <= b:
+            ps[n], pe[n] = s, rs[r]
+            n += 1
+            s = re_[r]
+    ps[n], pe[n] = s, b
     return n + 1
+
+
+_SKIP = np.ones(256, np.bool_)  # bytes that cannot start a line break
+_SKIP[[10, 11, 12, 13, 28, 29, 30, 0xC2, 0xE2]] = False
 
 
 @njit(cache=True)
 def scan_lines(data, offsets):
-    """Per document the counts N_LINES..CHARS (see the module's column names)."""
+    """Per document the counts N_LINES..CHARS (see the module's column names). One walk finds
+    Python's lines, the pieces between runs of "\\n" and those runs of two or more (the
+    paragraph breaks)."""
     n_docs = len(offsets) - 1
     out = np.zeros((n_docs, 10), np.int64)
     longest = 0
@@ -137,6 +137,8 @@ def scan_lines(data, offsets):
     cap = longest + 1
     ps = np.empty(cap, np.int64)
     pe = np.empty(cap, np.int64)
+    rs = np.empty(cap, np.int64)
+    re_ = np.empty(cap, np.int64)
     table = 16
     while table < 2 * cap:
         table *= 2
@@ -148,16 +150,25 @@ def scan_lines(data, offsets):
         row[CHARS] = _chars(data, start, end)
         # Python's lines: bullets after leading whitespace, ellipses before trailing whitespace
         s, i, pieces, last_empty = start, start, 0, True
+        n, ns, run_at, nl_end, runs = 0, start, -1, -1, 0  # "\n" pieces, "\n\n+" runs
         while True:
-            if i < end:  # most bytes cannot start a line break: skip them fast
-                c = data[i]
-                if (c > 13 and c < 28) or (c > 30 and c < 0xC2) or c > 0xE2:
-                    i += 1
-                    continue
+            while i < end and _SKIP[data[i]]:  # most bytes: skip them fast
+                i += 1
             k = _break(data, i, end) if i < end else -1
             if k == 0:
                 i += 1
                 continue
+            if k > 0:
+                q = i if data[i] == 10 else i + 1 if k == 2 and data[i + 1] == 10 else -1
+                if q >= 0:
+                    if q != nl_end:  # a new run of "\n": the piece before it ends
+                        if nl_end - run_at >= 2:
+                            rs[runs], re_[runs] = run_at, nl_end
+                            runs += 1
+                        ps[n], pe[n] = ns, q
+                        n += 1
+                        run_at = q
+                    ns = nl_end = q + 1
             pieces += 1
             last_empty = i == s
             a, b = s, i
@@ -186,7 +197,11 @@ def scan_lines(data, offsets):
             i += k
             s = i
         row[N_LINES] = pieces - last_empty
-        n = _split_newlines(data, start, end, 1, ps, pe)
+        ps[n], pe[n] = ns, end
+        n += 1
+        if nl_end - run_at >= 2:
+            rs[runs], re_[runs] = run_at, nl_end
+            runs += 1
         row[N_LINE_PIECES] = n
         row[DUP_LINES], row[DUP_LINE_CHARS] = _dups(data, ps, pe, n, tkey, hs)
         a, b = start, end  # paragraphs of the trimmed text
@@ -200,7 +215,7 @@ def scan_lines(data, offsets):
             if w == 0:
                 break
             b -= w
-        n = _split_newlines(data, a, b, 2, ps, pe)
+        n = _paragraphs(a, b, rs, re_, runs, ps, pe)
         row[N_PARAS] = n
         row[DUP_PARAS], row[DUP_PARA_CHARS] = _dups(data, ps, pe, n, tkey, hs)
     return out
