@@ -34,11 +34,6 @@ def _with_padding(texts: list[str], padding: bytes) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(raw), buffers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the vectorised word signals of a batch's last document ending in a newline depend "
-    "on the uninitialised byte after it (utf8_split_whitespace reads past the string)",
-)
 def test_the_last_documents_word_signals_do_not_depend_on_the_bytes_after_it(monkeypatch) -> None:
     monkeypatch.setattr(signals, "_KERNEL", None)  # the vectorised path, as small runs take it
     text = LICENSE.read_text()

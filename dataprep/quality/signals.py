@@ -198,7 +198,9 @@ def words(texts: pa.Array, mode: str = "whitespace") -> tuple[pa.Array, np.ndarr
 
         lists = pa.array([tokens(t) for t in texts.to_pylist()], pa.list_(pa.string()))
         return _pieces(lists, drop_empty=True)
-    return _pieces(pc.utf8_split_whitespace(texts), drop_empty=True)
+    # trimmed first: pyarrow's split reads past the end of the array's last string when it
+    # ends in whitespace, and the byte there (padding) may glue the "\n" to its last word
+    return _pieces(pc.utf8_split_whitespace(pc.utf8_rtrim_whitespace(texts)), drop_empty=True)
 
 
 @_group("words")
