@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -136,7 +137,16 @@ def read_csv(
         ),
     )
     row = 1  # data rows, 1-based, after the header
-    for batch in reader:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:  # a record longer than two blocks "straddles" them
+            if "straddl" not in str(exc):
+                raise
+            yield from _read_csv_slowly(src, schema, config, q, block, row)
+            return
         if bad_rows:  # Arrow skipped a row in this batch (or one it parsed ahead): from here on
             # Python reads the records, so rows after it keep their own numbers
             yield from _read_csv_slowly(src, schema, config, q, block, row)
@@ -159,13 +169,15 @@ def _read_csv_slowly(
 ) -> Iterator[pa.Table]:
     """Data rows `first` on, numbered by Python's csv module, which counts a malformed row
     (wrong number of fields: quarantined with its number) where Arrow's reader skips it
-    unnumbered. The good records go back through Arrow's CSV reader in blocks, written out
+    unnumbered, and reads a record of any length (Arrow's streaming reader stops at one longer
+    than two blocks). The good records go back through Arrow's CSV reader in blocks, written out
     again, so their values convert exactly as on the fast path."""
     tolerate_cut = config.on_truncated == "quarantine"
+    csv.field_size_limit(max(csv.field_size_limit(), sys.maxsize))  # a book in one cell
     with open_source(src) as raw:
         records = WholeRecords(raw) if tolerate_cut else raw
         text = io.TextIOWrapper(
-            io.BufferedReader(records) if tolerate_cut else records,  # type: ignore[arg-type]
+            io.BufferedReader(_Raw(records)),  # any stream: a local file, S3's, a decoder
             encoding="utf-8",
             errors="surrogateescape",  # bytes as they are: a bad value quarantines its row
             newline="",
@@ -228,3 +240,19 @@ def _reparsed(
     )
     table = drop_invalid_utf8(table.append_column(LINE, int64s(numbers)), src, q)
     return _cast_columns(table, schema, src, q)
+
+
+class _Raw(io.RawIOBase):
+    """Any stream with `read(n)` as a raw stream, so `io.TextIOWrapper` can decode it."""
+
+    def __init__(self, stream: Any):
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

@@ -146,6 +146,9 @@ def _arrow_block(
     if newlines is None:
         newlines = NewlineCounter(data).lines(0, len(data), OPEN)  # type: ignore[arg-type]
     lines = newlines.newlines + (0 if len(data) and data[-1] == 10 else 1)
+    plain = newlines.unled == 0 and (not len(data) or data[0] == OPEN)
+    if not (plain or _one_object_per_line(data, first_line)):
+        return None  # checked first: pyarrow 26 segfaults on a block that starts with `null`
     options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pjson.read_json(
@@ -155,8 +158,7 @@ def _arrow_block(
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    plain = newlines.unled == 0 and (not len(data) or data[0] == OPEN)
-    if table.num_rows != lines or not (plain or _one_object_per_line(data, first_line)):
+    if table.num_rows != lines:
         return None
     return table.select(schema.names).append_column(LINE, int64_range(first_line, lines))
 
@@ -243,6 +245,8 @@ def _parse_lines_slowly(
     numbers: list[int] = []
     for offset, raw in enumerate(data.split(b"\n")):
         line = first_line + offset
+        if line == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]  # the file's byte order mark, which Arrow's path skips too
         if not raw.strip():
             continue
         reason = None
