@@ -115,12 +115,6 @@ def test_a_csv_record_longer_than_two_blocks_is_read(tmp_path: Path) -> None:
     assert column(tmp_path / "out", "text") == ["a short one", book, "after"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a CSV with a UTF-8 byte order mark and a quoted header (R's write.csv with "
-    "UTF-8-BOM) and one malformed row loses every row: the csv-module path reads the header "
-    "as '\\ufeff\"text\"', so each row is quarantined for a missing 'text'",
-)
 def test_a_bom_csv_with_a_malformed_row_keeps_its_good_rows(tmp_path: Path) -> None:
     import csv
     import io
