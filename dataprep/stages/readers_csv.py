@@ -178,7 +178,7 @@ def _read_csv_slowly(
         records = WholeRecords(raw) if tolerate_cut else raw
         text = io.TextIOWrapper(
             io.BufferedReader(_Raw(records)),  # any stream: a local file, S3's, a decoder
-            encoding="utf-8",
+            encoding="utf-8-sig",  # a byte order mark before the header, as Arrow skips it
             errors="surrogateescape",  # bytes as they are: a bad value quarantines its row
             newline="",
         )
