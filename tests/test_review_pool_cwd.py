@@ -35,11 +35,6 @@ def _input(folder: Path, tag: str) -> None:
     (folder / "in.jsonl").write_text("\n".join(rows) + "\n")  # ~110 KB: several ranges
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a warm pool's workers keep the directory they started in: after the caller's "
-    "chdir, relative inputs and outputs of the next run resolve in the old directory",
-)
 def test_a_run_after_chdir_reads_and_writes_where_the_caller_stands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,12 +58,6 @@ def _env(_: int) -> str | None:
     return os.environ.get("DATAPREP_AUDIT_LOG")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a warm pool's workers keep the environment they started with: after the caller "
-    "sets another audit log (audit_use.set_log), the next run's key uses are recorded in the "
-    "old one",
-)
 def test_a_run_after_an_environment_change_sees_the_new_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -172,6 +172,7 @@ class LocalExecutor:
         self._arrivals = Arrivals()
         self._owner: int | None = None  # thread that made (and spawns workers for) the pool
         self._forked = False  # the pool's workers are forks of the fork server
+        self._started_in: tuple[str, dict[str, str]] | None = None  # the pool's cwd and env
         self._ahead: threading.Thread | None = None  # starts the workers early (expect_input)
 
     def expect_input(self, size: int | None) -> None:
@@ -180,12 +181,12 @@ class LocalExecutor:
 
         A known size that will get a pool starts its workers now, while the stage plans
         (reads footers, splits inputs): their start (a fork each, ~10-40 ms) then overlaps
-        that work instead of delaying the first task. Workers of a fork server are started
-        by a helper thread (the server is their parent, so no thread of ours is tied to
-        them), so the stage plans meanwhile; spawned ones by this thread (see `_ctrl_c_held`)."""
+        that work instead of delaying the first task. A fork server's workers are started by
+        a helper thread (the server is their parent: no thread of ours is tied to them)."""
         self._input_bytes = size
         if size is None or size < self.inline_below or self.workers == 1:
             return
+        self._refresh()
         if not self._may_spawn():
             return
         with _ctrl_c_held():
@@ -250,6 +251,7 @@ class LocalExecutor:
                 daemon=True,
             )
             self._forward.start()
+            self._started_in = (os.getcwd(), dict(os.environ))
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=ctx,
@@ -257,6 +259,13 @@ class LocalExecutor:
                 initargs=(self._queue, os.getpid(), main, forked),
             )
         return self._pool
+
+    def _refresh(self) -> None:
+        """Close a warm pool whose workers started in another cwd or environment (a caller's
+        chdir, audit log or credentials between two runs): a worker takes both once, at its
+        start. Checked when a run starts, never mid-run."""
+        if self._pool is not None and self._started_in != (os.getcwd(), dict(os.environ)):
+            self.close()
 
     def _may_spawn(self) -> bool:
         """Whether the next submission can start a worker (no pool yet, one of another
@@ -272,6 +281,7 @@ class LocalExecutor:
         tasks: Sequence[T],
         on_done: Callable[[int, R], None] | None,
     ) -> list[R]:
+        self._refresh()
         results: list[Any] = [None] * len(tasks)
         attempts = [0] * len(tasks)
         queue = list(range(len(tasks) - 1, -1, -1))  # popped from the end: task order
