@@ -457,3 +457,38 @@ def test_newline_counter_lines_across_its_steps() -> None:
         got = counter.lines(lo, hi, ord("{"))
         assert got.newlines == chunk.count(b"\n")
         assert got.unled == sum(chunk[i] != ord("{") for i in starts)
+
+
+def test_cut_csv_with_a_malformed_row_keeps_numbers_to_the_cut(tmp_path: Path) -> None:
+    """`on_truncated: quarantine` on a cut .csv.gz whose malformed row sends it down the csv
+    module's path: every whole row before the cut, numbered as data rows, the malformed one and
+    the cut one quarantined with theirs. Oracle: the csv module over the bytes gzip gives back
+    up to the cut."""
+    import csv
+    import gzip
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["text", "n"])
+    for i in range(3000):
+        writer.writerow([f"row {i} " + "x" * 50, i] + (["extra"] if i == 10 else []))
+    packed = gzip.compress(text.getvalue().encode())
+    src = tmp_path / "cut.csv.gz"
+    src.write_bytes(packed[: len(packed) * 2 // 3])
+    whole = zlib.decompressobj(31).decompress(src.read_bytes())
+    records = list(csv.reader(io.StringIO(whole[: whole.rfind(b"\n") + 1].decode())))[1:]
+    want = [f"cut.csv.gz:{n}" for n, r in enumerate(records, start=1) if len(r) == 2]
+    out = tmp_path / "out"
+    run_stage(
+        "shard",
+        {"on_truncated": "quarantine", "block_bytes": 4096},
+        out,
+        inputs=[str(src)],
+        executor=LocalExecutor(1),
+    )
+    assert column(out, "id") == want
+    quarantined = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    assert [(q["line"], q["reason"].split(":")[0]) for q in quarantined] == [
+        (11, "malformed CSV row"),
+        (len(records) + 1, "truncated"),
+    ]

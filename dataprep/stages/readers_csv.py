@@ -243,16 +243,21 @@ def _reparsed(
 
 
 class _Raw(io.RawIOBase):
-    """Any stream with `read(n)` as a raw stream, so `io.TextIOWrapper` can decode it."""
+    """Any stream with `read(n)` as a raw stream, so `io.TextIOWrapper` can decode it (one
+    that hands out more than asked, as `WholeRecords` does, keeps the rest for the next call)."""
 
     def __init__(self, stream: Any):
         super().__init__()
         self._stream = stream
+        self._rest = b""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        with memoryview(buffer) as view, view.cast("B") as target:
+            data = self._rest or self._stream.read(len(target))
+            n = min(len(data), len(target))
+            target[:n] = data[:n]
+            self._rest = data[n:]
+        return n
