@@ -133,11 +133,6 @@ def test_a_bom_csv_with_a_malformed_row_keeps_its_good_rows(tmp_path: Path) -> N
     assert _shard(raw, tmp_path / "out") == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Parquet input whose text column is large_binary (polars' Binary) stops shard with "
-    "'Can't view array of type large_binary as string' (a traceback, exit 1)",
-)
 def test_a_parquet_large_binary_text_column_is_read(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -629,3 +629,19 @@ def test_compressed_csv_with_a_malformed_row_keeps_numbers(tmp_path: Path, suffi
     assert list(zip(column(out, "id"), column(out, "text"), strict=True)) == want
     quarantined = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
     assert [q["line"] for q in quarantined] == [151]
+
+
+@pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
+def test_parquet_bytes_text_is_checked_as_utf8(tmp_path: Path, kind: pa.DataType) -> None:
+    """A Parquet text column of bytes (binary, or large_binary as polars writes it): read as
+    text, a value that is not UTF-8 quarantined with its row number, the rest kept. Oracle:
+    Python's decode of each value."""
+    values = [f"row {i}".encode() for i in range(20)]
+    values[7] = b"bad \xff byte"
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"text": pa.array(values, kind)}), src)
+    out = tmp_path / "out"
+    _shard([src], out)
+    assert column(out, "text") == [v.decode() for i, v in enumerate(values) if i != 7]
+    quarantined = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    assert [q["line"] for q in quarantined] == [7]

@@ -71,8 +71,13 @@ def read_parquet(
         row += table.num_rows
         for i, name in enumerate(table.column_names):
             target = schema.field(name).type
-            if _is_binary(table.schema.field(name).type) and pa.types.is_string(target):
-                text = pa.chunked_array([c.view(pa.string()) for c in table.column(i).chunks])
+            given = table.schema.field(name).type
+            if _is_binary(given) and pa.types.is_string(target):
+                # same layout: binary as string, large_binary as large_string (cast later)
+                as_text = pa.large_string() if pa.types.is_large_binary(given) else pa.string()
+                text = pa.chunked_array(
+                    [c.view(as_text) for c in table.column(i).chunks], type=as_text
+                )
                 table = table.set_column(i, name, text)  # the UTF-8 check is next
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
         yield _cast_columns(table, schema, src, q)
