@@ -13,7 +13,7 @@ import pytest
 
 from dataprep import progress
 from dataprep.executors import forkserver, ticks
-from dataprep.executors.local import LocalExecutor
+from dataprep.executors.local import LocalExecutor, default_workers
 
 
 def _square(x: int) -> int:
@@ -143,27 +143,53 @@ def test_a_running_pool_does_not_probe_the_resource_tracker_per_task(
     assert 1 <= started <= 8 and len(calls) == started, (started, len(calls))
 
 
-def _pid(_: int) -> int:
+_AHEAD = """
+import os, sys
+from dataprep.executors import forkserver
+from dataprep.executors.local import LocalExecutor
+
+def pid(_):
     return os.getpid()
 
+fork, workers, size = sys.argv[1] == "fork", eval(sys.argv[2]), eval(sys.argv[3])
+if fork:
+    forkserver.start(fork=True)  # as the command does before it runs a stage
+with LocalExecutor(workers=workers) as executor:
+    executor.expect_input(size)
+    if executor._ahead is not None:  # the workers start on a helper thread
+        executor._ahead.join(timeout=60)
+    started = set(getattr(executor._pool, "_processes", None) or {})
+    ran = set(executor.run(pid, list(range(8)))) if fork else set()  # -c: forks see pid
+print(repr((len(started), not started or ran <= started)))
+"""
 
+
+@pytest.mark.skipif(not forkserver.available(), reason="no fork server here")
 @pytest.mark.parametrize(
-    ("workers", "size", "started"),
-    [(2, 10 << 20, 2), (None, 10 << 20, None), (None, 1000, 0), (2, None, 0), (1, 10 << 20, 0)],
+    ("fork", "workers", "size", "started"),
+    [
+        ("fork", 2, 10 << 20, 2),
+        ("fork", None, 10 << 20, None),  # the default: one per core
+        ("fork", None, 1000, 0),  # runs in-process
+        ("fork", 2, None, 0),  # size unknown
+        ("fork", 1, 10 << 20, 0),
+        ("spawn", 2, 10 << 20, 0),  # a fresh server may still be importing: not ahead
+    ],
 )
 def test_a_stage_that_will_use_the_pool_starts_its_workers_while_it_plans(
-    workers: int | None, size: int | None, started: int | None
+    fork: str, workers: int | None, size: int | None, started: int | None
 ) -> None:
     """The runner tells the executor the stage's input size before the stage plans: where
-    that input gets a pool, its workers start then (their forks overlap the planning), and
-    the stage's tasks run on those very workers; the caller does not wait for their forks.
-    None: one per core."""
-    with LocalExecutor(workers=workers) as executor:
-        executor.expect_input(size)
-        if executor._ahead is not None:  # a fork server's workers start on a helper thread
-            executor._ahead.join(timeout=60)
-        processes = dict(getattr(executor._pool, "_processes", None) or {})
-        want = executor.workers if started is None else started
-        assert len(processes) == want
-        if want:
-            assert set(executor.run(_pid, list(range(8)))) <= set(processes)
+    that input gets a pool and the command's forked server is up, the workers start then
+    (their forks overlap the planning) and the stage's tasks run on those very workers; the
+    caller does not wait for their forks."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _AHEAD, fork, repr(workers), repr(size)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    count, same = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    want = default_workers() if started is None else started
+    assert (count, same) == (want if want > 1 else 0, True)

@@ -231,6 +231,8 @@ def _fork_server(server: forkserver.ForkServer, later: Sequence[str]) -> None:
     server._forkserver_address = address  # type: ignore[attr-defined]
     server._forkserver_alive_fd = alive_w  # type: ignore[attr-defined]
     server._forkserver_pid = pid  # type: ignore[attr-defined]
+    global _forked_pid
+    _forked_pid = pid
 
 
 def _serve(listener: int, alive_r: int, alive_w: int, driver: int, later: Sequence[str]) -> None:
@@ -273,6 +275,14 @@ def command_script() -> str | None:
 
 _started_env: dict[str, str] | None = None
 _retired: list[int] = []
+_forked_pid: int | None = None  # the server `_fork_server` made, while it is the one running
+
+
+def ready_now() -> bool:
+    """Whether the running server is a fork of this process (the command's), so it forks a
+    worker within milliseconds; a fresh interpreter may still be importing for a second."""
+    server = forkserver._forkserver  # type: ignore[attr-defined]
+    return _forked_pid is not None and server._forkserver_pid == _forked_pid
 
 
 def _retire(server: forkserver.ForkServer) -> None:

@@ -181,23 +181,22 @@ class LocalExecutor:
 
         A known size that will get a pool starts its workers now, while the stage plans
         (reads footers, splits inputs): their start (a fork each, ~10-40 ms) then overlaps
-        that work instead of delaying the first task. A fork server's workers are started by
-        a helper thread (the server is their parent: no thread of ours is tied to them)."""
+        that work instead of delaying the first task. Only with the command's forked server
+        (`forkserver.ready_now`; a stage of one task must not wait for a fresh one), by a
+        helper thread: the server is the workers' parent, no thread of ours is tied to them."""
         self._input_bytes = size
         if size is None or size < self.inline_below or self.workers == 1:
             return
         self._refresh()
-        if not self._may_spawn():
+        if not self._may_spawn() or not forkserver.ready_now():
             return
         with _ctrl_c_held():
             pool = self._ensure_pool()
-            if self._forked:
+            if self._forked and forkserver.ready_now():
                 self._ahead = threading.Thread(
                     target=_start_workers, args=(pool, self.workers), daemon=True
                 )
                 self._ahead.start()
-            else:
-                _start_workers(pool, self.workers)
 
     def run(
         self,
