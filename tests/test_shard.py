@@ -645,3 +645,14 @@ def test_parquet_bytes_text_is_checked_as_utf8(tmp_path: Path, kind: pa.DataType
     assert column(out, "text") == [v.decode() for i, v in enumerate(values) if i != 7]
     quarantined = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
     assert [q["line"] for q in quarantined] == [7]
+
+
+def test_parquet_string_view_text_is_read(tmp_path: Path) -> None:
+    """A text column typed string_view (a pyarrow table written as it is) is text: read and
+    cast to string, not refused as 'not text'."""
+    values = [f"row {i}" for i in range(10)]
+    src = tmp_path / "view.parquet"
+    pq.write_table(pa.table({"text": pa.array(values, pa.string_view())}), src)
+    out = tmp_path / "out"
+    _shard([src], out)
+    assert column(out, "text") == values

@@ -35,7 +35,8 @@ def open_parquet(src: SourceFile) -> pq.ParquetFile:
 def check_text_type(src: SourceFile, field: pa.Field) -> None:
     """A Parquet text column must hold strings (or bytes, checked as UTF-8 row by row)."""
     t = field.type
-    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or _is_binary(t)):
+    text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    if not (text or _is_binary(t)):
         raise DataprepError(
             f"input {src.path} column {field.name!r} is {t}, not text; pass --text-column "
             "naming a string column"
