@@ -268,3 +268,28 @@ def test_the_driver_finds_a_build_without_llvmlite_or_numba(tmp_path) -> None:
     assert saved is not None
     native.save(tmp_path / name, *saved)
     assert run() == ["True", "False"]
+
+
+def test_warming_a_worker_never_builds(tmp_path) -> None:
+    """The fork server's preload (`tasks.warm_kernel`) maps this CPU's build and never
+    compiles one: with only another CPU's build of the same code on disk it imports no numba
+    and saves nothing; with this CPU's build it maps it."""
+    kernel.load()
+    env = {**os.environ, "DATAPREP_KERNEL_CACHE": str(tmp_path)}
+    code = (
+        "import sys\n"
+        "from dataprep.stages.dedup import kernel, tasks\n"
+        "tasks.warm_kernel()\n"
+        "print(bool(kernel._FUNCS), 'numba' in sys.modules)\n"
+    )
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    ).stdout.split()
+    other = tmp_path / f"dedup-kernel-{native.code_key(kernel._SOURCES)}-000000000000.native"
+    other.write_bytes(b"")  # another CPU's build (its content is never read here)
+    assert run() == ["False", "False"]
+    assert sorted(tmp_path.iterdir()) == [other]
+    saved = native.read(kernel.cache_path())
+    assert saved is not None
+    native.save(tmp_path / kernel.cache_path().name, *saved)
+    assert run() == ["True", "False"]

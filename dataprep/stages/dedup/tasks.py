@@ -48,9 +48,17 @@ WORKER_PRELOAD = ("dataprep.crypto", "dataprep.stages.dedup.tasks:warm_kernel")
 def warm_kernel() -> None:
     """Map this machine's build of the kernel; never build one (whether a build repays itself
     is the driver's choice, `minhash.kernel_pays`)."""
+    from dataprep import native
+
     from . import kernel
 
-    if os.environ.get("DATAPREP_DEDUP_KERNEL") != "numpy" and kernel.is_built():
+    if os.environ.get("DATAPREP_DEDUP_KERNEL") == "numpy" or not kernel.is_built():
+        return  # is_built: some CPU's build (a file name); this CPU's is checked below
+    try:
+        ready = native.read(kernel.cache_path()) is not None
+    except (native.NativeError, OSError):
+        return
+    if ready:
         minhash.kernel_module()
 
 
