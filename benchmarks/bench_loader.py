@@ -625,6 +625,31 @@ def _print_table(rounds: list[dict[str, dict]], reference: str) -> None:
                 f"same threads/this {_paired(rounds, 'dataprep-same', best)}"
             )
     print("('!' after resume s: the first batch after resume was not the one read there)")
+    _print_targets(rounds, reference)
+
+
+def _print_targets(rounds: list[dict[str, dict]], reference: str) -> None:
+    """Issue 19.4's targets as one line each: the ratio it names, and CPU per sample."""
+
+    def cpu(name: str) -> float | None:
+        runs = [r[name]["cpu_us_per_sample"] for r in rounds if name in r]
+        return statistics.median(runs) if runs else None
+
+    if reference == "loop":
+        loop = [r.get("loop", {}).get("samples_per_s") for r in rounds]
+        ratio = _paired(rounds, "dataprep", loop)
+        print(f"TARGET plain: ours (default) / loop = {ratio} (>= 1.00x wanted)")
+        return
+    best = _best_peer(rounds, "litdata")
+    if not any(best):
+        return
+    ours, theirs = cpu("dataprep-same"), min(c for c in (cpu("litdata"), cpu("litdata-zstd")) if c)
+    print(
+        f"TARGET tokens/text: ours same threads / LitData best = "
+        f"{_paired(rounds, 'dataprep-same', best)}, ours default / LitData best = "
+        f"{_paired(rounds, 'dataprep', best)}; CPU us per sample ours same threads "
+        f"{ours:.2f} vs LitData's lowest {theirs:.2f}"
+    )
 
 
 def _shuffle_report(data: dict, args: argparse.Namespace, peers: list[str], py: str) -> None:
