@@ -19,8 +19,9 @@ agree, with every disagreement class counted and explained.
 
 `--paired N` times only our signals (no Parquet, no datatrove), the two word modes
 alternating for N rounds: the steadier figure for the cost of spaCy's words.
-`--against REV [--paired N]` times the word + n-gram pass of git revision REV and of this
-tree alternating in one process: the before/after figure of a change to the kernels.
+`--against REV [--paired N]` times the line + paragraph pass and the word + n-gram pass of git
+revision REV and of this tree alternating in one process: the before/after figure of a change
+to the kernels.
 """
 
 from __future__ import annotations
@@ -256,6 +257,26 @@ def against(corpus: Path, rev: str, rounds: int) -> None:
             batches.append(texts.slice(start, i + 1 - start))
             start, size = i + 1, 0
     mb = sum(sizes) / 1e6
+    old_lines = importlib.import_module("dataprep_at_rev.quality.kernels_lines")
+    from dataprep.quality import kernels_lines as new_lines
+
+    lines: dict[str, list[float]] = {"old": [], "new": []}
+    for module in (old_lines, new_lines):
+        module.line_signals(texts.slice(0, 20))  # compile or load
+    for r in range(rounds):  # the line + paragraph pass (no words): the same for both modes
+        for name in sorted(lines, reverse=r % 2 == 1):
+            module = old_lines if name == "old" else new_lines
+            t0 = time.process_time()
+            for batch in batches:
+                module.line_signals(batch)
+            lines[name].append(time.process_time() - t0)
+    o, n = (sorted(lines[k])[rounds // 2] for k in ("old", "new"))
+    ratios = sorted(a / b for a, b in zip(lines["old"], lines["new"], strict=True))
+    print(
+        f"lines + paragraphs pass, {mb:.1f} MB, {rounds} paired rounds: {rev} {o:.2f} s "
+        f"({mb / o:.1f} MB/s), now {n:.2f} s ({mb / n:.1f} MB/s), {rev}/now per-round median "
+        f"{ratios[rounds // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    )
     for words in ("whitespace", "spacy"):
         spent: dict[str, list[float]] = {"old": [], "new": []}
         passes = {"old": old, "new": new}
