@@ -33,10 +33,18 @@ def registry() -> dict[str, str]:
     return available()
 
 
+def target(name: str) -> str | None:
+    """A stage's target: a built-in's without listing entry points (a plugin cannot override
+    a built-in name), so `dataprep shard` does not pay the scan."""
+    from dataprep.stages import BUILTIN
+
+    return BUILTIN.get(name) or registry().get(name)
+
+
 def spec(name: str) -> dict[str, Any]:
     """The spec of a registered stage: from catalog.json when it is current."""
     entry = _saved().get(name)
-    if entry and entry["target"] == registry().get(name) and _current(entry["sources"]):
+    if entry and entry["target"] == target(name) and _current(entry["sources"]):
         return entry["spec"]
     from dataprep.stages import get_stage
 

@@ -4,7 +4,6 @@ entry-point group (each entry point names a `Stage` subclass)."""
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from dataprep.errors import DataprepError
@@ -35,6 +34,8 @@ def _load(target: str) -> type[Stage]:
 
 
 def available() -> dict[str, str]:
+    from importlib.metadata import entry_points  # ~10 ms: only where plugins are listed
+
     names = dict(BUILTIN)
     for ep in entry_points(group="dataprep.stages"):
         names.setdefault(ep.name, ep.value)
