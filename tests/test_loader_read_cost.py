@@ -224,7 +224,7 @@ def test_a_starved_decode_thread_does_not_hold_a_batch_back(
     finally:
         prefetch.close()
     assert got == needs
-    assert time.perf_counter() - t0 < 1.0  # waiting on the thread: >= 3 s
+    assert time.perf_counter() - t0 < 1.5  # waiting on the thread: >= 3 s (60 slow pieces)
     assert prefetch.taken_over >= 1
     for key, pieces in loads.pieces.items():  # every piece once, in order, whoever ran it
         assert [step for step, _ in pieces] == list(range(20)), key
