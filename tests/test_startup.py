@@ -348,3 +348,41 @@ def test_a_stage_command_builds_only_its_own_command(tmp_path: Path) -> None:
     tail = proc.stderr.rsplit("\nBUILT ", 1)[1]
     assert tail == "['run'] SCANS 0 CODE 0", proc.stderr  # run: the stage command
     assert (tmp_path / "out" / ".manifest.json").exists()
+
+
+@needs_forkserver
+def test_audit_log_option_keeps_the_forked_server(tmp_path: Path) -> None:
+    """`--audit-log` with `-w 2`: the workers are forks of the command's forked server (the
+    option used to change the environment after that fork, so the server was retired and a
+    fresh interpreter started), and they still write the log the option names."""
+    from dataprep.crypto import generate_key_file
+    from dataprep.runner import run_stage
+
+    rows = [json.dumps({"text": f"row {i} " + "word " * 40}) for i in range(400)]
+    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
+    shards, enc, keys = tmp_path / "shards", tmp_path / "enc", tmp_path / "keys.json"
+    run_stage("shard", {"shard_rows": 50}, shards, inputs=[str(tmp_path / "in.jsonl")])
+    generate_key_file(keys)
+    run_stage("encrypt", {"key_file": str(keys)}, enc, input_path=shards)
+    args = ["decrypt", str(enc), "-o", "dec", "--key-file", str(keys), "-w", "2", "-q"]
+    code = (
+        "import os, sys\n"
+        "from dataprep.executors import forkserver\n"
+        "retired = []\n"
+        "retire = forkserver._retire\n"
+        "forkserver._retire = lambda server: retired.append(1) or retire(server)\n"
+        f"sys.argv = ['dataprep', *{args!r}, '--audit-log', 'logs/a.jsonl']\n"
+        "from dataprep.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "sys.stderr.write(f'\\nRETIRED {len(retired)} CODE {code} PID {os.getpid()}')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    tail = proc.stderr.rsplit("\nRETIRED ", 1)[1].split()
+    assert tail[:3] == ["0", "CODE", "0"], proc.stderr
+    found = [json.loads(line) for line in (tmp_path / "logs" / "a.jsonl").read_text().splitlines()]
+    assert found and all(r["outcome"] == "ok" and r["action"] == "decrypt" for r in found)
+    assert {r["pid"] for r in found} - {int(tail[-1])}, "no worker wrote the log"
+    beside = Path(str(keys) + ".audit.jsonl").read_text()  # the setup's encrypt only
+    assert '"decrypt"' not in beside

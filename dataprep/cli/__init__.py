@@ -201,7 +201,26 @@ def _warm_workers(args: list[str]) -> None:
     module = stage.split(":")[0]
     if workers is None and module.startswith("dataprep.") and _small(args):
         return  # it will run in-process (runner): a fork now would only cost copied pages
+    _audit_log_now(command, args)
     forkserver.start(extra=(module,), fork=True)
+
+
+def _audit_log_now(command: str, args: list[str]) -> None:
+    """`--audit-log PATH` into the environment before the fork server is forked, as the
+    command sets it later (`set_log`, from the value click parses here the same way): set
+    only then, the changed environment retired the forked server, and a fresh interpreter
+    replaced it (~0.5 s of CPU). Workers read the log's path from their environment."""
+    if not any(a == "--audit-log" or a.startswith("--audit-log=") for a in args):
+        return
+    from dataprep.audit_use import set_log
+    from dataprep.cli.stages import stage_command
+
+    after = args[args.index(command) + 1 :]
+    try:
+        ctx = stage_command(command).make_context(command, after, resilient_parsing=True)
+    except Exception:  # the command reports a bad command line itself
+        return
+    set_log(ctx.params.get("audit_log"))
 
 
 def _small(args: list[str]) -> bool:
