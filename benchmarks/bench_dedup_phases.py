@@ -13,6 +13,13 @@ Then `--copies`: dedup the first run's output again (it has no duplicates left, 
 lineage proves the encoding), once as it runs (untouched shards copied) and once with the
 copy switched off (every shard rewritten), alternating; the write phase's CPU of each, and
 whether the files are byte-identical.
+
+`--fingerprints N` instead times exact fingerprints in this process on N real-text fragments
+(benchmarks/dedup_corpus.py, 1-4 KB), in the stage's batches, paired per round: the code before
+the kernel (Arrow normalisation, then xxh3 of each Python string), the Arrow path now (the
+fallback: hashes straight from the buffer) and the kernel (exact.py); all three must agree.
+
+    PYTHONPATH=. python benchmarks/bench_dedup_phases.py --fingerprints 50000 --rounds 5
 """
 
 from __future__ import annotations
@@ -60,13 +67,65 @@ def dedup(src: Path, out: Path) -> Any:
     return run_stage("dedup", CONFIG, out, input_path=src, executor=executor)
 
 
+def fingerprint_rounds(docs: int, rounds: int) -> None:
+    """Paired CPU seconds of the exact fingerprint paths (see the module docstring)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import xxhash
+    from dedup_corpus import fragments
+
+    from dataprep.stages.dedup import exact, minhash, normalise
+    from dataprep.stages.dedup.tasks import BATCH_ROWS
+
+    def before(columns: list[pa.Array], steps: list[str]) -> np.ndarray:
+        joined = pc.fill_null(normalise.normalise(columns[0], steps), pa.scalar("\x00"))
+        raw = b"".join(xxhash.xxh3_128_digest(s.encode()) for s in joined.to_pylist())
+        return np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+
+    kernel = minhash.kernel_module()
+    texts, _ = fragments(docs, 0)
+    column = pa.array(texts, pa.string())
+    megabytes = column.nbytes / 1e6
+    batches = [column.slice(i, BATCH_ROWS) for i in range(0, len(column), BATCH_ROWS)]
+    steps = list(CONFIG.normalize)
+    ways: dict[str, Callable[[list[pa.Array], list[str]], np.ndarray]] = {
+        "before": before,
+        "arrow": normalise.fingerprints,
+        "kernel": lambda cols, st: exact.kernel_fingerprints(kernel, cols, st),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds + 1):  # the first round warms up, untimed
+        results = []
+        for name, way in ways.items():
+            started = time.process_time()
+            results.append(np.concatenate([way([b], steps) for b in batches]))
+            cpu[name].append(time.process_time() - started)
+        assert all(np.array_equal(results[0], r) for r in results[1:]), "fingerprints differ"
+    print(f"exact fingerprints of {docs:,} docs ({megabytes:.0f} MB), steps {steps}, CPU s:")
+    for name, values in cpu.items():
+        values[:] = values[1:]
+        print(f"  {name:<8}{statistics.median(values):7.3f}  {[round(v, 3) for v in values]}")
+    for name in ("before", "arrow"):
+        ratios = [a / k for a, k in zip(cpu[name], cpu["kernel"], strict=True)]
+        print(f"  {name} / kernel: {statistics.median(ratios):.1f}x (median of paired rounds)")
+    print("  all three bit-identical: True")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("shards", type=Path, help="a dataset directory (bench_dedup.py's)")
+    parser.add_argument(
+        "shards", type=Path, nargs="?", help="a dataset directory (bench_dedup.py's)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_dedup_phases"))
     parser.add_argument("--copies", action="store_true", help="also: copied vs rewritten shards")
+    parser.add_argument("--fingerprints", type=int, help="time exact fingerprints of N docs")
     args = parser.parse_args()
+    if args.fingerprints:
+        return fingerprint_rounds(args.fingerprints, args.rounds)
+    if args.shards is None:
+        parser.error("a dataset directory is needed (or --fingerprints N)")
     cpu = timed_phases()
     first = args.work / "first"
     dedup(args.shards, first)  # warm-up; its output feeds --copies

@@ -11,7 +11,8 @@ bit-identical to the numpy path, which stays as the reference and the fallback
 
 `sign_text` also normalises: NFKC, lower-casing and punctuation of an ASCII document are byte
 maps (NFKC leaves ASCII as it is), done in the loop; only non-ASCII documents go through
-Arrow's Unicode normalisation first.
+Arrow's Unicode normalisation first. `collapse_rows` does the same byte maps and the whitespace
+step for exact fingerprints (`exact.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ _P, _I, _U = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64
 _ARGS = {
     "sign_rows": (_P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _U, _P, _P, _I, _P, _I, _P, _P, _P, _P),
     "band_keys": (_P, _I, _I, _I, _P, _I, _P),
+    "collapse_rows": (_P, _P, _P, _P, _I, _I, _P, _P),
 }
 
 
@@ -137,6 +139,29 @@ def band_keys(sig: np.ndarray, rows: int, starts: np.ndarray) -> np.ndarray:
     keys = np.empty((bands, docs), np.uint64)
     _call("band_keys", _ptr(sig), docs, num_perm, rows, _ptr(starts), bands, _ptr(keys))
     return keys
+
+
+def collapse_rows(
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, flags: np.ndarray, collapse: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, offsets (spans + 1) int64) of kernel_source.collapse_rows over the spans."""
+    starts = np.ascontiguousarray(starts, np.int64)
+    ends = np.ascontiguousarray(ends, np.int64)
+    flags = np.ascontiguousarray(flags, np.int64)
+    data = np.ascontiguousarray(data, np.uint8)
+    spans = len(starts)
+    _check(
+        len(ends) == len(flags) == spans
+        and (spans == 0 or (starts.min() >= 0 and (ends >= starts).all()
+                            and ends.max() <= len(data)))
+    )  # fmt: skip
+    out = np.empty(int((ends - starts).sum()) + 2 * spans + 1, np.uint8)
+    offsets = np.empty(spans + 1, np.int64)
+    _call(
+        "collapse_rows", _ptr(data), _ptr(starts), _ptr(ends), _ptr(flags), spans,
+        int(collapse), _ptr(out), _ptr(offsets),
+    )  # fmt: skip
+    return out, offsets
 
 
 def _spans(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

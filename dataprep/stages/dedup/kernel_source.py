@@ -52,6 +52,11 @@ SIGN_ROWS = types.void(
 )  # fmt: skip
 # void band_keys(sig, docs, num_perm, rows, starts, bands, keys)
 BAND_KEYS = types.void(_U32P, _I64, _I64, _I64, _U64P, _I64, _U64P)
+# void collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets)
+COLLAPSE_ROWS = types.void(_U8P, _I64P, _I64P, _I64P, _I64, _I64, _U8P, _I64P)
+# collapse_rows flags per span: lower-case ASCII, ASCII punctuation runs as one space, a null
+# (written as one NUL byte), a further column of the previous row (a \x1f written first)
+LOWER, PUNCT, NULL, JOIN = 1, 2, 4, 8
 
 
 @njit(inline="always")
@@ -219,10 +224,73 @@ def band_keys(sig, docs, num_perm, rows, starts, bands, keys):
             keys[band * docs + d] = key
 
 
+def collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets):
+    """normalise()'s byte maps and whitespace step in one pass (exact fingerprints): span k,
+    data[starts[k]:ends[k]], goes to out[offsets[k]:offsets[k + 1]] with, per flags[k], ASCII
+    lower-cased, each ASCII punctuation run as one space, and (`collapse`) Arrow's Unicode
+    whitespace runs as one space, none at either end (split + join + trim). out needs the
+    spans' bytes plus 2 per span (a NUL for a null, a \x1f for a joined column)."""
+    o = 0
+    offsets[0] = 0
+    for k in range(spans):
+        f = flags[k]
+        if f & 8:
+            out[o] = 31
+            o += 1
+        if f & 4:
+            out[o] = 0
+            offsets[k + 1] = o + 1
+            o += 1
+            continue
+        lower = f & 1
+        punct = f & 2
+        begun = False  # a byte of this span written (collapse: no space before it)
+        pending = False  # a separator since the last byte written (collapse)
+        in_punct = False
+        i = starts[k]
+        end = ends[k]
+        while i < end:
+            b = data[i]
+            kind = _CLASS[b]
+            if punct and kind == 4:
+                if collapse:
+                    pending = begun
+                elif not in_punct:
+                    out[o] = 32
+                    o += 1
+                in_punct = True
+                i += 1
+                continue
+            in_punct = False
+            if collapse:
+                width = 1 if kind == 1 else 0
+                if b == 0xC2 or (b >= 0xE1 and b <= 0xE3):
+                    width = _unicode_space(data, i, end)
+                if width:
+                    pending = begun
+                    i += width
+                    continue
+                if pending:
+                    out[o] = 32
+                    o += 1
+                    pending = False
+                begun = True
+            if lower and b >= 65 and b <= 90:
+                b += 32
+            out[o] = b
+            o += 1
+            i += 1
+        offsets[k + 1] = o
+
+
 # numba's own calling convention, no Python or C wrappers, no reference counting: the machine
 # code then references nothing but LLVM intrinsics (native.check_ir refuses anything else).
 _NATIVE = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True, "_nrt": False, "nogil": True}
-KERNELS = (("sign_rows", sign_rows, SIGN_ROWS), ("band_keys", band_keys, BAND_KEYS))
+KERNELS = (
+    ("sign_rows", sign_rows, SIGN_ROWS),
+    ("band_keys", band_keys, BAND_KEYS),
+    ("collapse_rows", collapse_rows, COLLAPSE_ROWS),
+)
 
 
 def build() -> tuple[dict[str, str], list[bytes]]:

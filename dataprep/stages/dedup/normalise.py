@@ -15,6 +15,8 @@ import xxhash
 
 from dataprep import arrow_np
 
+from . import params
+
 PUNCTUATION = r"[\p{P}\p{S}]+"
 FIELD_SEP = "\x1f"
 NULL_MARK = "\x00"
@@ -57,6 +59,15 @@ def fingerprints(columns: Sequence[pa.Array], steps: Sequence[str]) -> np.ndarra
         parts.append(pc.fill_null(normalise(column, steps), arrow_np.string(NULL_MARK)))
     sep = arrow_np.string(FIELD_SEP)
     joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, sep)
+    offsets, data = params._string_buffers(joined)
+    return hash_rows(data, offsets)
+
+
+def hash_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """xxh3-128 of each data[offsets[i]:offsets[i + 1]] as an (n, 2) uint64 array (high, low):
+    straight from the buffer (no Python strings)."""
+    view = memoryview(np.ascontiguousarray(data, np.uint8))
+    bounds = offsets.tolist()
     digest = xxhash.xxh3_128_digest
-    raw = b"".join(digest(s.encode()) for s in joined.to_pylist())
+    raw = b"".join([digest(view[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     return np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)

@@ -29,8 +29,9 @@ from dataprep.storage import StoragePath
 from . import buckets, minhash
 from .buckets import EXACT, Run, shard_dir
 from .config import DedupConfig
+from .exact import fingerprints
 from .index import band_name, open_index
-from .normalise import fingerprints, token_steps
+from .normalise import token_steps
 from .payloads import (
     BucketJob,
     IndexJob,
@@ -166,7 +167,7 @@ def _sign_batch(
     if config.uses_exact and valid.any():
         picked = batch.filter(arrow_np.mask(valid))
         cols = [picked.column(c) for c in config.fingerprint_columns]
-        signed.fps.append(fingerprints(cols, config.normalize))
+        signed.fps.append(fingerprints(cols, config.normalize, task.payload.compiled))
         signed.fp_rows.append(local[valid])
     if config.keep_column or config.keep_kind == "longest":
         signed.scores.append(_scores(batch, config))
