@@ -324,8 +324,9 @@ def test_the_command_collects_garbage_again_after_start_up() -> None:
 
 def test_a_stage_command_builds_only_its_own_command(tmp_path: Path) -> None:
     """`dataprep shard IN -o OUT` makes only shard's click command (Typer built every written
-    command's, ~0.05 s of CPU before the first task) and lists no entry points (a built-in
-    name needs no plugin scan); the run and its output are as before."""
+    command's, ~0.05 s of CPU before the first task), lists no entry points (a built-in
+    name needs no plugin scan) and imports no written command's module; the run and its
+    output are as before."""
     src = tmp_path / "in.jsonl"
     src.write_text('{"text": "a"}\n{"text": "b"}\n')
     code = (
@@ -342,11 +343,13 @@ def test_a_stage_command_builds_only_its_own_command(tmp_path: Path) -> None:
         f"sys.argv = ['dataprep', 'shard', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}]\n"
         "from dataprep.cli import main\n"
         "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
-        "sys.stderr.write(f'\\nBUILT {built} SCANS {len(scans)} CODE {code}')\n"
+        "from dataprep.cli import COMMAND_MODULES\n"
+        "loaded = [m for m in COMMAND_MODULES if f'dataprep.cli.{m}' in sys.modules]\n"
+        "sys.stderr.write(f'\\nBUILT {built} SCANS {len(scans)} CODE {code} LOADED {loaded}')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     tail = proc.stderr.rsplit("\nBUILT ", 1)[1]
-    assert tail == "['run'] SCANS 0 CODE 0", proc.stderr  # run: the stage command
+    assert tail == "['run'] SCANS 0 CODE 0 LOADED []", proc.stderr  # run: the stage command
     assert (tmp_path / "out" / ".manifest.json").exists()
 
 
@@ -386,3 +389,20 @@ def test_audit_log_option_keeps_the_forked_server(tmp_path: Path) -> None:
     assert {r["pid"] for r in found} - {int(tail[-1])}, "no worker wrote the log"
     beside = Path(str(keys) + ".audit.jsonl").read_text()  # the setup's encrypt only
     assert '"decrypt"' not in beside
+
+
+def test_no_written_command_has_a_builtin_stage_name() -> None:
+    """What lets `dataprep STAGE` skip the written commands' modules: none of them is STAGE."""
+    import typer.main
+
+    from dataprep import cli
+    from dataprep.stages import BUILTIN
+
+    for module in cli.COMMAND_MODULES:
+        __import__(f"dataprep.cli.{module}")
+    written = {g.name for g in cli.app.registered_groups} | {
+        c.name or typer.main.get_command_name(c.callback.__name__)
+        for c in cli.app.registered_commands
+        if c.callback is not None
+    }
+    assert len(written) > 5 and not written & set(BUILTIN), sorted(written & set(BUILTIN))
