@@ -36,7 +36,7 @@ _P, _I, _U = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64
 _ARGS = {
     "sign_rows": (_P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _U, _P, _P, _I, _P, _I, _P, _P, _P, _P),
     "band_keys": (_P, _I, _I, _I, _P, _I, _P),
-    "collapse_rows": (_P, _P, _P, _P, _I, _I, _P, _P),
+    "collapse_rows": (_P, _P, _P, _P, _I, _I, _P, _P, _P),
 }
 
 
@@ -157,9 +157,10 @@ def collapse_rows(
     )  # fmt: skip
     out = np.empty(int((ends - starts).sum()) + 2 * spans + 1, np.uint8)
     offsets = np.empty(spans + 1, np.int64)
+    tab = np.empty(1024, np.uint16)
     _call(
         "collapse_rows", _ptr(data), _ptr(starts), _ptr(ends), _ptr(flags), spans,
-        int(collapse), _ptr(out), _ptr(offsets),
+        int(collapse), _ptr(out), _ptr(offsets), _ptr(tab),
     )  # fmt: skip
     return out, offsets
 

@@ -52,8 +52,10 @@ SIGN_ROWS = types.void(
 )  # fmt: skip
 # void band_keys(sig, docs, num_perm, rows, starts, bands, keys)
 BAND_KEYS = types.void(_U32P, _I64, _I64, _I64, _U64P, _I64, _U64P)
-# void collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets)
-COLLAPSE_ROWS = types.void(_U8P, _I64P, _I64P, _I64P, _I64, _I64, _U8P, _I64P)
+# void collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets, tab)
+COLLAPSE_ROWS = types.void(
+    _U8P, _I64P, _I64P, _I64P, _I64, _I64, _U8P, _I64P, types.CPointer(types.uint16)
+)
 # collapse_rows flags per span: lower-case ASCII, ASCII punctuation runs as one space, a null
 # (written as one NUL byte), a further column of the previous row (a \x1f written first)
 LOWER, PUNCT, NULL, JOIN = 1, 2, 4, 8
@@ -224,12 +226,22 @@ def band_keys(sig, docs, num_perm, rows, starts, bands, keys):
             keys[band * docs + d] = key
 
 
-def collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets):
+def collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets, tab):
     """normalise()'s byte maps and whitespace step in one pass (exact fingerprints): span k,
     data[starts[k]:ends[k]], goes to out[offsets[k]:offsets[k + 1]] with, per flags[k], ASCII
     lower-cased, each ASCII punctuation run as one space, and (`collapse`) Arrow's Unicode
     whitespace runs as one space, none at either end (split + join + trim). out needs the
-    spans' bytes plus 2 per span (a NUL for a null, a \x1f for a joined column)."""
+    spans' bytes plus 2 per span (a NUL for a null, a \x1f for a joined column).
+    Scratch: tab (1024), one byte table per lower/punct combination (as sign_rows')."""
+    for f in range(4):
+        for c in range(256):
+            kind = _CLASS[c]
+            split = (collapse != 0 and kind == 1) or (kind == 4 and (f & 2) != 0)
+            low = c + 32 if (f & 1) != 0 and 65 <= c <= 90 else c
+            spaces = collapse != 0 and (c == 0xC2 or 0xE1 <= c <= 0xE3)
+            tab[f * 256 + c] = (
+                np.uint16(low) | (_SEP if split else _ZERO16) | (_UNI if spaces else _ZERO16)
+            )
     o = 0
     offsets[0] = 0
     for k in range(spans):
@@ -242,44 +254,40 @@ def collapse_rows(data, starts, ends, flags, spans, collapse, out, offsets):
             offsets[k + 1] = o + 1
             o += 1
             continue
-        lower = f & 1
-        punct = f & 2
-        begun = False  # a byte of this span written (collapse: no space before it)
-        pending = False  # a separator since the last byte written (collapse)
-        in_punct = False
+        base = (f & 3) * 256
         i = starts[k]
         end = ends[k]
-        while i < end:
-            b = data[i]
-            kind = _CLASS[b]
-            if punct and kind == 4:
-                if collapse:
-                    pending = begun
-                elif not in_punct:
-                    out[o] = 32
-                    o += 1
-                in_punct = True
+        if collapse:  # a space written is always a separator's: collapse on the last byte
+            first = o
+            while i < end:
+                t = tab[base + data[i]]
+                if t >= _SEP:
+                    width = 1 if t & _SEP else _unicode_space(data, i, end)
+                    if width:
+                        if o > first and out[o - 1] != 32:
+                            out[o] = 32
+                            o += 1
+                        i += width
+                        continue
+                out[o] = np.uint8(t & 0xFF)
+                o += 1
                 i += 1
-                continue
+            if o > first and out[o - 1] == 32:  # no space at the end (trim)
+                o -= 1
+        else:
             in_punct = False
-            if collapse:
-                width = 1 if kind == 1 else 0
-                if b == 0xC2 or (b >= 0xE1 and b <= 0xE3):
-                    width = _unicode_space(data, i, end)
-                if width:
-                    pending = begun
-                    i += width
-                    continue
-                if pending:
-                    out[o] = 32
+            while i < end:
+                t = tab[base + data[i]]
+                if t & _SEP:  # punctuation (whitespace is no separator here)
+                    if not in_punct:
+                        out[o] = 32
+                        o += 1
+                    in_punct = True
+                else:
+                    in_punct = False
+                    out[o] = np.uint8(t & 0xFF)
                     o += 1
-                    pending = False
-                begun = True
-            if lower and b >= 65 and b <= 90:
-                b += 32
-            out[o] = b
-            o += 1
-            i += 1
+                i += 1
         offsets[k + 1] = o
 
 
