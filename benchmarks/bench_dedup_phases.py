@@ -20,6 +20,12 @@ the kernel (Arrow normalisation, then xxh3 of each Python string), the Arrow pat
 fallback: hashes straight from the buffer) and the kernel (exact.py); all three must agree.
 
     PYTHONPATH=. python benchmarks/bench_dedup_phases.py --fingerprints 50000 --rounds 5
+
+`--exact-stage N`: `dedup --method exact` on N such fragments (shards of 50k rows), one worker
+in this process, alternating per round the Arrow fingerprints and the kernel's (forced): the
+sign phase's CPU seconds of each, and whether the outputs are byte-identical.
+
+    PYTHONPATH=. python benchmarks/bench_dedup_phases.py --exact-stage 200000 --rounds 3
 """
 
 from __future__ import annotations
@@ -112,6 +118,51 @@ def fingerprint_rounds(docs: int, rounds: int) -> None:
     print("  all three bit-identical: True")
 
 
+def exact_stage_rounds(docs: int, rounds: int, work: Path) -> None:
+    """Paired sign-phase CPU of `dedup --method exact`, Arrow vs kernel fingerprints."""
+    import os
+
+    from bench_dedup import write_corpus
+    from dedup_corpus import fragments
+
+    from dataprep.stages.dedup import exact, normalise, tasks
+
+    shutil.rmtree(work, ignore_errors=True)
+    texts, clusters = fragments(docs, 0)
+    write_corpus(work, texts, clusters, 50000)
+    config = DedupConfig.parse({"method": "exact"})
+    ways = {
+        "arrow": lambda cols, steps, compiled=False: normalise.fingerprints(cols, steps),
+        "kernel": exact.fingerprints,
+    }
+    cpu = timed_phases()
+    sign: dict[str, list[float]] = {name: [] for name in ways}
+    os.environ["DATAPREP_DEDUP_KERNEL"] = "numba"  # the kernel way takes the kernel at any size
+    for _ in range(rounds + 1):  # the first round warms up, untimed
+        for name, way in ways.items():
+            tasks.fingerprints = way
+            cpu.clear()
+            out = work / name
+            shutil.rmtree(out, ignore_errors=True)
+            run = run_stage(
+                "dedup", config, out, input_path=work / "shards",
+                executor=make_executor("local", workers=1),
+            )  # fmt: skip
+            sign[name].append(cpu["_sign"])
+    names = [p.name for p in sorted((work / "kernel").glob("part-*.parquet"))]
+    same = all(filecmp.cmp(work / "arrow" / n, work / "kernel" / n, shallow=False) for n in names)
+    print(
+        f"dedup --method exact, {docs:,} docs, {run.report['rows_in'] - run.report['rows_out']:,}"
+        f" removed, sign phase CPU s ({rounds} rounds):"
+    )
+    for name, values in sign.items():
+        values[:] = values[1:]
+        print(f"  {name:<8}{statistics.median(values):7.2f}  {[round(v, 2) for v in values]}")
+    ratios = [a / k for a, k in zip(sign["arrow"], sign["kernel"], strict=True)]
+    print(f"  arrow / kernel: {statistics.median(ratios):.1f}x (median of paired rounds)")
+    print(f"  the {len(names)} output shards byte-identical: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -121,7 +172,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_dedup_phases"))
     parser.add_argument("--copies", action="store_true", help="also: copied vs rewritten shards")
     parser.add_argument("--fingerprints", type=int, help="time exact fingerprints of N docs")
+    parser.add_argument("--exact-stage", type=int, help="dedup --method exact on N docs")
     args = parser.parse_args()
+    if args.exact_stage:
+        return exact_stage_rounds(args.exact_stage, args.rounds, args.work / "exact")
     if args.fingerprints:
         return fingerprint_rounds(args.fingerprints, args.rounds)
     if args.shards is None:
