@@ -167,3 +167,46 @@ def test_stage_path_uses_the_kernel_when_forced(monkeypatch):
     col = _column(6, nulls=False)
     assert np.array_equal(exact.fingerprints([col], list(STEPS)), oracle([col], list(STEPS)))
     assert calls
+
+
+@pytest.mark.parametrize("method", ["exact", "both"])
+def test_the_stage_removes_the_same_rows_with_and_without_the_kernel(method, tmp_path, monkeypatch):
+    """`dedup --method exact|both`: the driver's kernel choice changes no output byte, and
+    copies that differ only in case, NFKC form or whitespace kind are removed either way."""
+    import json
+
+    from dataprep.dataset import read_manifest
+    from dataprep.executors import make_executor
+    from dataprep.runner import run_stage
+
+    _kernel()
+    monkeypatch.delenv("DATAPREP_DEDUP_KERNEL", raising=False)
+    inline = make_executor("local", workers=1)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    base = list(dict.fromkeys(d for d in DOCS if len(d.split()) > 3))[:150]
+    variants = (
+        ["\u3000" + d.upper().replace(" ", "\u00a0\x1c ") + "\n" for d in base[:40]]
+        + ["\uff21" + d for d in base[40:60]]
+        + ["A" + d for d in base[40:60]]
+    )
+    rows = [{"text": t} for t in base + variants]
+    (raw / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = tmp_path / "src"
+    run_stage("shard", {"shard_rows": 100}, src, inputs=[str(raw)], executor=inline)
+    calls = []
+    real = exact.kernel_fingerprints
+    monkeypatch.setattr(exact, "kernel_fingerprints", lambda *a: calls.append(1) or real(*a))
+    shards, removed = {}, {}
+    for name, limit in (("arrow", 1 << 50), ("kernel", 1)):
+        monkeypatch.setattr(minhash, "KERNEL_MIN_TEXT_BYTES_PER_WORKER", limit)
+        calls.clear()
+        run = run_stage(
+            "dedup", {"method": method}, tmp_path / name, input_path=src, executor=inline
+        )
+        assert bool(calls) == (name == "kernel"), name
+        removed[name] = run.report["rows_in"] - run.report["rows_out"]
+        shards[name] = [s.xxh3_128 for s in read_manifest(str(tmp_path / name)).shards]
+    assert shards["arrow"] == shards["kernel"]
+    # 40 case/whitespace copies (a few upper() forms do not lower back) + 20 NFKC copies
+    assert removed["arrow"] == removed["kernel"] >= 50
