@@ -210,3 +210,19 @@ def test_the_stage_removes_the_same_rows_with_and_without_the_kernel(method, tmp
     assert shards["arrow"] == shards["kernel"]
     # 40 case/whitespace copies (a few upper() forms do not lower back) + 20 NFKC copies
     assert removed["arrow"] == removed["kernel"] >= 50
+
+
+EDGE_COLUMNS = [
+    [pa.array([None, None], pa.string())],
+    [pa.array(["", ""])],
+    [pa.nulls(3, pa.int64())],
+    [pa.array(["a", None]), pa.nulls(2, pa.string())],
+    [pa.array([" x ", "\u3000", "\x1c\x1f"], pa.large_string())],
+    [pa.array(["Ab", "c", "Ab"]).dictionary_encode()],
+]
+
+
+@pytest.mark.parametrize("cols", EDGE_COLUMNS, ids=range(len(EDGE_COLUMNS)))
+@pytest.mark.parametrize("steps", [list(STEPS), [], ["punctuation"]], ids=str)
+def test_all_null_empty_and_encoded_columns(cols, steps):
+    assert np.array_equal(exact.kernel_fingerprints(_kernel(), cols, steps), oracle(cols, steps))
