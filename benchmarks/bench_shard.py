@@ -48,6 +48,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -208,14 +209,19 @@ def _reap_orphans(timeout: float = 30.0) -> None:
 
 
 def measure(
-    tool: str, src: Path, work: Path, peer_defaults: bool, baseline: Path | None = None
+    tool: str,
+    src: Path,
+    work: Path,
+    peer_defaults: bool,
+    baseline: Path | None = None,
+    shard_args: Sequence[str] = (),
 ) -> dict[str, float]:
     out = work / f"out-{tool}"
     shutil.rmtree(out, ignore_errors=True)
     env, cwd = None, None
     if tool in ("dataprep", "before"):
         cmd = [sys.executable, "-m", "dataprep", "shard", str(src), "-o", str(out)]
-        cmd += ["--workers", str(WORKERS)]
+        cmd += ["--workers", str(WORKERS), *shard_args]
         if tool == "before":  # the same command from another checkout of the code
             cwd, env = baseline, {**os.environ, "PYTHONPATH": str(baseline)}
     else:
@@ -291,6 +297,12 @@ def main() -> None:
         help="also time `dataprep shard` from this checkout (tool 'before'), e.g. "
         "git worktree add /tmp/before <commit>",
     )
+    parser.add_argument(
+        "--shard-args",
+        default="",
+        help="more options for `dataprep shard` (ours and --baseline's), e.g. the fixed cost: "
+        "--input 8MB.jsonl --shard-args='--chunk-bytes 2MB' (4 tasks on 2 workers)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("TOOL", "SRC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -319,7 +331,9 @@ def main() -> None:
     for i in range(args.repeat):
         order = tools[i % len(tools) :] + tools[: i % len(tools)]
         for tool in order:
-            results[tool].append(measure(tool, src, work, args.peer_defaults, args.baseline))
+            results[tool].append(
+                measure(tool, src, work, args.peer_defaults, args.baseline, args.shard_args.split())
+            )
             r = results[tool][-1]
             print(
                 f"  round {i + 1} {tool:9} cpu {r['cpu']:6.1f} s (sys {r['sys']:4.1f}, "
