@@ -91,7 +91,7 @@ COMMAND_MODULES = tuple(
 
 def _runs_a_builtin_stage() -> bool:
     """`dataprep STAGE ...` for a built-in stage, no help asked: no written command is used
-    (none has a built-in stage's name: tests/test_startup.py), so their modules are not
+    (none has a built-in stage's name: tests/test_startup_cli.py), so their modules are not
     imported (~0.02 s of CPU before the first task)."""
     from dataprep.stages import BUILTIN
 
