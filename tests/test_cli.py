@@ -206,3 +206,48 @@ def test_flags_reach_the_model_as_typed(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert seen == [DummyConfig(level=2, names=["a", "b"])]
     with pytest.raises(Exception, match="3"):
         command.main([*args[:3], "--level", "3"], standalone_mode=False)
+
+
+def _help_texts() -> list[str]:
+    from dataprep import catalog
+
+    specs = [catalog.spec(name) for name in catalog.registry()]
+    fields = [f for s in specs for f in s["fields"]] + catalog.executor_fields()
+    return [s["help"] for s in specs] + [f["help"] for f in fields]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["pip install 'dataprep[ray]'", "[bold]x[/]", "a \\[b] c", "\\\\[x]", "ends \\", "ends \\\\"]
+    + ["[] or ['raw']", "[#f00]", "[@click]", "[/x", "no brackets", ""],
+)
+def test_escape_is_richs(text: str) -> None:
+    """The CLI's own markup escape (so a stage command is built without importing rich) gives
+    rich's bytes: on these edge cases and on every option help in the catalog."""
+    from rich.markup import escape as rich_escape
+
+    from dataprep.cli.output import escape
+
+    for each in [text, *_help_texts()]:
+        assert escape(each) == rich_escape(each), each
+
+
+@pytest.mark.parametrize("mode", ["-q", "--json"])
+def test_quiet_or_json_stage_run_does_not_import_rich(
+    mode: str, corpus_dir: Path, tmp_path: Path
+) -> None:
+    """A run that prints nothing to a person does not import rich (~0.01 s of CPU); a run
+    that prints its summary still does, through the same console as before."""
+    args = ["shard", str(corpus_dir), "-o", str(tmp_path / "out"), "-w", "1", mode]
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dataprep", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines()]
+    assert "pyarrow" in imported and not [m for m in imported if m.split(".")[0] == "rich"]
+    shown = cli("shard", corpus_dir, "-o", tmp_path / "shown", "-w", "1")
+    assert "rows out" in shown.stdout and "shards" in shown.stdout

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.markup import escape
 
 from dataprep import catalog
 from dataprep.cli import output
+from dataprep.cli.output import escape
 
 KEY_FILE_HELP = "Key file, if the input is encrypted (output stays so)."
 AUDIT_LOG_HELP = (
