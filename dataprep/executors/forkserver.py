@@ -42,6 +42,9 @@ BASE = (
     "pyarrow",
     "pyarrow.parquet",
     "pyarrow.compute",
+    # what the server and each worker import on their first fork and pool start (~2 ms each)
+    "multiprocessing.popen_forkserver",
+    "multiprocessing.synchronize",
 )
 SERVER_NAME = b"dataprep-server"  # what ps and top show for a forked server (not `python ...`)
 PR_SET_NAME = 15  # linux/prctl.h
