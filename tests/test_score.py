@@ -270,6 +270,32 @@ def test_compiled_ngrams_equal_the_brute_force_on_long_text(
     assert repeated >= 5
 
 
+@pytest.mark.parametrize("words", signals.WORDS)
+def test_short_word_keys_ignore_the_bytes_after_the_word(
+    monkeypatch: pytest.MonkeyPatch, words: str
+) -> None:
+    """A word of up to 7 bytes is keyed by one 8-byte read masked to its length: equal words
+    followed by different text stay equal, words that are prefixes of each other stay apart,
+    and the words in the buffer's last 7 bytes (the byte-by-byte path) number the same way."""
+    stems = ["a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg"]
+    texts = []
+    for k, stem in enumerate(stems):
+        tail = " ".join(stems[: k + 1])
+        texts.append(" ".join(f"{stem} {other}" for other in stems) + f" {stem}\t{stem}x " + tail)
+    texts.append("ab. ab, ab! (ab) ab; ab ab: ab")  # spaCy: "ab" then marks, many times
+    texts.append(" ".join(["ab abc"] * 12) + " ab")  # the buffer ends with a short word
+    names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
+    monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
+    monkeypatch.setattr(signals, "_KERNEL", False)
+    ours = {k: v.to_pylist() for k, v in signals.compute(pa.array(texts), names, words).items()}
+    split = kernels_spacy.tokens if words == "spacy" else str.split
+    for i, text in enumerate(texts):
+        for name, want in reference(text, split).items():
+            if name in names:
+                assert _close(ours[name][i], want), (name, i, text[:80], ours[name][i], want)
+    assert sum(ours["top_2_gram_char_fraction"][i] > 0 for i in range(len(texts))) == len(texts)
+
+
 def test_cached_kernels_follow_the_sources_they_call(tmp_path: Path) -> None:
     """numba keys cached machine code by the bytes of the function's own file: a function
     that calls one from another file keeps the old code after that file changes (as
