@@ -5,6 +5,7 @@ stage's click command, no written command's module, no plugin scan for a built-i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,28 @@ def test_no_written_command_has_a_builtin_stage_name() -> None:
         if c.callback is not None
     }
     assert len(written) > 5 and not written & set(BUILTIN), sorted(written & set(BUILTIN))
+
+
+_BLAS_IDLE = """
+import os, sys, time
+sys.argv = ["dataprep", "--version"]  # as the `dataprep` command starts
+import dataprep.cli
+import numpy
+started = time.process_time()
+time.sleep(0.3)  # numpy's BLAS threads, if spinning, burn CPU now; this thread does not
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"), time.process_time() - started)
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS starts no thread on one core")
+def test_command_start_does_not_spin_blas_threads() -> None:
+    """pyarrow imports numpy, whose OpenBLAS threads spin ~0.05-0.1 s of CPU waiting for work
+    at start; the command has them sleep at once. A user's own OPENBLAS_THREAD_TIMEOUT wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    run = [sys.executable, "-c", _BLAS_IDLE]
+    ours = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env, check=True)
+    value, cpu = ours.stdout.split()
+    assert value == "4" and float(cpu) < 0.02, ours.stdout  # spinning: 0.05-0.1 s
+    env["OPENBLAS_THREAD_TIMEOUT"] = "20"
+    theirs = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env, check=True)
+    assert theirs.stdout.split()[0] == "20"

@@ -36,6 +36,12 @@ _ctrl_c_before_imports = (
 _gc_held = _started_as_command() and gc.isenabled()
 if _gc_held:
     gc.disable()
+# numpy's OpenBLAS starts a thread per extra core when pyarrow imports numpy, and each spins
+# 2^28 cycles (~0.05-0.1 s of CPU) waiting for work before it sleeps; this command runs no
+# BLAS before the fork (threads are not forked). A short wait makes them sleep at once; a
+# later BLAS call wakes them as usual. A user's own setting wins.
+if _started_as_command():
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import importlib  # noqa: E402 (the handler above covers these imports)
 import pkgutil  # noqa: E402
