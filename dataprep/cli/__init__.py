@@ -74,6 +74,23 @@ class _Commands(typer.core.TyperGroup):
             found = self.commands[name] = stage_command(name)
         return found
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """As Typer's, but "Did you mean" also offers stage names: Typer suggests only from
+        the commands already built, and stage commands are built when asked for."""
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as error:  # click's UsageError (Typer >= 0.26 vendors its own click)
+            message = getattr(error, "message", None)
+            if not (args and isinstance(message, str) and message.startswith("No such command")):
+                raise
+            import difflib
+
+            asked = message.split(". Did you mean", 1)[0].rstrip(".")
+            matches = difflib.get_close_matches(args[0], self.list_commands(ctx))
+            offered = ", ".join(repr(m) for m in matches)
+            error.message = f"{asked}. Did you mean {offered}?" if matches else f"{asked}."
+            raise
+
 
 app = typer.Typer(
     name="dataprep",
