@@ -262,42 +262,55 @@ def against(corpus: Path, rev: str, rounds: int) -> None:
     old_lines = importlib.import_module("dataprep_at_rev.quality.kernels_lines")
     from dataprep.quality import kernels_lines as new_lines
 
-    lines: dict[str, list[float]] = {"old": [], "new": []}
     for module in (old_lines, new_lines):
         module.line_signals(texts.slice(0, 20))  # compile or load
-    for r in range(rounds):  # the line + paragraph pass (no words): the same for both modes
-        for name in sorted(lines, reverse=r % 2 == 1):
-            module = old_lines if name == "old" else new_lines
-            t0 = time.process_time()
-            for batch in batches:
-                module.line_signals(batch)
-            lines[name].append(time.process_time() - t0)
-    o, n = (sorted(lines[k])[rounds // 2] for k in ("old", "new"))
-    ratios = sorted(a / b for a, b in zip(lines["old"], lines["new"], strict=True))
-    print(
-        f"lines + paragraphs pass, {mb:.1f} MB, {rounds} paired rounds: {rev} {o:.2f} s "
-        f"({mb / o:.1f} MB/s), now {n:.2f} s ({mb / n:.1f} MB/s), {rev}/now per-round median "
-        f"{ratios[rounds // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})"
-    )
+    passes = {"old": old_lines, "new": new_lines}
+
+    def lines_pass(module) -> None:
+        for batch in batches:
+            module.line_signals(batch)
+
+    spent = _paired(passes, rounds, lines_pass)
+    _print_paired(spent, f"lines + paragraphs pass, {mb:.1f} MB", rounds, mb, rev)
     for words in ("whitespace", "spacy"):
-        spent: dict[str, list[float]] = {"old": [], "new": []}
         passes = {"old": old, "new": new}
         for kernels in passes.values():
             kernels.word_signals(texts.slice(0, 20), True, words)  # compile or load
-        for r in range(rounds):
-            for name in sorted(passes, reverse=r % 2 == 1):
-                _forget(getattr(passes[name]._LOCAL, "cache", None))
-                t0 = time.process_time()
-                for batch in batches:
-                    passes[name].word_signals(batch, True, words)
-                spent[name].append(time.process_time() - t0)
-        o, n = (sorted(spent[k])[rounds // 2] for k in ("old", "new"))
-        ratios = sorted(a / b for a, b in zip(spent["old"], spent["new"], strict=True))
-        print(
-            f"--words {words}, {mb:.1f} MB, word + n-gram pass, {rounds} paired rounds: {rev} "
-            f"{o:.2f} s ({mb / o:.1f} MB/s), now {n:.2f} s ({mb / n:.1f} MB/s), {rev}/now "
-            f"per-round median {ratios[rounds // 2]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})"
-        )
+
+        def word_pass(kernels, words=words) -> None:
+            for batch in batches:
+                kernels.word_signals(batch, True, words)
+
+        spent = _paired(passes, rounds, word_pass, untimed=_forget_cache)
+        _print_paired(spent, f"--words {words}, {mb:.1f} MB, word + n-gram pass", rounds, mb, rev)
+
+
+def _forget_cache(kernels) -> None:
+    _forget(getattr(kernels._LOCAL, "cache", None))
+
+
+def _paired(passes: dict, rounds: int, run, untimed=None) -> dict[str, list[float]]:
+    """CPU seconds of `run(pass)` for each pass, alternating, the order flipped each round;
+    `untimed(pass)` runs first, outside the clock (e.g. emptying a cache)."""
+    spent: dict[str, list[float]] = {name: [] for name in passes}
+    for r in range(rounds):
+        for name in sorted(passes, reverse=r % 2 == 1):
+            if untimed is not None:
+                untimed(passes[name])
+            t0 = time.process_time()
+            run(passes[name])
+            spent[name].append(time.process_time() - t0)
+    return spent
+
+
+def _print_paired(spent: dict[str, list[float]], what: str, rounds: int, mb: float, rev: str):
+    o, n = (sorted(spent[k])[rounds // 2] for k in ("old", "new"))
+    ratios = sorted(a / b for a, b in zip(spent["old"], spent["new"], strict=True))
+    print(
+        f"{what}, {rounds} paired rounds: {rev} {o:.2f} s ({mb / o:.1f} MB/s), now {n:.2f} s "
+        f"({mb / n:.1f} MB/s), {rev}/now per-round median {ratios[rounds // 2]:.2f}x "
+        f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    )
 
 
 WHY = {

@@ -191,3 +191,16 @@ def column_chunks(folder: Path, pattern: str = "*.parquet") -> Iterator:
         for g in range(meta.num_row_groups):
             for c in range(meta.num_columns):
                 yield meta.row_group(g).column(c)
+
+
+def string_array_with_padding(texts: list[str], padding: bytes):
+    """`texts` as a StringArray whose data buffer goes on with `padding` after the last one:
+    a reader that runs past the last string (Arrow 26's utf8_split_whitespace does) sees it."""
+    import numpy as np
+    import pyarrow as pa
+
+    raw = [t.encode() for t in texts]
+    offsets = np.zeros(len(raw) + 1, np.int32)
+    np.cumsum([len(r) for r in raw], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw) + padding)]
+    return pa.Array.from_buffers(pa.string(), len(raw), buffers)

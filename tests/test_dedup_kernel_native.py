@@ -248,6 +248,14 @@ def test_fork_server_and_ray_workers_sign_with_the_kernel(tmp_path) -> None:
     assert out["forks"] == out["ray"] == want and len(read_manifest(str(src)).shards) == 4
 
 
+def _printed_words(code: str, env: dict) -> list[str]:
+    """What a fresh interpreter running `code` prints, split into words."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    return done.stdout.split()
+
+
 def test_the_driver_finds_a_build_without_llvmlite_or_numba(tmp_path) -> None:
     """kernel_pays (the driver's choice) looks for a build by file name: a driver whose
     workers sign imports neither numba nor llvmlite (~0.05 s CPU, ~50 MB); with no build for
@@ -259,9 +267,7 @@ def test_the_driver_finds_a_build_without_llvmlite_or_numba(tmp_path) -> None:
         "from dataprep.stages.dedup import minhash\n"
         "print(minhash.kernel_pays(3 << 20), 'llvmlite' in sys.modules or 'numba' in sys.modules)\n"
     )
-    run = lambda: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    ).stdout.split()
+    run = lambda: _printed_words(code, env)  # noqa: E731
     assert run() == ["False", "False"]  # no build in this folder yet
     name = kernel.cache_path().name  # this code's build for this CPU
     saved = native.read(kernel.cache_path())
@@ -282,9 +288,7 @@ def test_warming_a_worker_never_builds(tmp_path) -> None:
         "tasks.warm_kernel()\n"
         "print(bool(kernel._FUNCS), 'numba' in sys.modules)\n"
     )
-    run = lambda: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    ).stdout.split()
+    run = lambda: _printed_words(code, env)  # noqa: E731
     other = tmp_path / f"dedup-kernel-{native.code_key(kernel._SOURCES)}-000000000000.native"
     other.write_bytes(b"")  # another CPU's build (its content is never read here)
     assert run() == ["False", "False"]

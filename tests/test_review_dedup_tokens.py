@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import column
+from helpers import column, string_array_with_padding
 
 from dataprep import runner
 from dataprep.executors.local import LocalExecutor
@@ -78,18 +78,11 @@ HEADER = next(s for s in LICENSE.read_text().splitlines() if "Copyright (C) 2007
 QUOTED = "“Free software” is a matter of liberty, not price."  # non-ASCII: Arrow's split
 
 
-def _with_padding(texts: list[str], padding: bytes) -> pa.Array:
-    """`texts` as a StringArray whose data buffer goes on with `padding` after the last one."""
-    raw = [t.encode() for t in texts]
-    offsets = np.zeros(len(raw) + 1, np.int32)
-    np.cumsum([len(r) for r in raw], out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw) + padding)]
-    return pa.Array.from_buffers(pa.string(), len(raw), buffers)
-
-
 def test_bytes_after_the_last_document_do_not_change_its_signature() -> None:
     docs = [QUOTED, HEADER + "\n"]  # a one-line document ends with its newline
-    clean, _ = minhash.sign_text(_with_padding(docs, b""), [], "fast", 64, 1, 5, None)
+    clean, _ = minhash.sign_text(string_array_with_padding(docs, b""), [], "fast", 64, 1, 5, None)
     for garbage in (b"\xc3", b"\x80", b"\xff"):
-        padded, _ = minhash.sign_text(_with_padding(docs, garbage), [], "fast", 64, 1, 5, None)
+        padded, _ = minhash.sign_text(
+            string_array_with_padding(docs, garbage), [], "fast", 64, 1, 5, None
+        )
         assert np.array_equal(padded[1], clean[1]), garbage

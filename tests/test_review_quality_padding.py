@@ -16,22 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
+from helpers import string_array_with_padding
 
 from dataprep.quality import signals
 
 LICENSE = Path("/usr/share/common-licenses/BSD")
-
-
-def _with_padding(texts: list[str], padding: bytes) -> pa.Array:
-    """`texts` as a StringArray whose data buffer goes on with `padding` after the last one."""
-    raw = [t.encode() for t in texts]
-    offsets = np.zeros(len(raw) + 1, np.int32)
-    np.cumsum([len(r) for r in raw], out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw) + padding)]
-    return pa.Array.from_buffers(pa.string(), len(raw), buffers)
 
 
 def test_the_last_documents_word_signals_do_not_depend_on_the_bytes_after_it(monkeypatch) -> None:
@@ -41,5 +31,7 @@ def test_the_last_documents_word_signals_do_not_depend_on_the_bytes_after_it(mon
     words = doc.split()
     want = sum(len(w) for w in words) / len(words)
     for garbage in (b"", b"\xc3", b"\x80", b"\xff"):
-        got = signals.compute(_with_padding(["first", doc], garbage), ["mean_word_length"])
+        got = signals.compute(
+            string_array_with_padding(["first", doc], garbage), ["mean_word_length"]
+        )
         assert got["mean_word_length"][1].as_py() == pytest.approx(want), garbage
