@@ -135,11 +135,9 @@ class _Loads:
         return type("W", (), {"nbytes": 10, "key": (lane, i)})()
 
 
-@pytest.mark.parametrize("threads", [0, 1, 2, 3])
-def test_prefetcher_keeps_need_order_and_lane_order(threads: int) -> None:
-    needs = [(lane, i) for i in range(12) for lane in (0, 1, 2) if not (lane == 2 and i > 4)]
-    needs += [(1, 12), (1, 13), (0, 12)]
-    loads = _Loads()
+def _drain_in_need_order(needs: list, loads, threads: int) -> None:
+    """Take every need from a Prefetcher over `loads`: each window comes back in need order,
+    for its own key, and no lane was ever loaded by two threads at once."""
     prefetch = Prefetcher(iter(needs), loads, budget=25, threads=threads)
     try:
         got = [prefetch.get() for _ in needs]
@@ -148,6 +146,14 @@ def test_prefetcher_keeps_need_order_and_lane_order(threads: int) -> None:
     assert [key for key, _ in got] == needs
     assert all(window.key == key for key, window in got)  # type: ignore[attr-defined]
     assert loads.overlap == 0
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2, 3])
+def test_prefetcher_keeps_need_order_and_lane_order(threads: int) -> None:
+    needs = [(lane, i) for i in range(12) for lane in (0, 1, 2) if not (lane == 2 and i > 4)]
+    needs += [(1, 12), (1, 13), (0, 12)]
+    loads = _Loads()
+    _drain_in_need_order(needs, loads, threads)
     for lane, seen in loads.order.items():
         assert seen == [i for ln, i in needs if ln == lane]
 
@@ -243,14 +249,8 @@ def test_prefetcher_hand_over_keeps_need_order_and_lane_order(
     errors = _thread_errors(monkeypatch)
     needs = [(lane, i) for i in range(10) for lane in (0, 1, 2) if not (lane == 2 and i > 3)]
     loads = _StepLoads(steps=3, slow=slow)
-    prefetch = Prefetcher(iter(needs), loads, budget=25, threads=threads)
-    try:
-        got = [prefetch.get() for _ in needs]
-    finally:
-        prefetch.close()
-    assert [key for key, _ in got] == needs
-    assert all(window.key == key for key, window in got)  # type: ignore[attr-defined]
-    assert loads.overlap == 0 and not errors
+    _drain_in_need_order(needs, loads, threads)
+    assert not errors
     assert all([s for s, _ in p] == [0, 1, 2] for p in loads.pieces.values())
     assert sorted(loads.pieces) == sorted(needs)
 
