@@ -6,6 +6,7 @@ in their own modules here. This file is the one place where user errors become e
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -164,7 +165,50 @@ def main() -> None:
     except BaseException as exc:
         # The run is over: a late Ctrl-C must not cut the exit short with a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _exit_for(exc)
+        try:
+            _exit_for(exc)
+        except SystemExit as done:
+            if _is_the_program():
+                _leave(done)
+            raise
+
+
+def _is_the_program() -> bool:
+    """Whether `main()` runs as the program (`dataprep`, `python -m dataprep`), not called
+    by a caller's own code (a test, an embedding) that goes on after it."""
+    program = sys.modules.get("__main__")
+    spec = getattr(program, "__spec__", None)
+    if spec is not None:
+        return spec.name == "dataprep.__main__"
+    return os.path.basename(getattr(program, "__file__", None) or "") == "dataprep"
+
+
+def _leave(done: SystemExit) -> None:
+    """End the process now, without tearing the interpreter down: freeing every module and a
+    last collection over all start-up allocated (~0.02 s of CPU), each freed page first
+    copied from the fork server that still shares it. What an exit owes is kept: the atexit
+    handlers (multiprocessing's clean-up, temp dirs, logging), flushed output, the status.
+    Returns (the usual exit follows) where that would differ: a non-int status (printed by
+    the interpreter), a thread the exit would wait for, output that cannot be flushed."""
+    import threading  # loaded already by any run that started a thread
+
+    status = 0 if done.code is None else done.code
+    main = threading.main_thread()
+    waits = [t for t in threading.enumerate() if not t.daemon and t is not main]
+    if not isinstance(status, int) or waits:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # a closed pipe: the interpreter reports it as it always did
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status & 0xFF)
 
 
 def _run_app(args: list[str]) -> None:

@@ -1,0 +1,93 @@
+"""The end of a `dataprep` command: once its run is over it leaves without tearing the
+interpreter down (freeing every module, a last garbage collection over everything start-up
+allocated, each freed page first copied from the fork server that still shares it), but
+with everything an exit owes: atexit handlers, flushed output, the same exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Put on PYTHONPATH as `sitecustomize`: marks what the command's own process ran at its exit
+# (not its workers: forks, which call threading._shutdown when their work ends). The
+# interpreter's teardown (Py_FinalizeEx) calls threading._shutdown, then the atexit handlers.
+_MARKS = """
+import atexit, os, threading
+_where, _command = os.environ["MARKS"], os.getpid()
+def _mark(name):
+    if os.getpid() == _command:
+        open(os.path.join(_where, name), "w").close()
+atexit.register(_mark, "atexit")
+_shutdown = threading._shutdown
+def _teardown():
+    _mark("teardown")
+    _shutdown()
+threading._shutdown = _teardown
+"""
+
+
+def _command(tmp_path: Path, *args: str, main: str = "-m") -> subprocess.CompletedProcess:
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_MARKS)
+    marks = tmp_path / "marks"
+    marks.mkdir(exist_ok=True)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "MARKS": str(marks), "PYTHONPATH": os.pathsep.join([str(site), root])}
+    run = [sys.executable, "-m", "dataprep"] if main == "-m" else [sys.executable, main]
+    return subprocess.run([*run, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _marks(tmp_path: Path) -> set[str]:
+    return {p.name for p in (tmp_path / "marks").iterdir()}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stage_command_leaves_without_interpreter_teardown(tmp_path: Path, workers: str) -> None:
+    """A finished run: atexit handlers ran, no teardown, exit 0, its --json summary whole on
+    stdout (a pipe: block-buffered until the exit flushes it), its output committed."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(50)))
+    out = tmp_path / "out"
+    proc = _command(tmp_path, "shard", str(src), "-o", str(out), "-w", workers, "--json")
+    assert proc.returncode == 0, proc.stderr
+    [run] = json.loads(proc.stdout)
+    assert run["status"] == "ran" and run["report"]["rows_out"] == 50
+    assert (out / ".manifest.json").exists()
+    assert _marks(tmp_path) == {"atexit"}
+
+
+def test_a_failed_command_keeps_its_sentence_and_status(tmp_path: Path) -> None:
+    """A user error: the same one sentence on stderr and exit status 2, without teardown."""
+    proc = _command(tmp_path, "shard", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr  # one sentence, maybe wrapped
+    assert _marks(tmp_path) == {"atexit"}
+
+
+def test_help_and_version_print_in_full(tmp_path: Path) -> None:
+    """Output written just before the exit is flushed: `--version` and `--help` to a pipe."""
+    version = _command(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("dataprep "), version
+    shown = _command(tmp_path, "shard", "--help")
+    assert shown.returncode == 0 and "--chunk-bytes" in shown.stdout, shown.stderr
+    assert shown.stdout.rstrip().endswith("╯"), shown.stdout[-200:]  # the last panel closed
+
+
+def test_a_caller_of_main_keeps_its_interpreter(tmp_path: Path) -> None:
+    """`main()` called from a caller's own script (tests, an embedding) raises SystemExit as
+    before: the caller's code after it runs, and its interpreter ends as usual."""
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import sys\nsys.argv = ['dataprep', '--version']\nfrom dataprep.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    print('AFTER', done.code)\n"
+    )
+    proc = _command(tmp_path, main=str(script))
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "AFTER 0", proc
+    assert _marks(tmp_path) == {"atexit", "teardown"}
