@@ -78,3 +78,21 @@ def test_parquet_dictionary_text_column_is_text(tmp_path: Path) -> None:
     proc = cli("shard", src, "-o", out, "-q", "-w", "1", check=False)
     assert proc.returncode == 0, proc.stderr
     assert column(out, "text") == texts
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a kept JSONL list field that is empty in the schema sample is typed list<null>, "
+    "then every later row with a non-empty list is quarantined (all of the second file lost)",
+)
+def test_a_list_field_empty_in_the_sample_keeps_later_values(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = [{"text": t, "tags": []} for t in TEXTS[:5]]
+    second = [{"text": t, "tags": ["licence", str(i)]} for i, t in enumerate(TEXTS[5:10])]
+    for name, rows in (("a.jsonl", first), ("b.jsonl", second)):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q", "-w", "1", "--keep", "tags")
+    assert column(out, "text") == TEXTS[:10]
+    assert column(out, "tags") == [r["tags"] for r in first + second]
