@@ -437,6 +437,31 @@ def test_line_ranges_cut_at_line_ends_with_first_line_numbers(tmp_path: Path, bl
         assert line_ranges(str(src), len(data), chunk, block) == want, chunk
 
 
+@pytest.mark.parametrize("read", [5, 1 << 16])
+def test_line_cuts_are_line_ranges_without_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read: int
+) -> None:
+    """`line_cuts` finds `line_ranges`' cuts by reading from each target to the next line end
+    (lines longer than its reads, a target on a newline, a last line without one); a range's
+    first line is known only at the file's start, and `newlines_before` counts the others.
+    Oracle: Python's search of the same bytes."""
+    from dataprep.stages import readers_lines
+
+    monkeypatch.setattr(readers_lines, "CUT_READ", read)
+    rng = random.Random(read)
+    lines = [b"z" * rng.choice([0, 1, 9, 40, 300]) for _ in range(400)]
+    data = b"\n".join(lines) + b"\nno newline at the end"
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(data)
+    for chunk in (1, 37, 500, 4096, len(data) // 2, len(data), len(data) + 5):
+        want = line_ranges(str(src), len(data), chunk)
+        got = readers_lines.line_cuts(str(src), len(data), chunk)
+        assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in want], chunk
+        assert [first for _, _, first in got] == [1] + [None] * (len(got) - 1)
+        for start, _, first in want:
+            assert readers_lines.newlines_before(str(src), start, block=64) + 1 == first
+
+
 def test_newline_counter_lines_across_its_steps() -> None:
     """`NewlineCounter.lines` counts a MiB at a time: newlines on both sides of a step, a line
     start just past one, and a newline as the last byte (it starts no line in the range).

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -434,6 +435,89 @@ def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:
     lines = [data[: p.start].count(b"\n") + 1 for p in parts]
     assert [p.first_line for p in parts] == lines
     assert all(p.start == 0 or data[p.start - 1 : p.start] == b"\n" for p in parts)
+
+
+class _CountedReads:
+    """A file whose reads are counted (what the planner reads of an input)."""
+
+    def __init__(self, raw: Any, counts: list[int]):
+        self.raw, self.counts = raw, counts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+    def __enter__(self) -> _CountedReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.counts.append(len(data))
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        got = self.raw.readinto(buf)
+        self.counts.append(got)
+        return got
+
+
+def test_ranges_of_a_file_with_ids_are_cut_without_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows with ids need their line number only when quarantined or without an id, so the
+    planner no longer reads a file up to its last cut to number every range: a few KB a cut
+    (it read 3/4 of a file in 4 ranges, before any task started). Without ids (every id is
+    SOURCE:LINE) it still counts them ahead."""
+    from dataprep.sources import resolve
+    from dataprep.stages.shard import ShardConfig, plan_tasks
+    from dataprep.storage import StoragePath
+
+    rows = [dict(d, id=f"d{i}") for i, d in enumerate(_docs(20000))]
+    src = _write_jsonl(tmp_path / "big.jsonl", rows)
+    size = src.stat().st_size
+    counts: list[int] = []
+    for name in ("open_input", "open_stream"):
+        opener = getattr(StoragePath, name)
+        monkeypatch.setattr(
+            StoragePath, name, lambda self, opener=opener: _CountedReads(opener(self), counts)
+        )
+    config = ShardConfig(chunk_bytes=size // 8)
+    lazy = [p for task in plan_tasks(resolve([str(src)], "auto"), config, True) for p in task]
+    read_lazy, counts[:] = sum(counts), []
+    counted = [p for task in plan_tasks(resolve([str(src)], "auto"), config) for p in task]
+    assert len(lazy) == 8 and [(p.start, p.end) for p in lazy] == [
+        (p.start, p.end) for p in counted
+    ]
+    assert [p.first_line for p in lazy] == [1] + [None] * 7
+    assert read_lazy <= 7 * (64 << 10) < size // 2 and sum(counts) >= size * 7 // 8
+
+
+def test_ranges_with_ids_number_lines_as_counted_ranges_do(tmp_path: Path) -> None:
+    """Ranges cut without counting lines (the rows have ids) still give rows without an id
+    SOURCE:LINE and quarantine records their lines, counted from the file's start, in every
+    range; a byte order mark is allowed at the file's start only. Oracle: json.loads line by
+    line; the same rows, ids and records as one unsplit task."""
+    rows = [json.dumps(dict(d, id=f"d{i}")).encode() for i, d in enumerate(_docs(3000))]
+    for at in range(150, 3000, 290):  # in every range: odd rows, each its own way
+        rows[at] = json.dumps({"text": f"no id {at}"}).encode()
+        rows[at + 1] = json.dumps({"id": None, "text": f"null id {at}"}).encode()
+        rows[at + 2] = b'{"id": "cut", "text": "half'
+        rows[at + 3] = b'{"id": "b", "text": "bad \xff byte"}'
+        rows[at + 4] = json.dumps({"id": f"x{at}", "score": 1}).encode()
+        rows[at + 5] = b"\xef\xbb\xbf" + json.dumps({"id": f"bom{at}", "text": "t"}).encode()
+    raw = b"\n".join(rows) + b"\n"
+    src = tmp_path / "ids.jsonl"
+    src.write_bytes(raw)
+    want, bad = _oracle_lines(raw, src.name)
+    for chunk, workers in ((20_000, 2), (30_000, 1), (1 << 30, 1)):
+        out = tmp_path / f"out{chunk}"
+        report = _shard([src], out, workers=workers, chunk_bytes=chunk, block_bytes=8192)
+        assert (report["tasks"] > 8) == (chunk < len(raw))
+        assert list(zip(column(out, "id"), column(out, "text"), strict=True)) == want
+        records = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+        assert sorted(r["line"] for r in records) == bad and len(bad) == 40
 
 
 BAD_LINES = [

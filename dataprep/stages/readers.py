@@ -16,18 +16,19 @@ from dataprep.stages.readers_common import (
     counted_blocks,
     drop_invalid_utf8,
     line_blocks,
-    line_ranges,
     quarantine_cut,
     string_scalar,
     view_blocks,
 )
 from dataprep.stages.readers_csv import WholeRecords, csv_schema, read_csv, reader_names
 from dataprep.stages.readers_jsonl import MAGIC, PARSE_CHUNK, jsonl_schema, parse_jsonl_block
+from dataprep.stages.readers_lines import LazyLines, line_cuts, line_ranges
 from dataprep.stages.readers_parquet import check_text_type, open_parquet, read_parquet
 from dataprep.stages.readers_text import read_text_documents, read_text_lines
 
 __all__ = [
     "LINE",
+    "LazyLines",
     "MAGIC",
     "PARSE_CHUNK",
     "WholeRecords",
@@ -37,6 +38,7 @@ __all__ = [
     "drop_invalid_utf8",
     "jsonl_schema",
     "line_blocks",
+    "line_cuts",
     "line_ranges",
     "open_parquet",
     "parse_jsonl_block",

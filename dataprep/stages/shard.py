@@ -79,12 +79,13 @@ class ShardConfig(StageConfig):
 
 @dataclass(frozen=True)
 class Part:
-    """A byte range [start, end) of one source file, whose first line is `first_line`."""
+    """A byte range [start, end) of one source file, whose first line is `first_line` (None:
+    not counted; the task counts it if a row needs it, see `readers_lines`)."""
 
     source: SourceFile
     start: int
     end: int
-    first_line: int
+    first_line: int | None
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,10 @@ class ShardStage(Stage[ShardConfig]):
         config = ctx.config
         links: dict[str, str] = {}
         sources = resolve(ctx.inputs, config.format, links)
-        schema = infer_schema(sources[0], config)
+        sample = sample_schema(sources[0], config)
+        schema = infer_schema(sources[0], config, sample)
         tasks = []
-        for parts in plan_tasks(sources, config):
+        for parts in plan_tasks(sources, config, config.id_column in sample.names):
             paths = list(dict.fromkeys(part.source.path for part in parts))
             tasks.append(ctx.task("read", len(tasks), paths, ReadJob(tuple(parts), schema)))
         results = ctx.map(shard_task, tasks)
@@ -152,16 +154,19 @@ class ShardStage(Stage[ShardConfig]):
         return StageResult(shards, schema, report)
 
 
-def plan_tasks(sources: Sequence[SourceFile], config: ShardConfig) -> list[list[Part]]:
+def plan_tasks(
+    sources: Sequence[SourceFile], config: ShardConfig, ids_given: bool = False
+) -> list[list[Part]]:
     """Tasks as lists of parts, in input order: a file of 1/64 of `chunk_bytes` (1 MiB) or more
     is a task of its own (a range of it, when big and splittable), so a few such files still
     use every worker; runs of smaller files are joined while their bytes add up to at most
-    `chunk_bytes`, since each costs more as a task and a shard than it takes to read."""
+    `chunk_bytes`, since each costs more as a task and a shard than it takes to read.
+    `ids_given`: the JSONL rows carry ids, so their ranges' lines are not counted ahead."""
     tasks: list[list[Part]] = []
     pack: list[Part] = []
     pack_bytes = 0
     for src in sources:
-        ranges = _ranges(src, config)
+        ranges = _ranges(src, config, ids_given)
         alone = len(ranges) > 1 or src.size * SMALL_FILE_SHARE >= config.chunk_bytes
         if pack and (alone or pack_bytes + src.size > config.chunk_bytes):
             tasks.append(pack)
@@ -194,19 +199,22 @@ def _links_note(links: dict[str, str]) -> str:
     )
 
 
-def _ranges(src: SourceFile, config: ShardConfig) -> list[tuple[int, int, int]]:
+def _ranges(
+    src: SourceFile, config: ShardConfig, ids_given: bool
+) -> list[tuple[int, int, int | None]]:
     """A big line-based file in ranges of equal size, at most `chunk_bytes` each: cut at every
     `chunk_bytes`, 201 MB in 64 MiB made 3 tasks and a 50 KB one, so of 2 workers one read
-    twice what the other did."""
+    twice what the other did. Lines are counted ahead only where every row's id is its line."""
     line_based = src.format == "jsonl" or (src.format == "text" and config.lines)
     if src.compression is None and line_based and src.size > config.chunk_bytes:
         pieces = -(-src.size // config.chunk_bytes)
-        return readers.line_ranges(src.path, src.size, -(-src.size // pieces))
+        cut = readers.line_cuts if ids_given and src.format == "jsonl" else readers.line_ranges
+        return list(cut(src.path, src.size, -(-src.size // pieces)))
     return [(0, src.size, 1)]
 
 
-def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
-    """The output schema, from the first input: id, text, then the kept fields."""
+def sample_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
+    """The fields of a sample of `src`, which must hold the text column."""
     if src.format == "text":
         sample = pa.schema([])
     elif src.format == "parquet":
@@ -222,6 +230,15 @@ def infer_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
         )
     if src.format == "parquet":
         readers.check_text_type(src, sample.field(config.text_column))
+    return sample
+
+
+def infer_schema(
+    src: SourceFile, config: ShardConfig, sample: pa.Schema | None = None
+) -> pa.Schema:
+    """The output schema, from the first input (`sample`: its `sample_schema`): id, text,
+    then the kept fields."""
+    sample = sample_schema(src, config) if sample is None else sample
     fields = [f for f in sample if f.name not in (config.text_column, config.id_column)]
     if config.keep is not None:
         missing = [k for k in config.keep if k not in sample.names]
@@ -286,8 +303,10 @@ def _tables(
             )
             continue
         for part in run:
-            for table in _read(part, schema, config, q):
-                yield _finish(table, part.source, schema, config, q)
+            lines = readers.LazyLines(part.source.path, part.start, part.first_line)
+            rebased = lines.quarantine(q)
+            for table in _read(part, lines.first, schema, config, rebased):
+                yield _finish(table, part.source, schema, config, rebased, lines)
 
 
 def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
@@ -307,9 +326,10 @@ def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
 
 
 def _read(
-    part: Part, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine
+    part: Part, first_line: int, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine
 ) -> Iterator[pa.Table]:
-    """Tables with a `__line` column (source line or row number) for ids and quarantine."""
+    """Tables with a `__line` column (source line or row number, counted from `first_line`)
+    for ids and quarantine."""
     src, start, end = part.source, part.start, part.end
     block = int(config.block_bytes)
     if src.format == "parquet":
@@ -325,11 +345,11 @@ def _read(
             tolerate = config.on_truncated == "quarantine"
             on_cut = partial(readers.quarantine_cut, quarantine, src) if tolerate else None
             if src.format == "text":
-                blocks = readers.counted_blocks(stream, limit, part.first_line, block, on_cut)
+                blocks = readers.counted_blocks(stream, limit, first_line, block, on_cut)
                 lines = ((data, line) for data, line, _ in blocks)
                 yield from readers.read_text_lines(lines, src, config, quarantine)
             else:  # each block is parsed before the next one overwrites its buffer
-                views = readers.view_blocks(stream, limit, part.first_line, block, on_cut)
+                views = readers.view_blocks(stream, limit, first_line, block, on_cut)
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
                         data, line, src, schema, quarantine, config.id_column, newlines
@@ -337,9 +357,11 @@ def _read(
 
 
 def _finish(
-    table: pa.Table, src: SourceFile, schema: pa.Schema, config: ShardConfig, q: Quarantine
-) -> pa.Table:
-    """Drop rows without text (to quarantine), fill ids, and order columns as the schema."""
+    table: pa.Table, src: SourceFile, schema: pa.Schema, config: ShardConfig, q: Quarantine,
+    numbers: readers.LazyLines,
+) -> pa.Table:  # fmt: skip
+    """Drop rows without text (to quarantine), fill ids (`numbers` rebases the `__line`s a
+    generated id holds), and order columns as the schema."""
     lines = table.column("__line")
     text = table.column(config.text_column)
     if text.null_count:
@@ -351,7 +373,8 @@ def _finish(
     ids = table.column(config.id_column) if config.id_column in table.column_names else None
     if ids is None or ids.null_count:
         prefix, empty = readers.string_scalar(src.name + ":"), readers.string_scalar("")
-        generated = pc.binary_join_element_wise(prefix, pc.cast(lines, pa.string()), empty)
+        numbered = pc.cast(numbers.rebase(lines), pa.string())
+        generated = pc.binary_join_element_wise(prefix, numbered, empty)
         if ids is None:
             ids = generated
         elif pa.types.is_string(ids.type):
