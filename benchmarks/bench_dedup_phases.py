@@ -26,14 +26,27 @@ in this process, alternating per round the Arrow fingerprints and the kernel's (
 sign phase's CPU seconds of each, and whether the outputs are byte-identical.
 
     PYTHONPATH=. python benchmarks/bench_dedup_phases.py --exact-stage 200000 --rounds 3
+
+`--baseline TREE`: paired rounds against another checkout (`git worktree add /tmp/base HEAD`;
+copy this machine's kernel build, `dataprep/stages/dedup/__pycache__/*.native`, beside its
+source, or it builds one). Each tree runs in its own process (the other's `dataprep` on its
+PYTHONPATH), warmed up once, then the two alternate round by round (order swapped each round);
+it prints both trees' phases, the medians of the per-round ratios, peak RSS, and whether the
+two wrote byte-identical shards every round.
+
+    PYTHONPATH=. python benchmarks/bench_dedup_phases.py SHARDS --rounds 5 --baseline /tmp/base
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +176,83 @@ def exact_stage_rounds(docs: int, rounds: int, work: Path) -> None:
     print(f"  the {len(names)} output shards byte-identical: {same}")
 
 
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(x.split()[1]) / 1024 for x in status if x.startswith("VmHWM:"))
+
+
+def serve(shards: Path, work: Path) -> None:
+    """`--serve`: one warm-up run, then one timed run per line on stdin, a JSON line each
+    (phase CPU seconds, the whole run's CPU, the output shards' checksums, peak RSS)."""
+    import xxhash
+
+    cpu = timed_phases()
+    dedup(shards, work / "first")
+    for _ in sys.stdin:
+        cpu.clear()
+        started = time.process_time()
+        dedup(shards, work / "out")
+        total = time.process_time() - started
+        files = {
+            p.name: xxhash.xxh3_128_hexdigest(p.read_bytes())
+            for p in sorted((work / "out").glob("part-*.parquet"))
+        }
+        result = {"cpu": cpu, "total": total, "files": files, "rss": peak_rss_mb()}
+        print(json.dumps(result), flush=True)
+
+
+def paired_rounds(shards: Path, baseline: Path, rounds: int, work: Path) -> None:
+    """This tree against `baseline`, each in a warm process of its own, alternating."""
+    here = Path(__file__).resolve().parents[1]
+    trees = {"new": here, "base": baseline.resolve()}
+    procs = {}
+    for name, tree in trees.items():
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, __file__, str(shards), "--serve", "--work", str(work / name)]
+        procs[name] = subprocess.Popen(
+            command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for index in range(rounds):
+        for name in list(trees)[:: 1 if index % 2 == 0 else -1]:
+            proc = procs[name]
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("run\n")
+            proc.stdin.flush()
+            results[name].append(json.loads(proc.stdout.readline()))
+    for proc in procs.values():
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait()
+    same = all(
+        a["files"] == b["files"] for a, b in zip(results["new"], results["base"], strict=True)
+    )
+
+    def column(name: str, key: str) -> list[float]:
+        runs = results[name]
+        if key == "after signing":
+            return [sum(r["cpu"][p] for p in PHASES[1:]) for r in runs]
+        return [r["total"] if key == "total" else r["cpu"][key] for r in runs]
+
+    print(f"paired rounds: {rounds}, new = {here}, base = {trees['base']}")
+    print(f"  {'CPU s (median)':<16}{'base':>8}{'new':>8}   base/new per round")
+    for key in [*PHASES, "after signing", "total"]:
+        a, b = column("base", key), column("new", key)
+        ratios = [x / y for x, y in zip(a, b, strict=True)]
+        print(
+            f"  {key.lstrip('_'):<16}{statistics.median(a):8.2f}{statistics.median(b):8.2f}"
+            f"   {statistics.median(ratios):.2f}x {[round(r, 2) for r in ratios]}"
+        )
+    for name in ("base", "new"):
+        after, sign = column(name, "after signing"), column(name, "_sign")
+        ratios = [x / y for x, y in zip(after, sign, strict=True)]
+        print(
+            f"  {name}: bucket+cluster+write / sign {statistics.median(ratios):.2f} "
+            f"{[round(r, 2) for r in ratios]}; peak RSS {results[name][-1]['rss']:.0f} MB"
+        )
+    print(f"  output shards byte-identical every round: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -173,7 +263,13 @@ def main() -> None:
     parser.add_argument("--copies", action="store_true", help="also: copied vs rewritten shards")
     parser.add_argument("--fingerprints", type=int, help="time exact fingerprints of N docs")
     parser.add_argument("--exact-stage", type=int, help="dedup --method exact on N docs")
+    parser.add_argument("--baseline", type=Path, help="paired rounds against this checkout")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        return serve(args.shards, args.work)
+    if args.baseline:
+        return paired_rounds(args.shards, args.baseline, args.rounds, args.work)
     if args.exact_stage:
         return exact_stage_rounds(args.exact_stage, args.rounds, args.work / "exact")
     if args.fingerprints:

@@ -337,3 +337,40 @@ def test_rewrites_equal_a_whole_window_rewrite(
                 window = window.filter(pa.array([i in kept for i in names]))
                 writer.write(window.cast(written.schema))
         assert (out / entry.path).read_bytes() == oracle.read_bytes()
+
+
+def test_gathered_windows_equal_arrows_filter() -> None:
+    """Oracle: `Table.filter` of each batch, concatenated. Several batches a window (sliced,
+    so non-zero offsets), string/binary/large columns with nulls and empty values, an
+    all-null batch, capacities too small (the buffer grows) and none at all, other columns."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dataprep.stages.dedup.gather import KeptRows
+
+    rng = np.random.default_rng(11)
+    n = 2000
+    texts = [None if i % 53 == 0 else "é" * int(rng.integers(0, 40)) for i in range(n)]
+    texts[100:140] = [None] * 40
+    table = pa.table(
+        {
+            "text": pa.array(texts, pa.string()),
+            "raw": pa.array([t.encode() if t else b"" for t in texts], pa.binary()),
+            "big": pa.array(texts, pa.large_string()),
+            "tags": pa.array([[i] if i % 3 else None for i in range(n)]),
+            "score": pa.array(rng.random(n)),
+        }
+    )
+    whole = table.combine_chunks().to_batches()[0]
+    cuts = [0, 3, 100, 140, 900, 901, 1500, n]  # [100, 140) is all null
+    for capacity in ({}, {"text": 10, "raw": 1, "big": 10**6}):
+        for kept in (rng.random(n) > 0.25, np.zeros(n, bool), np.ones(n, bool)):
+            gathered = KeptRows(whole.schema, capacity)
+            want = []
+            for a, b in zip(cuts, cuts[1:], strict=False):
+                batch = whole.slice(a, b - a)
+                assert gathered.add(batch, kept[a:b]) == kept[a:b].sum()
+                want.append(pa.Table.from_batches([batch]).filter(pa.array(kept[a:b])))
+            got = gathered.table()
+            assert got.equals(pa.concat_tables(want)) and got.schema.equals(whole.schema)
+            assert all(column.num_chunks == 1 for column in got.columns)  # contiguous

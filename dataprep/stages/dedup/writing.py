@@ -20,6 +20,7 @@ from dataprep.storage import StoragePath
 
 from .buckets import shard_dir
 from .config import DedupConfig
+from .gather import KeptRows
 from .passthrough import copy_shard
 from .payloads import WriteJob, WriteStats
 from .tasks import BATCH_ROWS, _batches, _stats
@@ -68,10 +69,11 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     # small batches, their kept rows gathered into one table per `row_group` input rows (the
     # windows a whole-row-group read would give): decoding a 130 MB row group at once grows
     # its buffers by doubling and faults fresh pages in each time (~0.2 s CPU per 100 MB)
-    small = _streamable(task, schema)
+    small, capacity = _streamable(task, schema)
     rows = BATCH_ROWS if small else row_group
     with ShardWriter(target, schema, task.write_options) as writer:
         pieces: list[pa.Table] = []
+        gathered: KeptRows | None = None  # a streamed window's kept rows, copied once
         batches = _batches(task, job.input_columns, rows)
         for batch, window_ends in _windows(batches, row_group) if small else _whole(batches):
             n = batch.num_rows
@@ -88,14 +90,20 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
                     .append_column("dup_keep", pa.array(k))
                 )
                 pieces.append(table.filter(pa.array(valid)))
+                kept_rows += pieces[-1].num_rows
+            elif small:
+                gathered = gathered or KeptRows(batch.schema, capacity)
+                kept_rows += gathered.add(batch, valid & k)
             else:
                 pieces.append(_kept_rows(batch, valid & k))
-            kept_rows += pieces[-1].num_rows
+                kept_rows += pieces[-1].num_rows
             seen += n
             tick(rows=n)
             if window_ends:  # one output row group, as full as the window's kept rows
-                writer.write(_joined(pieces).select(schema.names).cast(schema))
-                pieces = []
+                window = gathered.table() if gathered is not None else _joined(pieces)
+                pieces, gathered = [], None
+                writer.write(window.select(schema.names).cast(schema))
+                del window
         if not kept_rows:
             writer.abort()  # every row was a duplicate: no empty shard
     shards = [writer.entry] if kept_rows else []
@@ -130,11 +138,15 @@ def _whole(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, 
     return ((batch, True) for batch in batches)
 
 
-def _streamable(task: Task[DedupConfig, WriteJob], schema: pa.Schema) -> bool:
+def _streamable(
+    task: Task[DedupConfig, WriteJob], schema: pa.Schema
+) -> tuple[bool, dict[str, int]]:
     """Whether `iter_batches(row_group_rows)` would cut this shard into windows of exactly
     that many rows, as `_windows` does: it also cuts where a column's chunk ends, which
     happens at a row group's end for a dictionary column and at 2 GiB of a string column.
-    Otherwise the shard is read a window at a time, as before."""
+    Otherwise the shard is read a window at a time, as before. Also each column's estimated
+    bytes in a window (from the footer's uncompressed sizes, with a margin), to size the
+    buffers the kept rows are gathered into."""
 
     def dictionary(kind: pa.DataType) -> bool:
         if pa.types.is_dictionary(kind):
@@ -142,10 +154,22 @@ def _streamable(task: Task[DedupConfig, WriteJob], schema: pa.Schema) -> bool:
         return any(dictionary(kind.field(i).type) for i in range(kind.num_fields))
 
     if any(dictionary(field.type) for field in schema):
-        return False
+        return False, {}
     footer = task.read_options.open(task.inputs[0]).metadata
-    size = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
-    return size < 2**31 - 1  # the whole shard, uncompressed: no column can fill a chunk
+    groups = [footer.row_group(i) for i in range(footer.num_row_groups)]
+    size = sum(group.total_byte_size for group in groups)
+    window = min(task.write_options.row_group_rows, max(footer.num_rows, 1))
+    per_column: dict[str, int] = {}
+    for group in groups:
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            name = chunk.path_in_schema.split(".")[0]
+            per_column[name] = per_column.get(name, 0) + chunk.total_uncompressed_size
+    rows = max(footer.num_rows, 1)
+    capacity = {
+        name: int(total / rows * window * 1.25) + 65536 for name, total in per_column.items()
+    }
+    return size < 2**31 - 1, capacity  # the whole shard, uncompressed: no column fills a chunk
 
 
 def _kept_rows(batch: pa.RecordBatch, kept: np.ndarray) -> pa.Table:
