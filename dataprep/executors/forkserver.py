@@ -34,14 +34,14 @@ from multiprocessing import connection, forkserver, process, resource_tracker, u
 
 from dataprep.executors import server_boot
 
-# Always worth having in a worker: what every task unpickles and reads with. Not pandas (0.35 s):
-# only tasks that convert through it need it, and their modules name it (WORKER_PRELOAD).
+# Always worth having in a worker: what every task unpickles and reads with. Not pandas (0.35 s)
+# nor pyarrow.compute (~25 ms: a wrapper for each of its ~400 functions): a stage module that
+# calls them imports them (or names them in WORKER_PRELOAD); shard's common path never does.
 BASE = (
     "dataprep.executors.local",
     "dataprep.task",
     "pyarrow",
     "pyarrow.parquet",
-    "pyarrow.compute",
     # what the server and each worker import on their first fork and pool start (~2 ms each)
     "multiprocessing.popen_forkserver",
     "multiprocessing.synchronize",
