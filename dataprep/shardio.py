@@ -7,6 +7,7 @@ contract (manifest, verify, lineage) reads on its own.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -262,8 +263,7 @@ class ShardWriter:
             return self._entry
         self._writer.close()
         self._sink.close()
-        checksum = file_checksum(self._tmp)
-        size = self._tmp.stat().st_size
+        checksum, size = _mapped_checksum(self._tmp)
         self.path.upload_from(self._tmp)
         self._entry = ShardEntry(
             path=self.path.name,
@@ -286,6 +286,17 @@ class ShardWriter:
             self._sink.close()
         finally:
             self._tmp.unlink(missing_ok=True)
+
+
+def _mapped_checksum(path: Path) -> tuple[str, int]:
+    """A local file's `file_checksum` and size, hashed where the page cache holds it (an mmap):
+    reading it back copied every byte just written, ~4x the CPU of the hash."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if not size:
+            return file_checksum(f), 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return xxhash.xxh3_128(data).hexdigest(), size
 
 
 class RollingShardWriter:

@@ -437,6 +437,23 @@ def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:
     assert all(p.start == 0 or data[p.start - 1 : p.start] == b"\n" for p in parts)
 
 
+def test_a_shards_checksum_and_size_are_its_bytes(tmp_path: Path) -> None:
+    """The manifest's xxh3-128 and size of a shard, hashed from the page cache (mmap) as it
+    closes. Oracle: xxhash and len over the file's bytes read back."""
+    import xxhash
+
+    from dataprep.shardio import ShardWriter, file_checksum
+
+    table = pa.table({"text": [f"row {i} " + _words(i) for i in range(5000)]})
+    for rows in (1, 5000):
+        path = tmp_path / f"s{rows}.parquet"
+        with ShardWriter(path, table.schema) as writer:
+            writer.write(table.slice(0, rows))
+        data = path.read_bytes()
+        assert writer.entry.xxh3_128 == xxhash.xxh3_128(data).hexdigest() == file_checksum(path)
+        assert writer.entry.bytes == len(data) and writer.entry.rows == rows
+
+
 class _CountedReads:
     """A file whose reads are counted (what the planner reads of an input)."""
 
