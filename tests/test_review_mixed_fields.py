@@ -61,11 +61,6 @@ def test_floats_after_an_integer_sample_are_not_truncated(tmp_path: Path) -> Non
     assert len(kept) + lost == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Parquet text column that is dictionary-encoded strings (pandas' category dtype) "
-    "is refused as 'not text', as string_view was before d569f91",
-)
 def test_parquet_dictionary_text_column_is_text(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

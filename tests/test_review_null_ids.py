@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from helpers import cli, column
 
 TEXTS = [ln.strip() for ln in Path("/usr/share/common-licenses/BSD").read_text().splitlines()]
@@ -31,11 +30,6 @@ def _shard(tmp_path: Path, src: Path) -> Path:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSONL file whose rows all have 'id': null loses every row to the quarantine "
-    "('missing field id'): ids are generated only for a string-typed id column",
-)
 def test_jsonl_null_ids_are_generated(tmp_path: Path) -> None:
     src = tmp_path / "rows.jsonl"
     src.write_text("".join(json.dumps({"id": None, "text": t}) + "\n" for t in TEXTS))
@@ -44,11 +38,6 @@ def test_jsonl_null_ids_are_generated(tmp_path: Path) -> None:
     assert column(out, "id") == [f"rows.jsonl:{n}" for n in range(1, len(TEXTS) + 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a CSV whose id column is empty in every row loses every row to the quarantine "
-    "('missing field id') and exits 0 with no shard",
-)
 def test_csv_empty_id_column_gets_generated_ids(tmp_path: Path) -> None:
     src = tmp_path / "rows.csv"
     src.write_text("id,text\n" + "".join(f",{t}\n" for t in TEXTS))
@@ -57,11 +46,6 @@ def test_csv_empty_id_column_gets_generated_ids(tmp_path: Path) -> None:
     assert column(out, "id") == [f"rows.csv:{n}" for n in range(1, len(TEXTS) + 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Parquet file whose id column is typed null (pandas' all-None column) loses "
-    "every row to the quarantine ('missing field id')",
-)
 def test_parquet_null_typed_id_column_gets_generated_ids(tmp_path: Path) -> None:
     src = tmp_path / "rows.parquet"
     ids = pa.nulls(len(TEXTS), pa.null())

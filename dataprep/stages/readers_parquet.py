@@ -33,12 +33,13 @@ def open_parquet(src: SourceFile) -> pq.ParquetFile:
 
 
 def check_text_type(src: SourceFile, field: pa.Field) -> None:
-    """A Parquet text column must hold strings (or bytes, checked as UTF-8 row by row)."""
-    t = field.type
+    """A Parquet text column must hold strings (or bytes, checked as UTF-8 row by row), maybe
+    dictionary-encoded (pandas' category dtype), which are cast to plain strings."""
+    t = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
     text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
     if not (text or _is_binary(t)):
         raise DataprepError(
-            f"input {src.path} column {field.name!r} is {t}, not text; pass --text-column "
+            f"input {src.path} column {field.name!r} is {field.type}, not text; pass --text-column "
             "naming a string column"
         )
 

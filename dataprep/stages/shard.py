@@ -24,7 +24,6 @@ import xxhash
 from pydantic import ByteSize, Field, model_validator
 
 from dataprep.dataset import RollingShardWriter
-from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.readahead import readahead
 from dataprep.sources import SourceFile, open_source, resolve
@@ -39,8 +38,8 @@ from dataprep.stage import (
     sum_counts,
 )
 from dataprep.stages import readers
+from dataprep.stages.readers_schema import ids_given, infer_schema, sample_schema
 
-SAMPLE_BYTES = 1 << 20
 LINKS_LISTED = 100  # links named in the report; the rest are counted
 SMALL_FILE_SHARE = 64  # files under chunk_bytes / this are joined with others into one task
 ROWS_PER_WRITE = 65536  # small tables (a document per file) are joined up to this many rows
@@ -133,7 +132,7 @@ class ShardStage(Stage[ShardConfig]):
         sample = sample_schema(sources[0], config)
         schema = infer_schema(sources[0], config, sample)
         tasks = []
-        for parts in plan_tasks(sources, config, config.id_column in sample.names):
+        for parts in plan_tasks(sources, config, ids_given(sample, config)):
             paths = list(dict.fromkeys(part.source.path for part in parts))
             tasks.append(ctx.task("read", len(tasks), paths, ReadJob(tuple(parts), schema)))
         results = ctx.map(shard_task, tasks)
@@ -211,47 +210,6 @@ def _ranges(
         cut = readers.line_cuts if ids_given and src.format == "jsonl" else readers.line_ranges
         return list(cut(src.path, src.size, -(-src.size // pieces)))
     return [(0, src.size, 1)]
-
-
-def sample_schema(src: SourceFile, config: ShardConfig) -> pa.Schema:
-    """The fields of a sample of `src`, which must hold the text column."""
-    if src.format == "text":
-        sample = pa.schema([])
-    elif src.format == "parquet":
-        sample = readers.open_parquet(src).schema_arrow
-    elif src.format == "csv":
-        sample = readers.csv_schema(src, config.on_truncated == "quarantine")
-    else:
-        sample = readers.jsonl_schema(src, SAMPLE_BYTES)
-    if src.format != "text" and config.text_column not in sample.names:
-        raise DataprepError(
-            f"input {src.name} has no column {config.text_column!r} (columns: "
-            f"{', '.join(sample.names) or 'none'}); pass --text-column"
-        )
-    if src.format == "parquet":
-        readers.check_text_type(src, sample.field(config.text_column))
-    return sample
-
-
-def infer_schema(
-    src: SourceFile, config: ShardConfig, sample: pa.Schema | None = None
-) -> pa.Schema:
-    """The output schema, from the first input (`sample`: its `sample_schema`): id, text,
-    then the kept fields."""
-    sample = sample_schema(src, config) if sample is None else sample
-    fields = [f for f in sample if f.name not in (config.text_column, config.id_column)]
-    if config.keep is not None:
-        missing = [k for k in config.keep if k not in sample.names]
-        if missing:
-            raise DataprepError(
-                f"--keep names {', '.join(missing)}, which {src.name} does not have "
-                f"(columns: {', '.join(sample.names)})"
-            )
-        fields = [f for f in fields if f.name in config.keep]
-    id_type = sample.field(config.id_column).type if config.id_column in sample.names else None
-    id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
-    fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in fields]
-    return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
 
 
 def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:

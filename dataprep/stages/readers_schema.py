@@ -1,0 +1,60 @@
+"""The output schema of a shard run: fixed once, from a sample of its first input, so every
+shard of the output has the same one (id, text, then the kept fields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from dataprep.errors import DataprepError
+from dataprep.sources import SourceFile
+from dataprep.stages import readers
+
+SAMPLE_BYTES = 1 << 20
+
+
+def sample_schema(src: SourceFile, config: Any) -> pa.Schema:
+    """The fields of a sample of `src`, which must hold the text column."""
+    if src.format == "text":
+        sample = pa.schema([])
+    elif src.format == "parquet":
+        sample = readers.open_parquet(src).schema_arrow
+    elif src.format == "csv":
+        sample = readers.csv_schema(src, config.on_truncated == "quarantine")
+    else:
+        sample = readers.jsonl_schema(src, SAMPLE_BYTES)
+    if src.format != "text" and config.text_column not in sample.names:
+        raise DataprepError(
+            f"input {src.name} has no column {config.text_column!r} (columns: "
+            f"{', '.join(sample.names) or 'none'}); pass --text-column"
+        )
+    if src.format == "parquet":
+        readers.check_text_type(src, sample.field(config.text_column))
+    return sample
+
+
+def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) -> pa.Schema:
+    """The output schema, from the first input (`sample`: its `sample_schema`): id, text,
+    then the kept fields."""
+    sample = sample_schema(src, config) if sample is None else sample
+    fields = [f for f in sample if f.name not in (config.text_column, config.id_column)]
+    if config.keep is not None:
+        missing = [k for k in config.keep if k not in sample.names]
+        if missing:
+            raise DataprepError(
+                f"--keep names {', '.join(missing)}, which {src.name} does not have "
+                f"(columns: {', '.join(sample.names)})"
+            )
+        fields = [f for f in fields if f.name in config.keep]
+    id_type = sample.field(config.id_column).type if ids_given(sample, config) else None
+    id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
+    fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in fields]
+    return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
+
+
+def ids_given(sample: pa.Schema, config: Any) -> bool:
+    """Whether the sample's rows hold ids: an id field typed null (every value null: pandas'
+    all-None column, an empty CSV column) is none, and its ids are generated as strings."""
+    names = sample.names
+    return config.id_column in names and not pa.types.is_null(sample.field(config.id_column).type)
