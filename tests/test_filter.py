@@ -83,6 +83,32 @@ def test_bad_expressions_are_one_sentence(text: str, message: str) -> None:
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not " * 5000 + "word_count > 1",  # the parser's own recursion limit
+        "not " * 900 + "word_count > 1",  # parses, but nests past the translator's stack
+        "+".join(["word_count"] * 1500) + " > 1",
+        "-" * 5000 + "word_count > 1",
+    ],
+    ids=["not-5000", "not-900", "sum-1500", "minus-5000"],
+)
+def test_deeply_nested_expressions_are_one_sentence(text: str) -> None:
+    """A machine-written or hostile --where nests too deep for Python's recursion: one
+    sentence (exit 2 on the command line), never a RecursionError traceback."""
+    with pytest.raises(DataprepError, match="nests too deep") as err:
+        expr.parse(text, SCHEMA, "--where")
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300
+
+
+def test_deeply_nested_where_on_the_command_line_exits_2(tmp_path: Path) -> None:
+    src = _dataset(tmp_path, real_texts(3))
+    where = "not " * 5000 + "word_count > 1"
+    proc = cli("filter", src, "-o", tmp_path / "o", "--where", where, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "nests too deep" in proc.stderr and not (tmp_path / "o").exists()
+
+
 def test_gopher_preset_matches_the_reference_rule_by_rule(tmp_path: Path) -> None:
     texts = real_texts(150) + ["too short", "word " * 80, "the and of " * 30]
     src = _dataset(tmp_path, texts, shard_rows=40)

@@ -75,19 +75,29 @@ def parse(
     """Check `text` against `schema` (column -> type) and translate it; DataprepError else.
     `known_as` says what a name must be, for the error on an unknown one."""
     types = {f.name: f.type for f in schema} if isinstance(schema, pa.Schema) else dict(schema)
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise DataprepError(f"{option} {text!r} is not a valid expression ({exc.msg})") from None
     columns: list[str] = []
     translator = _Translator(types, option, text, columns, known_as)
-    expression, result = translator.visit(tree.body)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+        expression, result = translator.visit(tree.body)
+    except SyntaxError as exc:
+        raise DataprepError(f"{option} {text!r} is not a valid expression ({exc.msg})") from None
+    except (RecursionError, MemoryError):
+        # Python's parser and the translator recurse per nesting level
+        raise DataprepError(
+            f"{option} {_clip(text)!r} nests too deep (thousands of operators in a row); "
+            "write it flatter, e.g. with and/or between comparisons"
+        ) from None
     if result != "bool":
         raise DataprepError(
             f"{option} {text!r} is a {result} value, not a condition; compare it "
             "(e.g. word_count >= 50)"
         )
     return Where(text, expression, tuple(dict.fromkeys(columns)))
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
 
 
 class _Translator:
