@@ -91,3 +91,19 @@ def test_a_list_field_empty_in_the_sample_keeps_later_values(tmp_path: Path) -> 
     cli("shard", folder, "-o", out, "-q", "-w", "1", "--keep", "tags")
     assert column(out, "text") == TEXTS[:10]
     assert column(out, "tags") == [r["tags"] for r in first + second]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a kept JSONL integer field with one value past int64 is typed string by the "
+    "schema sample, then every row (that one too) is quarantined as 'is not string'",
+)
+def test_an_integer_past_int64_keeps_its_field_and_rows(tmp_path: Path) -> None:
+    rows = [{"text": t, "n": i} for i, t in enumerate(TEXTS[:20])]
+    rows[0]["n"] = 2**70
+    src = tmp_path / "big.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", src, "-o", out, "-q", "-w", "1", "--keep", "n")
+    assert column(out, "text") == TEXTS[:20]
+    assert column(out, "n") == [str(r["n"]) for r in rows]
