@@ -287,29 +287,49 @@ def test_integer_too_big_for_arrow_in_the_sample_is_no_traceback(tmp_path: Path)
     assert column(tmp_path / "out", "text") == ["b"]  # 2**64 is no Arrow value: quarantined
 
 
-def test_clean_jsonl_never_imports_pandas(tmp_path: Path) -> None:
-    """pyarrow imports pandas on its first `pa.array`/`pa.scalar` (~0.3 s of CPU per process):
-    the shard path of clean JSONL, ids present or generated, builds its arrays without them."""
+@pytest.mark.parametrize("module", ["pandas", "pyarrow.compute"])
+def test_clean_jsonl_never_imports_pandas(tmp_path: Path, module: str) -> None:
+    """pyarrow imports pandas on its first `pa.array`/`pa.scalar` (~0.3 s of CPU per process),
+    and `pyarrow.compute` costs ~25 ms to import (the pyarrow peer never loads it): the shard
+    path of clean JSONL, ids present or generated (a range's too), builds its arrays without
+    them."""
     rows = [{"id": f"d{i}", "text": f"doc {i}", "score": i / 3} for i in range(500)]
     with_ids = _write_jsonl(tmp_path / "ids.jsonl", rows)
     no_ids = _write_jsonl(tmp_path / "noids.jsonl", [{"text": r["text"]} for r in rows])
-    assert not _shard_imports_pandas((with_ids, tmp_path / "a"), (no_ids, tmp_path / "b"))
+    runs = ((with_ids, tmp_path / "a"), (no_ids, tmp_path / "b"))
+    assert not _shard_imports_pandas(*runs, module=module, config="{'chunk_bytes': 4000}")
     assert column(tmp_path / "a", "id") == [r["id"] for r in rows]
     assert column(tmp_path / "b", "id") == [f"noids.jsonl:{n}" for n in range(1, 501)]
 
 
-def _shard_imports_pandas(*runs: tuple[Path, Path]) -> bool:
+def test_generated_ids_are_the_source_and_line() -> None:
+    """`numbered_ids` writes SOURCE:LINE with numpy (no pyarrow.compute): every digit count,
+    a shift, chunks, a non-ASCII prefix, none. Oracle: Python's f-string."""
+    from dataprep.stages.readers_common import int64s, numbered_ids
+
+    numbers = [0, 1, 9, 10, 11, 99, 100, 101, 12345, 10**17, 10**18 - 1, 2**62, 7]
+    got = numbered_ids("données.jsonl:", int64s(numbers))
+    got.validate(full=True)
+    assert got.to_pylist() == [f"données.jsonl:{n}" for n in numbers]
+    chunked = pa.chunked_array([int64s([1, 2]), int64s([]), int64s([30])])
+    assert numbered_ids("a:", chunked, 9).to_pylist() == ["a:10", "a:11", "a:39"]
+    assert numbered_ids("a:", pa.chunked_array([], pa.int64())).to_pylist() == []
+
+
+def _shard_imports_pandas(
+    *runs: tuple[Path, Path], module: str = "pandas", config: str = "{}"
+) -> bool:
     """Shard each (input, output) with one in-process worker in a fresh interpreter: whether
-    pandas got imported on the way."""
+    `module` (pandas) got imported on the way."""
     calls = "".join(
-        f"run_stage('shard', {{}}, {str(out)!r}, inputs=[{str(src)!r}], "
+        f"run_stage('shard', {config}, {str(out)!r}, inputs=[{str(src)!r}], "
         "executor=LocalExecutor(1)); "
         for src, out in runs
     )
     code = (
         "import sys; from dataprep.runner import run_stage; "
         "from dataprep.executors.local import LocalExecutor; "
-        f"{calls}print('pandas' in sys.modules)"
+        f"{calls}print({module!r} in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip() != "False"

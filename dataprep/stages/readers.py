@@ -16,8 +16,8 @@ from dataprep.stages.readers_common import (
     counted_blocks,
     drop_invalid_utf8,
     line_blocks,
+    numbered_ids,
     quarantine_cut,
-    string_scalar,
     view_blocks,
 )
 from dataprep.stages.readers_csv import WholeRecords, csv_schema, read_csv, reader_names
@@ -40,6 +40,7 @@ __all__ = [
     "line_blocks",
     "line_cuts",
     "line_ranges",
+    "numbered_ids",
     "open_parquet",
     "parse_jsonl_block",
     "quarantine_cut",
@@ -48,6 +49,5 @@ __all__ = [
     "read_text_documents",
     "read_text_lines",
     "reader_names",
-    "string_scalar",
     "view_blocks",
 ]

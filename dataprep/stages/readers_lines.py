@@ -11,12 +11,8 @@ quarantined or has no id: ranges are then cut by reading a few bytes at each cut
 
 from __future__ import annotations
 
-from typing import Any
-
-import pyarrow.compute as pc
-
 from dataprep.stage import Quarantine
-from dataprep.stages.readers_common import NewlineCounter, int64_range
+from dataprep.stages.readers_common import NewlineCounter
 from dataprep.storage import StoragePath
 
 CUT_READ = 1 << 16  # bytes read at a time to find the line end after a cut target
@@ -108,11 +104,6 @@ class LazyLines:
         if self._shift is None:
             self._shift = newlines_before(self.path, self.start) + 1 - PROVISIONAL
         return self._shift
-
-    def rebase(self, lines: Any) -> Any:
-        """An Arrow array of line numbers as counted from the file's start."""
-        shift = self.shift()
-        return pc.add(lines, int64_range(shift, 1)[0]) if shift else lines  # no pa.scalar: pandas
 
     def quarantine(self, q: Quarantine) -> Quarantine:
         """`q`, or where the first line is not known, a view that rebases each record's."""
