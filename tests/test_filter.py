@@ -272,3 +272,35 @@ def test_resume_after_sigkill_gives_the_same_shards_and_report(tmp_path: Path) -
     assert [s["xxh3_128"] for s in ours["shards"]] == [s["xxh3_128"] for s in theirs["shards"]]
     for key in ("rows_kept", "dropped_by_rule", "failing_by_rule", "dropped_by_source", "examples"):
         assert resumed.report[key] == whole.report[key], key
+
+
+def test_fineweb_own_rules_keep_what_datatrove_fineweb_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preset's four FineWeb rules (every other rule off) keep exactly the documents
+    datatrove's FineWebQualityFilter keeps (its word splitter set to whitespace words, the
+    words filter computes). Its duplicated-line-characters ratio counts non-blank `\\n` lines
+    over the characters that are not `\\n`: repeated lines of blanks (scraped pages) are not
+    duplicates there, and the 0.01 threshold is FineWeb's only on FineWeb's quantity."""
+    fineweb = pytest.importorskip("datatrove.pipeline.filters.fineweb_quality_filter")
+    from datatrove.data import Document
+
+    monkeypatch.setattr(fineweb, "split_into_words", lambda text, language=None: text.split())
+    prose = "This sentence ends here and it is long enough to count as a line.\n"
+    texts = real_texts(120) + [
+        prose * 2 + "\n    \n".join(f"Paragraph {i} says a new true thing." for i in range(9)),
+        "".join(f"Line {i} is a fresh line of prose, ending well.\n\t\t\n" for i in range(30)),
+        prose + "\n".join("word " * 8 for _ in range(3)),
+    ]
+    src = _dataset(tmp_path, texts)
+    own = {rule.name for rule in presets.FINEWEB_OWN}
+    off = {rule.name: None for rule in presets.PRESETS["fineweb"] if rule.name not in own}
+    config = {"preset": "fineweb", "rules": off, "mark_only": True}
+    run_stage("filter", config, tmp_path / "o", input_path=src, executor=INLINE)
+    ours = [reason is None for reason in column(tmp_path / "o", "filter_reason")]
+    theirs = []
+    for i, text in enumerate(texts):
+        kept = fineweb.FineWebQualityFilter().filter(Document(text=text, id=str(i)))
+        theirs.append(kept if isinstance(kept, bool) else kept[0])
+    assert ours == theirs
+    assert 0 < sum(theirs) < len(texts)

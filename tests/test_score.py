@@ -110,6 +110,9 @@ def reference(text: str, split: Callable[[str], list[str]] = str.split) -> dict[
     out["short_line_fraction"] = sum(len(line) <= 30 for line in nonblank) / (
         len(nonblank) or math.inf
     )
+    out["fineweb_dup_line_char_fraction"] = _dups(nonblank)[1] / (
+        (size - text.count("\n")) or math.inf
+    )
     for kind, pieces in (
         ("para", re.split(r"\n{2,}", text.strip())),
         ("line", re.split("\n+", text)),

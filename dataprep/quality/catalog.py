@@ -102,6 +102,14 @@ SIGNALS: dict[str, Signal] = {
             "0..1",
         ),
         Signal(
+            "fineweb_dup_line_char_fraction",
+            F64,
+            "fineweb_lines",
+            "characters in non-blank lines (split on `\\n`) equal to an earlier such line, "
+            "over the characters that are not `\\n` (FineWeb's duplicated-line ratio)",
+            "0..1",
+        ),
+        Signal(
             "dup_line_fraction",
             F64,
             "dup_lines",

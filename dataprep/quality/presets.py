@@ -73,7 +73,7 @@ C4_PAGE = [
 FINEWEB_OWN = [
     Rule("min_punct_line_fraction", "punct_line_fraction", ">=", 0.12),
     Rule("max_short_line_fraction", "short_line_fraction", "<=", 0.67),
-    Rule("max_dup_line_chars_fineweb", "dup_line_char_fraction", "<=", 0.01),
+    Rule("max_dup_line_chars_fineweb", "fineweb_dup_line_char_fraction", "<=", 0.01),
     Rule("max_newline_to_word_ratio", "newline_to_word_ratio", "<=", 0.3),
 ]
 PRESETS: dict[str, list[Rule]] = {

@@ -252,9 +252,11 @@ def _fineweb_lines(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
     n_lines = np.bincount(doc, minlength=n_docs)
     punct = pc.match_substring_regex(lines, f"[{TERMINAL}]$")
     short = pc.less_equal(pc.utf8_length(lines), 30)
+    _, dup_chars = repetition.duplicates(lines, doc, _lengths(lines), n_docs)
     return {
         "punct_line_fraction": _ratio(_per_doc(doc, punct, n_docs), n_lines),
         "short_line_fraction": _ratio(_per_doc(doc, short, n_docs), n_lines),
+        "fineweb_dup_line_char_fraction": _ratio(dup_chars, _lengths(texts) - _count(texts, "\n")),
     }
 
 
