@@ -23,11 +23,6 @@ TABLE = pa.table(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a --where integer literal past int64 stops filter/head with an OverflowError "
-    "traceback from pyarrow, not a comparison or one sentence",
-)
 @pytest.mark.parametrize(
     ("text", "oracle"),
     [

@@ -135,7 +135,17 @@ class _Translator:
         value_kind = _literal_kind(node.value)
         if value_kind == "other":
             raise self.fail(f"the literal {node.value!r} is not a number, string or boolean")
+        self._check_int(node.value)
         return pc.scalar(node.value), value_kind
+
+    def _check_int(self, value: Any) -> None:
+        """Arrow holds integers in 64 bits: a longer literal is one sentence, not an
+        OverflowError from pyarrow."""
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise self.fail(
+                f"the integer {_clip(str(value), 30)} is past the 64-bit range; "
+                "write it as a float (e.g. 1e26)"
+            )
 
     def _UnaryOp(self, node: ast.UnaryOp) -> tuple[Any, str]:
         operand, operand_kind = self.visit(node.operand)
@@ -214,6 +224,7 @@ class _Translator:
             raise self.fail(f"{ast.unparse(node)!r} in a list must be a literal")
         if _literal_kind(node.value) != want:
             raise self.fail(f"{ast.unparse(column)!r} is {want} but the list holds {node.value!r}")
+        self._check_int(node.value)
         return node.value
 
     def _expect(self, got: str, want: str, node: ast.AST) -> None:
