@@ -304,3 +304,20 @@ def test_fineweb_own_rules_keep_what_datatrove_fineweb_keeps(
         theirs.append(kept if isinstance(kept, bool) else kept[0])
     assert ours == theirs
     assert 0 < sum(theirs) < len(texts)
+
+
+@pytest.mark.parametrize("option", ["--source-column", "--id-column"])
+def test_a_mistyped_report_column_is_one_sentence(tmp_path: Path, option: str) -> None:
+    """A report column the user names (drops per source, example ids) must exist: a typo
+    was silently ignored (no per-source counts, examples by position). The defaults
+    (`source`, `id`) may be absent."""
+    src = _dataset(tmp_path, real_texts(4))
+    proc = cli("filter", src, "-o", tmp_path / "o", "--preset", "c4", option, "sourc", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{option} 'sourc' is not a column of the input" in proc.stderr
+    assert not (tmp_path / "o").exists()
+    field = option[2:].replace("-", "_")
+    with pytest.raises(DataprepError, match=f"{option} 'sourc' is not a column"):
+        run_stage("filter", {"preset": "c4", field: "sourc"}, tmp_path / "o2", input_path=src)
+    bare = tmp_path / "bare"
+    run_stage("filter", {"preset": "c4"}, bare, input_path=src, executor=INLINE)  # no error

@@ -174,6 +174,12 @@ class FilterStage(Stage[FilterConfig]):
             f"kept {report.get('rows_kept', 0):,}, {what} {report.get('rows_dropped', 0):,}{by}"
         ]
 
+    def column_params(self, config: FilterConfig) -> dict[str, list[str]]:
+        """The report's columns when the user named them (a typo would silently lose the
+        per-source counts and example ids); the defaults `source` and `id` may be absent."""
+        named = ("source_column", "id_column")
+        return {k: [getattr(config, k)] for k in named if k in config.model_fields_set}
+
     def output_schema(
         self, config: FilterConfig, schema: pa.Schema | None, inputs: Any = ()
     ) -> pa.Schema | None:
