@@ -20,11 +20,6 @@ TEXTS = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-3").read_text
 TEXTS = [t for t in TEXTS if t][:20]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty JSONL file sorting first stops shard ('has no column text ... pass "
-    "--text-column') though the other files have it; sorting last it is read as no rows",
-)
 @pytest.mark.parametrize("empty", [b"", b"\n\n  \n"], ids=["zero-bytes", "blank-lines"])
 def test_an_empty_first_file_does_not_stop_the_run(tmp_path: Path, empty: bytes) -> None:
     folder = tmp_path / "in"

@@ -457,6 +457,23 @@ def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:
     assert all(p.start == 0 or data[p.start - 1 : p.start] == b"\n" for p in parts)
 
 
+@pytest.mark.parametrize(
+    ("name", "empty"), [("a.csv", b"\n"), ("a.jsonl.gz", gzip.compress(b"\n \n")), ("a.csv", b"")]
+)
+def test_a_blank_first_input_is_not_the_schema_sample(
+    tmp_path: Path, name: str, empty: bytes
+) -> None:
+    """The schema comes from the first input that holds a row: a blank CSV or compressed
+    JSONL sorting first used to stop the run ('has no CSV header', 'has no column text')."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / name).write_bytes(empty)
+    rows = [{"id": f"r{i}", "text": f"row {i}"} for i in range(30)]
+    _write_jsonl(folder / "b.jsonl", rows)
+    _shard([folder], tmp_path / "out")
+    assert column(tmp_path / "out", "id") == [r["id"] for r in rows]
+
+
 def test_a_shards_checksum_and_size_are_its_bytes(tmp_path: Path) -> None:
     """The manifest's xxh3-128 and size of a shard, hashed from the page cache (mmap) as it
     closes. Oracle: xxhash and len over the file's bytes read back."""

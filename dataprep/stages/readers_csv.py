@@ -42,6 +42,8 @@ def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
         except pa.ArrowInvalid as exc:
             if isinstance(stream, WholeRecords) and stream.tail is not None:
                 raise _cut_before_first_row(src) from None
+            if "Empty CSV file" in str(exc):  # no header, no row: blank lines at most
+                return pa.schema([])
             raise DataprepError(
                 f"input {src.path} has no CSV header ({_first_line(str(exc))}); "
                 "restore it or leave it out"
@@ -120,6 +122,9 @@ def read_csv(
     """Columns are read as text, then cast: a value that does not cast quarantines its row."""
     bad_rows: list[Any] = []
     tolerate_cut = config.on_truncated == "quarantine"
+    names = reader_names(src, tolerate_cut)
+    if not names:
+        return  # an empty file: no rows, as an empty JSONL file
     records = WholeRecords(stream) if tolerate_cut else stream
 
     def on_invalid(row: Any) -> str:
@@ -131,7 +136,7 @@ def read_csv(
         read_options=pcsv.ReadOptions(block_size=block),
         parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in reader_names(src, tolerate_cut)},
+            column_types={name: pa.string() for name in names},
             strings_can_be_null=True,
             check_utf8=False,  # a bad value quarantines its row, not the run
         ),

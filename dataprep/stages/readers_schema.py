@@ -8,10 +8,30 @@ from typing import Any
 import pyarrow as pa
 
 from dataprep.errors import DataprepError
-from dataprep.sources import SourceFile
+from dataprep.sources import SourceFile, open_source
 from dataprep.stages import readers
 
 SAMPLE_BYTES = 1 << 20
+BLANK_PROBE = 1 << 16  # a line-based input whose first bytes are blank and all it has
+
+
+def sample_source(sources: list[SourceFile]) -> SourceFile:
+    """The input whose sample fixes the schema: the first that holds a row. An empty or blank
+    JSONL/CSV/text file (an empty split, a crashed writer's part) sorting first stopped the
+    run with "has no column 'text'", though it was read as no rows where it sorted later."""
+    for src in sources:
+        if src.format == "parquet" or not _blank(src):
+            return src
+    return sources[0]
+
+
+def _blank(src: SourceFile) -> bool:
+    try:
+        with open_source(src) as stream:
+            data = stream.read(BLANK_PROBE)
+    except (OSError, DataprepError):
+        return False  # the sample's own read says what is wrong
+    return len(data) < BLANK_PROBE and not data.strip()
 
 
 def sample_schema(src: SourceFile, config: Any) -> pa.Schema:

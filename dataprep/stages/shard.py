@@ -37,7 +37,7 @@ from dataprep.stage import (
     sum_counts,
 )
 from dataprep.stages import readers
-from dataprep.stages.readers_schema import ids_given, infer_schema, sample_schema
+from dataprep.stages.readers_schema import ids_given, infer_schema, sample_schema, sample_source
 
 LINKS_LISTED = 100  # links named in the report; the rest are counted
 SMALL_FILE_SHARE = 64  # files under chunk_bytes / this are joined with others into one task
@@ -122,14 +122,15 @@ class ShardStage(Stage[ShardConfig]):
         self, config: ShardConfig, schema: pa.Schema | None, inputs: Sequence[str] = ()
     ) -> pa.Schema | None:
         """What `run` will write: inferred from a sample of the first input."""
-        return infer_schema(resolve(list(inputs), config.format)[0], config)
+        return infer_schema(sample_source(resolve(list(inputs), config.format)), config)
 
     def run(self, ctx: StageContext[ShardConfig]) -> StageResult:
         config = ctx.config
         links: dict[str, str] = {}
         sources = resolve(ctx.inputs, config.format, links)
-        sample = sample_schema(sources[0], config)
-        schema = infer_schema(sources[0], config, sample)
+        first = sample_source(sources)
+        sample = sample_schema(first, config)
+        schema = infer_schema(first, config, sample)
         tasks = []
         for parts in plan_tasks(sources, config, ids_given(sample, config)):
             paths = list(dict.fromkeys(part.source.path for part in parts))
