@@ -109,6 +109,39 @@ def test_checks_reject_lookalikes() -> None:
     assert [s.kind for s in pii.find(good)] == ["credit_card", "iban", "ip", "ip", "phone"]
 
 
+SECRETS_IN_THE_WILD = {
+    # .env files and CLI configs: the keyword is the tail of a longer upper/snake name
+    "OPENAI_API_KEY=": "sk-proj-Abc123Def456Ghi789Jkl012Mno345Pqr678Stu901",
+    "aws_secret_access_key = ": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "export GITHUB_TOKEN=": "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0",
+    'DB_PASSWORD="': "q7Rt9Lm2Xv8Np4Kd",
+    # tokens with a provider's prefix, bare in text
+    "the Maps key ": "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+    "charge with ": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "clone using ": "glpat-Xy7Kq2Lm9Np4Rs8Tv3Wz",
+    "publish with ": "npm_abcdefghijABCDEFGHIJ0123456789abcdef",
+    "download with ": "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567",
+    "post to ": "https://hooks.slack.com/services/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",
+}
+
+
+def test_secrets_in_env_files_and_provider_tokens() -> None:
+    """The common shapes of leaked credentials: `NAME_API_KEY=...` lines (the keyword after
+    an underscore: `\\b` does not see it) and tokens whose prefix names their provider."""
+    for before, value in SECRETS_IN_THE_WILD.items():
+        text = f"{before}{value}\nnext line"
+        spans = [(s.kind, text[s.start : s.end]) for s in pii.find(text)]
+        assert ("secret", value) in spans, before
+        got, counts = scan(pa.array([text]), PiiConfig())
+        assert value not in got[0].as_py() and counts["secret"].tolist() == [1], before
+    prose = (
+        "tokenizer: sentencepiece_model_v2_1234; the secret of the keyboard_shortcut_key: "
+        "ctrl+alt+delete_everything_now; sk-learn, hf_hub, AIza, glpat- and npm_ alone; "
+        "passwordless login = disabled_by_default_here"
+    )
+    assert pii.find(prose) == []
+
+
 def test_spelled_out_addresses() -> None:
     """Copyright files spell addresses out against harvesting; the hash links every spelling."""
     from dataprep.quality.pii_redact import keyed_hash

@@ -26,6 +26,18 @@ from typing import Literal
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 
+from dataprep.quality.pii_patterns import (
+    _ASSIGNED_SECRET,
+    _CARD,
+    _DATE_LIKE,
+    _IBAN,
+    _IPV4,
+    _IPV6,
+    _PHONE,
+    _PROVIDER_PREFILTER,
+    _SECRET_PATTERNS,
+)
+
 Kind = Literal["secret", "email", "iban", "credit_card", "ip", "phone"]
 Mode = Literal["redact", "hash", "count", "off"]
 KINDS: tuple[Kind, ...] = ("secret", "email", "iban", "credit_card", "ip", "phone")
@@ -36,51 +48,6 @@ class Span:
     kind: str
     start: int
     end: int
-
-
-# -- patterns ----------------------------------------------------------------------------------
-
-_SECRET_PATTERNS = [
-    re.compile(
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-        r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
-    ),
-    re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
-    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}\b|\bgithub_pat_[A-Za-z0-9_]{60,}"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-]
-# `api_key = "..."`: only the value (group 1) is a secret, and only when it looks random.
-_ASSIGNED_SECRET = re.compile(
-    r"(?i)\b(?:api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|client[_-]?secret|"
-    r"access[_-]?token|auth[_-]?token|access[_-]?key(?:[_-]?id)?|secret|token|password|passwd)"
-    r"\b[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-+/=.]{16,200})"
-)
-# Lookbehinds come after the first character: a pattern that starts with a character class
-# lets Python's re skip ahead to candidates; one that starts with a lookbehind does not (3x).
-_IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-_CARD = re.compile(r"\d(?<![\d.,-]\d)(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
-_IPV4 = re.compile(
-    r"\d(?<![\w.-]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w-]|\.\d)"  # octets checked in _ipv4
-)
-_IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
-    r"(?![\w:]|\.\d)"
-)
-# Phones: international (+CC ...) or a parenthesised / separated area code. Bare digit runs
-# are left alone: they are far more often numbers of other things.
-# Not inside a longer run of digit groups (before or after): that is some other number.
-_PHONE = re.compile(
-    r"(?:"
-    r"\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|\((?<![\w+]\()(?<!\d[ -]\()\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"
-    r"|\d(?<![\w+.,:]\d)(?<!\d[ -]\d)\d{2}([-.])\d{3}\1\d{4}"  # one separator: not `252.227-7013`
-    # national (0...): groups split by a separator, or a 3-5 digit area code then 5-8 digits
-    r"|0(?<![\w+.,:]0)(?<!\d[ -]0)"
-    r"(?:\d{1,4}[ -]\d{3,4}[ -]\d{2,4}(?:[ -]\d{2,4})?|\d{2,4}[ -]\d{5,8})"
-    r")(?![\w:/]|[.-]\d| \d)"
-)
-_DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
 
 
 def entropy(value: str) -> float:
@@ -291,9 +258,11 @@ DETECTORS: list[Detector] = [
     ),
     Detector("secret", r"xox[abposr]-", _simple("secret", _SECRET_PATTERNS[3])),
     Detector("secret", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ", _simple("secret", _SECRET_PATTERNS[4])),
+    Detector("secret", _PROVIDER_PREFILTER, _simple("secret", _SECRET_PATTERNS[5])),
     Detector(
         "secret",
-        r"(?i:key|secret|token|passw(?:or)?d)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9_\-+/=.]{16}",
+        r"(?i:key|secret|token|passw(?:or)?d)[A-Za-z0-9_-]{0,41}[\"']?\s*[:=]\s*[\"']?"
+        r"[A-Za-z0-9_\-+/=.]{16}",
         _assigned_secrets,
     ),
     Detector("email", r"[A-Za-z0-9]@[A-Za-z0-9]", _emails),
