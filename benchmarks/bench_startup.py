@@ -26,6 +26,15 @@ case also runs with PYTHONPATH=DIR in the same round, right before ours: a paire
     python benchmarks/bench_startup.py                          # 5k, 20k, 50k docs, 3 rounds
     python benchmarks/bench_startup.py --sizes 20000 --rounds 5 --skip-small
     python benchmarks/bench_startup.py --before /tmp/before     # before/after, paired
+
+`--per-process N -- ARGS` instead runs `dataprep ARGS` N times and prints each process's own
+CPU (user, system) and minor page faults: the command, the fork server, the resource tracker,
+each worker. Every process of the command's session is sampled from /proc every 2 ms (its last
+sample counts: clock-tick resolution, 10 ms here); medians over the runs. `--clear DIR` is
+removed before each run (the command's output).
+
+    python benchmarks/bench_startup.py --per-process 7 --clear /tmp/o -- \
+        shard /tmp/8mb.jsonl -o /tmp/o --chunk-bytes 2MB -w 2 -q
 """
 
 from __future__ import annotations
@@ -142,7 +151,67 @@ def worker_cases(tmp: Path, cmd: list[str], cases: Cases, docs: int) -> None:
         cases.add(f"dedup {docs} -w {workers}", args, out, True)
 
 
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _session_stats(session: int) -> dict[tuple[int, int], tuple[str, int, int, int]]:
+    """(pid, start tick) -> (name, user ticks, system ticks, minor faults) of each process
+    of `session` (setsid: the command, its fork server, tracker and workers)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        name, rest = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
+        if int(rest[3]) == session:  # fields after the name: state ppid pgrp session ...
+            found[(int(entry), int(rest[19]))] = (name, int(rest[11]), int(rest[12]), int(rest[7]))
+    return found
+
+
+def per_process(cmd: list[str], args: list[str], runs: int, clear: str | None) -> None:
+    """Each process's own CPU and page faults in `dataprep ARGS`, medians over `runs`."""
+    table: dict[str, list[tuple[float, float, int]]] = {}
+    for _ in range(runs):
+        if clear:
+            shutil.rmtree(clear, ignore_errors=True)
+        proc = subprocess.Popen([*cmd, *args], start_new_session=True, stdout=subprocess.DEVNULL)
+        seen: dict[tuple[int, int], tuple[str, int, int, int]] = {}
+        while proc.poll() is None or _session_stats(proc.pid):
+            seen.update(_session_stats(proc.pid))
+            time.sleep(0.002)
+        reap_all()
+        workers = 0
+        for (pid, _), (name, user, system, faults) in sorted(seen.items(), key=lambda i: i[0][1]):
+            if pid == proc.pid:
+                label = "command"
+            elif name.startswith("dataprep-worker"):
+                workers += 1
+                label = f"worker {workers}"
+            else:
+                label = name
+            table.setdefault(label, []).append((user / TICK, system / TICK, faults))
+    print(f"{' '.join([*cmd, *args])}; medians of {runs} runs")
+    print(f"{'process':18} {'cpu s':>6} {'user':>6} {'sys':>6} {'faults':>8} {'runs':>5}")
+    for label, rows in table.items():
+        user, system = (statistics.median(r[i] for r in rows) for i in (0, 1))
+        faults = statistics.median(r[2] for r in rows)
+        cpu = statistics.median(r[0] + r[1] for r in rows)
+        print(f"{label:18} {cpu:6.2f} {user:6.2f} {system:6.2f} {faults:8.0f} {len(rows):5}")
+
+
 def main() -> None:
+    if "--per-process" in sys.argv:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--per-process", type=int, required=True, metavar="RUNS")
+        parser.add_argument("--clear", help="A folder removed before each run.")
+        parser.add_argument("args", nargs=argparse.REMAINDER)
+        opts = parser.parse_args()
+        per_process(command(), [a for a in opts.args if a != "--"], opts.per_process, opts.clear)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="5000,20000,50000", help="Doc counts, comma-separated.")
     parser.add_argument("--rounds", type=int, default=3)
