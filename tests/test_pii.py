@@ -142,6 +142,27 @@ def test_secrets_in_env_files_and_provider_tokens() -> None:
     assert pii.find(prose) == []
 
 
+def test_non_ascii_addresses_and_french_phone_numbers() -> None:
+    """Internationalised e-mail addresses (RFC 6531: letters of any script in the local part,
+    IDN domains) and French numbers in pairs (`06 12 34 56 78`) are found whole; the ASCII
+    walk-back stopped at `é` and leaked `josé@example.com` entire. Hex dumps stay alone."""
+    values = {
+        "email": ["josé@example.com", "müller@bücher.de", "info@пример.рф", "a.b@xn--bcher-kva.de"],
+        "phone": ["06 12 34 56 78", "01.23.45.67.89"],
+    }
+    for kind, found in values.items():
+        for value in found:
+            text = f"Écrivez à {value}, merci."
+            spans = [(s.kind, text[s.start : s.end]) for s in pii.find(text)]
+            assert spans == [(kind, value)], value
+            got, _ = scan(pa.array([text]), PiiConfig())
+            assert value not in got[0].as_py(), value
+    text = "联系a@example.com谢谢, or ann@example.org。"
+    assert [text[s.start : s.end] for s in pii.find(text)] == ["a@example.com", "ann@example.org"]
+    dumps = "00 01 02 03 04 05 06 07\n0a 0b 0c 0d\nversion 01.02.03.04.05.06 and 2024.01.02"
+    assert pii.find(dumps) == []
+
+
 def test_spelled_out_addresses() -> None:
     """Copyright files spell addresses out against harvesting; the hash links every spelling."""
     from dataprep.quality.pii_redact import keyed_hash

@@ -127,9 +127,19 @@ def _simple(kind: str, pattern: re.Pattern[str], check: Callable[[str], bool] | 
 
 
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_%+-.")
+# Letters and digits of any script (IDN domains, RFC 6531 local parts), but CJK: written
+# without spaces, an address runs straight into the text around it (`联系a@example.com谢谢`)
+_CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+_ALNUM = rf"[^\W_{_CJK}]"
 _DOMAIN = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])", re.ASCII
+    rf"(?:{_ALNUM}(?:(?:{_ALNUM}|-){{0,61}}{_ALNUM})?\.)+"
+    rf"(?:xn--[a-z0-9-]{{1,59}}|[^\W\d_{_CJK}]{{2,24}})(?!{_ALNUM}|[-_])"
 )
+_CJK_CHARS = re.compile(rf"[{_CJK}]")
+
+
+def _local_char(c: str) -> bool:
+    return c in _LOCAL_CHARS or (c > "\x7f" and c.isalnum() and not _CJK_CHARS.match(c))
 
 
 def _emails(text: str) -> Iterable[Span]:
@@ -140,7 +150,7 @@ def _emails(text: str) -> Iterable[Span]:
         domain = _DOMAIN.match(text, at + 1)
         if domain:
             start = at
-            while start > 0 and at - start < 64 and text[start - 1] in _LOCAL_CHARS:
+            while start > 0 and at - start < 64 and _local_char(text[start - 1]):
                 start -= 1
             while start < at and text[start] == ".":
                 start += 1
@@ -265,7 +275,7 @@ DETECTORS: list[Detector] = [
         r"[A-Za-z0-9_\-+/=.]{16}",
         _assigned_secrets,
     ),
-    Detector("email", r"[A-Za-z0-9]@[A-Za-z0-9]", _emails),
+    Detector("email", r"[\pL\pN]@[\pL\pN]", _emails),
     Detector(
         "email",
         r"[A-Za-z0-9](?:\s?[(\[{<]\s?at\s?[)\]}>]\s?|\s+(?:at|AT)\s+)[A-Za-z0-9][A-Za-z0-9-]*"
@@ -294,7 +304,7 @@ DETECTORS: list[Detector] = [
         "phone",
         r"\+\d{1,3}[ .-]?(?:\(0?\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
         r"|\(\d{2,5}\)[ .-]?\d{3,4}[ .-]?\d{3,4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4}"
-        r"|0\d{1,4}[ /-]\d{3,4}[ -]?\d{2,4}",
+        r"|0\d{1,4}[ /-]\d{3,4}[ -]?\d{2,4}|0[1-9][ .]\d\d[ .]\d\d[ .]\d\d[ .]\d\d",
         _simple("phone", _PHONE, valid_phone),
         True,
     ),
