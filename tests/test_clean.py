@@ -74,6 +74,19 @@ def test_controls_go_but_newlines_and_tabs_stay() -> None:
     assert counts["strip_control.docs"] == 1
 
 
+def test_invisible_format_characters_go_as_ftfy_removes_them() -> None:
+    """A byte-order mark opening a document (files saved on Windows) and the other characters
+    ftfy's own `remove_control_chars` drops (oracle: ftfy.chardata.CONTROL_CHARS) go; the
+    meaningful format characters (zero-width joiner, bidi marks, soft hyphen) stay."""
+    import ftfy.chardata
+
+    texts = ["\ufeffHello", "a\ufeffb\u206ac\ufffcd\ufff9e", "zwj \u200d bidi \u200f shy \u00ad"]
+    out, counts, _ = _clean(texts, collapse_whitespace=False)
+    assert out == [t.translate(ftfy.chardata.CONTROL_CHARS) for t in texts]
+    assert out[:2] == ["Hello", "abcde"] and out[2] == texts[2]
+    assert counts["strip_control.docs"] == 2
+
+
 def test_whitespace() -> None:
     text = "  Title  \n\n\n\nword   word\t\n    indented  code\n\n\n"
     out, _, _ = _clean([text])

@@ -30,7 +30,13 @@ MOJIBAKE = (
     r"\x{2c6}\x{2dc}\x{2013}\x{2014}\x{2018}-\x{201e}\x{2020}-\x{2022}\x{2026}\x{2030}"
     r"\x{2039}\x{203a}\x{20ac}\x{2122}]"
 )
-CONTROL = r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}]"
+# C0/C1 controls but TAB and LF (CR is turned into LF first), and the invisible format
+# characters ftfy's remove_control_chars drops: byte-order mark, deprecated U+206A-206F,
+# interlinear annotation and object replacement U+FFF9-FFFC
+CONTROL = (
+    r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}"
+    r"\x{206a}-\x{206f}\x{feff}\x{fff9}-\x{fffc}]"
+)
 
 ROFF_DOC = r"(?m)^\.(?:TH|SH|Dd|Dt|Sh)(?:[ \t]|$)"
 # man(7) macros whose arguments are the page's text (headings, fonts, list tags)
@@ -125,7 +131,8 @@ def normalize(form: str) -> Step:
 
 
 def strip_control(texts: pa.Array) -> pa.Array:
-    """CR LF and lone CR become LF; other C0/C1 controls but TAB and LF go."""
+    """CR LF and lone CR become LF; other C0/C1 controls but TAB and LF go, and the byte-order
+    mark and the other invisible characters ftfy removes."""
 
     def step(part: pa.Array) -> pa.Array:
         part = pc.replace_substring_regex(part, r"\r\n?", "\n")
