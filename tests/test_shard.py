@@ -283,8 +283,9 @@ def test_integer_too_big_for_arrow_in_the_sample_is_no_traceback(tmp_path: Path)
     src.write_text('{"text": "a", "n": 18446744073709551616}\n{"text": "b", "n": "x"}\n')
     report = _shard([src], tmp_path / "out")
     assert manifest(tmp_path / "out")["schema"]["fields"][2] == {"name": "n", "type": "string"}
-    assert report["rows_in"] == 2
-    assert column(tmp_path / "out", "text") == ["b"]  # 2**64 is no Arrow value: quarantined
+    assert report["rows_in"] == 2 and report["quarantined"] == 0
+    assert column(tmp_path / "out", "text") == ["a", "b"]  # 2**64 in a string field: its text
+    assert column(tmp_path / "out", "n") == ["18446744073709551616", "x"]
 
 
 @pytest.mark.parametrize("module", ["pandas", "pyarrow.compute"])
@@ -421,10 +422,12 @@ def test_rows_read_in_python_equal_pyarrows_from_pylist(tmp_path: Path) -> None:
 def test_misfit_reasons_are_pyarrows() -> None:
     """`_misfit` tells most values from their Python type (no `pa.array`, no pandas); oracle:
     what `pa.array([value], type)` says, for text, numbers, booleans, lists, objects, int64
-    and double limits and a lone surrogate, against every simple column type."""
+    and double limits and a lone surrogate, against every simple column type; except where
+    `pa.array` coerces what Arrow's JSON reader (the fast path) refuses: a float into int64
+    (1.5 became 1, silently) and a boolean into a number (true became 1.0)."""
     from dataprep.stages import readers_jsonl as rj
 
-    values = ["x", "1", "", "\ud800", 1, -(2**63), 2**63, 2**53 + 1, 1.5, True, [1], {"a": 1}]
+    values = ["x", "1", "", "\ud800", 1, -(2**63), 2**63, 2**53 + 1, 1.5, 2.0, True, [1], {"a": 1}]
     for kind in (pa.string(), pa.float64(), pa.int64(), pa.bool_()):
         schema = pa.schema([("f", kind)])
         for value in values:
@@ -435,7 +438,23 @@ def test_misfit_reasons_are_pyarrows() -> None:
                 want = "field 'f': has a lone surrogate, which is not valid Unicode"
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 want = f"field 'f': {rj._short(value)} is not {kind}"
+            refused = (type(value) is float and kind == pa.int64()) or (
+                type(value) is bool and kind in (pa.int64(), pa.float64())
+            )
+            if refused:
+                want = f"field 'f': {rj._short(value)} is not {kind}"
             assert rj._misfit({"f": value}, schema) == want, (kind, value)
+            if refused:  # what the fast path says too
+                data = json.dumps({"f": value}).encode() + b"\n"
+                with pytest.raises(pa.ArrowInvalid):
+                    pjson_read(data, schema)
+
+
+def pjson_read(data: bytes, schema: pa.Schema) -> pa.Table:
+    import pyarrow.json as pjson
+
+    options = pjson.ParseOptions(explicit_schema=schema)
+    return pjson.read_json(pa.BufferReader(data), parse_options=options)
 
 
 def test_big_file_ranges_are_of_equal_size(tmp_path: Path) -> None:

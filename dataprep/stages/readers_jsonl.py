@@ -119,19 +119,21 @@ def parse_jsonl_block(
     q: Quarantine,
     id_column: str | None = None,
     newlines: LineCount | None = None,
+    text_column: str | None = None,
 ) -> pa.Table:
     """Arrow's parser on the whole block (`newlines`: its lines counted, if known). A
     block Arrow rejects is halved at a line end, again and again, and Arrow's parse kept for
     every piece it accepts; only a rejected piece of at most SLOW_BYTES is read line by line in
-    Python (there a numeric `id_column` value is taken as its text when the schema's ids are
-    strings). One bad line used to send its whole 8 MiB block through Python: 5 bad lines in
-    50 MB made the shard 2.2x as slow."""
+    Python (there a number in a string column is taken as its text: see `_as_text`). One bad
+    line used to send its whole 8 MiB block through Python: 5 bad lines in 50 MB made the
+    shard 2.2x as slow."""
     table = _arrow_block(data, first_line, schema, newlines)
     if table is not None:
         return drop_invalid_utf8(table, src, q)
     data = bytes(data)  # a view of a reused buffer (`view_blocks`): this path keeps pieces
     budget = [RETRY_SHARE * len(data)]
-    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, id_column, budget)))
+    columns = (id_column, text_column)
+    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, columns, budget)))
 
 
 def _arrow_block(
@@ -202,7 +204,7 @@ def _pieces(
     src: SourceFile,
     schema: pa.Schema,
     q: Quarantine,
-    id_column: str | None,
+    columns: tuple[str | None, str | None],
     budget: list[int],
 ) -> Iterator[pa.Table]:
     """A rejected block's rows in order: each half Arrow takes whole (and whose text is valid
@@ -212,7 +214,7 @@ def _pieces(
     middle = data.find(b"\n", len(data) // 2)
     small = len(data) <= SLOW_BYTES or not 0 <= middle < len(data) - 1
     if small or budget[0] < len(data):
-        yield _parse_lines_slowly(data, first_line, src, schema, q, id_column)
+        yield _parse_lines_slowly(data, first_line, src, schema, q, *columns)
         return
     budget[0] -= len(data)
     second = first_line + data.count(b"\n", 0, middle + 1)
@@ -221,7 +223,7 @@ def _pieces(
         if table is not None and _valid(table):
             yield table
         else:
-            yield from _pieces(piece, line, src, schema, q, id_column, budget)
+            yield from _pieces(piece, line, src, schema, q, columns, budget)
 
 
 def _valid(table: pa.Table) -> bool:
@@ -239,8 +241,9 @@ def _parse_lines_slowly(
     schema: pa.Schema,
     q: Quarantine,
     id_column: str | None = None,
+    text_column: str | None = None,
 ) -> pa.Table:
-    text_ids = id_column in schema.names and pa.types.is_string(schema.field(id_column).type)
+    as_text = _as_text(schema, id_column, text_column)
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
     for offset, raw in enumerate(data.split(b"\n")):
@@ -256,8 +259,9 @@ def _parse_lines_slowly(
                 reason = "line is not a JSON object"
             else:
                 row = {f.name: row.get(f.name) for f in schema}
-                if text_ids and _is_number(row[id_column]):
-                    row[id_column] = json.dumps(row[id_column])  # 7 -> "7", as written
+                for name in as_text:
+                    if _is_number(row[name]):
+                        row[name] = json.dumps(row[name])  # 7 -> "7", as written
                 reason = _misfit(row, schema)
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
@@ -272,6 +276,20 @@ def _parse_lines_slowly(
         numbers.append(line)
     table = _rows_table(rows, schema)
     return table.append_column(LINE, int64s(numbers))
+
+
+def _as_text(schema: pa.Schema, id_column: str | None, text_column: str | None) -> list[str]:
+    """The string columns whose numbers are kept as their JSON text: the id, and (given the
+    text column) every field but the text, which the schema sample typed string because it
+    saw text beside numbers, or an integer past int64 (each such number was quarantined:
+    99 of 100 rows of a field with one "high" among numbers). Never the text column: a
+    document must be a string."""
+    return [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type)
+        and (f.name == id_column or (text_column is not None and f.name != text_column))
+    ]
 
 
 def _rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -323,7 +341,11 @@ def _plain_fit(value: Any, kind: pa.DataType) -> bool | None:
         return False
     if pa.types.is_boolean(kind):
         return type(value) is bool if type(value) in (bool, int, float) else None
+    if type(value) is bool:
+        return False  # pa.array takes true as 1 or 1.0; Arrow's JSON reader refuses it
     if pa.types.is_int64(kind):
+        if type(value) is float:
+            return False  # pa.array truncates 1.5 to 1 silently; Arrow's reader refuses 2.0
         return True if type(value) is int and -(2**63) <= value < 2**63 else None
     return True if type(value) is float or (type(value) is int and abs(value) <= 2**53) else None
 

@@ -69,7 +69,7 @@ def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) 
         fields = [f for f in fields if f.name in config.keep]
     id_type = sample.field(config.id_column).type if ids_given(sample, config) else None
     id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
-    fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in fields]
+    fields = [pa.field(f.name, _open(f.type)) for f in fields]
     return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
 
 
@@ -78,3 +78,17 @@ def ids_given(sample: pa.Schema, config: Any) -> bool:
     all-None column, an empty CSV column) is none, and its ids are generated as strings."""
     names = sample.names
     return config.id_column in names and not pa.types.is_null(sample.field(config.id_column).type)
+
+
+def _open(kind: pa.DataType) -> pa.DataType:
+    """A sampled type with what the sample could not tell (null: no value seen, as in a field
+    null throughout or an empty list) as string, so later values of text fit: `tags: []` in
+    the sample made list<null>, and every later row with a tag was quarantined."""
+    if pa.types.is_null(kind):
+        return pa.string()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        make = pa.list_ if pa.types.is_list(kind) else pa.large_list
+        return make(_open(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([pa.field(f.name, _open(f.type)) for f in kind])
+    return kind

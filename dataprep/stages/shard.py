@@ -310,8 +310,9 @@ def _read(
                 views = readers.view_blocks(stream, limit, first_line, block, on_cut)
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
-                        data, line, src, schema, quarantine, config.id_column, newlines
-                    )
+                        data, line, src, schema, quarantine, config.id_column, newlines,
+                        config.text_column,
+                    )  # fmt: skip
 
 
 def _finish(
