@@ -74,13 +74,21 @@ def test_a_failed_command_keeps_its_sentence_and_status(tmp_path: Path) -> None:
     assert _marks(tmp_path) == {"atexit"}
 
 
-def test_help_and_version_print_in_full(tmp_path: Path) -> None:
-    """Output written just before the exit is flushed: `--version` and `--help` to a pipe."""
+def test_help_version_and_written_commands_end_as_usual(tmp_path: Path) -> None:
+    """Only a stage run skips the teardown: `--version`, `--help` and the written commands
+    (train may leave its trace file for the teardown to flush) end as they always did, their
+    output whole on a pipe."""
     version = _command(tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("dataprep "), version
     shown = _command(tmp_path, "shard", "--help")
     assert shown.returncode == 0 and "--chunk-bytes" in shown.stdout, shown.stderr
     assert shown.stdout.rstrip().endswith("╯"), shown.stdout[-200:]  # the last panel closed
+    assert _marks(tmp_path) == {"atexit", "teardown"}
+    for mark in (tmp_path / "marks").iterdir():
+        mark.unlink()
+    written = _command(tmp_path, "lineage", str(tmp_path / "missing"))
+    assert written.returncode == 2 and written.stderr.startswith("error: "), written
+    assert _marks(tmp_path) == {"atexit", "teardown"}
 
 
 def test_a_caller_of_main_keeps_its_interpreter(tmp_path: Path) -> None:
