@@ -86,3 +86,30 @@ def test_an_integer_past_int64_keeps_its_field_and_rows(tmp_path: Path) -> None:
     cli("shard", src, "-o", out, "-q", "-w", "1", "--keep", "n")
     assert column(out, "text") == TEXTS[:20]
     assert column(out, "n") == [str(r["n"]) for r in rows]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a float inside a kept struct or list field the sample typed int64 is truncated "
+    "silently ({'score': 0.5} -> 0, [0.25, 7] -> [0, 7]); 9c24dd3 refuses it at top level only",
+)
+def test_nested_floats_after_an_integer_sample_are_not_truncated(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = [{"text": t, "meta": {"score": i}, "v": [i, i + 1]} for i, t in enumerate(TEXTS[:5])]
+    second = [
+        {"text": t, "meta": {"score": 0.5 + i}, "v": [0.25 + i, 7]}
+        for i, t in enumerate(TEXTS[5:8])
+    ]
+    for name, rows in (("a.jsonl", first), ("b.jsonl", second)):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q", "-w", "1", "--keep", "meta,v")
+    kept = {
+        t: (m, v)
+        for t, m, v in zip(column(out, "text"), column(out, "meta"), column(out, "v"), strict=True)
+    }
+    # each row kept exactly as json.loads reads it, or quarantined: never changed
+    for row in first + second:
+        if row["text"] in kept:
+            assert kept[row["text"]] == (row["meta"], row["v"]), row
