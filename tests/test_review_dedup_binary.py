@@ -1,0 +1,49 @@
+"""Review (H7) of dedup's exact fingerprints over several columns (`--columns`): a binary one.
+
+A kept Parquet column of bytes (an image, a raw payload: shard keeps it as `binary`) is cast
+to string before it is hashed, in the kernel path (exact._column_spans) and in the Arrow
+reference (normalise.fingerprints) alike; bytes that are not UTF-8 make that cast fail, and
+`dataprep dedup --method exact --columns text,raw` stops with "pyarrow.lib.ArrowInvalid: Invalid
+UTF8 payload" and a traceback (exit 1).
+
+Oracle: rows are duplicates when both cells are equal (text, and the raw bytes): Python sets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import cli, column
+
+TEXTS = ["alpha", "beta", "alpha", "gamma", "alpha", "beta"]
+RAW = [b"\xff\x00", b"ok", b"\xff\x00", b"\x80", b"\xff\x01", b"ok"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="dedup --method exact --columns text,raw with a binary column of non-UTF-8 bytes "
+    "stops with an ArrowInvalid 'Invalid UTF8 payload' traceback (the bytes are cast to string)",
+)
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_exact_dedup_over_a_binary_column(tmp_path: Path, kernel: str) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    pq.write_table(pa.table({"text": TEXTS, "raw": pa.array(RAW, pa.binary())}), src / "a.parquet")
+    shards = tmp_path / "shards"
+    cli("shard", src, "-o", shards, "-q", "-w", "1")
+    out = tmp_path / "out"
+    proc = cli(
+        "dedup", shards, "-o", out, "-q", "-w", "1", "--method", "exact", "--columns", "text,raw",
+        check=False, env={"DATAPREP_DEDUP_KERNEL": kernel},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-300:]
+    seen: set[tuple[str, bytes]] = set()
+    want = []
+    for text, raw in zip(TEXTS, RAW, strict=True):
+        if (text, raw) not in seen:
+            seen.add((text, raw))
+            want.append((text, raw))
+    assert list(zip(column(out, "text"), column(out, "raw"), strict=True)) == want
