@@ -14,15 +14,9 @@ import csv
 import io
 from pathlib import Path
 
-import pytest
 from helpers import cli, column
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CSV ids of digits are inferred as int64: '007' and '7' both become 7, '0042' "
-    "becomes 42 (distinct rows share an id, ids no longer match the source)",
-)
 def test_csv_ids_are_the_text_in_their_cells(tmp_path: Path) -> None:
     rows = [["id", "text"], ["007", "first"], ["7", "second"], ["0042", "third"], ["10", "x"]]
     text = io.StringIO()

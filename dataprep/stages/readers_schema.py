@@ -68,6 +68,8 @@ def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) 
             )
         fields = [f for f in fields if f.name in config.keep]
     id_type = sample.field(config.id_column).type if ids_given(sample, config) else None
+    if src.format == "csv":
+        id_type = None  # a CSV cell is text: "007" and "7" are two ids, not the number 7
     id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
     fields = [pa.field(f.name, _open(f.type)) for f in fields]
     return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
