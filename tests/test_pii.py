@@ -148,7 +148,13 @@ def test_non_ascii_addresses_and_french_phone_numbers() -> None:
     walk-back stopped at `é` and leaked `josé@example.com` entire. Hex dumps stay alone."""
     values = {
         "email": ["josé@example.com", "müller@bücher.de", "info@пример.рф", "a.b@xn--bcher-kva.de"],
-        "phone": ["06 12 34 56 78", "01.23.45.67.89"],
+        "phone": [
+            "06 12 34 56 78",
+            "01.23.45.67.89",
+            "1-800-555-0199",  # North American, trunk prefix 1
+            "089/1234567",  # German area code / number
+            "0049 30 1234567",  # 00 instead of +
+        ],
     }
     for kind, found in values.items():
         for value in found:
@@ -159,7 +165,10 @@ def test_non_ascii_addresses_and_french_phone_numbers() -> None:
             assert value not in got[0].as_py(), value
     text = "联系a@example.com谢谢, or ann@example.org。"
     assert [text[s.start : s.end] for s in pii.find(text)] == ["a@example.com", "ann@example.org"]
-    dumps = "00 01 02 03 04 05 06 07\n0a 0b 0c 0d\nversion 01.02.03.04.05.06 and 2024.01.02"
+    dumps = (
+        "00 01 02 03 04 05 06 07\n0a 0b 0c 0d\nversion 01.02.03.04.05.06 and 2024.01.02; "
+        "/srv/0123/45678/x; (07/2003-01/2006); 1-2-3; 1-2024-01-15; 11-800-555-0199"
+    )
     assert pii.find(dumps) == []
 
 
