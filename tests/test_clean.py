@@ -70,7 +70,7 @@ def test_normal_forms() -> None:
 
 def test_controls_go_but_newlines_and_tabs_stay() -> None:
     out, counts, _ = _clean(["a\x00b\x07c\r\nd\re\tf\x1b[0m\x85g"], collapse_whitespace=False)
-    assert out == ["abc\nd\ne\tf[0mg"]
+    assert out == ["abc\nd\ne\tf[0m\ng"]  # NEL is a line break
     assert counts["strip_control.docs"] == 1
 
 

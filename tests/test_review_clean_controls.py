@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ftfy.chardata
 import pyarrow as pa
-import pytest
 
 from dataprep.quality.clean import strip_control
 
@@ -24,11 +23,6 @@ TEXTS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="strip_control deletes form feed and NEL with nothing in their place, gluing the "
-    "words around them ('page\\fNext' -> 'pageNext'); ftfy keeps both",
-)
 def test_word_separating_controls_do_not_glue_words() -> None:
     assert all(ord(c) not in ftfy.chardata.CONTROL_CHARS for c in "\x0c\x85")  # ftfy keeps them
     out = strip_control(pa.array(TEXTS)).to_pylist()

@@ -33,6 +33,8 @@ MOJIBAKE = (
 # C0/C1 controls but TAB and LF (CR is turned into LF first), and the invisible format
 # characters ftfy's remove_control_chars drops: byte-order mark, deprecated U+206A-206F,
 # interlinear annotation and object replacement U+FFF9-FFFC
+# VT, FF, FS, GS, RS and NEL: line breaks to str.splitlines
+LINE_CONTROLS = r"[\x{0b}\x{0c}\x{1c}-\x{1e}\x{85}]"
 CONTROL = (
     r"[\x{00}-\x{08}\x{0b}\x{0c}\x{0e}-\x{1f}\x{7f}-\x{9f}"
     r"\x{206a}-\x{206f}\x{feff}\x{fff9}-\x{fffc}]"
@@ -131,11 +133,16 @@ def normalize(form: str) -> Step:
 
 
 def strip_control(texts: pa.Array) -> pa.Array:
-    """CR LF and lone CR become LF; other C0/C1 controls but TAB and LF go, and the byte-order
-    mark and the other invisible characters ftfy removes."""
+    """CR LF, lone CR and the other line and page breaks (VT, FF, FS, GS, RS, NEL) become LF,
+    the unit separator a space; other C0/C1 controls but TAB go, and the byte-order mark and
+    the other invisible characters ftfy removes."""
 
     def step(part: pa.Array) -> pa.Array:
         part = pc.replace_substring_regex(part, r"\r\n?", "\n")
+        # controls that separate words (Python's whitespace) are not just deleted, which would
+        # glue `page\fNext`: the line and page breaks become LF, the unit separator a space
+        part = pc.replace_substring_regex(part, LINE_CONTROLS, "\n")
+        part = pc.replace_substring(part, "\x1f", " ")
         return pc.replace_substring_regex(part, CONTROL, "")
 
     return subset(texts, CONTROL + r"|\r", step)
