@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from helpers import cli, column
 
 LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/BSD").read_text().splitlines()]
@@ -44,33 +43,18 @@ def _csv(path: Path, header: list[str], rows: list[list[str]]) -> list[tuple[str
     return [(r[at_id], r[at_text]) for r in records[1:]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a CSV header with trailing empty cells (two columns named '') stops shard with "
-    'a KeyError traceback: Field "" exists 2 times in schema',
-)
 def test_trailing_empty_header_cells_are_no_traceback(tmp_path: Path) -> None:
     rows = [[f"r{i}", t, "", ""] for i, t in enumerate(TEXTS)]
     want = _csv(tmp_path / "export.csv", ["id", "text", "", ""], rows)
     _check(tmp_path / "export.csv", tmp_path / "out", want)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a CSV with a repeated column name (a,a,text) stops shard with a KeyError "
-    "traceback, though the repeated column is neither the text nor the id",
-)
 def test_a_repeated_csv_column_is_no_traceback(tmp_path: Path) -> None:
     rows = [["1", "2", f"r{i}", t] for i, t in enumerate(TEXTS)]
     want = _csv(tmp_path / "dup.csv", ["a", "a", "id", "text"], rows)
     _check(tmp_path / "dup.csv", tmp_path / "out", want)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Parquet file with two columns of one name stops shard with a KeyError "
-    "traceback ('Column n does not exist in schema')",
-)
 def test_a_repeated_parquet_column_is_no_traceback(tmp_path: Path) -> None:
     ids = [f"r{i}" for i in range(len(TEXTS))]
     n = pa.array(range(len(TEXTS)))
@@ -79,11 +63,6 @@ def test_a_repeated_parquet_column_is_no_traceback(tmp_path: Path) -> None:
     _check(tmp_path / "dup.parquet", tmp_path / "out", list(zip(ids, TEXTS, strict=True)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--id-column naming the text column stops shard with a KeyError traceback "
-    '(Field "text" exists 2 times in schema) instead of one sentence',
-)
 def test_id_column_equal_to_text_column_is_one_sentence(tmp_path: Path) -> None:
     src = tmp_path / "rows.jsonl"
     src.write_text("".join(f'{{"text": "{t}"}}\n' for t in ("alpha", "beta")))

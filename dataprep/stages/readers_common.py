@@ -69,6 +69,16 @@ def numbered_ids(prefix: str, numbers: pa.ChunkedArray | pa.Array, shift: int = 
     return pa.Array.from_buffers(pa.string(), len(values), buffers)
 
 
+def schema_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The columns of `table` that `schema` names, each name's first: a CSV header may repeat
+    a name (a spreadsheet's trailing empty cells: `id,text,,`), which Arrow keeps and
+    selecting by name refuses."""
+    names = table.column_names
+    wanted = set(schema.names)
+    firsts = [i for i, name in enumerate(names) if name in wanted and names.index(name) == i]
+    return table if len(firsts) == len(names) else table.select(firsts)
+
+
 def line_blocks(
     stream: BinaryIO,
     limit: int | None,

@@ -24,6 +24,7 @@ from dataprep.stages.readers_common import (
     int64_range,
     int64s,
     quarantine_cut,
+    schema_columns,
 )
 
 
@@ -156,7 +157,7 @@ def read_csv(
             # Python reads the records, so rows after it keep their own numbers
             yield from _read_csv_slowly(src, schema, config, q, block, row)
             return
-        table = pa.Table.from_batches([batch])
+        table = schema_columns(pa.Table.from_batches([batch]), schema)
         numbers = int64_range(row, table.num_rows)
         row += table.num_rows
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
@@ -243,8 +244,8 @@ def _reparsed(
             check_utf8=False,
         ),
     )
-    table = drop_invalid_utf8(table.append_column(LINE, int64s(numbers)), src, q)
-    return _cast_columns(table, schema, src, q)
+    table = schema_columns(table, schema).append_column(LINE, int64s(numbers))
+    return _cast_columns(drop_invalid_utf8(table, src, q), schema, src, q)
 
 
 class _Raw(io.RawIOBase):

@@ -44,6 +44,12 @@ def sample_schema(src: SourceFile, config: Any) -> pa.Schema:
         sample = readers.csv_schema(src, config.on_truncated == "quarantine")
     else:
         sample = readers.jsonl_schema(src, SAMPLE_BYTES)
+    if config.id_column == config.text_column:
+        raise DataprepError(
+            f"--id-column and --text-column both name {config.text_column!r}; the id needs a "
+            "column of its own (or none: ids are then SOURCE:LINE)"
+        )
+    sample = _unrepeated(src, sample, config)
     if src.format != "text" and config.text_column not in sample.names:
         raise DataprepError(
             f"input {src.name} has no column {config.text_column!r} (columns: "
@@ -94,3 +100,18 @@ def _open(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(kind):
         return pa.struct([pa.field(f.name, _open(f.type)) for f in kind])
     return kind
+
+
+def _unrepeated(src: SourceFile, sample: pa.Schema, config: Any) -> pa.Schema:
+    """The sample without a name it repeats (a spreadsheet's trailing empty cells make two
+    columns named ""), which no reader can select; the text or id repeated is one sentence."""
+    names = sample.names
+    repeated = {n for n in names if names.count(n) > 1}
+    clash = sorted(repeated & {config.text_column, config.id_column})
+    if clash:
+        name = clash[0]
+        raise DataprepError(
+            f"input {src.name} has {names.count(name)} columns named {name!r}; rename them "
+            "so one holds the " + ("text" if name == config.text_column else "id")
+        )
+    return pa.schema([f for f in sample if f.name not in repeated]) if repeated else sample
