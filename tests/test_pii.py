@@ -296,6 +296,23 @@ def test_count_columns(tmp_path: Path) -> None:
     assert "pii_phone" in dataset.read_manifest(out).schema.names
 
 
+def test_count_columns_of_an_earlier_pass_are_replaced(tmp_path: Path) -> None:
+    """A second pass (count first, then redact) used to append a second `pii_email`: a
+    dataset pyarrow cannot read ("duplicate field names"). The new counts replace the old,
+    as score's signal columns do."""
+    rows = [{"text": "a@b.org and c@d.org from 10.0.0.1"}, {"text": "nothing here"}]
+    src = _dataset(tmp_path, rows)
+    config = {"count_columns": True, "mode": "all=count"}
+    run_stage("pii", config, tmp_path / "counted", input_path=src, executor=INLINE)
+    again = {"count_columns": True, "mode": "email=redact,ip=off"}
+    run_stage("pii", again, tmp_path / "o", input_path=tmp_path / "counted", executor=INLINE)
+    names = dataset.read_manifest(tmp_path / "o").schema.names
+    assert len(names) == len(set(names)) and "pii_ip" in names  # an old column stays
+    assert column(tmp_path / "o", "pii_email") == [2, 0]  # this pass's findings
+    assert column(tmp_path / "o", "pii_ip") == [1, 0]  # kept from the count pass
+    assert column(tmp_path / "o", "text") == ["<EMAIL> and <EMAIL> from 10.0.0.1", "nothing here"]
+
+
 def test_s3_in_and_out(s3_bucket: str, tmp_path: Path) -> None:
     src = _dataset(tmp_path, [{"text": f"mail u{i}@example.org"} for i in range(120)])
     remote_in = f"{s3_bucket}/in"

@@ -167,10 +167,14 @@ class PiiStage(Stage[PiiConfig]):
         return text_and_source_columns(config)
 
     def output_schema(self, config: PiiConfig, schema, inputs=()) -> pa.Schema | None:
+        """With count columns: an earlier pass's pii_<kind> columns give way to this pass's
+        (a second column of one name makes a dataset pyarrow cannot read)."""
         if schema is None or not config.count_columns:
             return schema
-        for kind in config.active:
-            schema = schema.append(pa.field(f"pii_{kind}", pa.int32()))
+        names = count_column_names(config)
+        schema = pa.schema([f for f in schema if f.name not in names])
+        for name in names:
+            schema = schema.append(pa.field(name, pa.int32()))
         return schema
 
     def run(self, ctx: StageContext[PiiConfig]) -> StageResult:
@@ -187,6 +191,10 @@ class PiiStage(Stage[PiiConfig]):
         report = summarise(results, config, ctx.write_options.encryption is not None, wall)
         report["rows_in"] = source.rows
         return StageResult(shards, schema, report)
+
+
+def count_column_names(config: PiiConfig) -> list[str]:
+    return [f"pii_{kind}" for kind in config.active]
 
 
 def pii_task(task: Task[PiiConfig, None]) -> TaskResult[PiiStats]:
@@ -208,6 +216,9 @@ def pii_task(task: Task[PiiConfig, None]) -> TaskResult[PiiStats]:
                 table.schema.field(config.text_column),
                 new_texts,
             )
+            if config.count_columns:
+                stale = [n for n in count_column_names(config) if n in table.column_names]
+                table = table.drop_columns(stale)
             for kind, per_doc in counts.items():
                 found[kind] = found.get(kind, 0) + int(per_doc.sum())
                 found[f"docs.{kind}"] = found.get(f"docs.{kind}", 0) + int((per_doc > 0).sum())
