@@ -25,6 +25,7 @@ from dataprep.quality import kernels_spacy as sp
 from dataprep.quality.kernels_cache import forget_stale
 from dataprep.quality.kernels_memo import recall, remember
 from dataprep.quality.kernels_ngrams import _ngrams, _same, _word_ids  # noqa: F401
+from dataprep.quality.kernels_views import borrowed
 from dataprep.utf8_space import unicode_space
 
 TOP = 3  # top_2..4_gram_char_fraction, then dup_5..10_gram_char_fraction
@@ -77,9 +78,9 @@ def _measure(data, s, e):
 
 
 @njit(cache=True, inline="always")
-def _add(data, d, s, e, h, flags, length, acc, ws, we, hs, cum, other):
+def _add(data, s, e, h, flags, length, acc, ws, we, hs, cum, wide):
     """Record the token data[s:e]; acc: tokens, real words, their characters, words with a
-    letter, stop-word bits, non-ASCII tokens (rows of `other`, returned: it may grow)."""
+    letter, stop-word bits, non-ASCII tokens (their numbers in `wide`)."""
     n = acc[0]
     ws[n], we[n], hs[n] = s, e, h
     cum[n + 1] = cum[n] + length
@@ -94,15 +95,20 @@ def _add(data, d, s, e, h, flags, length, acc, ws, we, hs, cum, other):
             for k in range(len(STOP_WORDS)):
                 if _STOP_LEN[k] == size and _same_stop(data, s, k):
                     acc[4] |= 1 << k
-        return other
-    if acc[5] == len(other):
-        grown = np.empty((2 * len(other), 4), np.int64)
-        grown[: acc[5]] = other
-        other = grown
-    other[acc[5], 0], other[acc[5], 1] = d, s
-    other[acc[5], 2], other[acc[5], 3] = e, length
+        return
+    wide[acc[5]] = n
     acc[5] += 1
-    return other
+
+
+@njit(cache=True)
+def _room(other, used, more):
+    """`other` with room for `more` rows after the first `used` (grown by doubling)."""
+    size = len(other)
+    while size < used + more:
+        size *= 2
+    grown = np.empty((size, 4), np.int64)
+    grown[:used] = other[:used]
+    return grown
 
 
 @njit(cache=True)
@@ -128,7 +134,7 @@ def layout(offsets, spacy):
     table = 16
     while table < 2 * cap:
         table *= 2
-    return cap, c1, table, 6 * c1 + 10 * cap + 1 + 2 * table
+    return cap, c1, table, 6 * c1 + 10 * cap + 7 + 2 * table
 
 
 @njit(cache=True)
@@ -168,14 +174,31 @@ def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
         tval,
         arena[at + 4 * cap : at + 5 * cap],
     )
-    acc = np.zeros(6, np.int64)
-    other = np.empty((16, 4), np.int64)
+    # the hot loop's arrays as views without reference counts (kernels_views): all of them
+    # are the caller's, which outlive this call
+    data, ws, we, hs, cum = borrowed(data), borrowed(ws), borrowed(we), borrowed(hs), borrowed(cum)
+    cps, bpos, spans, suf = borrowed(cps), borrowed(bpos), borrowed(spans), borrowed(suf)
+    cache = borrowed(cache)
+    t = (
+        borrowed(t[0]),
+        borrowed(t[1]),
+        borrowed(t[2]),
+        borrowed(t[3]),
+        borrowed(t[4]),
+        borrowed(t[5]),
+        borrowed(t[6]),
+    )  # spaCy's tables, down to every split helper
+    keys = t[1]
+    wide = borrowed(wcount)  # a document's non-ASCII tokens, until _word_ids counts in it
+    acc = borrowed(arena[at + 5 * cap : at + 5 * cap + 6])  # a document's tokens, real words,
+    # their characters, words with a letter, stop-word bits, non-ASCII tokens
+    other, used = np.empty((16, 4), np.int64), 0  # (document, start, end, characters) rows
     for d in range(n_docs):
         start, end = offsets[d], offsets[d + 1]
         row = counts[d]
         i, chars = start, 0
         cum[0] = 0
-        acc[:5] = 0
+        acc[:] = 0
         hashes, ellipses, newlines, dots, last_dot = 0, 0, 0, 0, -2
         while i < end:
             c = _CLS[data[i]]
@@ -216,12 +239,12 @@ def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
                 i += 1
             chars += length
             # most words: whole, or "word," (sp.plain); the rest go through spaCy's steps
-            how = sp.plain(data, s, i, h, alnum, flags, t[1]) if spacy else 1
+            how = sp.plain(data, s, i, h, alnum, flags, keys) if spacy else 1
             if how == 2:
                 ph, pf, pl = _measure(data, s, i - 1)
-                other = _add(data, d, s, i - 1, ph, pf, pl, acc, ws, we, hs, cum, other)
+                _add(data, s, i - 1, ph, pf, pl, acc, ws, we, hs, cum, wide)
                 ph, pf, pl = _measure(data, i - 1, i)
-                other = _add(data, d, i - 1, i, ph, pf, pl, acc, ws, we, hs, cum, other)
+                _add(data, i - 1, i, ph, pf, pl, acc, ws, we, hs, cum, wide)
             elif how == 0:
                 count = recall(cache, h, s, i, spans)
                 if count < 0:
@@ -229,10 +252,18 @@ def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
                 for k in range(count):
                     a, z = spans[k, 0], spans[k, 1]
                     ph, pf, pl = _measure(data, a, z)
-                    other = _add(data, d, a, z, ph, pf, pl, acc, ws, we, hs, cum, other)
+                    _add(data, a, z, ph, pf, pl, acc, ws, we, hs, cum, wide)
             else:
-                other = _add(data, d, s, i, h, flags, length, acc, ws, we, hs, cum, other)
+                _add(data, s, i, h, flags, length, acc, ws, we, hs, cum, wide)
         n = acc[0]
+        if acc[5]:  # the non-ASCII tokens' rows (grown here: not in the loop above)
+            if used + acc[5] > len(other):
+                other = _room(other, used, acc[5])
+            for j in range(acc[5]):
+                q = wide[j]
+                other[used, 0], other[used, 1], other[used, 2] = d, ws[q], we[q]
+                other[used, 3] = cum[q + 1] - cum[q]
+                used += 1
         row[N_TOKENS], row[N_REAL], row[REAL_CHARS] = n, acc[1], acc[2]
         row[N_ALPHA], row[STOP_MASK] = acc[3], acc[4]
         row[CHARS], row[HASHES], row[ELLIPSES], row[NEWLINES] = chars, hashes, ellipses, newlines
@@ -240,7 +271,7 @@ def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
             # buf[8] (_ngrams' candidates, filled later) holds each word's first position
             kinds = _word_ids(data, ws, we, hs, n, wid, wcount, tkey, tval, buf[8])
             _ngrams(wid, wcount, kinds, cum, n, max(chars, 1), grams, d, buf)
-    return counts, grams, other[: acc[5]]
+    return counts, grams, other[:used]
 
 
 @njit(cache=True, inline="always")

@@ -23,6 +23,7 @@ SOURCES = (
     _HERE / "kernels_memo.py",
     _HERE / "kernels_ngrams.py",
     _HERE / "kernels_spacy.py",
+    _HERE / "kernels_views.py",
     _HERE / "spacy_en.py",
     _HERE / "spacy_en_exceptions.json",
     _HERE.parent / "utf8_space.py",
