@@ -16,6 +16,7 @@ from numba import njit
 
 from dataprep.quality.kernels import _same, _space, buffers
 from dataprep.quality.kernels_cache import forget_stale
+from dataprep.quality.kernels_views import borrowed
 
 # per-document outputs of `scan_lines`
 N_LINES, BULLETS, ELLIPSES, N_LINE_PIECES, DUP_LINES, DUP_LINE_CHARS = range(6)
@@ -130,6 +131,7 @@ def scan_lines(data, offsets):
     Python's lines, the pieces between runs of "\\n" and those runs of two or more (the
     paragraph breaks)."""
     n_docs = len(offsets) - 1
+    data = borrowed(data)  # not reference-counted in every inlined helper (kernels_views)
     out = np.zeros((n_docs, 10), np.int64)
     longest = 0
     for d in range(n_docs):
