@@ -152,6 +152,28 @@ def test_repeated_lines_per_source(tmp_path: Path) -> None:
     assert removed == 20 * (len(footer) + 1)  # the line and its newline
 
 
+def test_drop_lines_by_a_users_own_pattern(tmp_path: Path) -> None:
+    """Boilerplate no built-in rule knows (cookie banners, share buttons): lines matching the
+    user's RE2 pattern in full go with their newline; oracle: Python's re, line by line."""
+    pattern = r"(?i)(?:we use cookies.*|share (?:on|via)\s+\w+|\s*\[?advert(?:isement)?\]?\s*)"
+    texts = [
+        "Title\nWe use cookies to improve your experience.\nBody text, not a banner.\nShare on X",
+        "Advertisement\nA line that says we use cookies inside it stays.\n [ADVERT] ",
+        "nothing to drop here",
+        "share via\nmail stays: a pattern's \\s never reaches into the next line",
+    ]
+    want = [
+        "\n".join(x for x in t.split("\n") if not re.fullmatch(pattern, x)).strip() for t in texts
+    ]
+    src = _dataset(tmp_path, [{"text": t} for t in texts])
+    run = run_stage("clean", {"drop_lines": pattern}, tmp_path / "o", input_path=src)
+    assert column(tmp_path / "o", "text") == want
+    assert run.report["steps"]["drop_lines"]["documents"] == 2
+    bad = cli("clean", src, "-o", tmp_path / "bad", "--drop-lines", "(?<=x)y", check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "drop_lines" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
+
+
 def test_report_and_empty_documents(tmp_path: Path) -> None:
     rows = [{"text": "good  text"}, {"text": "<br>\n<p></p>"}, {"text": ".TH X 1\n.SH NAME"}]
     src = _dataset(tmp_path, rows)

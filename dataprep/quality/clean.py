@@ -176,6 +176,31 @@ def strip_html(texts: pa.Array) -> pa.Array:
     return subset(texts, HTML_DOC, step)
 
 
+def check_pattern(pattern: str) -> None:
+    """ValueError in one sentence unless `pattern` is an RE2 regex (what Arrow runs)."""
+    try:
+        pc.match_substring_regex(pa.array([""]), f"(?:{pattern})")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        why = str(exc).split(":", 1)[-1].strip()
+        raise ValueError(
+            f"{pattern!r} is not an RE2 pattern ({why}; RE2 has no lookaround or backreferences)"
+        ) from None
+
+
+def drop_matching_lines(pattern: str) -> Step:
+    """Lines that `pattern` (RE2) matches in full go, with their newline. Each line is matched
+    on its own, so `\\s` in the pattern never reaches into the next line."""
+
+    def step(part: pa.Array) -> pa.Array:
+        lines = pc.split_pattern(part, "\n")
+        flat = pc.list_flatten(lines)
+        hit = pc.fill_null(pc.match_substring_regex(flat, rf"^(?:{pattern})$"), False)
+        return _rejoin(part, lines, pc.list_parent_indices(lines), pc.invert(hit))
+
+    # a line matched in full is matched by the multi-line form too: it picks the documents
+    return lambda texts: subset(texts, rf"(?m)^(?:{pattern})$", step)
+
+
 def collapse_whitespace(texts: pa.Array) -> pa.Array:
     """Trailing blanks go, runs of spaces inside a line become one (indentation stays), at
     most one empty line in a row, none at the start or end."""
@@ -232,7 +257,11 @@ def drop_lines(texts: pa.Array, groups: pa.Array, repeated: pa.Array) -> pa.Arra
     if len(repeated) == 0:
         return texts
     lines, key, rows = _line_keys(texts, groups)
-    keep = pc.invert(pc.is_in(key, value_set=repeated))
+    return _rejoin(texts, lines, rows, pc.invert(pc.is_in(key, value_set=repeated)))
+
+
+def _rejoin(texts: pa.Array, lines: pa.ListArray, rows: pa.Array, keep: pa.Array) -> pa.Array:
+    """Each document's `lines` where `keep` holds, joined by newlines again (nulls stay)."""
     kept = pc.list_flatten(lines).filter(keep)
     per_doc = np.bincount(
         rows.to_numpy()[keep.to_numpy(zero_copy_only=False)], minlength=len(texts)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
@@ -47,6 +47,7 @@ STEPS = (
     "strip_control",
     "roff",
     "html",
+    "drop_lines",
     "repeated_lines",
     "collapse_whitespace",
 )
@@ -62,6 +63,11 @@ class CleanConfig(StageConfig):
     strip_control: bool = Field(True, description="remove control characters but \\n and \\t")
     roff: bool = Field(True, description="man pages: drop roff control lines and escapes")
     html: bool = Field(True, description="drop HTML tags and tag-only lines, decode entities")
+    drop_lines: str | None = Field(
+        None,
+        description="drop lines this RE2 pattern matches in full (boilerplate no rule above "
+        "knows, e.g. '(?i)share on \\w+|we use cookies.*'; | between several)",
+    )
     repeated_lines: bool = Field(
         False, description="drop lines held by many documents of the same source"
     )
@@ -73,6 +79,13 @@ class CleanConfig(StageConfig):
     collapse_whitespace: bool = Field(True, description="trailing blanks, space runs, blank runs")
     drop_empty: bool = Field(True, description="drop documents that end up empty")
     examples: int = Field(3, ge=0, le=20, description="before/after excerpts per step")
+
+    @field_validator("drop_lines")
+    @classmethod
+    def _re2(cls, value: str | None) -> str | None:
+        if value is not None:
+            clean.check_pattern(value)
+        return value
 
 
 def text_and_source_columns(config: Any) -> dict[str, list[str]]:
@@ -146,6 +159,8 @@ def steps(config: CleanConfig, groups: pa.Array) -> list[tuple[str, clean.Step]]
         chosen.append(("roff", clean.strip_roff))
     if config.html:
         chosen.append(("html", clean.strip_html))
+    if config.drop_lines is not None:
+        chosen.append(("drop_lines", clean.drop_matching_lines(config.drop_lines)))
     if config.repeated_lines:
 
         def repeated(texts: pa.Array) -> pa.Array:
