@@ -8,6 +8,7 @@ comparisons on rows read back with pyarrow.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -107,6 +108,27 @@ def test_deeply_nested_where_on_the_command_line_exits_2(tmp_path: Path) -> None
     proc = cli("filter", src, "-o", tmp_path / "o", "--where", where, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "nests too deep" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_columns_whose_names_are_not_identifiers_via_col() -> None:
+    """CSV headers and JSON keys are not always Python names (`word-count`, `Word Count`, a
+    label column called `class`): `col('...')` names any column; nothing else is callable."""
+    table = pa.table({"word-count": [1, 5, 9], "class": ["a", "b", "a"], "Word Count": [0, 1, 2]})
+    where = expr.parse(
+        "col('word-count') >= 5 or col('class') == 'a' and col(\"Word Count\") < 1",
+        table.schema,
+        "--where",
+    )
+    assert expr.evaluate(table, [where.expression])[0].tolist() == [True, True, True]
+    assert where.columns == ("word-count", "class", "Word Count")
+    for bad, message in [
+        ("col('nope') > 1", "'nope', which is not a column"),
+        ("col(1) > 1", "col() takes one column name in quotes"),
+        ("col('class', 'x') == 'a'", "col() takes one column name in quotes"),
+        ("len('class') > 1", "is not allowed"),
+    ]:
+        with pytest.raises(DataprepError, match=re.escape(message)):
+            expr.parse(bad, table.schema, "--where")
 
 
 def test_gopher_preset_matches_the_reference_rule_by_rule(tmp_path: Path) -> None:

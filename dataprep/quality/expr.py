@@ -32,6 +32,10 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 }
 _ARITH: dict[type, str] = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply"}
 _NAMES = {"true": True, "false": False, "True": True, "False": False}
+_ALLOWED = (
+    " (use column names, col('any-name'), numbers, 'strings', comparisons, and/or/not, "
+    "+ - * /, in [...])"
+)
 
 
 @dataclass(frozen=True)
@@ -114,22 +118,33 @@ class _Translator:
         method = getattr(self, f"_{type(node).__name__}", None)
         if method is None:
             what = ast.unparse(node) if isinstance(node, ast.expr) else type(node).__name__
-            raise self.fail(
-                f"{what!r} is not allowed (use column names, numbers, 'strings', comparisons, "
-                "and/or/not, + - * /, in [...])"
-            )
+            raise self.fail(f"{what!r} is not allowed{_ALLOWED}")
         return method(node)
 
     def _Name(self, node: ast.Name) -> tuple[Any, str]:
         if node.id in _NAMES:
             return pc.scalar(_NAMES[node.id]), "bool"
-        if node.id not in self.types:
+        return self._column(node.id)
+
+    def _Call(self, node: ast.Call) -> tuple[Any, str]:
+        """`col('word-count')`: a column whose name is not a Python name (the only call)."""
+        if not (isinstance(node.func, ast.Name) and node.func.id == "col"):
+            raise self.fail(f"{ast.unparse(node)!r} is not allowed{_ALLOWED}")
+        args = node.args
+        if node.keywords or len(args) != 1 or not isinstance(args[0], ast.Constant):
+            raise self.fail("col() takes one column name in quotes, e.g. col('word-count')")
+        if not isinstance(args[0].value, str):
+            raise self.fail("col() takes one column name in quotes, e.g. col('word-count')")
+        return self._column(args[0].value)
+
+    def _column(self, name: str) -> tuple[Any, str]:
+        if name not in self.types:
             known = ", ".join(sorted(self.types))
             raise DataprepError(
-                f"{self.option} names {node.id!r}, which is not {self.known_as} (known: {known})"
+                f"{self.option} names {name!r}, which is not {self.known_as} (known: {known})"
             )
-        self.columns.append(node.id)
-        return pc.field(node.id), kind(self.types[node.id])
+        self.columns.append(name)
+        return pc.field(name), kind(self.types[name])
 
     def _Constant(self, node: ast.Constant) -> tuple[Any, str]:
         value_kind = _literal_kind(node.value)
