@@ -8,6 +8,11 @@ allocation several times, within one document and across many.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -52,3 +57,25 @@ def test_non_ascii_rows_across_documents_equal_the_vectorised_path(
     for name in names:
         assert compiled[name].equals(vectorised[name]), name
     assert sum(not w.isascii() for w in texts[4].split()) > 1000  # rows grown many times
+
+
+def test_signals_do_not_import_pandas() -> None:
+    """pyarrow imports pandas (~0.2 s of CPU) the first time pa.array or pa.scalar is given
+    Python or numpy values, or to_numpy converts; `score --signals gopher --words spacy`
+    runs once per worker process and needs none of it."""
+    code = (
+        "import sys, numpy as np, pyarrow as pa\n"
+        "from dataprep.quality import presets, signals\n"
+        "raw = 'a b. c'.encode() + 'x \\u00e9t\\u00e9 y'.encode()\n"
+        "offsets = pa.py_buffer(np.array([0, 6, 6, len(raw)], np.int32))\n"
+        "valid = pa.py_buffer(np.packbits([1, 0, 1], bitorder='little'))\n"
+        "texts = pa.StringArray.from_buffers(3, offsets, pa.py_buffer(raw), valid)\n"
+        "assert 'pandas' not in sys.modules\n"
+        "names = presets.columns('gopher')\n"
+        "out = signals.compute(texts, names, 'spacy')\n"
+        "print('pandas' in sys.modules, out['word_count'].to_pylist())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "[3,", "0,", "3]"], done.stdout

@@ -25,7 +25,7 @@ from dataprep.quality import kernels_spacy as sp
 from dataprep.quality.kernels_cache import forget_stale
 from dataprep.quality.kernels_memo import recall, remember
 from dataprep.quality.kernels_ngrams import _ngrams, _same, _word_ids  # noqa: F401
-from dataprep.quality.kernels_views import borrowed
+from dataprep.quality.kernels_views import bools, borrowed
 from dataprep.utf8_space import unicode_space
 
 TOP = 3  # top_2..4_gram_char_fraction, then dup_5..10_gram_char_fraction
@@ -362,8 +362,8 @@ def word_signals(
         offs, raw = _gather(data, other)
         words = pa.StringArray.from_buffers(len(other), pa.py_buffer(offs), pa.py_buffer(raw))
         doc, length = other[:, 0], other[:, 3]
-        real = pc.match_substring_regex(words, r"[^\pP\pS\pC]").to_numpy(zero_copy_only=False)
-        has_letter = pc.match_substring_regex(words, r"\pL").to_numpy(zero_copy_only=False)
+        real = bools(pc.match_substring_regex(words, r"[^\pP\pS\pC]"))
+        has_letter = bools(pc.match_substring_regex(words, r"\pL"))
         n_real += np.bincount(doc[real], minlength=n_docs)
         real_chars += np.bincount(doc[real], length[real], minlength=n_docs)
         alpha += np.bincount(doc[has_letter], minlength=n_docs)

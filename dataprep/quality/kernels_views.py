@@ -1,4 +1,5 @@
-"""Array views without a reference count, for the quality kernels' hot loops (numba).
+"""Array views without a reference count, for the quality kernels' hot loops (numba), and
+Arrow results as numpy without pyarrow's `to_numpy`.
 
 WHY: numba counts references to an array with atomic increments and decrements of its
 meminfo. A helper inlined at the IR level (`inline="always"`) binds each array argument
@@ -12,6 +13,8 @@ never return it or store it.
 
 from __future__ import annotations
 
+import numpy as np
+import pyarrow as pa
 from numba import types
 from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
@@ -38,3 +41,16 @@ def borrowed(typingctx, arr):
         return out._getvalue()
 
     return arr(arr), codegen
+
+
+def bools(mask: pa.BooleanArray) -> np.ndarray:
+    """A boolean Arrow array without nulls as a numpy bool array.
+
+    WHY not `mask.to_numpy()`: pyarrow imports pandas on its first conversion (~0.2 s of CPU
+    in every `score` worker process, which needs nothing else of it)."""
+    _, bits = mask.buffers()
+    if bits is None or len(mask) == 0:
+        return np.zeros(len(mask), np.bool_)
+    raw = np.frombuffer(bits, np.uint8)
+    every = np.unpackbits(raw, count=mask.offset + len(mask), bitorder="little")
+    return every[mask.offset :].astype(np.bool_)

@@ -72,7 +72,8 @@ def compute(
         texts = texts.combine_chunks() if texts.num_chunks else pa.array([], pa.string())
     if pa.types.is_large_string(texts.type) or pa.types.is_string_view(texts.type):
         texts = texts.cast(pa.string())
-    texts = texts.fill_null("")
+    if texts.null_count:
+        texts = texts.fill_null(_EMPTY[0])
     groups = list(dict.fromkeys(SIGNALS[n].group for n in wanted))
     # spaCy words have no fast vectorised form: the compiled pass from the first byte
     pick = kernel_module if words == "spacy" else lambda: _kernel_for(texts)
@@ -94,10 +95,25 @@ def compute(
                 values.update(_GROUPS[group](batch, stop - start))
         for n in wanted:
             parts[n].append(values[n])
-    return {
-        n: pa.array(np.concatenate(parts[n]) if parts[n] else [], type=SIGNALS[n].type)
-        for n in wanted
-    }
+    return {n: _arrow(parts[n], SIGNALS[n].type) for n in wanted}
+
+
+# WHY without pa.array / pa.scalar: given Python or numpy values, pyarrow imports pandas to
+# check what it was given (~0.2 s of CPU, once in every `score` worker process)
+_EMPTY = pa.StringArray.from_buffers(1, pa.py_buffer(np.zeros(2, np.int32)), pa.py_buffer(b""))
+_NUMPY = {pa.int64(): np.int64, pa.float64(): np.float64, pa.float32(): np.float32}
+
+
+def _arrow(parts: list[np.ndarray], type_: pa.DataType) -> pa.Array:
+    """One signal's batches as one Arrow array of `type_`."""
+    values = np.concatenate(parts) if parts else np.zeros(0, np.float64)
+    if pa.types.is_boolean(type_) and values.dtype != object:
+        bits = np.packbits(values.astype(np.bool_), bitorder="little")
+        return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(bits)])
+    if type_ in _NUMPY and values.dtype != object:
+        flat = np.ascontiguousarray(values, dtype=_NUMPY[type_])
+        return pa.Array.from_buffers(type_, len(flat), [None, pa.py_buffer(flat)])
+    return pa.array(values, type=type_)
 
 
 # groups computed by a compiled pass (quality/kernels*.py), and which pass
@@ -147,7 +163,9 @@ def _kernel_for(texts: pa.Array) -> Any:
 def _batches(texts: pa.Array) -> list[tuple[int, int]]:
     """Row ranges of about BATCH_BYTES of text: the hash tables of one batch then stay in the
     CPU cache (1 MiB batches ran the n-gram signals twice as fast as 64 MiB ones)."""
-    sizes = np.cumsum(pc.binary_length(texts).to_numpy())
+    _, off, _ = texts.buffers()  # (not to_numpy: see _arrow)
+    offsets = np.frombuffer(off, np.int32, len(texts) + 1, texts.offset * 4).astype(np.int64)
+    sizes = offsets[1:] - offsets[0]
     bounds, start = [], 0
     while start < len(texts):
         base = sizes[start - 1] if start else 0
