@@ -362,7 +362,9 @@ def test_gathered_windows_equal_arrows_filter() -> None:
         }
     )
     whole = table.combine_chunks().to_batches()[0]
-    cuts = [0, 3, 100, 140, 900, 901, 1500, n]  # [100, 140) is all null
+    empty = pa.RecordBatch.from_pylist([], schema=whole.schema)
+    assert not KeptRows(whole.schema, {}).add(empty, np.zeros(0, bool))  # no buffers at all
+    cuts = [0, 3, 3, 100, 140, 900, 901, 1500, n]  # [100, 140) is all null, [3, 3) empty
     for capacity in ({}, {"text": 10, "raw": 1, "big": 10**6}):
         for kept in (rng.random(n) > 0.25, np.zeros(n, bool), np.ones(n, bool)):
             gathered = KeptRows(whole.schema, capacity)

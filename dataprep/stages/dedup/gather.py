@@ -44,6 +44,8 @@ class _Bytes:
 
     def add(self, array: pa.Array, kept: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
         n = len(array)
+        if n == 0:  # an empty array may have no offsets buffer at all
+            return
         offset_buffer, data_buffer = array.buffers()[1], array.buffers()[2]
         offsets = np.frombuffer(
             offset_buffer, self.dtype, n + 1, array.offset * self.dtype().nbytes
