@@ -336,7 +336,7 @@ def main() -> None:
             )
             r = results[tool][-1]
             print(
-                f"  round {i + 1} {tool:9} cpu {r['cpu']:6.1f} s (sys {r['sys']:4.1f}, "
+                f"  round {i + 1} {tool:9} cpu {r['cpu']:6.2f} s (sys {r['sys']:4.2f}, "
                 f"{r['faults'] / 1e6:.2f}M page faults)  wall {r['wall']:6.1f} s  "
                 f"tree RSS {r['rss'] / 2**20:6.0f} MB  rows {r['rows']:,}  "
                 f"median row group {r['groups']:,.0f} rows  load {r['load']:.1f}",
