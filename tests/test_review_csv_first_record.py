@@ -17,7 +17,6 @@ import io
 import sys
 from pathlib import Path
 
-import pytest
 from helpers import cli, column
 
 LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-3").read_text().splitlines()]
@@ -34,11 +33,6 @@ def _write(path: Path, texts: list[str]) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in list(csv.reader(io.StringIO(text.getvalue())))[1:]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a CSV whose first data record is over two 1 MiB sample blocks is refused whole "
-    "as 'has no CSV header (straddling object ...)'",
-)
 def test_a_first_record_over_two_sample_blocks_is_read(tmp_path: Path) -> None:
     big = (LONG + "\n") * (-(-(2 << 20) // len(LONG)) + 4)  # > 2 MiB, with newlines inside
     want = _write(tmp_path / "book.csv", [big, "a short row", "another row"])
@@ -48,11 +42,6 @@ def test_a_first_record_over_two_sample_blocks_is_read(tmp_path: Path) -> None:
     assert list(zip(column(out, "id"), column(out, "text"), strict=True)) == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with --block-bytes smaller than half the first data record, shard stops with "
-    "Arrow's 'straddling object' ArrowInvalid traceback (exit 1)",
-)
 def test_a_first_record_over_two_read_blocks_is_read(tmp_path: Path) -> None:
     want = _write(tmp_path / "rows.csv", [LONG[:3500], "a short row", "another row"])
     out = tmp_path / "out"

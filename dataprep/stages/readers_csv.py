@@ -27,14 +27,40 @@ from dataprep.stages.readers_common import (
     schema_columns,
 )
 
+SAMPLE_BLOCKS = (1 << 20, 8 << 20, 64 << 20)  # Arrow infers types from its first block(s)
+
 
 def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
+    """The columns Arrow infers from the first block(s); where the first record is longer
+    than two of the biggest blocks (a book in one cell), the header's names as text."""
+    for block in SAMPLE_BLOCKS:
+        try:
+            return _arrow_schema(src, tolerate_cut, block)
+        except _Straddled:
+            continue
+    return pa.schema([pa.field(name, pa.string()) for name in _header(src, tolerate_cut)])
+
+
+class _Straddled(Exception):
+    """A record longer than two blocks: Arrow's reader cannot open the file with them."""
+
+
+def _header(src: SourceFile, tolerate_cut: bool) -> list[str]:
+    with open_source(src) as raw:
+        records = WholeRecords(raw) if tolerate_cut else raw
+        text = io.TextIOWrapper(
+            io.BufferedReader(_Raw(records)), "utf-8-sig", "surrogateescape", newline=""
+        )
+        return next(csv.reader(text), [])
+
+
+def _arrow_schema(src: SourceFile, tolerate_cut: bool, block: int) -> pa.Schema:
     with open_source(src) as raw:
         stream = WholeRecords(raw) if tolerate_cut else raw
         try:
             reader = pcsv.open_csv(
                 stream,
-                read_options=pcsv.ReadOptions(block_size=1 << 20),
+                read_options=pcsv.ReadOptions(block_size=block),
                 parse_options=pcsv.ParseOptions(
                     invalid_row_handler=lambda row: "skip", newlines_in_values=True
                 ),
@@ -43,6 +69,8 @@ def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
         except pa.ArrowInvalid as exc:
             if isinstance(stream, WholeRecords) and stream.tail is not None:
                 raise _cut_before_first_row(src) from None
+            if "straddl" in str(exc):
+                raise _Straddled() from None
             if "Empty CSV file" in str(exc):  # no header, no row: blank lines at most
                 return pa.schema([])
             raise DataprepError(
@@ -132,16 +160,24 @@ def read_csv(
         bad_rows.append(row)
         return "skip"
 
-    reader = pcsv.open_csv(
-        records,
-        read_options=pcsv.ReadOptions(block_size=block),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in names},
-            strings_can_be_null=True,
-            check_utf8=False,  # a bad value quarantines its row, not the run
-        ),
-    )
+    try:
+        reader = pcsv.open_csv(
+            records,
+            read_options=pcsv.ReadOptions(block_size=block),
+            parse_options=pcsv.ParseOptions(
+                invalid_row_handler=on_invalid, newlines_in_values=True
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=True,
+                check_utf8=False,  # a bad value quarantines its row, not the run
+            ),
+        )
+    except pa.ArrowInvalid as exc:  # the first record is longer than two blocks
+        if "straddl" not in str(exc):
+            raise
+        yield from _read_csv_slowly(src, schema, config, q, block, 1)
+        return
     row = 1  # data rows, 1-based, after the header
     while True:
         try:
