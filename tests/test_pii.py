@@ -284,6 +284,10 @@ def test_bad_config_is_one_sentence(tmp_path: Path) -> None:
         run_stage("pii", {"mode": "email"}, tmp_path / "o", input_path=src)
     with pytest.raises(DataprepError, match="unknown kind .phonez."):
         run_stage("pii", {"mode": "phonez=count"}, tmp_path / "o", input_path=src)
+    # the report's per-source keys would be the texts themselves, values found included
+    with pytest.raises(DataprepError, match="source_column is the text column"):
+        config = {"mode": "all=count", "source_column": "text"}
+        run_stage("pii", config, tmp_path / "o", input_path=src)
 
 
 def test_count_columns(tmp_path: Path) -> None:

@@ -104,6 +104,15 @@ class PiiConfig(StageConfig):
         return dict(pair.split("=") for pair in self.mode.split(","))
 
     @model_validator(mode="after")
+    def _source_is_not_the_text(self) -> PiiConfig:
+        if self.source_column is not None and self.source_column == self.text_column:
+            raise ValueError(
+                "source_column is the text column: the report's per-source counts would be "
+                "keyed by the texts, values found included; name a column such as source"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _read_key(self) -> PiiConfig:
         """The key is read when the config is checked, so a missing key stops the run
         before any task; it is kept out of every dump of the config."""
