@@ -371,3 +371,27 @@ def test_verified_edges_check_each_pair_once_with_the_same_result() -> None:
 
 def batches_passing(batches: list[np.ndarray], similar: np.ndarray) -> list[np.ndarray]:
     return [edges[:, similar[edges[0], edges[1]]] for edges in batches]
+
+
+def test_exact_columns_that_are_lists_or_structs_are_refused_in_one_sentence() -> None:
+    """A nested --columns column cannot be hashed as a text cell: one sentence naming it,
+    before any task runs; flat columns of other kinds pass the check."""
+    import pyarrow as pa
+
+    from dataprep.errors import DataprepError
+    from dataprep.stages.dedup.config import DedupConfig, check_schema
+
+    schema = pa.schema(
+        {
+            "text": pa.string(),
+            "n": pa.int64(),
+            "tags": pa.list_(pa.string()),
+            "meta": pa.struct({"k": pa.int64()}),
+        }
+    )
+    check_schema(DedupConfig.parse({"method": "exact", "columns": ["text", "n"]}), schema)
+    for name in ("tags", "meta"):
+        config = DedupConfig.parse({"method": "exact", "columns": ["text", name]})
+        with pytest.raises(DataprepError, match=f"--columns {name} holds .*not lists or structs"):
+            check_schema(config, schema)
+    check_schema(DedupConfig.parse({"method": "minhash", "columns": ["tags"]}), schema)

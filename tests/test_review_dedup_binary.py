@@ -49,11 +49,6 @@ def test_exact_dedup_over_a_binary_column(tmp_path: Path, kernel: str) -> None:
     assert list(zip(column(out, "text"), column(out, "raw"), strict=True)) == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dedup --method exact --columns naming a list or struct column stops with an "
-    "ArrowNotImplementedError traceback ('Unsupported cast ... to utf8'), not one sentence",
-)
 @pytest.mark.parametrize("name", ["tags", "meta"])
 def test_exact_dedup_over_a_nested_column_is_no_traceback(tmp_path: Path, name: str) -> None:
     src = tmp_path / "in"

@@ -131,6 +131,13 @@ def check_schema(config: DedupConfig, schema: pa.Schema) -> None:
             f"column {config.text_column!r} holds {text_type}, not text; "
             "pick a string column with --text-column"
         )
+    for name in config.fingerprint_columns if config.uses_exact else []:
+        kind = schema.field(name).type
+        if pa.types.is_nested(kind):  # fingerprints hash each cell as text (a cast)
+            raise DataprepError(
+                f"--columns {name} holds {kind}: exact dedup hashes text, number, date and "
+                "byte columns, not lists or structs; name flat columns"
+            )
     if config.keep_column:
         kind = schema.field(config.keep_column).type
         numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
