@@ -3,10 +3,11 @@ cut stream ends after its last whole row."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -41,6 +42,55 @@ def csv_schema(src: SourceFile, tolerate_cut: bool = False) -> pa.Schema:
     return pa.schema([pa.field(name, pa.string()) for name in _header(src, tolerate_cut)])
 
 
+@contextlib.contextmanager
+def _undecodable(handler: Callable[[Any], str], seen: list[Any]) -> Iterator[None]:
+    """Around an Arrow CSV call: pyarrow decodes a malformed row strictly before it hands it
+    to `handler`, so one with a byte that is not UTF-8 never reaches it ("Exception ignored
+    in ..." on stderr) and the parse error stands. Such a row is noted in `seen` instead of
+    printed; the caller then reads the file with Python's csv module, which quarantines it."""
+    previous = sys.unraisablehook
+
+    def hook(event: Any) -> None:
+        if event.object is handler and isinstance(event.exc_value, UnicodeDecodeError):
+            seen.append(event.exc_value)
+        else:
+            previous(event)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _python_schema(src: SourceFile, tolerate_cut: bool) -> pa.Schema:
+    """Arrow's inference over the first MiB of records as Python's csv module reads them,
+    those of the header's width only: where a malformed row Arrow cannot decode is there."""
+    with open_source(src) as raw:
+        records = WholeRecords(raw) if tolerate_cut else raw
+        text = io.TextIOWrapper(
+            io.BufferedReader(_Raw(records)), "utf-8-sig", "surrogateescape", newline=""
+        )
+        rows = csv.reader(text)
+        header = next(rows, [])
+        out, size = io.StringIO(), 0
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        for record in rows:
+            if size >= SAMPLE_BLOCKS[0]:
+                break
+            if len(record) == len(header):
+                writer.writerow(record)
+                size += sum(len(v) for v in record)
+    data = out.getvalue().encode("utf-8", "surrogateescape")
+    return pcsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pcsv.ReadOptions(block_size=len(data) + 1, use_threads=False),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(check_utf8=False),
+    ).schema
+
+
 class _Straddled(Exception):
     """A record longer than two blocks: Arrow's reader cannot open the file with them."""
 
@@ -55,20 +105,27 @@ def _header(src: SourceFile, tolerate_cut: bool) -> list[str]:
 
 
 def _arrow_schema(src: SourceFile, tolerate_cut: bool, block: int) -> pa.Schema:
+    def skip(row: Any) -> str:
+        return "skip"
+
+    undecodable: list[Any] = []
     with open_source(src) as raw:
         stream = WholeRecords(raw) if tolerate_cut else raw
         try:
-            reader = pcsv.open_csv(
-                stream,
-                read_options=pcsv.ReadOptions(block_size=block),
-                parse_options=pcsv.ParseOptions(
-                    invalid_row_handler=lambda row: "skip", newlines_in_values=True
-                ),
-                convert_options=pcsv.ConvertOptions(check_utf8=False),  # see drop_invalid_utf8
-            )
+            with _undecodable(skip, undecodable):
+                reader = pcsv.open_csv(
+                    stream,
+                    read_options=pcsv.ReadOptions(block_size=block),
+                    parse_options=pcsv.ParseOptions(
+                        invalid_row_handler=skip, newlines_in_values=True
+                    ),
+                    convert_options=pcsv.ConvertOptions(check_utf8=False),  # drop_invalid_utf8
+                )
         except pa.ArrowInvalid as exc:
             if isinstance(stream, WholeRecords) and stream.tail is not None:
                 raise _cut_before_first_row(src) from None
+            if undecodable:
+                return _python_schema(src, tolerate_cut)
             if "straddl" in str(exc):
                 raise _Straddled() from None
             if "Empty CSV file" in str(exc):  # no header, no row: blank lines at most
@@ -160,32 +217,35 @@ def read_csv(
         bad_rows.append(row)
         return "skip"
 
+    undecodable: list[Any] = []
     try:
-        reader = pcsv.open_csv(
-            records,
-            read_options=pcsv.ReadOptions(block_size=block),
-            parse_options=pcsv.ParseOptions(
-                invalid_row_handler=on_invalid, newlines_in_values=True
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types={name: pa.string() for name in names},
-                strings_can_be_null=True,
-                check_utf8=False,  # a bad value quarantines its row, not the run
-            ),
-        )
-    except pa.ArrowInvalid as exc:  # the first record is longer than two blocks
-        if "straddl" not in str(exc):
+        with _undecodable(on_invalid, undecodable):
+            reader = pcsv.open_csv(
+                records,
+                read_options=pcsv.ReadOptions(block_size=block),
+                parse_options=pcsv.ParseOptions(
+                    invalid_row_handler=on_invalid, newlines_in_values=True
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in names},
+                    strings_can_be_null=True,
+                    check_utf8=False,  # a bad value quarantines its row, not the run
+                ),
+            )
+    except pa.ArrowInvalid as exc:  # a first record longer than two blocks, or undecodable
+        if "straddl" not in str(exc) and not undecodable:
             raise
         yield from _read_csv_slowly(src, schema, config, q, block, 1)
         return
     row = 1  # data rows, 1-based, after the header
     while True:
         try:
-            batch = reader.read_next_batch()
+            with _undecodable(on_invalid, undecodable):
+                batch = reader.read_next_batch()
         except StopIteration:
             break
         except pa.ArrowInvalid as exc:  # a record longer than two blocks "straddles" them
-            if "straddl" not in str(exc):
+            if "straddl" not in str(exc) and not undecodable:
                 raise
             yield from _read_csv_slowly(src, schema, config, q, block, row)
             return
