@@ -66,6 +66,7 @@ def test_expressions_translate_and_evaluate() -> None:
     ("text", "message"),
     [
         ("wordcount >= 50", "'wordcount', which is not a column of the input"),
+        ("word_cuont >= 50", "(did you mean 'word_count'?)"),
         ("word_count >= 'fifty'", "'word_count' is numeric but \"'fifty'\" is string"),
         ("language > 3", "'language' is string but '3' is numeric"),
         ("word_count", "is a numeric value, not a condition"),

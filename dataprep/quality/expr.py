@@ -10,6 +10,7 @@ runs. Rows where the expression is null (a null value in a compared column) are 
 from __future__ import annotations
 
 import ast
+import difflib
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,8 +141,10 @@ class _Translator:
     def _column(self, name: str) -> tuple[Any, str]:
         if name not in self.types:
             known = ", ".join(sorted(self.types))
+            close = difflib.get_close_matches(name, list(self.types), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DataprepError(
-                f"{self.option} names {name!r}, which is not {self.known_as} (known: {known})"
+                f"{self.option} names {name!r}, which is not {self.known_as}{hint} (known: {known})"
             )
         self.columns.append(name)
         return pc.field(name), kind(self.types[name])
