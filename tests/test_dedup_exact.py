@@ -226,3 +226,23 @@ EDGE_COLUMNS = [
 @pytest.mark.parametrize("steps", [list(STEPS), [], ["punctuation"]], ids=str)
 def test_all_null_empty_and_encoded_columns(cols, steps):
     assert np.array_equal(exact.kernel_fingerprints(_kernel(), cols, steps), oracle(cols, steps))
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_a_binary_column_of_non_text_bytes_is_one_sentence(tmp_path: Path, kernel: str) -> None:
+    """Bytes that are not UTF-8 cannot be hashed as a text cell: exit 2 and one sentence
+    naming the shard and the columns, not an ArrowInvalid traceback (either path)."""
+    import pyarrow.parquet as pq
+    from helpers import cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    raw = pa.array([b"\xff\x00", b"ok", b"\xff\x00"], pa.binary())
+    pq.write_table(pa.table({"text": ["alpha", "beta", "alpha"], "raw": raw}), src / "a.parquet")
+    cli("shard", src, "-o", tmp_path / "shards", "-q", "-w", "1")
+    proc = cli(
+        "dedup", tmp_path / "shards", "-o", tmp_path / "out", "-q", "-w", "1", "--method",
+        "exact", "--columns", "text,raw", check=False, env={"DATAPREP_DEDUP_KERNEL": kernel},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-500:]
+    assert "--columns text,raw holds bytes that are not UTF-8 text" in proc.stderr

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from dataprep import arrow_np
 from dataprep.arrays import load_array, save_array
+from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import Quarantine, Task, TaskResult
 from dataprep.storage import StoragePath
@@ -167,7 +168,16 @@ def _sign_batch(
     if config.uses_exact and valid.any():
         picked = batch.filter(arrow_np.mask(valid))
         cols = [picked.column(c) for c in config.fingerprint_columns]
-        signed.fps.append(fingerprints(cols, config.normalize, task.payload.compiled))
+        try:
+            signed.fps.append(fingerprints(cols, config.normalize, task.payload.compiled))
+        except pa.ArrowInvalid as exc:  # a binary column's bytes are cast to text to hash
+            if "utf8" not in str(exc).lower():
+                raise
+            raise DataprepError(
+                f"shard {StoragePath(task.inputs[0]).name}: --columns "
+                f"{','.join(config.fingerprint_columns)} holds bytes that are not UTF-8 text; "
+                "exact dedup hashes each cell as text: leave binary columns out of --columns"
+            ) from None
         signed.fp_rows.append(local[valid])
     if config.keep_column or config.keep_kind == "longest":
         signed.scores.append(_scores(batch, config))
