@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from helpers import cli, column
 
 LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-2").read_text().splitlines()]
@@ -89,11 +88,6 @@ def test_an_integer_past_int64_keeps_its_field_and_rows(tmp_path: Path) -> None:
     assert column(out, "n") == [str(r["n"]) for r in rows]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a float inside a kept struct or list field the sample typed int64 is truncated "
-    "silently ({'score': 0.5} -> 0, [0.25, 7] -> [0, 7]); 9c24dd3 refuses it at top level only",
-)
 def test_nested_floats_after_an_integer_sample_are_not_truncated(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

@@ -362,7 +362,7 @@ def _misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
         fit = None if value is None else _plain_fit(value, field.type)
         if value is None or fit:
             continue
-        if fit is False:
+        if fit is False or _coerced(value, field.type):
             return f"field {field.name!r}: {_short(value)} is not {field.type}"
         try:
             pa.array([value], field.type)
@@ -371,3 +371,17 @@ def _misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
             return f"field {field.name!r}: {_short(value)} is not {field.type}"
     return None
+
+
+def _coerced(value: Any, kind: pa.DataType) -> bool:
+    """Whether `pa.array` would change a value nested in `kind` where Arrow's JSON reader
+    refuses it: a float in an int64 (0.5 -> 0) or a boolean in a number, at any depth."""
+    if value is None:
+        return False
+    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and isinstance(value, list):
+        return any(_coerced(v, kind.value_type) for v in value)
+    if pa.types.is_struct(kind) and isinstance(value, dict):
+        return any(_coerced(value.get(f.name), f.type) for f in kind)
+    if pa.types.is_integer(kind):
+        return type(value) in (float, bool)
+    return pa.types.is_floating(kind) and type(value) is bool
