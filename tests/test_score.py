@@ -203,17 +203,22 @@ def test_spacy_words_cache_fills_empties_and_replays(
 def test_kernel_scratch_kept_between_batches(monkeypatch: pytest.MonkeyPatch, words: str) -> None:
     """The compiled pass keeps its scratch between batches (grown when short, stale values
     left in it); batches of every size, and scratch too big to keep, give the same numbers."""
-    from dataprep.quality import kernels
+    from dataprep.quality import kernels_scratch
 
     texts = pa.array(EDGES + real_texts(40) + EDGES)
     names = [n for n in signals.SIGNALS if signals.SIGNALS[n].group in ("words", "ngrams")]
     monkeypatch.setenv("DATAPREP_QUALITY_KERNEL", "numba")
     monkeypatch.setattr(signals, "_KERNEL", False)
-    monkeypatch.setattr(kernels, "_LOCAL", threading.local())
+    monkeypatch.setattr(kernels_scratch, "_LOCAL", threading.local())
     whole = signals.compute(texts, names, words)
+    kept = kernels_scratch._LOCAL.scratch
     monkeypatch.setattr(signals, "BATCH_BYTES", 3000)
     assert signals.compute(texts, names, words) == whole
-    monkeypatch.setattr(kernels, "SCRATCH_KEPT", 1000)
+    assert kernels_scratch._LOCAL.scratch is kept  # smaller batches: the same arena
+    monkeypatch.setattr(kernels_scratch, "_LOCAL", threading.local())
+    assert signals.compute(texts, names, words) == whole  # small first, then grown
+    assert kernels_scratch._LOCAL.scratch[2] >= kept[2]
+    monkeypatch.setattr(kernels_scratch, "SCRATCH_KEPT", 1000)
     assert signals.compute(texts, names, words) == whole
 
 

@@ -25,6 +25,7 @@ from dataprep.quality import kernels_spacy as sp
 from dataprep.quality.kernels_cache import forget_stale
 from dataprep.quality.kernels_memo import recall, remember
 from dataprep.quality.kernels_ngrams import _ngrams, _same, _word_ids  # noqa: F401
+from dataprep.quality.kernels_scratch import layout, scratch
 from dataprep.quality.kernels_views import bools, borrowed
 from dataprep.utf8_space import unicode_space
 
@@ -123,31 +124,17 @@ def _split(data, s, e, h, t, cache, cps, bpos, spans, suf):
 
 
 @njit(cache=True)
-def layout(offsets, spacy):
-    """Sizes of `scan`'s scratch for these documents: (tokens per document at most, rows
-    for one word's code points and spans, hash table slots, int64 values in all)."""
-    longest = 0
-    for d in range(len(offsets) - 1):
-        longest = max(longest, offsets[d + 1] - offsets[d])
-    cap = longest + 1 if spacy else longest // 2 + 1  # spaCy: up to a token per byte
-    c1 = cap + 1 if spacy else 1
-    table = 16
-    while table < 2 * cap:
-        table *= 2
-    return cap, c1, table, 6 * c1 + 10 * cap + 7 + 2 * table
-
-
-@njit(cache=True)
-def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs):
+def scan(data, offsets, want_ngrams, spacy, t, cache, arena, hs, sizes):
     """Per document: the integer counts (columns N_TOKENS..CHARS), the n-gram fractions (9
     columns) and the non-ASCII words as (document, start, end, characters) rows. Words are
     whitespace words, or with `spacy` spaCy's tokens of them (`kernels_spacy`, tables t).
-    arena (int64, `layout`'s size) and hs (uint64, cap) are the scratch, kept by the caller
-    between batches: fresh arrays per batch cost more in page faults than the words."""
+    arena (int64, `extent(*sizes)`) and hs (uint64, cap) are the scratch, laid out by `sizes`
+    (cap, c1, table: at least `layout`'s), kept by the caller between batches: fresh arrays
+    per batch cost more in page faults than the words."""
     n_docs = len(offsets) - 1
     counts = np.zeros((n_docs, 9), np.int64)
     grams = np.zeros((n_docs, 9), np.float64)
-    cap, c1, table, _ = layout(offsets, spacy)
+    cap, c1, table = sizes
     cps, bpos = arena[:c1], arena[c1 : 2 * c1]
     spans = arena[2 * c1 : 4 * c1].reshape((c1, 2))
     suf = arena[4 * c1 : 6 * c1].reshape((c1, 2))
@@ -327,22 +314,6 @@ def _words_cache(spacy: bool) -> np.ndarray:
     return _LOCAL.cache
 
 
-SCRATCH_KEPT = 1 << 23  # int64 values of scratch a thread keeps between batches (64 MiB)
-
-
-def _scratch(sizes: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """`scan`'s scratch for `layout`'s sizes: the thread's own, grown when short (up to
-    SCRATCH_KEPT; a batch that needs more gets arrays of its own)."""
-    cap, need = sizes[0], sizes[3]
-    if need > SCRATCH_KEPT:
-        return np.empty(need, np.int64), np.empty(cap, np.uint64)
-    have = getattr(_LOCAL, "scratch", None)
-    if have is None or len(have[0]) < need or len(have[1]) < cap:
-        grow = min(SCRATCH_KEPT, 2 * need)
-        have = _LOCAL.scratch = (np.empty(grow, np.int64), np.empty(grow // 8 + cap, np.uint64))
-    return have
-
-
 def word_signals(
     texts: pa.Array, want_ngrams: bool, words: str = "whitespace"
 ) -> dict[str, np.ndarray]:
@@ -352,9 +323,9 @@ def word_signals(
     n_docs = len(texts)
     spacy = words == "spacy"
     t = sp.tables() if spacy else _NO_TABLES
-    arena, hs = _scratch(layout(offsets, spacy))
+    arena, hs, sizes = scratch(layout(offsets, spacy))
     counts, grams, other = scan(
-        data, offsets, want_ngrams, spacy, t, _words_cache(spacy), arena, hs
+        data, offsets, want_ngrams, spacy, t, _words_cache(spacy), arena, hs, sizes
     )
     n_real, real_chars = counts[:, N_REAL].copy(), counts[:, REAL_CHARS].astype(np.float64)
     alpha = counts[:, N_ALPHA].copy()
