@@ -16,17 +16,11 @@ import csv
 import io
 from pathlib import Path
 
-import pytest
 from helpers import cli, column
 
 SPELLED = ["NA", "null", "nan", "N/A", "NULL", "#N/A", "NaN"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CSV cells spelled like Arrow's default nulls (NA, null, nan, N/A, NULL) become "
-    "null: such documents are quarantined, such ids regenerated, such kept values lost",
-)
 def test_cells_spelled_like_nulls_keep_their_text(tmp_path: Path) -> None:
     rows = [["id", "text", "country"]]
     rows += [[f"r{i}", word, "NA"] for i, word in enumerate(SPELLED)]

@@ -493,6 +493,20 @@ def test_a_blank_first_input_is_not_the_schema_sample(
     assert column(tmp_path / "out", "id") == [r["id"] for r in rows]
 
 
+def test_csv_null_spellings_are_text_in_text_and_null_in_numbers(tmp_path: Path) -> None:
+    """A CSV cell "NA" (or "null", "N/A") is text in a text column, an id or a kept string,
+    and still null in a column the sample typed as numbers (as Arrow's inference took it);
+    an empty cell is null everywhere (an empty id is generated)."""
+    src = tmp_path / "na.csv"
+    src.write_text("id,text,country,score\nr1,NA,NA,1\nNA,null,US,NA\n,N/A,,3\n")
+    _shard([src], tmp_path / "out", keep=["country", "score"])
+    out = tmp_path / "out"
+    assert column(out, "id") == ["r1", "NA", "na.csv:3"]
+    assert column(out, "text") == ["NA", "null", "N/A"]
+    assert column(out, "country") == ["NA", "US", None]
+    assert column(out, "score") == [1, None, 3]
+
+
 def test_a_shards_checksum_and_size_are_its_bytes(tmp_path: Path) -> None:
     """The manifest's xxh3-128 and size of a shard, hashed from the page cache (mmap) as it
     closes. Oracle: xxhash and len over the file's bytes read back."""

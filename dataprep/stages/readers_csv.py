@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
@@ -229,6 +230,7 @@ def read_csv(
                 convert_options=pcsv.ConvertOptions(
                     column_types={name: pa.string() for name in names},
                     strings_can_be_null=True,
+                    null_values=[""],  # "NA" is a text, an id; nulls in numbers: _cast
                     check_utf8=False,  # a bad value quarantines its row, not the run
                 ),
             )
@@ -257,9 +259,34 @@ def read_csv(
         numbers = int64_range(row, table.num_rows)
         row += table.num_rows
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
-        yield _cast_columns(table, schema, src, q)
+        yield _cast(table, schema, src, q)
     if isinstance(records, WholeRecords) and records.tail is not None:
         quarantine_cut(q, src, row, records.tail)
+
+
+def _cast(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
+    """`_cast_columns`, after the spellings Arrow takes for null ("NA", "null", "N/A", ...)
+    are made null in the columns cast to other types than text: read so everywhere, a
+    document "NA", an id "NA" or a country "NA" became null (a row without text or id)."""
+    import pyarrow.compute as pc
+
+    spellings = None
+    for i, name in enumerate(table.column_names):
+        if name in schema.names and not pa.types.is_string(schema.field(name).type):
+            values = table.column(i)
+            if pa.types.is_string(values.type):
+                spellings = _null_spellings() if spellings is None else spellings
+                spelled = pc.is_in(values, value_set=spellings)
+                table = table.set_column(i, name, pc.if_else(spelled, None, values))
+    return _cast_columns(table, schema, src, q)
+
+
+def _null_spellings() -> pa.Array:
+    """Arrow's null spellings as a string array, from buffers (`pa.array` imports pandas)."""
+    words = [w.encode() for w in pcsv.ConvertOptions().null_values]
+    offsets = np.cumsum([0, *map(len, words)]).astype(np.int32)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(words))]
+    return pa.Array.from_buffers(pa.string(), len(words), buffers)
 
 
 def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
@@ -337,11 +364,12 @@ def _reparsed(
         convert_options=pcsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
             strings_can_be_null=True,
+            null_values=[""],
             check_utf8=False,
         ),
     )
     table = schema_columns(table, schema).append_column(LINE, int64s(numbers))
-    return _cast_columns(drop_invalid_utf8(table, src, q), schema, src, q)
+    return _cast(drop_invalid_utf8(table, src, q), schema, src, q)
 
 
 class _Raw(io.RawIOBase):
