@@ -344,3 +344,39 @@ def test_a_mistyped_report_column_is_one_sentence(tmp_path: Path, option: str) -
         run_stage("filter", {"preset": "c4", field: "sourc"}, tmp_path / "o2", input_path=src)
     bare = tmp_path / "bare"
     run_stage("filter", {"preset": "c4"}, bare, input_path=src, executor=INLINE)  # no error
+
+
+@pytest.mark.parametrize("preset", ["c4", "fineweb"])
+def test_c4_page_rules_keep_what_datatrove_c4_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preset: str
+) -> None:
+    """C4's lorem-ipsum and curly-bracket rules look at the lines C4 keeps (its code: tfds
+    c4_utils, datatrove's C4QualityFilter): a `{` in a code line C4 removes first does not drop
+    the page. FineWeb runs the same filter without the punctuation rule. Every other rule off,
+    the sentence rule too (datatrove splits sentences with spaCy)."""
+    c4 = pytest.importorskip("datatrove.pipeline.filters.c4_filters")
+    from datatrove.data import Document
+
+    monkeypatch.setattr(c4, "split_into_sentences", lambda text, language=None: [text])
+    prose = "This line ends well and has words.\n"
+    texts = real_texts(120) + [
+        prose + "int main() {\n}\n" + prose,  # short code lines: C4 drops them, keeps the page
+        prose + "see the {braces} in this sentence.\n",  # a kept line: the page goes
+        prose + "Lorem ipsum dolor sit amet\n",  # no final punctuation: C4 drops only the line
+        prose + "Lorem ipsum dolor sit amet.\n",
+        prose + "Enable javascript to see { the } menu.\n",  # C4 drops the line before `{`
+        prose + "javascript: lorem ipsum is here.\n",  # ... but after lorem ipsum
+    ]
+    src = _dataset(tmp_path, texts)
+    page = {"no_lorem_ipsum", "no_curly_bracket"}
+    off = {r.name: None for r in presets.PRESETS[preset] if r.name not in page}
+    config = {"preset": preset, "rules": off, "mark_only": True}
+    run_stage("filter", config, tmp_path / "o", input_path=src, executor=INLINE)
+    ours = [reason is None for reason in column(tmp_path / "o", "filter_reason")]
+    step = c4.C4QualityFilter(filter_no_terminal_punct=preset == "c4", min_num_sentences=-1)
+    theirs = []
+    for i, text in enumerate(texts):
+        kept = step.filter(Document(text=text, id=str(i)))
+        theirs.append(kept if isinstance(kept, bool) else kept[0])
+    assert ours == theirs
+    assert 0 < sum(theirs) < len(texts)

@@ -138,6 +138,17 @@ def reference(text: str, split: Callable[[str], list[str]] = str.split) -> dict[
         ):
             sentences += len(re.findall(r"[.?!]+[\"']?(?:[ \t]|$)", line))
     out["c4_sentence_count"] = sentences
+    for variant, punct in (("c4", True), ("fineweb", False)):
+        lorem = curly = False
+        for line in (line.strip() for line in lines):
+            tokens = line.split()
+            if len(tokens) < 3 or any(len(t) > 1000 for t in tokens):
+                continue
+            if punct and (not line.endswith((".", "?", "!", '"', "'")) or line.endswith("...")):
+                continue
+            lorem = lorem or "lorem ipsum" in line.lower()
+            curly = curly or ("javascript" not in line.lower() and "{" in line)
+        out[f"{variant}_lorem_ipsum_line"], out[f"{variant}_curly_bracket_line"] = lorem, curly
     out["has_lorem_ipsum"] = "lorem ipsum" in text.lower()
     out["has_curly_bracket"] = "{" in text
     return out

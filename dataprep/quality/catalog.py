@@ -173,6 +173,24 @@ SIGNALS: dict[str, Signal] = {
             "tokens, no token over 1000 characters, no `javascript`",
             "0..",
         ),
+        *[
+            Signal(
+                f"{variant}_{name}_line",
+                BOOL,
+                "c4",
+                f"a line {who} keeps before its page rules ({rule}3+ tokens, no token over 1000 "
+                f"characters{js}) contains {what}: C4's code checks the lines it keeps",
+                "bool",
+            )
+            for variant, who, rule in (
+                ("c4", "C4", "ending in `. ? ! \" '` but not `...`, "),
+                ("fineweb", "FineWeb's C4 filter", ""),
+            )
+            for name, what, js in (
+                ("lorem_ipsum", "`lorem ipsum` (any case)", ""),
+                ("curly_bracket", "`{`", ", no `javascript`"),
+            )
+        ],
         Signal(
             "language",
             pa.string(),

@@ -7,8 +7,9 @@ GopherQualityFilter, C4QualityFilter, FineWebQualityFilter):
 
 - gopher: Rae et al. 2021, "Scaling Language Models" (Gopher), table A1 and section A.1.1;
 - c4: Raffel et al. 2020 (T5/C4), section 2.2, the page-level rules (lorem ipsum, curly
-  bracket, at least 5 sentences in the lines C4 keeps). C4's line removals change text and
-  are `clean`'s business; its bad-words list would have to be downloaded, so it is left out;
+  bracket, at least 5 sentences), each over the lines C4 keeps, as C4's code applies them.
+  C4's line removals change text and are `clean`'s business; its bad-words list would have to
+  be downloaded, so it is left out;
 - fineweb: Penedo et al. 2024: Gopher's rules, C4's lorem-ipsum and curly-bracket rules, and
   FineWeb's own four (terminal-punctuation lines, short lines, duplicated line characters,
   newlines per word).
@@ -66,9 +67,15 @@ GOPHER_QUALITY = [
     Rule("min_alpha_fraction", "alpha_fraction", ">=", 0.8),
     Rule("min_stop_words", "stop_word_count", ">=", 2),
 ]
+# C4's page rules look at the lines its code keeps (tfds c4_utils, datatrove C4QualityFilter);
+# FineWeb runs that filter without the terminal-punctuation rule, so more lines are looked at
 C4_PAGE = [
-    Rule("no_lorem_ipsum", "has_lorem_ipsum", "==", False),
-    Rule("no_curly_bracket", "has_curly_bracket", "==", False),
+    Rule("no_lorem_ipsum", "c4_lorem_ipsum_line", "==", False),
+    Rule("no_curly_bracket", "c4_curly_bracket_line", "==", False),
+]
+FINEWEB_C4_PAGE = [
+    Rule("no_lorem_ipsum", "fineweb_lorem_ipsum_line", "==", False),
+    Rule("no_curly_bracket", "fineweb_curly_bracket_line", "==", False),
 ]
 FINEWEB_OWN = [
     Rule("min_punct_line_fraction", "punct_line_fraction", ">=", 0.12),
@@ -79,7 +86,7 @@ FINEWEB_OWN = [
 PRESETS: dict[str, list[Rule]] = {
     "gopher": GOPHER_REPETITION + GOPHER_QUALITY,
     "c4": [*C4_PAGE, Rule("min_sentences", "c4_sentence_count", ">=", 5)],
-    "fineweb": GOPHER_REPETITION + GOPHER_QUALITY + C4_PAGE + FINEWEB_OWN,
+    "fineweb": GOPHER_REPETITION + GOPHER_QUALITY + FINEWEB_C4_PAGE + FINEWEB_OWN,
 }
 
 
@@ -116,11 +123,11 @@ def rules(preset: str, overrides: Mapping[str, Threshold | None], option: str) -
 def markdown_table() -> str:
     """The presets table of docs/quality-signals.md (a test keeps the two equal)."""
     rows = ["| rule | keeps a row if | gopher | c4 | fineweb |", "|---|---|---|---|---|"]
-    seen: dict[str, Rule] = {}
+    seen: dict[tuple[str, str], Rule] = {}  # one rule name may read another column per preset
     for chosen in PRESETS.values():
         for rule in chosen:
-            seen.setdefault(rule.name, rule)
-    for name, rule in seen.items():
+            seen.setdefault((rule.name, rule.text), rule)
+    for (name, _), rule in seen.items():
         marks = ["x" if rule in PRESETS[p] else "" for p in ("gopher", "c4", "fineweb")]
         rows.append(f"| `{name}` | `{rule.text}` | " + " | ".join(marks) + " |")
     return "\n".join(rows) + "\n"

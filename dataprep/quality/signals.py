@@ -306,6 +306,10 @@ def _ngrams(texts: pa.Array, n_docs: int, mode: str = "whitespace") -> dict[str,
     return repetition.ngram_signals(tokens, doc, _lengths(tokens), n_docs, _lengths(texts))
 
 
+def _bools(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 @_group("c4")
 def _c4(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
     lines, doc = _pieces(pc.split_pattern_regex(texts, LINE_BREAK))
@@ -314,22 +318,28 @@ def _c4(texts: pa.Array, n_docs: int) -> dict[str, np.ndarray]:
     token_doc = pc.list_parent_indices(tokens).to_numpy()
     too_long = _lengths(tokens.flatten()) > 1000
     long_line = np.bincount(token_doc[too_long], minlength=len(lines)) > 0
-    kept = pc.and_(
-        pc.and_(pc.match_substring_regex(lines, C4_END), pc.invert(pc.ends_with(lines, "..."))),
-        pc.and_(
-            pc.greater_equal(pc.list_value_length(tokens), 3),
-            pc.invert(pc.match_substring(pc.utf8_lower(lines), "javascript")),
-        ),
-    )
-    kept = pc.and_(kept, pa.array(~long_line))
+    lower = pc.utf8_lower(lines)
+    words_ok = _bools(pc.greater_equal(pc.list_value_length(tokens), 3)) & ~long_line
+    punct = _bools(pc.match_substring_regex(lines, C4_END)) & ~_bools(pc.ends_with(lines, "..."))
+    no_js = ~_bools(pc.match_substring(lower, "javascript"))
+    lorem = _bools(pc.match_substring(lower, "lorem ipsum"))
+    curly = _bools(pc.match_substring(lines, "{"))
+    mask = punct & words_ok & no_js
     ends = pc.count_substring_regex(lines, SENTENCE_END).to_numpy().astype(np.int64)
-    mask = kept.to_numpy(zero_copy_only=False)
+
+    def any_line(hit: np.ndarray) -> np.ndarray:  # C4 checks lorem before javascript, `{` after
+        return np.bincount(doc[hit], minlength=n_docs) > 0
+
     return {
         "has_lorem_ipsum": pc.match_substring(texts, "lorem ipsum", ignore_case=True).to_numpy(
             zero_copy_only=False
         ),
         "has_curly_bracket": pc.match_substring(texts, "{").to_numpy(zero_copy_only=False),
         "c4_sentence_count": np.bincount(doc[mask], ends[mask], n_docs).astype(np.int64),
+        "c4_lorem_ipsum_line": any_line(lorem & punct & words_ok),
+        "c4_curly_bracket_line": any_line(curly & mask),
+        "fineweb_lorem_ipsum_line": any_line(lorem & words_ok),
+        "fineweb_curly_bracket_line": any_line(curly & words_ok & no_js),
     }
 
 
