@@ -41,11 +41,6 @@ def _dedup(tmp_path: Path, kind: pa.DataType, method: str) -> list[str]:
     return column(out, "text")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shard keeps a string_view column of a Parquet input as string_view, and dedup then "
-    "stops with an ArrowNotImplementedError traceback (no array_filter/array_take kernel)",
-)
 @pytest.mark.parametrize("method", ["minhash", "exact"])
 def test_a_string_view_input_column_does_not_break_dedup(tmp_path: Path, method: str) -> None:
     want = _dedup(tmp_path, pa.string(), method)

@@ -91,9 +91,12 @@ def ids_given(sample: pa.Schema, config: Any) -> bool:
 def _open(kind: pa.DataType) -> pa.DataType:
     """A sampled type with what the sample could not tell (null: no value seen, as in a field
     null throughout or an empty list) as string, so later values of text fit: `tags: []` in
-    the sample made list<null>, and every later row with a tag was quarantined."""
-    if pa.types.is_null(kind):
-        return pa.string()
+    the sample made list<null>, and every later row with a tag was quarantined. View types
+    (a Parquet input's string_view) become plain ones: the next stage's filter refused them."""
+    if pa.types.is_null(kind) or pa.types.is_string_view(kind):
+        return pa.string()  # a view type: most Arrow kernels (filter, take) refuse it
+    if pa.types.is_binary_view(kind):
+        return pa.binary()
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         make = pa.list_ if pa.types.is_list(kind) else pa.large_list
         return make(_open(kind.value_type))
