@@ -187,6 +187,31 @@ def test_big_file_on_s3_split_into_ranges_matches_local(tmp_path: Path, s3_bucke
     assert lines == [2001]
 
 
+def test_big_file_with_ids_on_s3_is_cut_and_numbered_as_local(
+    tmp_path: Path, s3_bucket: str
+) -> None:
+    """Ranges of a remote file whose rows have ids are cut by seeking (a few KB read at each
+    cut) and a range counts the lines before it only for a row that needs its number: the
+    same rows, ids (given and SOURCE:LINE) and quarantined line as the unsplit local read."""
+    from dataprep.storage import StoragePath
+
+    rows = [dict(d, id=f"d{i}") for i, d in enumerate(_docs(3000))]
+    rows[2000] = {"id": "no text", "score": 1}  # quarantined with its line
+    rows[2500] = {"text": "no id"}  # gets SOURCE:LINE
+    src = _write_jsonl(tmp_path / "big.jsonl", rows)
+    copy = tmp_path / "upload.jsonl"
+    copy.write_bytes(src.read_bytes())
+    remote = f"{s3_bucket}/in/big.jsonl"
+    StoragePath(remote).upload_from(copy)  # moves it
+    split = _shard([remote], tmp_path / "split", workers=2, chunk_bytes=30_000)
+    whole = _shard([src], tmp_path / "whole")
+    assert split["tasks"] > 5 and whole["tasks"] == 1
+    ids = column(tmp_path / "split", "id")
+    assert ids == column(tmp_path / "whole", "id") and "big.jsonl:2501" in ids
+    lines = [json.loads(x)["line"] for x in (tmp_path / "split/.quarantine.jsonl").open()]
+    assert lines == [2001]
+
+
 def test_csv_parquet_and_text_inputs(tmp_path: Path) -> None:
     rows = {  # the first file fixes the schema (score: int64); the second breaks it
         "a.csv": [["text", "score"], ["hello, world", "1"], ["multi\nline", "2"]],
