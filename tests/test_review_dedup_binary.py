@@ -3,8 +3,10 @@
 A kept Parquet column of bytes (an image, a raw payload: shard keeps it as `binary`) is cast
 to string before it is hashed, in the kernel path (exact._column_spans) and in the Arrow
 reference (normalise.fingerprints) alike; bytes that are not UTF-8 make that cast fail, and
-`dataprep dedup --method exact --columns text,raw` stops with "pyarrow.lib.ArrowInvalid: Invalid
-UTF8 payload" and a traceback (exit 1).
+`dataprep dedup --method exact --columns text,raw` stopped with "pyarrow.lib.ArrowInvalid: Invalid
+UTF8 payload" and a traceback (exit 1). Since d0ab04e it is one sentence (exit 2); hashing the bytes
+raw would change saved indexes' fingerprints of normalised binary columns (H4), so either a correct
+run or one sentence is accepted.
 
 Oracle: rows are duplicates when both cells are equal (text, and the raw bytes): Python sets.
 """
@@ -22,11 +24,6 @@ TEXTS = ["alpha", "beta", "alpha", "gamma", "alpha", "beta"]
 RAW = [b"\xff\x00", b"ok", b"\xff\x00", b"\x80", b"\xff\x01", b"ok"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dedup --method exact --columns text,raw with a binary column of non-UTF-8 bytes "
-    "stops with an ArrowInvalid 'Invalid UTF8 payload' traceback (the bytes are cast to string)",
-)
 @pytest.mark.parametrize("kernel", ["numba", "numpy"])
 def test_exact_dedup_over_a_binary_column(tmp_path: Path, kernel: str) -> None:
     src = tmp_path / "in"
@@ -39,7 +36,11 @@ def test_exact_dedup_over_a_binary_column(tmp_path: Path, kernel: str) -> None:
         "dedup", shards, "-o", out, "-q", "-w", "1", "--method", "exact", "--columns", "text,raw",
         check=False, env={"DATAPREP_DEDUP_KERNEL": kernel},
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-300:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-300:]
+    assert proc.returncode in (0, 2), proc.stderr[-300:]
+    if proc.returncode == 2:  # refused (d0ab04e: bytes that are not text are not hashed raw)
+        assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+        return
     seen: set[tuple[str, bytes]] = set()
     want = []
     for text, raw in zip(TEXTS, RAW, strict=True):
