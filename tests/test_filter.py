@@ -380,3 +380,12 @@ def test_c4_page_rules_keep_what_datatrove_c4_keeps(
         theirs.append(kept if isinstance(kept, bool) else kept[0])
     assert ours == theirs
     assert 0 < sum(theirs) < len(texts)
+
+
+def test_the_smallest_int64_literal_compares() -> None:
+    """`-9223372036854775808` is an int64: the minus belongs to the literal (H7's note)."""
+    table = pa.table({"word_count": [0, -5, 2**62]})
+    where = expr.parse("word_count > -9223372036854775808", table.schema, "--where")
+    assert expr.evaluate(table, [where.expression])[0].tolist() == [True, True, True]
+    with pytest.raises(DataprepError, match="past the 64-bit range"):
+        expr.parse("word_count > -9223372036854775809", table.schema, "--where")

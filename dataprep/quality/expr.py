@@ -166,6 +166,11 @@ class _Translator:
             )
 
     def _UnaryOp(self, node: ast.UnaryOp) -> tuple[Any, str]:
+        literal = node.operand
+        if isinstance(node.op, ast.USub) and isinstance(literal, ast.Constant):
+            if isinstance(literal.value, int) and not isinstance(literal.value, bool):
+                self._check_int(-literal.value)  # -2**63 is an int64, 2**63 is not
+                return pc.scalar(-literal.value), "numeric"
         operand, operand_kind = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             self._expect(operand_kind, "bool", node.operand)
