@@ -24,11 +24,6 @@ LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-3").read_text
 TEXTS = [t for t in LINES if t][:12]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokenize --mode truncate on an input with a length (or tokens) column writes a "
-    "second column of that name (exit 0, unreadable dataset) or stops with a KeyError traceback",
-)
 @pytest.mark.parametrize("name", ["length", "tokens"])
 def test_truncate_mode_with_a_column_of_its_own_names(tmp_path: Path, name: str) -> None:
     src = tmp_path / "in.jsonl"
@@ -42,8 +37,31 @@ def test_truncate_mode_with_a_column_of_its_own_names(tmp_path: Path, name: str)
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr[-300:]
     assert proc.returncode in (0, 2), proc.stderr[-300:]
-    if proc.returncode == 2:
-        return  # refused in one sentence
+    if proc.returncode == 2:  # refused in one sentence, naming the column, before any output
+        assert f"already has '{name}'" in proc.stderr, proc.stderr[-300:]
+        assert not list(out.glob("*.parquet"))
+        return
     names = pq.read_schema(next(out.glob("*.parquet"))).names
     assert len(names) == len(set(names)), names
     assert pq.read_table(out).num_rows == len(TEXTS)  # readable as one dataset
+
+
+def test_a_recipe_stops_before_any_stage_runs(tmp_path: Path) -> None:
+    """The recipe check knows shard's output schema, so the clash stops the run at plan time."""
+    src = tmp_path / "in.jsonl"
+    rows = [json.dumps({"text": t, "length": i}) + "\n" for i, t in enumerate(TEXTS)]
+    src.write_text("".join(rows))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "version: 1\nname: t\n"
+        f"vars: {{root: {tmp_path / 'work'}}}\n"
+        f"input: {{path: {src}, text_column: text}}\n"
+        "stages:\n"
+        "  - {id: shards, op: shard, params: {keep: [length]}}\n"
+        "  - {id: tok, op: tokenize, params: {mode: truncate, seq_len: 16}}\n"
+    )
+    proc = cli("run", recipe, check=False)
+    assert proc.returncode == 2, proc.stderr[-300:]
+    assert "Traceback" not in proc.stderr
+    assert "already has 'length'" in proc.stderr
+    assert not (tmp_path / "work").exists()  # nothing ran

@@ -61,6 +61,7 @@ from dataprep.tokenizer import (
 )
 
 TOKENS = "tokens"
+LENGTH = "length"  # truncate mode: the real tokens in each row
 BLOCK_GROUP_BYTES = 64 << 20  # raw bytes of blocks per row group (8192 rows of 2048 ids)
 FAST_ZSTD_LEVEL = -1  # negative levels store literals raw (see the module docstring)
 
@@ -156,11 +157,14 @@ class TokenizeStage(Stage[TokenizeConfig]):
             return pa.schema([block_field(config.seq_len + 1)])
         if schema is None:
             return None
-        return schema.append(block_field(config.seq_len)).append(pa.field("length", pa.int32()))
+        refuse_taken_names(schema)
+        return schema.append(block_field(config.seq_len)).append(pa.field(LENGTH, pa.int32()))
 
     def run(self, ctx: StageContext[TokenizeConfig]) -> StageResult:
         config = ctx.config
         require_text_column(ctx.require_input().schema, config.text_column)
+        if config.mode == "truncate":
+            refuse_taken_names(ctx.require_input().schema)
         if config.tokenizer == "bpe":
             texts = _texts(ctx, config.text_column, config.bpe_train_docs)
             spec = train_bpe(texts, config.vocab_size, ctx.out / FILE_NAME)
@@ -189,6 +193,19 @@ def require_text_column(schema: pa.Schema, name: str) -> None:
         raise DataprepError(
             f"--text-column {name!r} holds {kind}, not text; name a string column "
             f"(string columns: {', '.join(texts) or 'none'})"
+        )
+
+
+def refuse_taken_names(schema: pa.Schema) -> None:
+    """truncate adds `tokens` and `length` beside the input's columns: an input column of
+    either name would be written twice (a dataset no reader opens) or lost if replaced, so
+    the user chooses (a user's `length` is often metadata: words, bytes, seconds)."""
+    taken = [name for name in (TOKENS, LENGTH) if name in schema.names]
+    if taken:
+        raise DataprepError(
+            f"--mode truncate adds the columns {TOKENS!r} and {LENGTH!r}, but the input "
+            f"already has {' and '.join(repr(n) for n in taken)}: rename or drop it before "
+            "tokenize (e.g. shard with --keep naming the other columns)"
         )
 
 
@@ -256,5 +273,5 @@ def _truncate(table: pa.Table, docs: list[np.ndarray], seq_len: int, pad_id: int
         lengths[i] = n
     tokens = block_array(ids.reshape(-1), seq_len)
     return table.append_column(block_field(seq_len), tokens).append_column(
-        "length", pa.array(lengths)
+        LENGTH, pa.array(lengths)
     )
