@@ -450,7 +450,8 @@ def test_misfit_reasons_are_pyarrows() -> None:
     and double limits and a lone surrogate, against every simple column type; except where
     `pa.array` coerces what Arrow's JSON reader (the fast path) refuses: a float into int64
     (1.5 became 1, silently) and a boolean into a number (true became 1.0)."""
-    from dataprep.stages import readers_jsonl as rj
+    from dataprep.stages.readers_common import _short
+    from dataprep.stages.readers_fit import misfit
 
     values = ["x", "1", "", "\ud800", 1, -(2**63), 2**63, 2**53 + 1, 1.5, 2.0, True, [1], {"a": 1}]
     for kind in (pa.string(), pa.float64(), pa.int64(), pa.bool_()):
@@ -462,13 +463,13 @@ def test_misfit_reasons_are_pyarrows() -> None:
             except UnicodeEncodeError:
                 want = "field 'f': has a lone surrogate, which is not valid Unicode"
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                want = f"field 'f': {rj._short(value)} is not {kind}"
+                want = f"field 'f': {_short(value)} is not {kind}"
             refused = (type(value) is float and kind == pa.int64()) or (
                 type(value) is bool and kind in (pa.int64(), pa.float64())
             )
             if refused:
-                want = f"field 'f': {rj._short(value)} is not {kind}"
-            assert rj._misfit({"f": value}, schema) == want, (kind, value)
+                want = f"field 'f': {_short(value)} is not {kind}"
+            assert misfit({"f": value}, schema) == want, (kind, value)
             if refused:  # what the fast path says too
                 data = json.dumps({"f": value}).encode() + b"\n"
                 with pytest.raises(pa.ArrowInvalid):

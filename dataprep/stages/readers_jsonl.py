@@ -19,11 +19,11 @@ from dataprep.stages.readers_common import (
     LineCount,
     NewlineCounter,
     _cut_before_first_row,
-    _short,
     drop_invalid_utf8,
     int64_range,
     int64s,
 )
+from dataprep.stages.readers_fit import has_struct, misfit
 
 # Arrow parses a block in chunks of this size: they make the table's chunks, and so where the
 # Parquet writer cuts pages (the output bytes). On one thread: a worker already parses the next
@@ -155,7 +155,10 @@ def _arrow_block(
     plain = newlines.unled == 0 and (not len(data) or data[0] == OPEN)
     if not (plain or _one_object_per_line(data, first_line)):
         return None  # checked first: pyarrow 26 segfaults on a block that starts with `null`
-    options = pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    nested = has_struct(schema)
+    options = pjson.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="infer" if nested else "ignore"
+    )
     try:
         table = pjson.read_json(
             pa.BufferReader(pa.py_buffer(data)),
@@ -166,7 +169,10 @@ def _arrow_block(
         return None
     if table.num_rows != lines:
         return None
-    return table.select(schema.names).append_column(LINE, int64_range(first_line, lines))
+    table = table.select(schema.names)
+    if nested and table.schema != schema:
+        return None  # a struct with a key the sample had not: its rows quarantine (`_misfit`)
+    return table.append_column(LINE, int64_range(first_line, lines))
 
 
 OPEN = ord("{")
@@ -266,7 +272,7 @@ def _parse_lines_slowly(
                 for name in as_text:
                     if _is_number(row[name]):
                         row[name] = json.dumps(row[name])  # 7 -> "7", as written
-                reason = _misfit(row, schema)
+                reason = misfit(row, schema)
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
         except json.JSONDecodeError as exc:
@@ -320,68 +326,3 @@ def _rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-SIMPLE_KINDS = (pa.string(), pa.bool_(), pa.int64(), pa.float64())
-
-
-def _plain_fit(value: Any, kind: pa.DataType) -> bool | None:
-    """Whether `value` fits a column of a simple `kind` as `pa.array` would say (True: fits,
-    False: does not), told from the Python type; None where only `pa.array` can tell (its
-    first call imports pandas, ~0.35 s in every worker that meets a bad line)."""
-    if kind not in SIMPLE_KINDS:
-        return None
-    if isinstance(value, list | dict):
-        return False
-    if pa.types.is_string(kind):
-        if type(value) is not str:
-            return False
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return None  # pa.array's error names the lone surrogate
-        return True
-    if type(value) is str:
-        return False
-    if pa.types.is_boolean(kind):
-        return type(value) is bool if type(value) in (bool, int, float) else None
-    if type(value) is bool:
-        return False  # pa.array takes true as 1 or 1.0; Arrow's JSON reader refuses it
-    if pa.types.is_int64(kind):
-        if type(value) is float:
-            return False  # pa.array truncates 1.5 to 1 silently; Arrow's reader refuses 2.0
-        return True if type(value) is int and -(2**63) <= value < 2**63 else None
-    return True if type(value) is float or (type(value) is int and abs(value) <= 2**53) else None
-
-
-def _misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
-    """The first field whose value does not fit its column, said as `field 'n': 'abc' is not
-    int64` (an encrypted run's quarantine keeps only what comes before ': ')."""
-    for field in schema:
-        value = row[field.name]
-        fit = None if value is None else _plain_fit(value, field.type)
-        if value is None or fit:
-            continue
-        if fit is False or _coerced(value, field.type):
-            return f"field {field.name!r}: {_short(value)} is not {field.type}"
-        try:
-            pa.array([value], field.type)
-        except UnicodeEncodeError:
-            return f"field {field.name!r}: has a lone surrogate, which is not valid Unicode"
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-            return f"field {field.name!r}: {_short(value)} is not {field.type}"
-    return None
-
-
-def _coerced(value: Any, kind: pa.DataType) -> bool:
-    """Whether `pa.array` would change a value nested in `kind` where Arrow's JSON reader
-    refuses it: a float in an int64 (0.5 -> 0) or a boolean in a number, at any depth."""
-    if value is None:
-        return False
-    if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and isinstance(value, list):
-        return any(_coerced(v, kind.value_type) for v in value)
-    if pa.types.is_struct(kind) and isinstance(value, dict):
-        return any(_coerced(value.get(f.name), f.type) for f in kind)
-    if pa.types.is_integer(kind):
-        return type(value) in (float, bool)
-    return pa.types.is_floating(kind) and type(value) is bool

@@ -1,0 +1,84 @@
+"""Kept JSONL struct fields (`--keep meta`) whose later rows hold keys the schema sample (the
+first input) did not: `{"lang": "de", "url": "..."}` after a sample of `{"lang": "en"}`.
+
+The output schema is fixed once from the sample, so every shard has the same one; Arrow's
+reader then dropped `url` silently (exit 0, nothing in the report). Such a row now goes to the
+quarantine with its source, line and a reason naming the field and the key, as a value that
+does not fit its sampled type does; a key whose value is null loses nothing and the row is kept.
+
+Oracle: json.loads per line. Each row is either written with its struct exactly as read (its
+null-valued keys aside) or quarantined, the same rows whatever the workers and block sizes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import cli, column
+
+LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-2").read_text().splitlines()]
+TEXTS = [t for t in LINES if t][:240]
+SAMPLED = {"lang"}  # the keys of the first input's structs
+
+
+def _rows(name: str, wide: bool, listed: bool) -> list[dict]:
+    rows = []
+    for i, text in enumerate(TEXTS[:120] if name == "a" else TEXTS[120:]):
+        meta: dict = {"lang": "en" if name == "a" else "de"}
+        if wide and i % 7 == 3:
+            meta["url"] = f"http://example.org/{i}"
+        if wide and i % 11 == 5:
+            meta["url"] = None  # nothing to lose
+        if wide and i % 13 == 8:
+            meta["extra"] = {"depth": i}
+        value = [meta, {"lang": "xx"}] if listed else meta
+        rows.append({"id": f"{name}-{i}", "text": text, "meta": value})
+    return rows
+
+
+def _run(folder: Path, out: Path, *args: str) -> tuple[dict, dict]:
+    cli("shard", folder, "-o", out, "-q", "--keep", "meta", *args)
+    kept = dict(zip(column(out, "id"), column(out, "meta"), strict=True))
+    path = out / ".quarantine.jsonl"
+    quarantined = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return kept, {(q["source"].rsplit("/", 1)[-1], q["line"]): q["reason"] for q in quarantined}
+
+
+def _structs(value: dict | list) -> list[dict]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["struct", "list_of_structs"])
+def test_a_struct_key_missing_from_the_sample_is_never_dropped_silently(
+    tmp_path: Path, listed: bool
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    written = {}
+    for name, wide in (("a", False), ("b", True)):
+        rows = _rows(name, wide, listed)
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        written.update({(f"{name}.jsonl", line): r for line, r in enumerate(rows, 1)})
+    one = _run(folder, tmp_path / "one", "-w", "1")
+    two = _run(folder, tmp_path / "two", "-w", "2", "--chunk-bytes", "3000", "--block-bytes", "700")
+    assert one == two  # the same rows kept and quarantined whatever the blocks
+    kept, quarantined = one
+    for where, row in written.items():
+        extra = {
+            k
+            for s in _structs(row["meta"])
+            for k, v in s.items()
+            if k not in SAMPLED and v is not None
+        }
+        if not extra:
+            assert where not in quarantined
+            got = _structs(kept[row["id"]])
+            assert got == [{"lang": s["lang"]} for s in _structs(row["meta"])]
+        else:
+            assert row["id"] not in kept
+            reason = quarantined[where]
+            assert reason.startswith("field 'meta': ") and any(k in reason for k in extra)
+    assert len(kept) + len(quarantined) == len(written)
+    assert quarantined  # the test holds rows with keys the sample did not have
