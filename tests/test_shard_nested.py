@@ -82,3 +82,25 @@ def test_a_struct_key_missing_from_the_sample_is_never_dropped_silently(
             assert reason.startswith("field 'meta': ") and any(k in reason for k in extra)
     assert len(kept) + len(quarantined) == len(written)
     assert quarantined  # the test holds rows with keys the sample did not have
+
+
+def test_a_later_parquet_files_struct_key_is_never_dropped_silently(tmp_path: Path) -> None:
+    """The same for Parquet inputs: the cast to the first file's struct type dropped `url`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = _rows("a", False, False)
+    second = _rows("b", True, False)
+    pq.write_table(pa.Table.from_pylist(first), folder / "a.parquet")
+    pq.write_table(pa.Table.from_pylist(second), folder / "b.parquet")
+    kept, quarantined = _run(folder, tmp_path / "out", "-w", "1")
+    wide = [r for r in second if r["meta"].get("url") is not None or r["meta"].get("extra")]
+    assert wide and all(r["id"] not in kept for r in wide)
+    assert set(kept) == {r["id"] for r in first + second} - {r["id"] for r in wide}
+    assert all(
+        kept[r["id"]] == {"lang": r["meta"]["lang"]} for r in first + second if r["id"] in kept
+    )
+    assert len(quarantined) == len(wide)
+    assert all(r.startswith("field 'meta': key ") for r in quarantined.values())

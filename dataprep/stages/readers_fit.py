@@ -49,11 +49,8 @@ def misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
         fit = None if value is None else _plain_fit(value, field.type)
         if value is None or fit:
             continue
-        if (unsampled := _unsampled_key(value, field.type)) is not None:
-            return (
-                f"field {field.name!r}: key {unsampled!r} is not in the schema sampled from the "
-                "first input, so it would be dropped"
-            )
+        if (unsampled := unsampled_key(value, field.type)) is not None:
+            return unsampled_reason(field.name, unsampled)
         if fit is False or _coerced(value, field.type):
             return f"field {field.name!r}: {_short(value)} is not {field.type}"
         try:
@@ -65,12 +62,19 @@ def misfit(row: dict[str, Any], schema: pa.Schema) -> str | None:
     return None
 
 
-def _unsampled_key(value: Any, kind: pa.DataType) -> str | None:
+def unsampled_reason(name: str, key: str) -> str:
+    return (
+        f"field {name!r}: key {key!r} is not in the schema sampled from the first input, so it "
+        "would be dropped"
+    )
+
+
+def unsampled_key(value: Any, kind: pa.DataType) -> str | None:
     """The path (`extra.depth`) of a struct key, at any depth and in lists too, that `kind`
     lacks and whose value is not null (a null loses nothing): Arrow's reader drops such a key
     silently. None if there is none."""
     if (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and isinstance(value, list):
-        paths = (_unsampled_key(item, kind.value_type) for item in value)
+        paths = (unsampled_key(item, kind.value_type) for item in value)
         return next((p for p in paths if p is not None), None)
     if not (pa.types.is_struct(kind) and isinstance(value, dict)):
         return None
@@ -79,7 +83,7 @@ def _unsampled_key(value: Any, kind: pa.DataType) -> str | None:
         if key not in names and item is not None:
             return key
     for f in kind:
-        if (inner := _unsampled_key(value.get(f.name), f.type)) is not None:
+        if (inner := unsampled_key(value.get(f.name), f.type)) is not None:
             return f"{f.name}.{inner}"
     return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -18,6 +19,7 @@ from dataprep.stages.readers_common import (
     drop_invalid_utf8,
     int64_range,
 )
+from dataprep.stages.readers_fit import has_struct, unsampled_key, unsampled_reason
 from dataprep.storage import parquet_source
 
 
@@ -82,4 +84,22 @@ def read_parquet(
                 )
                 table = table.set_column(i, name, text)  # the UTF-8 check is next
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
-        yield _cast_columns(table, schema, src, q)
+        yield _cast_columns(_drop_unsampled(table, schema, src, q), schema, src, q)
+
+
+def _drop_unsampled(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
+    """The rows without a struct key (at any depth) that the schema lacks, which the cast to it
+    drops silently: a later file's `meta: {lang, url}` after a sample of `{lang}`. The others
+    go to the quarantine, as a JSONL row does (`readers_fit.misfit`)."""
+    keep = np.ones(table.num_rows, dtype=bool)
+    for field in schema:
+        if field.name not in table.column_names or not has_struct(field.type):
+            continue
+        if table.schema.field(field.name).type == field.type:
+            continue
+        for i, value in enumerate(table.column(field.name).to_pylist()):
+            key = unsampled_key(value, field.type)
+            if key is not None and keep[i]:
+                keep[i] = False
+                q.add(src.name, table.column(LINE)[i].as_py(), unsampled_reason(field.name, key))
+    return table if keep.all() else table.filter(pa.array(keep))
