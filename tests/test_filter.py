@@ -8,7 +8,10 @@ comparisons on rows read back with pyarrow.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -389,3 +392,86 @@ def test_the_smallest_int64_literal_compares() -> None:
     assert expr.evaluate(table, [where.expression])[0].tolist() == [True, True, True]
     with pytest.raises(DataprepError, match="past the 64-bit range"):
         expr.parse("word_count > -9223372036854775809", table.schema, "--where")
+
+
+def test_where_steps_equal_the_same_expression_through_acero() -> None:
+    """filter runs a --where as compute calls on the columns (no Acero, no pandas): every
+    kind of rule gives what pyarrow's own Acero gives for `where.expression` (the oracle),
+    with nulls, several chunks, constants and an empty table."""
+    part = {
+        "word_count": [10, 60, 80, None, -3, 2**40],
+        "alpha_fraction": [0.9, 0.5, float("nan"), 0.9, None, 0.0],
+        "language": ["en", None, "de", "en", "fr", "en"],
+        "ok": [True, None, False, True, False, True],
+    }
+    table = pa.concat_tables([pa.table(part, schema=SCHEMA)] * 2)
+    assert table.column("word_count").num_chunks == 2
+    cases = [
+        "word_count >= 50 and alpha_fraction > 0.8",
+        "word_count >= 50 or language == 'en'",
+        "not (language in ['de', 'fr'])",
+        "language not in ('de',) and ok",
+        "10 <= word_count < 70 <= alpha_fraction * 100",
+        "word_count * 2 - 20 > 100",
+        "word_count / 4 >= 15 and -word_count < 0",
+        "word_count is None or alpha_fraction is not None",
+        "ok == true or ok != false",
+        "word_count in [10, 80.0, 3]",
+        "word_count in [60, 2.5]",
+        "ok in [True]",
+        "word_count in []",
+        "word_count not in []",
+        "true",
+        "1 < 2 and false",
+        "word_count > -9223372036854775808",
+        "alpha_fraction < 1e26",
+    ]
+    for text in cases:
+        where = expr.parse(text, SCHEMA, "--where")
+        for rows in (table, table.slice(0, 0), table.slice(3, 5)):
+            (ours,) = expr.evaluate(rows, [where])
+            (acero,) = expr.evaluate(rows, [where.expression])
+            assert ours.dtype == bool and ours.tolist() == acero.tolist(), text
+
+
+def test_filter_tasks_do_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas (~0.2 s of CPU per process) for pa.array/pa.scalar of Python or
+    numpy values, to_numpy and Acero (pyarrow.dataset); a filter task needs none of it. A
+    fresh process runs filter (preset, --where, --mark-only) on a scored dataset inline."""
+    texts = real_texts(40)
+    src = _dataset(tmp_path, texts, shard_rows=15)
+    run_stage("score", {"signals": ["gopher"]}, tmp_path / "sc", input_path=src, executor=INLINE)
+    code = (
+        "import sys, json\n"
+        "from dataprep.executors import make_executor\n"
+        "from dataprep.runner import run_stage\n"
+        "inline = make_executor('local', workers=1)\n"
+        "configs = json.loads(sys.argv[2])\n"
+        "for name, config in configs.items():\n"
+        "    run_stage('filter', config, sys.argv[1] + '/' + name,\n"
+        "              input_path=sys.argv[1] + '/sc', executor=inline)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    configs = {
+        "gopher": {"preset": "gopher"},
+        "where": {"where": "word_count > 300 and alpha_fraction > 0.75"},
+        "mark": {"preset": "gopher", "mark_only": True},
+    }
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    args = [sys.executable, "-c", code, str(tmp_path), json.dumps(configs)]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"], done.stdout
+    reasons = [_gopher_reason(t) for t in texts]
+    assert None in reasons and set(reasons) != {None}
+    assert column(tmp_path / "gopher", "text") == [
+        t for t, r in zip(texts, reasons, strict=True) if r is None
+    ]
+    assert column(tmp_path / "mark", "filter_reason") == reasons
+    signals = [reference(t) for t in texts]
+    want = [
+        t
+        for t, s in zip(texts, signals, strict=True)
+        if s["word_count"] > 300 and s["alpha_fraction"] > 0.75
+    ]
+    assert 0 < len(want) < len(texts) and column(tmp_path / "where", "text") == want

@@ -5,31 +5,37 @@ and/or/not, arithmetic, `in [...]`, `is None`, column names, literals); anything
 refused with one sentence. Nothing is ever evaluated as Python. Types are checked against the
 schema the rows will have, so `word_count > 'a'` or a misspelt column stops before any task
 runs. Rows where the expression is null (a null value in a compared column) are not kept.
+
+The translation is a flat list of compute calls (`Where.steps`) that `evaluate` runs on the
+table's columns, with literals made from buffers: `pc.scalar`/`pa.array` of Python values and
+Acero (through `pyarrow.dataset`) make pyarrow import pandas, ~0.2 s of CPU in every `filter`
+worker that needs nothing of it. `Where.expression` is the same rules as a pyarrow Expression.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.acero as acero
 import pyarrow.compute as pc
 
+from dataprep import arrow_np
 from dataprep.errors import DataprepError
 
-_COMPARE: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
+# the compute functions pyarrow's Expression operators call (==, !=, <, <=, >, >=)
+_COMPARE: dict[type, str] = {
+    ast.Eq: "equal",
+    ast.NotEq: "not_equal",
+    ast.Lt: "less",
+    ast.LtE: "less_equal",
+    ast.Gt: "greater",
+    ast.GtE: "greater_equal",
 }
 _ARITH: dict[type, str] = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply"}
 _NAMES = {"true": True, "false": False, "True": True, "False": False}
@@ -39,13 +45,44 @@ _ALLOWED = (
 )
 
 
+# one step of a translated expression: a column by name, a literal, or a compute function
+# called with earlier steps' results (by index) and its options
+Step = tuple[str, Any, tuple[int, ...], pc.FunctionOptions | None]
+
+
 @dataclass(frozen=True)
 class Where:
-    """A checked expression: its text, the Arrow expression and the columns it reads."""
+    """A checked expression: its text, its steps (the last one is the condition) and the
+    columns it reads."""
 
     text: str
-    expression: pc.Expression
+    steps: tuple[Step, ...]
     columns: tuple[str, ...]
+
+    @cached_property
+    def expression(self) -> pc.Expression:
+        """The same condition as a pyarrow Expression (for Acero or a dataset scan)."""
+        done: list[pc.Expression] = []
+        for what, value, args, options in self.steps:
+            if what == "column":
+                done.append(pc.field(value))
+            elif what == "literal":
+                done.append(pc.scalar(value))
+            else:
+                done.append(pc.Expression._call(value, [done[i] for i in args], options))
+        return done[-1]
+
+    def run(self, table: pa.Table) -> Any:
+        """The condition on every row of `table` (an Arrow array, or a scalar if constant)."""
+        done: list[Any] = []
+        for what, value, args, options in self.steps:
+            if what == "column":
+                done.append(table.column(value))
+            elif what == "literal":
+                done.append(value)
+            else:
+                done.append(pc.call_function(value, [done[i] for i in args], options))
+        return done[-1]
 
 
 def kind(type_: pa.DataType) -> str:
@@ -84,7 +121,7 @@ def parse(
     translator = _Translator(types, option, text, columns, known_as)
     try:
         tree = ast.parse(text.strip(), mode="eval")
-        expression, result = translator.visit(tree.body)
+        root, result = translator.visit(tree.body)
     except SyntaxError as exc:
         raise DataprepError(f"{option} {text!r} is not a valid expression ({exc.msg})") from None
     except (RecursionError, MemoryError):
@@ -98,7 +135,8 @@ def parse(
             f"{option} {text!r} is a {result} value, not a condition; compare it "
             "(e.g. word_count >= 50)"
         )
-    return Where(text, expression, tuple(dict.fromkeys(columns)))
+    steps = tuple(translator.steps[: root + 1])  # the condition is the last step
+    return Where(text, steps, tuple(dict.fromkeys(columns)))
 
 
 def _clip(text: str, width: int = 60) -> str:
@@ -111,6 +149,18 @@ class _Translator:
     ):
         self.types, self.option, self.text, self.columns = types, option, text, out
         self.known_as = known_as
+        self.steps: list[Step] = []
+
+    def step(self, what: str, value: Any, args: tuple[int, ...] = (), options: Any = None) -> int:
+        """Append a step; its index stands for its result."""
+        self.steps.append((what, value, args, options))
+        return len(self.steps) - 1
+
+    def call(self, function: str, *args: int, options: Any = None) -> int:
+        return self.step("call", function, args, options)
+
+    def literal(self, value: bool | int | float | str) -> int:
+        return self.step("literal", _scalar(value))
 
     def fail(self, why: str) -> DataprepError:
         return DataprepError(f"{self.option} {self.text!r}: {why}")
@@ -124,7 +174,7 @@ class _Translator:
 
     def _Name(self, node: ast.Name) -> tuple[Any, str]:
         if node.id in _NAMES:
-            return pc.scalar(_NAMES[node.id]), "bool"
+            return self.literal(_NAMES[node.id]), "bool"
         return self._column(node.id)
 
     def _Call(self, node: ast.Call) -> tuple[Any, str]:
@@ -147,14 +197,14 @@ class _Translator:
                 f"{self.option} names {name!r}, which is not {self.known_as}{hint} (known: {known})"
             )
         self.columns.append(name)
-        return pc.field(name), kind(self.types[name])
+        return self.step("column", name), kind(self.types[name])
 
     def _Constant(self, node: ast.Constant) -> tuple[Any, str]:
         value_kind = _literal_kind(node.value)
         if value_kind == "other":
             raise self.fail(f"the literal {node.value!r} is not a number, string or boolean")
         self._check_int(node.value)
-        return pc.scalar(node.value), value_kind
+        return self.literal(node.value), value_kind
 
     def _check_int(self, value: Any) -> None:
         """Arrow holds integers in 64 bits: a longer literal is one sentence, not an
@@ -170,14 +220,15 @@ class _Translator:
         if isinstance(node.op, ast.USub) and isinstance(literal, ast.Constant):
             if isinstance(literal.value, int) and not isinstance(literal.value, bool):
                 self._check_int(-literal.value)  # -2**63 is an int64, 2**63 is not
-                return pc.scalar(-literal.value), "numeric"
+                return self.literal(-literal.value), "numeric"
         operand, operand_kind = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             self._expect(operand_kind, "bool", node.operand)
-            return ~operand, "bool"
+            return self.call("invert", operand), "bool"
         if isinstance(node.op, ast.USub | ast.UAdd):
             self._expect(operand_kind, "numeric", node.operand)
-            return (pc.negate(operand) if isinstance(node.op, ast.USub) else operand), "numeric"
+            negative = isinstance(node.op, ast.USub)
+            return (self.call("negate", operand) if negative else operand), "numeric"
         raise self.fail(f"the operator in {ast.unparse(node)!r} is not allowed")
 
     def _BoolOp(self, node: ast.BoolOp) -> tuple[Any, str]:
@@ -186,10 +237,10 @@ class _Translator:
             expression, value_kind = self.visit(value)
             self._expect(value_kind, "bool", value)
             parts.append(expression)
-        combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
+        combine = "and_kleene" if isinstance(node.op, ast.And) else "or_kleene"
         result = parts[0]
         for part in parts[1:]:
-            result = combine(result, part)
+            result = self.call(combine, result, part)
         return result, "bool"
 
     def _BinOp(self, node: ast.BinOp) -> tuple[Any, str]:
@@ -198,40 +249,54 @@ class _Translator:
         self._expect(left_kind, "numeric", node.left)
         self._expect(right_kind, "numeric", node.right)
         if isinstance(node.op, ast.Div):
-            return pc.divide(left.cast(pa.float64()), right), "numeric"
+            as_float = self.call("cast", left, options=pc.CastOptions.safe(pa.float64()))
+            return self.call("divide", as_float, right), "numeric"
         name = _ARITH.get(type(node.op))
         if name is None:
             raise self.fail(f"the operator in {ast.unparse(node)!r} is not allowed")
-        return getattr(pc, name)(left, right), "numeric"
+        return self.call(name, left, right), "numeric"
 
     def _Compare(self, node: ast.Compare) -> tuple[Any, str]:
         left, left_kind = self.visit(node.left)
         parts = []
         left_node = node.left
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            parts.append(self._compare(left, left_kind, left_node, op, right_node))
-            if not isinstance(op, ast.In | ast.NotIn | ast.Is | ast.IsNot):
-                left, left_kind = self.visit(right_node)
+            # a < b < c: b, once translated, is the left side of the next comparison
+            test, left, left_kind = self._compare(left, left_kind, left_node, op, right_node)
+            parts.append(test)
             left_node = right_node
         result = parts[0]
         for part in parts[1:]:
-            result = result & part
+            result = self.call("and_kleene", result, part)
         return result, "bool"
 
     def _compare(
-        self, left: Any, left_kind: str, left_node: ast.AST, op: ast.cmpop, right_node: ast.AST
-    ) -> Any:
+        self, left: int, left_kind: str, left_node: ast.AST, op: ast.cmpop, right_node: ast.AST
+    ) -> tuple[int, int, str]:
+        """(the test, and the next comparison's left side and its kind)."""
         if isinstance(op, ast.Is | ast.IsNot):
             if not (isinstance(right_node, ast.Constant) and right_node.value is None):
                 raise self.fail("'is' compares with None only (x is None, x is not None)")
-            test = pc.is_null(left)
-            return ~test if isinstance(op, ast.IsNot) else test
+            test = self.call("is_null", left, options=pc.NullOptions(nan_is_null=False))
+            return (
+                (self.call("invert", test) if isinstance(op, ast.IsNot) else test),
+                left,
+                left_kind,
+            )
         if isinstance(op, ast.In | ast.NotIn):
             if not isinstance(right_node, ast.List | ast.Tuple | ast.Set):
                 raise self.fail("'in' takes a list of literals, e.g. language in ['en', 'de']")
             values = [self._literal(v, left_kind, left_node) for v in right_node.elts]
-            test = pc.is_in(left, value_set=pa.array(values)) if values else pc.scalar(False)
-            return ~test if isinstance(op, ast.NotIn) else test
+            if values:
+                options = pc.SetLookupOptions(_value_set(values, left_kind), skip_nulls=False)
+                test = self.call("is_in", left, options=options)
+            else:
+                test = self.literal(False)
+            return (
+                (self.call("invert", test) if isinstance(op, ast.NotIn) else test),
+                left,
+                left_kind,
+            )
         right, right_kind = self.visit(right_node)
         if {left_kind, right_kind} - {"numeric"} and left_kind != right_kind:
             raise self.fail(
@@ -240,7 +305,7 @@ class _Translator:
             )
         if left_kind in ("other", "null"):
             raise self.fail(f"{ast.unparse(left_node)!r} is not a number, string or boolean")
-        return _COMPARE[type(op)](left, right)
+        return self.call(_COMPARE[type(op)], left, right), right, right_kind
 
     def _literal(self, node: ast.AST, want: str, column: ast.AST) -> Any:
         if not isinstance(node, ast.Constant) or _literal_kind(node.value) == "other":
@@ -255,25 +320,55 @@ class _Translator:
             raise self.fail(f"{ast.unparse(node)!r} is {got}, where a {want} is needed")
 
 
-def evaluate(table: pa.Table, expressions: Sequence[pc.Expression]) -> list[np.ndarray]:
-    """Each expression's value on every row as a bool array (null counts as False)."""
-    if not expressions:
-        return []
+def _scalar(value: bool | int | float | str) -> pa.Scalar:
+    """The Arrow scalar `pa.scalar(value)` gives, made from a buffer (see the module doc)."""
+    if isinstance(value, bool):
+        return arrow_np.mask(np.array([value]))[0]
+    if isinstance(value, int):
+        return arrow_np.int64s(np.array([value], np.int64))[0]
+    if isinstance(value, float):
+        return _float64s([value])[0]
+    return arrow_np.string(value)
+
+
+def _value_set(values: list[Any], value_kind: str) -> pa.Array:
+    """The array `pa.array(values)` gives for an `in [...]` list of one kind."""
+    if value_kind == "string":
+        return arrow_np.strings(values)
+    if value_kind == "bool":
+        return arrow_np.mask(np.array(values, dtype=bool))
+    if all(isinstance(v, int) for v in values):
+        return arrow_np.int64s(np.array(values, np.int64))
+    if any(isinstance(v, int) and abs(v) > 2**53 for v in values):
+        return pa.array(values)  # pyarrow's own verdict on an int a double cannot hold
+    return _float64s(values)
+
+
+def _float64s(values: list[float]) -> pa.DoubleArray:
+    flat = np.array(values, np.float64)
+    return pa.Array.from_buffers(pa.float64(), len(flat), [None, pa.py_buffer(flat)])
+
+
+def evaluate(table: pa.Table, tests: Sequence[Where | pc.Expression]) -> list[np.ndarray]:
+    """Each condition's value on every row as a bool array (null counts as False). A `Where`
+    runs its steps on the columns; a bare Expression goes through Acero."""
+    out = []
+    for test in tests:
+        value = test.run(table) if isinstance(test, Where) else _acero(table, test)
+        if isinstance(value, pa.Scalar):
+            out.append(np.full(table.num_rows, value.is_valid and bool(value.as_py())))
+        else:
+            out.append(arrow_np.bools(value, null=False))
+    return out
+
+
+def _acero(table: pa.Table, expression: pc.Expression) -> pa.ChunkedArray:
+    import pyarrow.acero as acero
+
     plan = acero.Declaration.from_sequence(
         [
             acero.Declaration("table_source", acero.TableSourceNodeOptions(table)),
-            acero.Declaration(
-                "project",
-                acero.ProjectNodeOptions(
-                    list(expressions), [f"e{i}" for i in range(len(expressions))]
-                ),
-            ),
+            acero.Declaration("project", acero.ProjectNodeOptions([expression], ["e"])),
         ]
     )
-    result = plan.to_table(use_threads=False)
-    return [
-        pc.fill_null(column, False).to_numpy(zero_copy_only=False).astype(bool)
-        if len(column)
-        else np.zeros(0, dtype=bool)
-        for column in result.columns
-    ]
+    return plan.to_table(use_threads=False).column(0)

@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
+from dataprep import arrow_np
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
@@ -225,21 +227,27 @@ def filter_task(task: Task[FilterConfig, None]) -> TaskResult[FilterStats]:
             work = table
             if missing:
                 work = add_signals(table, config.text_column, missing, config.words)
-            passed = expr.evaluate(work, [w.expression for w in checked])
+            passed = expr.evaluate(work, checked)
             failed = _first_failure(passed, table.num_rows)
             stats.add(table, failed, passed, offset, config, path, hidden)
             offset += table.num_rows
             if config.mark_only:
-                reasons = [None if f < 0 else names[f] for f in failed.tolist()]
-                writer.write(
-                    table.append_column(config.mark_column, pa.array(reasons, pa.string()))
-                )
+                writer.write(table.append_column(config.mark_column, _reasons(names, failed)))
             else:
-                writer.write(table.filter(pa.array(failed < 0)))
+                writer.write(table.filter(arrow_np.mask(failed < 0)))
             tick(rows=table.num_rows)
     return TaskResult(
         [writer.entry], {"rows": offset, "kept": stats.kept}, out_schema, stats.dump()
     )
+
+
+def _reasons(names: list[str], failed: np.ndarray) -> pa.StringArray:
+    """Each row's first failing rule by name, null where it passes (`pa.array` of the names,
+    built from buffers: pyarrow would import pandas to read Python values)."""
+    validity = pa.py_buffer(np.packbits(failed >= 0, bitorder="little"))
+    index = pa.py_buffer(np.maximum(failed, 0).astype(np.int64))
+    rows = pa.Array.from_buffers(pa.int64(), len(failed), [validity, index])
+    return pc.take(arrow_np.strings(names), rows)
 
 
 def _first_failure(passed: list[np.ndarray], rows: int) -> np.ndarray:
