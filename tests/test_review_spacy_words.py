@@ -20,17 +20,30 @@ SPACY_38 = [
     ("👍🏽great job", ["👍", "🏽great", "job"]),
     ("ok👍🏽.", ["ok", "👍", "🏽."]),
     ("Thanks 👋🏻everyone", ["Thanks", "👋", "🏻everyone"]),
-    ("see the x-ﬁle", ["see", "the", "x-ﬁle"]),
-    ("She said: ''quote'' ''again", ["She", "said", ":", "''", "quote", "''", "'", "'", "again"]),
-    ("中文。--can't", ["中文。", "--", "can't"]),
+    pytest.param(
+        "see the x-ﬁle",
+        ["see", "the", "x-ﬁle"],
+        marks=pytest.mark.xfail(strict=True, reason="letters are str.isalpha(), not spaCy's ALPHA"),
+    ),
+    pytest.param(
+        "She said: ''quote'' ''again",
+        ["She", "said", ":", "''", "quote", "''", "'", "'", "again"],
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="spaCy's special-case matcher runs over the whole text: its rejected match "
+            "\"' '\" across the space still blocks \"''\" in the next word; the replay merges "
+            "per whitespace word",
+        ),
+        id="''again after quote''",
+    ),
+    pytest.param(
+        "中文。--can't",
+        ["中文。", "--", "can't"],
+        marks=pytest.mark.xfail(strict=True, reason="letters are str.isalpha(), not spaCy's ALPHA"),
+    ),
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--words spacy splits these differently from spaCy 3.8: a skin-tone modifier before "
-    "text, a ligature after a hyphen, a '' prefix, -- after CJK punctuation",
-)
-@pytest.mark.parametrize(("text", "want"), SPACY_38, ids=[repr(t) for t, _ in SPACY_38])
+@pytest.mark.parametrize(("text", "want"), SPACY_38)
 def test_tokens_equal_spacy_on_edge_strings(text: str, want: list[str]) -> None:
     assert kernels_spacy.tokens(text) == want
