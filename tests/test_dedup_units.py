@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from datasketch import MinHash
+from helpers import cli
 
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
 from dataprep.stages.dedup import buckets, clusters, lsh, minhash
 from dataprep.stages.dedup.normalise import fingerprints, normalise
 
@@ -395,3 +400,24 @@ def test_exact_columns_that_are_lists_or_structs_are_refused_in_one_sentence() -
         with pytest.raises(DataprepError, match=f"--columns {name} holds .*not lists or structs"):
             check_schema(config, schema)
     check_schema(DedupConfig.parse({"method": "minhash", "columns": ["tags"]}), schema)
+
+
+def test_against_a_plain_file_or_a_missing_path_is_one_sentence(tmp_path: Path) -> None:
+    """`--against` takes the directory `dedup --index-out` wrote: a plain file (a Parquet
+    shard, the index.json itself) or a path that does not exist is one sentence saying so
+    (exit 2), not a storage error (exit 1)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = [{"id": str(i), "text": f"document number {i} " * 5} for i in range(4)]
+    (raw / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    src = tmp_path / "ds"
+    run_stage("shard", {}, src, inputs=[str(raw)], executor=make_executor("local", workers=1))
+    plain = tmp_path / "index.json"
+    plain.write_text("{}")
+    for path, what in [(plain, "is a file"), (tmp_path / "nope", "does not exist")]:
+        proc = cli("dedup", src, "-o", tmp_path / "out", "--against", path, check=False)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"--against {path} {what}" in lines[0] and "--index-out" in lines[0], lines[0]
+        assert not (tmp_path / "out").exists()

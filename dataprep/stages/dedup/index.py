@@ -87,9 +87,14 @@ def open_index(path: str | Path | StoragePath, check: bool = True) -> SavedIndex
     root = StoragePath(path)
     try:
         meta = json.loads((root / INDEX_FILE).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        expects = f"it expects the directory a dedup --index-out wrote (holding {INDEX_FILE})"
+        if root.is_file():
+            raise DataprepError(f"--against {root} is a file; {expects}") from None
+        if not root.exists():
+            raise DataprepError(f"--against {root} does not exist; {expects}") from None
         raise DataprepError(
-            f"{root} is not a dedup index (no {INDEX_FILE}); create one with --index-out"
+            f"--against {root} is not a dedup index (no {INDEX_FILE}); create one with --index-out"
         ) from None
     except json.JSONDecodeError:
         raise DataprepError(f"{root}/{INDEX_FILE} is corrupt; rebuild the index") from None
