@@ -261,6 +261,17 @@ SPACY_38 = [
         "http://x.org). foo.txt) README.md:",
         ["http://x.org", ")", ".", "foo.txt", ")", "README.md", ":"],
     ),
+    # spaCy's own letter and icon sets, not str.isalpha(): a ligature is no letter, "。" and
+    # CJK extension B are, extension G (U+30000) is not; a skin-tone modifier is no icon
+    (
+        "see the x-ﬁle 中文。--can't 👍🏽great",
+        ["see", "the", "x-ﬁle", "中文。", "--", "can't", "👍", "🏽great"],
+    ),
+    (
+        "x-𠀀 x-𰀀 a.𠀀 𰀀. ﬂ-x x-ǅa ᏸ.Ꭰ",
+        ["x", "-", "𠀀", "x-𰀀", "a.", "𠀀", "𰀀.", "ﬂ-x", "x", "-", "ǅa", "ᏸ.Ꭰ"],
+    ),
+    ("a—𪛟 a—𪜀 x,ﬁ", ["a", "—", "𪛟", "a", "—", "𪜀", "x,ﬁ"]),
 ]
 
 
