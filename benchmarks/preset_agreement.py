@@ -89,7 +89,7 @@ def ours(preset: str, texts: list[str]) -> list[str | None]:
 
     table = pa.table({"text": texts})
     names, checked, missing = plan(FilterConfig(preset=preset, mark_only=True), table.schema)
-    passed = expr.evaluate(add_signals(table, "text", missing), [w.expression for w in checked])
+    passed = expr.evaluate(add_signals(table, "text", missing), list(checked))
     fails = ~np.vstack(passed)
     return [
         names[int(np.argmax(fails[:, i]))] if fails[:, i].any() else None for i in range(len(texts))

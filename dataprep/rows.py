@@ -24,7 +24,7 @@ from dataprep.dataset import Manifest, ReadOptions, iter_shard_paths, read_manif
 from dataprep.errors import DataprepError, shard_errors
 from dataprep.storage import StoragePath
 
-if TYPE_CHECKING:  # imported when a --where is given: it loads pyarrow.acero (and pandas)
+if TYPE_CHECKING:  # imported when a --where is given
     from dataprep.quality import expr
 
 
@@ -210,7 +210,7 @@ def _scan(
             from dataprep.quality import expr
 
             probe = reader.read(unit, list(test.columns))
-            (mask,) = expr.evaluate(probe, [test.expression])
+            (mask,) = expr.evaluate(probe, [test])
             rows = np.flatnonzero(mask)
             if not len(rows):
                 continue
