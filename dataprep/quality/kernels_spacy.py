@@ -21,7 +21,6 @@ PREFIX, SUFFIX, QUOTE, DOT_AFTER = en.PREFIX, en.SUFFIX, en.QUOTE, en.DOT_AFTER
 ICON, HYPHEN, HOST, INFIX = en.ICON, en.HYPHEN, en.HOST, en.INFIX
 _FNV, _PRIME = np.uint64(en.FNV_OFFSET), np.uint64(en.FNV_PRIME)
 _TOP = en.TABLE_SIZE
-_ABOVE = np.array(en.ALPHA_ABOVE, np.int64)
 LONGEST = 16  # no special case is longer (spacy_en.exceptions(): 12 characters)
 
 
@@ -48,12 +47,7 @@ def tables() -> tuple:
 
 @njit(cache=True, inline="always")
 def _cls(cls, cp):
-    if cp < _TOP:
-        return cls[cp]
-    for k in range(len(_ABOVE)):  # spaCy's CJK extension letters; nothing else up there
-        if _ABOVE[k, 0] <= cp <= _ABOVE[k, 1]:
-            return ALPHA | LOWER | UPPER
-    return 0
+    return cls[cp] if cp < _TOP else 0
 
 
 _TAIL = np.zeros(128, np.bool_)  # ASCII marks spaCy always peels off a word's end

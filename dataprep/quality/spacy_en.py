@@ -34,7 +34,7 @@ UNITS = (
     "ТБ тбكم كم² كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم غرام جرام جم كغ ملغ كوب اكواب"
 ).split()
 # spaCy's ALPHA, ALPHA_LOWER, ALPHA_UPPER and LIST_ICONS (lang/char_classes.py) below
-# TABLE_SIZE as code-point ranges, dumped once: spaCy lists scripts by hand, so Python's
+# U+20000 as code-point ranges, dumped once: spaCy lists scripts by hand, so Python's
 # str.isalpha() is not the same set ("ﬁ" is no letter to spaCy, "。" is one).
 _ALPHA_RANGES = (
     "0041-005A 0061-007A 00C0-00D6 00D8-00F6 00F8-01BF 01C4-02AF 0386 0388-038A 038C 038E-038F "
@@ -121,8 +121,8 @@ _ICON_RANGES = (
     "1F850-1F859 1F860-1F887 1F890-1F8AD 1F900-1F90B 1F910-1F93E 1F940-1F970 1F973-1F976 1F97A "
     "1F97C-1F9A2 1F9B0-1F9B9 1F9C0-1F9C2 1F9D0-1F9FF 1FA60-1FA6D"
 )
-TABLE_SIZE = 0x20000  # above: letters (CJK extensions, ALPHA_ABOVE) and nothing else spaCy names
-ALPHA_ABOVE = ((0x20000, 0x2A6DF), (0x2A700, 0x2EBEF), (0x2F800, 0x2FA1F))
+ALPHA_ABOVE = ((0x20000, 0x2A6DF), (0x2A700, 0x2EBEF), (0x2F800, 0x2FA1F))  # CJK ext. B-F...
+TABLE_SIZE = 0x2FA20  # spaCy names nothing above (CJK extension G is no letter to it)
 
 
 def _ranges(spec: str) -> list[int]:
@@ -139,6 +139,8 @@ def classes() -> np.ndarray:
     cls = np.zeros(TABLE_SIZE, np.uint16)
     for spec, bit in ((_ALPHA_RANGES, ALPHA), (_LOWER_RANGES, LOWER), (_UPPER_RANGES, UPPER)):
         cls[_ranges(spec)] |= bit
+    for lo, hi in ALPHA_ABOVE:
+        cls[lo : hi + 1] |= ALPHA | LOWER | UPPER
     cls[ord("0") : ord("9") + 1] |= DIGIT
     icons = _ranges(_ICON_RANGES)
     cls[[c for c in icons if c < TABLE_SIZE]] |= ICON | PREFIX | SUFFIX
