@@ -110,11 +110,6 @@ def test_a_keep_name_first_seen_later_says_so(tmp_path: Path) -> None:
     assert proc.returncode == 2
     said = " ".join(proc.stderr.split())
     assert "url" in said and "later" in said and "Traceback" not in said, said
-    out = tmp_path / "named"  # what the sentence says to do keeps it
-    cli("shard", tmp_path / "in" / "b.jsonl", tmp_path / "in", "-o", out, "-q", "--keep", "url")
-    lines = (tmp_path / "in" / "b.jsonl").read_text().splitlines()
-    urls = [json.loads(line)["url"] for line in lines]
-    assert sorted(column(out, "url"), key=str) == sorted(urls + [None] * 150, key=str)
 
 
 def test_a_csv_column_first_seen_in_a_later_file_is_counted(tmp_path: Path) -> None:

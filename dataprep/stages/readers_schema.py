@@ -71,9 +71,8 @@ def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) 
             raise DataprepError(
                 f"--keep names {', '.join(missing)}, which {src.name} does not have "
                 f"(columns: {', '.join(sample.names)}); the output schema is fixed from a sample "
-                "of the first input, so a field first seen later cannot be kept: name first an "
-                "input whose first rows hold it (`shard THAT.jsonl DIR`: a file named before its "
-                "folder is read once)"
+                "of the first input, so a field first seen later cannot be kept: pass first an "
+                "input whose first rows hold it"
             )
         fields = [f for f in fields if f.name in config.keep]
     id_type = sample.field(config.id_column).type if ids_given(sample, config) else None

@@ -223,13 +223,12 @@ def _unsampled_note(report: dict[str, Any]) -> list[str]:
     if not fields:
         return []
     more = report.get("fields_not_in_schema_not_listed", 0)
-    shown = ", ".join(f"{k} ({v:,} row{'s' * (v != 1)})" for k, v in list(fields.items())[:5])
+    shown = ", ".join(f"{k} ({v:,} rows)" for k, v in list(fields.items())[:5])
     more = len(fields) - 5 + more
     shown += f" and {more:,} more (see .report.json)" if more > 0 else ""
     return [
         f"left out fields the schema sample ({report.get('schema_sample')}) lacks: {shown}; "
-        "to keep them, name first an input whose first rows hold them (`shard THAT.jsonl DIR`: "
-        "a file named before its folder is read once)"
+        "to keep them, pass first an input whose first rows hold them"
     ]
 
 
