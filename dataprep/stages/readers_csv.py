@@ -28,7 +28,6 @@ from dataprep.stages.readers_common import (
     quarantine_cut,
     schema_columns,
 )
-from dataprep.stages.readers_unsampled import Unsampled, count_columns
 
 SAMPLE_BLOCKS = (1 << 20, 8 << 20, 64 << 20)  # Arrow infers types from its first block(s)
 
@@ -206,10 +205,8 @@ def read_csv(
     config: Any,
     q: Quarantine,
     block: int,
-    unsampled: Unsampled | None = None,
 ) -> Iterator[pa.Table]:
-    """Columns are read as text, then cast: a value that does not cast quarantines its row
-    (`unsampled`, unless None, gets the non-empty cells of columns the schema lacks)."""
+    """Columns are read as text, then cast: a value that does not cast quarantines its row."""
     bad_rows: list[Any] = []
     tolerate_cut = config.on_truncated == "quarantine"
     names = reader_names(src, tolerate_cut)
@@ -240,7 +237,7 @@ def read_csv(
     except pa.ArrowInvalid as exc:  # a first record longer than two blocks, or undecodable
         if "straddl" not in str(exc) and not undecodable:
             raise
-        yield from _read_csv_slowly(src, schema, config, q, block, 1, unsampled)
+        yield from _read_csv_slowly(src, schema, config, q, block, 1)
         return
     row = 1  # data rows, 1-based, after the header
     while True:
@@ -252,14 +249,13 @@ def read_csv(
         except pa.ArrowInvalid as exc:  # a record longer than two blocks "straddles" them
             if "straddl" not in str(exc) and not undecodable:
                 raise
-            yield from _read_csv_slowly(src, schema, config, q, block, row, unsampled)
+            yield from _read_csv_slowly(src, schema, config, q, block, row)
             return
         if bad_rows:  # Arrow skipped a row in this batch (or one it parsed ahead): from here on
             # Python reads the records, so rows after it keep their own numbers
-            yield from _read_csv_slowly(src, schema, config, q, block, row, unsampled)
+            yield from _read_csv_slowly(src, schema, config, q, block, row)
             return
-        count_columns(table := pa.Table.from_batches([batch]), schema.names, unsampled)
-        table = schema_columns(table, schema)
+        table = schema_columns(pa.Table.from_batches([batch]), schema)
         numbers = int64_range(row, table.num_rows)
         row += table.num_rows
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
@@ -298,9 +294,8 @@ def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
 
 
 def _read_csv_slowly(
-    src: SourceFile, schema: pa.Schema, config: Any, q: Quarantine, block: int, first: int,
-    unsampled: Unsampled | None = None,
-) -> Iterator[pa.Table]:  # fmt: skip
+    src: SourceFile, schema: pa.Schema, config: Any, q: Quarantine, block: int, first: int
+) -> Iterator[pa.Table]:
     """Data rows `first` on, numbered by Python's csv module, which counts a malformed row
     (wrong number of fields: quarantined with its number) where Arrow's reader skips it
     unnumbered, and reads a record of any length (Arrow's streaming reader stops at one longer
@@ -342,11 +337,11 @@ def _read_csv_slowly(
             numbers.append(number)
             size += sum(len(v) for v in record)
             if size >= block:
-                yield _reparsed(header, out, numbers, src, schema, q, unsampled)
+                yield _reparsed(header, out, numbers, src, schema, q)
                 out, numbers, size = io.StringIO(), [], 0
                 writer = csv.writer(out, lineterminator="\n")
         if numbers:
-            yield _reparsed(header, out, numbers, src, schema, q, unsampled)
+            yield _reparsed(header, out, numbers, src, schema, q)
         if isinstance(records, WholeRecords) and records.tail is not None:
             quarantine_cut(q, src, number + 1, records.tail)
 
@@ -358,7 +353,6 @@ def _reparsed(
     src: SourceFile,
     schema: pa.Schema,
     q: Quarantine,
-    unsampled: Unsampled | None = None,
 ) -> pa.Table:
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(header)
@@ -374,7 +368,6 @@ def _reparsed(
             check_utf8=False,
         ),
     )
-    count_columns(table, schema.names, unsampled)
     table = schema_columns(table, schema).append_column(LINE, int64s(numbers))
     return _cast(drop_invalid_utf8(table, src, q), schema, src, q)
 

@@ -24,7 +24,6 @@ from dataprep.stages.readers_common import (
     int64s,
 )
 from dataprep.stages.readers_fit import has_struct, misfit
-from dataprep.stages.readers_unsampled import Unsampled, count_columns, count_keys
 
 # Arrow parses a block in chunks of this size: they make the table's chunks, and so where the
 # Parquet writer cuts pages (the output bytes). On one thread: a worker already parses the next
@@ -125,23 +124,20 @@ def parse_jsonl_block(
     id_column: str | None = None,
     newlines: LineCount | None = None,
     text_column: str | None = None,
-    unsampled: Unsampled | None = None,
 ) -> pa.Table:
     """Arrow's parser on the whole block (`newlines`: its lines counted, if known). A
     block Arrow rejects is halved at a line end, again and again, and Arrow's parse kept for
     every piece it accepts; only a rejected piece of at most SLOW_BYTES is read line by line in
     Python (there a number in a string column is taken as its text: see `_as_text`). One bad
     line used to send its whole 8 MiB block through Python: 5 bad lines in 50 MB made the
-    shard 2.2x as slow. `unsampled` (None: not counted) gets the rows per field that the
-    schema lacks (`readers_unsampled`)."""
-    table = _arrow_block(data, first_line, schema, newlines, unsampled)
+    shard 2.2x as slow."""
+    table = _arrow_block(data, first_line, schema, newlines)
     if table is not None:
         return drop_invalid_utf8(table, src, q)
     data = bytes(data)  # a view of a reused buffer (`view_blocks`): this path keeps pieces
     budget = [RETRY_SHARE * len(data)]
     columns = (id_column, text_column)
-    pieces = _pieces(data, first_line, src, schema, q, columns, budget, unsampled)
-    return pa.concat_tables(list(pieces))
+    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, columns, budget)))
 
 
 def _arrow_block(
@@ -149,14 +145,10 @@ def _arrow_block(
     first_line: int,
     schema: pa.Schema,
     newlines: LineCount | None = None,
-    unsampled: Unsampled | None = None,
 ) -> pa.Table | None:
     """The block's rows with their line numbers, or None where Arrow rejects it or its rows
     are not its lines one to one (`_one_object_per_line`). Arrow reads the bytes where they
-    are (a `BufferReader`, not a Python file object that copies them). Counting `unsampled`,
-    fields the schema lacks are inferred, not ignored: a clean block has none, so that is
-    free; where one holds mixed types Arrow refuses it, and it is read again ignoring them
-    and its fields counted line by line."""
+    are (a `BufferReader`, not a Python file object that copies them)."""
     if newlines is None:
         newlines = NewlineCounter(data).lines(0, len(data), OPEN)  # type: ignore[arg-type]
     lines = newlines.newlines + (0 if len(data) and data[-1] == 10 else 1)
@@ -164,44 +156,23 @@ def _arrow_block(
     if not (plain or _one_object_per_line(data, first_line)):
         return None  # checked first: pyarrow 26 segfaults on a block that starts with `null`
     nested = has_struct(schema)
-    infer = nested or unsampled is not None
-    table = _read_json(data, schema, infer)
-    extra: Unsampled = {}
-    if table is None and infer and not nested:
-        table = _read_json(data, schema, False)  # an unsampled field of mixed types
-        if table is not None and table.num_rows == lines:
-            known = set(schema.names)
-            for raw in bytes(data).split(b"\n"):
-                try:
-                    row = json.loads(raw) if raw.strip() else None
-                except (ValueError, RecursionError):
-                    continue  # Arrow took it: counted as far as Python reads it
-                if isinstance(row, dict):
-                    count_keys(row, known, extra)
-    elif table is not None and unsampled is not None:
-        count_columns(table, schema.names, extra)
-    if table is None or table.num_rows != lines:
-        return None
-    table = table.select(schema.names)
-    if nested and table.schema != schema:
-        return None  # a struct with a key the sample had not: its rows quarantine (`_misfit`)
-    for name, rows in extra.items():  # counted once the block is taken
-        unsampled[name] = unsampled.get(name, 0) + rows  # type: ignore[index]
-    return table.append_column(LINE, int64_range(first_line, lines))
-
-
-def _read_json(data: bytes | memoryview, schema: pa.Schema, infer: bool) -> pa.Table | None:
     options = pjson.ParseOptions(
-        explicit_schema=schema, unexpected_field_behavior="infer" if infer else "ignore"
+        explicit_schema=schema, unexpected_field_behavior="infer" if nested else "ignore"
     )
     try:
-        return pjson.read_json(
+        table = pjson.read_json(
             pa.BufferReader(pa.py_buffer(data)),
             read_options=pjson.ReadOptions(block_size=PARSE_CHUNK, use_threads=False),
             parse_options=options,
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
+    if table.num_rows != lines:
+        return None
+    table = table.select(schema.names)
+    if nested and table.schema != schema:
+        return None  # a struct with a key the sample had not: its rows quarantine (`_misfit`)
+    return table.append_column(LINE, int64_range(first_line, lines))
 
 
 OPEN = ord("{")
@@ -245,7 +216,6 @@ def _pieces(
     q: Quarantine,
     columns: tuple[str | None, str | None],
     budget: list[int],
-    unsampled: Unsampled | None = None,
 ) -> Iterator[pa.Table]:
     """A rejected block's rows in order: each half Arrow takes whole (and whose text is valid
     UTF-8, so a bad line's quarantine reason stays Python's), the rest halved again while
@@ -254,19 +224,16 @@ def _pieces(
     middle = data.find(b"\n", len(data) // 2)
     small = len(data) <= SLOW_BYTES or not 0 <= middle < len(data) - 1
     if small or budget[0] < len(data):
-        yield _parse_lines_slowly(data, first_line, src, schema, q, *columns, unsampled)
+        yield _parse_lines_slowly(data, first_line, src, schema, q, *columns)
         return
     budget[0] -= len(data)
     second = first_line + data.count(b"\n", 0, middle + 1)
     for piece, line in ((data[: middle + 1], first_line), (data[middle + 1 :], second)):
-        taken: Unsampled | None = None if unsampled is None else {}
-        table = _arrow_block(piece, line, schema, None, taken)
+        table = _arrow_block(piece, line, schema)
         if table is not None and _valid(table):
-            for name, rows in (taken or {}).items():
-                unsampled[name] = unsampled.get(name, 0) + rows  # type: ignore[index]
             yield table
         else:
-            yield from _pieces(piece, line, src, schema, q, columns, budget, unsampled)
+            yield from _pieces(piece, line, src, schema, q, columns, budget)
 
 
 def _valid(table: pa.Table) -> bool:
@@ -285,7 +252,6 @@ def _parse_lines_slowly(
     q: Quarantine,
     id_column: str | None = None,
     text_column: str | None = None,
-    unsampled: Unsampled | None = None,
 ) -> pa.Table:
     as_text = _as_text(schema, id_column, text_column)
     rows: list[dict[str, Any]] = []
@@ -302,7 +268,7 @@ def _parse_lines_slowly(
             if not isinstance(row, dict):
                 reason = "line is not a JSON object"
             else:
-                read, row = row, {f.name: row.get(f.name) for f in schema}
+                row = {f.name: row.get(f.name) for f in schema}
                 for name in as_text:
                     if _is_number(row[name]):
                         row[name] = json.dumps(row[name])  # 7 -> "7", as written
@@ -316,7 +282,6 @@ def _parse_lines_slowly(
         if reason:
             q.add(src.name, line, reason, raw.decode("utf-8", errors="replace"))
             continue
-        count_keys(read, schema.names, unsampled)
         rows.append(row)
         numbers.append(line)
     table = _rows_table(rows, schema)

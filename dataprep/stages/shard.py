@@ -40,8 +40,6 @@ from dataprep.stages import readers
 from dataprep.stages.readers_schema import ids_given, infer_schema, sample_schema, sample_source
 
 LINKS_LISTED = 100  # links named in the report; the rest are counted
-FIELDS_LISTED = 100  # unsampled fields named in the report; the rest are counted
-UNSAMPLED = "unsampled:"  # a task's count of rows holding a field the schema lacks
 SMALL_FILE_SHARE = 64  # files under chunk_bytes / this are joined with others into one task
 ROWS_PER_WRITE = 65536  # small tables (a document per file) are joined up to this many rows
 
@@ -111,8 +109,7 @@ class ShardStage(Stage[ShardConfig]):
         return [
             f"{report.get('inputs', 0):,} files ({report.get('input_bytes', 0):,} bytes) -> "
             f"{report.get('shards', 0):,} shards{rows}, {report.get('bytes_out', 0):,} bytes"
-            + skipped,
-            *_unsampled_note(report),
+            + skipped
         ]
 
     def input_digest(self, config: ShardConfig, inputs: Sequence[str]) -> str:
@@ -153,7 +150,6 @@ class ShardStage(Stage[ShardConfig]):
         if links:
             report.update(_links_report(links))
             print(f"note: {_links_note(links)}", file=sys.stderr)
-        report.update(_unsampled_report(counts, first))
         return StageResult(shards, schema, report)
 
 
@@ -202,36 +198,6 @@ def _links_note(links: dict[str, str]) -> str:
     )
 
 
-def _unsampled_report(counts: dict[str, int], sample: SourceFile) -> dict[str, object]:
-    """`fields_not_in_schema`: {field: rows holding a value of it}, most rows first, the first
-    FIELDS_LISTED; nothing where every field was in the schema sample."""
-    fields = {k[len(UNSAMPLED) :]: v for k, v in counts.items() if k.startswith(UNSAMPLED)}
-    if not fields:
-        return {}
-    ranked = sorted(fields.items(), key=lambda kv: (-kv[1], kv[0]))
-    report: dict[str, object] = {
-        "fields_not_in_schema": dict(ranked[:FIELDS_LISTED]),
-        "schema_sample": sample.name,
-    }
-    if len(ranked) > FIELDS_LISTED:
-        report["fields_not_in_schema_not_listed"] = len(ranked) - FIELDS_LISTED
-    return report
-
-
-def _unsampled_note(report: dict[str, Any]) -> list[str]:
-    fields = report.get("fields_not_in_schema") or {}
-    if not fields:
-        return []
-    more = report.get("fields_not_in_schema_not_listed", 0)
-    shown = ", ".join(f"{k} ({v:,} rows)" for k, v in list(fields.items())[:5])
-    more = len(fields) - 5 + more
-    shown += f" and {more:,} more (see .report.json)" if more > 0 else ""
-    return [
-        f"left out fields the schema sample ({report.get('schema_sample')}) lacks: {shown}; "
-        "to keep them, pass first an input whose first rows hold them"
-    ]
-
-
 def _ranges(
     src: SourceFile, config: ShardConfig, ids_given: bool
 ) -> list[tuple[int, int, int | None]]:
@@ -260,10 +226,9 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
         options=task.write_options,
     )
     rows = 0
-    unsampled: dict[str, int] | None = {} if config.keep is None else None
     try:
         with writer:
-            tables = _tables(task.payload.parts, schema, config, quarantine, unsampled)
+            tables = _tables(task.payload.parts, schema, config, quarantine)
             batched = _joined(tables, int(config.block_bytes))
             for table in readahead(batched):  # parse the next block while this one is written
                 if table.num_rows:
@@ -276,20 +241,14 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
         raise
     finally:
         quarantine.close()
-    counts = {"rows": rows, "quarantined": quarantine.count}
-    counts.update({UNSAMPLED + k: v for k, v in (unsampled or {}).items()})
-    return TaskResult(writer.entries, counts, schema)
+    return TaskResult(writer.entries, {"rows": rows, "quarantined": quarantine.count}, schema)
 
 
 def _tables(
-    parts: Sequence[Part],
-    schema: pa.Schema,
-    config: ShardConfig,
-    q: Quarantine,
-    unsampled: dict[str, int] | None = None,
+    parts: Sequence[Part], schema: pa.Schema, config: ShardConfig, q: Quarantine
 ) -> Iterator[pa.Table]:
     """The task's rows in schema order: runs of whole-file text documents many files to a
-    table, every other part read block by block (`unsampled`: see `readers_unsampled`)."""
+    table, every other part read block by block."""
 
     def document(part: Part) -> bool:
         return part.source.format == "text" and not config.lines
@@ -304,7 +263,7 @@ def _tables(
         for part in run:
             lines = readers.LazyLines(part.source.path, part.start, part.first_line)
             rebased = lines.quarantine(q)
-            for table in _read(part, lines.first, schema, config, rebased, unsampled):
+            for table in _read(part, lines.first, schema, config, rebased):
                 yield _finish(table, part.source, schema, config, rebased, lines)
 
 
@@ -325,18 +284,17 @@ def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
 
 
 def _read(
-    part: Part, first_line: int, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine,
-    unsampled: dict[str, int] | None = None,
-) -> Iterator[pa.Table]:  # fmt: skip
+    part: Part, first_line: int, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine
+) -> Iterator[pa.Table]:
     """Tables with a `__line` column (source line or row number, counted from `first_line`)
     for ids and quarantine."""
     src, start, end = part.source, part.start, part.end
     block = int(config.block_bytes)
     if src.format == "parquet":
-        yield from readers.read_parquet(src, schema, block, quarantine, unsampled)
+        yield from readers.read_parquet(src, schema, block, quarantine)
     elif src.format == "csv":
         with open_source(src) as stream:
-            yield from readers.read_csv(stream, src, schema, config, quarantine, block, unsampled)
+            yield from readers.read_csv(stream, src, schema, config, quarantine, block)
     else:
         with open_source(src) as stream:
             if start:
@@ -353,7 +311,7 @@ def _read(
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
                         data, line, src, schema, quarantine, config.id_column, newlines,
-                        config.text_column, unsampled,
+                        config.text_column,
                     )  # fmt: skip
 
 
