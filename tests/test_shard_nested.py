@@ -104,3 +104,22 @@ def test_a_later_parquet_files_struct_key_is_never_dropped_silently(tmp_path: Pa
     )
     assert len(quarantined) == len(wide)
     assert all(r.startswith("field 'meta': key ") for r in quarantined.values())
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_deeply_nested_field_beside_a_kept_struct_is_no_crash(
+    tmp_path: Path, workers: str
+) -> None:
+    """With a struct kept, blocks are read in Arrow's infer mode, which recursed once per
+    nesting level of any field: 50,000 levels killed the command (SIGSEGV, exit -11). Such
+    a line now takes the line-by-line path: the other rows are kept, it goes to quarantine."""
+    src = tmp_path / "deep.jsonl"
+    deep = b"[" * 50_000 + b"]" * 50_000
+    src.write_bytes(
+        b'{"text": "a", "meta": {"lang": "en"}}\n'
+        b'{"text": "b", "meta": {"lang": "de"}, "x": ' + deep + b"}\n"
+        b'{"text": "c", "meta": {"lang": "fr"}}\n'
+    )
+    kept, quarantined = _run(src, tmp_path / "out", "-w", workers)
+    assert kept == {"deep.jsonl:1": {"lang": "en"}, "deep.jsonl:3": {"lang": "fr"}}
+    assert list(quarantined) == [("deep.jsonl", 2)]
