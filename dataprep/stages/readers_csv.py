@@ -105,6 +105,19 @@ def _header(src: SourceFile, tolerate_cut: bool) -> list[str]:
         return next(csv.reader(text), [])
 
 
+def _open_csv(
+    stream: Any, block: int, on_invalid: Callable[[Any], str], convert: pcsv.ConvertOptions
+) -> pcsv.CSVStreamingReader:
+    """Arrow's CSV reader as both passes use it: quoted newlines allowed, a malformed row
+    handed to `on_invalid` (the schema pass skips it, the read pass quarantines it)."""
+    return pcsv.open_csv(
+        stream,
+        read_options=pcsv.ReadOptions(block_size=block),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
+        convert_options=convert,
+    )
+
+
 def _arrow_schema(src: SourceFile, tolerate_cut: bool, block: int) -> pa.Schema:
     def skip(row: Any) -> str:
         return "skip"
@@ -114,14 +127,8 @@ def _arrow_schema(src: SourceFile, tolerate_cut: bool, block: int) -> pa.Schema:
         stream = WholeRecords(raw) if tolerate_cut else raw
         try:
             with _undecodable(skip, undecodable):
-                reader = pcsv.open_csv(
-                    stream,
-                    read_options=pcsv.ReadOptions(block_size=block),
-                    parse_options=pcsv.ParseOptions(
-                        invalid_row_handler=skip, newlines_in_values=True
-                    ),
-                    convert_options=pcsv.ConvertOptions(check_utf8=False),  # drop_invalid_utf8
-                )
+                # check_utf8=False: drop_invalid_utf8 sorts the values out afterwards
+                reader = _open_csv(stream, block, skip, pcsv.ConvertOptions(check_utf8=False))
         except pa.ArrowInvalid as exc:
             if isinstance(stream, WholeRecords) and stream.tail is not None:
                 raise _cut_before_first_row(src) from None
@@ -221,19 +228,13 @@ def read_csv(
     undecodable: list[Any] = []
     try:
         with _undecodable(on_invalid, undecodable):
-            reader = pcsv.open_csv(
-                records,
-                read_options=pcsv.ReadOptions(block_size=block),
-                parse_options=pcsv.ParseOptions(
-                    invalid_row_handler=on_invalid, newlines_in_values=True
-                ),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={name: pa.string() for name in names},
-                    strings_can_be_null=True,
-                    null_values=[""],  # "NA" is a text, an id; nulls in numbers: _cast
-                    check_utf8=False,  # a bad value quarantines its row, not the run
-                ),
+            as_text = pcsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=True,
+                null_values=[""],  # "NA" is a text, an id; nulls in numbers: _cast
+                check_utf8=False,  # a bad value quarantines its row, not the run
             )
+            reader = _open_csv(records, block, on_invalid, as_text)
     except pa.ArrowInvalid as exc:  # a first record longer than two blocks, or undecodable
         if "straddl" not in str(exc) and not undecodable:
             raise
