@@ -31,18 +31,9 @@ from datatrove.pipeline.dedup.minhash import (
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers.jsonl import JsonlWriter
 from datatrove.utils.hashing import HashConfig
-from datatrove.utils.word_tokenizers import WordTokenizer
 
-
-class Whitespace(WordTokenizer):
-    def word_tokenize(self, text: str) -> list[str]:
-        return text.split()
-
-    def sent_tokenize(self, text: str) -> list[str]:
-        return [text]
-
-    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
-        raise NotImplementedError
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality_datatrove import word_tokenizer  # noqa: E402
 
 
 def _vm_hwm_mb() -> float:
@@ -71,7 +62,9 @@ def main(root: Path, workers: int) -> None:
     s1 = LocalPipelineExecutor(
         pipeline=[
             reader(),
-            MinhashDedupSignature(str(work / "sigs"), config=config, language=Whitespace()),
+            MinhashDedupSignature(
+                str(work / "sigs"), config=config, language=word_tokenizer("whitespace")
+            ),
         ],
         tasks=tasks,
         workers=workers,
