@@ -29,27 +29,31 @@ def check_inputs(recipe: Recipe) -> list[str]:
     first = recipe.stages[0]
     schema: pa.Schema | None = None
     encrypted = False
+    history: list[tuple[str, dict]] = []  # (op, config) of the stages before, oldest first
     try:
         if first.inputs:
             resolve(first.inputs, getattr(first.config, "format", "auto"))
         elif first.input_path is not None:
             manifest = read_manifest(first.input_path)
             schema, encrypted = manifest.schema, manifest.encryption is not None
+            history = [(e.stage, e.config) for e in manifest.lineage]
     except DataprepError as exc:
         raise DataprepError(f"{first.where}: input: {exc}") from None
     out_encrypted = recipe.model.output.encryption is not None
-    seen: dict[str, tuple[pa.Schema | None, bool]] = {}
+    seen: dict[str, tuple[pa.Schema | None, bool, list[tuple[str, dict]]]] = {}
     notes: list[str] = []
     for n, planned in enumerate(recipe.stages):
         if planned.spec.input is not None:
-            schema, encrypted = seen[planned.spec.input]
+            schema, encrypted, history = seen[planned.spec.input]
         elif n > 0:
-            schema, encrypted = seen[recipe.stages[n - 1].spec.id]
+            schema, encrypted, history = seen[recipe.stages[n - 1].spec.id]
         _check_key_file(planned, encrypted)
         stage = get_stage(planned.spec.op)
         try:
             if schema is not None:
                 check_columns(stage, planned.config, schema, planned.param)
+                if hasattr(stage, "check_plan"):  # a stage's own check of what it will read
+                    stage.check_plan(planned.config, schema, history)
             if schema is not None or not getattr(stage, "reads_dataset", True):
                 schema = output_schema(stage, planned.config, schema, planned.inputs)
         except DataprepError as exc:
@@ -65,7 +69,8 @@ def check_inputs(recipe: Recipe) -> list[str]:
             encrypted = False
         else:
             encrypted = encrypted or out_encrypted
-        seen[planned.spec.id] = (schema, encrypted)
+        done = (planned.spec.op, planned.config.model_dump(mode="json"))
+        seen[planned.spec.id] = (schema, encrypted, [*history, done])
     return notes
 
 

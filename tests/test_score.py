@@ -514,3 +514,66 @@ def test_docs_table_is_the_catalogue() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "quality-signals.md").read_text()
     assert catalog.markdown_table() in doc
     assert presets.markdown_table() in doc
+
+
+def _raw_with_language(tmp: Path) -> Path:
+    """Raw JSONL whose own `language` column (a user's label) is named like a signal."""
+    raw = tmp / "raw"
+    raw.mkdir()
+    rows = [
+        {"id": f"d{i}", "text": t, "language": lab}
+        for i, (t, lab) in enumerate(zip(real_texts(6), ["x-mine", "y-mine"] * 3, strict=True))
+    ]
+    (raw / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return raw
+
+
+def test_a_user_column_named_like_a_signal_is_not_overwritten(tmp_path: Path) -> None:
+    """A user's own `language` column stops `score` with one sentence naming it (before any
+    output exists); leaving the signal out keeps it; --replace-columns overwrites on request;
+    a column an earlier `score` wrote is still replaced (rescoring stays idempotent)."""
+    cli("shard", _raw_with_language(tmp_path), "-o", tmp_path / "ds")
+    mine = column(tmp_path / "ds", "language")
+    proc = cli("score", tmp_path / "ds", "-o", tmp_path / "sc", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'language'" in proc.stderr and "--replace-columns" in proc.stderr
+    assert not (tmp_path / "sc" / ".manifest.json").exists()
+    cli("score", tmp_path / "ds", "-o", tmp_path / "g", "--signals", "gopher")
+    assert column(tmp_path / "g", "language") == mine
+    cli("score", tmp_path / "ds", "-o", tmp_path / "r", "--replace-columns")
+    assert set(column(tmp_path / "r", "language")).isdisjoint(mine)
+    cli("score", tmp_path / "r", "-o", tmp_path / "again")  # the columns are score's own now
+    assert column(tmp_path / "again", "language") == column(tmp_path / "r", "language")
+    cli("filter", tmp_path / "g", "-o", tmp_path / "f", "--where", "word_count > 0")
+    cli("score", tmp_path / "f", "-o", tmp_path / "f2", "--signals", "gopher")  # via filter
+    proc = cli("score", tmp_path / "f", "-o", tmp_path / "f3", check=False)
+    assert proc.returncode == 2 and "'language'" in proc.stderr  # still the user's column
+
+
+def test_a_recipe_stops_at_plan_time_on_a_clashing_column(tmp_path: Path) -> None:
+    """In a recipe the clash is known from the schema before the first stage runs."""
+    import yaml
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "name": "t",
+                "input": {"path": str(_raw_with_language(tmp_path))},
+                "vars": {"root": str(tmp_path / "work")},
+                "executor": {"kind": "local", "workers": 1},
+                "stages": [
+                    {"id": "shards", "op": "shard"},
+                    {"id": "first", "op": "score", "params": {"signals": ["gopher"]}},
+                    {"id": "again", "op": "score", "params": {"signals": ["gopher"]}},
+                    {"id": "all", "op": "score"},
+                ],
+            }
+        )
+    )
+    proc = cli("run", recipe, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "stages[3]" in proc.stderr and "'language'" in proc.stderr
+    assert "replace_columns" in proc.stderr
+    assert not (tmp_path / "work" / "shards").exists()

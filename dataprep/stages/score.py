@@ -2,14 +2,17 @@
 
 One task per shard, row group by row group: the signals of a whole row group are computed at
 once by `dataprep.quality.signals` (Arrow string kernels and numpy over the pieces' document
-numbers), appended as columns, and written out. A column the input already has under a
-signal's name is replaced, so rescoring is idempotent. `filter` then keeps or drops rows by
-these columns, and changing thresholds reruns only `filter` (the recipe cache keeps `score`).
+numbers), appended as columns, and written out. A column an earlier `score` wrote (the
+input's lineage says which) is replaced, so rescoring is idempotent; a user's own column
+under a signal's name (a `language` label) stops the stage unless `--replace-columns` asks
+to overwrite it. `filter` then keeps or drops rows by these columns, and changing thresholds
+reruns only `filter` (the recipe cache keeps `score`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -45,6 +48,11 @@ class ScoreConfig(StageConfig):
         description="how word and n-gram signals split words: whitespace, or spacy (spaCy's "
         "English tokens, as datatrove's default word tokenizer; no spaCy needed)",
     )
+    replace_columns: bool = Field(
+        False,
+        description="overwrite input columns named like a signal that no earlier score wrote "
+        "(their values are lost); without it such a column stops the stage",
+    )
 
     @field_validator("signals")
     @classmethod
@@ -61,10 +69,47 @@ class ScoreConfig(StageConfig):
         """The chosen signals in table order (presets expanded)."""
         if self.signals is None:
             return list(signals.SIGNALS)
-        wanted: set[str] = set()
-        for name in self.signals:
-            wanted.update(presets.columns(name) if name in presets.PRESETS else [name])
-        return signals.names_for(wanted)
+        return signals.names_for(signals_of(self.signals))
+
+
+def signals_of(chosen: list[str] | None) -> set[str]:
+    """The columns a score config's `signals` (names or presets; None = all) adds."""
+    if chosen is None:
+        return set(signals.SIGNALS)
+    names: set[str] = set()
+    for name in chosen:
+        names.update(presets.columns(name) if name in presets.PRESETS else [name])
+    return names
+
+
+def scored_before(history: Iterable[tuple[str, dict[str, Any]]]) -> set[str]:
+    """Signal columns an earlier `score` wrote; `history`: (op, config) per earlier stage."""
+    names: set[str] = set()
+    for op, config in history:
+        if op == "score":
+            names |= signals_of(config.get("signals"))
+    return names
+
+
+def check_clash(
+    config: ScoreConfig, schema: pa.Schema, history: Iterable[tuple[str, dict[str, Any]]]
+) -> None:
+    """A user's column named like a signal is data no one asked to delete: one sentence
+    naming it, unless `replace_columns` asks for it or an earlier score wrote it."""
+    if config.replace_columns:
+        return
+    ours = scored_before(history)
+    theirs = [n for n in config.signal_names() if n in schema.names and n not in ours]
+    if theirs:
+        listed = ", ".join(repr(n) for n in theirs)
+        one = len(theirs) == 1
+        raise DataprepError(
+            f"the input's column{'' if one else 's'} {listed} {'is' if one else 'are'} named "
+            f"like {'a signal' if one else 'signals'} score adds and no earlier score wrote "
+            f"{'it' if one else 'them'}: rename {'it' if one else 'them'}, leave "
+            f"{'it' if one else 'them'} out of --signals, or pass --replace-columns to "
+            "overwrite (the values are lost)"
+        )
 
 
 def scored_schema(schema: pa.Schema, names: list[str]) -> pa.Schema:
@@ -107,6 +152,12 @@ class ScoreStage(Stage[ScoreConfig]):
     def column_params(self, config: ScoreConfig) -> dict[str, list[str]]:
         return {"text_column": [config.text_column]}
 
+    def check_plan(
+        self, config: ScoreConfig, schema: pa.Schema, history: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Recipe validation: a clashing column stops the recipe before anything runs."""
+        check_clash(config, schema, history)
+
     def output_schema(
         self, config: ScoreConfig, schema: pa.Schema | None, inputs: Any = ()
     ) -> pa.Schema | None:
@@ -116,6 +167,7 @@ class ScoreStage(Stage[ScoreConfig]):
         config, source = ctx.config, ctx.require_input()
         require_column(source.schema, config.text_column, "--text-column")
         require_text(source.schema, config.text_column)
+        check_clash(config, source.schema, [(e.stage, e.config) for e in source.lineage])
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
