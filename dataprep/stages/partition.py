@@ -34,6 +34,7 @@ from dataprep.stage import (
     require_column,
     sum_counts,
 )
+from dataprep.stages.key_values import require_groupable
 from dataprep.storage import StoragePath
 
 Scheme = Literal["jump", "rendezvous", "ring"]
@@ -106,6 +107,7 @@ class PartitionStage(Stage[PartitionConfig]):
     def run(self, ctx: StageContext[PartitionConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         require_column(source.schema, config.key, "--key")
+        require_groupable(source.schema, config.key, "--key")
         previous = _previous_config(config) if config.previous else None
         tasks = [ctx.task("route", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
         results = ctx.map(partition_task, tasks)

@@ -35,6 +35,7 @@ from dataprep.stage import (
     recordable,
     require_column,
 )
+from dataprep.stages import key_values
 from dataprep.stages.rebalance_scatter import (
     ScatterJob,
     contingency,
@@ -127,6 +128,7 @@ class RebalanceStage(Stage[RebalanceConfig]):
         config, source = ctx.config, ctx.require_input()
         if config.by is not None:
             require_column(source.schema, config.by, "--by")
+            key_values.require_groupable(source.schema, config.by, "--by")
         total = source.rows
         paths = ctx.input_shard_paths()
         rows = [s.rows for s in source.shards]

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataprep.dataset import ReadOptions, ShardEntry, ShardWriter
 from dataprep.progress import tick
 from dataprep.stage import StageContext, Task, TaskResult, ValueCounts, recordable
+from dataprep.stages import key_values
 from dataprep.storage import StoragePath
 
 SCRATCH = "scratch/rebalance"
@@ -199,7 +199,7 @@ def run_by(
     ctx: StageContext[Any], by: str, paths: list[str], n: int, report: dict[str, Any]
 ) -> list[ShardEntry]:
     tasks = [ctx.task("count", i, [p], CountJob(by)) for i, p in enumerate(paths)]
-    per_shard = [r.payload.counts for r in ctx.map(count_task, tasks)]
+    per_shard = key_values.merged([r.payload.counts for r in ctx.map(count_task, tasks)])
     totals: dict[Any, int] = {}
     for counts in per_shard:
         for value, count in counts.items():
@@ -262,17 +262,14 @@ def pack_groups(sizes: np.ndarray, n: int) -> tuple[list[list[tuple[int, int]]],
 def count_task(task: Task[Any, CountJob]) -> TaskResult[ValueCounts]:
     """Rows per group value in one shard (nulls as None)."""
     column = task.read_options.read_table(task.inputs[0], [task.payload.column]).column(0)
-    counts = pc.value_counts(column).to_pylist() if len(column) else []
     tick(rows=len(column))
-    return TaskResult(payload=ValueCounts({c["values"]: c["counts"] for c in counts}))
+    return TaskResult(payload=ValueCounts(key_values.counts(column)))
 
 
 def _group_bins(column: pa.ChunkedArray, plan: GroupPlan) -> np.ndarray:
     """Output shard of every row: its group's bin, or for split groups the piece its rank is in."""
     pieces, offsets = plan.pieces, plan.offsets
-    value_set = pa.array(plan.groups, type=column.type)
-    gid = pc.index_in(column, value_set=value_set, skip_nulls=False)
-    gid = gid.to_numpy(zero_copy_only=False).astype(np.int64)
+    gid = key_values.group_ids(column, plan.groups, "--by")
     bins = np.array([p[0][1] for p in pieces], dtype=np.int64)[gid]
     for g, group_pieces in enumerate(pieces):
         if len(group_pieces) == 1:

@@ -35,6 +35,7 @@ from dataprep.stage import (
     brief,
     require_column,
 )
+from dataprep.stages import key_values
 
 Strategy = Literal["undersample", "oversample", "weights"]
 
@@ -143,6 +144,7 @@ class ResampleStage(Stage[ResampleConfig]):
         config, source = ctx.config, ctx.require_input()
         schema = source.schema
         require_column(schema, config.label, "--label")
+        key_values.require_groupable(schema, config.label, "--label")
         if config.strategy == "weights" and config.weight_column in schema.names:
             raise DataprepError(
                 f"the input already has a {config.weight_column!r} column; "
@@ -150,7 +152,7 @@ class ResampleStage(Stage[ResampleConfig]):
             )
         paths = ctx.input_shard_paths()
         tasks = [ctx.task("count", i, [p]) for i, p in enumerate(paths)]
-        per_shard = [r.payload.counts for r in ctx.map(count_task, tasks)]
+        per_shard = key_values.merged([r.payload.counts for r in ctx.map(count_task, tasks)])
         values = sorted({v for c in per_shard for v in c if v is not None}, key=str)
         names = [str(v) for v in values]
         if len(set(names)) != len(names):
@@ -255,9 +257,8 @@ def _quotas(matrix: np.ndarray, targets: list[int], config: ResampleConfig) -> l
 def count_task(task: Task[ResampleConfig, None]) -> TaskResult[ValueCounts]:
     """Rows per label value in one shard (None for nulls)."""
     column = task.read_options.read_table(task.inputs[0], [task.config.label]).column(0)
-    counts = pc.value_counts(column).to_pylist() if len(column) else []
     tick(rows=len(column))
-    return TaskResult(payload=ValueCounts({c["values"]: c["counts"] for c in counts}))
+    return TaskResult(payload=ValueCounts(key_values.counts(column)))
 
 
 def sample_task(task: Task[ResampleConfig, SampleJob]) -> TaskResult[None]:
@@ -276,8 +277,7 @@ def sample_task(task: Task[ResampleConfig, SampleJob]) -> TaskResult[None]:
         table = table.filter(pa.array(~nulls))
         labels = table.column(config.label)
     quarantine.close()
-    value_set = pa.array(job.values, type=labels.type)
-    gid = pc.index_in(labels, value_set=value_set).to_numpy(zero_copy_only=False).astype(np.int64)
+    gid = key_values.group_ids(labels, list(job.values), f"label {config.label!r}")
     if config.strategy == "weights":
         weights = np.asarray(job.weights, dtype=np.float64)[gid]
         table = table.append_column(config.weight_column, pa.array(weights, pa.float64()))
