@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,10 @@ def _unrecorded_data(where: str) -> dict[str, Any]:
     return node
 
 
-def _present(where: str, manifest: Manifest) -> dict[str, Any]:
+def _present(where: str, manifest: Manifest, recorded: str | None = None) -> dict[str, Any]:
+    """A dataset found at `where`; `recorded`: where its consumer recorded it, when that was
+    elsewhere (the tree was moved or copied): its own inputs are then looked for where they
+    sit relative to it."""
     node = {
         "kind": "dataset",
         "path": where,
@@ -185,7 +189,10 @@ def _present(where: str, manifest: Manifest) -> dict[str, Any]:
         "shards": len(manifest.shards),
         "bytes": manifest.bytes,
     }
-    return node | _history(list(manifest.lineage))
+    if recorded is not None and recorded != where:
+        node["recorded_path"] = recorded
+        node["note"] = f"moved: recorded at {recorded}, found here with the same digest"
+    return node | _history(list(manifest.lineage), where, recorded)
 
 
 def _absent(
@@ -205,12 +212,15 @@ def _absent(
     return node | _history(entries)
 
 
-def _history(entries: list[LineageEntry]) -> dict[str, Any]:
-    """The stage that wrote a dataset (the last entry) and the input it read."""
+def _history(
+    entries: list[LineageEntry], here: str | None = None, recorded: str | None = None
+) -> dict[str, Any]:
+    """The stage that wrote a dataset (the last entry) and the input it read; `here` is where
+    the dataset is now (None: gone), `recorded` where its consumer recorded it."""
     if not entries:
         return {"stage": None, "inputs": []}
     last, before = entries[-1], entries[:-1]
-    return {"stage": _stage(last), "inputs": [_input_of(last, before)]}
+    return {"stage": _stage(last), "inputs": [_input_of(last, before, here, recorded)]}
 
 
 def _stage(entry: LineageEntry) -> dict[str, Any]:
@@ -226,7 +236,9 @@ def _stage(entry: LineageEntry) -> dict[str, Any]:
     }
 
 
-def _input_of(entry: LineageEntry, before: list[LineageEntry]) -> dict[str, Any]:
+def _input_of(
+    entry: LineageEntry, before: list[LineageEntry], here: str | None, recorded: str | None
+) -> dict[str, Any]:
     if _reads_raw(entry, first=not before):
         check, note = _recheck(entry)
         return {
@@ -247,7 +259,52 @@ def _input_of(entry: LineageEntry, before: list[LineageEntry]) -> dict[str, Any]
         manifest, reason = _load(where, entry.input_digest)
         if manifest is not None:
             return _present(where, manifest)
+        for moved in _moved_candidates(where, here, recorded):
+            found, _ = _load(moved, entry.input_digest)
+            if found is not None and entry.input_digest is not None:
+                return _present(moved, found, recorded=where)
     return _absent(before, where, entry.input_digest, entry.rows_in, reason)
+
+
+def _moved_candidates(where: str, here: str | None, recorded: str | None) -> list[str]:
+    """Where an input recorded at `where` would be if its consumer, now at `here`, was moved
+    or copied with it: at the same relative place when the consumer's own old location is
+    known (`recorded`), else beside it or beside its folder (a recipe's `${root}/<id>/`).
+    Only a dataset with the recorded digest is taken, so a guess never forges a chain."""
+    if here is None or here == recorded:
+        return []
+    here_path, old = as_path(here), as_path(where)
+    if here_path.local() is None and old.local() is None:
+        return []  # both remote and not found: nothing was moved between stores
+    out = []
+    if recorded is not None:
+        rel = posixpath.relpath(_plain(old), posixpath.dirname(_plain(as_path(recorded))))
+        out.append(_join(here_path.parent, rel))
+    parts = _plain(old).rstrip("/").split("/")
+    out.append(_join(here_path.parent, parts[-1]))
+    if len(parts) > 1:
+        out.append(_join(here_path.parent.parent, "/".join(parts[-2:])))
+    return [c for c in dict.fromkeys(out) if c != where]
+
+
+def _plain(path: StoragePath) -> str:
+    """The path part of a location (no scheme, no query), for relative arithmetic."""
+    local = path.local()
+    return (
+        os.path.abspath(local)
+        if local is not None
+        else split_query(str(path))[0].split("://", 1)[-1]
+    )
+
+
+def _join(folder: StoragePath, rel: str) -> str:
+    """`folder/rel` with `..` resolved, as a location string (local path or URI)."""
+    local = folder.local()
+    if local is not None:
+        return os.path.normpath(os.path.join(local, rel))
+    base, query = split_query(str(folder))
+    scheme, _, rest = base.partition("://")
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, rel))}{query}"
 
 
 def _recheck(entry: LineageEntry) -> tuple[str, str]:

@@ -1,0 +1,127 @@
+"""Review (H4): a dataset directory, or a whole recipe root, copied or moved elsewhere (`cp -r`,
+`mv`, rsync) keeps working: verify, head, the reader, decrypting, a rerun that is a cache hit,
+and `dataprep lineage`.
+
+Everything inside a dataset is relative (shard names, `.keys/N`, `.tokenizer.json`), but each
+lineage entry records its input's absolute location. After `mv work moved`, `dataprep
+lineage moved/tok` said every ancestor "was deleted" and stopped reading their manifests,
+though each sat beside it, unchanged. Now the walk also looks where the input would be if it
+moved with its consumer (same relative place, or beside it), and takes it only when its
+manifest has the digest the consumer recorded: a different dataset under that name is never
+shown as the ancestor.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import cli
+
+from dataprep import dataset, lineage
+from dataprep.runner import run_stage
+
+DOCS = sorted(Path("/usr/share/doc").glob("*/copyright"))[:24]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """root/work/{shards,part,reb,enc} from real copyright files, and root/team.keys."""
+    root = tmp_path_factory.mktemp("portable")
+    raw = root / "raw.jsonl"
+    with raw.open("w") as out:
+        for i, doc in enumerate(DOCS):
+            text = doc.read_bytes().decode("utf-8", "replace")
+            out.write(json.dumps({"id": f"d{i}", "text": text, "label": "ab"[i % 2]}) + "\n")
+    work = root / "work"
+    run_stage("shard", {"shard_rows": 5}, work / "shards", inputs=[str(raw)])
+    run_stage(
+        "partition", {"key": "id", "partitions": 3}, work / "part", input_path=work / "shards"
+    )
+    run_stage("rebalance", {"shards": 2}, work / "reb", input_path=work / "part")
+    cli("keygen", "-o", root / "team.keys", "--keys", "text")
+    cli("encrypt", work / "reb", "-o", work / "enc", "-k", root / "team.keys", "-q")
+    return root
+
+
+def _chain(node: dict) -> list[dict]:
+    out = [node]
+    while node.get("inputs") and node["inputs"][0]["kind"] == "dataset":
+        node = node["inputs"][0]
+        out.append(node)
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    table = pa.concat_tables(
+        pq.read_table(path / s.path) for s in dataset.read_manifest(path).shards
+    )
+    return sorted(table.to_pylist(), key=lambda r: r["id"])
+
+
+@pytest.mark.parametrize("how", ["move", "copy"])
+def test_lineage_follows_a_moved_or_copied_tree(tree: Path, tmp_path: Path, how: str) -> None:
+    moved = tmp_path / "elsewhere" / "work"
+    moved.parent.mkdir()
+    shutil.copytree(tree / "work", moved)
+    if how == "move":  # the old tree is gone: only the moved one can be found
+        original = tmp_path / "original"
+        shutil.copytree(tree / "work", original)
+        old = tree / "work"
+        shutil.rmtree(old)
+    try:
+        chain = _chain(lineage.of(moved / "enc"))
+    finally:
+        if how == "move":
+            shutil.copytree(original, old)
+    assert [n["stage"]["op"] for n in chain] == ["encrypt", "rebalance", "partition", "shard"]
+    names = ["enc", "reb", "part", "shards"]
+    if how == "move":
+        assert all(n["available"] for n in chain), [n.get("note") for n in chain]
+        assert [n["path"] for n in chain] == [str(moved / name) for name in names]
+        assert [n.get("recorded_path") for n in chain[1:]] == [
+            str(tree / "work" / name) for name in names[1:]
+        ]
+        assert "moved: recorded at" in chain[1]["note"]
+    else:  # the original is still there with the same digest: it is what was recorded
+        assert [n["path"] for n in chain[1:]] == [str(tree / "work" / n) for n in names[1:]]
+
+
+def test_a_different_dataset_in_the_moved_place_is_not_taken_for_the_input(
+    tree: Path, tmp_path: Path
+) -> None:
+    moved = tmp_path / "work"
+    shutil.copytree(tree / "work", moved)
+    shutil.rmtree(moved / "part")  # another dataset under the input's name
+    run_stage("rebalance", {"shards": 1}, moved / "part", input_path=moved / "shards")
+    backup = tmp_path / "backup"
+    shutil.move(tree / "work" / "part", backup)
+    try:
+        chain = _chain(lineage.of(moved / "reb"))
+    finally:
+        shutil.move(backup, tree / "work" / "part")
+    part = chain[1]
+    assert part["available"] is False and part["path"] == str(tree / "work" / "part")
+    assert "was deleted" in part["note"]
+    assert part["digest"] != dataset.read_manifest(moved / "part").digest()
+
+
+def test_a_moved_dataset_verifies_reads_decrypts_and_reruns_as_a_cache_hit(
+    tree: Path, tmp_path: Path
+) -> None:
+    moved = tmp_path / "m"
+    shutil.copytree(tree / "work", moved)
+    keys = tmp_path / "keys.json"
+    shutil.copy(tree / "team.keys", keys)
+    for name in ("shards", "part", "reb", "enc"):
+        assert cli("verify", moved / name, check=False).returncode == 0, name
+    cli("decrypt", moved / "enc", "-o", moved / "dec", "-k", keys, "-q")
+    assert _rows(moved / "dec") == _rows(tree / "work" / "reb")
+    rerun = cli("rebalance", moved / "part", "-o", moved / "reb", "--shards", "2", "--json")
+    assert json.loads(rerun.stdout)[0]["status"] == "cached"
+    head = cli("head", moved / "enc", "-k", keys, "--jsonl", "-n", "3")
+    assert len(head.stdout.splitlines()) == 3
