@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
@@ -19,7 +18,6 @@ from dataprep.sources import SourceFile, TruncatedInput, open_source
 from dataprep.stage import Quarantine
 from dataprep.stages.readers_common import (
     LINE,
-    _cast_columns,
     _cut_before_first_row,
     _first_line,
     drop_invalid_utf8,
@@ -28,6 +26,8 @@ from dataprep.stages.readers_common import (
     quarantine_cut,
     schema_columns,
 )
+from dataprep.stages.readers_csv_cast import cast_csv
+from dataprep.stages.readers_unsampled import Unsampled, count_columns
 
 SAMPLE_BLOCKS = (1 << 20, 8 << 20, 64 << 20)  # Arrow infers types from its first block(s)
 
@@ -212,8 +212,10 @@ def read_csv(
     config: Any,
     q: Quarantine,
     block: int,
+    unsampled: Unsampled | None = None,
 ) -> Iterator[pa.Table]:
-    """Columns are read as text, then cast: a value that does not cast quarantines its row."""
+    """Columns are read as text, then cast: a value that does not cast quarantines its row
+    (`unsampled`, unless None, gets the non-empty cells of columns the schema lacks)."""
     bad_rows: list[Any] = []
     tolerate_cut = config.on_truncated == "quarantine"
     names = reader_names(src, tolerate_cut)
@@ -231,14 +233,14 @@ def read_csv(
             as_text = pcsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
                 strings_can_be_null=True,
-                null_values=[""],  # "NA" is a text, an id; nulls in numbers: _cast
+                null_values=[""],  # "NA" is a text, an id; nulls in numbers: cast_csv
                 check_utf8=False,  # a bad value quarantines its row, not the run
             )
             reader = _open_csv(records, block, on_invalid, as_text)
     except pa.ArrowInvalid as exc:  # a first record longer than two blocks, or undecodable
         if "straddl" not in str(exc) and not undecodable:
             raise
-        yield from _read_csv_slowly(src, schema, config, q, block, 1)
+        yield from _read_csv_slowly(src, schema, config, q, block, 1, unsampled)
         return
     row = 1  # data rows, 1-based, after the header
     while True:
@@ -250,44 +252,20 @@ def read_csv(
         except pa.ArrowInvalid as exc:  # a record longer than two blocks "straddles" them
             if "straddl" not in str(exc) and not undecodable:
                 raise
-            yield from _read_csv_slowly(src, schema, config, q, block, row)
+            yield from _read_csv_slowly(src, schema, config, q, block, row, unsampled)
             return
         if bad_rows:  # Arrow skipped a row in this batch (or one it parsed ahead): from here on
             # Python reads the records, so rows after it keep their own numbers
-            yield from _read_csv_slowly(src, schema, config, q, block, row)
+            yield from _read_csv_slowly(src, schema, config, q, block, row, unsampled)
             return
-        table = schema_columns(pa.Table.from_batches([batch]), schema)
+        count_columns(table := pa.Table.from_batches([batch]), schema.names, unsampled)
+        table = schema_columns(table, schema)
         numbers = int64_range(row, table.num_rows)
         row += table.num_rows
         table = drop_invalid_utf8(table.append_column(LINE, numbers), src, q)
-        yield _cast(table, schema, src, q)
+        yield cast_csv(table, schema, src, q)
     if isinstance(records, WholeRecords) and records.tail is not None:
         quarantine_cut(q, src, row, records.tail)
-
-
-def _cast(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
-    """`_cast_columns`, after the spellings Arrow takes for null ("NA", "null", "N/A", ...)
-    are made null in the columns cast to other types than text: read so everywhere, a
-    document "NA", an id "NA" or a country "NA" became null (a row without text or id)."""
-    import pyarrow.compute as pc
-
-    spellings = None
-    for i, name in enumerate(table.column_names):
-        if name in schema.names and not pa.types.is_string(schema.field(name).type):
-            values = table.column(i)
-            if pa.types.is_string(values.type):
-                spellings = _null_spellings() if spellings is None else spellings
-                spelled = pc.is_in(values, value_set=spellings)
-                table = table.set_column(i, name, pc.if_else(spelled, None, values))
-    return _cast_columns(table, schema, src, q)
-
-
-def _null_spellings() -> pa.Array:
-    """Arrow's null spellings as a string array, from buffers (`pa.array` imports pandas)."""
-    words = [w.encode() for w in pcsv.ConvertOptions().null_values]
-    offsets = np.cumsum([0, *map(len, words)]).astype(np.int32)
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(words))]
-    return pa.Array.from_buffers(pa.string(), len(words), buffers)
 
 
 def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
@@ -295,8 +273,9 @@ def reader_names(src: SourceFile, tolerate_cut: bool = False) -> list[str]:
 
 
 def _read_csv_slowly(
-    src: SourceFile, schema: pa.Schema, config: Any, q: Quarantine, block: int, first: int
-) -> Iterator[pa.Table]:
+    src: SourceFile, schema: pa.Schema, config: Any, q: Quarantine, block: int, first: int,
+    unsampled: Unsampled | None = None,
+) -> Iterator[pa.Table]:  # fmt: skip
     """Data rows `first` on, numbered by Python's csv module, which counts a malformed row
     (wrong number of fields: quarantined with its number) where Arrow's reader skips it
     unnumbered, and reads a record of any length (Arrow's streaming reader stops at one longer
@@ -338,11 +317,11 @@ def _read_csv_slowly(
             numbers.append(number)
             size += sum(len(v) for v in record)
             if size >= block:
-                yield _reparsed(header, out, numbers, src, schema, q)
+                yield _reparsed(header, out, numbers, src, schema, q, unsampled)
                 out, numbers, size = io.StringIO(), [], 0
                 writer = csv.writer(out, lineterminator="\n")
         if numbers:
-            yield _reparsed(header, out, numbers, src, schema, q)
+            yield _reparsed(header, out, numbers, src, schema, q, unsampled)
         if isinstance(records, WholeRecords) and records.tail is not None:
             quarantine_cut(q, src, number + 1, records.tail)
 
@@ -354,6 +333,7 @@ def _reparsed(
     src: SourceFile,
     schema: pa.Schema,
     q: Quarantine,
+    unsampled: Unsampled | None = None,
 ) -> pa.Table:
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(header)
@@ -369,8 +349,9 @@ def _reparsed(
             check_utf8=False,
         ),
     )
+    count_columns(table, schema.names, unsampled)
     table = schema_columns(table, schema).append_column(LINE, int64s(numbers))
-    return _cast(drop_invalid_utf8(table, src, q), schema, src, q)
+    return cast_csv(drop_invalid_utf8(table, src, q), schema, src, q)
 
 
 class _Raw(io.RawIOBase):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,14 @@ from dataprep.stages.readers_common import (
     int64s,
 )
 from dataprep.stages.readers_fit import has_struct, misfit
+from dataprep.stages.readers_unsampled import (
+    Unsampled,
+    add,
+    count_columns,
+    count_keys,
+    read_counting,
+    unexpected,
+)
 
 # Arrow parses a block in chunks of this size: they make the table's chunks, and so where the
 # Parquet writer cuts pages (the output bytes). On one thread: a worker already parses the next
@@ -124,20 +133,23 @@ def parse_jsonl_block(
     id_column: str | None = None,
     newlines: LineCount | None = None,
     text_column: str | None = None,
+    unsampled: Unsampled | None = None,
 ) -> pa.Table:
     """Arrow's parser on the whole block (`newlines`: its lines counted, if known). A
     block Arrow rejects is halved at a line end, again and again, and Arrow's parse kept for
     every piece it accepts; only a rejected piece of at most SLOW_BYTES is read line by line in
     Python (there a number in a string column is taken as its text: see `_as_text`). One bad
     line used to send its whole 8 MiB block through Python: 5 bad lines in 50 MB made the
-    shard 2.2x as slow."""
-    table = _arrow_block(data, first_line, schema, newlines)
+    shard 2.2x as slow. `unsampled` (None: not counted) gets the rows per top-level field
+    the schema lacks (`readers_unsampled`)."""
+    table = _arrow_block(data, first_line, schema, newlines, unsampled)
     if table is not None:
         return drop_invalid_utf8(table, src, q)
     data = bytes(data)  # a view of a reused buffer (`view_blocks`): this path keeps pieces
     budget = [RETRY_SHARE * len(data)]
     columns = (id_column, text_column)
-    return pa.concat_tables(list(_pieces(data, first_line, src, schema, q, columns, budget)))
+    pieces = _pieces(data, first_line, src, schema, q, columns, budget, unsampled)
+    return pa.concat_tables(list(pieces))
 
 
 def _arrow_block(
@@ -145,6 +157,7 @@ def _arrow_block(
     first_line: int,
     schema: pa.Schema,
     newlines: LineCount | None = None,
+    unsampled: Unsampled | None = None,
 ) -> pa.Table | None:
     """The block's rows with their line numbers, or None where Arrow rejects it or its rows
     are not its lines one to one (`_one_object_per_line`). Arrow reads the bytes where they
@@ -158,23 +171,33 @@ def _arrow_block(
     nested = has_struct(schema)
     if nested and _deeper_than(data, INFER_DEPTH):
         return None  # Arrow's infer mode recurses per level: ~15k levels overflow its stack
-    options = pjson.ParseOptions(
-        explicit_schema=schema, unexpected_field_behavior="infer" if nested else "ignore"
-    )
+    counted: Unsampled = {}  # counting: a flat schema's "error" mode stops at a field it lacks
+    mode = "infer" if nested else "ignore" if unsampled is None else "error"
     try:
-        table = pjson.read_json(
-            pa.BufferReader(pa.py_buffer(data)),
-            read_options=pjson.ReadOptions(block_size=PARSE_CHUNK, use_threads=False),
-            parse_options=options,
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        table = _read_json(data, schema, mode)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        if not (mode == "error" and unexpected(exc)):
+            return None
+        read = partial(_read_json, data, schema)
+        shallow = not _deeper_than(data, INFER_DEPTH)
+        table = read_counting(data, schema.names, read, shallow, counted)
+    if table is None or table.num_rows != lines:
         return None
-    if table.num_rows != lines:
-        return None
+    if nested:
+        count_columns(table, schema.names, counted if unsampled is not None else None)
     table = table.select(schema.names)
     if nested and table.schema != schema:
         return None  # a struct with a key the sample had not: its rows quarantine (`_misfit`)
+    add(unsampled, counted)
     return table.append_column(LINE, int64_range(first_line, lines))
+
+
+def _read_json(data: bytes | memoryview, schema: pa.Schema, mode: str) -> pa.Table:
+    return pjson.read_json(
+        pa.BufferReader(pa.py_buffer(data)),
+        read_options=pjson.ReadOptions(block_size=PARSE_CHUNK, use_threads=False),
+        parse_options=pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior=mode),
+    )
 
 
 INFER_DEPTH = 1000  # opening brackets in one line; Arrow's infer mode crashed at 10-20k
@@ -234,6 +257,7 @@ def _pieces(
     q: Quarantine,
     columns: tuple[str | None, str | None],
     budget: list[int],
+    unsampled: Unsampled | None = None,
 ) -> Iterator[pa.Table]:
     """A rejected block's rows in order: each half Arrow takes whole (and whose text is valid
     UTF-8, so a bad line's quarantine reason stays Python's), the rest halved again while
@@ -242,16 +266,18 @@ def _pieces(
     middle = data.find(b"\n", len(data) // 2)
     small = len(data) <= SLOW_BYTES or not 0 <= middle < len(data) - 1
     if small or budget[0] < len(data):
-        yield _parse_lines_slowly(data, first_line, src, schema, q, *columns)
+        yield _parse_lines_slowly(data, first_line, src, schema, q, *columns, unsampled)
         return
     budget[0] -= len(data)
     second = first_line + data.count(b"\n", 0, middle + 1)
     for piece, line in ((data[: middle + 1], first_line), (data[middle + 1 :], second)):
-        table = _arrow_block(piece, line, schema)
+        taken: Unsampled | None = None if unsampled is None else {}
+        table = _arrow_block(piece, line, schema, None, taken)
         if table is not None and _valid(table):
+            add(unsampled, taken or {})
             yield table
         else:
-            yield from _pieces(piece, line, src, schema, q, columns, budget)
+            yield from _pieces(piece, line, src, schema, q, columns, budget, unsampled)
 
 
 def _valid(table: pa.Table) -> bool:
@@ -270,6 +296,7 @@ def _parse_lines_slowly(
     q: Quarantine,
     id_column: str | None = None,
     text_column: str | None = None,
+    unsampled: Unsampled | None = None,
 ) -> pa.Table:
     as_text = _as_text(schema, id_column, text_column)
     rows: list[dict[str, Any]] = []
@@ -286,7 +313,7 @@ def _parse_lines_slowly(
             if not isinstance(row, dict):
                 reason = "line is not a JSON object"
             else:
-                row = {f.name: row.get(f.name) for f in schema}
+                read, row = row, {f.name: row.get(f.name) for f in schema}
                 for name in as_text:
                     if _is_number(row[name]):
                         row[name] = json.dumps(row[name])  # 7 -> "7", as written
@@ -300,6 +327,7 @@ def _parse_lines_slowly(
         if reason:
             q.add(src.name, line, reason, raw.decode("utf-8", errors="replace"))
             continue
+        count_keys(read, schema.names, unsampled)
         rows.append(row)
         numbers.append(line)
     table = _rows_table(rows, schema)

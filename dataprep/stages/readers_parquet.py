@@ -20,6 +20,7 @@ from dataprep.stages.readers_common import (
     int64_range,
 )
 from dataprep.stages.readers_fit import has_struct, unsampled_key, unsampled_reason
+from dataprep.stages.readers_unsampled import Unsampled, count_parquet
 from dataprep.storage import parquet_source
 
 
@@ -51,11 +52,19 @@ def _is_binary(t: pa.DataType) -> bool:
 
 
 def read_parquet(
-    src: SourceFile, schema: pa.Schema, block: int, q: Quarantine
+    src: SourceFile,
+    schema: pa.Schema,
+    block: int,
+    q: Quarantine,
+    unsampled: Unsampled | None = None,
 ) -> Iterator[pa.Table]:
     """Columns cast to the schema: bytes to strings checked as UTF-8, and a value that does not
-    cast quarantines its row; a file damaged past its footer is one sentence."""
+    cast quarantines its row; a file damaged past its footer is one sentence. `unsampled`
+    (None: not counted) gets the values of columns the schema lacks, from the footer. Rows are
+    numbered from 0 (`f.parquet:0`, as Parquet tools count rows; JSONL and CSV lines from 1):
+    such ids are in datasets already written, so the numbering stays."""
     parquet = open_parquet(src)
+    count_parquet(parquet, set(schema.names), unsampled)
     names = [f.name for f in schema if f.name in parquet.schema_arrow.names]
     batch_rows = max(1024, min(65536, block // 1024))
     batches = parquet.iter_batches(batch_size=batch_rows, columns=names)

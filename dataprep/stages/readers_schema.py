@@ -70,15 +70,32 @@ def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) 
         if missing:
             raise DataprepError(
                 f"--keep names {', '.join(missing)}, which {src.name} does not have "
-                f"(columns: {', '.join(sample.names)})"
+                f"(columns: {', '.join(sample.names)}); the output schema is fixed from a sample "
+                "of the first input, so a field first seen later cannot be kept: name first an "
+                "input whose first rows hold it (`shard THAT.jsonl DIR`: a file named before its "
+                "folder is read once)"
             )
         fields = [f for f in fields if f.name in config.keep]
     id_type = sample.field(config.id_column).type if ids_given(sample, config) else None
     if src.format == "csv":
         id_type = None  # a CSV cell is text: "007" and "7" are two ids, not the number 7
+        fields = _zeros_kept(src, fields, config)
     id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
     fields = [pa.field(f.name, _open(f.type)) for f in fields]
     return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
+
+
+def _zeros_kept(src: SourceFile, fields: list[pa.Field], config: Any) -> list[pa.Field]:
+    """The kept CSV fields, a number column whose sample holds `00501` typed string instead."""
+    from dataprep.stages.readers_csv_cast import is_number
+
+    numbers = [f.name for f in fields if is_number(f.type)]
+    if not numbers:
+        return fields
+    from dataprep.stages.readers_csv_zeros import zero_led
+
+    text = zero_led(src, numbers, config.on_truncated == "quarantine")
+    return [pa.field(f.name, pa.string()) if f.name in text else f for f in fields]
 
 
 def ids_given(sample: pa.Schema, config: Any) -> bool:

@@ -36,7 +36,7 @@ from dataprep.stage import (
     TaskResult,
     sum_counts,
 )
-from dataprep.stages import readers
+from dataprep.stages import readers, readers_unsampled
 from dataprep.stages.readers_schema import ids_given, infer_schema, sample_schema, sample_source
 
 LINKS_LISTED = 100  # links named in the report; the rest are counted
@@ -109,7 +109,8 @@ class ShardStage(Stage[ShardConfig]):
         return [
             f"{report.get('inputs', 0):,} files ({report.get('input_bytes', 0):,} bytes) -> "
             f"{report.get('shards', 0):,} shards{rows}, {report.get('bytes_out', 0):,} bytes"
-            + skipped
+            + skipped,
+            *readers_unsampled.note(report),
         ]
 
     def input_digest(self, config: ShardConfig, inputs: Sequence[str]) -> str:
@@ -137,6 +138,7 @@ class ShardStage(Stage[ShardConfig]):
             tasks.append(ctx.task("read", len(tasks), paths, ReadJob(tuple(parts), schema)))
         results = ctx.map(shard_task, tasks)
         counts = sum_counts(results)
+        unsampled = readers_unsampled.report(counts, first.name)
         shards = [s for r in results for s in r.shards]
         report = {
             "rows_in": counts.get("rows", 0) + counts.get("quarantined", 0),
@@ -150,6 +152,7 @@ class ShardStage(Stage[ShardConfig]):
         if links:
             report.update(_links_report(links))
             print(f"note: {_links_note(links)}", file=sys.stderr)
+        report.update(unsampled)
         return StageResult(shards, schema, report)
 
 
@@ -226,9 +229,10 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
         options=task.write_options,
     )
     rows = 0
+    unsampled: dict[str, int] | None = {} if config.keep is None else None  # --keep: chosen
     try:
         with writer:
-            tables = _tables(task.payload.parts, schema, config, quarantine)
+            tables = _tables(task.payload.parts, schema, config, quarantine, unsampled)
             batched = _joined(tables, int(config.block_bytes))
             for table in readahead(batched):  # parse the next block while this one is written
                 if table.num_rows:
@@ -241,12 +245,15 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
         raise
     finally:
         quarantine.close()
-    return TaskResult(writer.entries, {"rows": rows, "quarantined": quarantine.count}, schema)
+    counts = {"rows": rows, "quarantined": quarantine.count}
+    counts.update(readers_unsampled.task_counts(unsampled))
+    return TaskResult(writer.entries, counts, schema)
 
 
 def _tables(
-    parts: Sequence[Part], schema: pa.Schema, config: ShardConfig, q: Quarantine
-) -> Iterator[pa.Table]:
+    parts: Sequence[Part], schema: pa.Schema, config: ShardConfig, q: Quarantine,
+    unsampled: dict[str, int] | None = None,
+) -> Iterator[pa.Table]:  # fmt: skip
     """The task's rows in schema order: runs of whole-file text documents many files to a
     table, every other part read block by block."""
 
@@ -263,7 +270,7 @@ def _tables(
         for part in run:
             lines = readers.LazyLines(part.source.path, part.start, part.first_line)
             rebased = lines.quarantine(q)
-            for table in _read(part, lines.first, schema, config, rebased):
+            for table in _read(part, lines.first, schema, config, rebased, unsampled):
                 yield _finish(table, part.source, schema, config, rebased, lines)
 
 
@@ -284,17 +291,18 @@ def _joined(tables: Iterable[pa.Table], block: int) -> Iterator[pa.Table]:
 
 
 def _read(
-    part: Part, first_line: int, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine
-) -> Iterator[pa.Table]:
+    part: Part, first_line: int, schema: pa.Schema, config: ShardConfig, quarantine: Quarantine,
+    unsampled: dict[str, int] | None = None,
+) -> Iterator[pa.Table]:  # fmt: skip
     """Tables with a `__line` column (source line or row number, counted from `first_line`)
     for ids and quarantine."""
     src, start, end = part.source, part.start, part.end
     block = int(config.block_bytes)
     if src.format == "parquet":
-        yield from readers.read_parquet(src, schema, block, quarantine)
+        yield from readers.read_parquet(src, schema, block, quarantine, unsampled)
     elif src.format == "csv":
         with open_source(src) as stream:
-            yield from readers.read_csv(stream, src, schema, config, quarantine, block)
+            yield from readers.read_csv(stream, src, schema, config, quarantine, block, unsampled)
     else:
         with open_source(src) as stream:
             if start:
@@ -311,7 +319,7 @@ def _read(
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
                         data, line, src, schema, quarantine, config.id_column, newlines,
-                        config.text_column,
+                        config.text_column, unsampled,
                     )  # fmt: skip
 
 

@@ -1,0 +1,75 @@
+"""CSV cells (read as text) to the schema's types: Arrow's null spellings are null only where
+a column is not text, and an integer written with a leading zero (`00501`, a ZIP code) in a
+number column quarantines its row instead of becoming 501."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from dataprep.sources import SourceFile
+from dataprep.stage import Quarantine
+from dataprep.stages.readers_common import LINE, _cast_columns
+
+ZERO_LED = r"^\s*[+-]?0[0-9]+\s*$"  # "0" itself and decimals ("0.5") are numbers
+
+
+def cast_csv(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
+    """`_cast_columns`, after the spellings Arrow takes for null ("NA", "null", "N/A", ...)
+    are made null in the columns cast to other types than text: read so everywhere, a
+    document "NA", an id "NA" or a country "NA" became null (a row without text or id)."""
+    import pyarrow.compute as pc
+
+    spellings = None
+    for i, name in enumerate(table.column_names):
+        if name in schema.names and not pa.types.is_string(schema.field(name).type):
+            values = table.column(i)
+            if pa.types.is_string(values.type):
+                spellings = _null_spellings() if spellings is None else spellings
+                spelled = pc.is_in(values, value_set=spellings)
+                table = table.set_column(i, name, pc.if_else(spelled, None, values))
+    return _cast_columns(_zero_led_rows(table, schema, src, q), schema, src, q)
+
+
+def is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
+def _zero_led_rows(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
+    """The rows without an integer written with a leading zero in a number column; those go to
+    the quarantine: the schema sample typed the column as a number from values without one (a
+    sample holding `00501` types it text: `readers_csv_zeros`), and the cast would drop it."""
+    import pyarrow.compute as pc
+
+    keep = None
+    for name in table.column_names:
+        if name not in schema.names or not is_number(kind := schema.field(name).type):
+            continue
+        values = table.column(name)
+        if not pa.types.is_string(values.type):
+            continue
+        hits = pc.match_substring_regex(values, ZERO_LED)
+        if not pc.any(hits).as_py():
+            continue
+        keep = np.ones(table.num_rows, dtype=bool) if keep is None else keep
+        lines = table.column(LINE)
+        for i in np.flatnonzero(pc.fill_null(hits, False).to_numpy(zero_copy_only=False)):
+            if keep[i]:
+                keep[i] = False
+                q.add(
+                    src.name,
+                    lines[int(i)].as_py(),
+                    f"field {name!r}: {values[int(i)].as_py()!r} has a leading zero that {kind} "
+                    "would drop (the schema sample typed the column from values without one; "
+                    "name first an input whose first rows hold such a value to keep it as text)",
+                )
+    return table if keep is None else table.filter(pa.array(keep))
+
+
+def _null_spellings() -> pa.Array:
+    """Arrow's null spellings as a string array, from buffers (`pa.array` imports pandas)."""
+    words = [w.encode() for w in pcsv.ConvertOptions().null_values]
+    offsets = np.cumsum([0, *map(len, words)]).astype(np.int32)
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(words))]
+    return pa.Array.from_buffers(pa.string(), len(words), buffers)

@@ -1,0 +1,188 @@
+"""Top-level fields the schema sample lacks, counted as they are read: the output schema is
+fixed from the first input, so such a field (a later file's `url`) cannot be written, and it
+was dropped with nothing said. Its rows are fine (text and kept fields): they are not
+quarantined, but the rows holding a value of each such field are counted for the report and
+the summary names them (`report`, `note`).
+
+Counted from what the readers have anyway (a CSV block's header columns, a Parquet file's
+footer) or, for JSONL, only in a block Arrow's "error" mode stops at an unexpected field: a
+block without one is parsed exactly once, as before. Such a block is read with Arrow's infer
+mode where no line nests deep (infer recurses once per level: ~15k levels crashed it), else
+with "ignore" and its keys counted line by line, depth-safe."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Container
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LINE = "__line"
+PREFIX = "unsampled:"  # a task's count of rows holding a field the schema lacks
+LISTED = 100  # fields named in the report; the rest are counted
+SHOWN = 5  # fields named in the summary line
+UNREAD = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+Unsampled = dict[str, int]  # field name -> rows holding a value of it
+
+
+def unexpected(exc: Exception) -> bool:
+    """Whether Arrow's JSON reader stopped at a field its explicit schema lacks."""
+    return isinstance(exc, pa.ArrowInvalid) and "unexpected field" in str(exc)
+
+
+def read_counting(
+    data: bytes | memoryview,
+    names: list[str],
+    read: Callable[[str], pa.Table],
+    shallow: bool,
+    into: Unsampled,
+) -> pa.Table | None:
+    """A block that holds a field not in `names`, read by `read(mode)`; its rows per such field
+    added to `into`. Infer mode (one C++ pass) where every line is `shallow`; else, or where an
+    unknown field's values mix types (infer refuses them), "ignore" and Python counts."""
+    if shallow:
+        try:
+            table = read("infer")
+        except UNREAD:
+            table = None
+        if table is not None:
+            count_columns(table, names, into)
+            return table.select(names)
+    try:
+        table = read("ignore")
+    except UNREAD:
+        return None
+    count_lines(data, set(names), into)
+    return table
+
+
+def count_columns(table: pa.Table, known: Container[str], into: Unsampled | None) -> None:
+    """Add the non-null values of `table`'s columns that `known` lacks."""
+    if into is None:
+        return
+    for i, name in enumerate(table.column_names):
+        if name not in known and name != LINE:
+            rows = table.num_rows - table.column(i).null_count
+            if rows:
+                into[name] = into.get(name, 0) + rows
+
+
+def count_keys(row: dict[str, Any], known: Container[str], into: Unsampled | None) -> None:
+    """Add one JSON row's keys that `known` lacks and whose value is not null."""
+    if into is None:
+        return
+    for name, value in row.items():
+        if value is not None and name not in known:
+            into[name] = into.get(name, 0) + 1
+
+
+def count_lines(data: bytes | memoryview, known: Container[str], into: Unsampled) -> None:
+    """`count_keys` over each line that is a JSON object; a line nested past Python's
+    recursion limit has its top-level keys read by `top_keys`, which keeps no stack."""
+    for raw in bytes(data).split(b"\n"):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except RecursionError:
+            row = top_keys(raw)
+        except ValueError:
+            continue  # a line Arrow did not take either: quarantined there
+        if isinstance(row, dict):
+            count_keys(row, known, into)
+
+
+TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s"{}\[\]:,]+')
+
+
+def top_keys(raw: bytes) -> dict[str, Any]:
+    """A JSON object's top-level keys, each with None where its value is `null` and True
+    otherwise, whatever the depth of the values (tokens and a depth count, no recursion)."""
+    keys: dict[str, Any] = {}
+    depth, key, after_colon = 0, None, False
+    for match in TOKEN.finditer(raw):
+        token = match.group()
+        if token in (b"{", b"["):
+            if depth == 1 and after_colon and key is not None:
+                keys[key], after_colon = True, False
+            depth += 1
+        elif token in (b"}", b"]"):
+            depth -= 1
+        elif depth != 1:
+            continue
+        elif token == b":":
+            after_colon = True
+        elif token == b",":
+            key, after_colon = None, False
+        elif after_colon and key is not None:
+            keys[key], after_colon = (None if token == b"null" else True), False
+        elif token.startswith(b'"'):
+            key = json.loads(token)
+    return keys
+
+
+def count_parquet(parquet: pq.ParquetFile, known: Container[str], into: Unsampled | None) -> None:
+    """Add a Parquet file's columns that `known` lacks, from its metadata alone: its rows less
+    the nulls its statistics give (all its rows where they give none, or for a nested one)."""
+    if into is None:
+        return
+    meta = parquet.metadata
+    leaves = {meta.schema.column(j).path: j for j in range(meta.num_columns)}
+    for name in parquet.schema_arrow.names:
+        if name in known:
+            continue
+        rows = meta.num_rows
+        j = leaves.get(name)
+        if j is not None:
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(j).statistics
+                if stats is not None and stats.has_null_count:
+                    rows -= stats.null_count
+        if rows:
+            into[name] = into.get(name, 0) + rows
+
+
+def add(into: Unsampled | None, counted: Unsampled) -> None:
+    """Counts of a block once it is taken (a rejected block's pieces count their own)."""
+    if into is not None:
+        for name, rows in counted.items():
+            into[name] = into.get(name, 0) + rows
+
+
+def task_counts(unsampled: Unsampled | None) -> dict[str, int]:
+    return {PREFIX + k: v for k, v in (unsampled or {}).items()}
+
+
+def report(counts: dict[str, int], sample: str) -> dict[str, object]:
+    """`fields_not_in_schema`: {field: rows holding a value of it}, most rows first, the first
+    LISTED; nothing where every field was in the schema sample."""
+    fields = {k[len(PREFIX) :]: v for k, v in counts.items() if k.startswith(PREFIX)}
+    if not fields:
+        return {}
+    ranked = sorted(fields.items(), key=lambda kv: (-kv[1], kv[0]))
+    out: dict[str, object] = {
+        "fields_not_in_schema": dict(ranked[:LISTED]),
+        "schema_sample": sample,
+    }
+    if len(ranked) > LISTED:
+        out["fields_not_in_schema_not_listed"] = len(ranked) - LISTED
+    return out
+
+
+def note(report: dict[str, Any]) -> list[str]:
+    """The summary's line naming the fields left out and how to keep them."""
+    fields = report.get("fields_not_in_schema") or {}
+    if not fields:
+        return []
+    more = len(fields) - SHOWN + report.get("fields_not_in_schema_not_listed", 0)
+    shown = ", ".join(f"{k} ({v:,} row{'s' * (v != 1)})" for k, v in list(fields.items())[:SHOWN])
+    shown += f" and {more:,} more (see .report.json)" if more > 0 else ""
+    return [
+        f"left out fields the schema sample ({report.get('schema_sample')}) lacks: {shown}; "
+        "to keep them, name first an input whose first rows hold them (`shard THAT.jsonl DIR`: "
+        "a file named before its folder is read once)"
+    ]

@@ -1,0 +1,262 @@
+"""Top-level fields the schema sample (the first input that holds a row) lacks, and CSV values
+whose leading zeros a number type would lose.
+
+The output schema is fixed once from the sample, so a field first seen later (a JSONL key, a
+CSV or Parquet column) cannot be written; it used to be dropped with exit 0 and nothing said.
+Its rows are not quarantined (the row's text and kept fields are fine): the report counts them
+per field name (`fields_not_in_schema`) and the summary says which fields and how to keep them.
+
+Oracle: json.loads / csv.reader over the inputs, counting the rows where the field holds a
+value (a null loses nothing), whatever the workers and block sizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import cli, column
+
+LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-2").read_text().splitlines()]
+TEXTS = [t for t in LINES if t][:300]
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / ".report.json").read_text())
+
+
+def _jsonl_inputs(folder: Path) -> dict[str, int]:
+    """a.jsonl with {id, text, lang}; b.jsonl adds `url` (some null) and `score`; returns the
+    oracle's rows per unsampled field."""
+    folder.mkdir()
+    expected: dict[str, int] = {}
+    for name in ("a", "b"):
+        with (folder / f"{name}.jsonl").open("w") as f:
+            for i, text in enumerate(TEXTS[:150] if name == "a" else TEXTS[150:]):
+                row: dict = {"id": f"{name}{i}", "text": text, "lang": "en"}
+                if name == "b":
+                    row["url"] = None if i % 5 == 0 else f"http://example.org/{i}"
+                    if i % 3 == 0:
+                        row["score"] = i / 7
+                f.write(json.dumps(row) + "\n")
+    for line in (folder / "b.jsonl").read_text().splitlines():
+        for key, value in json.loads(line).items():
+            if key not in {"id", "text", "lang"} and value is not None:
+                expected[key] = expected.get(key, 0) + 1
+    return expected
+
+
+@pytest.mark.parametrize("args", [(), ("-w", "2", "--block-bytes", "2KB")], ids=["one", "small"])
+def test_a_jsonl_field_first_seen_after_the_sample_is_counted(tmp_path: Path, args) -> None:
+    expected = _jsonl_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    proc = cli("shard", tmp_path / "in", "-o", out, *args)
+    assert _report(out)["fields_not_in_schema"] == expected
+    said = " ".join(proc.stdout.split())
+    assert (
+        f"url ({expected['url']:,} rows)" in said and "score" in said and "to keep them" in said
+    ), said
+    assert pq.read_schema(next(out.glob("*.parquet"))).names == ["id", "text", "lang"]
+    assert not (out / ".quarantine.jsonl").exists()  # nothing is wrong with those rows
+    quiet = cli("shard", tmp_path / "in", "-o", tmp_path / "q", "-q", *args)
+    assert "url" not in quiet.stdout + quiet.stderr
+    shown = json.loads(cli("shard", tmp_path / "in", "-o", tmp_path / "j", "--json").stdout)
+    assert shown[0]["report"]["fields_not_in_schema"] == expected
+
+
+def test_a_jsonl_line_read_slowly_counts_its_unsampled_field(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t, "n": 1}) + "\n" for t in TEXTS))
+    rows = [{"text": t, "n": i} for i, t in enumerate(TEXTS[:50])]
+    rows += [{"text": t, "n": "high", "url": "u"} for t in TEXTS[50:52]]  # n misfits: slow
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert _report(out)["quarantined"] == 2
+    assert "fields_not_in_schema" not in _report(out)  # its rows were quarantined
+    rows[10]["url"] = "kept row"
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("shard", folder, "-o", out, "-q")
+    assert _report(out)["fields_not_in_schema"] == {"url": 1}
+
+
+def test_a_mixed_type_unsampled_field_does_not_change_the_output(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:40]))
+    rows = [{"text": t, "x": 1 if i % 2 else "one"} for i, t in enumerate(TEXTS[40:80])]
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert column(out, "text") == TEXTS[:80]
+    assert _report(out)["fields_not_in_schema"] == {"x": 40}
+
+
+def test_fields_a_keep_leaves_out_are_not_counted(tmp_path: Path) -> None:
+    _jsonl_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    cli("shard", tmp_path / "in", "-o", out, "-q", "--keep", "lang")
+    assert "fields_not_in_schema" not in _report(out)
+
+
+def test_a_keep_name_first_seen_later_says_so(tmp_path: Path) -> None:
+    _jsonl_inputs(tmp_path / "in")
+    proc = cli("shard", tmp_path / "in", "-o", tmp_path / "out", "--keep", "url", check=False)
+    assert proc.returncode == 2
+    said = " ".join(proc.stderr.split())
+    assert "url" in said and "later" in said and "Traceback" not in said, said
+    out = tmp_path / "named"  # what the sentence says to do keeps it
+    cli("shard", tmp_path / "in" / "b.jsonl", tmp_path / "in", "-o", out, "-q", "--keep", "url")
+    lines = (tmp_path / "in" / "b.jsonl").read_text().splitlines()
+    urls = [json.loads(line)["url"] for line in lines]
+    assert sorted(column(out, "url"), key=str) == sorted(urls + [None] * 150, key=str)
+
+
+def test_a_csv_column_first_seen_in_a_later_file_is_counted(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, header in (("a", ["text", "lang"]), ("b", ["text", "lang", "url"])):
+        with (folder / f"{name}.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for i, t in enumerate(TEXTS[:60]):
+                w.writerow([t, "en", "" if i % 4 == 0 else f"u{i}"][: len(header)])
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    with (folder / "b.csv").open(newline="") as f:
+        expected = sum(1 for r in csv.DictReader(f) if r["url"])
+    assert _report(out)["fields_not_in_schema"] == {"url": expected}
+
+
+def test_a_parquet_column_first_seen_in_a_later_file_is_counted(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.table({"text": TEXTS[:30]}), folder / "a.parquet")
+    urls = [None if i % 3 == 0 else f"u{i}" for i in range(30)]
+    pq.write_table(pa.table({"text": TEXTS[30:60], "url": urls}), folder / "b.parquet")
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert _report(out)["fields_not_in_schema"] == {"url": sum(u is not None for u in urls)}
+
+
+def test_a_clean_run_reports_no_unsampled_field(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert "fields_not_in_schema" not in _report(out)
+
+
+def test_a_csv_column_with_leading_zeros_stays_text(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = [("a", "00501", "12", "0.5", "0"), ("b", "02134", "7", "1.25", "3")]
+    rows += [(t, str(10000 + i), str(i), "2.0", str(i)) for i, t in enumerate(TEXTS[:20])]
+    with (folder / "a.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "zip", "count", "ratio", "n"])
+        w.writerows(rows)
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    schema = pq.read_schema(next(out.glob("*.parquet")))
+    assert schema.field("zip").type == pa.string()
+    assert column(out, "zip") == [r[1] for r in rows]  # byte for byte
+    assert schema.field("count").type == pa.int64()  # no leading zero: a number as before
+    assert schema.field("ratio").type == pa.float64()  # 0.5 is a decimal, not a zero-led int
+    assert schema.field("n").type == pa.int64()  # "0" itself is a plain number
+
+
+def test_a_deeply_nested_field_first_seen_later_is_counted_without_a_crash(
+    tmp_path: Path,
+) -> None:
+    """The unknown field is 50,000 levels deep: Arrow's infer mode crashed the command (exit
+    -11) on it, so its block is read ignoring it and its keys counted without recursion."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:40]))
+    deep = b'{"text": "deep one", "deep": ' + b"[" * 50_000 + b"]" * 50_000 + b', "n": null}\n'
+    rows = "".join(json.dumps({"text": t, "url": "u"}) + "\n" for t in TEXTS[40:80])
+    (folder / "b.jsonl").write_bytes(rows.encode() + deep)
+    out = tmp_path / "out"
+    proc = cli("shard", folder, "-o", out, "-q", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert column(out, "text") == [*TEXTS[:80], "deep one"]
+    assert _report(out)["fields_not_in_schema"] == {"url": 40, "deep": 1}
+
+
+def test_a_field_holding_objects_first_seen_later_is_counted(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:40]))
+    rows = [{"text": t, "meta": {"lang": "en", "tags": [i]} if i % 4 else None} for i, t in
+            enumerate(TEXTS[40:80])]  # fmt: skip
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert column(out, "text") == TEXTS[:80]
+    assert _report(out)["fields_not_in_schema"] == {"meta": 30}
+
+
+def test_a_kept_struct_and_a_field_first_seen_later(tmp_path: Path) -> None:
+    """A schema with a struct is read with Arrow's infer mode already: its extra columns are
+    counted, and a struct key the sample lacked still quarantines its row."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = [{"text": t, "meta": {"lang": "en"}} for t in TEXTS[:30]]
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first))
+    later = [
+        {"text": t, "meta": {"lang": "de"}, "url": f"u{i}"} for i, t in enumerate(TEXTS[30:60])
+    ]
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in later))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert column(out, "text") == TEXTS[:60]
+    assert _report(out)["fields_not_in_schema"] == {"url": 30}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"a": 1, "b": None, "c": {"d": None}, "e": [None, {"f": 1}], "g": 'x, "y": null'},
+        {'k\\"ey': None, "plain": "}", "n": [], "o": {}},
+        {"x": True, "y": False, "z": -1.5e3, "w": "\u00e9\u4e2d"},
+    ],
+)
+def test_top_keys_reads_a_rows_top_level_keys_as_json_loads_does(row: dict) -> None:
+    from dataprep.stages.readers_unsampled import top_keys
+
+    raw = json.dumps(row).encode()
+    assert top_keys(raw) == {k: None if v is None else True for k, v in row.items()}
+
+
+@pytest.mark.parametrize("args", [(), ("--block-bytes", "1KB")], ids=["fast", "small"])
+def test_a_zero_led_value_after_the_sample_is_quarantined_not_changed(tmp_path: Path, args) -> None:
+    """A column typed int64 from a first file of plain numbers: a later file's `00501` would
+    become 501; its row goes to the quarantine with the value and why, every other row stays."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = [(t, str(10000 + i)) for i, t in enumerate(TEXTS[:30])]
+    later = [(t, "00501" if i % 7 == 3 else str(20000 + i)) for i, t in enumerate(TEXTS[30:60])]
+    later.insert(1, ("a", "malformed", "row"))  # read by Python from here: checked there too
+    later.append(("bad row", "oops"))  # not a number: quarantined as before
+    for name, rows in (("a", first), ("b", later)):
+        with (folder / f"{name}.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "zip"])
+            w.writerows(rows)
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q", *args)
+    assert pq.read_schema(next(out.glob("*.parquet"))).field("zip").type == pa.int64()
+    zero_led = [i + 1 for i, r in enumerate(later) if r[1].startswith("0")]
+    kept = [r for r in first + later if r[1][0] in "12"]
+    assert column(out, "zip") == [int(r[1]) for r in kept]
+    lines = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    zeros = [x for x in lines if "leading zero" in x["reason"]]
+    assert [x["line"] for x in zeros] == zero_led
+    assert all("'00501'" in x["reason"] and x["source"].endswith("b.csv") for x in zeros)
