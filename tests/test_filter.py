@@ -8,12 +8,15 @@ comparisons on rows read back with pyarrow.
 from __future__ import annotations
 
 import json
+import operator
 import os
+import random
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from helpers import cli, column, encrypted_copy, killed_run
@@ -475,3 +478,142 @@ def test_filter_tasks_do_not_import_pandas(tmp_path: Path) -> None:
         if s["word_count"] > 300 and s["alpha_fraction"] > 0.75
     ]
     assert 0 < len(want) < len(texts) and column(tmp_path / "where", "text") == want
+
+
+_NUMERIC_TYPES = [pa.int64(), pa.int32(), pa.uint64(), pa.int8(), pa.float64(), pa.float32()]
+
+
+def _numbers(type_: pa.DataType, rng: random.Random, n: int) -> list:
+    """Column values of `type_` (None among them) near the edges where doubles lose integers
+    (2**53) and near small numbers, as Python values exactly as Arrow holds them."""
+    near = [0, 1, 3, -3, 2**53, 2**53 + 1, -(2**53) - 1, 2**62 + 1, 2**63 - 1, -(2**63), 2**64 - 1]
+    out: list = []
+    for _ in range(n):
+        pick = rng.random()
+        if pick < 0.1:
+            out.append(None)
+        elif pick < 0.6:
+            out.append(rng.choice(near) + rng.randint(-2, 2))
+        elif pick < 0.8:
+            out.append(rng.randint(-50, 50) / 2)
+        else:
+            out.append(rng.randint(-(2**60), 2**60))
+    if pa.types.is_integer(type_):
+        info = np.iinfo(type_.to_pandas_dtype())
+        out = [v if v is None or v != int(v) else int(v) for v in out]
+        out = [v for v in out if v is None or (isinstance(v, int) and info.min <= v <= info.max)]
+    else:
+        dtype = type_.to_pandas_dtype()
+        out = [None if v is None else float(dtype(v)) for v in out]
+    return out
+
+
+def _literals(rng: random.Random, n: int) -> list[int | float]:
+    """Mixed int and float literals an expert would write, incl. past 2**53 and negative."""
+    base = [0, 3, -3, 2**53, 2**53 + 1, -(2**53) - 1, 2**62 + 1, 2**63 - 1, -(2**63), 16777217]
+    out: list[int | float] = []
+    for _ in range(n):
+        v = rng.choice(base) + rng.randint(-1, 1)
+        v = max(-(2**63), min(2**63 - 1, v))
+        kind = rng.random()
+        out.append(v if kind < 0.5 else float(v) if kind < 0.8 else v + 0.5)
+    return out
+
+
+@pytest.mark.parametrize("type_", _NUMERIC_TYPES, ids=str)
+def test_numeric_lists_and_comparisons_are_exact(type_: pa.DataType) -> None:
+    """`n in [...]` / `not in` with ints, floats (mixed, negative, past 2**53) and None, and
+    `n OP literal` either way round, give what Python gives on the same values (null rows:
+    `None in list` for lists, not kept for comparisons)."""
+    rng = random.Random(str(type_))
+    values = _numbers(type_, rng, 400)
+    table = pa.table({"n": pa.array(values, type_)})
+    assert table.column("n").to_pylist() == values
+    schema = table.schema
+    for _ in range(40):
+        listed = _literals(rng, rng.randint(1, 4)) + rng.choice([[], [], [None]])
+        rng.shuffle(listed)
+        text = f"n in [{', '.join(map(repr, listed))}]"
+        got = expr.evaluate(table, [expr.parse(text, schema, "--where")])[0].tolist()
+        assert got == [v in listed for v in values], text
+        text = text.replace(" in ", " not in ")
+        got = expr.evaluate(table, [expr.parse(text, schema, "--where")])[0].tolist()
+        assert got == [v not in listed for v in values], text
+    ops = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+    for literal in _literals(rng, 40) + [float("inf"), -float("inf"), 1e300]:
+        for op, name in ops.items():
+            test = getattr(operator, name)
+            for text, oracle in (
+                (f"n {op} {literal!r}", lambda v, t=test, x=literal: t(v, x)),
+                (f"{literal!r} {op} n", lambda v, t=test, x=literal: t(x, v)),
+            ):
+                text = text.replace("inf", "1e999")
+                where = expr.parse(text, schema, "--where")
+                got = expr.evaluate(table, [where])[0].tolist()
+                assert got == [v is not None and oracle(v) for v in values], text
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("x in [-3]", [True, False, False, False]),
+        ("x in [-3, -1.5, 2]", [True, True, True, False]),
+        ("x not in [-3, +2]", [False, True, False, True]),
+        ("x in []", [False, False, False, False]),
+        ("x not in []", [True, True, True, True]),
+        ("x in [None]", [False, False, False, True]),
+        ("x not in [None, -1.5]", [True, False, True, False]),
+        ("name in ['a', None]", [True, False, False, True]),
+        ("ok in [True, None]", [True, False, False, True]),
+        ("x * 2 in [-6, -3.0]", [True, True, False, False]),
+        ("-x in [3]", [True, False, False, False]),
+        ("9007199254740993 == 9007199254740992.0", [False] * 4),
+        ("-1.5 < x", [False, False, True, False]),
+    ],
+)
+def test_lists_with_negative_literals_none_and_empty(text: str, want: list[bool]) -> None:
+    table = pa.table(
+        {
+            "x": pa.array([-3, -1.5, 2, None], pa.float64()),
+            "name": ["a", "b", "c", None],
+            "ok": [True, False, False, None],
+        }
+    )
+    where = expr.parse(text, table.schema, "--where")
+    assert expr.evaluate(table, [where])[0].tolist() == want
+    assert expr.evaluate(table, [where.expression])[0].tolist() == want  # Acero agrees
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x in ['a', 3]", "the list holds 'a'"),
+        ("name in ['a', 3]", "the list holds 3"),
+        ("ok in [1]", "the list holds 1"),
+        ("x in [True]", "the list holds True"),
+        ("x in [y]", "'y' in a list must be a literal"),
+        ("x in [-y]", "'-y' in a list must be a literal"),
+        ("x in [-'a']", "in a list must be a literal"),
+        ("x in [9223372036854775808]", "past the 64-bit range"),
+    ],
+)
+def test_lists_mixing_kinds_are_one_sentence(text: str, message: str) -> None:
+    schema = pa.schema([("x", pa.int64()), ("name", pa.string()), ("ok", pa.bool_())])
+    with pytest.raises(DataprepError) as err:
+        expr.parse(text, schema, "--where")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_where_in_list_from_the_command_line(tmp_path: Path) -> None:
+    """The two reported cases, as a user runs them: a negative literal in a list, and an
+    integer past 2**53 beside a float (was an ArrowInvalid traceback)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = [{"text": "t", "x": x, "n": n} for x, n in [(-3, 2**53 + 1), (4, 2**53), (0, 1)]]
+    (raw / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("shard", raw, "-o", tmp_path / "ds")
+    cli("filter", tmp_path / "ds", "-o", tmp_path / "neg", "--where", "x in [-3]")
+    assert column(tmp_path / "neg", "x") == [-3]
+    where = "n in [9007199254740993, 1.5]"
+    cli("filter", tmp_path / "ds", "-o", tmp_path / "big", "--where", where)
+    assert column(tmp_path / "big", "n") == [2**53 + 1]

@@ -6,19 +6,19 @@ refused with one sentence. Nothing is ever evaluated as Python. Types are checke
 schema the rows will have, so `word_count > 'a'` or a misspelt column stops before any task
 runs. Rows where the expression is null (a null value in a compared column) are not kept.
 
-The translation is a flat list of compute calls (`Where.steps`) that `evaluate` runs on the
-table's columns, with literals made from buffers: `pc.scalar`/`pa.array` of Python values and
-Acero (through `pyarrow.dataset`) make pyarrow import pandas, ~0.2 s of CPU in every `filter`
-worker that needs nothing of it. `Where.expression` is the same rules as a pyarrow Expression.
+Numbers compare as in Python, exactly: a numeric literal meets a column in the column's own
+type (`expr_exact`), so `n == 2.0**53` or `n in [9007199254740993, 1.5]` never rounds an
+integer past 2**53 through a double. `in [...]` takes literals of the left side's kind
+(`-3` included) and None, which holds a null row as Python's `None in [None]` does. The
+translation is a flat list of compute calls (`Where`, `evaluate`: `expr_run`).
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+import operator
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,10 @@ import pyarrow.compute as pc
 
 from dataprep import arrow_np
 from dataprep.errors import DataprepError
+from dataprep.quality import expr_exact
+from dataprep.quality.expr_run import Step, Where, evaluate
+
+__all__ = ["Where", "evaluate", "kind", "parse"]
 
 # the compute functions pyarrow's Expression operators call (==, !=, <, <=, >, >=)
 _COMPARE: dict[type, str] = {
@@ -37,52 +41,13 @@ _COMPARE: dict[type, str] = {
     ast.Gt: "greater",
     ast.GtE: "greater_equal",
 }
+_PYTHON = dict(zip(_COMPARE.values(), ("eq", "ne", "lt", "le", "gt", "ge"), strict=True))
 _ARITH: dict[type, str] = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply"}
 _NAMES = {"true": True, "false": False, "True": True, "False": False}
 _ALLOWED = (
     " (use column names, col('any-name'), numbers, 'strings', comparisons, and/or/not, "
     "+ - * /, in [...])"
 )
-
-
-# one step of a translated expression: a column by name, a literal, or a compute function
-# called with earlier steps' results (by index) and its options
-Step = tuple[str, Any, tuple[int, ...], pc.FunctionOptions | None]
-
-
-@dataclass(frozen=True)
-class Where:
-    """A checked expression: its text, its steps (the last one is the condition) and the
-    columns it reads."""
-
-    text: str
-    steps: tuple[Step, ...]
-    columns: tuple[str, ...]
-
-    @cached_property
-    def expression(self) -> pc.Expression:
-        """The same condition as a pyarrow Expression (for Acero or a dataset scan)."""
-        done: list[pc.Expression] = []
-        for what, value, args, options in self.steps:
-            if what == "column":
-                done.append(pc.field(value))
-            elif what == "literal":
-                done.append(pc.scalar(value))
-            else:
-                done.append(pc.Expression._call(value, [done[i] for i in args], options))
-        return done[-1]
-
-    def run(self, table: pa.Table) -> Any:
-        """The condition on every row of `table` (an Arrow array, or a scalar if constant)."""
-        done: list[Any] = []
-        for what, value, args, options in self.steps:
-            if what == "column":
-                done.append(table.column(value))
-            elif what == "literal":
-                done.append(value)
-            else:
-                done.append(pc.call_function(value, [done[i] for i in args], options))
-        return done[-1]
 
 
 def kind(type_: pa.DataType) -> str:
@@ -150,6 +115,7 @@ class _Translator:
         self.types, self.option, self.text, self.columns = types, option, text, out
         self.known_as = known_as
         self.steps: list[Step] = []
+        self.empty: list[Any] = []  # each step's result on zero rows: its Arrow type
 
     def step(self, what: str, value: Any, args: tuple[int, ...] = (), options: Any = None) -> int:
         """Append a step; its index stands for its result."""
@@ -161,6 +127,31 @@ class _Translator:
 
     def literal(self, value: bool | int | float | str) -> int:
         return self.step("literal", _scalar(value))
+
+    def type_of(self, index: int) -> pa.DataType | None:
+        """The Arrow type of a step's result (its steps run on zero rows); None if unknown."""
+        try:
+            for what, value, args, options in self.steps[len(self.empty) : index + 1]:
+                if what == "column":
+                    self.empty.append(pa.nulls(0, self.types[value]))
+                elif what == "literal":
+                    self.empty.append(value)
+                else:
+                    self.empty.append(
+                        pc.call_function(value, [self.empty[i] for i in args], options)
+                    )
+        except (pa.ArrowException, TypeError, ValueError):
+            return None
+        return self.empty[index].type
+
+    def number(self, index: int) -> int | float | None:
+        """The Python number a step holds when it is a numeric literal."""
+        what, value = self.steps[index][:2]
+        if what != "literal" or not (
+            pa.types.is_integer(value.type) or pa.types.is_floating(value.type)
+        ):
+            return None
+        return value.as_py()
 
     def fail(self, why: str) -> DataprepError:
         return DataprepError(f"{self.option} {self.text!r}: {why}")
@@ -216,11 +207,10 @@ class _Translator:
             )
 
     def _UnaryOp(self, node: ast.UnaryOp) -> tuple[Any, str]:
-        literal = node.operand
-        if isinstance(node.op, ast.USub) and isinstance(literal, ast.Constant):
-            if isinstance(literal.value, int) and not isinstance(literal.value, bool):
-                self._check_int(-literal.value)  # -2**63 is an int64, 2**63 is not
-                return self.literal(-literal.value), "numeric"
+        value = _signed(node)
+        if value is not None:  # -3, -1.5: a literal (-2**63 is an int64, 2**63 is not)
+            self._check_int(value)
+            return self.literal(value), "numeric"
         operand, operand_kind = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             self._expect(operand_kind, "bool", node.operand)
@@ -287,11 +277,9 @@ class _Translator:
             if not isinstance(right_node, ast.List | ast.Tuple | ast.Set):
                 raise self.fail("'in' takes a list of literals, e.g. language in ['en', 'de']")
             values = [self._literal(v, left_kind, left_node) for v in right_node.elts]
-            if values:
-                options = pc.SetLookupOptions(_value_set(values, left_kind), skip_nulls=False)
-                test = self.call("is_in", left, options=options)
-            else:
-                test = self.literal(False)
+            test = self._is_in(left, left_kind, [v for v in values if v is not None])
+            if None in values:  # as in Python, `None in [None]`: a null row is in the list
+                test = self.call("or_kleene", test, self.call("is_null", left))
             return (
                 (self.call("invert", test) if isinstance(op, ast.NotIn) else test),
                 left,
@@ -305,19 +293,72 @@ class _Translator:
             )
         if left_kind in ("other", "null"):
             raise self.fail(f"{ast.unparse(left_node)!r} is not a number, string or boolean")
+        if left_kind == "numeric":
+            return self._exact(_COMPARE[type(op)], left, right), right, right_kind
         return self.call(_COMPARE[type(op)], left, right), right, right_kind
 
+    def _exact(self, function: str, left: int, right: int) -> int:
+        """A numeric comparison with a literal side, exact as Python's (expr_exact)."""
+        a, b = self.number(left), self.number(right)
+        if a is not None and b is not None:
+            return self.literal(bool(getattr(operator, _PYTHON[function])(a, b)))
+        if a is not None:  # 3 < n is n > 3
+            left, right, b, function = right, left, a, expr_exact.MIRROR[function]
+        type_ = self.type_of(left) if b is not None else None
+        dtype = expr_exact.exact_type(type_) if type_ is not None else None
+        if dtype is None:
+            return self.call(function, left, right)
+        function, value = expr_exact.compare(dtype, function, b)
+        bound = self.step("literal", expr_exact.scalar(dtype, type_, value))
+        if function == "invert_less":
+            return self.call("invert", self.call("less", left, bound))
+        return self.call(function, left, bound)
+
+    def _is_in(self, left: int, left_kind: str, values: list[Any]) -> int:
+        """`left in values` (no None among them); numbers meet `left` in its own type."""
+        type_ = self.type_of(left) if values and left_kind == "numeric" else None
+        dtype = expr_exact.exact_type(type_) if type_ is not None else None
+        if dtype is not None:
+            held = expr_exact.array(dtype, type_, values)
+        else:
+            held = _value_set(values, left_kind) if values else None
+        if held is None or len(held) == 0:
+            return self.literal(False)
+        options = pc.SetLookupOptions(held, skip_nulls=False)
+        return self.call("is_in", left, options=options)
+
     def _literal(self, node: ast.AST, want: str, column: ast.AST) -> Any:
-        if not isinstance(node, ast.Constant) or _literal_kind(node.value) == "other":
-            raise self.fail(f"{ast.unparse(node)!r} in a list must be a literal")
-        if _literal_kind(node.value) != want:
-            raise self.fail(f"{ast.unparse(column)!r} is {want} but the list holds {node.value!r}")
-        self._check_int(node.value)
-        return node.value
+        """A list item: a literal (-3 included) of the left side's kind, or None."""
+        value = _signed(node) if isinstance(node, ast.UnaryOp) else None
+        if value is None:
+            if not isinstance(node, ast.Constant) or _literal_kind(node.value) == "other":
+                raise self.fail(f"{ast.unparse(node)!r} in a list must be a literal")
+            value = node.value
+        if value is not None and _literal_kind(value) != want:
+            raise self.fail(f"{ast.unparse(column)!r} is {want} but the list holds {value!r}")
+        self._check_int(value)
+        return value
 
     def _expect(self, got: str, want: str, node: ast.AST) -> None:
         if got != want:
             raise self.fail(f"{ast.unparse(node)!r} is {got}, where a {want} is needed")
+
+
+def _signed(node: ast.AST) -> int | float | None:
+    """The number `-3`, `+1.5` or `--2` spell (a sign before a numeric literal), else None."""
+    if not isinstance(node, ast.UnaryOp) or not isinstance(node.op, ast.USub | ast.UAdd):
+        return None
+    inner = node.operand
+    value = _signed(inner) if isinstance(inner, ast.UnaryOp) else None
+    if (
+        value is None
+        and isinstance(inner, ast.Constant)
+        and _literal_kind(inner.value) == "numeric"
+    ):
+        value = inner.value
+    if value is None:
+        return None
+    return -value if isinstance(node.op, ast.USub) else value
 
 
 def _scalar(value: bool | int | float | str) -> pa.Scalar:
@@ -347,28 +388,3 @@ def _value_set(values: list[Any], value_kind: str) -> pa.Array:
 def _float64s(values: list[float]) -> pa.DoubleArray:
     flat = np.array(values, np.float64)
     return pa.Array.from_buffers(pa.float64(), len(flat), [None, pa.py_buffer(flat)])
-
-
-def evaluate(table: pa.Table, tests: Sequence[Where | pc.Expression]) -> list[np.ndarray]:
-    """Each condition's value on every row as a bool array (null counts as False). A `Where`
-    runs its steps on the columns; a bare Expression goes through Acero."""
-    out = []
-    for test in tests:
-        value = test.run(table) if isinstance(test, Where) else _acero(table, test)
-        if isinstance(value, pa.Scalar):
-            out.append(np.full(table.num_rows, value.is_valid and bool(value.as_py())))
-        else:
-            out.append(arrow_np.bools(value, null=False))
-    return out
-
-
-def _acero(table: pa.Table, expression: pc.Expression) -> pa.ChunkedArray:
-    import pyarrow.acero as acero
-
-    plan = acero.Declaration.from_sequence(
-        [
-            acero.Declaration("table_source", acero.TableSourceNodeOptions(table)),
-            acero.Declaration("project", acero.ProjectNodeOptions([expression], ["e"])),
-        ]
-    )
-    return plan.to_table(use_threads=False).column(0)
