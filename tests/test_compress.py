@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from helpers import column_chunks
+from helpers import cli, column_chunks
 
 from dataprep import crypto, dataset
 from dataprep.dataset import ReadOptions
@@ -142,3 +142,26 @@ def test_encrypted_input_stays_encrypted(shards: Path, tmp_path: Path) -> None:
     got = pa.concat_tables(reader.open(out / s.path).read() for s in manifest.shards)
     assert got.equals(dataset.read_rows(shards))
     assert run.report["columns"]["text"]["after"] > 0
+
+
+@pytest.mark.parametrize("sort", [False, True], ids=["stream", "sorted"])
+def test_a_partitioned_dataset_keeps_its_partitions(
+    shards: Path, tmp_path: Path, sort: bool
+) -> None:
+    """`compress` after `partition` keeps each shard's partition tag and its pNNNNN- file
+    name, so the report's rows per partition and a glob of one partition still hold (they
+    were dropped: every shard untagged, named part-NNNNN); the rows of each shard are the
+    input shard's (as a multiset when sorted)."""
+    part = tmp_path / "part"
+    cli("partition", shards, "-o", part, "--key", "id", "--partitions", "3")
+    args = ["--sort-by", "id"] if sort else []
+    cli("compress", part, "-o", tmp_path / "c", "--codec", "zstd", "--level", "9", *args)
+    before, after = dataset.read_manifest(part), dataset.read_manifest(tmp_path / "c")
+    assert {s.partition for s in before.shards} == {0, 1, 2}
+    assert [s.partition for s in after.shards] == [s.partition for s in before.shards]
+    assert [s.rows for s in after.shards] == [s.rows for s in before.shards]
+    for old, new in zip(before.shards, after.shards, strict=True):
+        assert new.path.startswith(f"p{old.partition:05d}-")
+        want = pq.read_table(part / old.path).column("id").to_pylist()
+        got = pq.read_table(tmp_path / "c" / new.path).column("id").to_pylist()
+        assert (sorted(got) == sorted(want) == got) if sort else got == want

@@ -4,7 +4,8 @@ One task per shard, streaming row group by row group (or one shard in memory whe
 which is per shard: rows with equal sort keys end up together and compress better). Sizes
 per column come from the Parquet footers before and after, so the report shows where the
 bytes go. An encrypted input stays encrypted with the same keys: re-encoding never
-silently writes plaintext.
+silently writes plaintext. A shard `partition` tagged keeps its tag and its `pNNNNN-` name:
+re-encoding a partitioned dataset must not undo the layout.
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ def level_problem(codec: str, level: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class CompressJob:
-    """A `compress` task: the output encoding, and the input shard's manifest checksum."""
+    """A `compress` task: the output encoding, the input shard's manifest checksum and
+    partition tag."""
 
     options: WriteOptions
     checksum: str
+    partition: int | None = None
 
 
 @recordable
@@ -112,10 +115,8 @@ class CompressStage(Stage[CompressConfig]):
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
-        sums = [s.xxh3_128 for s in source.shards]
-        tasks = [
-            ctx.task("compress", i, [p], CompressJob(options, sums[i])) for i, p in enumerate(paths)
-        ]
+        jobs = [CompressJob(options, s.xxh3_128, s.partition) for s in source.shards]
+        tasks = [ctx.task("compress", i, [p], jobs[i]) for i, p in enumerate(paths)]
         t0 = time.perf_counter()
         results = ctx.map(compress_task, tasks)
         wall = time.perf_counter() - t0
@@ -162,9 +163,11 @@ def compress_task(task: Task[CompressConfig, CompressJob]) -> TaskResult[Compres
     source = task.read_options.open(path, task.payload.checksum)
     before = column_sizes(source.metadata)
     schema = source.schema_arrow
-    target = task.out / f"part-{task.index:05d}.parquet"
+    part = task.payload.partition
+    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
+    target = task.out / f"{prefix}part-{task.index:05d}.parquet"
     rows = 0
-    with ShardWriter(target, schema, options) as writer:
+    with ShardWriter(target, schema, options, partition=part) as writer:
         if config.sort_by:
             table = pa.concat_tables(task.read_options.row_groups(path))
             table = table.sort_by([(c, "ascending") for c in config.sort_by])
