@@ -109,7 +109,8 @@ class PartitionStage(Stage[PartitionConfig]):
         require_column(source.schema, config.key, "--key")
         require_groupable(source.schema, config.key, "--key")
         previous = _previous_config(config) if config.previous else None
-        tasks = [ctx.task("route", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
+        paths, sums = ctx.input_shard_paths(), [s.xxh3_128 for s in source.shards]
+        tasks = [ctx.task("route", i, [p], sums[i]) for i, p in enumerate(paths)]
         results = ctx.map(partition_task, tasks)
         shards = sorted(
             (s for r in results for s in r.shards), key=lambda s: (s.partition or 0, s.path)
@@ -223,11 +224,13 @@ def moved_task(task: Task[PartitionConfig, MovedJob]) -> TaskResult[None]:
     return TaskResult(counts=counts)
 
 
-def partition_task(task: Task[PartitionConfig, None]) -> TaskResult[None]:
-    """Route one input shard and write one file per partition it feeds."""
+def partition_task(task: Task[PartitionConfig, str | None]) -> TaskResult[None]:
+    """Route one input shard and write one file per partition it feeds. The whole shard is
+    read, so its manifest checksum (the payload) is checked first: a shard swapped for
+    another file with as many rows is refused, not routed."""
     config = task.config
     source = StoragePath(task.inputs[0])
-    table = task.read_options.read_table(source)
+    table = task.read_options.read_table(source, checksum=task.payload)
     keys = table.column(config.key)
     quarantine = task.quarantine()
     if keys.null_count:

@@ -24,6 +24,7 @@ from pydantic import ByteSize, Field, model_validator
 
 from dataprep.arrays import load_array, save_array
 from dataprep.dataset import ReadOptions, ShardEntry
+from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -77,6 +78,7 @@ class RowRange:
     row_groups: tuple[int, ...]
     start: int
     end: int
+    checksum: str | None = None  # the shard's manifest checksum, for the range starting it
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class SizeJob:
     """A `size` task: where it leaves its shard's per-row, per-column sizes."""
 
     sizes_dir: str
+    checksum: str | None = None  # the shard's, from the manifest: it is read whole
 
 
 @recordable
@@ -181,7 +184,8 @@ def _rewrite(
     else:
         cuts = np.concatenate([[0], np.cumsum(_equal_sizes(source.rows, n))])
     groups = [s.row_groups for s in source.shards]
-    jobs = [WriteJob(_ranges(paths, rows, groups, a, b)) for a, b in pairwise(cuts)]
+    sums = [s.xxh3_128 for s in source.shards]
+    jobs = [WriteJob(_ranges(paths, rows, groups, a, b, sums)) for a, b in pairwise(cuts)]
     tasks = [ctx.task("write", k, [r.path for r in job.ranges], job) for k, job in enumerate(jobs)]
     return [s for r in ctx.map(ordered_task, tasks) for s in r.shards]
 
@@ -197,15 +201,23 @@ def _equal_sizes(total: int, n: int) -> list[int]:
 
 
 def _ranges(
-    paths: list[str], rows: list[int], groups: list[list[int]], start: int, end: int
+    paths: list[str],
+    rows: list[int],
+    groups: list[list[int]],
+    start: int,
+    end: int,
+    sums: list[str],
 ) -> tuple[RowRange, ...]:
-    """Which ranges of which shards make global rows [start, end)."""
+    """Which ranges of which shards make global rows [start, end). The range that starts a
+    shard carries its checksum: each input file is hashed once, by one task, so a shard
+    swapped for another with as many rows fails the stage instead of feeding it."""
     pieces = []
     offset = 0
-    for path, count, row_groups in zip(paths, rows, groups, strict=True):
+    for path, count, row_groups, checksum in zip(paths, rows, groups, sums, strict=True):
         lo, hi = max(start, offset), min(end, offset + count)
         if lo < hi:
-            pieces.append(RowRange(path, tuple(row_groups), lo - offset, hi - offset))
+            first = checksum if lo == offset else None
+            pieces.append(RowRange(path, tuple(row_groups), lo - offset, hi - offset, first))
         offset += count
     return tuple(pieces)
 
@@ -216,11 +228,20 @@ def read_range(
     start: int,
     end: int,
     reader: ReadOptions = ReadOptions(),
+    checksum: str | None = None,
 ) -> Iterator[pa.Table]:
-    """Rows [start, end) of one shard, reading only the row groups that overlap them."""
-    pf = reader.open(path)
-    if sum(row_groups) != pf.metadata.num_rows:  # manifest without row groups: use the footer
-        row_groups = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+    """Rows [start, end) of one shard, reading only the row groups that overlap them. A
+    footer whose rows or row groups differ from the manifest's (`row_groups`) is refused:
+    reading it by the manifest's numbers would drop or repeat rows."""
+    pf = reader.open(path, checksum)
+    footer = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+    if row_groups and list(row_groups) != footer:
+        raise DataprepError(
+            f"shard {StoragePath(path).name} has row groups of {footer} rows where the input's "
+            f"manifest says {list(row_groups)}: it was replaced or damaged; restore it or "
+            "rerun the stage that wrote it"
+        )
+    row_groups = footer  # a manifest without row groups (older dataprep): the footer's
     first = 0
     for g, count in enumerate(row_groups):
         lo, hi = max(start, first), min(end, first + count)
@@ -238,7 +259,9 @@ def ordered_task(task: Task[RebalanceConfig, WriteJob]) -> TaskResult[None]:
 
     def pieces() -> Iterator[pa.Table]:
         for r in ranges:
-            yield from read_range(r.path, r.row_groups, r.start, r.end, task.read_options)
+            yield from read_range(
+                r.path, r.row_groups, r.start, r.end, task.read_options, r.checksum
+            )
 
     return write_pieces(task, pieces(), schema)
 
@@ -255,8 +278,9 @@ def _byte_cuts(ctx: StageContext[RebalanceConfig], paths: list[str], n: int) -> 
     """
     sizes_dir = ctx.work / "scratch" / "sizes"
     sizes_dir.mkdir()
-    job = SizeJob(str(sizes_dir))
-    tasks = [ctx.task("size", i, [p], job) for i, p in enumerate(paths)]
+    sums = [s.xxh3_128 for s in ctx.require_input().shards]
+    jobs = [SizeJob(str(sizes_dir), checksum) for checksum in sums]
+    tasks = [ctx.task("size", i, [p], jobs[i]) for i, p in enumerate(paths)]
     stats = [r.payload for r in ctx.map(size_task, tasks)]
     compressed = np.sum([s.compressed for s in stats], axis=0)
     logical = np.sum([s.logical for s in stats], axis=0)
@@ -299,7 +323,7 @@ def column_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def size_task(task: Task[RebalanceConfig, SizeJob]) -> TaskResult[ColumnBytes]:
     """Per-row, per-column logical sizes of one shard (to scratch), and per-column totals of
     logical and compressed bytes (from the Parquet footer) for the global ratios."""
-    pf = task.read_options.open(task.inputs[0])
+    pf = task.read_options.open(task.inputs[0], task.payload.checksum)
     meta = pf.metadata
     table = task.read_options.read_table(task.inputs[0])
     sizes = np.stack([column_sizes(c) for c in table.columns], axis=1).astype(np.float32)

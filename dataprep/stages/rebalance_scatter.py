@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ class ScatterJob:
     sends: tuple[int, ...] = ()
     by: str | None = None
     groups: GroupPlan | None = None
+    checksum: str | None = None  # the input shard's, from the manifest: it is read whole
 
 
 @recordable
@@ -125,6 +126,8 @@ def scatter_gather(
     ctx: StageContext[Any], paths: list[str], jobs: list[ScatterJob], n: int
 ) -> list[ShardEntry]:
     """Scatter every input shard (`jobs[i]` says how), then gather each of the n outputs."""
+    sums = [s.xxh3_128 for s in ctx.require_input().shards]
+    jobs = [replace(job, checksum=sums[i]) for i, job in enumerate(jobs)]
     tasks = [ctx.task("scatter", i, [p], jobs[i]) for i, p in enumerate(paths)]
     sent = [r.payload.rows for r in ctx.map(scatter_task, tasks)]
     sent_rows = np.array(sent, dtype=np.int64).reshape(len(paths), n)
@@ -149,7 +152,7 @@ def scratch_dir(ctx: StageContext[Any]) -> str:
 def scatter_task(task: Task[Any, ScatterJob]) -> TaskResult[Sent]:
     """Send each row of one input shard to its output shard's scratch file."""
     job, config = task.payload, task.config
-    table = task.read_options.read_table(task.inputs[0])
+    table = task.read_options.read_table(task.inputs[0], checksum=job.checksum)
     if job.groups is None:  # shuffle: rows per output shard
         counts = np.asarray(job.sends, dtype=np.int64)
         rng = np.random.default_rng([config.seed, 1, task.index])

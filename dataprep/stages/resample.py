@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -113,6 +113,7 @@ class SampleJob:
     out_schema: pa.Schema
     quota: Quota = Quota()
     weights: tuple[float, ...] = ()
+    checksum: str | None = None  # the shard's, from the manifest: it is read whole
 
 
 class ResampleStage(Stage[ResampleConfig]):
@@ -185,6 +186,8 @@ class ResampleStage(Stage[ResampleConfig]):
             warning = _tiny_output(totals, targets, config)
             if warning:
                 report["warnings"] = [warning]
+        sums = [s.xxh3_128 for s in source.shards]
+        jobs = [replace(job, checksum=sums[i]) for i, job in enumerate(jobs)]
         tasks = [ctx.task("sample", i, [p], jobs[i]) for i, p in enumerate(paths)]
         results = ctx.map(sample_task, tasks)
         shards = [s for r in results for s in r.shards]
@@ -266,7 +269,7 @@ def sample_task(task: Task[ResampleConfig, SampleJob]) -> TaskResult[None]:
     config, job = task.config, task.payload
     out_schema = job.out_schema
     source = task.inputs[0]
-    table = task.read_options.read_table(source)
+    table = task.read_options.read_table(source, checksum=job.checksum)
     labels = table.column(config.label)
     quarantine = task.quarantine()
     if labels.null_count:

@@ -24,7 +24,7 @@ shuffle and split them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -46,8 +46,8 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
-    map_shards,
     require_column,
+    sum_counts,
 )
 from dataprep.tokenizer import (
     BUILTIN,
@@ -172,7 +172,7 @@ class TokenizeStage(Stage[TokenizeConfig]):
             spec = BYTE_SPEC
         else:
             spec = _copy_tokenizer_file(config, ctx)
-        result = map_shards(ctx, tokenize_task, payload=spec)
+        result = _tokenize_shards(ctx, spec)
         if config.mode == "pack":
             width = config.seq_len + 1
             result.schema = pa.schema([block_field(width)])
@@ -238,10 +238,35 @@ def _texts(ctx: StageContext[TokenizeConfig], column: str, limit: int) -> Iterat
                     return
 
 
-def tokenize_task(task: Task[TokenizeConfig, TokenizerSpec]) -> TaskResult[None]:
+@dataclass(frozen=True)
+class TokenizeJob:
+    """A tokenize task: the tokenizer, and its shard's manifest checksum (the shard is read
+    whole, so a file swapped for another with as many rows is refused, not tokenized)."""
+
+    spec: TokenizerSpec
+    checksum: str | None = None
+
+
+def _tokenize_shards(ctx: StageContext[TokenizeConfig], spec: TokenizerSpec) -> StageResult:
+    """`map_shards`, with each task's own checksum in its payload."""
+    manifest = ctx.require_input()
+    paths = ctx.input_shard_paths()
+    jobs = [TokenizeJob(spec, s.xxh3_128) for s in manifest.shards]
+    results = ctx.map(
+        tokenize_task, [ctx.task("map", i, [p], jobs[i]) for i, p in enumerate(paths)]
+    )
+    counts = sum_counts(results)
+    shards = [s for r in results for s in r.shards]
+    schema = next((r.schema for r in results if r.schema is not None), None)
+    counts.setdefault("rows_in", manifest.rows)
+    counts.setdefault("rows_out", sum(s.rows for s in shards))
+    return StageResult(shards, schema or manifest.schema, dict(counts))
+
+
+def tokenize_task(task: Task[TokenizeConfig, TokenizeJob]) -> TaskResult[None]:
     """Tokenize one shard with the stage's tokenizer (the payload), into blocks or rows."""
-    config, spec = task.config, task.payload
-    table = task.read_options.read_table(task.inputs[0])
+    config, spec = task.config, task.payload.spec
+    table = task.read_options.read_table(task.inputs[0], checksum=task.payload.checksum)
     texts = table.column(config.text_column).combine_chunks()
     out = task.out / f"part-{task.index:05d}.parquet"
     if config.mode == "pack":
