@@ -90,3 +90,25 @@ def test_a_range_read_refuses_a_footer_that_disagrees_with_the_manifest(swapped:
     assert sum(t.num_rows for t in read_range(path, entry.row_groups, 1, 3)) == 2
     with pytest.raises(DataprepError, match="row groups of .* where the input's manifest says"):
         list(read_range(path, [entry.rows - 1, 1], 1, 3))
+
+
+@pytest.mark.parametrize("shard_rows", [4, 9])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_reader_refuses_a_shard_whose_footer_disagrees_with_the_manifest(
+    swapped: Path, tmp_path: Path, shard_rows: int, shuffle: bool
+) -> None:
+    """A shard replaced by a file with more rows (9 for 6) used to be read by the manifest's
+    counts without a word: other rows, some ids twice. Fewer rows (4) was already an error."""
+    from dataprep.loader import ShardDataset
+
+    good = tmp_path / "good"
+    shutil.copytree(swapped.parent / "other", good)  # intact, then one shard replaced
+    raw = _raw(tmp_path / "raw.jsonl", reverse=False)
+    run_stage("shard", {"shard_rows": shard_rows}, tmp_path / "cut", inputs=[str(raw)])
+    name = dataset.read_manifest(good).shards[1].path
+    shutil.copy(
+        tmp_path / "cut" / dataset.read_manifest(tmp_path / "cut").shards[1].path, good / name
+    )
+    reader = ShardDataset(good, columns=["id", "text"], batch_size=4, shuffle=shuffle, seed=1)
+    with pytest.raises(DataprepError, match=f"shard {name} has row groups of"):
+        list(reader)

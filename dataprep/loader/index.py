@@ -218,3 +218,17 @@ def _build(
         unit_rows=rows_arr,
         unit_start=np.concatenate([[0], np.cumsum(rows_arr)]).astype(np.int64),
     )
+
+
+def check_footer(handle: pq.ParquetFile, name: str, row_groups: tuple[int, ...]) -> None:
+    """The footer's row groups must be the index's: rows are addressed by those counts, so a
+    file replaced by another (more rows, other cuts) would yield other rows without a word.
+    Free: the footer is already parsed. (verify=True also catches a same-shaped swap.)"""
+    meta = handle.metadata
+    footer = tuple(meta.row_group(g).num_rows for g in range(meta.num_row_groups))
+    if footer != tuple(row_groups):
+        raise DataprepError(
+            f"shard {name} has row groups of {list(footer)} rows where its index says "
+            f"{list(row_groups)}: the file was replaced or damaged; restore it (or re-index "
+            "plain Parquet)"
+        )

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from dataprep.errors import DataprepError, checksum_mismatch, shard_error
 from dataprep.loader.batch import Window
-from dataprep.loader.index import DatasetIndex
+from dataprep.loader.index import DatasetIndex, check_footer
 from dataprep.loader.order import EpochPlan
 from dataprep.storage import file_checksum
 
@@ -118,6 +118,7 @@ class ShardReader:
             )
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise shard_error(shard.name, exc, self._decryption is not None) from None
+        check_footer(handle, shard.name, shard.row_groups)
         self._files[file] = handle
         if len(self._files) > _OPEN_FILES:
             self._files.popitem(last=False)
