@@ -22,6 +22,7 @@ from dataprep.uri import glob_base, is_glob
 FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".json": "jsonl",  # JSON Lines as C4 ships it (.json.gz); one JSON array: a sentence
     ".csv": "csv",
     ".parquet": "parquet",
     ".pq": "parquet",
@@ -76,6 +77,8 @@ def resolve(
             name = _name(path, base)
             detected, compression = detect(path)
             kind = detected if fmt == "auto" else fmt
+            if fmt == "auto" and _folder_metadata(path, pattern, compression):
+                kind = None
             if kind is None:
                 if path != pattern:
                     unnamed += 1
@@ -111,13 +114,22 @@ def resolve(
             found.append(SourceFile(path, name, kind, compression, size, mtime_ns))
     if not found:
         hint = (
-            f" ({unnamed} files without a .jsonl/.csv/.parquet/.txt name; pass --format text "
-            "to read each as one document)"
+            f" ({unnamed} files without a .jsonl/.csv/.parquet/.txt name, or plain .json, which "
+            "a folder's walk leaves out as metadata: name them, or a glob such as DIR/*.json; "
+            "pass --format text to read each as one document)"
             if unnamed
             else ""
         )
         raise DataprepError(f"no readable input files found in {' '.join(patterns)}{hint}")
     return found
+
+
+def _folder_metadata(path: str, pattern: str, compression: str | None) -> bool:
+    """A plain `.json` a folder's walk found: metadata (`dataprep sample`'s corpus.json,
+    Hugging Face's dataset_info.json) more often than rows; named or globbed, or compressed
+    (C4's `.json.gz`), it is JSON Lines."""
+    plain = compression is None and path.lower().endswith(".json")
+    return plain and path != pattern and not is_glob(pattern)
 
 
 def _stat(path: str) -> os.stat_result:

@@ -3,7 +3,8 @@ shard of the output has the same one (id, text, then the kept fields)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -13,6 +14,7 @@ from dataprep.stages import readers
 
 SAMPLE_BYTES = 1 << 20
 BLANK_PROBE = 1 << 16  # a line-based input whose first bytes are blank and all it has
+ARRAY_PROBE = 4096  # bytes of a `.json` input looked at for the `[` of one JSON array
 
 
 def sample_source(sources: list[SourceFile]) -> SourceFile:
@@ -43,6 +45,13 @@ def sample_schema(src: SourceFile, config: Any) -> pa.Schema:
     elif src.format == "csv":
         sample = readers.csv_schema(src, config.on_truncated == "quarantine")
     else:
+        if json_named(src):
+            try:
+                with open_source(src) as stream:
+                    head = stream.read(ARRAY_PROBE)
+            except (OSError, DataprepError):
+                head = b""  # the sample's own read says what is wrong
+            check_not_array(src, head)
         sample = readers.jsonl_schema(src, SAMPLE_BYTES)
     if config.id_column == config.text_column:
         raise DataprepError(
@@ -135,3 +144,41 @@ def _unrepeated(src: SourceFile, sample: pa.Schema, config: Any) -> pa.Schema:
             "so one holds the " + ("text" if name == config.text_column else "id")
         )
     return pa.schema([f for f in sample if f.name not in repeated]) if repeated else sample
+
+
+def json_named(src: SourceFile) -> bool:
+    """A `.json` input (C4's `.json.gz`): read as JSON Lines, unless it holds one array."""
+    name = src.path.rstrip("/").lower()
+    for suffix in (".gz", ".zst", ".zstd"):
+        name = name.removesuffix(suffix)
+    return name.endswith(".json")
+
+
+def check_not_array(src: SourceFile, head: bytes) -> None:
+    """One sentence where a `.json` input starts with `[`: a single JSON array (as
+    `json.dump(rows)` writes it) is no JSON Lines; read as such, every line of it would be
+    quarantined (or one line of the whole file held in memory)."""
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if json_named(src) and start.startswith(b"["):
+        name = src.path.rstrip("/").rsplit("/", 1)[-1]
+        stem = name.split(".json", 1)[0]
+        raise DataprepError(
+            f"input {src.path} holds one JSON array, not JSON Lines (one object per line); "
+            f"convert it first, e.g. `jq -c '.[]' {name} > {stem}.jsonl` "
+            f"(for .gz: `zcat {name} | jq -c '.[]' > {stem}.jsonl`), and shard that"
+        )
+
+
+Block = TypeVar("Block", bound=tuple)
+
+
+def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterator[Block]:
+    """`blocks` (data first) of a JSONL source, the first checked by `check_not_array` where
+    it starts the file: a later input is read in a task, past the driver's sample."""
+    if start or not json_named(src):
+        yield from blocks
+        return
+    for i, block in enumerate(blocks):
+        if i == 0:
+            check_not_array(src, bytes(block[0][:ARRAY_PROBE]))
+        yield block

@@ -37,7 +37,13 @@ from dataprep.stage import (
     sum_counts,
 )
 from dataprep.stages import readers, readers_unsampled
-from dataprep.stages.readers_schema import ids_given, infer_schema, sample_schema, sample_source
+from dataprep.stages.readers_schema import (
+    ids_given,
+    infer_schema,
+    json_blocks,
+    sample_schema,
+    sample_source,
+)
 
 LINKS_LISTED = 100  # links named in the report; the rest are counted
 SMALL_FILE_SHARE = 64  # files under chunk_bytes / this are joined with others into one task
@@ -316,6 +322,7 @@ def _read(
                 yield from readers.read_text_lines(lines, src, config, quarantine)
             else:  # each block is parsed before the next one overwrites its buffer
                 views = readers.view_blocks(stream, limit, first_line, block, on_cut)
+                views = json_blocks(views, src, start)  # a `.json` holding one array: a sentence
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
                         data, line, src, schema, quarantine, config.id_column, newlines,

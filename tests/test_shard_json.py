@@ -1,0 +1,114 @@
+"""`.json` inputs: C4 and many HF dumps ship JSON Lines named `.json` / `.json.gz`, which
+`shard DIR` read as nothing it knew ("cannot tell the format"). A `.json` is read as JSON
+Lines; one holding a single JSON array (what `json.dump(list_of_rows)` writes) stops with
+one sentence saying how to convert it, never a traceback nor a quarantine of every line.
+
+Oracle: gzip + json.loads over the inputs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import cli, column
+
+LINES = [ln.strip() for ln in Path("/usr/share/common-licenses/GPL-3").read_text().splitlines()]
+TEXTS = [t for t in LINES if t][:200]
+
+
+def _c4_rows(start: int, n: int) -> list[dict]:
+    """C4's fields: text, timestamp, url."""
+    return [
+        {"text": t, "timestamp": f"2019-04-{1 + i % 28:02d}T12:00:00Z", "url": f"https://e.org/{i}"}
+        for i, t in enumerate(TEXTS[start : start + n], start)
+    ]
+
+
+def _one_sentence(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    return " ".join(lines[0].split())
+
+
+def test_c4_style_json_gz_files_are_read_as_json_lines(tmp_path: Path) -> None:
+    folder = tmp_path / "c4"
+    folder.mkdir()
+    expected = []
+    for k in range(2):
+        rows = _c4_rows(100 * k, 100)
+        name = folder / f"c4-train.{k:05d}-of-01024.json.gz"
+        with gzip.open(name, "wt") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        with gzip.open(name, "rt") as f:
+            expected += [json.loads(line) for line in f]
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert column(out, "text") == [r["text"] for r in expected]
+    assert column(out, "url") == [r["url"] for r in expected]
+    assert column(out, "id")[:2] == [
+        "c4-train.00000-of-01024.json.gz:1",
+        "c4-train.00000-of-01024.json.gz:2",
+    ]
+
+
+def test_a_plain_json_file_of_json_lines_reads_as_its_jsonl_twin(tmp_path: Path) -> None:
+    body = "".join(json.dumps(r) + "\n" for r in _c4_rows(0, 50))
+    (tmp_path / "a.json").write_text(body)
+    (tmp_path / "twin").mkdir()
+    (tmp_path / "twin" / "a.jsonl").write_text(body)
+    cli("shard", tmp_path / "a.json", "-o", tmp_path / "out", "-q")
+    cli("shard", tmp_path / "twin" / "a.jsonl", "-o", tmp_path / "twin_out", "-q")
+    for name in ("text", "timestamp", "url"):
+        assert column(tmp_path / "out", name) == column(tmp_path / "twin_out", name)
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["one_line", "pretty"])
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+def test_a_json_array_is_one_sentence_saying_how_to_convert_it(
+    tmp_path: Path, indent: int | None, gz: bool
+) -> None:
+    body = json.dumps(_c4_rows(0, 20), indent=indent).encode()
+    path = tmp_path / ("rows.json.gz" if gz else "rows.json")
+    path.write_bytes(gzip.compress(body) if gz else body)
+    said = _one_sentence(cli("shard", path, "-o", tmp_path / "out", check=False))
+    assert "JSON array" in said and "jq -c" in said and path.name in said, said
+
+
+def test_a_later_json_array_input_is_one_sentence_not_a_quarantine(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _c4_rows(0, 30)))
+    (folder / "b.json.gz").write_bytes(gzip.compress(json.dumps(_c4_rows(30, 30)).encode()))
+    said = _one_sentence(cli("shard", folder, "-o", tmp_path / "out", check=False))
+    assert "b.json.gz" in said and "JSON array" in said, said
+
+
+def test_a_folders_plain_json_metadata_is_not_read_but_a_glob_reads_json_lines(
+    tmp_path: Path,
+) -> None:
+    """A folder's walk leaves plain `.json` files out (where metadata lives: `dataprep sample`'s
+    corpus.json, Hugging Face's dataset_info.json); `.json.gz` there, or `.json` named or
+    globbed, are read as JSON Lines."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _c4_rows(0, 20)))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": {"text": 1}}, indent=2))
+    with gzip.open(folder / "b.json.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in _c4_rows(20, 20)))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert column(out, "text") == TEXTS[:40]
+    assert not (out / ".quarantine.jsonl").exists()
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    (lines / "x.json").write_text("".join(json.dumps(r) + "\n" for r in _c4_rows(0, 10)))
+    said = _one_sentence(cli("shard", lines, "-o", tmp_path / "o2", check=False))
+    assert "*.json" in said, said
+    cli("shard", f"{lines}/*.json", "-o", tmp_path / "o3", "-q")
+    assert column(tmp_path / "o3", "text") == TEXTS[:10]
