@@ -339,3 +339,24 @@ def test_a_directory_of_files_without_extensions_says_to_pass_format(tmp_path: P
     assert "2 files" in proc.stderr and "--format text" in proc.stderr
     cli("shard", raw, "-o", tmp_path / "out", "--format", "text")
     assert dataset.read_manifest(tmp_path / "out").rows == 2
+
+
+def test_generated_ids_and_quarantine_lines_count_as_the_help_says(tmp_path: Path) -> None:
+    """JSONL lines and CSV data rows count from 1, Parquet rows from 0 (`--id-column`'s help):
+    ids already written into datasets (resume, dedup indexes) keep this numbering."""
+    from helpers import column
+
+    (tmp_path / "a.jsonl").write_text('{"text": "one"}\n{"text": 2}\n{"text": "three"}\n')
+    (tmp_path / "b.csv").write_text("text\none\n\nthree\n")
+    pq.write_table(pa.table({"text": ["one", None, "three"]}), tmp_path / "c.parquet")
+    for name, first, bad in (("a.jsonl", 1, 2), ("b.csv", 1, None), ("c.parquet", 0, 1)):
+        out = tmp_path / f"out-{name}"
+        cli("shard", tmp_path / name, "-o", out, "-q")
+        ids = column(out, "id")
+        assert ids[0] == f"{name}:{first}", ids
+        if bad is not None:
+            [row] = _quarantine(out)
+            assert row["line"] == bad, row
+    from dataprep.stages.shard import ShardConfig  # its --help and docs/recipe-reference.md
+
+    assert "Parquet rows from 0" in str(ShardConfig.model_fields["id_column"].description)

@@ -56,7 +56,11 @@ class ShardConfig(StageConfig):
         None, gt=0, description="compressed Parquet bytes per shard, e.g. 128MB"
     )
     text_column: str = Field("text", description="column holding the document text")
-    id_column: str = Field("id", description="id column; generated as SOURCE:LINE if absent")
+    id_column: str = Field(
+        "id",
+        description="id column; generated as SOURCE:LINE if absent (JSONL lines and CSV data "
+        "rows count from 1, Parquet rows from 0, as in the quarantine's line)",
+    )
     keep: list[str] | None = Field(None, description="fields to keep besides text and id")
     format: Literal["auto", "jsonl", "csv", "parquet", "text"] = Field(
         "auto", description="auto, jsonl, csv, parquet or text"
