@@ -98,8 +98,16 @@ class EncryptionSpec:
         chosen = dict(self.assigned) if self.columns is None else {}
         for entry in self.columns or ():
             column, ref = split_column(entry, schema.names)
+            key_id = ring.resolve(ref) if ref else default
+            if key_id is not None and chosen.get(column, key_id) != key_id:  # text:a,text:b
+                raise DataprepError(
+                    f"column {column} is named twice with different keys ({chosen[column]} "
+                    f"and {key_id}); name each column once"
+                )
             if ref:
                 chosen[column] = ring.resolve(ref)
+            elif key_id is not None:
+                chosen.setdefault(column, key_id)
         out = {}
         for column in self.encrypted_columns(schema):
             key_id = chosen.get(column) or default
