@@ -125,3 +125,19 @@ def test_a_moved_dataset_verifies_reads_decrypts_and_reruns_as_a_cache_hit(
     assert json.loads(rerun.stdout)[0]["status"] == "cached"
     head = cli("head", moved / "enc", "-k", keys, "--jsonl", "-n", "3")
     assert len(head.stdout.splitlines()) == 3
+
+
+def test_lineage_follows_a_tree_synced_to_s3(tree: Path, s3_bucket: str) -> None:
+    """`dataprep sync` each dataset to s3://BUCKET/work/NAME: the chain is read there."""
+    for name in ("shards", "part", "reb"):
+        cli("sync", tree / "work" / name, f"{s3_bucket}/work/{name}", "-q")
+    backup = tree / "gone"
+    shutil.move(tree / "work" / "part", backup)  # the local input is gone: only S3 has it
+    try:
+        chain = _chain(lineage.of(f"{s3_bucket}/work/reb"))
+    finally:
+        shutil.move(backup, tree / "work" / "part")
+    assert [n["path"] for n in chain[:2]] == [f"{s3_bucket}/work/{n}" for n in ("reb", "part")]
+    assert chain[2]["path"] == str(tree / "work" / "shards")  # still where it was recorded
+    assert all(n["available"] for n in chain)
+    assert chain[1]["recorded_path"] == str(tree / "work" / "part")
