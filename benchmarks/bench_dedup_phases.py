@@ -190,14 +190,14 @@ def serve(shards: Path, work: Path) -> None:
     dedup(shards, work / "first")
     for _ in sys.stdin:
         cpu.clear()
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         dedup(shards, work / "out")
-        total = time.process_time() - started
+        total, wall = time.process_time() - started, time.perf_counter() - wall
         files = {
             p.name: xxhash.xxh3_128_hexdigest(p.read_bytes())
             for p in sorted((work / "out").glob("part-*.parquet"))
         }
-        result = {"cpu": cpu, "total": total, "files": files, "rss": peak_rss_mb()}
+        result = {"cpu": cpu, "total": total, "wall": wall, "files": files, "rss": peak_rss_mb()}
         print(json.dumps(result), flush=True)
 
 
@@ -213,6 +213,7 @@ def paired_rounds(shards: Path, baseline: Path, rounds: int, work: Path) -> None
             command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    load = os.getloadavg()
     for index in range(rounds):
         for name in list(trees)[:: 1 if index % 2 == 0 else -1]:
             proc = procs[name]
@@ -232,11 +233,12 @@ def paired_rounds(shards: Path, baseline: Path, rounds: int, work: Path) -> None
         runs = results[name]
         if key == "after signing":
             return [sum(r["cpu"][p] for p in PHASES[1:]) for r in runs]
-        return [r["total"] if key == "total" else r["cpu"][key] for r in runs]
+        return [r[key] if key in ("total", "wall") else r["cpu"][key] for r in runs]
 
     print(f"paired rounds: {rounds}, new = {here}, base = {trees['base']}")
     print(f"  {'CPU s (median)':<16}{'base':>8}{'new':>8}   base/new per round")
-    for key in [*PHASES, "after signing", "total"]:
+    print(f"  1-min load before / after: {load[0]:.1f} / {os.getloadavg()[0]:.1f}")
+    for key in [*PHASES, "after signing", "total", "wall"]:
         a, b = column("base", key), column("new", key)
         ratios = [x / y for x, y in zip(a, b, strict=True)]
         print(

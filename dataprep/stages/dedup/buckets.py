@@ -131,6 +131,38 @@ def merged_ranges(
         yield _sort_pairs(keys, ids)
 
 
+def argsort_stable(keys: np.ndarray) -> np.ndarray:
+    """`np.argsort(keys, kind="stable")` of a 1-d uint64 array, ~3x cheaper on random keys:
+    numpy's default (SIMD) sort, then the positions within each run of equal keys put back
+    in ascending order (one sort of the tied positions as (run number, position) packed in
+    64 bits). The same permutation; over 2**32 keys it is the stable sort itself. Few
+    temporaries, and only as long as the tied part: more of them raised the stage's peak RSS
+    by ~60 MB (glibc's heap kept what they left behind)."""
+    n = len(keys)
+    if n >= 1 << 32 or keys.dtype != np.uint64:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
+    if n < 2:
+        return order
+    ordered = keys[order]
+    tie = ordered[1:] == ordered[:-1]  # tie[i]: positions i and i + 1 hold equal keys
+    del ordered
+    if not tie.any():  # no equal keys: the permutation is unique
+        return order
+    member = np.zeros(n, dtype=bool)
+    member[1:] = tie
+    member[:-1] |= tie
+    pos = np.flatnonzero(member)
+    first = np.ones(len(pos), dtype=bool)
+    first[1:] = ~tie[pos[1:] - 1]
+    packed = np.cumsum(first, dtype=np.uint64)  # the run number of each tied position
+    packed <<= np.uint64(32)
+    packed |= order[pos].astype(np.uint64)
+    packed.sort()
+    order[pos] = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    return order
+
+
 def _sort_pairs(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(keys, ids) sorted by key, then id. The input is a few sorted runs back to back, which
     a stable sort (timsort/radix) orders in about one pass; where that leaves equal keys

@@ -13,6 +13,7 @@ partner (not per row of the corpus); everything else is bounded by a shard or a 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from dataprep.arrays import load_array, save_array
-from dataprep.stage import Stage, StageContext, StageResult, TaskResult, sum_counts
+from dataprep.arrays import load_array
+from dataprep.stage import Stage, StageContext, StageResult, Task, TaskResult, sum_counts
 from dataprep.storage import StoragePath
+from dataprep.task import record_path
 
 from . import index as saved_index
-from . import lsh, minhash, report, tasks, writing
+from . import lsh, minhash, report, scratch, tasks, writing
 from .buckets import EXACT, SignatureStore, shard_dir
 from .clusters import Members, VerifiedEdges, cluster_members
 from .config import DedupConfig, check_schema, output_schema
@@ -135,6 +137,7 @@ class DedupStage(Stage[DedupConfig]):
         ratio = _text_ratio(ctx, plan) if shards else 1.0
         job = SignJob(plan.bands, plan.rows, minhash.kernel_pays(per_worker * ratio))
         jobs = [ctx.task("sign", i, [p], job) for i, p in enumerate(plan.paths)]
+        _distrust_unsealed(ctx, jobs, lambda t: tasks.sign_seal(t.work_dir, t.index))
         return ctx.map(tasks.sign_task, jobs)
 
     def _bucket(self, ctx: StageContext[DedupConfig], plan: Plan) -> list[TaskResult[TaskStats]]:
@@ -148,6 +151,9 @@ class DedupStage(Stage[DedupConfig]):
             ctx.task("bucket", i, [], BucketJob(b, p, n, plan.offsets, against))
             for i, (b, p, n) in enumerate(plan.bucket_jobs)
         ]
+        _distrust_unsealed(
+            ctx, jobs, lambda t: tasks.edges_seal(t.work, t.payload.band, t.payload.part)
+        )
         return ctx.map(tasks.bucket_task, jobs)
 
     def _cluster(self, ctx: StageContext[DedupConfig], plan: Plan) -> Members:
@@ -176,8 +182,8 @@ class DedupStage(Stage[DedupConfig]):
             keep[local] = members.keep[part]
             cluster[local] = members.ids[members.roots[part]]
             folder = shard_dir(ctx.work, i)
-            save_array(folder / "keep.npy", keep)
-            save_array(folder / "cluster.npy", cluster)
+            scratch.save(folder / "keep.npy", keep)  # rewritten by every run: no seal
+            scratch.save(folder / "cluster.npy", cluster)
         return members
 
     def _write_index(
@@ -229,6 +235,23 @@ class DedupStage(Stage[DedupConfig]):
             job = WriteJob(schema, input_columns, wanted, ids, entry)
             jobs.append(ctx.task("write", i, [path], job))
         return ctx.map(writing.write_task, jobs)
+
+
+def _distrust_unsealed(
+    ctx: StageContext[DedupConfig], jobs: Sequence[Task[DedupConfig, Any]], seal: Any
+) -> None:
+    """Before a resumed phase: a finished task whose scratch files do not match their
+    checksum list (`scratch.intact`: the machine went down before they reached the disk)
+    loses its record, so `ctx.map` runs it again."""
+    for job in jobs:
+        record = record_path(ctx.work, job)
+        if record.exists() and not scratch.intact(seal(job)):
+            print(
+                f"warning: the scratch files of task {job.phase}-{job.index:05d} are "
+                "incomplete (the machine stopped before they were on disk?); the task reruns",
+                file=sys.stderr,
+            )
+            record.unlink()
 
 
 def _verified_batches(

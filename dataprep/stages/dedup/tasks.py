@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataprep import arrow_np
-from dataprep.arrays import load_array, save_array
+from dataprep.arrays import load_array
 from dataprep.errors import DataprepError
 from dataprep.progress import tick
 from dataprep.stage import Quarantine, Task, TaskResult
 from dataprep.storage import StoragePath
 
-from . import buckets, minhash
+from . import buckets, minhash, scratch
 from .buckets import EXACT, Run, shard_dir
 from .config import DedupConfig
 from .exact import fingerprints
@@ -130,12 +130,14 @@ def sign_task(task: Task[DedupConfig, SignJob]) -> TaskResult[TaskStats]:
             tick(rows=batch.num_rows)
     finally:
         quarantine.close()
+    sums: dict[str, scratch.Sum] = {}
     if config.uses_minhash:
-        _save_bands(folder, signed, config.num_perm, task.payload.bands)
+        sums.update(_save_bands(folder, signed, config.num_perm, task.payload.bands))
     if config.uses_exact:
-        _save_exact(folder, signed)
+        sums.update(_save_exact(folder, signed))
     if signed.scores:
-        save_array(folder / "score.npy", np.concatenate(signed.scores))
+        sums["score.npy"] = scratch.save(folder / "score.npy", np.concatenate(signed.scores))
+    scratch.seal(sign_seal(task.work_dir, task.index), sums)
     counts_out = {"rows": signed.seen, "quarantined": quarantine.count}
     return TaskResult(counts=counts_out, payload=_stats(started))
 
@@ -184,28 +186,44 @@ def _sign_batch(
     signed.seen += n
 
 
-def _save_bands(folder: StoragePath, signed: _Signed, num_perm: int, bands: int) -> None:
+def sign_seal(work: str, index: int) -> StoragePath:
+    """The checksum list of a sign task's scratch files (`scratch.seal`)."""
+    return shard_dir(work, index) / "sign.sums"
+
+
+def _save_bands(
+    folder: StoragePath, signed: _Signed, num_perm: int, bands: int
+) -> dict[str, scratch.Sum]:
     """Signatures, and per band the keys sorted (with their rows and every FENCE-th key)."""
     sig_all = np.concatenate(signed.sigs) if signed.sigs else np.zeros((0, num_perm), np.uint32)
-    save_array(folder / "sig.npy", sig_all)
+    sums = {"sig.npy": scratch.save(folder / "sig.npy", sig_all)}
     keys = np.concatenate(signed.keys, axis=1) if signed.keys else np.zeros((bands, 0), np.uint64)
     local_rows = np.concatenate(signed.key_rows) if signed.key_rows else np.zeros(0, np.int64)
-    order = np.argsort(keys, axis=1, kind="stable")
+    order = np.empty(keys.shape, dtype=np.int64)
+    for band, band_keys in enumerate(keys):
+        order[band] = buckets.argsort_stable(band_keys)
     sorted_keys = np.take_along_axis(keys, order, axis=1)
-    save_array(folder / "bands.npy", sorted_keys)
-    save_array(folder / "bandrows.npy", local_rows[order].astype(np.uint32))
-    save_array(folder / "fences.npy", np.ascontiguousarray(sorted_keys[:, :: buckets.FENCE]))
+    sums["bands.npy"] = scratch.save(folder / "bands.npy", sorted_keys)
+    sums["bandrows.npy"] = scratch.save(
+        folder / "bandrows.npy", local_rows[order].astype(np.uint32)
+    )
+    sums["fences.npy"] = scratch.save(folder / "fences.npy", sorted_keys[:, :: buckets.FENCE])
+    return sums
 
 
-def _save_exact(folder: StoragePath, signed: _Signed) -> None:
+def _save_exact(folder: StoragePath, signed: _Signed) -> dict[str, scratch.Sum]:
     """Exact-fingerprint keys sorted, with their rows and every FENCE-th key."""
     fp = np.concatenate(signed.fps) if signed.fps else np.zeros((0, 2), np.uint64)
     fp_keys = buckets.exact_keys(fp)
     fp_local = np.concatenate(signed.fp_rows) if signed.fp_rows else np.zeros(0, np.int64)
     order = np.argsort(fp_keys, kind="stable")
-    save_array(folder / "exact.npy", fp_keys[order])
-    save_array(folder / "exactrows.npy", fp_local[order].astype(np.uint32))
-    save_array(folder / "exactfences.npy", fp_keys[order][:: buckets.FENCE])
+    return {
+        "exact.npy": scratch.save(folder / "exact.npy", fp_keys[order]),
+        "exactrows.npy": scratch.save(folder / "exactrows.npy", fp_local[order].astype(np.uint32)),
+        "exactfences.npy": scratch.save(
+            folder / "exactfences.npy", fp_keys[order][:: buckets.FENCE]
+        ),
+    }
 
 
 def bucket_task(task: Task[DedupConfig, BucketJob]) -> TaskResult[TaskStats]:
@@ -245,12 +263,18 @@ def bucket_task(task: Task[DedupConfig, BucketJob]) -> TaskResult[TaskStats]:
             np.concatenate(edges_b) if edges_b else np.zeros(0, np.int64),
         ]
     )
-    save_array(edges_file(task.work, band, part), edges)
+    path = edges_file(task.work, band, part)
+    scratch.seal(edges_seal(task.work, band, part), {path.name: scratch.save(path, edges)})
     return TaskResult(counts=counts, payload=_stats(started))
 
 
 def edges_file(work: StoragePath, band: int, part: int) -> StoragePath:
     return work / "scratch" / "edges" / f"{band_name(band)}-{part:05d}.npy"
+
+
+def edges_seal(work: StoragePath, band: int, part: int) -> StoragePath:
+    """The checksum list of a bucket task's edge file (`scratch.seal`)."""
+    return work / "scratch" / "edges" / f"{band_name(band)}-{part:05d}.sums"
 
 
 def index_task(task: Task[DedupConfig, IndexJob]) -> TaskResult[TaskStats]:

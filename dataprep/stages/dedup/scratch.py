@@ -1,0 +1,94 @@
+"""dedup's scratch arrays: written without an fsync each, sealed by a checksum list per task.
+
+WHY: a finished task's record says its scratch files are done, so after a crash of the
+machine (not of the process: a SIGKILL loses nothing the kernel already holds) a resumed run
+must not trust a file whose bytes never reached the disk. An fsync per file (~60 per 200k-doc
+run, ~0.5 s of wall time) bought that before. Now each task writes its files (temporary name,
+then rename, so a reader never sees a part), then one small `.sums` list of their sizes and
+xxh3-128 digests; a resumed run checks the list (`intact`) before it trusts a task's record,
+and reruns the task when a file is short, changed or missing. Checking costs a read of the
+files, only on resume; writing costs a hash of bytes already in cache (~2 ms per 30 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from dataprep.storage import BLOCK, StoragePath
+
+Sum = tuple[int, str]  # (bytes, xxh3-128 hex) of one file
+
+
+def save(location: StoragePath, array: np.ndarray) -> Sum:
+    """`np.save` to `location` (local: a temporary name renamed into place, no fsync; remote:
+    one upload) and the file's size and digest. Local files are written straight from the
+    array's memory (no in-memory copy of the file)."""
+    array = np.ascontiguousarray(array)
+    header = _header(array)
+    data = array.reshape(-1).view(np.uint8)  # its bytes, no copy
+    digest = xxhash.xxh3_128(header)
+    digest.update(data)
+    size = len(header) + array.nbytes
+    local = location.local()
+    if local is None:
+        location.write_atomic(header + array.tobytes())
+        return size, digest.hexdigest()
+    target = Path(local)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(header)
+        f.write(data)
+    os.replace(tmp, target)
+    return size, digest.hexdigest()
+
+
+def _header(array: np.ndarray) -> bytes:
+    """The bytes `np.save` writes before the data (magic, version, header dict)."""
+    from io import BytesIO
+
+    out = BytesIO()
+    np.lib.format.write_array_header_1_0(out, np.lib.format.header_data_from_array_1_0(array))
+    return out.getvalue()
+
+
+def seal(location: StoragePath, sums: Mapping[str, Sum]) -> None:
+    """Write the list of a task's files (names relative to the list's folder) and their sums;
+    written last, so a list that is there and matches means every file is whole."""
+    payload = {name: [size, digest] for name, (size, digest) in sums.items()}
+    data = json.dumps(payload, sort_keys=True).encode()
+    local = location.local()
+    if local is None:
+        location.write_atomic(data)
+        return
+    tmp = Path(local).with_name(f".{Path(local).name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, local)
+
+
+def intact(location: StoragePath) -> bool:
+    """Whether the list at `location` is readable and every file it names has its size and
+    digest (False for a missing or garbled list)."""
+    try:
+        listed = json.loads(location.read_bytes())
+        folder = location.parent
+        for name, (size, digest) in listed.items():
+            if (folder / name).size() != size or _digest(folder / name) != digest:
+                return False
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+    return isinstance(listed, dict)
+
+
+def _digest(location: StoragePath) -> str:
+    hasher = xxhash.xxh3_128()
+    with location.open_stream() as stream:
+        while block := stream.read(BLOCK):
+            hasher.update(block)
+    return hasher.hexdigest()

@@ -1,0 +1,171 @@
+"""dedup's scratch files: written without an fsync each, sealed by checksum lists (scratch.py),
+and the band keys' sort (buckets.argsort_stable). A run SIGKILLed mid-way resumes to the same
+output as a clean run; scratch files that a crashed machine never wrote out (truncated, empty)
+make their tasks rerun instead of being trusted."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
+from dataprep.stages.dedup import DedupConfig, buckets, scratch
+from dataprep.storage import StoragePath
+
+PARAMS = {"method": "both", "threshold": 0.7, "keep": "longest"}
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(10, dtype=np.uint32).reshape(2, 5),
+        np.zeros((12, 0), np.uint64),
+        np.array([True, False, True]),
+        np.zeros(3, "S16"),
+        np.arange(9, dtype=np.int64)[::2],
+        np.random.default_rng(0).integers(0, 2**32, (3000, 128), dtype=np.uint64),
+    ],
+)
+def test_save_writes_what_np_save_writes_and_the_seal_notices_damage(
+    array: np.ndarray, tmp_path: Path
+) -> None:
+    folder = StoragePath(str(tmp_path))
+    sums = {"a.npy": scratch.save(folder / "a.npy", array)}
+    oracle = io.BytesIO()
+    np.save(oracle, array)
+    assert (tmp_path / "a.npy").read_bytes() == oracle.getvalue()
+    scratch.seal(folder / "t.sums", sums)
+    assert scratch.intact(folder / "t.sums")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+    data = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").write_bytes(data[:-1])  # short
+    assert not scratch.intact(folder / "t.sums")
+    (tmp_path / "a.npy").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, changed
+    assert not scratch.intact(folder / "t.sums")
+    (tmp_path / "a.npy").write_bytes(data)
+    assert scratch.intact(folder / "t.sums")
+    (tmp_path / "t.sums").write_bytes(b"")  # a list that never reached the disk
+    assert not scratch.intact(folder / "t.sums")
+    assert not scratch.intact(folder / "missing.sums")
+
+
+@pytest.mark.parametrize("n,distinct", [(0, 1), (1, 1), (7, 1), (5000, 5000), (50000, 9000)])
+def test_argsort_stable_is_numpys_stable_sort(n: int, distinct: int) -> None:
+    rng = np.random.default_rng(n)
+    pool = rng.integers(0, 2**64, distinct, dtype=np.uint64, endpoint=False)
+    pool[0] = np.uint64(2**64 - 1)  # the top bit set too
+    keys = pool[rng.integers(0, distinct, n)]
+    order = buckets.argsort_stable(keys)
+    assert order.dtype == np.int64
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+
+
+def _dedup(src: Path, out: Path):
+    return run_stage(
+        "dedup",
+        DedupConfig.parse(dict(PARAMS)),
+        out,
+        input_path=src,
+        executor=make_executor("local", workers=1),
+    )
+
+
+def _killed_at(phase: str, src: Path, out: Path) -> None:
+    """Run dedup in a child process that SIGKILLs its own process group as `phase` starts
+    (the phases before it committed their task records)."""
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from dataprep.executors import make_executor
+        from dataprep.runner import run_stage
+        from dataprep.stages.dedup import DedupConfig
+        from dataprep.stages.dedup.stage import DedupStage
+
+        def kill(*args, **kwargs):
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+
+        DedupStage.{phase} = kill
+        run_stage("dedup", DedupConfig.parse({PARAMS!r}), {str(out)!r},
+                  input_path={str(src)!r}, executor=make_executor("local", workers=1))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, start_new_session=True, timeout=300
+    )
+    assert proc.returncode == -9
+
+
+def _same_output(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.glob("*.parquet"))
+    assert names and names == sorted(p.name for p in b.glob("*.parquet"))
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+    def facts(path: Path) -> dict:
+        report = json.loads((path / ".report.json").read_text())
+        report.pop("phases", None)
+        report.pop("seconds", None)
+        return report
+
+    assert facts(a) == facts(b)
+
+
+@pytest.fixture(scope="module")
+def shards(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scratch") / "shards"
+    run_stage(
+        "shard",
+        {"shard_rows": 300},
+        out,
+        inputs=[str(corpus_dir)],
+        executor=make_executor("local", workers=1),
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    run = _dedup(shards, out)
+    assert run.report["rows_in"] > run.report["rows_out"] > 0
+    return out
+
+
+@pytest.mark.parametrize("phase", ["_bucket", "_write"])
+def test_a_run_killed_between_phases_resumes_to_the_same_output(
+    phase: str, shards: Path, clean: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    _killed_at(phase, shards, out)
+    assert list((out / ".dataprep" / "tasks").glob("sign-*.json"))  # there is work to resume
+    _dedup(shards, out)
+    _same_output(clean, out)
+
+
+def test_scratch_files_lost_in_a_crash_rerun_their_tasks(
+    shards: Path, clean: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What a machine that went down before writing out its page cache could leave: a sign
+    task's signatures empty and a bucket task's edges cut short, their records on disk."""
+    out = tmp_path / "out"
+    _killed_at("_write", shards, out)
+    work = out / ".dataprep"
+    (work / "scratch" / "s00000" / "sig.npy").write_bytes(b"")
+    edges = sorted((work / "scratch" / "edges").glob("*.npy"))[-1]
+    edges.write_bytes(edges.read_bytes()[:-8])
+    capfd.readouterr()
+    _dedup(shards, out)
+    err = capfd.readouterr().err
+    assert "task sign-00000 are incomplete" in err
+    assert "incomplete" in err.replace("task sign-00000 are incomplete", "", 1)  # the bucket one
+    _same_output(clean, out)
