@@ -260,3 +260,20 @@ def test_a_zero_led_value_after_the_sample_is_quarantined_not_changed(tmp_path: 
     zeros = [x for x in lines if "leading zero" in x["reason"]]
     assert [x["line"] for x in zeros] == zero_led
     assert all("'00501'" in x["reason"] and x["source"].endswith("b.csv") for x in zeros)
+
+
+def test_deeper_than_agrees_with_counting_brackets_per_line() -> None:
+    import random
+
+    from dataprep.stages.readers_unsampled import deeper_than
+
+    rng = random.Random(7)
+    for _ in range(300):
+        lines = [
+            "".join(rng.choice('[{}]"a,: ') for _ in range(rng.randrange(0, 60)))
+            for _ in range(rng.randrange(1, 8))
+        ]
+        data = "\n".join(lines).encode() + (b"\n" if rng.random() < 0.5 else b"")
+        limit = rng.randrange(1, 12)
+        most = max(line.count("[") + line.count("{") for line in lines)
+        assert deeper_than(data, limit) == (most > limit), (data, limit)

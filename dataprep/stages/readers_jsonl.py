@@ -30,6 +30,7 @@ from dataprep.stages.readers_unsampled import (
     add,
     count_columns,
     count_keys,
+    deeper_than,
     read_counting,
     unexpected,
 )
@@ -179,7 +180,7 @@ def _arrow_block(
         if not (mode == "error" and unexpected(exc)):
             return None
         read = partial(_read_json, data, schema)
-        shallow = not _deeper_than(data, INFER_DEPTH)
+        shallow = not deeper_than(data, INFER_DEPTH)
         table = read_counting(data, schema.names, read, shallow, counted)
     if table is None or table.num_rows != lines:
         return None

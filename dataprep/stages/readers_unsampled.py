@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Container
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -58,6 +59,20 @@ def read_counting(
         return None
     count_lines(data, set(names), into)
     return table
+
+
+def deeper_than(data: bytes | memoryview, limit: int) -> bool:
+    """Whether some line holds more than `limit` of `[` and `{` (which bounds its depth from
+    above; brackets in strings count too, so such a line is read slowly, never wrongly): true
+    where the opening bracket `limit` places after another is on the same line. One pass of
+    compares and the brackets' line numbers: ~4 ms per 8 MiB where a cumulative sum over every
+    byte took ~17."""
+    raw = np.frombuffer(data, np.uint8)
+    opens = np.flatnonzero((raw == ord("[")) | (raw == ord("{")))
+    if len(opens) <= limit:
+        return False
+    line = np.searchsorted(np.flatnonzero(raw == ord("\n")), opens)
+    return bool((line[limit:] == line[:-limit]).any())
 
 
 def count_columns(table: pa.Table, known: Container[str], into: Unsampled | None) -> None:
