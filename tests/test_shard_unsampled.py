@@ -277,3 +277,35 @@ def test_deeper_than_agrees_with_counting_brackets_per_line() -> None:
         limit = rng.randrange(1, 12)
         most = max(line.count("[") + line.count("{") for line in lines)
         assert deeper_than(data, limit) == (most > limit), (data, limit)
+
+
+def test_a_csv_integer_past_a_doubles_digits_stays_text_or_is_quarantined(tmp_path: Path) -> None:
+    """Arrow types a column of 20-digit integers (account numbers) double: 12345678901234567890
+    became 1.2345678901234567e19. Sampled, the column stays text; after a sample of decimals,
+    such a cell quarantines its row, and a 16-digit integer a double holds exactly is kept."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with (folder / "a.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "account", "ratio"])
+        w.writerows(
+            [(t, str(12345678901234567890 + i), f"{i}.5") for i, t in enumerate(TEXTS[:20])]
+        )
+    later = [(t, "1", str(1.5 + i)) for i, t in enumerate(TEXTS[20:40])]
+    later[3] = (TEXTS[23], "2", "98765432109876543210")
+    later[5] = (TEXTS[25], "3", "1" + "0" * 400)  # past a double's range
+    later[7] = (TEXTS[27], "4", "1000000000000000")  # 16 digits, exact in a double: a number
+    with (folder / "b.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "account", "ratio"])
+        w.writerows(later)
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    schema = pq.read_schema(next(out.glob("*.parquet")))
+    assert schema.field("account").type == pa.string()
+    assert schema.field("ratio").type == pa.float64()
+    assert column(out, "account")[:20] == [str(12345678901234567890 + i) for i in range(20)]
+    assert 1e15 in column(out, "ratio")
+    lines = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    assert [x["line"] for x in lines] == [4, 6]
+    assert "'98765432109876543210' has more digits" in lines[0]["reason"]

@@ -1,8 +1,11 @@
 """CSV cells (read as text) to the schema's types: Arrow's null spellings are null only where
-a column is not text, and an integer written with a leading zero (`00501`, a ZIP code) in a
-number column quarantines its row instead of becoming 501."""
+a column is not text, and a cell a number type would change quarantines its row instead: an
+integer written with a leading zero (`00501`, a ZIP code, became 501) or one with more digits
+than a double holds (`12345678901234567890`, an account number, became 1.2345678901234567e19)."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +16,7 @@ from dataprep.stage import Quarantine
 from dataprep.stages.readers_common import LINE, _cast_columns
 
 ZERO_LED = r"^\s*[+-]?0[0-9]+\s*$"  # "0" itself and decimals ("0.5") are numbers
+LONG_INT = r"^\s*[+-]?[0-9]{16,}\s*$"  # 2**53 has 16 digits: a double may not hold it
 
 
 def cast_csv(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
@@ -36,12 +40,39 @@ def is_number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
-def _zero_led_rows(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
-    """The rows without an integer written with a leading zero in a number column; those go to
-    the quarantine: the schema sample typed the column as a number from values without one (a
-    sample holding `00501` types it text: `readers_csv_zeros`), and the cast would drop it."""
+def changed(values: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> list[tuple[int, str]]:
+    """The cells of a text column that casting to the number type `kind` would change, each
+    with why; a regex over the column first, Python only for its hits."""
     import pyarrow.compute as pc
 
+    hits = pc.match_substring_regex(values, ZERO_LED)
+    if pa.types.is_floating(kind):
+        hits = pc.or_(hits, pc.match_substring_regex(values, LONG_INT))
+    if not pc.any(hits).as_py():
+        return []
+    found = []
+    for i in np.flatnonzero(pc.fill_null(hits, False).to_numpy(zero_copy_only=False)):
+        text = str(values[int(i)].as_py())
+        if re.match(ZERO_LED, text):
+            found.append((int(i), f"{text!r} has a leading zero that {kind} would drop"))
+        elif not _exact(text):
+            found.append((int(i), f"{text!r} has more digits than {kind} holds"))
+    return found
+
+
+def _exact(text: str) -> bool:
+    """Whether a double holds the integer `text` exactly."""
+    try:
+        return int(text) == int(float(text))
+    except OverflowError:  # past a double's range: inf
+        return False
+
+
+def _zero_led_rows(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quarantine) -> pa.Table:
+    """The rows without a cell its number column's type would change (`changed`); those go to
+    the quarantine: the schema sample typed the column as a number from values without such a
+    cell (a sample holding one types it text: `readers_csv_zeros`), and the cast would change
+    the value unsaid."""
     keep = None
     for name in table.column_names:
         if name not in schema.names or not is_number(kind := schema.field(name).type):
@@ -49,20 +80,16 @@ def _zero_led_rows(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quara
         values = table.column(name)
         if not pa.types.is_string(values.type):
             continue
-        hits = pc.match_substring_regex(values, ZERO_LED)
-        if not pc.any(hits).as_py():
-            continue
-        keep = np.ones(table.num_rows, dtype=bool) if keep is None else keep
-        lines = table.column(LINE)
-        for i in np.flatnonzero(pc.fill_null(hits, False).to_numpy(zero_copy_only=False)):
+        for i, why in changed(values, kind):
+            keep = np.ones(table.num_rows, dtype=bool) if keep is None else keep
             if keep[i]:
                 keep[i] = False
                 q.add(
                     src.name,
-                    lines[int(i)].as_py(),
-                    f"field {name!r}: {values[int(i)].as_py()!r} has a leading zero that {kind} "
-                    "would drop (the schema sample typed the column from values without one; "
-                    "name first an input whose first rows hold such a value to keep it as text)",
+                    table.column(LINE)[i].as_py(),
+                    f"field {name!r}: {why} (the schema sample typed the column from values "
+                    "without such a cell; name first an input whose first rows hold one to "
+                    "keep the column as text)",
                 )
     return table if keep is None else table.filter(pa.array(keep))
 

@@ -1,5 +1,6 @@
-"""CSV columns whose sampled cells hold an integer written with a leading zero (`00501`, a ZIP
-code, a part number): Arrow's inference types them as numbers and `00501` became 501, so such a
+"""CSV columns whose sampled cells a number type would change: an integer written with a
+leading zero (`00501`, a ZIP code, a part number; Arrow's inference typed it int64 and it became
+501) or with more digits than a double holds (a 20-digit account number, typed double). Such a
 column is kept as text instead, byte for byte. "0" itself and decimals (`0.5`) are numbers."""
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import pyarrow.csv as pcsv
 
 from dataprep.sources import SourceFile, open_source
 from dataprep.stages.readers_csv import SAMPLE_BLOCKS, WholeRecords, _open_csv
-from dataprep.stages.readers_csv_cast import ZERO_LED
+from dataprep.stages.readers_csv_cast import changed
 
 
-def zero_led(src: SourceFile, names: list[str], tolerate_cut: bool = False) -> set[str]:
-    """Those of `names` (columns typed as numbers) whose cells in the first block, the sample
-    Arrow typed them from, hold an integer with a leading zero."""
-    import pyarrow.compute as pc
-
+def zero_led(
+    src: SourceFile, kinds: dict[str, pa.DataType], tolerate_cut: bool = False
+) -> set[str]:
+    """Those of `kinds` (columns typed as numbers) whose cells in the first block, the sample
+    Arrow typed them from, hold a value their type would change (`readers_csv_cast.changed`)."""
+    names = list(kinds)
     if not names:
         return set()
 
@@ -34,8 +36,4 @@ def zero_led(src: SourceFile, names: list[str], tolerate_cut: bool = False) -> s
             batch = _open_csv(stream, SAMPLE_BLOCKS[0], skip, as_text).read_next_batch()
         except (pa.ArrowException, StopIteration, UnicodeDecodeError):
             return set()  # no sample Arrow reads: each such cell quarantines (`readers_csv_cast`)
-    return {
-        name
-        for name in names
-        if pc.any(pc.match_substring_regex(batch.column(name), ZERO_LED)).as_py()
-    }
+    return {name for name in names if changed(batch.column(name), kinds[name])}

@@ -95,10 +95,11 @@ def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) 
 
 
 def _zeros_kept(src: SourceFile, fields: list[pa.Field], config: Any) -> list[pa.Field]:
-    """The kept CSV fields, a number column whose sample holds `00501` typed string instead."""
+    """The kept CSV fields, a number column whose sample holds a value its type would change
+    (`00501`, a 20-digit integer as a double) typed string instead."""
     from dataprep.stages.readers_csv_cast import is_number
 
-    numbers = [f.name for f in fields if is_number(f.type)]
+    numbers = {f.name: f.type for f in fields if is_number(f.type)}
     if not numbers:
         return fields
     from dataprep.stages.readers_csv_zeros import zero_led
