@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from helpers import cli, column, encrypted_copy, killed_run
 from test_score import INLINE, _dataset, real_texts, reference
 
+from dataprep import dataset
 from dataprep.errors import DataprepError
 from dataprep.quality import expr, presets
 from dataprep.runner import run_stage
@@ -617,3 +619,24 @@ def test_where_in_list_from_the_command_line(tmp_path: Path) -> None:
     where = "n in [9007199254740993, 1.5]"
     cli("filter", tmp_path / "ds", "-o", tmp_path / "big", "--where", where)
     assert column(tmp_path / "big", "n") == [2**53 + 1]
+
+
+def test_score_and_filter_keep_partitions(tmp_path: Path) -> None:
+    """After `partition`, `score` and `filter` keep each shard's partition tag and pNNNNN-
+    name (they wrote untagged part-NNNNN shards): every kept row is still in the shard of
+    its own partition, as the hash put it there."""
+    src = _dataset(tmp_path, real_texts(30), shard_rows=10)
+    part = tmp_path / "part"
+    cli("partition", src, "-o", part, "--key", "id", "--partitions", "3")
+    cli("score", part, "-o", tmp_path / "sc", "--signals", "gopher")
+    cli("filter", tmp_path / "sc", "-o", tmp_path / "f", "--where", "word_count > 100")
+    before = dataset.read_manifest(part).shards
+    assert {s.partition for s in before} == {0, 1, 2}
+    for out in (tmp_path / "sc", tmp_path / "f"):
+        after = dataset.read_manifest(out).shards
+        assert [s.partition for s in after] == [s.partition for s in before]
+        for old, new in zip(before, after, strict=True):
+            assert new.path.startswith(f"p{old.partition:05d}-"), new.path
+            ids = set(pq.read_table(part / old.path).column("id").to_pylist())
+            assert set(pq.read_table(out / new.path).column("id").to_pylist()) <= ids
+    assert 0 < dataset.read_manifest(tmp_path / "f").rows < 30

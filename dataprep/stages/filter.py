@@ -35,7 +35,7 @@ from dataprep.stage import (
     brief,
     recordable,
 )
-from dataprep.stages.score import add_signals, require_text
+from dataprep.stages.score import add_signals, require_text, shard_name
 
 Threshold = bool | int | float
 
@@ -198,7 +198,9 @@ class FilterStage(Stage[FilterConfig]):
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
-        results = ctx.map(filter_task, [ctx.task("filter", i, [p]) for i, p in enumerate(paths)])
+        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
+        tasks = [ctx.task("filter", i, [p], parts[i]) for i, p in enumerate(paths)]
+        results = ctx.map(filter_task, tasks)
         shards = [s for r in results for s in r.shards]
         report = _report(config, names, checked, missing, results)
         report["rows_in"], report["rows_out"] = source.rows, sum(s.rows for s in shards)
@@ -211,7 +213,7 @@ def _out_schema(config: FilterConfig, schema: pa.Schema) -> pa.Schema:
     return schema
 
 
-def filter_task(task: Task[FilterConfig, None]) -> TaskResult[FilterStats]:
+def filter_task(task: Task[FilterConfig, int | None]) -> TaskResult[FilterStats]:
     """Filter (or mark) one shard; count drops per rule and per source, keep a few examples."""
     config = task.config
     path = task.inputs[0]
@@ -221,8 +223,8 @@ def filter_task(task: Task[FilterConfig, None]) -> TaskResult[FilterStats]:
     hidden = task.read_options.encryption is not None  # no values from an encrypted shard
     stats = _Stats(names, config.examples)
     offset = 0
-    target = task.out / f"part-{task.index:05d}.parquet"
-    with ShardWriter(target, out_schema, task.write_options) as writer:
+    target = task.out / shard_name(task.index, task.payload)
+    with ShardWriter(target, out_schema, task.write_options, task.payload) as writer:
         for table in task.read_options.row_groups(path):
             work = table
             if missing:

@@ -30,8 +30,8 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
-    map_shards,
     require_column,
+    sum_counts,
 )
 
 
@@ -172,9 +172,14 @@ class ScoreStage(Stage[ScoreConfig]):
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
         t0 = time.perf_counter()
-        result = map_shards(ctx, score_task, phase="score")
+        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
+        results = ctx.map(
+            score_task, [ctx.task("score", i, [p], parts[i]) for i, p in enumerate(paths)]
+        )
         wall = time.perf_counter() - t0
-        report = result.report
+        shards = [s for r in results for s in r.shards]
+        report = dict(sum_counts(results))
+        report["rows_in"], report["rows_out"] = source.rows, sum(s.rows for s in shards)
         report["signals"] = config.signal_names()
         report["text_mb"] = round(report.pop("text_bytes", 0) / 1e6, 3)
         report["seconds"] = round(wall, 3)
@@ -183,10 +188,18 @@ class ScoreStage(Stage[ScoreConfig]):
         report["mb_per_s_per_task"] = (
             round(report["text_mb"] / task_seconds, 2) if task_seconds else 0.0
         )
-        return StageResult(result.shards, result.schema, report)
+        schema = next((r.schema for r in results if r.schema is not None), None)
+        return StageResult(shards, schema or self.output_schema(config, source.schema), report)
 
 
-def score_task(task: Task[ScoreConfig, None]) -> TaskResult[None]:
+def shard_name(index: int, partition: int | None) -> str:
+    """`part-NNNNN.parquet`, or for a shard `partition` tagged `pPPPPP-part-NNNNN.parquet`:
+    a 1:1 stage keeps the partition layout (the tag, and the names as partition gives them)."""
+    prefix = "" if partition is None else f"p{partition:05d}-"
+    return f"{prefix}part-{index:05d}.parquet"
+
+
+def score_task(task: Task[ScoreConfig, int | None]) -> TaskResult[None]:
     """Score one shard, row group by row group."""
     config = task.config
     names = config.signal_names()
@@ -194,7 +207,8 @@ def score_task(task: Task[ScoreConfig, None]) -> TaskResult[None]:
     schema = scored_schema(task.read_options.schema(path), names)
     t0 = time.perf_counter()
     rows = text_bytes = 0
-    with ShardWriter(task.out / f"part-{task.index:05d}.parquet", schema, task.write_options) as w:
+    target = task.out / shard_name(task.index, task.payload)
+    with ShardWriter(target, schema, task.write_options, task.payload) as w:
         for table in task.read_options.row_groups(path):
             text = table.column(config.text_column)
             text_bytes += int(pc.sum(pc.binary_length(text)).as_py() or 0)
