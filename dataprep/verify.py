@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 
 from dataprep.errors import VerifyError, checksum_mismatch, shard_error
 from dataprep.layout import iter_shard_paths, read_manifest
-from dataprep.manifest import ManifestError, ShardEntry, spell_column
+from dataprep.manifest import Manifest, ManifestError, ShardEntry, spell_column
 from dataprep.shardio import file_checksum
-from dataprep.storage import StoragePath, parquet_source
+from dataprep.storage import StoragePath, as_path, parquet_source
 
 
 @dataclass
@@ -57,6 +57,13 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
             if problem:
                 raise VerifyError(f"shard {shard.path}: {problem}")
         rows += shard.rows
+    stray = unlisted_data_files(root, manifest)
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise VerifyError(
+            f"{stray[0]}{more} is in the dataset directory but not in its manifest: pyarrow, "
+            "duckdb, polars and Hugging Face would read it as data; move it out of the directory"
+        )
     if manifest.encryption is not None:  # wrapped data keys beside the data: no key needed
         from dataprep.crypto_material import check_material
 
@@ -70,6 +77,15 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
             "checked (their footers need the key); sizes and checksums were"
         )
     return VerifyResult(shards=len(manifest.shards), rows=rows, skipped=skipped)
+
+
+def unlisted_data_files(root: str | Path | StoragePath, manifest: Manifest) -> list[str]:
+    """Parquet files beside the shards that the manifest does not list (a stray copy, an
+    older run's shard): dataprep ignores them, but every other tool reading the directory
+    (`DIR/*.parquet`, `pyarrow.dataset`) adds their rows. Only dot names are skipped by all."""
+    listed = {s.path for s in manifest.shards}
+    names = (c.name for c in as_path(root).iterdir())
+    return sorted(n for n in names if n.endswith(".parquet") and n[0] != "." and n not in listed)
 
 
 def footer_problem(file: pq.ParquetFile, shard: ShardEntry, schema: pa.Schema) -> str | None:

@@ -112,3 +112,21 @@ def test_the_reader_refuses_a_shard_whose_footer_disagrees_with_the_manifest(
     reader = ShardDataset(good, columns=["id", "text"], batch_size=4, shuffle=shuffle, seed=1)
     with pytest.raises(DataprepError, match=f"shard {name} has row groups of"):
         list(reader)
+
+
+@pytest.mark.parametrize("name", ["stray.parquet", "_old.parquet"])
+def test_verify_names_a_parquet_file_the_manifest_does_not_list(
+    swapped: Path, tmp_path: Path, name: str
+) -> None:
+    """A Parquet file beside the shards that the manifest does not list (a stray copy, an
+    older run's shard) used to pass `verify` ("ok"), while every other tool reading the
+    directory (duckdb `DIR/*.parquet`, Hugging Face `data_dir=DIR`) adds its rows."""
+    good = tmp_path / "good"
+    shutil.copytree(swapped.parent / "other", good)
+    assert cli("verify", good, check=False).returncode == 0
+    shutil.copy(good / dataset.read_manifest(good).shards[0].path, good / name)
+    proc = cli("verify", good, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"{name} is in the dataset directory but not in its manifest" in proc.stderr
+    (good / name).rename(good / f".{name}")  # hidden: every tool skips it
+    assert cli("verify", good, check=False).returncode == 0
