@@ -141,3 +141,41 @@ def test_lineage_follows_a_tree_synced_to_s3(tree: Path, s3_bucket: str) -> None
     assert chain[2]["path"] == str(tree / "work" / "shards")  # still where it was recorded
     assert all(n["available"] for n in chain)
     assert chain[1]["recorded_path"] == str(tree / "work" / "part")
+
+
+RESUMED = [
+    ("partition", {"key": "id", "partitions": 3}),
+    ("rebalance", {"shards": 3, "shuffle": True}),
+    ("rebalance", {"shards": 3, "by": "label"}),
+    ("rebalance", {"target_bytes": 20_000}),
+    ("resample", {"label": "label", "strategy": "oversample"}),
+    ("tokenize", {"seq_len": 64}),
+]
+
+
+@pytest.mark.parametrize(
+    ("op", "params"), RESUMED, ids=[f"{o}-{i}" for i, (o, _) in enumerate(RESUMED)]
+)
+def test_a_killed_run_moved_with_its_input_resumes_at_the_new_place(
+    tree: Path, tmp_path: Path, op: str, params: dict
+) -> None:
+    """Task records and scratch live in OUT/.dataprep/ and name shards, not places: a half-
+    done output moved together with its input (`mv work elsewhere`) resumes there, redoing
+    only the unfinished task, into the same shards as an uninterrupted run."""
+    from test_faults_records import CheckingExecutor, Crash
+
+    source = tree / "work" / "shards"
+    clean = tmp_path / "clean"
+    with CheckingExecutor() as ex:
+        run_stage(op, params, clean, input_path=source, executor=ex)
+    first = tmp_path / "first"
+    shutil.copytree(source, first / "in")
+    with CheckingExecutor(crash_after=ex.committed - 1) as ex2, pytest.raises(Crash):
+        run_stage(op, params, first / "out", input_path=first / "in", executor=ex2)
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    with CheckingExecutor() as ex3:
+        run_stage(op, params, moved / "out", input_path=moved / "in", executor=ex3)
+    assert ex3.committed == 1, "only the unfinished task reruns"
+    sums = [s.xxh3_128 for s in dataset.read_manifest(moved / "out").shards]
+    assert sums == [s.xxh3_128 for s in dataset.read_manifest(clean).shards]

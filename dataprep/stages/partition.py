@@ -77,6 +77,14 @@ def route_table(table: pa.Table, config: PartitionConfig) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class RouteJob:
+    """A `route` task: its shard's manifest checksum. The whole shard is read, so the file
+    is checked first: a shard swapped for another with as many rows is refused, not routed."""
+
+    checksum: str
+
+
+@dataclass(frozen=True)
 class MovedJob:
     """A `moved` task: the partition its previous shard was in, among the previous ones."""
 
@@ -110,7 +118,7 @@ class PartitionStage(Stage[PartitionConfig]):
         require_groupable(source.schema, config.key, "--key")
         previous = _previous_config(config) if config.previous else None
         paths, sums = ctx.input_shard_paths(), [s.xxh3_128 for s in source.shards]
-        tasks = [ctx.task("route", i, [p], sums[i]) for i, p in enumerate(paths)]
+        tasks = [ctx.task("route", i, [p], RouteJob(sums[i])) for i, p in enumerate(paths)]
         results = ctx.map(partition_task, tasks)
         shards = sorted(
             (s for r in results for s in r.shards), key=lambda s: (s.partition or 0, s.path)
@@ -224,13 +232,11 @@ def moved_task(task: Task[PartitionConfig, MovedJob]) -> TaskResult[None]:
     return TaskResult(counts=counts)
 
 
-def partition_task(task: Task[PartitionConfig, str | None]) -> TaskResult[None]:
-    """Route one input shard and write one file per partition it feeds. The whole shard is
-    read, so its manifest checksum (the payload) is checked first: a shard swapped for
-    another file with as many rows is refused, not routed."""
+def partition_task(task: Task[PartitionConfig, RouteJob]) -> TaskResult[None]:
+    """Route one input shard and write one file per partition it feeds."""
     config = task.config
     source = StoragePath(task.inputs[0])
-    table = task.read_options.read_table(source, checksum=task.payload)
+    table = task.read_options.read_table(source, checksum=task.payload.checksum)
     keys = table.column(config.key)
     quarantine = task.quarantine()
     if keys.null_count:
