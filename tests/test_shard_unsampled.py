@@ -66,6 +66,15 @@ def test_a_jsonl_field_first_seen_after_the_sample_is_counted(tmp_path: Path, ar
     assert "url" not in quiet.stdout + quiet.stderr
     shown = json.loads(cli("shard", tmp_path / "in", "-o", tmp_path / "j", "--json").stdout)
     assert shown[0]["report"]["fields_not_in_schema"] == expected
+    flag = "--keep lang,url:string,score:double"  # what the summary says to rerun with
+    assert _report(out)["keep_them"] == flag and flag in said, said
+    kept = tmp_path / "kept"
+    cli("shard", tmp_path / "in", "-o", kept, "-q", *args, *flag.split())
+    rows = [json.loads(x) for n in "ab" for x in (tmp_path / "in" / f"{n}.jsonl").open()]
+    for name in ("url", "score"):
+        assert column(kept, name) == [r.get(name) for r in rows]
+    assert not (kept / ".quarantine.jsonl").exists()
+    assert "fields_not_in_schema" not in _report(kept)
 
 
 def test_a_jsonl_line_read_slowly_counts_its_unsampled_field(tmp_path: Path) -> None:
@@ -105,12 +114,22 @@ def test_fields_a_keep_leaves_out_are_not_counted(tmp_path: Path) -> None:
 
 
 def test_a_keep_name_first_seen_later_says_so(tmp_path: Path) -> None:
+    """A plain NAME the sample lacks is one sentence (a typo is no column of nulls) saying
+    to give its type; NAME:TYPE keeps it; so does naming first a file whose first rows hold
+    it. A type Arrow does not know is one sentence too."""
     _jsonl_inputs(tmp_path / "in")
     proc = cli("shard", tmp_path / "in", "-o", tmp_path / "out", "--keep", "url", check=False)
     assert proc.returncode == 2
     said = " ".join(proc.stderr.split())
-    assert "url" in said and "later" in said and "Traceback" not in said, said
-    out = tmp_path / "named"  # what the sentence says to do keeps it
+    assert "later" in said and "--keep url:string" in said and "Traceback" not in said, said
+    typed = tmp_path / "typed"
+    cli("shard", tmp_path / "in", "-o", typed, "-q", "--keep", "url:string")
+    lines = (tmp_path / "in" / "b.jsonl").read_text().splitlines()
+    assert column(typed, "url") == [None] * 150 + [json.loads(line)["url"] for line in lines]
+    assert pq.read_schema(next(typed.glob("*.parquet"))).names == ["id", "text", "url"]
+    bad = cli("shard", tmp_path / "in", "-o", tmp_path / "b", "--keep", "url:strng", check=False)
+    assert bad.returncode == 2 and "'strng' is not an Arrow type name" in bad.stderr, bad.stderr
+    out = tmp_path / "named"  # the other way: name first a file whose first rows hold it
     cli("shard", tmp_path / "in" / "b.jsonl", tmp_path / "in", "-o", out, "-q", "--keep", "url")
     lines = (tmp_path / "in" / "b.jsonl").read_text().splitlines()
     urls = [json.loads(line)["url"] for line in lines]
@@ -138,10 +157,18 @@ def test_a_parquet_column_first_seen_in_a_later_file_is_counted(tmp_path: Path) 
     folder.mkdir()
     pq.write_table(pa.table({"text": TEXTS[:30]}), folder / "a.parquet")
     urls = [None if i % 3 == 0 else f"u{i}" for i in range(30)]
-    pq.write_table(pa.table({"text": TEXTS[30:60], "url": urls}), folder / "b.parquet")
+    ns = list(range(30))
+    pq.write_table(pa.table({"text": TEXTS[30:60], "url": urls, "n": ns}), folder / "b.parquet")
     out = tmp_path / "out"
     cli("shard", folder, "-o", out, "-q")
-    assert _report(out)["fields_not_in_schema"] == {"url": sum(u is not None for u in urls)}
+    assert _report(out)["fields_not_in_schema"] == {
+        "n": 30,
+        "url": sum(u is not None for u in urls),
+    }
+    assert _report(out)["keep_them"] == "--keep n:int64,url:string"
+    cli("shard", folder, "-o", tmp_path / "kept", "-q", "--keep", "n:int64,url:string")
+    assert column(tmp_path / "kept", "n") == [None] * 30 + ns
+    assert column(tmp_path / "kept", "url") == [None] * 30 + urls
 
 
 def test_a_clean_run_reports_no_unsampled_field(tmp_path: Path) -> None:
@@ -198,9 +225,13 @@ def test_a_field_holding_objects_first_seen_later_is_counted(tmp_path: Path) -> 
             enumerate(TEXTS[40:80])]  # fmt: skip
     (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
-    cli("shard", folder, "-o", out, "-q")
+    proc = cli("shard", folder, "-o", out)
     assert column(out, "text") == TEXTS[:80]
     assert _report(out)["fields_not_in_schema"] == {"meta": 30}
+    assert _report(out)["fields_not_in_schema_nested"] == ["meta"]
+    assert "keep_them" not in _report(out)  # --keep NAME:TYPE declares no struct
+    said = " ".join(proc.stdout.split())
+    assert "meta nested: name first an input whose first rows hold it" in said, said
 
 
 def test_a_kept_struct_and_a_field_first_seen_later(tmp_path: Path) -> None:
@@ -232,7 +263,7 @@ def test_top_keys_reads_a_rows_top_level_keys_as_json_loads_does(row: dict) -> N
     from dataprep.stages.readers_unsampled import top_keys
 
     raw = json.dumps(row).encode()
-    assert top_keys(raw) == {k: None if v is None else True for k, v in row.items()}
+    assert top_keys(raw) == {k: [] if isinstance(v, dict | list) else v for k, v in row.items()}
 
 
 @pytest.mark.parametrize("args", [(), ("--block-bytes", "1KB")], ids=["fast", "small"])

@@ -74,38 +74,64 @@ def infer_schema(src: SourceFile, config: Any, sample: pa.Schema | None = None) 
     then the kept fields."""
     sample = sample_schema(src, config) if sample is None else sample
     fields = [f for f in sample if f.name not in (config.text_column, config.id_column)]
+    declared: dict[str, pa.DataType] = {}
     if config.keep is not None:
-        missing = [k for k in config.keep if k not in sample.names]
-        if missing:
-            raise DataprepError(
-                f"--keep names {', '.join(missing)}, which {src.name} does not have "
-                f"(columns: {', '.join(sample.names)}); the output schema is fixed from a sample "
-                "of the first input, so a field first seen later cannot be kept: name first an "
-                "input whose first rows hold it (`shard THAT.jsonl DIR`: a file named before its "
-                "folder is read once)"
-            )
-        fields = [f for f in fields if f.name in config.keep]
+        declared = _declared(src, sample, config.keep)
+        declared = {
+            k: v for k, v in declared.items() if k not in (config.text_column, config.id_column)
+        }
+        fields = [f for f in fields if f.name in config.keep or f.name in declared]
     id_type = sample.field(config.id_column).type if ids_given(sample, config) else None
     if src.format == "csv":
         id_type = None  # a CSV cell is text: "007" and "7" are two ids, not the number 7
-        fields = _zeros_kept(src, fields, config)
+        text = _zero_led(src, [f for f in fields if f.name not in declared], config)
+        fields = [pa.field(f.name, pa.string()) if f.name in text else f for f in fields]
+    fields = [pa.field(f.name, declared.pop(f.name, f.type)) for f in fields]
+    fields += [pa.field(name, kind) for name, kind in declared.items()]  # first seen later
     id_field = pa.field(config.id_column, pa.string() if id_type is None else id_type)
     fields = [pa.field(f.name, _open(f.type)) for f in fields]
     return pa.schema([id_field, pa.field(config.text_column, pa.string()), *fields])
 
 
-def _zeros_kept(src: SourceFile, fields: list[pa.Field], config: Any) -> list[pa.Field]:
-    """The kept CSV fields, a number column whose sample holds a value its type would change
-    (`00501`, a 20-digit integer as a double) typed string instead."""
+def _declared(src: SourceFile, sample: pa.Schema, keep: list[str]) -> dict[str, pa.DataType]:
+    """`--keep`'s NAME:TYPE entries (an Arrow type name: string, int64, double, bool, ...),
+    which keep a field of that type whether or not the sample has it: the schema is fixed
+    from a sample of the first input, so a field first seen later is kept only so. A plain
+    NAME must be in the sample (a typo is one sentence, not a column of nulls)."""
+    declared: dict[str, pa.DataType] = {}
+    missing = []
+    for entry in keep:
+        name, colon, alias = entry.rpartition(":")
+        if entry in sample.names or not colon:
+            missing += [] if entry in sample.names else [entry]
+            continue
+        try:
+            declared[name] = _open(pa.type_for_alias(alias))
+        except ValueError:
+            raise DataprepError(
+                f"--keep {entry}: {alias!r} is not an Arrow type name; use e.g. string, int64, "
+                "double, bool or timestamp[s]"
+            ) from None
+    if missing:
+        raise DataprepError(
+            f"--keep names {', '.join(missing)}, which {src.name} does not have (columns: "
+            f"{', '.join(sample.names)}); the output schema is fixed from a sample of the first "
+            f"input: to keep a field first seen later, give its type (--keep {missing[0]}:string)"
+        )
+    return declared
+
+
+def _zero_led(src: SourceFile, fields: list[pa.Field], config: Any) -> set[str]:
+    """The kept CSV number fields whose sample holds a value their type would change (`00501`,
+    a 20-digit integer as a double): they are kept as text instead."""
     from dataprep.stages.readers_csv_cast import is_number
 
     numbers = {f.name: f.type for f in fields if is_number(f.type)}
     if not numbers:
-        return fields
+        return set()
     from dataprep.stages.readers_csv_zeros import zero_led
 
-    text = zero_led(src, numbers, config.on_truncated == "quarantine")
-    return [pa.field(f.name, pa.string()) if f.name in text else f for f in fields]
+    return zero_led(src, numbers, config.on_truncated == "quarantine")
 
 
 def ids_given(sample: pa.Schema, config: Any) -> bool:

@@ -27,7 +27,8 @@ LISTED = 100  # fields named in the report; the rest are counted
 SHOWN = 5  # fields named in the summary line
 UNREAD = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
-Unsampled = dict[str, int]  # field name -> rows holding a value of it
+Unsampled = dict[str, int]  # field name -> rows holding a value of it; "NAME\tTYPE" -> of type
+NESTED = "nested"  # an object or list: no `--keep NAME:TYPE` declares it
 
 
 def unexpected(exc: Exception) -> bool:
@@ -83,7 +84,7 @@ def count_columns(table: pa.Table, known: Container[str], into: Unsampled | None
         if name not in known and name != LINE:
             rows = table.num_rows - table.column(i).null_count
             if rows:
-                into[name] = into.get(name, 0) + rows
+                _add(into, name, alias(table.schema.field(i).type), rows)
 
 
 def count_keys(row: dict[str, Any], known: Container[str], into: Unsampled | None) -> None:
@@ -92,7 +93,31 @@ def count_keys(row: dict[str, Any], known: Container[str], into: Unsampled | Non
         return
     for name, value in row.items():
         if value is not None and name not in known:
-            into[name] = into.get(name, 0) + 1
+            _add(into, name, PYTHON_TYPES.get(type(value), NESTED), 1)
+
+
+PYTHON_TYPES = {str: "string", bool: "bool", int: "int64", float: "double"}
+
+
+def alias(kind: pa.DataType) -> str:
+    """The `pa.type_for_alias` name of a field's type, to suggest `--keep NAME:TYPE`."""
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return "string"
+    if pa.types.is_integer(kind):
+        return "int64"
+    if pa.types.is_floating(kind):
+        return "double"
+    if pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
+        return NESTED
+    try:
+        return str(kind) if pa.type_for_alias(str(kind)) == kind else "string"
+    except ValueError:
+        return "string"
+
+
+def _add(into: Unsampled, name: str, kind: str, rows: int) -> None:
+    into[name] = into.get(name, 0) + rows
+    into[f"{name}\t{kind}"] = into.get(f"{name}\t{kind}", 0) + rows
 
 
 def count_lines(data: bytes | memoryview, known: Container[str], into: Unsampled) -> None:
@@ -115,15 +140,15 @@ TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s"{}\[\]:,]+')
 
 
 def top_keys(raw: bytes) -> dict[str, Any]:
-    """A JSON object's top-level keys, each with None where its value is `null` and True
-    otherwise, whatever the depth of the values (tokens and a depth count, no recursion)."""
+    """A JSON object's top-level keys, each with its value where that is a scalar and `[]`
+    for an object or list, whatever their depth (tokens and a depth count, no recursion)."""
     keys: dict[str, Any] = {}
     depth, key, after_colon = 0, None, False
     for match in TOKEN.finditer(raw):
         token = match.group()
         if token in (b"{", b"["):
             if depth == 1 and after_colon and key is not None:
-                keys[key], after_colon = True, False
+                keys[key], after_colon = [], False
             depth += 1
         elif token in (b"}", b"]"):
             depth -= 1
@@ -134,10 +159,17 @@ def top_keys(raw: bytes) -> dict[str, Any]:
         elif token == b",":
             key, after_colon = None, False
         elif after_colon and key is not None:
-            keys[key], after_colon = (None if token == b"null" else True), False
+            keys[key], after_colon = _scalar(token), False
         elif token.startswith(b'"'):
             key = json.loads(token)
     return keys
+
+
+def _scalar(token: bytes) -> Any:
+    try:
+        return json.loads(token)
+    except ValueError:
+        return ""  # not JSON: Arrow took the line, so this is not reached
 
 
 def count_parquet(parquet: pq.ParquetFile, known: Container[str], into: Unsampled | None) -> None:
@@ -158,7 +190,7 @@ def count_parquet(parquet: pq.ParquetFile, known: Container[str], into: Unsample
                 if stats is not None and stats.has_null_count:
                     rows -= stats.null_count
         if rows:
-            into[name] = into.get(name, 0) + rows
+            _add(into, name, alias(parquet.schema_arrow.field(name).type), rows)
 
 
 def add(into: Unsampled | None, counted: Unsampled) -> None:
@@ -172,20 +204,44 @@ def task_counts(unsampled: Unsampled | None) -> dict[str, int]:
     return {PREFIX + k: v for k, v in (unsampled or {}).items()}
 
 
-def report(counts: dict[str, int], sample: str) -> dict[str, object]:
+def report(counts: dict[str, int], sample: str, kept: list[str]) -> dict[str, object]:
     """`fields_not_in_schema`: {field: rows holding a value of it}, most rows first, the first
-    LISTED; nothing where every field was in the schema sample."""
-    fields = {k[len(PREFIX) :]: v for k, v in counts.items() if k.startswith(PREFIX)}
+    LISTED; `keep_them`: the `--keep` that keeps them too (`kept`, the schema's fields besides
+    id and text, then NAME:TYPE for each listed field but a nested one); nothing where every
+    field was in the schema sample."""
+    fields: dict[str, int] = {}
+    kinds: dict[str, set[str]] = {}
+    for key, rows in counts.items():
+        if key.startswith(PREFIX):
+            name, _, kind = key[len(PREFIX) :].partition("\t")
+            if kind:
+                kinds.setdefault(name, set()).add(kind)
+            else:
+                fields[name] = rows
     if not fields:
         return {}
-    ranked = sorted(fields.items(), key=lambda kv: (-kv[1], kv[0]))
-    out: dict[str, object] = {
-        "fields_not_in_schema": dict(ranked[:LISTED]),
-        "schema_sample": sample,
-    }
-    if len(ranked) > LISTED:
-        out["fields_not_in_schema_not_listed"] = len(ranked) - LISTED
+    ranked = sorted(fields.items(), key=lambda kv: (-kv[1], kv[0]))[:LISTED]
+    out: dict[str, object] = {"fields_not_in_schema": dict(ranked), "schema_sample": sample}
+    if len(fields) > LISTED:
+        out["fields_not_in_schema_not_listed"] = len(fields) - LISTED
+    declared = {name: _one_type(kinds.get(name, set())) for name, _ in ranked}
+    typed = [f"{name}:{kind}" for name, kind in declared.items() if kind != NESTED]
+    if typed:
+        out["keep_them"] = "--keep " + ",".join([*kept, *typed])
+    nested = [name for name, kind in declared.items() if kind == NESTED]
+    if nested:
+        out["fields_not_in_schema_nested"] = nested
     return out
+
+
+def _one_type(kinds: set[str]) -> str:
+    """The type that holds every value seen: ints beside doubles are doubles, other mixes
+    text (a number kept as text is its JSON text)."""
+    if NESTED in kinds:
+        return NESTED
+    if kinds == {"int64", "double"}:
+        return "double"
+    return next(iter(kinds)) if len(kinds) == 1 else "string"
 
 
 def note(report: dict[str, Any]) -> list[str]:
@@ -196,8 +252,14 @@ def note(report: dict[str, Any]) -> list[str]:
     more = len(fields) - SHOWN + report.get("fields_not_in_schema_not_listed", 0)
     shown = ", ".join(f"{k} ({v:,} row{'s' * (v != 1)})" for k, v in list(fields.items())[:SHOWN])
     shown += f" and {more:,} more (see .report.json)" if more > 0 else ""
+    how = [f"rerun with {report['keep_them']}"] if report.get("keep_them") else []
+    nested = report.get("fields_not_in_schema_nested") or []
+    if nested:
+        how.append(
+            f"{', '.join(nested)} nested: name first an input whose first rows hold "
+            f"{'them' if len(nested) > 1 else 'it'} (`shard THAT.jsonl DIR`)"
+        )
     return [
         f"left out fields the schema sample ({report.get('schema_sample')}) lacks: {shown}; "
-        "to keep them, name first an input whose first rows hold them (`shard THAT.jsonl DIR`: "
-        "a file named before its folder is read once)"
+        f"to keep them, {'; '.join(how)}"
     ]

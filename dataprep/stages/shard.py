@@ -62,7 +62,11 @@ class ShardConfig(StageConfig):
         description="id column; generated as SOURCE:LINE if absent (JSONL lines and CSV data "
         "rows count from 1, Parquet rows from 0, as in the quarantine's line)",
     )
-    keep: list[str] | None = Field(None, description="fields to keep besides text and id")
+    keep: list[str] | None = Field(
+        None,
+        description="fields to keep besides text and id; NAME:TYPE (an Arrow type: url:string, "
+        "n:int64) keeps a field the first input's sample lacks",
+    )
     format: Literal["auto", "jsonl", "csv", "parquet", "text"] = Field(
         "auto", description="auto, jsonl, csv, parquet or text"
     )
@@ -149,7 +153,7 @@ class ShardStage(Stage[ShardConfig]):
             tasks.append(ctx.task("read", len(tasks), paths, ReadJob(tuple(parts), schema)))
         results = ctx.map(shard_task, tasks)
         counts = sum_counts(results)
-        unsampled = readers_unsampled.report(counts, first.name)
+        unsampled = readers_unsampled.report(counts, first.name, schema.names[2:])
         shards = [s for r in results for s in r.shards]
         report = {
             "rows_in": counts.get("rows", 0) + counts.get("quarantined", 0),
