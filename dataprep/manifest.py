@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired
@@ -259,6 +260,7 @@ def _parse(data: Any) -> Manifest:
     shards = [ShardEntry(**s) for s in doc.shards]
     _check_shards(shards)
     _check_totals(doc.totals, shards)
+    _check_key_material(doc.encryption)
     return Manifest(schema, shards, doc.lineage, doc.encryption, doc.metadata)
 
 
@@ -313,6 +315,16 @@ def _check_totals(totals: _TotalsDoc | None, shards: list[ShardEntry]) -> None:
         recorded = getattr(totals, key)
         if recorded != value:
             raise _Problem(f"totals say {recorded} {key} but the shard list holds {value}")
+
+
+def _check_key_material(encryption: dict[str, Any] | None) -> None:
+    """External key material lives in the dataset's own `.keys/N/`: a dir elsewhere would open
+    shards with another dataset's wrapped keys, and tie a copied dataset to files outside it."""
+    info = (encryption or {}).get("key_material")
+    where = info.get("dir") if isinstance(info, dict) else info
+    if info is not None and not (isinstance(info, dict) and info.get("storage") != "external"):
+        if not (isinstance(where, str) and re.fullmatch(r"\.keys/[0-9]{1,9}", where)):
+            raise _Problem(f"encryption.key_material.dir {_clip_value(where)} is not .keys/N")
 
 
 def is_plain_name(path: str) -> bool:
