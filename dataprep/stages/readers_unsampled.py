@@ -179,7 +179,8 @@ def count_parquet(parquet: pq.ParquetFile, known: Container[str], into: Unsample
         return
     meta = parquet.metadata
     leaves = {meta.schema.column(j).path: j for j in range(meta.num_columns)}
-    for name in parquet.schema_arrow.names:
+    for field in parquet.schema_arrow:  # by position: a file may repeat a name
+        name = field.name
         if name in known:
             continue
         rows = meta.num_rows
@@ -190,7 +191,7 @@ def count_parquet(parquet: pq.ParquetFile, known: Container[str], into: Unsample
                 if stats is not None and stats.has_null_count:
                     rows -= stats.null_count
         if rows:
-            _add(into, name, alias(parquet.schema_arrow.field(name).type), rows)
+            _add(into, name, alias(field.type), rows)
 
 
 def add(into: Unsampled | None, counted: Unsampled) -> None:
