@@ -340,3 +340,19 @@ def test_a_csv_integer_past_a_doubles_digits_stays_text_or_is_quarantined(tmp_pa
     lines = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
     assert [x["line"] for x in lines] == [4, 6]
     assert "'98765432109876543210' has more digits" in lines[0]["reason"]
+
+
+def test_a_later_timestamp_field_is_suggested_as_the_sample_would_type_it(tmp_path: Path) -> None:
+    """C4's `timestamp` is an ISO string: Arrow's infer mode takes it for timestamp[s], the
+    schema sample (Python's values) for a string; the suggested rerun keeps the text."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:20]))
+    stamps = [f"2019-04-{1 + i:02d}T12:00:00Z" for i in range(20)]
+    rows = [{"text": t, "timestamp": s} for t, s in zip(TEXTS[20:40], stamps, strict=True)]
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    assert _report(out)["keep_them"] == "--keep timestamp:string"
+    cli("shard", folder, "-o", tmp_path / "kept", "-q", "--keep", "timestamp:string")
+    assert column(tmp_path / "kept", "timestamp") == [None] * 20 + stamps
