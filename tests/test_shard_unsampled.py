@@ -356,3 +356,24 @@ def test_a_later_timestamp_field_is_suggested_as_the_sample_would_type_it(tmp_pa
     assert _report(out)["keep_them"] == "--keep timestamp:string"
     cli("shard", folder, "-o", tmp_path / "kept", "-q", "--keep", "timestamp:string")
     assert column(tmp_path / "kept", "timestamp") == [None] * 20 + stamps
+
+
+def test_the_quarantined_zero_led_cells_say_how_to_keep_them_and_that_keeps_them(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = {"a": [(t, str(501 + i)) for i, t in enumerate(TEXTS[:20])]}
+    rows["b"] = [(t, f"{i:05d}") for i, t in enumerate(TEXTS[20:40])]
+    for name, body in rows.items():
+        with (folder / f"{name}.csv").open("w", newline="") as f:
+            csv.writer(f).writerows([("text", "zip"), *body])
+    out = tmp_path / "out"
+    cli("shard", folder, "-o", out, "-q")
+    reasons = [
+        json.loads(x)["reason"] for x in (out / ".quarantine.jsonl").read_text().splitlines()
+    ]
+    assert len(reasons) == 20 and all("--keep zip:string" in r for r in reasons)  # 00000 too
+    cli("shard", folder, "-o", tmp_path / "kept", "-q", "--keep", "zip:string")
+    assert column(tmp_path / "kept", "zip") == [r[1] for r in rows["a"] + rows["b"]]
+    assert not (tmp_path / "kept" / ".quarantine.jsonl").exists()

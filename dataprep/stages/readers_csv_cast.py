@@ -88,8 +88,8 @@ def _zero_led_rows(table: pa.Table, schema: pa.Schema, src: SourceFile, q: Quara
                     src.name,
                     table.column(LINE)[i].as_py(),
                     f"field {name!r}: {why} (the schema sample typed the column from values "
-                    "without such a cell; name first an input whose first rows hold one to "
-                    "keep the column as text)",
+                    f"without such a cell; --keep {name}:string, beside the other fields to "
+                    "keep, keeps the column as text)",
                 )
     return table if keep is None else table.filter(pa.array(keep))
 
