@@ -52,6 +52,7 @@ class RecodeJob:
     reader: ReadOptions
     options: WriteOptions
     checksum: str
+    partition: int | None = None  # the input shard's tag, kept (with its pNNNNN- name)
 
 
 class EncryptStage(Stage[EncryptConfig]):
@@ -114,8 +115,7 @@ def _map(
 ) -> StageResult:
     source = ctx.require_input()
     paths = ctx.input_shard_paths()
-    sums = [s.xxh3_128 for s in source.shards]
-    jobs = [RecodeJob(reader, options, checksum) for checksum in sums]
+    jobs = [RecodeJob(reader, options, s.xxh3_128, s.partition) for s in source.shards]
     tasks = [ctx.task(phase, i, [p], jobs[i]) for i, p in enumerate(paths)]
     results = ctx.map(recode_task, tasks)
     shards = [s for r in results for s in r.shards]
@@ -138,9 +138,11 @@ def recode_task(task: Task[Any, RecodeJob]) -> TaskResult[None]:
     reader, options = task.payload.reader, task.payload.options
     path = task.inputs[0]
     source = reader.open(path, task.payload.checksum)
-    target = task.out / f"part-{task.index:05d}.parquet"
+    part = task.payload.partition
+    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
+    target = task.out / f"{prefix}part-{task.index:05d}.parquet"
     rows = 0
-    with ShardWriter(target, source.schema_arrow, options) as writer:
+    with ShardWriter(target, source.schema_arrow, options, partition=part) as writer:
         for table in reader.row_groups(path):
             writer.write(table)
             rows += table.num_rows

@@ -114,6 +114,7 @@ class SampleJob:
     quota: Quota = Quota()
     weights: tuple[float, ...] = ()
     checksum: str | None = None  # the shard's, from the manifest: it is read whole
+    partition: int | None = None  # the shard's tag, kept (with its pNNNNN- name)
 
 
 class ResampleStage(Stage[ResampleConfig]):
@@ -158,6 +159,8 @@ class ResampleStage(Stage[ResampleConfig]):
         names = [str(v) for v in values]
         if len(set(names)) != len(names):
             raise DataprepError(f"labels in {config.label!r} are not distinct as text: {names}")
+        if not values:  # no rows at all, or every label null
+            raise DataprepError(f"column {config.label!r} has no non-null labels to balance")
         _check_ratios(config, names)
         matrix = np.array([[c.get(v, 0) for v in values] for c in per_shard], dtype=np.int64)
         totals = dict(zip(names, matrix.sum(axis=0).tolist(), strict=True))
@@ -167,8 +170,6 @@ class ResampleStage(Stage[ResampleConfig]):
             "strategy": config.strategy,
             "classes_in": totals,
         }
-        if not values:
-            raise DataprepError(f"column {config.label!r} has no non-null labels to balance")
         targets = plan_targets(totals, config)
         if config.strategy == "weights":
             mass = sum(targets.values())
@@ -186,8 +187,10 @@ class ResampleStage(Stage[ResampleConfig]):
             warning = _tiny_output(totals, targets, config)
             if warning:
                 report["warnings"] = [warning]
-        sums = [s.xxh3_128 for s in source.shards]
-        jobs = [replace(job, checksum=sums[i]) for i, job in enumerate(jobs)]
+        jobs = [
+            replace(j, checksum=s.xxh3_128, partition=s.partition)
+            for j, s in zip(jobs, source.shards, strict=True)
+        ]
         tasks = [ctx.task("sample", i, [p], jobs[i]) for i, p in enumerate(paths)]
         results = ctx.map(sample_task, tasks)
         shards = [s for r in results for s in r.shards]
@@ -322,7 +325,9 @@ def _selection(gid: np.ndarray, quota: Quota, config: ResampleConfig, shard: int
 def _write(task: Task, table: pa.Table) -> Any:
     if table.num_rows == 0:
         return None
-    path = task.out / f"part-{task.index:05d}.parquet"
-    with ShardWriter(path, table.schema, task.write_options) as writer:
+    part = task.payload.partition
+    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
+    path = task.out / f"{prefix}part-{task.index:05d}.parquet"
+    with ShardWriter(path, table.schema, task.write_options, partition=part) as writer:
         writer.write(table)
     return writer.entry

@@ -245,13 +245,14 @@ class TokenizeJob:
 
     spec: TokenizerSpec
     checksum: str | None = None
+    partition: int | None = None  # the input shard's tag, kept (with its pNNNNN- name)
 
 
 def _tokenize_shards(ctx: StageContext[TokenizeConfig], spec: TokenizerSpec) -> StageResult:
     """`map_shards`, with each task's own checksum in its payload."""
     manifest = ctx.require_input()
     paths = ctx.input_shard_paths()
-    jobs = [TokenizeJob(spec, s.xxh3_128) for s in manifest.shards]
+    jobs = [TokenizeJob(spec, s.xxh3_128, s.partition) for s in manifest.shards]
     results = ctx.map(
         tokenize_task, [ctx.task("map", i, [p], jobs[i]) for i, p in enumerate(paths)]
     )
@@ -268,7 +269,9 @@ def tokenize_task(task: Task[TokenizeConfig, TokenizeJob]) -> TaskResult[None]:
     config, spec = task.config, task.payload.spec
     table = task.read_options.read_table(task.inputs[0], checksum=task.payload.checksum)
     texts = table.column(config.text_column).combine_chunks()
-    out = task.out / f"part-{task.index:05d}.parquet"
+    part = task.payload.partition
+    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
+    out = task.out / f"{prefix}part-{task.index:05d}.parquet"
     if config.mode == "pack":
         width = config.seq_len + 1
         stream = encode_stream(spec, texts, task.out)
@@ -282,7 +285,7 @@ def tokenize_task(task: Task[TokenizeConfig, TokenizeJob]) -> TaskResult[None]:
         counts = {"tokens": int(sum(min(len(d), config.seq_len) for d in docs))}
     width = result.schema.field(TOKENS).type.list_size
     options = block_write_options(task.write_options, width, fast=config.mode == "pack")
-    with ShardWriter(out, result.schema, options) as writer:
+    with ShardWriter(out, result.schema, options, partition=part) as writer:
         writer.write(result)
     tick(rows=table.num_rows)
     counts.update(rows_in=table.num_rows, docs=len(texts) - texts.null_count)
