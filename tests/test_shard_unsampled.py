@@ -50,7 +50,11 @@ def _jsonl_inputs(folder: Path) -> dict[str, int]:
     return expected
 
 
-@pytest.mark.parametrize("args", [(), ("-w", "2", "--block-bytes", "2KB")], ids=["one", "small"])
+@pytest.mark.parametrize(
+    "args",
+    [(), ("-w", "2", "--block-bytes", "2KB"), ("-w", "2", "--chunk-bytes", "6KB")],
+    ids=["one", "small", "ranges"],
+)
 def test_a_jsonl_field_first_seen_after_the_sample_is_counted(tmp_path: Path, args) -> None:
     expected = _jsonl_inputs(tmp_path / "in")
     out = tmp_path / "out"
