@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import cli, column
+from helpers import cli, column, manifest
 
 from dataprep.errors import DataprepError
 from dataprep.stages.readers_common import (
@@ -24,6 +24,7 @@ from dataprep.stages.readers_common import (
     view_blocks,
 )
 from dataprep.stages.readers_mapped import mapped_blocks
+from dataprep.stages.shard import parses_ahead
 
 OPEN = ord("{")
 
@@ -157,3 +158,24 @@ def test_a_plain_file_shards_as_its_compressed_copy(tmp_path: Path) -> None:
         )
     assert out["plain.jsonl"] == out["packed.jsonl.gz"]
     assert len(out["plain.jsonl"][0]) == 2999 and out["plain.jsonl"][2] == [1701]
+
+
+def test_tasks_parse_ahead_only_where_a_core_would_idle() -> None:
+    waves = [parses_ahead(i, 5, 2) for i in range(5)]
+    assert waves == [False, False, False, False, True]  # 2 full waves, then one task alone
+    assert not any(parses_ahead(i, 4, 2) for i in range(4))
+    assert parses_ahead(0, 1, 2) and all(parses_ahead(i, 3, 1) for i in range(3))
+
+
+def test_shards_are_the_same_bytes_with_or_without_parsing_ahead(tmp_path: Path) -> None:
+    """-w 1 parses ahead in every task, -w 2 in none of the first 4 of 5: the same shards."""
+    rng = random.Random(9)
+    rows = [{"id": f"d{i}", "text": "x" * rng.randrange(1, 4000)} for i in range(4000)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sums = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        cli("shard", src, "-o", out, "-w", workers, "--chunk-bytes", "1700KB", "-q")
+        sums.append([(s["path"], s["xxh3_128"]) for s in manifest(out)["shards"]])
+    assert len(sums[0]) == 5 and sums[0] == sums[1]

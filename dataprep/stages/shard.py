@@ -107,6 +107,15 @@ class ReadJob:
 
     parts: tuple[Part, ...]
     schema: pa.Schema
+    ahead: bool = True  # parse the next block on a thread while this one is written
+
+
+def parses_ahead(index: int, count: int, workers: int) -> bool:
+    """Whether task `index` of `count` parses its next block on a thread while it writes one:
+    only in the last, partial wave of tasks over `workers` (or with one worker). While the
+    tasks keep every worker busy, that thread only shares the same cores and its queued tables
+    are more memory to touch: 201 MB in 4 tasks, -w 2, paired: CPU 0.95x, wall 0.96x."""
+    return workers <= 1 or index >= count // workers * workers
 
 
 class ShardStage(Stage[ShardConfig]):
@@ -148,9 +157,12 @@ class ShardStage(Stage[ShardConfig]):
         sample = sample_schema(first, config)
         schema = infer_schema(first, config, sample)
         tasks = []
-        for parts in plan_tasks(sources, config, ids_given(sample, config)):
+        plans = plan_tasks(sources, config, ids_given(sample, config))
+        for parts in plans:
             paths = list(dict.fromkeys(part.source.path for part in parts))
-            tasks.append(ctx.task("read", len(tasks), paths, ReadJob(tuple(parts), schema)))
+            ahead = parses_ahead(len(tasks), len(plans), ctx.executor.workers)
+            job = ReadJob(tuple(parts), schema, ahead)
+            tasks.append(ctx.task("read", len(tasks), paths, job))
         results = ctx.map(shard_task, tasks)
         counts = sum_counts(results)
         unsampled = readers_unsampled.report(counts, first.name, schema.names[2:])
@@ -249,7 +261,8 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
         with writer:
             tables = _tables(task.payload.parts, schema, config, quarantine, unsampled)
             batched = _joined(tables, int(config.block_bytes))
-            for table in readahead(batched):  # parse the next block while this one is written
+            ahead = readahead(batched) if task.payload.ahead else batched
+            for table in ahead:  # ahead: the next block is parsed while this one is written
                 if table.num_rows:
                     writer.write(table)
                     rows += table.num_rows
