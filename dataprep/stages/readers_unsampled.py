@@ -1,8 +1,9 @@
 """Top-level fields the schema sample lacks, counted as they are read: the output schema is
-fixed from the first input, so such a field (a later file's `url`) cannot be written, and it
-was dropped with nothing said. Its rows are fine (text and kept fields): they are not
-quarantined, but the rows holding a value of each such field are counted for the report and
-the summary names them (`report`, `note`).
+fixed from the first input, so such a field (a later file's `url`) is not in it unless
+`--keep url:string` declares it, and it was dropped with nothing said. Its rows are fine
+(text and kept fields): they are not quarantined, but the rows holding a value of each such
+field are counted, with the types of those values, for the report and the summary, which
+names them and the `--keep` that keeps them (`report`, `note`).
 
 Counted from what the readers have anyway (a CSV block's header columns, a Parquet file's
 footer) or, for JSONL, only in a block Arrow's "error" mode stops at an unexpected field: a
