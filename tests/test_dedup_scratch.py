@@ -58,6 +58,31 @@ def test_save_writes_what_np_save_writes_and_the_seal_notices_damage(
     assert not scratch.intact(folder / "missing.sums")
 
 
+@pytest.mark.parametrize("expected", [0, 5, 2500, 2501, 9000])
+def test_row_writer_writes_what_np_save_of_the_whole_writes(expected: int, tmp_path: Path):
+    """Blocks streamed to disk equal np.save of their concatenation, also when the expected
+    row count was wrong (the header is rewritten and the file hashed again)."""
+    rng = np.random.default_rng(expected)
+    blocks = [rng.integers(0, 2**32, (n, 16), dtype=np.uint64).astype(np.uint32) for n in
+              (2048, 0, 452)]  # fmt: skip
+    folder = StoragePath(str(tmp_path))
+    writer = scratch.RowWriter(folder / "s.npy", np.dtype(np.uint32), 16, expected)
+    for block in blocks:
+        writer.write(block)
+    with pytest.raises(ValueError):
+        writer.write(blocks[0].astype(np.int64))
+    sums = {"s.npy": writer.close()}
+    oracle = io.BytesIO()
+    np.save(oracle, np.concatenate(blocks))
+    assert (tmp_path / "s.npy").read_bytes() == oracle.getvalue()
+    scratch.seal(folder / "t.sums", sums)
+    assert scratch.intact(folder / "t.sums")
+    aborted = scratch.RowWriter(folder / "a.npy", np.dtype(np.uint32), 16, 1)
+    aborted.write(blocks[0])
+    aborted.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npy", "t.sums"]
+
+
 @pytest.mark.parametrize("n,distinct", [(0, 1), (1, 1), (7, 1), (5000, 5000), (50000, 9000)])
 def test_argsort_stable_is_numpys_stable_sort(n: int, distinct: int) -> None:
     rng = np.random.default_rng(n)

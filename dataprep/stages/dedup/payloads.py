@@ -22,6 +22,7 @@ class SignJob:
     bands: int
     rows: int
     compiled: bool = False
+    docs: int = 0  # the shard's rows (its manifest entry): sig.npy's header is written first
 
 
 @dataclass(frozen=True)

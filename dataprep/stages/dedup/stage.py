@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -136,7 +136,10 @@ class DedupStage(Stage[DedupConfig]):
         per_worker = sum(s.bytes for s in shards) / workers
         ratio = _text_ratio(ctx, plan) if shards else 1.0
         job = SignJob(plan.bands, plan.rows, minhash.kernel_pays(per_worker * ratio))
-        jobs = [ctx.task("sign", i, [p], job) for i, p in enumerate(plan.paths)]
+        jobs = [
+            ctx.task("sign", i, [p], replace(job, docs=shard.rows))
+            for i, (p, shard) in enumerate(zip(plan.paths, shards, strict=True))
+        ]
         _distrust_unsealed(ctx, jobs, lambda t: tasks.sign_seal(t.work_dir, t.index))
         return ctx.map(tasks.sign_task, jobs)
 

@@ -102,7 +102,7 @@ def _scores(batch: pa.RecordBatch, config: DedupConfig) -> np.ndarray:
 class _Signed:
     """What `sign_task` gathers batch by batch before sorting and saving it."""
 
-    sigs: list[np.ndarray] = field(default_factory=list)
+    sig_out: scratch.RowWriter | None = None  # signatures, streamed to sig.npy
     keys: list[np.ndarray] = field(default_factory=list)  # band keys of usable rows
     key_rows: list[np.ndarray] = field(default_factory=list)
     fps: list[np.ndarray] = field(default_factory=list)  # exact fingerprints of valid rows
@@ -124,15 +124,23 @@ def sign_task(task: Task[DedupConfig, SignJob]) -> TaskResult[TaskStats]:
         columns.add(config.keep_column)
     quarantine = task.quarantine()
     signed = _Signed()
+    if config.uses_minhash:
+        signed.sig_out = scratch.RowWriter(
+            folder / "sig.npy", np.dtype(np.uint32), config.num_perm, task.payload.docs
+        )
     try:
         for batch in _batches(task, sorted(columns)):
             _sign_batch(task, batch, signed, quarantine)
             tick(rows=batch.num_rows)
+    except BaseException:
+        if signed.sig_out is not None:
+            signed.sig_out.abort()
+        raise
     finally:
         quarantine.close()
     sums: dict[str, scratch.Sum] = {}
     if config.uses_minhash:
-        sums.update(_save_bands(folder, signed, config.num_perm, task.payload.bands))
+        sums.update(_save_bands(folder, signed, task.payload.bands))
     if config.uses_exact:
         sums.update(_save_exact(folder, signed))
     if signed.scores:
@@ -162,7 +170,8 @@ def _sign_batch(
         )  # fmt: skip
         counts = np.where(valid, counts, 0)
         sig[counts == 0] = minhash.SENTINEL
-        signed.sigs.append(sig)
+        assert signed.sig_out is not None
+        signed.sig_out.write(sig)
         usable = counts > 0
         bands, rows = task.payload.bands, task.payload.rows
         signed.keys.append(minhash.band_keys(sig[usable], bands, rows, config.seed))
@@ -191,12 +200,10 @@ def sign_seal(work: str, index: int) -> StoragePath:
     return shard_dir(work, index) / "sign.sums"
 
 
-def _save_bands(
-    folder: StoragePath, signed: _Signed, num_perm: int, bands: int
-) -> dict[str, scratch.Sum]:
+def _save_bands(folder: StoragePath, signed: _Signed, bands: int) -> dict[str, scratch.Sum]:
     """Signatures, and per band the keys sorted (with their rows and every FENCE-th key)."""
-    sig_all = np.concatenate(signed.sigs) if signed.sigs else np.zeros((0, num_perm), np.uint32)
-    sums = {"sig.npy": scratch.save(folder / "sig.npy", sig_all)}
+    assert signed.sig_out is not None
+    sums = {"sig.npy": signed.sig_out.close()}
     keys = np.concatenate(signed.keys, axis=1) if signed.keys else np.zeros((bands, 0), np.uint64)
     local_rows = np.concatenate(signed.key_rows) if signed.key_rows else np.zeros(0, np.int64)
     order = np.empty(keys.shape, dtype=np.int64)
