@@ -640,3 +640,48 @@ def test_score_and_filter_keep_partitions(tmp_path: Path) -> None:
             ids = set(pq.read_table(part / old.path).column("id").to_pylist())
             assert set(pq.read_table(out / new.path).column("id").to_pylist()) <= ids
     assert 0 < dataset.read_manifest(tmp_path / "f").rows < 30
+
+
+def test_preset_or_languages_do_not_read_a_user_column_as_the_signal(tmp_path: Path) -> None:
+    """A raw input with its own `language` labels (not the detector's): `filter --languages
+    en` kept no row, silently, reading them as the signal; now one sentence naming the
+    column and the ways out, in a recipe before anything runs too. --where reads the column
+    as it is; after `score --replace-columns` the signal is score's and --languages works."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    texts = real_texts(12)
+    rows = [{"id": f"d{i}", "text": t, "language": "mine"} for i, t in enumerate(texts)]
+    (raw / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("shard", raw, "-o", tmp_path / "ds")
+    for args in (["--languages", "en"], ["--preset", "fineweb", "--languages", "en"]):
+        proc = cli("filter", tmp_path / "ds", "-o", tmp_path / "f", *args, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        [line] = proc.stderr.strip().splitlines()
+        assert "'language'" in line and "--languages" in line and "--where" in line, line
+        assert not (tmp_path / "f").exists()
+    cli("filter", tmp_path / "ds", "-o", tmp_path / "w", "--where", "language in ['mine']")
+    assert dataset.read_manifest(tmp_path / "w").rows == 12
+    cli("score", tmp_path / "ds", "-o", tmp_path / "sc", "--replace-columns")
+    cli("filter", tmp_path / "sc", "-o", tmp_path / "en", "--languages", "en")
+    found = column(tmp_path / "sc", "language")
+    want = [t for t, lang in zip(texts, found, strict=True) if lang == "en"]
+    assert 0 < len(want) and column(tmp_path / "en", "text") == want
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "name": "t",
+                "input": {"path": str(raw)},
+                "vars": {"root": str(tmp_path / "work")},
+                "executor": {"kind": "local", "workers": 1},
+                "stages": [
+                    {"id": "shards", "op": "shard"},
+                    {"id": "keep", "op": "filter", "params": {"languages": ["en"]}},
+                ],
+            }
+        )
+    )
+    proc = cli("run", recipe, check=False)
+    assert proc.returncode == 2 and "stages[1]" in proc.stderr and "'language'" in proc.stderr
+    assert not (tmp_path / "work" / "shards").exists()

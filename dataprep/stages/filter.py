@@ -4,7 +4,9 @@ Every rule is a safe expression over columns (`dataprep.quality.expr`), checked 
 input schema before any task runs. A rule may read a signal the input lacks: filter computes
 it for the rows at hand and does not write it, so `filter --preset gopher` works on raw
 shards in one pass, while after `score` the stored columns are read and nothing is
-recomputed (thresholds can change without rescoring). A dropped row is charged to the first
+recomputed (thresholds can change without rescoring). A preset or --languages reads a column
+under a signal's name only when an earlier `score` wrote it (`score.check_reads`); --where
+names columns explicitly and reads them as they are. A dropped row is charged to the first
 rule it fails, in preset order, as datatrove does; `--mark-only` keeps every row and writes
 that rule's name (null when kept) instead of dropping.
 """
@@ -35,7 +37,7 @@ from dataprep.stage import (
     brief,
     recordable,
 )
-from dataprep.stages.score import add_signals, require_text, shard_name
+from dataprep.stages.score import add_signals, check_reads, require_text, shard_name
 
 Threshold = bool | int | float
 
@@ -147,6 +149,19 @@ def plan(config: FilterConfig, schema: pa.Schema) -> tuple[list[str], list[expr.
     return names, checked, missing
 
 
+def check_signals(
+    config: FilterConfig, schema: pa.Schema, history: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """--preset and --languages read signals by name: not a user's column of that name."""
+    names, checked, _ = plan(config, schema)
+    reads: dict[str, str] = {}
+    for name, where in zip(names, checked, strict=True):
+        option = "--languages" if name == "languages" else f"--preset {config.preset}"
+        for column in where.columns if name != "where" else ():
+            reads.setdefault(column, option)
+    check_reads(reads, schema, history)
+
+
 def check_languages(config: FilterConfig) -> None:
     """A language code the model never reports would silently keep nothing: one sentence."""
     if not config.languages:
@@ -191,10 +206,17 @@ class FilterStage(Stage[FilterConfig]):
         check_languages(config)
         return _out_schema(config, schema)
 
+    def check_plan(
+        self, config: FilterConfig, schema: pa.Schema, history: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Recipe validation: a user column read as a signal stops it before anything runs."""
+        check_signals(config, schema, history)
+
     def run(self, ctx: StageContext[FilterConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         names, checked, missing = plan(config, source.schema)
         check_languages(config)
+        check_signals(config, source.schema, [(e.stage, e.config) for e in source.lineage])
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task

@@ -112,6 +112,29 @@ def check_clash(
         )
 
 
+def check_reads(
+    reads: dict[str, str], schema: pa.Schema, history: Iterable[tuple[str, dict[str, Any]]]
+) -> None:
+    """`reads`: signal columns a stage reads by name -> the option that reads them. An input
+    column of such a name that no earlier score wrote is the user's own data (their own
+    `language` labels are not the detector's): reading it as the signal would be a silent
+    forgery, so one sentence naming it and the ways out."""
+    ours = scored_before(history)
+    theirs = {c: o for c, o in reads.items() if c in schema.names and c in signals.SIGNALS}
+    theirs = {c: o for c, o in theirs.items() if c not in ours}
+    if not theirs:
+        return
+    listed = ", ".join(repr(c) for c in theirs)
+    options = " and ".join(dict.fromkeys(theirs.values()))
+    one = len(theirs) == 1
+    raise DataprepError(
+        f"{options} read{'' if ' and ' in options else 's'} the signal{'' if one else 's'} "
+        f"{listed}, but the input's column{'' if one else 's'} of that name no earlier score "
+        f"wrote (it is the input's own data): run score first (--replace-columns overwrites "
+        f"{'it' if one else 'them'}), or filter on {'it' if one else 'them'} with --where"
+    )
+
+
 def scored_schema(schema: pa.Schema, names: list[str]) -> pa.Schema:
     """The input's columns (any old signal columns dropped) followed by the signals."""
     kept = [f for f in schema if f.name not in set(names)]
