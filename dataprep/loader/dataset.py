@@ -339,10 +339,24 @@ class ShardDataset(Resumable):
                 "the loader state was saved with a different order "
                 f"({', '.join(changed)}); resume with the same dataset and settings"
             )
+        counts = {k: state.get(k) for k in ("epoch", "next_batch", "lanes", "window_rows")}
+        bad = [f"{k} {v!r}" for k, v in counts.items() if not _count(v, k)]
+        batches = -(-self.index.num_rows // self.batch_size)
+        if not bad and counts["next_batch"] > batches:
+            bad = [f"next_batch {counts['next_batch']} (the epoch has {batches} batches)"]
+        if bad:  # an edited or foreign state would resume elsewhere, or yield nothing
+            raise DataprepError(f"the loader state has {', '.join(bad)}: not one it saved")
         self.lanes = int(state["lanes"])
         self.lane_cuts = cuts
         self.shuffle_window_rows = int(state["window_rows"])
         self.resume_at(int(state["epoch"]), int(state["next_batch"]))
+
+
+def _count(value: Any, key: str) -> bool:
+    """A whole number a state could hold (not a bool, a float or a string); lanes and window
+    rows are at least 1."""
+    whole = isinstance(value, int) and not isinstance(value, bool) or hasattr(value, "dtype")
+    return whole and int(value) == value and value >= (0 if key in ("epoch", "next_batch") else 1)
 
 
 def _needs(
