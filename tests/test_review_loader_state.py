@@ -69,3 +69,25 @@ def test_a_state_it_did_not_save_is_one_sentence(data: Path, key: str, value: ob
         state[key] = value
     with pytest.raises(DataprepError, match=f"the loader state has {key} .*not one it saved"):
         _reader(data).load_state_dict(state)
+
+
+@pytest.mark.parametrize("edit", ["no sources", "one source short", "negative next_batch"])
+def test_a_mix_state_it_did_not_save_is_one_sentence(data: Path, edit: str) -> None:
+    """A mixture's state without its per-source states (or one short) was a KeyError or a
+    zip() ValueError; a negative position was taken as given."""
+    from dataprep.loader.mix import MixedDataset
+
+    def mix() -> MixedDataset:
+        return MixedDataset({"a": _reader(data), "b": _reader(data)}, seed=1)
+
+    saved = mix()
+    next(iter(saved))
+    state = saved.state_dict()
+    if edit == "no sources":
+        del state["sources"]
+    elif edit == "one source short":
+        state["sources"] = state["sources"][:1]
+    else:
+        state["next_batch"] = -2
+    with pytest.raises(DataprepError, match="the mix's loader state has a bad"):
+        mix().load_state_dict(state)

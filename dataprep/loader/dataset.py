@@ -26,6 +26,7 @@ from dataprep.loader.resume import (
     ReadPosition,
     Resumable,
     get_worker_info,
+    is_count,
 )
 from dataprep.loader.split import Item, Schedule, Strided
 
@@ -340,7 +341,8 @@ class ShardDataset(Resumable):
                 f"({', '.join(changed)}); resume with the same dataset and settings"
             )
         counts = {k: state.get(k) for k in ("epoch", "next_batch", "lanes", "window_rows")}
-        bad = [f"{k} {v!r}" for k, v in counts.items() if not _count(v, k)]
+        positions = ("epoch", "next_batch")  # may be 0; lanes and window rows may not
+        bad = [f"{k} {v!r}" for k, v in counts.items() if not is_count(v, k in positions)]
         batches = -(-self.index.num_rows // self.batch_size)
         if not bad and counts["next_batch"] > batches:
             bad = [f"next_batch {counts['next_batch']} (the epoch has {batches} batches)"]
@@ -350,13 +352,6 @@ class ShardDataset(Resumable):
         self.lane_cuts = cuts
         self.shuffle_window_rows = int(state["window_rows"])
         self.resume_at(int(state["epoch"]), int(state["next_batch"]))
-
-
-def _count(value: Any, key: str) -> bool:
-    """A whole number a state could hold (not a bool, a float or a string); lanes and window
-    rows are at least 1."""
-    whole = isinstance(value, int) and not isinstance(value, bool) or hasattr(value, "dtype")
-    return whole and int(value) == value and value >= (0 if key in ("epoch", "next_batch") else 1)
 
 
 def _needs(

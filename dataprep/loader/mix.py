@@ -23,6 +23,7 @@ from dataprep.loader.resume import (
     ReadPosition,
     Resumable,
     get_worker_info,
+    is_count,
 )
 from dataprep.loader.split import Item, Strided
 
@@ -152,6 +153,10 @@ class MixedDataset(Resumable):
         weights = [float(w) for w in self.weights]
         if state.get("seed") != self.seed or not np.allclose(state.get("weights"), weights):
             raise DataprepError("the loader state was saved with other mix seed or weights")
-        for d, sub in zip(self.sources, state["sources"], strict=True):
+        subs = state.get("sources")
+        bad = [k for k in ("epoch", "next_batch") if not is_count(state.get(k))]
+        if bad or not isinstance(subs, list) or len(subs) != len(self.sources):
+            raise DataprepError(f"the mix's loader state has a bad {(bad or ['sources'])[0]}")
+        for d, sub in zip(self.sources, subs, strict=True):
             d.load_state_dict(sub)  # checks each source's order settings
         self.resume_at(int(state["epoch"]), int(state["next_batch"]))

@@ -28,6 +28,12 @@ STATE_VERSION = 2  # of the saved state dict (its keys), not of ReadPosition
 # 2 added `lane_cuts` (see `order`); a version-1 state is continued with its own cut rule
 
 
+def is_count(value: Any, zero_ok: bool = True) -> bool:
+    """A whole number a saved state could hold (not a bool, a float or a string)."""
+    whole = isinstance(value, int) and not isinstance(value, bool) or hasattr(value, "dtype")
+    return whole and int(value) == value and value >= (0 if zero_ok else 1)
+
+
 class ReadPosition(NamedTuple):
     """Where one process stands in a pass: cheap to take at every step, exact to resume.
 
