@@ -16,14 +16,12 @@ import pyarrow as pa
 import pytest
 from helpers import cli, column, manifest
 
-from dataprep.errors import DataprepError
 from dataprep.stages.readers_common import (
     LINE_ROOM,
     NewlineCounter,
     counted_blocks,
     view_blocks,
 )
-from dataprep.stages.readers_mapped import mapped_blocks
 from dataprep.stages.shard import parses_ahead
 
 OPEN = ord("{")
@@ -103,40 +101,9 @@ def test_a_stage_commands_allocator_keeps_what_it_frees(tmp_path: Path) -> None:
     assert "'purge_delay'" in other and "'purge_delay': -1" not in other
 
 
-@pytest.mark.parametrize(("block", "longest"), [(1 << 16, 3000), (1 << 20, 9000), (1 << 16, 0)])
-def test_mapped_blocks_equal_read_blocks(tmp_path: Path, block: int, longest: int) -> None:
-    """A local file's blocks mapped from the page cache are `view_blocks`' blocks of the same
-    range, cut for cut (so the shards are the same bytes): ranges starting mid-file, a file
-    without a final newline, a line longer than a block."""
-    rng = random.Random(block + longest)
-    if longest:
-        data = _lines(rng, 6000, longest)
-    else:
-        data = b"\n".join([_lines(rng, 500, 300), b"{" + b"y" * (3 * block), _lines(rng, 500, 300)])
-    path = tmp_path / "in.jsonl"
-    path.write_bytes(data)
-    cuts = sorted({0, len(data), *(rng.randrange(len(data)) for _ in range(3))})
-    for start, end in zip(cuts, cuts[1:], strict=False):
-        with open(path, "rb") as stream:
-            stream.seek(start)
-            read = [(bytes(v), n, c) for v, n, c in view_blocks(stream, end - start, 7, block)]
-        mapped = [
-            (bytes(v), n, c) for v, n, c in mapped_blocks(str(path), start, end - start, 7, block)
-        ]
-        assert mapped == read
-        assert b"".join(v for v, *_ in mapped) == data[start:end]
-
-
-def test_a_file_cut_after_planning_is_one_sentence(tmp_path: Path) -> None:
-    path = tmp_path / "in.jsonl"
-    path.write_bytes(b'{"text": "a"}\n' * 100)
-    with pytest.raises(DataprepError, match="changed while it was read"):
-        list(mapped_blocks(str(path), 0, 5000, 1, 1 << 16))
-
-
 def test_a_plain_file_shards_as_its_compressed_copy(tmp_path: Path) -> None:
-    """End to end: the mapped path (plain file) and the streamed path (.gz, read block by
-    block) give the same rows, ids and quarantine, with blocks small enough to cut lines."""
+    """End to end: a plain file (its range read into one reused buffer) and its .gz copy
+    (a stream) give the same rows, ids and quarantine, with blocks small enough to cut lines."""
     rng = random.Random(5)
     rows = [{"id": f"d{i}", "text": "é" * rng.randrange(1, 3000)} for i in range(3000)]
     lines = [json.dumps(r, ensure_ascii=False).encode() for r in rows]

@@ -158,12 +158,10 @@ class NewlineCounter:
 
     STEP = 1 << 20
 
-    def __init__(self, buf: bytearray | mmap.mmap, hits: np.ndarray | None = None):
-        """`hits`: a scratch array of at least STEP bools to reuse (a counter per block)."""
+    def __init__(self, buf: bytearray | mmap.mmap):
         self.buf = buf
         self.values = np.frombuffer(buf, np.uint8)
-        fits = hits is not None and len(hits) >= min(self.STEP, len(buf))
-        self.hits = hits if fits else np.empty(min(self.STEP, len(buf)), np.bool_)
+        self.hits = np.empty(min(self.STEP, len(buf)), np.bool_)
 
     def __call__(self, lo: int, hi: int) -> int:
         if hi - lo < 1 << 16:  # numpy's per-call cost is more than counting a few KB

@@ -37,7 +37,6 @@ from dataprep.stage import (
     sum_counts,
 )
 from dataprep.stages import readers, readers_unsampled
-from dataprep.stages.readers_mapped import jsonl_blocks
 from dataprep.stages.readers_schema import (
     ids_given,
     infer_schema,
@@ -343,7 +342,7 @@ def _read(
                 lines = ((data, line) for data, line, _ in blocks)
                 yield from readers.read_text_lines(lines, src, config, quarantine)
             else:  # each block is parsed before the next one overwrites its buffer
-                views = jsonl_blocks(src, stream, start, limit, first_line, block, on_cut)
+                views = readers.view_blocks(stream, limit, first_line, block, on_cut)
                 views = json_blocks(views, src, start)  # a `.json` holding one array: a sentence
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
