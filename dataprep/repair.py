@@ -25,6 +25,7 @@ from dataprep.errors import DataprepError, VerifyError, short_error
 from dataprep.layout import iter_shard_paths, read_manifest
 from dataprep.lock import OutputLock
 from dataprep.manifest import Manifest, ShardEntry
+from dataprep.overlap import relation
 from dataprep.storage import StoragePath, as_path, file_checksum
 from dataprep.sync import CopyMismatch, copy_checked
 from dataprep.sync_record import Wanted
@@ -84,6 +85,11 @@ def repair_dataset(
 ) -> RepairResult:
     """Check every shard of `root`, replace bad ones from `backup`, then verify `root`."""
     root, backup = as_path(root), as_path(backup)
+    if relation(str(backup), str(root)) == "is":
+        raise DataprepError(
+            f"--repair-from {backup} is the dataset itself; name a backup copy of it (such as "
+            "the target of `dataprep sync`)"
+        )
     manifest = read_manifest(root)  # a missing manifest is not repairable here: sync restores
     with OutputLock(root):  # no stage or sync writes DIR meanwhile
         return _repair(root, backup, manifest, workers)

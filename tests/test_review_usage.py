@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,13 @@ def test_a_full_disk_keeps_the_finished_dataset_and_the_rerun_resumes(
     assert cli("verify", out, check=False).returncode == 0
     cli("rebalance", shards, "-o", out, "--shards", "1", "-q")
     assert json.loads((out / ".manifest.json").read_text())["totals"]["shards"] == 1
+
+
+def test_repair_from_the_dataset_itself_is_one_sentence(shards: Path, tmp_path: Path) -> None:
+    """`verify DIR --repair-from ./DIR/` (the same directory twice) used to report every bad
+    shard as 'refused: the backup copy does not match', as if a backup had been tried."""
+    copy = tmp_path / "ds"
+    shutil.copytree(shards, copy)
+    proc = cli("verify", copy, "--repair-from", f"{copy}/../ds/", check=False)
+    assert proc.returncode == 2, proc.stderr[-300:]
+    assert "is the dataset itself" in proc.stderr and "Traceback" not in proc.stderr
