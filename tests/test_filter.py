@@ -7,6 +7,7 @@ comparisons on rows read back with pyarrow.
 
 from __future__ import annotations
 
+import decimal
 import json
 import operator
 import os
@@ -85,6 +86,8 @@ def test_expressions_translate_and_evaluate() -> None:
         ("word_count >= ", "is not a valid expression"),
         ("ok and word_count", "'word_count' is numeric, where a bool is needed"),
         ("language in ['en', 3]", "the list holds 3"),
+        ("class is None", "a column named 'class' is written col('class')"),
+        ("lambda == 1", "a column named 'lambda' is written col('lambda')"),
     ],
 )
 def test_bad_expressions_are_one_sentence(text: str, message: str) -> None:
@@ -483,6 +486,7 @@ def test_filter_tasks_do_not_import_pandas(tmp_path: Path) -> None:
 
 
 _NUMERIC_TYPES = [pa.int64(), pa.int32(), pa.uint64(), pa.int8(), pa.float64(), pa.float32()]
+_NUMERIC_TYPES += [pa.float16(), pa.decimal128(22, 2)]
 
 
 def _numbers(type_: pa.DataType, rng: random.Random, n: int) -> list:
@@ -504,9 +508,12 @@ def _numbers(type_: pa.DataType, rng: random.Random, n: int) -> list:
         info = np.iinfo(type_.to_pandas_dtype())
         out = [v if v is None or v != int(v) else int(v) for v in out]
         out = [v for v in out if v is None or (isinstance(v, int) and info.min <= v <= info.max)]
+    elif pa.types.is_decimal(type_):  # ints and halves, all under 10**20: exact
+        out = [None if v is None else decimal.Decimal(v) for v in out]
     else:
         dtype = type_.to_pandas_dtype()
-        out = [None if v is None else float(dtype(v)) for v in out]
+        with np.errstate(over="ignore"):
+            out = [None if v is None else float(dtype(v)) for v in out]
     return out
 
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataprep import arrow_np
 from dataprep.errors import DataprepError
 from dataprep.quality import expr_exact
 from dataprep.quality.expr_run import Step, Where, evaluate
@@ -88,7 +88,8 @@ def parse(
         tree = ast.parse(text.strip(), mode="eval")
         root, result = translator.visit(tree.body)
     except SyntaxError as exc:
-        raise DataprepError(f"{option} {text!r} is not a valid expression ({exc.msg})") from None
+        why = f"{exc.msg}{_keyword_hint(text)}"
+        raise DataprepError(f"{option} {text!r} is not a valid expression ({why})") from None
     except (RecursionError, MemoryError):
         # Python's parser and the translator recurse per nesting level
         raise DataprepError(
@@ -102,6 +103,16 @@ def parse(
         )
     steps = tuple(translator.steps[: root + 1])  # the condition is the last step
     return Where(text, steps, tuple(dict.fromkeys(columns)))
+
+
+def _keyword_hint(text: str) -> str:
+    """A column named like a Python keyword (a `class` label) parses only as col('class')."""
+    words = re.findall(r"[^\W\d]\w*", text)
+    named = [w for w in words if keyword.iskeyword(w) and w not in _OPERATORS]
+    return f"; a column named {named[0]!r} is written col({named[0]!r})" if named else ""
+
+
+_OPERATORS = {"and", "or", "not", "in", "is", "None", "True", "False"}
 
 
 def _clip(text: str, width: int = 60) -> str:
@@ -126,7 +137,7 @@ class _Translator:
         return self.step("call", function, args, options)
 
     def literal(self, value: bool | int | float | str) -> int:
-        return self.step("literal", _scalar(value))
+        return self.step("literal", expr_exact.literal(value))
 
     def type_of(self, index: int) -> pa.DataType | None:
         """The Arrow type of a step's result (its steps run on zero rows); None if unknown."""
@@ -188,7 +199,10 @@ class _Translator:
                 f"{self.option} names {name!r}, which is not {self.known_as}{hint} (known: {known})"
             )
         self.columns.append(name)
-        return self.step("column", name), kind(self.types[name])
+        step = self.step("column", name)
+        if pa.types.is_float16(self.types[name]):  # Arrow compares no float16: float32 holds all
+            step = self.call("cast", step, options=pc.CastOptions.safe(pa.float32()))
+        return step, kind(self.types[name])
 
     def _Constant(self, node: ast.Constant) -> tuple[Any, str]:
         value_kind = _literal_kind(node.value)
@@ -305,11 +319,10 @@ class _Translator:
         if a is not None:  # 3 < n is n > 3
             left, right, b, function = right, left, a, expr_exact.MIRROR[function]
         type_ = self.type_of(left) if b is not None else None
-        dtype = expr_exact.exact_type(type_) if type_ is not None else None
-        if dtype is None:
+        if type_ is None or not expr_exact.handles(type_):
             return self.call(function, left, right)
-        function, value = expr_exact.compare(dtype, function, b)
-        bound = self.step("literal", expr_exact.scalar(dtype, type_, value))
+        function, value = expr_exact.compare(type_, function, b)
+        bound = self.step("literal", value)
         if function == "invert_less":
             return self.call("invert", self.call("less", left, bound))
         return self.call(function, left, bound)
@@ -317,11 +330,10 @@ class _Translator:
     def _is_in(self, left: int, left_kind: str, values: list[Any]) -> int:
         """`left in values` (no None among them); numbers meet `left` in its own type."""
         type_ = self.type_of(left) if values and left_kind == "numeric" else None
-        dtype = expr_exact.exact_type(type_) if type_ is not None else None
-        if dtype is not None:
-            held = expr_exact.array(dtype, type_, values)
+        if type_ is not None and expr_exact.handles(type_):
+            held = expr_exact.in_array(type_, values)
         else:
-            held = _value_set(values, left_kind) if values else None
+            held = expr_exact.value_set(values, left_kind) if values else None
         if held is None or len(held) == 0:
             return self.literal(False)
         options = pc.SetLookupOptions(held, skip_nulls=False)
@@ -359,32 +371,3 @@ def _signed(node: ast.AST) -> int | float | None:
     if value is None:
         return None
     return -value if isinstance(node.op, ast.USub) else value
-
-
-def _scalar(value: bool | int | float | str) -> pa.Scalar:
-    """The Arrow scalar `pa.scalar(value)` gives, made from a buffer (see the module doc)."""
-    if isinstance(value, bool):
-        return arrow_np.mask(np.array([value]))[0]
-    if isinstance(value, int):
-        return arrow_np.int64s(np.array([value], np.int64))[0]
-    if isinstance(value, float):
-        return _float64s([value])[0]
-    return arrow_np.string(value)
-
-
-def _value_set(values: list[Any], value_kind: str) -> pa.Array:
-    """The array `pa.array(values)` gives for an `in [...]` list of one kind."""
-    if value_kind == "string":
-        return arrow_np.strings(values)
-    if value_kind == "bool":
-        return arrow_np.mask(np.array(values, dtype=bool))
-    if all(isinstance(v, int) for v in values):
-        return arrow_np.int64s(np.array(values, np.int64))
-    if any(isinstance(v, int) and abs(v) > 2**53 for v in values):
-        return pa.array(values)  # pyarrow's own verdict on an int a double cannot hold
-    return _float64s(values)
-
-
-def _float64s(values: list[float]) -> pa.DoubleArray:
-    flat = np.array(values, np.float64)
-    return pa.Array.from_buffers(pa.float64(), len(flat), [None, pa.py_buffer(flat)])
