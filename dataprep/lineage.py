@@ -124,9 +124,12 @@ def checkpoint_node(path: Path) -> dict[str, Any]:
     config = state.get("config") or {}
     recorded = state.get("data") or {}
     data: dict[str, Any] = {}
+    run = os.path.abspath(path.parent.parent)
+    out = config.get("out")  # where the run was: its data is looked for relative to it
+    was = out if isinstance(out, str) and os.path.isabs(out) else None
     for role, key in (("train", "data"), ("eval", "eval_dir")):
         if role in recorded:
-            data[role] = _recorded_data(recorded[role]) if recorded[role] else None
+            data[role] = _recorded_data(recorded[role], run, was) if recorded[role] else None
         elif config.get(key):  # a checkpoint from before the data was recorded
             data[role] = _unrecorded_data(config[key])
         else:
@@ -134,7 +137,7 @@ def checkpoint_node(path: Path) -> dict[str, Any]:
     return {
         "kind": "checkpoint",
         "path": os.path.abspath(path),
-        "run": os.path.abspath(path.parent.parent),
+        "run": run,
         "step": state.get("step"),
         "dataprep_version": state.get("dataprep_version"),
         "world_size": state.get("world_size"),
@@ -152,12 +155,17 @@ def _checkpoints(run: Path) -> list[Path]:
     return sorted(p for p in found if p.name[len(CHECKPOINT_PREFIX) :].isdigit())
 
 
-def _recorded_data(record: dict[str, Any]) -> dict[str, Any]:
-    """The data a checkpoint recorded: as it is now if unchanged, else from the record."""
+def _recorded_data(record: dict[str, Any], run: str, was: str | None) -> dict[str, Any]:
+    """The data a checkpoint recorded: as it is now if unchanged (also where it would be had
+    it moved with the run, `was` the run's recorded place), else from the record."""
     where, digest = record.get("path"), record.get("digest")
     manifest, reason = _load(where, digest)
     if manifest is not None:
         return _present(where, manifest)
+    for moved in _moved_candidates(where, run, was) if where and digest else []:
+        found, _ = _load(moved, digest)
+        if found is not None:
+            return _present(moved, found, recorded=where)
     entries = [LineageEntry.model_validate(e) for e in record.get("lineage") or []]
     node = _absent(entries, where, digest, record.get("rows"), reason)
     node.update({k: record[k] for k in ("shards", "bytes") if k in record})

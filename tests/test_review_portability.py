@@ -179,3 +179,27 @@ def test_a_killed_run_moved_with_its_input_resumes_at_the_new_place(
     assert ex3.committed == 1, "only the unfinished task reruns"
     sums = [s.xxh3_128 for s in dataset.read_manifest(moved / "out").shards]
     assert sums == [s.xxh3_128 for s in dataset.read_manifest(clean).shards]
+
+
+def test_a_checkpoint_moved_with_its_data_finds_it(tree: Path, tmp_path: Path) -> None:
+    """A project copied elsewhere (root/{work/reb, runs/r/checkpoints/step-N}): the
+    checkpoint's data is found where it sits relative to the run, by its digest."""
+    from dataprep.train.provenance import data_record
+
+    project = tmp_path / "project"
+    shutil.copytree(tree / "work", project / "work")
+    step = project / "runs" / "r" / "checkpoints" / "step-00000004"
+    step.mkdir(parents=True)
+    state = {
+        "step": 4,
+        "config": {"data": str(project / "work" / "reb"), "out": str(project / "runs" / "r")},
+        "data": {"train": data_record(str(project / "work" / "reb")), "eval": None},
+    }
+    (step / lineage.CHECKPOINT_STATE).write_text(json.dumps(state))
+    moved = tmp_path / "elsewhere"
+    shutil.move(project, moved)
+    node = lineage.of(moved / "runs" / "r")
+    train = node["data"]["train"]
+    assert train["available"] and train["path"] == str(moved / "work" / "reb"), train.get("note")
+    assert train["recorded_path"] == str(project / "work" / "reb")
+    assert [n["stage"]["op"] for n in _chain(train)] == ["rebalance", "partition", "shard"]
