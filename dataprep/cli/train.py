@@ -58,6 +58,9 @@ def train(
     allow_data_change: Annotated[
         bool, Opt(help="Resume onto data whose manifest digest differs (logged).")
     ] = False,
+    allow_optimizer_change: Annotated[
+        bool, Opt(help="Resume with another --lr, schedule, --grad-clip or --grad-accum.")
+    ] = False,
     trace_samples: Annotated[
         bool, Opt(help="Write each rank's sample fingerprints to --out (audit).")
     ] = False,

@@ -46,7 +46,12 @@ class TrainConfig(BaseModel):
     key_file: str | None = Field(None, description="key file for encrypted datasets")
     quiet: bool = Field(False, description="no per-step lines on stdout")
     trace_samples: bool = Field(False, description="log a fingerprint of every trained sample")
-    allow_data_change: bool = Field(False, description="resume onto data of another digest")
+    allow_data_change: bool = Field(
+        False, description="resume onto training or eval data of another digest"
+    )
+    allow_optimizer_change: bool = Field(
+        False, description="resume with other optimizer settings (lr, schedule, ...)"
+    )
     alerts: tuple[str, ...] = Field(DEFAULTS, description="alert rules (see train/alerts.py)")
     on_alert: Literal["warn", "stop"] = "warn"
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus, rank 0")

@@ -143,6 +143,7 @@ class Trainer:
         self.model.load_state_dict(found.states["model"])
         self.optimizer.load_state_dict(found.states["optimizer"])
         self.scheduler.load_state_dict(found.states["scheduler"])
+        restore.apply_settings(self.cfg, self.optimizer, self.scheduler)  # if allowed
         self.step = int(found.train_state["step"])
         try:
             self.loader.load_state_dict(found.train_state["reader"])

@@ -4,8 +4,10 @@ Every checkpoint's train_state.json carries the dataprep version and, for the tr
 eval data, the location, manifest digest, rows and the manifest's lineage (so `dataprep
 lineage` can show a model's chain even after its datasets are deleted). A run refuses to
 resume onto training data whose digest differs from the checkpoint's: the data order, and so
-every later step, would silently differ. `--allow-data-change` continues anyway; the change is
-then recorded in the run log (metrics.jsonl), on stderr and in every later checkpoint.
+every later step, would silently differ. Nor onto other eval data (or --eval-batches): the
+eval curve would silently join two measures. `--allow-data-change` continues anyway; the
+change is then recorded in the run log (metrics.jsonl), on stderr and (training data) in
+every later checkpoint. Optimizer changes --allow-optimizer-change allowed are logged here too.
 """
 
 from __future__ import annotations
@@ -65,6 +67,33 @@ def refusal(cfg: TrainConfig, out: Any, train_state: dict[str, Any], now: str) -
     )
 
 
+def eval_refusal(
+    cfg: TrainConfig, out: Any, train_state: dict[str, Any], now: dict[str, Any] | None
+) -> str | None:
+    """The sentence refusing to resume onto other eval data (`now`: its `data_record`) or
+    another --eval-batches, or None (same, none evaluated before or now, or allowed)."""
+    then = (train_state.get("data") or {}).get("eval")
+    if cfg.allow_data_change or not then or not now:
+        return None
+    step, old = train_state.get("step"), then.get("digest")
+    if old is not None and old != now["digest"]:
+        return (
+            f"cannot resume {out} from step {step}: its evaluations so far were on eval data "
+            f"with manifest digest {old}, but --eval-dir {redacted(str(cfg.eval_dir))} now has "
+            f"manifest digest {now['digest']}; pass --allow-data-change to continue on the "
+            "changed eval data (the eval curve changes there), or a new --out to start fresh"
+        )
+    batches = (train_state.get("config") or {}).get("eval_batches")
+    if batches is not None and batches != cfg.eval_batches:
+        return (
+            f"cannot resume {out} from step {step} with --eval-batches {cfg.eval_batches}: its "
+            f"evaluations so far used --eval-batches {batches}; pass --eval-batches {batches} "
+            "to continue them, --allow-data-change to change them from here, or a new --out "
+            "to start fresh"
+        )
+    return None
+
+
 class Provenance:
     """The data record of one run; `resume` checks it against the checkpoint resumed from."""
 
@@ -86,8 +115,10 @@ class Provenance:
         point the reader at the start of the new data (`train_state` is edited in place)."""
         now = self.data["train"]["digest"]
         sentence = refusal(self.cfg, out, train_state, now)
+        sentence = sentence or eval_refusal(self.cfg, out, train_state, self.data["eval"])
         if sentence is not None:
             raise DataprepError(sentence)
+        self._eval_change(out, train_state)
         self.changes = list(train_state.get("data_changes") or [])
         then = recorded_digest(train_state)
         if then is None or then == now:
@@ -112,6 +143,36 @@ class Provenance:
                 step,
                 {"step": step, "event": "data_change", "warning": warning, **change},
             )
+
+    def _eval_change(self, out: Path, train_state: dict[str, Any]) -> None:
+        """An eval change --allow-data-change allowed: said on stderr and logged (rank 0)."""
+        then, now = (train_state.get("data") or {}).get("eval"), self.data["eval"]
+        if self.rank != 0 or not then or not now or then.get("digest") in (None, now["digest"]):
+            return
+        step = int(train_state["step"])
+        warning = (
+            f"resuming {out} from step {step} on changed eval data (--allow-data-change): its "
+            f"evaluations so far were on manifest digest {then['digest']}, "
+            f"{redacted(str(self.cfg.eval_dir))} now has {now['digest']}"
+        )
+        self.warn(warning)
+        change = {"from": then["digest"], "to": now["digest"], "path": now["path"]}
+        record = {"step": step, "event": "eval_change", "warning": warning, **change}
+        _append_record(out / "metrics.jsonl", step, record)
+
+    def optimizer_change(
+        self, out: Path, train_state: dict[str, Any], changes: list[tuple[str, Any, Any]]
+    ) -> None:
+        """Optimizer settings --allow-optimizer-change allowed: said and logged (rank 0)."""
+        if self.rank != 0:
+            return
+        step = int(train_state["step"])
+        what = ", ".join(f"{flag} {old} -> {new}" for flag, old, new in changes)
+        warning = f"resuming {out} from step {step} with other optimizer settings: {what}"
+        self.warn(warning)
+        settings = {flag: {"from": old, "to": new} for flag, old, new in changes}
+        record = {"step": step, "event": "optimizer_change", "warning": warning}
+        _append_record(out / "metrics.jsonl", step, {**record, "settings": settings})
 
 
 def _append_record(path: Path, step: int, record: dict[str, Any]) -> None:

@@ -2,7 +2,10 @@
 
 Rank 0 picks the newest checkpoint that verifies and loads and broadcasts its step, so all
 ranks resume from the same one; a run whose checkpoints are all damaged, or whose data order
-settings changed, is refused with the ways out rather than silently started afresh.
+settings changed, is refused with the ways out rather than silently started afresh. So is a
+resume with other optimizer settings: the checkpoint's optimizer state would keep its old lr
+and weight decay while the schedule read the new settings, a silent mix of the two runs;
+`--allow-optimizer-change` applies the new ones from the resumed step instead.
 """
 
 from __future__ import annotations
@@ -66,14 +69,19 @@ def check_same_order(
     """The settings that fix the data order must be those the run was started with, and the
     training data the checkpoint's (`data`, see `provenance`): otherwise resuming is refused
     the same way on every try, so say both ways out."""
-    check_settings(cfg, out, found.train_state)
+    changes = check_settings(cfg, out, found.train_state)
     if data is not None:
         data.resume(out, found.train_state)
+        if changes:
+            data.optimizer_change(out, found.train_state, changes)
 
 
-def check_settings(cfg: TrainConfig, out: Path, train_state: dict[str, Any]) -> None:
+def check_settings(
+    cfg: TrainConfig, out: Path, train_state: dict[str, Any]
+) -> list[tuple[str, Any, Any]]:
     """`check_same_order` on a checkpoint's train state alone (what --resume-from checks
-    before it moves anything)."""
+    before it moves anything). Returns the optimizer changes --allow-optimizer-change
+    allowed, as (flag, checkpoint's value, new value)."""
     saved = train_state.get("config") or {}
     step = train_state.get("step")
     for key in ("batch_size", "seed"):
@@ -85,3 +93,47 @@ def check_settings(cfg: TrainConfig, out: Path, train_state: dict[str, Any]) -> 
                 f"was started with {flag} {then}, which fixes its data order; pass "
                 f"{flag} {then} to continue it, or a new --out to start fresh"
             )
+    changes = [
+        (_flag(key), saved[key], getattr(cfg, key))
+        for key in OPTIMIZER
+        if key in saved and saved[key] != getattr(cfg, key)
+    ]
+    if changes and not cfg.allow_optimizer_change:
+        now = " and ".join(f"{flag} {_spell(new)}" for flag, _, new in changes)
+        then = " and ".join(f"{flag} {_spell(old)}" for flag, old, _ in changes)
+        back = " and ".join(
+            f"{f} {_spell(old)}" if old is not None else f"no {f}" for f, old, _ in changes
+        )
+        raise DataprepError(
+            f"cannot resume {out} from step {step} with {now}: its checkpoint was saved with "
+            f"{then} (its optimizer state and schedule); pass {back} to continue it, "
+            f"--allow-optimizer-change to continue with the new settings from step {step}, "
+            "or a new --out to start fresh"
+        )
+    return changes
+
+
+# what the optimizer and its schedule were built with (--steps may grow: it extends a run)
+OPTIMIZER = ("lr", "warmup_steps", "lr_decay_steps", "min_lr_ratio", "weight_decay")
+OPTIMIZER += ("grad_clip", "grad_accum")
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _spell(value: Any) -> str:
+    return "unset" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def apply_settings(cfg: TrainConfig, optimizer: Any, scheduler: Any) -> None:
+    """With --allow-optimizer-change, the loaded optimizer and schedule take the new peak lr
+    and weight decay (loading kept the checkpoint's); the schedule's shape and the clipping
+    are read from `cfg` at every step anyway."""
+    if not cfg.allow_optimizer_change:
+        return
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)  # the next step's, as stepping gives
+    scheduler.base_lrs = [cfg.lr for _ in optimizer.param_groups]
+    for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0), strict=True):
+        group.update(initial_lr=cfg.lr, lr=cfg.lr * factor, weight_decay=decay)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

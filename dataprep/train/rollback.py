@@ -44,6 +44,9 @@ def prepare(cfg: TrainConfig, spec: str) -> str:
         ) from None
     restore.check_settings(cfg, out, state)
     sentence = provenance.refusal(cfg, out, state, dataset.read_manifest(cfg.data).digest())
+    if sentence is None and cfg.eval_dir:
+        now = provenance.data_record(cfg.eval_dir)
+        sentence = provenance.eval_refusal(cfg, out, state, now)
     if sentence is not None:
         raise DataprepError(sentence)
     if source.parent.resolve() == (out / "checkpoints").resolve():
