@@ -381,3 +381,17 @@ def test_the_quarantined_zero_led_cells_say_how_to_keep_them_and_that_keeps_them
     cli("shard", folder, "-o", tmp_path / "kept", "-q", "--keep", "zip:string")
     assert column(tmp_path / "kept", "zip") == [r[1] for r in rows["a"] + rows["b"]]
     assert not (tmp_path / "kept" / ".quarantine.jsonl").exists()
+
+
+def test_a_declared_field_no_row_holds_is_named_as_a_likely_typo(tmp_path: Path) -> None:
+    """`--keep utl:string` (url misspelt) wrote a column of nulls with exit 0 and nothing said;
+    the summary and report now name it. A declared field some row holds is not named."""
+    _jsonl_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    proc = cli("shard", tmp_path / "in", "-o", out, "-w", "2", "--keep", "lang,utl:string")
+    assert _report(out)["declared_fields_empty"] == ["utl"]
+    said = " ".join(proc.stdout.split())
+    assert "--keep declared utl, which no row held" in said, said
+    fine = tmp_path / "fine"
+    cli("shard", tmp_path / "in", "-o", fine, "-q", "--keep", "url:string,lang:string")
+    assert "declared_fields_empty" not in _report(fine)

@@ -207,6 +207,33 @@ def task_counts(unsampled: Unsampled | None) -> dict[str, int]:
     return {PREFIX + k: v for k, v in (unsampled or {}).items()}
 
 
+FILLED = "filled:"  # a task's count of rows holding a value of a field --keep declared
+
+
+def declared(keep: list[str] | None, names: list[str]) -> list[str]:
+    """The schema's fields a `--keep NAME:TYPE` declared (`readers_schema._declared`)."""
+    typed = {k.rpartition(":")[0] for k in keep or () if ":" in k}
+    return [name for name in names if name in typed]
+
+
+def count_filled(table: pa.Table, names: list[str], into: dict[str, int]) -> None:
+    """Add `table`'s values of the fields `names` (null counts Arrow keeps: no pass)."""
+    for name in names:
+        filled = table.num_rows - table.column(name).null_count
+        into[FILLED + name] = into.get(FILLED + name, 0) + filled
+
+
+def empty_declared(counts: dict[str, int], sampled: list[str]) -> dict[str, object]:
+    """`declared_fields_empty`: fields a `--keep NAME:TYPE` declared that the schema sample
+    lacked and no row held (a typo is a column of nulls otherwise, exit 0 and nothing said)."""
+    empty = [
+        key[len(FILLED) :]
+        for key, rows in counts.items()
+        if key.startswith(FILLED) and not rows and key[len(FILLED) :] not in sampled
+    ]
+    return {"declared_fields_empty": empty} if empty else {}
+
+
 def report(counts: dict[str, int], sample: str, kept: list[str]) -> dict[str, object]:
     """`fields_not_in_schema`: {field: rows holding a value of it}, most rows first, the first
     LISTED; `keep_them`: the `--keep` that keeps them too (`kept`, the schema's fields besides
@@ -248,10 +275,16 @@ def _one_type(kinds: set[str]) -> str:
 
 
 def note(report: dict[str, Any]) -> list[str]:
-    """The summary's line naming the fields left out and how to keep them."""
+    """The summary's lines naming the fields left out and how to keep them, and the fields a
+    `--keep NAME:TYPE` declared that no row held."""
+    empty = report.get("declared_fields_empty") or []
+    lines = [
+        f"--keep declared {', '.join(empty)}, which no row held (the schema sample lacks "
+        f"{'them' if len(empty) > 1 else 'it'} too): a misspelt name?"
+    ] if empty else []  # fmt: skip
     fields = report.get("fields_not_in_schema") or {}
     if not fields:
-        return []
+        return lines
     more = len(fields) - SHOWN + report.get("fields_not_in_schema_not_listed", 0)
     shown = ", ".join(f"{k} ({v:,} row{'s' * (v != 1)})" for k, v in list(fields.items())[:SHOWN])
     shown += f" and {more:,} more (see .report.json)" if more > 0 else ""
@@ -263,6 +296,7 @@ def note(report: dict[str, Any]) -> list[str]:
             f"{'them' if len(nested) > 1 else 'it'} (`shard THAT.jsonl DIR`)"
         )
     return [
+        *lines,
         f"left out fields the schema sample ({report.get('schema_sample')}) lacks: {shown}; "
-        f"to keep them, {'; '.join(how)}"
+        f"to keep them, {'; '.join(how)}",
     ]

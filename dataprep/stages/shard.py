@@ -165,6 +165,7 @@ class ShardStage(Stage[ShardConfig]):
         results = ctx.map(shard_task, tasks)
         counts = sum_counts(results)
         unsampled = readers_unsampled.report(counts, first.name, schema.names[2:])
+        unsampled.update(readers_unsampled.empty_declared(counts, sample.names))
         shards = [s for r in results for s in r.shards]
         report = {
             "rows_in": counts.get("rows", 0) + counts.get("quarantined", 0),
@@ -256,6 +257,8 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
     )
     rows = 0
     unsampled: dict[str, int] | None = {} if config.keep is None else None  # --keep: chosen
+    declared = readers_unsampled.declared(config.keep, schema.names)  # --keep NAME:TYPE
+    filled: dict[str, int] = {}
     try:
         with writer:
             tables = _tables(task.payload.parts, schema, config, quarantine, unsampled)
@@ -265,6 +268,7 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
                 if table.num_rows:
                     writer.write(table)
                     rows += table.num_rows
+                    readers_unsampled.count_filled(table, declared, filled)
                 tick(rows=table.num_rows)
     except OSError as exc:
         if exc.filename is None and exc.errno:  # Arrow's write errors name no file: say where
@@ -273,7 +277,7 @@ def shard_task(task: Task[ShardConfig, ReadJob]) -> TaskResult[None]:
     finally:
         quarantine.close()
     counts = {"rows": rows, "quarantined": quarantine.count}
-    counts.update(readers_unsampled.task_counts(unsampled))
+    counts.update(readers_unsampled.task_counts(unsampled), **filled)
     return TaskResult(writer.entries, counts, schema)
 
 
