@@ -249,6 +249,11 @@ def _input_of(
 ) -> dict[str, Any]:
     if _reads_raw(entry, first=not before):
         check, note = _recheck(entry)
+        moved_cwd = _moved_cwd(entry.cwd, here, recorded) if check != "unchanged" else None
+        if moved_cwd is not None and _recheck(entry, moved_cwd)[0] == "unchanged":
+            check, note = _recheck(entry, moved_cwd)
+            note += f" (moved with the datasets: read from {moved_cwd}, recorded {entry.cwd})"
+            entry = entry.model_copy(update={"cwd": moved_cwd})
         return {
             "kind": "raw",
             "available": False,  # raw files, not a dataset: the chain ends here
@@ -315,9 +320,19 @@ def _join(folder: StoragePath, rel: str) -> str:
     return f"{scheme}://{posixpath.normpath(posixpath.join(rest, rel))}{query}"
 
 
-def _recheck(entry: LineageEntry) -> tuple[str, str]:
+def _moved_cwd(cwd: str | None, here: str | None, recorded: str | None) -> str | None:
+    """The first stage's working directory shifted as its output was (relative raw paths
+    given there then resolve where a moved project keeps them)."""
+    if cwd is None or here is None or recorded is None or as_path(here).local() is None:
+        return None
+    rel = os.path.relpath(cwd, os.path.dirname(os.path.abspath(recorded)))
+    return os.path.normpath(os.path.join(os.path.dirname(here), rel))
+
+
+def _recheck(entry: LineageEntry, cwd: str | None = None) -> tuple[str, str]:
     """Whether the raw files still have the paths, sizes and mtimes the stage's digest was
-    taken over (a stat each, no read): `unchanged`, `changed`, `missing` or `unchecked`."""
+    taken over (a stat each, no read): `unchanged`, `changed`, `missing` or `unchecked`;
+    `cwd`: where relative paths are resolved, if not the recorded one."""
     paths = entry.raw_inputs
     what = "raw files, not a dataset (identified by the digest of their paths, sizes, mtimes)"
     if not paths or len(paths) >= RAW_PATHS_KEPT or entry.input_digest is None:
@@ -327,7 +342,7 @@ def _recheck(entry: LineageEntry) -> tuple[str, str]:
     try:
         stage = get_stage(entry.stage)
         config = stage.Config.parse(entry.config, where=f"{entry.stage} options")
-        with contextlib.chdir(entry.cwd or "."):
+        with contextlib.chdir(cwd or entry.cwd or "."):
             now = stage.input_digest(config, paths)
     except (DataprepError, OSError, NotImplementedError) as exc:
         missing = "does not exist" in str(exc) or isinstance(exc, FileNotFoundError)

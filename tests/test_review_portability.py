@@ -203,3 +203,33 @@ def test_a_checkpoint_moved_with_its_data_finds_it(tree: Path, tmp_path: Path) -
     assert train["available"] and train["path"] == str(moved / "work" / "reb"), train.get("note")
     assert train["recorded_path"] == str(project / "work" / "reb")
     assert [n["stage"]["op"] for n in _chain(train)] == ["rebalance", "partition", "shard"]
+
+
+def test_relative_raw_inputs_of_a_moved_project_recheck_unchanged(tmp_path: Path) -> None:
+    """`dataprep shard raw.jsonl -o work/shards` run in a project folder, the project then
+    moved (mtimes kept, as mv, cp -a and rsync -a do): the raw files are re-checked where the
+    project now is, not reported missing at the old working directory."""
+    import contextlib
+
+    project = tmp_path / "project"
+    (project / "work").mkdir(parents=True)
+    lines = [
+        json.dumps({"id": f"d{i}", "text": d.read_text(errors="replace")})
+        for i, d in enumerate(DOCS[:6])
+    ]
+    (project / "raw.jsonl").write_text("\n".join(lines) + "\n")
+    with contextlib.chdir(project):
+        run_stage("shard", {"shard_rows": 3}, project / "work" / "shards", inputs=["raw.jsonl"])
+    run_stage(
+        "partition",
+        {"key": "id", "partitions": 2},
+        project / "work" / "part",
+        input_path=project / "work" / "shards",
+    )
+    moved = tmp_path / "moved"
+    shutil.copytree(project, moved)  # copy2: mtimes kept
+    shutil.rmtree(project)
+    raw = _chain(lineage.of(moved / "work" / "part"))[-1]["inputs"][0]
+    assert raw["kind"] == "raw" and raw["check"] == "unchanged", raw["note"]
+    assert raw["paths"] == [str(moved / "raw.jsonl")]
+    assert f"recorded {project}" in raw["note"]
