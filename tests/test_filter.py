@@ -692,3 +692,54 @@ def test_preset_or_languages_do_not_read_a_user_column_as_the_signal(tmp_path: P
     proc = cli("run", recipe, check=False)
     assert proc.returncode == 2 and "stages[1]" in proc.stderr and "'language'" in proc.stderr
     assert not (tmp_path / "work" / "shards").exists()
+
+
+@pytest.mark.parametrize("type_", [pa.int64(), pa.int32(), pa.uint32(), pa.int8()], ids=str)
+def test_integer_and_float_columns_compare_exactly(type_: pa.DataType) -> None:
+    """`n OP x` for an integer column and a float column, either way round, is Python's exact
+    comparison (it was an ArrowInvalid traceback past 2**53); `n * 2.0 OP x` rounds as
+    Python's float(n) * 2.0 does."""
+    rng = random.Random(f"mixed {type_}")
+    ns = _numbers(type_, rng, 300)
+    xs = [None if v is None else float(v) for v in _numbers(pa.int64(), rng, 600)][: len(ns)]
+    pairs = enumerate(zip(xs, ns, strict=True))
+    xs = [x if i % 7 or n is None else float(n) for i, (x, n) in pairs]  # ties: float(n) == x
+    xs[:4] = [2.0**63, -(2.0**63), float("nan"), float("inf")]
+    table = pa.table({"n": pa.array(ns, type_), "x": pa.array(xs, pa.float64())})
+    ops = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+    for op, name in ops.items():
+        test = getattr(operator, name)
+        for text, oracle in (
+            (f"n {op} x", lambda a, b, t=test: t(a, b)),
+            (f"x {op} n", lambda a, b, t=test: t(b, a)),
+            (f"n * 2.0 {op} x", lambda a, b, t=test: t(float(a) * 2.0, b)),
+        ):
+            where = expr.parse(text, table.schema, "--where")
+            got = expr.evaluate(table, [where])[0].tolist()
+            want = [
+                a is not None and b is not None and oracle(a, b)
+                for a, b in zip(ns, xs, strict=True)
+            ]
+            assert got == want, text
+            assert expr.evaluate(table, [where.expression])[0].tolist() == want, text
+
+
+def test_integer_overflow_is_one_sentence_not_a_wrapped_value(tmp_path: Path) -> None:
+    """`n * 4 > 0` on 2**62 wrapped to 0 and dropped the row silently; now it stops with one
+    sentence naming the expression (as `filter` and `head` print it)."""
+    table = pa.table({"n": pa.array([2**62, 3, -(2**63)], pa.int64())})
+    for text in ("n * 4 > 0", "n + n > 0", "-n > 0", "n - 1 < 0"):
+        where = expr.parse(text, table.schema, "--where")
+        with pytest.raises(DataprepError, match="overflows") as err:
+            expr.evaluate(table, [where])
+        assert text in str(err.value) and "\n" not in str(err.value)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jsonl").write_text(
+        "".join(json.dumps({"text": "t", "n": n}) + "\n" for n in [2**62, 3])
+    )
+    cli("shard", raw, "-o", tmp_path / "ds")
+    for args in (["filter", tmp_path / "ds", "-o", tmp_path / "f"], ["head", tmp_path / "ds"]):
+        proc = cli(*args, "--where", "n * 4 > 0", check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "overflows" in proc.stderr

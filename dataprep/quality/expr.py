@@ -42,7 +42,12 @@ _COMPARE: dict[type, str] = {
     ast.GtE: "greater_equal",
 }
 _PYTHON = dict(zip(_COMPARE.values(), ("eq", "ne", "lt", "le", "gt", "ge"), strict=True))
-_ARITH: dict[type, str] = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply"}
+# checked: an int64 overflow stops with one sentence (expr_run) instead of wrapping around
+_ARITH: dict[type, str] = {
+    ast.Add: "add_checked",
+    ast.Sub: "subtract_checked",
+    ast.Mult: "multiply_checked",
+}
 _NAMES = {"true": True, "false": False, "True": True, "False": False}
 _ALLOWED = (
     " (use column names, col('any-name'), numbers, 'strings', comparisons, and/or/not, "
@@ -232,7 +237,7 @@ class _Translator:
         if isinstance(node.op, ast.USub | ast.UAdd):
             self._expect(operand_kind, "numeric", node.operand)
             negative = isinstance(node.op, ast.USub)
-            return (self.call("negate", operand) if negative else operand), "numeric"
+            return (self.call("negate_checked", operand) if negative else operand), "numeric"
         raise self.fail(f"the operator in {ast.unparse(node)!r} is not allowed")
 
     def _BoolOp(self, node: ast.BoolOp) -> tuple[Any, str]:
@@ -252,13 +257,22 @@ class _Translator:
         right, right_kind = self.visit(node.right)
         self._expect(left_kind, "numeric", node.left)
         self._expect(right_kind, "numeric", node.right)
-        if isinstance(node.op, ast.Div):
-            as_float = self.call("cast", left, options=pc.CastOptions.safe(pa.float64()))
-            return self.call("divide", as_float, right), "numeric"
-        name = _ARITH.get(type(node.op))
+        name = "divide" if isinstance(node.op, ast.Div) else _ARITH.get(type(node.op))
         if name is None:
             raise self.fail(f"the operator in {ast.unparse(node)!r} is not allowed")
+        floats = name == "divide" or any(map(expr_exact.is_float, self._types(left, right)))
+        if floats:  # an integer side as Python's float(n) (rounded past 2**53, no error)
+            left, right = (self._float(i) for i in (left, right))
         return self.call(name, left, right), "numeric"
+
+    def _types(self, *steps: int) -> list[pa.DataType | None]:
+        return [self.type_of(i) for i in steps]
+
+    def _float(self, step: int) -> int:
+        type_ = self.type_of(step)
+        if type_ is None or not pa.types.is_integer(type_):
+            return step
+        return self.call("cast", step, options=pc.CastOptions.unsafe(pa.float64()))
 
     def _Compare(self, node: ast.Compare) -> tuple[Any, str]:
         left, left_kind = self.visit(node.left)
@@ -318,7 +332,15 @@ class _Translator:
             return self.literal(bool(getattr(operator, _PYTHON[function])(a, b)))
         if a is not None:  # 3 < n is n > 3
             left, right, b, function = right, left, a, expr_exact.MIRROR[function]
-        type_ = self.type_of(left) if b is not None else None
+        if b is None:  # two computed sides: an integer and a float meet exactly
+            lt, rt = self._types(left, right)
+            if lt is not None and pa.types.is_integer(lt) and expr_exact.is_float(rt):
+                return expr_exact.mixed(self.call, self.literal, function, left, lt, right)
+            if rt is not None and pa.types.is_integer(rt) and expr_exact.is_float(lt):
+                mirrored = expr_exact.MIRROR[function]
+                return expr_exact.mixed(self.call, self.literal, mirrored, right, rt, left)
+            return self.call(function, left, right)
+        type_ = self.type_of(left)
         if type_ is None or not expr_exact.handles(type_):
             return self.call(function, left, right)
         function, value = expr_exact.compare(type_, function, b)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import decimal
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataprep import arrow_np
 
@@ -28,6 +30,36 @@ Bound = tuple[str, pa.Scalar]  # a comparison function and the literal it meets
 def handles(type_: pa.DataType) -> bool:
     """Integer, floating and decimal columns meet literals here; others as Arrow does."""
     return pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_)
+
+
+def is_float(type_: pa.DataType | None) -> bool:
+    return type_ is not None and pa.types.is_floating(type_)
+
+
+def mixed(
+    call: Callable[..., int],
+    literal: Callable[[Any], int],
+    function: str,
+    n: int,
+    n_type: pa.DataType,
+    x: int,
+) -> int:
+    """`n FUNCTION x` for integers `n` and floats `x` (steps), exact as Python compares them:
+    the rounded float(n) decides wherever it differs from x (rounding keeps the order), and
+    where they tie (x is then a whole number) n meets x as an integer."""
+    wide = pa.uint64() if pa.types.is_unsigned_integer(n_type) else pa.int64()
+    edge = 2.0**64 if wide == pa.uint64() else 2.0**63  # the first whole float past `wide`
+    if n_type != wide:
+        n = call("cast", n, options=pc.CastOptions.safe(wide))
+    rounded = call("cast", n, options=pc.CastOptions.unsafe(pa.float64()))
+    rough, tie = call(function, rounded, x), call("equal", rounded, x)
+    past = call("greater_equal", x, literal(edge))  # a tie there: n < x
+    inside = call("and_kleene", tie, call("invert", past))
+    kept = call("if_else", inside, x, literal(0.0))  # whole and in range where it counts
+    whole = call("cast", kept, options=pc.CastOptions.safe(wide))
+    below = literal(function in ("less", "less_equal", "not_equal"))
+    exact = call("if_else", past, below, call(function, n, whole))
+    return call("if_else", tie, exact, rough)
 
 
 def in_array(type_: pa.DataType, values: list[Number]) -> pa.Array:

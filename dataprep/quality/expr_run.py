@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataprep import arrow_np
+from dataprep.errors import DataprepError
 
 # one step of a translated expression: a column by name, a literal, or a compute function
 # called with earlier steps' results (by index) and its options
@@ -55,7 +56,14 @@ class Where:
             elif what == "literal":
                 done.append(value)
             else:
-                done.append(pc.call_function(value, [done[i] for i in args], options))
+                try:
+                    done.append(pc.call_function(value, [done[i] for i in args], options))
+                except pa.ArrowInvalid as exc:  # add_checked & co.: a 64-bit overflow
+                    raise DataprepError(
+                        f"--where {self.text!r} overflows 64-bit integers on a row "
+                        f"({str(exc).strip()}); write a float literal (4.0, not 4) to "
+                        "compute in floats"
+                    ) from None
         return done[-1]
 
 
