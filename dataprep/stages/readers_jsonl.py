@@ -170,7 +170,7 @@ def _arrow_block(
     if not (plain or _one_object_per_line(data, first_line)):
         return None  # checked first: pyarrow 26 segfaults on a block that starts with `null`
     nested = has_struct(schema)
-    if nested and _deeper_than(data, INFER_DEPTH):
+    if nested and deeper_than(data, INFER_DEPTH):
         return None  # Arrow's infer mode recurses per level: ~15k levels overflow its stack
     counted: Unsampled = {}  # counting: a flat schema's "error" mode stops at a field it lacks
     mode = "infer" if nested else "ignore" if unsampled is None else "error"
@@ -202,19 +202,6 @@ def _read_json(data: bytes | memoryview, schema: pa.Schema, mode: str) -> pa.Tab
 
 
 INFER_DEPTH = 1000  # opening brackets in one line; Arrow's infer mode crashed at 10-20k
-
-
-def _deeper_than(data: bytes, limit: int) -> bool:
-    """Whether some line may nest deeper than `limit`: its count of `[` and `{` bounds its
-    depth from above (brackets inside strings count too, so a line of many is read slowly,
-    never wrongly)."""
-    raw = np.frombuffer(data, np.uint8)
-    opens = (raw == ord("[")) | (raw == ord("{"))
-    if int(np.count_nonzero(opens)) <= limit:
-        return False
-    ends = np.flatnonzero(raw == ord("\n"))
-    per_line = np.diff(np.concatenate(([0], np.cumsum(opens)[ends], [np.count_nonzero(opens)])))
-    return bool(per_line.max() > limit)
 
 
 OPEN = ord("{")
