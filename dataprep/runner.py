@@ -316,10 +316,18 @@ def _file_sizes(folder: StoragePath) -> dict[str, int]:
 
 
 def _read_report(out: StoragePath) -> dict[str, Any]:
+    """A finished output's report; {} when it is missing or damaged (not an object, or a count
+    that is not a number): the summary of a cached rerun is then blank, not a traceback."""
     try:
-        return json.loads(dataset.existing_file(out, dataset.REPORT).read_text())
-    except (OSError, json.JSONDecodeError):
+        report = json.loads(dataset.existing_file(out, dataset.REPORT).read_text())
+    except (OSError, ValueError):
         return {}
+    counts = ("rows_in", "rows_out", "quarantined", "seconds", "shards", "bytes_out")
+    sane = isinstance(report, dict) and all(
+        isinstance(report.get(k, 0), int | float) and not isinstance(report.get(k), bool)
+        for k in counts
+    )
+    return report if sane else {}
 
 
 def _collect_quarantine(out: StoragePath) -> int:

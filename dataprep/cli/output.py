@@ -139,7 +139,10 @@ def details(op: str, report: dict[str, Any]) -> list[str]:
     from dataprep.stages import get_stage
 
     hook = getattr(get_stage(op), "details", None)  # a duck-typed plugin may not have it
-    lines = list(hook(report)) if hook is not None else []
+    try:
+        lines = list(hook(report)) if hook is not None else []
+    except (TypeError, ValueError, AttributeError, KeyError):  # a damaged stored .report.json
+        return []  # no line rather than a wrong one or a traceback
     if not lines:
         lines.append(f"{report.get('shards', 0):,} shards, {report.get('bytes_out', 0):,} bytes")
     enc, extra = report.get("encryption") or {}, []
