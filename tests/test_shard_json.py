@@ -112,3 +112,19 @@ def test_a_folders_plain_json_metadata_is_not_read_but_a_glob_reads_json_lines(
     assert "*.json" in said, said
     cli("shard", f"{lines}/*.json", "-o", tmp_path / "o3", "-q")
     assert column(tmp_path / "o3", "text") == TEXTS[:10]
+
+
+def test_a_json_object_over_many_lines_is_one_sentence_saying_how_to_convert_it(
+    tmp_path: Path,
+) -> None:
+    """SQuAD-style `{"version": ..., "data": [...]}`, pretty-printed: not JSON Lines."""
+    doc = {"version": "1.1", "data": _c4_rows(0, 10)}
+    (tmp_path / "squad.json").write_text(json.dumps(doc, indent=2))
+    said = _one_sentence(cli("shard", tmp_path / "squad.json", "-o", tmp_path / "o", check=False))
+    assert "object over many lines" in said and "jq -c '.data[]'" in said, said
+    folder = tmp_path / "in"  # a later input: read in a task
+    folder.mkdir()
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _c4_rows(0, 10)))
+    (folder / "b.json.gz").write_bytes(gzip.compress(json.dumps(doc, indent=1).encode()))
+    said = _one_sentence(cli("shard", folder, "-o", tmp_path / "o2", check=False))
+    assert "b.json.gz" in said and "object over many lines" in said, said

@@ -182,18 +182,23 @@ def json_named(src: SourceFile) -> bool:
 
 
 def check_not_array(src: SourceFile, head: bytes) -> None:
-    """One sentence where a `.json` input starts with `[`: a single JSON array (as
-    `json.dump(rows)` writes it) is no JSON Lines; read as such, every line of it would be
+    """One sentence where a `.json` input is one JSON document, not JSON Lines: it starts with
+    `[` (an array, as `json.dump(rows)` writes it) or its first line is a lone `{` (an object
+    spread over lines, as SQuAD's `{"data": [...]}`). Read as lines, every line of it would be
     quarantined (or one line of the whole file held in memory)."""
     start = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    if json_named(src) and start.startswith(b"["):
-        name = src.path.rstrip("/").rsplit("/", 1)[-1]
-        stem = name.split(".json", 1)[0]
-        raise DataprepError(
-            f"input {src.path} holds one JSON array, not JSON Lines (one object per line); "
-            f"convert it first, e.g. `jq -c '.[]' {name} > {stem}.jsonl` "
-            f"(for .gz: `zcat {name} | jq -c '.[]' > {stem}.jsonl`), and shard that"
-        )
+    array = start.startswith(b"[")
+    if not json_named(src) or not (array or start.split(b"\n", 1)[0].rstrip() == b"{"):
+        return
+    name = src.path.rstrip("/").rsplit("/", 1)[-1]
+    stem = name.split(".json", 1)[0]
+    rows = ".[]" if array else ".data[]"
+    raise DataprepError(
+        f"input {src.path} holds one JSON {'array' if array else 'object over many lines'}, "
+        f"not JSON Lines (one object per line); convert it first, e.g. `jq -c '{rows}' {name} "
+        f"> {stem}.jsonl` (for .gz: `zcat {name} | jq -c '{rows}' > {stem}.jsonl`"
+        f"{'' if array else ', naming the key that holds its rows'}), and shard that"
+    )
 
 
 Block = TypeVar("Block", bound=tuple)
