@@ -24,6 +24,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "tokenizers": ("the Hugging Face tokenizers package", "torch"),
     "ray": ("Ray", "ray"),
     "opacus": ("Opacus (for --dp-epsilon)", "dp"),
+    "pynvml": ("NVIDIA's NVML bindings (for GPU energy in train metrics)", "gpu"),
 }
 
 

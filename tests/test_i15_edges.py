@@ -134,6 +134,9 @@ def test_a_missing_package_in_a_worker_is_not_retried(tmp_path: Path) -> None:
     assert len(attempts.read_text()) <= 2  # one attempt per task (was 4: retried)
 
 
+IMPORT_NAMES = {"nvidia-ml-py": "pynvml"}  # distribution -> the module the CLI imports
+
+
 def test_every_extra_package_has_a_sentence() -> None:
     """Each package an extra installs (but the test extra) is one the CLI names."""
     from dataprep.errors import OPTIONAL_PACKAGES
@@ -144,6 +147,7 @@ def test_every_extra_package_has_a_sentence() -> None:
             continue
         for requirement in requirements:
             name = requirement.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+            name = IMPORT_NAMES.get(name, name)
             assert name in OPTIONAL_PACKAGES, f"{name} (extra {extra}) has no sentence"
             assert OPTIONAL_PACKAGES[name][1] == extra
 
