@@ -287,8 +287,6 @@ def _moved_candidates(where: str, here: str | None, recorded: str | None) -> lis
     if here is None or here == recorded:
         return []
     here_path, old = as_path(here), as_path(where)
-    if here_path.local() is None and old.local() is None:
-        return []  # both remote and not found: nothing was moved between stores
     out = []
     if recorded is not None:
         rel = posixpath.relpath(_plain(old), posixpath.dirname(_plain(as_path(recorded))))

@@ -233,3 +233,24 @@ def test_relative_raw_inputs_of_a_moved_project_recheck_unchanged(tmp_path: Path
     assert raw["kind"] == "raw" and raw["check"] == "unchanged", raw["note"]
     assert raw["paths"] == [str(moved / "raw.jsonl")]
     assert f"recorded {project}" in raw["note"]
+
+
+def test_lineage_follows_a_tree_copied_between_buckets(tree: Path, s3_server: str) -> None:
+    """Stages run on s3://lineage-one/work, the tree then copied to s3://lineage-two/proj/work
+    (sync S3 to S3) and the first bucket emptied: the chain is read at the second bucket."""
+    import boto3
+
+    s3 = boto3.resource("s3")
+    for bucket in ("lineage-one", "lineage-two"):
+        s3.create_bucket(Bucket=bucket)
+    one = "s3://lineage-one/work"
+    run_stage("rebalance", {"shards": 2}, f"{one}/part", input_path=tree / "work" / "shards")
+    run_stage("partition", {"key": "id", "partitions": 2}, f"{one}/reb", input_path=f"{one}/part")
+    for name in ("part", "reb"):
+        cli("sync", f"{one}/{name}", f"s3://lineage-two/proj/work/{name}", "-q")
+    s3.Bucket("lineage-one").objects.all().delete()
+    chain = _chain(lineage.of("s3://lineage-two/proj/work/reb"))
+    paths = [n["path"] for n in chain]
+    assert paths[:2] == [f"s3://lineage-two/proj/work/{n}" for n in ("reb", "part")]
+    assert all(n["available"] for n in chain)
+    assert chain[1]["recorded_path"] == f"{one}/part"
