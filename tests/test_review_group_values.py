@@ -121,3 +121,12 @@ def test_a_struct_key_on_the_command_line_exits_2(shards: Path, tmp_path: Path) 
     assert proc.returncode == 2, proc.stderr[-400:]
     assert "Traceback" not in proc.stderr
     assert "--by 'meta' holds struct" in proc.stderr
+
+
+def test_partition_puts_equal_float_keys_together(shards: Path, tmp_path: Path) -> None:
+    """0.0 and -0.0 are equal keys; they were hashed as the strings '0' and '-0' and could
+    land in different partitions."""
+    run("partition", {"key": "zero", "partitions": 8}, shards, tmp_path / "out")
+    parts = {s.partition for s in dataset.read_manifest(tmp_path / "out").shards}
+    assert len(parts) == 1
+    assert sum(_rows(tmp_path / "out", ["id"]).values()) == ROWS

@@ -34,7 +34,7 @@ from dataprep.stage import (
     require_column,
     sum_counts,
 )
-from dataprep.stages.key_values import require_groupable
+from dataprep.stages.key_values import canonical, require_groupable
 from dataprep.storage import StoragePath
 
 Scheme = Literal["jump", "rendezvous", "ring"]
@@ -69,8 +69,9 @@ class PartitionConfig(StageConfig):
 
 
 def route_table(table: pa.Table, config: PartitionConfig) -> np.ndarray:
-    """Partition number of every row (rows with a null key are the caller's business)."""
-    hashes = hashing.xxh64_array(table.column(config.key), seed=config.seed)
+    """Partition number of every row (rows with a null key are the caller's business); equal
+    keys share a partition, so -0.0 is hashed as 0.0."""
+    hashes = hashing.xxh64_array(canonical(table.column(config.key)), seed=config.seed)
     return hashing.route(
         hashes, config.partitions, config.scheme, config.weights, config.vnodes, config.names
     )
