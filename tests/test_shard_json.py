@@ -1,7 +1,8 @@
 """`.json` inputs: C4 and many HF dumps ship JSON Lines named `.json` / `.json.gz`, which
 `shard DIR` read as nothing it knew ("cannot tell the format"). A `.json` is read as JSON
-Lines; one holding a single JSON array (what `json.dump(list_of_rows)` writes) stops with
-one sentence saying how to convert it, never a traceback nor a quarantine of every line.
+Lines, or, holding a single JSON array (what `json.dump(list_of_rows)` writes, Alpaca's
+instruction sets), element by element; one JSON object over many lines stops with one
+sentence saying how to convert it, never a traceback nor a quarantine of every line.
 
 Oracle: gzip + json.loads over the inputs.
 """
@@ -70,23 +71,62 @@ def test_a_plain_json_file_of_json_lines_reads_as_its_jsonl_twin(tmp_path: Path)
 
 @pytest.mark.parametrize("indent", [None, 2], ids=["one_line", "pretty"])
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
-def test_a_json_array_is_one_sentence_saying_how_to_convert_it(
-    tmp_path: Path, indent: int | None, gz: bool
+@pytest.mark.parametrize("block", ["8MB", "1KB"], ids=["one_block", "small_blocks"])
+def test_a_json_array_of_objects_is_read_element_by_element(
+    tmp_path: Path, indent: int | None, gz: bool, block: str
 ) -> None:
-    body = json.dumps(_c4_rows(0, 20), indent=indent).encode()
+    """Alpaca-style `json.dump(rows)`: each element a row, numbered from 1 in ids and the
+    quarantine; an element that is no object is quarantined with its number, as a JSONL line.
+    Its text holds newlines and brackets (escaped in JSON), which must come through as they are."""
+    rows: list = [dict(r, text=r["text"] + "\n[x] {y}") for r in _c4_rows(0, 60)]
+    rows[7] = 7  # not an object
+    body = json.dumps(rows, indent=indent).encode()
     path = tmp_path / ("rows.json.gz" if gz else "rows.json")
     path.write_bytes(gzip.compress(body) if gz else body)
-    said = _one_sentence(cli("shard", path, "-o", tmp_path / "out", check=False))
-    assert "JSON array" in said and "jq -c" in said and path.name in said, said
+    out = tmp_path / "out"
+    cli("shard", path, "-o", out, "-q", "--block-bytes", block)
+    oracle = json.loads(gzip.decompress(path.read_bytes()) if gz else path.read_bytes())
+    kept = [(i, r) for i, r in enumerate(oracle, 1) if isinstance(r, dict)]
+    assert column(out, "text") == [r["text"] for _, r in kept]
+    assert column(out, "url") == [r["url"] for _, r in kept]
+    assert column(out, "id") == [f"{path.name}:{i}" for i, _ in kept]
+    [bad] = [json.loads(x) for x in (out / ".quarantine.jsonl").read_text().splitlines()]
+    assert bad["line"] == 8 and "not a JSON object" in bad["reason"], bad
 
 
-def test_a_later_json_array_input_is_one_sentence_not_a_quarantine(tmp_path: Path) -> None:
+def test_a_later_json_array_input_and_a_big_one_read_in_ranges(tmp_path: Path) -> None:
+    """A later input is read in a task, past the driver's sample; a plain one bigger than
+    --chunk-bytes is cut into ranges, and its elements are read once, by the first."""
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _c4_rows(0, 30)))
     (folder / "b.json.gz").write_bytes(gzip.compress(json.dumps(_c4_rows(30, 30)).encode()))
-    said = _one_sentence(cli("shard", folder, "-o", tmp_path / "out", check=False))
-    assert "b.json.gz" in said and "JSON array" in said, said
+    (folder / "c").mkdir()
+    (folder / "c" / "big.json").write_text(json.dumps(_c4_rows(60, 140), indent=2))
+    out = tmp_path / "out"
+    cli("shard", folder, f"{folder}/c/*.json", "-o", out, "-q", "-w", "2", "--chunk-bytes", "8KB")
+    assert _report(out)["tasks"] > 3
+    assert sorted(column(out, "text")) == sorted(TEXTS[:200])
+    assert not (out / ".quarantine.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (b'[{"text": "a"}, {"text": "b"} {"text": "c"}]', "',' or ']' expected"),
+        (b'[{"text": "a"}, {"text": "b"', "element 2"),
+        (b'[{"text": "a"}] trailing', "text after the array"),
+    ],
+    ids=["no_comma", "cut", "trailing"],
+)
+def test_a_broken_json_array_is_one_sentence(tmp_path: Path, body: bytes, why: str) -> None:
+    (tmp_path / "rows.json").write_bytes(body)
+    said = _one_sentence(cli("shard", tmp_path / "rows.json", "-o", tmp_path / "o", check=False))
+    assert "rows.json" in said and why in said, said
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / ".report.json").read_text())
 
 
 def test_a_folders_plain_json_metadata_is_not_read_but_a_glob_reads_json_lines(

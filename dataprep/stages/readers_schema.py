@@ -52,7 +52,10 @@ def sample_schema(src: SourceFile, config: Any) -> pa.Schema:
             except (OSError, DataprepError):
                 head = b""  # the sample's own read says what is wrong
             check_not_array(src, head)
-        sample = readers.jsonl_schema(src, SAMPLE_BYTES)
+        if json_named(src) and is_array(head):
+            sample = _array_schema(src)
+        else:
+            sample = readers.jsonl_schema(src, SAMPLE_BYTES)
     if config.id_column == config.text_column:
         raise DataprepError(
             f"--id-column and --text-column both name {config.text_column!r}; the id needs a "
@@ -181,36 +184,67 @@ def json_named(src: SourceFile) -> bool:
     return name.endswith(".json")
 
 
+def is_array(head: bytes) -> bool:
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"[")
+
+
 def check_not_array(src: SourceFile, head: bytes) -> None:
-    """One sentence where a `.json` input is one JSON document, not JSON Lines: it starts with
-    `[` (an array, as `json.dump(rows)` writes it) or its first line is a lone `{` (an object
-    spread over lines, as SQuAD's `{"data": [...]}`). Read as lines, every line of it would be
-    quarantined (or one line of the whole file held in memory)."""
+    """One sentence where a `.json` input is one JSON object spread over lines (its first line
+    a lone `{`, as SQuAD's `{"data": [...]}`), not JSON Lines: read as lines, every line of it
+    would be quarantined. (One JSON array is read element by element: `readers_json_array`.)"""
     start = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
-    array = start.startswith(b"[")
-    if not json_named(src) or not (array or start.split(b"\n", 1)[0].rstrip() == b"{"):
+    if not json_named(src) or start.split(b"\n", 1)[0].rstrip() != b"{":
         return
     name = src.path.rstrip("/").rsplit("/", 1)[-1]
     stem = name.split(".json", 1)[0]
-    rows = ".[]" if array else ".data[]"
     raise DataprepError(
-        f"input {src.path} holds one JSON {'array' if array else 'object over many lines'}, "
-        f"not JSON Lines (one object per line); convert it first, e.g. `jq -c '{rows}' {name} "
-        f"> {stem}.jsonl` (for .gz: `zcat {name} | jq -c '{rows}' > {stem}.jsonl`"
-        f"{'' if array else ', naming the key that holds its rows'}), and shard that"
+        f"input {src.path} holds one JSON object over many lines, not JSON Lines (one object "
+        f"per line) or an array of objects; convert it first, e.g. `jq -c '.data[]' {name} > "
+        f"{stem}.jsonl` (for .gz: `zcat {name} | jq -c '.data[]' > {stem}.jsonl`, naming the "
+        "key that holds its rows), and shard that"
     )
+
+
+def _array_schema(src: SourceFile) -> pa.Schema:
+    """`jsonl_schema` of a JSON array's first SAMPLE_BYTES of elements, as lines."""
+    import tempfile
+    from pathlib import Path
+
+    from dataprep.stages.readers_json_array import array_lines
+
+    data = next(array_lines(src, SAMPLE_BYTES), (b"", 1))[0]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sample.jsonl"
+        path.write_bytes(data)
+        lines = SourceFile(str(path), src.name, "jsonl", None, len(data), 0)
+        return readers.jsonl_schema(lines, SAMPLE_BYTES)
 
 
 Block = TypeVar("Block", bound=tuple)
 
 
-def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterator[Block]:
-    """`blocks` (data first) of a JSONL source, the first checked by `check_not_array` where
-    it starts the file: a later input is read in a task, past the driver's sample."""
-    if start or not json_named(src):
+def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterator[Any]:
+    """`blocks` (data, line, line count) of a JSONL source; for a `.json` one, its first block
+    checked by `check_not_array` (a later input is read in a task, past the driver's sample),
+    and one holding a JSON array read element by element instead, by the task reading its
+    start (a task reading a later range of it reads nothing)."""
+    if not json_named(src):
         yield from blocks
+        return
+    if start:
+        with open_source(src) as stream:
+            head = stream.read(ARRAY_PROBE)
+        if not is_array(head):
+            yield from blocks
         return
     for i, block in enumerate(blocks):
         if i == 0:
-            check_not_array(src, bytes(block[0][:ARRAY_PROBE]))
+            head = bytes(block[0][:ARRAY_PROBE])
+            check_not_array(src, head)
+            if is_array(head):
+                from dataprep.stages.readers_json_array import array_lines
+
+                size = max(len(block[0]), 1 << 20)
+                yield from ((data, line, None) for data, line in array_lines(src, size))
+                return
         yield block

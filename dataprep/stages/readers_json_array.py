@@ -1,0 +1,106 @@
+"""A `.json` input holding one JSON array of objects (`json.dump(rows)`, Alpaca's
+instruction sets), read as JSON Lines: each element becomes one line (its raw newlines, which
+JSON allows only between tokens, made spaces), so the JSONL reader takes it as it takes any
+line, and its number is the element's (1-based), in ids (`SOURCE:N`) and the quarantine.
+
+Streamed: Python's decoder finds where each element ends in a buffer of a block or so; memory
+is a block plus the largest element, at most MAX_ELEMENT, never the whole file."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterator
+
+from dataprep.errors import DataprepError
+from dataprep.sources import SourceFile, open_source
+
+READ = 1 << 20  # bytes read from the source at a time
+MAX_ELEMENT = 64 << 20  # an element still unparsed after this many characters: an error
+SPACE = " \t\r\n"
+
+
+def array_lines(src: SourceFile, block: int) -> Iterator[tuple[bytes, int]]:
+    """Blocks of about `block` bytes of JSON Lines, one element a line, each with the number of
+    its first element."""
+    lines: list[str] = []
+    size, first = 0, 1
+    for number, line in _elements(src):
+        if not lines:
+            first = number
+        lines.append(line)
+        size += len(line) + 1
+        if size >= block:
+            yield ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), first
+            lines, size = [], 0
+    if lines:
+        yield ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), first
+
+
+def _elements(src: SourceFile) -> Iterator[tuple[int, str]]:
+    decoder = json.JSONDecoder()
+    text = codecs.getincrementaldecoder("utf-8-sig")()
+    with open_source(src) as raw:
+
+        def more() -> str:
+            data = raw.read(READ)
+            try:
+                return text.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                raise DataprepError(f"input {src.path} is not UTF-8 ({exc.reason})") from None
+
+        buf, pos, eof, number = "", 0, False, 0
+
+        def fill() -> bool:
+            nonlocal buf, pos, eof
+            if eof:
+                return False
+            chunk = more()
+            eof = not chunk
+            buf, pos = buf[pos:] + chunk, 0
+            return bool(chunk)
+
+        def skip() -> str:
+            """The next character after white space ('' at the end)."""
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in SPACE:
+                    pos += 1
+                if pos < len(buf) or not fill():
+                    return buf[pos] if pos < len(buf) else ""
+
+        if skip() != "[":
+            raise DataprepError(f"input {src.path} does not start with a JSON array")
+        pos += 1
+        while True:
+            mark = skip()
+            if mark == "]":
+                pos += 1
+                if skip():
+                    raise _bad(src, number + 1, "text after the array's end")
+                return
+            if number:
+                if mark != ",":
+                    raise _bad(src, number + 1, "',' or ']' expected")
+                pos += 1
+                skip()
+            while True:
+                try:
+                    _, end = decoder.raw_decode(buf, pos)
+                    if end < len(buf) or not fill():  # a number may go on in the next read
+                        break
+                except json.JSONDecodeError as exc:  # cut by the buffer's end, or bad
+                    if len(buf) - pos > MAX_ELEMENT or not fill():
+                        raise _bad(src, number + 1, exc.msg) from None
+                except RecursionError:
+                    raise _bad(src, number + 1, "nested too deeply to read") from None
+            number += 1
+            yield number, buf[pos:end].replace("\n", " ").replace("\r", " ")
+            pos = end
+
+
+def _bad(src: SourceFile, element: int, why: str) -> DataprepError:
+    return DataprepError(
+        f"input {src.path} is a JSON array that is not valid JSON at element {element:,} "
+        f"({why}); repair it, or convert it to JSON Lines with `jq -c '.[]'` and shard that"
+    )
