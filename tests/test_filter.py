@@ -604,6 +604,8 @@ def test_lists_with_negative_literals_none_and_empty(text: str, want: list[bool]
         ("x in [-y]", "'-y' in a list must be a literal"),
         ("x in [-'a']", "in a list must be a literal"),
         ("x in [9223372036854775808]", "past the 64-bit range"),
+        ("None in [None]", "None is written in x is None or in a list"),
+        ("x == None", "None is written in x is None or in a list"),
     ],
 )
 def test_lists_mixing_kinds_are_one_sentence(text: str, message: str) -> None:
@@ -743,3 +745,18 @@ def test_integer_overflow_is_one_sentence_not_a_wrapped_value(tmp_path: Path) ->
         proc = cli(*args, "--where", "n * 4 > 0", check=False)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert "overflows" in proc.stderr
+
+
+def test_a_dictionary_column_compares_as_its_values() -> None:
+    """A Parquet dictionary column (kept by shard) compared with strings: was refused as
+    'other'; now read as its values, the oracle being the decoded column."""
+    labels = ["x", "y", None, "x"]
+    table = pa.table({"lab": pa.array(labels).dictionary_encode()})
+    for text, test in (
+        ("lab == 'x'", lambda v: v == "x"),
+        ("lab in ['y', None]", lambda v: v in ("y", None)),
+        ("lab != 'x'", lambda v: v != "x"),
+    ):
+        where = expr.parse(text, table.schema, "--where")
+        want = [(v is not None or "None" in text) and test(v) for v in labels]
+        assert expr.evaluate(table, [where])[0].tolist() == want, text

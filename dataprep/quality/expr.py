@@ -204,15 +204,20 @@ class _Translator:
                 f"{self.option} names {name!r}, which is not {self.known_as}{hint} (known: {known})"
             )
         self.columns.append(name)
-        step = self.step("column", name)
-        if pa.types.is_float16(self.types[name]):  # Arrow compares no float16: float32 holds all
+        step, type_ = self.step("column", name), self.types[name]
+        if pa.types.is_dictionary(type_):  # a Parquet dictionary column: its values, decoded
+            type_ = type_.value_type
+            step = self.call("cast", step, options=pc.CastOptions.safe(type_))
+        if pa.types.is_float16(type_):  # Arrow compares no float16: float32 holds every value
             step = self.call("cast", step, options=pc.CastOptions.safe(pa.float32()))
-        return step, kind(self.types[name])
+        return step, kind(type_)
 
     def _Constant(self, node: ast.Constant) -> tuple[Any, str]:
         value_kind = _literal_kind(node.value)
         if value_kind == "other":
             raise self.fail(f"the literal {node.value!r} is not a number, string or boolean")
+        if value_kind == "null":
+            raise self.fail("None is written in x is None or in a list (x in [1, None])")
         self._check_int(node.value)
         return self.literal(node.value), value_kind
 
