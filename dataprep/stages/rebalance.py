@@ -185,7 +185,9 @@ def _rewrite(
         cuts = np.concatenate([[0], np.cumsum(_equal_sizes(source.rows, n))])
     groups = [s.row_groups for s in source.shards]
     sums = [s.xxh3_128 for s in source.shards]
-    jobs = [WriteJob(_ranges(paths, rows, groups, a, b, sums)) for a, b in pairwise(cuts)]
+    jobs = [  # byte cuts may meet (a row bigger than a share): no empty output shard
+        WriteJob(_ranges(paths, rows, groups, a, b, sums)) for a, b in pairwise(cuts) if b > a
+    ]
     tasks = [ctx.task("write", k, [r.path for r in job.ranges], job) for k, job in enumerate(jobs)]
     return [s for r in ctx.map(ordered_task, tasks) for s in r.shards]
 
@@ -320,6 +322,15 @@ def column_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.full(len(column), width)
 
 
+def _leaf_owners(meta: Any, names: list[str]) -> list[int]:
+    """The top-level column of each Parquet leaf column (`meta.l.list.element` -> `meta`)."""
+    owners = []
+    for c in range(meta.num_columns):
+        path = meta.schema.column(c).path
+        owners.append(next(i for i, n in enumerate(names) if path == n or path.startswith(n + ".")))
+    return owners
+
+
 def size_task(task: Task[RebalanceConfig, SizeJob]) -> TaskResult[ColumnBytes]:
     """Per-row, per-column logical sizes of one shard (to scratch), and per-column totals of
     logical and compressed bytes (from the Parquet footer) for the global ratios."""
@@ -327,16 +338,11 @@ def size_task(task: Task[RebalanceConfig, SizeJob]) -> TaskResult[ColumnBytes]:
     meta = pf.metadata
     table = task.read_options.read_table(task.inputs[0])
     sizes = np.stack([column_sizes(c) for c in table.columns], axis=1).astype(np.float32)
-    compressed = np.array(
-        [
-            sum(
-                meta.row_group(g).column(c).total_compressed_size
-                for g in range(meta.num_row_groups)
-            )
-            for c in range(meta.num_columns)
-        ],
-        dtype=np.float64,
-    )
+    compressed = np.zeros(table.num_columns, dtype=np.float64)  # per top-level column:
+    top = _leaf_owners(meta, table.schema.names)  # a list or struct has several leaves
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            compressed[top[c]] += meta.row_group(g).column(c).total_compressed_size
     save_array(StoragePath(task.payload.sizes_dir) / f"{task.index:05d}.npy", sizes)
     tick(rows=table.num_rows)
     return TaskResult(payload=ColumnBytes(compressed, sizes.astype(np.float64).sum(axis=0)))
