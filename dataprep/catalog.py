@@ -13,7 +13,6 @@ Regenerate with `python -m dataprep.catalog` (a test fails when it is stale).
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -133,9 +132,20 @@ def _current(sources: dict[str, str]) -> bool:
 @functools.cache
 def _digest(path: str) -> str:
     try:
-        return hashlib.blake2b((PACKAGE / path).read_bytes(), digest_size=16).hexdigest()
+        return _blake2b((PACKAGE / path).read_bytes(), digest_size=16).hexdigest()
     except OSError:
         return ""
+
+
+def _blake2b(data: bytes, digest_size: int) -> Any:
+    """hashlib's blake2b from CPython's own module: `import hashlib` loads OpenSSL's
+    (`_hashlib`, ~3 ms of CPU) to offer its other algorithms, which a stage command's
+    start-up never uses; hashlib is the fallback where a build lacks `_blake2`."""
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # pragma: no cover (every CPython build has it)
+        from hashlib import blake2b
+    return blake2b(data, digest_size=digest_size)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,37 @@ def test_command_start_does_not_spin_blas_threads() -> None:
     env["OPENBLAS_THREAD_TIMEOUT"] = "20"
     theirs = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env, check=True)
     assert theirs.stdout.split()[0] == "20"
+
+
+# Loaded by what a stage command's driver never uses on a plain run: Typer's rich help and
+# error formatting (rich_utils renders markdown), rich itself when nothing is printed through
+# it (-q, --json), and OpenSSL's hashes (catalog.py's digests are blake2b, built into CPython).
+_NEVER = ("typer.rich_utils", "rich.markdown", "_hashlib", "hashlib")
+_NOT_QUIET = ("rich", "rich.console")
+
+
+@pytest.mark.parametrize("mode", ["-q", "--json", None])
+def test_a_plain_stage_run_loads_no_help_rich_or_openssl(tmp_path: Path, mode: str | None) -> None:
+    """A stage command's driver runs before its first task and after its last: what it imports
+    and never uses is start-up CPU that a peer tool does not pay (issue 19.2/19.3). The run's
+    output is as before (the summary table, the --json report)."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(f'{{"id": "{i}", "text": "word {i}"}}\n' for i in range(50)))
+    args = ["shard", str(src), "-o", str(tmp_path / "out"), *([mode] if mode else [])]
+    code = (
+        "import sys\n"
+        f"sys.argv = ['dataprep', *{args!r}]\n"
+        "from dataprep.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "sys.stderr.write(f'\\nCODE {code} MODULES ' + ' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    tail = proc.stderr.rsplit("\nCODE ", 1)[1].split()
+    assert tail[:2] == ["0", "MODULES"], proc.stderr
+    loaded = set(tail[2:])
+    unused = _NEVER + (_NOT_QUIET if mode else ())
+    assert not loaded & set(unused), sorted(loaded & set(unused))
+    if mode == "--json":
+        assert json.loads(proc.stdout)[0]["report"]["rows_out"] == 50
+    elif mode is None:
+        assert "rows out" in proc.stdout and "50" in proc.stdout
