@@ -35,6 +35,15 @@ removed before each run (the command's output).
 
     python benchmarks/bench_startup.py --per-process 7 --clear /tmp/o -- \
         shard /tmp/8mb.jsonl -o /tmp/o --chunk-bytes 2MB -w 2 -q
+
+`--driver N -- ARGS` runs `dataprep ARGS` N times and prints the driver's own CPU (the process
+that plans, forks the server and collects results; `time.process_time()` when `main()` ends,
+read in that process: exact, where /proc's ticks are 10 ms), and the top-level modules a
+start-up never needs that it loaded. With `--before DIR`, each round runs DIR's code right
+before ours: medians of each side and of the per-round ratios (ours / before).
+
+    python benchmarks/bench_startup.py --driver 15 --before /tmp/before --clear /tmp/o -- \
+        shard /tmp/8mb.jsonl -o /tmp/o -w 2
 """
 
 from __future__ import annotations
@@ -203,7 +212,57 @@ def per_process(cmd: list[str], args: list[str], runs: int, clear: str | None) -
         print(f"{label:18} {cpu:6.2f} {user:6.2f} {system:6.2f} {faults:8.0f} {len(rows):5}")
 
 
+_DRIVER = """
+import os, sys, time
+sys.argv = ["dataprep", *sys.argv[1:]]
+from dataprep.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+unused = ("typer.rich_utils", "rich.markdown", "hashlib")
+loaded = [m for m in unused if m in sys.modules]
+os.write(2, f"\\nDRIVER {time.process_time():.6f} {','.join(loaded) or '-'}\\n".encode())
+"""
+
+
+def driver(args: list[str], runs: int, clear: str | None, before: str | None) -> None:
+    """The driver's own CPU in `dataprep ARGS` (paired with `before`'s code when given)."""
+    sides = {"before": before, "after": str(ROOT)} if before else {"ours": str(ROOT)}
+    found: dict[str, list[float]] = {side: [] for side in sides}
+    loaded: dict[str, str] = {}
+    for _ in range(runs):
+        for side, path in sides.items():
+            if clear:
+                shutil.rmtree(clear, ignore_errors=True)
+            env = dict(os.environ, PYTHONPATH=path)
+            proc = subprocess.run(  # cwd: not the checkout, so PYTHONPATH picks the code
+                [sys.executable, "-c", _DRIVER, *args], env=env, cwd=tempfile.gettempdir(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600,
+            )  # fmt: skip
+            if proc.returncode != 0 or "\nDRIVER " not in proc.stderr:
+                sys.exit(f"failed: dataprep {' '.join(args)}\n{proc.stderr[-2000:]}")
+            cpu, loaded[side] = proc.stderr.rsplit("\nDRIVER ", 1)[1].split()
+            found[side].append(float(cpu))
+    print(f"dataprep {' '.join(args)}; driver CPU, medians of {runs} rounds")
+    for side, cpus in found.items():
+        print(f"{side:7} {statistics.median(cpus) * 1000:7.1f} ms  unused loaded: {loaded[side]}")
+    if before:
+        ratios = [a / b for b, a in zip(found["before"], found["after"], strict=True)]
+        print(f"after / before, same round: {statistics.median(ratios):.3f}")
+
+
 def main() -> None:
+    if "--driver" in sys.argv:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--driver", type=int, required=True, metavar="RUNS")
+        parser.add_argument("--clear", help="A folder removed before each run.")
+        parser.add_argument("--before", help="A checkout of the code to compare with (paired).")
+        parser.add_argument("args", nargs=argparse.REMAINDER)
+        opts = parser.parse_args()
+        args = [a for a in opts.args if a != "--"]
+        driver(args, opts.driver, opts.clear, opts.before)
+        return
     if "--per-process" in sys.argv:
         parser = argparse.ArgumentParser()
         parser.add_argument("--per-process", type=int, required=True, metavar="RUNS")
