@@ -376,3 +376,31 @@ def test_gathered_windows_equal_arrows_filter() -> None:
             got = gathered.table()
             assert got.equals(pa.concat_tables(want)) and got.schema.equals(whole.schema)
             assert all(column.num_chunks == 1 for column in got.columns)  # contiguous
+
+
+def test_a_partitioned_dataset_keeps_its_partitions(
+    sharded: Path, tmp_path: Path, opened: list[str]
+) -> None:
+    """dedup after `partition` keeps each shard's partition tag and its pNNNNN- file name,
+    rewritten or copied (both were dropped: every shard untagged, named part-NNNNN); each
+    output shard holds its input shard's rows less the removed copies."""
+    part = tmp_path / "part"
+    run_stage(
+        "partition",
+        {"key": "id", "partitions": 3},
+        part,
+        input_path=sharded,
+        executor=make_executor("local", 1),
+    )
+    _dedup(part, tmp_path / "out")
+    before, after = dataset.read_manifest(part), dataset.read_manifest(tmp_path / "out")
+    assert {s.partition for s in before.shards} == {0, 1, 2}
+    assert [s.partition for s in after.shards] == [s.partition for s in before.shards]
+    assert opened and len(opened) < len(before.shards)  # some rewritten, some copied
+    removed = {"r45", "r61"}
+    for old, new in zip(before.shards, after.shards, strict=True):
+        assert new.path.startswith(f"p{old.partition:05d}-part-")
+        want = pq.read_table(part / old.path).column("id").to_pylist()
+        got = pq.read_table(tmp_path / "out" / new.path).column("id").to_pylist()
+        assert got == [i for i in want if i not in removed]
+    assert dataset.verify_dataset(tmp_path / "out").rows == 118

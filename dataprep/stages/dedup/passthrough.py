@@ -41,10 +41,12 @@ def same_writer(lineage: Sequence[Any], options: WriteOptions) -> bool:
     return bool(last.get("config_digest")) and digest == last.get("config_digest")
 
 
-def copy_shard(source: StoragePath, target: StoragePath, entry: ShardEntry) -> ShardEntry:
+def copy_shard(
+    source: StoragePath, target: StoragePath, entry: ShardEntry, partition: int | None = None
+) -> ShardEntry:
     """Copy a shard's bytes to `target` (temporary name, then renamed or uploaded whole, as
     `ShardWriter` does), checked against its manifest entry: a changed byte stops the task,
-    as a failed decode would. Recorded as a rewrite records it: no partition."""
+    as a failed decode would. Recorded as a rewrite records it, with `partition`."""
     local = target.local()
     tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}") if local else spool_file(target.name)
     try:
@@ -59,4 +61,6 @@ def copy_shard(source: StoragePath, target: StoragePath, entry: ShardEntry) -> S
         target.upload_from(tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    return ShardEntry(target.name, entry.rows, size, entry.xxh3_128, list(entry.row_groups))
+    return ShardEntry(
+        target.name, entry.rows, size, entry.xxh3_128, list(entry.row_groups), partition
+    )

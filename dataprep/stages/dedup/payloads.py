@@ -67,6 +67,7 @@ class WriteJob:
     examples: dict[int, int]
     id_column: str | None
     copy_of: ShardEntry | None = None
+    partition: int | None = None  # the input shard's partition tag: the output keeps it
 
 
 @recordable

@@ -235,7 +235,7 @@ class DedupStage(Stage[DedupConfig]):
             lo, hi = plan.offsets[i], plan.offsets[i + 1]
             wanted = {g - lo: g for pair in pairs for g in pair if lo <= g < hi}
             entry = source.shards[i] if copies[i] else None
-            job = WriteJob(schema, input_columns, wanted, ids, entry)
+            job = WriteJob(schema, input_columns, wanted, ids, entry, source.shards[i].partition)
             jobs.append(ctx.task("write", i, [path], job))
         return ctx.map(writing.write_task, jobs)
 

@@ -52,10 +52,11 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     schema (`passthrough`)."""
     started = time.perf_counter()
     config, job = task.config, task.payload
-    target = task.out / f"part-{task.index:05d}.parquet"
+    prefix = "" if job.partition is None else f"p{job.partition:05d}-"  # as `partition` names
+    target = task.out / f"{prefix}part-{task.index:05d}.parquet"
     source = StoragePath(task.inputs[0])
     if job.copy_of is not None and task.read_options.schema(source).equals(job.schema, True):
-        return _copied(task, copy_shard(source, target, job.copy_of), started)
+        return _copied(task, copy_shard(source, target, job.copy_of, job.partition), started)
     folder = shard_dir(task.work_dir, task.index)
     keep = load_array(folder / "keep.npy", mmap=False)
     cluster = load_array(folder / "cluster.npy", mmap=False)
@@ -71,7 +72,7 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     # its buffers by doubling and faults fresh pages in each time (~0.2 s CPU per 100 MB)
     small, capacity = _streamable(task, schema)
     rows = BATCH_ROWS if small else row_group
-    with ShardWriter(target, schema, task.write_options) as writer:
+    with ShardWriter(target, schema, task.write_options, partition=job.partition) as writer:
         pieces: list[pa.Table] = []
         gathered: KeptRows | None = None  # a streamed window's kept rows, copied once
         batches = _batches(task, job.input_columns, rows)
