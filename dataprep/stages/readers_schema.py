@@ -217,7 +217,14 @@ def _array_schema(src: SourceFile) -> pa.Schema:
         path = Path(folder) / "sample.jsonl"
         path.write_bytes(data)
         lines = SourceFile(str(path), src.name, "jsonl", None, len(data), 0)
-        return readers.jsonl_schema(lines, SAMPLE_BYTES)
+        try:
+            return readers.jsonl_schema(lines, SAMPLE_BYTES)
+        except DataprepError:  # it named the temporary file: say it of the input
+            first = data.split(b"\n", 1)[0][:80].decode("utf-8", errors="replace")
+            raise DataprepError(
+                f"input {src.path} is a JSON array with no object among its first elements "
+                f"(first: {first!r}); shard reads an array of objects, one row each"
+            ) from None
 
 
 Block = TypeVar("Block", bound=tuple)
@@ -225,9 +232,10 @@ Block = TypeVar("Block", bound=tuple)
 
 def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterator[Any]:
     """`blocks` (data, line, line count) of a JSONL source; for a `.json` one, its first block
-    checked by `check_not_array` (a later input is read in a task, past the driver's sample),
-    and one holding a JSON array read element by element instead, by the task reading its
-    start (a task reading a later range of it reads nothing)."""
+    (with the blank ones before it: a lone blank line is a block of its own) checked by
+    `check_not_array` (a later input is read in a task, past the driver's sample), and one
+    holding a JSON array read element by element instead, by the task reading its start (a
+    task reading a later range of it reads nothing)."""
     if not json_named(src):
         yield from blocks
         return
@@ -237,9 +245,13 @@ def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterato
         if not is_array(head):
             yield from blocks
         return
-    for i, block in enumerate(blocks):
-        if i == 0:
-            head = bytes(block[0][:ARRAY_PROBE])
+    blank: list[Any] | None = []  # leading blocks of white space only, copied (views)
+    for block in blocks:
+        if blank is not None:
+            head = b"".join(bytes(b[0]) for b in blank) + bytes(block[0][:ARRAY_PROBE])
+            if not head.removeprefix(b"\xef\xbb\xbf").strip():  # `echo; cat x.json`: wait
+                blank.append((bytes(block[0]), *block[1:]))
+                continue
             check_not_array(src, head)
             if is_array(head):
                 from dataprep.stages.readers_json_array import array_lines
@@ -247,4 +259,7 @@ def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterato
                 size = max(len(block[0]), 1 << 20)
                 yield from ((data, line, None) for data, line in array_lines(src, size))
                 return
+            yield from blank
+            blank = None
         yield block
+    yield from blank or ()
