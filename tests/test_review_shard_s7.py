@@ -76,7 +76,6 @@ def _csv(path: Path, header: list[str], rows: list[list[str]]) -> list[list[str]
     return list(csv.reader(io.StringIO(path.read_text())))[1:]
 
 
-@pytest.mark.xfail(strict=True, reason="H7: fix in progress")
 @pytest.mark.parametrize("later", [False, True])
 def test_a_csv_hexadecimal_cell_is_never_read_as_its_number(tmp_path: Path, later: bool) -> None:
     """Arrow's CSV reader takes `0x1F` for the integer 31 (a part number, a colour, a hash

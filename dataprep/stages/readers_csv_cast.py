@@ -1,7 +1,8 @@
 """CSV cells (read as text) to the schema's types: Arrow's null spellings are null only where
 a column is not text, and a cell a number type would change quarantines its row instead: an
-integer written with a leading zero (`00501`, a ZIP code, became 501) or one with more digits
-than a double holds (`12345678901234567890`, an account number, became 1.2345678901234567e19)."""
+integer written with a leading zero (`00501`, a ZIP code, became 501), in hexadecimal (`0x1F`,
+a part number, became 31) or with more digits than a double holds (`12345678901234567890`, an
+account number, became 1.2345678901234567e19)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dataprep.stage import Quarantine
 from dataprep.stages.readers_common import LINE, _cast_columns
 
 ZERO_LED = r"^\s*[+-]?0[0-9]+\s*$"  # "0" itself and decimals ("0.5") are numbers
+HEX = r"^0[xX][0-9a-fA-F]+$"  # Arrow's integer cast takes it: "0x1F" (a part number) became 31
+CHANGED = r"^(\s*[+-]?0[0-9]+\s*|0[xX][0-9a-fA-F]+)$"  # ZERO_LED or HEX, in one pass
 LONG_INT = r"^\s*[+-]?[0-9]{16,}\s*$"  # 2**53 has 16 digits: a double may not hold it
 
 
@@ -45,7 +48,7 @@ def changed(values: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> list[tuple
     with why; a regex over the column first, Python only for its hits."""
     import pyarrow.compute as pc
 
-    hits = pc.match_substring_regex(values, ZERO_LED)
+    hits = pc.match_substring_regex(values, CHANGED)
     if pa.types.is_floating(kind):
         hits = pc.or_(hits, pc.match_substring_regex(values, LONG_INT))
     if not pc.any(hits).as_py():
@@ -55,6 +58,8 @@ def changed(values: pa.ChunkedArray | pa.Array, kind: pa.DataType) -> list[tuple
         text = str(values[int(i)].as_py())
         if re.match(ZERO_LED, text):
             found.append((int(i), f"{text!r} has a leading zero that {kind} would drop"))
+        elif re.match(HEX, text):
+            found.append((int(i), f"{text!r} is hexadecimal, which {kind} would read as a number"))
         elif not _exact(text):
             found.append((int(i), f"{text!r} has more digits than {kind} holds"))
     return found
