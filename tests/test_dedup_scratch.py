@@ -104,7 +104,7 @@ def _dedup(src: Path, out: Path):
     )
 
 
-def _killed_at(phase: str, src: Path, out: Path) -> None:
+def _killed_at(phase: str, src: Path, out: Path, params: dict | None = None) -> None:
     """Run dedup in a child process that SIGKILLs its own process group as `phase` starts
     (the phases before it committed their task records)."""
     code = textwrap.dedent(
@@ -119,7 +119,7 @@ def _killed_at(phase: str, src: Path, out: Path) -> None:
             os.killpg(os.getpgid(0), signal.SIGKILL)
 
         DedupStage.{phase} = kill
-        run_stage("dedup", DedupConfig.parse({PARAMS!r}), {str(out)!r},
+        run_stage("dedup", DedupConfig.parse({params or PARAMS!r}), {str(out)!r},
                   input_path={str(src)!r}, executor=make_executor("local", workers=1))
         """
     )
@@ -194,3 +194,45 @@ def test_scratch_files_lost_in_a_crash_rerun_their_tasks(
     assert "task sign-00000 are incomplete" in err
     assert "incomplete" in err.replace("task sign-00000 are incomplete", "", 1)  # the bucket one
     _same_output(clean, out)
+
+
+def test_band_files_equal_an_oracle_with_empty_and_null_rows(tmp_path: Path) -> None:
+    """A sign task's band runs (both methods; rows without shingles: null, empty, blank)
+    equal keys computed from scratch: signatures of the whole shard, band keys of the rows
+    with shingles, numpy's stable sort."""
+    import pyarrow as pa
+
+    from dataprep import dataset
+    from dataprep.dataset import Manifest, ShardWriter
+    from dataprep.stages.dedup import lsh, minhash
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    texts = [" ".join(words[(i + k) % 10] + str(i % 7) for k in range(30)) for i in range(300)]
+    for i in range(0, 300, 17):
+        texts[i] = None  # type: ignore[call-overload]
+    for i in range(5, 300, 23):
+        texts[i] = "" if i % 2 else "   \n "
+    table = pa.table({"id": [f"r{i}" for i in range(300)], "text": texts})
+    src = tmp_path / "in"
+    src.mkdir()
+    writer = ShardWriter(src / "part-00000.parquet", table.schema)
+    writer.write(table)
+    dataset.write_manifest(src, Manifest(table.schema, [writer.close()]))
+    out = tmp_path / "out"
+    params = {"method": "both", "threshold": 0.7}
+    _killed_at("_bucket", src, out, params)
+    folder = out / ".dataprep" / "scratch" / "s00000"
+    config = DedupConfig.parse(params)
+    bands, rows = lsh.choose_bands(config.num_perm, config.threshold, config.recall)
+    sig, counts = minhash.sign_text(
+        table.column("text"), [s for s in config.normalize if s != "whitespace"],
+        config.signature, config.num_perm, config.seed, config.ngram, config.char_ngram,
+    )  # fmt: skip
+    usable = counts > 0
+    assert 0 < usable.sum() < 300 - 18
+    keys = minhash.band_keys(sig[usable], bands, rows, config.seed)
+    order = np.argsort(keys, axis=1, kind="stable")
+    assert np.array_equal(np.load(folder / "bands.npy"), np.take_along_axis(keys, order, 1))
+    want_rows = np.flatnonzero(usable)[order].astype(np.uint32)
+    assert np.array_equal(np.load(folder / "bandrows.npy"), want_rows)
+    assert np.array_equal(np.load(folder / "sig.npy")[usable], sig[usable])

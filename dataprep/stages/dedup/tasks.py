@@ -174,8 +174,12 @@ def _sign_batch(
         signed.sig_out.write(sig)
         usable = counts > 0
         bands, rows = task.payload.bands, task.payload.rows
-        signed.keys.append(minhash.band_keys(sig[usable], bands, rows, config.seed))
-        signed.key_rows.append(local[usable])
+        keys = minhash.band_keys(sig, bands, rows, config.seed)  # per row: the same keys
+        key_rows = local
+        if not usable.all():
+            keys, key_rows = keys[:, usable], local[usable]
+        signed.keys.append(keys)
+        signed.key_rows.append(key_rows)
     if config.uses_exact and valid.any():
         picked = batch.filter(arrow_np.mask(valid))
         cols = [picked.column(c) for c in config.fingerprint_columns]
@@ -206,14 +210,15 @@ def _save_bands(folder: StoragePath, signed: _Signed, bands: int) -> dict[str, s
     sums = {"sig.npy": signed.sig_out.close()}
     keys = np.concatenate(signed.keys, axis=1) if signed.keys else np.zeros((bands, 0), np.uint64)
     local_rows = np.concatenate(signed.key_rows) if signed.key_rows else np.zeros(0, np.int64)
-    order = np.empty(keys.shape, dtype=np.int64)
-    for band, band_keys in enumerate(keys):
-        order[band] = buckets.argsort_stable(band_keys)
-    sorted_keys = np.take_along_axis(keys, order, axis=1)
+    rows = local_rows.astype(np.uint32)
+    sorted_keys = np.empty(keys.shape, dtype=np.uint64)
+    sorted_rows = np.empty(keys.shape, dtype=np.uint32)
+    for band, band_keys in enumerate(keys):  # 1-d takes: ~2x cheaper than 2-d fancy indexing
+        order = buckets.argsort_stable(band_keys)
+        np.take(band_keys, order, out=sorted_keys[band])
+        np.take(rows, order, out=sorted_rows[band])
     sums["bands.npy"] = scratch.save(folder / "bands.npy", sorted_keys)
-    sums["bandrows.npy"] = scratch.save(
-        folder / "bandrows.npy", local_rows[order].astype(np.uint32)
-    )
+    sums["bandrows.npy"] = scratch.save(folder / "bandrows.npy", sorted_rows)
     sums["fences.npy"] = scratch.save(folder / "fences.npy", sorted_keys[:, :: buckets.FENCE])
     return sums
 
