@@ -104,7 +104,6 @@ def _padded_jsonl(path: Path, tail: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in pad + tail))
 
 
-@pytest.mark.xfail(strict=True, reason="H7: fix in progress")
 def test_a_declared_timestamp_beside_a_bad_line_is_kept(tmp_path: Path) -> None:
     """`--keep ts:timestamp[s]` (the help's own example type): Arrow's reader takes an ISO
     time string, but a block holding one bad line is read line by line in Python, where
@@ -127,7 +126,6 @@ def test_a_declared_timestamp_beside_a_bad_line_is_kept(tmp_path: Path) -> None:
     assert sorted(q["line"] for q in _quarantine(out)) == [703, 705]
 
 
-@pytest.mark.xfail(strict=True, reason="H7: fix in progress")
 def test_a_declared_type_json_lines_cannot_hold_is_a_sentence(tmp_path: Path) -> None:
     """`--keep d:date32`: Arrow's JSON reader reads no date32 (nor time, decimal or binary)
     from a JSON value, so every row holding `d` was quarantined ('2020-01-01' is not

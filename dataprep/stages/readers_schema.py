@@ -115,6 +115,13 @@ def _declared(src: SourceFile, sample: pa.Schema, keep: list[str]) -> dict[str, 
                 f"--keep {entry}: {alias!r} is not an Arrow type name; use e.g. string, int64, "
                 "double, bool or timestamp[s]"
             ) from None
+        if src.format == "jsonl" and not json_reads(declared[name]):
+            raise DataprepError(
+                f"--keep {entry}: Arrow's JSON reader reads no {declared[name]} from a JSON "
+                f"value (a date or time is a string there), so every row holding {name} would "
+                f"be quarantined; keep it as {name}:string, or {name}:timestamp[s] for ISO "
+                "dates and times"
+            )
     if missing:
         raise DataprepError(
             f"--keep names {', '.join(missing)}, which {src.name} does not have (columns: "
@@ -122,6 +129,18 @@ def _declared(src: SourceFile, sample: pa.Schema, keep: list[str]) -> dict[str, 
             f"input: to keep a field first seen later, give its type (--keep {missing[0]}:string)"
         )
     return declared
+
+
+def json_reads(kind: pa.DataType) -> bool:
+    """Whether Arrow's JSON reader takes JSON values (strings, numbers) as `kind`: no date or
+    time from a string (date32 only from a count of days), no half float, duration, interval."""
+    return not (
+        pa.types.is_date(kind)
+        or pa.types.is_time(kind)
+        or pa.types.is_float16(kind)
+        or pa.types.is_duration(kind)
+        or pa.types.is_interval(kind)
+    )
 
 
 def _zero_led(src: SourceFile, fields: list[pa.Field], config: Any) -> set[str]:
