@@ -82,15 +82,16 @@ def test_changed_lr_or_eval_set_is_refused_in_one_sentence(
     world: dict[str, Path], tmp_path: Path
 ) -> None:
     """--lr (2 gloo ranks: both refuse, one sentence), --lr with --resume-from (before
-    anything moves), another --eval-dir and another --eval-batches: each names the
-    checkpoint's value and the new one; nothing is trained or moved."""
-    runs = {k: _copy(world, tmp_path / k) for k in ("lr", "back", "eval", "batches")}
+    anything moves), another --eval-dir, another --eval-batches and another model shape:
+    each names the checkpoint's value and the new one; nothing is trained or moved."""
+    runs = {k: _copy(world, tmp_path / k) for k in ("lr", "back", "eval", "batches", "layers")}
     digest = {k: dataset.read_manifest(world[k]).digest() for k in ("ev1", "ev2")}
-    lr, back, other, batches = cli_all(
+    lr, back, other, batches, layers = cli_all(
         _resume(world, runs["lr"], "--lr", "2e-3", "--nproc-per-node", "2"),
         _resume(world, runs["back"], "--lr", "2e-3", "--resume-from", "2"),
         _resume(world, runs["eval"], "--eval-dir", world["ev2"]),
         _resume(world, runs["batches"], "--eval-batches", "3"),
+        _resume(world, runs["layers"], "--n-layer", "3"),  # was a load traceback in the rank
         check=False,
     )
     for proc in (lr, back):
@@ -102,6 +103,8 @@ def test_changed_lr_or_eval_set_is_refused_in_one_sentence(
     assert "--allow-data-change" in line and "new --out" in line, line
     line = _error(batches)
     assert "--eval-batches 3" in line and "--eval-batches 2" in line, line
+    line = _error(layers)
+    assert "--n-layer 3" in line and "no --n-layer" in line and "new --out" in line, line
     for run in runs.values():
         assert _steps(run) == _steps(world["run"]) and not (run / "rollbacks").exists()
 

@@ -93,6 +93,20 @@ def check_settings(
                 f"was started with {flag} {then}, which fixes its data order; pass "
                 f"{flag} {then} to continue it, or a new --out to start fresh"
             )
+    shape = [k for k in MODEL if k in saved and saved[k] != getattr(cfg, k)]
+    if cfg.task == "classify" and saved.get("task") == "classify":
+        shape += [k for k in ("label_col",) if k in saved and saved[k] != cfg.label_col]
+    if shape:  # the weights would not load: a traceback in a rank, then "rerun to resume"
+        now = " and ".join(f"{_flag(k)} {_spell(getattr(cfg, k))}" for k in shape)
+        then = " and ".join(f"{_flag(k)} {_spell(saved[k])}" for k in shape)
+        back = " and ".join(
+            f"{_flag(k)} {_spell(saved[k])}" if saved[k] is not None else f"no {_flag(k)}"
+            for k in shape
+        )
+        raise DataprepError(
+            f"cannot resume {out} from step {step} with {now}: its checkpoint holds a model "
+            f"built with {then}; pass {back} to continue it, or a new --out to start fresh"
+        )
     changes = [
         (_flag(key), saved[key], getattr(cfg, key))
         for key in OPTIMIZER
@@ -113,6 +127,9 @@ def check_settings(
     return changes
 
 
+# what the model was built with: other values cannot load its weights
+MODEL = ("model", "n_layer", "n_head", "d_model", "task")
+
 # what the optimizer and its schedule were built with (--steps may grow: it extends a run)
 OPTIMIZER = ("lr", "warmup_steps", "lr_decay_steps", "min_lr_ratio", "weight_decay")
 OPTIMIZER += ("grad_clip", "grad_accum")
@@ -123,7 +140,9 @@ def _flag(key: str) -> str:
 
 
 def _spell(value: Any) -> str:
-    return "unset" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    if value is None:
+        return "unset (the default)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def apply_settings(cfg: TrainConfig, optimizer: Any, scheduler: Any) -> None:
