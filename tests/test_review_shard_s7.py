@@ -137,7 +137,6 @@ def test_a_declared_type_json_lines_cannot_hold_is_a_sentence(tmp_path: Path) ->
     assert "date32" in sentence and "d:string" in sentence, sentence
 
 
-@pytest.mark.xfail(strict=True, reason="H7: fix in progress")
 def test_a_number_kept_as_text_is_its_json_text_on_every_path(tmp_path: Path) -> None:
     """A field of numbers and text kept as string (what `keep_them` suggests for such a mix,
     'a number kept as text is its JSON text'): a block with a bad line is read in Python,

@@ -302,9 +302,9 @@ def _parse_lines_slowly(
                 reason = "line is not a JSON object"
             else:
                 read, row = row, {f.name: row.get(f.name) for f in schema}
-                for name in as_text:
-                    if _is_number(row[name]):
-                        row[name] = json.dumps(row[name])  # 7 -> "7", as written
+                if digits := [name for name in as_text if _is_number(row[name])]:
+                    written = json.loads(raw, parse_int=str, parse_float=str)  # 1.50: "1.50"
+                    row.update((name, written[name]) for name in digits)
                 reason = misfit(row, schema)
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
