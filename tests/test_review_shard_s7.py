@@ -152,3 +152,22 @@ def test_a_number_kept_as_text_is_its_json_text_on_every_path(tmp_path: Path) ->
     got = dict(zip(column(out, "text"), column(out, "x"), strict=True))
     assert [got[f"n{i}"] for i in range(len(numbers))] == numbers
     assert got["s"] == "word"
+
+
+def test_the_keep_them_rerun_of_a_field_mixing_booleans_keeps_every_row(tmp_path: Path) -> None:
+    """A later field holding 1, "one" and true: the summary's rerun is `--keep mix:string`
+    ("other mixes string"), but there a JSON true was quarantined ('True is not string') while
+    numbers became their text: the rerun it gave lost rows. A boolean is its JSON text too."""
+    values = [1, "one", True, 2.5, False, "two"]
+    tail = [json.dumps({"text": f"m{i}", "mix": v}) for i, v in enumerate(values)]
+    path = tmp_path / "m.jsonl"
+    _padded_jsonl(path, tail)
+    out = tmp_path / "out"
+    cli("shard", path, "-o", out, "-q")
+    report = json.loads((out / ".report.json").read_text())
+    assert report["keep_them"] == "--keep mix:string"
+    cli("shard", path, "-o", out, "-q", *report["keep_them"].split())
+    assert _quarantine(out) == []
+    got = dict(zip(column(out, "text"), column(out, "mix"), strict=True))
+    oracle = [json.loads(line) for line in tail]
+    assert [got[r["text"]] for r in oracle] == ["1", "one", "true", "2.5", "false", "two"]

@@ -302,9 +302,9 @@ def _parse_lines_slowly(
                 reason = "line is not a JSON object"
             else:
                 read, row = row, {f.name: row.get(f.name) for f in schema}
-                if digits := [name for name in as_text if _is_number(row[name])]:
+                if spelled := [name for name in as_text if _is_scalar(row[name])]:
                     written = json.loads(raw, parse_int=str, parse_float=str)  # 1.50: "1.50"
-                    row.update((name, written[name]) for name in digits)
+                    row.update((name, _json_text(written[name])) for name in spelled)
                 reason = misfit(row, schema)
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
@@ -323,11 +323,11 @@ def _parse_lines_slowly(
 
 
 def _as_text(schema: pa.Schema, id_column: str | None, text_column: str | None) -> list[str]:
-    """The string columns whose numbers are kept as their JSON text: the id, and (given the
-    text column) every field but the text, which the schema sample typed string because it
-    saw text beside numbers, or an integer past int64 (each such number was quarantined:
-    99 of 100 rows of a field with one "high" among numbers). Never the text column: a
-    document must be a string."""
+    """The string columns whose numbers and booleans are kept as their JSON text (`1.50`,
+    `true`): the id, and (given the text column) every field but the text, which the schema
+    sample typed string because it saw text beside numbers or booleans, or an integer past
+    int64 (each such number was quarantined: 99 of 100 rows of a field with one "high" among
+    numbers). Never the text column: a document must be a string."""
     return [
         f.name
         for f in schema
@@ -358,5 +358,10 @@ def _rows_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return table.select(schema.names)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_scalar(value: Any) -> bool:
+    """A number or boolean, kept in a string column as its JSON text (`_as_text`)."""
+    return isinstance(value, int | float)
+
+
+def _json_text(value: Any) -> Any:
+    return value if isinstance(value, str) else json.dumps(value)  # a number's came as text
