@@ -379,11 +379,16 @@ def test_page_renders_offline_in_chromium(chain_dir: Path, tmp_path: Path) -> No
                 "els => els.map(e => [e.id, e.getBoundingClientRect().width,"
                 " e.getBoundingClientRect().height, e.querySelectorAll('.main-svg').length])",
             )
-            bar = page.locator("#fig0 .bars .point path").first  # compression ratio per column
+            # the compression-ratio figure, found by its title: a partitioned chain puts the
+            # partition-balance figure first
+            ratio = page.locator(".plotly-graph-div", has_text="compression ratio per column")
+            bar = ratio.locator(".bars .point path").first
             bar.scroll_into_view_if_needed()
             box = bar.bounding_box()
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            hover = page.wait_for_selector("#fig0 .hoverlayer .hovertext").text_content()
+            hover = ratio.locator(".hoverlayer .hovertext").first
+            hover.wait_for()
+            hover = hover.text_content()
         finally:
             browser.close()
     first = dataset.read_manifest(chain_dir / "packed").schema.names[0]
