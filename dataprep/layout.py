@@ -30,6 +30,14 @@ MANIFEST_NAMES = (MANIFEST, OLD_NAMES[MANIFEST])
 WORK_DIR = ".dataprep"  # resume state and scratch; removed once the manifest is written
 
 
+def shard_name(index: int, partition: int | None) -> str:
+    """`part-NNNNN.parquet`, or for a shard `partition` tagged `pPPPPP-part-NNNNN.parquet` (as
+    `partition` names its files): a 1:1 stage keeps the partition layout, so a glob of one
+    partition still finds its shards."""
+    prefix = "" if partition is None else f"p{partition:05d}-"
+    return f"{prefix}part-{index:05d}.parquet"
+
+
 def existing_file(root: str | Path | StoragePath, name: str) -> StoragePath:
     """`root/name`, or the same file under its old name when only that exists (`name` itself
     when neither does): how every reader finds a manifest, report or quarantine file."""

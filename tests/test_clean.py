@@ -16,6 +16,7 @@ import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from helpers import cli, column, encrypted_copy, killed_run, manifest
 
@@ -260,3 +261,24 @@ def test_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "--repeated-lines" in cli("clean", "--help").stdout
     bad = cli("clean", src, "-o", tmp_path / "bad", "--source-column", "src", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'src'" in bad.stderr
+
+
+def test_a_partitioned_dataset_keeps_its_partitions(tmp_path: Path) -> None:
+    """`clean` after `partition` keeps each shard's partition tag and its pNNNNN- file name
+    (both were dropped: untagged part-NNNNN shards, so the report's rows per partition and a
+    glob of one partition were lost); every row stays in its own partition's shard."""
+    rows = [{"id": f"d{i}", "text": f"caf\u00c3\u00a9  number {i}\n\n\n"} for i in range(30)]
+    src = _dataset(tmp_path, rows, shard_rows=10)
+    part = tmp_path / "part"
+    run_stage("partition", {"key": "id", "partitions": 3}, part, input_path=src, executor=INLINE)
+    run_stage("clean", {}, tmp_path / "c", input_path=part, executor=INLINE)
+    before = dataset.read_manifest(part).shards
+    after = dataset.read_manifest(tmp_path / "c").shards
+    assert {s.partition for s in before} == {0, 1, 2}
+    assert [s.partition for s in after] == [s.partition for s in before]
+    for old, new in zip(before, after, strict=True):
+        assert new.path.startswith(f"p{old.partition:05d}-"), new.path
+        ids = pq.read_table(part / old.path).column("id").to_pylist()
+        got = pq.read_table(tmp_path / "c" / new.path)
+        assert got.column("id").to_pylist() == ids
+        assert all(t.startswith("caf\u00e9 number ") for t in got.column("text").to_pylist())

@@ -410,3 +410,25 @@ def test_hash_mode_on_ray_and_a_process_pool_matches_inline(
     }
     assert sums["inline"] == sums["pool"] == sums["ray"] and len(sums["inline"]) == 4
     assert "<EMAIL:" in "".join(column(tmp_path / "ray", "text"))
+
+
+def test_a_partitioned_dataset_keeps_its_partitions(tmp_path: Path) -> None:
+    """`pii` after `partition` keeps each shard's partition tag and its pNNNNN- file name
+    (both were dropped: untagged part-NNNNN shards, so the report's rows per partition and a
+    glob of one partition were lost); every row stays in its own partition's shard."""
+    rows = [{"id": f"d{i}", "text": f"mail u{i}@example.org now"} for i in range(30)]
+    src = _dataset(tmp_path, rows, shard_rows=10)
+    part = tmp_path / "part"
+    run_stage("partition", {"key": "id", "partitions": 3}, part, input_path=src, executor=INLINE)
+    run_stage("pii", {"count_columns": True}, tmp_path / "o", input_path=part, executor=INLINE)
+    before = dataset.read_manifest(part).shards
+    after = dataset.read_manifest(tmp_path / "o").shards
+    assert {s.partition for s in before} == {0, 1, 2}
+    assert [s.partition for s in after] == [s.partition for s in before]
+    for old, new in zip(before, after, strict=True):
+        assert new.path.startswith(f"p{old.partition:05d}-"), new.path
+        ids = pq.read_table(part / old.path).column("id").to_pylist()
+        got = pq.read_table(tmp_path / "o" / new.path)
+        assert got.column("id").to_pylist() == ids
+        assert set(got.column("text").to_pylist()) <= {"mail <EMAIL> now"}
+        assert set(got.column("pii_email").to_pylist()) <= {1}

@@ -12,7 +12,7 @@ whole dataset: no extra pass, no plan to ship between tasks, and a task's output
 its own shard only, so a killed run resumes to the same bytes. Boilerplate of a source shows
 up in every shard that holds enough of its documents; a source spread thinly over many shards
 (fewer than `repeated_min_docs` documents in each) is left alone: `partition --key source`
-first gathers it.
+first gathers it. A shard `partition` tagged keeps its tag and its `pNNNNN-` name.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.quality import clean
 from dataprep.stage import (
@@ -137,7 +138,9 @@ class CleanStage(Stage[CleanConfig]):
     def run(self, ctx: StageContext[CleanConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         require_text(source.schema, config.text_column)
-        tasks = [ctx.task("clean", i, [p]) for i, p in enumerate(ctx.input_shard_paths())]
+        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
+        paths = ctx.input_shard_paths()
+        tasks = [ctx.task("clean", i, [p], parts[i]) for i, p in enumerate(paths)]
         t0 = time.perf_counter()
         results = ctx.map(clean_task, tasks)
         wall = time.perf_counter() - t0
@@ -201,7 +204,8 @@ def clean_text(
     return texts, counts, extra
 
 
-def clean_task(task: Task[CleanConfig, None]) -> TaskResult[CleanStats]:
+def clean_task(task: Task[CleanConfig, int | None]) -> TaskResult[CleanStats]:
+    """Clean one shard (the payload: its partition tag, kept with its pNNNNN- name)."""
     config: CleanConfig = task.config
     table = task.read_options.read_table(task.inputs[0])
     index = table.schema.get_field_index(config.text_column)
@@ -214,9 +218,8 @@ def clean_task(task: Task[CleanConfig, None]) -> TaskResult[CleanStats]:
         keep = pc.fill_null(pc.greater(pc.utf8_length(texts), 0), True)
         counts["dropped_empty"] = table.num_rows - int(pc.sum(keep).as_py() or 0)
         table = table.filter(keep)
-    with ShardWriter(
-        task.out / f"part-{task.index:05d}.parquet", table.schema, task.write_options
-    ) as w:
+    target = task.out / shard_name(task.index, task.payload)
+    with ShardWriter(target, table.schema, task.write_options, task.payload) as w:
         w.write(table)
     tick(rows=table.num_rows)
     return TaskResult([w.entry], counts, None, CleanStats(extra["seconds"], extra["examples"]))

@@ -6,7 +6,8 @@ One task per shard, row group by row group. A vectorised RE2 pre-check per kind 
 documents that may hold it; only those are scanned in Python (`dataprep.quality.pii`). The
 report counts findings per kind and per source and never holds a value found. No count columns
 are added unless `count_columns` is set: the report has the totals, and a stable schema keeps
-the stage a drop-in step before `dedup`/`tokenize`.
+the stage a drop-in step before `dedup`/`tokenize`. A shard `partition` tagged keeps its tag
+and its `pNNNNN-` name.
 
 The hash key (a key file, or DATAPREP_PII_KEY) is read when the config is validated and
 travels to workers inside the config object, never in what the config writes out: lineage
@@ -28,6 +29,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_serializer, mode
 
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.quality import pii, pii_redact
 from dataprep.stage import (
@@ -190,7 +192,8 @@ class PiiStage(Stage[PiiConfig]):
         config, source = ctx.config, ctx.require_input()
         require_text(source.schema, config.text_column)
         paths = ctx.input_shard_paths()
-        tasks = [ctx.task("pii", i, [p]) for i, p in enumerate(paths)]
+        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
+        tasks = [ctx.task("pii", i, [p], parts[i]) for i, p in enumerate(paths)]
         t0 = time.perf_counter()
         results = ctx.map(pii_task, tasks)
         wall = time.perf_counter() - t0
@@ -206,9 +209,10 @@ def count_column_names(config: PiiConfig) -> list[str]:
     return [f"pii_{kind}" for kind in config.active]
 
 
-def pii_task(task: Task[PiiConfig, None]) -> TaskResult[PiiStats]:
+def pii_task(task: Task[PiiConfig, int | None]) -> TaskResult[PiiStats]:
+    """Scan one shard (the payload: its partition tag, kept with its pNNNNN- name)."""
     config: PiiConfig = task.config
-    out = task.out / f"part-{task.index:05d}.parquet"
+    out = task.out / shard_name(task.index, task.payload)
     found: dict[str, int] = {}
     by_source: dict[str, dict[str, int]] = {}
     seconds = 0.0
@@ -237,12 +241,12 @@ def pii_task(task: Task[PiiConfig, None]) -> TaskResult[PiiStats]:
                 tally_sources(by_source, source_values(table, config.source_column), counts)
             seconds += time.perf_counter() - t0
             if writer is None:
-                writer = ShardWriter(out, table.schema, task.write_options)
+                writer = ShardWriter(out, table.schema, task.write_options, task.payload)
             writer.write(table)
             tick(rows=table.num_rows)
         if writer is None:  # a shard without row groups: still one (empty) output shard
             schema = PiiStage().output_schema(config, task.read_options.schema(task.inputs[0]))
-            writer = ShardWriter(out, schema, task.write_options)
+            writer = ShardWriter(out, schema, task.write_options, task.payload)
         entry = writer.close()
     except BaseException:
         if writer is not None:

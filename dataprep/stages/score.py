@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.quality import presets, signals
 from dataprep.stage import (
@@ -213,13 +214,6 @@ class ScoreStage(Stage[ScoreConfig]):
         )
         schema = next((r.schema for r in results if r.schema is not None), None)
         return StageResult(shards, schema or self.output_schema(config, source.schema), report)
-
-
-def shard_name(index: int, partition: int | None) -> str:
-    """`part-NNNNN.parquet`, or for a shard `partition` tagged `pPPPPP-part-NNNNN.parquet`:
-    a 1:1 stage keeps the partition layout (the tag, and the names as partition gives them)."""
-    prefix = "" if partition is None else f"p{partition:05d}-"
-    return f"{prefix}part-{index:05d}.parquet"
 
 
 def score_task(task: Task[ScoreConfig, int | None]) -> TaskResult[None]:
