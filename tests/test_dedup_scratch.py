@@ -106,7 +106,8 @@ def _dedup(src: Path, out: Path):
 
 def _killed_at(phase: str, src: Path, out: Path, params: dict | None = None) -> None:
     """Run dedup in a child process that SIGKILLs its own process group as `phase` starts
-    (the phases before it committed their task records)."""
+    (a DedupStage method, or `module.function` of the dedup package): what ran before it
+    committed its task records."""
     code = textwrap.dedent(
         f"""
         import os, signal
@@ -118,7 +119,13 @@ def _killed_at(phase: str, src: Path, out: Path, params: dict | None = None) -> 
         def kill(*args, **kwargs):
             os.killpg(os.getpgid(0), signal.SIGKILL)
 
-        DedupStage.{phase} = kill
+        phase = {phase!r}
+        if "." in phase:  # module.function of the dedup package
+            import importlib
+            module, name = phase.split(".")
+            setattr(importlib.import_module("dataprep.stages.dedup." + module), name, kill)
+        else:
+            setattr(DedupStage, phase, kill)
         run_stage("dedup", DedupConfig.parse({params or PARAMS!r}), {str(out)!r},
                   input_path={str(src)!r}, executor=make_executor("local", workers=1))
         """
@@ -236,3 +243,38 @@ def test_band_files_equal_an_oracle_with_empty_and_null_rows(tmp_path: Path) -> 
     want_rows = np.flatnonzero(usable)[order].astype(np.uint32)
     assert np.array_equal(np.load(folder / "bandrows.npy"), want_rows)
     assert np.array_equal(np.load(folder / "sig.npy")[usable], sig[usable])
+
+
+def test_index_files_lost_in_a_crash_rerun_their_tasks(shards: Path, tmp_path: Path) -> None:
+    """--index-out: an index task's staged keys cut short by a crash (its record on disk) are
+    rebuilt on resume, so the saved index equals a clean run's (it was checksummed as cut)."""
+    params = {**PARAMS, "index_out": str(tmp_path / "clean-idx")}
+    run_stage(
+        "dedup",
+        DedupConfig.parse(params),
+        tmp_path / "clean",
+        input_path=shards,
+        executor=make_executor("local", workers=1),
+    )
+    params["index_out"] = str(tmp_path / "idx")
+    _killed_at("index.finish", shards, tmp_path / "out", params)
+    staged = sorted((tmp_path / "out" / ".dataprep" / "index").glob("*.keys"))
+    assert staged
+    staged[-1].write_bytes(staged[-1].read_bytes()[:-16])
+    run_stage(
+        "dedup",
+        DedupConfig.parse(params),
+        tmp_path / "out",
+        input_path=shards,
+        executor=make_executor("local", workers=1),
+    )
+    clean = sorted(p.name for p in (tmp_path / "clean-idx").iterdir())
+    assert clean == sorted(p.name for p in (tmp_path / "idx").iterdir())
+    assert not [n for n in clean if n.endswith(".sums")]
+    for name in clean:
+        if name != "index.json":
+            assert (tmp_path / "idx" / name).read_bytes() == (
+                tmp_path / "clean-idx" / name
+            ).read_bytes(), name
+    meta = json.loads((tmp_path / "idx" / "index.json").read_text())
+    assert meta["files"] == json.loads((tmp_path / "clean-idx" / "index.json").read_text())["files"]

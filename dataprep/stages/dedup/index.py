@@ -162,8 +162,15 @@ def finish(
     first, the files are copied, and the new index.json is written last.
     """
     target = StoragePath(target)
-    staged = [p for p in staging.iterdir() if p.is_file() and p.name != INDEX_FILE]
+    staged = [  # not the tasks' checksum lists (`scratch.seal`)
+        p
+        for p in staging.iterdir()
+        if p.is_file() and p.name != INDEX_FILE and not p.name.endswith(".sums")
+    ]
     files = {p.name: {"bytes": p.size(), "xxh3_128": file_checksum(p)} for p in staged}
+    for seal in staging.iterdir():  # checked before the tasks were trusted: not index files
+        if seal.name.endswith(".sums"):
+            seal.unlink()
     meta = {"format": FORMAT, "version": VERSION, "params": params, "rows": rows, "files": files}
     check_target(target)
     local, staged_local = target.local(), staging.local()

@@ -154,6 +154,30 @@ def intact(location: StoragePath) -> bool:
     return isinstance(listed, dict)
 
 
+class SummedOutput:
+    """`location.open_output()` that also takes the size and digest of what goes through it
+    (`sum`, once closed), for a `seal`."""
+
+    def __init__(self, location: StoragePath):
+        self.location = location
+        self.size = 0
+        self.hasher = xxhash.xxh3_128()
+        self.sum: Sum = (0, "")
+
+    def __enter__(self) -> SummedOutput:
+        self.stream = self.location.open_output()
+        return self
+
+    def write(self, data: bytes) -> None:
+        self.hasher.update(data)
+        self.size += len(data)
+        self.stream.write(data)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+        self.sum = (self.size, self.hasher.hexdigest())
+
+
 def _digest(location: StoragePath) -> str:
     hasher = xxhash.xxh3_128()
     with location.open_stream() as stream:

@@ -208,10 +208,13 @@ class DedupStage(Stage[DedupConfig]):
             )
             for i, b in enumerate(plan.band_ids)
         ]
+        _distrust_unsealed(ctx, jobs, lambda t: tasks.index_seal(staging, t.payload.band))
         results = ctx.map(tasks.index_task, jobs)
         if config.uses_minhash:
             job = IndexSignaturesJob(len(offsets) - 1, str(staging), config.against)
-            results += ctx.map(tasks.index_signature_task, [ctx.task("index-sig", 0, [], job)])
+            sig_jobs = [ctx.task("index-sig", 0, [], job)]
+            _distrust_unsealed(ctx, sig_jobs, lambda t: tasks.index_signature_seal(staging))
+            results += ctx.map(tasks.index_signature_task, sig_jobs)
         params = saved_index.index_params(config, plan.bands, plan.rows)
         saved_index.finish(
             staging, str(config.index_out or ""), params, plan.old_rows + sum(kept_per_shard)

@@ -296,8 +296,8 @@ def index_task(task: Task[DedupConfig, IndexJob]) -> TaskResult[TaskStats]:
     band, offsets, kept_before = job.band, job.offsets, job.kept_before
     staging = StoragePath(job.staging)
     name = band_name(band)
-    with tempfile.TemporaryDirectory(prefix=f"dataprep-{name}-") as scratch:
-        tmp = Path(scratch)  # task-private: renumbered runs, memory-mapped for the merge
+    with tempfile.TemporaryDirectory(prefix=f"dataprep-{name}-") as private:
+        tmp = Path(private)  # task-private: renumbered runs, memory-mapped for the merge
         runs = []
         for index, run in enumerate(
             buckets.shard_runs(task.work_dir, range(len(offsets) - 1), [0] * len(offsets), band)
@@ -317,19 +317,31 @@ def index_task(task: Task[DedupConfig, IndexJob]) -> TaskResult[TaskStats]:
         if job.against:
             saved = open_index(job.against, check=False)
             runs.append(Run(saved.keys(band), saved.ids(band)))
-        with (staging / f"{name}.keys").open_output() as fk:
-            with (staging / f"{name}.ids").open_output() as fi:
-                for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
-                    fk.write(keys.tobytes())
-                    fi.write(ids.astype(np.int64).tobytes())
+        with (
+            scratch.SummedOutput(staging / f"{name}.keys") as fk,
+            scratch.SummedOutput(staging / f"{name}.ids") as fi,
+        ):
+            for keys, ids in buckets.merged_ranges(runs, config.merge_rows):
+                fk.write(keys.tobytes())
+                fi.write(ids.astype(np.int64).tobytes())
+    scratch.seal(index_seal(staging, band), {f"{name}.keys": fk.sum, f"{name}.ids": fi.sum})
     return TaskResult(payload=_stats(started))
+
+
+def index_seal(staging: StoragePath, band: int) -> StoragePath:
+    """The checksum list of an index task's files (`scratch.seal`; `index.finish` skips it)."""
+    return staging / f"{band_name(band)}.sums"
+
+
+def index_signature_seal(staging: StoragePath) -> StoragePath:
+    return staging / "sig.sums"
 
 
 def index_signature_task(task: Task[DedupConfig, IndexSignaturesJob]) -> TaskResult[TaskStats]:
     """The saved index's signatures: the old index's rows, then this run's kept rows."""
     started = time.perf_counter()
     job = task.payload
-    with (StoragePath(job.staging) / "sig.u32").open_output() as out:
+    with scratch.SummedOutput(StoragePath(job.staging) / "sig.u32") as out:
         if job.against:
             old = open_index(job.against, check=False).signatures()
             if old is not None:
@@ -340,4 +352,5 @@ def index_signature_task(task: Task[DedupConfig, IndexSignaturesJob]) -> TaskRes
             keep = load_array(folder / "keep.npy", mmap=False)
             sig = load_array(folder / "sig.npy")
             out.write(np.asarray(sig[keep]).tobytes())
+    scratch.seal(index_signature_seal(StoragePath(job.staging)), {"sig.u32": out.sum})
     return TaskResult(payload=_stats(started))
