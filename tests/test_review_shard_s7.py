@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,66 @@ def test_the_keep_them_rerun_of_a_field_mixing_booleans_keeps_every_row(tmp_path
     got = dict(zip(column(out, "text"), column(out, "mix"), strict=True))
     oracle = [json.loads(line) for line in tail]
     assert [got[r["text"]] for r in oracle] == ["1", "one", "true", "2.5", "false", "two"]
+
+
+def _peak_rss_mb(*args: object) -> float:
+    """The largest resident size (MB) of `dataprep ARGS`' processes, from the kernel."""
+    code = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "dataprep", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return int(proc.stdout.split()[-1]) / 1024
+
+
+def test_a_one_line_json_array_is_read_in_blocks_not_whole(tmp_path: Path) -> None:
+    """What `json.dump(rows, f)` writes, one line: the task's line reader took the whole
+    array for its first line (read whole into memory: 745 MB of RSS for a 152 MB file at 1 MB
+    blocks) before the array was noticed; the same rows one element a line took 193 MB."""
+    rows = [{"text": f"{LICENSE[(i * 7) % 30000 :][:1000]} {i}"} for i in range(60000)]
+    one_line, pretty = tmp_path / "one.json", tmp_path / "pretty.json"
+    one_line.write_text(json.dumps(rows))
+    pretty.write_text("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n")
+    assert one_line.stat().st_size > 50 << 20
+    sizes = {}
+    for path in (one_line, pretty):
+        out = tmp_path / f"out_{path.stem}"
+        sizes[path.stem] = _peak_rss_mb(
+            "shard", path, "-o", out, "-q", "-w", "1", "--block-bytes", "1MB"
+        )
+        assert column(out, "text") == [r["text"] for r in rows]
+    assert sizes["one"] < sizes["pretty"] + 40, sizes
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_cut_json_gz_array_keeps_the_elements_before_the_cut(tmp_path: Path, first: bool) -> None:
+    """`--on-truncated quarantine` on a cut `.json.gz` array: the task read the array as one
+    line, so the cut quarantined it whole (0 rows, exit 0), and where the cut was in the
+    schema sample the run stopped telling to pass the very flag it had. Now the elements
+    before the cut are rows and the cut one is quarantined, as a cut JSONL's lines are."""
+    import gzip
+    import zlib
+
+    rows = [{"text": f"{LICENSE[i * 40 :][:3000]} {i}"} for i in range(400)]
+    packed = gzip.compress(json.dumps(rows).encode())
+    cut = tmp_path / "rows.json.gz"
+    cut.write_bytes(packed[: len(packed) * 2 // 3])
+    readable = zlib.decompressobj(31).decompress(cut.read_bytes()).decode()
+    whole = readable.count('"}')  # oracle: the elements whose end the cut left
+    inputs = [cut]
+    if not first:
+        inputs.insert(0, tmp_path / "a.jsonl")
+        inputs[0].write_text(json.dumps({"text": "first"}) + "\n")
+    out = tmp_path / "out"
+    cli("shard", *inputs, "-o", out, "-q", "--on-truncated", "quarantine")
+    texts = column(out, "text")[0 if first else 1 :]
+    assert texts == [r["text"] for r in rows[:whole]]
+    (record,) = _quarantine(out)
+    assert record["source"] == "rows.json.gz" and record["reason"] == "truncated"
+    assert int(record["line"]) == whole + 1

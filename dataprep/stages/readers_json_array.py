@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dataprep.errors import DataprepError
-from dataprep.sources import SourceFile, open_source
+from dataprep.sources import SourceFile, TruncatedInput, open_source
 
 READ = 1 << 20  # bytes read from the source at a time
 MAX_ELEMENT = 64 << 20  # an element still unparsed after this many characters: an error
 SPACE = " \t\r\n"
 
 
-def array_lines(src: SourceFile, block: int) -> Iterator[tuple[bytes, int]]:
+OnCut = Callable[[int, bytes], None]
+
+
+def array_lines(
+    src: SourceFile, block: int, on_cut: OnCut | None = None
+) -> Iterator[tuple[bytes, int]]:
     """Blocks of about `block` bytes of JSON Lines, one element a line, each with the number of
-    its first element."""
+    its first element. A cut compressed input raises `TruncatedInput`, or, given `on_cut`
+    (`--on-truncated quarantine`), ends after the last whole element and hands the number and
+    text of the cut one to `on_cut`, as the JSONL reader does with a cut line."""
     lines: list[str] = []
     size, first = 0, 1
-    for number, line in _elements(src):
+    for number, line in _elements(src, on_cut):
         if not lines:
             first = number
         lines.append(line)
@@ -37,19 +44,32 @@ def array_lines(src: SourceFile, block: int) -> Iterator[tuple[bytes, int]]:
         yield ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), first
 
 
-def _elements(src: SourceFile) -> Iterator[tuple[int, str]]:
+def _elements(src: SourceFile, on_cut: OnCut | None = None) -> Iterator[tuple[int, str]]:
     decoder = json.JSONDecoder()
     text = codecs.getincrementaldecoder("utf-8-sig")()
+    cut = False
     with open_source(src) as raw:
 
         def more() -> str:
-            data = raw.read(READ)
+            nonlocal cut
             try:
-                return text.decode(data, final=not data)
+                data = raw.read(READ)
+            except TruncatedInput:
+                if on_cut is None:
+                    raise
+                cut, data = True, b""  # the bytes before the cut were all read
+            try:
+                return text.decode(data, final=not data and not cut)
             except UnicodeDecodeError as exc:
                 raise DataprepError(f"input {src.path} is not UTF-8 ({exc.reason})") from None
 
         buf, pos, eof, number = "", 0, False, 0
+
+        def stop() -> bool:
+            """At a cut: the cut element goes to `on_cut`, and reading ends."""
+            if cut and on_cut is not None:
+                on_cut(number + 1, buf[pos:].encode("utf-8", "surrogatepass"))
+            return cut
 
         def fill() -> bool:
             nonlocal buf, pos, eof
@@ -70,6 +90,8 @@ def _elements(src: SourceFile) -> Iterator[tuple[int, str]]:
                     return buf[pos] if pos < len(buf) else ""
 
         if skip() != "[":
+            if stop():
+                return
             raise DataprepError(f"input {src.path} does not start with a JSON array")
         pos += 1
         while True:
@@ -81,6 +103,8 @@ def _elements(src: SourceFile) -> Iterator[tuple[int, str]]:
                 return
             if number:
                 if mark != ",":
+                    if stop():
+                        return
                     raise _bad(src, number + 1, "',' or ']' expected")
                 pos += 1
                 skip()
@@ -91,6 +115,8 @@ def _elements(src: SourceFile) -> Iterator[tuple[int, str]]:
                         break
                 except json.JSONDecodeError as exc:  # cut by the buffer's end, or bad
                     if len(buf) - pos > MAX_ELEMENT or not fill():
+                        if stop():
+                            return
                         raise _bad(src, number + 1, exc.msg) from None
                 except RecursionError:
                     raise _bad(src, number + 1, "nested too deeply to read") from None

@@ -3,13 +3,13 @@ shard of the output has the same one (id, text, then the kept fields)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from dataprep.errors import DataprepError
-from dataprep.sources import SourceFile, open_source
+from dataprep.sources import SourceFile, TruncatedInput, open_source
 from dataprep.stages import readers
 
 SAMPLE_BYTES = 1 << 20
@@ -53,7 +53,7 @@ def sample_schema(src: SourceFile, config: Any) -> pa.Schema:
                 head = b""  # the sample's own read says what is wrong
             check_not_array(src, head)
         if json_named(src) and is_array(head):
-            sample = _array_schema(src)
+            sample = _array_schema(src, config.on_truncated == "quarantine")
         else:
             sample = readers.jsonl_schema(src, SAMPLE_BYTES)
     if config.id_column == config.text_column:
@@ -224,14 +224,20 @@ def check_not_array(src: SourceFile, head: bytes) -> None:
     )
 
 
-def _array_schema(src: SourceFile) -> pa.Schema:
-    """`jsonl_schema` of a JSON array's first SAMPLE_BYTES of elements, as lines."""
+def _array_schema(src: SourceFile, tolerate_cut: bool) -> pa.Schema:
+    """`jsonl_schema` of a JSON array's first SAMPLE_BYTES of elements, as lines (those
+    before a cut, with `--on-truncated quarantine`)."""
     import tempfile
     from pathlib import Path
 
+    from dataprep.stages.readers_common import _cut_before_first_row
     from dataprep.stages.readers_json_array import array_lines
 
-    data = next(array_lines(src, SAMPLE_BYTES), (b"", 1))[0]
+    cuts: list[int] = []
+    on_cut = (lambda line, tail: cuts.append(line)) if tolerate_cut else None
+    data = next(array_lines(src, SAMPLE_BYTES, on_cut), (b"", 1))[0]
+    if cuts and not data:
+        raise _cut_before_first_row(src)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sample.jsonl"
         path.write_bytes(data)
@@ -247,38 +253,32 @@ def _array_schema(src: SourceFile) -> pa.Schema:
 
 
 Block = TypeVar("Block", bound=tuple)
+OnCut = Callable[[int, bytes], None]
 
 
-def json_blocks(blocks: Iterator[Block], src: SourceFile, start: int) -> Iterator[Any]:
-    """`blocks` (data, line, line count) of a JSONL source; for a `.json` one, its first block
-    (with the blank ones before it: a lone blank line is a block of its own) checked by
-    `check_not_array` (a later input is read in a task, past the driver's sample), and one
-    holding a JSON array read element by element instead, by the task reading its start (a
-    task reading a later range of it reads nothing)."""
+def json_blocks(
+    blocks: Iterator[Block], src: SourceFile, start: int, block: int, on_cut: OnCut | None = None
+) -> Iterator[Any]:
+    """`blocks` (data, line, line count) of a JSONL source; for a `.json` one, its first bytes
+    checked by `check_not_array` (a later input is read in a task, past the driver's sample),
+    and one holding a JSON array read element by element instead (`on_cut`: a cut one's
+    elements before the cut are kept), by the task reading its start (a task reading a later
+    range of it reads nothing). Looked at before `blocks` reads a byte: a one-line array is
+    one line, which `blocks` would read whole into memory (745 MB for 152 MB)."""
     if not json_named(src):
         yield from blocks
         return
-    if start:
+    try:
         with open_source(src) as stream:
             head = stream.read(ARRAY_PROBE)
-        if not is_array(head):
-            yield from blocks
-        return
-    blank: list[Any] | None = []  # leading blocks of white space only, copied (views)
-    for block in blocks:
-        if blank is not None:
-            head = b"".join(bytes(b[0]) for b in blank) + bytes(block[0][:ARRAY_PROBE])
-            if not head.removeprefix(b"\xef\xbb\xbf").strip():  # `echo; cat x.json`: wait
-                blank.append((bytes(block[0]), *block[1:]))
-                continue
-            check_not_array(src, head)
-            if is_array(head):
-                from dataprep.stages.readers_json_array import array_lines
+    except TruncatedInput:
+        head = b""  # cut in its first bytes: `blocks` says so (an error, or `on_cut`)
+    if not start:
+        check_not_array(src, head)
+    if not is_array(head):
+        yield from blocks
+    elif not start:
+        from dataprep.stages.readers_json_array import array_lines
 
-                size = max(len(block[0]), 1 << 20)
-                yield from ((data, line, None) for data, line in array_lines(src, size))
-                return
-            yield from blank
-            blank = None
-        yield block
-    yield from blank or ()
+        lines = array_lines(src, max(block, 1 << 20), on_cut)
+        yield from ((data, line, None) for data, line in lines)

@@ -347,7 +347,7 @@ def _read(
                 yield from readers.read_text_lines(lines, src, config, quarantine)
             else:  # each block is parsed before the next one overwrites its buffer
                 views = readers.view_blocks(stream, limit, first_line, block, on_cut)
-                views = json_blocks(views, src, start)  # a `.json` holding one array: a sentence
+                views = json_blocks(views, src, start, block, on_cut)  # `.json`: an array?
                 for data, line, newlines in views:  # a missing id is null, then generated
                     yield readers.parse_jsonl_block(
                         data, line, src, schema, quarantine, config.id_column, newlines,
