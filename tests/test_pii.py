@@ -432,3 +432,75 @@ def test_a_partitioned_dataset_keeps_its_partitions(tmp_path: Path) -> None:
         assert got.column("id").to_pylist() == ids
         assert set(got.column("text").to_pylist()) <= {"mail <EMAIL> now"}
         assert set(got.column("pii_email").to_pylist()) <= {1}
+
+
+def _raw_with_pii_email(tmp: Path) -> Path:
+    """Raw JSONL whose own `pii_email` column (a user's label) is named like a count column."""
+    raw = tmp / "raw"
+    raw.mkdir()
+    rows = [
+        {"id": f"d{i}", "text": f"write to u{i}@example.org", "pii_email": lab}
+        for i, lab in enumerate(["reviewed", "consented"] * 3)
+    ]
+    (raw / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return raw
+
+
+def test_a_user_column_named_like_a_count_column_is_not_overwritten(tmp_path: Path) -> None:
+    """A user's own `pii_email` column stops `pii --count-columns` with one sentence naming it
+    (it was silently replaced by counts), before any output exists; no count columns, or the
+    kind off, keep it; --replace-columns overwrites on request; a column an earlier pii wrote
+    is still replaced (a rerun stays idempotent), also through another stage."""
+    cli("shard", _raw_with_pii_email(tmp_path), "-o", tmp_path / "ds")
+    mine = column(tmp_path / "ds", "pii_email")
+    proc = cli("pii", tmp_path / "ds", "-o", tmp_path / "o", "--count-columns", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "'pii_email'" in proc.stderr
+    assert "--replace-columns" in proc.stderr
+    assert not (tmp_path / "o" / dataset.MANIFEST).exists()
+    cli("pii", tmp_path / "ds", "-o", tmp_path / "plain")
+    assert column(tmp_path / "plain", "pii_email") == mine
+    off = ["--count-columns", "--mode", "email=off"]
+    cli("pii", tmp_path / "ds", "-o", tmp_path / "off", *off)
+    assert column(tmp_path / "off", "pii_email") == mine
+    assert column(tmp_path / "off", "pii_ip") == [0] * 6
+    cli("pii", tmp_path / "ds", "-o", tmp_path / "r", "--count-columns", "--replace-columns")
+    assert column(tmp_path / "r", "pii_email") == [1] * 6
+    count = ["--count-columns", "--mode", "all=count"]
+    cli("filter", tmp_path / "r", "-o", tmp_path / "f", "--where", "pii_email >= 0")
+    cli("pii", tmp_path / "f", "-o", tmp_path / "again", *count)  # pii's own column now
+    assert column(tmp_path / "again", "pii_email") == [0] * 6  # the addresses are redacted
+    proc = cli("pii", tmp_path / "off", "-o", tmp_path / "o2", "--count-columns", check=False)
+    assert proc.returncode == 2 and "'pii_email'" in proc.stderr  # still the user's column
+    assert "'pii_ip'" not in proc.stderr  # that one the earlier pii wrote
+
+
+def test_a_recipe_stops_at_plan_time_on_a_clashing_count_column(tmp_path: Path) -> None:
+    """In a recipe the clash is known from the schema before the first stage runs; a second
+    pii after one that wrote the columns is no clash."""
+    import yaml
+
+    recipe = tmp_path / "recipe.yaml"
+    stages = [
+        {"id": "shards", "op": "shard"},
+        {"id": "first", "op": "pii", "params": {"count_columns": True, "mode": "email=off"}},
+        {"id": "again", "op": "pii", "params": {"count_columns": True, "mode": "email=off"}},
+        {"id": "all", "op": "pii", "params": {"count_columns": True}},
+    ]
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "name": "t",
+                "input": {"path": str(_raw_with_pii_email(tmp_path))},
+                "vars": {"root": str(tmp_path / "work")},
+                "executor": {"kind": "local", "workers": 1},
+                "stages": stages,
+            }
+        )
+    )
+    proc = cli("run", recipe, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "stages[3]" in proc.stderr and "'pii_email'" in proc.stderr
+    assert "replace_columns" in proc.stderr and "'pii_ip'" not in proc.stderr
+    assert not (tmp_path / "work" / "shards").exists()

@@ -42,6 +42,7 @@ from dataprep.stage import (
     brief,
     recordable,
 )
+from dataprep.stages.added_columns import History, check_added, written_before
 from dataprep.stages.clean import require_text, source_values, text_and_source_columns
 
 KEY_ENV = "DATAPREP_PII_KEY"
@@ -94,6 +95,11 @@ class PiiConfig(StageConfig):
         "written to outputs",
     )
     count_columns: bool = Field(False, description="add pii_<kind> count columns")
+    replace_columns: bool = Field(
+        False,
+        description="with count_columns: overwrite input columns named pii_<kind> that no "
+        "earlier pii wrote (their values are lost); without it such a column stops the stage",
+    )
     _key: bytes | None = PrivateAttr(None)
 
     @field_validator("mode", mode="before")
@@ -177,6 +183,10 @@ class PiiStage(Stage[PiiConfig]):
     def column_params(self, config: PiiConfig) -> dict[str, list[str]]:
         return text_and_source_columns(config)
 
+    def check_plan(self, config: PiiConfig, schema: pa.Schema, history: History) -> None:
+        """Recipe validation: a clashing column stops the recipe before anything runs."""
+        check_clash(config, schema, history)
+
     def output_schema(self, config: PiiConfig, schema, inputs=()) -> pa.Schema | None:
         """With count columns: an earlier pass's pii_<kind> columns give way to this pass's
         (a second column of one name makes a dataset pyarrow cannot read)."""
@@ -191,6 +201,7 @@ class PiiStage(Stage[PiiConfig]):
     def run(self, ctx: StageContext[PiiConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         require_text(source.schema, config.text_column)
+        check_clash(config, source.schema, [(e.stage, e.config) for e in source.lineage])
         paths = ctx.input_shard_paths()
         parts = [s.partition for s in source.shards]  # each output shard keeps its tag
         tasks = [ctx.task("pii", i, [p], parts[i]) for i, p in enumerate(paths)]
@@ -207,6 +218,35 @@ class PiiStage(Stage[PiiConfig]):
 
 def count_column_names(config: PiiConfig) -> list[str]:
     return [f"pii_{kind}" for kind in config.active]
+
+
+def counted_before(history: History) -> set[str]:
+    """Count columns an earlier `pii --count-columns` wrote (its config, as lineage keeps it)."""
+
+    def written(config: dict[str, Any]) -> list[str]:
+        if not config.get("count_columns"):
+            return []
+        modes = dict(pair.split("=") for pair in parse_modes(config.get("mode", "")).split(","))
+        return [f"pii_{kind}" for kind, mode in modes.items() if mode != "off"]
+
+    return written_before(history, "pii", written)
+
+
+def check_clash(config: PiiConfig, schema: pa.Schema, history: History) -> None:
+    """A user's column named like a count column is data no one asked to delete: one sentence
+    naming it, unless `replace_columns` asks for it or an earlier pii wrote it."""
+    if config.count_columns and not config.replace_columns:
+        check_added(
+            count_column_names(config),
+            schema,
+            counted_before(history),
+            stage="pii",
+            named=("a count column", "count columns"),
+            leave_out=(
+                "turn its kind off (--mode KIND=off)",
+                "turn their kinds off (--mode KIND=off)",
+            ),
+        )
 
 
 def pii_task(task: Task[PiiConfig, int | None]) -> TaskResult[PiiStats]:

@@ -34,6 +34,7 @@ from dataprep.stage import (
     require_column,
     sum_counts,
 )
+from dataprep.stages.added_columns import History, check_added, written_before
 
 
 class ScoreConfig(StageConfig):
@@ -83,33 +84,22 @@ def signals_of(chosen: list[str] | None) -> set[str]:
     return names
 
 
-def scored_before(history: Iterable[tuple[str, dict[str, Any]]]) -> set[str]:
+def scored_before(history: History) -> set[str]:
     """Signal columns an earlier `score` wrote; `history`: (op, config) per earlier stage."""
-    names: set[str] = set()
-    for op, config in history:
-        if op == "score":
-            names |= signals_of(config.get("signals"))
-    return names
+    return written_before(history, "score", lambda config: signals_of(config.get("signals")))
 
 
-def check_clash(
-    config: ScoreConfig, schema: pa.Schema, history: Iterable[tuple[str, dict[str, Any]]]
-) -> None:
+def check_clash(config: ScoreConfig, schema: pa.Schema, history: History) -> None:
     """A user's column named like a signal is data no one asked to delete: one sentence
     naming it, unless `replace_columns` asks for it or an earlier score wrote it."""
-    if config.replace_columns:
-        return
-    ours = scored_before(history)
-    theirs = [n for n in config.signal_names() if n in schema.names and n not in ours]
-    if theirs:
-        listed = ", ".join(repr(n) for n in theirs)
-        one = len(theirs) == 1
-        raise DataprepError(
-            f"the input's column{'' if one else 's'} {listed} {'is' if one else 'are'} named "
-            f"like {'a signal' if one else 'signals'} score adds and no earlier score wrote "
-            f"{'it' if one else 'them'}: rename {'it' if one else 'them'}, leave "
-            f"{'it' if one else 'them'} out of --signals, or pass --replace-columns to "
-            "overwrite (the values are lost)"
+    if not config.replace_columns:
+        check_added(
+            config.signal_names(),
+            schema,
+            scored_before(history),
+            stage="score",
+            named=("a signal", "signals"),
+            leave_out=("leave it out of --signals", "leave them out of --signals"),
         )
 
 
