@@ -235,3 +235,18 @@ def test_a_cut_json_gz_array_keeps_the_elements_before_the_cut(tmp_path: Path, f
     (record,) = _quarantine(out)
     assert record["source"] == "rows.json.gz" and record["reason"] == "truncated"
     assert int(record["line"]) == whole + 1
+
+
+def test_a_json_array_element_with_invalid_utf8_is_quarantined_alone(tmp_path: Path) -> None:
+    """One element holding a byte that is not UTF-8 (a Latin-1 name in a scraped dump)
+    stopped the whole run ('is not UTF-8'), where the same row in JSON Lines quarantines its
+    line alone: the element is now quarantined with its number, the others are rows."""
+    rows = [json.dumps({"text": t}).encode() for t in TEXTS[:10]]
+    rows[4] = b'{"text": "Jos\xe9 (Latin-1)"}'
+    path = tmp_path / "rows.json"
+    path.write_bytes(b"[" + b",\n".join(rows) + b"]")
+    out = tmp_path / "out"
+    cli("shard", path, "-o", out, "-q")
+    assert column(out, "text") == [t for i, t in enumerate(TEXTS[:10]) if i != 4]
+    (record,) = _quarantine(out)
+    assert int(record["line"]) == 5 and "UTF-8" in record["reason"], record

@@ -38,15 +38,17 @@ def array_lines(
         lines.append(line)
         size += len(line) + 1
         if size >= block:
-            yield ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), first
+            yield ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"), first
             lines, size = [], 0
     if lines:
-        yield ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), first
+        yield ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"), first
 
 
 def _elements(src: SourceFile, on_cut: OnCut | None = None) -> Iterator[tuple[int, str]]:
     decoder = json.JSONDecoder()
-    text = codecs.getincrementaldecoder("utf-8-sig")()
+    # a byte that is not UTF-8 is kept as it was (surrogateescape): inside a string, its
+    # element's line is quarantined by the JSONL reader ("invalid UTF-8"), the others are rows
+    text = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
     cut = False
     with open_source(src) as raw:
 
@@ -58,17 +60,14 @@ def _elements(src: SourceFile, on_cut: OnCut | None = None) -> Iterator[tuple[in
                 if on_cut is None:
                     raise
                 cut, data = True, b""  # the bytes before the cut were all read
-            try:
-                return text.decode(data, final=not data and not cut)
-            except UnicodeDecodeError as exc:
-                raise DataprepError(f"input {src.path} is not UTF-8 ({exc.reason})") from None
+            return text.decode(data, final=not data and not cut)
 
         buf, pos, eof, number = "", 0, False, 0
 
         def stop() -> bool:
             """At a cut: the cut element goes to `on_cut`, and reading ends."""
             if cut and on_cut is not None:
-                on_cut(number + 1, buf[pos:].encode("utf-8", "surrogatepass"))
+                on_cut(number + 1, buf[pos:].encode("utf-8", "surrogateescape"))
             return cut
 
         def fill() -> bool:
