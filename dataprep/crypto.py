@@ -345,10 +345,16 @@ def open_parquet(
                 pre_buffer=remote,
                 page_checksum_verification=verify_pages,
             )
-    except DataprepError:
+    except DataprepError as exc:
         gone = missing_material(path, encryption) if encryption is not None else None
         if gone is not None:
             raise gone from None
+        relative = material_dir(encryption) if encryption is not None else None
+        if relative is not None and "failed decryption" in str(exc):  # the keys beside it?
+            raise DataprepError(
+                f"{exc}, or its wrapped keys ({relative}/_KEY_MATERIAL_FOR_{name}.json) were "
+                f"replaced: restore {relative}/ from a backup copy of the dataset"
+            ) from None
         raise
     if encryption is not None:
         probe_column_keys(file, name, encryption)

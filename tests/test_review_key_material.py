@@ -53,3 +53,20 @@ def test_key_material_outside_the_dataset_is_refused(enc: Path, tmp_path: Path, 
         assert "encryption.key_material.dir" in proc.stderr and "is not .keys/N" in proc.stderr
         assert "Traceback" not in proc.stderr
     assert not (tmp_path / "dec").exists()
+
+
+def test_swapped_key_material_is_named_in_the_error(enc: Path, tmp_path: Path) -> None:
+    """Two shards' key material files swapped (a bad restore): the shard bytes and the master
+    keys are fine, so the old sentence ('changed since it was written or the key is wrong')
+    sent users after the wrong cause; it now names the key material file too."""
+    copy = tmp_path / "copy"
+    shutil.copytree(enc, copy)
+    keys = copy / ".keys" / "0"
+    shutil.copy(
+        keys / "_KEY_MATERIAL_FOR_part-00001.parquet.json",
+        keys / "_KEY_MATERIAL_FOR_part-00000.parquet.json",
+    )
+    proc = cli("decrypt", copy, "-o", tmp_path / "dec", "-k", enc.parent / "k.keys", check=False)
+    assert proc.returncode == 2, proc.stderr[-300:]
+    assert "(.keys/0/_KEY_MATERIAL_FOR_part-00000.parquet.json) were replaced" in proc.stderr
+    assert not (tmp_path / "dec" / ".manifest.json").exists()
