@@ -250,3 +250,16 @@ def test_a_json_array_element_with_invalid_utf8_is_quarantined_alone(tmp_path: P
     assert column(out, "text") == [t for i, t in enumerate(TEXTS[:10]) if i != 4]
     (record,) = _quarantine(out)
     assert int(record["line"]) == 5 and "UTF-8" in record["reason"], record
+
+
+def test_a_field_declared_twice_with_two_types_is_a_sentence(tmp_path: Path) -> None:
+    """`--keep x:string,...,x:int64` (a long --keep edited by hand): the last type won unsaid,
+    and every row whose x was text was quarantined."""
+    path = tmp_path / "x.jsonl"
+    _padded_jsonl(path, ['{"text": "a", "x": "word"}'])
+    proc = cli("shard", path, "-o", tmp_path / "out", "--keep", "x:string,x:int64", check=False)
+    sentence = _one_sentence(proc)
+    assert "x" in sentence and "string" in sentence and "int64" in sentence, sentence
+    out = tmp_path / "same"
+    cli("shard", path, "-o", out, "-q", "--keep", "x:string,x:string")
+    assert column(out, "x")[-1] == "word"

@@ -109,12 +109,17 @@ def _declared(src: SourceFile, sample: pa.Schema, keep: list[str]) -> dict[str, 
             missing += [] if entry in sample.names else [entry]
             continue
         try:
-            declared[name] = _open(pa.type_for_alias(alias))
+            kind = _open(pa.type_for_alias(alias))
         except ValueError:
             raise DataprepError(
                 f"--keep {entry}: {alias!r} is not an Arrow type name; use e.g. string, int64, "
                 "double, bool or timestamp[s]"
             ) from None
+        if declared.setdefault(name, kind) != kind:  # the last one won, unsaid
+            raise DataprepError(
+                f"--keep declares {name} twice with two types ({declared[name]}, {kind}); "
+                "give it one"
+            )
         if src.format == "jsonl" and not json_reads(declared[name]):
             raise DataprepError(
                 f"--keep {entry}: Arrow's JSON reader reads no {declared[name]} from a JSON "
