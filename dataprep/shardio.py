@@ -68,11 +68,8 @@ class WriteOptions:
         encoded as its output would be. A field added after digests were first recorded is
         left out while it holds its default, so a new release does not turn every finished
         dataset stale or every interrupted run unresumable."""
-        write = {
-            k: v
-            for k, v in self.__dict__.items()
-            if not (k in _FIELDS_ADDED_LATER and v == _FIELDS_ADDED_LATER[k])
-        }
+        write = _without_defaults(self.__dict__, _FIELDS_ADDED_LATER)
+        config = _without_defaults(config, _CONFIG_FIELDS_ADDED_LATER)
         payload = json.dumps({"config": config, "write": write}, sort_keys=True, default=str)
         return xxhash.xxh3_128(payload.encode()).hexdigest()
 
@@ -80,6 +77,12 @@ class WriteOptions:
 # WriteOptions fields newer than the first recorded digests, with their defaults (see
 # `config_digest`); a field added from now on belongs here too
 _FIELDS_ADDED_LATER: dict[str, Any] = {"split_columns": ()}
+# the same for stage options, by name in any stage's config (score's and pii's replace_columns)
+_CONFIG_FIELDS_ADDED_LATER: dict[str, Any] = {"replace_columns": False}
+
+
+def _without_defaults(fields: dict[str, Any], added_later: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if not (k in added_later and v == added_later[k])}
 
 
 def _split_kwargs(schema: pa.Schema, split: tuple[str, ...], dictionary: bool) -> dict[str, Any]:
