@@ -263,3 +263,34 @@ def test_a_field_declared_twice_with_two_types_is_a_sentence(tmp_path: Path) -> 
     out = tmp_path / "same"
     cli("shard", path, "-o", out, "-q", "--keep", "x:string,x:string")
     assert column(out, "x")[-1] == "word"
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["12345678901234567890", "5"], "string"),  # past int64: Arrow's infer typed double
+        (["9007199254740993", "0.5"], "string"),  # 2**53 + 1 beside a double
+        (["9007199254740993", "5"], "int64"),
+        (["5", "0.5"], "double"),
+    ],
+)
+def test_the_keep_them_rerun_never_rounds_a_wide_integer(
+    tmp_path: Path, values: list[str], kind: str
+) -> None:
+    """A later field holding 12345678901234567890 beside 5: the summary's rerun said
+    `--keep n:double`, which wrote 1.2345678901234567e19, exit 0 and nothing quarantined.
+    An integer a double does not hold is typed as the schema sample types it: text."""
+    tail = [f'{{"text": "r{i}", "n": {v}}}' for i, v in enumerate(values)]
+    path = tmp_path / "n.jsonl"
+    _padded_jsonl(path, tail)
+    out = tmp_path / "out"
+    cli("shard", path, "-o", out, "-q")
+    keep = json.loads((out / ".report.json").read_text())["keep_them"]
+    assert keep == f"--keep n:{kind}"
+    cli("shard", path, "-o", out, "-q", *keep.split())
+    assert _quarantine(out) == []
+    got = dict(zip(column(out, "text"), column(out, "n"), strict=True))
+    for line in tail:  # oracle: json.loads' exact value, or its JSON text
+        row = json.loads(line)
+        value = got[row["text"]]
+        assert (value == line.split(": ")[-1][:-1]) if kind == "string" else (value == row["n"])

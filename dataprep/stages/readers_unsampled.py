@@ -52,7 +52,7 @@ def read_counting(
             table = read("infer")
         except UNREAD:
             table = None
-        if table is not None:
+        if table is not None and not _wide_ints(table, names, data):
             count_columns(table, names, into)
             return table.select(names)
     try:
@@ -61,6 +61,22 @@ def read_counting(
         return None
     count_lines(data, set(names), into)
     return table
+
+
+WIDE_INT = re.compile(rb"[:,\[]\s*-?[0-9]{16,}\s*[,}\]]")  # 2**53 has 16 digits
+
+
+def _wide_ints(table: pa.Table, names: list[str], data: bytes | memoryview) -> bool:
+    """Whether infer mode typed an unknown field double where the block may hold an integer a
+    double does not hold (12345678901234567890 beside 5: --keep n:double would round it):
+    Python counts such a block, and types such a value past a double (`count_keys`)."""
+    known = set(names)
+    floats = [
+        name
+        for name, kind in zip(table.column_names, table.schema.types, strict=True)
+        if name not in known and pa.types.is_floating(kind)
+    ]
+    return bool(floats) and WIDE_INT.search(bytes(data)) is not None
 
 
 def deeper_than(data: bytes | memoryview, limit: int) -> bool:
@@ -95,10 +111,14 @@ def count_keys(row: dict[str, Any], known: Container[str], into: Unsampled | Non
         return
     for name, value in row.items():
         if value is not None and name not in known:
-            _add(into, name, PYTHON_TYPES.get(type(value), NESTED), 1)
+            kind = PYTHON_TYPES.get(type(value), NESTED)
+            if kind == "int64" and not -(2**53) <= value <= 2**53:
+                kind = WIDE if -(2**63) <= value < 2**63 else "string"  # its JSON text
+            _add(into, name, kind, 1)
 
 
 PYTHON_TYPES = {str: "string", bool: "bool", int: "int64", float: "double"}
+WIDE = "int64 past a double"  # int64 holds it, a double does not
 
 
 def alias(kind: pa.DataType) -> str:
@@ -265,10 +285,12 @@ def report(counts: dict[str, int], sample: str, kept: list[str]) -> dict[str, ob
 
 
 def _one_type(kinds: set[str]) -> str:
-    """The type that holds every value seen: ints beside doubles are doubles, other mixes
-    text (a number kept as text is its JSON text)."""
+    """The type that holds every value seen: ints beside doubles are doubles (but for an int
+    a double does not hold), other mixes text (a number kept as text is its JSON text)."""
     if NESTED in kinds:
         return NESTED
+    if kinds in ({WIDE}, {WIDE, "int64"}):
+        return "int64"
     if kinds == {"int64", "double"}:
         return "double"
     return next(iter(kinds)) if len(kinds) == 1 else "string"
