@@ -21,6 +21,7 @@ from pydantic import ByteSize, Field, model_validator
 from dataprep.crypto import EncryptionSpec
 from dataprep.dataset import ReadOptions, ShardWriter, WriteOptions
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -164,8 +165,7 @@ def compress_task(task: Task[CompressConfig, CompressJob]) -> TaskResult[Compres
     before = column_sizes(source.metadata)
     schema = source.schema_arrow
     part = task.payload.partition
-    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
-    target = task.out / f"{prefix}part-{task.index:05d}.parquet"
+    target = task.out / shard_name(task.index, part)
     rows = 0
     with ShardWriter(target, schema, options, partition=part) as writer:
         if config.sort_by:

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from dataprep import arrow_np
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.quality import expr, presets, signals
 from dataprep.stage import (
@@ -37,7 +38,7 @@ from dataprep.stage import (
     brief,
     recordable,
 )
-from dataprep.stages.score import add_signals, check_reads, require_text, shard_name
+from dataprep.stages.score import add_signals, check_reads, require_text
 
 Threshold = bool | int | float
 

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from dataprep import arrow_np
 from dataprep.arrays import load_array
 from dataprep.dataset import ShardWriter
+from dataprep.layout import shard_name
 from dataprep.manifest import ShardEntry
 from dataprep.progress import tick
 from dataprep.stage import Task, TaskResult
@@ -52,8 +53,7 @@ def write_task(task: Task[DedupConfig, WriteJob]) -> TaskResult[WriteStats]:
     schema (`passthrough`)."""
     started = time.perf_counter()
     config, job = task.config, task.payload
-    prefix = "" if job.partition is None else f"p{job.partition:05d}-"  # as `partition` names
-    target = task.out / f"{prefix}part-{task.index:05d}.parquet"
+    target = task.out / shard_name(task.index, job.partition)
     source = StoragePath(task.inputs[0])
     if job.copy_of is not None and task.read_options.schema(source).equals(job.schema, True):
         return _copied(task, copy_shard(source, target, job.copy_of, job.partition), started)
