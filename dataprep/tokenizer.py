@@ -62,9 +62,10 @@ def load_tokenizer_file(path: str) -> tuple[bytes, TokenizerSpec]:
     sentence saying why it cannot be used."""
     source = as_path(path)
     if not source.is_file():
+        what = "is a folder" if source.is_dir() else "does not exist"  # a model folder?
         raise DataprepError(
-            f"tokenizer file {path} does not exist (give byte, bpe or the path of a Hugging "
-            "Face tokenizer.json)"
+            f"tokenizer file {path} {what} (give byte, bpe or the path of a Hugging Face "
+            "tokenizer.json)"
         )
     data = source.read_bytes()
     try:

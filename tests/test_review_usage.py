@@ -93,3 +93,24 @@ def test_repair_from_the_dataset_itself_is_one_sentence(shards: Path, tmp_path: 
     proc = cli("verify", copy, "--repair-from", f"{copy}/../ds/", check=False)
     assert proc.returncode == 2, proc.stderr[-300:]
     assert "is the dataset itself" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_tokenizer_folder_is_called_a_folder(shards: Path, tmp_path: Path) -> None:
+    """`--tokenizer ./model/` (a Hugging Face model folder, not its tokenizer.json) said the
+    path 'does not exist', which it plainly does."""
+    (tmp_path / "model").mkdir()
+    proc = cli(
+        "tokenize",
+        shards,
+        "-o",
+        tmp_path / "t",
+        "--seq-len",
+        "8",
+        "--tokenizer",
+        tmp_path / "model",
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-300:]
+    assert (
+        "is a folder (give byte, bpe or the path of a Hugging Face tokenizer.json)" in proc.stderr
+    )
