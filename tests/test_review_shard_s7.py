@@ -294,3 +294,18 @@ def test_the_keep_them_rerun_never_rounds_a_wide_integer(
         row = json.loads(line)
         value = got[row["text"]]
         assert (value == line.split(": ")[-1][:-1]) if kind == "string" else (value == row["n"])
+
+
+def test_a_json_array_element_over_64_mib_is_a_row(tmp_path: Path) -> None:
+    """An element longer than 64 MiB (a whole book, a code dump) stopped the run with 'not
+    valid JSON at element 2 (Unterminated string)': the reader gave up on it (and re-decoded it
+    once per MiB read, quadratic). JSON Lines takes such a line; the array now does too,
+    reading as much again at each retry."""
+    big = "".join(TEXTS) * ((66 << 20) // len("".join(TEXTS)) + 1)
+    path = tmp_path / "book.json"
+    path.write_text(json.dumps([{"text": "a"}, {"text": big}, {"text": "b"}]))
+    out = tmp_path / "out"
+    cli("shard", path, "-o", out, "-q")
+    texts = column(out, "text")
+    assert len(texts) == 3 and texts[0] == "a" and texts[2] == "b"
+    assert texts[1] == json.loads(path.read_text())[1]["text"]
