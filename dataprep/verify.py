@@ -13,10 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprep.errors import VerifyError, checksum_mismatch, shard_error
+from dataprep.errors import DataprepError, VerifyError, checksum_mismatch, shard_error
 from dataprep.layout import iter_shard_paths, read_manifest
 from dataprep.manifest import Manifest, ManifestError, ShardEntry, spell_column
-from dataprep.shardio import file_checksum
+from dataprep.shardio import ReadOptions, file_checksum
 from dataprep.storage import StoragePath, as_path, parquet_source
 
 
@@ -27,18 +27,21 @@ class VerifyResult:
     skipped: str | None = None  # what could not be checked, and why
 
 
-def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
+def verify_dataset(root: str | Path | StoragePath, key_file: str | None = None) -> VerifyResult:
     """Check the manifest, then every shard: size, xxh3-128, and its footer (rows, row groups,
     schema) against the manifest; raise `VerifyError` at the first bad one.
 
-    Encrypted footers need the key, so an encrypted dataset's shards are checked by size and
-    checksum only (which still catches any changed byte), and the result says what was skipped.
+    Encrypted footers need the key: without `key_file` an encrypted dataset's shards are
+    checked by size and checksum only (which still catches any changed byte), and the result
+    says what was skipped; with it each footer is decrypted and checked too, which also finds
+    a shard whose wrapped keys in `.keys/` were replaced (no checksum covers those).
     """
     try:
         manifest = read_manifest(root)
     except ManifestError as exc:
         raise VerifyError(str(exc)) from None
     rows = 0
+    reader = _key_reader(key_file, manifest.encryption)  # a wrong key file: exit 2, here
     for shard, path in iter_shard_paths(root, manifest):
         if not path.is_file():
             raise VerifyError(f"shard {shard.path} is missing")
@@ -56,6 +59,13 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
                 raise VerifyError(str(shard_error(shard.path, exc))) from None
             if problem:
                 raise VerifyError(f"shard {shard.path}: {problem}")
+        elif reader is not None:
+            try:
+                problem = footer_problem(reader.open(path), shard, manifest.schema)
+            except DataprepError as exc:
+                raise VerifyError(str(exc)) from None
+            if problem:
+                raise VerifyError(f"shard {shard.path}: {problem}")
         rows += shard.rows
     stray = unlisted_data_files(root, manifest)
     if stray:
@@ -71,12 +81,21 @@ def verify_dataset(root: str | Path | StoragePath) -> VerifyResult:
         if problem:
             raise VerifyError(problem)
     skipped = None
-    if manifest.encryption is not None and manifest.shards:
+    if manifest.encryption is not None and manifest.shards and reader is None:
         skipped = (
             f"rows, row groups and schema of {len(manifest.shards)} encrypted shards not "
             "checked (their footers need the key); sizes and checksums were"
         )
     return VerifyResult(shards=len(manifest.shards), rows=rows, skipped=skipped)
+
+
+def _key_reader(key_file: str | None, encryption: dict | None) -> ReadOptions | None:
+    if key_file is None or encryption is None:
+        return None
+    from dataprep.crypto import ring_for
+
+    ring_for(key_file, encryption)  # the footer key and the key checks, before any shard
+    return ReadOptions(key_file, encryption)
 
 
 def unlisted_data_files(root: str | Path | StoragePath, manifest: Manifest) -> list[str]:

@@ -70,3 +70,28 @@ def test_swapped_key_material_is_named_in_the_error(enc: Path, tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr[-300:]
     assert "(.keys/0/_KEY_MATERIAL_FOR_part-00000.parquet.json) were replaced" in proc.stderr
     assert not (tmp_path / "dec" / ".manifest.json").exists()
+
+
+def test_verify_with_the_key_checks_footers_and_finds_swapped_key_material(
+    enc: Path, tmp_path: Path
+) -> None:
+    """`verify` on encrypted data checked sizes and checksums only and said "ok" for a dataset
+    no key could read (two shards' wrapped keys swapped: no checksum covers `.keys/`).
+    `verify --key-file` decrypts and checks every footer; a wrong key file is exit 2."""
+    keys = enc.parent / "k.keys"
+    good = cli("verify", enc, "-k", keys, "--json")
+    assert json.loads(good.stdout)["skipped"] is None
+    copy = tmp_path / "copy"
+    shutil.copytree(enc, copy)
+    folder = copy / ".keys" / "0"
+    shutil.copy(
+        folder / "_KEY_MATERIAL_FOR_part-00001.parquet.json",
+        folder / "_KEY_MATERIAL_FOR_part-00000.parquet.json",
+    )
+    assert cli("verify", copy, check=False).returncode == 0  # without the key: cannot tell
+    proc = cli("verify", copy, "-k", keys, check=False)
+    assert proc.returncode == 1, proc.stderr[-300:]
+    assert "shard part-00000.parquet failed decryption" in proc.stderr
+    cli("keygen", "-o", tmp_path / "other.keys")
+    wrong = cli("verify", enc, "-k", tmp_path / "other.keys", check=False)
+    assert wrong.returncode == 2 and "footer key every reader needs" in wrong.stderr

@@ -148,6 +148,14 @@ def verify(
             "target), each checked against this dataset's manifest first.",
         ),
     ] = None,
+    key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--key-file",
+            "-k",
+            help="Encrypted data: also decrypt and check every footer (and its wrapped keys).",
+        ),
+    ] = None,
 ) -> None:
     """Check the manifest and every shard (checksum, rows, row groups, schema); exit 1 if bad."""
     from dataprep import dataset
@@ -158,7 +166,7 @@ def verify(
 
         print_repair(repair_dataset(path, repair_from), json)
         return
-    result = dataset.verify_dataset(path)
+    result = dataset.verify_dataset(path, key_file)
     if json:
         output.print_json(
             {"ok": True, "shards": result.shards, "rows": result.rows, "skipped": result.skipped}
