@@ -309,3 +309,16 @@ def test_a_json_array_element_over_64_mib_is_a_row(tmp_path: Path) -> None:
     texts = column(out, "text")
     assert len(texts) == 3 and texts[0] == "a" and texts[2] == "b"
     assert texts[1] == json.loads(path.read_text())[1]["text"]
+
+
+@pytest.mark.parametrize("empty", ["[]", "[ ]\n", "\ufeff[\n]\n"])
+def test_an_empty_json_array_sorting_first_is_no_rows(tmp_path: Path, empty: str) -> None:
+    """`json.dump([], f)` for an empty split, named first: the run stopped with "has no
+    column 'text' (columns: none); pass --text-column", as a blank JSONL file did before it
+    was passed over for the sample; it is read as no rows, as where it sorts later."""
+    (tmp_path / "a_empty.json").write_text(empty, encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps([{"text": t} for t in TEXTS[:5]]))
+    out = tmp_path / "out"
+    cli("shard", tmp_path / "a_empty.json", tmp_path / "b.json", "-o", out, "-q")
+    assert column(out, "text") == TEXTS[:5]
+    assert _quarantine(out) == []

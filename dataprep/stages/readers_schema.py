@@ -19,8 +19,9 @@ ARRAY_PROBE = 4096  # bytes of a `.json` input looked at for the `[` of one JSON
 
 def sample_source(sources: list[SourceFile]) -> SourceFile:
     """The input whose sample fixes the schema: the first that holds a row. An empty or blank
-    JSONL/CSV/text file (an empty split, a crashed writer's part) sorting first stopped the
-    run with "has no column 'text'", though it was read as no rows where it sorted later."""
+    JSONL/CSV/text file (an empty split, a crashed writer's part) or an empty `.json` array
+    sorting first stopped the run with "has no column 'text'", though it was read as no rows
+    where it sorted later."""
     for src in sources:
         if src.format == "parquet" or not _blank(src):
             return src
@@ -33,7 +34,12 @@ def _blank(src: SourceFile) -> bool:
             data = stream.read(BLANK_PROBE)
     except (OSError, DataprepError):
         return False  # the sample's own read says what is wrong
-    return len(data) < BLANK_PROBE and not data.strip()
+    if len(data) >= BLANK_PROBE:
+        return False
+    text = data.removeprefix(b"\xef\xbb\xbf").strip()  # an empty array: `json.dump([], f)`
+    return not text or (
+        json_named(src) and text[:1] + text[-1:] == b"[]" and not text[1:-1].strip()
+    )
 
 
 def sample_schema(src: SourceFile, config: Any) -> pa.Schema:
