@@ -23,7 +23,7 @@ import pyarrow as pa
 from dataprep import progress, records
 from dataprep.dataset import ReadOptions, ShardEntry, WriteOptions
 from dataprep.records import recordable
-from dataprep.storage import StoragePath
+from dataprep.storage import StoragePath, file_checksum
 
 __all__ = [
     "Quarantine",
@@ -196,4 +196,26 @@ def load_record(path: StoragePath, task: Task[Any, Any]) -> TaskResult[Any]:
         raise records.RecordError("its counts are not a dict of names")
     if schema is not None and not isinstance(schema, pa.Schema):
         raise records.RecordError("its schema is not an Arrow schema")
+    for shard in shards:
+        _check_shard(task.out / shard.path, shard)
     return TaskResult(shards, counts, schema, data.get("payload"))
+
+
+def _check_shard(path: StoragePath, entry: ShardEntry) -> None:
+    """A recorded shard must hold the bytes its record describes before a resume trusts it.
+
+    After a power loss (or a hand-copied work folder) a record can describe a shard cut short
+    or holding zeroed pages; trusting it would commit a shard that fails every later read. A
+    local shard is hashed again (on a resume only, and only its finished shards); an
+    object-store upload is all or nothing, so there its size is enough and costs no download.
+    """
+    try:
+        size = path.size()
+    except OSError:
+        raise records.RecordError(f"its shard {entry.path} is gone") from None
+    if size != entry.bytes:
+        raise records.RecordError(
+            f"its shard {entry.path} has {size} bytes, not the {entry.bytes} it recorded"
+        )
+    if not path.remote and file_checksum(path) != entry.xxh3_128:
+        raise records.RecordError(f"its shard {entry.path} does not hold the bytes it recorded")

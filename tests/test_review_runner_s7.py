@@ -1,0 +1,149 @@
+"""Runs that crash or overlap: a resumed run never trusts a shard whose bytes are not the ones
+its task record describes, and two runs started together on one output never both write it.
+
+Oracles: a lone, uninterrupted run of the same stage and config (shard bytes and manifest
+entries), `verify`, and the pid of the process that really held the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from flaky_stage import FlakyStage, attempts
+from helpers import column
+
+from dataprep import dataset, stages
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
+
+INLINE = make_executor("local", workers=1)
+TESTS = str(Path(__file__).parent)
+
+KILLED_RUN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from dataprep import stages
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
+stages.BUILTIN["flaky"] = "flaky_stage:FlakyStage"
+config = {"mode": "kill_once", "marker_dir": sys.argv[2], "tasks": 4, "fail_index": 3}
+run_stage("flaky", config, sys.argv[3], executor=make_executor("local", workers=1))
+"""
+
+
+@pytest.fixture
+def flaky(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setitem(stages.BUILTIN, "flaky", f"flaky_stage:{FlakyStage.__name__}")
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    return marker
+
+
+def _truncate(path: Path) -> None:
+    """What a power loss leaves of a shard whose record was on disk but whose pages were not."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _zero_middle(path: Path) -> None:
+    """The same size, but a block of zeros (XFS/ext4 can show unwritten extents as zeros)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle - 16 : middle + 16] = bytes(32)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _zero_middle], ids=["truncated", "zeroed"])
+def test_resume_redoes_a_finished_task_whose_shard_does_not_match_its_record(
+    flaky: Path, tmp_path: Path, damage, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, TESTS, str(flaky), str(out)])
+    assert proc.returncode == -signal.SIGKILL  # killed after tasks 0-2 committed their records
+    assert (out / ".dataprep" / "tasks" / "map-00001.json").is_file()
+    damage(out / "part-00001.parquet")
+
+    config = {"mode": "kill_once", "marker_dir": str(flaky), "tasks": 4, "fail_index": 3}
+    assert run_stage("flaky", config, out, executor=INLINE).status == "ran"
+    assert [attempts(flaky, i) for i in range(4)] == [1, 2, 1, 2]  # task 1 redone, 0 and 2 kept
+    assert "part-00001.parquet" in capfd.readouterr().err  # the rerun is said, naming the shard
+    assert dataset.verify_dataset(out).rows == 40
+    assert sorted(column(out, "value")) == list(range(40))
+
+    lone = tmp_path / "lone"
+    lone_marker = tmp_path / "lone-marker"
+    lone_marker.mkdir()
+    lone_config = {**config, "mode": "none", "marker_dir": str(lone_marker)}
+    run_stage("flaky", lone_config, lone, executor=INLINE)
+    shards = dataset.read_manifest(out).shards
+    assert [(s.path, s.rows, s.bytes, s.xxh3_128) for s in shards] == [
+        (s.path, s.rows, s.bytes, s.xxh3_128) for s in dataset.read_manifest(lone).shards
+    ]
+
+
+# -- two runs started together on one output ----------------------------------------------------
+RACE = """
+import json, sys, time
+from dataprep.errors import DataprepError
+from dataprep.executors import make_executor
+from dataprep.runner import run_stage
+out, src, at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+executor = make_executor("local", workers=1)
+while time.time() < at:
+    pass
+try:
+    run = run_stage("shard", {"shard_rows": 50}, out, inputs=[src], executor=executor)
+    print(json.dumps({"ran": run.status}))
+except DataprepError as exc:
+    print(json.dumps({"refused": str(exc)}))
+"""
+
+
+def _corpus(path: Path, rows: int = 3000) -> Path:
+    text = Path("/usr/share/common-licenses/GPL-3").read_text()
+    with path.open("w") as f:
+        for i in range(rows):
+            f.write(json.dumps({"id": i, "text": text[i % 500 : i % 500 + 2000]}) + "\n")
+    return path
+
+
+def test_two_python_api_runs_started_together_one_is_refused_naming_the_holder(
+    tmp_path: Path,
+) -> None:
+    src = _corpus(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    at = time.time() + 2.0  # both interpreters are up by then: the runs start together
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(out), str(src), str(at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(p, *p.communicate(timeout=120)) for p in procs]
+    for _, _, err in outcomes:
+        assert "Traceback" not in err, err
+    results = {p.pid: json.loads(stdout) for p, stdout, _ in outcomes}
+    ran = [pid for pid, r in results.items() if "ran" in r]
+    refused = [r["refused"] for r in results.values() if "refused" in r]
+    if len(ran) == 2:  # the box was so slow that they did not overlap: then one was cached
+        assert sorted(r["ran"] for r in results.values()) == ["cached", "ran"]
+    else:
+        assert len(ran) == 1 and len(refused) == 1, results
+        assert f"pid {ran[0]}" in refused[0] and "in use by another dataprep run" in refused[0]
+    lone = tmp_path / "lone"
+    run_stage("shard", {"shard_rows": 50}, lone, inputs=[str(src)], executor=INLINE)
+    got, want = dataset.read_manifest(out), dataset.read_manifest(lone)
+    assert [(s.path, s.xxh3_128) for s in got.shards] == [(s.path, s.xxh3_128) for s in want.shards]
+    assert dataset.verify_dataset(out).rows == 3000
+    names = sorted(os.listdir(out))
+    assert names == sorted([".manifest.json", ".report.json", *(s.path for s in got.shards)])
