@@ -52,7 +52,7 @@ def read_counting(
             table = read("infer")
         except UNREAD:
             table = None
-        if table is not None and not _wide_ints(table, names, data):
+        if table is not None and not _wide_ints(table, names):
             count_columns(table, names, into)
             return table.select(names)
     try:
@@ -63,20 +63,18 @@ def read_counting(
     return table
 
 
-WIDE_INT = re.compile(rb"[:,\[]\s*-?[0-9]{16,}\s*[,}\]]")  # 2**53 has 16 digits
-
-
-def _wide_ints(table: pa.Table, names: list[str], data: bytes | memoryview) -> bool:
-    """Whether infer mode typed an unknown field double where the block may hold an integer a
-    double does not hold (12345678901234567890 beside 5: --keep n:double would round it):
-    Python counts such a block, and types such a value past a double (`count_keys`)."""
+def _wide_ints(table: pa.Table, names: list[str]) -> bool:
+    """Whether infer mode typed an unknown field double and one of its values is 2**53 or past,
+    where it may have been an integer a double does not hold (12345678901234567890 beside 5:
+    --keep n:double would round it): Python counts such a block, and types such an integer
+    as the schema sample would (`count_keys`). A look at the column, not at the bytes."""
     known = set(names)
-    floats = [
-        name
-        for name, kind in zip(table.column_names, table.schema.types, strict=True)
-        if name not in known and pa.types.is_floating(kind)
-    ]
-    return bool(floats) and WIDE_INT.search(bytes(data)) is not None
+    for name, kind in zip(table.column_names, table.schema.types, strict=True):
+        if name not in known and pa.types.is_floating(kind):
+            values = np.abs(table.column(name).to_numpy())
+            if len(values) and np.nanmax(values, initial=0) >= 2**53:
+                return True
+    return False
 
 
 def deeper_than(data: bytes | memoryview, limit: int) -> bool:
