@@ -119,7 +119,7 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise DataprepError(self._held_message(_read_json(path))) from None
+                raise DataprepError(self._held_message(_current_holder(path))) from None
             # a releasing holder unlinks the file: lock the file that is there now, not that one
             try:
                 current = os.stat(path)
@@ -130,8 +130,9 @@ class OutputLock:
             if (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino):
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_holder_info()).encode(), 0)
+        info = json.dumps(_holder_info()).encode()
+        os.pwrite(fd, info, 0)  # then cut: a reader never sees an empty file between the two
+        os.ftruncate(fd, len(info))
         self._fd = fd
 
     # -- object stores: claims with a heartbeat -------------------------------------------------
@@ -267,6 +268,23 @@ def _holder_is_dead(holder: dict[str, Any]) -> bool:
     if "started" not in holder or not isinstance(holder.get("pid"), int):
         return False
     return _process_identity(holder["pid"]).get("started") != holder["started"]
+
+
+_HOLDER_WAIT_S = 2.0  # how long a refused run waits for a just-started holder to say who it is
+
+
+def _current_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the local lock. A holder that won the lock a moment ago has not written its
+    facts yet, and the file may still name a killed earlier holder (a kill leaves it behind):
+    read again, briefly, until it names a live process, so the refusal names the real one."""
+    deadline = time.monotonic() + _HOLDER_WAIT_S
+    while True:
+        holder = _read_json(path)
+        if holder is not None and "pid" in holder and not _holder_is_dead(holder):
+            return holder
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
 
 
 def _read_json(path: Path | StoragePath) -> dict[str, Any] | None:

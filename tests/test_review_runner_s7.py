@@ -147,3 +147,86 @@ def test_two_python_api_runs_started_together_one_is_refused_naming_the_holder(
     assert dataset.verify_dataset(out).rows == 3000
     names = sorted(os.listdir(out))
     assert names == sorted([".manifest.json", ".report.json", *(s.path for s in got.shards)])
+
+
+# -- a shard is on disk before anything that trusts it ---------------------------------------------
+def test_a_local_shard_is_fsynced_before_its_name_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power loss cannot be staged here, so the order of the system calls is the oracle: the
+    shard's bytes reach the disk (fsync of the file that becomes the shard) before the rename
+    that gives it its name, which the task record and the manifest then point at."""
+    import pyarrow as pa
+
+    from dataprep.dataset import ShardWriter
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", os.path.realpath(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "part-00000.parquet"
+    with ShardWriter(target, pa.schema([("x", pa.int64())])) as writer:
+        writer.write(pa.table({"x": list(range(1000))}))
+    renames = [e for e in events if e[0] == "replace"]
+    assert len(renames) == 1, events
+    tmp = renames[0][1]
+    assert ("fsync", tmp) in events[: events.index(renames[0])], events
+    assert target.stat().st_size == writer.entry.bytes
+
+
+SLOW_HOLDER = """
+import fcntl, json, os, sys, time
+from dataprep.lock import _holder_info
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+time.sleep(0.3)  # between winning the lock and writing who it is (a loaded box)
+os.pwrite(fd, json.dumps(_holder_info()).encode(), 0)
+os.ftruncate(fd, len(json.dumps(_holder_info()).encode()))
+time.sleep(30)
+"""
+
+
+def test_a_refusal_names_the_live_holder_not_a_killed_one_nor_nobody(tmp_path: Path) -> None:
+    """A killed run leaves its lock file naming it; the next run locks that same file and
+    writes its own facts a moment later. A run refused in between must name the live one."""
+    from dataprep.errors import DataprepError
+    from dataprep.lock import OutputLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from dataprep.lock import _holder_info as h; print(json.dumps(h()))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    dead_pid = json.loads(dead)["pid"]
+    (out / ".dataprep.lock").write_text(dead)  # what a kill -9 leaves behind
+    holder = subprocess.Popen(
+        [sys.executable, "-c", SLOW_HOLDER, str(out / ".dataprep.lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DataprepError) as refused:
+            OutputLock(out).acquire()
+        message = str(refused.value)
+        assert f"pid {holder.pid}" in message and f"pid {dead_pid}," not in message, message
+    finally:
+        holder.kill()
+        holder.wait()
