@@ -16,6 +16,7 @@ from pydantic import Field
 from dataprep.crypto import EncryptionSpec, load_key_file
 from dataprep.dataset import ReadOptions, ShardWriter, WriteOptions
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.stage import Stage, StageConfig, StageContext, StageResult, Task, TaskResult
 from dataprep.stages.compress import Codec, level_problem
@@ -139,8 +140,7 @@ def recode_task(task: Task[Any, RecodeJob]) -> TaskResult[None]:
     path = task.inputs[0]
     source = reader.open(path, task.payload.checksum)
     part = task.payload.partition
-    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
-    target = task.out / f"{prefix}part-{task.index:05d}.parquet"
+    target = task.out / shard_name(task.index, part)
     rows = 0
     with ShardWriter(target, source.schema_arrow, options, partition=part) as writer:
         for table in reader.row_groups(path):

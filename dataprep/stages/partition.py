@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from dataprep import dataset, hashing
 from dataprep.dataset import ReadOptions, ShardWriter
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -254,7 +255,7 @@ def partition_task(task: Task[PartitionConfig, RouteJob]) -> TaskResult[None]:
     shards = []
     for p in np.nonzero(np.diff(bounds))[0]:
         start, end = int(bounds[p]), int(bounds[p + 1])
-        name = f"p{int(p):05d}-part-{task.index:05d}.parquet"
+        name = shard_name(task.index, int(p))
         with ShardWriter(
             task.out / name, table.schema, task.write_options, partition=int(p)
         ) as writer:

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dataprep.dataset import ShardWriter
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -326,8 +327,7 @@ def _write(task: Task, table: pa.Table) -> Any:
     if table.num_rows == 0:
         return None
     part = task.payload.partition
-    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
-    path = task.out / f"{prefix}part-{task.index:05d}.parquet"
+    path = task.out / shard_name(task.index, part)
     with ShardWriter(path, table.schema, task.write_options, partition=part) as writer:
         writer.write(table)
     return writer.entry

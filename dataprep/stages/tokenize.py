@@ -39,6 +39,7 @@ from dataprep.dataset import (
     WriteOptions,
 )
 from dataprep.errors import DataprepError
+from dataprep.layout import shard_name
 from dataprep.progress import tick
 from dataprep.stage import (
     Stage,
@@ -279,8 +280,7 @@ def tokenize_task(task: Task[TokenizeConfig, TokenizeJob]) -> TaskResult[None]:
     table = task.read_options.read_table(task.inputs[0], checksum=task.payload.checksum)
     texts = table.column(config.text_column).combine_chunks()
     part = task.payload.partition
-    prefix = "" if part is None else f"p{part:05d}-"  # as `partition` names its files
-    out = task.out / f"{prefix}part-{task.index:05d}.parquet"
+    out = task.out / shard_name(task.index, part)
     if config.mode == "pack":
         width = config.seq_len + 1
         stream = encode_stream(spec, texts, task.out)
