@@ -266,7 +266,9 @@ class ShardWriter:
             return self._entry
         self._writer.close()
         self._sink.close()
-        checksum, size = _mapped_checksum(self._tmp)
+        # durable before its name (and the task record, then the manifest, that trust it)
+        # exist: after a power loss a committed dataset never lists a shard cut short
+        checksum, size = _mapped_checksum(self._tmp, sync=self.path.local() is not None)
         self.path.upload_from(self._tmp)
         self._entry = ShardEntry(
             path=self.path.name,
@@ -291,10 +293,13 @@ class ShardWriter:
             self._tmp.unlink(missing_ok=True)
 
 
-def _mapped_checksum(path: Path) -> tuple[str, int]:
+def _mapped_checksum(path: Path, sync: bool = False) -> tuple[str, int]:
     """A local file's `file_checksum` and size, hashed where the page cache holds it (an mmap):
-    reading it back copied every byte just written, ~4x the CPU of the hash."""
+    reading it back copied every byte just written, ~4x the CPU of the hash. `sync` also
+    fsyncs it (a shard in its final place; not a spool file an upload reads next)."""
     with open(path, "rb") as f:
+        if sync:
+            os.fsync(f.fileno())
         size = os.fstat(f.fileno()).st_size
         if not size:
             return file_checksum(f), 0
