@@ -230,3 +230,32 @@ def test_a_refusal_names_the_live_holder_not_a_killed_one_nor_nobody(tmp_path: P
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_two_cli_shard_runs_started_together_exit_2_naming_the_holder(tmp_path: Path) -> None:
+    src = _corpus(tmp_path / "in.jsonl", rows=30000)  # ~60 MB: a run outlasts a CLI start
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dataprep", "shard", str(src), "-o", str(out), "--workers", "1"]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errs = {p.pid: p.communicate(timeout=120)[1] for p in procs}
+    outcomes = {p.pid: (p.returncode, errs[p.pid]) for p in procs}
+    for _, err in outcomes.values():
+        assert "Traceback" not in err, err
+    codes = sorted(code for code, _ in outcomes.values())
+    if codes == [0, 2]:  # they overlapped: the second stopped with one sentence
+        holder = next(pid for pid, (code, _) in outcomes.items() if code == 0)
+        message = next(err for code, err in outcomes.values() if code == 2).strip()
+        assert message.startswith("error: output ") and f"pid {holder}," in message, message
+        assert "\n" not in message and "in use by another dataprep run" in message
+    else:
+        assert codes == [0, 0], outcomes  # one after the other: the second found it cached
+    lone = tmp_path / "lone"
+    run_stage("shard", {}, lone, inputs=[str(src)], executor=INLINE)
+    got, want = dataset.read_manifest(out), dataset.read_manifest(lone)
+    assert [(s.path, s.xxh3_128) for s in got.shards] == [(s.path, s.xxh3_128) for s in want.shards]
+    assert sorted(os.listdir(out)) == sorted(
+        [".manifest.json", ".report.json", *(s.path for s in got.shards)]
+    )
