@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from dataprep.stages.readers_common import _short
@@ -134,3 +135,45 @@ def has_struct(schema: pa.Schema | pa.DataType) -> bool:
     if pa.types.is_list(schema) or pa.types.is_large_list(schema):
         return has_struct(schema.value_type)
     return False
+
+
+def rounded(table: pa.Table, data: bytes | memoryview) -> list[tuple[int, str]]:
+    """The rows (of a block Arrow read one row a line) whose double column got an integer a
+    double does not hold (12345678901234567890 became 1.2345678901234567e19), each with why:
+    the line-by-line path quarantines such a value (`misfit`), and so does a CSV cell. A look
+    at each double column (a value 2**53 or past); Python reads only those rows' lines."""
+    import json
+
+    found: list[tuple[int, str]] = []
+    lines: list[bytes] | None = None
+    for name, kind in zip(table.column_names, table.schema.types, strict=True):
+        if not pa.types.is_floating(kind):
+            continue
+        for i in _big(table.column(name)):
+            lines = bytes(data).split(b"\n") if lines is None else lines
+            try:
+                value = json.loads(lines[i].removeprefix(b"\xef\xbb\xbf")).get(name)
+                exact = type(value) is not int or float(value) == value
+            except OverflowError:
+                exact = False
+            except (ValueError, RecursionError, AttributeError):
+                continue  # Arrow's row, not Python's: left as Arrow read it
+            if not exact:
+                found.append((i, f"field {name!r}: {value} has more digits than {kind} holds"))
+    return found
+
+
+def _big(column: pa.ChunkedArray) -> list[int]:
+    """Rows of a float column whose value is 2**53 or past (a null's slot may count: it is
+    then read and left). From the buffers: `to_numpy` of a chunked array imports pandas."""
+    rows: list[int] = []
+    start = 0
+    for chunk in column.chunks:
+        width = chunk.type.bit_width // 8
+        data = chunk.buffers()[1]
+        if data is not None and len(chunk):
+            kind = np.dtype(f"f{width}")
+            values = np.frombuffer(data, kind, len(chunk), chunk.offset * width)
+            rows += (np.flatnonzero(np.abs(values) >= 2**53) + start).tolist()
+        start += len(chunk)
+    return rows

@@ -24,7 +24,7 @@ from dataprep.stages.readers_common import (
     int64_range,
     int64s,
 )
-from dataprep.stages.readers_fit import has_struct, misfit
+from dataprep.stages.readers_fit import has_struct, misfit, rounded
 from dataprep.stages.readers_unsampled import (
     Unsampled,
     add,
@@ -145,6 +145,17 @@ def parse_jsonl_block(
     the schema lacks (`readers_unsampled`)."""
     table = _arrow_block(data, first_line, schema, newlines, unsampled)
     if table is not None:
+        if lost := rounded(table, data):  # 12345678901234567890 in a double column
+            for i, why in lost:
+                q.add(
+                    src.name,
+                    first_line + i,
+                    why,
+                    bytes(data).split(b"\n")[i].decode(errors="replace"),
+                )
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[[i for i, _ in lost]] = False
+            table = table.filter(pa.array(keep))
         return drop_invalid_utf8(table, src, q)
     data = bytes(data)  # a view of a reused buffer (`view_blocks`): this path keeps pieces
     budget = [RETRY_SHARE * len(data)]
