@@ -60,15 +60,22 @@ def _zero_middle(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.parametrize("where", ["fresh", "staged"])
 @pytest.mark.parametrize("damage", [_truncate, _zero_middle], ids=["truncated", "zeroed"])
 def test_resume_redoes_a_finished_task_whose_shard_does_not_match_its_record(
-    flaky: Path, tmp_path: Path, damage, capfd: pytest.CaptureFixture[str]
+    flaky: Path, tmp_path: Path, damage, where: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
+    staging = out
+    if where == "staged":  # OUT holds a finished dataset: the new run writes .dataprep/next/
+        other = tmp_path / "other-marker"
+        other.mkdir()
+        run_stage("flaky", {"marker_dir": str(other), "tasks": 3}, out, executor=INLINE)
+        staging = out / ".dataprep" / "next"
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, TESTS, str(flaky), str(out)])
     assert proc.returncode == -signal.SIGKILL  # killed after tasks 0-2 committed their records
-    assert (out / ".dataprep" / "tasks" / "map-00001.json").is_file()
-    damage(out / "part-00001.parquet")
+    assert (staging / ".dataprep" / "tasks" / "map-00001.json").is_file()
+    damage(staging / "part-00001.parquet")
 
     config = {"mode": "kill_once", "marker_dir": str(flaky), "tasks": 4, "fail_index": 3}
     assert run_stage("flaky", config, out, executor=INLINE).status == "ran"
