@@ -219,6 +219,12 @@ class StageContext(Generic[C]):
         assert self.input_root is not None  # require_input checked it
         return [str(self.input_root / s.path) for s in shards]
 
+    def shard_tasks(self, phase: str, payload: Callable[[ShardEntry], P]) -> list[Task[C, P]]:
+        """One task of `phase` per input shard, its payload built from the shard's manifest
+        entry: a 1:1 stage passes on what the output shard keeps (partition tag, checksum)."""
+        pairs = zip(self.require_input().shards, self.input_shard_paths(), strict=True)
+        return [self.task(phase, i, [p], payload(s)) for i, (s, p) in enumerate(pairs)]
+
     def map(
         self, fn: Callable[[Task[C, P]], TaskResult[R]], tasks: Sequence[Task[C, P]]
     ) -> list[TaskResult[R]]:

@@ -138,9 +138,7 @@ class CleanStage(Stage[CleanConfig]):
     def run(self, ctx: StageContext[CleanConfig]) -> StageResult:
         config, source = ctx.config, ctx.require_input()
         require_text(source.schema, config.text_column)
-        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
-        paths = ctx.input_shard_paths()
-        tasks = [ctx.task("clean", i, [p], parts[i]) for i, p in enumerate(paths)]
+        tasks = ctx.shard_tasks("clean", lambda s: s.partition)  # the output keeps the tag
         t0 = time.perf_counter()
         results = ctx.map(clean_task, tasks)
         wall = time.perf_counter() - t0

@@ -116,8 +116,7 @@ class CompressStage(Stage[CompressConfig]):
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
-        jobs = [CompressJob(options, s.xxh3_128, s.partition) for s in source.shards]
-        tasks = [ctx.task("compress", i, [p], jobs[i]) for i, p in enumerate(paths)]
+        tasks = ctx.shard_tasks("compress", lambda s: CompressJob(options, s.xxh3_128, s.partition))
         t0 = time.perf_counter()
         results = ctx.map(compress_task, tasks)
         wall = time.perf_counter() - t0

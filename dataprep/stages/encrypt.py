@@ -115,9 +115,7 @@ def _map(
     encryption: dict[str, Any] | None,
 ) -> StageResult:
     source = ctx.require_input()
-    paths = ctx.input_shard_paths()
-    jobs = [RecodeJob(reader, options, s.xxh3_128, s.partition) for s in source.shards]
-    tasks = [ctx.task(phase, i, [p], jobs[i]) for i, p in enumerate(paths)]
+    tasks = ctx.shard_tasks(phase, lambda s: RecodeJob(reader, options, s.xxh3_128, s.partition))
     results = ctx.map(recode_task, tasks)
     shards = [s for r in results for s in r.shards]
     report = {

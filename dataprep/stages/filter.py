@@ -221,8 +221,7 @@ class FilterStage(Stage[FilterConfig]):
         paths = ctx.input_shard_paths()
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
-        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
-        tasks = [ctx.task("filter", i, [p], parts[i]) for i, p in enumerate(paths)]
+        tasks = ctx.shard_tasks("filter", lambda s: s.partition)  # the output keeps the tag
         results = ctx.map(filter_task, tasks)
         shards = [s for r in results for s in r.shards]
         report = _report(config, names, checked, missing, results)

@@ -202,9 +202,7 @@ class PiiStage(Stage[PiiConfig]):
         config, source = ctx.config, ctx.require_input()
         require_text(source.schema, config.text_column)
         check_clash(config, source.schema, [(e.stage, e.config) for e in source.lineage])
-        paths = ctx.input_shard_paths()
-        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
-        tasks = [ctx.task("pii", i, [p], parts[i]) for i, p in enumerate(paths)]
+        tasks = ctx.shard_tasks("pii", lambda s: s.partition)  # the output keeps the tag
         t0 = time.perf_counter()
         results = ctx.map(pii_task, tasks)
         wall = time.perf_counter() - t0

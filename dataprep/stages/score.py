@@ -186,10 +186,8 @@ class ScoreStage(Stage[ScoreConfig]):
         if paths and source.encryption is not None:
             ctx.read_options.open(paths[0])  # a wrong key: one sentence here, before any task
         t0 = time.perf_counter()
-        parts = [s.partition for s in source.shards]  # each output shard keeps its tag
-        results = ctx.map(
-            score_task, [ctx.task("score", i, [p], parts[i]) for i, p in enumerate(paths)]
-        )
+        tasks = ctx.shard_tasks("score", lambda s: s.partition)  # the output keeps the tag
+        results = ctx.map(score_task, tasks)
         wall = time.perf_counter() - t0
         shards = [s for r in results for s in r.shards]
         report = dict(sum_counts(results))

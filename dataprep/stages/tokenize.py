@@ -261,11 +261,8 @@ class TokenizeJob:
 def _tokenize_shards(ctx: StageContext[TokenizeConfig], spec: TokenizerSpec) -> StageResult:
     """`map_shards`, with each task's own checksum in its payload."""
     manifest = ctx.require_input()
-    paths = ctx.input_shard_paths()
-    jobs = [TokenizeJob(spec, s.xxh3_128, s.partition) for s in manifest.shards]
-    results = ctx.map(
-        tokenize_task, [ctx.task("map", i, [p], jobs[i]) for i, p in enumerate(paths)]
-    )
+    tasks = ctx.shard_tasks("map", lambda s: TokenizeJob(spec, s.xxh3_128, s.partition))
+    results = ctx.map(tokenize_task, tasks)
     counts = sum_counts(results)
     shards = [s for r in results for s in r.shards]
     schema = next((r.schema for r in results if r.schema is not None), None)
