@@ -197,8 +197,9 @@ fd = os.open(sys.argv[1], os.O_RDWR)
 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 print("locked", flush=True)
 time.sleep(0.3)  # between winning the lock and writing who it is (a loaded box)
-os.pwrite(fd, json.dumps(_holder_info()).encode(), 0)
-os.ftruncate(fd, len(json.dumps(_holder_info()).encode()))
+info = json.dumps(_holder_info()).encode()
+os.pwrite(fd, info, 0)
+os.ftruncate(fd, len(info))
 time.sleep(30)
 """
 
