@@ -251,7 +251,7 @@ class StageContext(Generic[C]):
                     raise records.RecordError(f"its shard {missing[0]} is gone")
                 except records.RecordError as exc:
                     print(
-                        f"warning: task record {record} is unreadable ({exc}); the task reruns",
+                        f"warning: task record {record} cannot be trusted ({exc}); the task reruns",
                         file=sys.stderr,
                     )
             todo.append(i)

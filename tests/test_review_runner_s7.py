@@ -267,3 +267,40 @@ def test_two_cli_shard_runs_started_together_exit_2_naming_the_holder(tmp_path: 
     assert sorted(os.listdir(out)) == sorted(
         [".manifest.json", ".report.json", *(s.path for s in got.shards)]
     )
+
+
+def test_a_byte_copied_dedup_shard_is_fsynced_before_its_name_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dedup copies an untouched shard byte for byte (passthrough.copy_shard) instead of
+    rewriting it; that copy must reach the disk before its rename too, as ShardWriter's does."""
+    import pyarrow as pa
+
+    from dataprep.dataset import ShardWriter
+    from dataprep.stages.dedup.passthrough import copy_shard
+    from dataprep.storage import as_path
+
+    source = tmp_path / "in" / "part-00000.parquet"
+    source.parent.mkdir()
+    with ShardWriter(source, pa.schema([("x", pa.int64())])) as writer:
+        writer.write(pa.table({"x": list(range(1000))}))
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", os.path.realpath(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "out" / "part-00000.parquet"
+    target.parent.mkdir()
+    entry = copy_shard(as_path(source), as_path(target), writer.entry)
+    renames = [e for e in events if e[0] == "replace"]
+    assert len(renames) == 1, events
+    assert ("fsync", renames[0][1]) in events[: events.index(renames[0])], events
+    assert target.read_bytes() == source.read_bytes() and entry.bytes == source.stat().st_size

@@ -55,7 +55,8 @@ def copy_shard(
         else:
             with source.open_stream() as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, BLOCK)
-        if file_checksum(tmp) != entry.xxh3_128:
+        # durable before its name exists, as ShardWriter's shards are
+        if file_checksum(tmp, sync=local is not None) != entry.xxh3_128:
             raise checksum_mismatch(source.name)
         size = tmp.stat().st_size
         target.upload_from(tmp)
