@@ -342,12 +342,17 @@ def map_shards(
     payload: P = None,  # type: ignore[assignment]
     *,
     extra: Any = None,
+    payload_of: Callable[[ShardEntry], P] | None = None,
 ) -> StageResult:
     """The common 1:1 case: one task per input shard, each writing `part-NNNNN.parquet`;
-    every task gets the same `payload` (`extra` before issue 20)."""
+    every task gets the same `payload` (`extra` before issue 20), or `payload_of` its shard's
+    manifest entry (its checksum, its partition tag)."""
     manifest = ctx.require_input()
-    paths = ctx.input_shard_paths()
-    tasks = [ctx.task(phase, i, [p], payload, extra=extra) for i, p in enumerate(paths)]
+    if payload_of is None:
+        paths = ctx.input_shard_paths()
+        tasks = [ctx.task(phase, i, [p], payload, extra=extra) for i, p in enumerate(paths)]
+    else:
+        tasks = ctx.shard_tasks(phase, payload_of)
     results = ctx.map(fn, tasks)
     counts = sum_counts(results)
     shards = [s for r in results for s in r.shards]

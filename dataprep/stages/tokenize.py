@@ -48,8 +48,8 @@ from dataprep.stage import (
     StageResult,
     Task,
     TaskResult,
+    map_shards,
     require_column,
-    sum_counts,
 )
 from dataprep.tokenizer import (
     BUILTIN,
@@ -259,16 +259,10 @@ class TokenizeJob:
 
 
 def _tokenize_shards(ctx: StageContext[TokenizeConfig], spec: TokenizerSpec) -> StageResult:
-    """`map_shards`, with each task's own checksum in its payload."""
-    manifest = ctx.require_input()
-    tasks = ctx.shard_tasks("map", lambda s: TokenizeJob(spec, s.xxh3_128, s.partition))
-    results = ctx.map(tokenize_task, tasks)
-    counts = sum_counts(results)
-    shards = [s for r in results for s in r.shards]
-    schema = next((r.schema for r in results if r.schema is not None), None)
-    counts.setdefault("rows_in", manifest.rows)
-    counts.setdefault("rows_out", sum(s.rows for s in shards))
-    return StageResult(shards, schema or manifest.schema, dict(counts))
+    """`map_shards`, with each task's own checksum and partition tag in its payload."""
+    return map_shards(
+        ctx, tokenize_task, "map", payload_of=lambda s: TokenizeJob(spec, s.xxh3_128, s.partition)
+    )
 
 
 def tokenize_task(task: Task[TokenizeConfig, TokenizeJob]) -> TaskResult[None]:
