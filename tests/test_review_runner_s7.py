@@ -157,16 +157,8 @@ def test_two_python_api_runs_started_together_one_is_refused_naming_the_holder(
 
 
 # -- a shard is on disk before anything that trusts it ---------------------------------------------
-def test_a_local_shard_is_fsynced_before_its_name_is_published(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A power loss cannot be staged here, so the order of the system calls is the oracle: the
-    shard's bytes reach the disk (fsync of the file that becomes the shard) before the rename
-    that gives it its name, which the task record and the manifest then point at."""
-    import pyarrow as pa
-
-    from dataprep.dataset import ShardWriter
-
+def _record_fsyncs_and_renames(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Each fsync (of the file its descriptor names) and each rename (of its source), in order."""
     events: list[tuple[str, str]] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -180,6 +172,20 @@ def test_a_local_shard_is_fsynced_before_its_name_is_published(
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def test_a_local_shard_is_fsynced_before_its_name_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power loss cannot be staged here, so the order of the system calls is the oracle: the
+    shard's bytes reach the disk (fsync of the file that becomes the shard) before the rename
+    that gives it its name, which the task record and the manifest then point at."""
+    import pyarrow as pa
+
+    from dataprep.dataset import ShardWriter
+
+    events = _record_fsyncs_and_renames(monkeypatch)
     target = tmp_path / "part-00000.parquet"
     with ShardWriter(target, pa.schema([("x", pa.int64())])) as writer:
         writer.write(pa.table({"x": list(range(1000))}))
@@ -284,19 +290,7 @@ def test_a_byte_copied_dedup_shard_is_fsynced_before_its_name_is_published(
     source.parent.mkdir()
     with ShardWriter(source, pa.schema([("x", pa.int64())])) as writer:
         writer.write(pa.table({"x": list(range(1000))}))
-    events: list[tuple[str, str]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-
-    def replace(src: str, dst: str) -> None:
-        events.append(("replace", os.path.realpath(src)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
+    events = _record_fsyncs_and_renames(monkeypatch)
     target = tmp_path / "out" / "part-00000.parquet"
     target.parent.mkdir()
     entry = copy_shard(as_path(source), as_path(target), writer.entry)
