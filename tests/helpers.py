@@ -204,3 +204,20 @@ def string_array_with_padding(texts: list[str], padding: bytes):
     np.cumsum([len(r) for r in raw], out=offsets[1:])
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(raw) + padding)]
     return pa.Array.from_buffers(pa.string(), len(raw), buffers)
+
+
+def partition_pairs(part: Path, out: Path, partitions: int = 3) -> list[tuple[list, object]]:
+    """A 1:1 stage's output `out` over the partitioned dataset `part` keeps each shard's
+    partition tag and pNNNNN-part- name, shard for shard (asserted here); returns each pair's
+    input ids and output table, for the stage's own checks on the rows."""
+    from dataprep import dataset
+
+    before, after = dataset.read_manifest(part).shards, dataset.read_manifest(out).shards
+    assert {s.partition for s in before} == set(range(partitions))
+    assert [s.partition for s in after] == [s.partition for s in before]
+    pairs = []
+    for old, new in zip(before, after, strict=True):
+        assert new.path.startswith(f"p{old.partition:05d}-part-"), new.path
+        ids = pq.read_table(part / old.path).column("id").to_pylist()
+        pairs.append((ids, pq.read_table(out / new.path)))
+    return pairs

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import partition_pairs
 
 from dataprep import dataset
 from dataprep.dataset import WriteOptions
@@ -393,14 +394,9 @@ def test_a_partitioned_dataset_keeps_its_partitions(
         executor=make_executor("local", 1),
     )
     _dedup(part, tmp_path / "out")
-    before, after = dataset.read_manifest(part), dataset.read_manifest(tmp_path / "out")
-    assert {s.partition for s in before.shards} == {0, 1, 2}
-    assert [s.partition for s in after.shards] == [s.partition for s in before.shards]
-    assert opened and len(opened) < len(before.shards)  # some rewritten, some copied
+    pairs = partition_pairs(part, tmp_path / "out")
+    assert opened and len(opened) < len(pairs)  # some rewritten, some copied
     removed = {"r45", "r61"}
-    for old, new in zip(before.shards, after.shards, strict=True):
-        assert new.path.startswith(f"p{old.partition:05d}-part-")
-        want = pq.read_table(part / old.path).column("id").to_pylist()
-        got = pq.read_table(tmp_path / "out" / new.path).column("id").to_pylist()
-        assert got == [i for i in want if i not in removed]
+    for want, got in pairs:
+        assert got.column("id").to_pylist() == [i for i in want if i not in removed]
     assert dataset.verify_dataset(tmp_path / "out").rows == 118
