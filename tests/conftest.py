@@ -91,3 +91,16 @@ def s3_bucket(s3_server: str, request: pytest.FixtureRequest) -> str:
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-bkt"
     boto3.client("s3").create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+@pytest.fixture
+def flaky(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The test-only `flaky` stage registered, and the marker directory it counts attempts in."""
+    from flaky_stage import FlakyStage  # imports dataprep: after ROOT is on sys.path
+
+    from dataprep import stages
+
+    monkeypatch.setitem(stages.BUILTIN, "flaky", f"flaky_stage:{FlakyStage.__name__}")
+    marker = tmp_path / "marker"
+    marker.mkdir()
+    return marker

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flaky_stage import FlakyStage, attempts
+from flaky_stage import attempts
 from helpers import cli, column
 
-from dataprep import dataset, recipe, stages
+from dataprep import dataset, recipe
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
 from dataprep.runner import run_stage
@@ -153,12 +153,7 @@ def test_recipe_whose_first_stage_writes_its_input_fails_validate(ds: Path, tmp_
 
 
 # -- item 1: a finished dataset stays until its replacement commits -----------------------------
-@pytest.fixture
-def flaky(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setitem(stages.BUILTIN, "flaky", f"flaky_stage:{FlakyStage.__name__}")
-    marker = tmp_path / "marker"
-    marker.mkdir()
-    return marker
+# (the `flaky` fixture: conftest.py)
 
 
 def test_failed_force_rerun_keeps_the_old_dataset_then_resumes(flaky: Path, tmp_path: Path):

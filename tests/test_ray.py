@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flaky_stage import FlakyStage, attempts
+from flaky_stage import attempts
 from helpers import cli, column, manifest, restored_env
 
-from dataprep import dataset, stages
+from dataprep import dataset
 from dataprep.errors import DataprepError
 from dataprep.executors import make_executor
 from dataprep.progress import Reporter
@@ -248,15 +248,6 @@ def test_missing_ray_is_one_sentence(tmp_path: Path, corpus_dir: Path):
     assert proc.returncode == 2
     assert "pip install 'dataprep[ray]'" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-@pytest.fixture
-def flaky(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Register the test-only stage and give it a marker directory."""
-    monkeypatch.setitem(stages.BUILTIN, "flaky", f"flaky_stage:{FlakyStage.__name__}")
-    marker = tmp_path / "marker"
-    marker.mkdir()
-    return marker
 
 
 def _executor(kind: str, address: str, max_retries: int = 2):

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from flaky_stage import FlakyStage, attempts
+from flaky_stage import attempts
 from helpers import column
 
-from dataprep import dataset, stages
+from dataprep import dataset
 from dataprep.executors import make_executor
 from dataprep.runner import run_stage
 
@@ -36,14 +36,6 @@ stages.BUILTIN["flaky"] = "flaky_stage:FlakyStage"
 config = {"mode": "kill_once", "marker_dir": sys.argv[2], "tasks": 4, "fail_index": 3}
 run_stage("flaky", config, sys.argv[3], executor=make_executor("local", workers=1))
 """
-
-
-@pytest.fixture
-def flaky(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setitem(stages.BUILTIN, "flaky", f"flaky_stage:{FlakyStage.__name__}")
-    marker = tmp_path / "marker"
-    marker.mkdir()
-    return marker
 
 
 def _truncate(path: Path) -> None:
